@@ -1,0 +1,199 @@
+"""Values shared by every phase: placements, desired and live resources, plans.
+
+Everything here is a frozen dataclass or a plain function of values.  Nothing
+holds a libcloud object (DESIGN section 1).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloudtmpl.diagnostics import Loc
+
+TAG_STACK = "cloudtmpl:stack"
+TAG_RESOURCE = "cloudtmpl:resource"
+TAG_SPEC = "cloudtmpl:spec"
+
+STACK_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class _Unknown:
+    """A value that is known only after apply (an id or address not yet created)."""
+
+    _instance: _Unknown | None = None
+
+    def __new__(cls) -> _Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "(known after apply)"
+
+    def __reduce__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
+UNKNOWN_TEXT = "(known after apply)"
+
+
+def is_unknown(value: Any) -> bool:
+    """True if ``value`` is or contains an unknown-until-apply value."""
+    if value is UNKNOWN:
+        return True
+    if isinstance(value, Mapping):
+        return any(is_unknown(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(is_unknown(v) for v in value)
+    return False
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data; unknown values become the text ``(known after apply)``."""
+    if value is UNKNOWN:
+        return UNKNOWN_TEXT
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def spec_hash(properties: Mapping[str, Any]) -> str:
+    """Hash of resolved desired properties, stored in the ``cloudtmpl:spec`` tag."""
+    return hashlib.sha256(canonical_json(properties).encode()).hexdigest()[:16]
+
+
+def physical_name(stack: str, address: str) -> str:
+    """Deterministic cloud-side name of a resource: ``<stack>.<address>``.
+
+    Stack names cannot contain ``.`` (see STACK_NAME_RE), so the prefix
+    ``<stack>.`` identifies the stack's resources without ambiguity.
+    """
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", address)
+    return f"{stack}.{safe}"
+
+
+def address_from_name(stack: str, name: str) -> str | None:
+    prefix = f"{stack}."
+    return name[len(prefix):] if name.startswith(prefix) else None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a resource lives: a provider target and one of its regions."""
+
+    target: str
+    region: str
+    country: str | None = None
+    jurisdiction: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "region": self.region,
+            "country": self.country,
+            "jurisdiction": self.jurisdiction,
+        }
+
+
+@dataclass(frozen=True)
+class Target:
+    """A provider target from ``cloudtmpl.yaml`` (or a built-in sandbox target)."""
+
+    name: str
+    type: str  # "aws", "openstack", ...
+    region: str | None = None  # default region
+    options: Mapping[str, Any] = field(default_factory=dict)
+    sandbox: bool = False
+
+
+@dataclass(frozen=True)
+class DesiredResource:
+    """A resource as the template wants it, after parameters and conditions.
+
+    ``properties`` may still hold function nodes that depend on other
+    resources (``get_resource``/``get_attr``); they are evaluated with
+    :func:`cloudtmpl.functions.evaluate` once those resources are known.
+    """
+
+    address: str
+    type: str  # as written in the template, e.g. OS::Nova::Server
+    kind: str  # canonical, e.g. Cloud::Compute::Server
+    properties: Mapping[str, Any]
+    depends_on: frozenset[str]
+    placement: Placement
+    loc: Loc
+    deletion_policy: str = "Delete"
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    value: Any  # a value tree, possibly with function nodes
+    description: str = ""
+    loc: Loc = Loc("<template>")
+
+
+@dataclass(frozen=True)
+class LiveResource:
+    """A resource as discovered in a cloud, converted to plain values by an adapter."""
+
+    address: str
+    kind: str
+    physical_id: str
+    placement: Placement
+    name: str = ""
+    properties: Mapping[str, Any] = field(default_factory=dict)  # observed, canonical names
+    attributes: Mapping[str, Any] = field(default_factory=dict)  # what get_attr can read
+    spec_hash: str | None = None  # from the cloudtmpl:spec tag, if the cloud has tags
+    status: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "kind": self.kind,
+            "physical_id": self.physical_id,
+            "placement": self.placement.to_json(),
+            "name": self.name,
+            "properties": to_jsonable(self.properties),
+            "attributes": to_jsonable(self.attributes),
+            "spec_hash": self.spec_hash,
+            "status": self.status,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> LiveResource:
+        p = data["placement"]
+        return LiveResource(
+            address=data["address"],
+            kind=data["kind"],
+            physical_id=data["physical_id"],
+            placement=Placement(p["target"], p["region"], p.get("country"), p.get("jurisdiction")),
+            name=data.get("name", ""),
+            properties=data.get("properties", {}),
+            attributes=data.get("attributes", {}),
+            spec_hash=data.get("spec_hash"),
+            status=data.get("status", ""),
+        )
+
+
+class Action(str, enum.Enum):
+    """The one change vocabulary shared by diff, rendering and executor."""
+
+    NOOP = "no-op"
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"

@@ -1,0 +1,1 @@
+"""Provider adapters: one per cloud family, the only code that touches libcloud."""

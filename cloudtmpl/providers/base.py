@@ -1,0 +1,81 @@
+"""The adapter contract every cloud family implements.
+
+An adapter speaks libcloud inside and plain values (:class:`LiveResource`)
+outside.  All methods are safe to call from several threads at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from cloudtmpl.model import LiveResource, Target
+
+
+class CloudError(Exception):
+    """A cloud API call failed for good (after retries).
+
+    ``message`` is the cloud's own message; ``permanent`` says whether retrying
+    could help (quota exceeded, invalid image: no).
+    """
+
+    def __init__(self, message: str, *, permanent: bool = True, status: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.status = status
+
+
+class ResourceTimeout(CloudError):
+    """A resource stayed in a transitional state past its timeout."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message, permanent=True, status=status)
+
+
+class Adapter(Protocol):
+    target: Target
+
+    def discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
+        """Every live resource of ``stack`` of the given kinds in ``region``.
+
+        One listing per underlying API (following every pagination token), filtered
+        by the stack's tags or deterministic name prefix.  Read-only.
+        """
+        ...
+
+    def create(
+        self,
+        region: str,
+        kind: str,
+        *,
+        stack: str,
+        address: str,
+        name: str,
+        properties: Mapping[str, Any],
+        spec_hash: str,
+        timeout: float,
+    ) -> LiveResource:
+        """Create a resource with its ownership tags and wait until it is ready."""
+        ...
+
+    def update(
+        self,
+        live: LiveResource,
+        properties: Mapping[str, Any],
+        changed: frozenset[str],
+        *,
+        stack: str,
+        spec_hash: str,
+        timeout: float,
+    ) -> LiveResource:
+        """Change ``changed`` properties in place (all are update_allowed)."""
+        ...
+
+    def delete(self, live: LiveResource, *, timeout: float) -> None:
+        """Delete and wait until gone; deleting something already gone succeeds."""
+        ...
+
+    def request_count(self) -> int:
+        """Cloud API requests made so far through this adapter (every HTTP request)."""
+        ...
