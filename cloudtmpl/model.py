@@ -87,7 +87,7 @@ def physical_name(stack: str, address: str) -> str:
 
 def address_from_name(stack: str, name: str) -> str | None:
     prefix = f"{stack}."
-    return name[len(prefix):] if name.startswith(prefix) else None
+    return name[len(prefix) :] if name.startswith(prefix) else None
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class Output:
     name: str
     value: Any  # a value tree, possibly with function nodes
     description: str = ""
-    loc: Loc = Loc("<template>")
+    loc: Loc = field(default_factory=lambda: Loc("<template>"))
 
 
 @dataclass(frozen=True)
@@ -197,3 +197,27 @@ class Action(str, enum.Enum):
     UPDATE = "update"
     REPLACE = "replace"
     DELETE = "delete"
+
+
+SENSITIVE_TEXT = "(sensitive)"
+
+
+def seal(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` with every string that contains a secret replaced by a digest.
+
+    Used for everything that leaves the process (state, plan files, logs,
+    events): the digest still changes when the secret changes, so diffs and
+    spec hashes stay correct, but the secret itself never appears.
+    """
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        if any(s and s in value for s in secrets):
+            digest = hashlib.sha256(value.encode()).hexdigest()[:12]
+            return f"{SENSITIVE_TEXT} sha256:{digest}"
+        return value
+    if isinstance(value, Mapping):
+        return {k: seal(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [seal(v, secrets) for v in value]
+    return value

@@ -33,6 +33,10 @@ class ResourceType:
     description: str = ""
     ready_timeout: float = 600.0  # seconds to wait for a create to become ready
     delete_timeout: float = 600.0
+    # Creation layer: a kind may refer to kinds of lower layers only.  Deletes of
+    # resources the template no longer has run from the highest layer down, so the
+    # order is right even when the old template (and its edges) is gone.
+    layer: int = 0
 
     def forces_replacement(self, prop: str) -> bool:
         spec = self.properties.get(prop)
@@ -74,6 +78,7 @@ SERVER = ResourceType(
     ref="server id",
     tags=True,
     ready_timeout=600.0,
+    layer=1,
 )
 
 KEYPAIR = ResourceType(
@@ -133,6 +138,7 @@ VOLUME_ATTACHMENT = ResourceType(
     ref="volume id:server id",
     tags=True,  # recorded as tags on the volume
     ready_timeout=300.0,
+    layer=2,
 )
 
 FLOATING_IP = ResourceType(
@@ -147,6 +153,7 @@ FLOATING_IP = ResourceType(
     },
     ref="allocation id",
     tags=True,
+    layer=2,
 )
 
 TYPES: dict[str, ResourceType] = {
@@ -207,6 +214,10 @@ def canonical_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# EC2 gives every VPC security group this rule; adapters do not report it.
+DEFAULT_EGRESS = canonical_rule({"direction": "egress", "protocol": "-1"})
+
+
 def canonical_rules(rules: Any) -> list[dict[str, Any]]:
     if not isinstance(rules, list):
         return []
@@ -219,5 +230,7 @@ def canonical(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
     rtype = TYPES[kind]
     out = with_defaults(rtype, properties)
     if kind == SECURITY_GROUP.kind:
-        out["rules"] = canonical_rules(out.get("rules", []))
+        out["rules"] = [r for r in canonical_rules(out.get("rules", [])) if r != DEFAULT_EGRESS]
+    if kind == SERVER.kind and isinstance(out.get("security_groups"), list):
+        out["security_groups"] = sorted(out["security_groups"], key=str)
     return out

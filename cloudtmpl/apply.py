@@ -1,0 +1,370 @@
+"""The executor: walks a plan's steps in parallel, journaling every change.
+
+A replace is two steps (delete the old resource, then create the new one: names
+are deterministic, so the old one must go first).  A step starts when every
+step it depends on succeeded; a failure skips its dependents and nothing else.
+Every step is journaled before ('intent') and after ('done'/'failed') it runs,
+and the state cache is updated as each resource settles.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from cloudtmpl import functions, resources
+from cloudtmpl.config import Catalog
+from cloudtmpl.model import (
+    Action,
+    LiveResource,
+    Output,
+    is_unknown,
+    physical_name,
+    seal,
+    spec_hash,
+    to_jsonable,
+)
+from cloudtmpl.plan import Change, Plan, RefContext, secrets_of, translate
+from cloudtmpl.providers.base import Adapter, CloudError
+from cloudtmpl.resolve import ResolvedStack
+from cloudtmpl.state import ResourceRecord, StateStore
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of apply progress: start, progress, done, failed or skipped."""
+
+    event: str
+    address: str
+    action: str
+    message: str = ""
+    physical_id: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "address": self.address,
+            "action": self.action,
+            "message": self.message,
+            "physical_id": self.physical_id,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class StepResult:
+    address: str
+    action: str  # create, update, delete (a replace is a delete and a create)
+    status: str  # done, failed, skipped
+    message: str = ""
+    physical_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    steps: tuple[StepResult, ...]
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status == "done" for s in self.steps)
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.steps if s.status == status)
+
+
+@dataclass(frozen=True)
+class _Step:
+    id: str
+    op: str  # create, update, delete
+    change: Change
+
+
+def build_steps(plan: Plan) -> nx.DiGraph:
+    """The step graph: edge u -> v means step v waits for step u."""
+    g = nx.DiGraph()
+    by_address: dict[str, str] = {}  # address -> id of its create/update step
+    deletes: list[_Step] = []
+    for change in plan.changes:
+        if change.action is Action.NOOP:
+            continue
+        if change.action in (Action.DELETE, Action.REPLACE):
+            step = _Step(f"delete:{change.key}", "delete", change)
+            g.add_node(step.id, step=step)
+            deletes.append(step)
+        if change.action in (Action.CREATE, Action.UPDATE, Action.REPLACE):
+            op = "update" if change.action is Action.UPDATE else "create"
+            step = _Step(f"{op}:{change.address}", op, change)
+            g.add_node(step.id, step=step)
+            by_address[change.address] = step.id
+            if change.action is Action.REPLACE:
+                g.add_edge(f"delete:{change.key}", step.id)
+    for change in plan.changes:
+        own = by_address.get(change.address)
+        if own is None:
+            continue
+        for dep in change.depends_on:
+            if dep in by_address:
+                g.add_edge(by_address[dep], own)
+    # Old resources go from the highest creation layer down (attachments before
+    # servers before volumes), which holds even when the old template is gone.
+    for a in deletes:
+        for b in deletes:
+            la = resources.TYPES[a.change.prior.kind if a.change.prior else a.change.kind].layer
+            lb = resources.TYPES[b.change.prior.kind if b.change.prior else b.change.kind].layer
+            if la > lb:
+                g.add_edge(a.id, b.id)
+    return g
+
+
+def generated_public_key(keys_dir: Path, name: str) -> str:
+    """The public half of the stack's generated key ``name``, creating it if needed.
+
+    The private key is written once, with mode 0600, to ``keys_dir/<name>.pem``;
+    a rerun after a crash reuses it, so a key pair imported by the killed run
+    still matches.
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = keys_dir / f"{name}.pem"
+    if path.exists():
+        private = serialization.load_ssh_private_key(path.read_bytes(), password=None)
+    else:
+        private = ed25519.Ed25519PrivateKey.generate()
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return public.decode() + f" {name}"
+
+
+class Executor:
+    def __init__(
+        self,
+        plan: Plan,
+        stack: ResolvedStack,
+        adapters: Mapping[str, Adapter],
+        store: StateStore,
+        catalogs: Mapping[str, Catalog],
+        *,
+        keys_dir: Path,
+        emit: Callable[[Event], None],
+        parallelism: int = 10,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.plan = plan
+        self.stack = stack
+        self.adapters = adapters
+        self.store = store
+        self.catalogs = catalogs
+        self.keys_dir = keys_dir
+        self.emit = emit
+        self.parallelism = max(1, parallelism)
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        self.secrets = secrets_of(stack)
+        self._lock = threading.Lock()
+        # address -> the live resource as it stands now (no-ops from the plan,
+        # creates/updates as they finish); what get_resource/get_attr read.
+        self.current: dict[str, LiveResource] = {
+            c.address: c.prior
+            for c in plan.changes
+            if c.action in (Action.NOOP, Action.UPDATE) and c.prior is not None
+        }
+        self.ctx = RefContext(stack, self._known)
+
+    def _known(self, name: str) -> LiveResource | None:
+        with self._lock:
+            return self.current.get(name)
+
+    # -- one step ---------------------------------------------------------
+    def _desired(self, change: Change) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(real properties for the cloud, sealed spec for state and tags)."""
+        res = self.stack.resources[change.address]
+        props = functions.evaluate(dict(res.properties), self.ctx)
+        if is_unknown(props):
+            raise CloudError(
+                f"{change.address}: a value it needs is still unknown "
+                "(a resource it depends on was not created)"
+            )
+        props = resources.canonical(
+            res.kind,
+            translate(res.kind, props, self.catalogs[res.placement.target], res.placement.region),
+        )
+        return props, seal(props, self.secrets)
+
+    def _run(self, step: _Step, run_id: int) -> StepResult:
+        change = step.change
+        adapter = self.adapters[
+            change.placement.target
+            if step.op != "delete" or not change.prior
+            else change.prior.placement.target
+        ]
+        started = self.clock()
+        prior_id = change.prior.physical_id if change.prior else None
+        self.store.journal(
+            run_id,
+            self.plan.stack,
+            change.address,
+            step.op,
+            "intent",
+            physical_id=prior_id if step.op != "create" else None,
+        )
+        self.emit(Event("start", change.address, step.op, change.reason, prior_id))
+        rtype = resources.TYPES[change.kind]
+        if step.op == "delete":
+            assert change.prior is not None
+            prior_type = resources.TYPES[change.prior.kind]
+            adapter.delete(change.prior, timeout=prior_type.delete_timeout)
+            if change.action is Action.DELETE:
+                self.store.delete_resource(self.plan.stack, change.address)
+            live_id = change.prior.physical_id
+        else:
+            props, spec = self._desired(change)
+            digest = spec_hash(spec)
+            cloud_props = dict(props)
+            if change.kind == resources.KEYPAIR.kind and not props.get("public_key"):
+                cloud_props["public_key"] = generated_public_key(
+                    self.keys_dir, physical_name(self.plan.stack, change.address)
+                )
+            if step.op == "create":
+                live = adapter.create(
+                    change.placement.region,
+                    change.kind,
+                    stack=self.plan.stack,
+                    address=change.address,
+                    name=physical_name(self.plan.stack, change.address),
+                    properties=cloud_props,
+                    spec_hash=digest,
+                    timeout=rtype.ready_timeout,
+                )
+            else:
+                assert change.prior is not None
+                changed = frozenset(d.name for d in change.diff)
+                live = adapter.update(
+                    change.prior,
+                    cloud_props,
+                    changed,
+                    stack=self.plan.stack,
+                    spec_hash=digest,
+                    timeout=rtype.ready_timeout,
+                )
+            with self._lock:
+                self.current[change.address] = live
+            self.store.put_resource(self.plan.stack, self._record(live, spec, digest))
+            live_id = live.physical_id
+        self.store.journal(
+            run_id, self.plan.stack, change.address, step.op, "done", physical_id=live_id
+        )
+        self.emit(Event("done", change.address, step.op, "", live_id, self.clock() - started))
+        return StepResult(change.address, step.op, "done", "", live_id)
+
+    def _record(self, live: LiveResource, spec: Mapping[str, Any], digest: str) -> ResourceRecord:
+        return ResourceRecord(
+            address=live.address,
+            kind=live.kind,
+            target=live.placement.target,
+            region=live.placement.region,
+            physical_id=live.physical_id,
+            name=live.name,
+            spec=dict(spec),
+            spec_hash=digest,
+            attributes=seal(to_jsonable(dict(live.attributes)), self.secrets),
+        )
+
+    # -- the walk ---------------------------------------------------------
+    def run(self, run_id: int) -> ApplyResult:
+        g = build_steps(self.plan)
+        results: dict[str, StepResult] = {}
+        pending = {n: set(g.predecessors(n)) for n in g.nodes}
+        running: dict[Future[StepResult], str] = {}
+
+        def skip_dependents(node: str, why: str) -> None:
+            for d in nx.descendants(g, node):
+                if d not in results:
+                    step: _Step = g.nodes[d]["step"]
+                    results[d] = StepResult(step.change.address, step.op, "skipped", why)
+                    self.emit(Event("skipped", step.change.address, step.op, why))
+
+        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+            while True:
+                if not self.stop.is_set():
+                    ready = sorted(
+                        n
+                        for n, deps in pending.items()
+                        if not deps and n not in results and n not in running.values()
+                    )
+                    for node in ready[: self.parallelism - len(running)]:
+                        running[pool.submit(self._safe_run, g.nodes[node]["step"], run_id)] = node
+                if not running:
+                    break
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    node = running.pop(fut)
+                    result = fut.result()
+                    results[node] = result
+                    if result.status == "done":
+                        for succ in g.successors(node):
+                            pending[succ].discard(node)
+                    else:
+                        skip_dependents(node, f"{result.address} failed")
+            for node in g.nodes:
+                if node not in results:
+                    step = g.nodes[node]["step"]
+                    results[node] = StepResult(
+                        step.change.address, step.op, "skipped", "interrupted before it started"
+                    )
+                    self.emit(
+                        Event(
+                            "skipped", step.change.address, step.op, "interrupted before it started"
+                        )
+                    )
+        ordered = tuple(results[n] for n in nx.topological_sort(g))
+        return ApplyResult(ordered, self.outputs())
+
+    def _safe_run(self, step: _Step, run_id: int) -> StepResult:
+        try:
+            return self._run(step, run_id)
+        except CloudError as err:
+            message = str(seal(err.message, self.secrets))
+        except Exception as err:  # an adapter bug must not lose the journal
+            message = str(seal(f"{type(err).__name__}: {err}", self.secrets))
+        change = step.change
+        self.store.journal(
+            run_id, self.plan.stack, change.address, step.op, "failed", detail={"error": message}
+        )
+        self.emit(Event("failed", change.address, step.op, message))
+        return StepResult(change.address, step.op, "failed", message)
+
+    def outputs(self) -> dict[str, Any]:
+        return evaluate_outputs(self.stack.outputs, self.ctx, self.secrets)
+
+
+def evaluate_outputs(
+    outputs: Mapping[str, Output], ctx: RefContext, secrets: tuple[str, ...]
+) -> dict[str, Any]:
+    """Output values; an output whose inputs are unknown (a failed resource) is None."""
+    out: dict[str, Any] = {}
+    for name, output in outputs.items():
+        value = functions.evaluate(output.value, ctx)
+        out[name] = None if is_unknown(value) else seal(to_jsonable(value), secrets)
+    return out

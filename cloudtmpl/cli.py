@@ -1,0 +1,599 @@
+"""The command line: parse arguments, call the workflow, render, choose the exit code.
+
+Exit codes (one place): 0 success; 1 error (invalid template, policy or
+residency violation, failed apply); 2 with ``plan --detailed-exitcode`` when the
+plan has changes.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from cloudtmpl import render
+from cloudtmpl import workflow as wf
+from cloudtmpl.config import load_project
+from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
+from cloudtmpl.graph import build_graph, to_dot, to_mermaid
+from cloudtmpl.plan import Plan
+from cloudtmpl.providers.base import CloudError
+from cloudtmpl.resolve import ResolvedStack
+from cloudtmpl.sandbox import manager as sandbox
+from cloudtmpl.state import StackLocked
+
+
+class Exit(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    CHANGES = 2
+
+
+class Format(str, enum.Enum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+class GraphFormat(str, enum.Enum):
+    dot = "dot"
+    mermaid = "mermaid"
+
+
+app = typer.Typer(
+    name="cloudtmpl",
+    help="Declarative multi-cloud provisioning from Heat-style templates.\n\n"
+    "Exit codes: 0 success; 1 error (invalid template, policy violation, failed apply); "
+    "2 with `plan --detailed-exitcode` when there are changes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+sandbox_app = typer.Typer(
+    help="Local sandbox clouds on 127.0.0.1 (moto for AWS).", no_args_is_help=True
+)
+app.add_typer(sandbox_app, name="sandbox")
+
+EnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-e",
+        "--environment",
+        help="Environment file (parameters, parameter_defaults); repeatable, merged in order.",
+    ),
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-p",
+        "--parameter",
+        help="KEY=VALUE, or KEY=@FILE to read the value from a file (use that "
+        "for hidden parameters: argv is visible to other users); repeatable.",
+    ),
+]
+StackOpt = Annotated[
+    str | None, typer.Option("-s", "--stack", help="Stack name [default: the template's stem].")
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        help="Provider target (and region) for resources the template does not place: "
+        "T or T/REGION, e.g. sandbox-aws/eu-central-1.",
+    ),
+]
+StateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        envvar="CLOUDTMPL_STATE",
+        help="State store URL [default: sqlite:///<project>/.cloudtmpl/state.db].",
+    ),
+]
+ParOpt = Annotated[
+    int, typer.Option("--parallelism", min=1, max=64, help="Cloud operations run at once.")
+]
+
+
+def _fail(diags: tuple[Diagnostic, ...] | list[Diagnostic], fmt: Format = Format.text) -> NoReturn:
+    if fmt is Format.json:
+        print(json.dumps(render.diagnostics_json(diags), indent=2))
+    else:
+        render.diagnostics_text(diags, render.console(stderr=True))
+    raise typer.Exit(Exit.ERROR)
+
+
+def _guard(fn: Callable[[], Any], fmt: Format = Format.text) -> Any:
+    """Run a command body; user errors become diagnostics and exit code 1."""
+    try:
+        return fn()
+    except DiagnosticError as err:
+        _fail(err.diagnostics, fmt)
+    except StackLocked as err:
+        _fail(
+            [
+                Diagnostic(
+                    "stack-locked",
+                    str(err),
+                    hint="wait for that run to finish; if its process is gone on another "
+                    "machine, `cloudtmpl state unlock --force` (issue #6) releases it",
+                )
+            ],
+            fmt,
+        )
+    except CloudError as err:
+        _fail(
+            [
+                Diagnostic(
+                    "cloud-error",
+                    err.message,
+                    hint="the cloud refused the request; see its message",
+                )
+            ],
+            fmt,
+        )
+    except KeyboardInterrupt:
+        render.console(stderr=True).print("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _inputs(
+    template: str | None,
+    env: list[str] | None,
+    params: list[str] | None,
+    stack: str | None = None,
+    target: str | None = None,
+    state: str | None = None,
+) -> wf.Inputs:
+    return wf.Inputs(
+        template=template,
+        environments=tuple(env or ()),
+        params=wf.parse_params(params or []),
+        stack=stack,
+        target=target,
+        state=state,
+    )
+
+
+def _resolve(inputs: wf.Inputs, mode: str) -> tuple[ResolvedStack, dict[str, str], Any]:
+    project = load_project(Path.cwd())
+    sources = wf.read_sources(inputs)
+    stack = wf.resolve_stack(inputs, project, mode, sources)
+    build_graph(stack)  # a dependency cycle is a diagnostic before anything else happens
+    return stack, sources, project
+
+
+def _confirm(yes: bool, what: str) -> None:
+    if yes:
+        return
+    if not render.interactive(sys.stdin) or not render.interactive(sys.stdout):
+        raise error(
+            "confirmation-required",
+            f"refusing to {what} without --yes: no terminal to ask on",
+            hint=f"review the plan, then run again with --yes to {what}",
+        )
+    if not typer.confirm(f"Do you want to {what}?", default=False):
+        raise error("aborted", f"{what} cancelled", hint="nothing was changed")
+
+
+class _Interrupts:
+    """First Ctrl-C/SIGTERM: start no new steps; second: abort at once."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+
+    def __enter__(self) -> threading.Event:
+        self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in self._old:
+            signal.signal(s, self._handle)
+        return self.stop
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        render.console(stderr=True).print(
+            "stopping: no new steps start; running cloud calls finish (Ctrl-C again to abort)"
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+# -- validate -------------------------------------------------------------------
+@app.command()
+def validate(
+    template: Annotated[str, typer.Argument(help="Template file.")],
+    env: EnvOpt = None,
+    param: ParamOpt = None,
+    target: TargetOpt = None,
+    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+) -> None:
+    """Check a template without parameter values (values given are checked too)."""
+
+    def body() -> None:
+        stack, _, _ = _resolve(_inputs(template, env, param, target=target), "validate")
+        if fmt is Format.json:
+            print(json.dumps(render.diagnostics_json([]), indent=2))
+        else:
+            render.console().print(
+                f"{template}: valid ({len(stack.resources)} resources, "
+                f"{len(stack.outputs)} outputs)"
+            )
+
+    _guard(body, fmt)
+
+
+# -- plan -----------------------------------------------------------------------
+@app.command()
+def plan(
+    template: Annotated[str, typer.Argument(help="Template file.")],
+    stack: StackOpt = None,
+    env: EnvOpt = None,
+    param: ParamOpt = None,
+    target: TargetOpt = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Save the plan (JSON, mode 0600) for `cloudtmpl apply FILE`."),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="text, json or markdown.")] = Format.text,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode", help="Exit 0 with no changes, 2 with changes, 1 on error."
+        ),
+    ] = False,
+    state: StateOpt = None,
+    parallelism: ParOpt = 10,
+) -> None:
+    """Show what apply would change, comparing the template with the live clouds."""
+
+    def body() -> Plan:
+        inputs = _inputs(template, env, param, stack, target, state)
+        resolved, sources, project = _resolve(inputs, "plan")
+        targets = {r.placement.target for r in resolved.resources.values()}
+        session = wf.open_session(project, inputs, resolved.name, targets)
+        try:
+            result = wf.plan_stack(session, resolved, sources, inputs, parallelism)
+        finally:
+            session.close()
+        if out:
+            wf.write_plan_file(result, out, render.plan_json(result, with_sources=True))
+        if fmt is Format.json:
+            print(json.dumps(render.plan_json(result), indent=2, sort_keys=True))
+        elif fmt is Format.markdown:
+            sys.stdout.write(render.plan_markdown(result))
+        else:
+            render.plan_text(result, render.console())
+            if out:
+                render.console().print(
+                    f"Saved the plan to {out}; apply it with `cloudtmpl apply {out}`."
+                )
+        return result
+
+    result: Plan = _guard(body, fmt)
+    if detailed_exitcode and result.has_changes:
+        raise typer.Exit(Exit.CHANGES)
+
+
+# -- apply ----------------------------------------------------------------------
+@app.command()
+def apply(
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="TEMPLATE|PLANFILE", help="Template file, or a plan saved with --out."
+        ),
+    ],
+    stack: StackOpt = None,
+    env: EnvOpt = None,
+    param: ParamOpt = None,
+    target: TargetOpt = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Apply without asking (required without a terminal)."),
+    ] = False,
+    parallelism: ParOpt = 10,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help="text or json (one JSON event per line, then the result)."),
+    ] = Format.text,
+    state: StateOpt = None,
+) -> None:
+    """Make the clouds match the template (or apply exactly a saved plan)."""
+    json_mode = fmt is Format.json
+
+    def body() -> bool:
+        out = render.console()
+        if wf.is_plan_file(source):
+            saved = wf.load_plan_file(source)
+            inputs = wf.Inputs(
+                template=saved.template_file,
+                environments=saved.environment_files,
+                params={**saved.params, **wf.parse_params(param or [])},
+                stack=saved.stack,
+                target=saved.target,
+                state=state,
+            )
+            sources = dict(saved.sources)
+            project = load_project(Path.cwd())
+            resolved = wf.resolve_stack(inputs, project, "plan", sources)
+        else:
+            saved = None
+            inputs = _inputs(source, env, param, stack, target, state)
+            resolved, sources, project = _resolve(inputs, "plan")
+        targets = {r.placement.target for r in resolved.resources.values()}
+        session = wf.open_session(project, inputs, resolved.name, targets)
+        try:
+            with session.store.lock(resolved.name, wf.holder()):
+                fresh = wf.plan_stack(session, resolved, sources, inputs, parallelism)
+                if saved is not None:
+                    wf.check_plan_fresh(saved, resolved, session, fresh)
+                    todo = saved
+                else:
+                    todo = fresh
+                if not json_mode:
+                    render.plan_text(todo, out)
+                if todo.has_changes:
+                    if saved is None:
+                        _confirm(yes, "apply these changes")
+                    with _Interrupts() as stop:
+                        result = wf.execute(
+                            session,
+                            todo,
+                            resolved,
+                            "apply",
+                            emit=render.EventPrinter(out, json_lines=json_mode),
+                            parallelism=parallelism,
+                            stop=stop,
+                        )
+                else:
+                    result = wf.execute(
+                        session,
+                        todo,
+                        resolved,
+                        "apply",
+                        emit=lambda e: None,
+                        parallelism=parallelism,
+                    )
+                wf.prune_state(session, todo, resolved)
+        finally:
+            session.close()
+        if json_mode:
+            print(
+                json.dumps(
+                    {
+                        "event": "result",
+                        "ok": result.ok,
+                        "summary": {s: result.count(s) for s in ("done", "failed", "skipped")},
+                        "outputs": result.outputs,
+                    },
+                    sort_keys=True,
+                )
+            )
+        else:
+            if todo.has_changes:
+                out.print(render.apply_summary(result))
+            if result.outputs:
+                out.print("\nOutputs:")
+                render.outputs_text(result.outputs, out)
+        return result.ok
+
+    ok = _guard(body, fmt)
+    if not ok:
+        raise typer.Exit(Exit.ERROR)
+
+
+# -- destroy --------------------------------------------------------------------
+@app.command()
+def destroy(
+    template: Annotated[str | None, typer.Argument(help="Template file (or use -s).")] = None,
+    stack: StackOpt = None,
+    env: EnvOpt = None,
+    param: ParamOpt = None,
+    target: TargetOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Destroy without asking.")] = False,
+    parallelism: ParOpt = 10,
+    state: StateOpt = None,
+) -> None:
+    """Delete every resource the stack owns (found by its tags), and nothing else."""
+
+    def body() -> bool:
+        out = render.console()
+        inputs = _inputs(template, env, param, stack, target, state)
+        project = load_project(Path.cwd())
+        resolved = None
+        if template is not None:
+            resolved = wf.resolve_stack(inputs, project, "validate", wf.read_sources(inputs))
+        name = resolved.name if resolved else wf.stack_name(inputs)
+        targets = {r.placement.target for r in resolved.resources.values()} if resolved else set()
+        session = wf.open_session(project, inputs, name, targets)
+        try:
+            with session.store.lock(name, wf.holder()):
+                todo = wf.destroy_plan(session, resolved, parallelism)
+                render.plan_text(todo, out)
+                if not todo.has_changes:
+                    session.store.forget_stack(name)
+                    return True
+                _confirm(yes, f"destroy stack {name}")
+                with _Interrupts() as stop:
+                    result = wf.execute(
+                        session,
+                        todo,
+                        wf.empty_stack(name),
+                        "destroy",
+                        emit=render.EventPrinter(out, json_lines=False),
+                        parallelism=parallelism,
+                        stop=stop,
+                    )
+        finally:
+            session.close()
+        out.print(render.apply_summary(result).replace("Apply", "Destroy"))
+        return result.ok
+
+    if not _guard(body):
+        raise typer.Exit(Exit.ERROR)
+
+
+# -- outputs / show / graph -----------------------------------------------------------
+@app.command()
+def outputs(
+    stack: Annotated[str, typer.Option("-s", "--stack", help="Stack name.")],
+    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    state: StateOpt = None,
+) -> None:
+    """Print a stack's outputs as recorded by its last apply."""
+
+    def body() -> None:
+        project = load_project(Path.cwd())
+        with wf.open_store(project, wf.Inputs(stack=stack, state=state)) as store:
+            values = store.outputs(stack)
+            if not values and stack not in store.stacks():
+                raise error(
+                    "unknown-stack",
+                    f"no stack named {stack!r} in the state",
+                    hint="apply it first, or pass --state for another store",
+                )
+        if fmt is Format.json:
+            print(json.dumps(values, indent=2, sort_keys=True))
+        else:
+            render.outputs_text(values, render.console())
+
+    _guard(body, fmt)
+
+
+@app.command()
+def show(
+    planfile: Annotated[str | None, typer.Argument(help="A plan saved with --out.")] = None,
+    stack: Annotated[
+        str | None, typer.Option("-s", "--stack", help="Show a stack's state.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="text, json or markdown.")] = Format.text,
+    state: StateOpt = None,
+) -> None:
+    """Render a saved plan, or the recorded resources and outputs of a stack."""
+
+    def body() -> None:
+        if planfile:
+            saved = wf.load_plan_file(planfile)
+            if fmt is Format.json:
+                print(json.dumps(render.plan_json(saved), indent=2, sort_keys=True))
+            elif fmt is Format.markdown:
+                sys.stdout.write(render.plan_markdown(saved))
+            else:
+                render.plan_text(saved, render.console())
+            return
+        if not stack:
+            raise error(
+                "no-stack",
+                "show needs a PLANFILE or -s STACK",
+                hint="cloudtmpl show plan.json, or cloudtmpl show -s mystack",
+            )
+        project = load_project(Path.cwd())
+        with wf.open_store(project, wf.Inputs(stack=stack, state=state)) as store:
+            records = store.resources(stack)
+            values = store.outputs(stack)
+            serial = store.serial(stack)
+        if fmt is Format.json:
+            print(
+                json.dumps(
+                    {
+                        "stack": stack,
+                        "serial": serial,
+                        "resources": {
+                            a: {
+                                "kind": r.kind,
+                                "target": r.target,
+                                "region": r.region,
+                                "physical_id": r.physical_id,
+                                "spec": r.spec,
+                                "attributes": r.attributes,
+                            }
+                            for a, r in records.items()
+                        },
+                        "outputs": values,
+                    },
+                    indent=2,
+                    sort_keys=True,
+                )
+            )
+            return
+        out = render.console()
+        out.print(f"Stack {stack} (serial {serial}): {len(records)} resources")
+        for address, r in sorted(records.items()):
+            out.print(f"  {address:24} {r.kind:32} {r.target}/{r.region} {r.physical_id}")
+        if values:
+            out.print("Outputs:")
+            render.outputs_text(values, out)
+
+    _guard(body, fmt)
+
+
+@app.command()
+def graph(
+    template: Annotated[str, typer.Argument(help="Template file.")],
+    env: EnvOpt = None,
+    param: ParamOpt = None,
+    target: TargetOpt = None,
+    fmt: Annotated[GraphFormat, typer.Option("--format", help="dot or mermaid.")] = GraphFormat.dot,
+) -> None:
+    """Print the resource dependency graph (Graphviz dot or Mermaid)."""
+
+    def body() -> None:
+        stack, _, _ = _resolve(_inputs(template, env, param, target=target), "validate")
+        g = build_graph(stack)
+        print(to_dot(g) if fmt is GraphFormat.dot else to_mermaid(g))
+
+    _guard(body)
+
+
+# -- sandbox --------------------------------------------------------------------
+@sandbox_app.command("start")
+def sandbox_start(fmt: Annotated[Format, typer.Option("--format")] = Format.text) -> None:
+    """Start the local sandbox clouds in the background (reused if already running)."""
+    _guard(sandbox.start)
+    sandbox_status(fmt)
+
+
+@sandbox_app.command("stop")
+def sandbox_stop() -> None:
+    """Stop the local sandbox clouds (their resources are lost)."""
+    stopped = _guard(sandbox.stop)
+    render.console().print("sandbox stopped" if stopped else "sandbox was not running")
+
+
+@sandbox_app.command("status")
+def sandbox_status(
+    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+) -> None:
+    """Show the sandbox endpoints (JSON: for boto3, the openstack CLI and tests)."""
+    info = _guard(sandbox.status)
+    if fmt is Format.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return
+    out = render.console()
+    for name, cloud in info.items():
+        if cloud.get("running"):
+            out.print(
+                f"sandbox-{name}: running at {cloud.get('endpoint')} (pid {cloud.get('pid')},"
+                f" regions {', '.join(cloud.get('regions', []))})"
+            )
+        else:
+            out.print(f"sandbox-{name}: stopped")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,439 @@
+"""The planner: a pure diff of the desired stack against live state (+ last-applied).
+
+Inputs are values (the resolved stack, what discovery found, the last-applied
+specs from the state store, the provider catalogs); the output is a
+:class:`Plan` value that can be rendered, saved to a file and applied later by
+another process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from cloudtmpl import functions, resources
+from cloudtmpl.config import Catalog
+from cloudtmpl.discover import Discovery
+from cloudtmpl.model import (
+    UNKNOWN,
+    Action,
+    DesiredResource,
+    LiveResource,
+    Placement,
+    canonical_json,
+    is_unknown,
+    seal,
+    spec_hash,
+    to_jsonable,
+)
+from cloudtmpl.resolve import ResolvedStack
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PropertyChange:
+    name: str
+    old: Any
+    new: Any
+    forces_replacement: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "property": self.name,
+            "old": to_jsonable(self.old),
+            "new": to_jsonable(self.new),
+            "forces_replacement": self.forces_replacement,
+        }
+
+
+@dataclass(frozen=True)
+class Change:
+    address: str
+    kind: str
+    type: str
+    action: Action
+    placement: Placement
+    diff: tuple[PropertyChange, ...] = ()
+    reason: str = ""
+    prior: LiveResource | None = None  # the live resource an update/replace/delete acts on
+    depends_on: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Unique within a plan (duplicates share an address, not a physical id)."""
+        return f"{self.address}#{self.prior.physical_id}" if self.prior else self.address
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "type": self.type,
+            "kind": self.kind,
+            "action": self.action.value,
+            "placement": self.placement.to_json(),
+            "diff": [d.to_json() for d in self.diff],
+            "reason": self.reason,
+            "physical_id": self.prior.physical_id if self.prior else None,
+            "prior": self.prior.to_json() if self.prior else None,
+            "depends_on": list(self.depends_on),
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Change:
+        p = data["placement"]
+        return Change(
+            address=data["address"],
+            kind=data["kind"],
+            type=data["type"],
+            action=Action(data["action"]),
+            placement=Placement(p["target"], p["region"], p.get("country"), p.get("jurisdiction")),
+            diff=tuple(
+                PropertyChange(d["property"], d["old"], d["new"], d["forces_replacement"])
+                for d in data.get("diff", [])
+            ),
+            reason=data.get("reason", ""),
+            prior=LiveResource.from_json(data["prior"]) if data.get("prior") else None,
+            depends_on=tuple(data.get("depends_on", [])),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    changes: tuple[Change, ...]
+    template_hash: str
+    params_hash: str
+    state_serial: int
+    live_fingerprint: str
+    api_requests: int = 0
+    seconds: float = 0.0
+    # What the plan was built from, so `apply PLANFILE` does not read the work tree:
+    # file name -> text for the template and environment files, and the
+    # non-hidden parameter values given on the command line.
+    sources: Mapping[str, str] = field(default_factory=dict)
+    template_file: str = ""
+    environment_files: tuple[str, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)
+    hidden_params: tuple[str, ...] = ()
+    target: str | None = None
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {a.value: 0 for a in Action}
+        for c in self.changes:
+            counts[c.action.value] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action is not Action.NOOP for c in self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "stack": self.stack,
+            "changes": [c.to_json() for c in self.changes],
+            "summary": self.summary,
+            "stats": {"api_requests": self.api_requests, "seconds": round(self.seconds, 3)},
+            "template_hash": self.template_hash,
+            "params_hash": self.params_hash,
+            "state_serial": self.state_serial,
+            "live_fingerprint": self.live_fingerprint,
+            "template_file": self.template_file,
+            "environment_files": list(self.environment_files),
+            "sources": dict(self.sources),
+            "params": dict(self.params),
+            "hidden_params": list(self.hidden_params),
+            "target": self.target,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Plan:
+        stats = data.get("stats", {})
+        return Plan(
+            stack=data["stack"],
+            changes=tuple(Change.from_json(c) for c in data["changes"]),
+            template_hash=data["template_hash"],
+            params_hash=data["params_hash"],
+            state_serial=int(data["state_serial"]),
+            live_fingerprint=data["live_fingerprint"],
+            api_requests=int(stats.get("api_requests", 0)),
+            seconds=float(stats.get("seconds", 0.0)),
+            sources=dict(data.get("sources", {})),
+            template_file=data.get("template_file", ""),
+            environment_files=tuple(data.get("environment_files", [])),
+            params=dict(data.get("params", {})),
+            hidden_params=tuple(data.get("hidden_params", [])),
+            target=data.get("target"),
+        )
+
+
+def secrets_of(stack: ResolvedStack) -> tuple[str, ...]:
+    """The values of hidden parameters, as text, to seal wherever they appear."""
+    out = []
+    for name in sorted(stack.hidden):
+        value = stack.parameters.get(name)
+        if value is None or value == "":
+            continue
+        out.append(value if isinstance(value, str) else json.dumps(value))
+    return tuple(out)
+
+
+def live_fingerprint(discovery: Discovery) -> str:
+    """A digest of everything discovery saw, to detect a stale plan."""
+    items = sorted(
+        (r.address, r.physical_id, r.kind, r.spec_hash or "", canonical_json(r.properties))
+        for group in discovery.live.values()
+        for r in group
+    )
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:32]
+
+
+def translate(
+    kind: str, properties: Mapping[str, Any], catalog: Catalog, region: str
+) -> dict[str, Any]:
+    """Abstract sizes and images (``flavor: small``) to the provider's native values."""
+    out = dict(properties)
+    if kind == resources.SERVER.kind:
+        if isinstance(out.get("flavor"), str):
+            out["flavor"] = catalog.size(out["flavor"])
+        if isinstance(out.get("image"), str):
+            out["image"] = catalog.image(out["image"], region)
+    return out
+
+
+class RefContext:
+    """Answers ``get_resource``/``get_attr`` from live resources (or UNKNOWN)."""
+
+    def __init__(self, stack: ResolvedStack, known: Callable[[str], LiveResource | None]) -> None:
+        self._stack = stack
+        self._known = known
+
+    def param(self, name: str) -> Any:
+        return self._stack.parameters.get(name)
+
+    def condition(self, name: str) -> bool:
+        raise KeyError(name)  # conditions are evaluated before planning
+
+    def resource_ref(self, name: str) -> Any:
+        live = self._known(name)
+        return UNKNOWN if live is None else live.physical_id
+
+    def resource_attr(self, name: str, attr: str, path: tuple[Any, ...]) -> Any:
+        live = self._known(name)
+        if live is None or attr not in live.attributes:
+            return UNKNOWN
+        value: Any = live.attributes[attr]
+        for step in path:
+            try:
+                value = value[step]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return value
+
+
+def desired_spec(
+    res: DesiredResource, ctx: RefContext, catalog: Catalog, secrets: tuple[str, ...]
+) -> dict[str, Any]:
+    """The resource's properties, evaluated, translated, canonical and sealed."""
+    props = functions.evaluate(dict(res.properties), ctx)
+    props = translate(res.kind, props, catalog, res.placement.region)
+    return seal(resources.canonical(res.kind, props), secrets)
+
+
+def _diff(
+    res: DesiredResource,
+    desired: Mapping[str, Any],
+    live: LiveResource,
+    last_applied: Mapping[str, Any] | None,
+) -> tuple[PropertyChange, ...]:
+    rtype = resources.TYPES[res.kind]
+    changes = []
+    for name in sorted(set(desired) | set(last_applied or {})):
+        new = desired.get(name)
+        if new is None:
+            continue  # not set in the template: the cloud's choice stands
+        if name in live.properties:
+            old = live.properties[name]
+        elif last_applied is not None and name in last_applied:
+            old = last_applied[name]
+        else:
+            continue  # not observable and never recorded: cannot tell, assume unchanged
+        if is_unknown(new) or canonical_json(old) != canonical_json(new):
+            changes.append(PropertyChange(name, old, new, rtype.forces_replacement(name)))
+    return tuple(changes)
+
+
+def make_plan(
+    stack: ResolvedStack,
+    discovery: Discovery,
+    last_applied: Mapping[str, Mapping[str, Any]],
+    catalogs: Mapping[str, Catalog],
+    *,
+    state_serial: int,
+) -> Plan:
+    """Diff ``stack`` against what ``discovery`` found.
+
+    ``last_applied`` maps address -> the spec recorded at the last apply (used for
+    properties the cloud does not report).  Live resources of the stack that the
+    template no longer has are deleted.
+    """
+    secrets = secrets_of(stack)
+    graph = nx.DiGraph()
+    for address, res in stack.resources.items():
+        graph.add_node(address)
+        for dep in res.depends_on:
+            graph.add_edge(dep, address)
+    order = list(nx.topological_sort(graph))
+
+    planned: dict[str, Change] = {}
+
+    def known(name: str) -> LiveResource | None:
+        change = planned.get(name)
+        if change is None or change.action in (Action.CREATE, Action.REPLACE):
+            return None
+        return change.prior
+
+    ctx = RefContext(stack, known)
+    changes: list[Change] = []
+    for address in order:
+        res = stack.resources[address]
+        catalog = catalogs[res.placement.target]
+        desired = desired_spec(res, ctx, catalog, secrets)
+        found = list(discovery.live.get(address, ()))
+        found.sort(key=lambda r: (r.kind != res.kind, r.spec_hash != spec_hash(desired)))
+        live = found[0] if found else None
+        for extra in found[1:]:
+            changes.append(
+                Change(
+                    address,
+                    extra.kind,
+                    res.type,
+                    Action.DELETE,
+                    extra.placement,
+                    reason=f"duplicate of {live.physical_id if live else '?'}: "
+                    "a second live copy of this resource",
+                    prior=extra,
+                )
+            )
+        deps = tuple(sorted(res.depends_on))
+        if live is None:
+            reason = (
+                "deleted outside cloudtmpl" if address in last_applied else "not in the cloud yet"
+            )
+            change = Change(
+                address,
+                res.kind,
+                res.type,
+                Action.CREATE,
+                res.placement,
+                diff=tuple(
+                    PropertyChange(k, None, v) for k, v in sorted(desired.items()) if v is not None
+                ),
+                reason=reason,
+                depends_on=deps,
+            )
+        elif live.kind != res.kind or (live.placement.target, live.placement.region) != (
+            res.placement.target,
+            res.placement.region,
+        ):
+            what = (
+                "type changed"
+                if live.kind != res.kind
+                else f"moves from {live.placement.target}/{live.placement.region}"
+            )
+            change = Change(
+                address,
+                res.kind,
+                res.type,
+                Action.REPLACE,
+                res.placement,
+                reason=what,
+                prior=live,
+                depends_on=deps,
+            )
+        else:
+            diff = _diff(res, desired, live, last_applied.get(address))
+            want_hash = None if is_unknown(desired) else spec_hash(desired)
+            if not diff and (live.spec_hash in (None, want_hash)):
+                change = Change(
+                    address,
+                    res.kind,
+                    res.type,
+                    Action.NOOP,
+                    res.placement,
+                    prior=live,
+                    depends_on=deps,
+                )
+            elif not diff:
+                change = Change(
+                    address,
+                    res.kind,
+                    res.type,
+                    Action.UPDATE,
+                    res.placement,
+                    reason="spec tag differs and the last-applied properties are "
+                    "unknown (state missing); the tag is refreshed",
+                    prior=live,
+                    depends_on=deps,
+                )
+            elif any(d.forces_replacement for d in diff):
+                forced = ", ".join(d.name for d in diff if d.forces_replacement)
+                change = Change(
+                    address,
+                    res.kind,
+                    res.type,
+                    Action.REPLACE,
+                    res.placement,
+                    diff=diff,
+                    reason=f"{forced} cannot change in place",
+                    prior=live,
+                    depends_on=deps,
+                )
+            else:
+                change = Change(
+                    address,
+                    res.kind,
+                    res.type,
+                    Action.UPDATE,
+                    res.placement,
+                    diff=diff,
+                    reason="updated in place",
+                    prior=live,
+                    depends_on=deps,
+                )
+        planned[address] = change
+        changes.append(change)
+
+    for address, group in sorted(discovery.live.items()):
+        if address in stack.resources:
+            continue
+        for live in group:
+            changes.append(
+                Change(
+                    address,
+                    live.kind,
+                    live.kind,
+                    Action.DELETE,
+                    live.placement,
+                    reason="no longer in the template",
+                    prior=live,
+                )
+            )
+    order_index = {a: i for i, a in enumerate(stack.resources)}
+    changes.sort(key=lambda c: (order_index.get(c.address, len(order_index)), c.address))
+    return Plan(
+        stack=stack.name,
+        changes=tuple(changes),
+        template_hash=stack.template_hash,
+        params_hash=stack.params_hash,
+        state_serial=state_serial,
+        live_fingerprint=live_fingerprint(discovery),
+        api_requests=discovery.api_requests,
+        seconds=discovery.seconds,
+    )

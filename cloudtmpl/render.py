@@ -1,0 +1,212 @@
+"""Views: plans, diagnostics, apply events and outputs as text, JSON or Markdown.
+
+Nothing here decides anything; it only turns values into text.  Colour and
+live progress only on a terminal, never with ``CI=true`` or ``NO_COLOR``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from typing import IO, Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from cloudtmpl.diagnostics import Diagnostic
+from cloudtmpl.model import Action, to_jsonable
+from cloudtmpl.plan import Change, Plan
+
+SYMBOL = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.REPLACE: "-/+",
+    Action.DELETE: "-",
+    Action.NOOP: " ",
+}
+STYLE = {
+    Action.CREATE: "green",
+    Action.UPDATE: "yellow",
+    Action.REPLACE: "magenta",
+    Action.DELETE: "red",
+    Action.NOOP: "dim",
+}
+
+
+def interactive(stream: IO[str] | None = None) -> bool:
+    """A person at a terminal (not CI): may prompt, show colour and spinners."""
+    stream = stream or sys.stdout
+    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    return not ci and bool(getattr(stream, "isatty", lambda: False)())
+
+
+def console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    tty = interactive(stream)
+    no_color = not tty or "NO_COLOR" in os.environ
+    return Console(
+        file=stream,
+        no_color=no_color,
+        highlight=False,
+        soft_wrap=True,
+        force_terminal=tty if tty else False,
+        emoji=False,
+    )
+
+
+def value_text(value: Any) -> str:
+    value = to_jsonable(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    return json.dumps(value, sort_keys=True)
+
+
+# -- diagnostics -------------------------------------------------------------
+def diagnostics_text(diags: Iterable[Diagnostic], out: Console) -> None:
+    for d in diags:
+        colour = "red" if d.severity == "error" else "yellow"
+        out.print(
+            f"[bold]{escape(str(d.loc))}[/bold]: [{colour}]{d.severity}[/{colour}]"
+            f"[{escape(d.code)}]: {escape(d.message)}"
+        )
+        if d.hint:
+            out.print(f"  [dim]hint:[/dim] {escape(d.hint)}")
+
+
+def diagnostics_json(diags: Iterable[Diagnostic]) -> dict[str, Any]:
+    items = [d.to_json() for d in diags]
+    return {"valid": not any(d["severity"] == "error" for d in items), "diagnostics": items}
+
+
+# -- plans -------------------------------------------------------------------
+def summary_line(plan: Plan) -> str:
+    s = plan.summary
+    return (
+        f"{s['create']} to create, {s['update']} to update, {s['replace']} to replace, "
+        f"{s['delete']} to delete, {s['no-op']} unchanged"
+    )
+
+
+def _where(change: Change) -> str:
+    p = change.placement
+    return f"{p.target}/{p.region}"
+
+
+def plan_text(plan: Plan, out: Console, *, show_noop: bool = False) -> None:
+    out.print(f"Stack [bold]{escape(plan.stack)}[/bold]: {summary_line(plan)}")
+    for change in plan.changes:
+        if change.action is Action.NOOP and not show_noop:
+            continue
+        style = STYLE[change.action]
+        pid = f" {change.prior.physical_id}" if change.prior else ""
+        out.print(
+            f"[{style}]{SYMBOL[change.action]:>3} {escape(change.address)}[/{style}] "
+            f"({change.type}) {escape(_where(change))}{escape(pid)}"
+            + (f" [dim]- {escape(change.reason)}[/dim]" if change.reason else "")
+        )
+        for d in change.diff:
+            if change.action is Action.CREATE:
+                out.print(f"      {escape(d.name)}: {escape(value_text(d.new))}")
+            else:
+                forced = (
+                    " [red]# forces replacement[/red]"
+                    if (d.forces_replacement and change.action is Action.REPLACE)
+                    else ""
+                )
+                out.print(
+                    f"      {escape(d.name)}: {escape(value_text(d.old))} -> "
+                    f"{escape(value_text(d.new))}{forced}"
+                )
+    if not plan.has_changes:
+        out.print("No changes. The live resources match the template.")
+
+
+def plan_json(plan: Plan, *, with_sources: bool = False) -> dict[str, Any]:
+    data = plan.to_json()
+    if not with_sources:
+        data.pop("sources", None)
+    return data
+
+
+def plan_markdown(plan: Plan) -> str:
+    s = plan.summary
+    lines = [
+        f"### cloudtmpl plan: `{plan.stack}`",
+        "",
+        "| create | update | replace | delete | unchanged |",
+        "|---:|---:|---:|---:|---:|",
+        f"| {s['create']} | {s['update']} | {s['replace']} | {s['delete']} | {s['no-op']} |",
+        "",
+    ]
+    changed = [c for c in plan.changes if c.action is not Action.NOOP]
+    if not changed:
+        lines.append("No changes.")
+    for c in changed:
+        lines.append(
+            f"<details><summary><code>{SYMBOL[c.action]} {c.address}</code> "
+            f"{c.action.value} ({c.type}, {_where(c)})</summary>"
+        )
+        lines.append("")
+        if c.reason:
+            lines.append(f"_{c.reason}_")
+            lines.append("")
+        if c.diff:
+            lines.append("| property | before | after |")
+            lines.append("|---|---|---|")
+            for d in c.diff:
+                old = "" if c.action is Action.CREATE else f"`{value_text(d.old)}`"
+                flag = (
+                    " (forces replacement)"
+                    if d.forces_replacement and c.action is Action.REPLACE
+                    else ""
+                )
+                lines.append(f"| `{d.name}` | {old} | `{value_text(d.new)}`{flag} |")
+            lines.append("")
+        lines.append("</details>")
+    lines.append("")
+    lines.append(f"<sub>{plan.api_requests} cloud API requests, {plan.seconds:.1f}s</sub>")
+    return "\n".join(lines) + "\n"
+
+
+# -- outputs -----------------------------------------------------------------
+def outputs_text(outputs: Mapping[str, Any], out: Console) -> None:
+    if not outputs:
+        out.print("No outputs.")
+    width = max((len(k) for k in outputs), default=0)
+    for name, value in outputs.items():
+        text = value if isinstance(value, str) else value_text(value)
+        out.print(f"{escape(name.ljust(width))} = {escape(str(text))}")
+
+
+# -- apply progress ------------------------------------------------------------
+class EventPrinter:
+    """Apply progress: JSON lines, or one plain line per event (coloured on a terminal)."""
+
+    def __init__(self, out: Console, *, json_lines: bool) -> None:
+        self.out = out
+        self.json_lines = json_lines
+
+    def __call__(self, event: Any) -> None:
+        if self.json_lines:
+            self.out.file.write(json.dumps(event.to_json(), sort_keys=True) + "\n")
+            self.out.file.flush()
+            return
+        colour = {"done": "green", "failed": "red", "skipped": "yellow"}.get(event.event, "cyan")
+        tail = ""
+        if event.event == "done":
+            tail = f" {event.physical_id or ''} ({event.seconds:.1f}s)"
+        elif event.message:
+            tail = f": {event.message}"
+        self.out.print(
+            f"[{colour}]{event.event:>7}[/{colour}] {event.action} "
+            f"{escape(event.address)}{escape(tail)}"
+        )
+
+
+def apply_summary(result: Any) -> str:
+    done = result.count("done")
+    failed = result.count("failed")
+    skipped = result.count("skipped")
+    return f"Apply finished: {done} done, {failed} failed, {skipped} skipped."

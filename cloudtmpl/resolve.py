@@ -1,0 +1,786 @@
+"""Resolve a loaded template into desired resources (DESIGN section 1, "resolve").
+
+:func:`resolve` checks the template's shape, merges parameter values from
+environments and ``-p``, converts and constrains them as Heat does, evaluates
+conditions, checks every resource against its type schema and every function
+reference, partially evaluates properties (parameters, conditions and ``if``
+are done; ``get_resource``/``get_attr`` stay as function nodes) and chooses a
+placement per resource.  Every problem found is reported in one
+:class:`~cloudtmpl.diagnostics.DiagnosticError`.
+
+Heat behaviours kept:
+
+* environments merge in order; their ``parameters`` override (an undeclared
+  name is an error), their ``parameter_defaults`` replace template defaults
+  (undeclared names are ignored); ``-p`` values override everything;
+* ``validate`` mode is Heat's template-validate: a parameter without a value is
+  not an error (its value is UNKNOWN), but every value given is checked, and a
+  missing provider target/region is not an error either (validate has no
+  ``--target``); unknown target names still are;
+* pseudo parameters ``OS::stack_name`` (the stack name), ``OS::stack_id`` and
+  ``OS::project_id`` (UNKNOWN until apply);
+* a resource or output whose ``condition`` is false is dropped; a property or
+  output that still references a dropped resource is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cloudtmpl.diagnostics import NOWHERE, Diagnostic, DiagnosticError, Loc
+from cloudtmpl.functions import (
+    REGISTRY,
+    And,
+    Function,
+    GetAttr,
+    GetParam,
+    GetResource,
+    If,
+    Not,
+    condition_value,
+    dependencies,
+    parse_tree,
+    partial_evaluate,
+    to_text,
+    walk,
+)
+from cloudtmpl.loader import Document, Path
+from cloudtmpl.model import UNKNOWN, DesiredResource, Output, Placement, Target, canonical_json
+from cloudtmpl.placement import choose
+from cloudtmpl.resources import Alias, PropertySpec, ResourceType, known_type_names, lookup
+from cloudtmpl.schema import (
+    closest,
+    describe,
+    did_you_mean,
+    validate_environment,
+    validate_template,
+)
+
+Mode = Literal["validate", "plan"]
+
+PSEUDO_PARAMETERS = ("OS::stack_name", "OS::stack_id", "OS::project_id")
+_TRUE = ("t", "true", "on", "y", "yes", "1")
+_FALSE = ("f", "false", "off", "n", "no", "0")
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+@dataclass(frozen=True)
+class ResolveOptions:
+    stack: str
+    params: Mapping[str, str] = field(default_factory=dict)  # -p KEY=VALUE (strings)
+    environments: Sequence[Document] = ()  # -e files, merged in order
+    mode: Mode = "plan"
+    target: str | None = None  # --target T or T/REGION
+    default_target: str | None = None  # from cloudtmpl.yaml
+    targets: Mapping[str, Target] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResolvedStack:
+    name: str
+    description: str
+    resources: Mapping[str, DesiredResource]  # template order
+    outputs: Mapping[str, Output]
+    parameters: Mapping[str, Any]  # typed values (known ones)
+    hidden: frozenset[str]
+    template_hash: str
+    params_hash: str
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _bool_from(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    return None
+
+
+def _num_from(value: Any) -> int | float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if _INT_RE.match(text):
+            return int(text)
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    return None
+
+
+def convert_parameter(ptype: str, value: Any) -> tuple[Any, str | None]:
+    """Heat's conversion of a parameter value: ``(typed value, None)`` or ``(None, problem)``."""
+    if ptype == "string":
+        if isinstance(value, str):
+            return value, None
+        if isinstance(value, bool):
+            return ("true" if value else "false"), None
+        if isinstance(value, (int, float)):
+            return str(value), None
+        return None, f"expected a string, got {describe(value)}"
+    if ptype == "number":
+        num = _num_from(value)
+        if num is None:
+            return None, f"expected a number, got {to_text(value)}"
+        return num, None
+    if ptype == "boolean":
+        flag = _bool_from(value)
+        if flag is None:
+            return None, ("expected a boolean (true/false, yes/no, on/off, 1/0), "
+                          f"got {to_text(value)}")
+        return flag, None
+    if ptype == "json":
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                return None, f"expected JSON, got invalid JSON ({exc.msg})"
+        if isinstance(value, (dict, list)):
+            return value, None
+        return None, f"expected a JSON map or list, got {describe(value)}"
+    if ptype == "comma_delimited_list":
+        if isinstance(value, list):
+            if all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+                return [str(v) for v in value], None
+            return None, "expected a list of strings"
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            text = str(value).strip()
+            return ([p.strip() for p in text.split(",")] if text else []), None
+        return None, f"expected a comma-delimited list, got {describe(value)}"
+    return None, f"unknown parameter type '{ptype}'"
+
+
+def _constraint_problem(ptype: str, value: Any, constraint: Mapping[str, Any]) -> str | None:
+    """Why ``value`` violates ``constraint`` (Heat semantics), or None."""
+    if "allowed_values" in constraint and isinstance(constraint["allowed_values"], list):
+        allowed = constraint["allowed_values"]
+        if ptype == "number":
+            nums = [_num_from(a) for a in allowed]
+            ok = _num_from(value) in nums
+        elif isinstance(value, list):
+            ok = all(v in allowed or str(v) in [str(a) for a in allowed] for v in value)
+        else:
+            ok = value in allowed or str(value) in [str(a) for a in allowed]
+        if not ok:
+            return f"'{to_text(value)}' is not one of the allowed values: " + ", ".join(
+                to_text(a) for a in allowed)
+    if isinstance(constraint.get("range"), Mapping) and ptype == "number":
+        lo, hi = constraint["range"].get("min"), constraint["range"].get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            return f"{value} is out of range ({_bounds(lo, hi)})"
+    if isinstance(constraint.get("length"), Mapping) and isinstance(value, (str, list, dict)):
+        lo, hi = constraint["length"].get("min"), constraint["length"].get("max")
+        n = len(value)
+        if (lo is not None and n < lo) or (hi is not None and n > hi):
+            return f"length {n} is out of range ({_bounds(lo, hi)})"
+    if isinstance(constraint.get("modulo"), Mapping) and ptype == "number":
+        step, offset = constraint["modulo"].get("step"), constraint["modulo"].get("offset")
+        numeric = isinstance(step, (int, float)) and isinstance(offset, (int, float))
+        if numeric and step != 0 and value % step != offset:
+            return f"{value} is not a multiple of {step} plus {offset}"
+    pattern = constraint.get("allowed_pattern")
+    if isinstance(pattern, str) and isinstance(value, str):
+        try:
+            match = re.match(pattern, value)
+        except re.error:
+            return None  # reported as invalid-constraint
+        if match is None or match.end() != len(value):
+            return f"'{value}' does not match the pattern '{pattern}'"
+    return None
+
+
+def _bounds(lo: Any, hi: Any) -> str:
+    if lo is not None and hi is not None:
+        return f"must be between {lo} and {hi}"
+    if lo is not None:
+        return f"must be at least {lo}"
+    return f"must be at most {hi}"
+
+
+def _constraint_definition_problem(constraint: Mapping[str, Any]) -> str | None:
+    pattern = constraint.get("allowed_pattern")
+    if isinstance(pattern, str):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"allowed_pattern '{pattern}' is not a valid regular expression ({exc})"
+    modulo = constraint.get("modulo")
+    if isinstance(modulo, Mapping) and modulo.get("step") == 0:
+        return "modulo step must not be 0"
+    return None
+
+
+# --------------------------------------------------------------------------- context
+
+
+class _StackContext:
+    """Evaluation context: parameters and conditions known, resources UNKNOWN."""
+
+    def __init__(self, params: Mapping[str, Any], conditions: Mapping[str, Any],
+                 condition_locs: Mapping[str, Loc], diags: list[Diagnostic]) -> None:
+        self.params = params
+        self.conditions = conditions
+        self.condition_locs = condition_locs
+        self.diags = diags
+        self._values: dict[str, Any] = {}
+        self._active: list[str] = []
+
+    def param(self, name: str) -> Any:
+        return self.params.get(name, UNKNOWN)
+
+    def condition(self, name: str) -> Any:
+        if name in self._values:
+            return self._values[name]
+        if name not in self.conditions:
+            return UNKNOWN  # reported by the static checks
+        if name in self._active:
+            cycle = [*self._active[self._active.index(name):], name]
+            self.diags.append(Diagnostic(
+                "condition-cycle", "conditions refer to each other in a cycle: "
+                + " -> ".join(cycle), self.condition_locs.get(name, NOWHERE),
+                "a condition must not depend on itself"))
+            self._values[name] = UNKNOWN
+            return UNKNOWN
+        self._active.append(name)
+        try:
+            tree = self.conditions[name]
+            value = condition_value(_CONDITION_FN, tree, self)
+        except DiagnosticError as exc:
+            self.diags.extend(exc.diagnostics)
+            value = UNKNOWN
+        finally:
+            self._active.pop()
+        self._values.setdefault(name, value)
+        return self._values[name]
+
+    def resource_ref(self, name: str) -> Any:
+        return UNKNOWN
+
+    def resource_attr(self, name: str, attr: str, path: tuple[Any, ...]) -> Any:
+        return UNKNOWN
+
+
+class _ConditionDefinition(Function):
+    name = "condition"
+
+
+_CONDITION_FN = _ConditionDefinition(())
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def _check_property(spec: PropertySpec, value: Any) -> tuple[bool, Any]:
+    """(ok, normalised value) for a literal property value; function nodes pass."""
+    if isinstance(value, Function) or value is UNKNOWN or spec.type == "any":
+        return True, value
+    if spec.type == "string":
+        if isinstance(value, str):
+            return True, value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, str(value)
+        return False, value
+    if spec.type == "integer":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return True, value
+        if isinstance(value, str) and _INT_RE.match(value.strip()):
+            return True, int(value)
+        return False, value
+    if spec.type == "number":
+        num = _num_from(value)
+        return (num is not None), (num if num is not None else value)
+    if spec.type == "boolean":
+        flag = _bool_from(value) if isinstance(value, (bool, str)) else None
+        return (flag is not None), (flag if flag is not None else value)
+    if spec.type == "list":
+        return isinstance(value, list), value
+    if spec.type == "map":
+        return isinstance(value, dict), value
+    return True, value
+
+
+def _function_lookalike(value: Any) -> str:
+    """A hint when a one-key mapping looks like a misspelt function call."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        (key,) = value
+        best = closest(key, REGISTRY)
+        if best is not None and best != key:
+            return f" ('{key}' is not a function; did you mean '{best}'?)"
+    return ""
+
+
+# --------------------------------------------------------------------------- resolver
+
+
+class _Resolver:
+    def __init__(self, doc: Document, options: ResolveOptions) -> None:
+        self.doc = doc
+        self.options = options
+        self.diags: list[Diagnostic] = []
+        data = doc.data if isinstance(doc.data, Mapping) else {}
+        self.data = data
+        self.declared: dict[str, Mapping[str, Any]] = {
+            k: v for k, v in _section(data, "parameters").items()
+            if isinstance(k, str) and isinstance(v, Mapping)}
+        self.resource_defs: dict[str, Mapping[str, Any]] = {
+            k: v for k, v in _section(data, "resources").items()
+            if isinstance(k, str) and isinstance(v, Mapping)}
+        self.registry: dict[str, str] = {}
+        self.types: dict[str, tuple[ResourceType, Alias | None] | None] = {}
+        self.values: dict[str, Any] = {}
+        self.hidden: set[str] = set()
+
+    def add(self, code: str, message: str, loc: Loc, hint: str = "") -> None:
+        self.diags.append(Diagnostic(code, message, loc, hint))
+
+    # -- environments and parameters
+    def merge_environments(self) -> tuple[dict[str, tuple[Any, Loc]], dict[str, tuple[Any, Loc]]]:
+        given: dict[str, tuple[Any, Loc]] = {}
+        defaults: dict[str, tuple[Any, Loc]] = {}
+        for env in self.options.environments:
+            self.diags.extend(validate_environment(env))
+            edata = env.data if isinstance(env.data, Mapping) else {}
+            for name, value in _section(edata, "parameters").items():
+                path: Path = ("parameters", name)
+                if name not in self.declared:
+                    self.add("unknown-parameter",
+                             f"the environment sets parameter '{name}', which the template "
+                             "does not declare", env.key_loc(path),
+                             did_you_mean(name, self.declared, "parameters")
+                             or "use parameter_defaults for values shared by several templates")
+                    continue
+                given[name] = (value, env.loc(path))
+            for name, value in _section(edata, "parameter_defaults").items():
+                if name in self.declared:
+                    defaults[name] = (value, env.loc(("parameter_defaults", name)))
+            for name, value in _section(edata, "resource_registry").items():
+                if isinstance(name, str) and isinstance(value, str):
+                    self.registry[name] = value
+        return given, defaults
+
+    def resolve_parameters(self) -> None:
+        given, defaults = self.merge_environments()
+        for name, value in self.options.params.items():
+            if name not in self.declared:
+                hint = did_you_mean(name, self.declared, "parameters") or (
+                    "the template declares no parameters")
+                self.add("unknown-parameter",
+                         f"-p {name}: the template declares no parameter '{name}'", NOWHERE, hint)
+                continue
+            given[name] = (value, Loc(f"<command line: -p {name}>"))
+        for name, pdef in self.declared.items():
+            ppath: Path = ("parameters", name)
+            ptype = pdef.get("type")
+            if pdef.get("hidden") is True:
+                self.hidden.add(name)
+            if not isinstance(ptype, str):
+                continue  # reported by the schema
+            constraints = [c for c in pdef.get("constraints") or [] if isinstance(c, Mapping)]
+            for i, c in enumerate(constraints):
+                problem = _constraint_definition_problem(c)
+                if problem:
+                    self.add("invalid-constraint", f"parameter '{name}': {problem}",
+                             self.doc.loc((*ppath, "constraints", i)), "fix the constraint")
+            candidates: list[tuple[Any, Loc, str]] = []
+            if "default" in pdef and pdef["default"] is not None:
+                candidates.append((pdef["default"], self.doc.loc((*ppath, "default")), "default"))
+            if name in defaults:
+                candidates.append((*defaults[name], "parameter_defaults"))
+            if name in given:
+                candidates.append((*given[name], "value"))
+            typed: Any = UNKNOWN
+            for raw, loc, source in candidates:
+                value, problem = convert_parameter(ptype, raw)
+                if problem is not None:
+                    self.add("parameter-type", f"parameter '{name}' ({ptype}): {problem}", loc,
+                             f"give '{name}' a {ptype} value")
+                    typed = UNKNOWN
+                    continue
+                self.check_constraints(name, ptype, value, constraints, loc, source)
+                typed = value
+            if not candidates:
+                if self.options.mode == "plan":
+                    self.add("missing-parameter", f"parameter '{name}' has no value",
+                             self.doc.key_loc(ppath),
+                             f"pass -p {name}=VALUE, set it in an environment file (-e) or "
+                             "give it a 'default:'")
+                continue
+            if typed is not UNKNOWN:
+                self.values[name] = typed
+
+    def check_constraints(self, name: str, ptype: str, value: Any,
+                          constraints: Sequence[Mapping[str, Any]], loc: Loc, source: str) -> None:
+        shown = "******" if name in self.hidden else None
+        for c in constraints:
+            problem = _constraint_problem(ptype, value, c)
+            if problem is None:
+                continue
+            desc = c.get("description")
+            if shown is not None:
+                problem = "the (hidden) value violates a constraint"
+            message = f"parameter '{name}': {desc if isinstance(desc, str) and desc else problem}"
+            what = "the default" if source == "default" else "the value"
+            rule = to_text({k: v for k, v in c.items() if k != "description"})
+            self.add("parameter-constraint", message, loc, f"{what} must satisfy: {rule}")
+
+    # -- conditions
+    def parse_conditions(self) -> tuple[dict[str, Any], dict[str, Loc]]:
+        trees: dict[str, Any] = {}
+        locs: dict[str, Loc] = {}
+        for name, definition in _section(self.data, "conditions").items():
+            path: Path = ("conditions", name)
+            locs[str(name)] = self.doc.key_loc(path)
+            tree = parse_tree(definition, path, self.doc, self.diags)
+            if isinstance(definition, Mapping) and not isinstance(tree, Function) \
+                    and tree is not UNKNOWN:
+                self.add("invalid-condition", f"condition '{name}' is not a condition function",
+                         self.doc.loc(path), "use equals, not, and, or, or a condition name")
+                tree = UNKNOWN
+            for node in walk(tree):
+                if isinstance(node, (GetResource, GetAttr)):
+                    self.add("invalid-condition",
+                             f"condition '{name}' uses {node.name}; conditions cannot "
+                             "depend on resources", node.loc,
+                             "conditions may use get_param, equals, not, and, or")
+            trees[str(name)] = tree
+        return trees, locs
+
+    def check_condition_ref(self, cond: Any, loc: Loc, conditions: Mapping[str, Any]) -> None:
+        if isinstance(cond, str) and cond not in conditions:
+            self.add("unknown-condition", f"unknown condition '{cond}'", loc,
+                     did_you_mean(cond, conditions, "conditions")
+                     or "declare it under 'conditions:'")
+
+    # -- static checks on a parsed tree
+    def check_tree(self, tree: Any, conditions: Mapping[str, Any]) -> None:
+        for node in walk(tree):
+            if isinstance(node, GetParam):
+                pname = node.param_name
+                if pname not in self.declared and pname not in PSEUDO_PARAMETERS:
+                    self.add("unknown-parameter", f"get_param: unknown parameter '{pname}'",
+                             node.loc, did_you_mean(pname, self.declared, "parameters")
+                             or "declare it under 'parameters:'")
+            elif isinstance(node, (GetResource, GetAttr)):
+                target = node.resource
+                if target not in self.resource_defs:
+                    self.add("unknown-resource", f"{node.name}: unknown resource '{target}'",
+                             node.loc, did_you_mean(target, self.resource_defs, "resources")
+                             or "declare it under 'resources:'")
+                elif isinstance(node, GetAttr):
+                    self.check_attribute(node)
+            elif isinstance(node, (If, Not, And)):
+                for arg in node.args[:1] if isinstance(node, If) else node.args:
+                    self.check_condition_ref(arg, node.loc, conditions)
+
+    def check_attribute(self, node: GetAttr) -> None:
+        found = self.types.get(node.resource)
+        if found is None:
+            return
+        rtype, alias = found
+        names = set(rtype.attributes) | (set(alias.attributes) if alias else set())
+        if node.attribute not in names:
+            type_name = alias.name if alias else rtype.kind
+            self.add("unknown-attribute",
+                     f"get_attr: {type_name} resource '{node.resource}' has no attribute "
+                     f"'{node.attribute}'", node.loc,
+                     did_you_mean(node.attribute, names, "attributes") or
+                     f"{type_name} has no attributes")
+
+    def native_attrs(self, tree: Any) -> Any:
+        """Rename alias attribute names in get_attr nodes to native names."""
+        if isinstance(tree, Function):
+            node = tree.with_args(tuple(self.native_attrs(a) for a in tree.args))
+            if isinstance(node, GetAttr):
+                found = self.types.get(node.resource)
+                alias = found[1] if found else None
+                if alias is not None and node.attribute in alias.attributes:
+                    node = node.with_attribute(alias.attributes[node.attribute])
+            return node
+        if isinstance(tree, Mapping):
+            return {k: self.native_attrs(v) for k, v in tree.items()}
+        if isinstance(tree, list):
+            return [self.native_attrs(v) for v in tree]
+        return tree
+
+    def evaluate(self, tree: Any, ctx: _StackContext) -> Any:
+        try:
+            return partial_evaluate(tree, ctx)
+        except DiagnosticError as exc:
+            self.diags.extend(exc.diagnostics)
+            return UNKNOWN
+
+    def condition_of(self, definition: Mapping[str, Any], path: Path, ctx: _StackContext,
+                     conditions: Mapping[str, Any]) -> Any:
+        """True/False/UNKNOWN for a resource's or output's ``condition:``."""
+        if "condition" not in definition:
+            return True
+        cpath: Path = (*path, "condition")
+        raw = definition["condition"]
+        cond = parse_tree(raw, cpath, self.doc, self.diags)
+        if isinstance(raw, Mapping) and not isinstance(cond, Function):
+            if cond is not UNKNOWN:
+                self.add("invalid-condition", "'condition' is not a condition function",
+                         self.doc.loc(cpath), "use a condition name, true/false or equals, "
+                         "not, and, or")
+            return UNKNOWN
+        if not isinstance(cond, (str, bool, Function)):
+            return UNKNOWN
+        self.check_condition_ref(cond, self.doc.loc(cpath), conditions)
+        self.check_tree(cond, conditions)
+        try:
+            return condition_value(_CONDITION_FN, cond, ctx)
+        except DiagnosticError as exc:
+            self.diags.extend(exc.diagnostics)
+            return UNKNOWN
+
+    # -- resources
+    def lookup_types(self) -> None:
+        for name, rdef in self.resource_defs.items():
+            tname = rdef.get("type")
+            if not isinstance(tname, str):
+                self.types[name] = None
+                continue
+            mapped = self.registry.get(tname, tname)
+            found = lookup(mapped)
+            self.types[name] = found
+            if found is None:
+                loc = self.doc.loc(("resources", name, "type"))
+                if mapped != tname:
+                    self.add("unknown-resource-type",
+                             f"resource '{name}': type '{tname}' is mapped by the environment to "
+                             f"'{mapped}', which is not a known type", loc,
+                             "map it to a known type (template resources are not supported yet)")
+                else:
+                    self.add("unknown-resource-type",
+                             f"resource '{name}': unknown resource type '{tname}'", loc,
+                             did_you_mean(tname, known_type_names(), "types"))
+
+    def resolve_resource(self, name: str, rdef: Mapping[str, Any], ctx: _StackContext,
+                         conditions: Mapping[str, Any]) -> tuple[Any, set[str]] | None:
+        """Partially evaluated native properties and explicit depends_on, or None if dropped."""
+        rpath: Path = ("resources", name)
+        if self.condition_of(rdef, rpath, ctx, conditions) is False:
+            return None
+        ppath: Path = (*rpath, "properties")
+        raw_props = rdef.get("properties")
+        raw_props = raw_props if isinstance(raw_props, Mapping) else {}
+        tree = parse_tree(raw_props, ppath, self.doc, self.diags)
+        self.check_tree(tree, conditions)
+        tree = self.native_attrs(tree)
+        found = self.types.get(name)
+        props: dict[str, Any] = {}
+        for pname, ptree in tree.items():
+            value = self.evaluate(ptree, ctx)
+            if found is None:
+                props[str(pname)] = value
+                continue
+            rtype, alias = found
+            native = alias.properties.get(pname, pname) if alias else pname
+            spec = rtype.properties.get(native)
+            if spec is None:
+                allowed = set(rtype.properties) | (set(alias.properties) if alias else set())
+                self.add("unknown-property",
+                         f"resource '{name}': unknown property '{pname}' for "
+                         f"{rdef.get('type')}", self.doc.key_loc((*ppath, pname)),
+                         did_you_mean(pname, allowed, "properties"))
+                continue
+            if value is None:
+                continue  # an empty value means "not given", as in Heat
+            ok, value = _check_property(spec, value)
+            if not ok:
+                self.add("property-type",
+                         f"resource '{name}': property '{pname}' must be {_SPEC_NAMES[spec.type]}"
+                         f", not {describe(value)}", self.doc.loc((*ppath, pname)),
+                         f"write {_SPEC_NAMES[spec.type]} here{_function_lookalike(value)}")
+            props[native] = value
+        if found is not None:
+            rtype, alias = found
+            reverse = {v: k for k, v in alias.properties.items()} if alias else {}
+            for pname, spec in rtype.properties.items():
+                if spec.required and pname not in props:
+                    written = reverse.get(pname, pname)
+                    self.add("missing-property",
+                             f"resource '{name}': required property '{written}' is missing",
+                             self.doc.key_loc(ppath if "properties" in rdef else rpath),
+                             f"add '{written}:' under properties ({spec.description or spec.type})")
+        explicit: set[str] = set()
+        deps = rdef.get("depends_on")
+        items = [deps] if isinstance(deps, str) else deps if isinstance(deps, list) else []
+        for i, dep in enumerate(items):
+            if not isinstance(dep, str):
+                continue
+            dpath: Path = (*rpath, "depends_on") if isinstance(deps, str) else \
+                (*rpath, "depends_on", i)
+            if dep not in self.resource_defs:
+                self.add("unknown-resource", f"resource '{name}' depends on unknown resource "
+                         f"'{dep}'", self.doc.loc(dpath),
+                         did_you_mean(dep, self.resource_defs, "resources"))
+            else:
+                explicit.add(dep)
+        return props, explicit
+
+    def check_dropped_refs(self, owner: str, tree: Any, dropped: set[str]) -> None:
+        for node in walk(tree):
+            if isinstance(node, (GetResource, GetAttr)) and node.resource in dropped:
+                self.add("unknown-resource",
+                         f"{owner} references resource '{node.resource}', which its condition "
+                         "excludes", node.loc,
+                         "give the reference the same condition, or wrap it in "
+                         "{if: [condition, ..., ...]}")
+
+    def place(self, name: str, rdef: Mapping[str, Any], seen: set[tuple[str, str]]) -> Placement:
+        rext = rdef.get("placement") if isinstance(rdef.get("placement"), Mapping) else None
+        sext = self.data.get("placement") if isinstance(self.data.get("placement"),
+                                                          Mapping) else None
+        try:
+            return choose(rext, sext, self.options)
+        except DiagnosticError as exc:
+            for d in exc.diagnostics:
+                if self.options.mode == "validate" and d.code in ("no-target", "no-region"):
+                    continue
+                if (d.code, d.message) in seen:
+                    continue
+                seen.add((d.code, d.message))
+                if rext and "provider" in rext:
+                    loc = self.doc.loc(("resources", name, "placement", "provider"))
+                elif sext and "provider" in sext:
+                    loc = self.doc.loc(("placement", "provider"))
+                else:
+                    loc = self.doc.key_loc(("resources", name))
+                self.diags.append(Diagnostic(d.code, f"resource '{name}': {d.message}", loc,
+                                             d.hint, d.severity))
+            return Placement(target="", region="")
+
+    def check_parameter_groups(self) -> None:
+        groups = self.data.get("parameter_groups")
+        if not isinstance(groups, list):
+            return
+        for gi, group in enumerate(groups):
+            names = group.get("parameters") if isinstance(group, Mapping) else None
+            for i, pname in enumerate(names if isinstance(names, list) else []):
+                if isinstance(pname, str) and pname not in self.declared:
+                    self.add("unknown-parameter",
+                             f"parameter group lists unknown parameter '{pname}'",
+                             self.doc.loc(("parameter_groups", gi, "parameters", i)),
+                             did_you_mean(pname, self.declared, "parameters"))
+
+    def run(self) -> ResolvedStack:
+        self.diags.extend(validate_template(self.doc))
+        self.resolve_parameters()
+        self.check_parameter_groups()
+        trees, cond_locs = self.parse_conditions()
+        ctx_params = dict(self.values)
+        ctx_params["OS::stack_name"] = self.options.stack
+        ctx = _StackContext(ctx_params, trees, cond_locs, self.diags)
+        for cname, tree in trees.items():
+            self.check_tree(tree, trees)
+            if isinstance(tree, str):
+                self.check_condition_ref(tree, self.doc.loc(("conditions", cname)), trees)
+            ctx.condition(cname)
+        self.lookup_types()
+
+        kept: dict[str, tuple[Any, set[str]]] = {}
+        dropped: set[str] = set()
+        for name, rdef in self.resource_defs.items():
+            result = self.resolve_resource(name, rdef, ctx, trees)
+            if result is None:
+                dropped.add(name)
+            else:
+                kept[name] = result
+
+        resources: dict[str, DesiredResource] = {}
+        seen: set[tuple[str, str]] = set()
+        for name, (props, explicit) in kept.items():
+            rdef = self.resource_defs[name]
+            self.check_dropped_refs(f"resource '{name}'", props, dropped)
+            found = self.types.get(name)
+            policy = rdef.get("deletion_policy")
+            resources[name] = DesiredResource(
+                address=name,
+                type=str(rdef.get("type")),
+                kind=found[0].kind if found else str(rdef.get("type")),
+                properties=props,
+                depends_on=frozenset((explicit - dropped) | (dependencies(props) - dropped)),
+                placement=self.place(name, rdef, seen),
+                loc=self.doc.key_loc(("resources", name)),
+                deletion_policy=policy.capitalize() if isinstance(policy, str) else "Delete",
+            )
+
+        outputs: dict[str, Output] = {}
+        for oname, odef in _section(self.data, "outputs").items():
+            if not isinstance(odef, Mapping):
+                continue
+            opath: Path = ("outputs", oname)
+            if self.condition_of(odef, opath, ctx, trees) is False:
+                continue
+            tree = parse_tree(odef.get("value"), (*opath, "value"), self.doc, self.diags)
+            self.check_tree(tree, trees)
+            value = self.evaluate(self.native_attrs(tree), ctx)
+            self.check_dropped_refs(f"output '{oname}'", value, dropped)
+            desc = odef.get("description")
+            outputs[str(oname)] = Output(str(oname), value, desc if isinstance(desc, str) else "",
+                                         self.doc.key_loc(opath))
+
+        if any(d.severity == "error" for d in self.diags):
+            raise DiagnosticError(_sorted(self.diags))
+        description = self.data.get("description")
+        return ResolvedStack(
+            name=self.options.stack,
+            description=description if isinstance(description, str) else "",
+            resources=resources,
+            outputs=outputs,
+            parameters=dict(self.values),
+            hidden=frozenset(self.hidden),
+            template_hash=template_hash(self.doc, self.options.environments),
+            params_hash=hashlib.sha256(canonical_json(self.values).encode()).hexdigest(),
+        )
+
+
+_SPEC_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "list": "a list",
+    "map": "a mapping",
+    "any": "any value",
+}
+
+
+def _section(data: Mapping[str, Any], key: str) -> Mapping[Any, Any]:
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _sorted(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    unique = list(dict.fromkeys(diags))
+    return sorted(unique, key=lambda d: (d.loc.file, d.loc.line, d.loc.column))
+
+
+def template_hash(doc: Document, environments: Sequence[Document] = ()) -> str:
+    """sha256 over the template text and the environment texts, in order."""
+    digest = hashlib.sha256()
+    for text in (doc.text, *(e.text for e in environments)):
+        data = text.encode()
+        digest.update(f"{len(data)}:".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def resolve(doc: Document, options: ResolveOptions) -> ResolvedStack:
+    """Resolve a template; raises DiagnosticError carrying every problem found."""
+    return _Resolver(doc, options).run()

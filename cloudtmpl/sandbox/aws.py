@@ -1,0 +1,576 @@
+"""The local AWS cloud: moto's own WSGI app behind a wire-compatibility layer.
+
+moto (server mode) answers the AWS query/REST APIs, but in a few places its wire
+format differs from real AWS in ways that break unpatched libcloud.  The
+:class:`CompatLayer` WSGI middleware rewrites exactly those places (see
+``/work/shared/notes/aws-sandbox.md``):
+
+EC2
+  * response namespace ``.../doc/2016-11-15`` gains its trailing ``/``; error
+    responses lose the ``xmlns`` on ``<Response>`` so libcloud reads the error;
+  * Python-set-printed names in error messages (``'{'k2'}'``) become ``'k2'``;
+  * 0-based list indexes (``ResourceId.0``, ``Tag.0.Key``) become 1-based, in the
+    query string and in form bodies;
+  * bare scalar-list parameters (``KeyName=x``) become ``KeyName.1=x``;
+  * ``<return>true</return>`` is added to 2xx answers of operations whose output is
+    empty or has ``Return``;
+  * ``DetachVolume`` without ``InstanceId`` gets the attached instance looked up;
+  * ``DescribeInstances`` without ``MaxResults`` and ``InstanceId.N`` gets a large
+    ``MaxResults`` (moto pages at 100 and libcloud ignores ``NextToken``); explicit
+    ``MaxResults``/``NextToken`` pass through untouched.
+
+All services
+  * requests without an ``Authorization`` header (SigV2 query signing, Route53's
+    ``X-Amzn-Authorization``) get a dummy SigV4 header naming the service, so moto
+    routes them to the right backend instead of S3.
+
+Route53: API ``2012-02-29`` paths are served by moto's ``2013-04-01`` and the
+response namespace is rewritten back.  Classic ELB: ``/2012-06-01/`` → ``/``.
+
+The layer also counts requests per service: ``GET /_sandbox/requests`` returns
+``{"total": N, "by_service": {...}}``, ``POST /_sandbox/requests/reset`` zeroes it.
+``GET /_sandbox/info`` names the process (used by the manager's liveness check).
+
+Run: ``python -m cloudtmpl.sandbox.aws --host 127.0.0.1 --port 0 --ready-file F``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import ipaddress
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+SERVICE_NAME = "cloudtmpl-sandbox-aws"
+DEFAULT_REGION = "us-east-1"
+EC2_API_VERSION = "2016-11-15"
+ELB_API_VERSION = "2012-06-01"
+ROUTE53_OLD = "2012-02-29"
+ROUTE53_NEW = "2013-04-01"
+DESCRIBE_INSTANCES_ALL = "100000"
+
+_EC2_NS_RE = re.compile(rb'xmlns="(http://ec2\.amazonaws\.com/doc/[0-9-]+)"')
+_ERROR_NS_RE = re.compile(rb'<Response\s+xmlns="[^"]*"\s*>')
+_SET_NAMES_RE = re.compile(r"'\{((?:'[^']*'(?:, )?)+)\}'")
+_ROUTE53_NS = f"https://route53.amazonaws.com/doc/{ROUTE53_NEW}/".encode()
+_ROUTE53_NS_OLD = f"https://route53.amazonaws.com/doc/{ROUTE53_OLD}/".encode()
+_FORM = "application/x-www-form-urlencoded"
+# moto reads these when its settings module is imported (attribute names in
+# moto.settings on the right): the sandbox rejects unknown AMIs, key pairs and
+# instance types like AWS does.
+VALIDATION_FLAGS = {
+    "MOTO_ENABLE_AMI_VALIDATION": "ENABLE_AMI_VALIDATION",
+    "MOTO_ENABLE_KEYPAIR_VALIDATION": "ENABLE_KEYPAIR_VALIDATION",
+    "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "EC2_ENABLE_INSTANCE_TYPE_VALIDATION",
+}
+_SIGNED_SERVICES = frozenset({"ec2", "elasticloadbalancing", "route53"})
+
+
+# --------------------------------------------------------------------------- EC2 model
+
+
+class _Ec2Model:
+    """What botocore's EC2 model says about list parameters and ``Return`` outputs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded = False
+        self.scalar_lists: dict[str, frozenset[str]] = {}
+        self.returns_bool: frozenset[str] = frozenset()
+
+    def load(self) -> None:
+        with self._lock:
+            if self._loaded:
+                return
+            import botocore.session
+
+            model = botocore.session.get_session().get_service_model("ec2")
+            scalar = {"string", "integer", "long", "boolean", "timestamp", "float", "double"}
+            lists: dict[str, frozenset[str]] = {}
+            returns: set[str] = set()
+            for op_name in model.operation_names:
+                op = model.operation_model(op_name)
+                names: set[str] = set()
+                if op.input_shape is not None:
+                    for member_name, shape in op.input_shape.members.items():
+                        if shape.type_name == "list" and shape.member.type_name in scalar:
+                            names.add(_ec2_serialized_name(shape, member_name))
+                lists[op_name] = frozenset(names)
+                out = op.output_shape
+                if out is None or not out.members or "Return" in out.members:
+                    returns.add(op_name)
+            self.scalar_lists = lists
+            self.returns_bool = frozenset(returns)
+            self._loaded = True
+
+
+def _ec2_serialized_name(shape: Any, default: str) -> str:
+    """The name botocore's EC2 serializer puts on the wire for a member."""
+    ser = shape.serialization
+    if "queryName" in ser:
+        return str(ser["queryName"])
+    if "name" in ser:
+        name = str(ser["name"])
+        return name[0].upper() + name[1:]
+    return default
+
+
+EC2_MODEL = _Ec2Model()
+
+
+# ------------------------------------------------------------------ parameter rewrites
+
+
+def shift_zero_indexes(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Shift list indexes up by one under every list prefix that uses index 0.
+
+    ``ResourceId.0`` → ``ResourceId.1``; ``Tag.0.Key``/``Tag.1.Key`` → ``Tag.1.Key``/
+    ``Tag.2.Key``.  Lists that are already 1-based are left alone.
+    """
+    zero_prefixes: set[tuple[str, ...]] = set()
+    split = [key.split(".") for key, _ in pairs]
+    for segs in split:
+        for i, seg in enumerate(segs):
+            if i and seg == "0":
+                zero_prefixes.add(tuple(segs[:i]))
+    if not zero_prefixes:
+        return pairs
+    out: list[tuple[str, str]] = []
+    for segs, (_, value) in zip(split, pairs, strict=True):
+        new = list(segs)
+        for i, seg in enumerate(segs):
+            if i and seg.isdigit() and tuple(segs[:i]) in zero_prefixes:
+                new[i] = str(int(seg) + 1)
+        out.append((".".join(new), value))
+    return out
+
+
+def number_bare_lists(pairs: list[tuple[str, str]], names: frozenset[str]) -> list[tuple[str, str]]:
+    """``KeyName=a`` → ``KeyName.1=a`` for scalar-list parameters sent bare."""
+    if not names:
+        return pairs
+    counters: dict[str, int] = collections.Counter()
+    for key, _ in pairs:
+        if "." in key:
+            base, _, idx = key.partition(".")
+            if base in names and idx.isdigit():
+                counters[base] = max(counters[base], int(idx))
+    out: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if key in names:
+            counters[key] += 1
+            key = f"{key}.{counters[key]}"
+        out.append((key, value))
+    return out
+
+
+def _encode(pairs: list[tuple[str, str]]) -> str:
+    return urlencode(pairs, quote_via=quote, safe="-_.~")
+
+
+def _get(pairs: list[tuple[str, str]], key: str) -> str | None:
+    for k, v in pairs:
+        if k == key:
+            return v
+    return None
+
+
+# -------------------------------------------------------------------------- the layer
+
+
+class RequestCounter:
+    """Thread-safe per-service request counter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def add(self, service: str) -> None:
+        with self._lock:
+            self._counts[service] += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"total": sum(self._counts.values()), "by_service": dict(self._counts)}
+
+
+class CompatLayer:
+    """WSGI middleware in front of moto's app; see the module docstring."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+        self.counter = RequestCounter()
+
+    # ---- plumbing
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        if path.startswith("/_sandbox/"):
+            return self._control(environ, start_response, path)
+        if path.startswith("/moto-api"):
+            self.counter.add("moto-api")
+            return self.app(environ, start_response)
+
+        form = self._read_form(environ)
+        query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        service, region = self._identify(environ, path, query, form)
+        self.counter.add(service)
+        if "HTTP_AUTHORIZATION" not in environ and service in _SIGNED_SERVICES:
+            access = _get(query, "AWSAccessKeyId") or _get(form or [], "AWSAccessKeyId")
+            environ["HTTP_AUTHORIZATION"] = _dummy_sigv4(service, region, access or "sandbox")
+
+        if service == "ec2":
+            return self._ec2(environ, start_response, query, form)
+        if service == "route53":
+            return self._route53(environ, start_response, path)
+        if service == "elasticloadbalancing" and path.startswith(f"/{ELB_API_VERSION}"):
+            _set_path(environ, "/")
+        return self.app(environ, start_response)
+
+    def _control(
+        self, environ: Environ, start_response: StartResponse, path: str
+    ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = path.rstrip("/")
+        if path == "/_sandbox/requests" and method == "GET":
+            return _json(start_response, self.counter.snapshot())
+        if path == "/_sandbox/requests/reset" and method == "POST":
+            self.counter.reset()
+            return _json(start_response, {"total": 0, "by_service": {}})
+        if path == "/_sandbox/info" and method == "GET":
+            return _json(start_response, {"service": SERVICE_NAME, "pid": os.getpid()})
+        return _json(
+            start_response, {"error": f"no such sandbox endpoint: {path}"}, "404 NOT FOUND"
+        )
+
+    @staticmethod
+    def _read_form(environ: Environ) -> list[tuple[str, str]] | None:
+        """Read (and put back) a form-encoded POST body; None if there is none."""
+        if not str(environ.get("CONTENT_TYPE", "")).startswith(_FORM):
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+
+    @staticmethod
+    def _identify(
+        environ: Environ,
+        path: str,
+        query: list[tuple[str, str]],
+        form: list[tuple[str, str]] | None,
+    ) -> tuple[str, str]:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        if auth.startswith("AWS4"):
+            try:
+                scope = auth.split(",")[0].split()[1].split("=", 1)[1]
+                _, _, region, service, _ = scope.split("/")
+                return service.lower(), region
+            except (IndexError, ValueError):
+                pass
+        if "HTTP_X_AMZN_AUTHORIZATION" in environ or path.startswith(
+            (f"/{ROUTE53_OLD}/", f"/{ROUTE53_NEW}/")
+        ):
+            return "route53", DEFAULT_REGION
+        if path.startswith(f"/{ELB_API_VERSION}"):
+            return "elasticloadbalancing", DEFAULT_REGION
+        params = query + (form or [])
+        version = _get(params, "Version")
+        if version == ELB_API_VERSION:
+            return "elasticloadbalancing", DEFAULT_REGION
+        if version == EC2_API_VERSION or (_get(params, "Action") and version is None):
+            return "ec2", DEFAULT_REGION
+        if _get(params, "Action"):
+            return "other", DEFAULT_REGION
+        return "s3", DEFAULT_REGION
+
+    # ---- EC2
+
+    def _ec2(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        query: list[tuple[str, str]],
+        form: list[tuple[str, str]] | None,
+    ) -> Iterable[bytes]:
+        EC2_MODEL.load()
+        action = _get(query, "Action") or _get(form or [], "Action") or ""
+        names = EC2_MODEL.scalar_lists.get(action, frozenset())
+
+        def fix(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+            return list(number_bare_lists(shift_zero_indexes(pairs), names))
+
+        new_query = fix(query)
+        new_form = fix(form) if form is not None else None
+        merged = new_query + (new_form or [])
+        extra: list[tuple[str, str]] = []
+        if action == "DescribeInstances" and not any(
+            k == "MaxResults" or k.startswith("InstanceId.") for k, _ in merged
+        ):
+            extra.append(("MaxResults", DESCRIBE_INSTANCES_ALL))
+        if action == "DetachVolume" and _get(merged, "InstanceId") is None:
+            volume_id = _get(merged, "VolumeId")
+            instance_id = self._attached_instance(environ, volume_id) if volume_id else None
+            if instance_id:
+                extra.append(("InstanceId", instance_id))
+        if new_form is not None and environ.get("REQUEST_METHOD") == "POST":
+            new_form += extra
+        else:
+            new_query += extra
+        if new_query != query:
+            _set_query(environ, _encode(new_query))
+        if new_form is not None and new_form != form:
+            body = _encode(new_form).encode("utf-8")
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+
+        status, headers, body = _call(self.app, environ)
+        ok = status.startswith("2")
+        body = _EC2_NS_RE.sub(lambda m: b'xmlns="' + m.group(1).rstrip(b"/") + b'/"', body)
+        if ok:
+            if action in EC2_MODEL.returns_bool and b"<return>" not in body:
+                closing = f"</{action}Response>".encode()
+                if closing in body:
+                    body = body.replace(closing, b"<return>true</return>" + closing, 1)
+        else:
+            body = _ERROR_NS_RE.sub(b"<Response>", body)
+            body = _SET_NAMES_RE.sub(_unset, body.decode("utf-8")).encode("utf-8")
+        return _respond(start_response, status, headers, body)
+
+    def _attached_instance(self, environ: Environ, volume_id: str) -> str | None:
+        """Ask moto (in-process) which instance a volume is attached to."""
+        sub = {
+            k: v
+            for k, v in environ.items()
+            if k.startswith(("HTTP_", "SERVER_", "wsgi.", "REMOTE_")) and k != "HTTP_CONTENT_LENGTH"
+        }
+        qs = _encode(
+            [("Action", "DescribeVolumes"), ("Version", EC2_API_VERSION), ("VolumeId.1", volume_id)]
+        )
+        sub.update(
+            {
+                "REQUEST_METHOD": "GET",
+                "SCRIPT_NAME": "",
+                "PATH_INFO": "/",
+                "QUERY_STRING": qs,
+                "RAW_URI": "/?" + qs,
+                "REQUEST_URI": "/?" + qs,
+                "CONTENT_LENGTH": "0",
+                "wsgi.input": io.BytesIO(b""),
+            }
+        )
+        status, _, body = _call(self.app, sub)
+        if not status.startswith("2"):
+            return None
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            return None
+        return root.findtext(".//{*}attachmentSet/{*}item/{*}instanceId")
+
+    # ---- Route53
+
+    def _route53(
+        self, environ: Environ, start_response: StartResponse, path: str
+    ) -> Iterable[bytes]:
+        old = f"/{ROUTE53_OLD}/"
+        if not path.startswith(old):
+            return self.app(environ, start_response)
+        _set_path(environ, f"/{ROUTE53_NEW}/" + path[len(old) :])
+        status, headers, body = _call(self.app, environ)
+        return _respond(start_response, status, headers, body.replace(_ROUTE53_NS, _ROUTE53_NS_OLD))
+
+
+def _unset(match: re.Match[str]) -> str:
+    names = re.findall(r"'([^']*)'", match.group(1))
+    return "'" + ", ".join(names) + "'"
+
+
+def _dummy_sigv4(service: str, region: str, access_key: str) -> str:
+    day = time.strftime("%Y%m%d", time.gmtime())
+    return (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{day}/{region}/{service}/aws4_request, "
+        "SignedHeaders=host, Signature=0"
+    )
+
+
+def _set_query(environ: Environ, qs: str) -> None:
+    environ["QUERY_STRING"] = qs
+    path = environ.get("PATH_INFO", "/")
+    for key in ("RAW_URI", "REQUEST_URI"):
+        if key in environ:
+            environ[key] = path + ("?" + qs if qs else "")
+
+
+def _set_path(environ: Environ, path: str) -> None:
+    environ["PATH_INFO"] = path
+    qs = environ.get("QUERY_STRING", "")
+    for key in ("RAW_URI", "REQUEST_URI"):
+        if key in environ:
+            environ[key] = path + ("?" + qs if qs else "")
+
+
+def _call(app: WSGIApp, environ: Environ) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run a WSGI app to completion and return (status, headers, body)."""
+    captured: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured["status"] = status
+        captured["headers"] = headers
+        return chunks.append
+
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return captured["status"], list(captured["headers"]), b"".join(chunks)
+
+
+def _respond(
+    start_response: StartResponse, status: str, headers: list[tuple[str, str]], body: bytes
+) -> list[bytes]:
+    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(body))))
+    start_response(status, headers)
+    return [body]
+
+
+def _json(start_response: StartResponse, data: Any, status: str = "200 OK") -> list[bytes]:
+    body = json.dumps(data).encode("utf-8")
+    return _respond(start_response, status, [("Content-Type", "application/json")], body)
+
+
+# ----------------------------------------------------------------------------- server
+
+
+def enable_validation() -> None:
+    """Turn on moto's AMI/key-pair/instance-type validation (before moto loads).
+
+    Only the server process calls this, so importing this module has no side
+    effects on in-process moto mocks elsewhere.
+    """
+    for env, attr in VALIDATION_FLAGS.items():
+        os.environ[env] = "true"
+        settings = sys.modules.get("moto.settings")
+        if settings is not None:  # moto already loaded: its flags are read per call
+            setattr(settings, attr, True)
+
+
+def build_app() -> CompatLayer:
+    """moto's app, built the way ``ThreadedMotoServer`` builds it, behind the layer."""
+    enable_validation()
+    from moto.server import DomainDispatcherApplication, create_backend_app
+
+    return CompatLayer(DomainDispatcherApplication(create_backend_app))
+
+
+def _check_loopback(host: str) -> str:
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return host
+    except ValueError:
+        pass
+    raise SystemExit(f"refusing to bind {host!r}: the sandbox only listens on loopback")
+
+
+def _write_ready(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _warm_up(app: CompatLayer, regions: Iterable[str]) -> None:
+    """Load the EC2 model and moto's EC2 backends before announcing readiness."""
+    EC2_MODEL.load()
+    for region in regions:
+        qs = _encode([("Action", "DescribeRegions"), ("Version", EC2_API_VERSION)])
+        environ: Environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/",
+            "QUERY_STRING": qs,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "0",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_AUTHORIZATION": _dummy_sigv4("ec2", region, "sandbox"),
+            "CONTENT_LENGTH": "0",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+        _call(app.app, environ)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cloudtmpl.sandbox.aws", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--ready-file", type=Path, default=None)
+    parser.add_argument("--no-warm-up", action="store_true")
+    args = parser.parse_args(argv)
+    host = _check_loopback(args.host)
+
+    from werkzeug.serving import make_server
+
+    app = build_app()
+    if not args.no_warm_up:
+        _warm_up(app, ("us-east-1", "eu-central-1"))
+    server = make_server(host, args.port, app, threaded=True)
+    port = server.server_port
+    url_host = f"[{host}]" if ":" in host else host
+    endpoint = f"http://{url_host}:{port}"
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    if args.ready_file is not None:
+        _write_ready(args.ready_file, {"endpoint": endpoint, "pid": os.getpid()})
+    print(f"cloudtmpl AWS sandbox listening on {endpoint} (pid {os.getpid()})", flush=True)
+    try:
+        server.serve_forever()  # returns on KeyboardInterrupt (SIGINT/SIGTERM)
+    finally:
+        if args.ready_file is not None:
+            try:
+                if json.loads(args.ready_file.read_text()).get("pid") == os.getpid():
+                    args.ready_file.unlink()
+            except (OSError, ValueError):
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

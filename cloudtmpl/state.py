@@ -1,0 +1,1020 @@
+"""The state store: a per-stack cache of what was applied, a step journal and a lock.
+
+State is a cache and a journal, never the only record of what exists: the cloud
+is the source of truth and every resource carries ownership tags or a
+deterministic name (DESIGN section 4).  Losing the state costs a discovery pass,
+not resources.
+
+What the store holds, per stack (DESIGN section 5):
+
+* ``resources`` - address -> :class:`ResourceRecord` (target, region, physical
+  id, last-applied spec and its hash, attributes).  Every change bumps the
+  stack's ``serial``; a plan file records the serial it saw.
+* ``outputs`` - output name -> JSON value.
+* ``runs`` and ``journal`` - each apply/destroy is a run; every step is written
+  *before* it starts (phase ``intent``) and *after* it ends (``done`` or
+  ``failed``).  Each journal call commits before it returns, so after a kill at
+  any instant :meth:`StateStore.open_intents` tells the next run which steps may
+  be half-done and must be looked up in the cloud before being retried.
+* ``locks`` - one apply/destroy per stack at a time; a second one fails at once
+  with :class:`StackLocked` naming the holder.
+* ``audit`` - lock take-overs, forced unlocks, forgotten stacks.
+
+Secrets: the store never receives clear-text secrets.  Hidden parameters,
+generated passwords and private keys are redacted by the engine *before*
+anything reaches ``put_resource``, ``set_outputs`` or ``journal``; the store
+writes what it is given and does not try to detect secrets itself.  The database
+file is nevertheless created with mode 0600 in a 0700 directory.
+
+Concurrency:
+
+* Every public method is one short transaction.  Writes use a write
+  transaction that serializes against all other writers, in this process and in
+  others (``BEGIN IMMEDIATE`` in SQLite, WAL mode, a busy timeout).
+* Thread safety: the store keeps one connection per thread (created on first
+  use, all closed by :meth:`StateStore.close`).  In addition a per-store mutex
+  serializes write transactions inside one process, so threads queue in Python
+  instead of spinning in SQLite's busy handler; readers are never blocked (WAL).
+  A store may therefore be shared by the engine's worker threads.
+* The lock (:meth:`StateStore.acquire_lock`) is a row in ``locks`` claimed in a
+  write transaction, so two processes cannot both take it.  A lock whose holder
+  process is dead (same host, ``os.kill(pid, 0)`` fails) is stale and is taken
+  over automatically, with an audit line.
+
+Portability: the SQL below is plain SQL that SQLite (>= 3.35) and PostgreSQL
+both accept (``INSERT ... ON CONFLICT``, ``RETURNING``, ``?`` placeholders
+translated by the backend).  Everything SQLite-specific - connecting, pragmas,
+the write-transaction primitive, the auto-increment column type, error
+classification - lives in :class:`_SQLiteBackend`; a PostgreSQL backend
+implements the same small :class:`_Backend` protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast
+
+from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
+from cloudtmpl.model import LiveResource, spec_hash
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuditEntry",
+    "JournalEntry",
+    "LockInfo",
+    "Operation",
+    "Phase",
+    "ResourceRecord",
+    "RunInfo",
+    "RunStatus",
+    "StackLocked",
+    "StateError",
+    "StateStore",
+    "default_state_url",
+    "project_dir",
+]
+
+PROJECT_FILE = "cloudtmpl.yaml"
+STATE_DIR = ".cloudtmpl"
+STATE_FILE = "state.db"
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+Operation = Literal["apply", "destroy"]
+RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
+Phase = Literal["intent", "done", "failed"]
+
+_OPERATIONS = ("apply", "destroy")
+_END_STATUSES = ("succeeded", "failed", "interrupted")
+_PHASES = ("intent", "done", "failed")
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def project_dir(cwd: Path) -> Path:
+    """The nearest directory upward from ``cwd`` holding ``cloudtmpl.yaml``, else ``cwd``."""
+    start = Path(cwd).absolute()
+    for directory in (start, *start.parents):
+        if (directory / PROJECT_FILE).is_file():
+            return directory
+    return start
+
+
+def default_state_url(cwd: Path) -> str:
+    """``sqlite:///<project_dir>/.cloudtmpl/state.db`` (an absolute path after ``sqlite:///``)."""
+    path = project_dir(cwd) / STATE_DIR / STATE_FILE
+    return f"sqlite:///{path.as_posix()}"
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class ResourceRecord:
+    """What the last apply did to one resource (a cache of the cloud, not the truth)."""
+
+    address: str
+    kind: str
+    target: str
+    region: str
+    physical_id: str
+    name: str
+    spec: Mapping[str, Any] = field(default_factory=dict)  # resolved, redacted properties
+    spec_hash: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def from_live(live: LiveResource, spec: Mapping[str, Any]) -> ResourceRecord:
+        """A record for ``live`` after it was made to match ``spec``."""
+        return ResourceRecord(
+            address=live.address,
+            kind=live.kind,
+            target=live.placement.target,
+            region=live.placement.region,
+            physical_id=live.physical_id,
+            name=live.name,
+            spec=spec,
+            spec_hash=spec_hash(spec),
+            attributes=live.attributes,
+        )
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    run_id: int
+    seq: int
+    address: str
+    action: str
+    phase: Phase
+    physical_id: str | None
+    detail: Mapping[str, Any] | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    stack: str
+    operation: Operation
+    holder: str
+    started: datetime
+    finished: datetime | None
+    status: RunStatus
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    stack: str
+    holder: str
+    pid: int
+    host: str
+    acquired: datetime
+
+    def describe(self) -> str:
+        since = self.acquired.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"{self.holder} (pid {self.pid} on host {self.host}) since {since}"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: datetime
+    stack: str
+    who: str
+    what: str
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StateError(Exception):
+    """The store was used wrongly (a programming error, not a user error)."""
+
+
+class StackLocked(Exception):
+    """Another live process holds the stack's lock.  ``info`` says who and since when.
+
+    ``str(exc)`` names the holder, its pid and host and since when it holds the
+    lock; :meth:`diagnostic` turns it into a ``stack-locked`` diagnostic.
+    """
+
+    CODE = "stack-locked"
+
+    def __init__(self, info: LockInfo) -> None:
+        self.info = info
+        super().__init__(f"stack '{info.stack}' is locked by {info.describe()}")
+
+    def diagnostic(self, hint: str = "") -> Diagnostic:
+        return Diagnostic(
+            self.CODE,
+            str(self),
+            hint=hint
+            or "wait for that run to finish; if its process is certainly gone (e.g. it ran "
+            "on another machine), force-unlock the stack",
+        )
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class _Backend(Protocol):
+    """The database specifics; everything else in this module is portable SQL."""
+
+    description: str
+    autoinc_pk: str  # column type of an auto-increment integer primary key
+
+    def connect(self) -> Any: ...  # a DB-API connection in autocommit mode
+    def begin_write(self, conn: Any) -> None: ...  # start a transaction serializing writers
+    def begin_read(self, conn: Any) -> None: ...
+    def sql(self, text: str) -> str: ...  # placeholder translation (``?`` is used here)
+    def is_busy(self, exc: BaseException) -> bool: ...
+
+
+class _SQLiteBackend:
+    """SQLite: WAL, a busy timeout, ``BEGIN IMMEDIATE`` as the write primitive."""
+
+    autoinc_pk = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"sqlite:///{path.as_posix()}"
+
+    def prepare(self) -> None:
+        """Create the directory (0700) and the file (0600) before SQLite opens it."""
+        directory = self.path.parent
+        if not directory.exists():
+            directory.mkdir(parents=True, mode=0o700)
+            os.chmod(directory, 0o700)
+        elif directory.name == STATE_DIR and directory.stat().st_uid == os.getuid():
+            # our own .cloudtmpl directory, perhaps created earlier by something else
+            os.chmod(directory, 0o700)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(self.path),
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # we issue BEGIN ourselves
+            check_same_thread=False,  # one connection per thread, but close() may run anywhere
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit is on disk when it returns (the journal must survive a crash).
+            conn.execute("PRAGMA synchronous = FULL")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def begin_write(self, conn: Any) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def begin_read(self, conn: Any) -> None:
+        conn.execute("BEGIN")
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def is_busy(self, exc: BaseException) -> bool:
+        text = str(exc).lower()
+        return isinstance(exc, sqlite3.OperationalError) and (
+            "locked" in text or "busy" in text
+        )
+
+
+def _parse_url(url: str, base: Path | None) -> _SQLiteBackend:
+    """``sqlite:///<path>`` (absolute if ``<path>`` starts with ``/``) or a plain path."""
+    text = url.strip()
+    hint = (
+        "use sqlite:///relative/path, sqlite:////absolute/path or a plain file path "
+        f"(default: sqlite:///{STATE_DIR}/{STATE_FILE} in the project directory)"
+    )
+    if not text:
+        raise error("state-url", "the state URL is empty", hint=hint)
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        scheme = scheme.lower()
+        if scheme in ("postgresql", "postgres"):
+            raise error(
+                "state-url",
+                f"PostgreSQL state ('{scheme}://') is not supported by this version",
+                hint=hint,
+            )
+        if scheme != "sqlite":
+            raise error("state-url", f"unknown state URL scheme '{scheme}://'", hint=hint)
+        if not rest.startswith("/"):
+            raise error(
+                "state-url",
+                f"a sqlite state URL has no host part: '{url}'",
+                hint=hint,
+            )
+        raw = rest[1:]
+        if not raw or raw == ":memory:":
+            raise error("state-url", f"'{url}' does not name a database file", hint=hint)
+    else:
+        raw = text
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = (base if base is not None else Path.cwd()) / path
+    return _SQLiteBackend(path.absolute())
+
+
+# --------------------------------------------------------------------------- schema
+
+_SCHEMA: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS stacks (
+        name TEXT PRIMARY KEY,
+        serial INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS resources (
+        stack TEXT NOT NULL,
+        address TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        region TEXT NOT NULL,
+        physical_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        spec_hash TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (stack, address))""",
+    """CREATE TABLE IF NOT EXISTS outputs (
+        stack TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (stack, name))""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        id {autoinc_pk},
+        stack TEXT NOT NULL,
+        operation TEXT NOT NULL CHECK (operation IN ('apply', 'destroy')),
+        holder TEXT NOT NULL,
+        started TEXT NOT NULL,
+        finished TEXT,
+        status TEXT NOT NULL
+            CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')))""",
+    "CREATE INDEX IF NOT EXISTS runs_by_stack ON runs (stack, status)",
+    """CREATE TABLE IF NOT EXISTS journal (
+        run_id INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        stack TEXT NOT NULL,
+        address TEXT NOT NULL,
+        action TEXT NOT NULL,
+        phase TEXT NOT NULL CHECK (phase IN ('intent', 'done', 'failed')),
+        physical_id TEXT,
+        detail TEXT,
+        at TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq))""",
+    "CREATE INDEX IF NOT EXISTS journal_by_address ON journal (stack, address, phase)",
+    """CREATE TABLE IF NOT EXISTS locks (
+        stack TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        acquired TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS audit (
+        id {autoinc_pk},
+        at TEXT NOT NULL,
+        stack TEXT NOT NULL,
+        who TEXT NOT NULL,
+        what TEXT NOT NULL)""",
+)
+
+# Migration hook: MIGRATIONS[n] holds the statements that take schema version n to
+# n + 1.  They run in one write transaction together with the version update.
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Tx:
+    """A cursor inside one transaction, with the backend's placeholder style."""
+
+    def __init__(self, cursor: Any, backend: _Backend) -> None:
+        self._cur = cursor
+        self._backend = backend
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._cur.execute(self._backend.sql(sql), tuple(params))
+        return int(self._cur.rowcount)
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cur.execute(self._backend.sql(sql), tuple(params))
+        return [tuple(row) for row in self._cur.fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        self._cur.execute(self._backend.sql(sql), tuple(params))
+        rows = self._cur.fetchall()  # drain the statement (RETURNING must run to completion)
+        return tuple(rows[0]) if rows else None
+
+
+def _ts(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _dump(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StateError(f"{what} is not plain JSON data: {exc}") from exc
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return True  # cannot tell: assume alive (never steal a live lock)
+    return True
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class StateStore:
+    """Per-stack resources, outputs, runs, journal, lock and audit trail.
+
+    Open with :meth:`open`; close with :meth:`close` or use as a context manager.
+    Safe to share between threads (one connection per thread, see module doc).
+    """
+
+    def __init__(
+        self,
+        backend: _Backend,
+        *,
+        clock: Clock = _utcnow,
+        host: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        self._backend = backend
+        self._clock = clock
+        self._host = host if host is not None else socket.gethostname()
+        self._pid = pid if pid is not None else os.getpid()
+        self._local = threading.local()
+        self._conns: list[Any] = []
+        self._conns_guard = threading.Lock()
+        self._write_mutex = threading.Lock()
+        self._closed = False
+
+    # ------------------------------------------------------------ life cycle
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        base: Path | None = None,
+        clock: Clock = _utcnow,
+    ) -> StateStore:
+        """Open (creating if needed) the store at ``url``.
+
+        ``url`` is ``sqlite:///<path>`` - ``<path>`` absolute if it starts with
+        ``/`` (``sqlite:////abs/state.db``), else relative to ``base`` (default:
+        the working directory) - or a plain file path.  Any other scheme raises a
+        ``state-url`` diagnostic.
+        """
+        backend = _parse_url(url, base)
+        try:
+            backend.prepare()
+        except OSError as exc:
+            raise error(
+                "state-open",
+                f"cannot create the state database {backend.path}: {exc.strerror or exc}",
+                hint="check the directory's permissions or choose another place with --state",
+            ) from exc
+        store = cls(backend, clock=clock)
+        try:
+            store._init_schema()
+        except DiagnosticError:
+            store.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise error(
+                "state-open",
+                f"cannot open the state database {backend.path}: {exc}",
+                hint="is it a cloudtmpl state file? State is only a cache: moving a broken "
+                "file aside is safe, the next plan rediscovers the stack from the cloud",
+            ) from exc
+        return store
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        with self._conns_guard:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        return self._backend.description
+
+    # ------------------------------------------------------------ transactions
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and not self._closed:
+            return conn
+        with self._conns_guard:
+            if self._closed:
+                raise StateError("the state store is closed")
+            conn = self._backend.connect()
+            self._conns.append(conn)
+        self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[_Tx]:
+        """One write transaction, serialized against every other writer."""
+        conn = self._conn()
+        with self._write_mutex:
+            try:
+                self._backend.begin_write(conn)
+            except Exception as exc:
+                self._raise_if_busy(exc)
+                raise
+            try:
+                yield _Tx(conn.cursor(), self._backend)
+            except BaseException:
+                conn.rollback()
+                raise
+            try:
+                conn.commit()
+            except Exception as exc:
+                conn.rollback()
+                self._raise_if_busy(exc)
+                raise
+
+    @contextmanager
+    def _read(self) -> Iterator[_Tx]:
+        """One read transaction (a consistent snapshot across its statements)."""
+        conn = self._conn()
+        try:
+            self._backend.begin_read(conn)
+        except Exception as exc:
+            self._raise_if_busy(exc)
+            raise
+        try:
+            yield _Tx(conn.cursor(), self._backend)
+        finally:
+            conn.rollback()
+
+    def _raise_if_busy(self, exc: Exception) -> None:
+        if self._backend.is_busy(exc):
+            raise error(
+                "state-busy",
+                f"the state database {self._backend.description} stayed busy for "
+                f"{BUSY_TIMEOUT_MS // 1000}s: {exc}",
+                hint="another cloudtmpl process is writing to it; try again",
+            ) from exc
+
+    def _init_schema(self) -> None:
+        with self._write() as tx:
+            tx.run("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = tx.one("SELECT value FROM meta WHERE key = 'schema_version'")
+            if row is None:
+                for statement in _SCHEMA:
+                    tx.run(statement.format(autoinc_pk=self._backend.autoinc_pk))
+                tx.run(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+                return
+            version = int(row[0])
+            if version > SCHEMA_VERSION:
+                raise error(
+                    "state-version",
+                    f"the state database {self._backend.description} has schema version "
+                    f"{version}; this cloudtmpl understands up to {SCHEMA_VERSION}",
+                    hint="upgrade cloudtmpl",
+                )
+            while version < SCHEMA_VERSION:
+                for statement in MIGRATIONS[version]:
+                    tx.run(statement.format(autoinc_pk=self._backend.autoinc_pk))
+                version += 1
+                tx.run(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+                )
+
+    def schema_version(self) -> int:
+        with self._read() as tx:
+            row = tx.one("SELECT value FROM meta WHERE key = 'schema_version'")
+        return int(row[0]) if row else 0
+
+    # ------------------------------------------------------------ small helpers
+
+    def _now(self) -> str:
+        return _ts(self._clock())
+
+    def _ensure_stack(self, tx: _Tx, stack: str, now: str) -> None:
+        tx.run(
+            "INSERT INTO stacks (name, serial, created, updated) VALUES (?, 0, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (stack, now, now),
+        )
+
+    def _bump(self, tx: _Tx, stack: str, now: str) -> None:
+        self._ensure_stack(tx, stack, now)
+        tx.run("UPDATE stacks SET serial = serial + 1, updated = ? WHERE name = ?", (now, stack))
+
+    def _audit(self, tx: _Tx, stack: str, who: str, what: str, now: str) -> None:
+        tx.run(
+            "INSERT INTO audit (at, stack, who, what) VALUES (?, ?, ?, ?)", (now, stack, who, what)
+        )
+
+    # ------------------------------------------------------------ stacks, resources, outputs
+
+    def stacks(self) -> list[str]:
+        """Stacks that have resources or outputs (a forgotten stack is not listed)."""
+        with self._read() as tx:
+            rows = tx.all(
+                "SELECT name FROM stacks s WHERE "
+                "EXISTS (SELECT 1 FROM resources r WHERE r.stack = s.name) OR "
+                "EXISTS (SELECT 1 FROM outputs o WHERE o.stack = s.name) ORDER BY name"
+            )
+        return [r[0] for r in rows]
+
+    def serial(self, stack: str) -> int:
+        """The stack's change counter: 0 for a new stack, +1 per resource write."""
+        with self._read() as tx:
+            row = tx.one("SELECT serial FROM stacks WHERE name = ?", (stack,))
+        return int(row[0]) if row else 0
+
+    def resources(self, stack: str) -> dict[str, ResourceRecord]:
+        with self._read() as tx:
+            rows = tx.all(
+                "SELECT address, kind, target, region, physical_id, name, spec, spec_hash, "
+                "attributes FROM resources WHERE stack = ? ORDER BY address",
+                (stack,),
+            )
+        return {
+            r[0]: ResourceRecord(
+                address=r[0],
+                kind=r[1],
+                target=r[2],
+                region=r[3],
+                physical_id=r[4],
+                name=r[5],
+                spec=json.loads(r[6]),
+                spec_hash=r[7],
+                attributes=json.loads(r[8]),
+            )
+            for r in rows
+        }
+
+    def put_resource(self, stack: str, rec: ResourceRecord) -> None:
+        """Insert or replace ``rec`` and bump the stack's serial."""
+        spec = _dump(dict(rec.spec), f"the spec of {rec.address}")
+        attributes = _dump(dict(rec.attributes), f"the attributes of {rec.address}")
+        now = self._now()
+        with self._write() as tx:
+            tx.run(
+                "INSERT INTO resources (stack, address, kind, target, region, physical_id, "
+                "name, spec, spec_hash, attributes, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (stack, address) DO UPDATE SET kind = excluded.kind, "
+                "target = excluded.target, region = excluded.region, "
+                "physical_id = excluded.physical_id, name = excluded.name, "
+                "spec = excluded.spec, spec_hash = excluded.spec_hash, "
+                "attributes = excluded.attributes, updated = excluded.updated",
+                (stack, rec.address, rec.kind, rec.target, rec.region, rec.physical_id,
+                 rec.name, spec, rec.spec_hash, attributes, now),
+            )
+            self._bump(tx, stack, now)
+
+    def delete_resource(self, stack: str, address: str) -> bool:
+        """Remove a resource; bumps the serial.  False if there was nothing to remove."""
+        now = self._now()
+        with self._write() as tx:
+            n = tx.run("DELETE FROM resources WHERE stack = ? AND address = ?", (stack, address))
+            if n:
+                self._bump(tx, stack, now)
+        return n > 0
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        with self._read() as tx:
+            rows = tx.all("SELECT name, value FROM outputs WHERE stack = ? ORDER BY name", (stack,))
+        return {name: json.loads(value) for name, value in rows}
+
+    def set_outputs(self, stack: str, outputs: Mapping[str, Any]) -> None:
+        """Replace all of the stack's outputs (values must be plain JSON data)."""
+        dumped = [(str(k), _dump(v, f"output '{k}'")) for k, v in outputs.items()]
+        now = self._now()
+        with self._write() as tx:
+            self._ensure_stack(tx, stack, now)
+            tx.run("DELETE FROM outputs WHERE stack = ?", (stack,))
+            for name, value in dumped:
+                tx.run(
+                    "INSERT INTO outputs (stack, name, value) VALUES (?, ?, ?)",
+                    (stack, name, value),
+                )
+            tx.run("UPDATE stacks SET updated = ? WHERE name = ?", (now, stack))
+
+    def forget_stack(self, stack: str, *, who: str = "cloudtmpl") -> None:
+        """Drop the stack's resources and outputs (after a destroy).
+
+        Runs, journal and audit are kept; the serial keeps counting (it is bumped),
+        so a plan made before the destroy can never look current afterwards.
+        """
+        now = self._now()
+        with self._write() as tx:
+            n = tx.run("DELETE FROM resources WHERE stack = ?", (stack,))
+            tx.run("DELETE FROM outputs WHERE stack = ?", (stack,))
+            self._bump(tx, stack, now)
+            self._audit(tx, stack, who, f"forgot stack ({n} resource records removed)", now)
+
+    # ------------------------------------------------------------ lock
+
+    def lock_info(self, stack: str) -> LockInfo | None:
+        with self._read() as tx:
+            row = tx.one(
+                "SELECT holder, pid, host, acquired FROM locks WHERE stack = ?", (stack,)
+            )
+        return None if row is None else LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]))
+
+    def _is_stale(self, info: LockInfo) -> bool:
+        return info.host == self._host and not _pid_alive(info.pid)
+
+    def acquire_lock(self, stack: str, holder: str) -> LockInfo:
+        """Take the stack's lock for ``holder`` (this process), or raise :class:`StackLocked`.
+
+        Fails at once - no waiting - if a live process holds it (this one
+        included: the lock is not re-entrant).  A lock held by a dead process on
+        this host is taken over and an audit line records it.  Runs of the stack
+        still marked ``running`` were necessarily left by a dead process, so they
+        are marked ``interrupted``.
+        """
+        now = self._now()
+        mine = LockInfo(stack, holder, self._pid, self._host, _dt(now))
+        with self._write() as tx:
+            # Three tries only matter on backends where a concurrent release can slip in
+            # between our statements; under SQLite's BEGIN IMMEDIATE the first one decides.
+            for _ in range(3):
+                claimed = tx.run(
+                    "INSERT INTO locks (stack, holder, pid, host, acquired) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (stack) DO NOTHING",
+                    (stack, holder, self._pid, self._host, now),
+                )
+                if claimed:
+                    break
+                row = tx.one(
+                    "SELECT holder, pid, host, acquired FROM locks WHERE stack = ?", (stack,)
+                )
+                if row is None:
+                    continue
+                current = LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]))
+                if not self._is_stale(current):
+                    raise StackLocked(current)
+                # Compare-and-swap, so the take-over is race-free on any backend.
+                took = tx.run(
+                    "UPDATE locks SET holder = ?, pid = ?, host = ?, acquired = ? "
+                    "WHERE stack = ? AND holder = ? AND pid = ? AND host = ? AND acquired = ?",
+                    (holder, self._pid, self._host, now,
+                     stack, current.holder, current.pid, current.host, row[3]),
+                )
+                if took != 1:
+                    raise StackLocked(current)
+                self._audit(
+                    tx, stack, holder,
+                    f"took over stale lock of {current.describe()}: process no longer running",
+                    now,
+                )
+                break
+            else:
+                raise StateError(f"could not claim the lock of stack '{stack}'")
+            tx.run(
+                "UPDATE runs SET status = 'interrupted', finished = ? "
+                "WHERE stack = ? AND status = 'running'",
+                (now, stack),
+            )
+        return mine
+
+    def release_lock(self, stack: str, holder: str) -> bool:
+        """Release the lock if ``holder`` in this process holds it; False otherwise."""
+        with self._write() as tx:
+            n = tx.run(
+                "DELETE FROM locks WHERE stack = ? AND holder = ? AND pid = ? AND host = ?",
+                (stack, holder, self._pid, self._host),
+            )
+        return n > 0
+
+    @contextmanager
+    def lock(self, stack: str, holder: str) -> Iterator[LockInfo]:
+        """``with store.lock(stack, holder) as info:`` - acquire, then always release."""
+        info = self.acquire_lock(stack, holder)
+        try:
+            yield info
+        finally:
+            self.release_lock(stack, holder)
+
+    def force_unlock(self, stack: str, who: str) -> LockInfo | None:
+        """Remove the lock whoever holds it; audit ``who`` did it.  Returns the removed lock."""
+        now = self._now()
+        with self._write() as tx:
+            row = tx.one(
+                "SELECT holder, pid, host, acquired FROM locks WHERE stack = ?", (stack,)
+            )
+            if row is None:
+                return None
+            info = LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]))
+            tx.run("DELETE FROM locks WHERE stack = ?", (stack,))
+            self._audit(tx, stack, who, f"force-unlocked lock of {info.describe()}", now)
+        return info
+
+    # ------------------------------------------------------------ runs and journal
+
+    def begin_run(self, stack: str, operation: Operation | str, holder: str) -> int:
+        """Start a run; ``holder`` in this process must hold the stack's lock."""
+        if operation not in _OPERATIONS:
+            raise StateError(f"unknown operation {operation!r}; expected one of {_OPERATIONS}")
+        now = self._now()
+        with self._write() as tx:
+            held = tx.one(
+                "SELECT 1 FROM locks WHERE stack = ? AND holder = ? AND pid = ? AND host = ?",
+                (stack, holder, self._pid, self._host),
+            )
+            if held is None:
+                raise StateError(
+                    f"begin_run: {holder!r} does not hold the lock of stack '{stack}' "
+                    "(call acquire_lock or use lock() first)"
+                )
+            self._ensure_stack(tx, stack, now)
+            row = tx.one(
+                "INSERT INTO runs (stack, operation, holder, started, finished, status) "
+                "VALUES (?, ?, ?, ?, NULL, 'running') RETURNING id",
+                (stack, operation, holder, now),
+            )
+        assert row is not None
+        return int(row[0])
+
+    def end_run(self, run_id: int, status: RunStatus | str) -> None:
+        if status not in _END_STATUSES:
+            raise StateError(f"unknown run status {status!r}; expected one of {_END_STATUSES}")
+        now = self._now()
+        with self._write() as tx:
+            n = tx.run(
+                "UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, now, run_id)
+            )
+        if not n:
+            raise StateError(f"no run with id {run_id}")
+
+    def runs(self, stack: str) -> list[RunInfo]:
+        with self._read() as tx:
+            rows = tx.all(
+                "SELECT id, stack, operation, holder, started, finished, status FROM runs "
+                "WHERE stack = ? ORDER BY id",
+                (stack,),
+            )
+        return [
+            RunInfo(int(r[0]), r[1], r[2], r[3], _dt(r[4]), _dt(r[5]) if r[5] else None, r[6])
+            for r in rows
+        ]
+
+    def journal(
+        self,
+        run_id: int,
+        stack: str,
+        address: str,
+        action: str,
+        phase: Phase | str,
+        physical_id: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> JournalEntry:
+        """Record one step; committed (durable) when this returns.
+
+        Write ``intent`` before calling the cloud and ``done``/``failed`` after.
+        ``seq`` is assigned by the store, increasing within the run.
+        """
+        if phase not in _PHASES:
+            raise StateError(f"unknown journal phase {phase!r}; expected one of {_PHASES}")
+        detail_text = (
+            None if detail is None else _dump(dict(detail), f"journal detail of {address}")
+        )
+        now = self._now()
+        with self._write() as tx:
+            run = tx.one("SELECT stack FROM runs WHERE id = ?", (run_id,))
+            if run is None:
+                raise StateError(f"no run with id {run_id}")
+            if run[0] != stack:
+                raise StateError(f"run {run_id} belongs to stack '{run[0]}', not '{stack}'")
+            seq_row = tx.one(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?", (run_id,)
+            )
+            assert seq_row is not None
+            seq = int(seq_row[0])
+            tx.run(
+                "INSERT INTO journal (run_id, seq, stack, address, action, phase, physical_id, "
+                "detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, seq, stack, address, action, phase, physical_id, detail_text, now),
+            )
+        return JournalEntry(
+            run_id, seq, address, action, cast(Phase, phase), physical_id,
+            None if detail_text is None else json.loads(detail_text), _dt(now),
+        )
+
+    _JOURNAL_COLUMNS = (
+        "j.run_id, j.seq, j.address, j.action, j.phase, j.physical_id, j.detail, j.at"
+    )
+
+    @staticmethod
+    def _entry(r: tuple[Any, ...]) -> JournalEntry:
+        return JournalEntry(
+            int(r[0]), int(r[1]), r[2], r[3], r[4], r[5],
+            None if r[6] is None else json.loads(r[6]), _dt(r[7]),
+        )
+
+    def journal_entries(self, run_id: int) -> list[JournalEntry]:
+        with self._read() as tx:
+            rows = tx.all(
+                f"SELECT {self._JOURNAL_COLUMNS} FROM journal j WHERE j.run_id = ? ORDER BY j.seq",
+                (run_id,),
+            )
+        return [self._entry(r) for r in rows]
+
+    def open_intents(self, stack: str, *, before_run: int | None = None) -> list[JournalEntry]:
+        """Steps that were started but never finished: what a killed run may have half-done.
+
+        An ``intent`` is open unless (a) its own run later recorded ``done`` or
+        ``failed`` for the same address and action, or (b) a later run recorded
+        ``done`` for the same address (any action - e.g. ``adopt`` after finding
+        the resource, ``lookup`` after finding nothing, or a successful
+        create/update/delete; a later *failed* step proves nothing and leaves
+        the intent open).  With
+        ``before_run``, only runs with a smaller id are considered (so a run in
+        progress can ask about its predecessors).
+        """
+        sql = (
+            f"SELECT {self._JOURNAL_COLUMNS} FROM journal j "
+            "WHERE j.stack = ? AND j.phase = 'intent' "
+            "AND NOT EXISTS (SELECT 1 FROM journal d WHERE d.run_id = j.run_id "
+            "  AND d.address = j.address AND d.action = j.action AND d.seq > j.seq "
+            "  AND d.phase IN ('done', 'failed')) "
+            "AND NOT EXISTS (SELECT 1 FROM journal l WHERE l.stack = j.stack "
+            "  AND l.address = j.address AND l.run_id > j.run_id AND l.phase = 'done')"
+        )
+        params: list[Any] = [stack]
+        if before_run is not None:
+            sql += " AND j.run_id < ?"
+            params.append(before_run)
+        sql += " ORDER BY j.run_id, j.seq"
+        with self._read() as tx:
+            rows = tx.all(sql, params)
+        return [self._entry(r) for r in rows]
+
+    # ------------------------------------------------------------ audit
+
+    def audit_log(self, stack: str | None = None) -> list[AuditEntry]:
+        """Audit lines, oldest first (all stacks, or one)."""
+        sql = "SELECT at, stack, who, what FROM audit"
+        params: tuple[Any, ...] = ()
+        if stack is not None:
+            sql += " WHERE stack = ?"
+            params = (stack,)
+        with self._read() as tx:
+            rows = tx.all(sql + " ORDER BY id", params)
+        return [AuditEntry(_dt(r[0]), r[1], r[2], r[3]) for r in rows]

@@ -1,0 +1,424 @@
+"""The commands' shared steps: load → resolve → discover → plan → apply.
+
+This is the glue the CLI calls; it holds no logic of its own beyond ordering
+the phases, taking the stack lock and starting the sandbox when a sandbox
+target is used.  Everything it returns is a value.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cloudtmpl import resources
+from cloudtmpl.apply import ApplyResult, Event, Executor
+from cloudtmpl.config import Catalog, ProjectConfig, catalog_for, with_endpoint
+from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
+from cloudtmpl.discover import Discovery, discover
+from cloudtmpl.loader import Document, load_text
+from cloudtmpl.model import STACK_NAME_RE, Action, Target
+from cloudtmpl.plan import FORMAT_VERSION, Change, Plan, live_fingerprint, make_plan
+from cloudtmpl.providers import make_adapter
+from cloudtmpl.providers.base import Adapter, CloudError
+from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
+from cloudtmpl.sandbox import manager as sandbox
+from cloudtmpl.state import StateStore, default_state_url
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the user named on the command line."""
+
+    template: str | None = None
+    environments: tuple[str, ...] = ()
+    params: Mapping[str, str] = field(default_factory=dict)
+    stack: str | None = None
+    target: str | None = None
+    state: str | None = None
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` pairs; ``KEY=@FILE`` reads the value from a file (no secrets in argv)."""
+    out: dict[str, str] = {}
+    diags = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            diags.append(
+                Diagnostic(
+                    "bad-parameter-arg",
+                    f"-p {pair!r} is not KEY=VALUE",
+                    hint="write -p name=value, or -p name=@file to read the value from a file",
+                )
+            )
+            continue
+        if value.startswith("@"):
+            try:
+                value = Path(value[1:]).read_text().rstrip("\n")
+            except OSError as err:
+                diags.append(
+                    Diagnostic(
+                        "file-not-found",
+                        f"-p {key}: cannot read {value[1:]}: {err.strerror}",
+                        hint="check the path after '@'",
+                    )
+                )
+                continue
+        out[key] = value
+    if diags:
+        raise DiagnosticError(diags)
+    return out
+
+
+def stack_name(inputs: Inputs) -> str:
+    name = inputs.stack or (Path(inputs.template).stem if inputs.template else None)
+    if name is None:
+        raise error("no-stack", "no stack named", hint="pass a TEMPLATE or -s STACK")
+    if not STACK_NAME_RE.match(name):
+        raise error(
+            "invalid-stack-name",
+            f"stack name {name!r} is not valid",
+            hint="use 1-63 lowercase letters, digits, '-' or '_' (pass -s NAME)",
+        )
+    return name
+
+
+def read_sources(inputs: Inputs) -> dict[str, str]:
+    """The text of the template and environment files, by the path the user gave."""
+    out: dict[str, str] = {}
+    for path in (inputs.template, *inputs.environments):
+        if path is None:
+            continue
+        try:
+            out[path] = Path(path).read_text()
+        except OSError as err:
+            raise error(
+                "file-not-found", f"cannot read {path}: {err.strerror}", Loc(path), "check the path"
+            ) from None
+    return out
+
+
+def resolve_stack(
+    inputs: Inputs, project: ProjectConfig, mode: str, sources: Mapping[str, str]
+) -> ResolvedStack:
+    assert inputs.template is not None
+    diags: list[Diagnostic] = []
+    docs: list[Document] = []
+    for path in (inputs.template, *inputs.environments):
+        try:
+            docs.append(load_text(sources[path], path))
+        except DiagnosticError as err:
+            diags.extend(err.diagnostics)
+    if diags:
+        raise DiagnosticError(diags)
+    options = ResolveOptions(
+        stack=stack_name(inputs),
+        params=dict(inputs.params),
+        environments=tuple(docs[1:]),
+        mode=mode,  # type: ignore[arg-type]
+        target=inputs.target,
+        default_target=project.default_target,
+        targets=project.targets,
+    )
+    return resolve(docs[0], options)
+
+
+# -- clouds -------------------------------------------------------------------
+def live_targets(project: ProjectConfig, names: Iterable[str]) -> dict[str, Target]:
+    """The named targets, ready to use: sandbox targets get the running sandbox's endpoint."""
+    out: dict[str, Target] = {}
+    for name in sorted(set(names)):
+        target = project.targets[name]
+        if target.sandbox:
+            try:
+                sandbox.start()
+            except sandbox.SandboxError as err:
+                raise error(
+                    "sandbox-start",
+                    f"the local sandbox did not start: {err}",
+                    hint=f"see the log in {sandbox.sandbox_dir()}; "
+                    "`cloudtmpl sandbox stop` then try again",
+                ) from None
+            info = sandbox.status()["aws"]
+            target = with_endpoint(
+                target,
+                endpoint=info["endpoint"],
+                access_key=info["access_key"],
+                secret_key=info["secret_key"],
+            )
+        out[name] = target
+    return out
+
+
+def open_store(project: ProjectConfig, inputs: Inputs) -> StateStore:
+    url = (
+        inputs.state
+        or os.environ.get("CLOUDTMPL_STATE")
+        or project.state_url
+        or default_state_url(project.directory)
+    )
+    return StateStore.open(url)
+
+
+def holder() -> str:
+    argv = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:2]))
+    return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} ({argv})"
+
+
+@dataclass
+class Session:
+    """Open clouds and state for one stack."""
+
+    project: ProjectConfig
+    store: StateStore
+    stack: str
+    targets: dict[str, Target]
+    adapters: dict[str, Adapter]
+    catalogs: dict[str, Catalog]
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def open_session(
+    project: ProjectConfig, inputs: Inputs, stack: str, target_names: Iterable[str]
+) -> Session:
+    store = open_store(project, inputs)
+    names = set(target_names) | {r.target for r in store.resources(stack).values()}
+    unknown = sorted(n for n in names if n not in project.targets)
+    if unknown:
+        store.close()
+        raise error(
+            "unknown-target",
+            f"the state of stack {stack!r} names unknown targets {', '.join(unknown)}",
+            hint="add them back to cloudtmpl.yaml",
+        )
+    try:
+        targets = live_targets(project, names)
+    except Exception:
+        store.close()
+        raise
+    adapters = {name: make_adapter(t) for name, t in targets.items()}
+    catalogs = {name: catalog_for(t) for name, t in targets.items()}
+    return Session(project, store, stack, targets, adapters, catalogs)
+
+
+def scopes(session: Session, stack: ResolvedStack | None) -> dict[tuple[str, str], frozenset[str]]:
+    """Where to look for the stack: every (target, region) the template or state uses.
+
+    Every kind is listed in each scope, so a resource that left the template is
+    found (and deleted) even if the state was lost.
+    """
+    found: set[tuple[str, str]] = set()
+    if stack is not None:
+        found |= {(r.placement.target, r.placement.region) for r in stack.resources.values()}
+    found |= {(r.target, r.region) for r in session.store.resources(session.stack).values()}
+    if stack is None and not found:
+        found |= {(name, t.region) for name, t in session.targets.items() if t.region}
+    all_kinds = frozenset(resources.TYPES)
+    return {scope: all_kinds for scope in found if scope[0] in session.adapters}
+
+
+def discover_stack(session: Session, stack: ResolvedStack | None, parallelism: int) -> Discovery:
+    try:
+        return discover(session.stack, scopes(session, stack), session.adapters, parallelism)
+    except CloudError as err:
+        raise error(
+            "cloud-error",
+            f"discovery failed: {err.message}",
+            hint="check the target's credentials and endpoint; for the local "
+            "sandbox see `cloudtmpl sandbox status`",
+        ) from None
+
+
+def plan_stack(
+    session: Session,
+    stack: ResolvedStack,
+    sources: Mapping[str, str],
+    inputs: Inputs,
+    parallelism: int = 10,
+) -> Plan:
+    found = discover_stack(session, stack, parallelism)
+    last = {a: r.spec for a, r in session.store.resources(session.stack).items()}
+    plan = make_plan(
+        stack, found, last, session.catalogs, state_serial=session.store.serial(session.stack)
+    )
+    return replace(
+        plan,
+        sources=dict(sources),
+        template_file=inputs.template or "",
+        environment_files=tuple(inputs.environments),
+        params={k: v for k, v in inputs.params.items() if k not in stack.hidden},
+        hidden_params=tuple(sorted(stack.hidden)),
+        target=inputs.target,
+    )
+
+
+def destroy_plan(session: Session, stack: ResolvedStack | None, parallelism: int = 10) -> Plan:
+    found = discover_stack(session, stack, parallelism)
+    changes = tuple(
+        Change(
+            live.address,
+            live.kind,
+            live.kind,
+            Action.DELETE,
+            live.placement,
+            reason="destroy",
+            prior=live,
+        )
+        for group in found.live.values()
+        for live in group
+    )
+    return Plan(
+        stack=session.stack,
+        changes=changes,
+        template_hash="",
+        params_hash="",
+        state_serial=session.store.serial(session.stack),
+        live_fingerprint=live_fingerprint(found),
+        api_requests=found.api_requests,
+        seconds=found.seconds,
+    )
+
+
+def empty_stack(name: str) -> ResolvedStack:
+    return ResolvedStack(
+        name=name,
+        description="",
+        resources={},
+        outputs={},
+        parameters={},
+        hidden=frozenset(),
+        template_hash="",
+        params_hash="",
+    )
+
+
+# -- plan files ---------------------------------------------------------------
+def is_plan_file(path: str) -> bool:
+    if not path.endswith(".json"):
+        return False
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "format_version" in data and "changes" in data
+
+
+def load_plan_file(path: str) -> Plan:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise error(
+            "plan-file",
+            f"cannot read plan file {path}: {err}",
+            Loc(path),
+            "write one with `cloudtmpl plan TEMPLATE --out FILE`",
+        ) from None
+    if data.get("format_version") != FORMAT_VERSION:
+        raise error(
+            "plan-format",
+            f"plan file format {data.get('format_version')!r} is not "
+            f"supported (this cloudtmpl writes {FORMAT_VERSION})",
+            Loc(path),
+            "plan again with this version of cloudtmpl",
+        )
+    return Plan.from_json(data)
+
+
+def write_plan_file(plan: Plan, path: str, data: Mapping[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.chmod(path, 0o600)
+
+
+def check_plan_fresh(plan: Plan, stack: ResolvedStack, session: Session, fresh: Plan) -> None:
+    """Refuse a plan whose inputs, state or live resources moved on since it was made."""
+    problems = []
+    if stack.template_hash != plan.template_hash:
+        problems.append("the template files differ from the plan's snapshot")
+    if stack.params_hash != plan.params_hash:
+        problems.append(
+            "the parameter values differ (hidden parameters must be given again "
+            f"with -p/-e: {', '.join(plan.hidden_params) or 'none'})"
+        )
+    if fresh.state_serial != plan.state_serial:
+        problems.append(
+            f"the state serial moved from {plan.state_serial} to "
+            f"{fresh.state_serial} (another apply ran)"
+        )
+    if fresh.live_fingerprint != plan.live_fingerprint:
+        before = {(c.address, c.prior.physical_id) for c in plan.changes if c.prior}
+        after = {(c.address, c.prior.physical_id) for c in fresh.changes if c.prior}
+        moved = sorted({a for a, _ in before ^ after}) or sorted(
+            c.address for c in fresh.changes if c.action is not Action.NOOP
+        )
+        problems.append(
+            "the live resources changed since planning"
+            + (f" ({', '.join(moved)})" if moved else "")
+        )
+    if problems:
+        raise error(
+            "stale-plan",
+            "the saved plan is out of date: " + "; ".join(problems),
+            hint="run `cloudtmpl plan` again and apply the new plan",
+        )
+
+
+# -- apply --------------------------------------------------------------------
+def execute(
+    session: Session,
+    plan: Plan,
+    stack: ResolvedStack,
+    operation: str,
+    *,
+    emit: Callable[[Event], None],
+    parallelism: int,
+    stop: threading.Event | None = None,
+) -> ApplyResult:
+    """Run ``plan`` under the stack lock (taken by the caller) with a journaled run."""
+    run_id = session.store.begin_run(session.stack, operation, holder())
+    status = "failed"
+    try:
+        executor = Executor(
+            plan,
+            stack,
+            session.adapters,
+            session.store,
+            session.catalogs,
+            keys_dir=session.project.directory / ".cloudtmpl" / "keys",
+            emit=emit,
+            parallelism=parallelism,
+            stop=stop,
+        )
+        result = executor.run(run_id)
+        if operation == "destroy" and result.ok:
+            session.store.forget_stack(session.stack)
+        elif operation == "apply":
+            session.store.set_outputs(session.stack, result.outputs)
+        status = (
+            "succeeded"
+            if result.ok
+            else ("interrupted" if stop is not None and stop.is_set() else "failed")
+        )
+        return result
+    finally:
+        session.store.end_run(run_id, status)
+
+
+def prune_state(session: Session, plan: Plan, stack: ResolvedStack) -> None:
+    """Forget state records of resources that exist neither in the cloud nor the template."""
+    live = {c.address for c in plan.changes if c.prior is not None}
+    for address in list(session.store.resources(session.stack)):
+        if address not in live and address not in stack.resources:
+            session.store.delete_resource(session.stack, address)

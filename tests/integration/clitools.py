@@ -1,0 +1,95 @@
+"""Helpers for driving the real ``cloudtmpl`` CLI in a subprocess, and boto3 to look inside."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = REPO / "examples" / "quickstart" / "stack.yaml"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OS_"))}
+    env.update({"CI": "true", "PYTHONPATH": str(REPO)})
+    env.update(extra or {})
+    return env
+
+
+def cli_args(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cloudtmpl.cli", *args]
+
+
+def run(cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> Result:
+    proc = subprocess.run(
+        cli_args(*args),
+        cwd=cwd,
+        env=cli_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def ec2(sandbox: dict[str, Any], region: str) -> Any:
+    return boto3.client(
+        "ec2",
+        endpoint_url=sandbox["endpoint"],
+        region_name=region,
+        aws_access_key_id=sandbox["access_key"],
+        aws_secret_access_key=sandbox["secret_key"],
+    )
+
+
+def stack_instances(sandbox: dict[str, Any], region: str, stack: str) -> list[dict[str, Any]]:
+    """Instances tagged for ``stack`` that are not terminated (looked up with boto3)."""
+    client = ec2(sandbox, region)
+    out = []
+    for page in client.get_paginator("describe_instances").paginate(
+        Filters=[
+            {"Name": "tag:cloudtmpl:stack", "Values": [stack]},
+            {
+                "Name": "instance-state-name",
+                "Values": ["pending", "running", "stopping", "stopped"],
+            },
+        ]
+    ):
+        for reservation in page["Reservations"]:
+            out.extend(reservation["Instances"])
+    return out
+
+
+def tags(resource: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def edit(text: str, replacements: Sequence[tuple[str, str]]) -> str:
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return text

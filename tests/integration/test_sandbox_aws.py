@@ -1,0 +1,459 @@
+"""The AWS sandbox through libcloud's real, unpatched drivers.
+
+Each test pins one rewrite of ``cloudtmpl.sandbox.aws``'s compatibility layer:
+without it the libcloud call shown returns wrong data, False, or raises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from libcloud.common.exceptions import BaseHTTPError
+from libcloud.common.types import LibcloudError
+from libcloud.compute.base import NodeImage, NodeSize
+from libcloud.compute.providers import get_driver
+from libcloud.compute.types import KeyPairDoesNotExistError, Provider
+
+from cloudtmpl.sandbox import aws as sandbox_aws
+from cloudtmpl.sandbox import manager
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CATALOG = yaml.safe_load((REPO / "providers" / "sandbox-aws.yaml").read_text())
+NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
+UBUNTU = CATALOG["images"]["ubuntu-22.04"]
+REJECTED = (LibcloudError, BaseHTTPError)
+
+
+def ec2(info: dict[str, Any], region: str = "us-east-1", sigv4: bool = True) -> Any:
+    host, port = info["endpoint"].removeprefix("http://").rsplit(":", 1)
+    assert host == "127.0.0.1"
+    kwargs: dict[str, Any] = {"signature_version": "4"} if sigv4 else {}
+    cls = get_driver(Provider.EC2)
+    return cls(
+        info["access_key"],
+        info["secret_key"],
+        region=region,
+        host=host,
+        port=int(port),
+        secure=False,
+        **kwargs,
+    )
+
+
+def image(driver: Any, region: str = "us-east-1", name: str = "ubuntu-22.04") -> NodeImage:
+    return NodeImage(CATALOG["images"][name][region], name, driver)
+
+
+def size(driver: Any, abstract: str = "tiny") -> NodeSize:
+    itype = CATALOG["sizes"][abstract]
+    return NodeSize(itype, itype, 1024, 8, 0, 0.0, driver)
+
+
+def counter(info: dict[str, Any]) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{info['endpoint']}/_sandbox/requests", timeout=10) as resp:
+        data: dict[str, Any] = json.loads(resp.read())
+    return data
+
+
+# --------------------------------------------------------------- pure rewrite helpers
+
+
+def test_shift_zero_indexes_only_touches_zero_based_lists() -> None:
+    pairs = [
+        ("Action", "CreateTags"),
+        ("ResourceId.0", "vol-1"),
+        ("Tag.0.Key", "a"),
+        ("Tag.0.Value", "b"),
+        ("Tag.1.Key", "c"),
+        ("Filter.1.Value.1", "x"),
+    ]
+    assert sandbox_aws.shift_zero_indexes(pairs) == [
+        ("Action", "CreateTags"),
+        ("ResourceId.1", "vol-1"),
+        ("Tag.1.Key", "a"),
+        ("Tag.1.Value", "b"),
+        ("Tag.2.Key", "c"),
+        ("Filter.1.Value.1", "x"),
+    ]
+
+
+def test_bare_scalar_lists_are_numbered() -> None:
+    sandbox_aws.EC2_MODEL.load()
+    names = sandbox_aws.EC2_MODEL.scalar_lists["DescribeKeyPairs"]
+    assert "KeyName" in names
+    assert sandbox_aws.number_bare_lists([("KeyName", "k2")], names) == [("KeyName.1", "k2")]
+    assert "CreateTags" in sandbox_aws.EC2_MODEL.returns_bool
+    assert "RunInstances" not in sandbox_aws.EC2_MODEL.returns_bool
+
+
+def test_refuses_non_loopback_host() -> None:
+    assert sandbox_aws._check_loopback("127.0.0.1") == "127.0.0.1"
+    assert sandbox_aws._check_loopback("::1") == "::1"
+    with pytest.raises(SystemExit):
+        sandbox_aws._check_loopback("0.0.0.0")
+    with pytest.raises(SystemExit):
+        sandbox_aws._check_loopback("192.168.1.10")
+
+
+# ------------------------------------------------------------------------------- EC2
+
+
+def test_create_and_list_nodes_round_trip_tags(aws_reset: dict[str, Any]) -> None:
+    # namespace trailing slash: without it list_nodes parses to [].
+    d = ec2(aws_reset)
+    node = d.create_node(
+        name="web-0",
+        image=image(d),
+        size=size(d),
+        ex_metadata={"cloudtmpl:stack": "demo", "cloudtmpl:resource": "web"},
+    )
+    nodes = d.list_nodes()
+    assert [n.id for n in nodes] == [node.id]
+    listed = nodes[0]
+    assert listed.name == "web-0"
+    assert listed.extra["tags"] == {
+        "Name": "web-0",
+        "cloudtmpl:stack": "demo",
+        "cloudtmpl:resource": "web",
+    }
+    assert listed.extra["instance_type"] == "t3.micro"
+    assert listed.extra["image_id"] == UBUNTU["us-east-1"]
+
+
+def test_volume_tags_detach_and_delete(aws_reset: dict[str, Any]) -> None:
+    d = ec2(aws_reset)
+    zone = d.list_locations()[0]
+    # create_volume with a name = CreateVolume + CreateTags with 0-based indexes.
+    vol = d.create_volume(8, "data-0", location=zone)
+    assert d.ex_create_tags(vol, {"cloudtmpl:stack": "demo"}) is True
+    [listed] = d.list_volumes()
+    assert listed.id == vol.id
+    assert listed.extra["tags"] == {"Name": "data-0", "cloudtmpl:stack": "demo"}
+
+    node = d.create_node(name="db", image=image(d), size=size(d), location=zone)
+    assert d.attach_volume(node, vol, "/dev/sdh") is True
+    # DetachVolume without InstanceId crashes moto unless the layer adds it.
+    assert d.detach_volume(vol) is True
+    [after] = [v for v in d.list_volumes() if v.id == vol.id]
+    assert after.extra.get("instance_id") in (None, "")
+    # DeleteVolume/DeleteSecurityGroup/RebootInstances need <return>true</return>.
+    assert d.destroy_volume(vol) is True
+    assert d.list_volumes() == [] or all(v.id != vol.id for v in d.list_volumes())
+    assert d.reboot_node(node) is True
+
+
+def test_security_group_and_address_booleans(aws_reset: dict[str, Any]) -> None:
+    d = ec2(aws_reset)
+    d.ex_create_security_group("sg-demo", "demo group")
+    assert d.ex_delete_security_group("sg-demo") is True
+    node = d.create_node(name="ip", image=image(d), size=size(d))
+    ip = d.ex_allocate_address()
+    assert d.ex_associate_address_with_node(node, ip)
+    assert d.ex_disassociate_address(ip) is True
+    assert d.ex_release_address(ip) is True
+
+
+def test_get_key_pair_names_the_right_key(aws_reset: dict[str, Any]) -> None:
+    d = ec2(aws_reset)
+    d.create_key_pair("k1")
+    d.create_key_pair("k2")
+    # bare KeyName → KeyName.1: otherwise moto returns every key and libcloud picks k1.
+    assert d.get_key_pair("k2").name == "k2"
+    assert d.get_key_pair("k1").name == "k1"
+    with pytest.raises(KeyPairDoesNotExistError) as err:
+        d.get_key_pair("missing-key")
+    # set-printed names ('{'missing-key'}') are rewritten so libcloud names the key.
+    assert err.value.name == "missing-key"
+
+
+def test_validation_rejects_bogus_ami_type_and_key(aws_reset: dict[str, Any]) -> None:
+    d = ec2(aws_reset)
+    with pytest.raises(REJECTED, match="InvalidAMIID"):
+        d.create_node(name="x", image=NodeImage("ami-00000000", "bogus", d), size=size(d))
+    with pytest.raises(REJECTED, match="InvalidInstanceType"):
+        d.create_node(name="x", image=image(d), size=NodeSize("t9.enormous", "x", 0, 0, 0, 0.0, d))
+    with pytest.raises(KeyPairDoesNotExistError) as err:
+        d.create_node(name="x", image=image(d), size=size(d), ex_keyname="no-such-key")
+    assert err.value.name == "no-such-key"
+    assert d.list_nodes() == []
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-central-1"])
+def test_catalog_images_and_sizes_run(aws_reset: dict[str, Any], region: str) -> None:
+    d = ec2(aws_reset, region)
+    for name, per_region in CATALOG["images"].items():
+        node = d.create_node(name=f"img-{name}", image=image(d, region, name), size=size(d))
+        assert node.extra["image_id"] == per_region[region]
+    for abstract in CATALOG["sizes"]:
+        d.create_node(name=f"size-{abstract}", image=image(d, region), size=size(d, abstract))
+    assert len(d.list_nodes()) == len(CATALOG["images"]) + len(CATALOG["sizes"])
+
+
+def _describe_all(d: Any, max_results: str) -> tuple[list[str], int]:
+    ids: list[str] = []
+    pages = 0
+    params = {"Action": "DescribeInstances", "MaxResults": max_results}
+    while True:
+        body = d.connection.request("/", params=dict(params)).object
+        pages += 1
+        ids += [
+            e.text
+            for e in body.iterfind(
+                f"{NS}reservationSet/{NS}item/{NS}instancesSet/{NS}item/{NS}instanceId"
+            )
+        ]
+        token = body.findtext(f"{NS}nextToken")
+        if not token:
+            return ids, pages
+        params["NextToken"] = token
+
+
+def test_describe_instances_pagination_150(aws_reset: dict[str, Any]) -> None:
+    d = ec2(aws_reset)
+    started = time.monotonic()
+    created = {d.create_node(name=f"n{i}", image=image(d), size=size(d)).id for i in range(150)}
+    elapsed = time.monotonic() - started
+    assert len(created) == 150
+    # libcloud's list_nodes ignores NextToken: the layer lifts moto's 100 page size.
+    assert {n.id for n in d.list_nodes()} == created
+    # explicit MaxResults/NextToken pass through: our discovery's way.
+    ids, pages = _describe_all(d, "1000")
+    assert set(ids) == created and len(ids) == 150 and pages == 1
+    ids, pages = _describe_all(d, "60")
+    assert set(ids) == created and len(ids) == 150 and pages == 3
+    print(f"150 RunInstances in {elapsed:.2f}s")
+
+
+def test_regions_are_isolated(aws_reset: dict[str, Any]) -> None:
+    us, eu = ec2(aws_reset, "us-east-1"), ec2(aws_reset, "eu-central-1")
+    node = eu.create_node(name="fra", image=image(eu, "eu-central-1"), size=size(eu))
+    assert [n.id for n in eu.list_nodes()] == [node.id]
+    assert us.list_nodes() == []
+    assert {loc.availability_zone.name[:-1] for loc in eu.list_locations()} == {"eu-central-1"}
+    assert node.extra["availability"].startswith("eu-central-1")
+
+
+def test_sigv2_driver_gets_correct_answers(aws_reset: dict[str, Any]) -> None:
+    # no Authorization header: the layer adds a dummy SigV4 one naming ec2.
+    d = ec2(aws_reset, sigv4=False)
+    assert d.connection.signature_version == "2"
+    node = d.create_node(name="v2", image=image(d), size=size(d), ex_metadata={"k": "v"})
+    [listed] = d.list_nodes()
+    assert listed.id == node.id and listed.extra["tags"] == {"Name": "v2", "k": "v"}
+    d.create_key_pair("v2key")
+    assert d.get_key_pair("v2key").name == "v2key"
+    assert ec2(aws_reset).list_nodes()[0].id == node.id  # same us-east-1 backend
+
+
+def test_form_body_post_is_rewritten_too(aws_reset: dict[str, Any]) -> None:
+    # A SigV2-style form POST (no Authorization header) with 0-based lists and a
+    # bare scalar list, as some clients send it.
+    d = ec2(aws_reset)
+    vol = d.create_volume(8, "posted", location=d.list_locations()[0])
+    form = {
+        "Action": "CreateTags",
+        "Version": "2016-11-15",
+        "ResourceId.0": vol.id,
+        "Tag.0.Key": "k0",
+        "Tag.0.Value": "v0",
+        "Tag.1.Key": "k1",
+        "Tag.1.Value": "v1",
+    }
+    req = urllib.request.Request(
+        aws_reset["endpoint"] + "/",
+        data=urllib.parse.urlencode(form).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        body = resp.read().decode()
+    assert f'xmlns="{NS[1:-1]}"' in body and "<return>true</return>" in body
+    [listed] = d.list_volumes()
+    assert listed.extra["tags"] == {"Name": "posted", "k0": "v0", "k1": "v1"}
+
+
+def _tag_spec(resource_type: str, tags: dict[str, str]) -> dict[str, str]:
+    params = {"TagSpecification.1.ResourceType": resource_type}
+    for i, (key, value) in enumerate(tags.items(), 1):
+        params[f"TagSpecification.1.Tag.{i}.Key"] = key
+        params[f"TagSpecification.1.Tag.{i}.Value"] = value
+    return params
+
+
+def test_raw_tag_specification_on_create(aws_reset: dict[str, Any]) -> None:
+    """How an adapter tags volumes, EIPs, security groups, VPCs atomically."""
+    d = ec2(aws_reset, "eu-central-1")
+    tags = {"cloudtmpl:stack": "demo", "Name": "demo-x"}
+    creates = [
+        ("CreateVolume", {"Size": "8", "AvailabilityZone": "eu-central-1a"}, "volume"),
+        ("AllocateAddress", {"Domain": "vpc"}, "elastic-ip"),
+        ("CreateSecurityGroup", {"GroupName": "g", "GroupDescription": "d"}, "security-group"),
+        ("CreateVpc", {"CidrBlock": "10.1.0.0/16"}, "vpc"),
+    ]
+    for action, params, resource_type in creates:
+        d.connection.request(
+            "/", params={"Action": action, **params, **_tag_spec(resource_type, tags)}
+        )
+    body = d.connection.request(
+        "/",
+        params={
+            "Action": "DescribeTags",
+            "Filter.1.Name": "key",
+            "Filter.1.Value.1": "cloudtmpl:stack",
+        },
+    ).object
+    ids = [e.findtext(f"{NS}resourceId") for e in body.iterfind(f"{NS}tagSet/{NS}item")]
+    prefixes = sorted(i.split("-")[0] for i in ids)
+    assert prefixes == ["eipalloc", "sg", "vol", "vpc"]
+
+
+def test_boto3_works_through_the_layer(aws_reset: dict[str, Any]) -> None:
+    import boto3
+
+    client = boto3.client(
+        "ec2",
+        region_name="eu-central-1",
+        endpoint_url=aws_reset["endpoint"],
+        aws_access_key_id=aws_reset["access_key"],
+        aws_secret_access_key=aws_reset["secret_key"],
+    )
+    client.run_instances(
+        ImageId=CATALOG["images"]["amazon-linux-2023"]["eu-central-1"],
+        InstanceType="t3.small",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "a", "Value": "b"}]}],
+    )
+    [res] = client.describe_instances()["Reservations"]
+    assert res["Instances"][0]["Tags"] == [{"Key": "a", "Value": "b"}]
+    assert ec2(aws_reset, "eu-central-1").list_nodes()[0].extra["tags"] == {"a": "b"}
+
+
+def test_request_counter(aws_reset: dict[str, Any]) -> None:
+    assert counter(aws_reset) == {"total": 0, "by_service": {}}
+    d = ec2(aws_reset)
+    d.create_node(name="c", image=image(d), size=size(d))  # RunInstances
+    assert counter(aws_reset) == {"total": 1, "by_service": {"ec2": 1}}
+    d.list_nodes()  # DescribeInstances + DescribeAddresses (only sent when nodes exist)
+    assert counter(aws_reset) == {"total": 3, "by_service": {"ec2": 3}}
+    req = urllib.request.Request(
+        f"{aws_reset['endpoint']}/_sandbox/requests/reset", data=b"", method="POST"
+    )
+    urllib.request.urlopen(req, timeout=10).read()
+    assert counter(aws_reset) == {"total": 0, "by_service": {}}
+
+
+# -------------------------------------------------------------------- Route53 / ELB
+
+
+def test_route53_zone_and_record(aws_reset: dict[str, Any]) -> None:
+    from libcloud.dns.providers import get_driver as dns_driver
+    from libcloud.dns.types import Provider as DNSProvider
+    from libcloud.dns.types import RecordType
+
+    port = int(aws_reset["endpoint"].rsplit(":", 1)[1])
+    r53: Any = dns_driver(DNSProvider.ROUTE53)(
+        "sandbox", "sandbox", host="127.0.0.1", port=port, secure=False
+    )
+    zone = r53.create_zone("example.com.")
+    assert [z.domain for z in r53.list_zones()] == ["example.com."]
+    r53.create_record("www", zone, RecordType.A, "10.0.0.1", extra={"ttl": 300})
+    assert ("www", "10.0.0.1") in {(r.name, r.data) for r in r53.list_records(zone)}
+    assert counter(aws_reset)["by_service"]["route53"] >= 3
+
+
+def test_classic_elb(aws_reset: dict[str, Any]) -> None:
+    from libcloud.loadbalancer.providers import get_driver as lb_driver
+    from libcloud.loadbalancer.types import Provider as LBProvider
+
+    port = int(aws_reset["endpoint"].rsplit(":", 1)[1])
+    elb: Any = lb_driver(LBProvider.ELB)("sandbox", "sandbox", "eu-central-1")
+    elb.connection.host, elb.connection.port, elb.connection.secure = "127.0.0.1", port, False
+    elb.connection.connect()
+    assert elb.connection.host == "127.0.0.1"
+    elb.create_balancer("lb-demo", 80, "http", None, [])
+    assert [b.name for b in elb.list_balancers()] == ["lb-demo"]
+    assert counter(aws_reset)["by_service"] == {"elasticloadbalancing": 2}
+
+
+# ------------------------------------------------------------------------- manager
+
+
+def _process_running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_manager_start_is_idempotent_and_stop_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDTMPL_SANDBOX_DIR", str(tmp_path))
+    assert manager.sandbox_dir() == tmp_path
+    assert manager.status()["aws"]["running"] is False
+    try:
+        started = time.monotonic()
+        first = manager.start()["aws"]
+        print(f"sandbox start: {time.monotonic() - started:.2f}s")
+        second = manager.start()["aws"]
+        assert second["pid"] == first["pid"] and second["endpoint"] == first["endpoint"]
+        st = manager.status()["aws"]
+        assert st["running"] is True and st["pid"] == first["pid"]
+        assert {"us-east-1", "eu-central-1"} <= set(st["regions"])
+        assert st["endpoint"].startswith("http://127.0.0.1:")
+        assert (tmp_path / "aws.json").exists()
+        assert _process_running(first["pid"])
+    finally:
+        stopped = manager.stop()
+    assert stopped is True
+    assert not _process_running(first["pid"])
+    assert manager.status()["aws"]["running"] is False
+    assert not (tmp_path / "aws.json").exists()
+    assert manager.stop() is False
+
+
+def test_concurrent_starts_spawn_one_server(tmp_path: Path) -> None:
+    code = (
+        "import json,sys; from pathlib import Path; from cloudtmpl.sandbox import manager;"
+        "print(json.dumps(manager.start(Path(sys.argv[1]))['aws']))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, env=env
+        )
+        for _ in range(2)
+    ]
+    try:
+        outs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+        assert outs[0]["pid"] == outs[1]["pid"]
+    finally:
+        manager.stop(tmp_path)
+    for out in outs:
+        assert not _process_running(out["pid"])
+
+
+def test_server_refuses_public_bind() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cloudtmpl.sandbox.aws", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert proc.returncode != 0
+    assert "loopback" in proc.stderr

@@ -1,0 +1,169 @@
+"""The executor's scheduling: order, parallel walk, failure skips only dependents.
+
+The adapter here is an in-memory fake: this tests the walk's pure logic; the
+real adapter is exercised against the sandbox in tests/integration.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from cloudtmpl.apply import Event, Executor, build_steps
+from cloudtmpl.config import Catalog
+from cloudtmpl.model import LiveResource, Placement
+from cloudtmpl.plan import Plan
+from cloudtmpl.providers.base import CloudError
+from cloudtmpl.state import StateStore
+from tests.unit.test_plan import TARGETS, live_for, plan_of, stack
+
+
+class FakeAdapter:
+    def __init__(self, fail: set[str] | None = None) -> None:
+        self.target = TARGETS["t"]
+        self.fail = fail or set()
+        self.calls: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        self.n = 0
+
+    def discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
+        return []
+
+    def create(
+        self,
+        region: str,
+        kind: str,
+        *,
+        stack: str,
+        address: str,
+        name: str,
+        properties: Mapping[str, Any],
+        spec_hash: str,
+        timeout: float,
+    ) -> LiveResource:
+        with self.lock:
+            self.calls.append(("create", address))
+            self.n += 1
+            n = self.n
+        if address in self.fail:
+            raise CloudError(f"InvalidAMIID.NotFound: the image for {address} does not exist")
+        return LiveResource(
+            address,
+            kind,
+            f"id-{n}",
+            Placement("t", region),
+            name=name,
+            properties=dict(properties),
+            attributes={"first_address": "10.1.1.1"},
+            spec_hash=spec_hash,
+        )
+
+    def update(
+        self,
+        live: LiveResource,
+        properties: Mapping[str, Any],
+        changed: frozenset[str],
+        *,
+        stack: str,
+        spec_hash: str,
+        timeout: float,
+    ) -> LiveResource:
+        with self.lock:
+            self.calls.append(("update", live.address))
+        return live
+
+    def delete(self, live: LiveResource, *, timeout: float) -> None:
+        with self.lock:
+            self.calls.append(("delete", live.address))
+
+    def request_count(self) -> int:
+        return 0
+
+
+def execute(
+    plan: Plan, tmp_path: Path, adapter: FakeAdapter, **params: str
+) -> tuple[Any, list[Event], StateStore]:
+    store = StateStore.open(f"sqlite:///{tmp_path}/state.db")
+    events: list[Event] = []
+    st = stack(**params)
+    with store.lock("s", "test"):
+        run_id = store.begin_run("s", "apply", "test")
+        result = Executor(
+            plan,
+            st,
+            {"t": adapter},
+            store,
+            {"t": Catalog(name="t", type="aws")},
+            keys_dir=tmp_path / "keys",
+            emit=events.append,
+            parallelism=4,
+        ).run(run_id)
+        store.end_run(run_id, "succeeded" if result.ok else "failed")
+    return result, events, store
+
+
+def test_replace_deletes_old_before_creating_new_and_layers_order_deletes() -> None:
+    plan = plan_of(stack(image="debian"), live_for(stack()))
+    g = build_steps(plan)
+    assert nx.is_directed_acyclic_graph(g)
+    order = list(nx.topological_sort(g))
+    assert order.index("delete:att#vol-1:i-1") < order.index("delete:web#i-1")
+    assert order.index("delete:web#i-1") < order.index("create:web")
+    assert order.index("create:web") < order.index("create:att")
+
+
+def test_create_walks_dependencies_and_records_state(tmp_path: Path) -> None:
+    plan = plan_of(stack(), {})
+    adapter = FakeAdapter()
+    result, events, store = execute(plan, tmp_path, adapter)
+    assert result.ok and result.count("done") == 4
+    order = [a for op, a in adapter.calls]
+    assert order.index("sg") < order.index("web") < order.index("att")
+    assert order.index("vol") < order.index("att")
+    records = store.resources("s")
+    assert sorted(records) == ["att", "sg", "vol", "web"]
+    assert "s3cr3t-value" not in str(records["web"].spec)  # sealed
+    entries = store.journal_entries(store.runs("s")[0].id)
+    assert [(e.address, e.phase) for e in entries if e.address == "web"] == [
+        ("web", "intent"),
+        ("web", "done"),
+    ]
+    assert [e.event for e in events].count("done") == 4
+
+
+def test_failure_skips_only_dependents(tmp_path: Path) -> None:
+    plan = plan_of(stack(), {})
+    adapter = FakeAdapter(fail={"web"})
+    result, events, store = execute(plan, tmp_path, adapter)
+    status = {s.address: s.status for s in result.steps}
+    assert status == {"sg": "done", "vol": "done", "web": "failed", "att": "skipped"}
+    failed = next(e for e in events if e.event == "failed")
+    assert "InvalidAMIID.NotFound" in failed.message
+    assert sorted(store.resources("s")) == ["sg", "vol"]
+    assert not result.ok
+
+
+def test_interrupt_starts_no_new_steps(tmp_path: Path) -> None:
+    plan = plan_of(stack(), {})
+    adapter = FakeAdapter()
+    store = StateStore.open(f"sqlite:///{tmp_path}/state.db")
+    stop = threading.Event()
+    stop.set()
+    with store.lock("s", "test"):
+        run_id = store.begin_run("s", "apply", "test")
+        result = Executor(
+            plan,
+            stack(),
+            {"t": adapter},
+            store,
+            {"t": Catalog(name="t", type="aws")},
+            keys_dir=tmp_path,
+            emit=lambda e: None,
+            stop=stop,
+        ).run(run_id)
+    assert adapter.calls == []
+    assert {s.status for s in result.steps} == {"skipped"}

@@ -1,0 +1,204 @@
+"""The planner's diff: pure values in, a Plan out (no cloud involved)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudtmpl.config import Catalog
+from cloudtmpl.discover import Discovery
+from cloudtmpl.loader import load_text
+from cloudtmpl.model import UNKNOWN, Action, LiveResource, Placement, Target, spec_hash
+from cloudtmpl.plan import Plan, RefContext, desired_spec, make_plan
+from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
+
+TEMPLATE = """\
+heat_template_version: 2021-04-16
+parameters:
+  flavor: {type: string, default: small}
+  image: {type: string, default: ubuntu}
+  port: {type: number, default: 80}
+  secret: {type: string, default: s3cr3t-value, hidden: true}
+placement: {provider: t, region: r1}
+resources:
+  sg:
+    type: Cloud::Network::SecurityGroup
+    properties:
+      rules: [{protocol: tcp, port_range_min: {get_param: port}, port_range_max: {get_param: port}}]
+  web:
+    type: Cloud::Compute::Server
+    properties:
+      image: {get_param: image}
+      flavor: {get_param: flavor}
+      security_groups: [{get_resource: sg}]
+      user_data: {str_replace: {template: "pw=$P", params: {$P: {get_param: secret}}}}
+  vol:
+    type: Cloud::Block::Volume
+    properties: {size: 10}
+  att:
+    type: Cloud::Block::VolumeAttachment
+    properties: {instance_uuid: {get_resource: web}, volume_id: {get_resource: vol}}
+"""
+
+CATALOG = Catalog(
+    name="t",
+    type="aws",
+    sizes={"small": "t3.small", "medium": "t3.medium"},
+    images={"ubuntu": {"r1": "ami-1"}, "debian": "ami-2"},
+)
+TARGETS = {"t": Target(name="t", type="aws", region="r1")}
+IDS = {"sg": "sg-1", "web": "i-1", "vol": "vol-1", "att": "vol-1:i-1"}
+
+
+def stack(text: str = TEMPLATE, **params: str) -> ResolvedStack:
+    return resolve(
+        load_text(text, "t.yaml"),
+        ResolveOptions(
+            stack="s",
+            params=params,
+            environments=(),
+            mode="plan",
+            target=None,
+            default_target=None,
+            targets=TARGETS,
+        ),
+    )
+
+
+def live_for(st: ResolvedStack, *, region: str = "r1", **overrides: Any) -> dict[str, LiveResource]:
+    """Live resources exactly as a previous apply of ``st`` left them."""
+    out: dict[str, LiveResource] = {}
+
+    def known(name: str) -> LiveResource | None:
+        return out.get(name)
+
+    ctx = RefContext(st, known)
+    for address, res in st.resources.items():
+        spec = desired_spec(res, ctx, CATALOG, ("s3cr3t-value",))
+        observed = {k: v for k, v in spec.items() if k != "user_data"}
+        observed.update(overrides.get(address, {}))
+        out[address] = LiveResource(
+            address,
+            res.kind,
+            IDS[address],
+            Placement("t", region),
+            properties=observed,
+            attributes={"first_address": "10.0.0.5"},
+            spec_hash=spec_hash(spec),
+        )
+    return out
+
+
+def discovery(live: dict[str, LiveResource], *extra: LiveResource) -> Discovery:
+    found: dict[str, tuple[LiveResource, ...]] = {a: (r,) for a, r in live.items()}
+    for r in extra:
+        found[r.address] = (*found.get(r.address, ()), r)
+    return Discovery(live=found, api_requests=5, seconds=0.1)
+
+
+def plan_of(
+    st: ResolvedStack,
+    live: dict[str, LiveResource],
+    *extra: LiveResource,
+    last: dict[str, Any] | None = None,
+) -> Plan:
+    return make_plan(st, discovery(live, *extra), last or {}, {"t": CATALOG}, state_serial=3)
+
+
+def actions(plan: Plan) -> dict[str, str]:
+    return {c.address: c.action.value for c in plan.changes}
+
+
+def test_empty_cloud_creates_everything_with_unknown_refs() -> None:
+    plan = plan_of(stack(), {})
+    assert actions(plan) == {"sg": "create", "web": "create", "vol": "create", "att": "create"}
+    web = next(c for c in plan.changes if c.address == "web")
+    diff = {d.name: d.new for d in web.diff}
+    assert diff["flavor"] == "t3.small"  # abstract size translated by the catalog
+    assert diff["image"] == "ami-1"
+    assert diff["security_groups"] == [UNKNOWN]
+    assert "s3cr3t-value" not in str(diff["user_data"])  # hidden parameter sealed
+    assert web.depends_on == ("sg",)
+    assert plan.summary == {"no-op": 0, "create": 4, "update": 0, "replace": 0, "delete": 0}
+    assert plan.has_changes
+
+
+def test_matching_live_state_is_a_noop() -> None:
+    st = stack()
+    plan = plan_of(st, live_for(st))
+    assert set(actions(plan).values()) == {"no-op"}
+    assert not plan.has_changes
+    assert plan.api_requests == 5
+
+
+def test_rule_change_updates_security_group_in_place() -> None:
+    old = stack()
+    plan = plan_of(stack(port="8080"), live_for(old))
+    assert actions(plan)["sg"] == "update"
+    (d,) = next(c for c in plan.changes if c.address == "sg").diff
+    assert d.name == "rules" and not d.forces_replacement
+    assert d.old[0]["port_range_min"] == 80 and d.new[0]["port_range_min"] == 8080
+    assert actions(plan)["web"] == "no-op"  # the group id did not change
+
+
+def test_flavor_change_is_an_in_place_update() -> None:
+    plan = plan_of(stack(flavor="medium"), live_for(stack()))
+    web = next(c for c in plan.changes if c.address == "web")
+    assert web.action is Action.UPDATE
+    assert [(d.name, d.old, d.new) for d in web.diff] == [("flavor", "t3.small", "t3.medium")]
+    assert actions(plan)["att"] == "no-op"
+
+
+def test_image_change_replaces_server_and_its_attachment() -> None:
+    plan = plan_of(stack(image="debian"), live_for(stack()))
+    assert actions(plan) == {"sg": "no-op", "web": "replace", "vol": "no-op", "att": "replace"}
+    web = next(c for c in plan.changes if c.address == "web")
+    assert [(d.name, d.new, d.forces_replacement) for d in web.diff] == [("image", "ami-2", True)]
+    att = next(c for c in plan.changes if c.address == "att")
+    assert [(d.name, d.old, d.new) for d in att.diff] == [("instance_uuid", "i-1", UNKNOWN)]
+
+
+def test_unobservable_property_is_compared_with_the_last_applied_spec() -> None:
+    st = stack()
+    live = live_for(st)
+    last = {"web": {**live["web"].properties, "user_data": "old-user-data"}}
+    plan = plan_of(
+        st,
+        {**live, "web": LiveResource(**{**live["web"].__dict__, "spec_hash": "changed"})},
+        last=last,
+    )
+    web = next(c for c in plan.changes if c.address == "web")
+    assert web.action is Action.REPLACE
+    assert [d.name for d in web.diff] == ["user_data"]
+
+
+def test_removed_resource_and_duplicates_are_deleted() -> None:
+    st = stack()
+    live = live_for(st)
+    orphan = LiveResource("old", "Cloud::Block::Volume", "vol-9", Placement("t", "r1"))
+    dup = LiveResource(
+        "web", "Cloud::Compute::Server", "i-2", Placement("t", "r1"), spec_hash="other"
+    )
+    plan = plan_of(st, live, orphan, dup)
+    deletes = [
+        (c.address, c.prior.physical_id)
+        for c in plan.changes
+        if c.action is Action.DELETE and c.prior
+    ]
+    assert sorted(deletes) == [("old", "vol-9"), ("web", "i-2")]
+    kept = next(c for c in plan.changes if c.address == "web" and c.action is Action.NOOP)
+    assert kept.prior is not None and kept.prior.physical_id == "i-1"
+
+
+def test_region_move_replaces() -> None:
+    st = stack()
+    plan = plan_of(st, live_for(st, region="r0"))
+    assert set(actions(plan).values()) == {"replace"}
+    assert next(c for c in plan.changes if c.address == "vol").reason == "moves from t/r0"
+
+
+def test_plan_round_trips_through_json() -> None:
+    st = stack()
+    plan = plan_of(stack(image="debian"), live_for(st))
+    again = Plan.from_json(plan.to_json())
+    assert again.to_json() == plan.to_json()
+    assert again.summary == plan.summary
