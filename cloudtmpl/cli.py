@@ -123,8 +123,8 @@ def _guard(fn: Callable[[], Any], fmt: Format = Format.text) -> Any:
                 Diagnostic(
                     "stack-locked",
                     str(err),
-                    hint="wait for that run to finish; if its process is gone on another "
-                    "machine, `cloudtmpl state unlock --force` (issue #6) releases it",
+                    hint="wait for that run to finish (a lock left by a process that died "
+                    "on this host is taken over automatically)",
                 )
             ],
             fmt,

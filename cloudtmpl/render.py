@@ -69,7 +69,7 @@ def diagnostics_text(diags: Iterable[Diagnostic], out: Console) -> None:
         colour = "red" if d.severity == "error" else "yellow"
         out.print(
             f"[bold]{escape(str(d.loc))}[/bold]: [{colour}]{d.severity}[/{colour}]"
-            f"[{escape(d.code)}]: {escape(d.message)}"
+            + escape(f"[{d.code}]: {d.message}")
         )
         if d.hint:
             out.print(f"  [dim]hint:[/dim] {escape(d.hint)}")
@@ -107,6 +107,8 @@ def plan_text(plan: Plan, out: Console, *, show_noop: bool = False) -> None:
             + (f" [dim]- {escape(change.reason)}[/dim]" if change.reason else "")
         )
         for d in change.diff:
+            if change.action is Action.CREATE and d.new in ("", [], {}):
+                continue  # an empty default says nothing
             if change.action is Action.CREATE:
                 out.print(f"      {escape(d.name)}: {escape(value_text(d.new))}")
             else:
@@ -197,7 +199,7 @@ class EventPrinter:
         tail = ""
         if event.event == "done":
             tail = f" {event.physical_id or ''} ({event.seconds:.1f}s)"
-        elif event.message:
+        elif event.message and event.event != "start":
             tail = f": {event.message}"
         self.out.print(
             f"[{colour}]{event.event:>7}[/{colour}] {event.action} "

@@ -94,7 +94,7 @@ KEYPAIR = ResourceType(
         "fingerprint": "The key's fingerprint",
     },
     ref="key pair name",
-    tags=False,
+    tags=True,
 )
 
 SECURITY_GROUP = ResourceType(

@@ -1,0 +1,1439 @@
+"""AWS (and EC2-compatible clouds, and the AWS sandbox) through libcloud's EC2 driver.
+
+The adapter implements :class:`cloudtmpl.providers.base.Adapter` for six kinds:
+
+* ``Cloud::Compute::Server`` - an instance; physical id: the instance id;
+* ``Cloud::Compute::KeyPair`` - a key pair; physical id: the key pair name;
+* ``Cloud::Network::SecurityGroup`` - a VPC security group; physical id: group id;
+* ``Cloud::Block::Volume`` - an EBS volume; physical id: the volume id;
+* ``Cloud::Block::VolumeAttachment`` - no cloud object, tags on the volume;
+  physical id: ``"{volume_id}:{instance_id}"``;
+* ``Cloud::Network::FloatingIP`` - a VPC elastic IP; physical id: the allocation id.
+
+Identity (DESIGN section 4).  Every object gets the deterministic ``name`` (the
+``Name`` tag; the key pair / group name) and the tags ``cloudtmpl:stack``,
+``cloudtmpl:resource`` and ``cloudtmpl:spec``.  They are written *in the create
+call itself* (``TagSpecification``) so no untagged object ever exists:
+
+* instances: ``RunInstances`` through libcloud's ``create_node(ex_metadata=…)``;
+* volumes, security groups, elastic IPs and key pairs: the raw ``CreateVolume``,
+  ``CreateSecurityGroup``, ``AllocateAddress`` and ``ImportKeyPair`` actions sent
+  through the driver's own signed connection with ``TagSpecification.1.*``
+  (libcloud itself tags these in a second call, or not at all).
+
+Where a create needs follow-up calls (security-group rules, elastic-IP
+association) the object is created with its stack/resource tags but *without*
+``cloudtmpl:spec``; the spec tag is written only once the object matches the
+spec.  A crash in between therefore leaves an adoptable object whose missing
+hash makes the next plan converge it, never a "no-op" on a half-built object.
+
+Volume attachments have no cloud object: the volume carries
+``cloudtmpl:attachment`` (the attachment's address) and
+``cloudtmpl:attachment-spec``.  The tags are written *before* ``AttachVolume``,
+so an attachment never exists without its record; a record without an
+attachment (crash between the two calls) is simply not reported.
+
+Residual risks (documented, not fixable from here):
+
+* ``AllocateAddress``, ``CreateSecurityGroup`` and ``ImportKeyPair`` have no
+  idempotency token.  If such a call fails ambiguously (connection reset, 5xx)
+  and is retried, the adapter first looks for an object with this stack's
+  resource tag (elastic IP) or the deterministic name (group, key pair, whose
+  names are unique) and adopts it instead of creating a second one.
+* ``RunInstances``/``CreateVolume`` are retried with the same ``ClientToken``
+  (AWS then returns the first object).  moto ignores ``ClientToken``.
+* Attachments are discovered from the volumes of the same stack only.
+* EC2 requires a group description: when the template gives none the group's
+  name is sent, and reported back as the empty description.
+
+Discovery sends one listing per API and region (DescribeInstances,
+DescribeVolumes, DescribeSecurityGroups, DescribeKeyPairs, DescribeAddresses —
+only those ``kinds`` need), filtered server side by ``tag:cloudtmpl:stack``
+(key pairs: by the name prefix ``"{stack}."``), following every ``NextToken``.
+
+Threads: libcloud drivers and their connections are not thread-safe, so each
+thread gets its own driver per region (``threading.local``).  Every HTTP request
+goes through one counting wrapper (:meth:`AwsAdapter.request_count`) and every
+cloud call through :class:`cloudtmpl.providers.retry.Retrier`.
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import os
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from cloudtmpl.model import (
+    TAG_RESOURCE,
+    TAG_SPEC,
+    TAG_STACK,
+    LiveResource,
+    Placement,
+    Target,
+    address_from_name,
+)
+from cloudtmpl.providers.base import CloudError, ResourceTimeout
+from cloudtmpl.providers.retry import (
+    DEFAULT_POLICY,
+    Retrier,
+    RetryPolicy,
+    classify,
+    error_codes,
+    http_status,
+)
+from cloudtmpl.resources import canonical_rule, canonical_rules
+
+T = TypeVar("T")
+
+SERVER = "Cloud::Compute::Server"
+KEYPAIR = "Cloud::Compute::KeyPair"
+SECURITY_GROUP = "Cloud::Network::SecurityGroup"
+VOLUME = "Cloud::Block::Volume"
+ATTACHMENT = "Cloud::Block::VolumeAttachment"
+FLOATING_IP = "Cloud::Network::FloatingIP"
+KINDS = frozenset({SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, ATTACHMENT, FLOATING_IP})
+
+TAG_ATTACHMENT = "cloudtmpl:attachment"
+TAG_ATTACHMENT_SPEC = "cloudtmpl:attachment-spec"
+TAG_NAME = "Name"
+
+# States in which an object is gone (or going) for discovery's purposes.
+_GONE_INSTANCE_STATES = frozenset({"shutting-down", "terminated"})
+_LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
+_GONE_VOLUME_STATES = frozenset({"deleting", "deleted"})
+_LIVE_ATTACHMENT_STATES = frozenset({"attaching", "attached", "busy"})
+
+_SANDBOX_POLICY = RetryPolicy(max_attempts=4, base_delay=0.2, max_delay=2.0, max_total_delay=6.0)
+_PROTOCOL_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp"}
+
+_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"  # libcloud's EC2 API namespace
+
+
+def _ns(path: str) -> str:
+    return "/".join(f"{{{_NS}}}{part}" for part in path.split("/"))
+
+
+def _text(el: ET.Element | None, path: str) -> str | None:
+    if el is None:
+        return None
+    found = el.find(_ns(path))
+    if found is None or found.text is None:
+        return None
+    text = found.text.strip()
+    return text or None
+
+
+def _items(el: ET.Element | None, path: str) -> list[ET.Element]:
+    return [] if el is None else el.findall(_ns(path))
+
+
+def _tags_of(el: ET.Element | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in _items(el, "tagSet/item"):
+        key = _text(item, "key")
+        if key is not None:
+            out[key] = _text(item, "value") or ""
+    return out
+
+
+def _user_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if k != TAG_NAME and not k.startswith("cloudtmpl:")}
+
+
+def _has_code(err: BaseException, *codes: str) -> bool:
+    found = error_codes(err)
+    return any(c in found for c in codes)
+
+
+def _tag_spec(resource_type: str, tags: Mapping[str, str]) -> dict[str, str]:
+    params = {"TagSpecification.1.ResourceType": resource_type}
+    for i, (key, value) in enumerate(tags.items(), 1):
+        params[f"TagSpecification.1.Tag.{i}.Key"] = key
+        params[f"TagSpecification.1.Tag.{i}.Value"] = value
+    return params
+
+
+def _filters(filters: Mapping[str, str | Iterable[str]]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for i, (name, values) in enumerate(filters.items(), 1):
+        params[f"Filter.{i}.Name"] = name
+        vals = [values] if isinstance(values, str) else list(values)
+        for j, value in enumerate(vals, 1):
+            params[f"Filter.{i}.Value.{j}"] = value
+    return params
+
+
+def _metadata(properties: Mapping[str, Any]) -> dict[str, str]:
+    raw = properties.get("metadata") or {}
+    if not isinstance(raw, Mapping):
+        raise CloudError("metadata must be a map of strings", permanent=True)
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        key = str(key)
+        if key == TAG_NAME or key.startswith("cloudtmpl:") or key.startswith("aws:"):
+            raise CloudError(
+                f"metadata key {key!r} is reserved (Name, cloudtmpl:* and aws:* tags are "
+                "managed by cloudtmpl and AWS)",
+                permanent=True,
+            )
+        out[key] = "" if value is None else str(value)
+    return out
+
+
+def _identity_tags(name: str, stack: str, address: str, spec_hash: str | None) -> dict[str, str]:
+    tags = {TAG_NAME: name, TAG_STACK: stack, TAG_RESOURCE: address}
+    if spec_hash is not None:
+        tags[TAG_SPEC] = spec_hash
+    return tags
+
+
+def _rule_from_permission(direction: str, perm: ET.Element) -> list[dict[str, Any]]:
+    proto = (_text(perm, "ipProtocol") or "-1").lower()
+    proto = _PROTOCOL_NUMBERS.get(proto, proto)
+    lo = _text(perm, "fromPort")
+    hi = _text(perm, "toPort")
+    cidrs = [_text(i, "cidrIp") for i in _items(perm, "ipRanges/item")]
+    cidrs += [_text(i, "cidrIpv6") for i in _items(perm, "ipv6Ranges/item")]
+    rules = []
+    for cidr in cidrs:
+        if not cidr:
+            continue
+        rules.append(canonical_rule({
+            "direction": direction,
+            "protocol": proto,
+            "port_range_min": int(lo) if lo is not None else None,
+            "port_range_max": int(hi) if hi is not None else None,
+            "remote_ip_prefix": cidr,
+        }))
+    # Rules naming other groups (UserIdGroupPairs) are outside cloudtmpl's rule
+    # vocabulary and are not reported.
+    return rules
+
+
+def _is_default_egress(rule: Mapping[str, Any]) -> bool:
+    return (rule["direction"] == "egress" and rule["protocol"] == "-1"
+            and rule["remote_ip_prefix"] == "0.0.0.0/0")
+
+
+def _has_default_egress(group: ET.Element) -> bool:
+    return any(_is_default_egress(r)
+               for perm in _items(group, "ipPermissionsEgress/item")
+               for r in _rule_from_permission("egress", perm))
+
+
+def _permission_params(rules: list[dict[str, Any]]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for n, rule in enumerate(rules, 1):
+        prefix = f"IpPermissions.{n}."
+        params[prefix + "IpProtocol"] = str(rule["protocol"])
+        if rule["protocol"] != "-1":
+            params[prefix + "FromPort"] = str(rule["port_range_min"])
+            params[prefix + "ToPort"] = str(rule["port_range_max"])
+        cidr = str(rule["remote_ip_prefix"])
+        if ":" in cidr:
+            params[prefix + "Ipv6Ranges.1.CidrIpv6"] = cidr
+        else:
+            params[prefix + "IpRanges.1.CidrIp"] = cidr
+    return params
+
+
+def _rule_key(rule: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (rule["direction"], rule["protocol"], rule["port_range_min"],
+            rule["port_range_max"], rule["remote_ip_prefix"])
+
+
+class _Credentials:
+    def __init__(self, key: str, secret: str, token: str | None, source: str) -> None:
+        self.key = key
+        self.secret = secret
+        self.token = token
+        self.source = source
+
+
+class AwsAdapter:
+    """The EC2 adapter.  See the module docstring for identity and discovery rules."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        environ: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        retry_policy: RetryPolicy | None = None,
+        page_size: int = 1000,
+        poll_max_interval: float = 3.0,
+    ) -> None:
+        self.target = target
+        self._environ = os.environ if environ is None else environ
+        self._sleep = sleep
+        self._clock = clock
+        policy = retry_policy or (_SANDBOX_POLICY if target.sandbox else DEFAULT_POLICY)
+        self._retrier = Retrier(policy, sleep=sleep)
+        self.page_size = max(5, min(1000, int(page_size)))  # DescribeInstances: 5..1000
+        self._poll_max = poll_max_interval
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._count = 0
+        self._creds: _Credentials | None = None
+        self._subnets: dict[tuple[str, str], str] = {}
+        self._endpoint = self._parse_endpoint(target.options.get("endpoint"))
+
+    # ------------------------------------------------------------------ plumbing
+
+    def request_count(self) -> int:
+        with self._lock:
+            return self._count
+
+    def _counted(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def _parse_endpoint(self, endpoint: Any) -> tuple[str, int | None, bool] | None:
+        if not endpoint:
+            return None
+        parts = urlsplit(str(endpoint))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CloudError(
+                f"target {self.target.name!r}: endpoint {endpoint!r} is not an http(s) URL",
+                permanent=True,
+            )
+        secure = parts.scheme == "https"
+        return parts.hostname, parts.port or (443 if secure else 80), secure
+
+    def _credentials(self) -> _Credentials:
+        with self._lock:
+            if self._creds is None:
+                self._creds = self._resolve_credentials()
+            return self._creds
+
+    def _resolve_credentials(self) -> _Credentials:
+        opts = self.target.options
+        env = self._environ
+        if self.target.sandbox and opts.get("access_key") and opts.get("secret_key"):
+            return _Credentials(str(opts["access_key"]), str(opts["secret_key"]), None,
+                                "target options (sandbox)")
+        profile = opts.get("profile")
+        if not profile:
+            key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+            if key and secret:
+                return _Credentials(key, secret, env.get("AWS_SESSION_TOKEN") or None,
+                                    "environment")
+            if key or secret:
+                raise CloudError(
+                    f"target {self.target.name!r}: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                    "must be set together",
+                    permanent=True,
+                )
+        profile = str(profile or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE")
+                      or "default")
+        home = Path(env.get("HOME") or Path.home())
+        cred_file = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials")
+        conf_file = Path(env.get("AWS_CONFIG_FILE") or home / ".aws" / "config")
+        for path, section in ((cred_file, profile),
+                              (conf_file, profile if profile == "default"
+                               else f"profile {profile}")):
+            found = self._read_profile(path, section)
+            if found is not None:
+                key, secret, token = found
+                return _Credentials(key, secret, token, f"{path} [{section}]")
+        hint = ""
+        if opts.get("access_key") or opts.get("secret_key"):
+            hint = (" (access_key/secret_key in cloudtmpl.yaml are honoured only for sandbox "
+                    "targets: keep secrets out of checked-in files)")
+        raise CloudError(
+            f"no AWS credentials for target {self.target.name!r}: set AWS_ACCESS_KEY_ID and "
+            f"AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials), or add "
+            f"profile [{profile}] to {cred_file}{hint}",
+            permanent=True,
+        )
+
+    @staticmethod
+    def _read_profile(path: Path, section: str) -> tuple[str, str, str | None] | None:
+        if not path.is_file():
+            return None
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+        except (configparser.Error, OSError) as exc:
+            raise CloudError(f"cannot read AWS credentials file {path}: {exc}",
+                             permanent=True) from None
+        if not parser.has_section(section):
+            return None
+        sec = parser[section]
+        key, secret = sec.get("aws_access_key_id"), sec.get("aws_secret_access_key")
+        if not key or not secret:
+            return None
+        return key.strip(), secret.strip(), (sec.get("aws_session_token") or "").strip() or None
+
+    def _driver(self, region: str) -> Any:
+        drivers: dict[str, Any] | None = getattr(self._local, "drivers", None)
+        if drivers is None:
+            drivers = self._local.drivers = {}
+        driver = drivers.get(region)
+        if driver is None:
+            driver = drivers[region] = self._new_driver(region)
+        return driver
+
+    def _new_driver(self, region: str) -> Any:
+        from libcloud.compute.providers import get_driver
+        from libcloud.compute.types import Provider
+
+        creds = self._credentials()
+        kwargs: dict[str, Any] = {
+            "region": region,
+            "signature_version": "4",
+            "token": creds.token,
+            "timeout": float(self.target.options.get("request_timeout", 60)),
+        }
+        if self._endpoint is not None:
+            host, port, secure = self._endpoint
+            kwargs.update(host=host, port=port, secure=secure)
+        try:
+            driver = get_driver(Provider.EC2)(creds.key, creds.secret, **kwargs)
+        except ValueError as exc:  # libcloud: "Invalid region: …"
+            raise CloudError(f"target {self.target.name!r}: {exc}", permanent=True) from None
+        conn = driver.connection
+        original = conn.request
+
+        def counted_request(*args: Any, **kw: Any) -> Any:
+            # One call here is exactly one HTTP request: libcloud's own retry loop
+            # is switched off (retries are ours, and counted).
+            kw["retry_failed"] = False
+            self._counted()
+            return original(*args, **kw)
+
+        setattr(conn, "request", counted_request)  # noqa: B010 - instance-level wrap
+        return driver
+
+    def _translate(self, exc: BaseException) -> CloudError:
+        if isinstance(exc, CloudError):
+            return exc
+        name = type(exc).__name__
+        verdict = classify(exc)
+        if name == "InvalidCredsError":
+            return CloudError(f"AWS rejected the credentials of target {self.target.name!r}: "
+                              f"{exc}", permanent=True)
+        if name == "KeyPairDoesNotExistError":
+            key = getattr(exc, "name", "?")
+            return CloudError(f"InvalidKeyPair.NotFound: The key pair '{key}' does not exist",
+                              permanent=True)
+        message = getattr(exc, "message", None)
+        if not isinstance(message, str) or not message:
+            message = str(exc) or name
+        if verdict.retryable and not error_codes(exc) and http_status(exc) is None:
+            where = self._endpoint[0] if self._endpoint else "the EC2 endpoint"
+            message = f"cannot reach {where} ({name}): {message}"
+        return CloudError(message, permanent=not verdict.retryable)
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return self._retrier.call(fn)
+        except CloudError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def _ec2(self, region: str, action: str, params: Mapping[str, str] | None = None,
+             *, retry: bool = True) -> ET.Element:
+        """One raw EC2 query action through the (thread's) driver connection."""
+        full = {"Action": action, **(params or {})}
+
+        def go() -> ET.Element:
+            driver = self._driver(region)
+            return driver.connection.request(driver.path, params=dict(full)).object
+
+        if retry:
+            return self._call(go)
+        try:
+            return go()
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def _paged(self, region: str, action: str, params: Mapping[str, str],
+               max_results: int | None) -> Iterable[ET.Element]:
+        """Every page of a paginated Describe* action (follows every NextToken)."""
+        page = dict(params)
+        if max_results is not None:
+            page["MaxResults"] = str(max_results)
+        seen: set[str] = set()
+        while True:
+            obj = self._ec2(region, action, page)
+            yield obj
+            token = _text(obj, "nextToken")
+            if not token or token in seen:
+                return
+            seen.add(token)
+            page["NextToken"] = token
+
+    def _placement(self, region: str) -> Placement:
+        return Placement(self.target.name, region)
+
+    def _poll(self, timeout: float, what: str,
+              fetch: Callable[[], tuple[bool, str, T]]) -> T:
+        """Start + poll: call ``fetch`` until it says done, or time out."""
+        deadline = self._clock() + max(0.0, timeout)
+        interval = 0.25
+        while True:
+            done, status, value = fetch()
+            if done:
+                return value
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise ResourceTimeout(
+                    f"{what} is still {status or 'not ready'!s} after {timeout:g}s", status)
+            self._sleep(min(interval, remaining))
+            interval = min(interval * 1.6, self._poll_max)
+
+    def _create_tags(self, region: str, resource_id: str, tags: Mapping[str, str]) -> None:
+        if not tags:
+            return
+        params = {"ResourceId.1": resource_id}
+        for i, (key, value) in enumerate(tags.items(), 1):
+            params[f"Tag.{i}.Key"] = key
+            params[f"Tag.{i}.Value"] = value
+        self._ec2(region, "CreateTags", params)
+
+    def _delete_tags(self, region: str, resource_id: str, keys: Iterable[str]) -> None:
+        keys = list(keys)
+        if not keys:
+            return
+        params = {"ResourceId.1": resource_id}
+        for i, key in enumerate(keys, 1):
+            params[f"Tag.{i}.Key"] = key
+        self._ec2(region, "DeleteTags", params)
+
+    def _sync_user_tags(self, region: str, resource_id: str, current: Mapping[str, str],
+                        desired: Mapping[str, str] | None, extra: Mapping[str, str]) -> None:
+        """Make the user tags ``desired`` (None: leave alone) and set ``extra`` tags."""
+        to_set = dict(extra)
+        if desired is not None:
+            have = _user_tags(current)
+            self._delete_tags(region, resource_id, sorted(set(have) - set(desired)))
+            to_set.update({k: v for k, v in desired.items() if have.get(k) != v})
+        self._create_tags(region, resource_id, to_set)
+
+    # ------------------------------------------------------------------ discovery
+
+    def discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
+        jobs: list[Callable[[], list[LiveResource]]] = []
+        if SERVER in kinds:
+            jobs.append(lambda: self._discover_servers(region, stack))
+        if VOLUME in kinds or ATTACHMENT in kinds:
+            jobs.append(lambda: self._discover_volumes(region, stack, kinds))
+        if SECURITY_GROUP in kinds:
+            jobs.append(lambda: self._discover_groups(region, stack))
+        if KEYPAIR in kinds:
+            jobs.append(lambda: self._discover_key_pairs(region, stack))
+        if FLOATING_IP in kinds:
+            jobs.append(lambda: self._discover_addresses(region, stack))
+        if not jobs:
+            return []
+        self._credentials()  # fail once, clearly, before fanning out
+        if len(jobs) == 1:
+            return jobs[0]()
+        # Each worker thread gets its own driver (threading.local): safe in parallel.
+        with ThreadPoolExecutor(max_workers=len(jobs),
+                                thread_name_prefix="cloudtmpl-aws-discover") as pool:
+            futures = [pool.submit(job) for job in jobs]
+            out: list[LiveResource] = []
+            for fut in futures:
+                out.extend(fut.result())
+        return out
+
+    def _owned(self, tags: Mapping[str, str], stack: str) -> str | None:
+        """The address of an object of ``stack`` (None: not ours)."""
+        if tags.get(TAG_STACK) != stack:
+            return None
+        return tags.get(TAG_RESOURCE) or address_from_name(stack, tags.get(TAG_NAME, ""))
+
+    def _list_instances(self, region: str, params: Mapping[str, str],
+                        paginate: bool) -> list[Any]:
+        driver = self._driver(region)
+        nodes: list[Any] = []
+        pages = (self._paged(region, "DescribeInstances", params, self.page_size) if paginate
+                 else [self._ec2(region, "DescribeInstances", params)])
+        for obj in pages:
+            for rs in _items(obj, "reservationSet/item"):
+                nodes.extend(driver._to_nodes(rs, "instancesSet/item"))
+        return nodes
+
+    def _discover_servers(self, region: str, stack: str) -> list[LiveResource]:
+        params = _filters({f"tag:{TAG_STACK}": stack,
+                           "instance-state-name": _LIVE_INSTANCE_STATES})
+        out = []
+        for node in self._list_instances(region, params, paginate=True):
+            if node.extra.get("status") in _GONE_INSTANCE_STATES:
+                continue
+            address = self._owned(node.extra.get("tags") or {}, stack)
+            if address is not None:
+                out.append(self._server_live(region, address, node))
+        return out
+
+    def _discover_volumes(self, region: str, stack: str,
+                          kinds: frozenset[str]) -> list[LiveResource]:
+        driver = self._driver(region)
+        out = []
+        params = _filters({f"tag:{TAG_STACK}": stack})
+        for obj in self._paged(region, "DescribeVolumes", params, 500):
+            for el in _items(obj, "volumeSet/item"):
+                vol = driver._to_volume(el)
+                if vol.extra.get("state") in _GONE_VOLUME_STATES:
+                    continue
+                tags = vol.extra.get("tags") or {}
+                address = self._owned(tags, stack)
+                if address is None:
+                    continue
+                if VOLUME in kinds:
+                    out.append(self._volume_live(region, address, vol))
+                if ATTACHMENT in kinds:
+                    att = self._attachment_live(region, vol)
+                    if att is not None:
+                        out.append(att)
+        return out
+
+    def _discover_groups(self, region: str, stack: str) -> list[LiveResource]:
+        out = []
+        params = _filters({f"tag:{TAG_STACK}": stack})
+        for obj in self._paged(region, "DescribeSecurityGroups", params, 1000):
+            for el in _items(obj, "securityGroupInfo/item"):
+                address = self._owned(_tags_of(el), stack)
+                if address is not None:
+                    out.append(self._group_live(region, address, el))
+        return out
+
+    def _discover_key_pairs(self, region: str, stack: str) -> list[LiveResource]:
+        params = {"IncludePublicKey": "true", **_filters({"key-name": f"{stack}.*"})}
+        obj = self._ec2(region, "DescribeKeyPairs", params)
+        out = []
+        for el in _items(obj, "keySet/item"):
+            name = _text(el, "keyName") or ""
+            tags = _tags_of(el)
+            address = address_from_name(stack, name)
+            if address is None:
+                continue
+            if tags.get(TAG_STACK, stack) != stack:
+                continue
+            out.append(self._key_pair_live(region, tags.get(TAG_RESOURCE) or address, el))
+        return out
+
+    def _discover_addresses(self, region: str, stack: str) -> list[LiveResource]:
+        obj = self._ec2(region, "DescribeAddresses", _filters({f"tag:{TAG_STACK}": stack}))
+        out = []
+        for el in _items(obj, "addressesSet/item"):
+            address = self._owned(_tags_of(el), stack)
+            if address is not None:
+                out.append(self._address_live(region, address, el))
+        return out
+
+    # ------------------------------------------------------------------ snapshots
+
+    def _server_live(self, region: str, address: str, node: Any) -> LiveResource:
+        extra = node.extra
+        tags = extra.get("tags") or {}
+        private_ip = node.private_ips[0] if node.private_ips else None
+        public_ip = node.public_ips[0] if node.public_ips else None
+        name = tags.get(TAG_NAME) or node.name or node.id
+        status = extra.get("status") or ""
+        groups = sorted(g["group_id"] for g in extra.get("groups") or [] if g.get("group_id"))
+        return LiveResource(
+            address=address,
+            kind=SERVER,
+            physical_id=node.id,
+            placement=self._placement(region),
+            name=name,
+            properties={
+                "image": extra.get("image_id"),
+                "flavor": extra.get("instance_type"),
+                "key_name": extra.get("key_name") or None,
+                "security_groups": groups,
+                "availability_zone": extra.get("availability"),
+                "metadata": _user_tags(tags),
+            },
+            attributes={
+                "first_address": private_ip,
+                "private_ip": private_ip,
+                "public_ip": public_ip,
+                "name": name,
+                "status": status,
+            },
+            spec_hash=tags.get(TAG_SPEC),
+            status=status,
+        )
+
+    def _volume_live(self, region: str, address: str, vol: Any) -> LiveResource:
+        tags = vol.extra.get("tags") or {}
+        status = vol.extra.get("state") or ""
+        name = tags.get(TAG_NAME) or vol.id
+        return LiveResource(
+            address=address,
+            kind=VOLUME,
+            physical_id=vol.id,
+            placement=self._placement(region),
+            name=name,
+            properties={
+                "size": int(vol.size),
+                "volume_type": vol.extra.get("volume_type"),
+                "availability_zone": vol.extra.get("zone"),
+                "metadata": _user_tags(tags),
+            },
+            attributes={"size": int(vol.size), "status": status, "name": name},
+            spec_hash=tags.get(TAG_SPEC),
+            status=status,
+        )
+
+    def _attachment_live(self, region: str, vol: Any) -> LiveResource | None:
+        tags = vol.extra.get("tags") or {}
+        address = tags.get(TAG_ATTACHMENT)
+        instance = vol.extra.get("instance_id")
+        att_status = vol.extra.get("attachment_status") or ""
+        if not address or not instance or att_status not in _LIVE_ATTACHMENT_STATES:
+            return None
+        return LiveResource(
+            address=address,
+            kind=ATTACHMENT,
+            physical_id=f"{vol.id}:{instance}",
+            placement=self._placement(region),
+            name=address,
+            properties={
+                "instance_uuid": instance,
+                "volume_id": vol.id,
+                "mountpoint": vol.extra.get("device"),
+            },
+            attributes={},
+            spec_hash=tags.get(TAG_ATTACHMENT_SPEC),
+            status=att_status,
+        )
+
+    def _group_live(self, region: str, address: str, el: ET.Element) -> LiveResource:
+        tags = _tags_of(el)
+        gid = _text(el, "groupId") or ""
+        name = _text(el, "groupName") or tags.get(TAG_NAME) or gid
+        description = _text(el, "groupDescription") or ""
+        if description == name:  # we send the name when the template gave none
+            description = ""
+        rules = [r for perm in _items(el, "ipPermissions/item")
+                 for r in _rule_from_permission("ingress", perm)]
+        rules += [r for perm in _items(el, "ipPermissionsEgress/item")
+                  for r in _rule_from_permission("egress", perm) if not _is_default_egress(r)]
+        return LiveResource(
+            address=address,
+            kind=SECURITY_GROUP,
+            physical_id=gid,
+            placement=self._placement(region),
+            name=name,
+            properties={"description": description, "rules": canonical_rules(rules)},
+            attributes={"name": name, "id": gid},
+            spec_hash=tags.get(TAG_SPEC),
+            status="active",
+        )
+
+    def _key_pair_live(self, region: str, address: str, el: ET.Element) -> LiveResource:
+        tags = _tags_of(el)
+        return self._key_pair_snapshot(region, address, _text(el, "keyName") or "",
+                                       _text(el, "keyFingerprint"), _text(el, "publicKey"),
+                                       tags.get(TAG_SPEC))
+
+    def _key_pair_snapshot(self, region: str, address: str, name: str,
+                           fingerprint: str | None, public_key: str | None,
+                           spec_hash: str | None) -> LiveResource:
+        attributes: dict[str, Any] = {"name": name, "fingerprint": fingerprint}
+        if public_key:
+            attributes["public_key"] = public_key
+        return LiveResource(
+            address=address,
+            kind=KEYPAIR,
+            physical_id=name,
+            placement=self._placement(region),
+            name=name,
+            properties={},
+            attributes=attributes,
+            spec_hash=spec_hash,
+            status="available",
+        )
+
+    def _address_live(self, region: str, address: str, el: ET.Element) -> LiveResource:
+        tags = _tags_of(el)
+        ip = _text(el, "publicIp")
+        instance = _text(el, "instanceId")
+        status = "associated" if instance else "allocated"
+        return LiveResource(
+            address=address,
+            kind=FLOATING_IP,
+            physical_id=_text(el, "allocationId") or "",
+            placement=self._placement(region),
+            name=tags.get(TAG_NAME, ""),
+            properties={"server": instance},
+            attributes={"floating_ip_address": ip, "ip": ip},
+            spec_hash=tags.get(TAG_SPEC),
+            status=status,
+        )
+
+    # ------------------------------------------------------------------ single lookups
+
+    def _get_instance(self, region: str, instance_id: str) -> Any | None:
+        try:
+            nodes = self._list_instances(region, {"InstanceId.1": instance_id}, paginate=False)
+        except CloudError as err:
+            if _has_code(err, "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"):
+                return None
+            raise
+        return nodes[0] if nodes else None
+
+    def _get_volume(self, region: str, volume_id: str) -> Any | None:
+        try:
+            obj = self._ec2(region, "DescribeVolumes", {"VolumeId.1": volume_id})
+        except CloudError as err:
+            if _has_code(err, "InvalidVolume.NotFound", "InvalidVolume.Malformed"):
+                return None
+            raise
+        items = _items(obj, "volumeSet/item")
+        return self._driver(region)._to_volume(items[0]) if items else None
+
+    def _get_group(self, region: str, group_id: str) -> ET.Element | None:
+        try:
+            obj = self._ec2(region, "DescribeSecurityGroups", {"GroupId.1": group_id})
+        except CloudError as err:
+            if _has_code(err, "InvalidGroup.NotFound", "InvalidGroupId.Malformed",
+                         "InvalidGroupId.NotFound"):
+                return None
+            raise
+        items = _items(obj, "securityGroupInfo/item")
+        return items[0] if items else None
+
+    def _get_address(self, region: str, allocation_id: str) -> ET.Element | None:
+        try:
+            obj = self._ec2(region, "DescribeAddresses", {"AllocationId.1": allocation_id})
+        except CloudError as err:
+            if _has_code(err, "InvalidAllocationID.NotFound", "InvalidAllocationID.Malformed"):
+                return None
+            raise
+        items = _items(obj, "addressesSet/item")
+        return items[0] if items else None
+
+    def _get_key_pair(self, region: str, name: str) -> ET.Element | None:
+        try:
+            obj = self._ec2(region, "DescribeKeyPairs",
+                            {"KeyName.1": name, "IncludePublicKey": "true"})
+        except CloudError as err:
+            if _has_code(err, "InvalidKeyPair.NotFound") or "does not exist" in err.message:
+                return None
+            raise
+        for el in _items(obj, "keySet/item"):
+            if _text(el, "keyName") == name:
+                return el
+        return None
+
+    def _require(self, value: T | None, live: LiveResource) -> T:
+        if value is None:
+            raise CloudError(f"{live.kind} {live.address} ({live.physical_id}) no longer exists "
+                             f"in {live.placement.region}", permanent=True)
+        return value
+
+    # ------------------------------------------------------------------ waits
+
+    def _wait_instance(self, region: str, instance_id: str, want: str, timeout: float,
+                       what: str) -> Any:
+        def fetch() -> tuple[bool, str, Any]:
+            node = self._get_instance(region, instance_id)
+            if node is None:  # eventual consistency right after RunInstances
+                return False, "pending", None
+            state = node.extra.get("status") or ""
+            if state == want:
+                return True, state, node
+            if want != "terminated" and state in _GONE_INSTANCE_STATES:
+                reason = node.extra.get("reason") or ""
+                raise CloudError(f"{what} went to {state} instead of {want}"
+                                 + (f": {reason}" if reason else ""), permanent=True,
+                                 status=state)
+            return False, state, node
+
+        return self._poll(timeout, what, fetch)
+
+    def _wait_instance_gone(self, region: str, instance_id: str, timeout: float,
+                            what: str) -> None:
+        def fetch() -> tuple[bool, str, None]:
+            node = self._get_instance(region, instance_id)
+            state = "terminated" if node is None else (node.extra.get("status") or "")
+            return state == "terminated", state, None
+
+        self._poll(timeout, what, fetch)
+
+    def _wait_volume(self, region: str, volume_id: str, timeout: float, what: str,
+                     ready: Callable[[Any], bool], status_of: Callable[[Any], str]) -> Any:
+        def fetch() -> tuple[bool, str, Any]:
+            vol = self._get_volume(region, volume_id)
+            if vol is None:
+                return False, "creating", None
+            status = status_of(vol)
+            if vol.extra.get("state") == "error":
+                raise CloudError(f"{what} is in state error", permanent=True, status="error")
+            return ready(vol), status, vol
+
+        return self._poll(timeout, what, fetch)
+
+    # ------------------------------------------------------------------ create
+
+    def create(
+        self,
+        region: str,
+        kind: str,
+        *,
+        stack: str,
+        address: str,
+        name: str,
+        properties: Mapping[str, Any],
+        spec_hash: str,
+        timeout: float,
+    ) -> LiveResource:
+        creators = {
+            SERVER: self._create_server,
+            KEYPAIR: self._create_key_pair,
+            SECURITY_GROUP: self._create_group,
+            VOLUME: self._create_volume,
+            ATTACHMENT: self._create_attachment,
+            FLOATING_IP: self._create_address,
+        }
+        creator = creators.get(kind)
+        if creator is None:
+            raise CloudError(f"the aws provider cannot create {kind}", permanent=True)
+        return creator(region, stack, address, name, properties, spec_hash, timeout)
+
+    def _default_subnet(self, region: str, zone: str) -> str:
+        with self._lock:
+            cached = self._subnets.get((region, zone))
+        if cached:
+            return cached
+        obj = self._ec2(region, "DescribeSubnets",
+                        _filters({"availability-zone": zone, "default-for-az": "true"}))
+        ids = [s for s in (_text(el, "subnetId") for el in _items(obj, "subnetSet/item")) if s]
+        if not ids:
+            raise CloudError(
+                f"no default subnet in availability zone {zone} ({region}): security groups by "
+                "id need a VPC subnet; create a default VPC or choose another zone",
+                permanent=True)
+        with self._lock:
+            self._subnets[(region, zone)] = ids[0]
+        return ids[0]
+
+    def _create_server(self, region: str, stack: str, address: str, name: str,
+                       props: Mapping[str, Any], spec_hash: str, timeout: float) -> LiveResource:
+        from libcloud.compute.base import NodeImage, NodeSize
+        from libcloud.compute.drivers.ec2 import (
+            EC2NetworkSubnet,
+            EC2NodeLocation,
+            ExEC2AvailabilityZone,
+        )
+
+        image, flavor = props.get("image"), props.get("flavor")
+        if not image or not flavor:
+            raise CloudError("a server needs image and flavor", permanent=True)
+        zone = str(props.get("availability_zone") or f"{region}a")
+        tags = {**_metadata(props), TAG_STACK: stack, TAG_RESOURCE: address, TAG_SPEC: spec_hash}
+        groups = [str(g) for g in props.get("security_groups") or []]
+        by_id = [g for g in groups if g.startswith("sg-")]
+        if by_id and len(by_id) != len(groups):
+            raise CloudError("security_groups must be all group ids (sg-…) or all group names",
+                             permanent=True)
+        subnet_id = self._default_subnet(region, zone) if by_id else None
+        token = uuid.uuid4().hex  # same token on every retry: AWS returns the first instance
+
+        def run() -> Any:
+            driver = self._driver(region)
+            kwargs: dict[str, Any] = {
+                "name": name,
+                "size": NodeSize(str(flavor), str(flavor), 0, 0, None, 0.0, driver),
+                "image": NodeImage(str(image), str(image), driver),
+                "location": EC2NodeLocation(zone, zone, None, driver,
+                                            ExEC2AvailabilityZone(zone, "available", region)),
+                "ex_metadata": tags,
+                "ex_clienttoken": token,
+            }
+            if props.get("key_name"):
+                kwargs["ex_keyname"] = str(props["key_name"])
+            if props.get("user_data"):
+                kwargs["ex_userdata"] = str(props["user_data"])
+            if by_id:
+                kwargs["ex_security_group_ids"] = by_id
+                kwargs["ex_subnet"] = EC2NetworkSubnet(subnet_id, subnet_id, "available")
+            elif groups:
+                kwargs["ex_security_groups"] = groups
+            return driver.create_node(**kwargs)
+
+        try:
+            node = self._call(run)
+        except CloudError as err:
+            if not (by_id and _has_code(err, "InvalidSubnetID.NotFound")):
+                raise
+            with self._lock:  # the cached default subnet is gone: look it up again
+                self._subnets.pop((region, zone), None)
+            subnet_id = self._default_subnet(region, zone)
+            node = self._call(run)
+        what = f"server {name} ({node.id})"
+        node = self._wait_instance(region, node.id, "running", timeout, what)
+        return self._server_live(region, address, node)
+
+    def _create_volume(self, region: str, stack: str, address: str, name: str,
+                       props: Mapping[str, Any], spec_hash: str, timeout: float) -> LiveResource:
+        size = props.get("size")
+        if size is None:
+            raise CloudError("a volume needs size", permanent=True)
+        zone = str(props.get("availability_zone") or f"{region}a")
+        tags = {**_identity_tags(name, stack, address, spec_hash), **_metadata(props)}
+        params = {"Size": str(int(size)), "AvailabilityZone": zone,
+                  "ClientToken": uuid.uuid4().hex, **_tag_spec("volume", tags)}
+        if props.get("volume_type"):
+            params["VolumeType"] = str(props["volume_type"])
+        obj = self._ec2(region, "CreateVolume", params)
+        volume_id = _text(obj, "volumeId") or ""
+        vol = self._wait_volume(region, volume_id, timeout, f"volume {name} ({volume_id})",
+                                ready=lambda v: v.extra.get("state") == "available",
+                                status_of=lambda v: v.extra.get("state") or "")
+        return self._volume_live(region, address, vol)
+
+    def _create_group(self, region: str, stack: str, address: str, name: str,
+                      props: Mapping[str, Any], spec_hash: str, timeout: float) -> LiveResource:
+        rules = canonical_rules(props.get("rules") or [])
+        # Without follow-up calls the spec tag goes in atomically; with rules it is
+        # written once the rules are in place (see the module docstring).
+        tags = _identity_tags(name, stack, address, None if rules else spec_hash)
+        params = {"GroupName": name,
+                  "GroupDescription": str(props.get("description") or "") or name,
+                  **_tag_spec("security-group", tags)}
+        try:
+            obj = self._ec2(region, "CreateSecurityGroup", params)
+        except CloudError as err:
+            if not _has_code(err, "InvalidGroup.Duplicate"):
+                raise
+            # Ours from an earlier attempt (retried or crashed)?  Converge it.
+            group_id = self._adopt_group(region, stack, address, name, err)
+            el = self._require(self._get_group(region, group_id),
+                               LiveResource(address, SECURITY_GROUP, group_id,
+                                            self._placement(region)))
+            current = self._group_live(region, address, el)
+            self._apply_rules(region, group_id, current.properties["rules"], rules,
+                              has_default_egress=_has_default_egress(el))
+            if current.spec_hash != spec_hash:
+                self._create_tags(region, group_id, {TAG_SPEC: spec_hash})
+            return self._refresh_group(region, address, group_id)
+        group_id = _text(obj, "groupId") or ""
+        if rules:
+            # A new VPC group has no ingress rules and EC2's default allow-all egress.
+            self._apply_rules(region, group_id, [], rules, has_default_egress=True)
+            self._create_tags(region, group_id, {TAG_SPEC: spec_hash})
+        return self._refresh_group(region, address, group_id)
+
+    def _adopt_group(self, region: str, stack: str, address: str, name: str,
+                     err: CloudError) -> str:
+        """A group with our name exists: adopt it if it is ours (retried create)."""
+        obj = self._ec2(region, "DescribeSecurityGroups", _filters({"group-name": name}))
+        for el in _items(obj, "securityGroupInfo/item"):
+            tags = _tags_of(el)
+            if tags.get(TAG_STACK) == stack and tags.get(TAG_RESOURCE) == address:
+                return _text(el, "groupId") or ""
+        raise err
+
+    def _apply_rules(self, region: str, group_id: str, current: list[dict[str, Any]],
+                     desired: list[dict[str, Any]], *, has_default_egress: bool) -> None:
+        """Authorize the added rules, revoke the removed ones (batched per direction).
+
+        Declaring any egress rule replaces EC2's default allow-all egress; declaring
+        none restores it.
+        """
+        have = {_rule_key(r): r for r in current}
+        want = {_rule_key(r): r for r in desired}
+        has_default = has_default_egress
+        wants_egress = any(r["direction"] == "egress" for r in desired)
+        for direction in ("ingress", "egress"):
+            action = "Ingress" if direction == "ingress" else "Egress"
+            removed = [r for k, r in have.items() if k not in want and k[0] == direction]
+            added = [r for k, r in want.items() if k not in have and k[0] == direction]
+            if direction == "egress" and wants_egress and has_default:
+                removed.append(canonical_rule({"direction": "egress", "protocol": "-1"}))
+            if direction == "egress" and not wants_egress and not has_default:
+                added.append(canonical_rule({"direction": "egress", "protocol": "-1"}))
+            if removed:
+                self._change_rules(region, group_id, f"RevokeSecurityGroup{action}", removed,
+                                   "InvalidPermission.NotFound")
+            if added:
+                self._change_rules(region, group_id, f"AuthorizeSecurityGroup{action}", added,
+                                   "InvalidPermission.Duplicate")
+
+    def _change_rules(self, region: str, group_id: str, action: str,
+                      rules: list[dict[str, Any]], benign: str) -> None:
+        """One batched call; if EC2 refuses it because a rule is already (or no longer)
+        there — a stale view or a retried call that had succeeded — go rule by rule."""
+        try:
+            self._ec2(region, action, {"GroupId": group_id, **_permission_params(rules)})
+            return
+        except CloudError as err:
+            if not _has_code(err, benign) or len(rules) == 1:
+                if _has_code(err, benign):
+                    return
+                raise
+        for rule in rules:
+            try:
+                self._ec2(region, action, {"GroupId": group_id, **_permission_params([rule])})
+            except CloudError as err:
+                if not _has_code(err, benign):
+                    raise
+
+    def _refresh_group(self, region: str, address: str, group_id: str) -> LiveResource:
+        el = self._require(self._get_group(region, group_id),
+                           LiveResource(address, SECURITY_GROUP, group_id,
+                                        self._placement(region)))
+        return self._group_live(region, address, el)
+
+    def _create_key_pair(self, region: str, stack: str, address: str, name: str,
+                         props: Mapping[str, Any], spec_hash: str,
+                         timeout: float) -> LiveResource:
+        public_key = str(props.get("public_key") or "").strip()
+        if not public_key:
+            raise CloudError(f"key pair {name}: public_key is required (cloudtmpl generates "
+                             "one when the template gives none)", permanent=True)
+        tags = _identity_tags(name, stack, address, spec_hash)
+        params = {"KeyName": name,
+                  "PublicKeyMaterial": base64.b64encode(public_key.encode()).decode("ascii"),
+                  **_tag_spec("key-pair", tags)}
+        try:
+            obj = self._ec2(region, "ImportKeyPair", params)
+        except CloudError as err:
+            if not _has_code(err, "InvalidKeyPair.Duplicate"):
+                raise
+            # Same name: ours from an earlier (retried or crashed) attempt?
+            el = self._get_key_pair(region, name)
+            existing = (_text(el, "publicKey") or "").split()[:2] if el is not None else []
+            if el is None or existing != public_key.split()[:2]:
+                raise
+            return self._key_pair_snapshot(region, address, name, _text(el, "keyFingerprint"),
+                                           public_key, _tags_of(el).get(TAG_SPEC))
+        return self._key_pair_snapshot(region, address, _text(obj, "keyName") or name,
+                                       _text(obj, "keyFingerprint"), public_key, spec_hash)
+
+    def _create_address(self, region: str, stack: str, address: str, name: str,
+                        props: Mapping[str, Any], spec_hash: str,
+                        timeout: float) -> LiveResource:
+        server = props.get("server")
+        tags = _identity_tags(name, stack, address, None if server else spec_hash)
+        params = {"Domain": "vpc", **_tag_spec("elastic-ip", tags)}
+        attempts = 0
+
+        def allocate() -> str:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:  # an ambiguous failure: did the first try allocate one?
+                found = self._find_address(region, stack, address)
+                if found is not None:
+                    return found
+            driver = self._driver(region)
+            obj = driver.connection.request(
+                driver.path, params={"Action": "AllocateAddress", **params}).object
+            return _text(obj, "allocationId") or ""
+
+        allocation_id = self._call(allocate)
+        if server:
+            self._associate(region, allocation_id, str(server))
+            self._create_tags(region, allocation_id, {TAG_SPEC: spec_hash})
+        el = self._require(self._get_address(region, allocation_id),
+                           LiveResource(address, FLOATING_IP, allocation_id,
+                                        self._placement(region)))
+        return self._address_live(region, address, el)
+
+    def _find_address(self, region: str, stack: str, address: str) -> str | None:
+        # No retry inside a retry: one look, then let the outer loop decide.
+        obj = self._ec2(region, "DescribeAddresses",
+                        _filters({f"tag:{TAG_STACK}": stack, f"tag:{TAG_RESOURCE}": address}),
+                        retry=False)
+        for el in _items(obj, "addressesSet/item"):
+            return _text(el, "allocationId")
+        return None
+
+    def _associate(self, region: str, allocation_id: str, instance_id: str) -> None:
+        self._ec2(region, "AssociateAddress",
+                  {"AllocationId": allocation_id, "InstanceId": instance_id,
+                   "AllowReassociation": "false"})
+
+    def _create_attachment(self, region: str, stack: str, address: str, name: str,
+                           props: Mapping[str, Any], spec_hash: str,
+                           timeout: float) -> LiveResource:
+        volume_id = str(props.get("volume_id") or "")
+        instance_id = str(props.get("instance_uuid") or "")
+        device = str(props.get("mountpoint") or "/dev/sdh")
+        if not volume_id or not instance_id:
+            raise CloudError("a volume attachment needs volume_id and instance_uuid",
+                             permanent=True)
+        vol = self._get_volume(region, volume_id)
+        if vol is None:
+            raise CloudError(f"InvalidVolume.NotFound: The volume '{volume_id}' does not exist.",
+                             permanent=True)
+        attached_to = vol.extra.get("instance_id")
+        if attached_to and attached_to != instance_id:
+            raise CloudError(f"VolumeInUse: volume {volume_id} is attached to {attached_to}",
+                             permanent=True)
+        # Record first, then attach: no attachment ever exists without its record.
+        self._create_tags(region, volume_id,
+                          {TAG_ATTACHMENT: address, TAG_ATTACHMENT_SPEC: spec_hash})
+        if not attached_to:
+            try:
+                self._ec2(region, "AttachVolume",
+                          {"VolumeId": volume_id, "InstanceId": instance_id, "Device": device})
+            except CloudError:
+                self._forget_attachment(region, volume_id)
+                raise
+        vol = self._wait_volume(
+            region, volume_id, timeout, f"attachment {address} ({volume_id} → {instance_id})",
+            ready=lambda v: (v.extra.get("state") == "in-use"
+                             and v.extra.get("attachment_status") == "attached"),
+            status_of=lambda v: v.extra.get("attachment_status") or v.extra.get("state") or "")
+        live = self._attachment_live(region, vol)
+        if live is None:  # pragma: no cover - waited for exactly this
+            raise CloudError(f"attachment {address} vanished", permanent=True)
+        return live
+
+    def _forget_attachment(self, region: str, volume_id: str) -> None:
+        try:
+            self._delete_tags(region, volume_id, [TAG_ATTACHMENT, TAG_ATTACHMENT_SPEC])
+        except CloudError as err:
+            if not _has_code(err, "InvalidVolume.NotFound"):
+                raise
+
+    # ------------------------------------------------------------------ update
+
+    def update(
+        self,
+        live: LiveResource,
+        properties: Mapping[str, Any],
+        changed: frozenset[str],
+        *,
+        stack: str,
+        spec_hash: str,
+        timeout: float,
+    ) -> LiveResource:
+        allowed = {
+            SERVER: {"flavor", "metadata"},
+            VOLUME: {"size", "metadata"},
+            SECURITY_GROUP: {"rules"},
+            FLOATING_IP: {"server"},
+            ATTACHMENT: set(),
+            KEYPAIR: set(),
+        }.get(live.kind)
+        if allowed is None:
+            raise CloudError(f"the aws provider cannot update {live.kind}", permanent=True)
+        refused = sorted(set(changed) - allowed)
+        if refused:
+            raise CloudError(f"{live.kind} {live.address}: {', '.join(refused)} cannot change "
+                             "in place; the resource must be replaced", permanent=True)
+        region = live.placement.region
+        if live.kind == SERVER:
+            return self._update_server(region, live, properties, changed, spec_hash, timeout)
+        if live.kind == VOLUME:
+            return self._update_volume(region, live, properties, changed, spec_hash, timeout)
+        if live.kind == SECURITY_GROUP:
+            el = self._require(self._get_group(region, live.physical_id), live)
+            current = self._group_live(region, live.address, el)
+            if "rules" in changed:
+                self._apply_rules(region, live.physical_id, current.properties["rules"],
+                                  canonical_rules(properties.get("rules") or []),
+                                  has_default_egress=_has_default_egress(el))
+            self._create_tags(region, live.physical_id, {TAG_SPEC: spec_hash})
+            return self._refresh_group(region, live.address, live.physical_id)
+        if live.kind == FLOATING_IP:
+            return self._update_address(region, live, properties, changed, spec_hash)
+        if live.kind == ATTACHMENT:
+            volume_id = live.physical_id.split(":", 1)[0]
+            self._create_tags(region, volume_id, {TAG_ATTACHMENT_SPEC: spec_hash})
+            vol = self._require(self._get_volume(region, volume_id), live)
+            return self._require(self._attachment_live(region, vol), live)
+        # key pair: only the spec tag can change
+        el = self._require(self._get_key_pair(region, live.physical_id), live)
+        key_id = _text(el, "keyPairId")
+        if key_id:
+            self._create_tags(region, key_id, {TAG_SPEC: spec_hash})
+            el = self._require(self._get_key_pair(region, live.physical_id), live)
+        return self._key_pair_live(region, live.address, el)
+
+    def _update_server(self, region: str, live: LiveResource, props: Mapping[str, Any],
+                       changed: frozenset[str], spec_hash: str, timeout: float) -> LiveResource:
+        from libcloud.compute.base import NodeSize
+
+        iid = live.physical_id
+        what = f"server {live.name or live.address} ({iid})"
+        node = self._require(self._get_instance(region, iid), live)
+        deadline = self._clock() + timeout
+        flavor = str(props.get("flavor") or "")
+        if "flavor" in changed and flavor and node.extra.get("instance_type") != flavor:
+            if node.extra.get("status") != "stopped":
+                self._call(lambda: self._driver(region).stop_node(node))
+                node = self._wait_instance(region, iid, "stopped", timeout, what)
+            size = NodeSize(flavor, flavor, 0, 0, None, 0.0, self._driver(region))
+            self._call(lambda: self._driver(region).ex_change_node_size(node, size))
+            self._call(lambda: self._driver(region).start_node(node))
+            node = self._wait_instance(region, iid, "running",
+                                       max(1.0, deadline - self._clock()), what)
+        desired = _metadata(props) if "metadata" in changed else None
+        self._sync_user_tags(region, iid, node.extra.get("tags") or {}, desired,
+                             {TAG_SPEC: spec_hash})
+        node = self._require(self._get_instance(region, iid), live)
+        return self._server_live(region, live.address, node)
+
+    def _update_volume(self, region: str, live: LiveResource, props: Mapping[str, Any],
+                       changed: frozenset[str], spec_hash: str, timeout: float) -> LiveResource:
+        vid = live.physical_id
+        vol = self._require(self._get_volume(region, vid), live)
+        if "size" in changed:
+            want = int(props.get("size") or 0)
+            have = int(vol.size)
+            if want < have:
+                raise CloudError(
+                    f"volume {live.address} ({vid}): EBS volumes cannot shrink ({have} GiB → "
+                    f"{want} GiB); the volume must be replaced", permanent=True)
+            if want > have:
+                self._call(lambda: self._driver(region).ex_modify_volume(vol,
+                                                                         {"Size": str(want)}))
+                vol = self._wait_volume(region, vid, timeout, f"volume {live.address} ({vid})",
+                                        ready=lambda v: int(v.size) >= want,
+                                        status_of=lambda v: f"{v.size} GiB, resizing")
+        desired = _metadata(props) if "metadata" in changed else None
+        self._sync_user_tags(region, vid, vol.extra.get("tags") or {}, desired,
+                             {TAG_SPEC: spec_hash})
+        vol = self._require(self._get_volume(region, vid), live)
+        return self._volume_live(region, live.address, vol)
+
+    def _update_address(self, region: str, live: LiveResource, props: Mapping[str, Any],
+                        changed: frozenset[str], spec_hash: str) -> LiveResource:
+        alloc = live.physical_id
+        el = self._require(self._get_address(region, alloc), live)
+        want = props.get("server") or None
+        have = _text(el, "instanceId")
+        if "server" in changed and want != have:
+            association = _text(el, "associationId")
+            if have and association:
+                self._ec2(region, "DisassociateAddress", {"AssociationId": association})
+            if want:
+                self._associate(region, alloc, str(want))
+        self._create_tags(region, alloc, {TAG_SPEC: spec_hash})
+        el = self._require(self._get_address(region, alloc), live)
+        return self._address_live(region, live.address, el)
+
+    # ------------------------------------------------------------------ delete
+
+    def delete(self, live: LiveResource, *, timeout: float) -> None:
+        region = live.placement.region
+        kind = live.kind
+        if kind == SERVER:
+            self._delete_server(region, live, timeout)
+        elif kind == SECURITY_GROUP:
+            self._delete_group(region, live, timeout)
+        elif kind == VOLUME:
+            self._delete_volume(region, live, timeout)
+        elif kind == ATTACHMENT:
+            self._delete_attachment(region, live, timeout)
+        elif kind == FLOATING_IP:
+            self._delete_address(region, live)
+        elif kind == KEYPAIR:
+            try:
+                self._ec2(region, "DeleteKeyPair", {"KeyName": live.physical_id})
+            except CloudError as err:
+                if not _has_code(err, "InvalidKeyPair.NotFound"):
+                    raise
+        else:
+            raise CloudError(f"the aws provider cannot delete {kind}", permanent=True)
+
+    def _delete_server(self, region: str, live: LiveResource, timeout: float) -> None:
+        iid = live.physical_id
+        try:
+            self._ec2(region, "TerminateInstances", {"InstanceId.1": iid})
+        except CloudError as err:
+            if _has_code(err, "InvalidInstanceID.NotFound"):
+                return
+            raise
+        self._wait_instance_gone(region, iid, timeout, f"server {live.name or live.address} "
+                                                       f"({iid})")
+
+    def _delete_group(self, region: str, live: LiveResource, timeout: float) -> None:
+        gid = live.physical_id
+
+        def attempt() -> tuple[bool, str, None]:
+            try:
+                self._ec2(region, "DeleteSecurityGroup", {"GroupId": gid})
+            except CloudError as err:
+                if _has_code(err, "InvalidGroup.NotFound", "InvalidGroupId.NotFound"):
+                    return True, "deleted", None
+                if _has_code(err, "DependencyViolation"):
+                    return False, "in use (DependencyViolation)", None
+                raise
+            return True, "deleted", None
+
+        self._poll(timeout, f"security group {live.name or live.address} ({gid})", attempt)
+
+    def _delete_volume(self, region: str, live: LiveResource, timeout: float) -> None:
+        vid = live.physical_id
+        try:
+            self._ec2(region, "DeleteVolume", {"VolumeId": vid})
+        except CloudError as err:
+            if _has_code(err, "InvalidVolume.NotFound"):
+                return
+            raise
+
+        def gone() -> tuple[bool, str, None]:
+            vol = self._get_volume(region, vid)
+            state = "deleted" if vol is None else (vol.extra.get("state") or "")
+            return state == "deleted", state, None
+
+        self._poll(timeout, f"volume {live.name or live.address} ({vid})", gone)
+
+    def _delete_attachment(self, region: str, live: LiveResource, timeout: float) -> None:
+        volume_id, _, instance_id = live.physical_id.partition(":")
+        vol = self._get_volume(region, volume_id)
+        if vol is None:
+            return
+        if vol.extra.get("instance_id") == instance_id and \
+                vol.extra.get("attachment_status") in _LIVE_ATTACHMENT_STATES:
+            try:
+                self._ec2(region, "DetachVolume",
+                          {"VolumeId": volume_id, "InstanceId": instance_id})
+            except CloudError as err:
+                if not _has_code(err, "IncorrectState", "InvalidAttachment.NotFound",
+                                 "InvalidVolume.NotFound"):
+                    raise
+
+            def detached() -> tuple[bool, str, None]:
+                v = self._get_volume(region, volume_id)
+                if v is None:
+                    return True, "deleted", None
+                if v.extra.get("instance_id") == instance_id:
+                    return False, v.extra.get("attachment_status") or "detaching", None
+                return True, v.extra.get("state") or "", None
+
+            self._poll(timeout, f"attachment {live.address} ({volume_id} → {instance_id})",
+                       detached)
+        tags = vol.extra.get("tags") or {}
+        if tags.get(TAG_ATTACHMENT) in (None, live.address):
+            self._forget_attachment(region, volume_id)
+
+    def _delete_address(self, region: str, live: LiveResource) -> None:
+        alloc = live.physical_id
+        el = self._get_address(region, alloc)
+        if el is None:
+            return
+        association = _text(el, "associationId")
+        if association:
+            try:
+                self._ec2(region, "DisassociateAddress", {"AssociationId": association})
+            except CloudError as err:
+                if not _has_code(err, "InvalidAssociationID.NotFound"):
+                    raise
+        try:
+            self._ec2(region, "ReleaseAddress", {"AllocationId": alloc})
+        except CloudError as err:
+            if not _has_code(err, "InvalidAllocationID.NotFound"):
+                raise

@@ -1,0 +1,612 @@
+"""AwsAdapter against the AWS sandbox: real libcloud EC2 driver, real HTTP, moto behind.
+
+Every test starts from an empty sandbox (``aws_reset``) and a fresh adapter.  Request
+counts are asserted exactly: they are part of the adapter's contract (discovery grows
+with regions x kinds, not with resources) and are cross-checked against the
+sandbox's own server-side request counter.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from cloudtmpl.model import Target
+from cloudtmpl.providers.aws import (
+    ATTACHMENT,
+    FLOATING_IP,
+    KEYPAIR,
+    KINDS,
+    SECURITY_GROUP,
+    SERVER,
+    VOLUME,
+    AwsAdapter,
+    _has_default_egress,
+)
+from cloudtmpl.providers.base import CloudError, ResourceTimeout
+from cloudtmpl.resources import canonical_rules
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+CATALOG = yaml.safe_load((REPO / "providers" / "sandbox-aws.yaml").read_text())
+REGION = "us-east-1"
+IMAGE = CATALOG["images"]["ubuntu-22.04"][REGION]
+STACK = "web"
+TIMEOUT = 60.0
+
+
+# --- helpers ------------------------------------------------------------------------
+
+
+def make_adapter(info: dict[str, Any], **kwargs: Any) -> AwsAdapter:
+    target = Target(
+        name="sandbox-aws",
+        type="aws",
+        region=REGION,
+        options={"endpoint": info["endpoint"], "access_key": info["access_key"],
+                 "secret_key": info["secret_key"]},
+        sandbox=True,
+    )
+    return AwsAdapter(target, **kwargs)
+
+
+def sandbox_requests(info: dict[str, Any]) -> int:
+    with urllib.request.urlopen(f"{info['endpoint']}/_sandbox/requests", timeout=30) as resp:
+        return int(json.loads(resp.read())["total"])
+
+
+def public_key() -> str:
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    raw = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return raw.decode() + " test@cloudtmpl"
+
+
+class Counted:
+    """Requests made by ``adapter`` inside a ``with`` block."""
+
+    def __init__(self, adapter: AwsAdapter) -> None:
+        self.adapter = adapter
+        self.n = 0
+
+    def __enter__(self) -> Counted:
+        self.start = self.adapter.request_count()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.n = self.adapter.request_count() - self.start
+
+
+def create(adapter: AwsAdapter, kind: str, address: str, props: dict[str, Any],
+           *, stack: str = STACK, spec: str = "spec-1") -> Any:
+    return adapter.create(REGION, kind, stack=stack, address=address, name=f"{stack}.{address}",
+                          properties=props, spec_hash=spec, timeout=TIMEOUT)
+
+
+def server_props(**extra: Any) -> dict[str, Any]:
+    return {"image": IMAGE, "flavor": "t3.micro", **extra}
+
+
+def by_address(items: list[Any]) -> dict[tuple[str, str], Any]:
+    return {(r.kind, r.address): r for r in items}
+
+
+@pytest.fixture
+def adapter(aws_reset: dict[str, Any]) -> AwsAdapter:
+    return make_adapter(aws_reset)
+
+
+# --- servers ------------------------------------------------------------------------
+
+
+def test_server_lifecycle_with_flavor_change_in_place(adapter: AwsAdapter) -> None:
+    with Counted(adapter) as c:
+        srv = create(adapter, SERVER, "app", server_props(metadata={"team": "a", "env": "x"}))
+    assert c.n == 2  # RunInstances + one DescribeInstances (moto is running at once)
+    assert srv.kind == SERVER and srv.physical_id.startswith("i-")
+    assert srv.name == "web.app" and srv.status == "running"
+    assert srv.spec_hash == "spec-1"
+    assert srv.properties == {
+        "image": IMAGE, "flavor": "t3.micro", "key_name": None, "security_groups": [],
+        "availability_zone": "us-east-1a", "metadata": {"team": "a", "env": "x"},
+    }
+    assert srv.attributes["private_ip"] and srv.attributes["first_address"]
+    assert srv.attributes["name"] == "web.app" and srv.attributes["status"] == "running"
+
+    [found] = adapter.discover(REGION, frozenset({SERVER}), STACK)
+    assert found == srv
+
+    new = adapter.update(srv, server_props(flavor="t3.small", metadata={"team": "b", "new": "1"}),
+                         frozenset({"flavor", "metadata"}), stack=STACK, spec_hash="spec-2",
+                         timeout=TIMEOUT)
+    assert new.physical_id == srv.physical_id  # in place, not replaced
+    assert new.properties["flavor"] == "t3.small"
+    assert new.properties["metadata"] == {"team": "b", "new": "1"}
+    assert new.status == "running" and new.spec_hash == "spec-2"
+    [found] = adapter.discover(REGION, frozenset({SERVER}), STACK)
+    assert found == new
+
+    adapter.delete(new, timeout=TIMEOUT)
+    assert adapter.discover(REGION, frozenset({SERVER}), STACK) == []
+    adapter.delete(new, timeout=TIMEOUT)  # already gone: succeeds
+
+
+def test_server_with_key_pair_and_security_group(adapter: AwsAdapter) -> None:
+    kp = create(adapter, KEYPAIR, "key", {"public_key": public_key()})
+    sg = create(adapter, SECURITY_GROUP, "sg", {"rules": [{"port_range_min": 22,
+                                                         "port_range_max": 22}]})
+    with Counted(adapter) as c:
+        srv = create(adapter, SERVER, "app", server_props(
+            key_name=kp.physical_id, security_groups=[sg.physical_id], user_data="#!/bin/sh\n",
+            availability_zone="us-east-1b"))
+    assert c.n == 3  # + DescribeSubnets (default subnet of the zone, cached afterwards)
+    assert srv.properties["key_name"] == "web.key"
+    assert srv.properties["security_groups"] == [sg.physical_id]
+    assert srv.properties["availability_zone"] == "us-east-1b"
+    with Counted(adapter) as c:
+        create(adapter, SERVER, "app2", server_props(security_groups=[sg.physical_id],
+                                                     availability_zone="us-east-1b"))
+    assert c.n == 2
+
+    # The group is in use until the servers are gone: delete waits, then succeeds.
+    for live in adapter.discover(REGION, frozenset({SERVER}), STACK):
+        adapter.delete(live, timeout=TIMEOUT)
+    adapter.delete(sg, timeout=TIMEOUT)
+    adapter.delete(kp, timeout=TIMEOUT)
+    assert adapter.discover(REGION, KINDS, STACK) == []
+
+
+def test_bogus_ami_is_a_permanent_error_with_the_clouds_message(adapter: AwsAdapter) -> None:
+    with Counted(adapter) as c, pytest.raises(CloudError) as info:
+        create(adapter, SERVER, "bad", server_props(image="ami-00000000deadbeef0"))
+    assert info.value.permanent
+    assert "InvalidAMIID" in info.value.message
+    assert "ami-00000000deadbeef0" in info.value.message
+    assert c.n == 1  # permanent: not retried
+    assert adapter.discover(REGION, frozenset({SERVER}), STACK) == []
+
+
+def test_unknown_key_pair_names_the_key(adapter: AwsAdapter) -> None:
+    with pytest.raises(CloudError) as info:
+        create(adapter, SERVER, "bad", server_props(key_name="web.missing"))
+    assert info.value.permanent
+    assert "InvalidKeyPair.NotFound" in info.value.message and "web.missing" in info.value.message
+
+
+def test_reserved_metadata_keys_are_refused(adapter: AwsAdapter) -> None:
+    with pytest.raises(CloudError, match="reserved"):
+        create(adapter, SERVER, "bad", server_props(metadata={"cloudtmpl:stack": "other"}))
+    assert adapter.request_count() == 0
+
+
+def test_discovery_finds_only_this_stacks_resources(adapter: AwsAdapter) -> None:
+    create(adapter, SERVER, "app", server_props())
+    create(adapter, SERVER, "app", server_props(), stack="webx")  # another stack
+    create(adapter, SERVER, "app", server_props(), stack="other")
+    create(adapter, VOLUME, "data", {"size": 1})
+    create(adapter, VOLUME, "data", {"size": 1}, stack="other")
+    create(adapter, SECURITY_GROUP, "sg", {})
+    create(adapter, SECURITY_GROUP, "sg", {}, stack="other")
+    create(adapter, KEYPAIR, "key", {"public_key": public_key()})
+    create(adapter, KEYPAIR, "key", {"public_key": public_key()}, stack="webx")
+    create(adapter, FLOATING_IP, "ip", {})
+    create(adapter, FLOATING_IP, "ip", {}, stack="other")
+
+    with Counted(adapter) as c:
+        found = adapter.discover(REGION, KINDS, STACK)
+    assert c.n == 5  # one listing per API
+    assert sorted((r.kind, r.address, r.name) for r in found) == sorted([
+        (SERVER, "app", "web.app"), (VOLUME, "data", "web.data"),
+        (SECURITY_GROUP, "sg", "web.sg"), (KEYPAIR, "key", "web.key"),
+        (FLOATING_IP, "ip", "web.ip"),
+    ])
+    assert all(r.placement.target == "sandbox-aws" and r.placement.region == REGION
+               for r in found)
+    with Counted(adapter) as c:
+        assert adapter.discover(REGION, frozenset({KEYPAIR}), "webx")[0].name == "webx.key"
+    assert c.n == 1
+    # other regions are separate
+    assert adapter.discover("eu-central-1", KINDS, STACK) == []
+
+
+def test_terminated_servers_are_not_discovered(adapter: AwsAdapter) -> None:
+    srv = create(adapter, SERVER, "app", server_props())
+    adapter.delete(srv, timeout=TIMEOUT)
+    assert adapter.discover(REGION, frozenset({SERVER}), STACK) == []
+
+
+# --- volumes and attachments ------------------------------------------------------------
+
+
+def test_volume_and_attachment_round_trip(adapter: AwsAdapter) -> None:
+    srv = create(adapter, SERVER, "app", server_props())
+    with Counted(adapter) as c:
+        vol = create(adapter, VOLUME, "data", {"size": 2, "volume_type": "gp3",
+                                               "metadata": {"tier": "db"}})
+    assert c.n == 2  # CreateVolume (tagged atomically) + DescribeVolumes
+    assert vol.physical_id.startswith("vol-") and vol.status == "available"
+    assert vol.properties == {"size": 2, "volume_type": "gp3",
+                              "availability_zone": "us-east-1a", "metadata": {"tier": "db"}}
+    assert vol.attributes == {"size": 2, "status": "available", "name": "web.data"}
+
+    with Counted(adapter) as c:
+        att = create(adapter, ATTACHMENT, "att",
+                     {"volume_id": vol.physical_id, "instance_uuid": srv.physical_id,
+                      "mountpoint": "/dev/sdf"}, spec="att-1")
+    assert c.n == 4  # DescribeVolumes, CreateTags (record first), AttachVolume, DescribeVolumes
+    assert att.physical_id == f"{vol.physical_id}:{srv.physical_id}"
+    assert att.properties == {"instance_uuid": srv.physical_id, "volume_id": vol.physical_id,
+                              "mountpoint": "/dev/sdf"}
+    assert att.spec_hash == "att-1"
+
+    found = by_address(adapter.discover(REGION, frozenset({VOLUME, ATTACHMENT}), STACK))
+    assert set(found) == {(VOLUME, "data"), (ATTACHMENT, "att")}
+    assert found[(ATTACHMENT, "att")] == att
+    assert found[(VOLUME, "data")].status == "in-use"
+    assert found[(VOLUME, "data")].spec_hash == "spec-1"  # the volume keeps its own hash
+    # only the attachment kind asked for: still one DescribeVolumes
+    with Counted(adapter) as c:
+        only = adapter.discover(REGION, frozenset({ATTACHMENT}), STACK)
+    assert c.n == 1 and [r.kind for r in only] == [ATTACHMENT]
+
+    # attaching again (a retried apply) adopts the existing attachment
+    again = create(adapter, ATTACHMENT, "att", {"volume_id": vol.physical_id,
+                                                "instance_uuid": srv.physical_id,
+                                                "mountpoint": "/dev/sdf"}, spec="att-1")
+    assert again.physical_id == att.physical_id
+
+    adapter.delete(att, timeout=TIMEOUT)
+    found = by_address(adapter.discover(REGION, frozenset({VOLUME, ATTACHMENT}), STACK))
+    assert set(found) == {(VOLUME, "data")}
+    assert found[(VOLUME, "data")].status == "available"
+    assert found[(VOLUME, "data")].properties["metadata"] == {"tier": "db"}  # tags removed
+    adapter.delete(att, timeout=TIMEOUT)  # idempotent
+
+    adapter.delete(vol, timeout=TIMEOUT)
+    assert adapter.discover(REGION, frozenset({VOLUME, ATTACHMENT}), STACK) == []
+    adapter.delete(vol, timeout=TIMEOUT)  # idempotent
+
+
+def test_volume_grows_in_place_and_refuses_to_shrink(adapter: AwsAdapter) -> None:
+    vol = create(adapter, VOLUME, "data", {"size": 2})
+    grown = adapter.update(vol, {"size": 5, "metadata": {"a": "1"}},
+                           frozenset({"size", "metadata"}), stack=STACK, spec_hash="spec-2",
+                           timeout=TIMEOUT)
+    assert grown.physical_id == vol.physical_id
+    assert grown.properties["size"] == 5 and grown.attributes["size"] == 5
+    assert grown.properties["metadata"] == {"a": "1"}
+    assert grown.spec_hash == "spec-2"
+    with pytest.raises(CloudError) as info:
+        adapter.update(grown, {"size": 3}, frozenset({"size"}), stack=STACK, spec_hash="x",
+                       timeout=TIMEOUT)
+    assert info.value.permanent and "replace" in info.value.message
+    [found] = adapter.discover(REGION, frozenset({VOLUME}), STACK)
+    assert found.properties["size"] == 5 and found.spec_hash == "spec-2"
+
+
+def test_update_refuses_properties_that_need_replacement(adapter: AwsAdapter) -> None:
+    srv = create(adapter, SERVER, "app", server_props())
+    with pytest.raises(CloudError, match="replaced"):
+        adapter.update(srv, server_props(image="ami-other"), frozenset({"image"}), stack=STACK,
+                       spec_hash="x", timeout=TIMEOUT)
+
+
+# --- security groups ----------------------------------------------------------------
+
+
+def test_security_group_rules_change_in_place(adapter: AwsAdapter) -> None:
+    ssh = {"direction": "ingress", "protocol": "tcp", "port_range_min": 22,
+           "port_range_max": 22, "remote_ip_prefix": "10.0.0.0/8"}
+    with Counted(adapter) as c:
+        sg = create(adapter, SECURITY_GROUP, "sg", {"description": "web tier", "rules": [ssh]})
+    # CreateSecurityGroup, AuthorizeSecurityGroupIngress, CreateTags (spec), Describe
+    assert c.n == 4
+    assert sg.physical_id.startswith("sg-") and sg.name == "web.sg"
+    assert sg.attributes == {"name": "web.sg", "id": sg.physical_id}
+    assert sg.properties == {"description": "web tier", "rules": canonical_rules([ssh])}
+
+    https = {"protocol": "tcp", "port_range_min": 443, "port_range_max": 443}
+    ping = {"protocol": "icmp"}
+    out_dns = {"direction": "egress", "protocol": "udp", "port_range_min": 53,
+               "port_range_max": 53, "remote_ip_prefix": "10.0.0.2/32"}
+    desired = [https, ping, out_dns]
+    new = adapter.update(sg, {"rules": desired}, frozenset({"rules"}), stack=STACK,
+                         spec_hash="spec-2", timeout=TIMEOUT)
+    assert new.physical_id == sg.physical_id
+    assert new.properties["rules"] == canonical_rules(desired)  # default egress revoked
+    assert new.spec_hash == "spec-2"
+    [found] = adapter.discover(REGION, frozenset({SECURITY_GROUP}), STACK)
+    assert found == new
+
+    # dropping every egress rule brings EC2's default allow-all back (not reported)
+    back = adapter.update(new, {"rules": [https]}, frozenset({"rules"}), stack=STACK,
+                          spec_hash="spec-3", timeout=TIMEOUT)
+    assert back.properties["rules"] == canonical_rules([https])
+    el = adapter._get_group(REGION, sg.physical_id)
+    assert el is not None and _has_default_egress(el)
+
+    adapter.delete(back, timeout=TIMEOUT)
+    assert adapter.discover(REGION, frozenset({SECURITY_GROUP}), STACK) == []
+    adapter.delete(back, timeout=TIMEOUT)  # idempotent
+
+
+def test_rule_changes_tolerate_a_stale_view(adapter: AwsAdapter) -> None:
+    """A retried Authorize that had succeeded (or a stale view) is not an error."""
+    ssh = canonical_rules([{"port_range_min": 22, "port_range_max": 22}])
+    https = canonical_rules([{"port_range_min": 443, "port_range_max": 443}])
+    sg = create(adapter, SECURITY_GROUP, "sg", {"rules": ssh})
+    with Counted(adapter) as c:  # pretends the group has no rules yet
+        adapter._apply_rules(REGION, sg.physical_id, [], ssh + https, has_default_egress=True)
+    assert c.n == 3  # batch refused (InvalidPermission.Duplicate), then rule by rule
+    http = canonical_rules([{"port_range_min": 80, "port_range_max": 80}])
+    with Counted(adapter) as c:  # pretends port 80 is open: revoking it is refused
+        adapter._apply_rules(REGION, sg.physical_id, ssh + https + http, [],
+                             has_default_egress=True)
+    assert c.n == 4  # batch refused (InvalidPermission.NotFound), then rule by rule
+    [found] = adapter.discover(REGION, frozenset({SECURITY_GROUP}), STACK)
+    assert found.properties["rules"] == []
+
+
+def test_security_group_without_rules_is_one_call_plus_read(adapter: AwsAdapter) -> None:
+    with Counted(adapter) as c:
+        sg = create(adapter, SECURITY_GROUP, "sg", {})
+    assert c.n == 2
+    assert sg.properties == {"description": "", "rules": []}
+    assert sg.spec_hash == "spec-1"
+
+
+def test_security_group_create_adopts_its_own_leftover(adapter: AwsAdapter) -> None:
+    """A crash after CreateSecurityGroup: the next create converges the same group."""
+    first = create(adapter, SECURITY_GROUP, "sg", {})
+    again = create(adapter, SECURITY_GROUP, "sg", {"rules": [{"port_range_min": 80,
+                                                            "port_range_max": 80}]},
+                   spec="spec-2")
+    assert again.physical_id == first.physical_id
+    assert again.spec_hash == "spec-2" and len(again.properties["rules"]) == 1
+    # ...but never another stack's group of the same name
+    with pytest.raises(CloudError, match="Duplicate"):
+        adapter.create(REGION, SECURITY_GROUP, stack="intruder", address="sg", name="web.sg",
+                       properties={}, spec_hash="x", timeout=TIMEOUT)
+
+
+class FakeTime:
+    """An injected clock that only moves when the adapter sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_delete_group_waits_out_dependency_violation(
+        aws_reset: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # moto never answers DependencyViolation (it lets a group in use be deleted), so
+    # the cloud's answer is injected at the adapter's raw-call boundary.
+    fake = FakeTime()
+    adapter = make_adapter(aws_reset, sleep=fake.sleep, clock=fake.clock)
+    sg = create(adapter, SECURITY_GROUP, "sg", {})
+    real = adapter._ec2
+    violations = {"left": 3}
+
+    def ec2(region: str, action: str, params: Any = None, **kw: Any) -> Any:
+        if action == "DeleteSecurityGroup" and violations["left"] > 0:
+            violations["left"] -= 1
+            raise CloudError(f"DependencyViolation: resource {sg.physical_id} has a dependent "
+                             "object")
+        return real(region, action, params, **kw)
+
+    monkeypatch.setattr(adapter, "_ec2", ec2)
+    adapter.delete(sg, timeout=60.0)
+    assert len(fake.sleeps) == 3 and fake.sleeps == sorted(fake.sleeps)  # growing interval
+    assert adapter.discover(REGION, frozenset({SECURITY_GROUP}), STACK) == []
+
+    sg2 = create(adapter, SECURITY_GROUP, "sg2", {})
+    violations["left"] = 10**6
+    with pytest.raises(ResourceTimeout) as info:
+        adapter.delete(sg2, timeout=10.0)
+    assert "DependencyViolation" in info.value.status
+    assert "web.sg2" in info.value.message and "10s" in info.value.message
+    assert fake.now >= 10.0 - 1e-9  # waited the whole timeout, on the injected clock
+    assert max(fake.sleeps) <= 3.0  # the poll interval grows to a few seconds, no more
+
+
+# --- floating IPs -------------------------------------------------------------------
+
+
+def test_floating_ip_association(adapter: AwsAdapter) -> None:
+    srv = create(adapter, SERVER, "app", server_props())
+    other = create(adapter, SERVER, "app2", server_props())
+    with Counted(adapter) as c:
+        fip = create(adapter, FLOATING_IP, "ip", {})
+    assert c.n == 2  # AllocateAddress (tagged atomically) + DescribeAddresses
+    assert fip.physical_id.startswith("eipalloc-")
+    assert fip.properties == {"server": None} and fip.status == "allocated"
+    ip = fip.attributes["floating_ip_address"]
+    assert ip and fip.attributes["ip"] == ip
+
+    fip = adapter.update(fip, {"server": srv.physical_id}, frozenset({"server"}), stack=STACK,
+                         spec_hash="spec-2", timeout=TIMEOUT)
+    assert fip.properties == {"server": srv.physical_id} and fip.spec_hash == "spec-2"
+    found = by_address(adapter.discover(REGION, frozenset({SERVER, FLOATING_IP}), STACK))
+    assert found[(FLOATING_IP, "ip")] == fip
+    assert found[(SERVER, "app")].attributes["public_ip"] == ip
+
+    fip = adapter.update(fip, {"server": other.physical_id}, frozenset({"server"}), stack=STACK,
+                         spec_hash="spec-3", timeout=TIMEOUT)
+    assert fip.properties == {"server": other.physical_id}
+    fip = adapter.update(fip, {"server": None}, frozenset({"server"}), stack=STACK,
+                         spec_hash="spec-4", timeout=TIMEOUT)
+    assert fip.properties == {"server": None} and fip.status == "allocated"
+
+    assoc = create(adapter, FLOATING_IP, "ip2", {"server": srv.physical_id})
+    assert assoc.properties == {"server": srv.physical_id} and assoc.spec_hash == "spec-1"
+    adapter.delete(assoc, timeout=TIMEOUT)  # disassociates, then releases
+    adapter.delete(fip, timeout=TIMEOUT)
+    assert adapter.discover(REGION, frozenset({FLOATING_IP}), STACK) == []
+    adapter.delete(fip, timeout=TIMEOUT)  # idempotent
+
+
+# --- key pairs ----------------------------------------------------------------------
+
+
+def test_key_pair_lifecycle(adapter: AwsAdapter) -> None:
+    pub = public_key()
+    with Counted(adapter) as c:
+        kp = create(adapter, KEYPAIR, "key", {"public_key": pub})
+    assert c.n == 1  # ImportKeyPair, tags included
+    assert kp.physical_id == "web.key" and kp.properties == {}
+    assert kp.attributes["name"] == "web.key" and kp.attributes["fingerprint"]
+    assert kp.attributes["public_key"] == pub
+    [found] = adapter.discover(REGION, frozenset({KEYPAIR}), STACK)
+    assert found.physical_id == "web.key" and found.spec_hash == "spec-1"
+    assert found.attributes["fingerprint"] == kp.attributes["fingerprint"]
+    # the same key again (a retried create) is adopted; a different key is refused
+    assert create(adapter, KEYPAIR, "key", {"public_key": pub}).physical_id == "web.key"
+    with pytest.raises(CloudError, match="Duplicate"):
+        create(adapter, KEYPAIR, "key", {"public_key": public_key()})
+    adapter.delete(kp, timeout=TIMEOUT)
+    assert adapter.discover(REGION, frozenset({KEYPAIR}), STACK) == []
+    adapter.delete(kp, timeout=TIMEOUT)  # idempotent
+
+
+def test_key_pair_needs_a_public_key(adapter: AwsAdapter) -> None:
+    with pytest.raises(CloudError, match="public_key is required"):
+        create(adapter, KEYPAIR, "key", {})
+
+
+# --- scale and request counting -------------------------------------------------------
+
+
+def test_discover_150_servers_in_one_request(aws_reset: dict[str, Any]) -> None:
+    creator = make_adapter(aws_reset)
+
+    def make(i: int) -> Any:
+        return create(creator, SERVER, f"node[{i}]", server_props(metadata={"i": str(i)}))
+
+    # ten threads at once: one driver per thread, one shared counter
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        made = list(pool.map(make, range(150)))
+    assert len({s.physical_id for s in made}) == 150
+    assert creator.request_count() == 300  # RunInstances + DescribeInstances each
+    create(creator, SERVER, "app", server_props(), stack="other")
+
+    fresh = make_adapter(aws_reset)
+    before = sandbox_requests(aws_reset)
+    found = fresh.discover(REGION, frozenset({SERVER}), STACK)
+    assert len(found) == 150
+    assert {r.address for r in found} == {f"node[{i}]" for i in range(150)}
+    assert fresh.request_count() == 1  # one DescribeInstances, MaxResults=1000
+    assert sandbox_requests(aws_reset) - before == 1  # the server saw exactly that
+
+    # smaller pages: every NextToken is followed
+    paged = make_adapter(aws_reset, page_size=50)
+    assert len(paged.discover(REGION, frozenset({SERVER}), STACK)) == 150
+    assert paged.request_count() == 3
+
+    everything = make_adapter(aws_reset)
+    assert len(everything.discover(REGION, KINDS, STACK)) == 150
+    assert everything.request_count() == 5  # one per API, in parallel threads
+
+
+def test_request_count_matches_the_sandbox(aws_reset: dict[str, Any]) -> None:
+    adapter = make_adapter(aws_reset)
+    before = sandbox_requests(aws_reset)
+    srv = create(adapter, SERVER, "app", server_props())
+    vol = create(adapter, VOLUME, "data", {"size": 1})
+    att = create(adapter, ATTACHMENT, "att", {"volume_id": vol.physical_id,
+                                              "instance_uuid": srv.physical_id})
+    adapter.discover(REGION, KINDS, STACK)
+    adapter.delete(att, timeout=TIMEOUT)
+    adapter.delete(vol, timeout=TIMEOUT)
+    adapter.delete(srv, timeout=TIMEOUT)
+    assert adapter.request_count() == sandbox_requests(aws_reset) - before
+    assert adapter.request_count() > 0
+
+
+# --- credentials and configuration (no network) ---------------------------------------
+
+
+def _target(sandbox: bool = False, **options: Any) -> Target:
+    return Target(name="aws-eu", type="aws", region="eu-central-1", options=options,
+                  sandbox=sandbox)
+
+
+def _fail(fn: Callable[[], Any]) -> CloudError:
+    with pytest.raises(CloudError) as info:
+        fn()
+    return info.value
+
+
+def test_missing_credentials_is_a_clear_error(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}
+    adapter = AwsAdapter(_target(), environ=env)
+    err = _fail(lambda: adapter.discover("eu-central-1", KINDS, STACK))
+    assert err.permanent
+    assert "no AWS credentials for target 'aws-eu'" in err.message
+    assert "AWS_ACCESS_KEY_ID" in err.message
+    assert adapter.request_count() == 0
+
+
+def test_secrets_in_options_are_ignored_outside_the_sandbox(tmp_path: Path) -> None:
+    adapter = AwsAdapter(_target(access_key="AK", secret_key="SK"),
+                         environ={"HOME": str(tmp_path)})
+    err = _fail(lambda: adapter.discover("eu-central-1", KINDS, STACK))
+    assert "only for sandbox targets" in err.message
+
+
+def test_credentials_from_env_and_profiles(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.write_text("[default]\naws_access_key_id = D1\naws_secret_access_key = D2\n"
+                     "[ci]\naws_access_key_id = C1\naws_secret_access_key = C2\n"
+                     "aws_session_token = C3\n")
+    base = {"HOME": str(tmp_path), "AWS_SHARED_CREDENTIALS_FILE": str(creds)}
+
+    def creds_of(target: Target, env: dict[str, str]) -> tuple[str, str, str | None]:
+        c = AwsAdapter(target, environ=env)._credentials()
+        return c.key, c.secret, c.token
+
+    env_creds = {**base, "AWS_ACCESS_KEY_ID": "E1", "AWS_SECRET_ACCESS_KEY": "E2",
+                 "AWS_SESSION_TOKEN": "E3"}
+    assert creds_of(_target(), env_creds) == ("E1", "E2", "E3")
+    assert creds_of(_target(), base) == ("D1", "D2", None)
+    assert creds_of(_target(), {**base, "AWS_PROFILE": "ci"}) == ("C1", "C2", "C3")
+    # an explicit profile in cloudtmpl.yaml wins over environment keys
+    assert creds_of(_target(profile="ci"), env_creds) == ("C1", "C2", "C3")
+    err = _fail(lambda: creds_of(_target(profile="nope"), base))
+    assert "[nope]" in err.message
+    half = {**base, "AWS_ACCESS_KEY_ID": "E1"}
+    assert "together" in _fail(lambda: creds_of(_target(), half)).message
+
+
+def test_bad_endpoint_and_region_are_clear_errors(aws_sandbox: dict[str, Any]) -> None:
+    err = _fail(lambda: AwsAdapter(_target(endpoint="ftp://x")))
+    assert "not an http(s) URL" in err.message
+    adapter = make_adapter(aws_sandbox)
+    err = _fail(lambda: adapter.discover("mars-north-1", KINDS, STACK))
+    assert "mars-north-1" in err.message
+
+
+def test_unreachable_endpoint_is_a_transient_error() -> None:
+    target = _target(sandbox=True, endpoint="http://127.0.0.1:9", access_key="a",
+                     secret_key="b")
+    slept: list[float] = []
+    adapter = AwsAdapter(target, sleep=slept.append)
+    err = _fail(lambda: adapter.discover("eu-central-1", frozenset({SERVER}), STACK))
+    assert not err.permanent
+    assert "cannot reach 127.0.0.1" in err.message
+    assert adapter.request_count() == 4 and len(slept) == 3  # sandbox policy: 4 attempts
