@@ -1,0 +1,50 @@
+"""What ships: example and library templates validate, catalogs load, the wheel carries its data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cloudtmpl.config import SANDBOX_TARGETS, load_catalog
+from cloudtmpl.loader import load_file
+from cloudtmpl.resolve import ResolveOptions, resolve
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = sorted([*REPO.glob("examples/*/*.yaml"), *REPO.glob("templates/*.yaml")])
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO)))
+def test_shipped_templates_resolve(path: Path) -> None:
+    stack = resolve(load_file(str(path)),
+                    ResolveOptions(stack="t", mode="plan", target="sandbox-aws",
+                                   targets=SANDBOX_TARGETS))
+    assert stack.resources
+
+
+def test_catalogs() -> None:
+    aws = load_catalog("aws")
+    assert aws.regions["eu-central-1"].country == "DE"
+    assert aws.regions["eu-central-1"].jurisdiction == "EU"
+    assert aws.regions["eu-central-2"].jurisdiction == "CH"
+    assert len(aws.regions) >= 30
+    assert all(r.country and r.jurisdiction for r in aws.regions.values())
+    sandbox = load_catalog("sandbox-aws")
+    assert set(sandbox.regions) >= {"us-east-1", "eu-central-1"}
+    assert sandbox.size("small") == "t3.small"
+    assert sandbox.image("ubuntu-22.04", "eu-central-1").startswith("ami-")
+    assert sandbox.image("ami-123", "eu-central-1") == "ami-123"  # native passes through
+
+
+def test_wheel_ships_providers_and_templates(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d",
+                    str(tmp_path)], cwd=REPO, check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "cloudtmpl/_data/providers/aws.yaml" in names
+    assert "cloudtmpl/_data/providers/sandbox-aws.yaml" in names
+    assert "cloudtmpl/_data/templates/web_server.yaml" in names
+    assert not any(n.startswith("providers/") for n in names)  # not an importable package
