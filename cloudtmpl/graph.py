@@ -9,30 +9,52 @@ order).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Protocol
 
 import networkx as nx
 
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError
-from cloudtmpl.resolve import ResolvedStack
+from cloudtmpl.model import DesiredResource
 
 
-def build_graph(stack: ResolvedStack) -> nx.DiGraph:
-    """The DAG of ``stack``; a cycle is a ``dependency-cycle`` DiagnosticError."""
-    g = nx.DiGraph(name=stack.name)
-    for address, resource in stack.resources.items():
+class Stack(Protocol):
+    """What the graph needs of a stack (a ResolvedStack has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def resources(self) -> Mapping[str, DesiredResource]: ...
+
+
+def _graph(resources: Mapping[str, DesiredResource], name: str) -> nx.DiGraph:
+    g = nx.DiGraph(name=name)
+    for address, resource in resources.items():
         g.add_node(address, resource=resource)
-    for address, resource in stack.resources.items():
+    for address, resource in resources.items():
         for dep in sorted(resource.depends_on):
-            if dep in stack.resources:
+            if dep in resources:
                 g.add_edge(dep, address)
-    diags = _cycles(g, stack)
+    return g
+
+
+def build_graph(stack: Stack) -> nx.DiGraph:
+    """The DAG of ``stack``; a cycle is a ``dependency-cycle`` DiagnosticError."""
+    g = _graph(stack.resources, stack.name)
+    diags = _cycles(g, stack.resources)
     if diags:
         raise DiagnosticError(diags)
     return g
 
 
-def _cycles(g: nx.DiGraph, stack: ResolvedStack) -> list[Diagnostic]:
-    order = {address: i for i, address in enumerate(stack.resources)}
+def cycle_diagnostics(resources: Mapping[str, DesiredResource]) -> list[Diagnostic]:
+    """One ``dependency-cycle`` diagnostic per cycle (resolve reports them with the rest)."""
+    return _cycles(_graph(resources, ""), resources)
+
+
+def _cycles(g: nx.DiGraph, resources: Mapping[str, DesiredResource]) -> list[Diagnostic]:
+    order = {address: i for i, address in enumerate(resources)}
     diags: list[Diagnostic] = []
     components = [c for c in nx.strongly_connected_components(g)
                   if len(c) > 1 or any(g.has_edge(n, n) for n in c)]
@@ -45,10 +67,10 @@ def _cycles(g: nx.DiGraph, stack: ResolvedStack) -> list[Diagnostic]:
         cycle = [*path, start]
 
         def label(address: str) -> str:
-            return f"{address} (line {stack.resources[address].loc.line})"
+            return f"{address} (line {resources[address].loc.line})"
 
         text = " -> ".join(label(a) for a in cycle)
-        first = stack.resources[start]
+        first = resources[start]
         diags.append(Diagnostic(
             "dependency-cycle",
             f"dependency cycle: {text} (each resource depends on the next)",

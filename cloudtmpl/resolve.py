@@ -49,6 +49,7 @@ from cloudtmpl.functions import (
     to_text,
     walk,
 )
+from cloudtmpl.graph import cycle_diagnostics
 from cloudtmpl.loader import Document, Path
 from cloudtmpl.model import UNKNOWN, DesiredResource, Output, Placement, Target, canonical_json
 from cloudtmpl.placement import choose
@@ -735,6 +736,7 @@ class _Resolver:
             outputs[str(oname)] = Output(str(oname), value, desc if isinstance(desc, str) else "",
                                          self.doc.key_loc(opath))
 
+        self.diags.extend(cycle_diagnostics(resources))
         if any(d.severity == "error" for d in self.diags):
             raise DiagnosticError(_sorted(self.diags))
         description = self.data.get("description")

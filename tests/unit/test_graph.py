@@ -55,7 +55,7 @@ resources:
   d: {type: Cloud::Compute::KeyPair, depends_on: a}
 """
     with pytest.raises(DiagnosticError) as exc:
-        build_graph(stack(text))
+        stack(text)  # resolve reports cycles with every other problem
     (d,) = exc.value.diagnostics
     assert d.code == "dependency-cycle"
     assert d.loc == Loc("g.yaml", 3, 3)
@@ -72,7 +72,7 @@ resources:
   y: {type: Cloud::Compute::KeyPair, depends_on: x}
 """
     with pytest.raises(DiagnosticError) as exc:
-        build_graph(stack(text))
+        stack(text)  # resolve reports cycles with every other problem
     assert [d.message for d in exc.value.diagnostics] == [
         "dependency cycle: s (line 3) -> s (line 3) (each resource depends on the next)",
         "dependency cycle: x (line 4) -> y (line 5) -> x (line 4) "
@@ -103,3 +103,15 @@ def test_mermaid() -> None:
         '  n0["key<br/>Cloud::Compute::KeyPair"]\n'
         '  n1["web<br/>Cloud::Compute::Server"]\n'
         "  n0 --> n1\n")
+
+
+def test_cycle_is_reported_with_other_problems_in_one_run() -> None:
+    text = """\
+resources:
+  a: {type: Cloud::Compute::KeyPair, depends_on: b}
+  b: {type: Cloud::Compute::KeyPair, depends_on: a, properties: {colour: red}}
+"""
+    with pytest.raises(DiagnosticError) as exc:
+        stack(text)
+    assert sorted(d.code for d in exc.value.diagnostics) == ["dependency-cycle",
+                                                             "unknown-property"]
