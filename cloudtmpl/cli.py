@@ -315,16 +315,7 @@ def apply(
     def body() -> bool:
         out = render.console()
         if wf.is_plan_file(source):
-            saved = wf.load_plan_file(source)
-            inputs = wf.Inputs(
-                template=saved.template_file,
-                environments=saved.environment_files,
-                params={**saved.params, **wf.parse_params(param or [])},
-                stack=saved.stack,
-                target=saved.target,
-                state=state,
-            )
-            sources = dict(saved.sources)
+            saved, inputs, sources = wf.from_plan_file(source, param or [], env or [], state)
             project = load_project(Path.cwd())
             resolved = wf.resolve_stack(inputs, project, "plan", sources)
         else:

@@ -8,6 +8,7 @@ target is used.  Everything it returns is a value.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import socket
@@ -17,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from cloudtmpl import resources
 from cloudtmpl.apply import ApplyResult, Event, Executor
@@ -251,9 +254,11 @@ def plan_stack(
     plan = make_plan(
         stack, found, last, session.catalogs, state_serial=session.store.serial(session.stack)
     )
+    snap = snapshot(sources, inputs, stack.hidden)
     return replace(
         plan,
-        sources=dict(sources),
+        sources=snap,
+        template_hash=sources_hash(snap),
         template_file=inputs.template or "",
         environment_files=tuple(inputs.environments),
         params={k: v for k, v in inputs.params.items() if k not in stack.hidden},
@@ -342,11 +347,58 @@ def write_plan_file(plan: Plan, path: str, data: Mapping[str, Any]) -> None:
     os.chmod(path, 0o600)
 
 
+def snapshot(sources: Mapping[str, str], inputs: Inputs, hidden: frozenset[str]
+             ) -> dict[str, str]:
+    """The files a plan travels with; hidden parameter values are cut out of environments.
+
+    The template itself is kept as written (it is source code, checked in);
+    environment files often carry secrets, so the values of hidden parameters
+    are removed from them and must be given again when the plan is applied.
+    """
+    out = dict(sources)
+    for path in inputs.environments:
+        data = yaml.safe_load(sources[path]) or {}
+        cut = False
+        for section in ("parameters", "parameter_defaults"):
+            values = data.get(section) if isinstance(data, dict) else None
+            if isinstance(values, dict):
+                for name in hidden & set(values):
+                    del values[name]
+                    cut = True
+        if cut:
+            out[path] = yaml.safe_dump(data, sort_keys=False)
+    return out
+
+
+def sources_hash(sources: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(sources.items())).encode()).hexdigest()
+
+
+def from_plan_file(path: str, params: Sequence[str], environments: Sequence[str],
+                   state: str | None) -> tuple[Plan, Inputs, dict[str, str]]:
+    """A saved plan and the inputs to rebuild its stack from its own snapshot.
+
+    ``params``/``environments`` given now supply hidden parameter values, which a
+    plan file never holds.
+    """
+    saved = load_plan_file(path)
+    inputs = Inputs(
+        template=saved.template_file,
+        environments=(*saved.environment_files, *environments),
+        params={**saved.params, **parse_params(params)},
+        stack=saved.stack,
+        target=saved.target,
+        state=state,
+    )
+    sources = {**saved.sources, **read_sources(Inputs(environments=tuple(environments)))}
+    return saved, inputs, sources
+
+
 def check_plan_fresh(plan: Plan, stack: ResolvedStack, session: Session, fresh: Plan) -> None:
     """Refuse a plan whose inputs, state or live resources moved on since it was made."""
     problems = []
-    if stack.template_hash != plan.template_hash:
-        problems.append("the template files differ from the plan's snapshot")
+    if sources_hash(plan.sources) != plan.template_hash:
+        problems.append("the plan file's template snapshot was modified")
     if stack.params_hash != plan.params_hash:
         problems.append(
             "the parameter values differ (hidden parameters must be given again "

@@ -401,3 +401,58 @@ def test_apply_without_yes_refuses_without_a_terminal(
     r = run(project, "apply", "stack.yaml")
     assert r.code == 1 and "confirmation-required" in r.err
     assert stack_instances(aws_reset, REGION, "stack") == []
+
+
+def test_hidden_parameter_never_reaches_plan_files_state_or_output(
+    tmp_path: Path, aws_reset: dict[str, Any]
+) -> None:
+    canary = "canary-7f3a9c1e-secret"
+    write(tmp_path / "app.yaml", f"""\
+heat_template_version: 2021-04-16
+parameters:
+  db_password: {{type: string, hidden: true}}
+placement: {{provider: sandbox-aws, region: {REGION}}}
+resources:
+  app:
+    type: Cloud::Compute::Server
+    properties:
+      image: ubuntu-22.04
+      flavor: tiny
+      user_data:
+        str_replace:
+          template: "#!/bin/sh\\necho DB_PASSWORD=$PW > /etc/app.env\\n"
+          params: {{$PW: {{get_param: db_password}}}}
+outputs:
+  password_echo: {{value: {{get_param: db_password}}}}
+""")
+    write(tmp_path / "secrets.yaml", f"parameters:\n  db_password: {canary}\n")
+    r = run(tmp_path, "plan", "app.yaml", "-e", "secrets.yaml", "--out", "plan.json")
+    assert r.code == 0, r.err
+    assert canary not in r.out + r.err
+    assert canary not in (tmp_path / "plan.json").read_text()
+
+    # the plan does not carry the secret, so applying it needs the value again
+    r = run(tmp_path, "apply", "plan.json")
+    assert r.code == 1 and "db_password" in r.err
+    r = run(tmp_path, "apply", "plan.json", "-e", "secrets.yaml", "--format", "json")
+    assert r.code == 0, r.err + r.out
+    assert canary not in r.out + r.err
+    events = [json.loads(line) for line in r.out.splitlines()]
+    assert [e["event"] for e in events] == ["start", "done", "result"]
+    assert events[-1]["outputs"]["password_echo"].startswith("(sensitive)")
+
+    # the cloud got the real value; nothing cloudtmpl wrote holds it
+    (instance,) = stack_instances(aws_reset, REGION, "app")
+    attr = ec2(aws_reset, REGION).describe_instance_attribute(
+        InstanceId=instance["InstanceId"], Attribute="userData")
+    import base64
+
+    assert canary in base64.b64decode(attr["UserData"]["Value"]).decode()
+    for path in (tmp_path / ".cloudtmpl").rglob("*"):
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), path
+    r = run(tmp_path, "outputs", "-s", "app", "--format", "json")
+    assert canary not in r.out
+    r = run(tmp_path, "plan", "app.yaml", "-e", "secrets.yaml", "--detailed-exitcode")
+    assert r.code == 0, r.out  # sealed values still compare equal
+    assert run(tmp_path, "destroy", "app.yaml", "-e", "secrets.yaml", "--yes").code == 0
