@@ -7,6 +7,7 @@ plan has changes.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import signal
@@ -20,6 +21,7 @@ import typer
 
 from cloudtmpl import render
 from cloudtmpl import workflow as wf
+from cloudtmpl.apply import build_steps
 from cloudtmpl.config import load_project
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
 from cloudtmpl.graph import build_graph, to_dot, to_mermaid
@@ -184,6 +186,13 @@ def _confirm(yes: bool, what: str) -> None:
         raise error("aborted", f"{what} cancelled", hint="nothing was changed")
 
 
+def _progress(out: Any, plan: Plan, json_lines: bool) -> Any:
+    """Apply progress: a live bar on a terminal, plain lines (or JSON lines) otherwise."""
+    if json_lines or not render.interactive():
+        return contextlib.nullcontext(render.EventPrinter(out, json_lines=json_lines))
+    return render.LiveProgress(out, total=build_steps(plan).number_of_nodes())
+
+
 class _Interrupts:
     """First Ctrl-C/SIGTERM: start no new steps; second: abort at once."""
 
@@ -337,13 +346,13 @@ def apply(
                 if todo.has_changes:
                     if saved is None:
                         _confirm(yes, "apply these changes")
-                    with _Interrupts() as stop:
+                    with _Interrupts() as stop, _progress(out, todo, json_mode) as emit:
                         result = wf.execute(
                             session,
                             todo,
                             resolved,
                             "apply",
-                            emit=render.EventPrinter(out, json_lines=json_mode),
+                            emit=emit,
                             parallelism=parallelism,
                             stop=stop,
                         )
@@ -416,13 +425,13 @@ def destroy(
                     session.store.forget_stack(name)
                     return True
                 _confirm(yes, f"destroy stack {name}")
-                with _Interrupts() as stop:
+                with _Interrupts() as stop, _progress(out, todo, False) as emit:
                     result = wf.execute(
                         session,
                         todo,
                         wf.empty_stack(name),
                         "destroy",
-                        emit=render.EventPrinter(out, json_lines=False),
+                        emit=emit,
                         parallelism=parallelism,
                         stop=stop,
                     )

@@ -14,6 +14,14 @@ from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from cloudtmpl.diagnostics import Diagnostic
 from cloudtmpl.model import Action, to_jsonable
@@ -198,13 +206,51 @@ class EventPrinter:
         colour = {"done": "green", "failed": "red", "skipped": "yellow"}.get(event.event, "cyan")
         tail = ""
         if event.event == "done":
-            tail = f" {event.physical_id or ''} ({event.seconds:.1f}s)"
+            tail = f" {event.physical_id or ''} ({event.seconds:.2f}s)"
         elif event.message and event.event != "start":
             tail = f": {event.message}"
         self.out.print(
             f"[{colour}]{event.event:>7}[/{colour}] {event.action} "
             f"{escape(event.address)}{escape(tail)}"
         )
+
+
+class LiveProgress(EventPrinter):
+    """On a terminal: finished steps scroll by above a live bar naming what runs now."""
+
+    def __init__(self, out: Console, total: int) -> None:
+        super().__init__(out, json_lines=False)
+        self.total = total
+        self.running: dict[str, None] = {}  # ordered set of "action address"
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=out,
+            transient=True,
+        )
+        self._task = self._progress.add_task("", total=total)
+
+    def __enter__(self) -> LiveProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, event: Any) -> None:
+        key = f"{event.action} {event.address}"
+        if event.event == "start":
+            self.running[key] = None
+        else:
+            self.running.pop(key, None)
+            self._progress.advance(self._task)
+            super().__call__(event)
+        names = list(self.running)
+        shown = ", ".join(names[:4]) + (f" +{len(names) - 4}" if len(names) > 4 else "")
+        self._progress.update(self._task, description=escape(shown or "waiting"))
 
 
 def apply_summary(result: Any) -> str:
