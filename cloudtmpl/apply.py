@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -270,7 +270,7 @@ class Executor:
                 )
             with self._lock:
                 self.current[change.address] = live
-            self.store.put_resource(self.plan.stack, self._record(live, spec, digest))
+            self.store.put_resource(self.plan.stack, self._record(live, spec))
             live_id = live.physical_id
         self.store.journal(
             run_id, self.plan.stack, change.address, step.op, "done", physical_id=live_id
@@ -278,18 +278,9 @@ class Executor:
         self.emit(Event("done", change.address, step.op, "", live_id, self.clock() - started))
         return StepResult(change.address, step.op, "done", "", live_id)
 
-    def _record(self, live: LiveResource, spec: Mapping[str, Any], digest: str) -> ResourceRecord:
-        return ResourceRecord(
-            address=live.address,
-            kind=live.kind,
-            target=live.placement.target,
-            region=live.placement.region,
-            physical_id=live.physical_id,
-            name=live.name,
-            spec=dict(spec),
-            spec_hash=digest,
-            attributes=seal(to_jsonable(dict(live.attributes)), self.secrets),
-        )
+    def _record(self, live: LiveResource, spec: Mapping[str, Any]) -> ResourceRecord:
+        attributes = seal(to_jsonable(dict(live.attributes)), self.secrets)
+        return ResourceRecord.from_live(replace(live, attributes=attributes), spec)
 
     # -- the walk ---------------------------------------------------------
     def run(self, run_id: int) -> ApplyResult:

@@ -8,12 +8,11 @@ so the number of API requests grows with regions x kinds, not with resources.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from cloudtmpl.diagnostics import Diagnostic
-from cloudtmpl.model import LiveResource, Placement
+from cloudtmpl.model import LiveResource
 from cloudtmpl.providers.base import Adapter, CloudError
 
 
@@ -24,20 +23,6 @@ class Discovery:
     live: Mapping[str, tuple[LiveResource, ...]]
     api_requests: int
     seconds: float
-
-    def first(self, address: str) -> LiveResource | None:
-        found = self.live.get(address, ())
-        return found[0] if found else None
-
-
-def scopes(
-    placements: Iterable[Placement], kinds_by_placement: Mapping[Placement, set[str]]
-) -> dict[tuple[str, str], frozenset[str]]:
-    """(target, region) -> kinds to list there."""
-    out: dict[tuple[str, str], set[str]] = {}
-    for p in placements:
-        out.setdefault((p.target, p.region), set()).update(kinds_by_placement.get(p, set()))
-    return {k: frozenset(v) for k, v in out.items()}
 
 
 def discover(
@@ -71,12 +56,3 @@ def discover(
         addr: tuple(sorted(items, key=lambda r: r.physical_id)) for addr, items in found.items()
     }
     return Discovery(live=live, api_requests=requests, seconds=time.monotonic() - started)
-
-
-def cloud_error_diagnostic(err: CloudError, what: str) -> Diagnostic:
-    return Diagnostic(
-        "cloud-error",
-        f"{what}: {err.message}",
-        hint="check the provider target's credentials and endpoint; "
-        "`cloudtmpl sandbox status` shows the local sandbox",
-    )

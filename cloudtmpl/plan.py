@@ -269,6 +269,50 @@ def _diff(
     return tuple(changes)
 
 
+def delete_change(live: LiveResource, reason: str) -> Change:
+    """A change that deletes ``live`` (left the template, a duplicate, or destroy)."""
+    return Change(
+        live.address, live.kind, live.kind, Action.DELETE, live.placement, reason=reason, prior=live
+    )
+
+
+def decide(
+    res: DesiredResource,
+    desired: Mapping[str, Any],
+    live: LiveResource | None,
+    last_applied: Mapping[str, Any] | None,
+) -> tuple[Action, tuple[PropertyChange, ...], str]:
+    """What to do with one resource: (action, property diff, why)."""
+    if live is None:
+        created = tuple(
+            PropertyChange(k, None, v) for k, v in sorted(desired.items()) if v is not None
+        )
+        why = "deleted outside cloudtmpl" if last_applied is not None else "not in the cloud yet"
+        return Action.CREATE, created, why
+    if live.kind != res.kind:
+        return Action.REPLACE, (), f"type changed from {live.kind}"
+    if (live.placement.target, live.placement.region) != (
+        res.placement.target,
+        res.placement.region,
+    ):
+        return Action.REPLACE, (), f"moves from {live.placement.target}/{live.placement.region}"
+    diff = _diff(res, desired, live, last_applied)
+    if not diff:
+        want = None if is_unknown(desired) else spec_hash(desired)
+        if live.spec_hash in (None, want):
+            return Action.NOOP, (), ""
+        return (
+            Action.UPDATE,
+            (),
+            "spec tag differs and the last-applied properties are "
+            "unknown (state missing); the tag is refreshed",
+        )
+    forced = [d.name for d in diff if d.forces_replacement]
+    if forced:
+        return Action.REPLACE, diff, f"{', '.join(forced)} cannot change in place"
+    return Action.UPDATE, diff, "updated in place"
+
+
 def make_plan(
     stack: ResolvedStack,
     discovery: Discovery,
@@ -289,7 +333,6 @@ def make_plan(
         graph.add_node(address)
         for dep in res.depends_on:
             graph.add_edge(dep, address)
-    order = list(nx.topological_sort(graph))
 
     planned: dict[str, Change] = {}
 
@@ -301,130 +344,40 @@ def make_plan(
 
     ctx = RefContext(stack, known)
     changes: list[Change] = []
-    for address in order:
+    for address in nx.topological_sort(graph):
         res = stack.resources[address]
-        catalog = catalogs[res.placement.target]
-        desired = desired_spec(res, ctx, catalog, secrets)
-        found = list(discovery.live.get(address, ()))
-        found.sort(key=lambda r: (r.kind != res.kind, r.spec_hash != spec_hash(desired)))
+        desired = desired_spec(res, ctx, catalogs[res.placement.target], secrets)
+        found = sorted(
+            discovery.live.get(address, ()),
+            key=lambda r: (r.kind != res.kind, r.spec_hash != spec_hash(desired)),
+        )
         live = found[0] if found else None
-        for extra in found[1:]:
-            changes.append(
-                Change(
-                    address,
-                    extra.kind,
-                    res.type,
-                    Action.DELETE,
-                    extra.placement,
-                    reason=f"duplicate of {live.physical_id if live else '?'}: "
-                    "a second live copy of this resource",
-                    prior=extra,
-                )
+        changes.extend(
+            delete_change(
+                extra, f"duplicate of {found[0].physical_id}: a second live copy of this resource"
             )
-        deps = tuple(sorted(res.depends_on))
-        if live is None:
-            reason = (
-                "deleted outside cloudtmpl" if address in last_applied else "not in the cloud yet"
-            )
-            change = Change(
-                address,
-                res.kind,
-                res.type,
-                Action.CREATE,
-                res.placement,
-                diff=tuple(
-                    PropertyChange(k, None, v) for k, v in sorted(desired.items()) if v is not None
-                ),
-                reason=reason,
-                depends_on=deps,
-            )
-        elif live.kind != res.kind or (live.placement.target, live.placement.region) != (
-            res.placement.target,
-            res.placement.region,
-        ):
-            what = (
-                "type changed"
-                if live.kind != res.kind
-                else f"moves from {live.placement.target}/{live.placement.region}"
-            )
-            change = Change(
-                address,
-                res.kind,
-                res.type,
-                Action.REPLACE,
-                res.placement,
-                reason=what,
-                prior=live,
-                depends_on=deps,
-            )
-        else:
-            diff = _diff(res, desired, live, last_applied.get(address))
-            want_hash = None if is_unknown(desired) else spec_hash(desired)
-            if not diff and (live.spec_hash in (None, want_hash)):
-                change = Change(
-                    address,
-                    res.kind,
-                    res.type,
-                    Action.NOOP,
-                    res.placement,
-                    prior=live,
-                    depends_on=deps,
-                )
-            elif not diff:
-                change = Change(
-                    address,
-                    res.kind,
-                    res.type,
-                    Action.UPDATE,
-                    res.placement,
-                    reason="spec tag differs and the last-applied properties are "
-                    "unknown (state missing); the tag is refreshed",
-                    prior=live,
-                    depends_on=deps,
-                )
-            elif any(d.forces_replacement for d in diff):
-                forced = ", ".join(d.name for d in diff if d.forces_replacement)
-                change = Change(
-                    address,
-                    res.kind,
-                    res.type,
-                    Action.REPLACE,
-                    res.placement,
-                    diff=diff,
-                    reason=f"{forced} cannot change in place",
-                    prior=live,
-                    depends_on=deps,
-                )
-            else:
-                change = Change(
-                    address,
-                    res.kind,
-                    res.type,
-                    Action.UPDATE,
-                    res.placement,
-                    diff=diff,
-                    reason="updated in place",
-                    prior=live,
-                    depends_on=deps,
-                )
-        planned[address] = change
-        changes.append(change)
+            for extra in found[1:]
+        )
+        action, diff, why = decide(res, desired, live, last_applied.get(address))
+        planned[address] = Change(
+            address,
+            res.kind,
+            res.type,
+            action,
+            res.placement,
+            diff=diff,
+            reason=why,
+            prior=live,
+            depends_on=tuple(sorted(res.depends_on)),
+        )
+        changes.append(planned[address])
 
-    for address, group in sorted(discovery.live.items()):
-        if address in stack.resources:
-            continue
-        for live in group:
-            changes.append(
-                Change(
-                    address,
-                    live.kind,
-                    live.kind,
-                    Action.DELETE,
-                    live.placement,
-                    reason="no longer in the template",
-                    prior=live,
-                )
-            )
+    changes.extend(
+        delete_change(live, "no longer in the template")
+        for address, group in sorted(discovery.live.items())
+        if address not in stack.resources
+        for live in group
+    )
     order_index = {a: i for i, a in enumerate(stack.resources)}
     changes.sort(key=lambda c: (order_index.get(c.address, len(order_index)), c.address))
     return Plan(

@@ -28,7 +28,7 @@ from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
 from cloudtmpl.loader import Document, load_text
 from cloudtmpl.model import STACK_NAME_RE, Action, Target
-from cloudtmpl.plan import FORMAT_VERSION, Change, Plan, live_fingerprint, make_plan
+from cloudtmpl.plan import FORMAT_VERSION, Plan, delete_change, live_fingerprint, make_plan
 from cloudtmpl.providers import make_adapter
 from cloudtmpl.providers.base import Adapter, CloudError
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
@@ -270,17 +270,7 @@ def plan_stack(
 def destroy_plan(session: Session, stack: ResolvedStack | None, parallelism: int = 10) -> Plan:
     found = discover_stack(session, stack, parallelism)
     changes = tuple(
-        Change(
-            live.address,
-            live.kind,
-            live.kind,
-            Action.DELETE,
-            live.placement,
-            reason="destroy",
-            prior=live,
-        )
-        for group in found.live.values()
-        for live in group
+        delete_change(live, "destroy") for group in found.live.values() for live in group
     )
     return Plan(
         stack=session.stack,
@@ -347,8 +337,7 @@ def write_plan_file(plan: Plan, path: str, data: Mapping[str, Any]) -> None:
     os.chmod(path, 0o600)
 
 
-def snapshot(sources: Mapping[str, str], inputs: Inputs, hidden: frozenset[str]
-             ) -> dict[str, str]:
+def snapshot(sources: Mapping[str, str], inputs: Inputs, hidden: frozenset[str]) -> dict[str, str]:
     """The files a plan travels with; hidden parameter values are cut out of environments.
 
     The template itself is kept as written (it is source code, checked in);
@@ -374,8 +363,9 @@ def sources_hash(sources: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(sources.items())).encode()).hexdigest()
 
 
-def from_plan_file(path: str, params: Sequence[str], environments: Sequence[str],
-                   state: str | None) -> tuple[Plan, Inputs, dict[str, str]]:
+def from_plan_file(
+    path: str, params: Sequence[str], environments: Sequence[str], state: str | None
+) -> tuple[Plan, Inputs, dict[str, str]]:
     """A saved plan and the inputs to rebuild its stack from its own snapshot.
 
     ``params``/``environments`` given now supply hidden parameter values, which a
