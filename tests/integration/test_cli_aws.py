@@ -378,7 +378,7 @@ outputs:
     assert not (tmp_path / ".cloudtmpl").exists()  # nothing changed
 
 
-def test_plan_json_and_markdown_and_saved_plan(project: Path) -> None:
+def test_plan_json_and_markdown_and_saved_plan(project: Path, aws_reset: dict[str, Any]) -> None:
     r = run(project, "plan", "stack.yaml", "--out", "plan.json", "--detailed-exitcode")
     assert r.code == 2, r.err
     saved = json.loads((project / "plan.json").read_text())
@@ -392,7 +392,11 @@ def test_plan_json_and_markdown_and_saved_plan(project: Path) -> None:
     # the saved plan is now stale: the state serial and the live resources moved on
     r = run(project, "apply", "plan.json")
     assert r.code == 1 and "stale-plan" in r.err
-    run(project, "destroy", "stack.yaml", "--yes")
+    # destroy by stack name alone: the state says where the stack lives
+    r = run(project, "destroy", "-s", "stack", "--yes")
+    assert r.code == 0, r.err + r.out
+    assert stack_instances(aws_reset, REGION, "stack") == []
+    assert run(project, "show", "-s", "stack", "--format", "json").json()["resources"] == {}
 
 
 def test_apply_without_yes_refuses_without_a_terminal(
@@ -407,7 +411,9 @@ def test_hidden_parameter_never_reaches_plan_files_state_or_output(
     tmp_path: Path, aws_reset: dict[str, Any]
 ) -> None:
     canary = "canary-7f3a9c1e-secret"
-    write(tmp_path / "app.yaml", f"""\
+    write(
+        tmp_path / "app.yaml",
+        f"""\
 heat_template_version: 2021-04-16
 parameters:
   db_password: {{type: string, hidden: true}}
@@ -424,7 +430,8 @@ resources:
           params: {{$PW: {{get_param: db_password}}}}
 outputs:
   password_echo: {{value: {{get_param: db_password}}}}
-""")
+""",
+    )
     write(tmp_path / "secrets.yaml", f"parameters:\n  db_password: {canary}\n")
     r = run(tmp_path, "plan", "app.yaml", "-e", "secrets.yaml", "--out", "plan.json")
     assert r.code == 0, r.err
@@ -444,7 +451,8 @@ outputs:
     # the cloud got the real value; nothing cloudtmpl wrote holds it
     (instance,) = stack_instances(aws_reset, REGION, "app")
     attr = ec2(aws_reset, REGION).describe_instance_attribute(
-        InstanceId=instance["InstanceId"], Attribute="userData")
+        InstanceId=instance["InstanceId"], Attribute="userData"
+    )
     import base64
 
     assert canary in base64.b64decode(attr["UserData"]["Value"]).decode()
