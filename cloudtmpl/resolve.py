@@ -590,6 +590,8 @@ class _Resolver:
                 props[str(pname)] = value
                 continue
             rtype, alias = found
+            if alias is not None and pname in alias.ignored:
+                continue  # a Heat property with no effect here (see Alias.ignored)
             native = alias.properties.get(pname, pname) if alias else pname
             spec = rtype.properties.get(native)
             if spec is None:

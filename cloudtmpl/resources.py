@@ -51,6 +51,9 @@ class Alias:
     kind: str
     properties: Mapping[str, str] = field(default_factory=dict)  # alias name -> native name
     attributes: Mapping[str, str] = field(default_factory=dict)
+    # Heat properties accepted and ignored: cloudtmpl names every resource
+    # <stack>.<address> (its identity), so Heat's `name` and the like have no effect.
+    ignored: frozenset[str] = frozenset()
 
 
 P = PropertySpec
@@ -67,9 +70,13 @@ SERVER = ResourceType(
         "user_data": P("string", default="", description="Boot-time user data"),
         "availability_zone": P("string", description="Zone inside the region"),
         "metadata": P("map", default={}, update_allowed=True, description="Tags/metadata"),
+        "networks": P("list", default=[],
+                      description="Heat-style NICs: [{network: id}, {port: id}, "
+                      "{subnet: id}, {network: id, fixed_ip: addr}]; empty: the default network"),
     },
     attributes={
         "first_address": "The first private IP address",
+        "networks": "Map of network id -> list of its addresses",
         "private_ip": "The private IP address",
         "public_ip": "The public IP address (an elastic/floating IP once associated)",
         "name": "The server's cloud-side name",
@@ -78,7 +85,7 @@ SERVER = ResourceType(
     ref="server id",
     tags=True,
     ready_timeout=600.0,
-    layer=1,
+    layer=3,
 )
 
 KEYPAIR = ResourceType(
@@ -138,29 +145,129 @@ VOLUME_ATTACHMENT = ResourceType(
     ref="volume id:server id",
     tags=True,  # recorded as tags on the volume
     ready_timeout=300.0,
-    layer=2,
+    layer=4,
 )
 
 FLOATING_IP = ResourceType(
     kind="Cloud::Network::FloatingIP",
-    description="A public address (AWS elastic IP), optionally associated with a server.",
+    description="A public address (AWS elastic IP, OpenStack floating IP), optionally "
+    "associated with a server or a port.",
     properties={
         "server": P("string", update_allowed=True, description="Server id to associate with"),
+        "port": P("string", update_allowed=True, description="Port id to associate with"),
+        "floating_network": P("string", description="External network name or id the "
+                              "address comes from (OpenStack; AWS has one pool)"),
     },
     attributes={
         "floating_ip_address": "The public IP address",
         "ip": "The public IP address",
+        "port_id": "The port it is associated with",
+        "fixed_ip_address": "The private address it maps to",
     },
-    ref="allocation id",
+    ref="floating ip id (AWS: allocation id)",
+    tags=True,
+    layer=4,
+)
+
+NETWORK = ResourceType(
+    kind="Cloud::Network::Network",
+    description="A private network (AWS VPC, OpenStack Neutron network).",
+    properties={
+        "cidr": P("string", default="10.0.0.0/16",
+                  description="Address range of an AWS VPC; OpenStack networks take their "
+                  "ranges from their subnets"),
+        "admin_state_up": P("boolean", default=True, update_allowed=True),
+    },
+    attributes={"name": "Cloud-side name", "id": "Network id", "status": "Network status"},
+    ref="network id",
+    tags=True,
+)
+
+SUBNET = ResourceType(
+    kind="Cloud::Network::Subnet",
+    description="An address range inside a network.",
+    properties={
+        "network": P("string", required=True, description="Network id"),
+        "cidr": P("string", required=True, description="Address range, e.g. 10.0.1.0/24"),
+        "ip_version": P("integer", default=4),
+        "enable_dhcp": P("boolean", default=True, update_allowed=True),
+        "gateway_ip": P("string", description="Gateway address (OpenStack)"),
+        "dns_nameservers": P("list", default=[], update_allowed=True),
+        "availability_zone": P("string", description="Zone inside the region (AWS)"),
+    },
+    attributes={
+        "name": "Cloud-side name",
+        "cidr": "Address range",
+        "gateway_ip": "Gateway address",
+        "network_id": "Network id",
+    },
+    ref="subnet id",
+    tags=True,
+    layer=1,
+)
+
+PORT = ResourceType(
+    kind="Cloud::Network::Port",
+    description="A network interface (OpenStack port, AWS elastic network interface).",
+    properties={
+        "network": P("string", required=True, description="Network id"),
+        "fixed_ips": P("list", default=[],
+                       description="[{subnet: id, ip_address: addr}] (AWS: the subnet is "
+                       "required, else the network's first subnet is used)"),
+        "security_groups": P("list", default=[], update_allowed=True),
+        "admin_state_up": P("boolean", default=True, update_allowed=True),
+    },
+    attributes={
+        "name": "Cloud-side name",
+        "fixed_ips": "[{subnet_id, ip_address}]",
+        "ip_address": "The first fixed IP address",
+        "mac_address": "MAC address",
+        "network_id": "Network id",
+        "status": "Port status",
+    },
+    ref="port id",
     tags=True,
     layer=2,
 )
 
 TYPES: dict[str, ResourceType] = {
-    t.kind: t for t in (SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, VOLUME_ATTACHMENT, FLOATING_IP)
+    t.kind: t
+    for t in (
+        SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, VOLUME_ATTACHMENT, FLOATING_IP,
+        NETWORK, SUBNET, PORT,
+    )
 }
 
-ALIASES: dict[str, Alias] = {}
+_NAMED = frozenset({"name", "description"})
+ALIASES: dict[str, Alias] = {
+    a.name: a
+    for a in (
+        Alias("OS::Nova::Server", SERVER.kind,
+              ignored=frozenset({"name", "admin_pass", "config_drive", "diskConfig",
+                                 "user_data_format", "software_config_transport"}),
+              attributes={"addresses": "networks"}),
+        Alias("OS::Nova::KeyPair", KEYPAIR.kind, ignored=frozenset({"name", "save_private_key",
+                                                                    "type"})),
+        Alias("OS::Neutron::Net", NETWORK.kind,
+              ignored=_NAMED | {"shared", "port_security_enabled", "dns_domain", "value_specs"}),
+        Alias("OS::Neutron::Subnet", SUBNET.kind,
+              properties={"network_id": "network"},
+              ignored=_NAMED | {"allocation_pools", "host_routes", "value_specs"}),
+        Alias("OS::Neutron::SecurityGroup", SECURITY_GROUP.kind, ignored=frozenset({"name"})),
+        Alias("OS::Neutron::FloatingIP", FLOATING_IP.kind,
+              properties={"port_id": "port", "floating_network_id": "floating_network"},
+              ignored=frozenset({"fixed_ip_address", "value_specs", "dns_name",
+                                 "dns_domain", "floating_ip_address"})),
+        Alias("OS::Neutron::Port", PORT.kind,
+              properties={"network_id": "network"},
+              ignored=_NAMED | {"mac_address", "binding:vnic_type", "value_specs",
+                                "replacement_policy"}),
+        Alias("OS::Cinder::Volume", VOLUME.kind,
+              ignored=_NAMED | {"backup_id", "image", "snapshot_id", "read_only",
+                                "multiattach", "scheduler_hints"}),
+        Alias("OS::Cinder::VolumeAttachment", VOLUME_ATTACHMENT.kind),
+    )
+}
 
 
 def lookup(type_name: str) -> tuple[ResourceType, Alias | None] | None:
@@ -188,16 +295,27 @@ def with_defaults(rtype: ResourceType, properties: Mapping[str, Any]) -> dict[st
 
 _RULE_DEFAULTS: dict[str, Any] = {
     "direction": "ingress",
+    "ethertype": "IPv4",
     "protocol": "tcp",
     "port_range_min": None,
     "port_range_max": None,
-    "remote_ip_prefix": "0.0.0.0/0",
+    "remote_ip_prefix": None,
+    "remote_group_id": None,
 }
 
 
 def canonical_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
-    """A security-group rule in one comparable shape (Heat's names)."""
+    """A security-group rule in one comparable shape (Heat's names).
+
+    A rule names either a remote address range (``remote_ip_prefix``, default:
+    everything of its ethertype) or a remote security group (``remote_group_id``).
+    Heat's ``remote_mode`` is implied by which of the two is given.
+    """
     out = {k: rule.get(k, v) for k, v in _RULE_DEFAULTS.items()}
+    if out["remote_group_id"] is not None:
+        out["remote_ip_prefix"] = None
+    elif out["remote_ip_prefix"] is None:
+        out["remote_ip_prefix"] = "::/0" if out["ethertype"] == "IPv6" else "0.0.0.0/0"
     proto = out["protocol"]
     out["protocol"] = "-1" if proto in (None, "any", "all", "-1", -1) else str(proto).lower()
     if out["protocol"] == "-1":
@@ -214,8 +332,14 @@ def canonical_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-# EC2 gives every VPC security group this rule; adapters do not report it.
+# Clouds give every new security group these rules (EC2 the IPv4 one, Neutron
+# both); adapters do not report them and desired rules drop them, so they never
+# show up as a difference.
 DEFAULT_EGRESS = canonical_rule({"direction": "egress", "protocol": "-1"})
+DEFAULT_EGRESS_RULES = (
+    DEFAULT_EGRESS,
+    canonical_rule({"direction": "egress", "protocol": "-1", "ethertype": "IPv6"}),
+)
 
 
 def canonical_rules(rules: Any) -> list[dict[str, Any]]:
@@ -230,7 +354,8 @@ def canonical(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
     rtype = TYPES[kind]
     out = with_defaults(rtype, properties)
     if kind == SECURITY_GROUP.kind:
-        out["rules"] = [r for r in canonical_rules(out.get("rules", [])) if r != DEFAULT_EGRESS]
+        out["rules"] = [r for r in canonical_rules(out.get("rules", []))
+                        if r not in DEFAULT_EGRESS_RULES]
     if kind == SERVER.kind and isinstance(out.get("security_groups"), list):
         out["security_groups"] = sorted(out["security_groups"], key=str)
     return out
