@@ -340,6 +340,8 @@ class Executor:
         except Exception as err:  # an adapter bug must not lose the journal
             message = str(seal(f"{type(err).__name__}: {err}", self.secrets))
         change = step.change
+        where = change.prior.placement if step.op == "delete" and change.prior else change.placement
+        message = f"{where.target}/{where.region}: {message}"
         self.store.journal(
             run_id, self.plan.stack, change.address, step.op, "failed", detail={"error": message}
         )

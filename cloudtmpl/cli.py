@@ -169,7 +169,7 @@ def _resolve(inputs: wf.Inputs, mode: str) -> tuple[ResolvedStack, dict[str, str
     project = load_project(Path.cwd())
     sources = wf.read_sources(inputs)
     stack = wf.resolve_stack(inputs, project, mode, sources)
-    build_graph(stack)  # a dependency cycle is a diagnostic before anything else happens
+    wf.check_targets(stack, project)
     return stack, sources, project
 
 

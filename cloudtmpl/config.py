@@ -27,8 +27,21 @@ from cloudtmpl.loader import Document, load_file
 from cloudtmpl.model import Target
 
 PROJECT_FILE = "cloudtmpl.yaml"
-TARGET_TYPES = ("aws",)
-_TARGET_KEYS = {"type", "region", "endpoint", "profile", "catalog"}
+TARGET_TYPES = ("aws", "openstack")
+# Keys a target may have, per type (credentials are never among them).
+_TARGET_KEYS = {
+    "aws": {"type", "region", "endpoint", "profile", "catalog"},
+    "openstack": {"type", "region", "cloud", "catalog"},
+}
+_OPTION_KEYS = {"endpoint", "profile", "catalog", "cloud"}
+_ALL_KINDS = frozenset({
+    "Cloud::Compute::Server", "Cloud::Compute::KeyPair", "Cloud::Network::SecurityGroup",
+    "Cloud::Block::Volume", "Cloud::Block::VolumeAttachment", "Cloud::Network::FloatingIP",
+    "Cloud::Network::Network", "Cloud::Network::Subnet", "Cloud::Network::Port",
+})
+# What each target type can provide: a resource of another kind is a diagnostic
+# before any cloud is asked.
+TARGET_KINDS: dict[str, frozenset[str]] = {"aws": _ALL_KINDS, "openstack": _ALL_KINDS}
 _PROJECT_KEYS = {"providers", "default_target", "state"}
 
 SANDBOX_TARGETS: dict[str, Target] = {
@@ -36,7 +49,14 @@ SANDBOX_TARGETS: dict[str, Target] = {
         name="sandbox-aws",
         type="aws",
         region="us-east-1",
-        options={"catalog": "sandbox-aws"},
+        options={"catalog": "sandbox-aws", "sandbox": "aws"},
+        sandbox=True,
+    ),
+    "sandbox-openstack": Target(
+        name="sandbox-openstack",
+        type="openstack",
+        region="de-fra-1",
+        options={"catalog": "sandbox-openstack", "sandbox": "openstack"},
         sandbox=True,
     ),
 }
@@ -191,22 +211,6 @@ def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, li
                 )
             )
             continue
-        for key in spec:
-            if key not in _TARGET_KEYS:
-                hint = _closest(str(key), sorted(_TARGET_KEYS))
-                if key in ("access_key", "secret_key", "password", "secret", "token"):
-                    hint = (
-                        "credentials never go in cloudtmpl.yaml: use AWS_ACCESS_KEY_ID/"
-                        "AWS_SECRET_ACCESS_KEY or a profile in ~/.aws/credentials"
-                    )
-                diags.append(
-                    Diagnostic(
-                        "config-unknown-key",
-                        f"unknown key {key!r} in target {name!r}",
-                        doc.loc(("providers", name, key)),
-                        hint,
-                    )
-                )
         ttype = spec.get("type")
         if ttype not in TARGET_TYPES:
             diags.append(
@@ -218,7 +222,26 @@ def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, li
                 )
             )
             continue
-        options = {k: v for k, v in spec.items() if k in ("endpoint", "profile", "catalog")}
+        allowed = _TARGET_KEYS[str(ttype)]
+        for key in spec:
+            if key in allowed:
+                continue
+            hint = _closest(str(key), sorted(allowed)) + f"allowed: {', '.join(sorted(allowed))}"
+            if key in ("access_key", "secret_key", "password", "secret", "token", "auth"):
+                hint = (
+                    "credentials never go in cloudtmpl.yaml: AWS takes AWS_ACCESS_KEY_ID/"
+                    "AWS_SECRET_ACCESS_KEY or a profile; OpenStack takes clouds.yaml "
+                    "(name the entry with `cloud:`) or OS_* variables"
+                )
+            diags.append(
+                Diagnostic(
+                    "config-unknown-key",
+                    f"unknown key {key!r} in target {name!r} (type {ttype})",
+                    doc.key_loc(("providers", name, key)),
+                    hint,
+                )
+            )
+        options = {k: v for k, v in spec.items() if k in _OPTION_KEYS}
         targets[name] = Target(
             name=name, type=str(ttype), region=spec.get("region"), options=options
         )

@@ -23,12 +23,19 @@ import yaml
 
 from cloudtmpl import resources
 from cloudtmpl.apply import ApplyResult, Event, Executor
-from cloudtmpl.config import Catalog, ProjectConfig, catalog_for, with_endpoint
+from cloudtmpl.config import TARGET_KINDS, Catalog, ProjectConfig, catalog_for, with_endpoint
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
 from cloudtmpl.loader import Document, load_text
 from cloudtmpl.model import STACK_NAME_RE, Action, Target
-from cloudtmpl.plan import FORMAT_VERSION, Plan, delete_change, live_fingerprint, make_plan
+from cloudtmpl.plan import (
+    FORMAT_VERSION,
+    Plan,
+    delete_change,
+    live_fingerprint,
+    make_plan,
+    translate,
+)
 from cloudtmpl.providers import make_adapter
 from cloudtmpl.providers.base import Adapter, CloudError
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
@@ -138,27 +145,102 @@ def resolve_stack(
 def live_targets(project: ProjectConfig, names: Iterable[str]) -> dict[str, Target]:
     """The named targets, ready to use: sandbox targets get the running sandbox's endpoint."""
     out: dict[str, Target] = {}
+    status: dict[str, Any] | None = None
     for name in sorted(set(names)):
         target = project.targets[name]
         if target.sandbox:
-            try:
-                sandbox.start()
-            except sandbox.SandboxError as err:
-                raise error(
-                    "sandbox-start",
-                    f"the local sandbox did not start: {err}",
-                    hint=f"see the log in {sandbox.sandbox_dir()}; "
-                    "`cloudtmpl sandbox stop` then try again",
-                ) from None
-            info = sandbox.status()["aws"]
+            if status is None:
+                try:
+                    sandbox.start()
+                except sandbox.SandboxError as err:
+                    raise error(
+                        "sandbox-start",
+                        f"the local sandbox did not start: {err}",
+                        hint=f"see the logs in {sandbox.sandbox_dir()}; "
+                        "`cloudtmpl sandbox stop` then try again",
+                    ) from None
+                status = sandbox.status()
+            info = status[str(target.options["sandbox"])]
             target = with_endpoint(
-                target,
-                endpoint=info["endpoint"],
-                access_key=info["access_key"],
-                secret_key=info["secret_key"],
+                target, **{k: v for k, v in info.items() if k not in _NOT_OPTIONS}
             )
         out[name] = target
     return out
+
+
+_NOT_OPTIONS = {"running", "pid", "regions", "started"}
+
+
+def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
+    """Every resource's kind is one its target can provide (before any cloud is asked)."""
+    diags = []
+    for res in stack.resources.values():
+        target = project.targets.get(res.placement.target)
+        if target is None or res.kind in TARGET_KINDS.get(target.type, frozenset()):
+            continue
+        diags.append(
+            Diagnostic(
+                "unsupported-kind",
+                f"resource {res.address!r} ({res.type}) cannot be created on target "
+                f"{target.name!r} ({target.type}, region {res.placement.region})",
+                res.loc,
+                f"{target.type} targets provide: "
+                + ", ".join(sorted(TARGET_KINDS.get(target.type, ()))),
+            )
+        )
+    if diags:
+        raise DiagnosticError(diags)
+
+
+def check_choices(session: Session, stack: ResolvedStack) -> None:
+    """Native flavors and images exist on their target (one cheap lookup per distinct value).
+
+    Abstract names were already translated through the catalog; what is left must
+    be a native value the cloud knows, or the plan would fail half-way through apply.
+    """
+    seen: dict[tuple[str, str, str, str], list[str] | None] = {}
+    diags = []
+    for res in stack.resources.values():
+        if res.kind != "Cloud::Compute::Server":
+            continue
+        catalog = session.catalogs[res.placement.target]
+        for what, abstract in (("flavor", catalog.sizes), ("image", catalog.images)):
+            value = res.properties.get(what)
+            if not isinstance(value, str):
+                continue  # unknown until apply, or a type error reported earlier
+            native = translate(res.kind, {what: value}, catalog, res.placement.region)[what]
+            key = (res.placement.target, res.placement.region, what, native)
+            if key not in seen:
+                adapter = session.adapters[res.placement.target]
+                try:
+                    seen[key] = adapter.check_choice(res.placement.region, what, native)
+                except CloudError as err:
+                    raise error(
+                        "cloud-error",
+                        f"{res.placement.target}/{res.placement.region}: {err.message}",
+                        res.loc,
+                        "check the target's credentials, endpoint and region",
+                    ) from None
+            offered = seen[key]
+            if offered is None:
+                continue
+            names = sorted(abstract) + [o for o in offered if o not in abstract]
+            shown = ", ".join(names[:20]) + (
+                f", ... ({len(names)} in all)" if len(names) > 20 else ""
+            )
+            diags.append(
+                Diagnostic(
+                    f"unknown-{what}",
+                    f"resource {res.address!r}: {what} {value!r} does not exist on target "
+                    f"{res.placement.target!r} in region {res.placement.region}",
+                    res.loc,
+                    f"{res.placement.target} offers: {shown}"
+                    if shown
+                    else f"give a {what} id that exists in {res.placement.region}",
+                )
+            )
+    if diags:
+        raise DiagnosticError(diags)
 
 
 def open_store(project: ProjectConfig, inputs: Inputs) -> StateStore:
@@ -249,7 +331,12 @@ def plan_stack(
     inputs: Inputs,
     parallelism: int = 10,
 ) -> Plan:
+    before = sum(a.request_count() for a in session.adapters.values())
+    check_choices(session, stack)
     found = discover_stack(session, stack, parallelism)
+    found = replace(
+        found, api_requests=sum(a.request_count() for a in session.adapters.values()) - before
+    )
     last = {a: r.spec for a, r in session.store.resources(session.stack).items()}
     plan = make_plan(
         stack, found, last, session.catalogs, state_serial=session.store.serial(session.stack)

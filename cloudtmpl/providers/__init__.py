@@ -12,4 +12,8 @@ def make_adapter(target: Target) -> Adapter:
         from cloudtmpl.providers.aws import AwsAdapter
 
         return AwsAdapter(target)
+    if target.type == "openstack":
+        from cloudtmpl.providers.openstack import OpenStackAdapter
+
+        return OpenStackAdapter(target)
     raise ValueError(f"no adapter for provider type {target.type!r}")

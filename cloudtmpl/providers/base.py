@@ -76,6 +76,15 @@ class Adapter(Protocol):
         """Delete and wait until gone; deleting something already gone succeeds."""
         ...
 
+    def check_choice(self, region: str, what: str, value: str) -> list[str] | None:
+        """Whether a native ``flavor`` or ``image`` exists in ``region``.
+
+        None if it does (or the cloud cannot tell cheaply); otherwise the names
+        the target offers (possibly empty when they are too many to list), for a
+        diagnostic's hint.  Read-only.
+        """
+        ...
+
     def request_count(self) -> int:
         """Cloud API requests made so far through this adapter (every HTTP request)."""
         ...

@@ -1,0 +1,281 @@
+"""OpenStack via the real CLI and libcloud's OpenStack driver; one stack on two clouds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from libcloud.compute.providers import Provider, get_driver
+
+from tests.integration.clitools import REPO, run, stack_instances, tags, write
+
+HEAT_NET = REPO / "examples" / "heat" / "servers_in_new_net.yaml"
+HEAT_VOLUME = REPO / "examples" / "heat" / "server_with_volume.yaml"
+MULTI = REPO / "examples" / "multicloud" / "stack.yaml"
+
+
+def os_driver(sandbox: dict[str, Any], region: str) -> Any:
+    """libcloud's OpenStack driver on the sandbox: to look inside independently."""
+    cls = get_driver(Provider.OPENSTACK)
+    return cls(
+        sandbox["username"],
+        sandbox["password"],
+        ex_force_auth_url=sandbox["auth_url"],
+        ex_force_auth_version="3.x_password",
+        ex_tenant_name=sandbox["project_name"],
+        ex_domain_name="Default",
+        ex_force_service_region=region,
+        api_version="2.2",
+    )
+
+
+def owned(items: list[Any], stack: str) -> list[Any]:
+    return [
+        i
+        for i in items
+        if (getattr(i, "name", "") or "").startswith(f"{stack}.")
+        or (getattr(i, "extra", {}).get("metadata") or {}).get("cloudtmpl:stack") == stack
+    ]
+
+
+@pytest.fixture
+def project(tmp_path: Path, aws_reset: dict[str, Any], openstack_reset: dict[str, Any]) -> Path:
+    (tmp_path / "cloudtmpl.yaml").write_text("providers: {}\n")
+    for src in (HEAT_NET, HEAT_VOLUME, MULTI):
+        write(tmp_path / src.name, src.read_text())
+    return tmp_path
+
+
+def changes(plan: dict[str, Any]) -> dict[str, str]:
+    return {c["address"]: c["action"] for c in plan["changes"]}
+
+
+@pytest.mark.parametrize("region", ["de-fra-1", "nl-ams-1"])
+def test_heat_template_runs_unchanged_on_openstack(
+    project: Path, openstack_reset: dict[str, Any], region: str
+) -> None:
+    target = f"sandbox-openstack/{region}"
+    r = run(project, "apply", "servers_in_new_net.yaml", "--target", target, "--yes")
+    assert r.code == 0, r.err + r.out
+    out = run(project, "outputs", "-s", "servers_in_new_net", "--format", "json").json()
+    assert out["server1_private_ip"].startswith("10.0.10.")
+    assert out["server1_public_ip"]
+
+    driver = os_driver(openstack_reset, region)
+    (node,) = owned(driver.list_nodes(), "servers_in_new_net")
+    assert node.state == "running"
+    assert node.extra["metadata"]["cloudtmpl:resource"] == "server1"
+    assert out["server1_private_ip"] in node.private_ips
+    other = "nl-ams-1" if region == "de-fra-1" else "de-fra-1"
+    assert owned(os_driver(openstack_reset, other).list_nodes(), "servers_in_new_net") == []
+
+    r = run(project, "plan", "servers_in_new_net.yaml", "--target", target, "--detailed-exitcode")
+    assert r.code == 0, r.out + r.err
+
+    # a flavor change resizes in place; a rule change updates the group in place
+    text = (project / "servers_in_new_net.yaml").read_text()
+    write(
+        project / "servers_in_new_net.yaml",
+        text.replace(
+            "port_range_min: 22\n          port_range_max: 22",
+            "port_range_min: 2222\n          port_range_max: 2222",
+        ),
+    )
+    r = run(
+        project,
+        "plan",
+        "servers_in_new_net.yaml",
+        "--target",
+        target,
+        "-p",
+        "flavor=medium",
+        "--format",
+        "json",
+    )
+    plan = r.json()
+    assert {a: x for a, x in changes(plan).items() if x != "no-op"} == {
+        "server1": "update",
+        "server_security_group": "update",
+    }
+    assert all(
+        c["placement"]["target"] == "sandbox-openstack" and c["placement"]["region"] == region
+        for c in plan["changes"]
+    )
+    r = run(
+        project,
+        "apply",
+        "servers_in_new_net.yaml",
+        "--target",
+        target,
+        "-p",
+        "flavor=medium",
+        "--yes",
+    )
+    assert r.code == 0, r.err + r.out
+    (node,) = owned(driver.list_nodes(), "servers_in_new_net")
+    assert node.extra["flavorId"] in {s.id for s in driver.list_sizes() if s.name == "m1.medium"}
+    r = run(
+        project,
+        "plan",
+        "servers_in_new_net.yaml",
+        "--target",
+        target,
+        "-p",
+        "flavor=medium",
+        "--detailed-exitcode",
+    )
+    assert r.code == 0, r.out + r.err
+
+    r = run(project, "destroy", "servers_in_new_net.yaml", "--target", target, "--yes")
+    assert r.code == 0, r.err + r.out
+    assert owned(driver.list_nodes(), "servers_in_new_net") == []
+    assert owned(driver.ex_list_networks(), "servers_in_new_net") == []
+    assert owned(driver.ex_list_security_groups(), "servers_in_new_net") == []
+    assert owned(driver.list_key_pairs(), "servers_in_new_net") == []
+
+
+def test_same_heat_template_plans_on_aws(project: Path) -> None:
+    r = run(
+        project,
+        "plan",
+        "servers_in_new_net.yaml",
+        "--target",
+        "sandbox-aws/eu-central-1",
+        "--format",
+        "json",
+        "--detailed-exitcode",
+    )
+    assert r.code == 2, r.err
+    plan = r.json()
+    assert set(changes(plan).values()) == {"create"}
+    assert {c["placement"]["target"] for c in plan["changes"]} == {"sandbox-aws"}
+    kinds = {c["address"]: c["kind"] for c in plan["changes"]}
+    assert kinds["private_net"] == "Cloud::Network::Network"
+    assert kinds["server1_port"] == "Cloud::Network::Port"
+
+
+def test_server_with_volume_on_openstack(project: Path, openstack_reset: dict[str, Any]) -> None:
+    target = "sandbox-openstack/nl-ams-1"
+    r = run(project, "apply", "server_with_volume.yaml", "--target", target, "--yes")
+    assert r.code == 0, r.err + r.out
+    driver = os_driver(openstack_reset, "nl-ams-1")
+    (volume,) = [
+        v
+        for v in driver.list_volumes()
+        if (v.extra.get("metadata") or {}).get("cloudtmpl:stack") == "server_with_volume"
+    ]
+    assert volume.size == 1 and volume.state == "inuse"
+    r = run(
+        project,
+        "apply",
+        "server_with_volume.yaml",
+        "--target",
+        target,
+        "-p",
+        "volume_size=3",
+        "--yes",
+    )
+    assert r.code == 1  # a volume grows only while detached: the cloud's refusal is reported
+    assert "sandbox-openstack/nl-ams-1" in r.out + r.err
+    r = run(project, "destroy", "server_with_volume.yaml", "--target", target, "--yes")
+    assert r.code == 0, r.err + r.out
+    assert [
+        v
+        for v in driver.list_volumes()
+        if (v.extra.get("metadata") or {}).get("cloudtmpl:stack") == "server_with_volume"
+    ] == []
+
+
+def test_one_stack_on_two_clouds(
+    project: Path, aws_reset: dict[str, Any], openstack_reset: dict[str, Any]
+) -> None:
+    r = run(project, "plan", "stack.yaml", "--format", "json")
+    assert r.code == 0, r.err
+    where = {
+        c["address"]: (c["placement"]["target"], c["placement"]["region"])
+        for c in r.json()["changes"]
+    }
+    assert where["db"] == ("sandbox-openstack", "de-fra-1")
+    assert where["db_data"] == ("sandbox-openstack", "de-fra-1")
+    assert where["web1"] == ("sandbox-aws", "eu-central-1")
+    text = run(project, "plan", "stack.yaml").out
+    assert "db (Cloud::Compute::Server) sandbox-openstack/de-fra-1" in text
+
+    r = run(project, "apply", "stack.yaml", "--yes")
+    assert r.code == 0, r.err + r.out
+    out = run(project, "outputs", "-s", "stack", "--format", "json").json()
+    assert len(out["web_addresses"]) == 2 and all(out["web_addresses"])
+    assert out["database_address"]
+    assert "change-me-please" not in r.out
+    web = {
+        tags(i)["cloudtmpl:resource"] for i in stack_instances(aws_reset, "eu-central-1", "stack")
+    }
+    assert web == {"web1", "web2"}
+    (db,) = owned(os_driver(openstack_reset, "de-fra-1").list_nodes(), "stack")
+    assert db.extra["metadata"]["cloudtmpl:resource"] == "db"
+    assert run(project, "plan", "stack.yaml", "--detailed-exitcode").code == 0
+
+    r = run(project, "destroy", "stack.yaml", "--yes")
+    assert r.code == 0, r.err + r.out
+    assert stack_instances(aws_reset, "eu-central-1", "stack") == []
+    driver = os_driver(openstack_reset, "de-fra-1")
+    assert owned(driver.list_nodes(), "stack") == []
+    assert owned(driver.list_volumes(), "stack") == []
+
+
+def test_unknown_flavor_lists_what_the_target_offers(project: Path) -> None:
+    r = run(
+        project,
+        "plan",
+        "server_with_volume.yaml",
+        "--target",
+        "sandbox-openstack",
+        "-p",
+        "flavor=m9.huge",
+    )
+    assert r.code == 1
+    assert "unknown-flavor" in r.err and "m9.huge" in r.err
+    assert "m1.small" in r.err and "sandbox-openstack" in r.err and "de-fra-1" in r.err
+
+
+def test_unknown_region_is_reported(project: Path) -> None:
+    r = run(
+        project, "plan", "server_with_volume.yaml", "--target", "sandbox-openstack/xx-nowhere-1"
+    )
+    assert r.code == 1
+    assert "xx-nowhere-1" in r.err and "de-fra-1" in r.err
+    assert "Traceback" not in r.err
+
+
+def test_bad_credentials_and_unknown_cloud(project: Path, openstack_reset: dict[str, Any]) -> None:
+    write(
+        project / "clouds.yaml",
+        f"""\
+clouds:
+  fra:
+    auth:
+      auth_url: {openstack_reset["auth_url"]}
+      username: sandbox
+      password: wrong-password
+      project_name: sandbox
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: de-fra-1
+""",
+    )
+    write(
+        project / "cloudtmpl.yaml",
+        """\
+providers:
+  os-fra: {type: openstack, cloud: fra, region: de-fra-1}
+  os-missing: {type: openstack, cloud: nosuchcloud, region: de-fra-1}
+""",
+    )
+    env = {"OS_CLIENT_CONFIG_FILE": str(project / "clouds.yaml")}
+    r = run(project, "plan", "server_with_volume.yaml", "--target", "os-fra", env=env)
+    assert r.code == 1 and "Traceback" not in r.err
+    assert "os-fra" in r.err and "401" in r.err
+    r = run(project, "plan", "server_with_volume.yaml", "--target", "os-missing", env=env)
+    assert r.code == 1 and "Traceback" not in r.err
+    assert "nosuchcloud" in r.err and "clouds.yaml" in r.err

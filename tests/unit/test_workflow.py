@@ -1,0 +1,62 @@
+"""Pure checks the workflow runs before any cloud is asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cloudtmpl import workflow
+from cloudtmpl.config import SANDBOX_TARGETS, ProjectConfig
+from cloudtmpl.diagnostics import DiagnosticError
+from cloudtmpl.loader import load_text
+from cloudtmpl.resolve import ResolveOptions, resolve
+
+TEMPLATE = """\
+heat_template_version: 2021-04-16
+resources:
+  net: {type: OS::Neutron::Net}
+  vol: {type: Cloud::Block::Volume, properties: {size: 1}}
+"""
+
+
+def test_a_kind_the_target_cannot_provide_is_a_diagnostic(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    project = ProjectConfig(directory=Path("."), file=None, targets=SANDBOX_TARGETS)
+    stack = resolve(load_text(TEMPLATE, "t.yaml"),
+                    ResolveOptions(stack="t", target="sandbox-openstack/nl-ams-1",
+                                   targets=SANDBOX_TARGETS))
+    workflow.check_targets(stack, project)  # both kinds exist on OpenStack
+    monkeypatch.setitem(workflow.TARGET_KINDS, "openstack",
+                        frozenset({"Cloud::Block::Volume"}))
+    with pytest.raises(DiagnosticError) as exc:
+        workflow.check_targets(stack, project)
+    (d,) = exc.value.diagnostics
+    assert d.code == "unsupported-kind"
+    assert (d.loc.file, d.loc.line) == ("t.yaml", 3)
+    assert "'net' (OS::Neutron::Net)" in d.message
+    assert "sandbox-openstack" in d.message and "nl-ams-1" in d.message
+    assert "Cloud::Block::Volume" in d.hint
+
+
+def test_parse_params_reads_files_and_rejects_bad_pairs(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    assert workflow.parse_params(["a=1", f"pw=@{secret}", "b=x=y"]) == {
+        "a": "1", "pw": "s3cret", "b": "x=y"}
+    with pytest.raises(DiagnosticError) as exc:
+        workflow.parse_params(["novalue", "=x", "f=@/nonexistent/file"])
+    assert [d.code for d in exc.value.diagnostics] == [
+        "bad-parameter-arg", "bad-parameter-arg", "file-not-found"]
+
+
+def test_snapshot_cuts_hidden_values_out_of_environments() -> None:
+    inputs = workflow.Inputs(template="t.yaml", environments=("env.yaml",))
+    sources = {"t.yaml": "heat_template_version: 2021-04-16\n",
+               "env.yaml": "parameters:\n  pw: hunter2\n  size: 3\n"
+                           "parameter_defaults:\n  pw: other\n"}
+    snap = workflow.snapshot(sources, inputs, frozenset({"pw"}))
+    assert snap["t.yaml"] == sources["t.yaml"]
+    assert "hunter2" not in snap["env.yaml"] and "other" not in snap["env.yaml"]
+    assert "size: 3" in snap["env.yaml"]
+    assert workflow.snapshot(sources, inputs, frozenset()) == sources
