@@ -15,11 +15,13 @@ images (``flavor: small``) into provider-native values.
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pycountry
 import yaml
 
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError
@@ -30,15 +32,23 @@ PROJECT_FILE = "cloudtmpl.yaml"
 TARGET_TYPES = ("aws", "openstack")
 # Keys a target may have, per type (credentials are never among them).
 _TARGET_KEYS = {
-    "aws": {"type", "region", "endpoint", "profile", "catalog"},
-    "openstack": {"type", "region", "cloud", "catalog"},
+    "aws": {"type", "region", "regions", "endpoint", "profile", "catalog"},
+    "openstack": {"type", "region", "regions", "cloud", "catalog"},
 }
-_OPTION_KEYS = {"endpoint", "profile", "catalog", "cloud"}
-_ALL_KINDS = frozenset({
-    "Cloud::Compute::Server", "Cloud::Compute::KeyPair", "Cloud::Network::SecurityGroup",
-    "Cloud::Block::Volume", "Cloud::Block::VolumeAttachment", "Cloud::Network::FloatingIP",
-    "Cloud::Network::Network", "Cloud::Network::Subnet", "Cloud::Network::Port",
-})
+_OPTION_KEYS = {"endpoint", "profile", "catalog", "cloud", "regions"}
+_ALL_KINDS = frozenset(
+    {
+        "Cloud::Compute::Server",
+        "Cloud::Compute::KeyPair",
+        "Cloud::Network::SecurityGroup",
+        "Cloud::Block::Volume",
+        "Cloud::Block::VolumeAttachment",
+        "Cloud::Network::FloatingIP",
+        "Cloud::Network::Network",
+        "Cloud::Network::Subnet",
+        "Cloud::Network::Port",
+    }
+)
 # What each target type can provide: a resource of another kind is a diagnostic
 # before any cloud is asked.
 TARGET_KINDS: dict[str, frozenset[str]] = {"aws": _ALL_KINDS, "openstack": _ALL_KINDS}
@@ -105,6 +115,7 @@ class Catalog:
         return str(entry)
 
 
+@functools.lru_cache(maxsize=32)
 def load_catalog(name: str) -> Catalog:
     path = data_dir("providers") / f"{name}.yaml"
     if not path.is_file():
@@ -129,7 +140,37 @@ def load_catalog(name: str) -> Catalog:
 
 
 def catalog_for(target: Target) -> Catalog:
-    return load_catalog(str(target.options.get("catalog", target.type)))
+    """The target's catalog, with the regions ``cloudtmpl.yaml`` declares for it on top.
+
+    Private clouds (OpenStack) have no public region list: their regions, with
+    country and jurisdiction, are declared per target (``regions:``).
+    """
+    base = load_catalog(str(target.options.get("catalog", target.type)))
+    declared = target.options.get("regions")
+    if not isinstance(declared, Mapping) or not declared:
+        return base
+    regions = dict(base.regions)
+    for name, info in declared.items():
+        info = info if isinstance(info, Mapping) else {}
+        regions[str(name)] = RegionInfo(
+            name=str(name),
+            country=_upper(info.get("country")),
+            jurisdiction=_upper(info.get("jurisdiction")),
+            display_name=str(info.get("name", "")),
+        )
+    return replace(base, regions=regions)
+
+
+def _upper(value: Any) -> str | None:
+    return str(value).upper() if value else None
+
+
+def target_regions(target: Target) -> dict[str, RegionInfo]:
+    """Every region a target can place resources in (catalog, declared, default)."""
+    regions = dict(catalog_for(target).regions)
+    if target.region and target.region not in regions:
+        regions[target.region] = RegionInfo(name=target.region)
+    return regions
 
 
 @dataclass(frozen=True)
@@ -241,6 +282,7 @@ def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, li
                     hint,
                 )
             )
+        diags.extend(_check_regions(doc, name, spec.get("regions")))
         options = {k: v for k, v in spec.items() if k in _OPTION_KEYS}
         targets[name] = Target(
             name=name, type=str(ttype), region=spec.get("region"), options=options
@@ -257,6 +299,55 @@ def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, li
         )
     state = data.get("state")
     return targets, default, (str(state) if state is not None else None), diags
+
+
+def is_country(code: Any) -> bool:
+    """An ISO 3166-1 alpha-2 country code (``DE``)."""
+    return isinstance(code, str) and pycountry.countries.get(alpha_2=code.upper()) is not None
+
+
+def country_name(code: str) -> str:
+    country = pycountry.countries.get(alpha_2=code.upper())
+    return str(country.name) if country is not None else code
+
+
+def _check_regions(doc: Document, target: str, regions: Any) -> list[Diagnostic]:
+    if regions is None:
+        return []
+    path: tuple[str | int, ...] = ("providers", target, "regions")
+    if not isinstance(regions, dict):
+        return [
+            Diagnostic(
+                "config-shape",
+                f"'regions' of target {target!r} must be a mapping",
+                doc.loc(path),
+                "regions: {RegionOne: {country: DE, jurisdiction: EU}}",
+            )
+        ]
+    diags = []
+    for region, info in regions.items():
+        if not isinstance(info, dict):
+            diags.append(
+                Diagnostic(
+                    "config-shape",
+                    f"region {region!r} of target {target!r} must be a mapping",
+                    doc.loc((*path, region)),
+                    "e.g. {country: DE, jurisdiction: EU, name: Frankfurt}",
+                )
+            )
+            continue
+        country = info.get("country")
+        if country is not None and not is_country(country):
+            diags.append(
+                Diagnostic(
+                    "unknown-country",
+                    f"region {region!r} of target {target!r}: "
+                    f"{country!r} is not an ISO 3166 country code",
+                    doc.loc((*path, region, "country")),
+                    "use a two-letter code such as DE, NL, FR, US",
+                )
+            )
+    return diags
 
 
 def load_project(cwd: Path) -> ProjectConfig:

@@ -136,6 +136,8 @@ class DesiredResource:
     placement: Placement
     loc: Loc
     deletion_policy: str = "Delete"
+    why: str = ""  # how the placement was chosen (the residency solver's explanation)
+    pinned: bool = False  # once applied, never relocated without --allow-relocation
 
 
 @dataclass(frozen=True)

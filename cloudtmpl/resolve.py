@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from cloudtmpl.diagnostics import NOWHERE, Diagnostic, DiagnosticError, Loc
@@ -52,7 +52,7 @@ from cloudtmpl.functions import (
 from cloudtmpl.graph import cycle_diagnostics
 from cloudtmpl.loader import Document, Path
 from cloudtmpl.model import UNKNOWN, DesiredResource, Output, Placement, Target, canonical_json
-from cloudtmpl.placement import choose
+from cloudtmpl.placement import Request, Residency, Rule, solve
 from cloudtmpl.resources import Alias, PropertySpec, ResourceType, known_type_names, lookup
 from cloudtmpl.schema import (
     closest,
@@ -645,28 +645,53 @@ class _Resolver:
                          "give the reference the same condition, or wrap it in "
                          "{if: [condition, ..., ...]}")
 
-    def place(self, name: str, rdef: Mapping[str, Any], seen: set[tuple[str, str]]) -> Placement:
-        rext = rdef.get("placement") if isinstance(rdef.get("placement"), Mapping) else None
-        sext = self.data.get("placement") if isinstance(self.data.get("placement"),
-                                                          Mapping) else None
-        try:
-            return choose(rext, sext, self.options)
-        except DiagnosticError as exc:
-            for d in exc.diagnostics:
-                if self.options.mode == "validate" and d.code in ("no-target", "no-region"):
-                    continue
-                if (d.code, d.message) in seen:
-                    continue
-                seen.add((d.code, d.message))
-                if rext and "provider" in rext:
-                    loc = self.doc.loc(("resources", name, "placement", "provider"))
-                elif sext and "provider" in sext:
-                    loc = self.doc.loc(("placement", "provider"))
-                else:
-                    loc = self.doc.key_loc(("resources", name))
-                self.diags.append(Diagnostic(d.code, f"resource '{name}': {d.message}", loc,
-                                             d.hint, d.severity))
-            return Placement(target="", region="")
+    def rule(self, path: Path, source: str) -> Rule | None:
+        ext = self.doc.get(path)
+        if not isinstance(ext, Mapping):
+            return None
+
+        def text(key: str) -> str | None:
+            value = ext.get(key)
+            return str(value) if isinstance(value, (str, int)) and value != "" else None
+
+        country, jurisdiction = text("country"), text("jurisdiction")
+        return Rule(source=source, loc=self.doc.key_loc(path), provider=text("provider"),
+                    region=text("region"), country=country.upper() if country else None,
+                    jurisdiction=jurisdiction.upper() if jurisdiction else None,
+                    pinned=ext.get("pinned") is True)
+
+    def place_all(self, resources: dict[str, DesiredResource]) -> dict[str, DesiredResource]:
+        """Every resource's placement from the residency solver (one pass, co-located)."""
+        requests = {
+            name: Request(
+                address=name,
+                loc=self.doc.key_loc(("resources", name)),
+                rule=self.rule(("resources", name, "placement"), f"resource '{name}' placement"),
+                links=frozenset(n.resource for n in walk(dict(res.properties))
+                                if isinstance(n, GetResource)),
+            )
+            for name, res in resources.items()
+        }
+        stack_rule = self.rule(("placement",), "stack placement")
+        raw = self.doc.get(("placement", "residency"))
+        residency = None
+        if isinstance(raw, Mapping):
+            def codes(key: str) -> frozenset[str]:
+                items = raw.get(key)
+                items = items if isinstance(items, list) else [items] if items else []
+                return frozenset(str(i).upper() if key != "regions" else str(i) for i in items)
+
+            residency = Residency(loc=self.doc.key_loc(("placement", "residency")),
+                                  countries=codes("countries"),
+                                  jurisdictions=codes("jurisdictions"), regions=codes("regions"))
+        solution = solve(requests, stack_rule=stack_rule, residency=residency,
+                         options=self.options, require_target=self.options.mode == "plan")
+        self.diags.extend(solution.diagnostics)
+        return {
+            name: replace(res, placement=solution.placements.get(name, Placement("", "")),
+                          why=solution.why.get(name, ""), pinned=name in solution.pinned)
+            for name, res in resources.items()
+        }
 
     def check_parameter_groups(self) -> None:
         groups = self.data.get("parameter_groups")
@@ -706,7 +731,6 @@ class _Resolver:
                 kept[name] = result
 
         resources: dict[str, DesiredResource] = {}
-        seen: set[tuple[str, str]] = set()
         for name, (props, explicit) in kept.items():
             rdef = self.resource_defs[name]
             self.check_dropped_refs(f"resource '{name}'", props, dropped)
@@ -718,7 +742,7 @@ class _Resolver:
                 kind=found[0].kind if found else str(rdef.get("type")),
                 properties=props,
                 depends_on=frozenset((explicit - dropped) | (dependencies(props) - dropped)),
-                placement=self.place(name, rdef, seen),
+                placement=Placement("", ""),  # chosen for all resources at once below
                 loc=self.doc.key_loc(("resources", name)),
                 deletion_policy=policy.capitalize() if isinstance(policy, str) else "Delete",
             )
@@ -738,6 +762,7 @@ class _Resolver:
             outputs[str(oname)] = Output(str(oname), value, desc if isinstance(desc, str) else "",
                                          self.doc.key_loc(opath))
 
+        resources = self.place_all(resources)
         self.diags.extend(cycle_diagnostics(resources))
         if any(d.severity == "error" for d in self.diags):
             raise DiagnosticError(_sorted(self.diags))

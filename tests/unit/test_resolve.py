@@ -10,7 +10,6 @@ from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc
 from cloudtmpl.functions import Function, GetAttr, GetResource, to_text
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import Placement, Target
-from cloudtmpl.placement import choose
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, convert_parameter, resolve
 
 TARGETS = {
@@ -99,7 +98,7 @@ def test_full_template_resolves() -> None:
     assert web.properties["key_name"] == GetResource(("key",))
     assert web.depends_on == frozenset({"key"})
     assert web.loc == Loc("t.yaml", 17, 3)
-    assert web.placement == Placement("sandbox-aws", "us-east-1")
+    assert web.placement == Placement("sandbox-aws", "us-east-1", "US", "US")
     assert stack.resources["ip"].depends_on == frozenset({"web"})
     assert stack.parameters == {"flavor": "small", "count": 2, "prod": False,
                                 "password": "s3cret"}
@@ -459,12 +458,12 @@ def test_placement_precedence() -> None:
 placement: {provider: os-fra}
 resources:
   a: {type: Cloud::Compute::KeyPair}
-  b: {type: Cloud::Compute::KeyPair, placement: {provider: sandbox-aws, region: eu-west-1}}
-  c: {type: Cloud::Compute::KeyPair, placement: {region: RegionTwo, country: DE}}
-""", target="sandbox-aws/us-west-2")
+  b: {type: Cloud::Compute::KeyPair, placement: {provider: sandbox-aws, region: eu-central-1}}
+  c: {type: Cloud::Compute::KeyPair, placement: {region: RegionTwo}}
+""", target="sandbox-aws/us-east-1")
     assert stack.resources["a"].placement == Placement("os-fra", "RegionOne")
-    assert stack.resources["b"].placement == Placement("sandbox-aws", "eu-west-1")
-    assert stack.resources["c"].placement == Placement("os-fra", "RegionTwo", country="DE")
+    assert stack.resources["b"].placement == Placement("sandbox-aws", "eu-central-1", "DE", "EU")
+    assert stack.resources["c"].placement == Placement("os-fra", "RegionTwo")
 
 
 def test_target_option_and_default_target() -> None:
@@ -485,15 +484,6 @@ def test_placement_errors() -> None:
     assert "bare, os-fra, sandbox-aws" in d.hint
     (d,) = fail(kp, target="bare")
     assert d.code == "no-region"
-
-
-def test_choose_directly() -> None:
-    opts = options(target=None, default_target="sandbox-aws")
-    assert choose(None, None, opts) == Placement("sandbox-aws", "us-east-1")
-    assert choose({"provider": "os-fra"}, {"region": "RegionX"}, opts) == \
-        Placement("os-fra", "RegionX")
-    assert choose({"provider": "os-fra"}, {"provider": "sandbox-aws", "region": "eu-west-1"},
-                  opts) == Placement("os-fra", "RegionOne")
 
 
 # ------------------------------------------------------------------ accumulation
