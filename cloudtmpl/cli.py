@@ -22,7 +22,7 @@ import typer
 from cloudtmpl import render
 from cloudtmpl import workflow as wf
 from cloudtmpl.apply import build_steps
-from cloudtmpl.config import load_project
+from cloudtmpl.config import load_project, target_regions
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
 from cloudtmpl.graph import build_graph, to_dot, to_mermaid
 from cloudtmpl.plan import Plan
@@ -100,6 +100,14 @@ StateOpt = Annotated[
         help="State store URL [default: sqlite:///<project>/.cloudtmpl/state.db].",
     ),
 ]
+RelocateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-relocation",
+        help="Let a pinned or data-bearing resource (volume) move to another target/region: "
+        "that replaces it, and its data is not moved.",
+    ),
+]
 ParOpt = Annotated[
     int, typer.Option("--parallelism", min=1, max=64, help="Cloud operations run at once.")
 ]
@@ -154,6 +162,7 @@ def _inputs(
     stack: str | None = None,
     target: str | None = None,
     state: str | None = None,
+    allow_relocation: bool = False,
 ) -> wf.Inputs:
     return wf.Inputs(
         template=template,
@@ -162,6 +171,7 @@ def _inputs(
         stack=stack,
         target=target,
         state=state,
+        allow_relocation=allow_relocation,
     )
 
 
@@ -263,11 +273,12 @@ def plan(
     ] = False,
     state: StateOpt = None,
     parallelism: ParOpt = 10,
+    allow_relocation: RelocateOpt = False,
 ) -> None:
     """Show what apply would change, comparing the template with the live clouds."""
 
     def body() -> Plan:
-        inputs = _inputs(template, env, param, stack, target, state)
+        inputs = _inputs(template, env, param, stack, target, state, allow_relocation)
         resolved, sources, project = _resolve(inputs, "plan")
         targets = {r.placement.target for r in resolved.resources.values()}
         session = wf.open_session(project, inputs, resolved.name, targets)
@@ -317,6 +328,7 @@ def apply(
         typer.Option("--format", help="text or json (one JSON event per line, then the result)."),
     ] = Format.text,
     state: StateOpt = None,
+    allow_relocation: RelocateOpt = False,
 ) -> None:
     """Make the clouds match the template (or apply exactly a saved plan)."""
     json_mode = fmt is Format.json
@@ -329,7 +341,7 @@ def apply(
             resolved = wf.resolve_stack(inputs, project, "plan", sources)
         else:
             saved = None
-            inputs = _inputs(source, env, param, stack, target, state)
+            inputs = _inputs(source, env, param, stack, target, state, allow_relocation)
             resolved, sources, project = _resolve(inputs, "plan")
         targets = {r.placement.target for r in resolved.resources.values()}
         session = wf.open_session(project, inputs, resolved.name, targets)
@@ -554,6 +566,44 @@ def graph(
         print(to_dot(g) if fmt is GraphFormat.dot else to_mermaid(g))
 
     _guard(body)
+
+
+# -- providers ------------------------------------------------------------------
+@app.command()
+def providers(
+    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+) -> None:
+    """List provider targets and their regions with country and jurisdiction."""
+
+    def body() -> None:
+        project = load_project(Path.cwd())
+        listing = {
+            name: {
+                "type": target.type,
+                "default_region": target.region,
+                "sandbox": target.sandbox,
+                "regions": {
+                    region: {
+                        "country": info.country,
+                        "jurisdiction": info.jurisdiction,
+                        "name": info.display_name,
+                    }
+                    for region, info in target_regions(target).items()
+                },
+            }
+            for name, target in project.targets.items()
+        }
+        if fmt is Format.json:
+            print(json.dumps(listing, indent=2, sort_keys=True))
+            return
+        out = render.console()
+        for name, info in listing.items():
+            out.print(f"{name} ({info['type']}, default region {info['default_region'] or '-'})")
+            for region, r in info["regions"].items():
+                where = "/".join(x for x in (r["country"], r["jurisdiction"]) if x)
+                out.print(f"  {region:16} {where or 'country not declared':10} {r['name']}")
+
+    _guard(body, fmt)
 
 
 # -- sandbox --------------------------------------------------------------------

@@ -299,7 +299,7 @@ def solve(
                 continue
             if unconstrained:
                 continue  # validate without a target: nothing to place
-            if prefs and not any(r.provider or r.region for r in member_rules):
+            if prefs and not member_rules:
                 # an explicit default that the residency forbids is an error, not a move
                 source, t, r = prefs[0]
                 diags.append(Diagnostic(
@@ -309,7 +309,8 @@ def solve(
                     head.loc, "allowed: " + ", ".join(c.text() for c in allowed[:12])))
                 continue
             choice = min(allowed, key=lambda c: c.order)
-            reason = "the first allowed target/region in declaration order"
+            reason = "the first allowed target/region in declaration order" + (
+                f" ({prefs[0][0]} offers no region the rules allow)" if prefs else "")
         constraints = [r.text() for r in member_rules] + ([residency.text()] if residency else [])
         text = f"{choice.key}: {reason}"
         if constraints:

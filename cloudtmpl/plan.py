@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
 
 from cloudtmpl import functions, resources
 from cloudtmpl.config import Catalog
+from cloudtmpl.diagnostics import Diagnostic, DiagnosticError
 from cloudtmpl.discover import Discovery
 from cloudtmpl.model import (
     UNKNOWN,
@@ -31,6 +32,7 @@ from cloudtmpl.model import (
     spec_hash,
     to_jsonable,
 )
+from cloudtmpl.placement import Candidate, Residency
 from cloudtmpl.resolve import ResolvedStack
 
 FORMAT_VERSION = 1
@@ -63,6 +65,8 @@ class Change:
     reason: str = ""
     prior: LiveResource | None = None  # the live resource an update/replace/delete acts on
     depends_on: tuple[str, ...] = ()
+    why: str = ""  # how the placement was chosen
+    drift: str = ""  # set when the live resource sits where the residency no longer allows
 
     @property
     def key(self) -> str:
@@ -75,8 +79,9 @@ class Change:
             "type": self.type,
             "kind": self.kind,
             "action": self.action.value,
-            "placement": self.placement.to_json(),
+            "placement": {**self.placement.to_json(), "why": self.why},
             "diff": [d.to_json() for d in self.diff],
+            "drift": self.drift,
             "reason": self.reason,
             "physical_id": self.prior.physical_id if self.prior else None,
             "prior": self.prior.to_json() if self.prior else None,
@@ -99,6 +104,8 @@ class Change:
             reason=data.get("reason", ""),
             prior=LiveResource.from_json(data["prior"]) if data.get("prior") else None,
             depends_on=tuple(data.get("depends_on", [])),
+            why=p.get("why", ""),
+            drift=data.get("drift", ""),
         )
 
 
@@ -121,6 +128,7 @@ class Plan:
     params: Mapping[str, str] = field(default_factory=dict)
     hidden_params: tuple[str, ...] = ()
     target: str | None = None
+    allow_relocation: bool = False
 
     @property
     def summary(self) -> dict[str, int]:
@@ -133,12 +141,31 @@ class Plan:
     def has_changes(self) -> bool:
         return any(c.action is not Action.NOOP for c in self.changes)
 
+    @property
+    def residency(self) -> dict[str, Any]:
+        """Where the stack's resources will be, counted per country and jurisdiction."""
+        countries: dict[str, int] = {}
+        jurisdictions: dict[str, int] = {}
+        for c in self.changes:
+            if c.action is Action.DELETE:
+                continue
+            country = c.placement.country or "unknown"
+            countries[country] = countries.get(country, 0) + 1
+            jurisdiction = c.placement.jurisdiction or "unknown"
+            jurisdictions[jurisdiction] = jurisdictions.get(jurisdiction, 0) + 1
+        return {
+            "countries": dict(sorted(countries.items())),
+            "jurisdictions": dict(sorted(jurisdictions.items())),
+            "drift": sorted(c.address for c in self.changes if c.drift),
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
             "stack": self.stack,
             "changes": [c.to_json() for c in self.changes],
             "summary": self.summary,
+            "residency": self.residency,
             "stats": {"api_requests": self.api_requests, "seconds": round(self.seconds, 3)},
             "template_hash": self.template_hash,
             "params_hash": self.params_hash,
@@ -150,6 +177,7 @@ class Plan:
             "params": dict(self.params),
             "hidden_params": list(self.hidden_params),
             "target": self.target,
+            "allow_relocation": self.allow_relocation,
         }
 
     @staticmethod
@@ -170,6 +198,7 @@ class Plan:
             params=dict(data.get("params", {})),
             hidden_params=tuple(data.get("hidden_params", [])),
             target=data.get("target"),
+            allow_relocation=bool(data.get("allow_relocation", False)),
         )
 
 
@@ -269,6 +298,44 @@ def _diff(
     return tuple(changes)
 
 
+def where(placement: Placement, catalogs: Mapping[str, Catalog]) -> Placement:
+    """``placement`` with its country and jurisdiction from the target's catalog."""
+    catalog = catalogs.get(placement.target)
+    info = catalog.regions.get(placement.region) if catalog else None
+    if info is None or placement.country:
+        return placement
+    return replace(placement, country=info.country, jurisdiction=info.jurisdiction)
+
+
+def drift(
+    live: LiveResource | None, residency: Residency | None, catalogs: Mapping[str, Catalog]
+) -> str:
+    """Why a live resource sits where the residency no longer allows ("" if it does not)."""
+    if live is None or residency is None:
+        return ""
+    p = where(live.placement, catalogs)
+    candidate = Candidate(p.target, p.region, p.country, p.jurisdiction, (0, 0))
+    if residency.allows(candidate):
+        return ""
+    return f"live in {candidate.text()}, outside the {residency.text()}"
+
+
+def relocation_refused(
+    res: DesiredResource, live: LiveResource, catalogs: Mapping[str, Catalog]
+) -> Diagnostic:
+    old = where(live.placement, catalogs)
+    new = res.placement
+    what = "is pinned" if res.pinned else "holds data"
+    return Diagnostic(
+        "relocation-refused",
+        f"resource '{res.address}' {what} in {old.target}/{old.region} ({old.country or '?'}); "
+        f"the template now places it in {new.target}/{new.region} ({new.country or '?'}), "
+        "which replaces it: the new one starts empty and the old one is deleted",
+        res.loc,
+        "put its placement back, or pass --allow-relocation to replace it anyway",
+    )
+
+
 def delete_change(live: LiveResource, reason: str) -> Change:
     """A change that deletes ``live`` (left the template, a duplicate, or destroy)."""
     return Change(
@@ -320,12 +387,15 @@ def make_plan(
     catalogs: Mapping[str, Catalog],
     *,
     state_serial: int,
+    allow_relocation: bool = False,
 ) -> Plan:
     """Diff ``stack`` against what ``discovery`` found.
 
     ``last_applied`` maps address -> the spec recorded at the last apply (used for
     properties the cloud does not report).  Live resources of the stack that the
-    template no longer has are deleted.
+    template no longer has are deleted.  A pinned or data-bearing resource that
+    would move to another target/region is refused (a DiagnosticError) unless
+    ``allow_relocation``.
     """
     secrets = secrets_of(stack)
     graph = nx.DiGraph()
@@ -344,6 +414,7 @@ def make_plan(
 
     ctx = RefContext(stack, known)
     changes: list[Change] = []
+    refused: list[Diagnostic] = []
     for address in nx.topological_sort(graph):
         res = stack.resources[address]
         desired = desired_spec(res, ctx, catalogs[res.placement.target], secrets)
@@ -369,11 +440,26 @@ def make_plan(
             reason=why,
             prior=live,
             depends_on=tuple(sorted(res.depends_on)),
+            why=res.why,
+            drift=drift(live, stack.residency, catalogs),
         )
         changes.append(planned[address])
+        moved = live is not None and (live.placement.target, live.placement.region) != (
+            res.placement.target,
+            res.placement.region,
+        )
+        guarded = res.pinned or resources.TYPES[res.kind].data_bearing
+        if moved and guarded and action is Action.REPLACE and not allow_relocation:
+            assert live is not None
+            refused.append(relocation_refused(res, live, catalogs))
+    if refused:
+        raise DiagnosticError(refused)
 
     changes.extend(
-        delete_change(live, "no longer in the template")
+        replace(
+            delete_change(live, "no longer in the template"),
+            drift=drift(live, stack.residency, catalogs),
+        )
         for address, group in sorted(discovery.live.items())
         if address not in stack.resources
         for live in group

@@ -99,7 +99,20 @@ def summary_line(plan: Plan) -> str:
 
 def _where(change: Change) -> str:
     p = change.placement
-    return f"{p.target}/{p.region}"
+    return f"{p.target}/{p.region}" + (f" ({p.country})" if p.country else "")
+
+
+def residency_line(plan: Plan) -> str:
+    """``Residency: DE 3, NL 1 (jurisdictions: EU 4)`` - where the stack will live."""
+    r = plan.residency
+    if not r["countries"]:
+        return ""
+    countries = ", ".join(f"{k} {v}" for k, v in r["countries"].items())
+    jurisdictions = ", ".join(f"{k} {v}" for k, v in r["jurisdictions"].items())
+    text = f"Residency: {countries} (jurisdictions: {jurisdictions})"
+    if r["drift"]:
+        text += f"; outside the residency now: {', '.join(r['drift'])}"
+    return text
 
 
 def plan_text(plan: Plan, out: Console, *, show_noop: bool = False) -> None:
@@ -129,8 +142,12 @@ def plan_text(plan: Plan, out: Console, *, show_noop: bool = False) -> None:
                     f"      {escape(d.name)}: {escape(value_text(d.old))} -> "
                     f"{escape(value_text(d.new))}{forced}"
                 )
+        if change.drift:
+            out.print(f"      [yellow]! {escape(change.drift)}[/yellow]")
     if not plan.has_changes:
         out.print("No changes. The live resources match the template.")
+    if residency_line(plan):
+        out.print(escape(residency_line(plan)))
 
 
 def plan_json(plan: Plan, *, with_sources: bool = False) -> dict[str, Any]:
@@ -162,6 +179,12 @@ def plan_markdown(plan: Plan) -> str:
         if c.reason:
             lines.append(f"_{c.reason}_")
             lines.append("")
+        if c.why:
+            lines.append(f"Placement: {c.why}")
+            lines.append("")
+        if c.drift:
+            lines.append(f"> :warning: {c.drift}")
+            lines.append("")
         if c.diff:
             lines.append("| property | before | after |")
             lines.append("|---|---|---|")
@@ -176,6 +199,9 @@ def plan_markdown(plan: Plan) -> str:
             lines.append("")
         lines.append("</details>")
     lines.append("")
+    if residency_line(plan):
+        lines.append(f"**{residency_line(plan)}**")
+        lines.append("")
     lines.append(f"<sub>{plan.api_requests} cloud API requests, {plan.seconds:.1f}s</sub>")
     return "\n".join(lines) + "\n"
 

@@ -91,6 +91,7 @@ class ResolvedStack:
     hidden: frozenset[str]
     template_hash: str
     params_hash: str
+    residency: Residency | None = None  # the stack's residency rule, if it has one
 
 
 # --------------------------------------------------------------------------- parameters
@@ -331,6 +332,7 @@ class _Resolver:
     def __init__(self, doc: Document, options: ResolveOptions) -> None:
         self.doc = doc
         self.options = options
+        self.residency: Residency | None = None
         self.diags: list[Diagnostic] = []
         data = doc.data if isinstance(doc.data, Mapping) else {}
         self.data = data
@@ -684,6 +686,7 @@ class _Resolver:
             residency = Residency(loc=self.doc.key_loc(("placement", "residency")),
                                   countries=codes("countries"),
                                   jurisdictions=codes("jurisdictions"), regions=codes("regions"))
+        self.residency = residency
         solution = solve(requests, stack_rule=stack_rule, residency=residency,
                          options=self.options, require_target=self.options.mode == "plan")
         self.diags.extend(solution.diagnostics)
@@ -776,6 +779,7 @@ class _Resolver:
             hidden=frozenset(self.hidden),
             template_hash=template_hash(self.doc, self.options.environments),
             params_hash=hashlib.sha256(canonical_json(self.values).encode()).hexdigest(),
+            residency=self.residency,
         )
 
 

@@ -37,6 +37,8 @@ class ResourceType:
     # resources the template no longer has run from the highest layer down, so the
     # order is right even when the old template (and its edges) is gone.
     layer: int = 0
+    # Holds user data: never destroyed by a relocation without --allow-relocation.
+    data_bearing: bool = False
 
     def forces_replacement(self, prop: str) -> bool:
         spec = self.properties.get(prop)
@@ -131,6 +133,7 @@ VOLUME = ResourceType(
     ref="volume id",
     tags=True,
     ready_timeout=300.0,
+    data_bearing=True,
 )
 
 VOLUME_ATTACHMENT = ResourceType(

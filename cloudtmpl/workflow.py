@@ -53,6 +53,7 @@ class Inputs:
     stack: str | None = None
     target: str | None = None
     state: str | None = None
+    allow_relocation: bool = False
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, str]:
@@ -339,7 +340,12 @@ def plan_stack(
     )
     last = {a: r.spec for a, r in session.store.resources(session.stack).items()}
     plan = make_plan(
-        stack, found, last, session.catalogs, state_serial=session.store.serial(session.stack)
+        stack,
+        found,
+        last,
+        session.catalogs,
+        state_serial=session.store.serial(session.stack),
+        allow_relocation=inputs.allow_relocation,
     )
     snap = snapshot(sources, inputs, stack.hidden)
     return replace(
@@ -351,6 +357,7 @@ def plan_stack(
         params={k: v for k, v in inputs.params.items() if k not in stack.hidden},
         hidden_params=tuple(sorted(stack.hidden)),
         target=inputs.target,
+        allow_relocation=inputs.allow_relocation,
     )
 
 
@@ -466,6 +473,7 @@ def from_plan_file(
         stack=saved.stack,
         target=saved.target,
         state=state,
+        allow_relocation=saved.allow_relocation,
     )
     sources = {**saved.sources, **read_sources(Inputs(environments=tuple(environments)))}
     return saved, inputs, sources

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from cloudtmpl.config import Catalog
+from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.discover import Discovery
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import UNKNOWN, Action, LiveResource, Placement, Target, spec_hash
@@ -189,9 +192,15 @@ def test_removed_resource_and_duplicates_are_deleted() -> None:
     assert kept.prior is not None and kept.prior.physical_id == "i-1"
 
 
-def test_region_move_replaces() -> None:
+def test_region_move_of_a_volume_is_refused_unless_allowed() -> None:
     st = stack()
-    plan = plan_of(st, live_for(st, region="r0"))
+    with pytest.raises(DiagnosticError) as exc:
+        plan_of(st, live_for(st, region="r0"))
+    (d,) = exc.value.diagnostics
+    assert d.code == "relocation-refused" and "'vol' holds data in t/r0" in d.message
+    assert "--allow-relocation" in d.hint
+    plan = make_plan(st, discovery(live_for(st, region="r0")), {}, {"t": CATALOG},
+                     state_serial=3, allow_relocation=True)
     assert set(actions(plan).values()) == {"replace"}
     assert next(c for c in plan.changes if c.address == "vol").reason == "moves from t/r0"
 
