@@ -208,7 +208,13 @@ class Executor:
             )
         props = resources.canonical(
             res.kind,
-            translate(res.kind, props, self.catalogs[res.placement.target], res.placement.region),
+            translate(
+                res.kind,
+                props,
+                self.catalogs[res.placement.target],
+                res.placement,
+                self.plan.natives,
+            ),
         )
         return props, seal(props, self.secrets)
 

@@ -577,7 +577,7 @@ def providers(
 
     def body() -> None:
         project = load_project(Path.cwd())
-        listing = {
+        listing: dict[str, dict[str, Any]] = {
             name: {
                 "type": target.type,
                 "default_region": target.region,

@@ -129,6 +129,7 @@ class Plan:
     hidden_params: tuple[str, ...] = ()
     target: str | None = None
     allow_relocation: bool = False
+    natives: Natives = field(default_factory=dict)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -178,6 +179,7 @@ class Plan:
             "hidden_params": list(self.hidden_params),
             "target": self.target,
             "allow_relocation": self.allow_relocation,
+            "natives": [[*key, value] for key, value in sorted(self.natives.items())],
         }
 
     @staticmethod
@@ -199,6 +201,7 @@ class Plan:
             hidden_params=tuple(data.get("hidden_params", [])),
             target=data.get("target"),
             allow_relocation=bool(data.get("allow_relocation", False)),
+            natives={(t, r, w, v): c for t, r, w, v, c in data.get("natives", [])},
         )
 
 
@@ -223,16 +226,36 @@ def live_fingerprint(discovery: Discovery) -> str:
     return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:32]
 
 
+# Properties whose value names something the cloud offers: (kind, property) -> what.
+CHOICES: dict[tuple[str, str], str] = {
+    (resources.SERVER.kind, "flavor"): "flavor",
+    (resources.SERVER.kind, "image"): "image",
+    (resources.FLOATING_IP.kind, "floating_network"): "network",
+}
+
+# (target, region, what, value as written after the catalog) -> the cloud's own form
+Natives = Mapping[tuple[str, str, str, str], str]
+
+
 def translate(
-    kind: str, properties: Mapping[str, Any], catalog: Catalog, region: str
+    kind: str,
+    properties: Mapping[str, Any],
+    catalog: Catalog,
+    placement: Placement,
+    natives: Natives | None = None,
 ) -> dict[str, Any]:
-    """Abstract sizes and images (``flavor: small``) to the provider's native values."""
+    """Abstract sizes and images (``flavor: small``) to the provider's native values,
+    in the form the cloud reports them (``natives``: an image name becomes its id)."""
     out = dict(properties)
-    if kind == resources.SERVER.kind:
-        if isinstance(out.get("flavor"), str):
-            out["flavor"] = catalog.size(out["flavor"])
-        if isinstance(out.get("image"), str):
-            out["image"] = catalog.image(out["image"], region)
+    for (k, prop), what in CHOICES.items():
+        value = out.get(prop)
+        if k != kind or not isinstance(value, str):
+            continue
+        if what == "flavor":
+            value = catalog.size(value)
+        elif what == "image":
+            value = catalog.image(value, placement.region)
+        out[prop] = (natives or {}).get((placement.target, placement.region, what, value), value)
     return out
 
 
@@ -267,11 +290,15 @@ class RefContext:
 
 
 def desired_spec(
-    res: DesiredResource, ctx: RefContext, catalog: Catalog, secrets: tuple[str, ...]
+    res: DesiredResource,
+    ctx: RefContext,
+    catalog: Catalog,
+    secrets: tuple[str, ...],
+    natives: Natives | None = None,
 ) -> dict[str, Any]:
     """The resource's properties, evaluated, translated, canonical and sealed."""
     props = functions.evaluate(dict(res.properties), ctx)
-    props = translate(res.kind, props, catalog, res.placement.region)
+    props = translate(res.kind, props, catalog, res.placement, natives)
     return seal(resources.canonical(res.kind, props), secrets)
 
 
@@ -388,6 +415,7 @@ def make_plan(
     *,
     state_serial: int,
     allow_relocation: bool = False,
+    natives: Natives | None = None,
 ) -> Plan:
     """Diff ``stack`` against what ``discovery`` found.
 
@@ -417,7 +445,7 @@ def make_plan(
     refused: list[Diagnostic] = []
     for address in nx.topological_sort(graph):
         res = stack.resources[address]
-        desired = desired_spec(res, ctx, catalogs[res.placement.target], secrets)
+        desired = desired_spec(res, ctx, catalogs[res.placement.target], secrets, natives)
         found = sorted(
             discovery.live.get(address, ()),
             key=lambda r: (r.kind != res.kind, r.spec_hash != spec_hash(desired)),
@@ -475,4 +503,5 @@ def make_plan(
         live_fingerprint=live_fingerprint(discovery),
         api_requests=discovery.api_requests,
         seconds=discovery.seconds,
+        natives=dict(natives or {}),
     )

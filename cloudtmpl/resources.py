@@ -359,6 +359,6 @@ def canonical(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
     if kind == SECURITY_GROUP.kind:
         out["rules"] = [r for r in canonical_rules(out.get("rules", []))
                         if r not in DEFAULT_EGRESS_RULES]
-    if kind == SERVER.kind and isinstance(out.get("security_groups"), list):
+    if kind in (SERVER.kind, PORT.kind) and isinstance(out.get("security_groups"), list):
         out["security_groups"] = sorted(out["security_groups"], key=str)
     return out

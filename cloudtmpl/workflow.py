@@ -29,6 +29,7 @@ from cloudtmpl.discover import Discovery, discover
 from cloudtmpl.loader import Document, load_text
 from cloudtmpl.model import STACK_NAME_RE, Action, Target
 from cloudtmpl.plan import (
+    CHOICES,
     FORMAT_VERSION,
     Plan,
     delete_change,
@@ -37,7 +38,7 @@ from cloudtmpl.plan import (
     translate,
 )
 from cloudtmpl.providers import make_adapter
-from cloudtmpl.providers.base import Adapter, CloudError
+from cloudtmpl.providers.base import Adapter, Choice, CloudError
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
 from cloudtmpl.sandbox import manager as sandbox
 from cloudtmpl.state import StateStore, default_state_url
@@ -193,28 +194,29 @@ def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
         raise DiagnosticError(diags)
 
 
-def check_choices(session: Session, stack: ResolvedStack) -> None:
-    """Native flavors and images exist on their target (one cheap lookup per distinct value).
+def check_choices(session: Session, stack: ResolvedStack) -> dict[tuple[str, str, str, str], str]:
+    """Flavors, images and external networks exist on their targets, and in what form.
 
-    Abstract names were already translated through the catalog; what is left must
-    be a native value the cloud knows, or the plan would fail half-way through apply.
+    One lookup per distinct value.  Abstract names were translated through the
+    catalog first; what is left must be something the cloud has, or the plan
+    would fail half-way through apply.  Returns the cloud's own form of each
+    value (an image named by name becomes its id) for the planner's comparison.
     """
-    seen: dict[tuple[str, str, str, str], list[str] | None] = {}
+    found: dict[tuple[str, str, str, str], Choice] = {}
     diags = []
     for res in stack.resources.values():
-        if res.kind != "Cloud::Compute::Server":
-            continue
         catalog = session.catalogs[res.placement.target]
-        for what, abstract in (("flavor", catalog.sizes), ("image", catalog.images)):
-            value = res.properties.get(what)
-            if not isinstance(value, str):
-                continue  # unknown until apply, or a type error reported earlier
-            native = translate(res.kind, {what: value}, catalog, res.placement.region)[what]
+        for (kind, prop), what in CHOICES.items():
+            value = res.properties.get(prop)
+            if kind != res.kind or not isinstance(value, str):
+                continue  # another kind, not given, or unknown until apply
+            native = translate(res.kind, {prop: value}, catalog, res.placement)[prop]
             key = (res.placement.target, res.placement.region, what, native)
-            if key not in seen:
-                adapter = session.adapters[res.placement.target]
+            if key not in found:
                 try:
-                    seen[key] = adapter.check_choice(res.placement.region, what, native)
+                    found[key] = session.adapters[res.placement.target].lookup_choice(
+                        res.placement.region, what, native
+                    )
                 except CloudError as err:
                     raise error(
                         "cloud-error",
@@ -222,10 +224,11 @@ def check_choices(session: Session, stack: ResolvedStack) -> None:
                         res.loc,
                         "check the target's credentials, endpoint and region",
                     ) from None
-            offered = seen[key]
-            if offered is None:
+            choice = found[key]
+            if choice.canonical is not None:
                 continue
-            names = sorted(abstract) + [o for o in offered if o not in abstract]
+            abstract = {"flavor": catalog.sizes, "image": catalog.images}.get(what, {})
+            names = sorted(abstract) + [o for o in choice.offered if o not in abstract]
             shown = ", ".join(names[:20]) + (
                 f", ... ({len(names)} in all)" if len(names) > 20 else ""
             )
@@ -242,6 +245,7 @@ def check_choices(session: Session, stack: ResolvedStack) -> None:
             )
     if diags:
         raise DiagnosticError(diags)
+    return {key: str(choice.canonical) for key, choice in found.items()}
 
 
 def open_store(project: ProjectConfig, inputs: Inputs) -> StateStore:
@@ -333,7 +337,7 @@ def plan_stack(
     parallelism: int = 10,
 ) -> Plan:
     before = sum(a.request_count() for a in session.adapters.values())
-    check_choices(session, stack)
+    natives = check_choices(session, stack)
     found = discover_stack(session, stack, parallelism)
     found = replace(
         found, api_requests=sum(a.request_count() for a in session.adapters.values()) - before
@@ -346,6 +350,7 @@ def plan_stack(
         session.catalogs,
         state_serial=session.store.serial(session.stack),
         allow_relocation=inputs.allow_relocation,
+        natives=natives,
     )
     snap = snapshot(sources, inputs, stack.hidden)
     return replace(

@@ -7,6 +7,7 @@ outside.  All methods are safe to call from several threads at once.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cloudtmpl.model import LiveResource, Target
@@ -31,6 +32,14 @@ class ResourceTimeout(CloudError):
 
     def __init__(self, message: str, status: str) -> None:
         super().__init__(message, permanent=True, status=status)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The answer to "does this flavor/image/network exist here, and as what?"."""
+
+    canonical: str | None
+    offered: tuple[str, ...] = ()
 
 
 class Adapter(Protocol):
@@ -76,12 +85,12 @@ class Adapter(Protocol):
         """Delete and wait until gone; deleting something already gone succeeds."""
         ...
 
-    def check_choice(self, region: str, what: str, value: str) -> list[str] | None:
-        """Whether a native ``flavor`` or ``image`` exists in ``region``.
+    def lookup_choice(self, region: str, what: str, value: str) -> Choice:
+        """A native ``flavor``, ``image`` or ``network`` in ``region``, in the cloud's own form.
 
-        None if it does (or the cloud cannot tell cheaply); otherwise the names
-        the target offers (possibly empty when they are too many to list), for a
-        diagnostic's hint.  Read-only.
+        ``Choice.canonical`` is how discovery will report the value (an image id
+        for an image named by name, ...), or None if it does not exist; then
+        ``offered`` lists what the target has, for a diagnostic's hint.  Read-only.
         """
         ...
 
