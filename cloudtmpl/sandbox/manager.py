@@ -1,17 +1,19 @@
 """Background-process manager behind ``cloudtmpl sandbox start|stop|status``.
 
-The AWS sandbox (:mod:`cloudtmpl.sandbox.aws`) runs detached, listening on
-127.0.0.1, and is reused across commands.  Its records live in
-:func:`sandbox_dir` (``$CLOUDTMPL_SANDBOX_DIR``, else ``~/.cache/cloudtmpl/sandbox``):
+Two sandbox clouds, each its own detached process listening on 127.0.0.1 and
+reused across commands: ``aws`` (:mod:`cloudtmpl.sandbox.aws`) and ``openstack``
+(:mod:`cloudtmpl.sandbox.openstack`).  Their records live in :func:`sandbox_dir`
+(``$CLOUDTMPL_SANDBOX_DIR``, else ``~/.cache/cloudtmpl/sandbox``), per cloud
+``NAME`` (``aws``, ``openstack``):
 
-* ``aws.json``  - ``{endpoint, pid, regions, started}``, written once it answers;
-* ``aws.pid``   - the server's pid;
-* ``aws.ready`` - written by the server itself once it listens;
-* ``aws.log``   - the server's stdout/stderr;
+* ``NAME.json``  - ``{endpoint, pid, regions, started}``, written once it answers;
+* ``NAME.pid``   - the server's pid;
+* ``NAME.ready`` - written by the server itself once it listens;
+* ``NAME.log``   - the server's stdout/stderr;
 * ``sandbox.lock`` - ``fcntl`` lock serialising start/stop across processes.
 
 A sandbox counts as live only if its pid is alive *and* its endpoint answers
-``GET /_sandbox/info`` with that same pid.
+``GET /_sandbox/info`` with its service name and that same pid.
 """
 
 from __future__ import annotations
@@ -27,14 +29,45 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REGIONS = ["us-east-1", "eu-central-1"]
 ACCESS_KEY = "sandbox"
 SECRET_KEY = "sandbox"
-_MODULE = "cloudtmpl.sandbox.aws"
-_SERVICE = "cloudtmpl-sandbox-aws"
+# The OpenStack sandbox's fixed identity (dummy, loopback only); see
+# cloudtmpl.sandbox.openstack.identity, which this module does not import so that
+# `status` stays cheap.
+OPENSTACK_REGIONS = ["de-fra-1", "nl-ams-1"]
+OPENSTACK_CREDENTIALS = {
+    "username": "sandbox",
+    "password": "sandbox-password",
+    "project_name": "sandbox",
+    "user_domain_name": "Default",
+    "project_domain_name": "Default",
+}
+
+
+@dataclass(frozen=True)
+class _Cloud:
+    name: str  # record file stem and status key
+    title: str
+    module: str
+    service: str
+    regions: tuple[str, ...]
+
+
+_CLOUDS = (
+    _Cloud("aws", "AWS", "cloudtmpl.sandbox.aws", "cloudtmpl-sandbox-aws", tuple(REGIONS)),
+    _Cloud(
+        "openstack",
+        "OpenStack",
+        "cloudtmpl.sandbox.openstack",
+        "cloudtmpl-sandbox-openstack",
+        tuple(OPENSTACK_REGIONS),
+    ),
+)
 
 # Popen objects of servers this process spawned, so stop() can reap them.
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -52,12 +85,12 @@ def sandbox_dir() -> Path:
     return Path.home() / ".cache" / "cloudtmpl" / "sandbox"
 
 
-def _files(d: Path) -> dict[str, Path]:
+def _files(d: Path, cloud: _Cloud = _CLOUDS[0]) -> dict[str, Path]:
     return {
-        "info": d / "aws.json",
-        "pid": d / "aws.pid",
-        "ready": d / "aws.ready",
-        "log": d / "aws.log",
+        "info": d / f"{cloud.name}.json",
+        "pid": d / f"{cloud.name}.pid",
+        "ready": d / f"{cloud.name}.ready",
+        "log": d / f"{cloud.name}.log",
         "lock": d / "sandbox.lock",
     }
 
@@ -65,7 +98,7 @@ def _files(d: Path) -> dict[str, Path]:
 @contextlib.contextmanager
 def _locked(d: Path) -> Iterator[None]:
     d.mkdir(parents=True, exist_ok=True)
-    with open(_files(d)["lock"], "a+") as fh:
+    with open(d / "sandbox.lock", "a+") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -114,65 +147,65 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def _is_sandbox_process(pid: int) -> bool:
+def _is_sandbox_process(pid: int, cloud: _Cloud = _CLOUDS[0]) -> bool:
     """Whether ``pid`` runs our server (guards against pid reuse before killing)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust the pid file
-    return _MODULE.encode() in cmdline
+    return cloud.module.encode() in cmdline
 
 
-def _answers(endpoint: str, pid: int | None = None, timeout: float = 2.0) -> bool:
+def _answers(
+    endpoint: str, pid: int | None = None, timeout: float = 2.0, cloud: _Cloud = _CLOUDS[0]
+) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint}/_sandbox/info", timeout=timeout) as resp:
             info = json.loads(resp.read().decode("utf-8"))
     except (OSError, ValueError, urllib.error.URLError):
         return False
-    if not isinstance(info, dict) or info.get("service") != _SERVICE:
+    if not isinstance(info, dict) or info.get("service") != cloud.service:
         return False
     return pid is None or info.get("pid") == pid
 
 
-def _live_record(d: Path) -> dict[str, Any] | None:
-    info = _read_json(_files(d)["info"])
+def _live_record(d: Path, cloud: _Cloud = _CLOUDS[0]) -> dict[str, Any] | None:
+    info = _read_json(_files(d, cloud)["info"])
     if not info:
         return None
     pid, endpoint = info.get("pid"), info.get("endpoint")
     if not isinstance(pid, int) or not isinstance(endpoint, str):
         return None
-    if _pid_alive(pid) and _answers(endpoint, pid):
+    if _pid_alive(pid) and _answers(endpoint, pid, cloud=cloud):
         return info
     return None
 
 
-def _status_from(info: dict[str, Any] | None) -> dict[str, Any]:
-    if info is None:
-        return {
-            "aws": {
-                "running": False,
-                "endpoint": None,
-                "pid": None,
-                "regions": list(REGIONS),
-                "access_key": ACCESS_KEY,
-                "secret_key": SECRET_KEY,
-            }
-        }
-    return {
-        "aws": {
-            "running": True,
-            "endpoint": info["endpoint"],
-            "pid": info["pid"],
-            "regions": list(info.get("regions") or REGIONS),
-            "access_key": ACCESS_KEY,
-            "secret_key": SECRET_KEY,
-            "started": info.get("started"),
-        }
+def _cloud_status(cloud: _Cloud, info: dict[str, Any] | None) -> dict[str, Any]:
+    live = info is not None
+    endpoint = info["endpoint"] if info is not None else None
+    out: dict[str, Any] = {
+        "running": live,
+        "endpoint": endpoint,
+        "pid": info["pid"] if info is not None else None,
+        "regions": list((info or {}).get("regions") or cloud.regions),
     }
+    if cloud.name == "aws":
+        out.update({"access_key": ACCESS_KEY, "secret_key": SECRET_KEY})
+    else:
+        out["auth_url"] = f"{endpoint}/identity" if endpoint else None
+        out.update(OPENSTACK_CREDENTIALS)
+    if info is not None:
+        out["started"] = info.get("started")
+    return out
 
 
-def _remove_records(d: Path) -> None:
-    f = _files(d)
+def _status_from(records: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    return {cloud.name: _cloud_status(cloud, records.get(cloud.name)) for cloud in _CLOUDS}
+
+
+def _remove_records(d: Path, cloud: _Cloud = _CLOUDS[0]) -> None:
+    f = _files(d, cloud)
     for key in ("info", "pid", "ready"):
         with contextlib.suppress(FileNotFoundError):
             f[key].unlink()
@@ -193,8 +226,8 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _terminate(pid: int, timeout: float = 10.0) -> None:
-    if not _pid_alive(pid) or not _is_sandbox_process(pid):
+def _terminate(pid: int, timeout: float = 10.0, cloud: _Cloud = _CLOUDS[0]) -> None:
+    if not _pid_alive(pid) or not _is_sandbox_process(pid, cloud):
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
@@ -215,99 +248,123 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
             child.wait(timeout=1)
 
 
-def start(dir: Path | None = None, timeout: float = 30) -> dict[str, Any]:
-    """Start the AWS sandbox, or reuse a live one; return :func:`status`'s dict."""
-    d = dir if dir is not None else sandbox_dir()
-    f = _files(d)
-    with _locked(d):
-        live = _live_record(d)
-        if live is not None:
-            return _status_from(live)
-        old = _read_json(f["info"])
-        if old and isinstance(old.get("pid"), int):
-            _terminate(old["pid"])  # recorded but not answering: replace it
-        _remove_records(d)
+def _spawn(d: Path, cloud: _Cloud) -> subprocess.Popen[bytes]:
+    """Replace a dead/unanswering record of ``cloud`` with a fresh server process."""
+    f = _files(d, cloud)
+    old = _read_json(f["info"])
+    if old and isinstance(old.get("pid"), int):
+        _terminate(old["pid"], cloud=cloud)  # recorded but not answering: replace it
+    _remove_records(d, cloud)
+    with open(f["log"], "ab") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                cloud.module,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--ready-file",
+                str(f["ready"]),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=_child_env(),
+        )
+    _children[proc.pid] = proc
+    f["pid"].write_text(f"{proc.pid}\n", encoding="utf-8")
+    return proc
 
-        with open(f["log"], "ab") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    _MODULE,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    "0",
-                    "--ready-file",
-                    str(f["ready"]),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env=_child_env(),
-            )
-        _children[proc.pid] = proc
-        f["pid"].write_text(f"{proc.pid}\n", encoding="utf-8")
 
-        deadline = time.monotonic() + timeout
-        endpoint: str | None = None
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                _children.pop(proc.pid, None)
-                _remove_records(d)
-                raise SandboxError(
-                    f"AWS sandbox exited with status {proc.returncode}; log {f['log']}:\n"
-                    + _log_tail(f["log"])
-                )
-            ready = _read_json(f["ready"])
-            if ready and ready.get("pid") == proc.pid:
-                endpoint = str(ready["endpoint"])
-                if _answers(endpoint, proc.pid, timeout=1.0):
-                    break
-            time.sleep(0.05)
-        else:
-            _terminate(proc.pid)
-            _remove_records(d)
+def _await_ready(
+    d: Path, cloud: _Cloud, proc: subprocess.Popen[bytes], deadline: float, timeout: float
+) -> dict[str, Any]:
+    """Wait until ``proc`` answers, write its record and return it."""
+    f = _files(d, cloud)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            _children.pop(proc.pid, None)
+            _remove_records(d, cloud)
             raise SandboxError(
-                f"AWS sandbox did not answer within {timeout:g}s; log {f['log']}:\n"
+                f"{cloud.title} sandbox exited with status {proc.returncode}; log {f['log']}:\n"
                 + _log_tail(f["log"])
             )
+        ready = _read_json(f["ready"])
+        if ready and ready.get("pid") == proc.pid:
+            endpoint = str(ready["endpoint"])
+            if _answers(endpoint, proc.pid, timeout=1.0, cloud=cloud):
+                info = {
+                    "endpoint": endpoint,
+                    "pid": proc.pid,
+                    "regions": list(cloud.regions),
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+                _write_json(f["info"], info)
+                return info
+        time.sleep(0.05)
+    _terminate(proc.pid, cloud=cloud)
+    _remove_records(d, cloud)
+    raise SandboxError(
+        f"{cloud.title} sandbox did not answer within {timeout:g}s; log {f['log']}:\n"
+        + _log_tail(f["log"])
+    )
 
-        info = {
-            "endpoint": endpoint,
-            "pid": proc.pid,
-            "regions": list(REGIONS),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        _write_json(f["info"], info)
-        return _status_from(info)
+
+def start(dir: Path | None = None, timeout: float = 30) -> dict[str, Any]:
+    """Start every sandbox cloud (or reuse live ones); return :func:`status`'s dict.
+
+    Missing servers are spawned together and awaited together, so starting both
+    takes as long as the slower one (AWS: moto's warm-up).
+    """
+    d = dir if dir is not None else sandbox_dir()
+    with _locked(d):
+        records: dict[str, dict[str, Any] | None] = {c.name: _live_record(d, c) for c in _CLOUDS}
+        spawned = {c.name: _spawn(d, c) for c in _CLOUDS if records[c.name] is None}
+        deadline = time.monotonic() + timeout
+        errors: list[str] = []
+        for cloud in _CLOUDS:
+            if cloud.name in spawned:
+                try:
+                    records[cloud.name] = _await_ready(
+                        d, cloud, spawned[cloud.name], deadline, timeout
+                    )
+                except SandboxError as exc:
+                    errors.append(str(exc))
+        if errors:
+            raise SandboxError("\n".join(errors))
+        return _status_from(records)
 
 
 def stop(dir: Path | None = None) -> bool:
-    """Stop the recorded AWS sandbox; True if a running server was stopped."""
+    """Stop every recorded sandbox cloud; True if a running server was stopped."""
     d = dir if dir is not None else sandbox_dir()
-    f = _files(d)
     if not d.exists():
         return False
+    stopped = False
     with _locked(d):
-        pids: set[int] = set()
-        info = _read_json(f["info"])
-        if info and isinstance(info.get("pid"), int):
-            pids.add(info["pid"])
-        with contextlib.suppress(OSError, ValueError):
-            pids.add(int(f["pid"].read_text().strip()))
-        stopped = False
-        for pid in pids:
-            if _pid_alive(pid) and _is_sandbox_process(pid):
-                _terminate(pid)
-                stopped = True
-        _remove_records(d)
-        return stopped
+        for cloud in _CLOUDS:
+            f = _files(d, cloud)
+            pids: set[int] = set()
+            info = _read_json(f["info"])
+            if info and isinstance(info.get("pid"), int):
+                pids.add(info["pid"])
+            with contextlib.suppress(OSError, ValueError):
+                pids.add(int(f["pid"].read_text().strip()))
+            for pid in pids:
+                if _pid_alive(pid) and _is_sandbox_process(pid, cloud):
+                    _terminate(pid, cloud=cloud)
+                    stopped = True
+            _remove_records(d, cloud)
+    return stopped
 
 
 def status(dir: Path | None = None) -> dict[str, Any]:
-    """``{"aws": {running, endpoint, pid, regions, access_key, secret_key}}``."""
+    """Per cloud: ``{"aws": {running, endpoint, pid, regions, access_key, secret_key},
+    "openstack": {running, endpoint, auth_url, username, password, project_name,
+    user_domain_name, project_domain_name, regions, pid}}``."""
     d = dir if dir is not None else sandbox_dir()
-    return _status_from(_live_record(d))
+    return _status_from({c.name: _live_record(d, c) for c in _CLOUDS})

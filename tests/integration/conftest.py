@@ -1,8 +1,10 @@
 """Fixtures for integration tests against the local sandbox clouds.
 
-``aws_sandbox`` starts one AWS sandbox per test session in a fresh
-``CLOUDTMPL_SANDBOX_DIR`` and always stops it; ``aws_reset`` wipes its state and
-request counter before a test.  Nothing is skipped: without moto these fail.
+``sandboxes`` starts both sandbox clouds (AWS and OpenStack: ``manager.start``
+starts them together) once per test session in a fresh ``CLOUDTMPL_SANDBOX_DIR``
+and always stops them; ``aws_sandbox``/``openstack_sandbox`` are their status
+dicts.  ``aws_reset``/``openstack_reset`` wipe a cloud's state and request
+counter before a test.  Nothing is skipped: without moto these fail.
 """
 
 from __future__ import annotations
@@ -23,17 +25,31 @@ def _post(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def aws_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A running AWS sandbox (status dict for ``aws``), stopped after the session."""
+def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """``manager.start()``'s status dict for a session; both clouds stopped after it."""
     sandbox_dir = tmp_path_factory.mktemp("sandbox")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLOUDTMPL_SANDBOX_DIR", str(sandbox_dir))
         try:
-            info = manager.start(sandbox_dir)["aws"]
-            assert info["running"], info
-            yield info
+            yield manager.start(sandbox_dir)
         finally:
             manager.stop(sandbox_dir)
+
+
+@pytest.fixture(scope="session")
+def aws_sandbox(sandboxes: dict[str, Any]) -> dict[str, Any]:
+    """A running AWS sandbox (status dict for ``aws``)."""
+    info: dict[str, Any] = sandboxes["aws"]
+    assert info["running"], info
+    return info
+
+
+@pytest.fixture(scope="session")
+def openstack_sandbox(sandboxes: dict[str, Any]) -> dict[str, Any]:
+    """A running OpenStack sandbox (status dict for ``openstack``: auth_url, user, ...)."""
+    info: dict[str, Any] = sandboxes["openstack"]
+    assert info["running"], info
+    return info
 
 
 @pytest.fixture
@@ -43,3 +59,12 @@ def aws_reset(aws_sandbox: dict[str, Any]) -> dict[str, Any]:
     _post(f"{endpoint}/moto-api/reset")
     _post(f"{endpoint}/_sandbox/requests/reset")
     return aws_sandbox
+
+
+@pytest.fixture
+def openstack_reset(openstack_sandbox: dict[str, Any]) -> dict[str, Any]:
+    """Seeded OpenStack state, start-up knobs and a zeroed request counter for one test."""
+    endpoint = openstack_sandbox["endpoint"]
+    _post(f"{endpoint}/_sandbox/reset")
+    _post(f"{endpoint}/_sandbox/requests/reset")
+    return openstack_sandbox

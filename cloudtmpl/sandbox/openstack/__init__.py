@@ -1,0 +1,16 @@
+"""``sandbox-openstack``: a stateful Keystone v3 / Nova / Glance / Neutron / Cinder emulator.
+
+Unpatched libcloud (``Provider.OPENSTACK``, ``api_version="2.2"``,
+``ex_force_auth_version="3.x_password"``) talks to it over HTTP on 127.0.0.1.
+Modules: :mod:`.app` (WSGI routing, knobs, admin endpoints), :mod:`.state`
+(store, knobs), :mod:`.core` (errors, pagination), one module per service
+(:mod:`.identity`, :mod:`.compute`, :mod:`.image`, :mod:`.network`,
+:mod:`.volume`).  Run: ``python -m cloudtmpl.sandbox.openstack --port 0``.
+"""
+
+from .identity import DOMAIN_NAME, PASSWORD, PROJECT_NAME, USERNAME
+from .state import REGIONS
+
+SERVICE_NAME = "cloudtmpl-sandbox-openstack"
+
+__all__ = ["DOMAIN_NAME", "PASSWORD", "PROJECT_NAME", "REGIONS", "SERVICE_NAME", "USERNAME"]

@@ -1,0 +1,192 @@
+"""The WSGI application: one port, one path prefix per service and region.
+
+==========================================  =====================================
+``/identity/v3/...``                        Keystone (auth_url = ``…/identity``)
+``/compute/{region}/v2.1/...``              Nova
+``/image/{region}/v2/...``                  Glance
+``/network/{region}/v2.0/...``              Neutron
+``/volume/{region}/v3/{project_id}/...``    Cinder
+``/_sandbox/...``                           admin: not counted, not authenticated
+==========================================  =====================================
+
+Every API request is counted per service, then gets the knobs' latency, then
+maybe a 429 (``throttle_rate``, with ``Retry-After``) or a ``failure_status``
+(``failure_rate``), then the token check (all but Keystone), then its handler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from . import SERVICE_NAME, compute, identity, image, network, volume
+from .core import ApiError, Call, Reply, fault
+from .state import REGIONS, Store
+
+_HANDLERS: dict[str, tuple[str, Callable[[Call], Reply]]] = {
+    # path segment → (version prefix below the region, handler)
+    "compute": ("/v2.1", compute.handle),
+    "image": ("", image.handle),
+    "network": ("", network.handle),
+    "volume": ("/v3", volume.handle),
+}
+
+
+def service_error(service: str, status: int, message: str) -> ApiError:
+    """An error in the style the named service answers with."""
+    if service == "network":
+        kind = {429: "OverLimit", 503: "ServiceUnavailable"}.get(status, "HTTPInternalServerError")
+        return network.error(status, kind, message)
+    if service == "image":
+        return ApiError(status, f"{status} {message}\n\n")
+    if service == "identity":
+        return ApiError(status, {"error": {"code": status, "message": message, "title": message}})
+    return fault(status, message)
+
+
+class OpenStackSandbox:
+    """WSGI callable; see the module docstring."""
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store or Store()
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        request = Request(environ)
+        try:
+            reply = self.dispatch(request)
+        except ApiError as exc:
+            reply = Reply(exc.status, exc.body, exc.headers)
+        return self.render(reply)(environ, start_response)
+
+    @staticmethod
+    def render(reply: Reply) -> Response:
+        headers = {"x-openstack-request-id": f"req-{uuid.uuid4()}", **reply.headers}
+        if reply.body is None:
+            return Response(b"", status=reply.status, headers=headers)
+        if isinstance(reply.body, str):
+            mime = "text/plain; charset=UTF-8"
+            return Response(reply.body, status=reply.status, headers=headers, content_type=mime)
+        data = json.dumps(reply.body)
+        return Response(data, status=reply.status, headers=headers, content_type="application/json")
+
+    # ---------------------------------------------------------------------- routing
+
+    def dispatch(self, request: Request) -> Reply:
+        path = request.path
+        if path.startswith("/_sandbox/"):
+            return self.admin(request, path.rstrip("/"))
+        service, _, rest = path.lstrip("/").partition("/")
+        if service == "identity":
+            self.before(service)
+            body = self.body(request, service)
+            return identity.handle(
+                self.store,
+                request.method,
+                "/" + rest,
+                request.headers,
+                body,
+                self.endpoint(request),
+            )
+        if service not in _HANDLERS:
+            raise ApiError(
+                404,
+                {
+                    "error": {
+                        "code": 404,
+                        "message": f"No such service: {path}",
+                        "title": "Not Found",
+                    }
+                },
+            )
+        region, _, rest = rest.partition("/")
+        self.before(service)
+        prefix, handler = _HANDLERS[service]
+        if region not in REGIONS or not ("/" + rest).startswith(prefix):
+            raise service_error(service, 404, f"The resource could not be found: {path}")
+        identity.check_token(self.store, request.headers.get("X-Auth-Token"))
+        root = f"{self.endpoint(request)}/{service}/{region}{prefix}"
+        call = Call(
+            method=request.method,
+            path=("/" + rest)[len(prefix) :] or "/",
+            args=request.args.to_dict(flat=False),
+            body=self.body(request, service),
+            region=region,
+            root=root + (f"/{identity.PROJECT_ID}" if service == "volume" else ""),
+            project_id=identity.PROJECT_ID,
+            user_id=identity.USER_ID,
+            store=self.store,
+        )
+        return handler(call)
+
+    @staticmethod
+    def endpoint(request: Request) -> str:
+        return request.host_url.rstrip("/")
+
+    @staticmethod
+    def body(request: Request, service: str) -> Any:
+        raw = request.get_data()
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise service_error(service, 400, "Malformed request body: not valid JSON") from None
+
+    def before(self, service: str) -> None:
+        """Count the request, then apply the latency/throttle/failure knobs."""
+        store = self.store
+        with store.lock:
+            store.counts[service] += 1
+            knobs = store.knobs
+            targeted = not knobs.services or service in knobs.services
+            throttle = targeted and store.rng.random() < knobs.throttle_rate
+            fail = targeted and not throttle and store.rng.random() < knobs.failure_rate
+            latency = knobs.latency_ms / 1000.0
+        if latency > 0:
+            time.sleep(latency)
+        if throttle:
+            err = service_error(service, 429, "Rate limit exceeded; retry later.")
+            err.headers["Retry-After"] = str(knobs.retry_after)
+            raise err
+        if fail:
+            raise service_error(
+                service, knobs.failure_status, "Injected failure (sandbox failure_rate)."
+            )
+
+    # ------------------------------------------------------------------------ admin
+
+    def admin(self, request: Request, path: str) -> Reply:
+        store, method = self.store, request.method
+        if path == "/_sandbox/info" and method == "GET":
+            return Reply(
+                200, {"service": SERVICE_NAME, "pid": os.getpid(), "regions": list(REGIONS)}
+            )
+        if path == "/_sandbox/requests" and method == "GET":
+            return Reply(200, store.snapshot())
+        if path == "/_sandbox/requests/reset" and method == "POST":
+            with store.lock:
+                store.counts.clear()
+            return Reply(200, store.snapshot())
+        if path == "/_sandbox/reset" and method == "POST":
+            store.reset()
+            return Reply(200, {"reset": True, "config": store.knobs.as_dict()})
+        if path == "/_sandbox/config" and method == "GET":
+            return Reply(200, store.knobs.as_dict())
+        if path == "/_sandbox/config" and method == "POST":
+            try:
+                data = json.loads(request.get_data() or b"{}")
+                if not isinstance(data, dict):
+                    raise ValueError("expected a JSON object")
+                store.configure(data)
+            except (ValueError, TypeError) as exc:
+                return Reply(400, {"error": str(exc)})
+            return Reply(200, store.knobs.as_dict())
+        return Reply(404, {"error": f"no such sandbox endpoint: {method} {path}"})

@@ -1,0 +1,127 @@
+"""The emulator's state: knobs, per-region resources, tokens, request counts.
+
+One :class:`Store` per process, guarded by one lock that every API handler
+holds while it runs (handlers are short; injected latency is slept outside it).
+Regions share nothing: a server in ``de-fra-1`` is invisible in ``nl-ams-1``.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+JSON = dict[str, Any]
+
+REGIONS = ("de-fra-1", "nl-ams-1")
+DEFAULT_QUOTA = {
+    "instances": 200,
+    "cores": 800,
+    "ram": 1_600_000,
+    "volumes": 200,
+    "gigabytes": 20_000,
+    "floating_ips": 100,
+}
+
+
+@dataclass
+class Knobs:
+    """Fault and speed knobs (``POST /_sandbox/config``)."""
+
+    latency_ms: float = 0.0  # added to every API request
+    failure_rate: float = 0.0  # share of API requests answered failure_status
+    failure_status: int = 503
+    throttle_rate: float = 0.0  # share of API requests answered 429 + Retry-After
+    retry_after: int = 1
+    build_seconds: float = 0.05  # BUILD → ACTIVE, RESIZE → VERIFY_RESIZE
+    volume_seconds: float = 0.02  # creating → available
+    token_ttl: float = 3600.0  # seconds a Keystone token stays valid
+    services: list[str] = field(default_factory=list)  # faults only here; [] = all
+    quota: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTA))
+    seed: int | None = None
+
+    def update(self, data: JSON) -> None:
+        names = {f.name for f in fields(self)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown knobs: {', '.join(sorted(unknown))}")
+        for key, value in data.items():
+            if key == "quota":
+                if not isinstance(value, dict) or set(value) - set(DEFAULT_QUOTA):
+                    raise ValueError(f"quota keys are {', '.join(DEFAULT_QUOTA)}")
+                self.quota.update({k: int(v) for k, v in value.items()})
+            elif key == "services":
+                self.services = [str(s) for s in value]
+            elif key == "seed":
+                self.seed = None if value is None else int(value)
+            elif key in ("failure_status", "retry_after"):
+                setattr(self, key, int(value))
+            else:
+                setattr(self, key, float(value))
+
+    def as_dict(self) -> JSON:
+        return asdict(self)
+
+
+@dataclass
+class Region:
+    """Everything one region's Nova/Neutron/Cinder hold (flavors/images are fixed)."""
+
+    name: str
+    servers: dict[str, JSON] = field(default_factory=dict)
+    keypairs: dict[str, JSON] = field(default_factory=dict)
+    networks: dict[str, JSON] = field(default_factory=dict)
+    subnets: dict[str, JSON] = field(default_factory=dict)
+    ports: dict[str, JSON] = field(default_factory=dict)
+    security_groups: dict[str, JSON] = field(default_factory=dict)
+    security_group_rules: dict[str, JSON] = field(default_factory=dict)
+    floatingips: dict[str, JSON] = field(default_factory=dict)
+    volumes: dict[str, JSON] = field(default_factory=dict)
+    allocated: dict[str, set[str]] = field(default_factory=dict)  # subnet id → IPs
+
+
+class Store:
+    """Process-wide state behind one lock."""
+
+    def __init__(self, knobs: Knobs | None = None) -> None:
+        self.lock = threading.RLock()
+        self.initial_knobs = knobs.as_dict() if knobs else Knobs().as_dict()
+        self.knobs = Knobs()
+        self.knobs.update(self.initial_knobs)
+        self.rng = random.Random(self.knobs.seed)
+        self.tokens: dict[str, tuple[float, str]] = {}  # token → (expires, project)
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.regions: dict[str, Region] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """All resources back to the seeded start; knobs back to start-up values."""
+        from . import network  # seeds networks, subnets and default groups
+
+        with self.lock:
+            self.knobs = Knobs()
+            self.knobs.update(self.initial_knobs)
+            self.rng = random.Random(self.knobs.seed)
+            self.regions = {name: Region(name) for name in REGIONS}
+            for index, region in enumerate(self.regions.values()):
+                network.seed(region, index)
+
+    def configure(self, data: JSON) -> None:
+        """Merge ``data`` into the knobs; all or nothing (ValueError names the problem)."""
+        with self.lock:
+            knobs = Knobs()
+            knobs.update(self.knobs.as_dict())
+            knobs.update(data)
+            self.knobs = knobs
+            if "seed" in data:
+                self.rng = random.Random(self.knobs.seed)
+
+    def count(self, service: str) -> None:
+        with self.lock:
+            self.counts[service] += 1
+
+    def snapshot(self) -> JSON:
+        with self.lock:
+            return {"total": sum(self.counts.values()), "by_service": dict(self.counts)}
