@@ -1,6 +1,6 @@
 """AWS (and EC2-compatible clouds, and the AWS sandbox) through libcloud's EC2 driver.
 
-The adapter implements :class:`cloudtmpl.providers.base.Adapter` for six kinds:
+The adapter implements :class:`cloudtmpl.providers.base.Adapter` for nine kinds:
 
 * ``Cloud::Compute::Server`` - an instance; physical id: the instance id;
 * ``Cloud::Compute::KeyPair`` - a key pair; physical id: the key pair name;
@@ -8,7 +8,38 @@ The adapter implements :class:`cloudtmpl.providers.base.Adapter` for six kinds:
 * ``Cloud::Block::Volume`` - an EBS volume; physical id: the volume id;
 * ``Cloud::Block::VolumeAttachment`` - no cloud object, tags on the volume;
   physical id: ``"{volume_id}:{instance_id}"``;
-* ``Cloud::Network::FloatingIP`` - a VPC elastic IP; physical id: the allocation id.
+* ``Cloud::Network::FloatingIP`` - a VPC elastic IP; physical id: the allocation id;
+  on a ``server`` (AssociateAddress InstanceId) or a ``port`` (NetworkInterfaceId),
+  not both; ``floating_network`` has no AWS meaning (one pool) and is not reported;
+* ``Cloud::Network::Network`` - a VPC (``cidr``); ``admin_state_up`` is always True
+  (false is refused: a VPC cannot be down);
+* ``Cloud::Network::Subnet`` - a VPC subnet (IPv4 only; zone default ``{region}a``).
+  ``enable_dhcp``/``gateway_ip``/``dns_nameservers`` mean nothing per EC2 subnet: they
+  are accepted, not sent and not reported (the plan compares them with the
+  last-applied spec); attribute ``gateway_ip`` is the first usable address (EC2's router);
+* ``Cloud::Network::Port`` - an elastic network interface.  ``fixed_ips`` takes at
+  most one entry ``{subnet, ip_address}`` (the subnet default: the network's first
+  subnet by id in ``{region}a``, or the one holding ``ip_address``); a subnet of
+  another network is refused (the interface is deleted again).  ``security_groups``
+  change in place (ModifyNetworkInterfaceAttribute; none = the VPC's default group).
+
+Servers take Heat's ``networks``: ``[]`` launches as before (libcloud, default VPC);
+otherwise one raw ``RunInstances`` (libcloud cannot launch on an existing interface
+nor set a private address) with one ``NetworkInterface.N`` per entry, device index =
+position, all at launch: ``{port}`` (the port as is; the server may then name no
+security groups: they come from the port, as in Heat), ``{subnet}``, ``{network}``
+(its first subnet in the server's zone, or the one holding ``fixed_ip``), optional
+``fixed_ip``.  Interfaces made for the server are deleted with it; ports are not.
+
+``cloudtmpl:shape`` records which keys a server's ``networks`` / a port's
+``fixed_ips`` entries used (``port;subnet+fixed_ip``); discovery reports those
+properties with the live values under exactly those keys, so a re-plan compares
+like with like (without the tag they are not reported).  A VPC's ``default`` group
+alone is reported as "no groups" (what EC2 gives an interface given none).
+
+Security-group rules: ``ethertype: IPv6`` → ``Ipv6Ranges`` (default ``::/0``);
+``remote_group_id`` → ``UserIdGroupPairs``.  An EC2 group rule covers both address
+families, so ``IPv6`` together with ``remote_group_id`` is refused.
 
 Identity (DESIGN section 4).  Every object gets the deterministic ``name`` (the
 ``Name`` tag; the key pair / group name) and the tags ``cloudtmpl:stack``,
@@ -16,10 +47,12 @@ Identity (DESIGN section 4).  Every object gets the deterministic ``name`` (the
 call itself* (``TagSpecification``) so no untagged object ever exists:
 
 * instances: ``RunInstances`` through libcloud's ``create_node(ex_metadata=…)``;
-* volumes, security groups, elastic IPs and key pairs: the raw ``CreateVolume``,
-  ``CreateSecurityGroup``, ``AllocateAddress`` and ``ImportKeyPair`` actions sent
-  through the driver's own signed connection with ``TagSpecification.1.*``
-  (libcloud itself tags these in a second call, or not at all).
+* volumes, security groups, elastic IPs, key pairs, VPCs, subnets and interfaces
+  (and servers on ``networks``): the raw ``CreateVolume``, ``CreateSecurityGroup``,
+  ``AllocateAddress``, ``ImportKeyPair``, ``CreateVpc``, ``CreateSubnet``,
+  ``CreateNetworkInterface`` (``RunInstances``) actions sent through the driver's own
+  signed connection with ``TagSpecification.1.*`` (libcloud itself tags these in a
+  second call, or not at all).
 
 Where a create needs follow-up calls (security-group rules, elastic-IP
 association) the object is created with its stack/resource tags but *without*
@@ -35,11 +68,19 @@ attachment (crash between the two calls) is simply not reported.
 
 Residual risks (documented, not fixable from here):
 
-* ``AllocateAddress``, ``CreateSecurityGroup`` and ``ImportKeyPair`` have no
-  idempotency token.  If such a call fails ambiguously (connection reset, 5xx)
-  and is retried, the adapter first looks for an object with this stack's
-  resource tag (elastic IP) or the deterministic name (group, key pair, whose
-  names are unique) and adopts it instead of creating a second one.
+* ``AllocateAddress``, ``CreateVpc``, ``CreateSubnet``, ``CreateSecurityGroup`` and
+  ``ImportKeyPair`` have no idempotency token.  If such a call fails ambiguously
+  (connection reset, 5xx) and is retried, the adapter first looks for an object with
+  this stack's resource tag (elastic IP, VPC, subnet, interface) or the deterministic
+  name (group, key pair, whose names are unique) and adopts it instead of creating a
+  second one.
+* Security groups are made in the default VPC (the kind has no network property):
+  a port or server in a new VPC needs group ids of that VPC from elsewhere.
+* A VPC gets no internet gateway: on AWS an elastic IP on an interface of a new VPC
+  needs one (``Gateway.NotAttached`` otherwise, passed through); there is no router kind.
+* Deletes wait while the cloud says "in use": VPCs, subnets and groups while
+  ``DependencyViolation``, interfaces while ``InvalidNetworkInterface.InUse`` (a
+  secondary attachment is detached first; a primary one goes with its server).
 * ``RunInstances``/``CreateVolume`` are retried with the same ``ClientToken``
   (AWS then returns the first object).  moto ignores ``ClientToken``.
 * Attachments are discovered from the volumes of the same stack only.
@@ -47,8 +88,9 @@ Residual risks (documented, not fixable from here):
   name is sent, and reported back as the empty description.
 
 Discovery sends one listing per API and region (DescribeInstances,
-DescribeVolumes, DescribeSecurityGroups, DescribeKeyPairs, DescribeAddresses —
-only those ``kinds`` need), filtered server side by ``tag:cloudtmpl:stack``
+DescribeVolumes, DescribeSecurityGroups, DescribeKeyPairs, DescribeAddresses,
+DescribeVpcs, DescribeSubnets, DescribeNetworkInterfaces — only those ``kinds``
+need), filtered server side by ``tag:cloudtmpl:stack``
 (key pairs: by the name prefix ``"{stack}."``), following every ``NextToken``.
 
 Threads: libcloud drivers and their connections are not thread-safe, so each
@@ -61,6 +103,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import ipaddress
 import os
 import threading
 import time
@@ -68,6 +111,8 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -81,7 +126,7 @@ from cloudtmpl.model import (
     Target,
     address_from_name,
 )
-from cloudtmpl.providers.base import CloudError, ResourceTimeout
+from cloudtmpl.providers.base import Choice, CloudError, ResourceTimeout
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
     Retrier,
@@ -90,7 +135,12 @@ from cloudtmpl.providers.retry import (
     error_codes,
     http_status,
 )
-from cloudtmpl.resources import canonical_rule, canonical_rules
+from cloudtmpl.resources import (
+    DEFAULT_EGRESS,
+    DEFAULT_EGRESS_RULES,
+    canonical_rule,
+    canonical_rules,
+)
 
 T = TypeVar("T")
 
@@ -100,10 +150,17 @@ SECURITY_GROUP = "Cloud::Network::SecurityGroup"
 VOLUME = "Cloud::Block::Volume"
 ATTACHMENT = "Cloud::Block::VolumeAttachment"
 FLOATING_IP = "Cloud::Network::FloatingIP"
-KINDS = frozenset({SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, ATTACHMENT, FLOATING_IP})
+NETWORK = "Cloud::Network::Network"
+SUBNET = "Cloud::Network::Subnet"
+PORT = "Cloud::Network::Port"
+KINDS = frozenset({SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, ATTACHMENT, FLOATING_IP,
+                   NETWORK, SUBNET, PORT})
 
 TAG_ATTACHMENT = "cloudtmpl:attachment"
 TAG_ATTACHMENT_SPEC = "cloudtmpl:attachment-spec"
+# Which keys a list property of the template used (server networks, port
+# fixed_ips), so discovery can report the live values in the template's shape.
+TAG_SHAPE = "cloudtmpl:shape"
 TAG_NAME = "Name"
 
 # States in which an object is gone (or going) for discovery's purposes.
@@ -201,33 +258,36 @@ def _rule_from_permission(direction: str, perm: ET.Element) -> list[dict[str, An
     proto = _PROTOCOL_NUMBERS.get(proto, proto)
     lo = _text(perm, "fromPort")
     hi = _text(perm, "toPort")
-    cidrs = [_text(i, "cidrIp") for i in _items(perm, "ipRanges/item")]
-    cidrs += [_text(i, "cidrIpv6") for i in _items(perm, "ipv6Ranges/item")]
-    rules = []
-    for cidr in cidrs:
-        if not cidr:
-            continue
-        rules.append(canonical_rule({
-            "direction": direction,
-            "protocol": proto,
-            "port_range_min": int(lo) if lo is not None else None,
-            "port_range_max": int(hi) if hi is not None else None,
-            "remote_ip_prefix": cidr,
-        }))
-    # Rules naming other groups (UserIdGroupPairs) are outside cloudtmpl's rule
-    # vocabulary and are not reported.
-    return rules
+    remotes: list[dict[str, Any]] = [
+        {"remote_ip_prefix": _text(i, "cidrIp")} for i in _items(perm, "ipRanges/item")]
+    remotes += [{"ethertype": "IPv6", "remote_ip_prefix": _text(i, "cidrIpv6")}
+                for i in _items(perm, "ipv6Ranges/item")]
+    remotes += [{"remote_group_id": _text(i, "groupId")} for i in _items(perm, "groups/item")]
+    return [canonical_rule({
+        "direction": direction,
+        "protocol": proto,
+        "port_range_min": int(lo) if lo is not None else None,
+        "port_range_max": int(hi) if hi is not None else None,
+        **remote,
+    }) for remote in remotes if any(remote.values())]
 
 
 def _is_default_egress(rule: Mapping[str, Any]) -> bool:
-    return (rule["direction"] == "egress" and rule["protocol"] == "-1"
-            and rule["remote_ip_prefix"] == "0.0.0.0/0")
+    return rule in DEFAULT_EGRESS_RULES
 
 
 def _has_default_egress(group: ET.Element) -> bool:
-    return any(_is_default_egress(r)
+    return any(r == DEFAULT_EGRESS
                for perm in _items(group, "ipPermissionsEgress/item")
                for r in _rule_from_permission("egress", perm))
+
+
+def _check_rules(rules: list[dict[str, Any]]) -> None:
+    for rule in rules:
+        if rule["remote_group_id"] is not None and rule["ethertype"] == "IPv6":
+            raise CloudError(
+                f"rule {rule}: an EC2 rule naming a remote group covers IPv4 and IPv6 at "
+                "once; write it once, without ethertype: IPv6", permanent=True)
 
 
 def _permission_params(rules: list[dict[str, Any]]) -> dict[str, str]:
@@ -238,17 +298,94 @@ def _permission_params(rules: list[dict[str, Any]]) -> dict[str, str]:
         if rule["protocol"] != "-1":
             params[prefix + "FromPort"] = str(rule["port_range_min"])
             params[prefix + "ToPort"] = str(rule["port_range_max"])
-        cidr = str(rule["remote_ip_prefix"])
-        if ":" in cidr:
-            params[prefix + "Ipv6Ranges.1.CidrIpv6"] = cidr
+        if rule["remote_group_id"] is not None:
+            params[prefix + "Groups.1.GroupId"] = str(rule["remote_group_id"])
+        elif rule["ethertype"] == "IPv6":
+            params[prefix + "Ipv6Ranges.1.CidrIpv6"] = str(rule["remote_ip_prefix"])
         else:
-            params[prefix + "IpRanges.1.CidrIp"] = cidr
+            params[prefix + "IpRanges.1.CidrIp"] = str(rule["remote_ip_prefix"])
     return params
 
 
-def _rule_key(rule: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (rule["direction"], rule["protocol"], rule["port_range_min"],
-            rule["port_range_max"], rule["remote_ip_prefix"])
+def _rule_key(rule: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, str(v)) for k, v in rule.items()))
+
+
+def _entries(value: Any, allowed: tuple[str, ...], what: str) -> list[dict[str, str]]:
+    """A list-of-maps property (server networks, port fixed_ips), checked and as strings."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(e, Mapping) for e in value):
+        raise CloudError(f"{what} must be a list of maps", permanent=True)
+    out = []
+    for entry in value:
+        clean = {str(k): str(v) for k, v in entry.items() if v is not None}
+        unknown = sorted(set(clean) - set(allowed))
+        if unknown or not clean:
+            raise CloudError(f"{what} entry {dict(entry)!r}: the aws provider takes "
+                             f"{', '.join(allowed)} (at least one)"
+                             + (f", not {', '.join(unknown)}" if unknown else ""),
+                             permanent=True)
+        out.append(clean)
+    return out
+
+
+def _shape(entries: list[dict[str, str]]) -> str:
+    """The ``cloudtmpl:shape`` tag value: each entry's keys (``a+b``), entries ``;``-joined."""
+    return ";".join("+".join(sorted(e)) for e in entries)
+
+
+def _unshape(tags: Mapping[str, str | None]) -> list[list[str]] | None:
+    """The entries' keys recorded at creation (None: not recorded, shape unknown)."""
+    if TAG_SHAPE not in tags:
+        return None
+    shape = tags.get(TAG_SHAPE) or ""
+    return [part.split("+") for part in shape.split(";")] if shape else []
+
+
+def _own_groups(groups: list[tuple[str, str]]) -> list[str]:
+    """Group ids as a template names them: a VPC's ``default`` group alone (what EC2
+    gives an interface that was given none) is reported as no group."""
+    if len(groups) == 1 and groups[0][1] == "default":
+        return []
+    return sorted(gid for gid, _ in groups if gid)
+
+
+@dataclass(frozen=True)
+class _RawKind:
+    """A kind the adapter reads as raw EC2 XML: how to describe, tag and identify it."""
+
+    describe: str  # the Describe* action
+    id_param: str  # its id list parameter (``VpcId`` → ``VpcId.1``)
+    items: str  # path of the objects in the Describe* answer
+    id_field: str  # the id element of one object
+    page: int | None  # MaxResults (None: the action does not paginate)
+    missing: tuple[str, ...]  # error codes that mean "no such object"
+    tag_type: str  # TagSpecification resource type
+    what: str  # for messages
+    delete: str  # the action that deletes one (takes ``id_param`` without ``.1``)
+
+
+_RAW: dict[str, _RawKind] = {
+    SECURITY_GROUP: _RawKind("DescribeSecurityGroups", "GroupId", "securityGroupInfo/item",
+                             "groupId", 1000, ("InvalidGroup.NotFound", "InvalidGroupId.Malformed",
+                                               "InvalidGroupId.NotFound"),
+                             "security-group", "security group", "DeleteSecurityGroup"),
+    FLOATING_IP: _RawKind("DescribeAddresses", "AllocationId", "addressesSet/item",
+                          "allocationId", None, ("InvalidAllocationID.NotFound",
+                                                 "InvalidAllocationID.Malformed"),
+                          "elastic-ip", "elastic IP", "ReleaseAddress"),
+    NETWORK: _RawKind("DescribeVpcs", "VpcId", "vpcSet/item", "vpcId", 1000,
+                      ("InvalidVpcID.NotFound", "InvalidVpcID.Malformed"), "vpc", "network",
+                      "DeleteVpc"),
+    SUBNET: _RawKind("DescribeSubnets", "SubnetId", "subnetSet/item", "subnetId", 1000,
+                     ("InvalidSubnetID.NotFound", "InvalidSubnetID.Malformed"), "subnet",
+                     "subnet", "DeleteSubnet"),
+    PORT: _RawKind("DescribeNetworkInterfaces", "NetworkInterfaceId", "networkInterfaceSet/item",
+                   "networkInterfaceId", 1000, ("InvalidNetworkInterfaceID.NotFound",
+                                                "InvalidNetworkInterfaceID.Malformed"),
+                   "network-interface", "port", "DeleteNetworkInterface"),
+}
 
 
 class _Credentials:
@@ -522,6 +659,35 @@ class AwsAdapter:
             to_set.update({k: v for k, v in desired.items() if have.get(k) != v})
         self._create_tags(region, resource_id, to_set)
 
+    # ------------------------------------------------------------------ choices
+
+    def lookup_choice(self, region: str, what: str, value: str) -> Choice:
+        """A flavor, image or network in the form discovery reports it (one request at most).
+
+        * flavor: libcloud's built-in instance type data (no request); offered: every type;
+        * image: one DescribeImages by id, or by name when it is not an ``ami-`` id (the
+          newest match); never listed (thousands of public images): offered is empty;
+        * network (a floating IP's external network): AWS has one address pool per
+          region, so any value is accepted as it is (no request).
+        """
+        if what == "flavor":
+            names = sorted({str(size.id) for size in self._driver(region).list_sizes()})
+            return Choice(value) if value in names else Choice(None, tuple(names))
+        if what == "image":
+            params = ({"ImageId.1": value} if value.startswith("ami-")
+                      else _filters({"name": value}))
+            try:
+                obj = self._ec2(region, "DescribeImages", params)
+            except CloudError as err:
+                if _has_code(err, "InvalidAMIID.NotFound", "InvalidAMIID.Malformed",
+                             "InvalidAMIID.Unavailable"):
+                    return Choice(None)
+                raise
+            images = sorted(_items(obj, "imagesSet/item"),
+                            key=lambda el: _text(el, "creationDate") or "")
+            return Choice(_text(images[-1], "imageId") if images else None)
+        return Choice(value)  # nothing to check
+
     # ------------------------------------------------------------------ discovery
 
     def discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
@@ -530,12 +696,10 @@ class AwsAdapter:
             jobs.append(lambda: self._discover_servers(region, stack))
         if VOLUME in kinds or ATTACHMENT in kinds:
             jobs.append(lambda: self._discover_volumes(region, stack, kinds))
-        if SECURITY_GROUP in kinds:
-            jobs.append(lambda: self._discover_groups(region, stack))
         if KEYPAIR in kinds:
             jobs.append(lambda: self._discover_key_pairs(region, stack))
-        if FLOATING_IP in kinds:
-            jobs.append(lambda: self._discover_addresses(region, stack))
+        for kind in sorted(kinds & set(_RAW)):
+            jobs.append(partial(self._discover_raw, region, stack, kind))
         if not jobs:
             return []
         self._credentials()  # fail once, clearly, before fanning out
@@ -601,14 +765,18 @@ class AwsAdapter:
                         out.append(att)
         return out
 
-    def _discover_groups(self, region: str, stack: str) -> list[LiveResource]:
-        out = []
+    def _discover_raw(self, region: str, stack: str, kind: str) -> list[LiveResource]:
+        """One tag-filtered listing of a raw-XML kind, every page."""
+        api = _RAW[kind]
         params = _filters({f"tag:{TAG_STACK}": stack})
-        for obj in self._paged(region, "DescribeSecurityGroups", params, 1000):
-            for el in _items(obj, "securityGroupInfo/item"):
+        pages = (self._paged(region, api.describe, params, api.page) if api.page
+                 else [self._ec2(region, api.describe, params)])
+        out = []
+        for obj in pages:
+            for el in _items(obj, api.items):
                 address = self._owned(_tags_of(el), stack)
                 if address is not None:
-                    out.append(self._group_live(region, address, el))
+                    out.append(self._snapshot(region, kind, address, el))
         return out
 
     def _discover_key_pairs(self, region: str, stack: str) -> list[LiveResource]:
@@ -626,15 +794,6 @@ class AwsAdapter:
             out.append(self._key_pair_live(region, tags.get(TAG_RESOURCE) or address, el))
         return out
 
-    def _discover_addresses(self, region: str, stack: str) -> list[LiveResource]:
-        obj = self._ec2(region, "DescribeAddresses", _filters({f"tag:{TAG_STACK}": stack}))
-        out = []
-        for el in _items(obj, "addressesSet/item"):
-            address = self._owned(_tags_of(el), stack)
-            if address is not None:
-                out.append(self._address_live(region, address, el))
-        return out
-
     # ------------------------------------------------------------------ snapshots
 
     def _server_live(self, region: str, address: str, node: Any) -> LiveResource:
@@ -644,23 +803,46 @@ class AwsAdapter:
         public_ip = node.public_ips[0] if node.public_ips else None
         name = tags.get(TAG_NAME) or node.name or node.id
         status = extra.get("status") or ""
-        groups = sorted(g["group_id"] for g in extra.get("groups") or [] if g.get("group_id"))
+        shape = _unshape(tags)
+        nics = sorted(extra.get("network_interfaces") or [],
+                      key=lambda n: n.extra.get("attachment", {}).get("device_index") or 0)
+        if shape:  # launched on networks: the groups of the interfaces made for it (a
+            # port brings its own groups; the server may name none with one)
+            group_sets = [nic.extra.get("groups") or [] for keys, nic in zip(shape, nics,
+                                                                              strict=False)
+                          if "port" not in keys]
+            if any("port" in keys for keys in shape):
+                group_sets = []
+        else:
+            group_sets = [extra.get("groups") or []]
+        groups = _own_groups(sorted({(g.get("group_id") or "", g.get("group_name") or "")
+                                     for gs in group_sets for g in gs}))
+        networks: dict[str, list[str]] = {}
+        for nic in nics:
+            networks.setdefault(nic.extra.get("vpc_id") or "", []).extend(
+                ip["private_ip"] for ip in nic.extra.get("private_ips") or [] if ip["private_ip"])
+        properties: dict[str, Any] = {
+            "image": extra.get("image_id"),
+            "flavor": extra.get("instance_type"),
+            "key_name": extra.get("key_name") or None,
+            "security_groups": groups,
+            "availability_zone": extra.get("availability"),
+            "metadata": _user_tags(tags),
+        }
+        if shape is not None:
+            properties["networks"] = [
+                {key: self._nic_value(nic, key) for key in keys}
+                for keys, nic in zip(shape, nics, strict=False)]
         return LiveResource(
             address=address,
             kind=SERVER,
             physical_id=node.id,
             placement=self._placement(region),
             name=name,
-            properties={
-                "image": extra.get("image_id"),
-                "flavor": extra.get("instance_type"),
-                "key_name": extra.get("key_name") or None,
-                "security_groups": groups,
-                "availability_zone": extra.get("availability"),
-                "metadata": _user_tags(tags),
-            },
+            properties=properties,
             attributes={
                 "first_address": private_ip,
+                "networks": networks,
                 "private_ip": private_ip,
                 "public_ip": public_ip,
                 "name": name,
@@ -669,6 +851,17 @@ class AwsAdapter:
             spec_hash=tags.get(TAG_SPEC),
             status=status,
         )
+
+    @staticmethod
+    def _nic_value(nic: Any, key: str) -> str | None:
+        """One Heat ``networks`` key as a launched interface shows it."""
+        if key == "port":
+            return str(nic.id)
+        if key == "fixed_ip":
+            ips = [ip["private_ip"] for ip in nic.extra.get("private_ips") or []
+                   if str(ip.get("primary")).lower() == "true"]
+            return ips[0] if ips else None
+        return nic.extra.get("subnet_id" if key == "subnet" else "vpc_id")
 
     def _volume_live(self, region: str, address: str, vol: Any) -> LiveResource:
         tags = vol.extra.get("tags") or {}
@@ -765,18 +958,80 @@ class AwsAdapter:
         tags = _tags_of(el)
         ip = _text(el, "publicIp")
         instance = _text(el, "instanceId")
-        status = "associated" if instance else "allocated"
+        port = _text(el, "networkInterfaceId")
+        status = "associated" if instance or port else "allocated"
         return LiveResource(
             address=address,
             kind=FLOATING_IP,
             physical_id=_text(el, "allocationId") or "",
             placement=self._placement(region),
             name=tags.get(TAG_NAME, ""),
-            properties={"server": instance},
-            attributes={"floating_ip_address": ip, "ip": ip},
+            properties={"server": instance, "port": port},
+            attributes={"floating_ip_address": ip, "ip": ip, "port_id": port,
+                        "fixed_ip_address": _text(el, "privateIpAddress")},
             spec_hash=tags.get(TAG_SPEC),
             status=status,
         )
+
+    def _snapshot(self, region: str, kind: str, address: str, el: ET.Element) -> LiveResource:
+        snap = {
+            SECURITY_GROUP: self._group_live,
+            FLOATING_IP: self._address_live,
+            NETWORK: self._network_live,
+            SUBNET: self._subnet_live,
+            PORT: self._port_live,
+        }[kind]
+        return snap(region, address, el)
+
+    def _raw_live(self, region: str, kind: str, address: str, el: ET.Element, status: str,
+                  properties: dict[str, Any], attributes: dict[str, Any]) -> LiveResource:
+        tags = _tags_of(el)
+        pid = _text(el, _RAW[kind].id_field) or ""
+        name = tags.get(TAG_NAME) or pid
+        return LiveResource(address=address, kind=kind, physical_id=pid,
+                            placement=self._placement(region), name=name,
+                            properties=properties, attributes={"name": name, **attributes},
+                            spec_hash=tags.get(TAG_SPEC), status=status)
+
+    def _network_live(self, region: str, address: str, el: ET.Element) -> LiveResource:
+        status = _text(el, "state") or ""
+        return self._raw_live(region, NETWORK, address, el, status,
+                              {"cidr": _text(el, "cidrBlock"), "admin_state_up": True},
+                              {"id": _text(el, "vpcId"), "status": status})
+
+    def _subnet_live(self, region: str, address: str, el: ET.Element) -> LiveResource:
+        cidr = _text(el, "cidrBlock")
+        gateway = None
+        if cidr:  # EC2's router is the first usable address of every subnet
+            gateway = str(ipaddress.ip_network(cidr, strict=False).network_address + 1)
+        vpc = _text(el, "vpcId")
+        return self._raw_live(region, SUBNET, address, el, _text(el, "state") or "",
+                              {"network": vpc, "cidr": cidr, "ip_version": 4,
+                               "availability_zone": _text(el, "availabilityZone")},
+                              {"cidr": cidr, "gateway_ip": gateway, "network_id": vpc})
+
+    def _port_live(self, region: str, address: str, el: ET.Element) -> LiveResource:
+        status = _text(el, "status") or ""
+        vpc = _text(el, "vpcId")
+        subnet = _text(el, "subnetId")
+        ip = _text(el, "privateIpAddress")
+        live_values = {"subnet": subnet, "ip_address": ip}
+        properties: dict[str, Any] = {
+            "network": vpc,
+            "security_groups": _own_groups([(_text(g, "groupId") or "", _text(g, "groupName")
+                                             or "") for g in _items(el, "groupSet/item")]),
+            "admin_state_up": True,
+        }
+        shape = _unshape(_tags_of(el))
+        if shape is not None:
+            properties["fixed_ips"] = [{k: live_values.get(k) for k in keys} for keys in shape]
+        return self._raw_live(region, PORT, address, el, status, properties, {
+            "fixed_ips": [{"subnet_id": subnet, "ip_address": ip}],
+            "ip_address": ip,
+            "mac_address": _text(el, "macAddress"),
+            "network_id": vpc,
+            "status": status,
+        })
 
     # ------------------------------------------------------------------ single lookups
 
@@ -799,26 +1054,27 @@ class AwsAdapter:
         items = _items(obj, "volumeSet/item")
         return self._driver(region)._to_volume(items[0]) if items else None
 
-    def _get_group(self, region: str, group_id: str) -> ET.Element | None:
+    def _get_raw(self, region: str, kind: str, object_id: str) -> ET.Element | None:
+        api = _RAW[kind]
         try:
-            obj = self._ec2(region, "DescribeSecurityGroups", {"GroupId.1": group_id})
+            obj = self._ec2(region, api.describe, {f"{api.id_param}.1": object_id})
         except CloudError as err:
-            if _has_code(err, "InvalidGroup.NotFound", "InvalidGroupId.Malformed",
-                         "InvalidGroupId.NotFound"):
+            if _has_code(err, *api.missing):
                 return None
             raise
-        items = _items(obj, "securityGroupInfo/item")
+        items = _items(obj, api.items)
         return items[0] if items else None
 
+    def _get_group(self, region: str, group_id: str) -> ET.Element | None:
+        return self._get_raw(region, SECURITY_GROUP, group_id)
+
     def _get_address(self, region: str, allocation_id: str) -> ET.Element | None:
-        try:
-            obj = self._ec2(region, "DescribeAddresses", {"AllocationId.1": allocation_id})
-        except CloudError as err:
-            if _has_code(err, "InvalidAllocationID.NotFound", "InvalidAllocationID.Malformed"):
-                return None
-            raise
-        items = _items(obj, "addressesSet/item")
-        return items[0] if items else None
+        return self._get_raw(region, FLOATING_IP, allocation_id)
+
+    def _refresh(self, region: str, kind: str, address: str, object_id: str) -> LiveResource:
+        el = self._require(self._get_raw(region, kind, object_id),
+                           LiveResource(address, kind, object_id, self._placement(region)))
+        return self._snapshot(region, kind, address, el)
 
     def _get_key_pair(self, region: str, name: str) -> ET.Element | None:
         try:
@@ -902,6 +1158,9 @@ class AwsAdapter:
             VOLUME: self._create_volume,
             ATTACHMENT: self._create_attachment,
             FLOATING_IP: self._create_address,
+            NETWORK: self._create_network,
+            SUBNET: self._create_subnet,
+            PORT: self._create_port,
         }
         creator = creators.get(kind)
         if creator is None:
@@ -937,8 +1196,16 @@ class AwsAdapter:
         image, flavor = props.get("image"), props.get("flavor")
         if not image or not flavor:
             raise CloudError("a server needs image and flavor", permanent=True)
+        nets = _entries(props.get("networks"), ("network", "subnet", "port", "fixed_ip"),
+                        "networks")
+        tags = {**_metadata(props), TAG_STACK: stack, TAG_RESOURCE: address, TAG_SPEC: spec_hash,
+                TAG_SHAPE: _shape(nets)}
+        if nets:
+            node = self._run_on_networks(region, name, props, tags, nets)
+            node = self._wait_instance(region, node.id, "running", timeout,
+                                       f"server {name} ({node.id})")
+            return self._server_live(region, address, node)
         zone = str(props.get("availability_zone") or f"{region}a")
-        tags = {**_metadata(props), TAG_STACK: stack, TAG_RESOURCE: address, TAG_SPEC: spec_hash}
         groups = [str(g) for g in props.get("security_groups") or []]
         by_id = [g for g in groups if g.startswith("sg-")]
         if by_id and len(by_id) != len(groups):
@@ -982,6 +1249,60 @@ class AwsAdapter:
         node = self._wait_instance(region, node.id, "running", timeout, what)
         return self._server_live(region, address, node)
 
+    def _run_on_networks(self, region: str, name: str, props: Mapping[str, Any],
+                         tags: Mapping[str, str], nets: list[dict[str, str]]) -> Any:
+        """RunInstances with one interface per ``networks`` entry (device index = position).
+
+        libcloud's create_node can neither launch on an existing interface nor set a
+        private address, so this is the raw action (tags inside it, as create_node does).
+        Interfaces made here are deleted with the instance; ports are not.
+        """
+        groups = [str(g) for g in props.get("security_groups") or []]
+        if any(not g.startswith("sg-") for g in groups):
+            raise CloudError("with networks, security_groups must be group ids (sg-…) of the "
+                             "network's VPC", permanent=True)
+        if groups and any("port" in n for n in nets):
+            raise CloudError("a server on a port gets its security groups from the port: set "
+                             "them on the Cloud::Network::Port, not on the server",
+                             permanent=True)
+        zone = str(props.get("availability_zone") or "")
+        params: dict[str, str] = {
+            "Action": "RunInstances", "ImageId": str(props["image"]),
+            "InstanceType": str(props["flavor"]), "MinCount": "1", "MaxCount": "1",
+            "ClientToken": uuid.uuid4().hex,
+        }
+        if zone:
+            params["Placement.AvailabilityZone"] = zone
+        if props.get("key_name"):
+            params["KeyName"] = str(props["key_name"])
+        if props.get("user_data"):
+            params["UserData"] = base64.b64encode(str(props["user_data"]).encode()).decode()
+        for i, net in enumerate(nets):
+            prefix = f"NetworkInterface.{i + 1}."
+            params[prefix + "DeviceIndex"] = str(i)
+            if "port" in net:
+                if len(net) > 1:
+                    raise CloudError(f"networks entry {net}: a port brings its own network "
+                                     "and addresses; give port alone", permanent=True)
+                params[prefix + "NetworkInterfaceId"] = net["port"]
+                continue
+            ip = net.get("fixed_ip")
+            params[prefix + "SubnetId"] = net.get("subnet") or self._pick_subnet(
+                region, net["network"], zone or f"{region}a", ip)
+            params[prefix + "DeleteOnTermination"] = "true"
+            if ip:
+                params[prefix + "PrivateIpAddress"] = ip
+            for j, group in enumerate(groups, 1):
+                params[f"{prefix}SecurityGroupId.{j}"] = group
+        params.update(_tag_spec("instance", {TAG_NAME: name, **tags}))
+
+        def run() -> Any:
+            driver = self._driver(region)
+            obj = driver.connection.request(driver.path, params=dict(params)).object
+            return driver._to_nodes(obj, "instancesSet/item")[0]
+
+        return self._call(run)
+
     def _create_volume(self, region: str, stack: str, address: str, name: str,
                        props: Mapping[str, Any], spec_hash: str, timeout: float) -> LiveResource:
         size = props.get("size")
@@ -1003,6 +1324,7 @@ class AwsAdapter:
     def _create_group(self, region: str, stack: str, address: str, name: str,
                       props: Mapping[str, Any], spec_hash: str, timeout: float) -> LiveResource:
         rules = canonical_rules(props.get("rules") or [])
+        _check_rules(rules)
         # Without follow-up calls the spec tag goes in atomically; with rules it is
         # written once the rules are in place (see the module docstring).
         tags = _identity_tags(name, stack, address, None if rules else spec_hash)
@@ -1024,13 +1346,13 @@ class AwsAdapter:
                               has_default_egress=_has_default_egress(el))
             if current.spec_hash != spec_hash:
                 self._create_tags(region, group_id, {TAG_SPEC: spec_hash})
-            return self._refresh_group(region, address, group_id)
+            return self._refresh(region, SECURITY_GROUP, address, group_id)
         group_id = _text(obj, "groupId") or ""
         if rules:
             # A new VPC group has no ingress rules and EC2's default allow-all egress.
             self._apply_rules(region, group_id, [], rules, has_default_egress=True)
             self._create_tags(region, group_id, {TAG_SPEC: spec_hash})
-        return self._refresh_group(region, address, group_id)
+        return self._refresh(region, SECURITY_GROUP, address, group_id)
 
     def _adopt_group(self, region: str, stack: str, address: str, name: str,
                      err: CloudError) -> str:
@@ -1055,12 +1377,12 @@ class AwsAdapter:
         wants_egress = any(r["direction"] == "egress" for r in desired)
         for direction in ("ingress", "egress"):
             action = "Ingress" if direction == "ingress" else "Egress"
-            removed = [r for k, r in have.items() if k not in want and k[0] == direction]
-            added = [r for k, r in want.items() if k not in have and k[0] == direction]
+            removed = [r for k, r in have.items() if k not in want and r["direction"] == direction]
+            added = [r for k, r in want.items() if k not in have and r["direction"] == direction]
             if direction == "egress" and wants_egress and has_default:
-                removed.append(canonical_rule({"direction": "egress", "protocol": "-1"}))
+                removed.append(DEFAULT_EGRESS)
             if direction == "egress" and not wants_egress and not has_default:
-                added.append(canonical_rule({"direction": "egress", "protocol": "-1"}))
+                added.append(DEFAULT_EGRESS)
             if removed:
                 self._change_rules(region, group_id, f"RevokeSecurityGroup{action}", removed,
                                    "InvalidPermission.NotFound")
@@ -1086,12 +1408,6 @@ class AwsAdapter:
             except CloudError as err:
                 if not _has_code(err, benign):
                     raise
-
-    def _refresh_group(self, region: str, address: str, group_id: str) -> LiveResource:
-        el = self._require(self._get_group(region, group_id),
-                           LiveResource(address, SECURITY_GROUP, group_id,
-                                        self._placement(region)))
-        return self._group_live(region, address, el)
 
     def _create_key_pair(self, region: str, stack: str, address: str, name: str,
                          props: Mapping[str, Any], spec_hash: str,
@@ -1119,47 +1435,165 @@ class AwsAdapter:
         return self._key_pair_snapshot(region, address, _text(obj, "keyName") or name,
                                        _text(obj, "keyFingerprint"), public_key, spec_hash)
 
-    def _create_address(self, region: str, stack: str, address: str, name: str,
-                        props: Mapping[str, Any], spec_hash: str,
-                        timeout: float) -> LiveResource:
-        server = props.get("server")
-        tags = _identity_tags(name, stack, address, None if server else spec_hash)
-        params = {"Domain": "vpc", **_tag_spec("elastic-ip", tags)}
+    def _create_tagged(self, region: str, kind: str, stack: str, address: str, action: str,
+                       params: Mapping[str, str], tags: Mapping[str, str]) -> str:
+        """One create call with the tags inside it (``TagSpecification``); its new id.
+
+        These actions have no (honoured) idempotency token: after an ambiguous failure
+        the retry first looks for an object with this stack's resource tags and adopts it.
+        """
+        api = _RAW[kind]
+        full = {"Action": action, **params, **_tag_spec(api.tag_type, tags)}
         attempts = 0
 
-        def allocate() -> str:
+        def once() -> str:
             nonlocal attempts
             attempts += 1
-            if attempts > 1:  # an ambiguous failure: did the first try allocate one?
-                found = self._find_address(region, stack, address)
+            if attempts > 1:  # an ambiguous failure: did the first try create one?
+                found = self._find_tagged(region, kind, stack, address)
                 if found is not None:
                     return found
             driver = self._driver(region)
-            obj = driver.connection.request(
-                driver.path, params={"Action": "AllocateAddress", **params}).object
-            return _text(obj, "allocationId") or ""
+            obj = driver.connection.request(driver.path, params=dict(full)).object
+            ids = [el.text.strip() for el in obj.iter(f"{{{_NS}}}{api.id_field}") if el.text]
+            return ids[0] if ids else ""
 
-        allocation_id = self._call(allocate)
-        if server:
-            self._associate(region, allocation_id, str(server))
-            self._create_tags(region, allocation_id, {TAG_SPEC: spec_hash})
-        el = self._require(self._get_address(region, allocation_id),
-                           LiveResource(address, FLOATING_IP, allocation_id,
-                                        self._placement(region)))
-        return self._address_live(region, address, el)
+        return self._call(once)
 
-    def _find_address(self, region: str, stack: str, address: str) -> str | None:
+    def _find_tagged(self, region: str, kind: str, stack: str, address: str) -> str | None:
         # No retry inside a retry: one look, then let the outer loop decide.
-        obj = self._ec2(region, "DescribeAddresses",
+        api = _RAW[kind]
+        obj = self._ec2(region, api.describe,
                         _filters({f"tag:{TAG_STACK}": stack, f"tag:{TAG_RESOURCE}": address}),
                         retry=False)
-        for el in _items(obj, "addressesSet/item"):
-            return _text(el, "allocationId")
+        for el in _items(obj, api.items):
+            return _text(el, api.id_field)
         return None
 
-    def _associate(self, region: str, allocation_id: str, instance_id: str) -> None:
+    def _wait_raw(self, region: str, kind: str, address: str, object_id: str,
+                  timeout: float) -> LiveResource:
+        """Poll a new network, subnet or port until it is available."""
+        def fetch() -> tuple[bool, str, LiveResource | None]:
+            el = self._get_raw(region, kind, object_id)
+            if el is None:  # eventual consistency right after the create
+                return False, "pending", None
+            live = self._snapshot(region, kind, address, el)
+            return live.status in ("available", "in-use"), live.status, live
+
+        live = self._poll(timeout, f"{_RAW[kind].what} {address} ({object_id})", fetch)
+        assert live is not None
+        return live
+
+    @staticmethod
+    def _check_admin_state(props: Mapping[str, Any], what: str) -> None:
+        if props.get("admin_state_up") is False:
+            raise CloudError(f"{what}: AWS cannot take a VPC or network interface "
+                             "administratively down (admin_state_up: false)", permanent=True)
+
+    def _create_network(self, region: str, stack: str, address: str, name: str,
+                        props: Mapping[str, Any], spec_hash: str,
+                        timeout: float) -> LiveResource:
+        self._check_admin_state(props, f"network {name}")
+        vpc_id = self._create_tagged(
+            region, NETWORK, stack, address, "CreateVpc",
+            {"CidrBlock": str(props.get("cidr") or "10.0.0.0/16")},
+            _identity_tags(name, stack, address, spec_hash))
+        return self._wait_raw(region, NETWORK, address, vpc_id, timeout)
+
+    def _create_subnet(self, region: str, stack: str, address: str, name: str,
+                       props: Mapping[str, Any], spec_hash: str,
+                       timeout: float) -> LiveResource:
+        if str(props.get("ip_version") or 4) != "4":
+            raise CloudError(f"subnet {name}: the aws provider makes IPv4 subnets only "
+                             "(ip_version: 4)", permanent=True)
+        if not props.get("network") or not props.get("cidr"):
+            raise CloudError(f"subnet {name} needs network and cidr", permanent=True)
+        # enable_dhcp, gateway_ip, dns_nameservers: EC2 always serves DHCP, its router
+        # is the first usable address, DNS servers are set per VPC: nothing to send.
+        subnet_id = self._create_tagged(
+            region, SUBNET, stack, address, "CreateSubnet",
+            {"VpcId": str(props["network"]), "CidrBlock": str(props["cidr"]),
+             "AvailabilityZone": str(props.get("availability_zone") or f"{region}a")},
+            _identity_tags(name, stack, address, spec_hash))
+        return self._wait_raw(region, SUBNET, address, subnet_id, timeout)
+
+    def _pick_subnet(self, region: str, vpc_id: str, zone: str | None,
+                     ip: str | None = None) -> str:
+        """The network's first subnet (by id) in ``zone`` (and holding ``ip``)."""
+        filters: dict[str, str] = {"vpc-id": vpc_id}
+        if zone:
+            filters["availability-zone"] = zone
+        obj = self._ec2(region, "DescribeSubnets", _filters(filters))
+        try:
+            wanted = ipaddress.ip_address(ip) if ip else None
+        except ValueError:
+            raise CloudError(f"{ip!r} is not an IP address", permanent=True) from None
+        for el in sorted(_items(obj, "subnetSet/item"), key=lambda e: _text(e, "subnetId") or ""):
+            cidr = _text(el, "cidrBlock")
+            if wanted is None or (cidr and wanted in ipaddress.ip_network(cidr, strict=False)):
+                return _text(el, "subnetId") or ""
+        where = " ".join(filter(None, (f"in zone {zone}" if zone else "",
+                                       f"holding {ip}" if ip else "")))
+        raise CloudError(f"network {vpc_id} has no subnet {where}: add a "
+                         "Cloud::Network::Subnet", permanent=True)
+
+    def _create_port(self, region: str, stack: str, address: str, name: str,
+                     props: Mapping[str, Any], spec_hash: str, timeout: float) -> LiveResource:
+        self._check_admin_state(props, f"port {name}")
+        network = str(props.get("network") or "")
+        if not network:
+            raise CloudError(f"port {name} needs network", permanent=True)
+        fixed = _entries(props.get("fixed_ips"), ("subnet", "ip_address"), "fixed_ips")
+        if len(fixed) > 1:
+            raise CloudError(f"port {name}: an AWS network interface has one subnet and "
+                             "cloudtmpl sets its one primary address: give at most one "
+                             "fixed_ips entry", permanent=True)
+        entry = fixed[0] if fixed else {}
+        ip = entry.get("ip_address")
+        subnet = entry.get("subnet") or self._pick_subnet(
+            region, network, None if ip else f"{region}a", ip)
+        params = {"SubnetId": subnet, "ClientToken": uuid.uuid4().hex}
+        if ip:
+            params["PrivateIpAddress"] = ip
+        for i, group in enumerate(props.get("security_groups") or [], 1):
+            params[f"SecurityGroupId.{i}"] = str(group)
+        tags = {**_identity_tags(name, stack, address, spec_hash), TAG_SHAPE: _shape(fixed)}
+        eni = self._create_tagged(region, PORT, stack, address, "CreateNetworkInterface",
+                                  params, tags)
+        live = self._wait_raw(region, PORT, address, eni, timeout)
+        if live.properties["network"] != network:
+            self._ec2(region, "DeleteNetworkInterface", {"NetworkInterfaceId": eni})
+            raise CloudError(f"port {name}: subnet {subnet} is not in network {network}",
+                             permanent=True)
+        return live
+
+    @staticmethod
+    def _fip_target(props: Mapping[str, Any]) -> tuple[str, str] | None:
+        """What an elastic IP should be on: ("InstanceId", id), ("NetworkInterfaceId", id)."""
+        server, port = props.get("server"), props.get("port")
+        if server and port:
+            raise CloudError("a floating IP is associated with a server or a port, not both",
+                             permanent=True)
+        if port:
+            return "NetworkInterfaceId", str(port)
+        return ("InstanceId", str(server)) if server else None
+
+    def _create_address(self, region: str, stack: str, address: str, name: str,
+                        props: Mapping[str, Any], spec_hash: str,
+                        timeout: float) -> LiveResource:
+        # floating_network: AWS has one address pool per region; nothing to choose.
+        target = self._fip_target(props)
+        tags = _identity_tags(name, stack, address, None if target else spec_hash)
+        allocation_id = self._create_tagged(region, FLOATING_IP, stack, address,
+                                            "AllocateAddress", {"Domain": "vpc"}, tags)
+        if target:
+            self._associate(region, allocation_id, target)
+            self._create_tags(region, allocation_id, {TAG_SPEC: spec_hash})
+        return self._refresh(region, FLOATING_IP, address, allocation_id)
+
+    def _associate(self, region: str, allocation_id: str, target: tuple[str, str]) -> None:
         self._ec2(region, "AssociateAddress",
-                  {"AllocationId": allocation_id, "InstanceId": instance_id,
+                  {"AllocationId": allocation_id, target[0]: target[1],
                    "AllowReassociation": "false"})
 
     def _create_attachment(self, region: str, stack: str, address: str, name: str,
@@ -1222,9 +1656,12 @@ class AwsAdapter:
             SERVER: {"flavor", "metadata"},
             VOLUME: {"size", "metadata"},
             SECURITY_GROUP: {"rules"},
-            FLOATING_IP: {"server"},
+            FLOATING_IP: {"server", "port"},
             ATTACHMENT: set(),
             KEYPAIR: set(),
+            NETWORK: {"admin_state_up"},
+            SUBNET: {"enable_dhcp", "dns_nameservers"},  # no per-subnet meaning in EC2
+            PORT: {"security_groups", "admin_state_up"},
         }.get(live.kind)
         if allowed is None:
             raise CloudError(f"the aws provider cannot update {live.kind}", permanent=True)
@@ -1237,15 +1674,21 @@ class AwsAdapter:
             return self._update_server(region, live, properties, changed, spec_hash, timeout)
         if live.kind == VOLUME:
             return self._update_volume(region, live, properties, changed, spec_hash, timeout)
-        if live.kind == SECURITY_GROUP:
-            el = self._require(self._get_group(region, live.physical_id), live)
-            current = self._group_live(region, live.address, el)
-            if "rules" in changed:
-                self._apply_rules(region, live.physical_id, current.properties["rules"],
-                                  canonical_rules(properties.get("rules") or []),
+        if live.kind in (SECURITY_GROUP, NETWORK, SUBNET, PORT):
+            if live.kind == SECURITY_GROUP and "rules" in changed:
+                rules = canonical_rules(properties.get("rules") or [])
+                _check_rules(rules)
+                el = self._require(self._get_group(region, live.physical_id), live)
+                current = self._group_live(region, live.address, el)
+                self._apply_rules(region, live.physical_id, current.properties["rules"], rules,
                                   has_default_egress=_has_default_egress(el))
+            if live.kind in (NETWORK, PORT):
+                self._check_admin_state(properties, f"{live.kind} {live.address}")
+            if live.kind == PORT and "security_groups" in changed:
+                self._set_port_groups(region, live, [str(g) for g in
+                                                     properties.get("security_groups") or []])
             self._create_tags(region, live.physical_id, {TAG_SPEC: spec_hash})
-            return self._refresh_group(region, live.address, live.physical_id)
+            return self._refresh(region, live.kind, live.address, live.physical_id)
         if live.kind == FLOATING_IP:
             return self._update_address(region, live, properties, changed, spec_hash)
         if live.kind == ATTACHMENT:
@@ -1312,17 +1755,31 @@ class AwsAdapter:
                         changed: frozenset[str], spec_hash: str) -> LiveResource:
         alloc = live.physical_id
         el = self._require(self._get_address(region, alloc), live)
-        want = props.get("server") or None
-        have = _text(el, "instanceId")
-        if "server" in changed and want != have:
+        target = self._fip_target(props)
+        have = {"InstanceId": _text(el, "instanceId"),
+                "NetworkInterfaceId": _text(el, "networkInterfaceId")}
+        on_target = (target is None and not any(have.values())) or (
+            target is not None and have[target[0]] == target[1])
+        if changed & {"server", "port"} and not on_target:
             association = _text(el, "associationId")
-            if have and association:
+            if association:
                 self._ec2(region, "DisassociateAddress", {"AssociationId": association})
-            if want:
-                self._associate(region, alloc, str(want))
+            if target:
+                self._associate(region, alloc, target)
         self._create_tags(region, alloc, {TAG_SPEC: spec_hash})
-        el = self._require(self._get_address(region, alloc), live)
-        return self._address_live(region, live.address, el)
+        return self._refresh(region, FLOATING_IP, live.address, alloc)
+
+    def _set_port_groups(self, region: str, live: LiveResource, groups: list[str]) -> None:
+        """An interface always has a group: none means its VPC's default group again."""
+        if not groups:
+            vpc = str(live.properties.get("network") or "")
+            obj = self._ec2(region, "DescribeSecurityGroups",
+                            _filters({"vpc-id": vpc, "group-name": "default"}))
+            groups = [g for g in (_text(el, "groupId") for el in
+                                  _items(obj, "securityGroupInfo/item")) if g][:1]
+        params = {"NetworkInterfaceId": live.physical_id}
+        params.update({f"SecurityGroupId.{i}": g for i, g in enumerate(groups, 1)})
+        self._ec2(region, "ModifyNetworkInterfaceAttribute", params)
 
     # ------------------------------------------------------------------ delete
 
@@ -1331,8 +1788,10 @@ class AwsAdapter:
         kind = live.kind
         if kind == SERVER:
             self._delete_server(region, live, timeout)
-        elif kind == SECURITY_GROUP:
-            self._delete_group(region, live, timeout)
+        elif kind in (SECURITY_GROUP, NETWORK, SUBNET):
+            self._delete_while_busy(region, live, timeout, "DependencyViolation")
+        elif kind == PORT:
+            self._delete_port(region, live, timeout)
         elif kind == VOLUME:
             self._delete_volume(region, live, timeout)
         elif kind == ATTACHMENT:
@@ -1359,21 +1818,41 @@ class AwsAdapter:
         self._wait_instance_gone(region, iid, timeout, f"server {live.name or live.address} "
                                                        f"({iid})")
 
-    def _delete_group(self, region: str, live: LiveResource, timeout: float) -> None:
-        gid = live.physical_id
+    def _delete_while_busy(self, region: str, live: LiveResource, timeout: float,
+                           *busy: str) -> None:
+        """Delete; while the cloud says the object is still in use, wait and try again."""
+        api = _RAW[live.kind]
+        oid = live.physical_id
 
         def attempt() -> tuple[bool, str, None]:
             try:
-                self._ec2(region, "DeleteSecurityGroup", {"GroupId": gid})
+                self._ec2(region, api.delete, {api.id_param: oid})
             except CloudError as err:
-                if _has_code(err, "InvalidGroup.NotFound", "InvalidGroupId.NotFound"):
+                if _has_code(err, *api.missing):
                     return True, "deleted", None
-                if _has_code(err, "DependencyViolation"):
-                    return False, "in use (DependencyViolation)", None
+                codes = [c for c in busy if _has_code(err, c)]
+                if codes:
+                    return False, f"in use ({codes[0]})", None
                 raise
             return True, "deleted", None
 
-        self._poll(timeout, f"security group {live.name or live.address} ({gid})", attempt)
+        self._poll(timeout, f"{api.what} {live.name or live.address} ({oid})", attempt)
+
+    def _delete_port(self, region: str, live: LiveResource, timeout: float) -> None:
+        """Detach from a server where it is a secondary interface; a primary interface
+        detaches when its server terminates: wait for that."""
+        el = self._get_raw(region, PORT, live.physical_id)
+        if el is None:
+            return
+        attachment = _text(el, "attachment/attachmentId")
+        if attachment and _text(el, "attachment/deviceIndex") not in (None, "0") and \
+                _text(el, "attachment/status") in ("attaching", "attached"):
+            try:
+                self._ec2(region, "DetachNetworkInterface", {"AttachmentId": attachment})
+            except CloudError as err:
+                if not _has_code(err, "InvalidAttachmentID.NotFound"):
+                    raise
+        self._delete_while_busy(region, live, timeout, "InvalidNetworkInterface.InUse")
 
     def _delete_volume(self, region: str, live: LiveResource, timeout: float) -> None:
         vid = live.physical_id
@@ -1432,8 +1911,4 @@ class AwsAdapter:
             except CloudError as err:
                 if not _has_code(err, "InvalidAssociationID.NotFound"):
                     raise
-        try:
-            self._ec2(region, "ReleaseAddress", {"AllocationId": alloc})
-        except CloudError as err:
-            if not _has_code(err, "InvalidAllocationID.NotFound"):
-                raise
+        self._delete_while_busy(region, live, 0.0)

@@ -26,13 +26,16 @@ from cloudtmpl.providers.aws import (
     FLOATING_IP,
     KEYPAIR,
     KINDS,
+    NETWORK,
+    PORT,
     SECURITY_GROUP,
     SERVER,
+    SUBNET,
     VOLUME,
     AwsAdapter,
     _has_default_egress,
 )
-from cloudtmpl.providers.base import CloudError, ResourceTimeout
+from cloudtmpl.providers.base import Choice, CloudError, ResourceTimeout
 from cloudtmpl.resources import canonical_rules
 
 pytestmark = pytest.mark.integration
@@ -118,8 +121,11 @@ def test_server_lifecycle_with_flavor_change_in_place(adapter: AwsAdapter) -> No
     assert srv.properties == {
         "image": IMAGE, "flavor": "t3.micro", "key_name": None, "security_groups": [],
         "availability_zone": "us-east-1a", "metadata": {"team": "a", "env": "x"},
+        "networks": [],
     }
     assert srv.attributes["private_ip"] and srv.attributes["first_address"]
+    [(vpc, ips)] = srv.attributes["networks"].items()  # the default VPC
+    assert vpc.startswith("vpc-") and ips == [srv.attributes["private_ip"]]
     assert srv.attributes["name"] == "web.app" and srv.attributes["status"] == "running"
 
     [found] = adapter.discover(REGION, frozenset({SERVER}), STACK)
@@ -203,7 +209,7 @@ def test_discovery_finds_only_this_stacks_resources(adapter: AwsAdapter) -> None
 
     with Counted(adapter) as c:
         found = adapter.discover(REGION, KINDS, STACK)
-    assert c.n == 5  # one listing per API
+    assert c.n == 8  # one listing per API
     assert sorted((r.kind, r.address, r.name) for r in found) == sorted([
         (SERVER, "app", "web.app"), (VOLUME, "data", "web.data"),
         (SECURITY_GROUP, "sg", "web.sg"), (KEYPAIR, "key", "web.key"),
@@ -435,30 +441,321 @@ def test_floating_ip_association(adapter: AwsAdapter) -> None:
         fip = create(adapter, FLOATING_IP, "ip", {})
     assert c.n == 2  # AllocateAddress (tagged atomically) + DescribeAddresses
     assert fip.physical_id.startswith("eipalloc-")
-    assert fip.properties == {"server": None} and fip.status == "allocated"
+    assert fip.properties == {"server": None, "port": None} and fip.status == "allocated"
     ip = fip.attributes["floating_ip_address"]
     assert ip and fip.attributes["ip"] == ip
 
     fip = adapter.update(fip, {"server": srv.physical_id}, frozenset({"server"}), stack=STACK,
                          spec_hash="spec-2", timeout=TIMEOUT)
-    assert fip.properties == {"server": srv.physical_id} and fip.spec_hash == "spec-2"
+    assert fip.properties["server"] == srv.physical_id and fip.spec_hash == "spec-2"
+    assert fip.properties["port"] == fip.attributes["port_id"]  # the server's interface
+    assert fip.attributes["fixed_ip_address"] == srv.attributes["private_ip"]
     found = by_address(adapter.discover(REGION, frozenset({SERVER, FLOATING_IP}), STACK))
     assert found[(FLOATING_IP, "ip")] == fip
     assert found[(SERVER, "app")].attributes["public_ip"] == ip
 
     fip = adapter.update(fip, {"server": other.physical_id}, frozenset({"server"}), stack=STACK,
                          spec_hash="spec-3", timeout=TIMEOUT)
-    assert fip.properties == {"server": other.physical_id}
+    assert fip.properties["server"] == other.physical_id
     fip = adapter.update(fip, {"server": None}, frozenset({"server"}), stack=STACK,
                          spec_hash="spec-4", timeout=TIMEOUT)
-    assert fip.properties == {"server": None} and fip.status == "allocated"
+    assert fip.properties == {"server": None, "port": None} and fip.status == "allocated"
 
     assoc = create(adapter, FLOATING_IP, "ip2", {"server": srv.physical_id})
-    assert assoc.properties == {"server": srv.physical_id} and assoc.spec_hash == "spec-1"
+    assert assoc.properties["server"] == srv.physical_id and assoc.spec_hash == "spec-1"
     adapter.delete(assoc, timeout=TIMEOUT)  # disassociates, then releases
     adapter.delete(fip, timeout=TIMEOUT)
     assert adapter.discover(REGION, frozenset({FLOATING_IP}), STACK) == []
     adapter.delete(fip, timeout=TIMEOUT)  # idempotent
+
+
+# --- networks, subnets, ports --------------------------------------------------------
+
+NET_KINDS = frozenset({NETWORK, SUBNET, PORT})
+
+
+def vpc_group(adapter: AwsAdapter, vpc: str, name: str) -> str:
+    """A security group inside ``vpc`` (the SecurityGroup kind makes default-VPC groups)."""
+    obj = adapter._ec2(REGION, "CreateSecurityGroup", {"GroupName": name,
+                                                       "GroupDescription": name, "VpcId": vpc})
+    return next(el.text for el in obj.iter() if el.tag.endswith("groupId") and el.text)
+
+
+def test_network_subnet_port_lifecycle(adapter: AwsAdapter) -> None:
+    with Counted(adapter) as c:
+        net = create(adapter, NETWORK, "net", {"cidr": "10.1.0.0/16", "admin_state_up": True})
+    assert c.n == 2  # CreateVpc (tagged atomically) + DescribeVpcs
+    assert net.physical_id.startswith("vpc-") and net.status == "available"
+    assert net.properties == {"cidr": "10.1.0.0/16", "admin_state_up": True}
+    assert net.attributes == {"name": "web.net", "id": net.physical_id, "status": "available"}
+    assert net.spec_hash == "spec-1"
+    vpc = net.physical_id
+
+    with Counted(adapter) as c:
+        sub = create(adapter, SUBNET, "sub", {"network": vpc, "cidr": "10.1.2.0/24",
+                                              "ip_version": 4, "enable_dhcp": True,
+                                              "dns_nameservers": ["8.8.8.8"]})
+    assert c.n == 2  # CreateSubnet (tagged atomically) + DescribeSubnets
+    assert sub.properties == {"network": vpc, "cidr": "10.1.2.0/24", "ip_version": 4,
+                              "availability_zone": "us-east-1a"}  # dhcp/dns: last-applied
+    assert sub.attributes == {"name": "web.sub", "cidr": "10.1.2.0/24",
+                              "gateway_ip": "10.1.2.1", "network_id": vpc}
+    other = create(adapter, SUBNET, "sub-b", {"network": vpc, "cidr": "10.1.3.0/24",
+                                              "availability_zone": "us-east-1b"})
+    assert other.properties["availability_zone"] == "us-east-1b"
+
+    sg1, sg2 = vpc_group(adapter, vpc, "one"), vpc_group(adapter, vpc, "two")
+    with Counted(adapter) as c:
+        port = create(adapter, PORT, "port", {
+            "network": vpc, "fixed_ips": [{"subnet": sub.physical_id, "ip_address": "10.1.2.50"}],
+            "security_groups": [sg2, sg1]})
+    assert c.n == 2  # CreateNetworkInterface (tagged atomically) + DescribeNetworkInterfaces
+    assert port.physical_id.startswith("eni-") and port.status == "available"
+    assert port.properties == {
+        "network": vpc, "fixed_ips": [{"ip_address": "10.1.2.50", "subnet": sub.physical_id}],
+        "security_groups": sorted([sg1, sg2]), "admin_state_up": True}
+    assert port.attributes["fixed_ips"] == [{"subnet_id": sub.physical_id,
+                                             "ip_address": "10.1.2.50"}]
+    assert port.attributes["ip_address"] == "10.1.2.50"
+    assert port.attributes["mac_address"] and port.attributes["network_id"] == vpc
+    assert port.attributes["status"] == "available" and port.attributes["name"] == "web.port"
+
+    # no subnet given: the network's first subnet in {region}a; only the template's keys
+    with Counted(adapter) as c:
+        bare = create(adapter, PORT, "bare", {"network": vpc})
+    assert c.n == 3  # + DescribeSubnets
+    assert bare.properties["fixed_ips"] == [] and bare.properties["security_groups"] == []
+    assert bare.attributes["fixed_ips"][0]["subnet_id"] == sub.physical_id
+    # an address alone picks the subnet holding it, in any zone
+    by_ip = create(adapter, PORT, "by-ip", {"network": vpc,
+                                             "fixed_ips": [{"ip_address": "10.1.3.9"}]})
+    assert by_ip.properties["fixed_ips"] == [{"ip_address": "10.1.3.9"}]
+    assert by_ip.attributes["fixed_ips"][0]["subnet_id"] == other.physical_id
+
+    with Counted(adapter) as c:
+        found = by_address(adapter.discover(REGION, NET_KINDS, STACK))
+    assert c.n == 3  # DescribeVpcs, DescribeSubnets, DescribeNetworkInterfaces
+    assert found == {(NETWORK, "net"): net, (SUBNET, "sub"): sub, (SUBNET, "sub-b"): other,
+                     (PORT, "port"): port, (PORT, "bare"): bare, (PORT, "by-ip"): by_ip}
+
+    # security groups change in place; none means the VPC's default group again
+    with Counted(adapter) as c:
+        moved = adapter.update(port, {"security_groups": [sg1]},
+                               frozenset({"security_groups"}), stack=STACK, spec_hash="spec-2",
+                               timeout=TIMEOUT)
+    assert c.n == 3  # ModifyNetworkInterfaceAttribute, CreateTags (spec), Describe
+    assert moved.physical_id == port.physical_id
+    assert moved.properties["security_groups"] == [sg1] and moved.spec_hash == "spec-2"
+    cleared = adapter.update(moved, {"security_groups": []}, frozenset({"security_groups"}),
+                             stack=STACK, spec_hash="spec-3", timeout=TIMEOUT)
+    assert cleared.properties["security_groups"] == []
+    net2 = adapter.update(net, {"admin_state_up": True}, frozenset({"admin_state_up"}),
+                          stack=STACK, spec_hash="spec-2", timeout=TIMEOUT)
+    assert net2.spec_hash == "spec-2"
+    with pytest.raises(CloudError, match="administratively down"):
+        adapter.update(net2, {"admin_state_up": False}, frozenset({"admin_state_up"}),
+                       stack=STACK, spec_hash="x", timeout=TIMEOUT)
+    with pytest.raises(CloudError, match="replaced"):
+        adapter.update(sub, {"cidr": "10.1.9.0/24"}, frozenset({"cidr"}), stack=STACK,
+                       spec_hash="x", timeout=TIMEOUT)
+
+    for live in (cleared, bare, by_ip, sub, other):
+        adapter.delete(live, timeout=TIMEOUT)
+        adapter.delete(live, timeout=TIMEOUT)  # idempotent
+    for gid in (sg1, sg2):
+        adapter._ec2(REGION, "DeleteSecurityGroup", {"GroupId": gid})
+    adapter.delete(net, timeout=TIMEOUT)
+    adapter.delete(net, timeout=TIMEOUT)
+    assert adapter.discover(REGION, NET_KINDS, STACK) == []
+
+
+def test_network_errors_are_permanent_and_clear(adapter: AwsAdapter) -> None:
+    with pytest.raises(CloudError, match="IPv4 subnets only") as info:
+        create(adapter, SUBNET, "v6", {"network": "vpc-1", "cidr": "fd00::/64", "ip_version": 6})
+    assert info.value.permanent and adapter.request_count() == 0
+    net = create(adapter, NETWORK, "net", {"cidr": "10.2.0.0/16"})
+    with pytest.raises(CloudError) as info:
+        create(adapter, PORT, "port", {"network": net.physical_id})
+    assert info.value.permanent
+    assert info.value.message == (f"network {net.physical_id} has no subnet in zone us-east-1a: "
+                                  "add a Cloud::Network::Subnet")
+    with pytest.raises(CloudError, match="at most one fixed_ips entry"):
+        create(adapter, PORT, "port", {"network": net.physical_id,
+                                       "fixed_ips": [{"subnet": "a"}, {"subnet": "b"}]})
+    # a subnet of another network: the interface is removed again
+    mine = create(adapter, SUBNET, "sub", {"network": net.physical_id, "cidr": "10.2.1.0/24"})
+    other = create(adapter, NETWORK, "other", {"cidr": "10.3.0.0/16"})
+    with pytest.raises(CloudError, match="is not in network"):
+        create(adapter, PORT, "port", {"network": other.physical_id,
+                                       "fixed_ips": [{"subnet": mine.physical_id}]})
+    assert adapter.discover(REGION, frozenset({PORT}), STACK) == []
+    with pytest.raises(CloudError, match="no subnet in zone us-east-1a"):
+        create(adapter, SERVER, "srv", server_props(networks=[{"network": other.physical_id}]))
+    with pytest.raises(CloudError, match="the aws provider takes"):
+        create(adapter, SERVER, "srv", server_props(networks=[{"uuid": "x"}]))
+
+
+def test_network_delete_waits_out_dependency_violation(aws_reset: dict[str, Any]) -> None:
+    fake = FakeTime()
+    adapter = make_adapter(aws_reset, sleep=fake.sleep, clock=fake.clock)
+    net = create(adapter, NETWORK, "net", {})
+    sub = create(adapter, SUBNET, "sub", {"network": net.physical_id, "cidr": "10.0.1.0/24"})
+    with pytest.raises(ResourceTimeout) as info:  # moto: a VPC with a subnet is in use
+        adapter.delete(net, timeout=5.0)
+    assert info.value.status == "in use (DependencyViolation)"
+    assert "network web.net" in info.value.message and fake.now >= 5.0 - 1e-9
+    adapter.delete(sub, timeout=TIMEOUT)
+    with Counted(adapter) as c:
+        adapter.delete(net, timeout=TIMEOUT)
+    assert c.n == 1
+    assert adapter.discover(REGION, NET_KINDS, STACK) == []
+
+
+def test_server_on_a_port_in_a_new_vpc_with_an_elastic_ip(adapter: AwsAdapter) -> None:
+    net = create(adapter, NETWORK, "net", {"cidr": "10.4.0.0/16"})
+    sub = create(adapter, SUBNET, "sub", {"network": net.physical_id, "cidr": "10.4.1.0/24"})
+    sg = vpc_group(adapter, net.physical_id, "web")
+    port = create(adapter, PORT, "port", {"network": net.physical_id, "security_groups": [sg],
+                                          "fixed_ips": [{"subnet": sub.physical_id,
+                                                         "ip_address": "10.4.1.10"}]})
+    with Counted(adapter) as c:
+        srv = create(adapter, SERVER, "app", server_props(networks=[{"port": port.physical_id}]))
+    assert c.n == 2  # RunInstances (raw: libcloud cannot launch on an interface) + Describe
+    assert srv.properties["networks"] == [{"port": port.physical_id}]
+    assert srv.properties["security_groups"] == []  # the port's groups are the port's
+    assert srv.attributes["networks"] == {net.physical_id: ["10.4.1.10"]}
+    assert srv.attributes["private_ip"] == "10.4.1.10"
+
+    with Counted(adapter) as c:
+        fip = create(adapter, FLOATING_IP, "ip", {"port": port.physical_id,
+                                                  "floating_network": "public"})
+    assert c.n == 4  # AllocateAddress, AssociateAddress, CreateTags (spec), Describe
+    assert fip.properties["port"] == port.physical_id and fip.spec_hash == "spec-1"
+    assert fip.attributes["port_id"] == port.physical_id
+    assert fip.attributes["fixed_ip_address"] == "10.4.1.10"
+    assert "floating_network" not in fip.properties
+
+    found = by_address(adapter.discover(REGION, KINDS, STACK))
+    assert found[(SERVER, "app")].properties == srv.properties  # no spurious diff
+    assert found[(FLOATING_IP, "ip")] == fip
+    assert found[(SERVER, "app")].attributes["public_ip"] == fip.attributes["ip"]
+    [on_port] = [r for r in found.values() if r.kind == PORT]
+    assert on_port.status == "in-use" and on_port.properties == port.properties
+
+    # a port cannot take the server's groups
+    with pytest.raises(CloudError, match="from the port"):
+        create(adapter, SERVER, "bad", server_props(networks=[{"port": port.physical_id}],
+                                                    security_groups=[sg]))
+
+    for live in (fip, srv, port, sub, net):  # the engine's order: highest layer first
+        adapter.delete(live, timeout=TIMEOUT)
+    adapter._ec2(REGION, "DeleteSecurityGroup", {"GroupId": sg})
+    assert adapter.discover(REGION, KINDS, STACK) == []
+
+
+def test_server_on_networks_and_subnets(adapter: AwsAdapter) -> None:
+    net = create(adapter, NETWORK, "net", {"cidr": "10.5.0.0/16"})
+    sub_a = create(adapter, SUBNET, "a", {"network": net.physical_id, "cidr": "10.5.1.0/24"})
+    sub_b = create(adapter, SUBNET, "b", {"network": net.physical_id, "cidr": "10.5.2.0/24"})
+    sg = vpc_group(adapter, net.physical_id, "web")
+    networks = [{"network": net.physical_id, "fixed_ip": "10.5.2.7"},
+                {"subnet": sub_a.physical_id}]
+    with Counted(adapter) as c:
+        srv = create(adapter, SERVER, "app", server_props(networks=networks,
+                                                          security_groups=[sg]))
+    assert c.n == 3  # DescribeSubnets (network → subnet), RunInstances, DescribeInstances
+    assert srv.properties["networks"] == networks  # the template's shape, live values
+    assert srv.properties["security_groups"] == [sg]
+    ips = srv.attributes["networks"][net.physical_id]
+    assert ips[0] == "10.5.2.7" and len(ips) == 2  # device 0 in the subnet holding it
+    [found] = adapter.discover(REGION, frozenset({SERVER}), STACK)
+    assert found == srv
+    adapter.delete(srv, timeout=TIMEOUT)
+    # interfaces made for the server go with it: the subnets and network can go
+    for live in (sub_a, sub_b):
+        adapter.delete(live, timeout=TIMEOUT)
+    adapter._ec2(REGION, "DeleteSecurityGroup", {"GroupId": sg})
+    adapter.delete(net, timeout=TIMEOUT)
+    assert adapter.discover(REGION, KINDS, STACK) == []
+
+
+def test_floating_ip_moves_from_server_to_port(adapter: AwsAdapter) -> None:
+    srv = create(adapter, SERVER, "app", server_props())
+    fip = create(adapter, FLOATING_IP, "ip", {"server": srv.physical_id})
+    net = create(adapter, NETWORK, "net", {})
+    create(adapter, SUBNET, "sub", {"network": net.physical_id, "cidr": "10.0.1.0/24"})
+    port = create(adapter, PORT, "port", {"network": net.physical_id})
+    moved = adapter.update(fip, {"port": port.physical_id}, frozenset({"port"}), stack=STACK,
+                           spec_hash="spec-2", timeout=TIMEOUT)
+    assert moved.properties == {"server": None, "port": port.physical_id}
+    assert moved.attributes["fixed_ip_address"] == port.attributes["ip_address"]
+    with pytest.raises(CloudError, match="not both"):
+        create(adapter, FLOATING_IP, "ip2", {"server": srv.physical_id,
+                                            "port": port.physical_id})
+    adapter.delete(moved, timeout=TIMEOUT)
+    adapter.delete(port, timeout=TIMEOUT)
+    assert adapter.discover(REGION, frozenset({FLOATING_IP, PORT}), STACK) == []
+
+
+# --- IPv6 and group-to-group rules -----------------------------------------------------
+
+
+def test_ipv6_and_group_rules_round_trip_without_a_diff(adapter: AwsAdapter) -> None:
+    peer = create(adapter, SECURITY_GROUP, "peer", {})
+    rules = [
+        {"ethertype": "IPv6", "protocol": "tcp", "port_range_min": 443, "port_range_max": 443},
+        {"ethertype": "IPv6", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+         "remote_ip_prefix": "2001:db8::/32"},
+        {"protocol": "tcp", "port_range_min": 5432, "port_range_max": 5432,
+         "remote_group_id": peer.physical_id},
+        {"direction": "egress", "protocol": "udp", "port_range_min": 53,
+         "port_range_max": 53, "remote_group_id": peer.physical_id},
+    ]
+    with Counted(adapter) as c:
+        sg = create(adapter, SECURITY_GROUP, "sg", {"rules": rules})
+    # Create, AuthorizeIngress (3 rules, one call), RevokeEgress (default), AuthorizeEgress,
+    # CreateTags (spec), Describe
+    assert c.n == 6
+    assert sg.properties["rules"] == canonical_rules(rules)
+    [found] = [r for r in adapter.discover(REGION, frozenset({SECURITY_GROUP}), STACK)
+               if r.address == "sg"]
+    assert found.properties["rules"] == canonical_rules(rules)  # a re-plan shows no change
+
+    fewer = [rules[0], rules[2]]
+    new = adapter.update(sg, {"rules": fewer}, frozenset({"rules"}), stack=STACK,
+                         spec_hash="spec-2", timeout=TIMEOUT)
+    assert new.properties["rules"] == canonical_rules(fewer)  # default egress is back
+    with pytest.raises(CloudError, match="covers IPv4 and IPv6"):
+        create(adapter, SECURITY_GROUP, "bad", {"rules": [
+            {"ethertype": "IPv6", "remote_group_id": peer.physical_id}]})
+    for live in (new, peer):
+        adapter.delete(live, timeout=TIMEOUT)
+
+
+# --- choices --------------------------------------------------------------------------
+
+
+def test_lookup_choice(adapter: AwsAdapter) -> None:
+    with Counted(adapter) as c:
+        assert adapter.lookup_choice(REGION, "flavor", "t3.micro") == Choice("t3.micro")
+        offered = adapter.lookup_choice(REGION, "flavor", "t9.colossal")
+    assert c.n == 0  # libcloud's built-in instance type data
+    assert offered.canonical is None
+    assert "t3.micro" in offered.offered and list(offered.offered) == sorted(offered.offered)
+    with Counted(adapter) as c:
+        assert adapter.lookup_choice(REGION, "image", IMAGE) == Choice(IMAGE)
+        assert adapter.lookup_choice(REGION, "image", "ami-00000000deadbeef0") == Choice(None)
+    assert c.n == 2  # one DescribeImages each
+    obj = adapter._ec2(REGION, "DescribeImages", {"ImageId.1": IMAGE})
+    name = next(el.text for el in obj.iter() if el.tag.endswith("}name") and el.text)
+    with Counted(adapter) as c:
+        # the form discovery reports: an image named by name is its id
+        assert adapter.lookup_choice(REGION, "image", name) == Choice(IMAGE)
+        assert adapter.lookup_choice(REGION, "image", "no-such-image-name") == Choice(None)
+    assert c.n == 2
+    with Counted(adapter) as c:  # one address pool: a Heat template's "public" is fine
+        assert adapter.lookup_choice(REGION, "network", "public") == Choice("public")
+    assert c.n == 0
 
 
 # --- key pairs ----------------------------------------------------------------------
@@ -520,7 +817,7 @@ def test_discover_150_servers_in_one_request(aws_reset: dict[str, Any]) -> None:
 
     everything = make_adapter(aws_reset)
     assert len(everything.discover(REGION, KINDS, STACK)) == 150
-    assert everything.request_count() == 5  # one per API, in parallel threads
+    assert everything.request_count() == 8  # one per API, in parallel threads
 
 
 def test_request_count_matches_the_sandbox(aws_reset: dict[str, Any]) -> None:

@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudtmpl.model import Target
-from cloudtmpl.providers.base import CloudError, ResourceTimeout
-from cloudtmpl.providers.base import Choice
+from cloudtmpl.providers.base import Choice, CloudError, ResourceTimeout
 from cloudtmpl.providers.openstack import (
     ATTACHMENT,
     FLOATING_IP,
