@@ -12,7 +12,20 @@ Heat behaviours kept:
 
 * environments merge in order; their ``parameters`` override (an undeclared
   name is an error), their ``parameter_defaults`` replace template defaults
-  (undeclared names are ignored); ``-p`` values override everything;
+  (undeclared names are ignored); each file's ``parameter_merge_strategies``
+  (``overwrite``, ``merge``, ``deep_merge``, ``default``) say how a value joins
+  the earlier files' value; ``-p`` values override everything;
+* ``resource_registry`` maps types to types (exact, ``Prefix*`` wildcards,
+  per-resource ``resources:`` entries); a type mapped to a template file is
+  kept in :class:`ResourceRegistry` and reported ``unsupported`` for now;
+* parameters: every constraint (``modulo`` from 2017-02-24), constraints that
+  do not apply to the type are ``invalid-constraint``, ``custom_constraint``
+  values are collected for the engine, hidden values never appear in a
+  diagnostic;
+* ``get_file`` reads through :attr:`ResolveOptions.read_file`, only inside the
+  template's directory; every file read is in :attr:`ResolvedStack.files`;
+* features of a later ``heat_template_version`` are ``feature-not-available``
+  (functions: ``function-not-available``, see :mod:`cloudtmpl.functions`);
 * ``validate`` mode is Heat's template-validate: a parameter without a value is
   not an error (its value is UNKNOWN), but every value given is checked, and a
   missing provider target/region is not an error either (validate has no
@@ -25,15 +38,18 @@ Heat behaviours kept:
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from cloudtmpl.diagnostics import NOWHERE, Diagnostic, DiagnosticError, Loc
+from cloudtmpl.diagnostics import NOWHERE, Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.functions import (
+    OMIT,
     REGISTRY,
     And,
     Function,
@@ -55,11 +71,15 @@ from cloudtmpl.model import UNKNOWN, DesiredResource, Output, Placement, Target,
 from cloudtmpl.placement import Request, Residency, Rule, solve
 from cloudtmpl.resources import Alias, PropertySpec, ResourceType, known_type_names, lookup
 from cloudtmpl.schema import (
+    LATEST_HOT_VERSION,
+    MERGE_STRATEGIES,
+    canonical_version,
     closest,
     describe,
     did_you_mean,
     validate_environment,
     validate_template,
+    version_label,
 )
 
 Mode = Literal["validate", "plan"]
@@ -79,6 +99,57 @@ class ResolveOptions:
     target: str | None = None  # --target T or T/REGION
     default_target: str | None = None  # from cloudtmpl.yaml
     targets: Mapping[str, Target] = field(default_factory=dict)
+    # get_file's reader: a path relative to the template's directory -> the file's text
+    # (raises OSError when it cannot).  None: get_file is a file-not-found diagnostic.
+    read_file: Callable[[str], str] | None = None
+
+
+@dataclass(frozen=True)
+class CustomConstraint:
+    """A parameter's ``custom_constraint`` for the engine to check against the provider."""
+
+    parameter: str
+    name: str  # e.g. nova.flavor, glance.image, nova.keypair, neutron.network
+    value: Any  # the typed parameter value
+    loc: Loc  # where the value was given
+    hidden: bool = False  # never show the value
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """An environment ``resource_registry`` mapping: a type to a type or a template file."""
+
+    name: str  # the type name mapped (may end in '*')
+    target: str  # a resource type (alias) or a template file path
+    loc: Loc
+    is_template: bool = False
+
+    def mapped(self, type_name: str) -> str:
+        """The target for ``type_name`` (wildcards keep the matched suffix)."""
+        if self.name.endswith("*") and self.target.endswith("*"):
+            return self.target[:-1] + type_name[len(self.name) - 1:]
+        return self.target
+
+
+@dataclass(frozen=True)
+class ResourceRegistry:
+    """The merged ``resource_registry`` of the environments (later files win)."""
+
+    types: Mapping[str, RegistryEntry] = field(default_factory=dict)
+    # resource name (may contain '*') -> type name -> entry
+    resources: Mapping[str, Mapping[str, RegistryEntry]] = field(default_factory=dict)
+
+    def lookup(self, resource: str, type_name: str) -> RegistryEntry | None:
+        """The entry mapping ``type_name`` for ``resource``: per-resource entries first,
+        then exact type names, then the longest matching wildcard."""
+        for pattern, entries in self.resources.items():
+            if fnmatch.fnmatchcase(resource, pattern) and type_name in entries:
+                return entries[type_name]
+        if type_name in self.types:
+            return self.types[type_name]
+        matches = [e for n, e in self.types.items()
+                   if n.endswith("*") and type_name.startswith(n[:-1])]
+        return max(matches, key=lambda e: len(e.name)) if matches else None
 
 
 @dataclass(frozen=True)
@@ -92,6 +163,12 @@ class ResolvedStack:
     template_hash: str
     params_hash: str
     residency: Residency | None = None  # the stack's residency rule, if it has one
+    version: str = LATEST_HOT_VERSION  # heat_template_version, as a date
+    files: Mapping[str, str] = field(default_factory=dict)  # every file get_file read
+    custom_constraints: tuple[CustomConstraint, ...] = ()  # for the engine to check
+    immutable: frozenset[str] = frozenset()  # parameters that must not change on update
+    parameter_locs: Mapping[str, Loc] = field(default_factory=dict)  # name -> declaration
+    registry: ResourceRegistry = field(default_factory=ResourceRegistry)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -192,7 +269,7 @@ def _constraint_problem(ptype: str, value: Any, constraint: Mapping[str, Any]) -
     if isinstance(constraint.get("modulo"), Mapping) and ptype == "number":
         step, offset = constraint["modulo"].get("step"), constraint["modulo"].get("offset")
         numeric = isinstance(step, (int, float)) and isinstance(offset, (int, float))
-        if numeric and step != 0 and value % step != offset:
+        if numeric and _modulo_problem(step, offset) is None and value % step != offset:
             return f"{value} is not a multiple of {step} plus {offset}"
     pattern = constraint.get("allowed_pattern")
     if isinstance(pattern, str) and isinstance(value, str):
@@ -213,7 +290,26 @@ def _bounds(lo: Any, hi: Any) -> str:
     return f"must be at most {hi}"
 
 
-def _constraint_definition_problem(constraint: Mapping[str, Any]) -> str | None:
+#: The parameter types each constraint applies to (Heat's ``valid_types``).
+_CONSTRAINT_TYPES: Mapping[str, tuple[str, ...]] = {
+    "length": ("string", "comma_delimited_list", "json"),
+    "range": ("number",),
+    "modulo": ("number",),
+    "allowed_values": ("string", "number", "boolean", "comma_delimited_list"),
+    "allowed_pattern": ("string",),
+    "custom_constraint": ("string", "number", "boolean", "comma_delimited_list"),
+}
+
+
+def _constraint_definition_problem(constraint: Mapping[str, Any], ptype: str) -> str | None:
+    """Why a constraint definition is invalid for a ``ptype`` parameter (Heat's rules)."""
+    kinds = [k for k in constraint if k in _CONSTRAINT_TYPES]
+    if len(kinds) > 1:
+        return (f"one constraint per list item, not {' and '.join(kinds)}: write each as "
+                "its own '- ...' entry")
+    if kinds and ptype not in _CONSTRAINT_TYPES[kinds[0]]:
+        return (f"a {kinds[0]} constraint does not apply to a {ptype} parameter (only to "
+                + ", ".join(_CONSTRAINT_TYPES[kinds[0]]) + ")")
     pattern = constraint.get("allowed_pattern")
     if isinstance(pattern, str):
         try:
@@ -221,8 +317,23 @@ def _constraint_definition_problem(constraint: Mapping[str, Any]) -> str | None:
         except re.error as exc:
             return f"allowed_pattern '{pattern}' is not a valid regular expression ({exc})"
     modulo = constraint.get("modulo")
-    if isinstance(modulo, Mapping) and modulo.get("step") == 0:
+    if isinstance(modulo, Mapping):
+        return _modulo_problem(modulo.get("step"), modulo.get("offset"))
+    return None
+
+
+def _modulo_problem(step: Any, offset: Any) -> str | None:
+    """Heat's rules for ``modulo: {step, offset}``."""
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (step, offset)):
+        return None  # a shape problem, reported by the schema
+    if int(step) != step or int(offset) != offset:
+        return "modulo step and offset must be integers"
+    if step == 0:
         return "modulo step must not be 0"
+    if abs(offset) >= abs(step):
+        return "modulo offset must be smaller (by absolute value) than step"
+    if step * offset < 0:
+        return "modulo step and offset must be both positive or both negative"
     return None
 
 
@@ -233,8 +344,10 @@ class _StackContext:
     """Evaluation context: parameters and conditions known, resources UNKNOWN."""
 
     def __init__(self, params: Mapping[str, Any], conditions: Mapping[str, Any],
-                 condition_locs: Mapping[str, Loc], diags: list[Diagnostic]) -> None:
+                 condition_locs: Mapping[str, Loc], diags: list[Diagnostic],
+                 files: Callable[[str, Loc], Any] | None = None) -> None:
         self.params = params
+        self.files = files
         self.conditions = conditions
         self.condition_locs = condition_locs
         self.diags = diags
@@ -274,6 +387,71 @@ class _StackContext:
 
     def resource_attr(self, name: str, attr: str, path: tuple[Any, ...]) -> Any:
         return UNKNOWN
+
+    def get_file(self, path: str, loc: Loc) -> Any:
+        return self.files(path, loc) if self.files is not None else UNKNOWN
+
+
+def _file_path_problem(path: str) -> str | None:
+    """Why get_file may not read ``path`` (it must stay inside the template's directory)."""
+    if "://" in path or path.startswith("file:"):
+        return "URLs are not allowed"
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) or "\\" in path:
+        return "absolute paths are not allowed"
+    norm = posixpath.normpath(path)
+    if norm == ".." or norm.startswith("../"):
+        return "the path leaves the template's directory"
+    if norm == ".":
+        return "the path names a directory, not a file"
+    return None
+
+
+_TEMPLATE_SUFFIXES = (".yaml", ".template")
+
+
+def _is_template_file(name: str) -> bool:
+    """Heat treats a registry target or type ending in .yaml/.template (or a URL) as a
+    template resource (a nested stack)."""
+    return name.endswith(_TEMPLATE_SUFFIXES) or "://" in name
+
+
+def _merge_parameter(ptype: Any, old: Any, new: Any, deep: bool) -> tuple[Any, str | None]:
+    """Heat's ``merge``/``deep_merge`` of an environment value into an earlier one."""
+    if ptype == "json":
+        (a, pa), (b, pb) = convert_parameter("json", old), convert_parameter("json", new)
+        if pa or pb or not (isinstance(a, dict) and isinstance(b, dict)):
+            return None, "only JSON maps can be merged"
+        return _merge_maps(a, b, deep), None
+    if ptype == "comma_delimited_list":
+        (a, pa), (b, pb) = (convert_parameter(ptype, old), convert_parameter(ptype, new))
+        if pa or pb:
+            return None, "only lists can be merged"
+        return [*a, *b], None
+    if ptype == "string":
+        (a, pa), (b, pb) = convert_parameter(ptype, old), convert_parameter(ptype, new)
+        if pa or pb:
+            return None, "only strings can be merged"
+        return a + b, None
+    return None, (f"'merge' and 'deep_merge' apply to json, comma_delimited_list and string "
+                  f"parameters, not {ptype}")
+
+
+def _merge_maps(old: Mapping[str, Any], new: Mapping[str, Any], deep: bool) -> dict[str, Any]:
+    """``new`` over ``old``; deep: maps merged, lists extended, strings concatenated."""
+    out = dict(old)
+    for key, value in new.items():
+        if value is None:
+            continue
+        before = out.get(key)
+        if deep and before and isinstance(value, Mapping) and isinstance(before, Mapping):
+            out[key] = _merge_maps(before, value, deep)
+        elif deep and before and isinstance(value, list) and isinstance(before, list):
+            out[key] = [*before, *value]
+        elif deep and isinstance(value, str) and isinstance(before, str):
+            out[key] = before + value
+        else:
+            out[key] = value
+    return out
 
 
 class _ConditionDefinition(Function):
@@ -342,38 +520,112 @@ class _Resolver:
         self.resource_defs: dict[str, Mapping[str, Any]] = {
             k: v for k, v in _section(data, "resources").items()
             if isinstance(k, str) and isinstance(v, Mapping)}
-        self.registry: dict[str, str] = {}
+        self.registry = ResourceRegistry()
         self.types: dict[str, tuple[ResourceType, Alias | None] | None] = {}
         self.values: dict[str, Any] = {}
         self.hidden: set[str] = set()
+        self.immutable: set[str] = set()
+        self.param_locs: dict[str, Loc] = {}
+        self.custom: list[CustomConstraint] = []
+        self.files: dict[str, str] = {}
+        self.version = canonical_version(data.get("heat_template_version")) or LATEST_HOT_VERSION
+
+    def parse(self, value: Any, path: Path, condition: bool = False) -> Any:
+        """A parsed tree for the template's HOT version (diagnostics collected)."""
+        return parse_tree(value, path, self.doc, self.diags, version=self.version,
+                          condition=condition)
+
+    def feature(self, what: str, since: str, loc: Loc) -> None:
+        """Report a template feature the declared heat_template_version does not have."""
+        if self.version < since:
+            self.add("feature-not-available",
+                     f"{what} needs heat_template_version {version_label(since)} or later "
+                     f"(this template declares {version_label(self.version)})", loc,
+                     f"declare heat_template_version: {since} (or later, e.g. "
+                     f"{LATEST_HOT_VERSION})")
 
     def add(self, code: str, message: str, loc: Loc, hint: str = "") -> None:
         self.diags.append(Diagnostic(code, message, loc, hint))
 
     # -- environments and parameters
     def merge_environments(self) -> tuple[dict[str, tuple[Any, Loc]], dict[str, tuple[Any, Loc]]]:
+        """Merge the environments in order (Heat's environment merging): values by each
+        file's parameter_merge_strategies, the resource_registry, later files winning."""
         given: dict[str, tuple[Any, Loc]] = {}
         defaults: dict[str, tuple[Any, Loc]] = {}
+        strategies: dict[str, str] = {}
+        types: dict[str, RegistryEntry] = {}
+        per_resource: dict[str, dict[str, RegistryEntry]] = {}
         for env in self.options.environments:
             self.diags.extend(validate_environment(env))
             edata = env.data if isinstance(env.data, Mapping) else {}
-            for name, value in _section(edata, "parameters").items():
-                path: Path = ("parameters", name)
-                if name not in self.declared:
-                    self.add("unknown-parameter",
-                             f"the environment sets parameter '{name}', which the template "
-                             "does not declare", env.key_loc(path),
-                             did_you_mean(name, self.declared, "parameters")
-                             or "use parameter_defaults for values shared by several templates")
-                    continue
-                given[name] = (value, env.loc(path))
-            for name, value in _section(edata, "parameter_defaults").items():
-                if name in self.declared:
-                    defaults[name] = (value, env.loc(("parameter_defaults", name)))
-            for name, value in _section(edata, "resource_registry").items():
-                if isinstance(name, str) and isinstance(value, str):
-                    self.registry[name] = value
+            chosen = {k: v for k, v in _section(edata, "parameter_merge_strategies").items()
+                      if v in MERGE_STRATEGIES}
+            for section, values in (("parameters", given), ("parameter_defaults", defaults)):
+                merging = bool(values)  # as in Heat, the first values are never merged
+                for name, value in _section(edata, section).items():
+                    path: Path = (section, name)
+                    if name not in self.declared:
+                        if section == "parameters":
+                            self.add("unknown-parameter",
+                                     f"the environment sets parameter '{name}', which the "
+                                     "template does not declare", env.key_loc(path),
+                                     did_you_mean(name, self.declared, "parameters")
+                                     or "use parameter_defaults for values shared by several "
+                                     "templates")
+                        continue
+                    if value is not None:
+                        self.merge_value(env, name, value, path, values,
+                                         chosen.get(name, chosen.get("default", "overwrite")),
+                                         strategies if merging else None)
+            self.read_registry(env, _section(edata, "resource_registry"), types, per_resource)
+        self.registry = ResourceRegistry(types, per_resource)
         return given, defaults
+
+    def merge_value(self, env: Document, name: str, value: Any, path: Path,
+                    values: dict[str, tuple[Any, Loc]], strategy: str,
+                    strategies: dict[str, str] | None) -> None:
+        loc = env.loc(path)
+        if strategies is not None:
+            earlier = strategies.setdefault(name, strategy)
+            if earlier != strategy:
+                where = ("parameter_merge_strategies", name)
+                self.add("merge-strategy-conflict",
+                         f"parameter '{name}': merge strategy '{strategy}' conflicts with "
+                         f"'{earlier}' from an earlier environment",
+                         env.key_loc(where) if env.get(where) else loc,
+                         "give a parameter the same merge strategy in every environment")
+                return
+        if strategy == "overwrite" or name not in values:
+            values[name] = (value, loc)
+            return
+        ptype = self.declared[name].get("type")
+        merged, problem = _merge_parameter(ptype, values[name][0], value,
+                                           deep=strategy == "deep_merge")
+        if problem is not None:
+            self.add("invalid-merge-strategy", f"parameter '{name}' ({ptype}): {problem}", loc,
+                     f"use 'overwrite' for '{name}' in parameter_merge_strategies")
+            return
+        values[name] = (merged, loc)
+
+    def read_registry(self, env: Document, registry: Mapping[Any, Any],
+                      types: dict[str, RegistryEntry],
+                      per_resource: dict[str, dict[str, RegistryEntry]]) -> None:
+        def entry(name: str, target: str, path: Path) -> RegistryEntry:
+            return RegistryEntry(name, target, env.loc(path), _is_template_file(target))
+
+        for name, target in registry.items():
+            if name == "resources" and isinstance(target, Mapping):
+                for rname, entries in target.items():
+                    for tname, value in (entries.items() if isinstance(entries, Mapping)
+                                         else ()):
+                        if tname not in ("hooks", "restricted_actions") and \
+                                isinstance(value, str):
+                            per_resource.setdefault(str(rname), {})[str(tname)] = entry(
+                                str(tname), value,
+                                ("resource_registry", "resources", rname, tname))
+            elif isinstance(name, str) and isinstance(target, str):
+                types[name] = entry(name, target, ("resource_registry", name))
 
     def resolve_parameters(self) -> None:
         given, defaults = self.merge_environments()
@@ -388,16 +640,16 @@ class _Resolver:
         for name, pdef in self.declared.items():
             ppath: Path = ("parameters", name)
             ptype = pdef.get("type")
+            self.param_locs[name] = self.doc.key_loc(ppath)
             if pdef.get("hidden") is True:
                 self.hidden.add(name)
+            if pdef.get("immutable") is True:
+                self.immutable.add(name)
+            if "tags" in pdef:
+                self.feature("parameter 'tags'", "2018-03-02", self.doc.key_loc((*ppath, "tags")))
             if not isinstance(ptype, str):
                 continue  # reported by the schema
-            constraints = [c for c in pdef.get("constraints") or [] if isinstance(c, Mapping)]
-            for i, c in enumerate(constraints):
-                problem = _constraint_definition_problem(c)
-                if problem:
-                    self.add("invalid-constraint", f"parameter '{name}': {problem}",
-                             self.doc.loc((*ppath, "constraints", i)), "fix the constraint")
+            constraints = self.constraints(name, ptype, ppath)
             candidates: list[tuple[Any, Loc, str]] = []
             if "default" in pdef and pdef["default"] is not None:
                 candidates.append((pdef["default"], self.doc.loc((*ppath, "default")), "default"))
@@ -406,15 +658,23 @@ class _Resolver:
             if name in given:
                 candidates.append((*given[name], "value"))
             typed: Any = UNKNOWN
+            typed_loc = NOWHERE
             for raw, loc, source in candidates:
                 value, problem = convert_parameter(ptype, raw)
                 if problem is not None:
+                    if name in self.hidden:
+                        problem = f"the (hidden) value is not a valid {ptype}"
                     self.add("parameter-type", f"parameter '{name}' ({ptype}): {problem}", loc,
                              f"give '{name}' a {ptype} value")
                     typed = UNKNOWN
                     continue
                 self.check_constraints(name, ptype, value, constraints, loc, source)
-                typed = value
+                typed, typed_loc = value, loc
+            if typed is not UNKNOWN:
+                self.custom.extend(
+                    CustomConstraint(name, str(c["custom_constraint"]), typed, typed_loc,
+                                     name in self.hidden)
+                    for c in constraints if isinstance(c.get("custom_constraint"), str))
             if not candidates:
                 if self.options.mode == "plan":
                     self.add("missing-parameter", f"parameter '{name}' has no value",
@@ -424,6 +684,25 @@ class _Resolver:
                 continue
             if typed is not UNKNOWN:
                 self.values[name] = typed
+
+    def constraints(self, name: str, ptype: str, ppath: Path) -> list[Mapping[str, Any]]:
+        """The parameter's valid constraints; invalid ones are reported and skipped."""
+        raw = self.doc.get((*ppath, "constraints"))
+        out = []
+        for i, c in enumerate(raw if isinstance(raw, list) else []):
+            if not isinstance(c, Mapping):
+                continue  # reported by the schema
+            cpath: Path = (*ppath, "constraints", i)
+            if "modulo" in c:
+                self.feature("the modulo constraint", "2017-02-24",
+                             self.doc.key_loc((*cpath, "modulo")))
+            problem = _constraint_definition_problem(c, ptype)
+            if problem:
+                self.add("invalid-constraint", f"parameter '{name}': {problem}",
+                         self.doc.loc(cpath), "fix the constraint")
+                continue
+            out.append(c)
+        return out
 
     def check_constraints(self, name: str, ptype: str, value: Any,
                           constraints: Sequence[Mapping[str, Any]], loc: Loc, source: str) -> None:
@@ -444,21 +723,18 @@ class _Resolver:
     def parse_conditions(self) -> tuple[dict[str, Any], dict[str, Loc]]:
         trees: dict[str, Any] = {}
         locs: dict[str, Loc] = {}
+        if "conditions" in self.data:
+            self.feature("the 'conditions' section", "2016-10-14",
+                         self.doc.key_loc(("conditions",)))
         for name, definition in _section(self.data, "conditions").items():
             path: Path = ("conditions", name)
             locs[str(name)] = self.doc.key_loc(path)
-            tree = parse_tree(definition, path, self.doc, self.diags)
+            tree = self.parse(definition, path, condition=True)
             if isinstance(definition, Mapping) and not isinstance(tree, Function) \
                     and tree is not UNKNOWN:
                 self.add("invalid-condition", f"condition '{name}' is not a condition function",
                          self.doc.loc(path), "use equals, not, and, or, or a condition name")
                 tree = UNKNOWN
-            for node in walk(tree):
-                if isinstance(node, (GetResource, GetAttr)):
-                    self.add("invalid-condition",
-                             f"condition '{name}' uses {node.name}; conditions cannot "
-                             "depend on resources", node.loc,
-                             "conditions may use get_param, equals, not, and, or")
             trees[str(name)] = tree
         return trees, locs
 
@@ -483,6 +759,11 @@ class _Resolver:
                     self.add("unknown-resource", f"{node.name}: unknown resource '{target}'",
                              node.loc, did_you_mean(target, self.resource_defs, "resources")
                              or "declare it under 'resources:'")
+                elif isinstance(node, GetAttr) and node.attribute is None:
+                    self.add("function-unsupported",
+                             f"get_attr: all attributes of '{target}' ({{get_attr: "
+                             f"[{target}]}}) are not supported yet", node.loc,
+                             "name the attribute: {get_attr: [resource, attribute]}")
                 elif isinstance(node, GetAttr):
                     self.check_attribute(node)
             elif isinstance(node, (If, Not, And)):
@@ -510,7 +791,8 @@ class _Resolver:
             if isinstance(node, GetAttr):
                 found = self.types.get(node.resource)
                 alias = found[1] if found else None
-                if alias is not None and node.attribute in alias.attributes:
+                if alias is not None and node.attribute is not None \
+                        and node.attribute in alias.attributes:
                     node = node.with_attribute(alias.attributes[node.attribute])
             return node
         if isinstance(tree, Mapping):
@@ -532,8 +814,9 @@ class _Resolver:
         if "condition" not in definition:
             return True
         cpath: Path = (*path, "condition")
+        self.feature("'condition'", "2016-10-14", self.doc.key_loc(cpath))
         raw = definition["condition"]
-        cond = parse_tree(raw, cpath, self.doc, self.diags)
+        cond = self.parse(raw, cpath, condition=True)
         if isinstance(raw, Mapping) and not isinstance(cond, Function):
             if cond is not UNKNOWN:
                 self.add("invalid-condition", "'condition' is not a condition function",
@@ -557,11 +840,23 @@ class _Resolver:
             if not isinstance(tname, str):
                 self.types[name] = None
                 continue
-            mapped = self.registry.get(tname, tname)
+            loc = self.doc.loc(("resources", name, "type"))
+            entry = self.registry.lookup(name, tname)
+            nested = entry.target if entry is not None and entry.is_template else \
+                tname if _is_template_file(tname) else None
+            if nested is not None:
+                self.types[name] = None
+                via = f"mapped by the environment ({entry.loc}) " if entry is not None else ""
+                self.add("unsupported",
+                         f"resource '{name}': type '{tname}' is {via}a template resource "
+                         f"('{nested}'); nested stacks are not supported yet", loc,
+                         "use a resource type directly, or map the type to one in "
+                         "resource_registry")
+                continue
+            mapped = entry.mapped(tname) if entry is not None else tname
             found = lookup(mapped)
             self.types[name] = found
             if found is None:
-                loc = self.doc.loc(("resources", name, "type"))
                 if mapped != tname:
                     self.add("unknown-resource-type",
                              f"resource '{name}': type '{tname}' is mapped by the environment to "
@@ -581,13 +876,15 @@ class _Resolver:
         ppath: Path = (*rpath, "properties")
         raw_props = rdef.get("properties")
         raw_props = raw_props if isinstance(raw_props, Mapping) else {}
-        tree = parse_tree(raw_props, ppath, self.doc, self.diags)
+        tree = self.parse(raw_props, ppath)
         self.check_tree(tree, conditions)
         tree = self.native_attrs(tree)
         found = self.types.get(name)
         props: dict[str, Any] = {}
         for pname, ptree in tree.items():
             value = self.evaluate(ptree, ctx)
+            if value is OMIT:
+                continue  # a two-argument if whose condition is false: not given
             if found is None:
                 props[str(pname)] = value
                 continue
@@ -700,14 +997,69 @@ class _Resolver:
         groups = self.data.get("parameter_groups")
         if not isinstance(groups, list):
             return
+        first: dict[str, Loc] = {}
         for gi, group in enumerate(groups):
+            if isinstance(group, Mapping) and "parameters" not in group:
+                self.add("missing-key", "a parameter group must list its 'parameters'",
+                         self.doc.loc(("parameter_groups", gi)), "add 'parameters: [name, ...]'")
             names = group.get("parameters") if isinstance(group, Mapping) else None
             for i, pname in enumerate(names if isinstance(names, list) else []):
+                loc = self.doc.loc(("parameter_groups", gi, "parameters", i))
                 if isinstance(pname, str) and pname not in self.declared:
                     self.add("unknown-parameter",
-                             f"parameter group lists unknown parameter '{pname}'",
-                             self.doc.loc(("parameter_groups", gi, "parameters", i)),
+                             f"parameter group lists unknown parameter '{pname}'", loc,
                              did_you_mean(pname, self.declared, "parameters"))
+                elif isinstance(pname, str) and pname in first:
+                    self.add("duplicate-parameter",
+                             f"parameter '{pname}' is listed twice in parameter_groups "
+                             f"(first at line {first[pname].line})", loc,
+                             "assign each parameter to one parameter group only")
+                elif isinstance(pname, str):
+                    first[pname] = loc
+
+    def get_file(self, path: str, loc: Loc) -> str:
+        """get_file's content: ``path`` must stay inside the template's directory."""
+        problem = _file_path_problem(path)
+        if problem is not None:
+            raise error("file-outside-template", f"get_file: '{path}': {problem}", loc,
+                        "get_file reads files in the template's directory tree; give a "
+                        "relative path such as scripts/boot.sh")
+        key = posixpath.normpath(path)
+        if key in self.files:
+            return self.files[key]
+        hint = "the path is relative to the template's directory"
+        if self.options.read_file is None:
+            raise error("file-not-found", f"get_file: cannot read '{path}': no files can be "
+                        "read here", loc, hint)
+        try:
+            text = self.options.read_file(key)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise error("file-not-found", f"get_file: cannot read '{path}': {reason}", loc,
+                        hint) from None
+        self.files[key] = text
+        return text
+
+    def check_deletion_policies(self) -> None:
+        for name, rdef in self.resource_defs.items():
+            policy = rdef.get("deletion_policy")
+            if isinstance(policy, str) and policy.islower():
+                self.feature(f"the lowercase deletion_policy '{policy}'", "2016-10-14",
+                             self.doc.loc(("resources", name, "deletion_policy")))
+
+    def scrubbed(self, diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+        """``diags`` with any hidden parameter value replaced (never shown anywhere)."""
+        secrets = sorted({s for name in self.hidden if name in self.values
+                          for s in _secret_texts(self.values[name])}, key=len, reverse=True)
+        if not secrets:
+            return list(diags)
+
+        def scrub(text: str) -> str:
+            for secret in secrets:
+                text = text.replace(secret, "******")
+            return text
+
+        return [replace(d, message=scrub(d.message), hint=scrub(d.hint)) for d in diags]
 
     def run(self) -> ResolvedStack:
         self.diags.extend(validate_template(self.doc))
@@ -716,13 +1068,14 @@ class _Resolver:
         trees, cond_locs = self.parse_conditions()
         ctx_params = dict(self.values)
         ctx_params["OS::stack_name"] = self.options.stack
-        ctx = _StackContext(ctx_params, trees, cond_locs, self.diags)
+        ctx = _StackContext(ctx_params, trees, cond_locs, self.diags, self.get_file)
         for cname, tree in trees.items():
             self.check_tree(tree, trees)
             if isinstance(tree, str):
                 self.check_condition_ref(tree, self.doc.loc(("conditions", cname)), trees)
             ctx.condition(cname)
         self.lookup_types()
+        self.check_deletion_policies()
 
         kept: dict[str, tuple[Any, set[str]]] = {}
         dropped: set[str] = set()
@@ -757,9 +1110,10 @@ class _Resolver:
             opath: Path = ("outputs", oname)
             if self.condition_of(odef, opath, ctx, trees) is False:
                 continue
-            tree = parse_tree(odef.get("value"), (*opath, "value"), self.doc, self.diags)
+            tree = self.parse(odef.get("value"), (*opath, "value"))
             self.check_tree(tree, trees)
             value = self.evaluate(self.native_attrs(tree), ctx)
+            value = None if value is OMIT else value
             self.check_dropped_refs(f"output '{oname}'", value, dropped)
             desc = odef.get("description")
             outputs[str(oname)] = Output(str(oname), value, desc if isinstance(desc, str) else "",
@@ -768,7 +1122,7 @@ class _Resolver:
         resources = self.place_all(resources)
         self.diags.extend(cycle_diagnostics(resources))
         if any(d.severity == "error" for d in self.diags):
-            raise DiagnosticError(_sorted(self.diags))
+            raise DiagnosticError(_sorted(self.scrubbed(self.diags)))
         description = self.data.get("description")
         return ResolvedStack(
             name=self.options.stack,
@@ -780,6 +1134,12 @@ class _Resolver:
             template_hash=template_hash(self.doc, self.options.environments),
             params_hash=hashlib.sha256(canonical_json(self.values).encode()).hexdigest(),
             residency=self.residency,
+            version=self.version,
+            files=dict(self.files),
+            custom_constraints=tuple(self.custom),
+            immutable=frozenset(self.immutable),
+            parameter_locs=dict(self.param_locs),
+            registry=self.registry,
         )
 
 
@@ -792,6 +1152,16 @@ _SPEC_NAMES = {
     "map": "a mapping",
     "any": "any value",
 }
+
+
+def _secret_texts(value: Any) -> Iterable[str]:
+    """The texts a hidden value could appear as in a message (short ones would garble
+    messages, and a hidden value is normally a password or key)."""
+    texts = [value] if isinstance(value, str) else [to_text(value), json.dumps(value)]
+    if isinstance(value, (list, dict)):
+        leaves = value.values() if isinstance(value, dict) else value
+        texts += [v if isinstance(v, str) else to_text(v) for v in leaves]
+    return [t for t in texts if len(t) >= 4]
 
 
 def _section(data: Mapping[str, Any], key: str) -> Mapping[Any, Any]:

@@ -23,22 +23,53 @@ from jsonschema.exceptions import ValidationError
 from cloudtmpl.diagnostics import Diagnostic
 from cloudtmpl.loader import Document, Path
 
-#: Every published HOT version: dates and the release names Heat accepts for them.
-HOT_VERSIONS: tuple[str, ...] = (
+#: Every published HOT version date, oldest first (Heat's template classes).
+HOT_DATES: tuple[str, ...] = (
     "2013-05-23",
     "2014-10-16",
     "2015-04-30",
     "2015-10-15",
     "2016-04-08",
-    "2016-10-14", "newton",
-    "2017-02-24", "ocata",
-    "2017-09-01", "pike",
-    "2018-03-02", "queens",
-    "2018-08-31", "rocky",
-    "2021-04-16", "wallaby",
+    "2016-10-14",
+    "2017-02-24",
+    "2017-09-01",
+    "2018-03-02",
+    "2018-08-31",
+    "2021-04-16",
 )
+#: Release names Heat accepts for a version (from Newton on).
+HOT_RELEASES: dict[str, str] = {
+    "newton": "2016-10-14",
+    "ocata": "2017-02-24",
+    "pike": "2017-09-01",
+    "queens": "2018-03-02",
+    "rocky": "2018-08-31",
+    "wallaby": "2021-04-16",
+}
+LATEST_HOT_VERSION = HOT_DATES[-1]
+
+#: Every published HOT version: dates and the release names Heat accepts for them.
+HOT_VERSIONS: tuple[str, ...] = tuple(sorted((*HOT_DATES, *HOT_RELEASES),
+                                             key=lambda v: (HOT_RELEASES.get(v, v), v)))
+
+
+def canonical_version(version: object) -> str | None:
+    """The date of a HOT version given as a date or release name; None if unknown."""
+    if not isinstance(version, str):
+        return None
+    if version in HOT_DATES:
+        return version
+    return HOT_RELEASES.get(version)
+
+
+def version_label(date: str) -> str:
+    """``2016-10-14 (newton)`` or just the date for versions without a release name."""
+    names = [n for n, d in HOT_RELEASES.items() if d == date]
+    return f"{date} ({names[0]})" if names else date
+
 
 PARAMETER_TYPES = ("string", "number", "boolean", "json", "comma_delimited_list")
+MERGE_STRATEGIES = ("overwrite", "merge", "deep_merge")
 DELETION_POLICIES = ("Delete", "Retain", "Snapshot", "delete", "retain", "snapshot")
 
 _STR: dict[str, Any] = {"type": "string"}
@@ -174,10 +205,18 @@ ENVIRONMENT_SCHEMA: dict[str, Any] = _obj(
     {
         "parameters": {"type": "object", "x-expect": "a mapping of parameter values"},
         "parameter_defaults": {"type": "object", "x-expect": "a mapping of parameter defaults"},
-        "resource_registry": {"type": "object", "x-expect": "a mapping of type names"},
+        "resource_registry": {
+            "type": "object",
+            "properties": {"resources": _map_of(
+                {"type": "object", "x-expect": "a mapping of type name to type or "
+                 "template file (and hooks/restricted_actions)"},
+                "a mapping of resource name to registry entries")},
+            "additionalProperties": {"type": "string",
+                                     "x-expect": "a resource type or a template file"},
+            "x-expect": "a mapping of type name to type or template file"},
         "parameter_merge_strategies": _map_of(
-            {"enum": ["overwrite", "merge", "deep_merge"]},
-            "a mapping of parameter name to merge strategy"),
+            {"enum": list(MERGE_STRATEGIES)},
+            "a mapping of parameter name (or 'default') to merge strategy"),
         "event_sinks": {"type": "array", "x-expect": "a list of event sinks"},
         "encrypted_param_names": _STR_LIST,
     },

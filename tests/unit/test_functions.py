@@ -47,21 +47,30 @@ class Ctx:
         return self.attrs.get((name, attr), UNKNOWN)
 
 
-def parse(text: str) -> tuple[Any, list[Diagnostic]]:
+def parse(text: str, condition: bool = False) -> tuple[Any, list[Diagnostic]]:
     doc = load_text(text, "f.yaml")
     diags: list[Diagnostic] = []
-    return parse_tree(doc.data["v"], ("v",), doc, diags), diags
+    return parse_tree(doc.data["v"], ("v",), doc, diags, condition=condition), diags
 
 
-def ok(text: str) -> Any:
-    tree, diags = parse(text)
+def ok(text: str, condition: bool = False) -> Any:
+    tree, diags = parse(text, condition)
     assert diags == []
     return tree
 
 
+def cond(text: str) -> Any:
+    """A tree parsed in condition scope (the conditions section, if's first item)."""
+    return ok(text, condition=True)
+
+
 def test_registry_names() -> None:
-    assert set(REGISTRY) == {"get_param", "get_resource", "get_attr", "str_replace",
-                             "list_join", "if", "equals", "not", "and", "or"}
+    assert set(REGISTRY) == {
+        "get_param", "get_resource", "get_attr", "get_file", "str_replace",
+        "str_replace_strict", "str_replace_vstrict", "list_join", "str_split", "digest",
+        "repeat", "map_merge", "map_replace", "list_concat", "list_concat_unique", "filter",
+        "contains", "make_url", "if", "yaql", "resource_facade",
+        "equals", "not", "and", "or"}
 
 
 def test_nodes_are_frozen_hashable_and_readable() -> None:
@@ -91,7 +100,7 @@ def test_unknown_function_like_key_is_data() -> None:
     ("v: {get_param: [1, a]}", 1, 5, "{get_param: name}"),
     ("v: {get_resource: [a]}", 1, 5, "{get_resource: resource_name}"),
     ("v: {get_attr: web}", 1, 5, "{get_attr: [resource_name, attribute_name"),
-    ("v: {get_attr: [web]}", 1, 5, "{get_attr: [resource_name, attribute_name"),
+    ("v: {get_attr: []}", 1, 5, "{get_attr: [resource_name, attribute_name"),
     ("v: {get_attr: [web, {a: 1}]}", 1, 5, "{get_attr: [resource_name, attribute_name"),
     ("v: {str_replace: abc}", 1, 5, "{str_replace: {template:"),
     ("v: {str_replace: {template: x}}", 1, 5, "{str_replace: {template:"),
@@ -102,7 +111,7 @@ def test_unknown_function_like_key_is_data() -> None:
     ("v: {list_join: [',']}", 1, 5, "{list_join: [delimiter"),
     ("v: {list_join: [',', abc]}", 1, 22, "{list_join: [delimiter"),
     ("v: {list_join: [[x], [a]]}", 1, 17, "{list_join: [delimiter"),
-    ("v: {if: [c, a]}", 1, 5, "{if: [condition_name_or_function"),
+    ("v: {if: [c]}", 1, 5, "{if: [condition_name_or_function"),
     ("v: {if: [[c], a, b]}", 1, 10, "{if: [condition_name_or_function"),
     ("v: {equals: [a]}", 1, 5, "{equals: [value1, value2]}"),
     ("v: {equals: a}", 1, 5, "{equals: [value1, value2]}"),
@@ -112,7 +121,8 @@ def test_unknown_function_like_key_is_data() -> None:
     ("v: {or: c}", 1, 5, "{or: [condition1, condition2, ...]}"),
 ])
 def test_wrong_argument_shapes(text: str, line: int, col: int, usage: str) -> None:
-    tree, diags = parse(text + "\n")
+    condition_only = any(f"{{{n}:" in text for n in ("equals", "not", "and", "or"))
+    tree, diags = parse(text + "\n", condition=condition_only)
     assert tree is UNKNOWN
     (d,) = diags
     assert d.code == "function-args"
@@ -122,10 +132,10 @@ def test_wrong_argument_shapes(text: str, line: int, col: int, usage: str) -> No
 
 def test_nested_bad_calls_all_reported() -> None:
     tree, diags = parse("v:\n  - {get_attr: x}\n  - {list_join: [',', [{get_resource: 1}]]}\n"
-                        "  - {and: [{equals: [1]}, {not: [2]}]}\n")
+                        "  - {if: [{and: [{equals: [1]}, {not: [2]}]}, a, b]}\n")
     assert [(d.code, d.loc.line, d.loc.column) for d in diags] == [
         ("function-args", 2, 6), ("function-args", 3, 25),
-        ("function-args", 4, 13), ("function-args", 4, 28)]
+        ("function-args", 4, 19), ("function-args", 4, 34)]
     assert tree[0] is UNKNOWN
 
 
@@ -165,8 +175,8 @@ def test_str_replace() -> None:
 
 
 def test_list_join() -> None:
-    tree = ok("v: {list_join: [', ', [a, b], {get_param: l}, [{x: 1}, 2]]}\n")
-    assert evaluate(tree, Ctx({"l": ["c"]})) == 'a, b, c, {"x": 1}, 2'
+    tree = ok("v: {list_join: [', ', [a, b], {get_param: l}, [{x: 1}, [2]]]}\n")
+    assert evaluate(tree, Ctx({"l": ["c"]})) == 'a, b, c, {"x": 1}, [2]'
     assert evaluate(tree, Ctx()) is UNKNOWN
     with pytest.raises(DiagnosticError) as exc:
         evaluate(tree, Ctx({"l": "notalist"}))
@@ -175,12 +185,12 @@ def test_list_join() -> None:
 
 def test_conditions() -> None:
     ctx = Ctx({"env": "prod"}, {"yes": True, "no": False})
-    assert evaluate(ok("v: {equals: [{get_param: env}, prod]}\n"), ctx) is True
-    assert evaluate(ok("v: {equals: [1, '1']}\n"), ctx) is False
-    assert evaluate(ok("v: {not: yes}\n"), ctx) is False
-    assert evaluate(ok("v: {not: {equals: [1, 2]}}\n"), ctx) is True
-    assert evaluate(ok("v: {and: [yes, true, {not: no}]}\n"), ctx) is True
-    assert evaluate(ok("v: {or: [no, false]}\n"), ctx) is False
+    assert evaluate(cond("v: {equals: [{get_param: env}, prod]}\n"), ctx) is True
+    assert evaluate(cond("v: {equals: [1, '1']}\n"), ctx) is False
+    assert evaluate(cond("v: {not: yes}\n"), ctx) is False
+    assert evaluate(cond("v: {not: {equals: [1, 2]}}\n"), ctx) is True
+    assert evaluate(cond("v: {and: [yes, true, {not: no}]}\n"), ctx) is True
+    assert evaluate(cond("v: {or: [no, false]}\n"), ctx) is False
     assert evaluate(ok("v: {if: [yes, big, small]}\n"), ctx) == "big"
     tree = ok("v: {if: [{equals: [{get_param: env}, dev]}, big, small]}\n")
     assert evaluate(tree, ctx) == "small"
@@ -188,11 +198,11 @@ def test_conditions() -> None:
 
 def test_unknown_propagation_and_decidable_cases() -> None:
     ctx = Ctx({}, {"no": False, "yes": True})  # every param and other condition is UNKNOWN
-    assert evaluate(ok("v: {equals: [{get_param: p}, 1]}\n"), ctx) is UNKNOWN
-    assert evaluate(ok("v: {and: [maybe, no]}\n"), ctx) is False
-    assert evaluate(ok("v: {and: [maybe, yes]}\n"), ctx) is UNKNOWN
-    assert evaluate(ok("v: {or: [maybe, yes]}\n"), ctx) is True
-    assert evaluate(ok("v: {not: maybe}\n"), ctx) is UNKNOWN
+    assert evaluate(cond("v: {equals: [{get_param: p}, 1]}\n"), ctx) is UNKNOWN
+    assert evaluate(cond("v: {and: [maybe, no]}\n"), ctx) is False
+    assert evaluate(cond("v: {and: [maybe, yes]}\n"), ctx) is UNKNOWN
+    assert evaluate(cond("v: {or: [maybe, yes]}\n"), ctx) is True
+    assert evaluate(cond("v: {not: maybe}\n"), ctx) is UNKNOWN
     assert evaluate(ok("v: {if: [maybe, a, b]}\n"), ctx) is UNKNOWN
     assert evaluate(ok("v: {if: [yes, a, {get_param: p}]}\n"), ctx) == "a"
 
@@ -216,7 +226,7 @@ v:
 """)
     assert dependencies(tree) == {"net", "web", "lb", "db", "k"}
     names = [type(n).__name__ for n in walk(tree)]
-    assert names.count("GetAttr") == 3 and names.count("GetParam") == 1
+    assert names.count("GetAttrAll") == 3 and names.count("GetParam") == 1
 
 
 def test_partial_evaluate_keeps_resource_nodes() -> None:
