@@ -7,6 +7,7 @@ target is used.  Everything it returns is a value.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import hashlib
 import json
@@ -139,8 +140,35 @@ def resolve_stack(
         target=inputs.target,
         default_target=project.default_target,
         targets=project.targets,
+        read_file=file_reader(inputs.template, sources),
     )
     return resolve(docs[0], options)
+
+
+def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], str]:
+    """get_file's reader: paths relative to the template's directory, never outside it.
+
+    A saved plan carries what get_file read (see :func:`snapshot`), so applying
+    it reads from the plan, not the work tree.
+    """
+    base = Path(template).parent
+
+    def read(relative: str) -> str:
+        key = str(base / relative)
+        if key in sources:
+            return sources[key]
+        path = (base / relative).resolve()
+        if not path.is_relative_to(base.resolve()):
+            raise OSError(errno.EACCES, "a symbolic link leads outside the template's directory")
+        return path.read_text()
+
+    return read
+
+
+def files_of(template: str, stack: ResolvedStack) -> dict[str, str]:
+    """What get_file read, keyed as :func:`file_reader` looks it up."""
+    base = Path(template).parent
+    return {str(base / relative): text for relative, text in stack.files.items()}
 
 
 # -- clouds -------------------------------------------------------------------
@@ -352,7 +380,7 @@ def plan_stack(
         allow_relocation=inputs.allow_relocation,
         natives=natives,
     )
-    snap = snapshot(sources, inputs, stack.hidden)
+    snap = snapshot({**sources, **files_of(inputs.template or "", stack)}, inputs, stack.hidden)
     return replace(
         plan,
         sources=snap,
