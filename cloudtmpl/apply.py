@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudtmpl import functions, resources
 from cloudtmpl.config import Catalog
@@ -133,9 +135,6 @@ def generated_public_key(keys_dir: Path, name: str) -> str:
     a rerun after a crash reuses it, so a key pair imported by the killed run
     still matches.
     """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
     keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = keys_dir / f"{name}.pem"
     if path.exists():

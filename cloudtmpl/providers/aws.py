@@ -117,6 +117,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+# Imported here, not inside functions: importing in worker threads can deadlock
+# on Python's module locks while other threads import the same modules.
+from libcloud.compute.base import NodeImage, NodeSize
+from libcloud.compute.drivers.ec2 import EC2NetworkSubnet, EC2NodeLocation, ExEC2AvailabilityZone
+from libcloud.compute.providers import get_driver
+from libcloud.compute.types import Provider
+
 from cloudtmpl.model import (
     TAG_RESOURCE,
     TAG_SPEC,
@@ -522,9 +529,6 @@ class AwsAdapter:
         return driver
 
     def _new_driver(self, region: str) -> Any:
-        from libcloud.compute.providers import get_driver
-        from libcloud.compute.types import Provider
-
         creds = self._credentials()
         kwargs: dict[str, Any] = {
             "region": region,
@@ -1186,13 +1190,6 @@ class AwsAdapter:
 
     def _create_server(self, region: str, stack: str, address: str, name: str,
                        props: Mapping[str, Any], spec_hash: str, timeout: float) -> LiveResource:
-        from libcloud.compute.base import NodeImage, NodeSize
-        from libcloud.compute.drivers.ec2 import (
-            EC2NetworkSubnet,
-            EC2NodeLocation,
-            ExEC2AvailabilityZone,
-        )
-
         image, flavor = props.get("image"), props.get("flavor")
         if not image or not flavor:
             raise CloudError("a server needs image and flavor", permanent=True)
@@ -1706,8 +1703,6 @@ class AwsAdapter:
 
     def _update_server(self, region: str, live: LiveResource, props: Mapping[str, Any],
                        changed: frozenset[str], spec_hash: str, timeout: float) -> LiveResource:
-        from libcloud.compute.base import NodeSize
-
         iid = live.physical_id
         what = f"server {live.name or live.address} ({iid})"
         node = self._require(self._get_instance(region, iid), live)

@@ -65,6 +65,7 @@ from __future__ import annotations
 import base64
 import copy
 import http.client
+import ipaddress
 import os
 import re
 import threading
@@ -78,6 +79,12 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
+
+# Imported here, not inside functions: importing in worker threads can deadlock
+# on Python's module locks while other threads import the same modules.
+from libcloud.common.types import LibcloudError
+from libcloud.compute.providers import get_driver
+from libcloud.compute.types import Provider
 
 from cloudtmpl.model import (
     TAG_RESOURCE,
@@ -405,8 +412,6 @@ def _rule_body(group_id: str, rule: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _is_private(ip: str) -> bool:
-    import ipaddress
-
     try:
         return ipaddress.ip_address(ip).is_private
     except ValueError:
@@ -510,9 +515,6 @@ class OpenStackAdapter:
         return Placement(self.target.name, region)
 
     def _new_driver(self, region: str) -> Any:
-        from libcloud.compute.providers import get_driver
-        from libcloud.compute.types import Provider
-
         auth = self.credentials()
         driver = get_driver(Provider.OPENSTACK)(
             auth.username, auth.password,
@@ -637,8 +639,6 @@ class OpenStackAdapter:
 
     def _raw(self, region: str, service: str, path: str, method: str,
              body: Any, params: Mapping[str, Any] | None) -> tuple[int, Any]:
-        from libcloud.common.types import LibcloudError
-
         conn = self._conn(region, service)
         try:
             resp = conn.request(path, params=dict(params or {}),

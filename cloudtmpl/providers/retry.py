@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from email.utils import mktime_tz, parsedate_tz
 from typing import Any, TypeVar
 
+import requests
+
 T = TypeVar("T")
 
 RETRYABLE_HTTP_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -166,10 +168,7 @@ def _is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
         # gaierror: DNS may be flaky; a wrong host keeps failing and is bounded anyway.
         return True
-    try:  # requests is what libcloud speaks HTTP through
-        import requests
-    except ImportError:  # pragma: no cover - requests ships with libcloud
-        return False
+    # requests is what libcloud speaks HTTP through
     return isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,18 @@ def test_heat_template_runs_unchanged_on_openstack(
         "--detailed-exitcode",
     )
     assert r.code == 0, r.out + r.err
+
+    # a new image replaces the server (its port, floating IP and network stay)
+    r = run(project, "apply", "servers_in_new_net.yaml", "--target", target, "-p",
+            "flavor=medium", "-p", "image=debian-12", "--yes", "--format", "json")
+    assert r.code == 0, r.err + r.out
+    steps = {(e["action"], e["address"]) for e in map(json.loads, r.out.splitlines())
+             if e["event"] == "done"}
+    assert steps == {("delete", "server1"), ("create", "server1")}
+    (new_node,) = owned(driver.list_nodes(), "servers_in_new_net")
+    assert new_node.id != node.id
+    assert run(project, "plan", "servers_in_new_net.yaml", "--target", target, "-p",
+               "flavor=medium", "-p", "image=debian-12", "--detailed-exitcode").code == 0
 
     r = run(project, "destroy", "servers_in_new_net.yaml", "--target", target, "--yes")
     assert r.code == 0, r.err + r.out
@@ -279,3 +293,28 @@ providers:
     r = run(project, "plan", "server_with_volume.yaml", "--target", "os-missing", env=env)
     assert r.code == 1 and "Traceback" not in r.err
     assert "nosuchcloud" in r.err and "clouds.yaml" in r.err
+
+
+def test_quota_error_names_target_region_and_resource_and_loses_nothing(
+    project: Path, openstack_reset: dict[str, Any]
+) -> None:
+    config = json.dumps({"quota": {"instances": 0}}).encode()
+    request = urllib.request.Request(f"{openstack_reset['endpoint']}/_sandbox/config",
+                                     data=config, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
+    r = run(project, "apply", "server_with_volume.yaml", "--target", "sandbox-openstack",
+            "--yes")
+    assert r.code == 1
+    assert "failed create server" in r.out and "sandbox-openstack/de-fra-1" in r.out
+    assert "quota" in r.out.lower()
+    assert "skipped create volume_attachment" in r.out
+    # the volume that was created is tracked: the next plan keeps it, destroy removes it
+    plan = run(project, "plan", "server_with_volume.yaml", "--target", "sandbox-openstack",
+               "--format", "json").json()
+    assert changes(plan) == {"server": "create", "volume": "no-op",
+                             "volume_attachment": "create"}
+    assert run(project, "destroy", "server_with_volume.yaml", "--target", "sandbox-openstack",
+               "--yes").code == 0
+    driver = os_driver(openstack_reset, "de-fra-1")
+    assert owned(driver.list_volumes(), "server_with_volume") == []
