@@ -119,8 +119,9 @@ class Request:
 
     address: str
     loc: Loc
-    rule: Rule | None = None
+    rules: tuple[Rule, ...] = ()  # its own, and those inherited from groups/nested stacks
     links: frozenset[str] = frozenset()  # addresses it refers to by id
+    residency: Residency | None = None  # a nested template's own (narrower) residency
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ def solve(
     targets = options.targets
     cli_target, cli_region = split_target(options.target)
     cli_rule = Rule("--target", NOWHERE, provider=cli_target, region=cli_region)
-    rules = [r.rule for r in requests.values() if r.rule] + ([stack_rule] if stack_rule else [])
+    rules = [r for q in requests.values() for r in q.rules] + ([stack_rule] if stack_rule else [])
     pool = candidates(targets, [(r.provider or (stack_rule.provider if stack_rule else None)
                                  or cli_target or options.default_target, r.region)
                                 for r in [*rules, cli_rule]])
@@ -264,10 +265,11 @@ def solve(
     placements: dict[str, Placement] = {}
     why: dict[str, str] = {}
     for members in _components(requests):
-        own = [requests[a].rule for a in members if requests[a].rule]
-        member_rules = [r for r in own if r is not None]
+        member_rules = list(dict.fromkeys(r for a in members for r in requests[a].rules))
+        nested = [q.residency for a in members if (q := requests[a]).residency is not None]
         allowed = [c for c in pool if all(_matches(r, c) for r in member_rules)
-                   and (residency is None or residency.allows(c))]
+                   and (residency is None or residency.allows(c))
+                   and all(n.allows(c) for n in nested)]
         head = requests[members[0]]
         together = (f"; kept with {', '.join(members[1:])} (they refer to each other by id)"
                     if len(members) > 1 else "")
@@ -318,7 +320,7 @@ def solve(
         for address in members:
             placements[address] = choice.placement()
             why[address] = text + together
-    pinned = frozenset(a for a, r in requests.items() if r.rule and r.rule.pinned)
+    pinned = frozenset(a for a, q in requests.items() if any(r.pinned for r in q.rules))
     return Solution(placements, why, pinned, tuple(_unique(diags)))
 
 

@@ -363,10 +363,13 @@ def relocation_refused(
     )
 
 
-def delete_change(live: LiveResource, reason: str) -> Change:
+def delete_change(
+    live: LiveResource, reason: str, catalogs: Mapping[str, Catalog] | None = None
+) -> Change:
     """A change that deletes ``live`` (left the template, a duplicate, or destroy)."""
+    placement = where(live.placement, catalogs or {})
     return Change(
-        live.address, live.kind, live.kind, Action.DELETE, live.placement, reason=reason, prior=live
+        live.address, live.kind, live.kind, Action.DELETE, placement, reason=reason, prior=live
     )
 
 
@@ -485,7 +488,7 @@ def make_plan(
 
     changes.extend(
         replace(
-            delete_change(live, "no longer in the template"),
+            delete_change(live, "no longer in the template", catalogs),
             drift=drift(live, stack.residency, catalogs),
         )
         for address, group in sorted(discovery.live.items())

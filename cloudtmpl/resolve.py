@@ -47,6 +47,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import yaml
+
+from cloudtmpl.compose import (
+    DEFAULT_INDEX_VAR,
+    GROUP_TYPES,
+    OUTER,
+    STACK_TYPE,
+    Composite,
+    Outer,
+    Select,
+    expand_deps,
+    graft_tree,
+    member_indexes,
+    resolve_refs,
+    rewrite,
+    substitute_index,
+)
 from cloudtmpl.diagnostics import NOWHERE, Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.functions import (
     OMIT,
@@ -66,7 +83,7 @@ from cloudtmpl.functions import (
     walk,
 )
 from cloudtmpl.graph import cycle_diagnostics
-from cloudtmpl.loader import Document, Path
+from cloudtmpl.loader import Document, Path, load_text
 from cloudtmpl.model import UNKNOWN, DesiredResource, Output, Placement, Target, canonical_json
 from cloudtmpl.placement import Request, Residency, Rule, solve
 from cloudtmpl.resources import Alias, PropertySpec, ResourceType, known_type_names, lookup
@@ -102,6 +119,14 @@ class ResolveOptions:
     # get_file's reader: a path relative to the template's directory -> the file's text
     # (raises OSError when it cannot).  None: get_file is a file-not-found diagnostic.
     read_file: Callable[[str], str] | None = None
+    # A nested template (a template resource, a group member, OS::Heat::Stack):
+    # parameter values from the parent's properties (value, where it was given),
+    # those that refer to the parent's resources as trees, and the parent's registry.
+    # Placement is solved once, for the flattened stack, by the outermost resolve.
+    nested: bool = False
+    parent_values: Mapping[str, tuple[Any, Loc]] = field(default_factory=dict)
+    deferred: Mapping[str, Any] = field(default_factory=dict)
+    registry: ResourceRegistry | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +194,8 @@ class ResolvedStack:
     immutable: frozenset[str] = frozenset()  # parameters that must not change on update
     parameter_locs: Mapping[str, Loc] = field(default_factory=dict)  # name -> declaration
     registry: ResourceRegistry = field(default_factory=ResourceRegistry)
+    # nested resolves only: what the outermost resolve needs to place the resources
+    requests: Mapping[str, Request] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -529,11 +556,25 @@ class _Resolver:
         self.custom: list[CustomConstraint] = []
         self.files: dict[str, str] = {}
         self.version = canonical_version(data.get("heat_template_version")) or LATEST_HOT_VERSION
+        # composite resources: name -> "group", "stack" or the template file it is
+        self.composite_kind: dict[str, str] = {}
+        self.requests: dict[str, Request] = {}
+        self.member_composites: dict[str, Composite] = {}  # group members that are stacks
 
     def parse(self, value: Any, path: Path, condition: bool = False) -> Any:
         """A parsed tree for the template's HOT version (diagnostics collected)."""
-        return parse_tree(value, path, self.doc, self.diags, version=self.version,
+        tree = parse_tree(value, path, self.doc, self.diags, version=self.version,
                           condition=condition)
+        if not self.options.deferred:
+            return tree
+
+        def defer(node: Function) -> Any:
+            if isinstance(node, GetParam) and node.param_name in self.options.deferred:
+                outer = Outer((), node.loc, tree=self.options.deferred[node.param_name])
+                return Select((outer, *node.args[1:]), node.loc) if node.args[1:] else outer
+            return node
+
+        return rewrite(tree, defer)
 
     def feature(self, what: str, since: str, loc: Loc) -> None:
         """Report a template feature the declared heat_template_version does not have."""
@@ -579,7 +620,7 @@ class _Resolver:
                                          chosen.get(name, chosen.get("default", "overwrite")),
                                          strategies if merging else None)
             self.read_registry(env, _section(edata, "resource_registry"), types, per_resource)
-        self.registry = ResourceRegistry(types, per_resource)
+        self.registry = self.options.registry or ResourceRegistry(types, per_resource)
         return given, defaults
 
     def merge_value(self, env: Document, name: str, value: Any, path: Path,
@@ -629,6 +670,10 @@ class _Resolver:
 
     def resolve_parameters(self) -> None:
         given, defaults = self.merge_environments()
+        for name, (value, loc) in self.options.parent_values.items():
+            given[name] = (value, loc)
+        for name in self.options.deferred:
+            self.values[name] = UNKNOWN  # known after apply: the parent's resource values
         for name, value in self.options.params.items():
             if name not in self.declared:
                 hint = did_you_mean(name, self.declared, "parameters") or (
@@ -675,6 +720,8 @@ class _Resolver:
                     CustomConstraint(name, str(c["custom_constraint"]), typed, typed_loc,
                                      name in self.hidden)
                     for c in constraints if isinstance(c.get("custom_constraint"), str))
+            if not candidates and name in self.options.deferred:
+                continue
             if not candidates:
                 if self.options.mode == "plan":
                     self.add("missing-parameter", f"parameter '{name}' has no value",
@@ -844,14 +891,11 @@ class _Resolver:
             entry = self.registry.lookup(name, tname)
             nested = entry.target if entry is not None and entry.is_template else \
                 tname if _is_template_file(tname) else None
-            if nested is not None:
+            if nested is not None or tname in GROUP_TYPES or tname == STACK_TYPE:
                 self.types[name] = None
-                via = f"mapped by the environment ({entry.loc}) " if entry is not None else ""
-                self.add("unsupported",
-                         f"resource '{name}': type '{tname}' is {via}a template resource "
-                         f"('{nested}'); nested stacks are not supported yet", loc,
-                         "use a resource type directly, or map the type to one in "
-                         "resource_registry")
+                self.composite_kind[name] = (
+                    "group" if tname in GROUP_TYPES else "stack" if tname == STACK_TYPE
+                    else str(nested))
                 continue
             mapped = entry.mapped(tname) if entry is not None else tname
             found = lookup(mapped)
@@ -868,14 +912,18 @@ class _Resolver:
                              did_you_mean(tname, known_type_names(), "types"))
 
     def resolve_resource(self, name: str, rdef: Mapping[str, Any], ctx: _StackContext,
-                         conditions: Mapping[str, Any]) -> tuple[Any, set[str]] | None:
+                         conditions: Mapping[str, Any], rpath: Path | None = None
+                         ) -> tuple[Any, set[str]] | None:
         """Partially evaluated native properties and explicit depends_on, or None if dropped."""
-        rpath: Path = ("resources", name)
+        rpath = rpath or ("resources", name)
         if self.condition_of(rdef, rpath, ctx, conditions) is False:
             return None
         ppath: Path = (*rpath, "properties")
         raw_props = rdef.get("properties")
         raw_props = raw_props if isinstance(raw_props, Mapping) else {}
+        if self.composite_kind.get(name) == "stack":
+            # the nested template is the nested stack's own scope: not parsed here
+            raw_props = {k: v for k, v in raw_props.items() if k != "template"}
         tree = self.parse(raw_props, ppath)
         self.check_tree(tree, conditions)
         tree = self.native_attrs(tree)
@@ -959,31 +1007,260 @@ class _Resolver:
                     jurisdiction=jurisdiction.upper() if jurisdiction else None,
                     pinned=ext.get("pinned") is True)
 
+    def stack_residency(self) -> Residency | None:
+        raw = self.doc.get(("placement", "residency"))
+        if not isinstance(raw, Mapping):
+            return None
+
+        def codes(key: str) -> frozenset[str]:
+            items = raw.get(key)
+            items = items if isinstance(items, list) else [items] if items else []
+            return frozenset(str(i).upper() if key != "regions" else str(i) for i in items)
+
+        return Residency(loc=self.doc.key_loc(("placement", "residency")),
+                         countries=codes("countries"),
+                         jurisdictions=codes("jurisdictions"), regions=codes("regions"))
+
+    def request(self, address: str, rpath: Path, props: Any,
+                inherited: tuple[Rule, ...] = ()) -> Request:
+        """What the placement solver needs of one resource."""
+        own = self.rule((*rpath, "placement"), f"resource '{address}' placement")
+        return Request(
+            address=address,
+            loc=self.doc.key_loc(rpath),
+            rules=(*inherited, *((own,) if own else ())),
+            links=frozenset(n.resource for n in walk(props) if isinstance(n, GetResource)),
+        )
+
+    # -- composites: groups and nested stacks (see cloudtmpl.compose)
+    def expand(self, name: str, rdef: Mapping[str, Any], props: Mapping[str, Any],
+               explicit: set[str], ctx: _StackContext, conditions: Mapping[str, Any]
+               ) -> tuple[dict[str, DesiredResource], Composite]:
+        kind = self.composite_kind[name]
+        rpath: Path = ("resources", name)
+        inherited = tuple(r for r in [self.rule((*rpath, "placement"),
+                                                f"resource '{name}' placement")] if r)
+        if kind == "group":
+            return self.expand_group(name, rdef, props, explicit, ctx, conditions, inherited)
+        if kind == "stack":
+            raw = self.doc.get((*rpath, "properties", "template"))
+            context = props.get("context")
+            region = context.get("region_name") if isinstance(context, Mapping) else None
+            if isinstance(region, str):
+                inherited = (*inherited, Rule(f"resource '{name}' context.region_name",
+                                              self.doc.loc((*rpath, "properties", "context")),
+                                              region=region))
+            params = props.get("parameters")
+            return self.expand_stack(name, raw, None, params if isinstance(params, Mapping)
+                                     else {}, explicit, inherited, rpath)
+        return self.expand_stack(name, None, kind, props, explicit, inherited, rpath)
+
+    def expand_group(self, name: str, rdef: Mapping[str, Any], props: Mapping[str, Any],
+                     explicit: set[str], ctx: _StackContext, conditions: Mapping[str, Any],
+                     inherited: tuple[Rule, ...]
+                     ) -> tuple[dict[str, DesiredResource], Composite]:
+        rpath: Path = ("resources", name)
+        ppath: Path = (*rpath, "properties")
+        empty = Composite(name, "group", ref=f"{self.options.stack}.{name}")
+        for key in props:
+            if key not in _GROUP_PROPERTIES:
+                self.add("unknown-property", f"resource '{name}': unknown property '{key}' for "
+                         f"{rdef.get('type')}", self.doc.key_loc((*ppath, key)),
+                         did_you_mean(str(key), _GROUP_PROPERTIES, "properties"))
+        count = props.get("count", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            self.add("group-count", f"resource '{name}': count must be a known whole number "
+                     f"of 0 or more, not {describe(count)}", self.doc.loc((*ppath, "count")),
+                     "use a number or {get_param: a_number_parameter}")
+            return {}, empty
+        raw_def = self.doc.get((*ppath, "resource_def"))
+        if not isinstance(raw_def, Mapping) or not isinstance(raw_def.get("type"), str):
+            self.add("missing-property", f"resource '{name}': resource_def with a 'type' is "
+                     "required", self.doc.key_loc(ppath if "properties" in rdef else rpath),
+                     "resource_def: {type: Cloud::Compute::Server, properties: {...}}")
+            return {}, empty
+        var = props.get("index_var", DEFAULT_INDEX_VAR)
+        var = var if isinstance(var, str) and var else DEFAULT_INDEX_VAR
+        removed = {str(m) for policy in props.get("removal_policies") or []
+                   if isinstance(policy, Mapping)
+                   for m in policy.get("resource_list") or []}
+        spread = self.spread(name)
+        indexes = member_indexes(count, removed)
+        members: dict[str, DesiredResource] = {}
+        addresses: list[str] = []
+        member_rpath: Path = (*ppath, "resource_def")
+        for k, index in enumerate(indexes):
+            member = f"{name}.{index}"
+            mdef = substitute_index(raw_def, var, index)
+            rules = (*inherited, *((spread[k % len(spread)],) if spread else ()))
+            flat = self.member(member, mdef, member_rpath, explicit, ctx, conditions, rules)
+            members.update(flat)
+            addresses.append(member)
+        comp = Composite(name, "group", members=tuple(addresses), indexes=tuple(indexes),
+                         addresses=frozenset(members), ref=empty.ref)
+        return members, comp
+
+    def spread(self, name: str) -> list[Rule]:
+        path: Path = ("resources", name, "placement", "spread")
+        raw = self.doc.get(path)
+        if raw is None:
+            return []
+        items = raw if isinstance(raw, list) else []
+        if len(items) < 2 or not all(isinstance(i, str) and i for i in items):
+            self.add("spread-too-small", f"resource '{name}': spread needs a list of at least "
+                     "two placements", self.doc.loc(path),
+                     "spread: [target/region, target/region] (members go round-robin)")
+            return []
+        out = []
+        for item in items:
+            target, _, region = item.partition("/")
+            out.append(Rule(f"group '{name}' spread ({item})", self.doc.loc(path),
+                            provider=target or None, region=region or None))
+        return out
+
+    def member(self, member: str, mdef: Mapping[str, Any], rpath: Path, explicit: set[str],
+               ctx: _StackContext, conditions: Mapping[str, Any], rules: tuple[Rule, ...]
+               ) -> dict[str, DesiredResource]:
+        """One group member: a plain resource, or a nested stack of its own."""
+        tname = str(mdef.get("type"))
+        entry = self.registry.lookup(member, tname)
+        nested = entry.target if entry is not None and entry.is_template else \
+            tname if _is_template_file(tname) else None
+        if nested is not None:
+            props = self.resolve_resource(member, {**mdef, "type": tname}, ctx, conditions,
+                                          rpath)
+            if props is None:
+                return {}
+            self.composite_kind[member] = nested
+            flat, comp = self.expand_stack(member, None, nested, props[0], explicit, rules,
+                                           rpath)
+            self.member_composites[member] = comp
+            return flat
+        mapped = entry.mapped(tname) if entry is not None else tname
+        self.types[member] = lookup(mapped)
+        if self.types[member] is None:
+            self.add("unknown-resource-type", f"resource '{member}': unknown resource type "
+                     f"'{tname}'", self.doc.loc((*rpath, "type")),
+                     did_you_mean(tname, known_type_names(), "types"))
+            return {}
+        result = self.resolve_resource(member, mdef, ctx, conditions, rpath)
+        if result is None:
+            return {}
+        props, _ = result
+        props = self.native_attrs(props)
+        found = self.types[member]
+        assert found is not None
+        self.requests[member] = replace(self.request(member, rpath, props, rules),
+                                        address=member)
+        return {member: DesiredResource(
+            address=member, type=tname, kind=found[0].kind, properties=props,
+            depends_on=frozenset(explicit | dependencies(props)),
+            placement=Placement("", ""), loc=self.doc.key_loc(rpath))}
+
+    def expand_stack(self, name: str, inline: Any, path: str | None, props: Mapping[str, Any],
+                     explicit: set[str], inherited: tuple[Rule, ...], rpath: Path
+                     ) -> tuple[dict[str, DesiredResource], Composite]:
+        """A nested template resolved on its own, then grafted in under ``<name>.``."""
+        empty = Composite(name, "stack", prefix=f"{name}.", ref=f"{self.options.stack}.{name}")
+        loc = self.doc.loc((*rpath, "type"))
+        doc = self.nested_doc(name, inline, path, loc)
+        if doc is None:
+            return {}, empty
+        data = doc.data if isinstance(doc.data, Mapping) else {}
+        declared = _section(data, "parameters")
+        given: dict[str, tuple[Any, Loc]] = {}
+        deferred: dict[str, Any] = {}
+        for key, value in props.items():
+            ploc = self.doc.loc((*rpath, "properties", key))
+            if key not in declared:
+                self.add("unknown-property", f"resource '{name}': the nested template "
+                         f"{doc.file} has no parameter '{key}'", self.doc.key_loc(
+                             (*rpath, "properties", key)),
+                         did_you_mean(str(key), list(declared), "parameters")
+                         or "its parameters are the properties a template resource takes")
+            elif dependencies(value):
+                deferred[str(key)] = value
+            elif value is not UNKNOWN:
+                given[str(key)] = (value, ploc)
+        base = posixpath.dirname(path) if path else ""
+        parent_read = self.options.read_file
+        nested_read = (lambda rel: parent_read(posixpath.normpath(posixpath.join(base, rel)))) \
+            if parent_read is not None else None
+        options = replace(self.options, nested=True, parent_values=given, deferred=deferred,
+                          registry=self.registry, environments=(), params={},
+                          read_file=nested_read)
+        try:
+            inner = _Resolver(doc, options).run()
+        except DiagnosticError as exc:
+            self.diags.extend(exc.diagnostics)
+            return {}, empty
+        for rel, text in inner.files.items():
+            self.files[posixpath.normpath(posixpath.join(base, rel))] = text
+        prefix = f"{name}."
+        names = frozenset(inner.resources)
+        parent_res = self.residency or self.stack_residency()
+        if (inner.residency is not None and parent_res is not None and not (
+                inner.residency.countries <= parent_res.countries or not parent_res.countries)) \
+                or (inner.residency is not None and parent_res is not None
+                    and parent_res.jurisdictions and inner.residency.jurisdictions
+                    and not inner.residency.jurisdictions <= parent_res.jurisdictions):
+            self.add("residency-widened", f"resource '{name}': the nested template "
+                     f"{doc.file} allows more than its parent: {inner.residency.text()} is not "
+                     f"within {parent_res.text()}", inner.residency.loc,
+                     "a nested template may only narrow its parent's residency")
+        flat: dict[str, DesiredResource] = {}
+        for address, res in inner.resources.items():
+            props_tree = graft_tree(dict(res.properties), prefix, names)
+            deps = {prefix + d for d in res.depends_on if d in names} | explicit
+            deps |= {d for d in dependencies(props_tree) if d not in names and d != OUTER}
+            flat[prefix + address] = replace(
+                res, address=prefix + address, properties=props_tree,
+                depends_on=frozenset(deps))
+            q = inner.requests.get(address)
+            if q is not None:
+                self.requests[prefix + address] = replace(
+                    q, address=prefix + address, rules=(*inherited, *q.rules),
+                    links=frozenset(prefix + link if link in names else link
+                                    for link in q.links),
+                    residency=q.residency or inner.residency)
+        outputs = {o: graft_tree(out.value, prefix, names) for o, out in inner.outputs.items()}
+        ref = outputs.get("OS::stack_id", empty.ref)
+        return flat, Composite(name, "stack", outputs=outputs, prefix=prefix,
+                               addresses=frozenset(flat), ref=ref)
+
+    def nested_doc(self, name: str, inline: Any, path: str | None, loc: Loc) -> Document | None:
+        if path is None:  # OS::Heat::Stack: the template is inline
+            if isinstance(inline, str):
+                text = inline
+            elif isinstance(inline, Mapping):
+                text = yaml.safe_dump(dict(inline), sort_keys=False)
+            else:
+                self.add("missing-property", f"resource '{name}': OS::Heat::Stack needs a "
+                         "'template' (a template as a mapping or a string)", loc,
+                         "template: {heat_template_version: ..., resources: {...}}")
+                return None
+            try:
+                return load_text(text, f"{self.doc.file}#{name}")
+            except DiagnosticError as exc:
+                self.diags.extend(exc.diagnostics)
+                return None
+        try:
+            text = self.get_file(path, loc)
+        except DiagnosticError as exc:
+            self.diags.extend(exc.diagnostics)
+            return None
+        try:
+            return load_text(text, posixpath.normpath(
+                posixpath.join(posixpath.dirname(self.doc.file), path)))
+        except DiagnosticError as exc:
+            self.diags.extend(exc.diagnostics)
+            return None
+
     def place_all(self, resources: dict[str, DesiredResource]) -> dict[str, DesiredResource]:
         """Every resource's placement from the residency solver (one pass, co-located)."""
-        requests = {
-            name: Request(
-                address=name,
-                loc=self.doc.key_loc(("resources", name)),
-                rule=self.rule(("resources", name, "placement"), f"resource '{name}' placement"),
-                links=frozenset(n.resource for n in walk(dict(res.properties))
-                                if isinstance(n, GetResource)),
-            )
-            for name, res in resources.items()
-        }
+        requests = {a: q for a, q in self.requests.items() if a in resources}
         stack_rule = self.rule(("placement",), "stack placement")
-        raw = self.doc.get(("placement", "residency"))
-        residency = None
-        if isinstance(raw, Mapping):
-            def codes(key: str) -> frozenset[str]:
-                items = raw.get(key)
-                items = items if isinstance(items, list) else [items] if items else []
-                return frozenset(str(i).upper() if key != "regions" else str(i) for i in items)
-
-            residency = Residency(loc=self.doc.key_loc(("placement", "residency")),
-                                  countries=codes("countries"),
-                                  jurisdictions=codes("jurisdictions"), regions=codes("regions"))
-        self.residency = residency
+        residency = self.residency = self.stack_residency()
         solution = solve(requests, stack_rule=stack_rule, residency=residency,
                          options=self.options, require_target=self.options.mode == "plan")
         self.diags.extend(solution.diagnostics)
@@ -1076,6 +1353,7 @@ class _Resolver:
             ctx.condition(cname)
         self.lookup_types()
         self.check_deletion_policies()
+        self.residency = self.stack_residency()
 
         kept: dict[str, tuple[Any, set[str]]] = {}
         dropped: set[str] = set()
@@ -1087,9 +1365,17 @@ class _Resolver:
                 kept[name] = result
 
         resources: dict[str, DesiredResource] = {}
+        composites: dict[str, Composite] = {}
         for name, (props, explicit) in kept.items():
             rdef = self.resource_defs[name]
             self.check_dropped_refs(f"resource '{name}'", props, dropped)
+            if name in self.composite_kind:
+                flat, comp = self.expand(name, rdef, props, explicit - dropped, ctx, trees)
+                resources.update(flat)
+                composites.update(self.member_composites)
+                composites[name] = comp
+                continue
+            self.requests[name] = self.request(name, ("resources", name), props)
             found = self.types.get(name)
             policy = rdef.get("deletion_policy")
             resources[name] = DesiredResource(
@@ -1119,8 +1405,18 @@ class _Resolver:
             outputs[str(oname)] = Output(str(oname), value, desc if isinstance(desc, str) else "",
                                          self.doc.key_loc(opath))
 
-        resources = self.place_all(resources)
-        self.diags.extend(cycle_diagnostics(resources))
+        if composites:
+            resources = {
+                a: replace(r, properties=resolve_refs(dict(r.properties), composites),
+                           depends_on=frozenset(expand_deps(set(r.depends_on), composites)))
+                for a, r in resources.items()}
+            outputs = {o: replace(out, value=resolve_refs(out.value, composites))
+                       for o, out in outputs.items()}
+            self.requests = {a: replace(q, links=frozenset(expand_deps(
+                set(q.links), composites))) for a, q in self.requests.items()}
+        if not self.options.nested:
+            resources = self.place_all(resources)
+            self.diags.extend(cycle_diagnostics(resources))
         if any(d.severity == "error" for d in self.diags):
             raise DiagnosticError(_sorted(self.scrubbed(self.diags)))
         description = self.data.get("description")
@@ -1140,8 +1436,12 @@ class _Resolver:
             immutable=frozenset(self.immutable),
             parameter_locs=dict(self.param_locs),
             registry=self.registry,
+            requests=dict(self.requests) if self.options.nested else {},
         )
 
+
+_GROUP_PROPERTIES = ("count", "resource_def", "index_var", "removal_policies",
+                     "removal_policies_mode")
 
 _SPEC_NAMES = {
     "string": "a string",

@@ -158,8 +158,9 @@ _RESOURCE_PLACEMENT = _obj(
         "country": _STR,
         "jurisdiction": _STR,
         "pinned": {"type": "boolean"},
+        "spread": {"type": "array", "items": _STR},
     },
-    expect="a placement mapping (provider, region, country, jurisdiction, pinned)",
+    expect="a placement mapping (provider, region, country, jurisdiction, pinned, spread)",
 )
 
 _RESOURCE = _obj(

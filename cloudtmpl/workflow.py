@@ -397,7 +397,9 @@ def plan_stack(
 def destroy_plan(session: Session, stack: ResolvedStack | None, parallelism: int = 10) -> Plan:
     found = discover_stack(session, stack, parallelism)
     changes = tuple(
-        delete_change(live, "destroy") for group in found.live.values() for live in group
+        delete_change(live, "destroy", session.catalogs)
+        for group in found.live.values()
+        for live in group
     )
     return Plan(
         stack=session.stack,

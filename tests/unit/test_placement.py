@@ -34,9 +34,8 @@ def loc(line: int) -> Loc:
 
 def req(address: str, line: int = 1, links: tuple[str, ...] = (), **rule: Any) -> Request:
     pinned = bool(rule.pop("pinned", False))
-    r = Rule(f"resource '{address}' placement", loc(line), pinned=pinned, **rule) if (
-        rule or pinned) else None
-    return Request(address, loc(line), r, frozenset(links))
+    r = Rule(f"resource '{address}' placement", loc(line), pinned=pinned, **rule)
+    return Request(address, loc(line), (r,) if (rule or pinned) else (), frozenset(links))
 
 
 def run(*requests: Request, stack: Rule | None = None, residency: Residency | None = None,

@@ -205,15 +205,12 @@ resource_registry:
     assert stack.registry.lookup("x", "Other::Key") is None
 
 
-def test_template_resources_are_stored_and_reported_unsupported() -> None:
+def test_template_resources_need_a_file_reader() -> None:
     env = "resource_registry:\n  My::DB: db.yaml\n"
     diags = fail("resources:\n  db: {type: My::DB}\n  n: {type: nested.template}\n", (env,))
-    assert [(d.code, d.loc.line) for d in diags] == [("unsupported", 3), ("unsupported", 4)]
-    assert "nested stacks are not supported yet" in diags[0].message
-    assert "env1.yaml:2:11" in diags[0].message
-
-
-# ------------------------------------------------------------------ get_file
+    assert [(d.code, d.loc.line) for d in diags] == [("file-not-found", 3),
+                                                      ("file-not-found", 4)]
+    assert "'db.yaml'" in diags[0].message and "'nested.template'" in diags[1].message
 
 
 def test_get_file_reads_relative_files_once_and_records_them() -> None:
