@@ -34,7 +34,7 @@ from cloudtmpl.model import (
     spec_hash,
     to_jsonable,
 )
-from cloudtmpl.plan import Change, Plan, RefContext, secrets_of, translate
+from cloudtmpl.plan import Change, Plan, RefContext, local_secrets, secrets_of, translate
 from cloudtmpl.providers.base import Adapter, CloudError
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.state import ResourceRecord, StateStore
@@ -187,13 +187,35 @@ class Executor:
         self.current: dict[str, LiveResource] = {
             c.address: c.prior
             for c in plan.changes
-            if c.action in (Action.NOOP, Action.UPDATE) and c.prior is not None
+            if c.action in (Action.NOOP, Action.UPDATE)
+            and c.prior is not None
+            and not resources.TYPES[c.kind].local
+        }
+        self.unchanged_local = {
+            c.address: c for c in plan.changes
+            if c.action is Action.NOOP and resources.TYPES[c.kind].local
         }
         self.ctx = RefContext(stack, self._known)
 
     def _known(self, name: str) -> LiveResource | None:
         with self._lock:
-            return self.current.get(name)
+            live = self.current.get(name)
+        change = self.unchanged_local.get(name)
+        if live is None and change is not None:
+            # a local resource's attributes never travel in the plan: compute them again
+            props, spec = self._desired(change)
+            live = self.adapters[change.placement.target].create(
+                change.placement.region, change.kind, stack=self.plan.stack,
+                address=name, name=physical_name(self.plan.stack, name),
+                properties=props, spec_hash=spec_hash(spec), timeout=0)
+            self._remember(live)
+        return live
+
+    def _remember(self, live: LiveResource) -> None:
+        """Keep ``live`` for get_attr; a random string's value becomes a secret to seal."""
+        with self._lock:
+            self.current[live.address] = live
+            self.secrets += local_secrets([live])
 
     # -- one step ---------------------------------------------------------
     def _desired(self, change: Change) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -273,8 +295,7 @@ class Executor:
                     spec_hash=digest,
                     timeout=rtype.ready_timeout,
                 )
-            with self._lock:
-                self.current[change.address] = live
+            self._remember(live)
             self.store.put_resource(self.plan.stack, self._record(live, spec))
             live_id = live.physical_id
         self.store.journal(
@@ -354,6 +375,8 @@ class Executor:
         return StepResult(change.address, step.op, "failed", message)
 
     def outputs(self) -> dict[str, Any]:
+        for name in self.unchanged_local:
+            self._known(name)  # their secrets must be known before anything is sealed
         return evaluate_outputs(self.stack.outputs, self.ctx, self.secrets)
 
 

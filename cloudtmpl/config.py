@@ -51,8 +51,14 @@ _ALL_KINDS = frozenset(
 )
 # What each target type can provide: a resource of another kind is a diagnostic
 # before any cloud is asked.
-TARGET_KINDS: dict[str, frozenset[str]] = {"aws": _ALL_KINDS, "openstack": _ALL_KINDS}
+_LOCAL_KINDS = frozenset({"Cloud::Random::String", "Cloud::Local::Value", "Cloud::Local::None",
+                          "Cloud::Local::Test"})
+TARGET_KINDS: dict[str, frozenset[str]] = {
+    "aws": _ALL_KINDS, "openstack": _ALL_KINDS, "local": _LOCAL_KINDS}
 _PROJECT_KEYS = {"providers", "default_target", "state"}
+
+# Where local resources (random strings, values) live: cloudtmpl itself.
+LOCAL = Target(name="local", type="local", region="local", options={"catalog": "local"})
 
 SANDBOX_TARGETS: dict[str, Target] = {
     "sandbox-aws": Target(
@@ -218,7 +224,7 @@ def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, li
                     + f"allowed: {', '.join(sorted(_PROJECT_KEYS))}",
                 )
             )
-    targets: dict[str, Target] = dict(SANDBOX_TARGETS)
+    targets: dict[str, Target] = {**SANDBOX_TARGETS, "local": LOCAL}
     providers = data.get("providers") or {}
     if not isinstance(providers, dict):
         diags.append(
@@ -242,7 +248,7 @@ def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, li
                 )
             )
             continue
-        if name in SANDBOX_TARGETS:
+        if name in SANDBOX_TARGETS or name == "local":
             diags.append(
                 Diagnostic(
                     "config-reserved-target",
@@ -354,7 +360,8 @@ def load_project(cwd: Path) -> ProjectConfig:
     """The project configuration for ``cwd`` (sandbox targets only if there is no file)."""
     path = find_project_file(cwd)
     if path is None:
-        return ProjectConfig(directory=cwd, file=None, targets=dict(SANDBOX_TARGETS))
+        return ProjectConfig(directory=cwd, file=None,
+                             targets={**SANDBOX_TARGETS, "local": LOCAL})
     targets, default, state, diags = _parse(load_file(str(path)))
     if diags:
         raise DiagnosticError(diags)

@@ -141,6 +141,8 @@ def candidates(targets: Mapping[str, Target],
     """
     out = []
     for t_index, (name, target) in enumerate(targets.items()):
+        if target.type == "local":
+            continue  # cloudtmpl itself: only for local resources, never a cloud placement
         regions = target_regions(target)
         if not catalog_for(target).regions:
             for provider, region in named:

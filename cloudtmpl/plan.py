@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -33,6 +33,7 @@ from cloudtmpl.model import (
     to_jsonable,
 )
 from cloudtmpl.placement import Candidate, Residency
+from cloudtmpl.providers.local import attributes as local_attributes
 from cloudtmpl.resolve import ResolvedStack
 
 FORMAT_VERSION = 1
@@ -148,8 +149,8 @@ class Plan:
         countries: dict[str, int] = {}
         jurisdictions: dict[str, int] = {}
         for c in self.changes:
-            if c.action is Action.DELETE:
-                continue
+            if c.action is Action.DELETE or c.placement.target == resources.LOCAL_TARGET:
+                continue  # local resources live in cloudtmpl's state, not in a country
             country = c.placement.country or "unknown"
             countries[country] = countries.get(country, 0) + 1
             jurisdiction = c.placement.jurisdiction or "unknown"
@@ -289,6 +290,16 @@ class RefContext:
         return value
 
 
+def real_properties(
+    res: DesiredResource, ctx: RefContext, catalog: Catalog, natives: Natives | None = None
+) -> dict[str, Any]:
+    """The resource's properties, evaluated, translated and canonical (secrets in clear:
+    for the cloud only)."""
+    props = functions.evaluate(dict(res.properties), ctx)
+    props = translate(res.kind, props, catalog, res.placement, natives)
+    return resources.canonical(res.kind, props)
+
+
 def desired_spec(
     res: DesiredResource,
     ctx: RefContext,
@@ -297,9 +308,13 @@ def desired_spec(
     natives: Natives | None = None,
 ) -> dict[str, Any]:
     """The resource's properties, evaluated, translated, canonical and sealed."""
-    props = functions.evaluate(dict(res.properties), ctx)
-    props = translate(res.kind, props, catalog, res.placement, natives)
-    return seal(resources.canonical(res.kind, props), secrets)
+    return seal(real_properties(res, ctx, catalog, natives), secrets)
+
+
+def local_secrets(lives: Iterable[LiveResource]) -> tuple[str, ...]:
+    """The values of random strings among ``lives`` (sealed wherever they are written)."""
+    return tuple(str(r.attributes["value"]) for r in lives
+                 if r.kind == resources.RANDOM_STRING.kind and r.attributes.get("value"))
 
 
 def _diff(
@@ -436,12 +451,16 @@ def make_plan(
             graph.add_edge(dep, address)
 
     planned: dict[str, Change] = {}
+    # what get_attr reads: live resources, with local resources' attributes (random
+    # strings, values) which never go into the plan itself
+    readable: dict[str, LiveResource] = {}
+    secrets += local_secrets(r for group in discovery.live.values() for r in group)
 
     def known(name: str) -> LiveResource | None:
         change = planned.get(name)
         if change is None or change.action in (Action.CREATE, Action.REPLACE):
             return None
-        return change.prior
+        return readable.get(name)
 
     ctx = RefContext(stack, known)
     changes: list[Change] = []
@@ -461,6 +480,15 @@ def make_plan(
             for extra in found[1:]
         )
         action, diff, why = decide(res, desired, live, last_applied.get(address))
+        if live is not None:
+            local = resources.TYPES[res.kind].local
+            readable[address] = live
+            if local and res.kind != resources.RANDOM_STRING.kind:
+                real = real_properties(res, ctx, catalogs[res.placement.target], natives)
+                readable[address] = replace(live, attributes=local_attributes(
+                    res.kind, real, b"", stack.name, address))
+            if local:
+                live = replace(live, attributes={})  # never in the plan: may hold secrets
         planned[address] = Change(
             address,
             res.kind,

@@ -86,7 +86,15 @@ from cloudtmpl.graph import cycle_diagnostics
 from cloudtmpl.loader import Document, Path, load_text
 from cloudtmpl.model import UNKNOWN, DesiredResource, Output, Placement, Target, canonical_json
 from cloudtmpl.placement import Request, Residency, Rule, solve
-from cloudtmpl.resources import Alias, PropertySpec, ResourceType, known_type_names, lookup
+from cloudtmpl.resources import (
+    LOCAL_TARGET,
+    TYPES,
+    Alias,
+    PropertySpec,
+    ResourceType,
+    known_type_names,
+    lookup,
+)
 from cloudtmpl.schema import (
     LATEST_HOT_VERSION,
     MERGE_STRATEGIES,
@@ -941,6 +949,8 @@ class _Resolver:
                 continue  # a Heat property with no effect here (see Alias.ignored)
             native = alias.properties.get(pname, pname) if alias else pname
             spec = rtype.properties.get(native)
+            if spec is None and rtype.open_properties:
+                continue  # accepted and ignored (OS::Heat::None, TestResource)
             if spec is None:
                 allowed = set(rtype.properties) | (set(alias.properties) if alias else set())
                 self.add("unknown-property",
@@ -1258,7 +1268,8 @@ class _Resolver:
 
     def place_all(self, resources: dict[str, DesiredResource]) -> dict[str, DesiredResource]:
         """Every resource's placement from the residency solver (one pass, co-located)."""
-        requests = {a: q for a, q in self.requests.items() if a in resources}
+        local = {a for a, r in resources.items() if r.kind in TYPES and TYPES[r.kind].local}
+        requests = {a: q for a, q in self.requests.items() if a in resources and a not in local}
         stack_rule = self.rule(("placement",), "stack placement")
         residency = self.residency = self.stack_residency()
         solution = solve(requests, stack_rule=stack_rule, residency=residency,
@@ -1267,6 +1278,9 @@ class _Resolver:
         return {
             name: replace(res, placement=solution.placements.get(name, Placement("", "")),
                           why=solution.why.get(name, ""), pinned=name in solution.pinned)
+            if name not in local else replace(
+                res, placement=Placement(LOCAL_TARGET, LOCAL_TARGET),
+                why="computed by cloudtmpl itself: no cloud")
             for name, res in resources.items()
         }
 

@@ -39,6 +39,10 @@ class ResourceType:
     layer: int = 0
     # Holds user data: never destroyed by a relocation without --allow-relocation.
     data_bearing: bool = False
+    # Computed by cloudtmpl itself, no cloud involved (random strings, values).
+    local: bool = False
+    # Takes any properties (Heat's OS::Heat::None and TestResource ignore theirs).
+    open_properties: bool = False
 
     def forces_replacement(self, prop: str) -> bool:
         spec = self.properties.get(prop)
@@ -233,13 +237,69 @@ PORT = ResourceType(
     layer=2,
 )
 
+RANDOM_STRING = ResourceType(
+    kind="Cloud::Random::String",
+    description="A random string, generated once and kept; never shown in clear text. It is "
+    "derived from the project's secret key (.cloudtmpl/keys/secret.key, or "
+    "CLOUDTMPL_SECRET_KEY), so only its parameters are stored.",
+    properties={
+        "length": P("integer", default=32),
+        "sequence": P("string", default="lettersdigits",
+                      description="lettersdigits, letters, lowercase, uppercase, digits, "
+                      "hexdigits or octdigits"),
+        "character_classes": P("list", description="[{class: digits, min: 2}, ...]"),
+        "character_sequences": P("list", description="[{sequence: '!@#', min: 1}, ...]"),
+        "salt": P("string", default="", description="Change it to get a new value"),
+    },
+    attributes={"value": "The random string"},
+    ref="the random string",
+    tags=False,
+    local=True,
+)
+
+VALUE = ResourceType(
+    kind="Cloud::Local::Value",
+    description="A value computed from other values (Heat's OS::Heat::Value).",
+    properties={
+        "value": P("any", required=True, update_allowed=True),
+        "type": P("string", update_allowed=True),
+    },
+    attributes={"value": "The value"},
+    ref="the resource's name",
+    tags=False,
+    local=True,
+)
+
+NONE = ResourceType(
+    kind="Cloud::Local::None",
+    description="A placeholder that makes nothing (Heat's OS::Heat::None); any properties.",
+    properties={},
+    attributes={},
+    ref="the resource's name",
+    tags=False,
+    local=True,
+    open_properties=True,
+)
+
+TEST_RESOURCE = ResourceType(
+    kind="Cloud::Local::Test",
+    description="Heat's OS::Heat::TestResource, value only: its 'output' is its 'value'.",
+    properties={"value": P("any", update_allowed=True, default="")},
+    attributes={"output": "The value"},
+    ref="the resource's name",
+    tags=False,
+    local=True,
+    open_properties=True,
+)
+
 TYPES: dict[str, ResourceType] = {
     t.kind: t
     for t in (
         SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, VOLUME_ATTACHMENT, FLOATING_IP,
-        NETWORK, SUBNET, PORT,
+        NETWORK, SUBNET, PORT, RANDOM_STRING, VALUE, NONE, TEST_RESOURCE,
     )
 }
+LOCAL_TARGET = "local"  # the placement of local resources
 
 _NAMED = frozenset({"name", "description"})
 ALIASES: dict[str, Alias] = {
@@ -269,6 +329,10 @@ ALIASES: dict[str, Alias] = {
               ignored=_NAMED | {"backup_id", "image", "snapshot_id", "read_only",
                                 "multiattach", "scheduler_hints"}),
         Alias("OS::Cinder::VolumeAttachment", VOLUME_ATTACHMENT.kind),
+        Alias("OS::Heat::RandomString", RANDOM_STRING.kind),
+        Alias("OS::Heat::Value", VALUE.kind),
+        Alias("OS::Heat::None", NONE.kind),
+        Alias("OS::Heat::TestResource", TEST_RESOURCE.kind),
     )
 }
 

@@ -7,11 +7,13 @@ target is used.  Everything it returns is a value.
 
 from __future__ import annotations
 
+import base64
 import errno
 import getpass
 import hashlib
 import json
 import os
+import secrets
 import socket
 import sys
 import threading
@@ -22,13 +24,19 @@ from typing import Any
 
 import yaml
 
-from cloudtmpl import resources
 from cloudtmpl.apply import ApplyResult, Event, Executor
-from cloudtmpl.config import TARGET_KINDS, Catalog, ProjectConfig, catalog_for, with_endpoint
+from cloudtmpl.config import (
+    TARGET_KINDS,
+    Catalog,
+    ProjectConfig,
+    catalog_for,
+    data_dir,
+    with_endpoint,
+)
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
 from cloudtmpl.loader import Document, load_text
-from cloudtmpl.model import STACK_NAME_RE, Action, Target
+from cloudtmpl.model import STACK_NAME_RE, Action, LiveResource, Placement, Target
 from cloudtmpl.plan import (
     CHOICES,
     FORMAT_VERSION,
@@ -40,6 +48,7 @@ from cloudtmpl.plan import (
 )
 from cloudtmpl.providers import make_adapter
 from cloudtmpl.providers.base import Adapter, Choice, CloudError
+from cloudtmpl.providers.local import LocalAdapter
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
 from cloudtmpl.sandbox import manager as sandbox
 from cloudtmpl.state import StateStore, default_state_url
@@ -148,6 +157,10 @@ def resolve_stack(
 def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], str]:
     """get_file's reader: paths relative to the template's directory, never outside it.
 
+    ``templates/<file>`` that does not exist next to the template is read from the
+    library templates shipped with cloudtmpl (``templates/`` in the wheel), so a
+    project can use ``type: templates/web_tier.yaml`` without copying it; that
+    directory confines such paths as the template's directory confines the rest.
     A saved plan carries what get_file read (see :func:`snapshot`), so applying
     it reads from the plan, not the work tree.
     """
@@ -160,9 +173,26 @@ def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], st
         path = (base / relative).resolve()
         if not path.is_relative_to(base.resolve()):
             raise OSError(errno.EACCES, "a symbolic link leads outside the template's directory")
+        if not path.exists():
+            shipped = library_file(relative)
+            if shipped is not None:
+                return shipped.read_text()
         return path.read_text()
 
     return read
+
+
+def library_file(relative: str) -> Path | None:
+    """The shipped library template ``relative`` (``templates/<file>``) names, if any."""
+    head, sep, rest = relative.partition("/")
+    if head != "templates" or not sep or not rest:
+        return None
+    try:
+        library = data_dir("templates").resolve()
+    except FileNotFoundError:
+        return None
+    path = (library / rest).resolve()
+    return path if path.is_relative_to(library) and path.is_file() else None
 
 
 def files_of(template: str, stack: ResolvedStack) -> dict[str, str]:
@@ -324,15 +354,54 @@ def open_session(
     except Exception:
         store.close()
         raise
-    adapters = {name: make_adapter(t) for name, t in targets.items()}
+    adapters = {
+        name: local_adapter(t, project, store, stack) if t.type == "local" else make_adapter(t)
+        for name, t in targets.items()
+    }
     catalogs = {name: catalog_for(t) for name, t in targets.items()}
     return Session(project, store, stack, targets, adapters, catalogs)
+
+
+def secret_key(project: ProjectConfig) -> bytes:
+    """The project's secret key for derived secrets (random strings).
+
+    ``CLOUDTMPL_SECRET_KEY`` (CI, shared state backends: give every runner the
+    same one), else ``.cloudtmpl/keys/secret.key`` in the project, created with
+    mode 0600 on first use.
+    """
+    env = os.environ.get("CLOUDTMPL_SECRET_KEY")
+    if env:
+        return env.encode()
+    path = project.directory / ".cloudtmpl" / "keys" / "secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(base64.b64encode(secrets.token_bytes(32)))
+    return path.read_bytes()
+
+
+def local_adapter(target: Target, project: ProjectConfig, store: StateStore, stack: str
+                  ) -> Adapter:
+    """The built-in local target: its resources exist where the state says they do."""
+
+    def known() -> list[LiveResource]:
+        return [
+            LiveResource(r.address, r.kind, r.physical_id, Placement(r.target, r.region),
+                         properties=dict(r.spec), spec_hash=r.spec_hash)
+            for r in store.resources(stack).values() if r.target == target.name
+        ]
+
+    return LocalAdapter(target, secret_key(project), known)
 
 
 def scopes(session: Session, stack: ResolvedStack | None) -> dict[tuple[str, str], frozenset[str]]:
     """Where to look for the stack: every (target, region) the template or state uses.
 
-    Every kind is listed in each scope, so a resource that left the template is
+    Every kind the target provides is listed in each scope, so a resource that left the template is
     found (and deleted) even if the state was lost.
     """
     found: set[tuple[str, str]] = set()
@@ -341,8 +410,11 @@ def scopes(session: Session, stack: ResolvedStack | None) -> dict[tuple[str, str
     found |= {(r.target, r.region) for r in session.store.resources(session.stack).values()}
     if stack is None and not found:
         found |= {(name, t.region) for name, t in session.targets.items() if t.region}
-    all_kinds = frozenset(resources.TYPES)
-    return {scope: all_kinds for scope in found if scope[0] in session.adapters}
+    return {
+        scope: TARGET_KINDS.get(session.targets[scope[0]].type, frozenset())
+        for scope in found
+        if scope[0] in session.adapters
+    }
 
 
 def discover_stack(session: Session, stack: ResolvedStack | None, parallelism: int) -> Discovery:

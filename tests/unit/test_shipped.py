@@ -12,16 +12,20 @@ import pytest
 from cloudtmpl.config import SANDBOX_TARGETS, load_catalog
 from cloudtmpl.loader import load_file
 from cloudtmpl.resolve import ResolveOptions, resolve
+from cloudtmpl.workflow import file_reader
 
 REPO = Path(__file__).resolve().parents[2]
-SHIPPED = sorted([*REPO.glob("examples/*/*.yaml"), *REPO.glob("templates/*.yaml")])
+EXAMPLES = sorted([*REPO.glob("examples/*/stack.yaml"), *REPO.glob("examples/heat/*.yaml")])
+LIBRARY = sorted(REPO.glob("templates/*.yaml"))
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("path", [*EXAMPLES, *LIBRARY], ids=lambda p: str(p.relative_to(REPO)))
 def test_shipped_templates_resolve(path: Path) -> None:
+    mode = "validate" if path in LIBRARY else "plan"  # library templates take parameters
     stack = resolve(load_file(str(path)),
-                    ResolveOptions(stack="t", mode="plan", target="sandbox-aws",
-                                   targets=SANDBOX_TARGETS))
+                    ResolveOptions(stack="t", mode=mode, target="sandbox-aws",
+                                   targets=SANDBOX_TARGETS,
+                                   read_file=file_reader(str(path), {})))
     assert stack.resources
 
 
