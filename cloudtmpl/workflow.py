@@ -252,6 +252,40 @@ def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
         raise DiagnosticError(diags)
 
 
+# Heat's custom constraints that a cloud can answer: name -> what lookup_choice checks
+CUSTOM_CONSTRAINTS = {"nova.flavor": "flavor", "glance.image": "image",
+                      "neutron.network": "network"}
+
+
+def check_custom_constraints(session: Session, stack: ResolvedStack) -> None:
+    """Parameters with ``custom_constraint: nova.flavor`` (etc.) name something that exists
+    in every cloud region the stack uses.  Other custom constraints are not checked."""
+    scopes = sorted({(r.placement.target, r.placement.region) for r in stack.resources.values()
+                     if session.targets[r.placement.target].type != "local"})
+    diags = []
+    for c in stack.custom_constraints:
+        what = CUSTOM_CONSTRAINTS.get(c.name)
+        if what is None or not isinstance(c.value, str):
+            continue
+        for target, region in scopes:
+            catalog = session.catalogs[target]
+            native = (catalog.size(c.value) if what == "flavor" else
+                      catalog.image(c.value, region) if what == "image" else c.value)
+            choice = session.adapters[target].lookup_choice(region, what, native)
+            if choice.canonical is not None:
+                continue
+            shown = "the value" if c.hidden else repr(c.value)
+            diags.append(Diagnostic(
+                "parameter-constraint",
+                f"parameter '{c.parameter}': {shown} is not a {what} on {target}/{region} "
+                f"(custom_constraint {c.name})",
+                c.loc,
+                f"{target} offers: {', '.join(choice.offered[:20])}" if choice.offered
+                else f"give a {what} that exists in {region}"))
+    if diags:
+        raise DiagnosticError(diags)
+
+
 def check_choices(session: Session, stack: ResolvedStack) -> dict[tuple[str, str, str, str], str]:
     """Flavors, images and external networks exist on their targets, and in what form.
 
@@ -437,7 +471,17 @@ def plan_stack(
     parallelism: int = 10,
 ) -> Plan:
     before = sum(a.request_count() for a in session.adapters.values())
-    natives = check_choices(session, stack)
+    diags: list[Diagnostic] = []
+    try:
+        check_custom_constraints(session, stack)
+    except DiagnosticError as err:
+        diags.extend(err.diagnostics)
+    try:
+        natives = check_choices(session, stack)
+    except DiagnosticError as err:
+        raise DiagnosticError([*diags, *err.diagnostics]) from None
+    if diags:
+        raise DiagnosticError(diags)
     found = discover_stack(session, stack, parallelism)
     found = replace(
         found, api_requests=sum(a.request_count() for a in session.adapters.values()) - before

@@ -318,3 +318,21 @@ def test_quota_error_names_target_region_and_resource_and_loses_nothing(
                "--yes").code == 0
     driver = os_driver(openstack_reset, "de-fra-1")
     assert owned(driver.list_volumes(), "server_with_volume") == []
+
+
+def test_custom_constraint_is_checked_against_the_cloud(project: Path) -> None:
+    write(project / "cc.yaml", """\
+heat_template_version: 2021-04-16
+parameters:
+  flavor:
+    type: string
+    constraints: [{custom_constraint: nova.flavor}]
+resources:
+  s: {type: OS::Nova::Server, properties: {image: cirros-0.6, flavor: {get_param: flavor}}}
+""")
+    r = run(project, "plan", "cc.yaml", "--target", "sandbox-openstack", "-p", "flavor=m1.tiny")
+    assert r.code == 0, r.err
+    r = run(project, "plan", "cc.yaml", "--target", "sandbox-openstack", "-p", "flavor=m7.big")
+    assert r.code == 1
+    assert "parameter-constraint" in r.err and "custom_constraint nova.flavor" in r.err
+    assert "m1.small" in r.err
