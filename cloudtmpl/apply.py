@@ -34,7 +34,15 @@ from cloudtmpl.model import (
     spec_hash,
     to_jsonable,
 )
-from cloudtmpl.plan import Change, Plan, RefContext, local_secrets, secrets_of, translate
+from cloudtmpl.plan import (
+    Change,
+    Plan,
+    RefContext,
+    local_secrets,
+    secrets_of,
+    spec_of,
+    translate,
+)
 from cloudtmpl.providers.base import Adapter, CloudError
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.state import ResourceRecord, StateStore
@@ -237,7 +245,7 @@ class Executor:
                 self.plan.natives,
             ),
         )
-        return props, seal(props, self.secrets)
+        return props, spec_of(res, props, self.secrets)
 
     def _run(self, step: _Step, run_id: int) -> StepResult:
         change = step.change

@@ -434,7 +434,7 @@ def destroy(
                 todo = wf.destroy_plan(session, resolved, parallelism)
                 render.plan_text(todo, out)
                 if not todo.has_changes:
-                    session.store.forget_stack(name)
+                    wf.forget_destroyed(session, todo)
                     return True
                 _confirm(yes, f"destroy stack {name}")
                 with _Interrupts() as stop, _progress(out, todo, False) as emit:

@@ -68,6 +68,7 @@ class Change:
     depends_on: tuple[str, ...] = ()
     why: str = ""  # how the placement was chosen
     drift: str = ""  # set when the live resource sits where the residency no longer allows
+    retain: bool = False  # leaves the stack but stays in the cloud (deletion_policy Retain)
 
     @property
     def key(self) -> str:
@@ -83,6 +84,7 @@ class Change:
             "placement": {**self.placement.to_json(), "why": self.why},
             "diff": [d.to_json() for d in self.diff],
             "drift": self.drift,
+            "retain": self.retain,
             "reason": self.reason,
             "physical_id": self.prior.physical_id if self.prior else None,
             "prior": self.prior.to_json() if self.prior else None,
@@ -107,6 +109,7 @@ class Change:
             depends_on=tuple(data.get("depends_on", [])),
             why=p.get("why", ""),
             drift=data.get("drift", ""),
+            retain=bool(data.get("retain", False)),
         )
 
 
@@ -300,6 +303,21 @@ def real_properties(
     return resources.canonical(res.kind, props)
 
 
+POLICY = "deletion_policy"  # kept in the spec (not sent to the cloud) when not Delete
+RETAINED = ("Retain", "Snapshot")  # Snapshot is not supported yet: such resources are kept
+
+
+def spec_of(res: DesiredResource, real: Mapping[str, Any], secrets: tuple[str, ...]
+            ) -> dict[str, Any]:
+    """What is recorded (state, spec tag) for ``real`` properties: sealed, with the
+    resource's deletion policy when it is not the default, so a resource removed from
+    the template is still known to be kept."""
+    spec = seal(dict(real), secrets)
+    if res.deletion_policy != "Delete":
+        spec[POLICY] = res.deletion_policy
+    return spec
+
+
 def desired_spec(
     res: DesiredResource,
     ctx: RefContext,
@@ -308,7 +326,7 @@ def desired_spec(
     natives: Natives | None = None,
 ) -> dict[str, Any]:
     """The resource's properties, evaluated, translated, canonical and sealed."""
-    return seal(real_properties(res, ctx, catalog, natives), secrets)
+    return spec_of(res, real_properties(res, ctx, catalog, natives), secrets)
 
 
 def local_secrets(lives: Iterable[LiveResource]) -> tuple[str, ...]:
@@ -327,7 +345,7 @@ def _diff(
     changes = []
     for name in sorted(set(desired) | set(last_applied or {})):
         new = desired.get(name)
-        if new is None:
+        if new is None or name == POLICY:
             continue  # not set in the template: the cloud's choice stands
         if name in live.properties:
             old = live.properties[name]
@@ -378,6 +396,19 @@ def relocation_refused(
     )
 
 
+def removal(live: LiveResource, last_applied: Mapping[str, Any] | None, reason: str,
+            catalogs: Mapping[str, Catalog]) -> Change:
+    """A resource leaves the stack: deleted, unless its deletion policy keeps it."""
+    change = delete_change(live, reason, catalogs)
+    policy = (last_applied or {}).get(POLICY)
+    if policy not in RETAINED:
+        return change
+    note = "" if policy == "Retain" else " (Snapshot is not supported yet: kept instead)"
+    return replace(change, action=Action.NOOP, retain=True,
+                   reason=f"deletion_policy {policy}: stays in the cloud, no longer "
+                   f"managed by this stack{note}")
+
+
 def delete_change(
     live: LiveResource, reason: str, catalogs: Mapping[str, Catalog] | None = None
 ) -> Change:
@@ -413,6 +444,8 @@ def decide(
         want = None if is_unknown(desired) else spec_hash(desired)
         if live.spec_hash in (None, want):
             return Action.NOOP, (), ""
+        if last_applied is not None and last_applied.get(POLICY) != desired.get(POLICY):
+            return Action.UPDATE, (), f"deletion_policy is now {desired.get(POLICY, 'Delete')}"
         return (
             Action.UPDATE,
             (),
@@ -516,7 +549,7 @@ def make_plan(
 
     changes.extend(
         replace(
-            delete_change(live, "no longer in the template", catalogs),
+            removal(live, last_applied.get(address), "no longer in the template", catalogs),
             drift=drift(live, stack.residency, catalogs),
         )
         for address, group in sorted(discovery.live.items())

@@ -118,7 +118,7 @@ def residency_line(plan: Plan) -> str:
 def plan_text(plan: Plan, out: Console, *, show_noop: bool = False) -> None:
     out.print(f"Stack [bold]{escape(plan.stack)}[/bold]: {summary_line(plan)}")
     for change in plan.changes:
-        if change.action is Action.NOOP and not show_noop:
+        if change.action is Action.NOOP and not show_noop and not change.retain:
             continue
         style = STYLE[change.action]
         pid = f" {change.prior.physical_id}" if change.prior else ""

@@ -41,9 +41,9 @@ from cloudtmpl.plan import (
     CHOICES,
     FORMAT_VERSION,
     Plan,
-    delete_change,
     live_fingerprint,
     make_plan,
+    removal,
     translate,
 )
 from cloudtmpl.providers import make_adapter
@@ -512,8 +512,9 @@ def plan_stack(
 
 def destroy_plan(session: Session, stack: ResolvedStack | None, parallelism: int = 10) -> Plan:
     found = discover_stack(session, stack, parallelism)
+    last = {a: r.spec for a, r in session.store.resources(session.stack).items()}
     changes = tuple(
-        delete_change(live, "destroy", session.catalogs)
+        removal(live, last.get(live.address), "destroy", session.catalogs)
         for group in found.live.values()
         for live in group
     )
@@ -691,7 +692,7 @@ def execute(
         )
         result = executor.run(run_id)
         if operation == "destroy" and result.ok:
-            session.store.forget_stack(session.stack)
+            forget_destroyed(session, plan)
         elif operation == "apply":
             session.store.set_outputs(session.stack, result.outputs)
         status = (
@@ -702,6 +703,18 @@ def execute(
         return result
     finally:
         session.store.end_run(run_id, status)
+
+
+def forget_destroyed(session: Session, plan: Plan) -> None:
+    """After a destroy: forget the stack, except resources it retains (deletion_policy
+    Retain), which stay known so that no later run deletes them."""
+    kept = {c.address for c in plan.changes if c.retain}
+    if not kept:
+        session.store.forget_stack(session.stack)
+        return
+    for address in set(session.store.resources(session.stack)) - kept:
+        session.store.delete_resource(session.stack, address)
+    session.store.set_outputs(session.stack, {})
 
 
 def prune_state(session: Session, plan: Plan, stack: ResolvedStack) -> None:

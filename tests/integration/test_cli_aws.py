@@ -464,3 +464,51 @@ outputs:
     r = run(tmp_path, "plan", "app.yaml", "-e", "secrets.yaml", "--detailed-exitcode")
     assert r.code == 0, r.out  # sealed values still compare equal
     assert run(tmp_path, "destroy", "app.yaml", "-e", "secrets.yaml", "--yes").code == 0
+
+
+def test_deletion_policy_retain_keeps_the_resource(tmp_path: Path,
+                                                   aws_reset: dict[str, Any]) -> None:
+    template = f"""\
+heat_template_version: 2021-04-16
+placement: {{provider: sandbox-aws, region: {REGION}}}
+resources:
+  keep:
+    type: Cloud::Block::Volume
+    deletion_policy: Retain
+    properties: {{size: 1}}
+  drop:
+    type: Cloud::Block::Volume
+    properties: {{size: 1}}
+"""
+    write(tmp_path / "ret.yaml", template)
+    assert run(tmp_path, "apply", "ret.yaml", "--yes").code == 0
+    client = ec2(aws_reset, REGION)
+
+    def volumes() -> set[str]:
+        found = client.describe_volumes(Filters=[{"Name": "tag:cloudtmpl:stack",
+                                                  "Values": ["ret"]}])["Volumes"]
+        return {tags(v)["cloudtmpl:resource"] for v in found}
+
+    assert volumes() == {"keep", "drop"}
+    # removed from the template: kept in the cloud, no longer managed
+    write(tmp_path / "ret.yaml", f"""\
+heat_template_version: 2021-04-16
+placement: {{provider: sandbox-aws, region: {REGION}}}
+resources:
+  other:
+    type: Cloud::Block::Volume
+    properties: {{size: 1}}
+""")
+    r = run(tmp_path, "plan", "ret.yaml", "--format", "json")
+    by = {c["address"]: c for c in r.json()["changes"]}
+    assert by["keep"]["action"] == "no-op" and by["keep"]["retain"] is True
+    assert by["drop"]["action"] == "delete"
+    assert "stays in the cloud" in run(tmp_path, "plan", "ret.yaml").out
+    assert run(tmp_path, "apply", "ret.yaml", "--yes").code == 0
+    assert volumes() == {"keep", "other"}
+    assert run(tmp_path, "plan", "ret.yaml", "--detailed-exitcode").code == 0
+    # destroy removes what the stack manages; the retained volume stays, then and later
+    assert run(tmp_path, "destroy", "ret.yaml", "--yes").code == 0
+    assert volumes() == {"keep"}
+    assert run(tmp_path, "destroy", "-s", "ret", "--yes").code == 0
+    assert volumes() == {"keep"}
