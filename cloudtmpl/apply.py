@@ -9,7 +9,9 @@ and the state cache is updated as each resource settles.
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -95,12 +97,23 @@ class ApplyResult:
 @dataclass(frozen=True)
 class _Step:
     id: str
-    op: str  # create, update, delete
-    change: Change
+    op: str  # create, update, delete; pause (waits), barrier (orders, does nothing)
+    change: Change | None
+    seconds: float = 0.0  # pause
+
+    @property
+    def address(self) -> str:
+        return self.change.address if self.change is not None else self.id
 
 
-def build_steps(plan: Plan) -> nx.DiGraph:
-    """The step graph: edge u -> v means step v waits for step u."""
+def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, Any]]] | None = None
+                ) -> nx.DiGraph:
+    """The step graph: edge u -> v means step v waits for step u.
+
+    ``groups`` maps an address to (group, member index, the group's update_policy):
+    creates of a group honour ``batch_create``, updates and replacements
+    ``rolling_update`` (``max_batch_size``, ``min_in_service``, ``pause_time``).
+    """
     g = nx.DiGraph()
     by_address: dict[str, str] = {}  # address -> id of its create/update step
     deletes: list[_Step] = []
@@ -126,14 +139,77 @@ def build_steps(plan: Plan) -> nx.DiGraph:
             if dep in by_address:
                 g.add_edge(by_address[dep], own)
     # Old resources go from the highest creation layer down (attachments before
-    # servers before volumes), which holds even when the old template is gone.
-    for a in deletes:
-        for b in deletes:
-            la = resources.TYPES[a.change.prior.kind if a.change.prior else a.change.kind].layer
-            lb = resources.TYPES[b.change.prior.kind if b.change.prior else b.change.kind].layer
-            if la > lb:
-                g.add_edge(a.id, b.id)
+    # servers before volumes), which holds even when the old template is gone.  A
+    # barrier between layers keeps that linear in the number of deletes.
+    layers: dict[int, list[str]] = {}
+    for d in deletes:
+        assert d.change is not None
+        kind = d.change.prior.kind if d.change.prior else d.change.kind
+        layers.setdefault(resources.TYPES[kind].layer, []).append(d.id)
+    order = sorted(layers, reverse=True)
+    for upper, lower in itertools.pairwise(order):
+        barrier = f"barrier:delete-layer-{upper}"
+        g.add_node(barrier, step=_Step(barrier, "barrier", None))
+        for node in layers[upper]:
+            g.add_edge(node, barrier)
+        for node in layers[lower]:
+            g.add_edge(barrier, node)
+    _batches(g, groups or {})
     return g
+
+
+def _batches(g: nx.DiGraph, groups: Mapping[str, tuple[str, int, Mapping[str, Any]]]) -> None:
+    """Order a group's member steps in batches, as its update_policy asks."""
+    members: dict[tuple[str, str], dict[int, list[str]]] = {}
+    policies: dict[tuple[str, str], Mapping[str, Any]] = {}
+    sizes: dict[str, set[int]] = {}
+    for group, index, _ in groups.values():
+        sizes.setdefault(group, set()).add(index)
+    for node in list(g.nodes):
+        step: _Step = g.nodes[node]["step"]
+        if step.change is None or step.change.address not in groups:
+            continue
+        group, index, policy = groups[step.change.address]
+        which = "batch_create" if step.change.action is Action.CREATE else "rolling_update"
+        settings = policy.get(which)
+        if not isinstance(settings, Mapping):
+            continue
+        members.setdefault((group, which), {}).setdefault(index, []).append(node)
+        policies[(group, which)] = settings
+    for (group, which), by_index in sorted(members.items()):
+        settings = policies[(group, which)]
+        size = int(settings.get("max_batch_size") or 1)
+        if which == "rolling_update":
+            in_service = int(settings.get("min_in_service") or 0)
+            size = min(size, max(1, len(sizes[group]) - in_service))
+        pause = _seconds(settings.get("pause_time"))
+        indexes = sorted(by_index)
+        batches = [indexes[i:i + size] for i in range(0, len(indexes), size)]
+        for k in range(1, len(batches)):
+            gate = f"pause:{group}:{which}:{k}"
+            g.add_node(gate, step=_Step(gate, "pause" if pause else "barrier", None, pause))
+            for index in batches[k - 1]:
+                for node in by_index[index]:
+                    g.add_edge(node, gate)
+            for index in batches[k]:
+                for node in by_index[index]:
+                    g.add_edge(gate, node)
+
+
+def _seconds(value: Any) -> float:
+    """Heat's pause_time: seconds, or an ISO 8601 duration like PT1M30S."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?", value.strip())
+        if match:
+            h, m, s = (float(x) if x else 0.0 for x in match.groups())
+            return h * 3600 + m * 60 + s
+        try:
+            return float(value)
+        except ValueError:
+            return 0.0
+    return 0.0
 
 
 def generated_public_key(keys_dir: Path, name: str) -> str:
@@ -249,6 +325,7 @@ class Executor:
 
     def _run(self, step: _Step, run_id: int) -> StepResult:
         change = step.change
+        assert change is not None
         adapter = self.adapters[
             change.placement.target
             if step.op != "delete" or not change.prior
@@ -318,17 +395,23 @@ class Executor:
 
     # -- the walk ---------------------------------------------------------
     def run(self, run_id: int) -> ApplyResult:
-        g = build_steps(self.plan)
+        groups = {a: (r.group, r.index, r.update_policy)
+                  for a, r in self.stack.resources.items() if r.group}
+        g = build_steps(self.plan, groups)
         results: dict[str, StepResult] = {}
         pending = {n: set(g.predecessors(n)) for n in g.nodes}
         running: dict[Future[StepResult], str] = {}
 
+        def skip(node: str, why: str) -> None:
+            step: _Step = g.nodes[node]["step"]
+            results[node] = StepResult(step.address, step.op, "skipped", why)
+            if step.change is not None:
+                self.emit(Event("skipped", step.address, step.op, why))
+
         def skip_dependents(node: str, why: str) -> None:
             for d in nx.descendants(g, node):
                 if d not in results:
-                    step: _Step = g.nodes[d]["step"]
-                    results[d] = StepResult(step.change.address, step.op, "skipped", why)
-                    self.emit(Event("skipped", step.change.address, step.op, why))
+                    skip(d, why)
 
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
             while True:
@@ -354,19 +437,17 @@ class Executor:
                         skip_dependents(node, f"{result.address} failed")
             for node in g.nodes:
                 if node not in results:
-                    step = g.nodes[node]["step"]
-                    results[node] = StepResult(
-                        step.change.address, step.op, "skipped", "interrupted before it started"
-                    )
-                    self.emit(
-                        Event(
-                            "skipped", step.change.address, step.op, "interrupted before it started"
-                        )
-                    )
-        ordered = tuple(results[n] for n in nx.topological_sort(g))
+                    skip(node, "interrupted before it started")
+        ordered = tuple(results[n] for n in nx.topological_sort(g)
+                        if g.nodes[n]["step"].change is not None)
         return ApplyResult(ordered, self.outputs())
 
     def _safe_run(self, step: _Step, run_id: int) -> StepResult:
+        if step.change is None:  # a pause between batches, or a barrier
+            if step.op == "pause":
+                self.emit(Event("progress", step.id, "pause", f"{step.seconds:g}s between batches"))
+                self.stop.wait(step.seconds)
+            return StepResult(step.id, step.op, "skipped" if self.stop.is_set() else "done")
         try:
             return self._run(step, run_id)
         except CloudError as err:

@@ -138,6 +138,11 @@ class DesiredResource:
     deletion_policy: str = "Delete"
     why: str = ""  # how the placement was chosen (the residency solver's explanation)
     pinned: bool = False  # once applied, never relocated without --allow-relocation
+    # set on the resources of a group member: the group, the member's index and the
+    # group's update_policy (batch_create / rolling_update), which the executor honours
+    group: str = ""
+    index: int = 0
+    update_policy: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,8 @@ class Request:
     loc: Loc
     rules: tuple[Rule, ...] = ()  # its own, and those inherited from groups/nested stacks
     links: frozenset[str] = frozenset()  # addresses it refers to by id
-    residency: Residency | None = None  # a nested template's own (narrower) residency
+    # the residencies of the nested templates it comes from, innermost first
+    residencies: tuple[Residency, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -268,13 +269,12 @@ def solve(
     why: dict[str, str] = {}
     for members in _components(requests):
         member_rules = list(dict.fromkeys(r for a in members for r in requests[a].rules))
-        nested = [q.residency for a in members if (q := requests[a]).residency is not None]
+        nested = [r for a in members for r in requests[a].residencies]
         allowed = [c for c in pool if all(_matches(r, c) for r in member_rules)
                    and (residency is None or residency.allows(c))
                    and all(n.allows(c) for n in nested)]
         head = requests[members[0]]
-        together = (f"; kept with {', '.join(members[1:])} (they refer to each other by id)"
-                    if len(members) > 1 else "")
+
         if not allowed:
             diags.append(_conflict(members, requests, member_rules, residency, pool))
             continue
@@ -321,7 +321,9 @@ def solve(
             text += "; satisfies " + ", ".join(constraints)
         for address in members:
             placements[address] = choice.placement()
-            why[address] = text + together
+            others = [m for m in members if m != address]
+            why[address] = text + (f"; kept with {', '.join(others)} (they refer to each other "
+                                   "by id)" if others else "")
     pinned = frozenset(a for a, q in requests.items() if any(r.pinned for r in q.rules))
     return Solution(placements, why, pinned, tuple(_unique(diags)))
 

@@ -85,7 +85,7 @@ from cloudtmpl.functions import (
 from cloudtmpl.graph import cycle_diagnostics
 from cloudtmpl.loader import Document, Path, load_text
 from cloudtmpl.model import UNKNOWN, DesiredResource, Output, Placement, Target, canonical_json
-from cloudtmpl.placement import Request, Residency, Rule, solve
+from cloudtmpl.placement import Request, Residency, Rule, candidates, solve
 from cloudtmpl.resources import (
     LOCAL_TARGET,
     TYPES,
@@ -1012,6 +1012,9 @@ class _Resolver:
             return str(value) if isinstance(value, (str, int)) and value != "" else None
 
         country, jurisdiction = text("country"), text("jurisdiction")
+        if not any(text(k) for k in ("provider", "region", "country", "jurisdiction")) \
+                and ext.get("pinned") is not True:
+            return None  # e.g. only a group's spread: no rule of its own
         return Rule(source=source, loc=self.doc.key_loc(path), provider=text("provider"),
                     region=text("region"), country=country.upper() if country else None,
                     jurisdiction=jurisdiction.upper() if jurisdiction else None,
@@ -1099,12 +1102,15 @@ class _Resolver:
         members: dict[str, DesiredResource] = {}
         addresses: list[str] = []
         member_rpath: Path = (*ppath, "resource_def")
+        policy = rdef.get("update_policy")
+        policy = dict(policy) if isinstance(policy, Mapping) else {}
         for k, index in enumerate(indexes):
             member = f"{name}.{index}"
             mdef = substitute_index(raw_def, var, index)
             rules = (*inherited, *((spread[k % len(spread)],) if spread else ()))
             flat = self.member(member, mdef, member_rpath, explicit, ctx, conditions, rules)
-            members.update(flat)
+            members.update({a: replace(r, group=name, index=index, update_policy=policy)
+                            for a, r in flat.items()})
             addresses.append(member)
         comp = Composite(name, "group", members=tuple(addresses), indexes=tuple(indexes),
                          addresses=frozenset(members), ref=empty.ref)
@@ -1209,11 +1215,9 @@ class _Resolver:
         prefix = f"{name}."
         names = frozenset(inner.resources)
         parent_res = self.residency or self.stack_residency()
-        if (inner.residency is not None and parent_res is not None and not (
-                inner.residency.countries <= parent_res.countries or not parent_res.countries)) \
-                or (inner.residency is not None and parent_res is not None
-                    and parent_res.jurisdictions and inner.residency.jurisdictions
-                    and not inner.residency.jurisdictions <= parent_res.jurisdictions):
+        if inner.residency is not None and parent_res is not None and any(
+                inner.residency.allows(c) and not parent_res.allows(c)
+                for c in candidates(self.options.targets)):
             self.add("residency-widened", f"resource '{name}': the nested template "
                      f"{doc.file} allows more than its parent: {inner.residency.text()} is not "
                      f"within {parent_res.text()}", inner.residency.loc,
@@ -1232,7 +1236,8 @@ class _Resolver:
                     q, address=prefix + address, rules=(*inherited, *q.rules),
                     links=frozenset(prefix + link if link in names else link
                                     for link in q.links),
-                    residency=q.residency or inner.residency)
+                    residencies=(*q.residencies,
+                                 *((inner.residency,) if inner.residency else ())))
         outputs = {o: graft_tree(out.value, prefix, names) for o, out in inner.outputs.items()}
         ref = outputs.get("OS::stack_id", empty.ref)
         return flat, Composite(name, "stack", outputs=outputs, prefix=prefix,

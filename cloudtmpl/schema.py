@@ -145,7 +145,8 @@ _STACK_PLACEMENT = _obj(
     {
         "provider": _STR,
         "region": _STR,
-        "residency": _obj({"countries": _STR_LIST, "jurisdictions": _STR_LIST},
+        "residency": _obj({"countries": _STR_LIST, "jurisdictions": _STR_LIST,
+                           "regions": _STR_LIST},
                           expect="a mapping with 'countries' or 'jurisdictions'"),
     },
     expect="a placement mapping (provider, region, residency)",

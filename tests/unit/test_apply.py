@@ -15,8 +15,8 @@ import networkx as nx
 
 from cloudtmpl.apply import Event, Executor, build_steps
 from cloudtmpl.config import Catalog
-from cloudtmpl.model import LiveResource, Placement
-from cloudtmpl.plan import Plan
+from cloudtmpl.model import Action, LiveResource, Placement
+from cloudtmpl.plan import Change, Plan
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.state import StateStore
 from tests.unit.test_plan import TARGETS, live_for, plan_of, stack
@@ -167,3 +167,38 @@ def test_interrupt_starts_no_new_steps(tmp_path: Path) -> None:
         ).run(run_id)
     assert adapter.calls == []
     assert {s.status for s in result.steps} == {"skipped"}
+
+
+def _group_plan(action: Action, n: int) -> Plan:
+    changes = tuple(
+        Change(f"g.{i}", "Cloud::Block::Volume", "Cloud::Block::Volume", action,
+               Placement("t", "r1"),
+               prior=LiveResource(f"g.{i}", "Cloud::Block::Volume", f"vol-{i}",
+                                  Placement("t", "r1")) if action is not Action.CREATE else None)
+        for i in range(n))
+    return Plan("s", changes, "", "", 0, "")
+
+
+def test_rolling_update_batches_respect_min_in_service_and_pause() -> None:
+    policy = {"rolling_update": {"max_batch_size": 3, "min_in_service": 4, "pause_time": "PT2S"}}
+    groups = {f"g.{i}": ("g", i, policy) for i in range(6)}
+    g = build_steps(_group_plan(Action.REPLACE, 6), groups)
+    assert nx.is_directed_acyclic_graph(g)
+    pauses = sorted(n for n in g.nodes if n.startswith("pause:"))
+    assert pauses == ["pause:g:rolling_update:1", "pause:g:rolling_update:2"]
+    assert g.nodes[pauses[0]]["step"].seconds == 2.0
+    # batches of 2 (6 members, 4 stay in service): g.0/g.1, then g.2/g.3, then g.4/g.5
+    first = set(nx.ancestors(g, pauses[0]))
+    assert {"create:g.0", "create:g.1", "delete:g.0#vol-0", "delete:g.1#vol-1"} <= first
+    assert not {"create:g.2", "delete:g.2#vol-2"} & first
+    assert nx.has_path(g, pauses[0], "delete:g.2#vol-2")
+    assert nx.has_path(g, pauses[1], "create:g.5")
+
+
+def test_batch_create_and_plain_groups() -> None:
+    policy = {"batch_create": {"max_batch_size": 2}}
+    g = build_steps(_group_plan(Action.CREATE, 5), {f"g.{i}": ("g", i, policy) for i in range(5)})
+    gates = sorted(n for n in g.nodes if n.startswith("pause:"))
+    assert len(gates) == 2 and g.nodes[gates[0]]["step"].op == "barrier"  # no pause_time
+    g = build_steps(_group_plan(Action.CREATE, 5), {f"g.{i}": ("g", i, {}) for i in range(5)})
+    assert g.number_of_edges() == 0  # no policy: all at once
