@@ -295,6 +295,10 @@ class Executor:
             self._remember(live)
         return live
 
+    def _timeout(self, address: str, what: str, default: float) -> float:
+        res = self.stack.resources.get(address)
+        return float(res.timeouts.get(what, default)) if res is not None else default
+
     def _remember(self, live: LiveResource) -> None:
         """Keep ``live`` for get_attr; a random string's value becomes a secret to seal."""
         with self._lock:
@@ -346,7 +350,8 @@ class Executor:
         if step.op == "delete":
             assert change.prior is not None
             prior_type = resources.TYPES[change.prior.kind]
-            adapter.delete(change.prior, timeout=prior_type.delete_timeout)
+            adapter.delete(change.prior, timeout=self._timeout(change.address, "delete",
+                                                               prior_type.delete_timeout))
             if change.action is Action.DELETE:
                 self.store.delete_resource(self.plan.stack, change.address)
             live_id = change.prior.physical_id
@@ -367,7 +372,7 @@ class Executor:
                     name=physical_name(self.plan.stack, change.address),
                     properties=cloud_props,
                     spec_hash=digest,
-                    timeout=rtype.ready_timeout,
+                    timeout=self._timeout(change.address, "create", rtype.ready_timeout),
                 )
             else:
                 assert change.prior is not None
@@ -378,7 +383,7 @@ class Executor:
                     changed,
                     stack=self.plan.stack,
                     spec_hash=digest,
-                    timeout=rtype.ready_timeout,
+                    timeout=self._timeout(change.address, "create", rtype.ready_timeout),
                 )
             self._remember(live)
             self.store.put_resource(self.plan.stack, self._record(live, spec))
@@ -413,7 +418,9 @@ class Executor:
                 if d not in results:
                     skip(d, why)
 
-        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+        pool = ThreadPoolExecutor(max_workers=self.parallelism)
+        aborted = False
+        try:
             while True:
                 if not self.stop.is_set():
                     ready = sorted(
@@ -438,6 +445,19 @@ class Executor:
             for node in g.nodes:
                 if node not in results:
                     skip(node, "interrupted before it started")
+        except KeyboardInterrupt:
+            # a second Ctrl-C: stop now.  The steps still in flight keep their intent
+            # in the journal, marked aborted, so the next run looks them up.
+            aborted = True
+            for node in running.values():
+                step = g.nodes[node]["step"]
+                if step.change is not None:
+                    self.store.journal(run_id, self.plan.stack, step.address, step.op, "failed",
+                                       detail={"error": "aborted while in flight"})
+                    self.emit(Event("failed", step.address, step.op, "aborted while in flight"))
+            raise
+        finally:
+            pool.shutdown(wait=not aborted, cancel_futures=True)
         ordered = tuple(results[n] for n in nx.topological_sort(g)
                         if g.nodes[n]["step"].change is not None)
         return ApplyResult(ordered, self.outputs())

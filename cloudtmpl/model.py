@@ -143,6 +143,8 @@ class DesiredResource:
     group: str = ""
     index: int = 0
     update_policy: Mapping[str, Any] = field(default_factory=dict)
+    # the template's own timeouts (seconds), over the resource type's defaults
+    timeouts: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,9 @@ class ResolveOptions:
     parent_values: Mapping[str, tuple[Any, Loc]] = field(default_factory=dict)
     deferred: Mapping[str, Any] = field(default_factory=dict)
     registry: ResourceRegistry | None = None
+    # parsed nested templates and their schema diagnostics, shared by every nested
+    # resolve of one run: a group of 50 members parses its member template once
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -1254,22 +1257,28 @@ class _Resolver:
                          "'template' (a template as a mapping or a string)", loc,
                          "template: {heat_template_version: ..., resources: {...}}")
                 return None
-            try:
-                return load_text(text, f"{self.doc.file}#{name}")
-            except DiagnosticError as exc:
-                self.diags.extend(exc.diagnostics)
-                return None
+            return self.parsed(text, f"{self.doc.file}#{name}")
         try:
             text = self.get_file(path, loc)
         except DiagnosticError as exc:
             self.diags.extend(exc.diagnostics)
             return None
-        try:
-            return load_text(text, posixpath.normpath(
-                posixpath.join(posixpath.dirname(self.doc.file), path)))
-        except DiagnosticError as exc:
-            self.diags.extend(exc.diagnostics)
+        return self.parsed(text, posixpath.normpath(
+            posixpath.join(posixpath.dirname(self.doc.file), path)))
+
+    def parsed(self, text: str, file: str) -> Document | None:
+        """A nested template, parsed once per run (documents are never modified)."""
+        key = ("doc", file, text)
+        if key not in self.options.cache:
+            try:
+                self.options.cache[key] = load_text(text, file)
+            except DiagnosticError as exc:
+                self.options.cache[key] = exc
+        found = self.options.cache[key]
+        if isinstance(found, DiagnosticError):
+            self.diags.extend(found.diagnostics)
             return None
+        return found
 
     def place_all(self, resources: dict[str, DesiredResource]) -> dict[str, DesiredResource]:
         """Every resource's placement from the residency solver (one pass, co-located)."""
@@ -1358,7 +1367,10 @@ class _Resolver:
         return [replace(d, message=scrub(d.message), hint=scrub(d.hint)) for d in diags]
 
     def run(self) -> ResolvedStack:
-        self.diags.extend(validate_template(self.doc))
+        key = ("schema", self.doc.file, self.doc.text)
+        if key not in self.options.cache:
+            self.options.cache[key] = validate_template(self.doc)
+        self.diags.extend(self.options.cache[key])
         self.resolve_parameters()
         self.check_parameter_groups()
         trees, cond_locs = self.parse_conditions()
@@ -1406,6 +1418,7 @@ class _Resolver:
                 placement=Placement("", ""),  # chosen for all resources at once below
                 loc=self.doc.key_loc(("resources", name)),
                 deletion_policy=policy.capitalize() if isinstance(policy, str) else "Delete",
+                timeouts=_timeouts(rdef.get("timeouts")),
             )
 
         outputs: dict[str, Output] = {}
@@ -1457,6 +1470,14 @@ class _Resolver:
             registry=self.registry,
             requests=dict(self.requests) if self.options.nested else {},
         )
+
+
+def _timeouts(raw: Any) -> dict[str, float]:
+    """A resource's ``timeouts`` (checked by the schema): {create|delete: seconds}."""
+    if not isinstance(raw, Mapping):
+        return {}
+    return {k: float(v) for k, v in raw.items()
+            if k in ("create", "delete") and isinstance(v, (int, float))}
 
 
 _GROUP_PROPERTIES = ("count", "resource_def", "index_var", "removal_policies",

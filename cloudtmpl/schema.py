@@ -174,6 +174,11 @@ _RESOURCE = _obj(
         "metadata": {"type": "object", "x-expect": "a mapping"},
         "deletion_policy": {"enum": list(DELETION_POLICIES)},
         "update_policy": {"type": "object", "x-expect": "a mapping"},
+        # cloudtmpl extension: per-resource timeouts in seconds (create covers update)
+        "timeouts": {"type": "object", "additionalProperties": False,
+                     "properties": {"create": {"type": "number", "exclusiveMinimum": 0},
+                                    "delete": {"type": "number", "exclusiveMinimum": 0}},
+                     "x-expect": "a mapping {create: SECONDS, delete: SECONDS}"},
         "placement": _RESOURCE_PLACEMENT,
     },
     required=("type",),
