@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import os
 import signal
 import sys
 import threading
@@ -30,6 +31,7 @@ from cloudtmpl.providers.base import CloudError
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sandbox import manager as sandbox
 from cloudtmpl.state import StackLocked
+from cloudtmpl.statecli import state_app
 
 
 class Exit(enum.IntEnum):
@@ -63,6 +65,7 @@ sandbox_app = typer.Typer(
     help="Local sandbox clouds on 127.0.0.1 (moto for AWS).", no_args_is_help=True
 )
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(state_app, name="state")
 
 EnvOpt = Annotated[
     list[str] | None,
@@ -151,8 +154,12 @@ def _guard(fn: Callable[[], Any], fmt: Format = Format.text) -> Any:
             fmt,
         )
     except KeyboardInterrupt:
-        render.console(stderr=True).print("interrupted")
-        raise typer.Exit(130) from None
+        # the journal and the lock are already settled; cloud calls still in flight
+        # in worker threads are not waited for (the next run looks them up)
+        render.console(stderr=True).print("aborted")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 def _inputs(
@@ -427,7 +434,8 @@ def destroy(
         if template is not None:
             resolved = wf.resolve_stack(inputs, project, "validate", wf.read_sources(inputs))
         name = resolved.name if resolved else wf.stack_name(inputs)
-        targets = {r.placement.target for r in resolved.resources.values()} if resolved else set()
+        targets = {r.placement.target for r in resolved.resources.values()
+                   if r.placement.target} if resolved else set()
         session = wf.open_session(project, inputs, name, targets)
         try:
             with session.store.lock(name, wf.holder()):

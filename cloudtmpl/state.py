@@ -41,21 +41,50 @@ Concurrency:
   process is dead (same host, ``os.kill(pid, 0)`` fails) is stale and is taken
   over automatically, with an audit line.
 
+PostgreSQL (``postgresql://`` or ``postgres://`` URLs, psycopg 3):
+
+* Same tables and SQL.  Write transactions are READ COMMITTED; writers of one
+  stack queue on a transaction-level advisory lock keyed by the stack
+  (``pg_advisory_xact_lock``), which is what keeps the journal's ``seq``
+  (``MAX(seq) + 1``) and the outputs' delete-and-insert correct across
+  processes.  Schema creation and migration take the same kind of lock on a
+  key of their own, so two processes opening a new database at once are safe.
+  Reads run in REPEATABLE READ READ ONLY transactions (one snapshot).
+* The stack lock is a *session-level* advisory lock (``pg_try_advisory_lock``
+  on a 64-bit hash of the stack name) held on a connection of its own for as
+  long as the lock is held, plus the ``locks`` row naming holder, pid, host and
+  since.  The server drops the advisory lock when that session ends - the
+  holder released it, closed the store, or died (SIGKILL closes its socket; a
+  vanished host is noticed through TCP keepalives) - so liveness does not
+  depend on pids: a row whose advisory lock is free is stale, whatever host
+  wrote it, and is taken over with an audit line.  Taking, releasing and
+  force-removing the lock all run under the stack's transaction-level lock, so
+  nobody ever sees the advisory lock held without its row.  A forced unlock
+  also ends the holder's lock session (``pg_terminate_backend``).
+* Connection failures are ``state-connect`` diagnostics; no message, hint or
+  :attr:`StateStore.description` ever contains the password.
+
 Portability: the SQL below is plain SQL that SQLite (>= 3.35) and PostgreSQL
 both accept (``INSERT ... ON CONFLICT``, ``RETURNING``, ``?`` placeholders
-translated by the backend).  Everything SQLite-specific - connecting, pragmas,
-the write-transaction primitive, the auto-increment column type, error
-classification - lives in :class:`_SQLiteBackend`; a PostgreSQL backend
-implements the same small :class:`_Backend` protocol.
+translated by the backend).  Everything database-specific - connecting, pragmas,
+the write-transaction primitive, per-key write serialization, the auto-increment
+column type, session locks, error classification - lives in
+:class:`_SQLiteBackend` and :class:`_PostgresBackend`, behind the small
+:class:`_Backend` protocol.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
+import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -77,6 +106,7 @@ __all__ = [
     "RunInfo",
     "RunStatus",
     "StackLocked",
+    "StackSummary",
     "StateError",
     "StateStore",
     "default_state_url",
@@ -89,6 +119,8 @@ STATE_FILE = "state.db"
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: unless the URL sets connect_timeout
+DEAD_SESSION_GRACE_S = 5.0  # PostgreSQL: how long a dead local holder's session may take to end
 
 Operation = Literal["apply", "destroy"]
 RunStatus = Literal["running", "succeeded", "failed", "interrupted"]
@@ -193,6 +225,18 @@ class LockInfo:
 
 
 @dataclass(frozen=True)
+class StackSummary:
+    """One line of ``cloudtmpl state list``."""
+
+    name: str
+    serial: int
+    resources: int
+    outputs: int
+    updated: datetime | None
+    lock: LockInfo | None
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     at: datetime
     stack: str
@@ -233,17 +277,37 @@ class StackLocked(Exception):
 # --------------------------------------------------------------------------- backends
 
 
+class _SessionLock(Protocol):
+    """A lock that the database server drops when the session holding it ends."""
+
+    def try_acquire(self) -> bool: ...
+    def release(self) -> None: ...  # unlock and close the session
+    def close(self) -> None: ...
+    def alive(self) -> bool: ...
+    @property
+    def backend_pid(self) -> int: ...
+
+
 class _Backend(Protocol):
     """The database specifics; everything else in this module is portable SQL."""
 
-    description: str
+    url: str  # what open() was given, to reopen it (may carry a password: never show it)
+    description: str  # for messages: never contains a password
     autoinc_pk: str  # column type of an auto-increment integer primary key
 
     def connect(self) -> Any: ...  # a DB-API connection in autocommit mode
-    def begin_write(self, conn: Any) -> None: ...  # start a transaction serializing writers
+    def begin_write(self, conn: Any) -> None: ...  # start a write transaction
+    def serialize(self, tx: _Tx, key: str) -> None: ...  # writers of ``key`` queue here
     def begin_read(self, conn: Any) -> None: ...
     def sql(self, text: str) -> str: ...  # placeholder translation (``?`` is used here)
     def is_busy(self, exc: BaseException) -> bool: ...
+    def is_disconnect(self, exc: BaseException) -> bool: ...
+    def redact(self, text: str) -> str: ...
+
+    # Session locks (None: the backend has none; lock liveness is then judged by pid).
+    def session_lock(self, stack: str) -> _SessionLock | None: ...
+    def lock_session_holder(self, tx: _Tx, stack: str) -> LockInfo | None: ...
+    def end_session(self, tx: _Tx, backend_pid: int) -> None: ...
 
 
 class _SQLiteBackend:
@@ -254,6 +318,7 @@ class _SQLiteBackend:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = f"sqlite:///{path.as_posix()}"
+        self.url = self.description
 
     def prepare(self) -> None:
         """Create the directory (0700) and the file (0600) before SQLite opens it."""
@@ -293,6 +358,9 @@ class _SQLiteBackend:
     def begin_write(self, conn: Any) -> None:
         conn.execute("BEGIN IMMEDIATE")
 
+    def serialize(self, tx: _Tx, key: str) -> None:
+        pass  # BEGIN IMMEDIATE already serializes every writer
+
     def begin_read(self, conn: Any) -> None:
         conn.execute("BEGIN")
 
@@ -305,13 +373,256 @@ class _SQLiteBackend:
             "locked" in text or "busy" in text
         )
 
+    def is_disconnect(self, exc: BaseException) -> bool:
+        return False
 
-def _parse_url(url: str, base: Path | None) -> _SQLiteBackend:
+    def redact(self, text: str) -> str:
+        return text
+
+    def session_lock(self, stack: str) -> _SessionLock | None:
+        return None
+
+    def lock_session_holder(self, tx: _Tx, stack: str) -> LockInfo | None:
+        return None
+
+    def end_session(self, tx: _Tx, backend_pid: int) -> None:
+        raise StateError("SQLite has no lock sessions")
+
+
+def _key64(text: str) -> int:
+    """A stable signed 64-bit advisory-lock key (Python's hash() differs per process)."""
+    digest = hashlib.sha256(b"cloudtmpl-lock:" + text.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _key32(text: str) -> int:
+    digest = hashlib.sha256(b"cloudtmpl-write:" + text.encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+# Transaction-level write locks use the two-int4 key space (classid = this namespace);
+# stack locks use the int8 key space, so the two never collide (pg_locks.objsubid 2 vs 1).
+_PG_WRITE_NAMESPACE = 0x636C_746D  # "cltm"
+_PG_SCHEMA_KEY = "#schema"  # not a valid stack name
+
+
+class _PgSessionLock:
+    """A dedicated connection holding one session-level advisory lock."""
+
+    def __init__(self, conn: Any, key: int) -> None:
+        self._conn = conn
+        self._key = key
+        self._held = False
+
+    @property
+    def backend_pid(self) -> int:
+        return int(self._conn.info.backend_pid)
+
+    def try_acquire(self) -> bool:
+        row = self._conn.execute("SELECT pg_try_advisory_lock(%s::bigint)", (self._key,)).fetchone()
+        self._held = bool(row[0])
+        return self._held
+
+    def alive(self) -> bool:
+        if self._conn.closed:
+            return False
+        try:
+            self._conn.execute("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def release(self) -> None:
+        try:
+            if self._held and not self._conn.closed:
+                self._conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (self._key,))
+        finally:
+            self._held = False
+            self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
+
+
+class _PostgresBackend:
+    """PostgreSQL through psycopg 3: advisory locks for writers of a stack and for the lock."""
+
+    autoinc_pk = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
+
+    def __init__(self, url: str) -> None:
+        import psycopg  # imported here: ~75 ms that SQLite users need not pay
+        from psycopg.conninfo import conninfo_to_dict
+
+        self._pg = psycopg
+        self.url = url
+        self._secrets = _url_secrets(url)
+        self.description = _describe_pg_url(url)
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise error(
+                "state-url",
+                f"invalid PostgreSQL state URL {self.description}: {self.redact(str(exc))}",
+                hint="postgresql://USER@HOST:PORT/DATABASE (give the password in PGPASSWORD "
+                "or ~/.pgpass rather than in the URL)",
+            ) from None
+        if params.get("password"):
+            self._secrets.add(str(params["password"]))
+        self._extra: dict[str, Any] = {}
+        if "connect_timeout" not in params:
+            self._extra["connect_timeout"] = CONNECT_TIMEOUT_S
+        if "application_name" not in params:
+            self._extra["application_name"] = "cloudtmpl"
+
+    def redact(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    def _connect(self, **extra: Any) -> Any:
+        try:
+            conn = self._pg.connect(self.url, autocommit=True, **{**self._extra, **extra})
+        except self._pg.Error as exc:
+            raise error(
+                "state-connect",
+                f"cannot connect to the state database {self.description}: "
+                f"{self.redact(str(exc).strip())}",
+                hint="check the host, port, database, user and password of the state URL "
+                "(--state or CLOUDTMPL_STATE; a password can also come from PGPASSWORD or "
+                "~/.pgpass) and that the server is running and reachable from here",
+            ) from None
+        try:
+            conn.execute("SET client_min_messages = warning")  # no 'already exists' notices
+            conn.execute(f"SET lock_timeout = {BUSY_TIMEOUT_MS}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def connect(self) -> Any:
+        return self._connect()
+
+    def begin_write(self, conn: Any) -> None:
+        conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+
+    def serialize(self, tx: _Tx, key: str) -> None:
+        tx.run("SELECT pg_advisory_xact_lock(?::integer, ?::integer)",
+               (_PG_WRITE_NAMESPACE, _key32(key)))
+
+    def begin_read(self, conn: Any) -> None:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def sql(self, text: str) -> str:
+        return text.replace("%", "%%").replace("?", "%s")
+
+    def is_busy(self, exc: BaseException) -> bool:
+        errors = self._pg.errors
+        return isinstance(
+            exc, (errors.LockNotAvailable, errors.DeadlockDetected, errors.SerializationFailure)
+        )
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._pg.OperationalError) and not self.is_busy(exc)
+
+    def session_lock(self, stack: str) -> _SessionLock | None:
+        conn = self._connect(application_name=f"cloudtmpl lock {stack}"[:63])
+        try:
+            # Let the server notice a vanished client host within about two minutes.
+            conn.execute("SET tcp_keepalives_idle = 60")
+            conn.execute("SET tcp_keepalives_interval = 10")
+            conn.execute("SET tcp_keepalives_count = 6")
+        except BaseException:
+            conn.close()
+            raise
+        return _PgSessionLock(conn, _key64(stack))
+
+    def lock_session_holder(self, tx: _Tx, stack: str) -> LockInfo | None:
+        """Who holds the stack's advisory lock (a session whose ``locks`` row is gone)."""
+        unsigned = _key64(stack) & 0xFFFF_FFFF_FFFF_FFFF
+        row = tx.one(
+            "SELECT a.pid, COALESCE(host(a.client_addr), 'local socket'), a.backend_start, "
+            "a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid::bigint = ? AND l.objid::bigint = ?",
+            (unsigned >> 32, unsigned & 0xFFFF_FFFF),
+        )
+        if row is None:
+            return None
+        started = row[2] if isinstance(row[2], datetime) else _utcnow()
+        return LockInfo(
+            stack, f"a database session with no lock record ({row[3] or 'unnamed'})",
+            int(row[0]), f"{row[1]} (database backend pid {row[0]})", started,
+        )
+
+    def end_session(self, tx: _Tx, backend_pid: int) -> None:
+        try:
+            row = tx.one("SELECT pg_terminate_backend(?, 5000)", (backend_pid,))
+        except self._pg.errors.InsufficientPrivilege as exc:
+            raise error(
+                "state-unlock",
+                f"cannot end the lock holder's database session (backend pid {backend_pid}): "
+                f"{self.redact(str(exc).strip())}",
+                hint=f"ask a database administrator to run SELECT pg_terminate_backend("
+                f"{backend_pid}), or grant this user the pg_signal_backend role",
+            ) from None
+        if row is None or not row[0]:
+            raise error(
+                "state-unlock",
+                f"the lock holder's database session (backend pid {backend_pid}) did not end "
+                "within 5s",
+                hint="try again",
+            )
+
+
+def _url_secrets(url: str) -> set[str]:
+    """Password spellings in ``url`` (as written and decoded, userinfo and query)."""
+    found: set[str] = set()
+    # By pattern first: urlsplit() refuses some malformed URLs whose text still gets echoed.
+    for raw in re.findall(r"://[^:/@?#]*:([^@]*)@", url):
+        found |= {raw, urllib.parse.unquote(raw)}
+    for raw in re.findall(r"[?&]password=([^&#]*)", url):
+        found |= {raw, urllib.parse.unquote(raw)}
+    with contextlib.suppress(ValueError):
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[0]
+        if ":" in netloc:
+            raw = netloc.split(":", 1)[1]
+            found |= {raw, urllib.parse.unquote(raw)}
+        for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+            if key == "password":
+                found.add(value)
+        for piece in parts.query.split("&"):
+            if piece.startswith("password="):
+                found.add(piece.partition("=")[2])
+    return {s for s in found if s}
+
+
+def _describe_pg_url(url: str) -> str:
+    """The URL without any password (shown in messages)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return f"{url.partition('://')[0]}://***"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.split(":", 1)[0] + ":***"
+    netloc = f"{userinfo}@{hostport}" if at else hostport
+    query = "&".join(
+        "password=***" if piece.startswith("password=") else piece
+        for piece in parts.query.split("&")
+    ) if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _parse_url(url: str, base: Path | None) -> _SQLiteBackend | _PostgresBackend:
     """``sqlite:///<path>`` (absolute if ``<path>`` starts with ``/``) or a plain path."""
     text = url.strip()
     hint = (
         "use sqlite:///relative/path, sqlite:////absolute/path or a plain file path "
-        f"(default: sqlite:///{STATE_DIR}/{STATE_FILE} in the project directory)"
+        f"(default: sqlite:///{STATE_DIR}/{STATE_FILE} in the project directory), "
+        "or postgresql://USER@HOST:PORT/DATABASE for a team's shared state"
     )
     if not text:
         raise error("state-url", "the state URL is empty", hint=hint)
@@ -319,11 +630,7 @@ def _parse_url(url: str, base: Path | None) -> _SQLiteBackend:
         scheme, _, rest = text.partition("://")
         scheme = scheme.lower()
         if scheme in ("postgresql", "postgres"):
-            raise error(
-                "state-url",
-                f"PostgreSQL state ('{scheme}://') is not supported by this version",
-                hint=hint,
-            )
+            return _PostgresBackend(text)
         if scheme != "sqlite":
             raise error("state-url", f"unknown state URL scheme '{scheme}://'", hint=hint)
         if not rest.startswith("/"):
@@ -492,6 +799,7 @@ class StateStore:
         self._conns: list[Any] = []
         self._conns_guard = threading.Lock()
         self._write_mutex = threading.Lock()
+        self._lock_sessions: dict[str, _SessionLock] = {}  # stack -> session (PostgreSQL)
         self._closed = False
 
     # ------------------------------------------------------------ life cycle
@@ -508,18 +816,21 @@ class StateStore:
 
         ``url`` is ``sqlite:///<path>`` - ``<path>`` absolute if it starts with
         ``/`` (``sqlite:////abs/state.db``), else relative to ``base`` (default:
-        the working directory) - or a plain file path.  Any other scheme raises a
-        ``state-url`` diagnostic.
+        the working directory) - or a plain file path, or
+        ``postgresql://user@host:port/db`` (also ``postgres://``; any libpq URL
+        parameter).  Any other scheme raises a ``state-url`` diagnostic; an
+        unreachable PostgreSQL server or refused login a ``state-connect`` one.
         """
         backend = _parse_url(url, base)
-        try:
-            backend.prepare()
-        except OSError as exc:
-            raise error(
-                "state-open",
-                f"cannot create the state database {backend.path}: {exc.strerror or exc}",
-                hint="check the directory's permissions or choose another place with --state",
-            ) from exc
+        if isinstance(backend, _SQLiteBackend):
+            try:
+                backend.prepare()
+            except OSError as exc:
+                raise error(
+                    "state-open",
+                    f"cannot create the state database {backend.path}: {exc.strerror or exc}",
+                    hint="check the directory's permissions or choose another place with --state",
+                ) from exc
         store = cls(backend, clock=clock)
         try:
             store._init_schema()
@@ -530,19 +841,38 @@ class StateStore:
             store.close()
             raise error(
                 "state-open",
-                f"cannot open the state database {backend.path}: {exc}",
+                f"cannot open the state database {backend.description}: {exc}",
                 hint="is it a cloudtmpl state file? State is only a cache: moving a broken "
                 "file aside is safe, the next plan rediscovers the stack from the cloud",
             ) from exc
+        except Exception as exc:
+            store.close()
+            if isinstance(backend, _PostgresBackend) and isinstance(exc, backend._pg.Error):
+                raise error(
+                    "state-open",
+                    f"cannot use the state database {backend.description}: "
+                    f"{backend.redact(str(exc).strip())}",
+                    hint="the user needs to create tables in that database (or they must "
+                    "exist); is it a cloudtmpl state database?",
+                ) from None
+            raise
         return store
 
     def close(self) -> None:
-        """Close every connection this store opened (in any thread)."""
+        """Close every connection this store opened (in any thread).
+
+        On PostgreSQL this also ends the sessions of locks still held, so other
+        processes see those locks as stale (and take them over, with an audit line).
+        """
         with self._conns_guard:
             self._closed = True
             conns, self._conns = self._conns, []
+            sessions, self._lock_sessions = list(self._lock_sessions.values()), {}
+        for session in sessions:
+            session.close()
         for conn in conns:
-            conn.close()
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def __enter__(self) -> StateStore:
         return self
@@ -552,6 +882,12 @@ class StateStore:
 
     @property
     def url(self) -> str:
+        """The URL to reopen this store.  It may carry a password: show :attr:`description`."""
+        return self._backend.url
+
+    @property
+    def description(self) -> str:
+        """The store's URL without any password, for messages."""
         return self._backend.description
 
     # ------------------------------------------------------------ transactions
@@ -569,25 +905,35 @@ class StateStore:
         return conn
 
     @contextmanager
-    def _write(self) -> Iterator[_Tx]:
-        """One write transaction, serialized against every other writer."""
+    def _write(self, key: str | None = None) -> Iterator[_Tx]:
+        """One write transaction; writers of the same ``key`` (a stack) queue on each other.
+
+        SQLite serializes every writer (``BEGIN IMMEDIATE``); PostgreSQL only
+        those with the same key (a transaction-level advisory lock).
+        """
         conn = self._conn()
         with self._write_mutex:
             try:
                 self._backend.begin_write(conn)
+                tx = _Tx(conn.cursor(), self._backend)
+                if key is not None:
+                    self._backend.serialize(tx, key)
             except Exception as exc:
-                self._raise_if_busy(exc)
+                self._rollback(conn)
+                self._raise_for(exc)
                 raise
             try:
-                yield _Tx(conn.cursor(), self._backend)
-            except BaseException:
-                conn.rollback()
+                yield tx
+            except BaseException as exc:
+                self._rollback(conn)
+                if isinstance(exc, Exception):
+                    self._raise_for(exc)
                 raise
             try:
                 conn.commit()
             except Exception as exc:
-                conn.rollback()
-                self._raise_if_busy(exc)
+                self._rollback(conn)
+                self._raise_for(exc)
                 raise
 
     @contextmanager
@@ -597,24 +943,46 @@ class StateStore:
         try:
             self._backend.begin_read(conn)
         except Exception as exc:
-            self._raise_if_busy(exc)
+            self._rollback(conn)
+            self._raise_for(exc)
             raise
         try:
             yield _Tx(conn.cursor(), self._backend)
+        except Exception as exc:
+            self._raise_for(exc)
+            raise
         finally:
-            conn.rollback()
+            self._rollback(conn)
 
-    def _raise_if_busy(self, exc: Exception) -> None:
+    def _rollback(self, conn: Any) -> None:
+        try:
+            conn.rollback()
+        except Exception as exc:
+            if not self._backend.is_disconnect(exc):
+                raise
+
+    def _raise_for(self, exc: Exception) -> None:
+        """Turn a busy database or a lost connection into a diagnostic."""
         if self._backend.is_busy(exc):
             raise error(
                 "state-busy",
                 f"the state database {self._backend.description} stayed busy for "
-                f"{BUSY_TIMEOUT_MS // 1000}s: {exc}",
+                f"{BUSY_TIMEOUT_MS // 1000}s: {self._backend.redact(str(exc))}",
                 hint="another cloudtmpl process is writing to it; try again",
             ) from exc
+        if self._backend.is_disconnect(exc):
+            self._local.conn = None  # reconnect on the next call
+            raise error(
+                "state-connect",
+                f"lost the connection to the state database {self._backend.description}: "
+                f"{self._backend.redact(str(exc).strip())}",
+                hint="is the database server still running and reachable? State is "
+                "journaled: the next apply sees any step left half-done",
+            ) from None
 
     def _init_schema(self) -> None:
-        with self._write() as tx:
+        # One key for all schema work: two processes creating or migrating at once queue.
+        with self._write(_PG_SCHEMA_KEY) as tx:
             tx.run("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             row = tx.one("SELECT value FROM meta WHERE key = 'schema_version'")
             if row is None:
@@ -679,6 +1047,30 @@ class StateStore:
             )
         return [r[0] for r in rows]
 
+    def stack_summaries(self) -> list[StackSummary]:
+        """Every stack with resources, outputs or a lock: serial, counts, lock holder."""
+        with self._read() as tx:
+            rows = tx.all(
+                "SELECT s.name, s.serial, s.updated, "
+                "(SELECT COUNT(*) FROM resources r WHERE r.stack = s.name), "
+                "(SELECT COUNT(*) FROM outputs o WHERE o.stack = s.name) "
+                "FROM stacks s ORDER BY s.name"
+            )
+            locks = tx.all("SELECT stack, holder, pid, host, acquired FROM locks")
+        held = {
+            r[0]: LockInfo(r[0], r[1], int(r[2]), r[3], _dt(r[4])) for r in locks
+        }
+        out: dict[str, StackSummary] = {}
+        for name, serial, updated, n_res, n_out in rows:
+            if n_res or n_out or name in held:
+                out[name] = StackSummary(
+                    name, int(serial), int(n_res), int(n_out), _dt(updated), held.get(name)
+                )
+        for name, info in held.items():
+            if name not in out:
+                out[name] = StackSummary(name, 0, 0, 0, None, info)
+        return [out[name] for name in sorted(out)]
+
     def serial(self, stack: str) -> int:
         """The stack's change counter: 0 for a new stack, +1 per resource write."""
         with self._read() as tx:
@@ -712,7 +1104,7 @@ class StateStore:
         spec = _dump(dict(rec.spec), f"the spec of {rec.address}")
         attributes = _dump(dict(rec.attributes), f"the attributes of {rec.address}")
         now = self._now()
-        with self._write() as tx:
+        with self._write(stack) as tx:
             tx.run(
                 "INSERT INTO resources (stack, address, kind, target, region, physical_id, "
                 "name, spec, spec_hash, attributes, updated) "
@@ -730,7 +1122,7 @@ class StateStore:
     def delete_resource(self, stack: str, address: str) -> bool:
         """Remove a resource; bumps the serial.  False if there was nothing to remove."""
         now = self._now()
-        with self._write() as tx:
+        with self._write(stack) as tx:
             n = tx.run("DELETE FROM resources WHERE stack = ? AND address = ?", (stack, address))
             if n:
                 self._bump(tx, stack, now)
@@ -745,7 +1137,7 @@ class StateStore:
         """Replace all of the stack's outputs (values must be plain JSON data)."""
         dumped = [(str(k), _dump(v, f"output '{k}'")) for k, v in outputs.items()]
         now = self._now()
-        with self._write() as tx:
+        with self._write(stack) as tx:
             self._ensure_stack(tx, stack, now)
             tx.run("DELETE FROM outputs WHERE stack = ?", (stack,))
             for name, value in dumped:
@@ -762,7 +1154,7 @@ class StateStore:
         so a plan made before the destroy can never look current afterwards.
         """
         now = self._now()
-        with self._write() as tx:
+        with self._write(stack) as tx:
             n = tx.run("DELETE FROM resources WHERE stack = ?", (stack,))
             tx.run("DELETE FROM outputs WHERE stack = ?", (stack,))
             self._bump(tx, stack, now)
@@ -784,63 +1176,109 @@ class StateStore:
         """Take the stack's lock for ``holder`` (this process), or raise :class:`StackLocked`.
 
         Fails at once - no waiting - if a live process holds it (this one
-        included: the lock is not re-entrant).  A lock held by a dead process on
-        this host is taken over and an audit line records it.  Runs of the stack
-        still marked ``running`` were necessarily left by a dead process, so they
-        are marked ``interrupted``.
+        included: the lock is not re-entrant).  A stale lock is taken over and
+        an audit line records it: on SQLite one held by a dead process on this
+        host; on PostgreSQL one whose holder's database session has ended (on
+        any host).  Runs of the stack still marked ``running`` were necessarily
+        left by a dead process, so they are marked ``interrupted``.
         """
         now = self._now()
         mine = LockInfo(stack, holder, self._pid, self._host, _dt(now))
-        with self._write() as tx:
-            # Three tries only matter on backends where a concurrent release can slip in
-            # between our statements; under SQLite's BEGIN IMMEDIATE the first one decides.
-            for _ in range(3):
-                claimed = tx.run(
-                    "INSERT INTO locks (stack, holder, pid, host, acquired) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (stack) DO NOTHING",
-                    (stack, holder, self._pid, self._host, now),
-                )
-                if claimed:
+        session = self._backend.session_lock(stack)
+        try:
+            with self._write(stack) as tx:
+                free = session.try_acquire() if session is not None else False
+                # Three tries only matter on backends where a concurrent release can slip in
+                # between our statements; under SQLite's BEGIN IMMEDIATE the first one decides.
+                for _ in range(3):
+                    claimed = tx.run(
+                        "INSERT INTO locks (stack, holder, pid, host, acquired) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (stack) DO NOTHING",
+                        (stack, holder, self._pid, self._host, now),
+                    )
+                    if claimed:
+                        break
+                    row = tx.one(
+                        "SELECT holder, pid, host, acquired FROM locks WHERE stack = ?", (stack,)
+                    )
+                    if row is None:
+                        continue
+                    current = LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]))
+                    if session is None:
+                        stale = self._is_stale(current)
+                        why = "process no longer running"
+                    else:
+                        if not free and self._is_stale(current):
+                            free = self._await_session_end(session)
+                        stale = free
+                        why = "its database session ended"
+                    if not stale:
+                        raise StackLocked(current)
+                    # Compare-and-swap, so the take-over is race-free on any backend.
+                    took = tx.run(
+                        "UPDATE locks SET holder = ?, pid = ?, host = ?, acquired = ? "
+                        "WHERE stack = ? AND holder = ? AND pid = ? AND host = ? "
+                        "AND acquired = ?",
+                        (holder, self._pid, self._host, now,
+                         stack, current.holder, current.pid, current.host, row[3]),
+                    )
+                    if took != 1:
+                        raise StackLocked(current)
+                    self._audit(
+                        tx, stack, holder, f"took over stale lock of {current.describe()}: {why}",
+                        now,
+                    )
                     break
-                row = tx.one(
-                    "SELECT holder, pid, host, acquired FROM locks WHERE stack = ?", (stack,)
+                else:
+                    raise StateError(f"could not claim the lock of stack '{stack}'")
+                if session is not None and not free:
+                    # No row, yet a session holds the advisory lock (its row was removed).
+                    orphan = self._backend.lock_session_holder(tx, stack)
+                    if orphan is not None:
+                        raise StackLocked(orphan)
+                    if not session.try_acquire():  # it just ended
+                        raise StateError(f"could not claim the lock of stack '{stack}'")
+                tx.run(
+                    "UPDATE runs SET status = 'interrupted', finished = ? "
+                    "WHERE stack = ? AND status = 'running'",
+                    (now, stack),
                 )
-                if row is None:
-                    continue
-                current = LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]))
-                if not self._is_stale(current):
-                    raise StackLocked(current)
-                # Compare-and-swap, so the take-over is race-free on any backend.
-                took = tx.run(
-                    "UPDATE locks SET holder = ?, pid = ?, host = ?, acquired = ? "
-                    "WHERE stack = ? AND holder = ? AND pid = ? AND host = ? AND acquired = ?",
-                    (holder, self._pid, self._host, now,
-                     stack, current.holder, current.pid, current.host, row[3]),
-                )
-                if took != 1:
-                    raise StackLocked(current)
-                self._audit(
-                    tx, stack, holder,
-                    f"took over stale lock of {current.describe()}: process no longer running",
-                    now,
-                )
-                break
-            else:
-                raise StateError(f"could not claim the lock of stack '{stack}'")
-            tx.run(
-                "UPDATE runs SET status = 'interrupted', finished = ? "
-                "WHERE stack = ? AND status = 'running'",
-                (now, stack),
-            )
+        except BaseException:
+            if session is not None:
+                session.close()
+            raise
+        if session is not None:
+            with self._conns_guard:
+                old = self._lock_sessions.pop(stack, None)
+                self._lock_sessions[stack] = session
+            if old is not None:  # its lock was forced away: the session is dead or unlocked
+                old.close()
         return mine
+
+    @staticmethod
+    def _await_session_end(session: _SessionLock) -> bool:
+        """The holder process is dead: give the server a moment to end its session."""
+        deadline = time.monotonic() + DEAD_SESSION_GRACE_S
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if session.try_acquire():
+                return True
+        return False
 
     def release_lock(self, stack: str, holder: str) -> bool:
         """Release the lock if ``holder`` in this process holds it; False otherwise."""
-        with self._write() as tx:
+        session = self._lock_sessions.get(stack)
+        with self._write(stack) as tx:
             n = tx.run(
                 "DELETE FROM locks WHERE stack = ? AND holder = ? AND pid = ? AND host = ?",
                 (stack, holder, self._pid, self._host),
             )
+            if session is not None and (n or not session.alive()):
+                # Unlock before the row delete commits (we hold the stack's write lock):
+                # nobody ever sees the advisory lock held without its row.
+                with self._conns_guard:
+                    self._lock_sessions.pop(stack, None)
+                session.release()
         return n > 0
 
     @contextmanager
@@ -853,16 +1291,33 @@ class StateStore:
             self.release_lock(stack, holder)
 
     def force_unlock(self, stack: str, who: str) -> LockInfo | None:
-        """Remove the lock whoever holds it; audit ``who`` did it.  Returns the removed lock."""
+        """Remove the lock whoever holds it; audit ``who`` did it.  Returns the removed lock.
+
+        On PostgreSQL the holder's lock session is ended too (``pg_terminate_backend``;
+        a ``state-unlock`` diagnostic if this user may not do that).
+        """
         now = self._now()
-        with self._write() as tx:
+        with self._write(stack) as tx:
             row = tx.one(
                 "SELECT holder, pid, host, acquired FROM locks WHERE stack = ?", (stack,)
             )
-            if row is None:
+            session_holder = self._backend.lock_session_holder(tx, stack)
+            if row is None and session_holder is None:
                 return None
-            info = LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]))
+            info = (
+                session_holder if row is None
+                else LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]))
+            )
+            assert info is not None
             tx.run("DELETE FROM locks WHERE stack = ?", (stack,))
+            if session_holder is not None:
+                own = self._lock_sessions.get(stack)
+                if own is not None and own.backend_pid == session_holder.pid:
+                    with self._conns_guard:
+                        self._lock_sessions.pop(stack, None)
+                    own.release()
+                else:
+                    self._backend.end_session(tx, session_holder.pid)
             self._audit(tx, stack, who, f"force-unlocked lock of {info.describe()}", now)
         return info
 
@@ -873,7 +1328,7 @@ class StateStore:
         if operation not in _OPERATIONS:
             raise StateError(f"unknown operation {operation!r}; expected one of {_OPERATIONS}")
         now = self._now()
-        with self._write() as tx:
+        with self._write(stack) as tx:
             held = tx.one(
                 "SELECT 1 FROM locks WHERE stack = ? AND holder = ? AND pid = ? AND host = ?",
                 (stack, holder, self._pid, self._host),
@@ -896,7 +1351,7 @@ class StateStore:
         if status not in _END_STATUSES:
             raise StateError(f"unknown run status {status!r}; expected one of {_END_STATUSES}")
         now = self._now()
-        with self._write() as tx:
+        with self._write(None) as tx:
             n = tx.run(
                 "UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, now, run_id)
             )
@@ -936,7 +1391,7 @@ class StateStore:
             None if detail is None else _dump(dict(detail), f"journal detail of {address}")
         )
         now = self._now()
-        with self._write() as tx:
+        with self._write(stack) as tx:
             run = tx.one("SELECT stack FROM runs WHERE id = ?", (run_id,))
             if run is None:
                 raise StateError(f"no run with id {run_id}")

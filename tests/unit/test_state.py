@@ -1,4 +1,9 @@
-"""The state store against real SQLite files (tests/unit/test_state.py)."""
+"""The state store against real SQLite files (tests/unit/test_state.py).
+
+Tests that take the ``url`` or ``store`` fixture are backend-neutral:
+tests/integration/test_state_postgres.py runs them again against both SQLite
+and a real PostgreSQL server (it overrides those fixtures).
+"""
 
 from __future__ import annotations
 
@@ -42,8 +47,14 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db: Path) -> Iterator[StateStore]:
-    with StateStore.open(_url(db)) as s:
+def url(db: Path) -> str:
+    """A fresh, empty store's URL."""
+    return _url(db)
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[StateStore]:
+    with StateStore.open(url) as s:
         yield s
 
 
@@ -142,14 +153,40 @@ def test_relative_sqlite_url_and_plain_path(
 
 @pytest.mark.parametrize(
     "url",
-    ["mysql://db/state", "file:///tmp/x.db", "sqlite://host/x.db", "sqlite:///", "", "postgres://x"],
+    [
+        "mysql://db/state", "file:///tmp/x.db", "sqlite://host/x.db", "sqlite:///", "",
+        "postgresql://db.example/state?nosuchparam=1", "postgres://[::1/state",
+    ],
 )
 def test_bad_state_url_is_a_diagnostic(url: str) -> None:
     with pytest.raises(DiagnosticError) as err:
         StateStore.open(url)
     (diag,) = err.value.diagnostics
     assert diag.code == "state-url"
-    assert "sqlite:///" in diag.hint
+    assert "sqlite:///" in diag.hint or "postgresql://" in diag.hint
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://alice:{pw}@127.0.0.1:{port}/state",
+        "postgres://alice@127.0.0.1:{port}/state?password={pw}",
+        "postgresql://alice:{pw}@[::1/state",  # malformed: the parser echoes the URL
+    ],
+)
+def test_postgres_connect_failure_never_shows_the_password(url: str) -> None:
+    with socket.socket() as s:  # a port nobody listens on: connection refused at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    secret = "Sup3r-s3cret-pw"
+    with pytest.raises(DiagnosticError) as err:
+        StateStore.open(url.format(pw=secret, port=port))
+    (diag,) = err.value.diagnostics
+    assert diag.code in ("state-connect", "state-url")
+    assert secret not in diag.message and secret not in diag.hint
+    assert secret not in str(err.value) and secret not in repr(err.value.__cause__)
+    if diag.code == "state-connect":
+        assert f"127.0.0.1:{port}" in diag.message and "alice" in diag.message
 
 
 def test_unknown_scheme_names_it() -> None:
@@ -165,15 +202,16 @@ def test_not_a_database_is_a_diagnostic(tmp_path: Path) -> None:
     assert err.value.diagnostics[0].code == "state-open"
 
 
-def test_existing_database_is_reopened_and_newer_schema_refused(db: Path) -> None:
-    with StateStore.open(_url(db)) as s:
+def test_existing_database_is_reopened_and_newer_schema_refused(url: str) -> None:
+    with StateStore.open(url) as s:
         s.put_resource("demo", _rec())
-    with StateStore.open(_url(db)) as s:
+    with StateStore.open(url) as s:
         assert list(s.resources("demo")) == ["web"]
+        assert s.schema_version() == SCHEMA_VERSION
         with s._write() as tx:  # simulate a database written by a future cloudtmpl
             tx.run("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(DiagnosticError) as err:
-        StateStore.open(_url(db))
+        StateStore.open(url)
     assert err.value.diagnostics[0].code == "state-version"
 
 
@@ -182,8 +220,8 @@ def test_wal_mode(store: StateStore) -> None:
         assert tx.one("PRAGMA journal_mode") == ("wal",)
 
 
-def test_closed_store_refuses_use(db: Path) -> None:
-    s = StateStore.open(_url(db))
+def test_closed_store_refuses_use(url: str) -> None:
+    s = StateStore.open(url)
     s.close()
     with pytest.raises(StateError):
         s.serial("demo")
@@ -292,10 +330,11 @@ def test_lock_released_when_body_raises(store: StateStore) -> None:
 
 def test_stack_locked_message_and_diagnostic(store: StateStore) -> None:
     t0 = datetime(2024, 5, 1, 12, 30, 0, tzinfo=timezone.utc)
+    # (kept open: on PostgreSQL closing a store ends its lock sessions)
     with StateStore.open(store.url, clock=lambda: t0) as other:
         other.acquire_lock("demo", "ci-job-17")
-    with pytest.raises(StackLocked) as err:
-        store.acquire_lock("demo", "alice")
+        with pytest.raises(StackLocked) as err:
+            store.acquire_lock("demo", "alice")
     text = str(err.value)
     assert "ci-job-17" in text and str(os.getpid()) in text and socket.gethostname() in text
     assert "2024-05-01 12:30:00 UTC" in text
@@ -303,8 +342,7 @@ def test_stack_locked_message_and_diagnostic(store: StateStore) -> None:
     assert diag.code == "stack-locked" and "ci-job-17" in diag.message and diag.hint
 
 
-def test_second_process_fails_at_once_naming_the_holder(db: Path) -> None:
-    url = _url(db)
+def test_second_process_fails_at_once_naming_the_holder(url: str) -> None:
     StateStore.open(url).close()
     holder = _python(HOLD_LOCK.format(url=url, holder="ci-runner-1"))
     try:
@@ -315,9 +353,13 @@ def test_second_process_fails_at_once_naming_the_holder(db: Path) -> None:
             with pytest.raises(StackLocked) as err:
                 s.acquire_lock("demo", "laptop")
             assert time.monotonic() - started < 2.0  # at once, no waiting
-            assert err.value.info.holder == "ci-runner-1"
-            assert err.value.info.pid == holder.pid
-            assert f"pid {holder.pid}" in str(err.value) and "ci-runner-1" in str(err.value)
+            info = err.value.info
+            assert (info.holder, info.pid, info.host) == ("ci-runner-1", holder.pid,
+                                                          socket.gethostname())
+            assert abs((datetime.now(timezone.utc) - info.acquired).total_seconds()) < 60
+            text = str(err.value)
+            assert f"pid {holder.pid}" in text and "ci-runner-1" in text
+            assert f"host {socket.gethostname()}" in text and " since " in text
         holder.stdin.write("\n")
         holder.stdin.flush()
         assert holder.wait(timeout=30) == 0
@@ -330,8 +372,7 @@ def test_second_process_fails_at_once_naming_the_holder(db: Path) -> None:
             holder.wait()
 
 
-def test_many_processes_race_exactly_one_wins(db: Path) -> None:
-    url = _url(db)
+def test_many_processes_race_exactly_one_wins(url: str) -> None:
     StateStore.open(url).close()
     procs = [_python(HOLD_LOCK.format(url=url, holder=f"p{i}")) for i in range(6)]
     try:
@@ -352,8 +393,7 @@ def test_many_processes_race_exactly_one_wins(db: Path) -> None:
             p.wait(timeout=30)
 
 
-def test_lock_of_killed_process_is_taken_over(db: Path) -> None:
-    url = _url(db)
+def test_lock_of_killed_process_is_taken_over(url: str) -> None:
     holder = _python(HOLD_LOCK.format(url=url, holder="crashed-apply"))
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "won"
@@ -435,8 +475,7 @@ def test_run_and_journal_round_trip(store: StateStore) -> None:
         store.end_run(12345, "failed")
 
 
-def test_open_intents_after_a_crash(db: Path) -> None:
-    url = _url(db)
+def test_open_intents_after_a_crash(url: str) -> None:
     # A run that is killed between the cloud call and the 'done' record.
     crash = _python(
         f"""
@@ -492,9 +531,9 @@ def test_intent_closed_within_run_only_by_same_action(store: StateStore) -> None
     assert (entry.action, entry.seq) == ("create", 3)
 
 
-def test_threads_write_journal_concurrently(db: Path) -> None:
+def test_threads_write_journal_concurrently(url: str) -> None:
     threads_n, per_thread = 8, 40
-    with StateStore.open(_url(db)) as s, s.lock("demo", "me"):
+    with StateStore.open(url) as s, s.lock("demo", "me"):
         run = s.begin_run("demo", "apply", "me")
         errors: list[BaseException] = []
         start = threading.Barrier(threads_n)
@@ -525,8 +564,8 @@ def test_threads_write_journal_concurrently(db: Path) -> None:
         assert len(s._conns) >= threads_n  # one connection per thread
 
 
-def test_two_stores_in_one_process_share_the_file(db: Path) -> None:
-    with StateStore.open(_url(db)) as a, StateStore.open(_url(db)) as b:
+def test_two_stores_in_one_process_share_the_file(url: str) -> None:
+    with StateStore.open(url) as a, StateStore.open(url) as b:
         a.put_resource("demo", _rec())
         assert b.serial("demo") == 1
         with a.lock("demo", "x"), pytest.raises(StackLocked):
