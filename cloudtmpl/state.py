@@ -117,7 +117,7 @@ PROJECT_FILE = "cloudtmpl.yaml"
 STATE_DIR = ".cloudtmpl"
 STATE_FILE = "state.db"
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 10  # PostgreSQL: unless the URL sets connect_timeout
 DEAD_SESSION_GRACE_S = 5.0  # PostgreSQL: how long a dead local holder's session may take to end
@@ -712,9 +712,19 @@ _SCHEMA: tuple[str, ...] = (
         what TEXT NOT NULL)""",
 )
 
+_PARAMETERS_TABLE = """CREATE TABLE IF NOT EXISTS parameters (
+        stack TEXT NOT NULL,
+        name TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (stack, name))"""
+_SCHEMA = (*_SCHEMA, _PARAMETERS_TABLE)
+
 # Migration hook: MIGRATIONS[n] holds the statements that take schema version n to
 # n + 1.  They run in one write transaction together with the version update.
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: digests of the values of `immutable` parameters, to refuse changing them
+    1: (_PARAMETERS_TABLE,),
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -1147,6 +1157,21 @@ class StateStore:
                 )
             tx.run("UPDATE stacks SET updated = ? WHERE name = ?", (now, stack))
 
+    def parameter_digests(self, stack: str) -> dict[str, str]:
+        """Digests of the values ``immutable`` parameters had at the last apply."""
+        with self._read() as tx:
+            rows = tx.all("SELECT name, digest FROM parameters WHERE stack = ?", (stack,))
+        return {name: digest for name, digest in rows}
+
+    def set_parameter_digests(self, stack: str, digests: Mapping[str, str]) -> None:
+        now = self._now()
+        with self._write(stack) as tx:
+            self._ensure_stack(tx, stack, now)
+            tx.run("DELETE FROM parameters WHERE stack = ?", (stack,))
+            for name, digest in sorted(digests.items()):
+                tx.run("INSERT INTO parameters (stack, name, digest) VALUES (?, ?, ?)",
+                       (stack, name, digest))
+
     def forget_stack(self, stack: str, *, who: str = "cloudtmpl") -> None:
         """Drop the stack's resources and outputs (after a destroy).
 
@@ -1157,6 +1182,7 @@ class StateStore:
         with self._write(stack) as tx:
             n = tx.run("DELETE FROM resources WHERE stack = ?", (stack,))
             tx.run("DELETE FROM outputs WHERE stack = ?", (stack,))
+            tx.run("DELETE FROM parameters WHERE stack = ?", (stack,))
             self._bump(tx, stack, now)
             self._audit(tx, stack, who, f"forgot stack ({n} resource records removed)", now)
 

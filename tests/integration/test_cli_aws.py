@@ -512,3 +512,22 @@ resources:
     assert volumes() == {"keep"}
     assert run(tmp_path, "destroy", "-s", "ret", "--yes").code == 0
     assert volumes() == {"keep"}
+
+
+def test_immutable_parameter_is_refused_on_update(tmp_path: Path,
+                                                  aws_reset: dict[str, Any]) -> None:
+    write(tmp_path / "imm.yaml", f"""\
+heat_template_version: 2021-04-16
+parameters:
+  size: {{type: number, default: 1, immutable: true}}
+placement: {{provider: sandbox-aws, region: {REGION}}}
+resources:
+  v: {{type: Cloud::Block::Volume, properties: {{size: {{get_param: size}}}}}}
+""")
+    assert run(tmp_path, "plan", "imm.yaml", "-p", "size=2").code == 0  # no stack yet
+    assert run(tmp_path, "apply", "imm.yaml", "--yes").code == 0
+    r = run(tmp_path, "plan", "imm.yaml", "-p", "size=2")
+    assert r.code == 1 and "immutable-parameter" in r.err and "imm.yaml:3:3" in r.err
+    assert run(tmp_path, "plan", "imm.yaml", "--detailed-exitcode").code == 0
+    assert run(tmp_path, "destroy", "imm.yaml", "--yes").code == 0
+    assert run(tmp_path, "plan", "imm.yaml", "-p", "size=2").code == 0  # a new stack may
