@@ -157,6 +157,12 @@ def plan_json(plan: Plan, *, with_sources: bool = False) -> dict[str, Any]:
     return data
 
 
+def _cell(value: Any) -> str:
+    """A value as a Markdown table cell: code, with '|' escaped (GitHub splits cells on
+    it even inside backticks)."""
+    return "`" + value_text(value).replace("|", "\\|") + "`"
+
+
 def plan_markdown(plan: Plan) -> str:
     s = plan.summary
     lines = [
@@ -185,17 +191,19 @@ def plan_markdown(plan: Plan) -> str:
         if c.drift:
             lines.append(f"> :warning: {c.drift}")
             lines.append("")
-        if c.diff:
+        shown = [d for d in c.diff
+                 if not (c.action is Action.CREATE and d.new in ("", [], {}))]
+        if shown:
             lines.append("| property | before | after |")
             lines.append("|---|---|---|")
-            for d in c.diff:
-                old = "" if c.action is Action.CREATE else f"`{value_text(d.old)}`"
+            for d in shown:
+                old = "" if c.action is Action.CREATE else _cell(d.old)
                 flag = (
                     " (forces replacement)"
                     if d.forces_replacement and c.action is Action.REPLACE
                     else ""
                 )
-                lines.append(f"| `{d.name}` | {old} | `{value_text(d.new)}`{flag} |")
+                lines.append(f"| `{d.name}` | {old} | {_cell(d.new)}{flag} |")
             lines.append("")
         lines.append("</details>")
     lines.append("")
