@@ -343,7 +343,8 @@ def apply(
     def body() -> bool:
         out = render.console()
         if wf.is_plan_file(source):
-            saved, inputs, sources = wf.from_plan_file(source, param or [], env or [], state)
+            saved, inputs, sources = wf.from_plan_file(source, param or [], env or [], state,
+                                                       stack=stack)
             project = load_project(Path.cwd())
             resolved = wf.resolve_stack(inputs, project, "plan", sources)
         else:

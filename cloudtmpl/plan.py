@@ -340,6 +340,7 @@ def _diff(
     desired: Mapping[str, Any],
     live: LiveResource,
     last_applied: Mapping[str, Any] | None,
+    replace_only: frozenset[tuple[str, str]] = frozenset(),
 ) -> tuple[PropertyChange, ...]:
     rtype = resources.TYPES[res.kind]
     changes = []
@@ -354,7 +355,8 @@ def _diff(
         else:
             continue  # not observable and never recorded: cannot tell, assume unchanged
         if is_unknown(new) or canonical_json(old) != canonical_json(new):
-            changes.append(PropertyChange(name, old, new, rtype.forces_replacement(name)))
+            forced = rtype.forces_replacement(name) or (res.kind, name) in replace_only
+            changes.append(PropertyChange(name, old, new, forced))
     return tuple(changes)
 
 
@@ -424,6 +426,7 @@ def decide(
     desired: Mapping[str, Any],
     live: LiveResource | None,
     last_applied: Mapping[str, Any] | None,
+    replace_only: frozenset[tuple[str, str]] = frozenset(),
 ) -> tuple[Action, tuple[PropertyChange, ...], str]:
     """What to do with one resource: (action, property diff, why)."""
     if live is None:
@@ -439,7 +442,7 @@ def decide(
         res.placement.region,
     ):
         return Action.REPLACE, (), f"moves from {live.placement.target}/{live.placement.region}"
-    diff = _diff(res, desired, live, last_applied)
+    diff = _diff(res, desired, live, last_applied, replace_only)
     if not diff:
         want = None if is_unknown(desired) else spec_hash(desired)
         if live.spec_hash in (None, want):
@@ -512,11 +515,12 @@ def make_plan(
             )
             for extra in found[1:]
         )
-        action, diff, why = decide(res, desired, live, last_applied.get(address))
+        action, diff, why = decide(res, desired, live, last_applied.get(address),
+                                   catalogs[res.placement.target].replace_only)
         if live is not None:
             local = resources.TYPES[res.kind].local
             readable[address] = live
-            if local and res.kind != resources.RANDOM_STRING.kind:
+            if res.kind in (resources.VALUE.kind, resources.TEST_RESOURCE.kind):
                 real = real_properties(res, ctx, catalogs[res.placement.target], natives)
                 readable[address] = replace(live, attributes=local_attributes(
                     res.kind, real, b"", stack.name, address))

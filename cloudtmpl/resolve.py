@@ -834,7 +834,7 @@ class _Resolver:
             return
         rtype, alias = found
         names = set(rtype.attributes) | (set(alias.attributes) if alias else set())
-        if node.attribute not in names:
+        if node.attribute not in names and not rtype.open_attributes:
             type_name = alias.name if alias else rtype.kind
             self.add("unknown-attribute",
                      f"get_attr: {type_name} resource '{node.resource}' has no attribute "

@@ -31,12 +31,13 @@ from cloudtmpl.config import (
     ProjectConfig,
     catalog_for,
     data_dir,
+    target_kinds,
     with_endpoint,
 )
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
 from cloudtmpl.loader import Document, load_text
-from cloudtmpl.model import STACK_NAME_RE, Action, LiveResource, Placement, Target
+from cloudtmpl.model import STACK_NAME_RE, Action, LiveResource, Placement, Target, canonical_json
 from cloudtmpl.plan import (
     CHOICES,
     FORMAT_VERSION,
@@ -48,6 +49,7 @@ from cloudtmpl.plan import (
 )
 from cloudtmpl.providers import make_adapter
 from cloudtmpl.providers.base import Adapter, Choice, CloudError
+from cloudtmpl.providers.deploy import DeployAdapter
 from cloudtmpl.providers.local import LocalAdapter
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
 from cloudtmpl.sandbox import manager as sandbox
@@ -236,7 +238,7 @@ def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
     diags = []
     for res in stack.resources.values():
         target = project.targets.get(res.placement.target)
-        if target is None or res.kind in TARGET_KINDS.get(target.type, frozenset()):
+        if target is None or res.kind in target_kinds(target):
             continue
         diags.append(
             Diagnostic(
@@ -245,9 +247,33 @@ def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
                 f"{target.name!r} ({target.type}, region {res.placement.region})",
                 res.loc,
                 f"{target.type} targets provide: "
-                + ", ".join(sorted(TARGET_KINDS.get(target.type, ()))),
+                + ", ".join(sorted(target_kinds(target))),
             )
         )
+    if diags:
+        raise DiagnosticError(diags)
+
+
+def parameter_digest(value: Any) -> str:
+    return hashlib.sha256(b"cloudtmpl-parameter\0" + canonical_json(value).encode()).hexdigest()
+
+
+def immutable_digests(stack: ResolvedStack) -> dict[str, str]:
+    return {name: parameter_digest(stack.parameters[name])
+            for name in sorted(stack.immutable) if name in stack.parameters}
+
+
+def check_immutable(session: Session, stack: ResolvedStack) -> None:
+    """``immutable`` parameters keep the value of the stack's last apply (Heat's rule)."""
+    before = session.store.parameter_digests(session.stack)
+    diags = [
+        Diagnostic("immutable-parameter",
+                   f"parameter '{name}' is immutable: it cannot change once the stack exists",
+                   stack.parameter_locs.get(name, Loc("<template>")),
+                   "give it the value it was applied with, or destroy and recreate the stack")
+        for name, digest in immutable_digests(stack).items()
+        if name in before and before[name] != digest
+    ]
     if diags:
         raise DiagnosticError(diags)
 
@@ -422,14 +448,21 @@ def local_adapter(target: Target, project: ProjectConfig, store: StateStore, sta
                   ) -> Adapter:
     """The built-in local target: its resources exist where the state says they do."""
 
-    def known() -> list[LiveResource]:
+    def records() -> list[LiveResource]:
         return [
             LiveResource(r.address, r.kind, r.physical_id, Placement(r.target, r.region),
-                         properties=dict(r.spec), spec_hash=r.spec_hash)
-            for r in store.resources(stack).values() if r.target == target.name
+                         name=r.name, properties=dict(r.spec), attributes=dict(r.attributes),
+                         spec_hash=r.spec_hash)
+            for r in store.resources(stack).values()
         ]
 
-    return LocalAdapter(target, secret_key(project), known)
+    def known() -> list[LiveResource]:
+        return [r for r in records() if r.placement.target == target.name]
+
+    key = secret_key(project)
+    # software configs and deployments (over SSH) are routed to the DeployAdapter
+    return DeployAdapter(LocalAdapter(target, key, known), key=key, stack=stack,
+                         records=records, project_dir=project.directory)
 
 
 def scopes(session: Session, stack: ResolvedStack | None) -> dict[tuple[str, str], frozenset[str]]:
@@ -471,6 +504,7 @@ def plan_stack(
     parallelism: int = 10,
 ) -> Plan:
     before = sum(a.request_count() for a in session.adapters.values())
+    check_immutable(session, stack)
     diags: list[Diagnostic] = []
     try:
         check_custom_constraints(session, stack)
@@ -544,43 +578,182 @@ def empty_stack(name: str) -> ResolvedStack:
 
 
 # -- plan files ---------------------------------------------------------------
+# A plan file is JSON (schemas/plan.schema.json).  Whatever is wrong with one -
+# unreadable, not JSON, truncated, corrupted, of another format, for another
+# stack, its snapshot edited - is a diagnostic before any cloud is asked.
+
+PLAN_HINT = "make a new one with `cloudtmpl plan TEMPLATE --out FILE`"
+
+
 def is_plan_file(path: str) -> bool:
-    if not path.endswith(".json"):
-        return False
+    """Whether ``apply`` should read ``path`` as a saved plan rather than a template.
+
+    A ``.json`` file is a plan unless it is a (JSON) HOT template: a damaged plan
+    (truncated, not JSON at all) must be reported as a bad plan file, not as a
+    bad template.  Any other file is a plan only if it reads as one.
+    """
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "format_version" in data and "changes" in data
+        raw = Path(path).read_bytes()
+    except OSError:
+        return False  # not there: the template path reports it
+    try:
+        data = json.loads(raw)
+    except ValueError:  # includes undecodable bytes
+        looks_like_plan = b'"format_version"' in raw or b"heat_template_version" not in raw
+        return path.endswith(".json") and looks_like_plan
+    if isinstance(data, dict) and "format_version" in data and "changes" in data:
+        return True
+    is_template = isinstance(data, dict) and "heat_template_version" in data
+    return path.endswith(".json") and not is_template
 
 
-def load_plan_file(path: str) -> Plan:
+def _plan_file_error(path: str, message: str, hint: str = PLAN_HINT) -> DiagnosticError:
+    return DiagnosticError([Diagnostic("plan-file", message, Loc(path), hint)])
+
+
+def _parse_plan_json(path: str) -> Any:
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise error(
-            "plan-file",
-            f"cannot read plan file {path}: {err}",
-            Loc(path),
-            "write one with `cloudtmpl plan TEMPLATE --out FILE`",
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise _plan_file_error(
+            path, f"cannot read plan file {path}: {err.strerror or err}"
         ) from None
-    if data.get("format_version") != FORMAT_VERSION:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _plan_file_error(
+            path, f"{path} is not a plan file: it is not JSON text (binary data)"
+        ) from None
+    if not text.strip():
+        raise _plan_file_error(path, f"plan file {path} is empty")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        body = text.strip()
+        loc = Loc(path, err.lineno, err.colno)
+        if not body.startswith(("{", "[")):
+            message = f"{path} is not a plan file: it is not JSON (it starts with {body[:40]!r})"
+            loc = Loc(path)
+        elif not body.endswith(("}", "]")) or err.pos >= len(text.rstrip()):
+            lines = text.rstrip().splitlines()
+            loc = Loc(path, len(lines), len(lines[-1]) + 1)
+            message = (
+                f"plan file {path} is truncated: it ends at line {loc.line}, "
+                f"column {loc.column} before the plan is complete"
+            )
+        else:
+            message = (
+                f"plan file {path} is corrupted: {err.msg} (line {err.lineno}, column {err.colno})"
+            )
+        raise DiagnosticError([Diagnostic("plan-file", message, loc, PLAN_HINT)]) from None
+
+
+def _schema_problems(data: Any) -> list[str]:
+    """Where ``data`` breaks the plan schema (empty when the schema is not installed)."""
+    try:
+        schema_path = data_dir("schemas") / "plan.schema.json"
+        schema = json.loads(schema_path.read_text())
+    except (OSError, ValueError):
+        return []
+    from jsonschema import Draft202012Validator
+
+    problems = []
+    for err in sorted(Draft202012Validator(schema).iter_errors(data),
+                      key=lambda e: [str(p) for p in e.absolute_path]):
+        at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        message = err.message if len(err.message) <= 160 else err.message[:157] + "..."
+        problems.append(f"{at.lstrip('.') or 'top level'}: {message}")
+    return problems
+
+
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def read_plan_data(path: str) -> dict[str, Any]:
+    """The JSON of a plan file, checked: a format this cloudtmpl reads, the plan schema."""
+    data = _parse_plan_json(path)
+    if not isinstance(data, dict):
+        kind = _JSON_TYPES.get(type(data), "value")
+        raise _plan_file_error(
+            path, f"{path} is not a plan file: it holds a JSON {kind}, not an object"
+        )
+    if "format_version" not in data:
+        raise _plan_file_error(
+            path, f"{path} is not a plan file: it has no format_version"
+        )
+    version = data["format_version"]
+    if type(version) is not int or version < 1:
         raise error(
             "plan-format",
-            f"plan file format {data.get('format_version')!r} is not "
-            f"supported (this cloudtmpl writes {FORMAT_VERSION})",
+            f"plan file {path} has format_version {version!r}, which no cloudtmpl writes "
+            f"(this one reads format {FORMAT_VERSION})",
+            Loc(path),
+            PLAN_HINT,
+        )
+    if version > FORMAT_VERSION:
+        raise error(
+            "plan-format",
+            f"plan file {path} was written by a newer cloudtmpl (plan format {version}; "
+            f"this one reads format {FORMAT_VERSION})",
+            Loc(path),
+            "apply it with the cloudtmpl version that made it, or plan again with this one",
+        )
+    if version < FORMAT_VERSION:
+        raise error(
+            "plan-format",
+            f"plan file {path} has the old plan format {version} "
+            f"(this cloudtmpl reads format {FORMAT_VERSION})",
             Loc(path),
             "plan again with this version of cloudtmpl",
         )
-    return Plan.from_json(data)
+    problems = _schema_problems(data)
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; ... ({len(problems)} in all)"
+                                           if len(problems) > 3 else "")
+        raise _plan_file_error(path, f"plan file {path} is corrupted: {shown}")
+    return data
+
+
+def load_plan_file(path: str) -> Plan:
+    """A saved plan (for ``show`` and ``apply``); a damaged file is a ``plan-file`` error."""
+    return _plan_of(path, read_plan_data(path))
+
+
+def _plan_of(path: str, data: Mapping[str, Any]) -> Plan:
+    try:
+        return Plan.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        what = f"missing {err}" if isinstance(err, KeyError) else str(err)
+        raise _plan_file_error(path, f"plan file {path} is corrupted: {what}") from None
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def write_plan_file(plan: Plan, path: str, data: Mapping[str, Any]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.chmod(path, 0o600)
+    """Write ``data`` (the plan's JSON, with its sources) to ``path``, mode 0600.
+
+    Adds ``source_hashes`` (one sha256 per snapshot file) so that a snapshot
+    edited afterwards is reported by file name.  Written to a temporary file
+    and renamed, so an interrupted write never leaves a truncated plan.
+    """
+    data = dict(data)
+    sources = data.get("sources") or {}
+    data["source_hashes"] = {name: _text_hash(text) for name, text in sorted(sources.items())}
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
 
 
 def snapshot(sources: Mapping[str, str], inputs: Inputs, hidden: frozenset[str]) -> dict[str, str]:
@@ -609,15 +782,79 @@ def sources_hash(sources: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(sources.items())).encode()).hexdigest()
 
 
+def modified_sources(sources: Mapping[str, str], hashes: Mapping[str, str] | None) -> list[str]:
+    """The snapshot files whose text no longer matches the hashes written with the plan."""
+    if hashes is None:
+        return []
+    names = sorted(set(sources) | set(hashes))
+    return [n for n in names if n not in sources or _text_hash(sources[n]) != hashes.get(n)]
+
+
+def _snapshot_problem(plan: Plan, hashes: Mapping[str, str] | None) -> str:
+    """Why the plan's template snapshot cannot be trusted ("" if it can)."""
+    changed = modified_sources(plan.sources, hashes)
+    if not changed and sources_hash(plan.sources) == plan.template_hash:
+        return ""
+    if changed:
+        return (
+            "the plan file's snapshot of "
+            + ", ".join(changed)
+            + (" was" if len(changed) == 1 else " were")
+            + " modified after planning (the plan applies its own copy of the template, "
+            "not the work tree)"
+        )
+    return (
+        "the plan file's template snapshot was modified after planning (its hash no longer "
+        f"matches; it holds {', '.join(sorted(plan.sources)) or 'no files'})"
+    )
+
+
 def from_plan_file(
-    path: str, params: Sequence[str], environments: Sequence[str], state: str | None
+    path: str,
+    params: Sequence[str],
+    environments: Sequence[str],
+    state: str | None,
+    stack: str | None = None,
 ) -> tuple[Plan, Inputs, dict[str, str]]:
     """A saved plan and the inputs to rebuild its stack from its own snapshot.
 
     ``params``/``environments`` given now supply hidden parameter values, which a
-    plan file never holds.
+    plan file never holds.  ``stack`` (``-s``), when given, must be the plan's
+    own stack.  A damaged plan, one
+    for another stack or one whose snapshot was edited is refused here, before
+    any cloud or state is opened.
     """
-    saved = load_plan_file(path)
+    data = read_plan_data(path)
+    saved = _plan_of(path, data)
+    wanted = stack
+    if wanted is not None and wanted != saved.stack:
+        raise error(
+            "plan-stack",
+            f"plan file {path} is a plan for stack {saved.stack!r}, not {wanted!r}",
+            Loc(path),
+            f"apply it without -s (it applies to stack {saved.stack!r}), or make a plan for "
+            f"{wanted!r} with `cloudtmpl plan TEMPLATE -s {wanted} --out FILE`",
+        )
+    missing = [
+        name
+        for name in (saved.template_file, *saved.environment_files)
+        if name not in saved.sources
+    ]
+    if missing:
+        raise _plan_file_error(
+            path,
+            f"plan file {path} holds no snapshot of {', '.join(missing)} (a plan printed by "
+            "`plan --format json` cannot be applied; one saved by `plan --out FILE` can)",
+        )
+    hashes = data.get("source_hashes")
+    problem = _snapshot_problem(saved, hashes if isinstance(hashes, dict) else None)
+    if problem:
+        raise error(
+            "stale-plan",
+            f"the saved plan {path} cannot be applied: {problem}",
+            Loc(path),
+            "run `cloudtmpl plan --out FILE` again and apply the new plan",
+        )
     inputs = Inputs(
         template=saved.template_file,
         environments=(*saved.environment_files, *environments),
@@ -634,8 +871,9 @@ def from_plan_file(
 def check_plan_fresh(plan: Plan, stack: ResolvedStack, session: Session, fresh: Plan) -> None:
     """Refuse a plan whose inputs, state or live resources moved on since it was made."""
     problems = []
-    if sources_hash(plan.sources) != plan.template_hash:
-        problems.append("the plan file's template snapshot was modified")
+    snapshot_problem = _snapshot_problem(plan, None)
+    if snapshot_problem:
+        problems.append(snapshot_problem)
     if stack.params_hash != plan.params_hash:
         problems.append(
             "the parameter values differ (hidden parameters must be given again "
@@ -695,12 +933,17 @@ def execute(
             forget_destroyed(session, plan)
         elif operation == "apply":
             session.store.set_outputs(session.stack, result.outputs)
+            if result.ok:
+                session.store.set_parameter_digests(session.stack, immutable_digests(stack))
         status = (
             "succeeded"
             if result.ok
             else ("interrupted" if stop is not None and stop.is_set() else "failed")
         )
         return result
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
     finally:
         session.store.end_run(run_id, status)
 

@@ -16,4 +16,8 @@ def make_adapter(target: Target) -> Adapter:
         from cloudtmpl.providers.openstack import OpenStackAdapter
 
         return OpenStackAdapter(target)
+    if target.type == "libcloud":
+        from cloudtmpl.providers.generic import GenericAdapter
+
+        return GenericAdapter(target)
     raise ValueError(f"no adapter for provider type {target.type!r}")

@@ -22,6 +22,8 @@ from typing import Any
 
 from cloudtmpl.model import LiveResource, Placement, Target
 from cloudtmpl.providers.base import Choice
+from cloudtmpl.providers.deploy import SOFTWARE_KINDS
+from cloudtmpl.providers.deploy import attributes as software_attributes
 from cloudtmpl.resources import LOCAL_TARGET, RANDOM_STRING, TEST_RESOURCE, VALUE
 
 SEQUENCES = {
@@ -88,6 +90,8 @@ def attributes(kind: str, props: Mapping[str, Any], key: bytes, stack: str,
         return {"value": props.get("value")}
     if kind == TEST_RESOURCE.kind:
         return {"output": props.get("value")}
+    if kind in SOFTWARE_KINDS:  # configs and deployments: providers/deploy.py
+        return software_attributes(kind, props)
     return {}
 
 

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from .app import OpenStackSandbox
 
-    server = make_server(host, args.port, OpenStackSandbox(Store(knobs)), threaded=True)
+    store = Store(knobs)
+    server = make_server(host, args.port, OpenStackSandbox(store), threaded=True)
     url_host = f"[{host}]" if ":" in host else host
     endpoint = f"http://{url_host}:{server.server_port}"
 
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
+        store.ssh.clear()  # every sshd this emulator started
         if args.ready_file is not None:
             try:
                 if json.loads(args.ready_file.read_text()).get("pid") == os.getpid():

@@ -16,13 +16,14 @@ import binascii
 import hashlib
 import ipaddress
 import re
+import sys
 from typing import Any
 
 from . import network, volume
 from .core import JSON, ApiError, Call, Reply, Router, dispatch, fault, iso, new_id, now, paginate
 from .identity import PROJECT_ID, USER_ID
 from .image import IMAGES
-from .state import Region
+from .state import REGIONS, Region
 
 router = Router()
 ZONE = "nova"
@@ -162,8 +163,12 @@ def _limits(call: Call) -> Reply:
 # -------------------------------------------------------------------------- servers
 
 
-def settle(server: JSON) -> JSON:
-    """Apply a pending transition whose time has come (BUILD → ACTIVE, ...)."""
+def settle(server: JSON, store: Any = None) -> JSON:
+    """Apply a pending transition whose time has come (BUILD → ACTIVE, ...).
+
+    With ``store``, an sshd-backed server's sshd follows its status: running
+    while ACTIVE (started when it first turns ACTIVE), stopped while SHUTOFF.
+    """
     pending = server.get("_next")
     if pending and now() >= pending[1]:
         server["status"] = pending[0]
@@ -171,7 +176,24 @@ def settle(server: JSON) -> JSON:
         server["updated"] = pending[1]
         if server["launched_at"] is None:
             server["launched_at"] = pending[1]
+    if store is not None and server.get("_ssh"):
+        _sync_sshd(store, server)
     return server
+
+
+def _sync_sshd(store: Any, server: JSON) -> None:
+    host = store.ssh.get(server["id"])
+    if host is None:
+        return
+    running = host.proc is not None and host.proc.poll() is None
+    if server["status"] == "ACTIVE" and not running and not server.get("_ssh_error"):
+        try:
+            store.ssh.start(server["id"])
+        except (OSError, RuntimeError) as exc:  # the server stays up; the error is visible
+            server["_ssh_error"] = str(exc)
+            print(f"sandbox: {exc}", file=sys.stderr, flush=True)
+    elif server["status"] == "SHUTOFF" and running:
+        store.ssh.stop(server["id"])
 
 
 def _later(call: Call, server: JSON, status: str, then: str) -> None:
@@ -184,7 +206,7 @@ def _get_server(call: Call) -> JSON:
     server = _region(call).servers.get(call.params["server_id"])
     if server is None:
         raise fault(404, f"Instance {call.params['server_id']} could not be found.")
-    return settle(server)
+    return settle(server, call.store)
 
 
 def _addresses(region: Region, server: JSON) -> JSON:
@@ -243,7 +265,7 @@ def _view(call: Call, server: JSON) -> JSON:
         "created": iso(server["created"]),
         "updated": iso(server["updated"]),
         "addresses": _addresses(region, server),
-        "accessIPv4": "",
+        "accessIPv4": server.get("_ssh") or "",
         "accessIPv6": "",
         "links": _links(call, "servers", server["id"]),
         "key_name": server["key_name"],
@@ -265,7 +287,7 @@ def _view(call: Call, server: JSON) -> JSON:
 
 
 def _servers(call: Call, detail: bool) -> Reply:
-    servers = [settle(s) for s in reversed(_region(call).servers.values())]
+    servers = [settle(s, call.store) for s in reversed(_region(call).servers.values())]
     name = call.arg("name")
     if name is not None:
         try:
@@ -481,6 +503,14 @@ def _create(call: Call) -> Reply:
         "host_id": hashlib.sha224(f"{PROJECT_ID}{server_id}".encode()).hexdigest(),
     }
     region.servers[server_id] = server
+    knobs = call.store.knobs
+    if knobs.ssh and key_name is not None:
+        # the address its sshd will listen on; reported as accessIPv4, and taken by a
+        # floating IP created for one of its ports (see network._post_fip)
+        address = call.store.ssh.allocate(region.name, REGIONS.index(region.name))
+        call.store.ssh.add(server_id, region.name, address, knobs.ssh_port,
+                           str(region.keypairs[key_name]["public_key"]))
+        server["_ssh"] = address
     admin_pass = spec.get("adminPass") or new_id().replace("-", "")[:12]
     body = {
         "id": server_id,
@@ -514,6 +544,7 @@ def _delete(call: Call) -> Reply:
         if volume_id in region.volumes:
             volume.detach(region.volumes[volume_id])
     del region.servers[server["id"]]
+    call.store.ssh.remove(server["id"])
     return Reply(204)
 
 

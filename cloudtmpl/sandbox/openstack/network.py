@@ -757,7 +757,9 @@ def _post_fip(call: Call) -> Reply:
         raise bad(f"Bad floatingip request: Network {net['id']} has no IPv4 subnet.")
     fip = _base(description=str(spec.get("description") or ""))
     del fip["name"]
-    address = allocate_ip(region, subnets[0], spec.get("floating_ip_address"))
+    address = _ssh_address(region, spec) or allocate_ip(
+        region, subnets[0], spec.get("floating_ip_address")
+    )
     fip.update(
         {
             "floating_ip_address": address,
@@ -778,6 +780,19 @@ def _post_fip(call: Call) -> Reply:
             region.allocated[subnets[0]["id"]].discard(address)
             raise
     return Reply(201, {"floatingip": fip})
+
+
+def _ssh_address(region: Region, spec: JSON) -> str | None:
+    """The loopback address of the sshd-backed server whose port the new floating IP is
+    created for (so the address the cloud reports is one you can SSH to), if any."""
+    port = region.ports.get(str(spec.get("port_id") or ""))
+    server = region.servers.get(port["device_id"]) if port else None
+    address = server.get("_ssh") if server else None
+    if not address or spec.get("floating_ip_address"):
+        return None
+    if any(f["floating_ip_address"] == address for f in region.floatingips.values()):
+        return None
+    return str(address)
 
 
 @router.route("PUT", "/v2.0/floatingips/{item_id}")

@@ -13,6 +13,8 @@ import threading
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .sshd import SshHosts, default_port, sshd_path
+
 JSON = dict[str, Any]
 
 REGIONS = ("de-fra-1", "nl-ams-1")
@@ -35,12 +37,18 @@ class Knobs:
     failure_status: int = 503
     throttle_rate: float = 0.0  # share of API requests answered 429 + Retry-After
     retry_after: int = 1
+    drop_rate: float = 0.0  # share of API requests whose connection closes without a response
+    drop_after: float = 0.0  # share of those drops made after the request took effect
     build_seconds: float = 0.05  # BUILD → ACTIVE, RESIZE → VERIFY_RESIZE
     volume_seconds: float = 0.02  # creating → available
     token_ttl: float = 3600.0  # seconds a Keystone token stays valid
     services: list[str] = field(default_factory=list)  # faults only here; [] = all
     quota: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTA))
     seed: int | None = None
+    # Servers created with a key pair are backed by a real sshd on 127.x.y.N (see .sshd);
+    # on by default when sshd is installed.
+    ssh: bool = field(default_factory=lambda: sshd_path() is not None)
+    ssh_port: int = field(default_factory=default_port)
 
     def update(self, data: JSON) -> None:
         names = {f.name for f in fields(self)}
@@ -56,7 +64,9 @@ class Knobs:
                 self.services = [str(s) for s in value]
             elif key == "seed":
                 self.seed = None if value is None else int(value)
-            elif key in ("failure_status", "retry_after"):
+            elif key == "ssh":
+                self.ssh = bool(value)
+            elif key in ("failure_status", "retry_after", "ssh_port"):
                 setattr(self, key, int(value))
             else:
                 setattr(self, key, float(value))
@@ -94,6 +104,7 @@ class Store:
         self.tokens: dict[str, tuple[float, str]] = {}  # token → (expires, project)
         self.counts: collections.Counter[str] = collections.Counter()
         self.regions: dict[str, Region] = {}
+        self.ssh = SshHosts()
         self.reset()
 
     def reset(self) -> None:
@@ -101,6 +112,7 @@ class Store:
         from . import network  # seeds networks, subnets and default groups
 
         with self.lock:
+            self.ssh.clear()
             self.knobs = Knobs()
             self.knobs.update(self.initial_knobs)
             self.rng = random.Random(self.knobs.seed)

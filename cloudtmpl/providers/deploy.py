@@ -1,0 +1,524 @@
+"""Software configs and deployments: scripts run over SSH from the operator's machine.
+
+Kinds (all local: placed on the built-in ``local`` target, recorded in the state):
+
+* ``Cloud::Software::Config`` / ``StructuredConfig`` (Heat's ``SoftwareConfig`` /
+  ``StructuredConfig``): a value.  Its id (what ``get_resource`` returns) is derived
+  from its content (``<stack>.<address>@<hmac>``), so a changed script is a new id and
+  every deployment that uses it is updated, as Heat does with its immutable configs.
+* ``Cloud::Software::CloudConfig`` / ``MultipartMime``: user data; ``get_resource``
+  returns the rendered text, ready for a server's ``user_data``.
+* ``Cloud::Software::Deployment`` (Heat's ``SoftwareDeployment`` and
+  ``StructuredDeployment``) and ``DeploymentGroup``: run the config on servers over
+  SSH (:mod:`cloudtmpl.ssh`), on the actions it names.
+
+**Where to connect.** ``address`` if given (get_attr of a floating IP or server);
+else the stack's state is asked for the server's floating IP (a floating IP whose
+``server`` is the server, or whose fixed address is one of the server's), else
+the server's ``public_ip``, else its first address.  **Key**: ``ssh.key_file``,
+else ``ssh.key_pair`` (a KeyPair's name: ``.cloudtmpl/keys/<name>.pem``), else the
+generated key of the key pair the server was created with.  **Host key**: the
+fingerprint seen on the first run is an attribute (so it is in the state); later
+runs on the same server and address accept only that key.
+
+**Secrets.** The adapter does not know the stack's hidden parameters: the
+executor seals them (and random strings) wherever attributes are stored.  Logs
+(``.cloudtmpl/logs/<stack>/<address>.log``) are redacted by the adapter itself:
+every input value (3 characters or longer) and every random string of the stack
+is replaced by ``******``.  Private keys are read from files and never leave them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cloudtmpl import ssh
+from cloudtmpl.model import LiveResource, Placement, Target
+from cloudtmpl.providers.base import Adapter, Choice, CloudError
+from cloudtmpl.resources import (
+    CLOUD_CONFIG,
+    DEPLOYMENT,
+    DEPLOYMENT_GROUP,
+    FLOATING_IP,
+    LOCAL_TARGET,
+    MULTIPART_MIME,
+    RANDOM_STRING,
+    SERVER,
+    SOFTWARE_CONFIG,
+    STRUCTURED_CONFIG,
+)
+
+CONFIG_KINDS = frozenset({SOFTWARE_CONFIG.kind, STRUCTURED_CONFIG.kind})
+USER_DATA_KINDS = frozenset({CLOUD_CONFIG.kind, MULTIPART_MIME.kind})
+DEPLOY_KINDS = frozenset({DEPLOYMENT.kind, DEPLOYMENT_GROUP.kind})
+SOFTWARE_KINDS = CONFIG_KINDS | USER_DATA_KINDS | DEPLOY_KINDS
+DEFAULT_USER = "cloudtmpl"
+DEFAULT_TIMEOUT = 120.0
+_CONFIG_ID = re.compile(r"^[a-z0-9_-]+\.\S+@[0-9a-f]{16}$")
+
+
+# -- pure pieces ------------------------------------------------------------------
+def config_id(key: bytes, stack: str, address: str, kind: str, props: Mapping[str, Any]) -> str:
+    """A config's id: its name plus a keyed digest of its content (no secret leaks)."""
+    body = json.dumps([kind, props], sort_keys=True, default=str).encode()
+    return f"{stack}.{address}@" + hmac.new(key, body, hashlib.sha256).hexdigest()[:16]
+
+
+def cloud_config_text(props: Mapping[str, Any]) -> str:
+    body = yaml.safe_dump(dict(props.get("cloud_config") or {}), sort_keys=False,
+                          default_flow_style=False)
+    return "#cloud-config\n" + body
+
+
+def multipart_text(parts: Sequence[Any], resolve: Callable[[str], str | None]) -> str:
+    """Heat's MultipartMime: each part's ``config`` is text or a config id (resolved)."""
+    rendered: list[tuple[str, str, str]] = []
+    for part in parts:
+        if not isinstance(part, Mapping):
+            continue
+        text = str(part.get("config") or "")
+        text = resolve(text) or text
+        subtype = str(part.get("subtype") or _guess_subtype(text))
+        rendered.append((text, subtype, str(part.get("filename") or "")))
+    digest = hashlib.sha256(json.dumps(rendered).encode()).hexdigest()[:24]
+    msg = MIMEMultipart(boundary=f"===============cloudtmpl{digest}==")
+    for text, subtype, filename in rendered:
+        sub = MIMEText(text, subtype, "utf-8")
+        if filename:
+            sub.add_header("Content-Disposition", "attachment", filename=filename)
+        msg.attach(sub)
+    return msg.as_string()
+
+
+def _guess_subtype(text: str) -> str:
+    if text.startswith("#cloud-config"):
+        return "cloud-config"
+    if text.startswith("#!"):
+        return "x-shellscript"
+    return "plain"
+
+
+def attributes(kind: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    """What get_attr reads from a software resource knowable from its properties alone
+    (a deployment's results are known only after it ran)."""
+    if kind in CONFIG_KINDS:
+        return {"config": props.get("config")}
+    if kind == CLOUD_CONFIG.kind:
+        return {"config": cloud_config_text(props)}
+    if kind == MULTIPART_MIME.kind:
+        return {"config": multipart_text(props.get("parts") or [], lambda ref: None)}
+    return {}
+
+
+def substitute_inputs(value: Any, inputs: Mapping[str, Any]) -> Any:
+    """A structured config with ``{get_input: NAME}`` replaced by the input's value."""
+    if isinstance(value, Mapping):
+        if set(value) == {"get_input"}:
+            return inputs.get(str(value["get_input"]))
+        return {k: substitute_inputs(v, inputs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute_inputs(v, inputs) for v in value]
+    return value
+
+
+def as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, sort_keys=True)
+
+
+def names_of(items: Any) -> list[str]:
+    """Output/input names from ``[name, ...]`` or Heat's ``[{name: ...}, ...]``."""
+    out = []
+    for item in items or []:
+        name = item.get("name") if isinstance(item, Mapping) else item
+        if name and str(name) not in out:
+            out.append(str(name))
+    return out
+
+
+def actions_of(props: Mapping[str, Any]) -> set[str]:
+    return {str(a).upper() for a in props.get("actions") or ()}
+
+
+# -- the adapter ------------------------------------------------------------------
+class DeployAdapter:
+    """The ``local`` target's adapter for software kinds; every other local kind goes to
+    ``inner`` (the :class:`~cloudtmpl.providers.local.LocalAdapter`).
+
+    ``records`` lists the stack's state records (every target) as live resources:
+    properties = the last-applied spec, attributes as recorded.
+    """
+
+    def __init__(self, inner: Adapter, *, key: bytes, stack: str,
+                 records: Callable[[], list[LiveResource]], project_dir: Path,
+                 secrets: Callable[[], Sequence[str]] = tuple) -> None:
+        self.inner = inner
+        self.target: Target = inner.target
+        self._key = key
+        self._stack = stack
+        self._records = records
+        self._dir = project_dir
+        self._secrets = secrets
+        self._lock = threading.Lock()
+        self._configs: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (kind, props)
+
+    # -- Adapter protocol ---------------------------------------------------------
+    def discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
+        found = self.inner.discover(region, kinds - SOFTWARE_KINDS, stack)
+        for r in self._records():
+            if r.kind in kinds & SOFTWARE_KINDS and r.placement.target == self.target.name:
+                attrs = dict(r.attributes) if r.kind in DEPLOY_KINDS else attributes(
+                    r.kind, r.properties)
+                found.append(LiveResource(
+                    address=r.address, kind=r.kind, physical_id=r.physical_id,
+                    placement=Placement(LOCAL_TARGET, LOCAL_TARGET), name=r.name,
+                    properties={}, attributes=attrs, spec_hash=r.spec_hash, status="ready"))
+        return found
+
+    def create(self, region: str, kind: str, *, stack: str, address: str, name: str,
+               properties: Mapping[str, Any], spec_hash: str, timeout: float) -> LiveResource:
+        if kind not in SOFTWARE_KINDS:
+            return self.inner.create(region, kind, stack=stack, address=address, name=name,
+                                     properties=properties, spec_hash=spec_hash,
+                                     timeout=timeout)
+        if kind in DEPLOY_KINDS:
+            recorded = self._record(address)
+            if recorded is not None and recorded.kind == kind \
+                    and recorded.spec_hash == spec_hash:
+                # already applied with exactly this spec (the executor asks again for
+                # an unchanged deployment's attributes): do not run it again
+                return self._live(kind, stack, address, recorded.physical_id,
+                                  dict(recorded.attributes), spec_hash)
+            attrs = self._deploy("CREATE", stack, address, properties, None)
+            return self._live(kind, stack, address, f"{stack}.{address}", attrs, spec_hash)
+        return self._value(kind, stack, address, properties, spec_hash)
+
+    def update(self, live: LiveResource, properties: Mapping[str, Any], changed: frozenset[str],
+               *, stack: str, spec_hash: str, timeout: float) -> LiveResource:
+        if live.kind not in SOFTWARE_KINDS:
+            return self.inner.update(live, properties, changed, stack=stack,
+                                     spec_hash=spec_hash, timeout=timeout)
+        if live.kind in DEPLOY_KINDS:
+            recorded = self._record(live.address)
+            prior = dict(recorded.attributes) if recorded is not None else {}
+            attrs = self._deploy("UPDATE", stack, live.address, properties, prior)
+            return self._live(live.kind, stack, live.address, live.physical_id, attrs,
+                              spec_hash)
+        return self._value(live.kind, stack, live.address, properties, spec_hash)
+
+    def delete(self, live: LiveResource, *, timeout: float) -> None:
+        if live.kind not in SOFTWARE_KINDS:
+            return self.inner.delete(live, timeout=timeout)
+        if live.kind not in DEPLOY_KINDS:
+            return None
+        recorded = self._record(live.address)
+        props = dict(live.properties) or (dict(recorded.properties) if recorded else {})
+        if "DELETE" in actions_of(props):
+            prior = dict(recorded.attributes) if recorded is not None else {}
+            self._deploy("DELETE", self._stack, live.address, props, prior)
+        return None
+
+    def lookup_choice(self, region: str, what: str, value: str) -> Choice:
+        return self.inner.lookup_choice(region, what, value)
+
+    def request_count(self) -> int:
+        return self.inner.request_count()
+
+    # -- values -------------------------------------------------------------------
+    def _live(self, kind: str, stack: str, address: str, physical_id: str,
+              attrs: Mapping[str, Any], spec_hash: str | None) -> LiveResource:
+        return LiveResource(
+            address=address, kind=kind, physical_id=physical_id,
+            placement=Placement(LOCAL_TARGET, LOCAL_TARGET), name=f"{stack}.{address}",
+            properties={}, attributes=dict(attrs), spec_hash=spec_hash, status="ready")
+
+    def _value(self, kind: str, stack: str, address: str, props: Mapping[str, Any],
+               spec_hash: str | None) -> LiveResource:
+        props = dict(props)
+        if kind in CONFIG_KINDS:
+            ident = config_id(self._key, stack, address, kind, props)
+            with self._lock:
+                self._configs[ident] = (kind, props)
+            return self._live(kind, stack, address, ident, attributes(kind, props), spec_hash)
+        if kind == CLOUD_CONFIG.kind:
+            text = cloud_config_text(props)
+        else:
+            text = multipart_text(props.get("parts") or [], self._config_text)
+        return self._live(kind, stack, address, text, {"config": text}, spec_hash)
+
+    def _config_text(self, ref: str) -> str | None:
+        found = self._config(ref)
+        if found is None:
+            return None
+        _, props = found
+        body = props.get("config")
+        return body if isinstance(body, str) else json.dumps(body)
+
+    def _config(self, ref: Any) -> tuple[str, dict[str, Any]] | None:
+        """A config by id: from this run (real values), else its state record (sealed)."""
+        if not isinstance(ref, str) or not _CONFIG_ID.match(ref):
+            return None
+        with self._lock:
+            hit = self._configs.get(ref)
+        if hit is not None:
+            return hit
+        for r in self._records():
+            if r.physical_id == ref and r.kind in CONFIG_KINDS:
+                return r.kind, dict(r.properties)
+        return None
+
+    def _record(self, address: str) -> LiveResource | None:
+        return next((r for r in self._records()
+                     if r.address == address and r.placement.target == self.target.name), None)
+
+    # -- deployments --------------------------------------------------------------
+    def _deploy(self, action: str, stack: str, address: str, props: Mapping[str, Any],
+                prior: Mapping[str, Any] | None) -> dict[str, Any]:
+        kind = DEPLOYMENT_GROUP.kind if "servers" in props else DEPLOYMENT.kind
+        if action != "DELETE" and action not in actions_of(props):
+            return dict(prior or {})  # not an action it runs on: keep what it had
+        if kind == DEPLOYMENT.kind:
+            return self._run_one(action, stack, address, props, props.get("server"),
+                                 props.get("address"), prior or {}, address)
+        servers = dict(props.get("servers") or {})
+        addresses = dict(props.get("addresses") or {})
+        prior_keys = dict((prior or {}).get("host_keys") or {})
+        prior_hosts = dict((prior or {}).get("hosts") or {})
+        results: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+
+        def one(name: str) -> None:
+            try:
+                results[name] = self._run_one(
+                    action, stack, address, props, servers[name], addresses.get(name),
+                    {"host_key": prior_keys.get(name), "host": prior_hosts.get(name),
+                     "server": servers[name]}, f"{address}.{name}")
+            except CloudError as err:
+                errors[name] = err.message
+
+        with ThreadPoolExecutor(max_workers=min(10, max(1, len(servers)))) as pool:
+            list(pool.map(one, sorted(servers)))
+        if errors:
+            raise CloudError("; ".join(f"{n}: {m}" for n, m in sorted(errors.items())))
+        outputs: dict[str, dict[str, Any]] = {}
+        for name, res in sorted(results.items()):
+            for out, value in (res.get("outputs") or {}).items():
+                outputs.setdefault(out, {})[name] = value
+        return {
+            "deploy_stdouts": {n: r["deploy_stdout"] for n, r in results.items()},
+            "deploy_stderrs": {n: r["deploy_stderr"] for n, r in results.items()},
+            "deploy_status_codes": {n: r["deploy_status_code"] for n, r in results.items()},
+            "outputs": outputs,
+            "host_keys": {n: r["host_key"] for n, r in results.items()},
+            "hosts": {n: r["host"] for n, r in results.items()},
+        }
+
+    def _script(self, props: Mapping[str, Any], inputs: dict[str, Any]
+                ) -> tuple[str, dict[str, str], list[str]]:
+        """(script, extra files, declared outputs) with ``inputs`` completed by the
+        config's input defaults."""
+        config = props.get("config")
+        found = self._config(config)
+        files = {str(k): as_text(v) for k, v in (props.get("config_files") or {}).items()}
+        outputs = names_of(props.get("outputs"))
+        if found is None:
+            if isinstance(config, str) and _CONFIG_ID.match(config):
+                raise CloudError(f"config {config} is not known (was it deleted?)")
+            return as_text(config), files, outputs
+        kind, cfg = found
+        for item in cfg.get("inputs") or []:
+            if isinstance(item, Mapping) and item.get("name") and item["name"] not in inputs \
+                    and item.get("default") is not None:
+                inputs[str(item["name"])] = item["default"]
+        outputs = names_of(cfg.get("outputs")) + [o for o in outputs
+                                                  if o not in names_of(cfg.get("outputs"))]
+        if kind == STRUCTURED_CONFIG.kind:
+            body = substitute_inputs(cfg.get("config") or {}, inputs)
+            run = body.pop("run", "") if isinstance(body, dict) else ""
+            files["$CONFIG"] = json.dumps(body, indent=2, sort_keys=True)
+            return str(run or "true"), files, outputs
+        return as_text(cfg.get("config")), files, outputs
+
+    def _run_one(self, action: str, stack: str, address: str, props: Mapping[str, Any],
+                 server: Any, host: Any, prior: Mapping[str, Any], log_name: str
+                 ) -> dict[str, Any]:
+        settings = dict(props.get("ssh") or {})
+        server_id = str(server or "")
+        inputs = dict(props.get("inputs") or {})
+        script, files, outputs = self._script(props, inputs)
+        ep = self._endpoint(server_id, host, settings)
+        pkey = ssh.load_key(self._key_file(server_id, settings))
+        label = f"server {server_id or ep.host} ({ep.label})"
+        expected = None
+        if prior.get("host_key") and prior.get("host") == f"{ep.host}:{ep.port}" and \
+                str(prior.get("server") or "") == server_id:
+            expected = str(prior["host_key"])
+        bastion, bastion_key = self._bastion(settings)
+        env = {name: as_text(value) for name, value in inputs.items()}
+        env.update({
+            "deploy_server_id": server_id, "deploy_action": action,
+            "deploy_stack_id": stack, "deploy_resource_name": address,
+            "deploy_signal_transport": "NO_SIGNAL",
+        })
+        config_json = files.pop("$CONFIG", None)
+        try:
+            data = ssh.bundle(ssh.Bundle(script, env, files, outputs, config_json))
+        except ValueError as err:
+            raise CloudError(f"{address}: {err}") from None
+        secrets = [as_text(v) for v in inputs.values() if len(as_text(v)) >= 3]
+        secrets += list(self._secrets()) + self._random_strings()
+        started = time.monotonic()
+        try:
+            conn = ssh.wait_connect(
+                ep, pkey, expected, timeout=float(settings.get("timeout") or DEFAULT_TIMEOUT),
+                bastion=bastion, bastion_key=bastion_key or pkey,
+                bastion_expected=prior.get("bastion_host_key"))
+        except ssh.SshError as err:
+            self._log(stack, log_name, action, label, f"connection failed: {err.message}",
+                      secrets)
+            raise CloudError(f"{label}: {err.message}") from None
+        try:
+            status, out, err_bytes = conn.run("sh -s", data)
+        except (ssh.SshError, OSError, EOFError) as err:
+            raise CloudError(f"{label}: running the {action} script failed: {err}") from None
+        finally:
+            conn.close()
+        try:
+            report = ssh.parse_report(out.decode(errors="replace"))
+        except ValueError:
+            raise CloudError(
+                f"{label}: the remote shell failed (status {status}): "
+                + ssh.tail(err_bytes.decode(errors="replace"))) from None
+        seconds = time.monotonic() - started
+        self._log(stack, log_name, action, label,
+                  f"exit status {report.status} after {seconds:.2f}s (host key {conn.host_key})\n"
+                  f"--- stdout\n{report.stdout}--- stderr\n{report.stderr}"
+                  + "".join(f"--- output {k}\n{v}\n" for k, v in report.outputs.items()),
+                  secrets)
+        if report.status != 0:
+            raise CloudError(
+                f"{label}: the {action} script exited with status {report.status}; stderr "
+                # not redacted here: the executor seals messages holding its secrets
+                "ends with:\n" + ssh.tail(report.stderr))
+        attrs: dict[str, Any] = {
+            "deploy_stdout": report.stdout,
+            "deploy_stderr": report.stderr,
+            "deploy_status_code": report.status,
+            "outputs": {name: report.outputs.get(name) for name in outputs},
+            "host_key": conn.host_key,
+            "host": f"{ep.host}:{ep.port}",
+            "server": server_id,
+        }
+        if conn.bastion_host_key:
+            attrs["bastion_host_key"] = conn.bastion_host_key
+        attrs["result"] = report.outputs.get("result")
+        for name in outputs:  # Heat's {get_attr: [deployment, OUTPUT_NAME]}
+            attrs.setdefault(name, report.outputs.get(name))
+        return attrs
+
+    # -- where and how to connect ---------------------------------------------------
+    def _endpoint(self, server_id: str, host: Any, settings: Mapping[str, Any]) -> ssh.Endpoint:
+        user = str(settings.get("user") or DEFAULT_USER)
+        port = int(settings.get("port") or 22)
+        address = str(host) if host else self.resolve_address(server_id)
+        return ssh.Endpoint(address, port, user)
+
+    def resolve_address(self, server_id: str) -> str:
+        """The server's floating IP, else its public IP, else its first address (from the
+        stack's state: what the cloud reported when those resources were applied)."""
+        if not server_id:
+            raise CloudError("a deployment needs 'server' or 'address'")
+        records = self._records()
+        server = next((r for r in records
+                       if r.kind == SERVER.kind and r.physical_id == server_id), None)
+        fixed: set[str] = set()
+        if server is not None:
+            for addrs in (server.attributes.get("networks") or {}).values():
+                fixed.update(str(a) for a in addrs or [])
+            for key in ("private_ip", "first_address"):
+                if server.attributes.get(key):
+                    fixed.add(str(server.attributes[key]))
+        for r in records:
+            if r.kind != FLOATING_IP.kind:
+                continue
+            ip = r.attributes.get("floating_ip_address") or r.attributes.get("ip")
+            if ip and (r.properties.get("server") == server_id
+                       or r.attributes.get("fixed_ip_address") in fixed):
+                return str(ip)
+        if server is not None:
+            for key in ("public_ip", "first_address", "private_ip"):
+                if server.attributes.get(key):
+                    return str(server.attributes[key])
+        raise CloudError(
+            f"no address known for server {server_id}: give the deployment an 'address' "
+            "(get_attr of its floating IP), or make it depend on the server's floating IP")
+
+    def _key_file(self, server_id: str, settings: Mapping[str, Any]) -> Path:
+        keys = self._dir / ".cloudtmpl" / "keys"
+        if settings.get("key_file"):
+            path = Path(str(settings["key_file"])).expanduser()
+            return path if path.is_absolute() else self._dir / path
+        name = settings.get("key_pair")
+        if not name:
+            server = next((r for r in self._records()
+                           if r.kind == SERVER.kind and r.physical_id == server_id), None)
+            name = server.properties.get("key_name") if server is not None else None
+        if not name:
+            raise CloudError(
+                f"no SSH key for server {server_id or '?'}: set ssh.key_file, or ssh.key_pair "
+                "(a KeyPair created by this project), or create the server with such a key pair")
+        path = keys / f"{name}.pem"
+        if not path.exists():
+            raise CloudError(
+                f"no private key for key pair {name!r} at {path}: only key pairs cloudtmpl "
+                "generated have one; set ssh.key_file for an imported key")
+        return path
+
+    def _bastion(self, settings: Mapping[str, Any]
+                 ) -> tuple[ssh.Endpoint | None, Any]:
+        spec = settings.get("bastion")
+        if not spec:
+            return None, None
+        if isinstance(spec, str):
+            user, _, rest = spec.rpartition("@")
+            hostname, _, port = rest.partition(":")
+            return ssh.Endpoint(hostname, int(port or 22), user or DEFAULT_USER), None
+        if isinstance(spec, Mapping):
+            key = ssh.load_key(self._key_file("", dict(spec))) \
+                if spec.get("key_file") or spec.get("key_pair") else None
+            return ssh.Endpoint(str(spec.get("host")), int(spec.get("port") or 22),
+                                str(spec.get("user") or DEFAULT_USER)), key
+        raise CloudError("ssh.bastion must be user@host:port or {host, port, user, key_file}")
+
+    # -- logs ---------------------------------------------------------------------
+    def _random_strings(self) -> list[str]:
+        from cloudtmpl.providers.local import random_string
+
+        return [random_string(self._key, self._stack, r.address, r.properties)
+                for r in self._records() if r.kind == RANDOM_STRING.kind]
+
+    def _log(self, stack: str, name: str, action: str, label: str, text: str,
+             secrets: Sequence[str]) -> None:
+        path = self._dir / ".cloudtmpl" / "logs" / stack / f"{name}.log"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(ssh.redact(f"=== {stamp} {action} on {label}\n{text}\n", secrets))
+        path.chmod(0o600)
+

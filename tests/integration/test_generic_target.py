@@ -1,0 +1,217 @@
+"""Generic libcloud targets and compatible clouds, end to end through the real CLI.
+
+* ``type: libcloud`` with the stateful test driver (``filecloud``: a libcloud
+  NodeDriver kept in a JSON file in the test's directory, registered through the
+  test-only ``CLOUDTMPL_TEST_LIBCLOUD_DRIVERS``): plan, apply, no-op re-plan, destroy;
+* diagnostics before any cloud call: unknown driver, a credential in cloudtmpl.yaml,
+  a kind the target does not provide; a missing credentials variable at plan;
+* ``type: aws`` with ``endpoint:`` pointed at the AWS sandbox, credentials from the
+  AWS variables (the sandbox's dummy ones);
+* ``examples/four-clouds``: plans, applies and destroys on all four targets.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tests.integration.clitools import REPO, ec2, run, stack_instances, tags, write
+
+FILECLOUD = "filecloud=tests.unit.test_generic_adapter:FileNodeDriver"
+FOUR = REPO / "examples" / "four-clouds"
+
+
+def lab_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {"CLOUDTMPL_TEST_LIBCLOUD_DRIVERS": FILECLOUD, "FILECLOUD_TOKEN": "lab-token",
+            "CLOUDTMPL_FILECLOUD_PATH": str(tmp_path / "filecloud.json"), **extra}
+
+
+LAB_PROJECT = """\
+providers:
+  lab:
+    type: libcloud
+    driver: filecloud
+    key_env: FILECLOUD_TOKEN
+    regions:
+      lab-de: {country: DE, jurisdiction: EU}
+      lab-nl: {country: NL, jurisdiction: EU}
+default_target: lab
+"""
+
+LAB_STACK = """\
+heat_template_version: 2021-04-16
+placement: {provider: lab, region: lab-de, residency: {countries: [DE]}}
+resources:
+  key:
+    type: Cloud::Compute::KeyPair
+  app:
+    type: Cloud::Compute::Server
+    properties:
+      image: ubuntu-22.04
+      flavor: fc-small
+      key_name: {get_resource: key}
+  data:
+    type: Cloud::Block::Volume
+    properties: {size: 3}
+  data_attachment:
+    type: Cloud::Block::VolumeAttachment
+    properties:
+      instance_uuid: {get_resource: app}
+      volume_id: {get_resource: data}
+outputs:
+  app_ip: {value: {get_attr: [app, private_ip]}}
+"""
+
+
+def cloud_state(tmp_path: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((tmp_path / "filecloud.json").read_text())
+    return result
+
+
+def test_generic_target_lifecycle(tmp_path: Path) -> None:
+    write(tmp_path / "cloudtmpl.yaml", LAB_PROJECT)
+    write(tmp_path / "lab.yaml", LAB_STACK)
+    env = lab_env(tmp_path)
+
+    r = run(tmp_path, "plan", "lab.yaml", "--format", "json", env=env)
+    assert r.code == 0, r.err + r.out
+    plan = r.json()
+    assert {c["address"]: c["action"] for c in plan["changes"]} == {
+        "key": "create", "app": "create", "data": "create", "data_attachment": "create"}
+    assert {c["placement"]["country"] for c in plan["changes"]} == {"DE"}
+
+    r = run(tmp_path, "apply", "lab.yaml", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    state = cloud_state(tmp_path)
+    (node,) = state["nodes"].values()
+    assert node["name"] == "lab.app" and node["location"] == "lab-de"
+    assert node["metadata"]["cloudtmpl:stack"] == "lab"
+    assert node["ssh_key"] and node["ssh_key"] == state["keys"]["lab.key"]
+    (vol,) = state["volumes"].values()
+    assert vol["attached_to"] == node["id"] and vol["size"] == 3
+    outputs = run(tmp_path, "outputs", "-s", "lab", "--format", "json", env=env).json()
+    assert outputs["app_ip"].startswith("10.0.0.")
+
+    r = run(tmp_path, "plan", "lab.yaml", "--detailed-exitcode", env=env)
+    assert r.code == 0, r.err + r.out  # a new process finds everything: no changes
+
+    # a second apply is a no-op too (nothing created twice)
+    r = run(tmp_path, "apply", "lab.yaml", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    assert len(cloud_state(tmp_path)["nodes"]) == 1
+
+    r = run(tmp_path, "destroy", "lab.yaml", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    state = cloud_state(tmp_path)
+    assert state["nodes"] == {} and state["volumes"] == {} and state["keys"] == {}
+
+
+def test_generic_target_diagnostics(tmp_path: Path) -> None:
+    write(tmp_path / "lab.yaml", LAB_STACK)
+    env = lab_env(tmp_path)
+
+    write(tmp_path / "cloudtmpl.yaml", LAB_PROJECT.replace("driver: filecloud",
+                                                          "driver: digitalocaen"))
+    r = run(tmp_path, "validate", "lab.yaml", env=env)
+    assert r.code == 1 and "config-libcloud-driver" in r.err + r.out
+    assert "'digitalocean'" in r.err + r.out
+
+    write(tmp_path / "cloudtmpl.yaml", LAB_PROJECT.replace(
+        "key_env: FILECLOUD_TOKEN", "key: lab-token-value"))
+    r = run(tmp_path, "validate", "lab.yaml", env=env)
+    assert r.code == 1 and "config-credentials" in r.err + r.out
+    assert "lab-token-value" not in r.err + r.out
+
+    # a target without volumes: the volume and its attachment are refused at validate
+    write(tmp_path / "cloudtmpl.yaml", LAB_PROJECT.replace(
+        "default_target: lab", "").replace(
+        "    key_env: FILECLOUD_TOKEN\n",
+        "    key_env: FILECLOUD_TOKEN\n    capabilities:\n"
+        "      kinds: [Cloud::Compute::Server, Cloud::Compute::KeyPair]\n"))
+    r = run(tmp_path, "validate", "lab.yaml", env=env)
+    assert r.code == 1, r.out
+    text = r.err + r.out
+    assert text.count("unsupported-kind") == 2 and "'data'" in text
+    assert not (tmp_path / "filecloud.json").exists()  # no cloud was asked
+
+    # the token variable is not set: named, and no cloud call made
+    write(tmp_path / "cloudtmpl.yaml", LAB_PROJECT)
+    r = run(tmp_path, "plan", "lab.yaml", env={**env, "FILECLOUD_TOKEN": ""})
+    assert r.code == 1
+    assert "environment variable FILECLOUD_TOKEN is not set" in r.err + r.out
+
+
+COMPAT_STACK = """\
+heat_template_version: 2021-04-16
+placement: {provider: compat-ec2, region: us-east-1}
+resources:
+  probe:
+    type: Cloud::Compute::Server
+    properties: {image: ubuntu-22.04, flavor: tiny, metadata: {role: probe}}
+"""
+
+
+def test_ec2_compatible_endpoint(tmp_path: Path, aws_reset: dict[str, Any]) -> None:
+    write(tmp_path / "cloudtmpl.yaml", (
+        "providers:\n"
+        f"  compat-ec2: {{type: aws, endpoint: {aws_reset['endpoint']}, region: us-east-1,"
+        " catalog: sandbox-aws}\n"))
+    write(tmp_path / "compat.yaml", COMPAT_STACK)
+    creds = {"AWS_ACCESS_KEY_ID": aws_reset["access_key"],
+             "AWS_SECRET_ACCESS_KEY": aws_reset["secret_key"]}
+    r = run(tmp_path, "apply", "compat.yaml", "--yes", env=creds)
+    assert r.code == 0, r.err + r.out
+    (instance,) = stack_instances(aws_reset, "us-east-1", "compat")
+    assert tags(instance)["cloudtmpl:resource"] == "probe"
+    assert instance["InstanceType"] == "t3.micro"
+    r = run(tmp_path, "plan", "compat.yaml", "--detailed-exitcode", env=creds)
+    assert r.code == 0, r.err + r.out
+    r = run(tmp_path, "plan", "compat.yaml", env={})  # no AWS variables: said so
+    assert r.code == 1 and "AWS_ACCESS_KEY_ID" in r.err + r.out
+    r = run(tmp_path, "destroy", "compat.yaml", "--yes", env=creds)
+    assert r.code == 0, r.err + r.out
+    assert stack_instances(aws_reset, "us-east-1", "compat") == []
+
+
+def test_four_clouds_example(tmp_path: Path, aws_reset: dict[str, Any],
+                             openstack_reset: dict[str, Any]) -> None:
+    project = tmp_path / "four-clouds"
+    shutil.copytree(FOUR, project)
+    config = (project / "cloudtmpl.yaml").read_text()
+    assert "http://127.0.0.1:4566" in config
+    write(project / "cloudtmpl.yaml", config.replace("http://127.0.0.1:4566",
+                                                     aws_reset["endpoint"]))
+    env = lab_env(tmp_path, AWS_ACCESS_KEY_ID=aws_reset["access_key"],
+                  AWS_SECRET_ACCESS_KEY=aws_reset["secret_key"])
+
+    r = run(project, "plan", "four_clouds.yaml", "--format", "json", env=env)
+    assert r.code == 0, r.err + r.out
+    where = {c["address"]: c["placement"]["target"] for c in r.json()["changes"]}
+    assert set(where.values()) == {"sandbox-aws", "sandbox-openstack", "lab", "compat-ec2"}
+    assert all(c["action"] == "create" for c in r.json()["changes"])
+
+    r = run(project, "apply", "four_clouds.yaml", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    outputs = run(project, "outputs", "-s", "four_clouds", "--format", "json", env=env).json()
+    assert all(outputs[k] for k in ("web_ip", "db_ip", "worker_ip", "probe_ip")), outputs
+    worker = next(iter(cloud_state(tmp_path)["nodes"].values()))
+    assert f"db={outputs['db_ip']}" in worker["userdata"]  # across clouds
+    assert [tags(i)["cloudtmpl:resource"] for i in
+            stack_instances(aws_reset, "us-east-1", "four_clouds")] == ["probe"]
+    assert [tags(i)["cloudtmpl:resource"] for i in
+            stack_instances(aws_reset, "eu-central-1", "four_clouds")] == ["web"]
+
+    r = run(project, "plan", "four_clouds.yaml", "--detailed-exitcode", env=env)
+    assert r.code == 0, r.err + r.out
+
+    r = run(project, "destroy", "four_clouds.yaml", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    assert stack_instances(aws_reset, "us-east-1", "four_clouds") == []
+    assert stack_instances(aws_reset, "eu-central-1", "four_clouds") == []
+    state = cloud_state(tmp_path)
+    assert state["nodes"] == {} and state["volumes"] == {} and state["keys"] == {}
+    client = ec2(aws_reset, "eu-central-1")
+    assert client.describe_volumes(Filters=[{"Name": "tag:cloudtmpl:stack",
+                                             "Values": ["four_clouds"]}])["Volumes"] == []
