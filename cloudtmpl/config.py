@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
+import inspect
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,13 +33,19 @@ from cloudtmpl.loader import Document, load_file
 from cloudtmpl.model import Target
 
 PROJECT_FILE = "cloudtmpl.yaml"
-TARGET_TYPES = ("aws", "openstack")
+TARGET_TYPES = ("aws", "openstack", "libcloud")
 # Keys a target may have, per type (credentials are never among them).
 _TARGET_KEYS = {
-    "aws": {"type", "region", "regions", "endpoint", "profile", "catalog"},
-    "openstack": {"type", "region", "regions", "cloud", "catalog"},
+    "aws": {"type", "region", "regions", "endpoint", "profile", "catalog", "request_rate"},
+    "openstack": {"type", "region", "regions", "cloud", "catalog", "request_rate"},
+    # any libcloud compute driver (see _libcloud_target): credentials only by reference
+    "libcloud": {"type", "driver", "args", "key_env", "secret_env", "credentials_file",
+                 "credentials_section", "region", "regions", "catalog", "request_rate",
+                 "capabilities"},
 }
-_OPTION_KEYS = {"endpoint", "profile", "catalog", "cloud", "regions"}
+_OPTION_KEYS = {"endpoint", "profile", "catalog", "cloud", "regions", "request_rate"}
+# request_rate: API requests per second (a token bucket shared by the adapter's threads)
+_MAX_REQUEST_RATE = 100_000
 _ALL_KINDS = frozenset(
     {
         "Cloud::Compute::Server",
@@ -52,9 +62,23 @@ _ALL_KINDS = frozenset(
 # What each target type can provide: a resource of another kind is a diagnostic
 # before any cloud is asked.
 _LOCAL_KINDS = frozenset({"Cloud::Random::String", "Cloud::Local::Value", "Cloud::Local::None",
-                          "Cloud::Local::Test"})
+                          "Cloud::Local::Test",
+                          # software configs and deployments (over SSH, from this machine)
+                          "Cloud::Software::Config", "Cloud::Software::StructuredConfig",
+                          "Cloud::Software::CloudConfig", "Cloud::Software::MultipartMime",
+                          "Cloud::Software::Deployment", "Cloud::Software::DeploymentGroup"})
+# What the generic libcloud adapter can ever provide; each libcloud target provides
+# the subset its driver has (``target_kinds``: a built-in table per driver id, the
+# driver class's verbs, ``capabilities:`` in cloudtmpl.yaml).
+LIBCLOUD_KINDS = frozenset({"Cloud::Compute::Server", "Cloud::Compute::KeyPair",
+                            "Cloud::Block::Volume", "Cloud::Block::VolumeAttachment"})
 TARGET_KINDS: dict[str, frozenset[str]] = {
-    "aws": _ALL_KINDS, "openstack": _ALL_KINDS, "local": _LOCAL_KINDS}
+    # DNS zones/records and load balancers: AWS only (the OpenStack emulator has no
+    # Designate or Octavia); buckets: S3 and Swift
+    "aws": _ALL_KINDS | {"Cloud::DNS::Zone", "Cloud::DNS::Record", "Cloud::Storage::Bucket",
+                         "Cloud::LB::LoadBalancer"},
+    "openstack": _ALL_KINDS | {"Cloud::Storage::Bucket"}, "local": _LOCAL_KINDS,
+    "libcloud": LIBCLOUD_KINDS}
 _PROJECT_KEYS = {"providers", "default_target", "state"}
 
 # Where local resources (random strings, values) live: cloudtmpl itself.
@@ -108,6 +132,9 @@ class Catalog:
     regions: Mapping[str, RegionInfo] = field(default_factory=dict)
     sizes: Mapping[str, str] = field(default_factory=dict)
     images: Mapping[str, Any] = field(default_factory=dict)  # name -> id | {region: id}
+    # (kind, property) pairs this target cannot change in place even where the kind
+    # can elsewhere (libcloud's common verbs have no resize): planned as replacements
+    replace_only: frozenset[tuple[str, str]] = frozenset()
 
     def size(self, value: str) -> str:
         return self.sizes.get(value, value)
@@ -145,6 +172,12 @@ def load_catalog(name: str) -> Catalog:
     )
 
 
+_GENERIC_REPLACE_ONLY = frozenset({
+    ("Cloud::Compute::Server", "flavor"), ("Cloud::Compute::Server", "metadata"),
+    ("Cloud::Block::Volume", "size"), ("Cloud::Block::Volume", "metadata"),
+})
+
+
 def catalog_for(target: Target) -> Catalog:
     """The target's catalog, with the regions ``cloudtmpl.yaml`` declares for it on top.
 
@@ -152,6 +185,8 @@ def catalog_for(target: Target) -> Catalog:
     country and jurisdiction, are declared per target (``regions:``).
     """
     base = load_catalog(str(target.options.get("catalog", target.type)))
+    if target.type == "libcloud":
+        base = replace(base, replace_only=_GENERIC_REPLACE_ONLY)
     declared = target.options.get("regions")
     if not isinstance(declared, Mapping) or not declared:
         return base
@@ -274,6 +309,9 @@ def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, li
             if key in allowed:
                 continue
             hint = _closest(str(key), sorted(allowed)) + f"allowed: {', '.join(sorted(allowed))}"
+            if ttype == "libcloud" and str(key).lower() in _SECRET_KEYS:
+                diags.append(_secret_in_config(doc, ("providers", name, key), name))
+                continue
             if key in ("access_key", "secret_key", "password", "secret", "token", "auth"):
                 hint = (
                     "credentials never go in cloudtmpl.yaml: AWS takes AWS_ACCESS_KEY_ID/"
@@ -289,6 +327,13 @@ def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, li
                 )
             )
         diags.extend(_check_regions(doc, name, spec.get("regions")))
+        diags.extend(_check_request_rate(doc, name, spec))
+        if ttype == "libcloud":
+            generic, more = _libcloud_target(doc, name, spec)
+            diags.extend(more)
+            if generic is not None:
+                targets[name] = generic
+            continue
         options = {k: v for k, v in spec.items() if k in _OPTION_KEYS}
         targets[name] = Target(
             name=name, type=str(ttype), region=spec.get("region"), options=options
@@ -356,6 +401,25 @@ def _check_regions(doc: Document, target: str, regions: Any) -> list[Diagnostic]
     return diags
 
 
+def _check_request_rate(doc: Document, target: str, spec: Mapping[str, Any]) -> list[Diagnostic]:
+    if "request_rate" not in spec:
+        return []
+    rate = spec["request_rate"]
+    ok = (isinstance(rate, (int, float)) and not isinstance(rate, bool)
+          and 0 < rate <= _MAX_REQUEST_RATE)
+    if ok:
+        return []
+    return [
+        Diagnostic(
+            "config-request-rate",
+            f"request_rate of target {target!r} must be a number of requests per second "
+            f"above 0 and at most {_MAX_REQUEST_RATE}, not {rate!r}",
+            doc.loc(("providers", target, "request_rate")),
+            "e.g. request_rate: 20 (omit it for no limit)",
+        )
+    ]
+
+
 def load_project(cwd: Path) -> ProjectConfig:
     """The project configuration for ``cwd`` (sandbox targets only if there is no file)."""
     path = find_project_file(cwd)
@@ -375,3 +439,268 @@ def load_project(cwd: Path) -> ProjectConfig:
 
 def with_endpoint(target: Target, **options: Any) -> Target:
     return replace(target, options={**target.options, **options})
+
+
+# -- generic libcloud targets ---------------------------------------------------------
+#
+#     do-ams:
+#       type: libcloud
+#       driver: digitalocean            # any libcloud compute provider id
+#       key_env: DIGITALOCEAN_ACCESS_TOKEN  # the variable's NAME; or credentials_file:
+#       args: {api_version: v2}         # non-secret constructor arguments
+#       region: ams3
+#       capabilities: {kinds: [Cloud::Compute::Server], tags: false}
+
+# Keys that would hold a secret: never in cloudtmpl.yaml (a target's keys or its args).
+_SECRET_KEYS = frozenset({
+    "key", "secret", "password", "passwd", "token", "api_key", "apikey", "api_token",
+    "access_key", "secret_key", "access_token", "auth", "credentials", "private_key",
+    "user_id", "username"})
+# Test-only: ``id=module:Class[,id=module:Class]`` registers extra libcloud drivers
+# (the stateful file-backed driver of cloudtmpl's own tests).  Never needed otherwise.
+LIBCLOUD_TEST_DRIVERS_ENV = "CLOUDTMPL_TEST_LIBCLOUD_DRIVERS"
+_SERVER = "Cloud::Compute::Server"
+_KEYPAIR = "Cloud::Compute::KeyPair"
+_VOLUME = "Cloud::Block::Volume"
+_ATTACHMENT = "Cloud::Block::VolumeAttachment"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CAPABILITY_KEYS = {"kinds", "tags", "regions"}
+
+
+@dataclass(frozen=True)
+class LibcloudCaps:
+    """What a libcloud driver can do for cloudtmpl, known before any request."""
+
+    kinds: frozenset[str]
+    tags: bool  # ownership tags/metadata at creation (else: deterministic names only)
+    regions: bool  # regions are the driver's locations (else: one region)
+    key_env: str | None = None  # the usual variable of the API key, when key_env is not set
+
+
+# Built-in per driver id (over what the driver class's verbs say):
+# * DigitalOcean: droplets, SSH keys, volumes; tags at creation; regions are slugs;
+# * Linode (API v4): linodes and volumes; libcloud cannot delete an SSH key there;
+# * Vultr (API v2): instances, SSH keys, block storage; one tag per instance;
+# * dummy: libcloud's in-memory driver (no names kept, nothing persists): plan only.
+LIBCLOUD_BUILTIN: dict[str, LibcloudCaps] = {
+    "digitalocean": LibcloudCaps(LIBCLOUD_KINDS, True, True, "DIGITALOCEAN_ACCESS_TOKEN"),
+    "linode": LibcloudCaps(frozenset({_SERVER, _VOLUME, _ATTACHMENT}), True, True,
+                           "LINODE_TOKEN"),
+    "vultr": LibcloudCaps(LIBCLOUD_KINDS, True, True, "VULTR_API_KEY"),
+    "dummy": LibcloudCaps(frozenset({_SERVER}), False, False, None),
+}
+
+
+def target_kinds(target: Target) -> frozenset[str]:
+    """The resource kinds ``target`` provides (a libcloud target: its own capabilities)."""
+    kinds = target.options.get("kinds") if target.type == "libcloud" else None
+    if kinds is not None:
+        return frozenset(str(k) for k in kinds)
+    return TARGET_KINDS.get(target.type, frozenset())
+
+
+def _test_drivers() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in os.environ.get(LIBCLOUD_TEST_DRIVERS_ENV, "").split(","):
+        pid, sep, ref = item.strip().partition("=")
+        if sep and pid.strip() and ":" in ref:
+            out[pid.strip()] = ref.strip()
+    return out
+
+
+def libcloud_driver_ids() -> dict[str, str]:
+    """Every name a libcloud compute driver answers to (``digitalocean``, ``digital_ocean``)
+    -> its provider id."""
+    from libcloud.compute.providers import DRIVERS
+    from libcloud.compute.types import Provider
+
+    names = {str(pid): str(pid) for pid in DRIVERS}
+    for attr in dir(Provider):
+        value = getattr(Provider, attr)
+        if not attr.startswith("_") and isinstance(value, str) and value in names:
+            names.setdefault(attr.lower(), value)
+    names.update({pid: pid for pid in _test_drivers()})
+    return names
+
+
+def libcloud_driver_class(driver_id: str, args: Mapping[str, Any] | None = None,
+                          *, concrete: bool = True) -> Any:
+    """The NodeDriver class of a provider id.  ``concrete``: for the drivers whose class
+    picks an API version when instantiated (DigitalOcean, Linode, Vultr, ...), the class
+    it picks (to read its verbs); else the class to instantiate."""
+    test = _test_drivers().get(driver_id)
+    if test:
+        module, _, name = test.partition(":")
+        return getattr(importlib.import_module(module), name)
+    from libcloud.compute.providers import get_driver
+
+    cls: Any = get_driver(driver_id)
+    if concrete and "__new__" in vars(cls):
+        version = (args or {}).get("api_version")
+        try:
+            obj = cls.__new__(cls, "key", **({"api_version": version} if version else {}))
+        except Exception:  # only a probe: fall back to the class itself
+            return cls
+        if isinstance(obj, cls):
+            return type(obj)
+    return cls
+
+
+def driver_implements(cls: Any, *verbs: str) -> bool:
+    """The driver class overrides each of libcloud's ``NodeDriver`` ``verbs``."""
+    from libcloud.compute.base import NodeDriver
+
+    return all(callable(getattr(cls, v, None))
+               and getattr(cls, v) is not getattr(NodeDriver, v, None) for v in verbs)
+
+
+def detect_libcloud_caps(cls: Any) -> LibcloudCaps:
+    """Capabilities from the driver class's own verbs (what it overrides of NodeDriver)."""
+    kinds = {_SERVER}
+    if driver_implements(cls, "list_key_pairs", "delete_key_pair") and (
+            driver_implements(cls, "import_key_pair_from_string")
+            or driver_implements(cls, "create_key_pair")):
+        kinds.add(_KEYPAIR)
+    if driver_implements(cls, "list_volumes", "create_volume", "destroy_volume"):
+        kinds.add(_VOLUME)
+        if driver_implements(cls, "attach_volume", "detach_volume"):
+            kinds.add(_ATTACHMENT)
+    try:
+        params = inspect.signature(cls.create_node).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    tags = any(p in params for p in ("ex_metadata", "ex_tags", "ex_tag"))
+    return LibcloudCaps(frozenset(kinds), tags, "location" in params)
+
+
+def _secret_in_config(doc: Document, path: tuple[str | int, ...], target: str) -> Diagnostic:
+    return Diagnostic(
+        "config-credentials",
+        f"target {target!r}: {path[-1]!r} would put a credential in {PROJECT_FILE}, "
+        "which is checked in",
+        doc.key_loc(path),
+        "name the environment variable that holds it (key_env: DIGITALOCEAN_ACCESS_TOKEN, "
+        "secret_env: ...), or a credentials_file outside the project (INI, mode 0600)",
+    )
+
+
+def _libcloud_target(doc: Document, name: str, spec: Mapping[str, Any]
+                     ) -> tuple[Target | None, list[Diagnostic]]:
+    """A ``type: libcloud`` target with its capabilities (kinds, tags, regions)."""
+    diags: list[Diagnostic] = []
+    base: tuple[str | int, ...] = ("providers", name)
+    raw_driver = spec.get("driver")
+    if not isinstance(raw_driver, str) or not raw_driver:
+        return None, [Diagnostic("config-libcloud-driver",
+                                 f"target {name!r} (type libcloud) needs driver:",
+                                 doc.loc(base), "e.g. driver: digitalocean (a libcloud "
+                                 "compute provider id)")]
+    ids = libcloud_driver_ids()
+    driver = ids.get(raw_driver) or ids.get(raw_driver.lower())
+    if driver is None:
+        close = difflib.get_close_matches(raw_driver.lower(), sorted(ids), n=3, cutoff=0.6)
+        return None, [Diagnostic(
+            "config-libcloud-driver",
+            f"target {name!r}: {raw_driver!r} is not a libcloud compute driver",
+            doc.loc((*base, "driver")),
+            (f"did you mean {', '.join(repr(c) for c in close)}? " if close else "")
+            + f"libcloud's compute providers: {', '.join(sorted(set(ids.values())))}")]
+    args = spec.get("args") or {}
+    if not isinstance(args, dict):
+        diags.append(Diagnostic("config-shape", f"'args' of target {name!r} must be a mapping",
+                                doc.loc((*base, "args")), "e.g. args: {api_version: v2}"))
+        args = {}
+    for arg, value in args.items():
+        if str(arg).lower() in _SECRET_KEYS or str(arg).lower().endswith(
+                ("_key", "_secret", "_password", "_token")):
+            diags.append(_secret_in_config(doc, (*base, "args", arg), name))
+        elif isinstance(value, (dict, list)):
+            diags.append(Diagnostic("config-shape", f"args.{arg} of target {name!r} must be "
+                                    "a string, number or boolean", doc.loc((*base, "args", arg)),
+                                    "constructor keyword arguments are plain values"))
+    for var_key in ("key_env", "secret_env"):
+        var = spec.get(var_key)
+        if var is not None and not (isinstance(var, str) and _ENV_NAME.match(var)):
+            diags.append(Diagnostic(
+                "config-credentials", f"{var_key} of target {name!r} must name an environment "
+                f"variable, not {'a value' if isinstance(var, str) else repr(var)}",
+                doc.loc((*base, var_key)),
+                f"{var_key}: MY_CLOUD_TOKEN (the variable's name; export the value yourself)"))
+    cred_file = spec.get("credentials_file")
+    if cred_file is not None:
+        path = Path(str(cred_file)).expanduser()
+        project = Path(doc.file).resolve().parent
+        if not path.is_absolute():
+            diags.append(Diagnostic(
+                "config-credentials-file", f"credentials_file of target {name!r} must be an "
+                "absolute path (or start with ~)", doc.loc((*base, "credentials_file")),
+                "e.g. credentials_file: ~/.config/cloudtmpl/credentials.ini"))
+        elif path.resolve().is_relative_to(project):
+            diags.append(Diagnostic(
+                "config-credentials-file", f"credentials_file of target {name!r} is inside the "
+                f"project ({project}), where it could be checked in",
+                doc.loc((*base, "credentials_file")),
+                "keep it outside the project, e.g. ~/.config/cloudtmpl/credentials.ini"))
+    cls = None
+    try:
+        cls = libcloud_driver_class(driver, args)
+    except Exception as exc:  # a broken driver module is a diagnostic
+        diags.append(Diagnostic("config-libcloud-driver", f"target {name!r}: libcloud driver "
+                                f"{driver!r} cannot be loaded: {exc}",
+                                doc.loc((*base, "driver")), "check the libcloud installation"))
+    caps = LIBCLOUD_BUILTIN.get(driver) or (detect_libcloud_caps(cls) if cls is not None
+                                             else LibcloudCaps(frozenset({_SERVER}), False, False))
+    overrides = spec.get("capabilities") or {}
+    if not isinstance(overrides, dict):
+        diags.append(Diagnostic("config-shape", f"'capabilities' of target {name!r} must be a "
+                                "mapping", doc.loc((*base, "capabilities")),
+                                "capabilities: {kinds: [Cloud::Compute::Server], tags: false}"))
+        overrides = {}
+    kinds, tags, has_regions = caps.kinds, caps.tags, caps.regions
+    for key, value in overrides.items():
+        loc = doc.loc((*base, "capabilities", key))
+        if key not in _CAPABILITY_KEYS:
+            diags.append(Diagnostic("config-unknown-key", f"unknown capability {key!r} of "
+                                    f"target {name!r}", loc, _closest(str(key), sorted(
+                                        _CAPABILITY_KEYS)) + "allowed: kinds, tags, regions"))
+        elif key == "kinds":
+            wanted = value if isinstance(value, list) else [value]
+            bad = [str(k) for k in wanted if k not in LIBCLOUD_KINDS]
+            if bad:
+                diags.append(Diagnostic(
+                    "config-capabilities", f"target {name!r}: libcloud targets cannot provide "
+                    f"{', '.join(bad)}", loc, _closest(bad[0], sorted(LIBCLOUD_KINDS))
+                    + f"possible: {', '.join(sorted(LIBCLOUD_KINDS))}"))
+            kinds = frozenset(str(k) for k in wanted if k in LIBCLOUD_KINDS)
+        elif not isinstance(value, bool):
+            diags.append(Diagnostic("config-capabilities", f"capabilities.{key} of target "
+                                    f"{name!r} must be true or false", loc,
+                                    f"{key}: false"))
+        elif key == "tags":
+            tags = value
+        else:
+            has_regions = value
+    catalog = str(spec.get("catalog") or f"libcloud-{driver}")
+    region = spec.get("region")
+    if region is None:
+        declared = spec.get("regions") if isinstance(spec.get("regions"), dict) else {}
+        known = list(declared or {}) or list(load_catalog(catalog).regions)
+        region = known[0] if known else (None if has_regions else "global")
+    if region is None:
+        diags.append(Diagnostic(
+            "config-libcloud-region", f"target {name!r}: driver {driver!r} places resources in "
+            "regions (its locations): give region:, or declare regions:",
+            doc.loc(base), "e.g. region: fra1, regions: {fra1: {country: DE}}"))
+    options: dict[str, Any] = {
+        "driver": driver, "args": dict(args), "catalog": catalog,
+        "kinds": tuple(sorted(kinds)), "tags": tags, "has_regions": has_regions,
+        "key_env": spec.get("key_env") or (None if cred_file else caps.key_env),
+    }
+    for key in ("secret_env", "credentials_file", "credentials_section", "regions",
+                "request_rate"):
+        if spec.get(key) is not None:
+            options[key] = spec[key]
+    options["project_dir"] = str(Path(doc.file).resolve().parent)
+    target = Target(name=name, type="libcloud", region=str(region) if region else None,
+                    options=options)
+    return target, diags

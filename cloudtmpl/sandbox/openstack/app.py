@@ -6,26 +6,33 @@
 ``/image/{region}/v2/...``                  Glance
 ``/network/{region}/v2.0/...``              Neutron
 ``/volume/{region}/v3/{project_id}/...``    Cinder
+``/object-store/{region}/v1/AUTH_{p}/...``  Swift (``object.py``)
 ``/_sandbox/...``                           admin: not counted, not authenticated
 ==========================================  =====================================
 
 Every API request is counted per service, then gets the knobs' latency, then
 maybe a 429 (``throttle_rate``, with ``Retry-After``) or a ``failure_status``
-(``failure_rate``), then the token check (all but Keystone), then its handler.
+(``failure_rate``) or a closed connection without a response (``drop_rate``; a
+share ``drop_after`` of those after the handler ran), then the token check (all
+but Keystone), then its handler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
+import struct
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from werkzeug.wrappers import Request, Response
 
 from . import SERVICE_NAME, compute, identity, image, network, volume
+from . import object as object_store
 from .core import ApiError, Call, Reply, fault
 from .state import REGIONS, Store
 
@@ -50,6 +57,23 @@ def service_error(service: str, status: int, message: str) -> ApiError:
     return fault(status, message)
 
 
+_DROP_AFTER = "cloudtmpl.sandbox.drop_after"
+
+
+class _Drop(Exception):
+    """``drop_rate``: close the connection without a response."""
+
+
+def _drop_connection(environ: dict[str, Any]) -> NoReturn:
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):  # RST: "connection reset" on the client
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RDWR)
+    # werkzeug's server treats a ConnectionError from the app as a dropped client
+    raise ConnectionAbortedError("sandbox drop_rate: connection closed without a response")
+
+
 class OpenStackSandbox:
     """WSGI callable; see the module docstring."""
 
@@ -64,6 +88,10 @@ class OpenStackSandbox:
             reply = self.dispatch(request)
         except ApiError as exc:
             reply = Reply(exc.status, exc.body, exc.headers)
+        except _Drop:
+            _drop_connection(environ)
+        if environ.get(_DROP_AFTER):
+            _drop_connection(environ)
         return self.render(reply)(environ, start_response)
 
     @staticmethod
@@ -85,7 +113,7 @@ class OpenStackSandbox:
             return self.admin(request, path.rstrip("/"))
         service, _, rest = path.lstrip("/").partition("/")
         if service == "identity":
-            self.before(service)
+            self.before(service, request.environ)
             body = self.body(request, service)
             return identity.handle(
                 self.store,
@@ -95,6 +123,13 @@ class OpenStackSandbox:
                 body,
                 self.endpoint(request),
             )
+        if service == "object-store":  # Swift (object.py): raw bodies, headers
+            region, _, rest = rest.partition("/")
+            self.before(service, request.environ)
+            if region not in REGIONS or not rest.startswith("v1/"):
+                raise service_error(service, 404, f"The resource could not be found: {path}")
+            identity.check_token(self.store, request.headers.get("X-Auth-Token"))
+            return object_store.handle(self.store, request, region, rest[len("v1"):])
         if service not in _HANDLERS:
             raise ApiError(
                 404,
@@ -107,7 +142,7 @@ class OpenStackSandbox:
                 },
             )
         region, _, rest = rest.partition("/")
-        self.before(service)
+        self.before(service, request.environ)
         prefix, handler = _HANDLERS[service]
         if region not in REGIONS or not ("/" + rest).startswith(prefix):
             raise service_error(service, 404, f"The resource could not be found: {path}")
@@ -140,8 +175,8 @@ class OpenStackSandbox:
         except ValueError:
             raise service_error(service, 400, "Malformed request body: not valid JSON") from None
 
-    def before(self, service: str) -> None:
-        """Count the request, then apply the latency/throttle/failure knobs."""
+    def before(self, service: str, environ: dict[str, Any] | None = None) -> None:
+        """Count the request, then apply the latency/throttle/failure/drop knobs."""
         store = self.store
         with store.lock:
             store.counts[service] += 1
@@ -149,6 +184,9 @@ class OpenStackSandbox:
             targeted = not knobs.services or service in knobs.services
             throttle = targeted and store.rng.random() < knobs.throttle_rate
             fail = targeted and not throttle and store.rng.random() < knobs.failure_rate
+            drop = bool(knobs.drop_rate) and targeted and not (throttle or fail) \
+                and store.rng.random() < knobs.drop_rate
+            after = drop and bool(knobs.drop_after) and store.rng.random() < knobs.drop_after
             latency = knobs.latency_ms / 1000.0
         if latency > 0:
             time.sleep(latency)
@@ -160,6 +198,10 @@ class OpenStackSandbox:
             raise service_error(
                 service, knobs.failure_status, "Injected failure (sandbox failure_rate)."
             )
+        if after and environ is not None:
+            environ[_DROP_AFTER] = True  # the handler runs; its answer is lost
+        elif drop:
+            raise _Drop
 
     # ------------------------------------------------------------------------ admin
 
@@ -189,4 +231,23 @@ class OpenStackSandbox:
             except (ValueError, TypeError) as exc:
                 return Reply(400, {"error": str(exc)})
             return Reply(200, store.knobs.as_dict())
+        if path == "/_sandbox/servers" and method == "GET":
+            # sshd-backed servers: id -> address, port, root, user, host key fingerprint
+            return Reply(200, store.ssh.info())
+        parts = path.split("/")
+        if len(parts) == 5 and parts[2] == "servers" and method == "POST" \
+                and parts[4] in ("rekey", "stop", "start"):
+            server_id = parts[3]
+            if store.ssh.get(server_id) is None:
+                return Reply(404, {"error": f"no sshd-backed server {server_id}"})
+            try:
+                if parts[4] == "rekey":  # a new host key, sshd restarted with it
+                    store.ssh.rekey(server_id)
+                elif parts[4] == "stop":
+                    store.ssh.stop(server_id)
+                else:
+                    store.ssh.start(server_id)
+            except (OSError, RuntimeError) as exc:
+                return Reply(500, {"error": str(exc)})
+            return Reply(200, store.ssh.info()[server_id])
         return Reply(404, {"error": f"no such sandbox endpoint: {method} {path}"})
