@@ -130,7 +130,12 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
             g.add_node(step.id, step=step)
             by_address[change.address] = step.id
             if change.action is Action.REPLACE:
-                g.add_edge(f"delete:{change.key}", step.id)
+                if change.hooks.get("create_before_destroy"):  # the new one is up first
+                    g.add_edge(step.id, f"delete:{change.key}")
+                else:
+                    g.add_edge(f"delete:{change.key}", step.id)
+    first = {c.address: c.key for c in plan.changes
+             if c.action is Action.REPLACE and c.hooks.get("create_before_destroy")}
     for change in plan.changes:
         own = by_address.get(change.address)
         if own is None:
@@ -138,6 +143,10 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
         for dep in change.depends_on:
             if dep in by_address:
                 g.add_edge(by_address[dep], own)
+            if dep in first and change.action is Action.UPDATE:
+                # what points at the old resource (a floating IP) moves only once the old
+                # one is gone: its drain hook still reaches it where it was
+                g.add_edge(f"delete:{first[dep]}", own)
     # Old resources go from the highest creation layer down (attachments before
     # servers before volumes), which holds even when the old template is gone.  A
     # barrier between layers keeps that linear in the number of deletes.
@@ -154,8 +163,30 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
             g.add_edge(node, barrier)
         for node in layers[lower]:
             g.add_edge(barrier, node)
+    _hooks(g, deletes)
     _batches(g, groups or {})
     return g
+
+
+def _hooks(g: nx.DiGraph, deletes: list[_Step]) -> None:
+    """A server's drain hook runs before it is deleted, and, when the stack is being
+    taken down, before anything that reaches it (its floating IP) is deleted."""
+    for d in deletes:
+        assert d.change is not None
+        which = "pre_replace" if d.change.action is Action.REPLACE else "pre_delete"
+        if not isinstance(d.change.hooks.get(which), Mapping):
+            continue
+        hook = f"hook:{d.change.key}"
+        g.add_node(hook, step=_Step(hook, "hook", d.change))
+        for pred in list(g.predecessors(d.id)):
+            if not g.nodes[pred]["step"].id.startswith("barrier:"):
+                g.add_edge(pred, hook)  # e.g. the replacement is up first
+        g.add_edge(hook, d.id)
+        if d.change.action is Action.DELETE:
+            for other in deletes:
+                if other is not d and other.change is not None \
+                        and other.change.action is Action.DELETE:
+                    g.add_edge(hook, other.id)
 
 
 def _batches(g: nx.DiGraph, groups: Mapping[str, tuple[str, int, Mapping[str, Any]]]) -> None:
@@ -295,6 +326,26 @@ class Executor:
             self._remember(live)
         return live
 
+    def _hook(self, change: Change) -> None:
+        """A server's pre_replace / pre_delete hook (the drain), run on it over SSH."""
+        which = "pre_replace" if change.action is Action.REPLACE else "pre_delete"
+        hook = change.hooks.get(which)
+        if not isinstance(hook, Mapping) or change.prior is None:
+            return
+        runner = getattr(self.adapters.get(resources.LOCAL_TARGET), "run_hook", None)
+        if runner is None:
+            raise CloudError(f"{change.address}: no SSH runner for its {which} hook")
+        self.emit(Event("progress", change.address, "delete", f"running its {which} hook"))
+        try:
+            runner(change.prior, hook, which)
+        except CloudError as err:
+            if hook.get("on_failure") == "continue":
+                self.emit(Event("progress", change.address, "delete",
+                                f"{which} hook failed, continuing: {err.message}"))
+                return
+            raise CloudError(f"{which} hook failed, so the server is kept: {err.message}",
+                             permanent=True) from None
+
     def _timeout(self, address: str, what: str, default: float) -> float:
         res = self.stack.resources.get(address)
         return float(res.timeouts.get(what, default)) if res is not None else default
@@ -330,6 +381,10 @@ class Executor:
     def _run(self, step: _Step, run_id: int) -> StepResult:
         change = step.change
         assert change is not None
+        if step.op == "hook":
+            self._hook(change)
+            self.emit(Event("done", change.address, "hook", "", None))
+            return StepResult(change.address, "hook", "done")
         adapter = self.adapters[
             change.placement.target
             if step.op != "delete" or not change.prior

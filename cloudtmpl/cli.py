@@ -287,7 +287,7 @@ def plan(
     def body() -> Plan:
         inputs = _inputs(template, env, param, stack, target, state, allow_relocation)
         resolved, sources, project = _resolve(inputs, "plan")
-        targets = {r.placement.target for r in resolved.resources.values()}
+        targets = wf.targets_of(resolved)
         session = wf.open_session(project, inputs, resolved.name, targets)
         try:
             result = wf.plan_stack(session, resolved, sources, inputs, parallelism)
@@ -351,7 +351,7 @@ def apply(
             saved = None
             inputs = _inputs(source, env, param, stack, target, state, allow_relocation)
             resolved, sources, project = _resolve(inputs, "plan")
-        targets = {r.placement.target for r in resolved.resources.values()}
+        targets = wf.targets_of(resolved)
         session = wf.open_session(project, inputs, resolved.name, targets)
         try:
             with session.store.lock(resolved.name, wf.holder()):
@@ -435,8 +435,7 @@ def destroy(
         if template is not None:
             resolved = wf.resolve_stack(inputs, project, "validate", wf.read_sources(inputs))
         name = resolved.name if resolved else wf.stack_name(inputs)
-        targets = {r.placement.target for r in resolved.resources.values()
-                   if r.placement.target} if resolved else set()
+        targets = wf.targets_of(resolved) if resolved else set()
         session = wf.open_session(project, inputs, name, targets)
         try:
             with session.store.lock(name, wf.holder()):

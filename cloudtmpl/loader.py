@@ -14,6 +14,17 @@ All locations are 1-based ``file:line:col``.
 
 As in Heat, YAML timestamps are *not* converted: ``heat_template_version:
 2016-10-14`` loads as the string ``"2016-10-14"``.
+
+Hostile input is refused early, with a diagnostic and bounded memory
+(:class:`Limits`): text over 10 MiB (``input-too-large``; a file is not read
+past the limit), nesting deeper than 100 levels (``nesting-too-deep``; libyaml's
+composer recurses in C and would crash the process on ``[[[[…`` 100,000 deep),
+and more than 500,000 nodes once aliases are expanded (``too-many-nodes``; a
+"billion laughs" YAML bomb, anchors of aliases of aliases, is stopped after
+reading a few lines).  Depth and node counts are taken in one pass over the
+parser's events *before* anything is composed (only for text over 16 KiB or
+with anchors: smaller text cannot get near the limits, and its nesting depth
+is checked while it is turned into data).
 """
 
 from __future__ import annotations
@@ -24,6 +35,12 @@ from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
@@ -32,7 +49,83 @@ Path = tuple[str | int, ...]
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_MAX_DEPTH = 200
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
+_SMALL = 16 * 1024  # text this short, without anchors, is checked while it is built
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much YAML one file may make cloudtmpl read, nest and expand."""
+
+    max_bytes: int = 10 * 1024 * 1024  # characters of text (bytes of a file)
+    max_depth: int = 100  # nested collections, aliases expanded
+    max_nodes: int = 500_000  # nodes after alias expansion (a YAML bomb grows here)
+
+
+LIMITS = Limits()
+
+
+class _LimitExceeded(Exception):
+    def __init__(self, code: str, message: str, mark: Any, hint: str) -> None:
+        super().__init__(message)
+        self.code, self.message, self.mark, self.hint = code, message, mark, hint
+
+
+def _too_deep(limits: Limits, mark: Any) -> _LimitExceeded:
+    return _LimitExceeded(
+        "nesting-too-deep", f"the YAML nests deeper than {limits.max_depth} levels", mark,
+        "flatten the structure: no template needs this much nesting (is the file generated "
+        "or hostile?)")
+
+
+def _too_many(limits: Limits, mark: Any) -> _LimitExceeded:
+    return _LimitExceeded(
+        "too-many-nodes",
+        f"the YAML expands to more than {limits.max_nodes:,} values (each alias counted as "
+        "a copy of what it names)", mark,
+        "an alias ('*name') repeats its anchor's whole content and nested aliases multiply "
+        "(a 'billion laughs' YAML bomb): write the data out, use fewer aliases, or split "
+        "the template into nested templates")
+
+
+def _check_events(text: str, limits: Limits, loader_class: Any) -> None:
+    """One pass over the parser's events: depth, and node count with aliases expanded.
+
+    Each alias counts as the expanded size of the node its anchor names, so the
+    count grows exactly as the built data would, and a bomb is stopped at the
+    first alias that passes the limit: time and memory stay proportional to the
+    text read so far.  Parse errors propagate as ``yaml.YAMLError``.
+    """
+    loader = loader_class(text)
+    max_depth, max_nodes = limits.max_depth, limits.max_nodes
+    count = 0
+    sizes: dict[str, int] = {}  # anchor -> expanded size of its node
+    open_: list[tuple[str | None, int]] = []  # (anchor, count at start) per open collection
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, AliasEvent):
+                count += sizes.get(event.anchor or "", 1)
+            elif isinstance(event, CollectionStartEvent):
+                count += 1
+                open_.append((event.anchor, count - 1))
+                if len(open_) > max_depth:
+                    raise _too_deep(limits, event.start_mark)
+            elif isinstance(event, CollectionEndEvent):
+                anchor, start = open_.pop()
+                if anchor is not None:
+                    sizes[anchor] = count - start
+                continue
+            elif isinstance(event, NodeEvent):  # a scalar
+                count += 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            else:
+                continue
+            if count > max_nodes:
+                raise _too_many(limits, event.start_mark)
+    finally:
+        loader.dispose()
 
 
 @dataclass(frozen=True)
@@ -82,8 +175,9 @@ def _mark_loc(file: str, mark: Any) -> Loc:
 class _Builder:
     """Turns a composed YAML node graph into plain data plus location maps."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, limits: Limits = LIMITS) -> None:
         self.file = file
+        self.limits = limits
         self.locs: dict[Path, Loc] = {}
         self.key_locs: dict[Path, Loc] = {}
         self.diags: list[Diagnostic] = []
@@ -91,14 +185,21 @@ class _Builder:
 
     def build(self, node: Node, path: Path, active: tuple[int, ...] = ()) -> Any:
         self.locs[path] = _mark_loc(self.file, node.start_mark)
-        if id(node) in active or len(active) > _MAX_DEPTH:
+        if id(node) in active:
             self.diags.append(Diagnostic(
                 "yaml-syntax", "recursive YAML alias", self.locs[path],
                 "a YAML alias must not refer to a node that contains it"))
             return None
+        if len(active) >= self.limits.max_depth:  # aliases can stack nesting up
+            raise _too_deep(self.limits, node.start_mark)
         active = (*active, id(node))
         if isinstance(node, ScalarNode):
             return self._scalar(node, path)
+        if node.tag not in _COLLECTION_TAGS:  # e.g. !!python/object/apply: never built
+            self.diags.append(Diagnostic(
+                "yaml-syntax", f"cannot read YAML value: unsupported tag {node.tag!r}",
+                self.locs[path], "remove the tag (only plain YAML values are supported)"))
+            return None
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i), active) for i, item in enumerate(node.value)]
         if isinstance(node, MappingNode):
@@ -115,6 +216,12 @@ class _Builder:
                 "yaml-syntax", f"cannot read YAML value: {exc.problem}",
                 _mark_loc(self.file, exc.problem_mark or node.start_mark),
                 "remove the custom tag (only plain YAML values are supported)"))
+            return None
+        except (ValueError, OverflowError) as exc:  # e.g. an integer of 5,000 digits
+            self.diags.append(Diagnostic(
+                "yaml-syntax", f"cannot read YAML value: {exc}",
+                _mark_loc(self.file, node.start_mark),
+                "quote the value to keep it a string"))
             return None
 
     def _mapping(self, node: MappingNode, path: Path, active: tuple[int, ...]) -> dict[Any, Any]:
@@ -149,20 +256,42 @@ class _Builder:
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _compose(text: str) -> yaml.Node | None:
+def _compose(text: str, limits: Limits = LIMITS) -> yaml.Node | None:
     try:
+        if len(text) > _SMALL or "&" in text:
+            _check_events(text, limits, _LOADER)
         return yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError:
         if _LOADER is yaml.SafeLoader:
             raise
-        # the pure-Python parser words its errors better ("found character '\\t'")
+        # the pure-Python parser words its errors better ("found character '\\t'");
+        # its composer recurses too, so the limits are checked first
+        _check_events(text, limits, yaml.SafeLoader)
         return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
-def load_text(text: str, file: str = "<string>") -> Document:
-    """Parse YAML ``text`` whose top level must be a mapping."""
+def _position(text: str, offset: int, file: str) -> Loc:
+    line = text.count("\n", 0, offset)
+    return Loc(file, line + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1)
+
+
+def _too_large(text: str, file: str, limits: Limits) -> DiagnosticError:
+    return error(
+        "input-too-large",
+        f"the input is larger than {limits.max_bytes:,} bytes; cloudtmpl reads no further",
+        _position(text, min(len(text), limits.max_bytes), file),
+        "split the template into nested templates (a template this large is generated "
+        "or hostile)")
+
+
+def load_text(text: str, file: str = "<string>", limits: Limits = LIMITS) -> Document:
+    """Parse YAML ``text`` whose top level must be a mapping (within ``limits``)."""
+    if len(text) > limits.max_bytes:
+        raise _too_large(text, file, limits)
     try:
-        node = _compose(text)
+        node = _compose(text, limits)
+    except _LimitExceeded as exc:
+        raise error(exc.code, exc.message, _mark_loc(file, exc.mark), exc.hint) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "invalid YAML"
@@ -181,8 +310,11 @@ def load_text(text: str, file: str = "<string>") -> Document:
     if node is None:
         raise error("not-a-mapping", "the file is empty", Loc(file, 1, 1),
                     "a template is a YAML mapping starting with 'heat_template_version:'")
-    builder = _Builder(file)
-    data = builder.build(node, ())
+    builder = _Builder(file, limits)
+    try:
+        data = builder.build(node, ())
+    except _LimitExceeded as exc:
+        raise error(exc.code, exc.message, _mark_loc(file, exc.mark), exc.hint) from None
     if builder.diags:
         raise DiagnosticError(builder.diags)
     if not isinstance(data, dict):
@@ -194,11 +326,15 @@ def load_text(text: str, file: str = "<string>") -> Document:
     return Document(file, text, data, builder.locs, builder.key_locs)
 
 
-def load_file(path: str) -> Document:
-    """Read and parse a YAML file; an unreadable file is a ``file-not-found`` diagnostic."""
+def load_file(path: str, limits: Limits = LIMITS) -> Document:
+    """Read and parse a YAML file; an unreadable file is a ``file-not-found`` diagnostic.
+
+    Reads at most ``limits.max_bytes`` characters (+1 to notice more): a huge file
+    is refused with bounded memory.
+    """
     try:
         with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+            text = fh.read(limits.max_bytes + 1)
     except FileNotFoundError:
         raise error("file-not-found", f"no such file: {path}", Loc(path),
                     "check the path (it is relative to the current directory)") from None
@@ -211,4 +347,6 @@ def load_file(path: str) -> Document:
     except OSError as exc:
         raise error("file-not-found", f"cannot read {path}: {exc.strerror}", Loc(path),
                     "check the file's permissions") from None
-    return load_text(text, path)
+    if len(text) > limits.max_bytes:
+        raise _too_large(text, path, limits)
+    return load_text(text, path, limits)

@@ -145,6 +145,8 @@ class DesiredResource:
     update_policy: Mapping[str, Any] = field(default_factory=dict)
     # the template's own timeouts (seconds), over the resource type's defaults
     timeouts: Mapping[str, float] = field(default_factory=dict)
+    # lifecycle hooks (pre_delete, pre_replace, create_before_destroy), plain values
+    lifecycle: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ class Change:
     why: str = ""  # how the placement was chosen
     drift: str = ""  # set when the live resource sits where the residency no longer allows
     retain: bool = False  # leaves the stack but stays in the cloud (deletion_policy Retain)
+    hooks: Mapping[str, Any] = field(default_factory=dict)  # lifecycle of the old resource
 
     @property
     def key(self) -> str:
@@ -85,6 +86,7 @@ class Change:
             "diff": [d.to_json() for d in self.diff],
             "drift": self.drift,
             "retain": self.retain,
+            "hooks": dict(self.hooks),
             "reason": self.reason,
             "physical_id": self.prior.physical_id if self.prior else None,
             "prior": self.prior.to_json() if self.prior else None,
@@ -110,6 +112,7 @@ class Change:
             why=p.get("why", ""),
             drift=data.get("drift", ""),
             retain=bool(data.get("retain", False)),
+            hooks=dict(data.get("hooks") or {}),
         )
 
 
@@ -304,6 +307,7 @@ def real_properties(
 
 
 POLICY = "deletion_policy"  # kept in the spec (not sent to the cloud) when not Delete
+LIFECYCLE = "lifecycle"  # hooks, kept in the spec so a removed server still runs its own
 RETAINED = ("Retain", "Snapshot")  # Snapshot is not supported yet: such resources are kept
 
 
@@ -315,6 +319,8 @@ def spec_of(res: DesiredResource, real: Mapping[str, Any], secrets: tuple[str, .
     spec = seal(dict(real), secrets)
     if res.deletion_policy != "Delete":
         spec[POLICY] = res.deletion_policy
+    if res.lifecycle:
+        spec[LIFECYCLE] = seal(dict(res.lifecycle), secrets)
     return spec
 
 
@@ -346,7 +352,7 @@ def _diff(
     changes = []
     for name in sorted(set(desired) | set(last_applied or {})):
         new = desired.get(name)
-        if new is None or name == POLICY:
+        if new is None or name in (POLICY, LIFECYCLE):
             continue  # not set in the template: the cloud's choice stands
         if name in live.properties:
             old = live.properties[name]
@@ -401,7 +407,8 @@ def relocation_refused(
 def removal(live: LiveResource, last_applied: Mapping[str, Any] | None, reason: str,
             catalogs: Mapping[str, Catalog]) -> Change:
     """A resource leaves the stack: deleted, unless its deletion policy keeps it."""
-    change = delete_change(live, reason, catalogs)
+    change = replace(delete_change(live, reason, catalogs),
+                     hooks=dict((last_applied or {}).get(LIFECYCLE) or {}))
     policy = (last_applied or {}).get(POLICY)
     if policy not in RETAINED:
         return change
@@ -449,6 +456,8 @@ def decide(
             return Action.NOOP, (), ""
         if last_applied is not None and last_applied.get(POLICY) != desired.get(POLICY):
             return Action.UPDATE, (), f"deletion_policy is now {desired.get(POLICY, 'Delete')}"
+        if last_applied is not None and last_applied.get(LIFECYCLE) != desired.get(LIFECYCLE):
+            return Action.UPDATE, (), "lifecycle hooks changed"
         return (
             Action.UPDATE,
             (),
@@ -538,6 +547,7 @@ def make_plan(
             depends_on=tuple(sorted(res.depends_on)),
             why=res.why,
             drift=drift(live, stack.residency, catalogs),
+            hooks=dict(res.lifecycle),
         )
         changes.append(planned[address])
         moved = live is not None and (live.placement.target, live.placement.region) != (

@@ -84,7 +84,15 @@ from cloudtmpl.functions import (
 )
 from cloudtmpl.graph import cycle_diagnostics
 from cloudtmpl.loader import Document, Path, load_text
-from cloudtmpl.model import UNKNOWN, DesiredResource, Output, Placement, Target, canonical_json
+from cloudtmpl.model import (
+    UNKNOWN,
+    DesiredResource,
+    Output,
+    Placement,
+    Target,
+    canonical_json,
+    is_unknown,
+)
 from cloudtmpl.placement import Request, Residency, Rule, candidates, solve
 from cloudtmpl.resources import (
     LOCAL_TARGET,
@@ -1097,9 +1105,15 @@ class _Resolver:
             return {}, empty
         var = props.get("index_var", DEFAULT_INDEX_VAR)
         var = var if isinstance(var, str) and var else DEFAULT_INDEX_VAR
-        removed = {str(m) for policy in props.get("removal_policies") or []
-                   if isinstance(policy, Mapping)
-                   for m in policy.get("resource_list") or []}
+        policies = props.get("removal_policies") or []
+        lists = [p.get("resource_list") for p in policies if isinstance(p, Mapping)] \
+            if isinstance(policies, list) else None
+        if lists is None or not all(isinstance(m, list) for m in lists if m is not None):
+            self.add("invalid-value", f"resource '{name}': removal_policies must be a list of "
+                     "{resource_list: [member names]}", self.doc.loc((*ppath, "removal_policies")),
+                     "e.g. removal_policies: [{resource_list: ['1', '3']}]")
+            lists = []
+        removed = {str(m) for members in lists if isinstance(members, list) for m in members}
         spread = self.spread(name)
         indexes = member_indexes(count, removed)
         members: dict[str, DesiredResource] = {}
@@ -1298,6 +1312,46 @@ class _Resolver:
             for name, res in resources.items()
         }
 
+    def lifecycle(self, name: str, rdef: Mapping[str, Any], ctx: _StackContext
+                  ) -> dict[str, Any]:
+        """The resource's lifecycle hooks, evaluated (they may use parameters, not other
+        resources: the server's own address and key are found when the hook runs)."""
+        raw = rdef.get("lifecycle")
+        if not isinstance(raw, Mapping):
+            return {}
+        path: Path = ("resources", name, "lifecycle")
+        value = self.evaluate(self.parse(dict(raw), path), ctx)
+        if dependencies(value) or is_unknown(value):
+            self.add("lifecycle-reference", f"resource '{name}': lifecycle hooks cannot refer "
+                     "to other resources", self.doc.key_loc(path),
+                     "the hook runs on this server, whose address and key are known; use "
+                     "parameters or literal values")
+            return {}
+        found = self.types.get(name)
+        kind = found[0].kind if found else ""
+        if value.get("create_before_destroy") and kind not in _CREATE_FIRST:
+            self.add("lifecycle-create-first", f"resource '{name}': create_before_destroy "
+                     f"needs a resource the cloud tells apart by tags, not by name ({kind})",
+                     self.doc.loc((*path, "create_before_destroy")),
+                     "it works for " + ", ".join(sorted(_CREATE_FIRST)))
+        for which in ("pre_delete", "pre_replace"):
+            hook = value.get(which)
+            if isinstance(hook, Mapping) and hook.get("on_failure", "abort") not in (
+                    "abort", "continue"):
+                self.add("invalid-value", f"resource '{name}': {which}.on_failure must be "
+                         f"abort or continue, not {describe(hook.get('on_failure'))}",
+                         self.doc.loc((*path, which, "on_failure")),
+                         "abort keeps the server when the hook fails; continue removes it anyway")
+            if isinstance(hook, Mapping) and not isinstance(hook.get("script"), str):
+                self.add("invalid-type", f"resource '{name}': {which}.script must be a string",
+                         self.doc.loc((*path, which, "script")), "a shell script run on the server")
+        if (value.get("pre_delete") or value.get("pre_replace")) and \
+                kind != "Cloud::Compute::Server":
+            self.add("lifecycle-hook-kind", f"resource '{name}': pre_delete/pre_replace hooks "
+                     "run on a server over SSH", self.doc.key_loc(path),
+                     "put the hook on the server resource")
+        return dict(value)
+
     def check_parameter_groups(self) -> None:
         groups = self.data.get("parameter_groups")
         if not isinstance(groups, list):
@@ -1419,6 +1473,7 @@ class _Resolver:
                 loc=self.doc.key_loc(("resources", name)),
                 deletion_policy=policy.capitalize() if isinstance(policy, str) else "Delete",
                 timeouts=_timeouts(rdef.get("timeouts")),
+                lifecycle=self.lifecycle(name, rdef, ctx),
             )
 
         outputs: dict[str, Output] = {}
@@ -1479,6 +1534,9 @@ def _timeouts(raw: Any) -> dict[str, float]:
     return {k: float(v) for k, v in raw.items()
             if k in ("create", "delete") and isinstance(v, (int, float))}
 
+
+# kinds whose identity is a tag (a second copy under the same name can exist a while)
+_CREATE_FIRST = frozenset({"Cloud::Compute::Server", "Cloud::Block::Volume"})
 
 _GROUP_PROPERTIES = ("count", "resource_def", "index_var", "removal_policies",
                      "removal_policies_mode")

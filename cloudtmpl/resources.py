@@ -7,6 +7,7 @@ vocabulary; ``OS::*`` names are aliases onto them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -587,6 +588,8 @@ def canonical(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
                         if r not in DEFAULT_EGRESS_RULES]
     if kind in (SERVER.kind, PORT.kind) and isinstance(out.get("security_groups"), list):
         out["security_groups"] = sorted(out["security_groups"], key=str)
+    if kind in _SERVICE_KINDS:
+        out = _canonical_services(kind, out)
     return out
 
 
@@ -748,18 +751,8 @@ def _canonical_services(kind: str, out: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_key(value: Any) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, default=str)
 
 
-# Wraps canonical() for the service kinds only (every other kind is passed through
-# unchanged): their list properties are sets, reported sorted by the adapters.
-_canonical_before_services = canonical
-
-
-def canonical(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[no-redef]
-    out = _canonical_before_services(kind, properties)
-    if kind in (DNS_ZONE.kind, DNS_RECORD.kind, LOAD_BALANCER.kind):
-        out = _canonical_services(kind, out)
-    return out
+# kinds whose list properties are sets (reported sorted by the adapters)
+_SERVICE_KINDS = frozenset({DNS_ZONE.kind, DNS_RECORD.kind, LOAD_BALANCER.kind})

@@ -164,6 +164,13 @@ _RESOURCE_PLACEMENT = _obj(
     expect="a placement mapping (provider, region, country, jurisdiction, pinned, spread)",
 )
 
+_HOOK = _obj(
+    # values may be functions (get_param): checked once evaluated, in resolve
+    {"script": {}, "timeout": {}, "on_failure": {}, "address": {}, "ssh": {}},
+    required=("script",),
+    expect="a hook {script, timeout, on_failure: abort|continue, address, ssh}",
+)
+
 _RESOURCE = _obj(
     {
         "type": _STR,
@@ -174,6 +181,14 @@ _RESOURCE = _obj(
         "metadata": {"type": "object", "x-expect": "a mapping"},
         "deletion_policy": {"enum": list(DELETION_POLICIES)},
         "update_policy": {"type": "object", "x-expect": "a mapping"},
+        # cloudtmpl extension: hooks run over SSH on a server before it goes away
+        "lifecycle": {"type": "object", "additionalProperties": False,
+                      "properties": {
+                          "pre_delete": _HOOK,
+                          "pre_replace": _HOOK,
+                          "create_before_destroy": {"type": "boolean"}},
+                      "x-expect": "a mapping {pre_delete: HOOK, pre_replace: HOOK, "
+                                  "create_before_destroy: true|false}"},
         # cloudtmpl extension: per-resource timeouts in seconds (create covers update)
         "timeouts": {"type": "object", "additionalProperties": False,
                      "properties": {"create": {"type": "number", "exclusiveMinimum": 0},

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import shlex
 import socket
@@ -27,6 +28,11 @@ from typing import Any
 import paramiko
 
 REDACTED = "******"
+
+
+# paramiko logs connection errors with tracebacks; ours become diagnostics instead
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 
 class SshError(Exception):

@@ -26,7 +26,6 @@ import yaml
 
 from cloudtmpl.apply import ApplyResult, Event, Executor
 from cloudtmpl.config import (
-    TARGET_KINDS,
     Catalog,
     ProjectConfig,
     catalog_for,
@@ -41,6 +40,7 @@ from cloudtmpl.model import STACK_NAME_RE, Action, LiveResource, Placement, Targ
 from cloudtmpl.plan import (
     CHOICES,
     FORMAT_VERSION,
+    LIFECYCLE,
     Plan,
     live_fingerprint,
     make_plan,
@@ -52,6 +52,7 @@ from cloudtmpl.providers.base import Adapter, Choice, CloudError
 from cloudtmpl.providers.deploy import DeployAdapter
 from cloudtmpl.providers.local import LocalAdapter
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
+from cloudtmpl.resources import LOCAL_TARGET
 from cloudtmpl.sandbox import manager as sandbox
 from cloudtmpl.state import StateStore, default_state_url
 
@@ -204,6 +205,14 @@ def files_of(template: str, stack: ResolvedStack) -> dict[str, str]:
 
 
 # -- clouds -------------------------------------------------------------------
+def targets_of(stack: ResolvedStack) -> set[str]:
+    """The targets a stack uses (the local one too when a server has lifecycle hooks)."""
+    names = {r.placement.target for r in stack.resources.values() if r.placement.target}
+    if any(r.lifecycle for r in stack.resources.values()):
+        names.add(LOCAL_TARGET)
+    return names
+
+
 def live_targets(project: ProjectConfig, names: Iterable[str]) -> dict[str, Target]:
     """The named targets, ready to use: sandbox targets get the running sandbox's endpoint."""
     out: dict[str, Target] = {}
@@ -400,7 +409,10 @@ def open_session(
     project: ProjectConfig, inputs: Inputs, stack: str, target_names: Iterable[str]
 ) -> Session:
     store = open_store(project, inputs)
-    names = set(target_names) | {r.target for r in store.resources(stack).values()}
+    records = store.resources(stack).values()
+    names = set(target_names) | {r.target for r in records}
+    if any(LIFECYCLE in r.spec for r in records):
+        names.add(LOCAL_TARGET)  # a removed server's hook runs through the local adapter
     unknown = sorted(n for n in names if n not in project.targets)
     if unknown:
         store.close()
@@ -465,23 +477,35 @@ def local_adapter(target: Target, project: ProjectConfig, store: StateStore, sta
                          records=records, project_dir=project.directory)
 
 
+# Kinds listed only where the template or the state has one: each is another
+# service to ask (Route53, S3, ELB, Swift), and most stacks have none.  The price:
+# such a resource dropped from the template *and* lost from the state is not found.
+ON_DEMAND = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", "Cloud::Storage::Bucket",
+                       "Cloud::LB::LoadBalancer"})
+
+
 def scopes(session: Session, stack: ResolvedStack | None) -> dict[tuple[str, str], frozenset[str]]:
     """Where to look for the stack: every (target, region) the template or state uses.
 
-    Every kind the target provides is listed in each scope, so a resource that left the template is
-    found (and deleted) even if the state was lost.
+    Every kind the target provides is listed in each scope (the ON_DEMAND ones only
+    where used), so a resource that left the template is found and deleted even if
+    the state was lost.
     """
-    found: set[tuple[str, str]] = set()
+    used: dict[tuple[str, str], set[str]] = {}
     if stack is not None:
-        found |= {(r.placement.target, r.placement.region) for r in stack.resources.values()}
-    found |= {(r.target, r.region) for r in session.store.resources(session.stack).values()}
-    if stack is None and not found:
-        found |= {(name, t.region) for name, t in session.targets.items() if t.region}
-    return {
-        scope: TARGET_KINDS.get(session.targets[scope[0]].type, frozenset())
-        for scope in found
-        if scope[0] in session.adapters
-    }
+        for r in stack.resources.values():
+            used.setdefault((r.placement.target, r.placement.region), set()).add(r.kind)
+    for rec in session.store.resources(session.stack).values():
+        used.setdefault((rec.target, rec.region), set()).add(rec.kind)
+    if stack is None and not used:
+        used = {(name, t.region): set() for name, t in session.targets.items() if t.region}
+    out = {}
+    for scope, kinds in used.items():
+        if scope[0] not in session.adapters:
+            continue
+        provided = target_kinds(session.targets[scope[0]])
+        out[scope] = frozenset((provided - ON_DEMAND) | (provided & kinds))
+    return out
 
 
 def discover_stack(session: Session, stack: ResolvedStack | None, parallelism: int) -> Discovery:

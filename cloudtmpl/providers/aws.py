@@ -133,6 +133,7 @@ from cloudtmpl.model import (
     Target,
     address_from_name,
 )
+from cloudtmpl.providers.aws_services import SERVICE_KINDS, AwsServices  # DNS, S3, ELB
 from cloudtmpl.providers.base import Choice, CloudError, ResourceTimeout
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
@@ -141,6 +142,7 @@ from cloudtmpl.providers.retry import (
     classify,
     error_codes,
     http_status,
+    limiter_for,
 )
 from cloudtmpl.resources import (
     DEFAULT_EGRESS,
@@ -423,6 +425,8 @@ class AwsAdapter:
         self._clock = clock
         policy = retry_policy or (_SANDBOX_POLICY if target.sandbox else DEFAULT_POLICY)
         self._retrier = Retrier(policy, sleep=sleep)
+        # request_rate: one token bucket for all of this adapter's threads
+        self._limiter = limiter_for(target.options, clock=clock, sleep=sleep)
         self.page_size = max(5, min(1000, int(page_size)))  # DescribeInstances: 5..1000
         self._poll_max = poll_max_interval
         self._local = threading.local()
@@ -550,6 +554,7 @@ class AwsAdapter:
             # One call here is exactly one HTTP request: libcloud's own retry loop
             # is switched off (retries are ours, and counted).
             kw["retry_failed"] = False
+            self._limiter.acquire()  # before every HTTP request, retries included
             self._counted()
             return original(*args, **kw)
 
@@ -618,6 +623,14 @@ class AwsAdapter:
 
     def _placement(self, region: str) -> Placement:
         return Placement(self.target.name, region)
+
+    def _services(self) -> AwsServices:
+        """Route53, S3 and ELB (aws_services.py), made on first use."""
+        with self._lock:
+            svc: AwsServices | None = getattr(self, "_svc", None)
+            if svc is None:
+                svc = self._svc = AwsServices(self)
+            return svc
 
     def _poll(self, timeout: float, what: str,
               fetch: Callable[[], tuple[bool, str, T]]) -> T:
@@ -704,6 +717,8 @@ class AwsAdapter:
             jobs.append(lambda: self._discover_key_pairs(region, stack))
         for kind in sorted(kinds & set(_RAW)):
             jobs.append(partial(self._discover_raw, region, stack, kind))
+        # -- DNS zones/records, buckets, load balancers (aws_services.py)
+        jobs.extend(self._services().discover_jobs(region, kinds, stack))
         if not jobs:
             return []
         self._credentials()  # fail once, clearly, before fanning out
@@ -1155,6 +1170,9 @@ class AwsAdapter:
         spec_hash: str,
         timeout: float,
     ) -> LiveResource:
+        if kind in SERVICE_KINDS:  # -- DNS, buckets, load balancers (aws_services.py)
+            return self._services().create(region, kind, stack, address, properties,
+                                           spec_hash, timeout)
         creators = {
             SERVER: self._create_server,
             KEYPAIR: self._create_key_pair,
@@ -1649,6 +1667,8 @@ class AwsAdapter:
         spec_hash: str,
         timeout: float,
     ) -> LiveResource:
+        if live.kind in SERVICE_KINDS:  # -- DNS, buckets, load balancers (aws_services.py)
+            return self._services().update(live, properties, changed, stack, spec_hash)
         allowed = {
             SERVER: {"flavor", "metadata"},
             VOLUME: {"size", "metadata"},
@@ -1781,7 +1801,9 @@ class AwsAdapter:
     def delete(self, live: LiveResource, *, timeout: float) -> None:
         region = live.placement.region
         kind = live.kind
-        if kind == SERVER:
+        if kind in SERVICE_KINDS:  # -- DNS, buckets, load balancers (aws_services.py)
+            self._services().delete(live, timeout)
+        elif kind == SERVER:
             self._delete_server(region, live, timeout)
         elif kind in (SECURITY_GROUP, NETWORK, SUBNET):
             self._delete_while_busy(region, live, timeout, "DependencyViolation")

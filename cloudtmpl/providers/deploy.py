@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
 import threading
@@ -157,6 +158,13 @@ def actions_of(props: Mapping[str, Any]) -> set[str]:
 
 
 # -- the adapter ------------------------------------------------------------------
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
 class DeployAdapter:
     """The ``local`` target's adapter for software kinds; every other local kind goes to
     ``inner`` (the :class:`~cloudtmpl.providers.local.LocalAdapter`).
@@ -432,12 +440,45 @@ class DeployAdapter:
             attrs.setdefault(name, report.outputs.get(name))
         return attrs
 
+    # -- lifecycle hooks ---------------------------------------------------------------
+    def run_hook(self, server: LiveResource, hook: Mapping[str, Any], which: str) -> None:
+        """Run a server's ``pre_delete``/``pre_replace`` hook on it (the drain) over SSH.
+
+        The address and key are found as for a deployment (the hook's ``address`` and
+        ``ssh`` settings first); the host key is taken on first use, as nothing pinned
+        it for a server without deployments.  A failure raises CloudError.
+        """
+        settings = dict(hook.get("ssh") or {})
+        if hook.get("timeout"):
+            settings.setdefault("timeout", hook["timeout"])
+        props = {"config": str(hook.get("script") or "true"), "ssh": settings, "inputs": {}}
+        self._run_one(which.upper(), self._stack, server.address, props, server.physical_id,
+                      hook.get("address"), self._pinned(server.physical_id),
+                      f"{server.address}.{which}")
+
+    def _pinned(self, server_id: str) -> dict[str, Any]:
+        """What a deployment to this server recorded (its host key), if any."""
+        for r in self._records():
+            if r.kind == DEPLOYMENT.kind and str(r.attributes.get("server") or "") == server_id:
+                return dict(r.attributes)
+        return {}
+
     # -- where and how to connect ---------------------------------------------------
     def _endpoint(self, server_id: str, host: Any, settings: Mapping[str, Any]) -> ssh.Endpoint:
         user = str(settings.get("user") or DEFAULT_USER)
         port = int(settings.get("port") or 22)
         address = str(host) if host else self.resolve_address(server_id)
+        if self._sandboxed(server_id) and not _loopback(address):
+            # sandbox clouds report made-up private addresses: never connect to one
+            raise CloudError(
+                f"server {server_id}: {address} is not a sandbox address (only the loopback "
+                "addresses of keyed sandbox servers run sshd): reach it through its "
+                "floating IP")
         return ssh.Endpoint(address, port, user)
+
+    def _sandboxed(self, server_id: str) -> bool:
+        return any(r.physical_id == server_id and r.placement.target.startswith("sandbox-")
+                   for r in self._records())
 
     def resolve_address(self, server_id: str) -> str:
         """The server's floating IP, else its public IP, else its first address (from the

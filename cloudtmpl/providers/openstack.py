@@ -96,6 +96,7 @@ from cloudtmpl.model import (
     address_from_name,
 )
 from cloudtmpl.providers.base import Choice, CloudError, ResourceTimeout
+from cloudtmpl.providers.openstack_storage import STORAGE_KINDS, OpenStackStorage  # Swift
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
     Retrier,
@@ -103,6 +104,7 @@ from cloudtmpl.providers.retry import (
     Verdict,
     classify,
     http_status,
+    limiter_for,
 )
 from cloudtmpl.resources import DEFAULT_EGRESS_RULES, canonical_rule, canonical_rules
 
@@ -481,6 +483,8 @@ class OpenStackAdapter:
         self._clock = clock
         policy = retry_policy or (_SANDBOX_POLICY if target.sandbox else DEFAULT_POLICY)
         self._retrier = Retrier(policy, sleep=sleep, classifier=self._classify)
+        # request_rate: one token bucket for all of this adapter's threads
+        self._limiter = limiter_for(target.options, clock=clock, sleep=sleep)
         self.page_size = int(page_size) if page_size else None
         self._poll_max = poll_max_interval
         self._local = threading.local()
@@ -543,6 +547,7 @@ class OpenStackAdapter:
         original = conn._retryable_request
 
         def counted(*args: Any, **kw: Any) -> Any:
+            self._limiter.acquire()  # before every HTTP request, retries included
             self._counted()
             return original(*args, **kw)
 
@@ -845,6 +850,18 @@ class OpenStackAdapter:
     # ------------------------------------------------------------------ discovery
 
     def discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
+        # -- buckets: Swift containers (openstack_storage.py); the other kinds below
+        found = self._storage().discover(region, stack) if kinds & STORAGE_KINDS else []
+        return found + self._discover(region, kinds - STORAGE_KINDS, stack)
+
+    def _storage(self) -> OpenStackStorage:
+        with self._lock:
+            storage: OpenStackStorage | None = getattr(self, "_swift", None)
+            if storage is None:
+                storage = self._swift = OpenStackStorage(self)
+            return storage
+
+    def _discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
         needed = sorted({name for kind in kinds for name in _NEEDS.get(kind, ())})
         if not needed:
             return []
@@ -1272,6 +1289,8 @@ class OpenStackAdapter:
         spec_hash: str,
         timeout: float,
     ) -> LiveResource:
+        if kind in STORAGE_KINDS:  # -- buckets: Swift (openstack_storage.py)
+            return self._storage().create(region, stack, address, properties, spec_hash)
         creators = {
             SERVER: self._create_server,
             KEYPAIR: self._create_key_pair,
@@ -1686,6 +1705,8 @@ class OpenStackAdapter:
         spec_hash: str,
         timeout: float,
     ) -> LiveResource:
+        if live.kind in STORAGE_KINDS:  # -- buckets: Swift (openstack_storage.py)
+            return self._storage().update(live, properties, changed, stack, spec_hash)
         allowed = {
             SERVER: {"flavor", "metadata"},
             VOLUME: {"size", "metadata"},
@@ -1847,6 +1868,8 @@ class OpenStackAdapter:
     # ------------------------------------------------------------------ delete
 
     def delete(self, live: LiveResource, *, timeout: float) -> None:
+        if live.kind in STORAGE_KINDS:  # -- buckets: Swift (openstack_storage.py)
+            return self._storage().delete(live)
         region = live.placement.region
         oid = live.physical_id
         what = f"{live.kind} {live.name or live.address} ({oid})"

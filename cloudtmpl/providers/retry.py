@@ -14,6 +14,12 @@ tests drive every branch without waiting.
   the total delay past ``max_total_delay``.  The last error is re-raised
   unchanged; the caller translates it.
 
+* :class:`RateLimiter` is a thread-safe token bucket (``rate`` requests per
+  second, bursts of ``burst``) that an adapter shares between all its threads
+  and asks before every HTTP request, retries included (``request_rate`` of a
+  target in ``cloudtmpl.yaml``; :func:`limiter_for` builds it, unlimited when
+  the target sets none).
+
 Delays follow "full jitter" (AWS architecture blog): attempt *n* (0-based)
 sleeps ``uniform(0, min(max_delay, base_delay * 2**n))``.  When the error
 carries a ``Retry-After`` value the sleep is at least that long (the server
@@ -22,9 +28,11 @@ knows best), still bounded by ``max_total_delay``.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -252,3 +260,98 @@ def retry_call(
 ) -> T:
     """One-shot convenience wrapper around :class:`Retrier`."""
     return Retrier(policy, sleep=sleep, rand=rand).call(fn)
+
+
+# ------------------------------------------------------------------ rate limiting
+
+
+class RateLimiter:
+    """A thread-safe token bucket: at most ``rate`` acquisitions per second on average.
+
+    The bucket holds up to ``burst`` tokens (default: one second's worth, at
+    least 1) and starts full; each :meth:`acquire` takes one token, sleeping
+    (outside the lock) until the bucket has refilled enough.  Waiters are served
+    in the order they reserved: a token is booked when ``acquire`` is called,
+    so N threads never wake up together to find one token.  ``rate=None`` (or
+    0) means unlimited: ``acquire`` returns at once.  ``clock`` (monotonic
+    seconds) and ``sleep`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate is not None and (not math.isfinite(rate) or rate < 0):
+            raise ValueError("rate must be a finite number >= 0 (None or 0: unlimited)")
+        self.rate = float(rate) if rate else None
+        if burst is None:
+            burst = max(1.0, self.rate or 1.0)
+        if not math.isfinite(burst) or burst < 1:
+            raise ValueError("burst must be at least 1")
+        self.burst = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = self.burst  # may go negative: tokens booked by waiting threads
+        self._stamp = clock()
+        self.waited = 0.0  # total seconds callers slept (for diagnostics and tests)
+        self.acquired = 0
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rate is None
+
+    def reserve(self) -> float:
+        """Book one token; return how long the caller must wait before using it."""
+        if self.rate is None:
+            with self._lock:
+                self.acquired += 1
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            elapsed = max(0.0, now - self._stamp)
+            self._stamp = max(self._stamp, now)
+            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+            self._tokens -= 1.0
+            self.acquired += 1
+            wait = 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+            self.waited += wait
+            return wait
+
+    def acquire(self) -> float:
+        """Take one token, sleeping as long as needed; returns the seconds slept."""
+        wait = self.reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    __call__ = acquire
+
+
+UNLIMITED = RateLimiter(None)
+
+
+def request_rate_of(options: Mapping[str, Any]) -> float | None:
+    """A target's ``request_rate`` option as a number (None: unlimited)."""
+    value = options.get("request_rate")
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        return None
+    return rate if math.isfinite(rate) and rate > 0 else None
+
+
+def limiter_for(
+    options: Mapping[str, Any],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RateLimiter:
+    """The token bucket of one adapter: ``request_rate`` requests/second, else unlimited."""
+    return RateLimiter(request_rate_of(options), clock=clock, sleep=sleep)

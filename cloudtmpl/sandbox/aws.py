@@ -15,6 +15,9 @@ EC2
   * ``<return>true</return>`` is added to 2xx answers of operations whose output is
     empty or has ``Return``;
   * ``DetachVolume`` without ``InstanceId`` gets the attached instance looked up;
+  * ``RunInstances``/``CreateVolume``/... repeated with the same ``ClientToken`` get the
+    first call's answer instead of a second object (EC2's idempotency; moto ignores
+    the token);
   * ``DescribeInstances`` without ``MaxResults`` and ``InstanceId.N`` gets a large
     ``MaxResults`` (moto pages at 100 and libcloud ignores ``NextToken``); explicit
     ``MaxResults``/``NextToken`` pass through untouched.
@@ -31,6 +34,25 @@ The layer also counts requests per service: ``GET /_sandbox/requests`` returns
 ``{"total": N, "by_service": {...}}``, ``POST /_sandbox/requests/reset`` zeroes it.
 ``GET /_sandbox/info`` names the process (used by the manager's liveness check).
 
+Fault knobs (like the OpenStack emulator's): ``GET /_sandbox/config`` shows them,
+``POST /_sandbox/config`` merges a JSON object into them (all or nothing; unknown
+knobs are a 400), ``POST /_sandbox/config/reset`` restores the defaults.  Every
+request to an AWS API (never ``/_sandbox/*`` or ``/moto-api/*``) is counted, then
+sleeps ``latency_ms``, then maybe
+
+* ``throttle_rate``: throttled as AWS does: ``throttle_status`` 503 →
+  ``RequestLimitExceeded`` (EC2), 400 → ``Throttling`` (query APIs), ``null`` → either;
+* ``failure_rate``: a server error: ``failure_status`` 500 → ``InternalError``,
+  503 → ``ServiceUnavailable``, ``null`` → either;
+* ``drop_rate``: the connection is closed without any response; a share
+  ``drop_after`` of those drops happens *after* moto has carried the request out
+  (the client cannot tell whether it took effect), the rest before.
+
+Error bodies are AWS-shaped XML (EC2's ``<Response><Errors><Error>``, the
+query APIs' ``<ErrorResponse>``).  ``seed`` makes the sequence of faults
+reproducible (one random source for all threads).  ``GET /_sandbox/faults``
+counts the faults injected, by kind (zeroed with the request counter).
+
 Run: ``python -m cloudtmpl.sandbox.aws --host 127.0.0.1 --port 0 --ready-file F``.
 """
 
@@ -38,19 +60,26 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import io
 import ipaddress
 import json
+import math
 import os
+import random
 import re
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, urlencode
 
 Environ = dict[str, Any]
@@ -80,6 +109,9 @@ VALIDATION_FLAGS = {
     "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "EC2_ENABLE_INSTANCE_TYPE_VALIDATION",
 }
 _SIGNED_SERVICES = frozenset({"ec2", "elasticloadbalancing", "route53"})
+# EC2 actions whose ClientToken makes a retry return the first result (moto ignores it)
+_IDEMPOTENT_ACTIONS = frozenset({"RunInstances", "CreateVolume", "CreateNetworkInterface",
+                                 "AllocateAddress", "CreateSubnet", "CreateVpc"})
 
 
 # --------------------------------------------------------------------------- EC2 model
@@ -214,12 +246,159 @@ class RequestCounter:
             return {"total": sum(self._counts.values()), "by_service": dict(self._counts)}
 
 
+# ------------------------------------------------------------------------ fault knobs
+
+
+@dataclass
+class Knobs:
+    """Fault and speed knobs of the AWS sandbox (``POST /_sandbox/config``)."""
+
+    latency_ms: float = 0.0  # added to every AWS API request
+    failure_rate: float = 0.0  # share answered with a 5xx (InternalError/ServiceUnavailable)
+    failure_status: int | None = None  # 500, 503, or None: either at random
+    throttle_rate: float = 0.0  # share answered RequestLimitExceeded/Throttling
+    throttle_status: int | None = 503  # 503 (EC2), 400 (query APIs), or None: either
+    drop_rate: float = 0.0  # share whose connection is closed without a response
+    drop_after: float = 0.0  # share of the drops made after the request took effect
+    seed: int | None = None
+
+    _RATES = ("failure_rate", "throttle_rate", "drop_rate", "drop_after")
+
+    def update(self, data: dict[str, Any]) -> None:
+        names = {f.name for f in fields(self)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown knobs: {', '.join(sorted(unknown))}")
+        for key, value in data.items():
+            if isinstance(value, bool):
+                raise ValueError(f"{key} must be a number, not {value!r}")
+            if key == "seed":
+                self.seed = None if value is None else int(value)
+            elif key in ("failure_status", "throttle_status"):
+                allowed = (500, 503) if key == "failure_status" else (400, 503)
+                status = None if value is None else int(value)
+                if status is not None and status not in allowed:
+                    raise ValueError(f"{key} must be one of {allowed} or null, not {value!r}")
+                setattr(self, key, status)
+            else:
+                number = float(value)
+                if not math.isfinite(number) or number < 0:
+                    raise ValueError(f"{key} must be a finite number >= 0, not {value!r}")
+                if key in self._RATES and number > 1:
+                    raise ValueError(f"{key} is a share between 0 and 1, not {value!r}")
+                setattr(self, key, number)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_FAULT_MESSAGES = {
+    "RequestLimitExceeded": "Request limit exceeded.",
+    "Throttling": "Rate exceeded",
+    "InternalError": "An internal error has occurred",
+    "ServiceUnavailable": "The service is unavailable. Please try again shortly.",
+}
+_REASONS = {400: "BAD REQUEST", 500: "INTERNAL SERVER ERROR", 503: "SERVICE UNAVAILABLE"}
+
+
+def aws_error_body(service: str, code: str, message: str) -> bytes:
+    """An AWS error document: EC2's ``<Response>`` shape, else the query APIs' one."""
+    request_id = str(uuid.uuid4())
+    if service == "ec2":
+        xml = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>"
+               f"</Error></Errors><RequestID>{request_id}</RequestID></Response>")
+    else:
+        kind = "Sender" if code == "Throttling" else "Receiver"
+        xml = (f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code>"
+               f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId>"
+               "</ErrorResponse>")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + xml.encode("utf-8")
+
+
+class _Drop(Exception):
+    """Close the client's connection without a response."""
+
+
+class Faults:
+    """The knobs and the one random source that decides each request's fate."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.knobs = Knobs()
+        self._rng = random.Random()
+        self.injected: collections.Counter[str] = collections.Counter()
+
+    def configure(self, data: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            knobs = Knobs(**self.knobs.as_dict())
+            knobs.update(data)  # ValueError: nothing changed
+            self.knobs = knobs
+            if "seed" in data:
+                self._rng = random.Random(knobs.seed)
+            return knobs.as_dict()
+
+    def reset(self) -> dict[str, Any]:
+        with self._lock:
+            self.knobs = Knobs()
+            self._rng = random.Random()
+            self.injected.clear()
+            return self.knobs.as_dict()
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.injected)
+
+    def clear_counts(self) -> None:
+        with self._lock:
+            self.injected.clear()
+
+    def decide(self, service: str) -> tuple[float, str | None, int, str]:
+        """(latency seconds, fault kind or None, status, AWS error code) for one request."""
+        with self._lock:
+            k, rng = self.knobs, self._rng
+            latency = k.latency_ms / 1000.0
+            if k.throttle_rate and rng.random() < k.throttle_rate:
+                status = k.throttle_status or rng.choice((400, 503))
+                code = "RequestLimitExceeded" if status == 503 else "Throttling"
+                self.injected["throttle"] += 1
+                return latency, "error", status, code
+            if k.failure_rate and rng.random() < k.failure_rate:
+                status = k.failure_status or rng.choice((500, 503))
+                code = "InternalError" if status == 500 else "ServiceUnavailable"
+                self.injected[f"http_{status}"] += 1
+                return latency, "error", status, code
+            if k.drop_rate and rng.random() < k.drop_rate:
+                after = bool(k.drop_after) and rng.random() < k.drop_after
+                self.injected["drop_after" if after else "drop_before"] += 1
+                return latency, "drop_after" if after else "drop_before", 0, ""
+            return latency, None, 200, ""
+
+
+def _drop_connection(environ: Environ) -> NoReturn:
+    """Shut the client's socket down (werkzeug's server hands it to the app)."""
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            # RST, not FIN: the client sees "connection reset" mid-request
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    # werkzeug treats ConnectionError from the app as "client went away": no response
+    raise ConnectionAbortedError("sandbox drop_rate: connection closed without a response")
+
+
 class CompatLayer:
     """WSGI middleware in front of moto's app; see the module docstring."""
 
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
         self.counter = RequestCounter()
+        self.faults = Faults()
+        # ClientToken idempotency, as EC2 does it (moto ignores the token):
+        # (region, action, token) -> the first successful answer
+        self._tokens: dict[tuple[str, str, str], tuple[str, list[tuple[str, str]], bytes]] = {}
+        self._token_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self._tokens_lock = threading.Lock()
 
     # ---- plumbing
 
@@ -228,6 +407,10 @@ class CompatLayer:
         if path.startswith("/_sandbox/"):
             return self._control(environ, start_response, path)
         if path.startswith("/moto-api"):
+            if path.startswith("/moto-api/reset"):
+                with self._tokens_lock:
+                    self._tokens.clear()
+                    self._token_locks.clear()
             self.counter.add("moto-api")
             return self.app(environ, start_response)
 
@@ -235,12 +418,37 @@ class CompatLayer:
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         service, region = self._identify(environ, path, query, form)
         self.counter.add(service)
+        latency, fault, status, code = self.faults.decide(service)
+        if latency > 0:
+            time.sleep(latency)
+        if fault == "error":
+            body = aws_error_body(service, code, _FAULT_MESSAGES[code])
+            headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", str(uuid.uuid4()))]
+            return _respond(start_response, f"{status} {_REASONS[status]}", headers, body)
+        if fault == "drop_before":
+            _drop_connection(environ)
         if "HTTP_AUTHORIZATION" not in environ and service in _SIGNED_SERVICES:
             access = _get(query, "AWSAccessKeyId") or _get(form or [], "AWSAccessKeyId")
             environ["HTTP_AUTHORIZATION"] = _dummy_sigv4(service, region, access or "sandbox")
+        if fault == "drop_after":
+            # carry the request out in full, then lose the answer
+            _call(lambda env, sr: self._route(env, sr, service, region, path, query, form),
+                  environ)
+            _drop_connection(environ)
+        return self._route(environ, start_response, service, region, path, query, form)
 
+    def _route(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        service: str,
+        region: str,
+        path: str,
+        query: list[tuple[str, str]],
+        form: list[tuple[str, str]] | None,
+    ) -> Iterable[bytes]:
         if service == "ec2":
-            return self._ec2(environ, start_response, query, form)
+            return self._ec2(environ, start_response, query, form, region)
         if service == "route53":
             return self._route53(environ, start_response, path)
         if service == "elasticloadbalancing" and path.startswith(f"/{ELB_API_VERSION}"):
@@ -254,8 +462,23 @@ class CompatLayer:
         path = path.rstrip("/")
         if path == "/_sandbox/requests" and method == "GET":
             return _json(start_response, self.counter.snapshot())
+        if path == "/_sandbox/faults" and method == "GET":
+            return _json(start_response, self.faults.snapshot())
+        if path == "/_sandbox/config" and method == "GET":
+            return _json(start_response, self.faults.knobs.as_dict())
+        if path == "/_sandbox/config" and method == "POST":
+            try:
+                data = json.loads(_body(environ) or b"{}")
+                if not isinstance(data, dict):
+                    raise ValueError("expected a JSON object")
+                return _json(start_response, self.faults.configure(data))
+            except (ValueError, TypeError) as exc:
+                return _json(start_response, {"error": str(exc)}, "400 BAD REQUEST")
+        if path == "/_sandbox/config/reset" and method == "POST":
+            return _json(start_response, self.faults.reset())
         if path == "/_sandbox/requests/reset" and method == "POST":
             self.counter.reset()
+            self.faults.clear_counts()
             return _json(start_response, {"total": 0, "by_service": {}})
         if path == "/_sandbox/info" and method == "GET":
             return _json(start_response, {"service": SERVICE_NAME, "pid": os.getpid()})
@@ -315,9 +538,35 @@ class CompatLayer:
         start_response: StartResponse,
         query: list[tuple[str, str]],
         form: list[tuple[str, str]] | None,
+        region: str = DEFAULT_REGION,
     ) -> Iterable[bytes]:
         EC2_MODEL.load()
         action = _get(query, "Action") or _get(form or [], "Action") or ""
+        token = _get(query, "ClientToken") or _get(form or [], "ClientToken")
+        if token and action in _IDEMPOTENT_ACTIONS:
+            key = (region, action, token)
+            with self._tokens_lock:
+                lock = self._token_locks.setdefault(key, threading.Lock())
+            with lock:  # a retry waits for its first attempt, then gets its answer
+                cached = self._tokens.get(key)
+                if cached is not None:
+                    return _respond(start_response, *cached)
+                status, headers, body = _call(
+                    lambda env, sr: self._ec2_call(env, sr, query, form, action), environ)
+                if status.startswith("2"):
+                    with self._tokens_lock:
+                        self._tokens[key] = (status, headers, body)
+                return _respond(start_response, status, headers, body)
+        return self._ec2_call(environ, start_response, query, form, action)
+
+    def _ec2_call(
+        self,
+        environ: Environ,
+        start_response: StartResponse,
+        query: list[tuple[str, str]],
+        form: list[tuple[str, str]] | None,
+        action: str,
+    ) -> Iterable[bytes]:
         names = EC2_MODEL.scalar_lists.get(action, frozenset())
 
         def fix(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -402,6 +651,14 @@ class CompatLayer:
         _set_path(environ, f"/{ROUTE53_NEW}/" + path[len(old) :])
         status, headers, body = _call(self.app, environ)
         return _respond(start_response, status, headers, body.replace(_ROUTE53_NS, _ROUTE53_NS_OLD))
+
+
+def _body(environ: Environ) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return environ["wsgi.input"].read(length) if length > 0 else b""
 
 
 def _unset(match: re.Match[str]) -> str:

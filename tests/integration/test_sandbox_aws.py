@@ -11,8 +11,10 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -457,3 +459,155 @@ def test_server_refuses_public_bind() -> None:
     )
     assert proc.returncode != 0
     assert "loopback" in proc.stderr
+
+
+# ------------------------------------------------------------------------ fault knobs
+
+
+def _knobs(info: dict[str, Any], data: dict[str, Any] | None = None,
+           path: str = "/_sandbox/config") -> tuple[int, dict[str, Any]]:
+    body = json.dumps(data or {}).encode()
+    req = urllib.request.Request(f"{info['endpoint']}{path}", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def faulty(aws_reset: dict[str, Any]) -> Any:
+    """The AWS sandbox with knobs set by the test; defaults restored afterwards."""
+    yield aws_reset
+    assert _knobs(aws_reset, path="/_sandbox/config/reset")[0] == 200
+
+
+def _raw_ec2(info: dict[str, Any], action: str = "DescribeKeyPairs") -> tuple[int, bytes]:
+    """One unsigned EC2 query through plain HTTP: (status, body)."""
+    qs = urllib.parse.urlencode({"Action": action, "Version": "2016-11-15"})
+    try:
+        with urllib.request.urlopen(f"{info['endpoint']}/?{qs}", timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.mark.parametrize(
+    ("knobs", "status", "code"),
+    [
+        ({"failure_rate": 1, "failure_status": 500}, 500, "InternalError"),
+        ({"failure_rate": 1, "failure_status": 503}, 503, "ServiceUnavailable"),
+        ({"throttle_rate": 1}, 503, "RequestLimitExceeded"),  # EC2's throttling answer
+        ({"throttle_rate": 1, "throttle_status": 400}, 400, "Throttling"),
+    ],
+)
+def test_injected_errors_are_aws_shaped_and_libcloud_reads_them(
+    faulty: dict[str, Any], knobs: dict[str, Any], status: int, code: str
+) -> None:
+    from cloudtmpl.providers.retry import classify
+
+    assert _knobs(faulty, knobs)[0] == 200
+    got, body = _raw_ec2(faulty)
+    assert got == status
+    root = ET.fromstring(body)
+    assert root.tag == "Response" and root.findtext("Errors/Error/Code") == code
+    assert root.findtext("Errors/Error/Message") and root.findtext("RequestID")
+    with pytest.raises(BaseHTTPError) as exc:  # libcloud parses the error like a real one
+        ec2(faulty).list_key_pairs()
+    assert code in str(exc.value)
+    assert classify(exc.value).retryable, "the retry helper must treat it as transient"
+    faults = _get_json(faulty, "/_sandbox/faults")
+    assert sum(faults.values()) == 2
+
+
+def test_dropped_connections_get_no_response(faulty: dict[str, Any]) -> None:
+    import requests
+
+    from cloudtmpl.providers.retry import classify
+
+    _knobs(faulty, {"drop_rate": 1})
+    d = ec2(faulty)
+    with pytest.raises(requests.exceptions.ConnectionError) as exc:
+        d.list_key_pairs()
+    assert classify(exc.value).retryable, repr(exc.value)
+    with pytest.raises((ConnectionError, OSError)):  # plain HTTP: no status line at all
+        _raw_ec2(faulty)
+    # drop *before*: the request never took effect
+    with pytest.raises(requests.exceptions.ConnectionError):
+        d.create_key_pair("before")
+    # drop *after*: it took effect, but the client never learnt so
+    _knobs(faulty, {"drop_after": 1})
+    with pytest.raises(requests.exceptions.ConnectionError):
+        d.create_key_pair("after")
+    _knobs(faulty, {"drop_rate": 0})
+    assert [k.name for k in d.list_key_pairs()] == ["after"]
+    assert _get_json(faulty, "/_sandbox/faults") == {"drop_before": 3, "drop_after": 1}
+
+
+def test_faults_spare_the_admin_endpoints_and_latency_applies(faulty: dict[str, Any]) -> None:
+    _knobs(faulty, {"failure_rate": 1, "drop_rate": 1, "throttle_rate": 1})
+    assert counter(faulty)["total"] == 0  # /_sandbox/* answers, and is not counted
+    urllib.request.urlopen(  # /moto-api/* answers too
+        urllib.request.Request(f"{faulty['endpoint']}/moto-api/reset", data=b"", method="POST"),
+        timeout=10).read()
+    _knobs(faulty, {"failure_rate": 0, "drop_rate": 0, "throttle_rate": 0, "latency_ms": 200})
+    started = time.monotonic()
+    assert _raw_ec2(faulty)[0] == 200
+    assert time.monotonic() - started >= 0.2
+
+
+def test_seeded_faults_repeat_and_rates_are_shares(faulty: dict[str, Any]) -> None:
+    def run() -> list[int]:
+        _knobs(faulty, {"seed": 7, "failure_rate": 0.3, "throttle_rate": 0.2})
+        return [_raw_ec2(faulty)[0] for _ in range(60)]
+
+    first, second = run(), run()
+    assert first == second  # same seed, same sequence of faults
+    failed = sum(1 for s in first if s != 200)
+    assert 10 <= failed <= 50 and {500, 503} & set(first)
+
+
+def test_bad_knobs_are_refused_whole(faulty: dict[str, Any]) -> None:
+    before = _get_json(faulty, "/_sandbox/config")
+    for bad in ({"bogus": 1}, {"drop_rate": 2}, {"failure_status": 404},
+                {"latency_ms": -1, "failure_rate": 0.5}, {"throttle_status": 500}):
+        status, body = _knobs(faulty, bad)
+        assert status == 400 and body["error"], bad
+    assert _get_json(faulty, "/_sandbox/config") == before  # all or nothing
+    status, body = _knobs(faulty, {"failure_rate": 0.5, "failure_status": None})
+    assert status == 200 and body["failure_rate"] == 0.5 and body["failure_status"] is None
+    assert _knobs(faulty, path="/_sandbox/config/reset")[1]["failure_rate"] == 0
+
+
+def _get_json(info: dict[str, Any], path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{info['endpoint']}{path}", timeout=10) as resp:
+        data: dict[str, Any] = json.loads(resp.read())
+    return data
+
+
+def test_client_token_makes_run_instances_idempotent(faulty: dict[str, Any]) -> None:
+    """As on EC2: a retry with the same ClientToken returns the first instance, even when
+    the first answer was lost (a drop after the request took effect)."""
+    import boto3
+    import botocore.config
+
+    client = boto3.client(
+        "ec2", region_name="us-east-1", endpoint_url=faulty["endpoint"],
+        aws_access_key_id=faulty["access_key"], aws_secret_access_key=faulty["secret_key"],
+        config=botocore.config.Config(retries={"max_attempts": 1}))
+    kwargs = {"ImageId": UBUNTU["us-east-1"], "InstanceType": "t3.micro", "MinCount": 1,
+              "MaxCount": 1, "ClientToken": "token-1"}
+    _knobs(faulty, {"drop_rate": 1, "drop_after": 1})
+    with pytest.raises(Exception):  # noqa: B017 - botocore's ConnectionClosedError
+        client.run_instances(**kwargs)
+    _knobs(faulty, {"drop_rate": 0})
+    first = client.run_instances(**kwargs)["Instances"][0]["InstanceId"]
+    again = client.run_instances(**kwargs)["Instances"][0]["InstanceId"]
+    other = client.run_instances(**{**kwargs, "ClientToken": "token-2"})["Instances"][0]
+    instances = [i["InstanceId"] for r in client.describe_instances()["Reservations"]
+                 for i in r["Instances"]]
+    assert first == again and sorted(instances) == sorted([first, other["InstanceId"]])
+    vol = {"AvailabilityZone": "us-east-1a", "Size": 1, "ClientToken": "vol-token"}
+    assert client.create_volume(**vol)["VolumeId"] == client.create_volume(**vol)["VolumeId"]
+    assert len([v for v in client.describe_volumes()["Volumes"] if not v["Attachments"]]) == 1

@@ -252,3 +252,169 @@ def test_policy_validation():
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError):
         RetryPolicy(base_delay=-1)
+
+
+# --- request-rate limit (token bucket) ----------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock that only moves when the limiter sleeps (or the test says)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_limiter_allows_a_burst_then_paces_at_the_rate():
+    from cloudtmpl.providers.retry import RateLimiter
+
+    clock = FakeClock()
+    limiter = RateLimiter(20, clock=clock, sleep=clock.sleep)
+    for _ in range(20):  # a full bucket: one second's worth at once
+        assert limiter.acquire() == 0
+    assert clock.sleeps == []
+    for _ in range(40):
+        limiter.acquire()
+    assert clock.sleeps == pytest.approx([0.05] * 40)
+    assert clock.now == pytest.approx(102.0)  # 60 requests at 20/s = 3 s, the first 1 s free
+
+
+def test_limiter_rate_holds_over_any_window():
+    from cloudtmpl.providers.retry import RateLimiter
+
+    clock = FakeClock()
+    limiter = RateLimiter(5, burst=1, clock=clock, sleep=clock.sleep)
+    stamps = []
+    for _ in range(50):
+        limiter.acquire()
+        stamps.append(clock.now)
+    for i in range(len(stamps) - 5):
+        assert stamps[i + 5] - stamps[i] >= 1.0 - 1e-9  # never more than 5 in a second
+
+
+def test_limiter_refills_while_idle_but_not_beyond_the_burst():
+    from cloudtmpl.providers.retry import RateLimiter
+
+    clock = FakeClock()
+    limiter = RateLimiter(10, burst=3, clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        limiter.acquire()
+    clock.now += 60  # a long pause: the bucket fills to 3, not 600
+    for _ in range(3):
+        assert limiter.acquire() == 0
+    assert limiter.acquire() == pytest.approx(0.1)
+
+
+def test_limiter_unlimited_never_sleeps():
+    from cloudtmpl.providers.retry import RateLimiter, limiter_for
+
+    clock = FakeClock()
+    for limiter in (RateLimiter(None, clock=clock, sleep=clock.sleep),
+                    RateLimiter(0, clock=clock, sleep=clock.sleep),
+                    limiter_for({}, clock=clock, sleep=clock.sleep),
+                    limiter_for({"catalog": "sandbox-aws", "sandbox": "aws"})):
+        assert limiter.unlimited
+        for _ in range(1000):
+            assert limiter.acquire() == 0
+    assert clock.sleeps == []
+    assert limiter_for({"request_rate": 20}).rate == 20
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf")])
+def test_limiter_rejects_bad_rates(bad):
+    from cloudtmpl.providers.retry import RateLimiter
+
+    with pytest.raises(ValueError):
+        RateLimiter(bad)
+
+
+def test_limiter_is_shared_fairly_by_threads():
+    """16 threads share one bucket: together they never exceed the rate."""
+    import threading
+
+    from cloudtmpl.providers.retry import RateLimiter
+
+    lock = threading.Lock()
+    clock = FakeClock()
+
+    def sleep(seconds: float) -> None:  # per-thread view of time is the booking itself
+        with lock:
+            clock.sleeps.append(seconds)
+
+    limiter = RateLimiter(50, burst=1, clock=clock, sleep=sleep)
+    waits: list[float] = []
+
+    def worker() -> None:
+        for _ in range(25):
+            w = limiter.acquire()
+            with lock:
+                waits.append(w)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # the clock never moved, so the 400 bookings queue up: the n-th waits (n-1)/50 s
+    assert sorted(waits) == pytest.approx([i / 50 for i in range(400)])
+    assert limiter.acquired == 400
+
+
+def test_adapters_ask_the_limiter_before_every_http_request_including_retries(monkeypatch):
+    """A target with request_rate: each HTTP request (each retry too) takes a token first."""
+    from libcloud.common.base import Connection
+
+    from cloudtmpl.model import Target
+    from cloudtmpl.providers.aws import AwsAdapter
+    from cloudtmpl.providers.openstack import OpenStackAdapter
+
+    calls: list[str] = []
+
+    def fake_request(self, *args, **kw):  # libcloud's Connection.request, never on the wire
+        calls.append("http")
+        raise BaseHTTPError(503, "RequestLimitExceeded: slow down")
+
+    monkeypatch.setattr(Connection, "request", fake_request)
+    aws = Target(name="aws-eu", type="aws", region="eu-central-1",
+                 options={"request_rate": 20, "endpoint": "http://127.0.0.1:9"})
+    adapter = AwsAdapter(aws, environ={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"},
+                         sleep=lambda s: None)
+    assert adapter._limiter.rate == 20
+    monkeypatch.setattr(adapter._limiter, "acquire", lambda: calls.append("token") or 0.0)
+    with pytest.raises(CloudError):
+        adapter._ec2("eu-central-1", "DescribeKeyPairs")
+    attempts = adapter._retrier.policy.max_attempts
+    assert attempts > 1 and calls == ["token", "http"] * attempts
+
+    os_target = Target(name="os", type="openstack", region="RegionOne",
+                       options={"request_rate": 5})
+    assert OpenStackAdapter(os_target, environ={})._limiter.rate == 5
+
+
+def test_project_file_takes_and_checks_request_rate(tmp_path):
+    from cloudtmpl.config import load_project
+    from cloudtmpl.diagnostics import DiagnosticError
+
+    (tmp_path / "cloudtmpl.yaml").write_text(
+        "providers:\n  aws-eu: {type: aws, region: eu-central-1, request_rate: 20}\n"
+        "  os: {type: openstack, cloud: fra, request_rate: 2.5}\n")
+    project = load_project(tmp_path)
+    assert project.targets["aws-eu"].options["request_rate"] == 20
+    assert project.targets["os"].options["request_rate"] == 2.5
+    assert "request_rate" not in project.targets["sandbox-aws"].options  # unlimited
+    for bad in ("0", "-3", "fast", "true", ".nan", ".inf", "1000001"):
+        (tmp_path / "cloudtmpl.yaml").write_text(
+            f"providers:\n  aws-eu: {{type: aws, region: eu-central-1,\n"
+            f"    request_rate: {bad}}}\n")
+        with pytest.raises(DiagnosticError) as exc:
+            load_project(tmp_path)
+        (diag,) = exc.value.diagnostics
+        assert diag.code == "config-request-rate", bad
+        assert (diag.loc.line, diag.loc.column) == (3, 19) and diag.hint

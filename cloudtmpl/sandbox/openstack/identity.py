@@ -29,6 +29,7 @@ SERVICES = (
     ("network", "neutron", "/network/{region}"),
     ("volumev3", "cinderv3", "/volume/{region}/v3/{project_id}"),
     ("block-storage", "cinder", "/volume/{region}/v3/{project_id}"),
+    ("object-store", "swift", "/object-store/{region}/v1/AUTH_{project_id}"),
 )
 
 

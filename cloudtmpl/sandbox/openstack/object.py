@@ -1,0 +1,189 @@
+"""Swift (object-store v1), minimal: containers and objects of the one project.
+
+``/object-store/{region}/v1/AUTH_{project}``:
+
+* ``GET`` account: containers as JSON (``limit``, ``marker``, ``prefix``; name, count,
+  bytes), ``HEAD`` account: counts;
+* ``PUT`` container (201, or 202 if it exists; ``X-Container-Meta-*`` and
+  ``X-Versions-Enabled`` headers are kept), ``POST`` container (204, metadata:
+  set, ``X-Remove-Container-Meta-*`` removes), ``HEAD`` container (204 with
+  ``X-Container-Object-Count``, ``X-Container-Bytes-Used``, metadata), ``GET``
+  container (objects as JSON: name, bytes, hash, content_type, last_modified),
+  ``DELETE`` container (204; 409 while it holds objects; 404);
+* ``PUT``/``GET``/``HEAD``/``DELETE`` object.
+
+Metadata names are case-insensitive in Swift (HTTP headers): they are kept and
+returned lower-case.  State is per region and starts empty after ``/_sandbox/reset``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.wrappers import Request
+
+from .core import ApiError, Reply, iso
+
+_META = "X-Container-Meta-"
+_REMOVE = "X-Remove-Container-Meta-"
+
+
+@dataclass
+class _Object:
+    data: bytes
+    content_type: str
+    modified: float
+
+
+@dataclass
+class _Container:
+    meta: dict[str, str] = field(default_factory=dict)
+    versions: bool = False
+    objects: dict[str, _Object] = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+
+
+_LOCK = threading.Lock()
+# id(region state object) -> (that object, containers): a store reset makes new
+# region objects, so Swift starts empty again without a hook in the store
+_STATE: dict[int, tuple[Any, dict[str, _Container]]] = {}
+
+
+def _containers(store: Any, region: str) -> dict[str, _Container]:
+    owner = store.regions[region]
+    with _LOCK:
+        found = _STATE.get(id(owner))
+        if found is None or found[0] is not owner:
+            found = _STATE[id(owner)] = (owner, {})
+        return found[1]
+
+
+def _error(status: int, text: str) -> ApiError:
+    return ApiError(status, f"<html><h1>{text}</h1></html>")
+
+
+def _meta_headers(c: _Container) -> dict[str, str]:
+    out = {f"{_META}{k}": v for k, v in sorted(c.meta.items())}
+    out["X-Container-Object-Count"] = str(len(c.objects))
+    out["X-Container-Bytes-Used"] = str(sum(len(o.data) for o in c.objects.values()))
+    out["X-Versions-Enabled"] = "True" if c.versions else "False"
+    out["X-Timestamp"] = f"{c.created:.5f}"
+    return out
+
+
+def _apply_headers(c: _Container, request: Request) -> None:
+    for name, value in request.headers.items():
+        lower = name.lower()
+        if lower.startswith(_META.lower()):
+            key = lower[len(_META):]
+            if value == "":
+                c.meta.pop(key, None)
+            else:
+                c.meta[key] = value
+        elif lower.startswith(_REMOVE.lower()):
+            c.meta.pop(lower[len(_REMOVE):], None)
+        elif lower == "x-versions-enabled":
+            c.versions = value.strip().lower() in ("true", "1", "yes", "on")
+
+
+def _page(names: list[str], request: Request) -> list[str]:
+    prefix = request.args.get("prefix") or ""
+    marker = request.args.get("marker") or ""
+    try:
+        limit = int(request.args.get("limit") or 10000)
+    except ValueError:
+        raise _error(412, "Precondition Failed: bad limit") from None
+    out = [n for n in sorted(names) if n.startswith(prefix) and n > marker]
+    return out[: max(0, min(limit, 10000))]
+
+
+def handle(store: Any, request: Request, region: str, path: str) -> Reply:
+    """``path``: below ``/v1``, i.e. ``/AUTH_{project}[/container[/object]]``."""
+    parts = path.lstrip("/").split("/", 2)
+    if not parts or not parts[0].startswith("AUTH_"):
+        raise _error(404, "Not Found")
+    containers = _containers(store, region)
+    method = request.method
+    if len(parts) == 1 or parts[1] == "":
+        with _LOCK:
+            names = _page(list(containers), request)
+            listing = [{"name": n, "count": len(containers[n].objects),
+                        "bytes": sum(len(o.data) for o in containers[n].objects.values()),
+                        "last_modified": iso(containers[n].created)} for n in names]
+            headers = {"X-Account-Container-Count": str(len(containers))}
+        if method == "HEAD":
+            return Reply(204, None, headers)
+        if method == "GET":
+            return Reply(200 if listing else 204, listing if listing else None, headers)
+        raise _error(405, "Method Not Allowed")
+    name = parts[1]
+    if len(name) > 256 or "/" in name:
+        raise _error(400, "Bad Request: container name")
+    if len(parts) == 2 or parts[2] == "":
+        return _container(containers, name, request)
+    return _object(containers, name, parts[2], request)
+
+
+def _container(containers: dict[str, _Container], name: str, request: Request) -> Reply:
+    method = request.method
+    with _LOCK:
+        c = containers.get(name)
+        if method == "PUT":
+            status = 202 if c is not None else 201
+            if c is None:
+                c = containers[name] = _Container()
+            _apply_headers(c, request)
+            return Reply(status, None)
+        if c is None:
+            raise _error(404, "Not Found")
+        if method == "POST":
+            _apply_headers(c, request)
+            return Reply(204, None)
+        if method == "HEAD":
+            return Reply(204, None, _meta_headers(c))
+        if method == "GET":
+            names = _page(list(c.objects), request)
+            listing = [{"name": n, "bytes": len(c.objects[n].data),
+                        "hash": hashlib.md5(c.objects[n].data).hexdigest(),
+                        "content_type": c.objects[n].content_type,
+                        "last_modified": iso(c.objects[n].modified)} for n in names]
+            return Reply(200 if listing else 204, listing if listing else None,
+                         _meta_headers(c))
+        if method == "DELETE":
+            if c.objects:
+                raise _error(409, "Conflict: There was a conflict when trying to complete "
+                             "your request.")
+            del containers[name]
+            return Reply(204, None)
+    raise _error(405, "Method Not Allowed")
+
+
+def _object(containers: dict[str, _Container], cname: str, oname: str,
+            request: Request) -> Reply:
+    method = request.method
+    with _LOCK:
+        c = containers.get(cname)
+        if c is None:
+            raise _error(404, "Not Found")
+        if method == "PUT":
+            data = request.get_data()
+            c.objects[oname] = _Object(data, request.headers.get("Content-Type")
+                                       or "application/octet-stream", time.time())
+            return Reply(201, None, {"Etag": hashlib.md5(data).hexdigest()})
+        obj = c.objects.get(oname)
+        if obj is None:
+            raise _error(404, "Not Found")
+        if method == "DELETE":
+            del c.objects[oname]
+            return Reply(204, None)
+        if method in ("GET", "HEAD"):
+            headers = {"Content-Length": str(len(obj.data)), "Content-Type": obj.content_type,
+                       "Etag": hashlib.md5(obj.data).hexdigest()}
+            if method == "HEAD":
+                return Reply(200, None, headers)
+            return Reply(200, obj.data.decode("latin-1"), headers)
+    raise _error(405, "Method Not Allowed")

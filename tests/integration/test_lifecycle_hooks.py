@@ -1,0 +1,93 @@
+"""Lifecycle hooks (the drain before a server goes away) against sshd-backed sandbox servers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloudtmpl.sandbox.openstack.sshd import sshd_path
+from tests.integration.clitools import run, write
+
+pytestmark = pytest.mark.skipif(sshd_path() is None, reason="needs openssh-server "
+                                "(scripts/test.sh installs it)")
+
+TEMPLATE = """\
+heat_template_version: 2021-04-16
+parameters:
+  image: {type: string, default: ubuntu-22.04}
+  on_failure: {type: string, default: abort}
+  script: {type: string, default: 'date +%s.%N > "$SERVER_ROOT/drained"; echo drained'}
+placement: {provider: sandbox-openstack, region: de-fra-1}
+resources:
+  key: {type: Cloud::Compute::KeyPair}
+  web:
+    type: Cloud::Compute::Server
+    lifecycle:
+      create_before_destroy: true
+      pre_replace:
+        script: {get_param: script}
+        timeout: 30
+        on_failure: {get_param: on_failure}
+        ssh: {key_pair: hooks.key}
+      pre_delete:
+        script: 'echo bye > "$SERVER_ROOT/deleted"'
+        ssh: {key_pair: hooks.key}
+    properties: {image: {get_param: image}, flavor: tiny, key_name: {get_resource: key}}
+  web_ip:
+    type: Cloud::Network::FloatingIP
+    properties: {server: {get_resource: web}, floating_network: public}
+"""
+
+
+def events(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_pre_replace_drains_the_old_server_after_the_new_one_is_up(
+        tmp_path: Path, openstack_reset: dict[str, Any]) -> None:
+    write(tmp_path / "hooks.yaml", TEMPLATE)
+    assert run(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
+    r = run(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "--yes",
+            "--format", "json")
+    assert r.code == 0, r.err + r.out
+    seen = [(e["event"], e["action"], e["address"], e.get("message", ""))
+            for e in events(r.out) if e["event"] != "result"]
+    order = [f"{ev} {act} {addr}" for ev, act, addr, _ in seen]
+    # the new server is up before the old one is drained and deleted; the address
+    # moves to the new server only after that
+    assert order.index("done create web") < order.index("start delete web")
+    assert order.index("done delete web") < order.index("start update web_ip")
+    assert any("running its pre_replace hook" in msg for *_, msg in seen)
+    log = (tmp_path / ".cloudtmpl" / "logs" / "hooks" / "web.pre_replace.log").read_text()
+    assert "exit status 0" in log and "drained" in log
+    assert run(tmp_path, "plan", "hooks.yaml", "-p", "image=debian-12",
+               "--detailed-exitcode").code == 0
+
+
+def test_pre_delete_runs_on_destroy_before_the_address_goes(
+        tmp_path: Path, openstack_reset: dict[str, Any]) -> None:
+    write(tmp_path / "hooks.yaml", TEMPLATE)
+    assert run(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
+    r = run(tmp_path, "destroy", "hooks.yaml", "--yes")
+    assert r.code == 0, r.out + r.err
+    assert r.out.index("done hook web") < r.out.index("delete web_ip")
+    log = (tmp_path / ".cloudtmpl" / "logs" / "hooks" / "web.pre_delete.log").read_text()
+    assert "exit status 0" in log
+
+
+def test_a_failing_drain_keeps_the_server(tmp_path: Path,
+                                          openstack_reset: dict[str, Any]) -> None:
+    write(tmp_path / "hooks.yaml", TEMPLATE)
+    assert run(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
+    r = run(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "-p",
+            "script=exit 3", "--yes", "--format", "json")
+    assert r.code == 1
+    failed = [e for e in events(r.out) if e["event"] == "failed"]
+    assert [e["action"] for e in failed] == ["hook"]
+    assert "pre_replace hook failed, so the server is kept" in failed[0]["message"]
+    assert "exited with status 3" in failed[0]["message"]
+    skipped = {e["address"] for e in events(r.out) if e["event"] == "skipped"}
+    assert "web_ip" in skipped  # the address stays with the server that was kept
