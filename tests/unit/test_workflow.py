@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudtmpl import workflow
+from cloudtmpl import config, workflow
 from cloudtmpl.config import SANDBOX_TARGETS, ProjectConfig
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.loader import load_text
@@ -27,7 +27,7 @@ def test_a_kind_the_target_cannot_provide_is_a_diagnostic(monkeypatch: pytest.Mo
                     ResolveOptions(stack="t", target="sandbox-openstack/nl-ams-1",
                                    targets=SANDBOX_TARGETS))
     workflow.check_targets(stack, project)  # both kinds exist on OpenStack
-    monkeypatch.setitem(workflow.TARGET_KINDS, "openstack",
+    monkeypatch.setitem(config.TARGET_KINDS, "openstack",
                         frozenset({"Cloud::Block::Volume"}))
     with pytest.raises(DiagnosticError) as exc:
         workflow.check_targets(stack, project)
