@@ -79,7 +79,10 @@ def main() -> int:
                             **S.SLOW_OPENSTACK, "failure_rate": 0, "throttle_rate": 0,
                             "drop_rate": 0})
                     v = S.compare(aws, openstack, "torture", S.desired())
-                    converged, _ = S.converged(cwd, TEMPLATE)
+                    converged, plan = S.converged(cwd, TEMPLATE)
+                    if not converged:
+                        print(f"  plan after trial {trial} ({runs} run(s)) wants:\n{plan}",
+                              flush=True)
                     good = ok and v.clean and converged
                     bad += not good
                     (fault_times if faulty else clean_times).append(seconds)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -100,6 +102,8 @@ class _Step:
     op: str  # create, update, delete; pause (waits), barrier (orders, does nothing)
     change: Change | None
     seconds: float = 0.0  # pause
+    check: Mapping[str, Any] | None = None  # gate: a health check of the batch before
+    watch: tuple[str, ...] = ()  # gate: the addresses it checks
 
     @property
     def address(self) -> str:
@@ -216,15 +220,41 @@ def _batches(g: nx.DiGraph, groups: Mapping[str, tuple[str, int, Mapping[str, An
         pause = _seconds(settings.get("pause_time"))
         indexes = sorted(by_index)
         batches = [indexes[i:i + size] for i in range(0, len(indexes), size)]
+        check = settings.get("health_check") if which == "rolling_update" else None
         for k in range(1, len(batches)):
             gate = f"pause:{group}:{which}:{k}"
-            g.add_node(gate, step=_Step(gate, "pause" if pause else "barrier", None, pause))
+            watch = tuple(sorted({g.nodes[n]["step"].change.address
+                                  for index in batches[k - 1] for n in by_index[index]}))
+            op = "gate" if isinstance(check, Mapping) else "pause" if pause else "barrier"
+            g.add_node(gate, step=_Step(gate, op, None, pause,
+                                        check if isinstance(check, Mapping) else None, watch))
             for index in batches[k - 1]:
                 for node in by_index[index]:
                     g.add_edge(node, gate)
             for index in batches[k]:
                 for node in by_index[index]:
                     g.add_edge(gate, node)
+
+
+def _healthy(host: str, check: Mapping[str, Any]) -> bool:
+    if check.get("tcp"):
+        try:
+            with socket.create_connection((host, int(check["tcp"])), timeout=2):
+                return True
+        except OSError:
+            return False
+    if check.get("http"):
+        url = str(check["http"]).replace("{address}", host)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return 200 <= resp.status < 400
+        except (OSError, ValueError):
+            return False
+    return True
+
+
+def _describe(check: Mapping[str, Any]) -> str:
+    return f"tcp:{check['tcp']}" if check.get("tcp") else f"http:{check.get('http')}"
 
 
 def _seconds(value: Any) -> float:
@@ -345,6 +375,29 @@ class Executor:
                 return
             raise CloudError(f"{which} hook failed, so the server is kept: {err.message}",
                              permanent=True) from None
+
+    def _health(self, step: _Step) -> str:
+        """Check every server of the batch before the gate; '' when all are healthy.
+
+        ``health_check``: ``{tcp: PORT}`` (a connection is accepted) or ``{http: URL}``
+        (``{address}`` in the URL; any 2xx/3xx answer), within ``timeout`` seconds.
+        """
+        check = dict(step.check or {})
+        deadline = self.clock() + float(check.get("timeout") or 60)
+        for address in step.watch:
+            with self._lock:
+                live = self.current.get(address)
+            if live is None or live.kind != resources.SERVER.kind:
+                continue
+            host = live.attributes.get("public_ip") or live.attributes.get("first_address")
+            if not host:
+                return f"{address}: no address to check"
+            while not _healthy(str(host), check):
+                if self.clock() >= deadline or self.stop.is_set():
+                    return (f"{address} ({host}) did not pass its health check "
+                            f"{_describe(check)} in time: the roll stops here")
+                self.stop.wait(0.5)
+        return ""
 
     def _timeout(self, address: str, what: str, default: float) -> float:
         res = self.stack.resources.get(address)
@@ -518,10 +571,19 @@ class Executor:
         return ApplyResult(ordered, self.outputs())
 
     def _safe_run(self, step: _Step, run_id: int) -> StepResult:
-        if step.change is None:  # a pause between batches, or a barrier
-            if step.op == "pause":
+        if step.change is None:  # a pause or health gate between batches, or a barrier
+            if step.seconds:
                 self.emit(Event("progress", step.id, "pause", f"{step.seconds:g}s between batches"))
                 self.stop.wait(step.seconds)
+            if step.op == "gate" and not self.stop.is_set():
+                try:
+                    problem = self._health(step)
+                except (TypeError, ValueError) as err:
+                    problem = f"the health check is not usable: {err}"
+                if problem:
+                    self.emit(Event("failed", step.id, "health", problem))
+                    return StepResult(step.id, "health", "failed", problem)
+                self.emit(Event("done", step.id, "health", "the batch is healthy"))
             return StepResult(step.id, step.op, "skipped" if self.stop.is_set() else "done")
         try:
             return self._run(step, run_id)

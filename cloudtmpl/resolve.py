@@ -1120,7 +1120,10 @@ class _Resolver:
         addresses: list[str] = []
         member_rpath: Path = (*ppath, "resource_def")
         policy = rdef.get("update_policy")
-        policy = dict(policy) if isinstance(policy, Mapping) else {}
+        policy = self.evaluate(self.parse(dict(policy), (*rpath, "update_policy")), ctx) \
+            if isinstance(policy, Mapping) else {}
+        policy = dict(policy) if isinstance(policy, Mapping) and not dependencies(policy) \
+            else {}
         for k, index in enumerate(indexes):
             member = f"{name}.{index}"
             mdef = substitute_index(raw_def, var, index)

@@ -988,8 +988,9 @@ class OpenStackAdapter:
                     continue
                 (floating if a.get("OS-EXT-IPS:type") == "floating" else fixed).append(ip)
         fixed.sort(key=lambda ip: ":" in ip)  # IPv4 first, order otherwise kept
-        public = floating[0] if floating else next((ip for ip in fixed if not _is_private(ip)),
-                                                   None)
+        # Nova's accessIPv4 is the address the operator says reaches the server
+        public = srv.get("accessIPv4") or (floating[0] if floating else next(
+            (ip for ip in fixed if not _is_private(ip)), None))
         networks: dict[str, list[str]] = {}
         for p in ports:
             if p.get("device_id") == srv.get("id"):
