@@ -134,7 +134,20 @@ from cloudtmpl.model import (
     address_from_name,
 )
 from cloudtmpl.providers.aws_services import SERVICE_KINDS, AwsServices  # DNS, S3, ELB
-from cloudtmpl.providers.base import Choice, CloudError, ResourceTimeout
+from cloudtmpl.providers.base import (
+    ATTACHMENT,
+    FLOATING_IP,
+    KEYPAIR,
+    NETWORK,
+    PORT,
+    SECURITY_GROUP,
+    SERVER,
+    SUBNET,
+    VOLUME,
+    Choice,
+    CloudError,
+    ResourceTimeout,
+)
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
     Retrier,
@@ -153,17 +166,6 @@ from cloudtmpl.resources import (
 
 T = TypeVar("T")
 
-SERVER = "Cloud::Compute::Server"
-KEYPAIR = "Cloud::Compute::KeyPair"
-SECURITY_GROUP = "Cloud::Network::SecurityGroup"
-VOLUME = "Cloud::Block::Volume"
-ATTACHMENT = "Cloud::Block::VolumeAttachment"
-FLOATING_IP = "Cloud::Network::FloatingIP"
-NETWORK = "Cloud::Network::Network"
-SUBNET = "Cloud::Network::Subnet"
-PORT = "Cloud::Network::Port"
-KINDS = frozenset({SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, ATTACHMENT, FLOATING_IP,
-                   NETWORK, SUBNET, PORT})
 
 TAG_ATTACHMENT = "cloudtmpl:attachment"
 TAG_ATTACHMENT_SPEC = "cloudtmpl:attachment-spec"

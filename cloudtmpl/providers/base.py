@@ -10,7 +10,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cloudtmpl import resources
 from cloudtmpl.model import LiveResource, Target
+
+# The kinds of the compute/network/block vocabulary, by name, for the adapters.
+SERVER = resources.SERVER.kind
+KEYPAIR = resources.KEYPAIR.kind
+SECURITY_GROUP = resources.SECURITY_GROUP.kind
+VOLUME = resources.VOLUME.kind
+ATTACHMENT = resources.VOLUME_ATTACHMENT.kind
+FLOATING_IP = resources.FLOATING_IP.kind
+NETWORK = resources.NETWORK.kind
+SUBNET = resources.SUBNET.kind
+PORT = resources.PORT.kind
+KINDS = frozenset({SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, ATTACHMENT, FLOATING_IP,
+                   NETWORK, SUBNET, PORT})
 
 
 class CloudError(Exception):

@@ -76,15 +76,19 @@ from cloudtmpl.model import (
     Target,
     address_from_name,
 )
-from cloudtmpl.providers.base import Choice, CloudError, ResourceTimeout
+from cloudtmpl.providers.base import (
+    ATTACHMENT,
+    KEYPAIR,
+    SERVER,
+    VOLUME,
+    Choice,
+    CloudError,
+    ResourceTimeout,
+)
 from cloudtmpl.providers.retry import DEFAULT_POLICY, Retrier, RetryPolicy, classify, limiter_for
 
 T = TypeVar("T")
 
-SERVER = "Cloud::Compute::Server"
-KEYPAIR = "Cloud::Compute::KeyPair"
-VOLUME = "Cloud::Block::Volume"
-ATTACHMENT = "Cloud::Block::VolumeAttachment"
 
 # Drivers whose names allow only lowercase letters, digits and '-' for some kinds
 # (DigitalOcean volumes, Linode labels without '--'): names are escaped for them.

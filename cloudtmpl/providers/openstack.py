@@ -95,7 +95,20 @@ from cloudtmpl.model import (
     Target,
     address_from_name,
 )
-from cloudtmpl.providers.base import Choice, CloudError, ResourceTimeout
+from cloudtmpl.providers.base import (
+    ATTACHMENT,
+    FLOATING_IP,
+    KEYPAIR,
+    NETWORK,
+    PORT,
+    SECURITY_GROUP,
+    SERVER,
+    SUBNET,
+    VOLUME,
+    Choice,
+    CloudError,
+    ResourceTimeout,
+)
 from cloudtmpl.providers.openstack_storage import STORAGE_KINDS, OpenStackStorage  # Swift
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
@@ -110,17 +123,6 @@ from cloudtmpl.resources import DEFAULT_EGRESS_RULES, canonical_rule, canonical_
 
 T = TypeVar("T")
 
-SERVER = "Cloud::Compute::Server"
-KEYPAIR = "Cloud::Compute::KeyPair"
-SECURITY_GROUP = "Cloud::Network::SecurityGroup"
-VOLUME = "Cloud::Block::Volume"
-ATTACHMENT = "Cloud::Block::VolumeAttachment"
-FLOATING_IP = "Cloud::Network::FloatingIP"
-NETWORK = "Cloud::Network::Network"
-SUBNET = "Cloud::Network::Subnet"
-PORT = "Cloud::Network::Port"
-KINDS = frozenset({SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, ATTACHMENT, FLOATING_IP,
-                   NETWORK, SUBNET, PORT})
 
 TAG_ATTACHMENT = "cloudtmpl:attachment"
 TAG_ATTACHMENT_SPEC = "cloudtmpl:attachment-spec"
