@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudtmpl.model import Target
-from cloudtmpl.providers.aws import (
+from cloudtmpl.providers.aws import AwsAdapter, _has_default_egress
+from cloudtmpl.providers.base import (
     ATTACHMENT,
     FLOATING_IP,
     KEYPAIR,
@@ -32,10 +33,10 @@ from cloudtmpl.providers.aws import (
     SERVER,
     SUBNET,
     VOLUME,
-    AwsAdapter,
-    _has_default_egress,
+    Choice,
+    CloudError,
+    ResourceTimeout,
 )
-from cloudtmpl.providers.base import Choice, CloudError, ResourceTimeout
 from cloudtmpl.resources import canonical_rules
 
 pytestmark = pytest.mark.integration

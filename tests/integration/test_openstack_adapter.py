@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudtmpl.model import Target
-from cloudtmpl.providers.base import Choice, CloudError, ResourceTimeout
-from cloudtmpl.providers.openstack import (
+from cloudtmpl.providers.base import (
     ATTACHMENT,
     FLOATING_IP,
     KEYPAIR,
@@ -30,8 +29,11 @@ from cloudtmpl.providers.openstack import (
     SERVER,
     SUBNET,
     VOLUME,
-    OpenStackAdapter,
+    Choice,
+    CloudError,
+    ResourceTimeout,
 )
+from cloudtmpl.providers.openstack import OpenStackAdapter
 from cloudtmpl.resources import canonical_rules
 
 pytestmark = pytest.mark.integration
