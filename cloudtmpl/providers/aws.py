@@ -146,7 +146,7 @@ from cloudtmpl.providers.base import (
     VOLUME,
     Choice,
     CloudError,
-    ResourceTimeout,
+    poll,
 )
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
@@ -636,19 +636,8 @@ class AwsAdapter:
 
     def _poll(self, timeout: float, what: str,
               fetch: Callable[[], tuple[bool, str, T]]) -> T:
-        """Start + poll: call ``fetch`` until it says done, or time out."""
-        deadline = self._clock() + max(0.0, timeout)
-        interval = 0.25
-        while True:
-            done, status, value = fetch()
-            if done:
-                return value
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise ResourceTimeout(
-                    f"{what} is still {status or 'not ready'!s} after {timeout:g}s", status)
-            self._sleep(min(interval, remaining))
-            interval = min(interval * 1.6, self._poll_max)
+        return poll(timeout, what, fetch, clock=self._clock, sleep=self._sleep,
+                    first=0.25, max_interval=self._poll_max)
 
     def _create_tags(self, region: str, resource_id: str, tags: Mapping[str, str]) -> None:
         if not tags:

@@ -6,9 +6,9 @@ outside.  All methods are safe to call from several threads at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cloudtmpl import resources
 from cloudtmpl.model import LiveResource, Target
@@ -54,6 +54,28 @@ class Choice:
 
     canonical: str | None
     offered: tuple[str, ...] = ()
+
+
+T = TypeVar("T")
+
+
+def poll(timeout: float, what: str, fetch: Callable[[], tuple[bool, str, T]], *,
+         clock: Callable[[], float], sleep: Callable[[float], None],
+         first: float = 0.25, max_interval: float = 3.0) -> T:
+    """Start + poll: call ``fetch`` until it says done, at a growing interval, or raise
+    ResourceTimeout naming the live status once ``timeout`` seconds have passed."""
+    deadline = clock() + max(0.0, timeout)
+    interval = first
+    while True:
+        done, status, value = fetch()
+        if done:
+            return value
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise ResourceTimeout(f"{what} is still {status or 'not ready'!s} after {timeout:g}s",
+                                  status)
+        sleep(min(interval, remaining))
+        interval = min(interval * 1.6, max_interval)
 
 
 class Adapter(Protocol):

@@ -83,7 +83,7 @@ from cloudtmpl.providers.base import (
     VOLUME,
     Choice,
     CloudError,
-    ResourceTimeout,
+    poll,
 )
 from cloudtmpl.providers.retry import DEFAULT_POLICY, Retrier, RetryPolicy, classify, limiter_for
 
@@ -346,19 +346,10 @@ class GenericAdapter:
         except Exception as exc:
             raise self._translate(exc) from exc
 
-    def _poll(self, timeout: float, what: str, fetch: Callable[[], tuple[bool, str, T]]) -> T:
-        deadline = self._clock() + max(0.0, timeout)
-        interval = 0.1
-        while True:
-            done, status, value = fetch()
-            if done:
-                return value
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise ResourceTimeout(
-                    f"{what} is still {status or 'not ready'} after {timeout:g}s", status)
-            self._sleep(min(interval, remaining))
-            interval = min(interval * 1.6, self._poll_max)
+    def _poll(self, timeout: float, what: str,
+              fetch: Callable[[], tuple[bool, str, T]]) -> T:
+        return poll(timeout, what, fetch, clock=self._clock, sleep=self._sleep,
+                    first=0.1, max_interval=self._poll_max)
 
     def _placement(self, region: str) -> Placement:
         return Placement(self.target.name, region)

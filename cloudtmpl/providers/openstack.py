@@ -107,7 +107,7 @@ from cloudtmpl.providers.base import (
     VOLUME,
     Choice,
     CloudError,
-    ResourceTimeout,
+    poll,
 )
 from cloudtmpl.providers.openstack_storage import STORAGE_KINDS, OpenStackStorage  # Swift
 from cloudtmpl.providers.retry import (
@@ -722,20 +722,10 @@ class OpenStackAdapter:
             page = {k: (v[0] if len(v) == 1 else v)
                     for k, v in parse_qs(query, keep_blank_values=True).items()}
 
-    def _poll(self, timeout: float, what: str, fetch: Callable[[], tuple[bool, str, T]]) -> T:
-        """Start + poll: call ``fetch`` until it says done, or time out."""
-        deadline = self._clock() + max(0.0, timeout)
-        interval = 0.25
-        while True:
-            done, status, value = fetch()
-            if done:
-                return value
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise ResourceTimeout(
-                    f"{what} is still {status or 'not ready'!s} after {timeout:g}s", status)
-            self._sleep(min(interval, remaining))
-            interval = min(interval * 1.6, self._poll_max)
+    def _poll(self, timeout: float, what: str,
+              fetch: Callable[[], tuple[bool, str, T]]) -> T:
+        return poll(timeout, what, fetch, clock=self._clock, sleep=self._sleep,
+                    first=0.25, max_interval=self._poll_max)
 
     def _create_call(self, post: Callable[[], T], lookup: Callable[[], T | None]) -> T:
         """A create that may be retried: after an ambiguous failure, look first."""
