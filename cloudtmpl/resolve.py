@@ -362,6 +362,15 @@ def _constraint_definition_problem(constraint: Mapping[str, Any], ptype: str) ->
             re.compile(pattern)
         except re.error as exc:
             return f"allowed_pattern '{pattern}' is not a valid regular expression ({exc})"
+    for kind in ("range", "length"):
+        bounds = constraint.get(kind)
+        if kind in constraint and not isinstance(bounds, Mapping):
+            return f"{kind} must be a mapping {{min: N, max: N}}"
+        if isinstance(bounds, Mapping):
+            bad = [k for k in ("min", "max") if bounds.get(k) is not None
+                   and (isinstance(bounds[k], bool) or not isinstance(bounds[k], (int, float)))]
+            if bad:
+                return f"{kind} {bad[0]} must be a number, not {describe(bounds[bad[0]])}"
     modulo = constraint.get("modulo")
     if isinstance(modulo, Mapping):
         return _modulo_problem(modulo.get("step"), modulo.get("offset"))
@@ -939,11 +948,21 @@ class _Resolver:
             return None
         ppath: Path = (*rpath, "properties")
         raw_props = rdef.get("properties")
+        if raw_props is not None and not isinstance(raw_props, Mapping):
+            self.add("invalid-type", f"resource '{name}': properties must be a mapping of "
+                     f"property values, not {describe(raw_props)}", self.doc.loc(ppath),
+                     "write each property under 'properties:' (a function cannot produce them)")
         raw_props = raw_props if isinstance(raw_props, Mapping) else {}
         if self.composite_kind.get(name) == "stack":
             # the nested template is the nested stack's own scope: not parsed here
             raw_props = {k: v for k, v in raw_props.items() if k != "template"}
         tree = self.parse(raw_props, ppath)
+        if not isinstance(tree, Mapping):  # e.g. properties: {get_param: p}
+            self.add("invalid-type", f"resource '{name}': properties must be a mapping of "
+                     "property values, not a function call", self.doc.loc(ppath),
+                     "write each property under 'properties:' (a function cannot produce "
+                     "them all)")
+            tree = {}
         self.check_tree(tree, conditions)
         tree = self.native_attrs(tree)
         found = self.types.get(name)

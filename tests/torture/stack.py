@@ -393,6 +393,14 @@ def set_knobs(aws: dict[str, Any], openstack: dict[str, Any],
     post(openstack["endpoint"], "/_sandbox/config", openstack_knobs)
 
 
+def calm(aws: dict[str, Any], openstack: dict[str, Any]) -> None:
+    """Fault knobs off on both clouds (the slow-down stays), contents untouched."""
+    post(aws["endpoint"], "/_sandbox/config/reset")
+    post(aws["endpoint"], "/_sandbox/config", SLOW_AWS)
+    post(openstack["endpoint"], "/_sandbox/config",
+         {**SLOW_OPENSTACK, "failure_rate": 0, "throttle_rate": 0, "drop_rate": 0})
+
+
 def restore_defaults(aws: dict[str, Any], openstack: dict[str, Any]) -> None:
     post(aws["endpoint"], "/_sandbox/config/reset")
     post(openstack["endpoint"], "/_sandbox/reset")

@@ -20,7 +20,7 @@ missing resources, wrong attachments/associations.
   is applied ``CLOUDTMPL_FAULT_TRIALS`` times (default 3) from empty and must
   converge with the right contents - no duplicate from a create whose answer
   was lost.  An apply whose call stays failed through its whole retry budget
-  fails; it is run again (at most 3 runs) and the re-runs are reported.
+  fails; it is run again (at most 6 runs) and the re-runs are reported.
 * ``test_permanent_errors_fail_fast_and_the_rest_completes``: an image
   deregistered between plan and apply (AWS) and a volume over quota (OpenStack)
   fail with the cloud's own message, without retries eating the time budget;
@@ -29,9 +29,11 @@ missing resources, wrong attachments/associations.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,9 @@ pytestmark = pytest.mark.integration
 
 TRIALS = int(os.environ.get("CLOUDTMPL_TORTURE_TRIALS", "3"))
 FAULT_TRIALS = int(os.environ.get("CLOUDTMPL_FAULT_TRIALS", "3"))
+# Under 20% faults about half the applies hit a call whose 4 sandbox attempts all fail
+# and need another run; each run only has the rest left to do.
+MAX_RUNS = 6
 SEED = int(os.environ.get("CLOUDTMPL_TORTURE_SEED", str(int(time.time()))))
 STACK = "torture"
 TEMPLATE = "torture.yaml"
@@ -121,7 +126,7 @@ def test_apply_converges_under_transient_faults(tmp_path: Path, clouds: Any) -> 
         while True:
             attempts += 1
             r = S.cli(cwd, "apply", TEMPLATE, "--yes")
-            if r.returncode == 0 or attempts == 3:
+            if r.returncode == 0 or attempts == MAX_RUNS:
                 break
             # a call that stayed failed through its whole retry budget: the run
             # fails (the rest of the graph goes on), the next run picks up from there
@@ -129,10 +134,10 @@ def test_apply_converges_under_transient_faults(tmp_path: Path, clouds: Any) -> 
                        if "error" in line.lower() or "failed" in line.lower()]
             print(f"\n[faults] trial {trial}: apply run {attempts} failed: {reasons[:6]}")
         elapsed = time.monotonic() - started
-        injected = S.post(aws["endpoint"], "/_sandbox/config", {})  # current knobs
-        assert injected["failure_rate"] > 0
-        S.set_knobs(aws, openstack, S.SLOW_AWS, {**S.SLOW_OPENSTACK, "failure_rate": 0,
-                                                 "throttle_rate": 0, "drop_rate": 0})
+        with urllib.request.urlopen(f"{aws['endpoint']}/_sandbox/faults", timeout=30) as resp:
+            injected = json.loads(resp.read())
+        assert sum(injected.values()) > 0, injected  # the faults really happened
+        S.calm(aws, openstack)  # checks and plan run without faults
         assert r.returncode == 0, f"apply under faults failed {attempts} times:\n" \
             f"{r.stdout[-3000:]}{r.stderr[-3000:]}"
         first_try += attempts == 1
@@ -140,7 +145,8 @@ def test_apply_converges_under_transient_faults(tmp_path: Path, clouds: Any) -> 
         assert verdict.clean, f"fault trial {trial}: {verdict}"
         ok, plan = S.converged(cwd, TEMPLATE)
         assert ok, f"fault trial {trial}: plan --detailed-exitcode is not 0:\n{plan}"
-        print(f"\n[faults] trial {trial}: converged in {elapsed:.1f} s, {attempts} apply run(s)")
+        print(f"\n[faults] trial {trial}: converged in {elapsed:.1f} s, {attempts} apply run(s);"
+              f" AWS sandbox injected {injected}")
     print(f"[faults] {first_try}/{FAULT_TRIALS} applies succeeded at the first run")
 
 
