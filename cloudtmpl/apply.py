@@ -389,6 +389,11 @@ class Executor:
                 live = self.current.get(address)
             if live is None or live.kind != resources.SERVER.kind:
                 continue
+            if check.get("script"):  # run on the server over SSH, like a drain hook
+                problem = self._script_health(live, check, deadline)
+                if problem:
+                    return problem
+                continue
             host = live.attributes.get("public_ip") or live.attributes.get("first_address")
             if not host:
                 return f"{address}: no address to check"
@@ -398,6 +403,24 @@ class Executor:
                             f"{_describe(check)} in time: the roll stops here")
                 self.stop.wait(0.5)
         return ""
+
+    def _script_health(self, live: LiveResource, check: Mapping[str, Any],
+                       deadline: float) -> str:
+        runner = getattr(self.adapters.get(resources.LOCAL_TARGET), "run_hook", None)
+        if runner is None:
+            return f"{live.address}: no SSH runner for a script health check"
+        last = ""
+        while True:
+            try:
+                runner(live, {"script": check["script"], "ssh": check.get("ssh") or {},
+                              "timeout": max(1.0, deadline - self.clock())}, "health")
+                return ""
+            except CloudError as err:
+                last = err.message
+            if self.clock() >= deadline or self.stop.is_set():
+                return (f"{live.address} did not pass its health check script in time: "
+                        f"{last}; the roll stops here")
+            self.stop.wait(1.0)
 
     def _timeout(self, address: str, what: str, default: float) -> float:
         res = self.stack.resources.get(address)

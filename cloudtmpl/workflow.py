@@ -208,8 +208,12 @@ def files_of(template: str, stack: ResolvedStack) -> dict[str, str]:
 def targets_of(stack: ResolvedStack) -> set[str]:
     """The targets a stack uses (the local one too when a server has lifecycle hooks)."""
     names = {r.placement.target for r in stack.resources.values() if r.placement.target}
-    if any(r.lifecycle for r in stack.resources.values()):
-        names.add(LOCAL_TARGET)
+    scripted = any(isinstance((r.update_policy.get("rolling_update") or {}).get("health_check"),
+                              Mapping)
+                   and "script" in r.update_policy["rolling_update"]["health_check"]
+                   for r in stack.resources.values())
+    if scripted or any(r.lifecycle for r in stack.resources.values()):
+        names.add(LOCAL_TARGET)  # hooks and script health checks run over SSH
     return names
 
 

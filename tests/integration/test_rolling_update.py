@@ -94,6 +94,20 @@ def test_rolling_update_keeps_enough_members_in_service(
     assert len(after) == 6 and not before & after  # every member replaced
 
 
+def test_a_script_health_check_runs_on_each_new_member(
+        tmp_path: Path, openstack_reset: dict[str, Any]) -> None:
+    write(tmp_path / "pool.yaml", TEMPLATE.replace(
+        "health_check: {tcp: {get_param: port}, timeout: 20}",
+        "health_check: {script: 'test -d \"$SERVER_ROOT\"', timeout: 30, "
+        "ssh: {key_pair: pool.key}}"))
+    assert run(tmp_path, "apply", "pool.yaml", "--yes").code == 0
+    r = run(tmp_path, "apply", "pool.yaml", "-p", "image=debian-12", "--yes")
+    assert r.code == 0, r.out + r.err
+    assert r.out.count("done health pause:pool:rolling_update:") == 2
+    logs = list((tmp_path / ".cloudtmpl" / "logs" / "pool").glob("pool.*.health.log"))
+    assert len(logs) == 4  # the members of the first two batches were checked
+
+
 def test_a_failing_health_check_stops_the_roll(tmp_path: Path,
                                                openstack_reset: dict[str, Any]) -> None:
     write(tmp_path / "pool.yaml", TEMPLATE)
