@@ -150,6 +150,7 @@ from cloudtmpl.providers.base import (
 )
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
+    SANDBOX_POLICY,
     Retrier,
     RetryPolicy,
     classify,
@@ -180,7 +181,6 @@ _LIVE_INSTANCE_STATES = ("pending", "running", "stopping", "stopped")
 _GONE_VOLUME_STATES = frozenset({"deleting", "deleted"})
 _LIVE_ATTACHMENT_STATES = frozenset({"attaching", "attached", "busy"})
 
-_SANDBOX_POLICY = RetryPolicy(max_attempts=4, base_delay=0.2, max_delay=2.0, max_total_delay=6.0)
 _PROTOCOL_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp"}
 
 _NS = "http://ec2.amazonaws.com/doc/2016-11-15/"  # libcloud's EC2 API namespace
@@ -425,7 +425,7 @@ class AwsAdapter:
         self._environ = os.environ if environ is None else environ
         self._sleep = sleep
         self._clock = clock
-        policy = retry_policy or (_SANDBOX_POLICY if target.sandbox else DEFAULT_POLICY)
+        policy = retry_policy or (SANDBOX_POLICY if target.sandbox else DEFAULT_POLICY)
         self._retrier = Retrier(policy, sleep=sleep)
         # request_rate: one token bucket for all of this adapter's threads
         self._limiter = limiter_for(target.options, clock=clock, sleep=sleep)

@@ -112,6 +112,7 @@ from cloudtmpl.providers.base import (
 from cloudtmpl.providers.openstack_storage import STORAGE_KINDS, OpenStackStorage  # Swift
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
+    SANDBOX_POLICY,
     Retrier,
     RetryPolicy,
     Verdict,
@@ -138,7 +139,6 @@ _CONNECTIONS = {
 _SERVICE_TYPES = {"compute": "compute", "image": "image", "network": "network",
                   "volume": "volumev3"}
 
-_SANDBOX_POLICY = RetryPolicy(max_attempts=4, base_delay=0.2, max_delay=2.0, max_total_delay=6.0)
 _PROTOCOL_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "ipv6-icmp"}
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
                       r"[0-9a-fA-F]{12}$")
@@ -483,7 +483,7 @@ class OpenStackAdapter:
         self._home = home
         self._sleep = sleep
         self._clock = clock
-        policy = retry_policy or (_SANDBOX_POLICY if target.sandbox else DEFAULT_POLICY)
+        policy = retry_policy or (SANDBOX_POLICY if target.sandbox else DEFAULT_POLICY)
         self._retrier = Retrier(policy, sleep=sleep, classifier=self._classify)
         # request_rate: one token bucket for all of this adapter's threads
         self._limiter = limiter_for(target.options, clock=clock, sleep=sleep)

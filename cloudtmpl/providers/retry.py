@@ -88,6 +88,10 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
+# The local sandboxes answer in milliseconds: shorter sleeps, more attempts (their
+# fault knobs inject failures at rates a real cloud would not sustain).
+SANDBOX_POLICY = RetryPolicy(max_attempts=8, base_delay=0.1, max_delay=1.0,
+                             max_total_delay=10.0)
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
