@@ -51,6 +51,8 @@ from cloudtmpl.providers.base import Adapter, CloudError
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.state import ResourceRecord, StateStore
 
+OUTPUT_LINES = 20  # a deployment's last lines shown in the progress (all are in its log)
+
 
 @dataclass(frozen=True)
 class Event:
@@ -356,6 +358,23 @@ class Executor:
             self._remember(live)
         return live
 
+    def _show_output(self, change: Change, op: str, live: LiveResource) -> None:
+        """A deployment's output, a progress line each, prefixed with where it ran."""
+        host = live.attributes.get("host") or live.attributes.get("server") or ""
+        for stream in ("deploy_stdout", "deploy_stderr"):
+            text = live.attributes.get(stream)
+            if not isinstance(text, str) or not text.strip():
+                continue
+            lines = text.rstrip("\n").splitlines()
+            shown = lines[-OUTPUT_LINES:]
+            if len(lines) > len(shown):
+                self.emit(Event("progress", change.address, op,
+                                f"[{host}] ... {len(lines) - len(shown)} earlier lines in the log"))
+            for line in shown:
+                mark = "!" if stream == "deploy_stderr" else "|"
+                self.emit(Event("progress", change.address, op,
+                                f"[{host}] {mark} {seal(line, self.secrets)}"))
+
     def _hook(self, change: Change) -> None:
         """A server's pre_replace / pre_delete hook (the drain), run on it over SSH."""
         which = "pre_replace" if change.action is Action.REPLACE else "pre_delete"
@@ -517,6 +536,7 @@ class Executor:
                     timeout=self._timeout(change.address, "create", rtype.ready_timeout),
                 )
             self._remember(live)
+            self._show_output(change, step.op, live)
             self.store.put_resource(self.plan.stack, self._record(live, spec))
             live_id = live.physical_id
         self.store.journal(

@@ -276,6 +276,9 @@ class LiveProgress(EventPrinter):
 
     def __call__(self, event: Any) -> None:
         key = f"{event.action} {event.address}"
+        if event.event == "progress":  # a line to show; the step is still running
+            super().__call__(event)
+            return
         if event.event == "start":
             self.running[key] = None
         else:

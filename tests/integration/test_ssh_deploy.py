@@ -103,6 +103,10 @@ def test_deployment_inputs_outputs_rerun_and_delete(project: Path,
     r = run(project, "apply", "app.yaml", "--target", TARGET, "--yes")
     assert r.code == 0, r.err + r.out
     [(server_id, host)] = hosts(openstack_reset).items()
+    # the output shows in the progress, a line each, prefixed with where it ran
+    assert f"progress create deploy: [{host['address']}:" in r.out
+    assert "| ran CREATE" in r.out and "! (sensitive) sha256:" in r.out
+    assert "s3cr3t-token" not in r.out
     root = Path(host["root"])
     assert (root / "actions").read_text() == "CREATE hello\n"
     assert (root / "token").read_text() == "s3cr3t-token\n"
@@ -166,6 +170,10 @@ def test_host_key_change_is_refused(project: Path, openstack_reset: dict[str, An
     r = run(project, "apply", "app.yaml", "--target", TARGET, "--yes")
     assert r.code == 0, r.err + r.out
     [(server_id, host)] = hosts(openstack_reset).items()
+    # the output shows in the progress, a line each, prefixed with where it ran
+    assert f"progress create deploy: [{host['address']}:" in r.out
+    assert "| ran CREATE" in r.out and "! (sensitive) sha256:" in r.out
+    assert "s3cr3t-token" not in r.out
     new = admin(openstack_reset, f"/_sandbox/servers/{server_id}/rekey", "POST")
     assert new["host_key_fingerprint"] != host["host_key_fingerprint"]
 
