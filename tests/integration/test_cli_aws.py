@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any]) -> None:
     assert outputs["web1_id"].startswith("i-") and outputs["web2_id"].startswith("i-")
     assert outputs["web1_private_ip"] and outputs["web2_private_ip"]
     assert outputs["web2_public_ip"]
-    assert f"web1_id{' ' * 10}= {outputs['web1_id']}" in r.out or outputs["web1_id"] in r.out
+    assert re.search(rf"^web1_id +=  *{outputs['web1_id']}$", r.out, re.MULTILINE), r.out
 
     instances = {
         tags(i)["cloudtmpl:resource"]: i for i in stack_instances(aws_reset, REGION, "stack")

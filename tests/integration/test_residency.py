@@ -534,12 +534,17 @@ def test_residency_of_a_middle_template_holds_for_templates_it_nests(
           "resources:\n  data: {type: inner.yaml}\n")
     write(project / "inner.yaml", HOT + "placement:\n  residency: {jurisdictions: [EU]}\n"
           "resources:\n" + RESOURCE + "    properties: {size: 1}\n")
-    r = run(project, "plan", "top.yaml", "--target", "sandbox-openstack/nl-ams-1",
-            "--format", "json")
-    # middle.yaml allows only Germany; today tier.data.vol is planned in nl-ams-1 (NL)
-    placed = {c["address"]: c["placement"]["region"] for c in r.json()["changes"]} \
-        if r.code == 0 else {}
-    assert r.code == 1 or set(placed.values()) == {"de-fra-1"}, placed
+    r = run(project, "plan", "top.yaml", "--target", "sandbox-openstack/nl-ams-1")
+    # inner.yaml (EU) would allow more than middle.yaml (DE): refused, nothing placed in NL
+    assert r.code == 1, r.out
+    assert "residency-widened" in r.err and "inner.yaml" in r.err
+    # a narrowing inner template is placed inside every enclosing residency
+    write(project / "inner.yaml", HOT + "placement:\n  residency: {countries: [DE]}\n"
+          "resources:\n" + RESOURCE + "    properties: {size: 1}\n")
+    r = run(project, "plan", "top.yaml", "--target", "sandbox-aws", "--format", "json")
+    assert r.code == 0, r.err  # not the target's default us-east-1: the nested rules hold
+    assert {(c["placement"]["target"], c["placement"]["region"])
+            for c in r.json()["changes"]} == {("sandbox-aws", "eu-central-1")}
 
 
 def test_kept_with_names_the_other_members(project: Path) -> None:
