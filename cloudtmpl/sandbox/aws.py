@@ -62,7 +62,6 @@ import argparse
 import collections
 import contextlib
 import io
-import ipaddress
 import json
 import math
 import os
@@ -81,6 +80,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, urlencode
+
+from cloudtmpl.sandbox.serving import check_loopback, write_ready
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -748,22 +749,6 @@ def build_app() -> CompatLayer:
     return CompatLayer(DomainDispatcherApplication(create_backend_app))
 
 
-def _check_loopback(host: str) -> str:
-    if host == "localhost":
-        return "127.0.0.1"
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return host
-    except ValueError:
-        pass
-    raise SystemExit(f"refusing to bind {host!r}: the sandbox only listens on loopback")
-
-
-def _write_ready(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _warm_up(app: CompatLayer, regions: Iterable[str]) -> None:
@@ -798,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", type=Path, default=None)
     parser.add_argument("--no-warm-up", action="store_true")
     args = parser.parse_args(argv)
-    host = _check_loopback(args.host)
+    host = check_loopback(args.host)
 
     from werkzeug.serving import make_server
 
@@ -815,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     if args.ready_file is not None:
-        _write_ready(args.ready_file, {"endpoint": endpoint, "pid": os.getpid()})
+        write_ready(args.ready_file, {"endpoint": endpoint, "pid": os.getpid()})
     print(f"cloudtmpl AWS sandbox listening on {endpoint} (pid {os.getpid()})", flush=True)
     try:
         server.serve_forever()  # returns on KeyboardInterrupt (SIGINT/SIGTERM)

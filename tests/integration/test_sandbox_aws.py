@@ -28,6 +28,7 @@ from libcloud.compute.types import KeyPairDoesNotExistError, Provider
 
 from cloudtmpl.sandbox import aws as sandbox_aws
 from cloudtmpl.sandbox import manager
+from cloudtmpl.sandbox.serving import check_loopback
 
 pytestmark = pytest.mark.integration
 
@@ -101,12 +102,12 @@ def test_bare_scalar_lists_are_numbered() -> None:
 
 
 def test_refuses_non_loopback_host() -> None:
-    assert sandbox_aws._check_loopback("127.0.0.1") == "127.0.0.1"
-    assert sandbox_aws._check_loopback("::1") == "::1"
+    assert check_loopback("127.0.0.1") == "127.0.0.1"
+    assert check_loopback("::1") == "::1"
     with pytest.raises(SystemExit):
-        sandbox_aws._check_loopback("0.0.0.0")
+        check_loopback("0.0.0.0")
     with pytest.raises(SystemExit):
-        sandbox_aws._check_loopback("192.168.1.10")
+        check_loopback("192.168.1.10")
 
 
 # ------------------------------------------------------------------------------- EC2

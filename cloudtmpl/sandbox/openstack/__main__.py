@@ -10,13 +10,14 @@ below; at runtime ``POST /_sandbox/config``.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
+
+from cloudtmpl.sandbox.serving import check_loopback, write_ready
 
 from .state import Knobs, Store
 
@@ -34,22 +35,6 @@ _FLAGS = (
 )
 
 
-def _check_loopback(host: str) -> str:
-    if host == "localhost":
-        return "127.0.0.1"
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return host
-    except ValueError:
-        pass
-    raise SystemExit(f"refusing to bind {host!r}: the sandbox only listens on loopback")
-
-
-def _write_ready(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def knobs_from(args: argparse.Namespace) -> Knobs:
@@ -73,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = int if flag in ("failure_status", "retry_after", "seed") else float
         parser.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, default=None)
     args = parser.parse_args(argv)
-    host = _check_loopback(args.host)
+    host = check_loopback(args.host)
     try:
         knobs = knobs_from(args)
     except ValueError as exc:
@@ -93,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     if args.ready_file is not None:
-        _write_ready(args.ready_file, {"endpoint": endpoint, "pid": os.getpid()})
+        write_ready(args.ready_file, {"endpoint": endpoint, "pid": os.getpid()})
     print(f"cloudtmpl OpenStack sandbox listening on {endpoint} (pid {os.getpid()})", flush=True)
     try:
         server.serve_forever()
