@@ -1125,6 +1125,15 @@ class AwsAdapter:
 
         return self._poll(timeout, what, fetch)
 
+    def _settled_instance(self, region: str, instance_id: str, timeout: float,
+                          what: str) -> None:
+        """Wait out a server that is still pending: EC2 refuses to attach a volume or
+        associate an address with it (IncorrectInstanceState). A server adopted after a
+        killed run may be in exactly that state while its dependents are created."""
+        node = self._get_instance(region, instance_id)
+        if node is not None and node.extra.get("status") == "pending":
+            self._wait_instance(region, instance_id, "running", timeout, what)
+
     def _wait_instance_gone(self, region: str, instance_id: str, timeout: float,
                             what: str) -> None:
         def fetch() -> tuple[bool, str, None]:
@@ -1593,11 +1602,14 @@ class AwsAdapter:
         allocation_id = self._create_tagged(region, FLOATING_IP, stack, address,
                                             "AllocateAddress", {"Domain": "vpc"}, tags)
         if target:
-            self._associate(region, allocation_id, target)
+            self._associate(region, allocation_id, target, timeout)
             self._create_tags(region, allocation_id, {TAG_SPEC: spec_hash})
         return self._refresh(region, FLOATING_IP, address, allocation_id)
 
-    def _associate(self, region: str, allocation_id: str, target: tuple[str, str]) -> None:
+    def _associate(self, region: str, allocation_id: str, target: tuple[str, str],
+                   timeout: float) -> None:
+        if target[0] == "InstanceId":
+            self._settled_instance(region, target[1], timeout, f"server {target[1]}")
         self._ec2(region, "AssociateAddress",
                   {"AllocationId": allocation_id, target[0]: target[1],
                    "AllowReassociation": "false"})
@@ -1619,6 +1631,8 @@ class AwsAdapter:
         if attached_to and attached_to != instance_id:
             raise CloudError(f"VolumeInUse: volume {volume_id} is attached to {attached_to}",
                              permanent=True)
+        if not attached_to:
+            self._settled_instance(region, instance_id, timeout, f"server {instance_id}")
         # Record first, then attach: no attachment ever exists without its record.
         self._create_tags(region, volume_id,
                           {TAG_ATTACHMENT: address, TAG_ATTACHMENT_SPEC: spec_hash})
@@ -1698,7 +1712,7 @@ class AwsAdapter:
             self._create_tags(region, live.physical_id, {TAG_SPEC: spec_hash})
             return self._refresh(region, live.kind, live.address, live.physical_id)
         if live.kind == FLOATING_IP:
-            return self._update_address(region, live, properties, changed, spec_hash)
+            return self._update_address(region, live, properties, changed, spec_hash, timeout)
         if live.kind == ATTACHMENT:
             volume_id = live.physical_id.split(":", 1)[0]
             self._create_tags(region, volume_id, {TAG_ATTACHMENT_SPEC: spec_hash})
@@ -1758,7 +1772,8 @@ class AwsAdapter:
         return self._volume_live(region, live.address, vol)
 
     def _update_address(self, region: str, live: LiveResource, props: Mapping[str, Any],
-                        changed: frozenset[str], spec_hash: str) -> LiveResource:
+                        changed: frozenset[str], spec_hash: str,
+                        timeout: float) -> LiveResource:
         alloc = live.physical_id
         el = self._require(self._get_address(region, alloc), live)
         target = self._fip_target(props)
@@ -1771,7 +1786,7 @@ class AwsAdapter:
             if association:
                 self._ec2(region, "DisassociateAddress", {"AssociationId": association})
             if target:
-                self._associate(region, alloc, target)
+                self._associate(region, alloc, target, timeout)
         self._create_tags(region, alloc, {TAG_SPEC: spec_hash})
         return self._refresh(region, FLOATING_IP, live.address, alloc)
 

@@ -1233,6 +1233,11 @@ class OpenStackAdapter:
 
         return self._poll(timeout, what, fetch)
 
+    def _settled_server(self, region: str, server_id: str, timeout: float, what: str) -> None:
+        srv = self._get(region, "compute", f"/servers/{server_id}", "server")
+        if srv is not None and srv.get("status") == "BUILD":
+            self._wait_server(region, server_id, "ACTIVE", timeout, what)
+
     def _wait_server_gone(self, region: str, server_id: str, timeout: float, what: str) -> None:
         def fetch() -> tuple[bool, str, None]:
             srv = self._get(region, "compute", f"/servers/{server_id}", "server")
@@ -1467,6 +1472,10 @@ class OpenStackAdapter:
         if attached and server_id not in attached:
             raise CloudError(f"volume {volume_id} is attached to {', '.join(attached)}",
                              permanent=True, status="409")
+        if not attached:
+            # Nova refuses to attach to a server still building (409); a server adopted
+            # after a killed run may be in exactly that state while this runs.
+            self._settled_server(region, server_id, timeout, f"server {server_id}")
         # Record first, then attach: no attachment ever exists without its record.
         self._api(region, "volume", f"/volumes/{volume_id}/metadata", method="POST",
                   body={"metadata": {TAG_ATTACHMENT: address, TAG_ATTACHMENT_SPEC: spec_hash}})

@@ -365,7 +365,8 @@ def test_volume_and_attachment_round_trip(adapter: OpenStackAdapter, region: str
         att = create(adapter, region, ATTACHMENT, "att", {
             "volume_id": vol.physical_id, "instance_uuid": srv.physical_id,
             "mountpoint": "/dev/vdb"}, spec="att-1")
-    assert c.n == 4  # GET volume, POST metadata (record first), attach, GET (in-use)
+    assert c.n == 5  # GET volume, GET server (built?), POST metadata (record first),
+    # attach, GET (in-use)
     assert att.physical_id == f"{vol.physical_id}:{srv.physical_id}"
     assert att.properties == {"instance_uuid": srv.physical_id, "volume_id": vol.physical_id}
     assert att.spec_hash == "att-1"
@@ -397,6 +398,26 @@ def test_volume_and_attachment_round_trip(adapter: OpenStackAdapter, region: str
     adapter.delete(vol, timeout=TIMEOUT)
     adapter.delete(srv, timeout=TIMEOUT)
     assert adapter.discover(region, KINDS, STACK) == []
+
+
+def test_attachment_waits_for_a_server_still_building(sandbox: dict[str, Any]) -> None:
+    """A server adopted after a killed run may still be BUILD when its attachment is
+    created; Nova refuses that with a 409, so the attachment waits for ACTIVE first."""
+    admin(sandbox, "config", {"build_seconds": 1.5})
+    adapter, region = make_adapter(sandbox), REGIONS[0]
+    vol = create(adapter, region, VOLUME, "data", {"size": 1})
+    with ThreadPoolExecutor(1) as pool:  # the "killed run": a create still waiting
+        pending = pool.submit(create, adapter, region, SERVER, "app", server_props())
+        building: list[Any] = []
+        for _ in range(100):
+            building = [r for r in adapter.discover(region, frozenset({SERVER}), STACK)]
+            if building:
+                break
+        assert [r.status for r in building] == ["BUILD"]
+        att = create(adapter, region, ATTACHMENT, "att", {
+            "volume_id": vol.physical_id, "instance_uuid": building[0].physical_id})
+        assert att.physical_id == f"{vol.physical_id}:{building[0].physical_id}"
+        assert pending.result().status == "ACTIVE"
 
 
 @pytest.mark.parametrize("region", REGIONS)
