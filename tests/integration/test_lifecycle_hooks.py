@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cloudtmpl.sandbox.openstack.sshd import sshd_path
+from cloudtmpl.sandbox.sshd import sshd_path
 from tests.integration.clitools import run, write
 
 pytestmark = pytest.mark.skipif(sshd_path() is None, reason="needs openssh-server "
@@ -46,13 +47,32 @@ def events(out: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+def roots(sandbox: dict[str, Any]) -> dict[str, Path]:
+    """Server id -> root directory of each sshd-backed server the sandbox runs."""
+    with urllib.request.urlopen(f"{sandbox['endpoint']}/_sandbox/servers", timeout=10) as r:
+        return {sid: Path(info["root"]) for sid, info in json.loads(r.read()).items()}
+
+
+def stamp(root: Path, name: str) -> float:
+    """A time written on the test host: by a hook into its root, or by the sandbox
+    beside it (``booted``: its sshd first listened; ``halted``: it was deleted)."""
+    path = root / name if (root / name).exists() else root.parent / name
+    return float(path.read_text())
+
+
 def test_pre_replace_drains_the_old_server_after_the_new_one_is_up(
         tmp_path: Path, openstack_reset: dict[str, Any]) -> None:
     write(tmp_path / "hooks.yaml", TEMPLATE)
     assert run(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
+    [(old_id, old_root)] = roots(openstack_reset).items()
     r = run(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "--yes",
             "--format", "json")
     assert r.code == 0, r.err + r.out
+    [(new_id, new_root)] = roots(openstack_reset).items()
+    assert new_id != old_id
+    # proven on the hosts: the new server was up, then the old one drained, then deleted
+    assert stamp(new_root, "booted") < stamp(old_root, "drained") < stamp(old_root, "halted")
+    assert not (new_root / "drained").exists()
     seen = [(e["event"], e["action"], e["address"], e.get("message", ""))
             for e in events(r.out) if e["event"] != "result"]
     order = [f"{ev} {act} {addr}" for ev, act, addr, _ in seen]
@@ -65,6 +85,11 @@ def test_pre_replace_drains_the_old_server_after_the_new_one_is_up(
     assert "exit status 0" in log and "drained" in log
     assert run(tmp_path, "plan", "hooks.yaml", "-p", "image=debian-12",
                "--detailed-exitcode").code == 0
+    # the floating IP moved with the replacement: the new server's drain reaches it
+    r = run(tmp_path, "destroy", "hooks.yaml", "-p", "image=debian-12", "--yes")
+    assert r.code == 0, r.out + r.err
+    assert (new_root / "deleted").read_text() == "bye\n"
+    assert stamp(new_root, "booted") < stamp(new_root, "halted")
 
 
 def test_pre_delete_runs_on_destroy_before_the_address_goes(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cloudtmpl.sandbox.openstack.sshd import sshd_path
+from cloudtmpl.sandbox.sshd import sshd_path
 from tests.integration.clitools import run, write
 
 pytestmark = pytest.mark.skipif(sshd_path() is None, reason="needs openssh-server "

@@ -1,8 +1,9 @@
 """Software deployments over SSH, through the real CLI, against sshd-backed sandbox servers.
 
 Every server the OpenStack sandbox creates with a key pair is a real sshd on its
-own loopback address (its floating IP); ``GET /_sandbox/servers`` tells where its
-``SERVER_ROOT`` is, so the tests can see what ran where.
+own loopback address and on each floating IP it has (the sandbox's public network
+is loopback too); ``GET /_sandbox/servers`` tells where its ``SERVER_ROOT`` is, so
+the tests can see what ran where.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from cloudtmpl.sandbox.openstack.sshd import sshd_path
+from cloudtmpl.sandbox.sshd import sshd_path
 from tests.integration.clitools import REPO, run, write
 
 pytestmark = [
@@ -97,6 +98,13 @@ def hosts(info: dict[str, Any]) -> dict[str, Any]:
     return dict(admin(info, "/_sandbox/servers"))
 
 
+def floating(host: dict[str, Any]) -> str:
+    """The one floating IP of a server (its sshd listens there and on its own address)."""
+    own, fip = host["addresses"]
+    assert own == host["address"] and fip != own
+    return str(fip)
+
+
 def test_deployment_inputs_outputs_rerun_and_delete(project: Path,
                                                     openstack_reset: dict[str, Any]) -> None:
     write(project / "app.yaml", APP)
@@ -104,7 +112,7 @@ def test_deployment_inputs_outputs_rerun_and_delete(project: Path,
     assert r.code == 0, r.err + r.out
     [(server_id, host)] = hosts(openstack_reset).items()
     # the output shows in the progress, a line each, prefixed with where it ran
-    assert f"progress create deploy: [{host['address']}:" in r.out
+    assert f"progress create deploy: [{floating(host)}:" in r.out
     assert "| ran CREATE" in r.out and "! (sensitive) sha256:" in r.out
     assert "s3cr3t-token" not in r.out
     root = Path(host["root"])
@@ -171,7 +179,7 @@ def test_host_key_change_is_refused(project: Path, openstack_reset: dict[str, An
     assert r.code == 0, r.err + r.out
     [(server_id, host)] = hosts(openstack_reset).items()
     # the output shows in the progress, a line each, prefixed with where it ran
-    assert f"progress create deploy: [{host['address']}:" in r.out
+    assert f"progress create deploy: [{floating(host)}:" in r.out
     assert "| ran CREATE" in r.out and "! (sensitive) sha256:" in r.out
     assert "s3cr3t-token" not in r.out
     new = admin(openstack_reset, f"/_sandbox/servers/{server_id}/rekey", "POST")
@@ -225,7 +233,7 @@ def test_heat_software_config_example_runs_unchanged(project: Path,
     assert r.code == 0, r.err + r.out
     [(server_id, host)] = hosts(openstack_reset).items()
     out = run(project, "outputs", "-s", "script", "--format", "json").json()
-    assert out["address"] == host["address"]
+    assert out["address"] == floating(host)
     assert out["status_code"] == 0
     assert out["result"] == (f"The file {host['root']}/baaaaa contains fooooo for server "
                              f"{server_id} during CREATE")

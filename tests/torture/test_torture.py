@@ -45,7 +45,7 @@ pytestmark = pytest.mark.integration
 
 TRIALS = int(os.environ.get("CLOUDTMPL_TORTURE_TRIALS", "3"))
 FAULT_TRIALS = int(os.environ.get("CLOUDTMPL_FAULT_TRIALS", "3"))
-# Under 20% faults about half the applies hit a call whose 4 sandbox attempts all fail
+# Under 20% faults about one apply in six hits a call whose 8 sandbox attempts all fail
 # and need another run; each run only has the rest left to do.
 MAX_RUNS = 6
 SEED = int(os.environ.get("CLOUDTMPL_TORTURE_SEED", str(int(time.time()))))

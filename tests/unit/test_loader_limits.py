@@ -257,7 +257,7 @@ def test_no_function_or_type_is_a_command_runner() -> None:
         if _executing_uses(path):
             starters.append(str(path.relative_to(REPO)))
     assert set(starters) <= {"cloudtmpl/sandbox/manager.py",
-                             "cloudtmpl/sandbox/openstack/sshd.py"}, starters
+                             "cloudtmpl/sandbox/sshd.py"}, starters
 
 
 def test_yaml_object_tags_are_refused() -> None:

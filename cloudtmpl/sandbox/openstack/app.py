@@ -231,23 +231,7 @@ class OpenStackSandbox:
             except (ValueError, TypeError) as exc:
                 return Reply(400, {"error": str(exc)})
             return Reply(200, store.knobs.as_dict())
-        if path == "/_sandbox/servers" and method == "GET":
-            # sshd-backed servers: id -> address, port, root, user, host key fingerprint
-            return Reply(200, store.ssh.info())
-        parts = path.split("/")
-        if len(parts) == 5 and parts[2] == "servers" and method == "POST" \
-                and parts[4] in ("rekey", "stop", "start"):
-            server_id = parts[3]
-            if store.ssh.get(server_id) is None:
-                return Reply(404, {"error": f"no sshd-backed server {server_id}"})
-            try:
-                if parts[4] == "rekey":  # a new host key, sshd restarted with it
-                    store.ssh.rekey(server_id)
-                elif parts[4] == "stop":
-                    store.ssh.stop(server_id)
-                else:
-                    store.ssh.start(server_id)
-            except (OSError, RuntimeError) as exc:
-                return Reply(500, {"error": str(exc)})
-            return Reply(200, store.ssh.info()[server_id])
+        handled = store.ssh.admin(method, path)  # sshd-backed servers (see ..sshd)
+        if handled is not None:
+            return Reply(*handled)
         return Reply(404, {"error": f"no such sandbox endpoint: {method} {path}"})

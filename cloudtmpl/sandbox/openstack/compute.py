@@ -16,14 +16,13 @@ import binascii
 import hashlib
 import ipaddress
 import re
-import sys
 from typing import Any
 
 from . import network, volume
 from .core import JSON, ApiError, Call, Reply, Router, dispatch, fault, iso, new_id, now, paginate
 from .identity import PROJECT_ID, USER_ID
 from .image import IMAGES
-from .state import REGIONS, Region
+from .state import Region
 
 router = Router()
 ZONE = "nova"
@@ -163,11 +162,11 @@ def _limits(call: Call) -> Reply:
 # -------------------------------------------------------------------------- servers
 
 
-def settle(server: JSON, store: Any = None) -> JSON:
+def settle(server: JSON, call: Call | None = None) -> JSON:
     """Apply a pending transition whose time has come (BUILD → ACTIVE, ...).
 
-    With ``store``, an sshd-backed server's sshd follows its status: running
-    while ACTIVE (started when it first turns ACTIVE), stopped while SHUTOFF.
+    With ``call``, an sshd-backed server's sshds follow its status: listening while
+    ACTIVE (started when it first turns ACTIVE), stopped while SHUTOFF.
     """
     pending = server.get("_next")
     if pending and now() >= pending[1]:
@@ -176,24 +175,9 @@ def settle(server: JSON, store: Any = None) -> JSON:
         server["updated"] = pending[1]
         if server["launched_at"] is None:
             server["launched_at"] = pending[1]
-    if store is not None and server.get("_ssh"):
-        _sync_sshd(store, server)
+    if call is not None:
+        network.sync_ssh(call.store, _region(call), server)
     return server
-
-
-def _sync_sshd(store: Any, server: JSON) -> None:
-    host = store.ssh.get(server["id"])
-    if host is None:
-        return
-    running = host.proc is not None and host.proc.poll() is None
-    if server["status"] == "ACTIVE" and not running and not server.get("_ssh_error"):
-        try:
-            store.ssh.start(server["id"])
-        except (OSError, RuntimeError) as exc:  # the server stays up; the error is visible
-            server["_ssh_error"] = str(exc)
-            print(f"sandbox: {exc}", file=sys.stderr, flush=True)
-    elif server["status"] == "SHUTOFF" and running:
-        store.ssh.stop(server["id"])
 
 
 def _later(call: Call, server: JSON, status: str, then: str) -> None:
@@ -206,7 +190,7 @@ def _get_server(call: Call) -> JSON:
     server = _region(call).servers.get(call.params["server_id"])
     if server is None:
         raise fault(404, f"Instance {call.params['server_id']} could not be found.")
-    return settle(server, call.store)
+    return settle(server, call)
 
 
 def _addresses(region: Region, server: JSON) -> JSON:
@@ -287,7 +271,7 @@ def _view(call: Call, server: JSON) -> JSON:
 
 
 def _servers(call: Call, detail: bool) -> Reply:
-    servers = [settle(s, call.store) for s in reversed(_region(call).servers.values())]
+    servers = [settle(s, call) for s in reversed(_region(call).servers.values())]
     name = call.arg("name")
     if name is not None:
         try:
@@ -507,9 +491,9 @@ def _create(call: Call) -> Reply:
     if knobs.ssh and key_name is not None:
         # the address its sshd will listen on; reported as accessIPv4, and taken by a
         # floating IP created for one of its ports (see network._post_fip)
-        address = call.store.ssh.allocate(region.name, REGIONS.index(region.name))
-        call.store.ssh.add(server_id, region.name, address, knobs.ssh_port,
-                           str(region.keypairs[key_name]["public_key"]))
+        address = call.store.pools[region.name].allocate()
+        call.store.ssh.add(server_id, region.name, knobs.ssh_port,
+                           str(region.keypairs[key_name]["public_key"]), [address])
         server["_ssh"] = address
     admin_pass = spec.get("adminPass") or new_id().replace("-", "")[:12]
     body = {
@@ -545,6 +529,8 @@ def _delete(call: Call) -> Reply:
             volume.detach(region.volumes[volume_id])
     del region.servers[server["id"]]
     call.store.ssh.remove(server["id"])
+    if server.get("_ssh"):
+        call.store.pools[region.name].release(server["_ssh"])
     return Reply(204)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from typing import Any
 
 from .core import (
     JSON,
@@ -33,10 +34,7 @@ from .state import Region
 
 router = Router()
 
-SEEDS = (  # per region index: public CIDR (documentation ranges), private CIDR
-    ("203.0.113.0/24", "10.0.0.0/20"),
-    ("198.51.100.0/24", "10.1.0.0/20"),
-)
+PRIVATE_CIDRS = ("10.0.0.0/20", "10.1.0.0/20")  # per region index
 COLLECTIONS = {  # URL segment → (Region attribute, singular body key, error type)
     "networks": ("networks", "network", "NetworkNotFound"),
     "subnets": ("subnets", "subnet", "SubnetNotFound"),
@@ -105,8 +103,10 @@ def _get(region: Region, collection: str, item_id: str) -> JSON:
 # ----------------------------------------------------------------------------- seeds
 
 
-def seed(region: Region, index: int) -> None:
-    public_cidr, private_cidr = SEEDS[index % len(SEEDS)]
+def seed(region: Region, index: int, public_cidr: str) -> None:
+    """The region's networks: ``public`` (external, floating IPs; a loopback /24, so a
+    floating IP of an sshd-backed server is an address you can SSH to) and ``private``."""
+    private_cidr = PRIVATE_CIDRS[index % len(PRIVATE_CIDRS)]
     for name, cidr, external in (("public", public_cidr, True), ("private", private_cidr, False)):
         spec = {"name": name, "router:external": external, "shared": external}
         net = _create_network(region, spec, stable_id(region.name, "network", name))
@@ -757,9 +757,7 @@ def _post_fip(call: Call) -> Reply:
         raise bad(f"Bad floatingip request: Network {net['id']} has no IPv4 subnet.")
     fip = _base(description=str(spec.get("description") or ""))
     del fip["name"]
-    address = _ssh_address(region, spec) or allocate_ip(
-        region, subnets[0], spec.get("floating_ip_address")
-    )
+    address = allocate_ip(region, subnets[0], spec.get("floating_ip_address"))
     fip.update(
         {
             "floating_ip_address": address,
@@ -779,20 +777,8 @@ def _post_fip(call: Call) -> Reply:
             del region.floatingips[fip["id"]]
             region.allocated[subnets[0]["id"]].discard(address)
             raise
+        _sync_ports(call, [fip["port_id"]])
     return Reply(201, {"floatingip": fip})
-
-
-def _ssh_address(region: Region, spec: JSON) -> str | None:
-    """The loopback address of the sshd-backed server whose port the new floating IP is
-    created for (so the address the cloud reports is one you can SSH to), if any."""
-    port = region.ports.get(str(spec.get("port_id") or ""))
-    server = region.servers.get(port["device_id"]) if port else None
-    address = server.get("_ssh") if server else None
-    if not address or spec.get("floating_ip_address"):
-        return None
-    if any(f["floating_ip_address"] == address for f in region.floatingips.values()):
-        return None
-    return str(address)
 
 
 @router.route("PUT", "/v2.0/floatingips/{item_id}")
@@ -801,10 +787,12 @@ def _put_fip(call: Call) -> Reply:
     fip = _get(region, "floatingips", call.params["item_id"])
     spec = call.json("floatingip")
     if "port_id" in spec:
+        before = fip["port_id"]
         if spec["port_id"]:
             _associate(region, fip, spec["port_id"], spec.get("fixed_ip_address"))
         else:
             _disassociate(fip)
+        _sync_ports(call, [before, fip["port_id"]])
     if "description" in spec:
         fip["description"] = str(spec["description"] or "")
     _touch(fip)
@@ -818,7 +806,29 @@ def _delete_fip(call: Call) -> Reply:
     for subnet_id in region.networks[fip["floating_network_id"]]["subnets"]:
         region.allocated[subnet_id].discard(fip["floating_ip_address"])
     del region.floatingips[fip["id"]]
+    _sync_ports(call, [fip["port_id"]])
     return Reply(204)
+
+
+def sync_ssh(store: Any, region: Region, server: JSON) -> None:
+    """An sshd-backed server listens on its own address and on each floating IP of its
+    ports, while it is ACTIVE."""
+    if not server.get("_ssh"):
+        return
+    addresses = [str(server["_ssh"])]
+    for port_id in server["port_ids"]:
+        addresses += public_ips_of_port(region, port_id)
+    store.ssh.sync(server["id"], addresses, server["status"] == "ACTIVE")
+
+
+def _sync_ports(call: Call, port_ids: list[Any]) -> None:
+    """A floating IP moved: the servers of these ports listen where it now points."""
+    region = _region(call)
+    for port_id in port_ids:
+        port = region.ports.get(str(port_id or ""))
+        server = region.servers.get(port["device_id"]) if port else None
+        if server is not None:
+            sync_ssh(call.store, region, server)
 
 
 def public_ips_of_port(region: Region, port_id: str) -> list[str]:

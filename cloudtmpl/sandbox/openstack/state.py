@@ -8,12 +8,13 @@ Regions share nothing: a server in ``de-fra-1`` is invisible in ``nl-ams-1``.
 from __future__ import annotations
 
 import collections
+import ipaddress
 import random
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .sshd import SshHosts, default_port, sshd_path
+from ..sshd import LoopbackPool, SshHosts, default_port, random_network, sshd_path
 
 JSON = dict[str, Any]
 
@@ -45,7 +46,7 @@ class Knobs:
     services: list[str] = field(default_factory=list)  # faults only here; [] = all
     quota: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTA))
     seed: int | None = None
-    # Servers created with a key pair are backed by a real sshd on 127.x.y.N (see .sshd);
+    # Servers created with a key pair are backed by real sshds on 127.x.y.N (..sshd);
     # on by default when sshd is installed.
     ssh: bool = field(default_factory=lambda: sshd_path() is not None)
     ssh_port: int = field(default_factory=default_port)
@@ -105,7 +106,14 @@ class Store:
         self.counts: collections.Counter[str] = collections.Counter()
         self.regions: dict[str, Region] = {}
         self.ssh = SshHosts()
+        # this process's loopback addresses: per region i, servers' own addresses in
+        # 127.S.2i.0/24 and the public (floating IP) network 127.S.2i+1.0/24
+        self.loopback = random_network(16, (16, 128))
+        self.pools: dict[str, LoopbackPool] = {}
         self.reset()
+
+    def loopback_net(self, n: int) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(f"{self.loopback[n * 256]}/24")
 
     def reset(self) -> None:
         """All resources back to the seeded start; knobs back to start-up values."""
@@ -118,7 +126,9 @@ class Store:
             self.rng = random.Random(self.knobs.seed)
             self.regions = {name: Region(name) for name in REGIONS}
             for index, region in enumerate(self.regions.values()):
-                network.seed(region, index)
+                self.pools[region.name] = LoopbackPool(self.loopback_net(2 * index),
+                                                       self.knobs.ssh_port)
+                network.seed(region, index, str(self.loopback_net(2 * index + 1)))
 
     def configure(self, data: JSON) -> None:
         """Merge ``data`` into the knobs; all or nothing (ValueError names the problem)."""
