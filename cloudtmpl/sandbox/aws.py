@@ -81,6 +81,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, urlencode
 
+from cloudtmpl.sandbox.aws_hosts import Ec2Hosts, changes_instances
 from cloudtmpl.sandbox.serving import check_loopback, write_ready
 
 Environ = dict[str, Any]
@@ -300,6 +301,7 @@ _FAULT_MESSAGES = {
     "ServiceUnavailable": "The service is unavailable. Please try again shortly.",
 }
 _REASONS = {400: "BAD REQUEST", 500: "INTERNAL SERVER ERROR", 503: "SERVICE UNAVAILABLE"}
+_STATUS_TEXT = {200: "OK", 404: "NOT FOUND", 500: "INTERNAL SERVER ERROR"}
 
 
 def aws_error_body(service: str, code: str, message: str) -> bytes:
@@ -391,8 +393,9 @@ def _drop_connection(environ: Environ) -> NoReturn:
 class CompatLayer:
     """WSGI middleware in front of moto's app; see the module docstring."""
 
-    def __init__(self, app: WSGIApp) -> None:
+    def __init__(self, app: WSGIApp, hosts: Ec2Hosts | None = None) -> None:
         self.app = app
+        self.hosts = hosts or Ec2Hosts(enabled=False)
         self.counter = RequestCounter()
         self.faults = Faults()
         # ClientToken idempotency, as EC2 does it (moto ignores the token):
@@ -413,6 +416,10 @@ class CompatLayer:
                     self._tokens.clear()
                     self._token_locks.clear()
             self.counter.add("moto-api")
+            if path.startswith("/moto-api/reset"):
+                answer = _call(self.app, environ)
+                self.hosts.sync()  # every instance is gone: so are their sshds
+                return _respond(start_response, *answer)
             return self.app(environ, start_response)
 
         form = self._read_form(environ)
@@ -483,6 +490,10 @@ class CompatLayer:
             return _json(start_response, {"total": 0, "by_service": {}})
         if path == "/_sandbox/info" and method == "GET":
             return _json(start_response, {"service": SERVICE_NAME, "pid": os.getpid()})
+        handled = self.hosts.ssh.admin(method, path)  # sshd-backed instances (aws_hosts)
+        if handled is not None:
+            code, data = handled
+            return _json(start_response, data, f"{code} {_STATUS_TEXT.get(code, 'OK')}")
         return _json(
             start_response, {"error": f"no such sandbox endpoint: {path}"}, "404 NOT FOUND"
         )
@@ -599,6 +610,8 @@ class CompatLayer:
 
         status, headers, body = _call(self.app, environ)
         ok = status.startswith("2")
+        if ok and changes_instances(action):
+            self.hosts.sync()
         body = _EC2_NS_RE.sub(lambda m: b'xmlns="' + m.group(1).rstrip(b"/") + b'/"', body)
         if ok:
             if action in EC2_MODEL.returns_bool and b"<return>" not in body:
@@ -741,12 +754,18 @@ def enable_validation() -> None:
             setattr(settings, attr, True)
 
 
-def build_app() -> CompatLayer:
-    """moto's app, built the way ``ThreadedMotoServer`` builds it, behind the layer."""
+def build_app(ssh: bool | None = None) -> CompatLayer:
+    """moto's app, built the way ``ThreadedMotoServer`` builds it, behind the layer.
+
+    ``ssh``: instances launched with a key pair get a real sshd (see aws_hosts);
+    None: when sshd is installed.
+    """
     enable_validation()
     from moto.server import DomainDispatcherApplication, create_backend_app
 
-    return CompatLayer(DomainDispatcherApplication(create_backend_app))
+    hosts = Ec2Hosts(enabled=ssh)
+    hosts.install()
+    return CompatLayer(DomainDispatcherApplication(create_backend_app), hosts)
 
 
 
@@ -782,12 +801,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--ready-file", type=Path, default=None)
     parser.add_argument("--no-warm-up", action="store_true")
+    parser.add_argument("--no-ssh", action="store_true",
+                        help="no sshd for instances launched with a key pair")
     args = parser.parse_args(argv)
     host = check_loopback(args.host)
 
     from werkzeug.serving import make_server
 
-    app = build_app()
+    app = build_app(ssh=False if args.no_ssh else None)
     if not args.no_warm_up:
         _warm_up(app, ("us-east-1", "eu-central-1"))
     server = make_server(host, args.port, app, threaded=True)
@@ -805,6 +826,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.serve_forever()  # returns on KeyboardInterrupt (SIGINT/SIGTERM)
     finally:
+        app.hosts.clear()  # every sshd this sandbox started
         if args.ready_file is not None:
             try:
                 if json.loads(args.ready_file.read_text()).get("pid") == os.getpid():
