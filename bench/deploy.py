@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,13 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.plan_requests import cli  # noqa: E402
 from cloudtmpl.sandbox import manager  # noqa: E402
-
-
-def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CI": "true", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "cloudtmpl.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False)
 
 
 def template(n: int, network: str) -> str:
