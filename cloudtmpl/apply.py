@@ -536,7 +536,9 @@ class Executor:
                     timeout=self._timeout(change.address, "create", rtype.ready_timeout),
                 )
             self._remember(live)
-            self._show_output(change, step.op, live)
+            if not (step.op == "update" and resources.connection_only(
+                    change.kind, (d.name for d in change.diff))):
+                self._show_output(change, step.op, live)  # (nothing ran otherwise)
             self.store.put_resource(self.plan.stack, self._record(live, spec))
             live_id = live.physical_id
         self.store.journal(

@@ -467,6 +467,8 @@ def decide(
     forced = [d.name for d in diff if d.forces_replacement]
     if forced:
         return Action.REPLACE, diff, f"{', '.join(forced)} cannot change in place"
+    if resources.connection_only(res.kind, (d.name for d in diff)):
+        return Action.UPDATE, diff, "only how to connect changed: recorded, the script does not run"
     return Action.UPDATE, diff, "updated in place"
 
 

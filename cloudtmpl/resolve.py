@@ -95,7 +95,10 @@ from cloudtmpl.model import (
 )
 from cloudtmpl.placement import Request, Residency, Rule, candidates, solve
 from cloudtmpl.resources import (
+    DEPLOY_KINDS,
     LOCAL_TARGET,
+    SSH_SETTINGS,
+    SSH_VIA,
     TYPES,
     Alias,
     PropertySpec,
@@ -997,6 +1000,9 @@ class _Resolver:
                          f", not {describe(value)}", self.doc.loc((*ppath, pname)),
                          f"write {_SPEC_NAMES[spec.type]} here{_function_lookalike(value)}")
             props[native] = value
+        if found is not None and found[0].kind in DEPLOY_KINDS \
+                and isinstance(props.get("ssh"), Mapping):
+            self.check_ssh(props["ssh"], (*ppath, "ssh"), f"resource '{name}': ssh")
         if found is not None:
             rtype, alias = found
             reverse = {v: k for k, v in alias.properties.items()} if alias else {}
@@ -1367,12 +1373,60 @@ class _Resolver:
             if isinstance(hook, Mapping) and not isinstance(hook.get("script"), str):
                 self.add("invalid-type", f"resource '{name}': {which}.script must be a string",
                          self.doc.loc((*path, which, "script")), "a shell script run on the server")
+            if isinstance(hook, Mapping) and isinstance(hook.get("ssh"), Mapping):
+                self.check_ssh(hook["ssh"], (*path, which, "ssh"),
+                               f"resource '{name}': {which}.ssh")
+            elif isinstance(hook, Mapping) and hook.get("ssh") is not None:
+                self.add("invalid-type", f"resource '{name}': {which}.ssh must be a mapping of "
+                         f"SSH settings, not {describe(hook['ssh'])}",
+                         self.doc.loc((*path, which, "ssh")),
+                         "e.g. ssh: {user: ubuntu, key_pair: mystack.key, via: private}")
         if (value.get("pre_delete") or value.get("pre_replace")) and \
                 kind != "Cloud::Compute::Server":
             self.add("lifecycle-hook-kind", f"resource '{name}': pre_delete/pre_replace hooks "
                      "run on a server over SSH", self.doc.key_loc(path),
                      "put the hook on the server resource")
         return dict(value)
+
+    def stack_ssh(self, ctx: _StackContext) -> dict[str, Any]:
+        """The template's top-level ``ssh:`` (the stack's default SSH settings), evaluated:
+        parameters are fine, other resources are not (the defaults reach lifecycle hooks,
+        which run when those resources may be gone)."""
+        raw = self.data.get("ssh")
+        if not isinstance(raw, Mapping):
+            return {}  # not a mapping: reported by the schema
+        path: Path = ("ssh",)
+        value = self.evaluate(self.parse(dict(raw), path), ctx)
+        if not isinstance(value, Mapping):
+            return {}
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if dependencies(item):
+                self.add("ssh-reference", f"the stack's ssh.{key} refers to a resource, which "
+                         "the stack's SSH defaults cannot (they reach lifecycle hooks too)",
+                         self.doc.loc((*path, key)),
+                         "use a literal value or a parameter (a key pair cloudtmpl generated "
+                         f"is named <stack>.<resource>, e.g. {self.options.stack}.key); or set "
+                         "it in the deployment's own ssh property")
+            elif is_unknown(item):
+                if self.options.mode == "plan":
+                    self.add("ssh-reference", f"the stack's ssh.{key} is not known before "
+                             "apply", self.doc.loc((*path, key)),
+                             "use a literal value or a parameter")
+            elif item is not None and item is not OMIT:
+                out[str(key)] = item
+        self.check_ssh(out, path, "ssh", known_keys=False)
+        return out
+
+    def check_ssh(self, settings: Mapping[str, Any], path: Path, owner: str,
+                  known_keys: bool = True) -> None:
+        """Diagnostics for the literal values of an SSH settings map (values still
+        unknown, or function calls, are checked when they run)."""
+        for key, code, message, hint in ssh_problems(settings, check_keys=known_keys):
+            where = self.doc.key_loc((*path, key)) if code == "unknown-key" \
+                else self.doc.loc((*path, key))
+            self.add(code, f"{owner}.{key}: {message}" if code != "unknown-key"
+                     else f"{owner}: {message}", where, hint)
 
     def check_parameter_groups(self) -> None:
         groups = self.data.get("parameter_groups")
@@ -1523,6 +1577,9 @@ class _Resolver:
                        for o, out in outputs.items()}
             self.requests = {a: replace(q, links=frozenset(expand_deps(
                 set(q.links), composites))) for a, q in self.requests.items()}
+        # the stack's SSH defaults under every deployment's and hook's own settings (a
+        # nested template's were applied by its own resolve: they win over these)
+        resources = with_ssh_defaults(resources, self.stack_ssh(ctx))
         if not self.options.nested:
             resources = self.place_all(resources)
             self.diags.extend(cycle_diagnostics(resources))
@@ -1547,6 +1604,89 @@ class _Resolver:
             registry=self.registry,
             requests=dict(self.requests) if self.options.nested else {},
         )
+
+
+def ssh_problems(settings: Mapping[str, Any], check_keys: bool = True
+                 ) -> list[tuple[str, str, str, str]]:
+    """``(key, code, message, hint)`` for each problem of an SSH settings map (a
+    deployment's ``ssh``, a hook's ``ssh``, the stack's ``ssh:``).  Values that are
+    function calls or unknown until apply are not checked (they are when they run)."""
+    out: list[tuple[str, str, str, str]] = []
+    for key, value in settings.items():
+        if key not in SSH_SETTINGS:
+            if check_keys:
+                out.append((str(key), "unknown-key", f"unknown SSH setting '{key}'",
+                            did_you_mean(key, SSH_SETTINGS, "settings")))
+            continue
+        if value is None or isinstance(value, Function) or is_unknown(value):
+            continue
+        if key == "via" and value not in SSH_VIA:
+            shown = repr(value) if isinstance(value, str) else describe(value)
+            out.append((key, "invalid-value", f"must be floating, public or private, not {shown}",
+                        did_you_mean(value, SSH_VIA, "values") + "; it says which of the "
+                        "server's addresses to connect to (leave it out for: floating, else "
+                        "public, else private)"))
+        elif key in ("user", "key_file", "key_pair") and not (isinstance(value, str) and value):
+            out.append((key, "invalid-type", f"must be a non-empty string, not "
+                        f"{describe(value)}", f"write the {key.replace('_', ' ')} as text"))
+        elif key == "port" and _port(value) is None:
+            out.append((key, "invalid-value", f"must be a port number from 1 to 65535, not "
+                        f"{value!r}", "e.g. port: 22"))
+        elif key == "timeout" and (isinstance(value, bool) or (_num_from(value) or 0) <= 0):
+            out.append((key, "invalid-value", f"must be a number of seconds above 0, not "
+                        f"{value!r}", "how long to wait for SSH to come up, e.g. timeout: 300"))
+        elif key == "bastion" and not (isinstance(value, str) and value) \
+                and not isinstance(value, Mapping):
+            out.append((key, "invalid-type", f"must be user@host:port or a mapping, not "
+                        f"{describe(value)}", "bastion: ops@jump.example.com:22 or "
+                        "{host, port, user, key_file}"))
+    return out
+
+
+def _port(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    number = value if isinstance(value, int) else \
+        int(value) if isinstance(value, str) and value.strip().isdigit() else None
+    return number if number is not None and 0 < number < 65536 else None
+
+
+def _ssh_under(defaults: Mapping[str, Any], own: Any) -> Any:
+    """``own`` SSH settings with ``defaults`` filling the keys it does not set (a key
+    set to null is not set, as in Heat).  A whole-map function call or unknown value is
+    the resource's own choice: left as it is."""
+    if own is None:
+        return dict(defaults)
+    if not isinstance(own, Mapping):
+        return own
+    return {**defaults, **{k: v for k, v in own.items() if v is not None}}
+
+
+def with_ssh_defaults(resources: Mapping[str, DesiredResource],
+                      defaults: Mapping[str, Any]) -> dict[str, DesiredResource]:
+    """``resources`` with the stack's default SSH settings (its top-level ``ssh:``)
+    merged under every deployment's and deployment group's ``ssh`` property and every
+    ``pre_delete``/``pre_replace`` hook's ``ssh``: the resource's own settings win key
+    by key.  A hook's own ``timeout`` counts as its SSH timeout (it wins over the
+    stack's ``timeout``).  Pure: the same input gives the same output."""
+    if not defaults:
+        return dict(resources)
+    out: dict[str, DesiredResource] = {}
+    for address, res in resources.items():
+        if res.kind in DEPLOY_KINDS:
+            res = replace(res, properties={
+                **res.properties, "ssh": _ssh_under(defaults, res.properties.get("ssh"))})
+        hooks = {which: hook for which, hook in res.lifecycle.items()
+                 if which in ("pre_delete", "pre_replace") and isinstance(hook, Mapping)}
+        if hooks:
+            lifecycle = dict(res.lifecycle)
+            for which, hook in hooks.items():
+                base = {k: v for k, v in defaults.items()
+                        if not (k == "timeout" and hook.get("timeout") is not None)}
+                lifecycle[which] = {**hook, "ssh": _ssh_under(base, hook.get("ssh"))}
+            res = replace(res, lifecycle=lifecycle)
+        out[address] = res
+    return out
 
 
 def _timeouts(raw: Any) -> dict[str, float]:

@@ -8,7 +8,7 @@ vocabulary; ``OS::*`` names are aliases onto them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -304,10 +304,25 @@ TYPES: dict[str, ResourceType] = {
 }
 
 # -- software configuration and deployments (run over SSH from the operator's machine)
+#: The SSH connection settings: a deployment's or deployment group's ``ssh`` property, a
+#: lifecycle hook's ``ssh``, and the template's top-level ``ssh:`` (the stack's defaults,
+#: merged under each of those key by key: the resource's own value wins).
+SSH_SETTINGS = ("user", "port", "key_file", "key_pair", "bastion", "timeout", "via")
+#: ``ssh.via``: which of the server's addresses to connect to when no ``address`` is given
+#: (absent: its floating IP, else its public, else its first address).
+SSH_VIA = ("floating", "public", "private")
+#: A deployment's properties that only say how to reach the server: a change of these
+#: alone is recorded without running the script again (Heat re-runs a deployment when its
+#: config or inputs change).
+CONNECTION_PROPERTIES = frozenset({"ssh", "address", "addresses"})
+
 _SSH_HELP = ("SSH settings: user (default cloudtmpl), port (22), key_file, or key_pair (a "
              "KeyPair's name: its generated key .cloudtmpl/keys/<name>.pem), bastion "
              "({host, port, user, key_file} or user@host:port), timeout (seconds to wait for "
-             "SSH, default 120)")
+             "SSH, default 120), via (floating, public or private: which of the server's "
+             "addresses to use when no address is given; default floating, else public, else "
+             "private). The template's top-level ssh: gives stack-wide defaults for any of "
+             "them. A change of only ssh, address or addresses does not re-run the script")
 
 SOFTWARE_CONFIG = ResourceType(
     kind="Cloud::Software::Config",
@@ -442,6 +457,17 @@ DEPLOYMENT_GROUP = ResourceType(
 
 TYPES.update({t.kind: t for t in (SOFTWARE_CONFIG, STRUCTURED_CONFIG, CLOUD_CONFIG,
                                   MULTIPART_MIME, DEPLOYMENT, DEPLOYMENT_GROUP)})
+DEPLOY_KINDS = frozenset({DEPLOYMENT.kind, DEPLOYMENT_GROUP.kind})
+
+
+def connection_only(kind: str, changed: Iterable[str]) -> bool:
+    """True when ``changed`` names only connection settings (``ssh``, ``address``,
+    ``addresses``) of a deployment or deployment group: the change is recorded, the
+    script is not run again (as in Heat, which re-runs on config or input changes)."""
+    names = set(changed)
+    return kind in DEPLOY_KINDS and bool(names) and names <= CONNECTION_PROPERTIES
+
+
 LOCAL_TARGET = "local"  # the placement of local resources
 
 _NAMED = frozenset({"name", "description"})

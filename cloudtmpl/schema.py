@@ -22,6 +22,7 @@ from jsonschema.exceptions import ValidationError
 
 from cloudtmpl.diagnostics import Diagnostic
 from cloudtmpl.loader import Document, Path
+from cloudtmpl.resources import SSH_SETTINGS
 
 #: Every published HOT version date, oldest first (Heat's template classes).
 HOT_DATES: tuple[str, ...] = (
@@ -171,6 +172,13 @@ _HOOK = _obj(
     expect="a hook {script, timeout, on_failure: abort|continue, address, ssh}",
 )
 
+# cloudtmpl extension: the stack's default SSH connection settings.  Values may be
+# functions (get_param): checked once evaluated, in resolve.
+_STACK_SSH = _obj(
+    {key: {} for key in SSH_SETTINGS},
+    expect="a mapping of SSH settings (" + ", ".join(SSH_SETTINGS) + ")",
+)
+
 _RESOURCE = _obj(
     {
         "type": _STR,
@@ -217,6 +225,7 @@ TEMPLATE_SCHEMA: dict[str, Any] = _obj(
         "resources": _map_of(_RESOURCE, "a mapping of resource name to definition"),
         "outputs": _map_of(_OUTPUT, "a mapping of output name to definition"),
         "placement": _STACK_PLACEMENT,
+        "ssh": _STACK_SSH,
     },
     required=("heat_template_version",),
     expect="a template mapping",

@@ -13,9 +13,14 @@ Kinds (all local: placed on the built-in ``local`` target, recorded in the state
   SSH (:mod:`cloudtmpl.ssh`), on the actions it names.
 
 **Where to connect.** ``address`` if given (get_attr of a floating IP or server);
-else the stack's state is asked for the server's floating IP (a floating IP whose
-``server`` is the server, or whose fixed address is one of the server's), else
-the server's ``public_ip``, else its first address.  **Key**: ``ssh.key_file``,
+else the stack's state is asked for the server's addresses (:func:`server_addresses`):
+its floating IPs (a floating IP whose ``server`` is the server, or whose fixed address
+is one of the server's), its ``public_ip`` and its private addresses.  ``ssh.via``
+(floating, public or private) picks exactly that kind, and fails naming what the
+server has; without it: the floating IP, else the public, else the first address.
+The template's top-level ``ssh:`` defaults are already merged into ``ssh`` (by
+:func:`cloudtmpl.resolve.with_ssh_defaults`).  A change of only these connection
+settings records the new spec without running the script.  **Key**: ``ssh.key_file``,
 else ``ssh.key_pair`` (a KeyPair's name: ``.cloudtmpl/keys/<name>.pem``), else the
 generated key of the key pair the server was created with.  **Host key**: the
 fingerprint seen on the first run is an attribute (so it is in the state); later
@@ -39,6 +44,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
@@ -51,6 +57,7 @@ from cloudtmpl.model import LiveResource, Placement, Target
 from cloudtmpl.providers.base import Adapter, Choice, CloudError
 from cloudtmpl.resources import (
     CLOUD_CONFIG,
+    DEPLOY_KINDS,
     DEPLOYMENT,
     DEPLOYMENT_GROUP,
     FLOATING_IP,
@@ -59,12 +66,13 @@ from cloudtmpl.resources import (
     RANDOM_STRING,
     SERVER,
     SOFTWARE_CONFIG,
+    SSH_VIA,
     STRUCTURED_CONFIG,
+    connection_only,
 )
 
 CONFIG_KINDS = frozenset({SOFTWARE_CONFIG.kind, STRUCTURED_CONFIG.kind})
 USER_DATA_KINDS = frozenset({CLOUD_CONFIG.kind, MULTIPART_MIME.kind})
-DEPLOY_KINDS = frozenset({DEPLOYMENT.kind, DEPLOYMENT_GROUP.kind})
 SOFTWARE_KINDS = CONFIG_KINDS | USER_DATA_KINDS | DEPLOY_KINDS
 DEFAULT_USER = "cloudtmpl"
 DEFAULT_TIMEOUT = 120.0
@@ -157,6 +165,85 @@ def actions_of(props: Mapping[str, Any]) -> set[str]:
     return {str(a).upper() for a in props.get("actions") or ()}
 
 
+@dataclass(frozen=True)
+class ServerAddresses:
+    """A server's addresses by kind, as the stack's state knows them (first = preferred)."""
+
+    server: str
+    floating: tuple[str, ...] = ()
+    public: tuple[str, ...] = ()
+    private: tuple[str, ...] = ()
+    first: str | None = None  # the cloud's first address (private, else public)
+    known: bool = True  # the state has a record of the server
+
+    def by_kind(self, via: str) -> tuple[str, ...]:
+        return {"floating": self.floating, "public": self.public,
+                "private": self.private}.get(via, ())
+
+    def describe(self) -> str:
+        kinds = [f"{via} {', '.join(self.by_kind(via))}" for via in SSH_VIA
+                 if self.by_kind(via)]
+        if kinds:
+            return "it has " + "; ".join(kinds)
+        if not self.known:
+            return "the stack's state has no record of it"
+        return "no address of it is recorded"
+
+
+def _dedup(items: Sequence[Any]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(i) for i in items if i))
+
+
+def server_addresses(records: Sequence[LiveResource], server_id: str) -> ServerAddresses:
+    """The server's floating IPs (floating IP records whose ``server`` is it, or whose
+    fixed address is one of its addresses), its public IP and its private addresses
+    (``private_ip`` and its networks' addresses that are not one of those), from the
+    stack's state records."""
+    server = next((r for r in records if r.kind == SERVER.kind and r.physical_id == server_id),
+                  None)
+    attrs = server.attributes if server is not None else {}
+    networks = [a for addrs in (attrs.get("networks") or {}).values() for a in addrs or []]
+    fixed = set(_dedup([*networks, attrs.get("private_ip"), attrs.get("first_address")]))
+    floating = _dedup([
+        r.attributes.get("floating_ip_address") or r.attributes.get("ip")
+        for r in records if r.kind == FLOATING_IP.kind
+        and (r.properties.get("server") == server_id
+             or r.attributes.get("fixed_ip_address") in fixed)])
+    # as the cloud reports it (on AWS an associated elastic IP is also the public IP)
+    public = _dedup([attrs.get("public_ip")])
+    private = tuple(a for a in _dedup([attrs.get("private_ip"), *networks,
+                                       attrs.get("first_address")])
+                    if a not in floating and a not in public)
+    first = next((str(attrs[k]) for k in ("first_address", "private_ip") if attrs.get(k)),
+                 None)
+    return ServerAddresses(server_id, floating, public, private, first, server is not None)
+
+
+def pick_address(found: ServerAddresses, via: Any = None) -> str:
+    """The address to connect to: of kind ``via`` exactly when it is given, else the
+    floating IP, else the public IP, else the first address.  CloudError if none."""
+    if via is not None and via != "":
+        if via not in SSH_VIA:
+            raise CloudError(f"ssh.via must be floating, public or private, not {via!r}")
+        hits = found.by_kind(str(via))
+        if hits:
+            return hits[0]
+        others = [v for v in SSH_VIA if v != via and found.by_kind(v)]
+        raise CloudError(
+            f"ssh.via is {via}, but server {found.server} has no {via} address "
+            f"({found.describe()}): "
+            + (f"use ssh.via: {' or '.join(others)}, or " if others else "")
+            + "give the deployment an 'address'"
+            + (" (or make it depend on the server's floating IP, which puts that in the "
+               "state first)" if via == "floating" else ""))
+    for candidate in (*found.floating, *found.public, found.first, *found.private):
+        if candidate:
+            return candidate
+    raise CloudError(
+        f"no address known for server {found.server}: give the deployment an 'address' "
+        "(get_attr of its floating IP), or make it depend on the server's floating IP")
+
+
 # -- the adapter ------------------------------------------------------------------
 def _loopback(address: str) -> bool:
     try:
@@ -225,6 +312,11 @@ class DeployAdapter:
         if live.kind in DEPLOY_KINDS:
             recorded = self._record(live.address)
             prior = dict(recorded.attributes) if recorded is not None else {}
+            if recorded is not None and connection_only(live.kind, changed):
+                # only how to reach the server changed: Heat re-runs a deployment on
+                # config or input changes, so the new spec is recorded, nothing runs
+                return self._live(live.kind, stack, live.address, live.physical_id, prior,
+                                  spec_hash)
             attrs = self._deploy("UPDATE", stack, live.address, properties, prior)
             return self._live(live.kind, stack, live.address, live.physical_id, attrs,
                               spec_hash)
@@ -467,7 +559,7 @@ class DeployAdapter:
     def _endpoint(self, server_id: str, host: Any, settings: Mapping[str, Any]) -> ssh.Endpoint:
         user = str(settings.get("user") or DEFAULT_USER)
         port = int(settings.get("port") or 22)
-        address = str(host) if host else self.resolve_address(server_id)
+        address = str(host) if host else self.resolve_address(server_id, settings.get("via"))
         if self._sandboxed(server_id) and not _loopback(address):
             # sandbox clouds report made-up private addresses: never connect to one
             raise CloudError(
@@ -480,35 +572,13 @@ class DeployAdapter:
         return any(r.physical_id == server_id and r.placement.target.startswith("sandbox-")
                    for r in self._records())
 
-    def resolve_address(self, server_id: str) -> str:
-        """The server's floating IP, else its public IP, else its first address (from the
-        stack's state: what the cloud reported when those resources were applied)."""
+    def resolve_address(self, server_id: str, via: Any = None) -> str:
+        """The server's address of kind ``via`` (floating, public, private), or without
+        it its floating IP, else its public IP, else its first address (from the stack's
+        state: what the cloud reported when those resources were applied)."""
         if not server_id:
             raise CloudError("a deployment needs 'server' or 'address'")
-        records = self._records()
-        server = next((r for r in records
-                       if r.kind == SERVER.kind and r.physical_id == server_id), None)
-        fixed: set[str] = set()
-        if server is not None:
-            for addrs in (server.attributes.get("networks") or {}).values():
-                fixed.update(str(a) for a in addrs or [])
-            for key in ("private_ip", "first_address"):
-                if server.attributes.get(key):
-                    fixed.add(str(server.attributes[key]))
-        for r in records:
-            if r.kind != FLOATING_IP.kind:
-                continue
-            ip = r.attributes.get("floating_ip_address") or r.attributes.get("ip")
-            if ip and (r.properties.get("server") == server_id
-                       or r.attributes.get("fixed_ip_address") in fixed):
-                return str(ip)
-        if server is not None:
-            for key in ("public_ip", "first_address", "private_ip"):
-                if server.attributes.get(key):
-                    return str(server.attributes[key])
-        raise CloudError(
-            f"no address known for server {server_id}: give the deployment an 'address' "
-            "(get_attr of its floating IP), or make it depend on the server's floating IP")
+        return pick_address(server_addresses(self._records(), server_id), via)
 
     def _key_file(self, server_id: str, settings: Mapping[str, Any]) -> Path:
         keys = self._dir / ".cloudtmpl" / "keys"
