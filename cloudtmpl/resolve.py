@@ -1666,9 +1666,10 @@ def with_ssh_defaults(resources: Mapping[str, DesiredResource],
                       defaults: Mapping[str, Any]) -> dict[str, DesiredResource]:
     """``resources`` with the stack's default SSH settings (its top-level ``ssh:``)
     merged under every deployment's and deployment group's ``ssh`` property and every
-    ``pre_delete``/``pre_replace`` hook's ``ssh``: the resource's own settings win key
-    by key.  A hook's own ``timeout`` counts as its SSH timeout (it wins over the
-    stack's ``timeout``).  Pure: the same input gives the same output."""
+    ``pre_delete``/``pre_replace`` hook's and script health check's ``ssh``: the
+    resource's own settings win key by key.  A hook's own ``timeout`` counts as its SSH
+    timeout (it wins over the stack's ``timeout``); a health check has its own.
+    Pure: the same input gives the same output."""
     if not defaults:
         return dict(resources)
     out: dict[str, DesiredResource] = {}
@@ -1685,6 +1686,14 @@ def with_ssh_defaults(resources: Mapping[str, DesiredResource],
                         if not (k == "timeout" and hook.get("timeout") is not None)}
                 lifecycle[which] = {**hook, "ssh": _ssh_under(base, hook.get("ssh"))}
             res = replace(res, lifecycle=lifecycle)
+        rolling = res.update_policy.get("rolling_update")
+        check = rolling.get("health_check") if isinstance(rolling, Mapping) else None
+        if isinstance(check, Mapping) and check.get("script"):
+            # a script health check runs over SSH like a hook, with its own timeout
+            base = {k: v for k, v in defaults.items() if k != "timeout"}
+            res = replace(res, update_policy={**res.update_policy, "rolling_update": {
+                **rolling, "health_check": {**check,
+                                            "ssh": _ssh_under(base, check.get("ssh"))}}})
         out[address] = res
     return out
 

@@ -212,6 +212,27 @@ resources:
     assert st.resources["deploys.0"].properties["ssh"] == {"user": "ops", "port": 2222}
 
 
+def test_a_script_health_check_gets_the_stack_defaults_but_keeps_its_timeout() -> None:
+    st = run("""\
+ssh: {user: ops, via: public, timeout: 99}
+resources:
+  web:
+    type: Cloud::Group
+    update_policy:
+      rolling_update:
+        max_batch_size: 1
+        health_check: {script: "true", timeout: 7, ssh: {port: 2222}}
+    properties:
+      count: 2
+      resource_def:
+        type: Cloud::Compute::Server
+        properties: {image: ubuntu-22.04, flavor: tiny}
+""")
+    check = st.resources["web.1"].update_policy["rolling_update"]["health_check"]
+    assert check == {"script": "true", "timeout": 7,
+                     "ssh": {"user": "ops", "via": "public", "port": 2222}}
+
+
 # ----------------------------------------------------------- refusals in resolve
 
 def test_stack_defaults_cannot_refer_to_resources() -> None:
