@@ -1688,7 +1688,8 @@ def with_ssh_defaults(resources: Mapping[str, DesiredResource],
             res = replace(res, lifecycle=lifecycle)
         rolling = res.update_policy.get("rolling_update")
         check = rolling.get("health_check") if isinstance(rolling, Mapping) else None
-        if isinstance(check, Mapping) and check.get("script"):
+        if isinstance(rolling, Mapping) and isinstance(check, Mapping) \
+                and check.get("script"):
             # a script health check runs over SSH like a hook, with its own timeout
             base = {k: v for k, v in defaults.items() if k != "timeout"}
             res = replace(res, update_policy={**res.update_policy, "rolling_update": {
