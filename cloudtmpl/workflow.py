@@ -293,7 +293,11 @@ def check_immutable(session: Session, stack: ResolvedStack) -> None:
 
 # Heat's custom constraints that a cloud can answer: name -> what lookup_choice checks
 CUSTOM_CONSTRAINTS = {"nova.flavor": "flavor", "glance.image": "image",
-                      "neutron.network": "network"}
+                      "neutron.network": "network", "nova.keypair": "keypair"}
+
+
+_WHAT = {"flavor": "flavor", "image": "image", "network": "network",
+         "keypair": "key pair"}
 
 
 def check_custom_constraints(session: Session, stack: ResolvedStack) -> None:
@@ -316,7 +320,8 @@ def check_custom_constraints(session: Session, stack: ResolvedStack) -> None:
             shown = "the value" if c.hidden else repr(c.value)
             diags.append(Diagnostic(
                 "parameter-constraint",
-                f"parameter '{c.parameter}': {shown} is not a {what} on {target}/{region} "
+                f"parameter '{c.parameter}': {shown} is not a {_WHAT[what]} on "
+                f"{target}/{region} "
                 f"(custom_constraint {c.name})",
                 c.loc,
                 f"{target} offers: {', '.join(choice.offered[:20])}" if choice.offered

@@ -676,7 +676,8 @@ class AwsAdapter:
         * image: one DescribeImages by id, or by name when it is not an ``ami-`` id (the
           newest match); never listed (thousands of public images): offered is empty;
         * network (a floating IP's external network): AWS has one address pool per
-          region, so any value is accepted as it is (no request).
+          region, so any value is accepted as it is (no request);
+        * keypair: one DescribeKeyPairs by name (a second lists the names when missing).
         """
         if what == "flavor":
             names = sorted({str(size.id) for size in self._driver(region).list_sizes()})
@@ -694,6 +695,12 @@ class AwsAdapter:
             images = sorted(_items(obj, "imagesSet/item"),
                             key=lambda el: _text(el, "creationDate") or "")
             return Choice(_text(images[-1], "imageId") if images else None)
+        if what == "keypair":
+            if self._get_key_pair(region, value) is not None:
+                return Choice(value)
+            obj = self._ec2(region, "DescribeKeyPairs", {})
+            return Choice(None, tuple(sorted(_text(el, "keyName") or ""
+                                             for el in _items(obj, "keySet/item"))))
         return Choice(value)  # nothing to check
 
     # ------------------------------------------------------------------ discovery

@@ -431,7 +431,8 @@ class GenericAdapter:
     # ------------------------------------------------------------------ choices
 
     def lookup_choice(self, region: str, what: str, value: str) -> Choice:
-        """A size or image of the driver (by id or name; reported as its id)."""
+        """A size or image of the driver (by id or name; reported as its id), or a key
+        pair (by name) where the driver has key pairs."""
         if what == "flavor":
             sizes = self._sizes(region)
             found = self._match(sizes, value)
@@ -442,6 +443,10 @@ class GenericAdapter:
             found = self._match(images, value)
             offered = tuple(sorted({str(i.name or i.id) for i in images}))[:50]
             return Choice(str(found.id) if found is not None else None, offered)
+        if what == "keypair" and KEYPAIR in self._kinds:
+            names = sorted(str(kp.name) for kp in self._call(
+                self._driver(region).list_key_pairs))
+            return Choice(value) if value in names else Choice(None, tuple(names))
         return Choice(value)
 
     # ------------------------------------------------------------------ records

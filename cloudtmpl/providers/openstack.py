@@ -824,7 +824,8 @@ class OpenStackAdapter:
 
     def lookup_choice(self, region: str, what: str, value: str) -> Choice:
         """An existing flavor (canonical: its name, as discovery reports flavors), image
-        or network (canonical: its id), by name or id; else what the region offers."""
+        or network (canonical: its id), by name or id, or key pair (by name); else what
+        the region offers."""
         with self._lease(region):
             if what == "flavor":
                 items = self._flavor_list(region)
@@ -832,6 +833,9 @@ class OpenStackAdapter:
                 items = self._list(region, "image", "/v2/images", "images")
             elif what == "network":
                 items = self._list(region, "network", "/v2.0/networks", "networks")
+            elif what == "keypair":  # Nova lists {"keypair": {...}} entries, named only
+                items = [dict(k.get("keypair") or {}, id=(k.get("keypair") or {}).get("name"))
+                         for k in self._list(region, "compute", "/os-keypairs", "keypairs")]
             else:
                 raise ValueError(f"lookup_choice: unknown kind of choice {what!r}")
         for item in items:

@@ -759,6 +759,13 @@ def test_lookup_choice(adapter: AwsAdapter) -> None:
     with Counted(adapter) as c:  # one address pool: a Heat template's "public" is fine
         assert adapter.lookup_choice(REGION, "network", "public") == Choice("public")
     assert c.n == 0
+    create(adapter, KEYPAIR, "key", {"public_key": public_key()})
+    with Counted(adapter) as c:
+        assert adapter.lookup_choice(REGION, "keypair", "web.key") == Choice("web.key")
+    assert c.n == 1  # DescribeKeyPairs by name
+    with Counted(adapter) as c:
+        assert adapter.lookup_choice(REGION, "keypair", "ops") == Choice(None, ("web.key",))
+    assert c.n == 2  # not found by name, then the names listed
 
 
 # --- key pairs ----------------------------------------------------------------------

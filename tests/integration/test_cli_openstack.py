@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from libcloud.compute.providers import Provider, get_driver
 
 from tests.integration.clitools import REPO, run, stack_instances, tags, write
@@ -336,3 +338,29 @@ resources:
     assert r.code == 1
     assert "parameter-constraint" in r.err and "custom_constraint nova.flavor" in r.err
     assert "m1.small" in r.err
+
+
+def test_keypair_custom_constraint_names_an_existing_key_pair(
+        project: Path, openstack_reset: dict[str, Any]) -> None:
+    write(project / "kp.yaml", """\
+heat_template_version: 2021-04-16
+parameters:
+  key_name:
+    type: string
+    constraints: [{custom_constraint: nova.keypair}]
+resources:
+  s: {type: OS::Nova::Server,
+      properties: {image: cirros-0.6, flavor: m1.tiny, key_name: {get_param: key_name}}}
+""")
+    key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    os_driver(openstack_reset, "de-fra-1").import_key_pair_from_string("ops", key)
+    r = run(project, "plan", "kp.yaml", "--target", "sandbox-openstack/de-fra-1",
+            "-p", "key_name=ops")
+    assert r.code == 0, r.err
+    r = run(project, "plan", "kp.yaml", "--target", "sandbox-openstack/de-fra-1",
+            "-p", "key_name=opz")
+    assert r.code == 1
+    assert ("parameter 'key_name': 'opz' is not a key pair on sandbox-openstack/de-fra-1 "
+            "(custom_constraint nova.keypair)") in r.err, r.err
+    assert "sandbox-openstack offers: ops" in r.err

@@ -660,6 +660,10 @@ def test_lookup_choice(adapter: OpenStackAdapter, region: str) -> None:
     assert adapter.lookup_choice(region, "image", srv.properties["image"]) == Choice(image)
     public = adapter.lookup_choice(region, "network", "public").canonical
     assert public is not None and public != "public"
+    assert adapter.lookup_choice(region, "keypair", "ops") == Choice(None, ())
+    create(adapter, region, KEYPAIR, "key", {"public_key": public_key()})
+    assert adapter.lookup_choice(region, "keypair", "web.key") == Choice("web.key")
+    assert adapter.lookup_choice(region, "keypair", "ops") == Choice(None, ("web.key",))
 
 
 # --- credentials, regions -----------------------------------------------------------

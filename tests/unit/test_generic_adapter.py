@@ -49,7 +49,7 @@ from cloudtmpl import config
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.model import Target, physical_name
 from cloudtmpl.providers import make_adapter
-from cloudtmpl.providers.base import CloudError
+from cloudtmpl.providers.base import Choice, CloudError
 from cloudtmpl.providers.generic import (
     ATTACHMENT,
     KEYPAIR,
@@ -598,8 +598,12 @@ def test_filecloud_full_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                args={"path": str(tmp_path / "cloud.json")})
     a = adapter(t, {"FC_TOKEN": "t"})
     kw: dict[str, Any] = {"stack": "app", "timeout": 5}
+    assert a.lookup_choice("lab-de", "keypair", "app.key") == Choice(None, ())
     key = a.create("lab-de", KEYPAIR, address="key", name=physical_name("app", "key"),
                    properties={"public_key": PUBKEY}, spec_hash="1", **kw)
+    # a key pair it has is a choice (custom_constraint nova.keypair); others are offered
+    assert a.lookup_choice("lab-de", "keypair", "app.key") == Choice("app.key")
+    assert a.lookup_choice("lab-de", "keypair", "ops") == Choice(None, ("app.key",))
     web = a.create("lab-de", SERVER, address="web", name="app.web",
                    properties={"image": "ubuntu-22.04", "flavor": "fc-small",
                                "key_name": key.physical_id}, spec_hash="2", **kw)
