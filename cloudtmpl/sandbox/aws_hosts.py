@@ -53,6 +53,8 @@ class Ec2Hosts:
 
     def sync(self) -> None:
         """sshd processes to match moto's instances (see the module docstring)."""
+        if not self.enabled:
+            return
         with self._lock:
             for _ in range(3):  # moto's dicts may change under us: look again
                 try:
@@ -67,7 +69,7 @@ class Ec2Hosts:
             for server_id, (region, key, addresses, up) in wanted.items():
                 if self.ssh.get(server_id) is None:
                     self.ssh.add(server_id, region, self.port, key)
-                self.ssh.sync(server_id, addresses, up and self.enabled)
+                self.ssh.sync(server_id, addresses, up)
 
     def clear(self) -> None:
         with self._lock:
