@@ -52,20 +52,23 @@ def driver(info: dict[str, Any], region: str = "de-fra-1", password: str | None 
 
 
 def http(
-    info: dict[str, Any], method: str, path: str, body: Any = None, token: str | None = None
+    info: dict[str, Any], method: str, path: str, body: Any = None, token: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(info["endpoint"] + path, data=data, method=method)
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("X-Auth-Token", token)
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
-            status, headers, raw = resp.status, dict(resp.headers), resp.read()
+            status, got, raw = resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as err:
-        status, headers, raw = err.code, dict(err.headers), err.read()
-    is_json = headers.get("Content-Type", "").startswith("application/json")
-    return status, headers, json.loads(raw) if is_json and raw else raw.decode()
+        status, got, raw = err.code, dict(err.headers), err.read()
+    is_json = got.get("Content-Type", "").startswith("application/json")
+    return status, got, json.loads(raw) if is_json and raw else raw.decode()
 
 
 def token(info: dict[str, Any]) -> str:

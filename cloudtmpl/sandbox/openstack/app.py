@@ -158,6 +158,7 @@ class OpenStackSandbox:
             project_id=identity.PROJECT_ID,
             user_id=identity.USER_ID,
             store=self.store,
+            headers={k.lower(): v for k, v in request.headers.items()},
         )
         return handler(call)
 

@@ -51,6 +51,7 @@ class Call:
     user_id: str
     store: Any = None  # the state.Store
     params: dict[str, str] = field(default_factory=dict)  # path parameters
+    headers: dict[str, str] = field(default_factory=dict)  # request headers, names lowercase
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.args.get(name)

@@ -25,6 +25,8 @@ DEFAULT_QUOTA = {
     "ram": 1_600_000,
     "volumes": 200,
     "gigabytes": 20_000,
+    "snapshots": 200,
+    "backups": 200,
     "floating_ips": 100,
 }
 
@@ -42,6 +44,8 @@ class Knobs:
     drop_after: float = 0.0  # share of those drops made after the request took effect
     build_seconds: float = 0.05  # BUILD → ACTIVE, RESIZE → VERIFY_RESIZE
     volume_seconds: float = 0.02  # creating → available
+    snapshot_seconds: float = 0.05  # a Cinder snapshot or backup: creating → available
+    backup_fail_reason: str = ""  # set: new backups end in error with this fail_reason
     token_ttl: float = 3600.0  # seconds a Keystone token stays valid
     services: list[str] = field(default_factory=list)  # faults only here; [] = all
     quota: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTA))
@@ -67,6 +71,8 @@ class Knobs:
                 self.seed = None if value is None else int(value)
             elif key == "ssh":
                 self.ssh = bool(value)
+            elif key == "backup_fail_reason":
+                self.backup_fail_reason = str(value or "")
             elif key in ("failure_status", "retry_after", "ssh_port"):
                 setattr(self, key, int(value))
             else:
@@ -90,6 +96,8 @@ class Region:
     security_group_rules: dict[str, JSON] = field(default_factory=dict)
     floatingips: dict[str, JSON] = field(default_factory=dict)
     volumes: dict[str, JSON] = field(default_factory=dict)
+    snapshots: dict[str, JSON] = field(default_factory=dict)  # Cinder snapshots
+    backups: dict[str, JSON] = field(default_factory=dict)  # Cinder backups
     allocated: dict[str, set[str]] = field(default_factory=dict)  # subnet id → IPs
 
 

@@ -1,13 +1,25 @@
-"""Cinder v3 (base microversion 3.0): volumes and volume types.
+"""Cinder v3 (base microversion 3.0): volumes, volume types, snapshots and backups.
 
 A new volume is ``creating`` for ``volume_seconds`` then ``available``; Nova's
 ``os-volume_attachments`` makes it ``in-use`` (see :func:`attach`).  Deleting an
 attached or still-creating volume is a 400 ``badRequest``; ``os-extend`` grows
 an ``available`` volume.  Lists newest first with ``limit``/``marker`` and a
 ``volumes_links`` next link when a page is full.
+
+Snapshots (``/snapshots``) and backups (``/backups``) are ``creating`` for
+``snapshot_seconds``, then ``available``.  As in Cinder, a snapshot lives on its
+volume: a volume with snapshots cannot be deleted ("Volume still has 1 dependent
+snapshots") unless ``?cascade=true``, which deletes them with it; snapshots count
+against the ``gigabytes`` quota.  A backup does not depend on its volume, which is
+``backing-up`` while the backup is made; the knob ``backup_fail_reason`` makes
+new backups end in ``error`` with that ``fail_reason``.  An attached volume needs
+``force`` for either.  Microversions (``OpenStack-API-Version: volume 3.x``) are
+accepted up to 3.43, which is the one that changes anything here: backup metadata.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .core import JSON, ApiError, Call, Reply, Router, dispatch, fault, iso, new_id, now, paginate
 from .identity import PROJECT_ID, USER_ID
@@ -33,11 +45,39 @@ TYPES: dict[str, JSON] = {
 }
 
 
+MAX_MICROVERSION = (3, 43)
+
+
 def handle(call: Call) -> Reply:
     if not call.path.startswith(f"/{PROJECT_ID}/") and call.path != f"/{PROJECT_ID}":
         raise fault(404, "The resource could not be found.")
     call.path = call.path[len(PROJECT_ID) + 1 :]
-    return dispatch(router, call, fault(404, "The resource could not be found."), fault_400)
+    version = microversion(call)
+    reply = dispatch(router, call, fault(404, "The resource could not be found."), fault_400)
+    if version != (3, 0):
+        reply.headers.setdefault("OpenStack-API-Version", f"volume {version[0]}.{version[1]}")
+        reply.headers.setdefault("Vary", "OpenStack-API-Version")
+    return reply
+
+
+def microversion(call: Call) -> tuple[int, int]:
+    """The ``OpenStack-API-Version: volume 3.x`` asked for (3.0 without one); 406 above
+    what the emulator offers, as Cinder answers."""
+    raw = call.headers.get("openstack-api-version", "")
+    service, _, value = raw.strip().partition(" ")
+    if service.lower() != "volume" or not value:
+        return (3, 0)
+    if value.strip() == "latest":
+        return MAX_MICROVERSION
+    major, _, minor = value.strip().partition(".")
+    try:
+        version = (int(major), int(minor))
+    except ValueError:
+        raise fault(400, f"Invalid API version request string {value.strip()}.") from None
+    if version < (3, 0) or version > MAX_MICROVERSION:
+        raise fault(406, f"Version {version[0]}.{version[1]} is not supported by the API. "
+                    f"Minimum is 3.0 and maximum is {MAX_MICROVERSION[0]}.{MAX_MICROVERSION[1]}.")
+    return version
 
 
 def fault_400(message: str) -> ApiError:
@@ -45,9 +85,11 @@ def fault_400(message: str) -> ApiError:
 
 
 def settle(volume: JSON) -> JSON:
-    """Move a volume on once its creation time has passed."""
+    """Move a volume on once its creation (or a backup of it) time has passed."""
     if volume["status"] == "creating" and now() >= volume["_ready_at"]:
         volume["status"] = "available"
+    if volume["status"] == "backing-up" and now() >= volume.get("_backed_up_at", 0.0):
+        volume["status"] = volume.pop("_previous_status", "available")
     return volume
 
 
@@ -75,6 +117,10 @@ def attach(volume: JSON, server_id: str, device: str) -> JSON:
 
 
 def detach(volume: JSON) -> None:
+    if volume["status"] == "backing-up":  # back to available once the backup is done
+        volume["_previous_status"] = "available"
+        volume.update({"attachments": [], "updated_at": iso(now(), micro=True)})
+        return
     volume.update({"status": "available", "attachments": [], "updated_at": iso(now(), micro=True)})
 
 
@@ -180,7 +226,8 @@ def _create(call: Call) -> Reply:
 
 
 def _check_gigabytes(call: Call, region: Region, size: int) -> None:
-    used = sum(v["size"] for v in region.volumes.values())
+    used = sum(v["size"] for v in region.volumes.values()) + sum(
+        s["size"] for s in region.snapshots.values())
     limit = call.store.knobs.quota["gigabytes"]
     if used + size > limit:
         raise fault(
@@ -219,6 +266,18 @@ def _delete(call: Call) -> Reply:
             "group, have snapshots, awaiting a transfer, or be disassociated from snapshots after "
             "volume transfer.",
         )
+    dependents = [settle_snapshot(s) for s in region.snapshots.values()
+                  if s["volume_id"] == volume["id"]]
+    cascade = (call.arg("cascade") or "").lower() in ("true", "1", "yes")
+    if dependents and not cascade:
+        raise fault(400, f"Invalid volume: Volume still has {len(dependents)} dependent "
+                    "snapshots.")
+    busy = [s for s in dependents if s["status"] not in ("available", "error")]
+    if busy:
+        raise fault(400, f"Invalid volume: Snapshot {busy[0]['id']} of the volume is "
+                    f"{busy[0]['status']}: it cannot be deleted with the volume.")
+    for snap in dependents:
+        del region.snapshots[snap["id"]]
     del region.volumes[volume["id"]]
     return Reply(202)
 
@@ -273,3 +332,244 @@ def _replace_metadata(call: Call) -> Reply:
 @router.route("GET", "/types")
 def _types(call: Call) -> Reply:
     return Reply(200, {"volume_types": list(TYPES.values())})
+
+
+# ------------------------------------------------------------------------- snapshots
+
+
+def _flag(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1", "yes", "y", "on")
+
+
+def settle_snapshot(snap: JSON) -> JSON:
+    if snap["status"] == "creating" and now() >= snap["_ready_at"]:
+        snap.update({"status": "available", "os-extended-snapshot-attributes:progress": "100%"})
+    return snap
+
+
+def _get_snapshot(region: Region, snapshot_id: str) -> JSON:
+    snap = region.snapshots.get(snapshot_id)
+    if snap is None:
+        raise fault(404, f"Snapshot {snapshot_id} could not be found.")
+    return settle_snapshot(snap)
+
+
+def _snapshot_view(snap: JSON, detail: bool = True) -> JSON:
+    body = {k: v for k, v in settle_snapshot(snap).items() if not k.startswith("_")}
+    if not detail:
+        body = {k: v for k, v in body.items() if not k.startswith("os-extended-")}
+    return body
+
+
+def _metadata_of(spec: JSON, what: str) -> dict[str, str]:
+    metadata = spec.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise fault(400, f"Invalid input for field/attribute metadata. Value: {metadata!r}. "
+                    f"{what} metadata must be a dict")
+    return {str(k): str(v) for k, v in metadata.items()}
+
+
+def _filtered(call: Call, items: list[JSON], keys: tuple[str, ...]) -> list[JSON]:
+    for key in keys:
+        wanted = call.arg(key)
+        if wanted is not None:
+            items = [i for i in items if i.get(key) == wanted]
+    return items
+
+
+def _snapshot_listing(call: Call, detail: bool) -> Reply:
+    snaps = [settle_snapshot(s) for s in reversed(_region(call).snapshots.values())]
+    snaps = _filtered(call, snaps, ("name", "status", "volume_id"))
+    page, next_qs = paginate(call, snaps, fault_400)
+    body: JSON = {"snapshots": [_snapshot_view(s, detail) for s in page]}
+    if next_qs:
+        suffix = "/detail" if detail else ""
+        body["snapshots_links"] = [
+            {"rel": "next", "href": f"{call.root}/snapshots{suffix}?{next_qs}"}]
+    return Reply(200, body)
+
+
+@router.route("GET", "/snapshots")
+def _snapshots(call: Call) -> Reply:
+    return _snapshot_listing(call, detail=False)
+
+
+@router.route("GET", "/snapshots/detail")
+def _snapshots_detail(call: Call) -> Reply:
+    return _snapshot_listing(call, detail=True)
+
+
+@router.route("POST", "/snapshots")
+def _create_snapshot(call: Call) -> Reply:
+    region = _region(call)
+    spec = call.json("snapshot")
+    volume = get(region, str(spec.get("volume_id")))
+    force = _flag(spec.get("force", False))
+    if not force and volume["status"] != "available":
+        raise fault(400, f"Invalid volume: Volume {volume['id']} status must be available, "
+                    f"but current status is: {volume['status']}.")
+    if volume["status"] not in ("available", "in-use"):
+        raise fault(400, f"Invalid volume: Volume {volume['id']} status must be available or "
+                    f"in-use, but current status is: {volume['status']}.")
+    metadata = _metadata_of(spec, "Snapshot")
+    limit = call.store.knobs.quota["snapshots"]
+    if len(region.snapshots) + 1 > limit:
+        raise fault(413, f"SnapshotLimitExceeded: Maximum number of snapshots allowed ({limit}) "
+                    "exceeded for quota 'snapshots'.", retryAfter="0")
+    _check_gigabytes(call, region, volume["size"])
+    snap = {
+        "id": new_id(),
+        "name": spec.get("name"),
+        "description": spec.get("description"),
+        "volume_id": volume["id"],
+        "size": volume["size"],
+        "status": "creating",
+        "metadata": metadata,
+        "user_id": USER_ID,
+        "created_at": iso(now(), micro=True),
+        "updated_at": None,
+        "os-extended-snapshot-attributes:progress": "0%",
+        "os-extended-snapshot-attributes:project_id": PROJECT_ID,
+        "_ready_at": now() + call.store.knobs.snapshot_seconds,
+    }
+    region.snapshots[snap["id"]] = snap
+    return Reply(202, {"snapshot": _snapshot_view(snap)})
+
+
+@router.route("GET", "/snapshots/{snapshot_id}")
+def _show_snapshot(call: Call) -> Reply:
+    snap = _get_snapshot(_region(call), call.params["snapshot_id"])
+    return Reply(200, {"snapshot": _snapshot_view(snap)})
+
+
+@router.route("DELETE", "/snapshots/{snapshot_id}")
+def _delete_snapshot(call: Call) -> Reply:
+    region = _region(call)
+    snap = _get_snapshot(region, call.params["snapshot_id"])
+    if snap["status"] not in ("available", "error"):
+        raise fault(400, "Invalid snapshot: Volume Snapshot status must be available or error "
+                    "and must not be part of a group.")
+    del region.snapshots[snap["id"]]
+    return Reply(202)
+
+
+# ------------------------------------------------------------------------- backups
+
+
+def settle_backup(backup: JSON) -> JSON:
+    if backup["status"] == "creating" and now() >= backup["_ready_at"]:
+        reason = backup.pop("_fail_reason", "")
+        backup.update({"status": "error" if reason else "available",
+                       "fail_reason": reason or None, "updated_at": iso(now(), micro=True),
+                       "object_count": 0 if reason else backup["size"]})
+    return backup
+
+
+def _get_backup(region: Region, backup_id: str) -> JSON:
+    backup = region.backups.get(backup_id)
+    if backup is None:
+        raise fault(404, f"Backup {backup_id} could not be found.")
+    return settle_backup(backup)
+
+
+def _backup_view(call: Call, backup: JSON, version: tuple[int, int], detail: bool = True
+                 ) -> JSON:
+    body = {k: v for k, v in settle_backup(backup).items() if not k.startswith("_")}
+    if version < (3, 43):
+        body.pop("metadata", None)
+    body["links"] = [
+        {"rel": "self", "href": f"{call.root}/backups/{backup['id']}"},
+        {"rel": "bookmark", "href": f"{call.root}/backups/{backup['id']}".replace("/v3/", "/")},
+    ]
+    if not detail:
+        body = {k: body[k] for k in ("id", "name", "links")}
+    return body
+
+
+def _backup_listing(call: Call, detail: bool) -> Reply:
+    version = microversion(call)
+    backups = [settle_backup(b) for b in reversed(_region(call).backups.values())]
+    backups = _filtered(call, backups, ("name", "status", "volume_id"))
+    page, next_qs = paginate(call, backups, fault_400)
+    body: JSON = {"backups": [_backup_view(call, b, version, detail) for b in page]}
+    if next_qs:
+        suffix = "/detail" if detail else ""
+        body["backups_links"] = [
+            {"rel": "next", "href": f"{call.root}/backups{suffix}?{next_qs}"}]
+    return Reply(200, body)
+
+
+@router.route("GET", "/backups")
+def _backups(call: Call) -> Reply:
+    return _backup_listing(call, detail=False)
+
+
+@router.route("GET", "/backups/detail")
+def _backups_detail(call: Call) -> Reply:
+    return _backup_listing(call, detail=True)
+
+
+@router.route("POST", "/backups")
+def _create_backup(call: Call) -> Reply:
+    region = _region(call)
+    version = microversion(call)
+    spec = call.json("backup")
+    if "metadata" in spec and version < (3, 43):
+        raise fault(400, "Invalid input for field/attribute backup. Additional properties are "
+                    "not allowed ('metadata' was unexpected)")
+    volume = get(region, str(spec.get("volume_id")))
+    if volume["status"] not in ("available", "in-use"):
+        raise fault(400, "Invalid volume: Volume to be backed up must be available or in-use, "
+                    f"but the current status is \"{volume['status']}\".")
+    if volume["status"] == "in-use" and not _flag(spec.get("force", False)):
+        raise fault(400, "Invalid volume: Backing up an in-use volume must use the force flag.")
+    metadata = _metadata_of(spec, "Backup")
+    limit = call.store.knobs.quota["backups"]
+    if len(region.backups) + 1 > limit:
+        raise fault(413, f"BackupLimitExceeded: Maximum number of backups allowed ({limit}) "
+                    "exceeded", retryAfter="0")
+    ts = iso(now(), micro=True)
+    ready = now() + call.store.knobs.snapshot_seconds
+    backup = {
+        "id": new_id(),
+        "name": spec.get("name"),
+        "description": spec.get("description"),
+        "volume_id": volume["id"],
+        "snapshot_id": None,
+        "size": volume["size"],
+        "status": "creating",
+        "fail_reason": None,
+        "availability_zone": volume["availability_zone"],
+        "container": spec.get("container") or "volumebackups",
+        "object_count": 0,
+        "is_incremental": False,
+        "has_dependent_backups": False,
+        "metadata": metadata,
+        "created_at": ts,
+        "updated_at": ts,
+        "data_timestamp": ts,
+        "_ready_at": ready,
+        "_fail_reason": call.store.knobs.backup_fail_reason,
+    }
+    region.backups[backup["id"]] = backup
+    volume.update({"_previous_status": volume["status"], "status": "backing-up",
+                   "_backed_up_at": ready})
+    view = _backup_view(call, backup, version)
+    return Reply(202, {"backup": {k: view[k] for k in ("id", "name", "links", "metadata")
+                                  if k in view}})
+
+
+@router.route("GET", "/backups/{backup_id}")
+def _show_backup(call: Call) -> Reply:
+    backup = _get_backup(_region(call), call.params["backup_id"])
+    return Reply(200, {"backup": _backup_view(call, backup, microversion(call))})
+
+
+@router.route("DELETE", "/backups/{backup_id}")
+def _delete_backup(call: Call) -> Reply:
+    region = _region(call)
+    backup = _get_backup(region, call.params["backup_id"])
+    if backup["status"] not in ("available", "error"):
+        raise fault(400, "Invalid backup: Backup status must be available or error")
+    del region.backups[backup["id"]]
+    return Reply(202)
