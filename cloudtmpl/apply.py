@@ -3,6 +3,8 @@
 A replace is two steps (delete the old resource, then create the new one: names
 are deterministic, so the old one must go first).  A step starts when every
 step it depends on succeeded; a failure skips its dependents and nothing else.
+A delete under deletion_policy Snapshot snapshots the volume first, in the same
+step (a failed snapshot fails the step: the volume is kept).
 Every step is journaled before ('intent') and after ('done'/'failed') it runs,
 and the state cache is updated as each resource settles.
 """
@@ -47,7 +49,7 @@ from cloudtmpl.plan import (
     spec_of,
     translate,
 )
-from cloudtmpl.providers.base import Adapter, CloudError
+from cloudtmpl.providers.base import Adapter, CloudError, snapshots_of
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.state import ResourceRecord, StateStore
 
@@ -494,14 +496,18 @@ class Executor:
             step.op,
             "intent",
             physical_id=prior_id if step.op != "create" else None,
+            detail={"snapshot": True} if step.op == "delete" and change.snapshot else None,
         )
         self.emit(Event("start", change.address, step.op, change.reason, prior_id))
         rtype = resources.TYPES[change.kind]
+        detail: dict[str, Any] | None = None
         if step.op == "delete":
             assert change.prior is not None
             prior_type = resources.TYPES[change.prior.kind]
-            adapter.delete(change.prior, timeout=self._timeout(change.address, "delete",
-                                                               prior_type.delete_timeout))
+            timeout = self._timeout(change.address, "delete", prior_type.delete_timeout)
+            if change.snapshot:
+                detail = {"snapshot": self._snapshot(adapter, change, timeout)}
+            adapter.delete(change.prior, timeout=timeout)
             if change.action is Action.DELETE:
                 self.store.delete_resource(self.plan.stack, change.address)
             live_id = change.prior.physical_id
@@ -541,11 +547,35 @@ class Executor:
                 self._show_output(change, step.op, live)  # (nothing ran otherwise)
             self.store.put_resource(self.plan.stack, self._record(live, spec))
             live_id = live.physical_id
-        self.store.journal(
-            run_id, self.plan.stack, change.address, step.op, "done", physical_id=live_id
-        )
+        self.store.journal(run_id, self.plan.stack, change.address, step.op, "done",
+                           physical_id=live_id, detail=detail)
         self.emit(Event("done", change.address, step.op, "", live_id, self.clock() - started))
         return StepResult(change.address, step.op, "done", "", live_id)
+
+    def _snapshot(self, adapter: Adapter, change: Change, timeout: float) -> str | None:
+        """deletion_policy Snapshot: snapshot the old volume before it is deleted, in the
+        same step (its intent is journaled already).  A failure raises: the volume is
+        kept.  A run killed after the snapshot leaves the volume in the cloud; the next
+        run plans its delete again and the adapter finds and reuses that snapshot."""
+        assert change.prior is not None
+        snapper = snapshots_of(adapter)
+        if snapper is None:
+            raise CloudError(
+                f"target {change.prior.placement.target!r} cannot take volume snapshots "
+                "(deletion_policy Snapshot), so the volume is kept; use Retain or Delete",
+                permanent=True)
+        self.emit(Event("progress", change.address, "delete",
+                        "deletion_policy Snapshot: taking a snapshot first"))
+        try:
+            snap = snapper.snapshot_volume(change.prior, stack=self.plan.stack,
+                                           timeout=timeout)
+        except CloudError as err:
+            raise CloudError(f"the snapshot failed, so the volume is kept: {err.message}",
+                             permanent=err.permanent, status=err.status) from None
+        self.emit(Event("progress", change.address, "delete",
+                        f"{snapper.snapshot_kind} {snap} complete" if snap
+                        else "already gone: nothing to snapshot"))
+        return snap
 
     def _record(self, live: LiveResource, spec: Mapping[str, Any]) -> ResourceRecord:
         attributes = seal(to_jsonable(dict(live.attributes)), self.secrets)

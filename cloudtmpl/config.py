@@ -499,6 +499,15 @@ def target_kinds(target: Target) -> frozenset[str]:
     return TARGET_KINDS.get(target.type, frozenset())
 
 
+def target_snapshots(target: Target) -> bool:
+    """Whether ``target`` can snapshot a volume before deleting it (deletion_policy
+    Snapshot): AWS (EBS snapshots), OpenStack (Cinder backups), a libcloud target whose
+    driver implements ``create_volume_snapshot`` and ``list_volume_snapshots``."""
+    if target.type == "libcloud":
+        return bool(target.options.get("snapshots"))
+    return target.type in ("aws", "openstack")
+
+
 def _test_drivers() -> dict[str, str]:
     out: dict[str, str] = {}
     for item in os.environ.get(LIBCLOUD_TEST_DRIVERS_ENV, "").split(","):
@@ -694,6 +703,8 @@ def _libcloud_target(doc: Document, name: str, spec: Mapping[str, Any]
     options: dict[str, Any] = {
         "driver": driver, "args": dict(args), "catalog": catalog,
         "kinds": tuple(sorted(kinds)), "tags": tags, "has_regions": has_regions,
+        "snapshots": cls is not None and driver_implements(
+            cls, "create_volume_snapshot", "list_volume_snapshots"),
         "key_env": spec.get("key_env") or (None if cred_file else caps.key_env),
     }
     for key in ("secret_env", "credentials_file", "credentials_section", "regions",

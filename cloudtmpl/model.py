@@ -19,6 +19,9 @@ from cloudtmpl.diagnostics import Loc
 TAG_STACK = "cloudtmpl:stack"
 TAG_RESOURCE = "cloudtmpl:resource"
 TAG_SPEC = "cloudtmpl:spec"
+# On a snapshot taken before a volume is deleted (deletion_policy Snapshot): the
+# volume's id.  Snapshots are never discovered as resources of the stack.
+TAG_SNAPSHOT_OF = "cloudtmpl:snapshot-of"
 
 STACK_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -83,6 +86,17 @@ def physical_name(stack: str, address: str) -> str:
     """
     safe = re.sub(r"[^A-Za-z0-9_.-]", "-", address)
     return f"{stack}.{safe}"
+
+
+def snapshot_name(stack: str, address: str, volume_id: str) -> str:
+    """Name of the snapshot of a volume taken before it is deleted (deletion_policy
+    Snapshot): ``<stack>.<address>@<volume id>``.
+
+    ``@`` never occurs in a physical name, so the snapshot is never taken for a
+    resource of the stack; and one volume has one such name, so a run killed between
+    the snapshot and the delete leaves a snapshot the next run finds and reuses.
+    """
+    return f"{physical_name(stack, address)}@{volume_id}"
 
 
 def address_from_name(stack: str, name: str) -> str | None:

@@ -69,6 +69,7 @@ class Change:
     why: str = ""  # how the placement was chosen
     drift: str = ""  # set when the live resource sits where the residency no longer allows
     retain: bool = False  # leaves the stack but stays in the cloud (deletion_policy Retain)
+    snapshot: bool = False  # the delete (or a replace's delete) snapshots it first
     hooks: Mapping[str, Any] = field(default_factory=dict)  # lifecycle of the old resource
 
     @property
@@ -86,6 +87,7 @@ class Change:
             "diff": [d.to_json() for d in self.diff],
             "drift": self.drift,
             "retain": self.retain,
+            "snapshot": self.snapshot,
             "hooks": dict(self.hooks),
             "reason": self.reason,
             "physical_id": self.prior.physical_id if self.prior else None,
@@ -112,6 +114,7 @@ class Change:
             why=p.get("why", ""),
             drift=data.get("drift", ""),
             retain=bool(data.get("retain", False)),
+            snapshot=bool(data.get("snapshot", False)),
             hooks=dict(data.get("hooks") or {}),
         )
 
@@ -308,7 +311,7 @@ def real_properties(
 
 POLICY = "deletion_policy"  # kept in the spec (not sent to the cloud) when not Delete
 LIFECYCLE = "lifecycle"  # hooks, kept in the spec so a removed server still runs its own
-RETAINED = ("Retain", "Snapshot")  # Snapshot is not supported yet: such resources are kept
+SNAPSHOT_NOTE = "a snapshot is taken first"
 
 
 def spec_of(res: DesiredResource, real: Mapping[str, Any], secrets: tuple[str, ...]
@@ -404,15 +407,34 @@ def relocation_refused(
     )
 
 
+def snapshots(kind: str, *policies: Any) -> bool:
+    """Whether deleting a ``kind`` under any of ``policies`` takes a snapshot first."""
+    rtype = resources.TYPES.get(kind)
+    return rtype is not None and rtype.on_snapshot == "snapshot" and "Snapshot" in policies
+
+
+def with_snapshot(change: Change) -> Change:
+    """``change`` (a delete or replace) marked to snapshot the old resource first."""
+    what = "a snapshot of the old one is taken first" if change.action is Action.REPLACE \
+        else SNAPSHOT_NOTE
+    return replace(change, snapshot=True,
+                   reason=f"{change.reason}; deletion_policy Snapshot: {what}")
+
+
 def removal(live: LiveResource, last_applied: Mapping[str, Any] | None, reason: str,
             catalogs: Mapping[str, Catalog]) -> Change:
-    """A resource leaves the stack: deleted, unless its deletion policy keeps it."""
+    """A resource leaves the stack: deleted (a volume under Snapshot: snapshotted first),
+    unless its deletion policy keeps it."""
     change = replace(delete_change(live, reason, catalogs),
                      hooks=dict((last_applied or {}).get(LIFECYCLE) or {}))
     policy = (last_applied or {}).get(POLICY)
-    if policy not in RETAINED:
+    if snapshots(live.kind, policy):
+        return with_snapshot(change)
+    if policy not in ("Retain", "Snapshot"):
         return change
-    note = "" if policy == "Retain" else " (Snapshot is not supported yet: kept instead)"
+    # Snapshot on a kind cloudtmpl cannot snapshot (a server: Heat saves an image)
+    note = "" if policy == "Retain" else \
+        f" (cloudtmpl cannot snapshot a {live.kind}: kept, as with Retain)"
     return replace(change, action=Action.NOOP, retain=True,
                    reason=f"deletion_policy {policy}: stays in the cloud, no longer "
                    f"managed by this stack{note}")
@@ -520,12 +542,13 @@ def make_plan(
             key=lambda r: (r.kind != res.kind, r.spec_hash != spec_hash(desired)),
         )
         live = found[0] if found else None
-        changes.extend(
-            delete_change(
+        last = last_applied.get(address) or {}
+        for extra in found[1:]:
+            dup = delete_change(
                 extra, f"duplicate of {found[0].physical_id}: a second live copy of this resource"
             )
-            for extra in found[1:]
-        )
+            changes.append(with_snapshot(dup) if snapshots(extra.kind, desired.get(POLICY),
+                                                          last.get(POLICY)) else dup)
         action, diff, why = decide(res, desired, live, last_applied.get(address),
                                    catalogs[res.placement.target].replace_only)
         if live is not None:
@@ -551,6 +574,10 @@ def make_plan(
             drift=drift(live, stack.residency, catalogs),
             hooks=dict(res.lifecycle),
         )
+        # a replaced volume under Snapshot (then or now: when in doubt, keep the data)
+        if action is Action.REPLACE and live is not None and \
+                snapshots(live.kind, desired.get(POLICY), last.get(POLICY)):
+            planned[address] = with_snapshot(planned[address])
         changes.append(planned[address])
         moved = live is not None and (live.placement.target, live.placement.region) != (
             res.placement.target,

@@ -1481,6 +1481,24 @@ class _Resolver:
             if isinstance(policy, str) and policy.islower():
                 self.feature(f"the lowercase deletion_policy '{policy}'", "2016-10-14",
                              self.doc.loc(("resources", name, "deletion_policy")))
+            if isinstance(policy, str) and policy.capitalize() == "Snapshot":
+                self.check_snapshot_policy(name, rdef)
+
+    def check_snapshot_policy(self, name: str, rdef: Mapping[str, Any]) -> None:
+        """Snapshot only where the type supports it (Heat: '"Snapshot" deletion policy
+        not supported'); a server is accepted (Heat saves an image of it) and kept."""
+        found = self.types.get(name)
+        if found is None and name not in self.composite_kind:
+            return  # an unknown type: reported already
+        if found is not None and found[0].on_snapshot != "refuse":
+            return
+        what = str(rdef.get("type"))
+        self.add("deletion-policy-unsupported",
+                 f"resource '{name}': deletion_policy Snapshot is not supported for {what} "
+                 "(Heat: \"Snapshot\" deletion policy not supported)",
+                 self.doc.key_loc(("resources", name, "deletion_policy")),
+                 "Snapshot is supported for Cloud::Block::Volume / OS::Cinder::Volume; "
+                 "use Retain or Delete")
 
     def scrubbed(self, diags: Iterable[Diagnostic]) -> list[Diagnostic]:
         """``diags`` with any hidden parameter value replaced (never shown anywhere)."""

@@ -46,6 +46,10 @@ class ResourceType:
     open_properties: bool = False
     # Has attributes named by the template (a deployment's declared outputs).
     open_attributes: bool = False
+    # What deletion_policy Snapshot does: "snapshot" (a snapshot is taken before the
+    # resource is deleted), "retain" (Heat would snapshot it, cloudtmpl cannot yet: kept
+    # as with Retain) or "refuse" (Heat refuses it too: a diagnostic).
+    on_snapshot: Literal["snapshot", "retain", "refuse"] = "refuse"
 
     def forces_replacement(self, prop: str) -> bool:
         spec = self.properties.get(prop)
@@ -95,6 +99,7 @@ SERVER = ResourceType(
     tags=True,
     ready_timeout=600.0,
     layer=3,
+    on_snapshot="retain",  # Heat saves an image of it; cloudtmpl keeps the server
 )
 
 KEYPAIR = ResourceType(
@@ -141,6 +146,7 @@ VOLUME = ResourceType(
     tags=True,
     ready_timeout=300.0,
     data_bearing=True,
+    on_snapshot="snapshot",
 )
 
 VOLUME_ATTACHMENT = ResourceType(

@@ -31,6 +31,7 @@ from cloudtmpl.config import (
     catalog_for,
     data_dir,
     target_kinds,
+    target_snapshots,
     with_endpoint,
 )
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
@@ -45,6 +46,7 @@ from cloudtmpl.plan import (
     live_fingerprint,
     make_plan,
     removal,
+    snapshots,
     translate,
 )
 from cloudtmpl.providers import make_adapter
@@ -247,10 +249,23 @@ _NOT_OPTIONS = {"running", "pid", "regions", "started"}
 
 
 def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
-    """Every resource's kind is one its target can provide (before any cloud is asked)."""
+    """Every resource's kind is one its target can provide, and a volume under
+    deletion_policy Snapshot is on a target that can snapshot it (before any cloud is
+    asked)."""
     diags = []
     for res in stack.resources.values():
         target = project.targets.get(res.placement.target)
+        if target is not None and snapshots(res.kind, res.deletion_policy) \
+                and not target_snapshots(target):
+            diags.append(Diagnostic(
+                "snapshot-unsupported",
+                f"resource {res.address!r} ({res.type}) has deletion_policy Snapshot, but "
+                f"target {target.name!r} ({target.type}, driver "
+                f"{target.options.get('driver')!r}) cannot take volume snapshots",
+                res.loc,
+                "its libcloud driver does not implement create_volume_snapshot and "
+                "list_volume_snapshots: use deletion_policy Retain or Delete, or place "
+                "the volume on another target"))
         if target is None or res.kind in target_kinds(target):
             continue
         diags.append(

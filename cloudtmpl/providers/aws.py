@@ -66,6 +66,14 @@ Volume attachments have no cloud object: the volume carries
 so an attachment never exists without its record; a record without an
 attachment (crash between the two calls) is simply not reported.
 
+deletion_policy Snapshot (:meth:`AwsAdapter.snapshot_volume`): ``CreateSnapshot``
+with ``TagSpecification`` (``Name`` ``<stack>.<address>@<volume id>``,
+``cloudtmpl:stack``/``resource``/``snapshot-of``; no ``cloudtmpl:spec``, and
+discovery lists no snapshots: they are never resources of the stack), waited on until
+``completed``, then the volume is deleted.  CreateSnapshot has no idempotency
+token: a pending or completed snapshot of the volume by the stack is looked up
+first and reused (an ambiguous failure retried, a run killed before the delete).
+
 Residual risks (documented, not fixable from here):
 
 * ``AllocateAddress``, ``CreateVpc``, ``CreateSubnet``, ``CreateSecurityGroup`` and
@@ -103,6 +111,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import contextlib
 import ipaddress
 import os
 import threading
@@ -126,12 +135,15 @@ from libcloud.compute.types import Provider
 
 from cloudtmpl.model import (
     TAG_RESOURCE,
+    TAG_SNAPSHOT_OF,
     TAG_SPEC,
     TAG_STACK,
     LiveResource,
     Placement,
     Target,
     address_from_name,
+    physical_name,
+    snapshot_name,
 )
 from cloudtmpl.providers.aws_services import SERVICE_KINDS, AwsServices  # DNS, S3, ELB
 from cloudtmpl.providers.base import (
@@ -1899,6 +1911,79 @@ class AwsAdapter:
             return state == "deleted", state, None
 
         self._poll(timeout, f"volume {live.name or live.address} ({vid})", gone)
+
+    # ------------------------------------------------------------------ snapshot
+
+    snapshot_kind = "EBS snapshot"
+
+    def snapshot_volume(self, live: LiveResource, *, stack: str, timeout: float) -> str | None:
+        """deletion_policy Snapshot: an EBS snapshot of the volume (``CreateSnapshot``,
+        tagged in the call), waited on until ``completed``.  CreateSnapshot has no
+        idempotency token: a snapshot of this volume by this stack that is pending or
+        completed (an ambiguous failure retried, or a killed run) is reused."""
+        if live.kind != VOLUME:
+            raise CloudError(f"the aws provider cannot snapshot {live.kind}", permanent=True)
+        region = live.placement.region
+        vid = live.physical_id
+        name = snapshot_name(stack, live.address, vid)
+        tags = {TAG_NAME: name, TAG_STACK: stack, TAG_RESOURCE: live.address,
+                TAG_SNAPSHOT_OF: vid}
+        what = f"snapshot {name}"
+
+        def find(retry: bool) -> str | None:
+            obj = self._ec2(region, "DescribeSnapshots", {
+                "Owner.1": "self",
+                **_filters({"volume-id": vid, f"tag:{TAG_SNAPSHOT_OF}": vid,
+                            f"tag:{TAG_STACK}": stack})}, retry=retry)
+            for el in _items(obj, "snapshotSet/item"):
+                if _text(el, "status") != "error":  # a failed one is no snapshot
+                    return _text(el, "snapshotId")
+            return None
+
+        attempts = 0
+
+        def once() -> str | None:
+            nonlocal attempts
+            attempts += 1
+            found = find(retry=False) if attempts > 1 else None
+            if found is not None:
+                return found
+            try:
+                obj = self._ec2(region, "CreateSnapshot", {
+                    "VolumeId": vid, **_tag_spec("snapshot", tags),
+                    "Description": f"cloudtmpl: volume {vid} ({physical_name(stack, live.address)})"
+                                   " before it was deleted (deletion_policy Snapshot)"},
+                    retry=False)
+            except CloudError as err:
+                if _has_code(err, "InvalidVolume.NotFound"):
+                    return None  # already gone: nothing to keep
+                raise
+            return _text(obj, "snapshotId") or ""
+
+        snap_id = find(retry=True) or self._call(once)
+        if not snap_id:
+            return None
+
+        def fetch() -> tuple[bool, str, None]:
+            try:
+                obj = self._ec2(region, "DescribeSnapshots", {"SnapshotId.1": snap_id})
+            except CloudError as err:
+                if _has_code(err, "InvalidSnapshot.NotFound"):  # eventual consistency
+                    return False, "pending", None
+                raise
+            items = _items(obj, "snapshotSet/item")
+            status = (_text(items[0], "status") or "") if items else "pending"
+            if status == "error":  # it holds nothing: deleted, the cloud's words kept
+                message = _text(items[0], "stateMessage") or "state error"
+                with contextlib.suppress(CloudError):
+                    self._ec2(region, "DeleteSnapshot", {"SnapshotId": snap_id})
+                raise CloudError(f"{what} ({snap_id}) of volume {vid} failed: {message}",
+                                 permanent=True, status=status)
+            progress = _text(items[0], "progress") if items else None
+            return status == "completed", f"{status} {progress or ''}".strip(), None
+
+        self._poll(timeout, f"{what} ({snap_id})", fetch)
+        return snap_id
 
     def _delete_attachment(self, region: str, live: LiveResource, timeout: float) -> None:
         volume_id, _, instance_id = live.physical_id.partition(":")

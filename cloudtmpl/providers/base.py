@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from cloudtmpl import resources
 from cloudtmpl.model import LiveResource, Target
@@ -133,3 +133,34 @@ class Adapter(Protocol):
     def request_count(self) -> int:
         """Cloud API requests made so far through this adapter (every HTTP request)."""
         ...
+
+
+class Snapshots(Protocol):
+    """What an adapter that can snapshot volumes adds (deletion_policy Snapshot).
+
+    The executor calls :meth:`snapshot_volume` and then ``delete`` in one delete step, so
+    the step's journaled intent covers both; an adapter without it cannot delete a
+    volume under Snapshot (the step fails and the volume is kept).
+    """
+
+    snapshot_kind: str  # what the cloud calls the copy, for messages ("EBS snapshot")
+
+    def snapshot_volume(self, live: LiveResource, *, stack: str, timeout: float) -> str | None:
+        """Snapshot the volume ``live`` before it is deleted; wait until complete.
+
+        Named :func:`cloudtmpl.model.snapshot_name` and, where the cloud has tags or
+        metadata, tagged ``cloudtmpl:stack``, ``cloudtmpl:resource`` and
+        ``cloudtmpl:snapshot-of`` (the volume id); never discovered as a resource.
+        A complete or still running snapshot of the same volume by this stack (a
+        run killed between the snapshot and the delete) is reused, not taken again.
+        Returns the snapshot's id, or None when the volume is already gone.  Raises
+        CloudError (the cloud's message) when the snapshot fails: then the volume
+        must not be deleted.
+        """
+        ...
+
+
+def snapshots_of(adapter: object) -> Snapshots | None:
+    """``adapter`` as a :class:`Snapshots`, or None when it cannot take snapshots."""
+    return cast(Snapshots, adapter) if callable(getattr(adapter, "snapshot_volume", None)) \
+        else None

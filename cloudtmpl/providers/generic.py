@@ -75,6 +75,7 @@ from cloudtmpl.model import (
     Placement,
     Target,
     address_from_name,
+    snapshot_name,
 )
 from cloudtmpl.providers.base import (
     ATTACHMENT,
@@ -925,6 +926,60 @@ class GenericAdapter:
             self._delete_attachment(region, live, timeout, what)
         else:
             raise CloudError(f"{self._what()} cannot delete {live.kind}", permanent=True)
+
+    # ------------------------------------------------------------------ volume snapshots
+
+    snapshot_kind = "volume snapshot"
+
+    def snapshot_volume(self, live: LiveResource, *, stack: str, timeout: float) -> str | None:
+        """deletion_policy Snapshot through libcloud's ``create_volume_snapshot``, where the
+        driver implements it (and ``list_volume_snapshots``, to find one again and wait):
+        named ``<stack>.<address>@<volume id>`` (escaped like every name here); a
+        snapshot of that name that is not in error is reused."""
+        region = live.placement.region
+        driver = self._driver(region)
+        if live.kind != VOLUME or not driver_implements(
+                type(driver), "create_volume_snapshot", "list_volume_snapshots"):
+            raise CloudError(
+                f"{self._what()} cannot snapshot a {live.kind} (its libcloud driver does not "
+                "implement create_volume_snapshot and list_volume_snapshots); use "
+                "deletion_policy Retain or Delete", permanent=True)
+        vol = self._find_volume(region, live.physical_id)
+        if vol is None:
+            return None  # already gone: nothing to keep
+        cloud_name = self.cloud_name(snapshot_name(stack, live.address, live.physical_id))
+
+        def find() -> Any | None:
+            return next((s for s in self._driver(region).list_volume_snapshots(vol)
+                         if s.name == cloud_name and self._state(s) != "error"), None)
+
+        attempts = 0
+
+        def run() -> Any:
+            nonlocal attempts
+            attempts += 1
+            found = find() if attempts > 1 else None
+            return found if found is not None else \
+                self._driver(region).create_volume_snapshot(vol, name=cloud_name)
+
+        snap = self._call(find) or self._call(run)
+        what = f"snapshot {cloud_name} ({snap.id})"
+
+        def fetch() -> tuple[bool, str, None]:
+            found = next((s for s in self._call(
+                lambda: self._driver(region).list_volume_snapshots(vol)) if s.id == snap.id),
+                None)
+            state = "creating" if found is None else self._state(found)
+            if state == "error":  # it holds nothing: deleted where the driver can
+                if driver_implements(type(driver), "destroy_volume_snapshot"):
+                    with contextlib.suppress(Exception):
+                        self._driver(region).destroy_volume_snapshot(found)
+                raise CloudError(f"{what} of volume {live.physical_id} failed (state error)",
+                                 permanent=True, status=state)
+            return state in _READY_VOLUME_STATES, state, None
+
+        self._poll(timeout, what, fetch)
+        return str(snap.id)
 
     def _delete_attachment(self, region: str, live: LiveResource, timeout: float,
                            what: str) -> None:

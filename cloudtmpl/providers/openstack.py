@@ -19,6 +19,9 @@ Identity (DESIGN section 4) per kind, and what a crash can leave behind:
   dropped the server leaves it behind.
 * ``Cloud::Block::Volume`` - physical id: volume id; marker in the volume
   metadata of ``POST /volumes`` (atomic, no window).
+  Under deletion_policy Snapshot a Cinder backup is taken first (metadata
+  ``cloudtmpl:stack``/``resource``/``snapshot-of``, name ``<stack>.<address>@<id>``;
+  never discovered), found again by name and volume after a crash.
 * ``Cloud::Block::VolumeAttachment`` - no object of its own: the volume's
   metadata gets ``cloudtmpl:attachment`` (address) and
   ``cloudtmpl:attachment-spec`` *before* the Nova attach call, so an attachment
@@ -72,7 +75,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -88,12 +91,15 @@ from libcloud.compute.types import Provider
 
 from cloudtmpl.model import (
     TAG_RESOURCE,
+    TAG_SNAPSHOT_OF,
     TAG_SPEC,
     TAG_STACK,
     LiveResource,
     Placement,
     Target,
     address_from_name,
+    physical_name,
+    snapshot_name,
 )
 from cloudtmpl.providers.base import (
     ATTACHMENT,
@@ -147,6 +153,10 @@ _FIP_RE = re.compile(r"^" + re.escape(TAG_STACK) + r"=([^;]*);" + re.escape(TAG_
                      + r"=([^;]*);" + re.escape(TAG_RESOURCE) + r"=(.*)$", re.S)
 _GONE_SERVER_STATES = frozenset({"DELETED", "SOFT_DELETED"})
 _GONE_VOLUME_STATES = frozenset({"deleting", "deleted", "error_deleting"})
+# Backups (deletion_policy Snapshot): a backup still on its way or done is reused.
+_LIVE_BACKUP_STATES = frozenset({"creating", "available"})
+# Backup metadata needs Cinder microversion 3.43 (Queens).
+BACKUP_MICROVERSION = {"OpenStack-API-Version": "volume 3.43"}
 
 
 # ---------------------------------------------------------------------- credentials
@@ -645,11 +655,13 @@ class OpenStackAdapter:
             raise self._translate(exc) from exc
 
     def _raw(self, region: str, service: str, path: str, method: str,
-             body: Any, params: Mapping[str, Any] | None) -> tuple[int, Any]:
+             body: Any, params: Mapping[str, Any] | None,
+             headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
         conn = self._conn(region, service)
         try:
             resp = conn.request(path, params=dict(params or {}),
-                                data=body if body is not None else "", method=method)
+                                data=body if body is not None else "", method=method,
+                                headers=dict(headers or {}))
         except LibcloudError as exc:
             if "Could not find specified endpoint" not in str(exc):
                 raise
@@ -664,10 +676,10 @@ class OpenStackAdapter:
 
     def _api(self, region: str, service: str, path: str, *, method: str = "GET",
              body: Any = None, params: Mapping[str, Any] | None = None,
-             retry: bool = True) -> Any:
+             retry: bool = True, headers: Mapping[str, str] | None = None) -> Any:
         """One request through the (leased) driver's connection; the parsed JSON."""
         def go() -> Any:
-            return self._raw(region, service, path, method, body, params)[1]
+            return self._raw(region, service, path, method, body, params, headers)[1]
 
         if retry:
             return self._call(go)
@@ -1906,6 +1918,71 @@ class OpenStackAdapter:
             else:
                 raise CloudError(f"the openstack provider cannot delete {live.kind}",
                                  permanent=True)
+
+    # ------------------------------------------------------------------ snapshot
+
+    snapshot_kind = "Cinder backup"
+
+    def snapshot_volume(self, live: LiveResource, *, stack: str, timeout: float) -> str | None:
+        """deletion_policy Snapshot: a Cinder *backup* of the volume, as Heat takes.
+
+        A Cinder snapshot depends on its volume (the volume cannot be deleted while
+        it has one: "Volume still has 1 dependent snapshots"); a backup does not.
+        ``POST /backups`` with ``force`` (an attached volume too) and, at microversion
+        3.43, the metadata ``cloudtmpl:stack``/``resource``/``snapshot-of``; waited on
+        until ``available`` (``error``: its ``fail_reason``).  A backup of this volume
+        by this name that is creating or available (an ambiguous failure retried, a
+        killed run) is reused.  Returns the backup id."""
+        if live.kind != VOLUME:
+            raise CloudError(f"the openstack provider cannot snapshot {live.kind}",
+                             permanent=True)
+        region = live.placement.region
+        vid = live.physical_id
+        name = snapshot_name(stack, live.address, vid)
+        what = f"backup {name}"
+        meta = {TAG_STACK: stack, TAG_RESOURCE: live.address, TAG_SNAPSHOT_OF: vid}
+
+        def find() -> str | None:
+            obj = self._api(region, "volume", "/backups/detail", retry=False,
+                            params={"volume_id": vid, "name": name},
+                            headers=BACKUP_MICROVERSION) or {}
+            for backup in obj.get("backups") or []:
+                theirs = (backup.get("metadata") or {}).get(TAG_STACK, stack)
+                if backup.get("name") == name and backup.get("volume_id") == vid and \
+                        theirs == stack and backup.get("status") in _LIVE_BACKUP_STATES:
+                    return str(backup["id"])
+            return None
+
+        def post() -> str:
+            body = {"volume_id": vid, "name": name, "force": True, "metadata": meta,
+                    "description": f"cloudtmpl: volume {vid} ({physical_name(stack, live.address)})"
+                                   " before it was deleted (deletion_policy Snapshot)"}
+            obj = self._api(region, "volume", "/backups", method="POST", retry=False,
+                            body={"backup": body}, headers=BACKUP_MICROVERSION) or {}
+            return str(obj["backup"]["id"])
+
+        with self._lease(region):
+            if self._get(region, "volume", f"/volumes/{vid}", "volume") is None:
+                return None  # already gone: nothing to keep
+            backup_id = self._call(find) or self._create_call(post, find)
+
+            def fetch() -> tuple[bool, str, None]:
+                backup = self._get(region, "volume", f"/backups/{backup_id}", "backup")
+                status = "creating" if backup is None else str(backup.get("status") or "")
+                if status == "error":  # it holds nothing: deleted, the cloud's words kept
+                    reason = (backup or {}).get("fail_reason") or "status error"
+                    with suppress(CloudError):
+                        self._delete_call(region, "volume", f"/backups/{backup_id}")
+                    raise CloudError(f"{what} ({backup_id}) of volume {vid} failed: {reason}",
+                                     permanent=True, status=status)
+                return status == "available", status, None
+
+            self._poll(timeout, f"{what} ({backup_id})", fetch)
+            # Cinder puts the volume back to its status before the backup is available;
+            # wait that out all the same, or the delete would find it backing-up
+            self._wait_volume(region, vid, timeout, f"volume {live.address} ({vid})",
+                              ready=lambda v: v.get("status") != "backing-up")
+        return backup_id
 
     def _delete_server(self, region: str, live: LiveResource, timeout: float) -> None:
         sid = live.physical_id

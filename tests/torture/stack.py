@@ -1,10 +1,11 @@
 """The torture stack (50 resources on both sandbox clouds) and how to look inside the clouds.
 
 :func:`template` is a mixed stack: on AWS (eu-central-1) a key pair, a security
-group, six servers, four volumes with attachments, two elastic IPs and a group
-of four servers; on OpenStack (de-fra-1) a key pair, a security group, a
-network, a subnet, three ports, six servers (three on the ports), four volumes
-with attachments, three floating IPs and a group of four servers.
+group, six servers, four volumes with attachments (one under deletion_policy
+Snapshot), two elastic IPs and a group of four servers; on OpenStack (de-fra-1) a
+key pair, a security group, a network, a subnet, three ports, six servers (three on
+the ports), four volumes with attachments (one under Snapshot), three floating IPs
+and a group of four servers.
 
 :func:`inventory` lists what the clouds hold for a stack - through boto3 for
 AWS and libcloud's OpenStack driver plus the emulator's Neutron API for
@@ -36,6 +37,11 @@ AWS_PLACE = f"{{provider: sandbox-aws, region: {AWS_REGION}}}"
 OS_PLACE = f"{{provider: sandbox-openstack, region: {OS_REGION}}}"
 
 
+# aws_vol0 and os_vol0 are snapshotted before they are deleted (an EBS snapshot, a
+# Cinder backup): a kill between the snapshot and the delete must not take a second one.
+SNAPSHOT = "    deletion_policy: Snapshot\n"
+
+
 def template(bad_image_on: str | None = None) -> str:
     """The 50-resource stack; ``bad_image_on`` gives that server an image no cloud has."""
 
@@ -55,7 +61,7 @@ def template(bad_image_on: str | None = None) -> str:
                  "      security_groups: [{get_resource: aws_sg}]\n")
     for i in range(4):
         r.append(f"  aws_vol{i}:\n    type: Cloud::Block::Volume\n    placement: {AWS_PLACE}\n"
-                 "    properties: {size: 1}\n")
+                 + SNAPSHOT * (i == 0) + "    properties: {size: 1}\n")
         r.append(f"  aws_att{i}:\n    type: Cloud::Block::VolumeAttachment\n"
                  f"    placement: {AWS_PLACE}\n    properties:\n"
                  f"      instance_uuid: {{get_resource: aws_web{i}}}\n"
@@ -91,7 +97,7 @@ def template(bad_image_on: str | None = None) -> str:
                     "    depends_on: [os_subnet]\n"))
     for i in range(4):
         r.append(f"  os_vol{i}:\n    type: Cloud::Block::Volume\n    placement: {OS_PLACE}\n"
-                 "    properties: {size: 1}\n")
+                 + SNAPSHOT * (i == 0) + "    properties: {size: 1}\n")
         r.append(f"  os_att{i}:\n    type: Cloud::Block::VolumeAttachment\n"
                  f"    placement: {OS_PLACE}\n    properties:\n"
                  f"      instance_uuid: {{get_resource: os_srv{i + 2}}}\n"
@@ -291,6 +297,21 @@ def openstack_inventory(sandbox: dict[str, Any], stack: str) -> tuple[Found, lis
     return found, problems
 
 
+def snapshot_counts(aws: dict[str, Any], openstack: dict[str, Any], stack: str
+                    ) -> dict[tuple[str, str], int]:
+    """How many snapshots (AWS) / backups (OpenStack) ``stack`` took of each volume:
+    ``(cloud, volume id) -> count``.  Each deleted volume under Snapshot should have one."""
+    counts: dict[tuple[str, str], int] = collections.Counter()
+    snaps = ec2(aws).describe_snapshots(
+        Filters=[{"Name": "tag:cloudtmpl:stack", "Values": [stack]}])["Snapshots"]
+    for snap in snaps:
+        counts[("aws", snap["VolumeId"])] += 1
+    for backup in OpenStackApi(openstack).get("volume", "/backups/detail", "backups"):
+        if str(backup.get("name") or "").startswith(f"{stack}."):
+            counts[("openstack", backup["volume_id"])] += 1
+    return dict(counts)
+
+
 @dataclass
 class Verdict:
     """How the clouds' contents compare with the desired set."""
@@ -372,7 +393,8 @@ def post(endpoint: str, path: str, data: dict[str, Any] | None = None) -> dict[s
 # Slow enough that an apply takes a few seconds (so a kill lands anywhere in it),
 # fast enough for CI.
 SLOW_AWS = {"latency_ms": 15}
-SLOW_OPENSTACK = {"latency_ms": 15, "build_seconds": 1.0, "volume_seconds": 0.5}
+SLOW_OPENSTACK = {"latency_ms": 15, "build_seconds": 1.0, "volume_seconds": 0.5,
+                  "snapshot_seconds": 0.5}
 
 
 def reset_clouds(aws: dict[str, Any], openstack: dict[str, Any],

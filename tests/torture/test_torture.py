@@ -106,6 +106,12 @@ def test_apply_and_destroy_survive_sigkill_at_any_moment(tmp_path: Path, clouds:
         assert r.returncode == 0, f"{step} failed:\n{r.stdout[-3000:]}{r.stderr[-3000:]}"
         verdict = S.compare(aws, openstack, STACK, [])
         assert verdict.clean, f"{step}: something of the stack is left: {verdict}"
+        snaps = S.snapshot_counts(aws, openstack, STACK)
+        twice = {k: n for k, n in snaps.items() if n != 1}
+        assert not twice, f"{step}: a volume was snapshotted more than once: {twice}"
+        for cloud in ("aws", "openstack"):  # the clean cycle's and one per trial so far
+            taken = sum(1 for c, _ in snaps if c == cloud)
+            assert taken >= trial + 2, f"{step}: {cloud} has {taken} snapshots: {snaps}"
         results.append((killed, ran, killed_d, ran_d))
         print(f"[torture] trial {trial}: apply {'killed' if killed else 'finished'} at "
               f"{ran:.2f} s, destroy {'killed' if killed_d else 'finished'} at {ran_d:.2f} s: "

@@ -202,3 +202,65 @@ def test_batch_create_and_plain_groups() -> None:
     assert len(gates) == 2 and g.nodes[gates[0]]["step"].op == "barrier"  # no pause_time
     g = build_steps(_group_plan(Action.CREATE, 5), {f"g.{i}": ("g", i, {}) for i in range(5)})
     assert g.number_of_edges() == 0  # no policy: all at once
+
+
+# -- deletion_policy Snapshot: one delete step, snapshot first ----------------------------
+
+class SnapshotAdapter(FakeAdapter):
+    snapshot_kind = "snapshot"
+
+    def __init__(self, snapshot_error: str = "") -> None:
+        super().__init__()
+        self.snapshot_error = snapshot_error
+
+    def snapshot_volume(self, live: LiveResource, *, stack: str, timeout: float) -> str | None:
+        with self.lock:
+            self.calls.append(("snapshot", live.address))
+        if self.snapshot_error:
+            raise CloudError(self.snapshot_error)
+        return f"snap-of-{live.physical_id}"
+
+
+def snapshot_plan() -> Plan:
+    from tests.unit.test_plan import EMPTY, SNAP, last_specs
+
+    old = stack(SNAP)
+    return plan_of(stack(EMPTY), live_for(old), last=last_specs(old))
+
+
+def test_snapshot_then_delete_in_one_journaled_step(tmp_path: Path) -> None:
+    adapter = SnapshotAdapter()
+    result, events, store = execute(snapshot_plan(), tmp_path, adapter)
+    assert result.ok, result.steps
+    vol = [op for op, a in adapter.calls if a == "vol"]
+    assert vol == ["snapshot", "delete"]
+    assert ("delete", "web") not in adapter.calls  # a server under Snapshot is kept
+    entries = [e for e in store.journal_entries(store.runs("s")[0].id) if e.address == "vol"]
+    assert [(e.action, e.phase) for e in entries] == [("delete", "intent"), ("delete", "done")]
+    assert entries[0].detail == {"snapshot": True}
+    assert entries[1].detail == {"snapshot": "snap-of-vol-1"}
+    progress = [e.message for e in events if e.address == "vol" and e.event == "progress"]
+    assert progress == ["deletion_policy Snapshot: taking a snapshot first",
+                        "snapshot snap-of-vol-1 complete"]
+
+
+def test_a_failed_snapshot_keeps_the_volume(tmp_path: Path) -> None:
+    adapter = SnapshotAdapter("SnapshotLimitExceeded: Maximum number of snapshots allowed (0)")
+    result, _, store = execute(snapshot_plan(), tmp_path, adapter)
+    assert not result.ok
+    assert [op for op, a in adapter.calls if a == "vol"] == ["snapshot"]  # never deleted
+    (failed,) = [s for s in result.steps if s.status == "failed"]
+    assert failed.address == "vol"
+    assert failed.message == ("t/r1: the snapshot failed, so the volume is kept: "
+                              "SnapshotLimitExceeded: Maximum number of snapshots allowed (0)")
+    entries = [e for e in store.journal_entries(store.runs("s")[0].id) if e.address == "vol"]
+    assert [e.phase for e in entries] == ["intent", "failed"]
+    assert entries[1].detail == {"error": failed.message}
+
+
+def test_a_target_without_snapshots_keeps_the_volume(tmp_path: Path) -> None:
+    adapter = FakeAdapter()  # no snapshot_volume
+    result, _, _ = execute(snapshot_plan(), tmp_path, adapter)
+    (failed,) = [s for s in result.steps if s.status == "failed"]
+    assert failed.address == "vol" and "cannot take volume snapshots" in failed.message
+    assert ("delete", "vol") not in adapter.calls

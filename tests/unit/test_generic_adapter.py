@@ -40,14 +40,15 @@ from libcloud.compute.base import (
     NodeLocation,
     NodeSize,
     StorageVolume,
+    VolumeSnapshot,
 )
-from libcloud.compute.types import NodeState, StorageVolumeState
+from libcloud.compute.types import NodeState, StorageVolumeState, VolumeSnapshotState
 from libcloud.http import LibcloudConnection
 from requests.structures import CaseInsensitiveDict
 
 from cloudtmpl import config
 from cloudtmpl.diagnostics import DiagnosticError
-from cloudtmpl.model import Target, physical_name
+from cloudtmpl.model import LiveResource, Placement, Target, physical_name
 from cloudtmpl.providers import make_adapter
 from cloudtmpl.providers.base import Choice, CloudError
 from cloudtmpl.providers.generic import (
@@ -203,6 +204,38 @@ class FileNodeDriver(NodeDriver):
                 raise ValueError(f"volume {volume.id} is attached")
             return data["volumes"].pop(volume.id, None) is not None
 
+    # Snapshots outlive their volume; one is ``creating`` until listed once, then
+    # ``available`` (``error`` when ``$CLOUDTMPL_FILECLOUD_SNAPSHOT_ERROR`` is set).
+    def _snapshot(self, raw: dict[str, Any]) -> VolumeSnapshot:
+        return VolumeSnapshot(raw["id"], self, size=raw["size"], name=raw["name"],
+                              state=VolumeSnapshotState(raw["state"]),
+                              extra={"volume_id": raw["volume_id"]})
+
+    def create_volume_snapshot(self, volume: StorageVolume, name: str | None = None
+                               ) -> VolumeSnapshot:
+        with self._state() as data:
+            data["seq"] += 1
+            raw = {"id": f"snap-{data['seq']}", "name": name, "volume_id": volume.id,
+                   "size": volume.size, "state": "creating"}
+            data.setdefault("snapshots", {})[raw["id"]] = raw
+            data["calls"].append(["create_volume_snapshot", name])
+        return self._snapshot(raw)
+
+    def list_volume_snapshots(self, volume: StorageVolume) -> list[VolumeSnapshot]:
+        with self._state() as data:
+            mine = [s for s in data.setdefault("snapshots", {}).values()
+                    if s["volume_id"] == volume.id]
+            out = [self._snapshot(s) for s in mine]
+            for raw in mine:
+                if raw["state"] == "creating":
+                    failed = os.environ.get("CLOUDTMPL_FILECLOUD_SNAPSHOT_ERROR")
+                    raw["state"] = "error" if failed else "available"
+        return out
+
+    def destroy_volume_snapshot(self, snapshot: VolumeSnapshot) -> bool:
+        with self._state() as data:
+            return data.setdefault("snapshots", {}).pop(snapshot.id, None) is not None
+
 
 # -- a MockHttp-style connection class: answers from handlers, never a socket --------------
 
@@ -295,6 +328,8 @@ providers:
     assert config.target_kinds(lab) == {SERVER} and lab.region == "global"
     assert config.target_kinds(small) == {SERVER} and small.options["tags"] is False
     assert do.options["catalog"] == "libcloud-digitalocean"
+    # deletion_policy Snapshot: DigitalOcean's driver snapshots volumes, Linode's does not
+    assert config.target_snapshots(do) and not config.target_snapshots(li)
     assert config.catalog_for(do).regions["fra1"].country == "DE"
 
 
@@ -633,6 +668,44 @@ def test_filecloud_full_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         fresh.delete(res, timeout=5)
         fresh.delete(res, timeout=5)  # already gone: fine
     assert fresh.discover("lab-de", config.LIBCLOUD_KINDS, "app") == []
+
+
+def test_filecloud_volume_snapshot_before_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               no_sockets: None) -> None:
+    monkeypatch.setenv(config.LIBCLOUD_TEST_DRIVERS_ENV, FILECLOUD)
+    t = target("filecloud", "lab-de", key_env="FC_TOKEN", project_dir=str(tmp_path),
+               args={"path": str(tmp_path / "cloud.json")})
+    a = adapter(t, {"FC_TOKEN": "t"})
+    vol = a.create("lab-de", VOLUME, address="data", name="app.data", properties={"size": 5},
+                   spec_hash="3", stack="app", timeout=5)
+    snap = a.snapshot_volume(vol, stack="app", timeout=5)
+    assert a.snapshot_volume(vol, stack="app", timeout=5) == snap  # found again, not retaken
+    a.delete(vol, timeout=5)
+    state = json.loads((tmp_path / "cloud.json").read_text())
+    assert state["volumes"] == {}
+    assert list(state["snapshots"].values()) == [
+        {"id": snap, "name": f"app.data@{vol.physical_id}", "volume_id": vol.physical_id,
+         "size": 5, "state": "available"}]
+    assert a.discover("lab-de", config.LIBCLOUD_KINDS, "app") == []  # never a resource
+    assert a.snapshot_volume(vol, stack="app", timeout=5) is None  # the volume is gone
+
+    monkeypatch.setenv("CLOUDTMPL_FILECLOUD_SNAPSHOT_ERROR", "1")
+    other = a.create("lab-de", VOLUME, address="logs", name="app.logs",
+                     properties={"size": 1}, spec_hash="4", stack="app", timeout=5)
+    with pytest.raises(CloudError, match=r"snapshot app\.logs@vol-\d+ \(snap-\d+\) of volume "
+                       r"vol-\d+ failed \(state error\)"):
+        a.snapshot_volume(other, stack="app", timeout=5)
+    state = json.loads((tmp_path / "cloud.json").read_text())
+    assert [s["volume_id"] for s in state["snapshots"].values()] == [vol.physical_id]
+
+
+def test_snapshot_on_a_driver_without_snapshots_is_refused(no_sockets: None) -> None:
+    t = target("linode", "eu-central", key_env="T")
+    live = LiveResource("data", VOLUME, "123", Placement(t.name, "eu-central"))
+    with pytest.raises(CloudError, match=r"cannot snapshot a Cloud::Block::Volume .*does not "
+                       r"implement create_volume_snapshot") as err:
+        adapter(t, {"T": "x"}).snapshot_volume(live, stack="app", timeout=5)
+    assert err.value.permanent
 
 
 def test_filecloud_missing_token_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

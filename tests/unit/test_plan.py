@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
+from rich.console import Console
 
 from cloudtmpl.config import Catalog
 from cloudtmpl.diagnostics import DiagnosticError
@@ -12,6 +17,7 @@ from cloudtmpl.discover import Discovery
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import UNKNOWN, Action, LiveResource, Placement, Target, spec_hash
 from cloudtmpl.plan import Plan, RefContext, desired_spec, make_plan
+from cloudtmpl.render import plan_markdown, plan_text
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
 
 TEMPLATE = """\
@@ -211,3 +217,89 @@ def test_plan_round_trips_through_json() -> None:
     again = Plan.from_json(plan.to_json())
     assert again.to_json() == plan.to_json()
     assert again.summary == plan.summary
+
+
+# -- deletion_policy Snapshot --------------------------------------------------------------
+
+SNAP = TEMPLATE.replace(
+    "  vol:\n    type: Cloud::Block::Volume\n",
+    "  vol:\n    type: Cloud::Block::Volume\n    deletion_policy: Snapshot\n").replace(
+    "  web:\n    type: Cloud::Compute::Server\n",
+    "  web:\n    type: Cloud::Compute::Server\n    deletion_policy: Snapshot\n")
+EMPTY = "heat_template_version: 2021-04-16\nplacement: {provider: t, region: r1}\nresources: {}\n"
+
+
+def last_specs(st: ResolvedStack) -> dict[str, Any]:
+    """The specs a previous apply of ``st`` recorded (its deletion policies with them)."""
+    live = live_for(st)
+    ctx = RefContext(st, live.get)
+    return {a: desired_spec(r, ctx, CATALOG, ()) for a, r in st.resources.items()}
+
+
+def test_removed_volume_under_snapshot_is_a_delete_that_snapshots_first() -> None:
+    old = stack(SNAP)
+    plan = plan_of(stack(EMPTY), live_for(old), last=last_specs(old))
+    by = {c.address: c for c in plan.changes}
+    assert by["vol"].action is Action.DELETE and by["vol"].snapshot
+    assert by["vol"].reason == ("no longer in the template; deletion_policy Snapshot: "
+                                "a snapshot is taken first")
+    # a server under Snapshot (Heat: an image) is kept, as with Retain, and says why
+    assert by["web"].action is Action.NOOP and by["web"].retain and not by["web"].snapshot
+    assert "cannot snapshot a Cloud::Compute::Server: kept, as with Retain" in by["web"].reason
+    assert by["att"].action is Action.DELETE and not by["att"].snapshot
+    data = plan.to_json()
+    vol = next(c for c in data["changes"] if c["address"] == "vol")
+    assert vol["snapshot"] is True and vol["action"] == "delete"
+    assert Plan.from_json(data) == plan
+
+
+def test_snapshot_is_the_policy_recorded_at_the_last_apply() -> None:
+    # removed from the template: only the state says what it was; without it, a delete
+    plan = plan_of(stack(EMPTY), live_for(stack(SNAP)))
+    vol = next(c for c in plan.changes if c.address == "vol")
+    assert vol.action is Action.DELETE and not vol.snapshot
+
+
+def test_replaced_volume_under_snapshot_is_snapshotted_before_its_delete() -> None:
+    old = stack(SNAP)
+    gp3 = {"vol": {"volume_type": "gp3"}}  # the live volume's type; the template wants io2
+    grown = SNAP.replace("properties: {size: 10}", "properties: {size: 10, volume_type: io2}")
+    plan = plan_of(stack(grown), live_for(old, **gp3), last=last_specs(old))
+    vol = next(c for c in plan.changes if c.address == "vol")
+    assert vol.action is Action.REPLACE and vol.snapshot
+    assert vol.reason == ("volume_type cannot change in place; deletion_policy Snapshot: "
+                          "a snapshot of the old one is taken first")
+    # policy added in the same change as the replace: when in doubt, keep the data
+    plan = plan_of(stack(grown), live_for(stack(), **gp3), last=last_specs(stack()))
+    assert next(c for c in plan.changes if c.address == "vol").snapshot
+    # no Snapshot then or now: a plain replace
+    plain = TEMPLATE.replace("properties: {size: 10}", "properties: {size: 10, volume_type: io2}")
+    plan = plan_of(stack(plain), live_for(stack(), **gp3), last=last_specs(stack()))
+    vol = next(c for c in plan.changes if c.address == "vol")
+    assert vol.action is Action.REPLACE and not vol.snapshot
+
+
+def test_a_duplicate_volume_under_snapshot_is_snapshotted_too() -> None:
+    st = stack(SNAP)
+    dup = LiveResource("vol", "Cloud::Block::Volume", "vol-2", Placement("t", "r1"),
+                       spec_hash="other")
+    plan = plan_of(st, live_for(st), dup, last=last_specs(st))
+    (extra,) = [c for c in plan.changes if c.action is Action.DELETE]
+    assert extra.prior is not None and extra.prior.physical_id == "vol-2" and extra.snapshot
+
+
+def test_snapshot_note_in_text_markdown_and_schema_valid_json() -> None:
+    old = stack(SNAP)
+    plan = plan_of(stack(EMPTY), live_for(old), last=last_specs(old))
+    out = io.StringIO()
+    plan_text(plan, Console(file=out, width=300, color_system=None))
+    line = next(x for x in out.getvalue().splitlines() if " vol " in x)
+    assert line.lstrip().startswith("-") and "a snapshot is taken first" in line, line
+    assert "_no longer in the template; deletion_policy Snapshot: a snapshot is taken first_" \
+        in plan_markdown(plan)
+    schema = json.loads((Path(__file__).resolve().parents[2] / "schemas" /
+                         "plan.schema.json").read_text())
+    change = {"$ref": "#/$defs/change", "$defs": schema["$defs"]}
+    for data in plan.to_json()["changes"]:
+        jsonschema.Draft202012Validator(change).validate(json.loads(json.dumps(data)))
+    assert schema["$defs"]["change"]["properties"]["snapshot"]["type"] == "boolean"

@@ -517,3 +517,52 @@ outputs:
     assert [d.loc.file for d in diags[:3]] == ["<command line: -p n>", "<command line>", "env.yaml"]
     lines = [d.loc.line for d in diags[3:]]
     assert lines == sorted(lines)
+
+
+# ------------------------------------------------------------------ deletion_policy Snapshot
+
+def test_snapshot_policy_is_refused_where_the_type_cannot_snapshot() -> None:
+    diags = fail("""\
+resources:
+  net:
+    type: OS::Neutron::Net
+    deletion_policy: Snapshot
+  group:
+    type: OS::Heat::ResourceGroup
+    deletion_policy: snapshot
+    properties:
+      count: 1
+      resource_def: {type: Cloud::Block::Volume, properties: {size: 1}}
+  vol:
+    type: OS::Cinder::Volume
+    deletion_policy: Snapshot
+    properties: {size: 1}
+  data:
+    type: Cloud::Block::Volume
+    deletion_policy: Snapshot
+    properties: {size: 1}
+""")
+    refused = [d for d in diags if d.code == "deletion-policy-unsupported"]
+    # the deletion_policy key of net and of group; both volumes are fine
+    assert where(refused) == [("deletion-policy-unsupported", 5, 5),
+                              ("deletion-policy-unsupported", 8, 5)]
+    assert "OS::Neutron::Net" in refused[0].message
+    assert "Snapshot is supported for Cloud::Block::Volume / OS::Cinder::Volume" in refused[0].hint
+    assert "use Retain or Delete" in refused[0].hint
+
+
+def test_snapshot_policy_on_volumes_and_servers_resolves() -> None:
+    # Heat takes Snapshot on a server (it saves an image): accepted, kept as with Retain
+    stack = run("""\
+resources:
+  vol:
+    type: OS::Cinder::Volume
+    deletion_policy: Snapshot
+    properties: {size: 1}
+  web:
+    type: OS::Nova::Server
+    deletion_policy: Snapshot
+    properties: {image: ubuntu-22.04, flavor: small}
+""")
+    assert stack.resources["vol"].deletion_policy == "Snapshot"
+    assert stack.resources["web"].deletion_policy == "Snapshot"

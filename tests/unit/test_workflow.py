@@ -10,6 +10,7 @@ from cloudtmpl import config, workflow
 from cloudtmpl.config import SANDBOX_TARGETS, ProjectConfig
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.loader import load_text
+from cloudtmpl.model import Target
 from cloudtmpl.resolve import ResolveOptions, resolve
 
 TEMPLATE = """\
@@ -37,6 +38,26 @@ def test_a_kind_the_target_cannot_provide_is_a_diagnostic(monkeypatch: pytest.Mo
     assert "'net' (OS::Neutron::Net)" in d.message
     assert "sandbox-openstack" in d.message and "nl-ams-1" in d.message
     assert "Cloud::Block::Volume" in d.hint
+
+
+def test_snapshot_on_a_target_that_cannot_snapshot_is_a_diagnostic() -> None:
+    lab = Target("lab", "libcloud", "global", {"driver": "linode", "snapshots": False,
+                                               "kinds": tuple(config.LIBCLOUD_KINDS)})
+    targets = {**SANDBOX_TARGETS, "lab": lab}
+    text = TEMPLATE.replace("vol: {type: Cloud::Block::Volume,",
+                            "vol: {type: Cloud::Block::Volume, deletion_policy: Snapshot,")
+    project = ProjectConfig(directory=Path("."), file=None, targets=targets)
+    for where in ("sandbox-openstack/nl-ams-1", "sandbox-aws/eu-central-1"):
+        workflow.check_targets(resolve(load_text(text, "t.yaml"), ResolveOptions(
+            stack="t", target=where, targets=targets)), project)
+    stack = resolve(load_text(text.replace("net: {type: OS::Neutron::Net}\n", ""), "t.yaml"),
+                    ResolveOptions(stack="t", target="lab", targets=targets))
+    with pytest.raises(DiagnosticError) as exc:
+        workflow.check_targets(stack, project)
+    (d,) = exc.value.diagnostics
+    assert d.code == "snapshot-unsupported" and (d.loc.file, d.loc.line) == ("t.yaml", 3)
+    assert "'vol' (Cloud::Block::Volume) has deletion_policy Snapshot" in d.message
+    assert "target 'lab'" in d.message and "Retain or Delete" in d.hint
 
 
 def test_parse_params_reads_files_and_rejects_bad_pairs(tmp_path: Path) -> None:
