@@ -407,6 +407,24 @@ def relocation_refused(
     )
 
 
+def retained_replace_refused(res: DesiredResource, policy: str, why: str) -> Diagnostic:
+    """A replace would delete the old copy of a resource the template says to keep
+    (Retain; Snapshot on a kind cloudtmpl cannot snapshot, which it keeps instead).
+
+    Heat abandons the old resource; here a resource's identity is its address (its
+    tags, or its name), so the old copy could not stay beside the new one without being
+    found again as a duplicate and deleted: the plan stops instead."""
+    return Diagnostic(
+        "retained-replace",
+        f"resource '{res.address}' has deletion_policy {policy}, but this change replaces "
+        f"it ({why}), which would delete the old one",
+        res.loc,
+        "undo the change that forces the replacement, or set deletion_policy: Delete "
+        "for this run" + (" (or Snapshot: a volume is snapshotted first)"
+                          if policy == "Retain" else ""),
+    )
+
+
 def snapshots(kind: str, *policies: Any) -> bool:
     """Whether deleting a ``kind`` under any of ``policies`` takes a snapshot first."""
     rtype = resources.TYPES.get(kind)
@@ -587,6 +605,10 @@ def make_plan(
         if moved and guarded and action is Action.REPLACE and not allow_relocation:
             assert live is not None
             refused.append(relocation_refused(res, live, catalogs))
+        elif action is Action.REPLACE and live is not None and \
+                desired.get(POLICY) in ("Retain", "Snapshot") and \
+                not snapshots(res.kind, desired.get(POLICY)):
+            refused.append(retained_replace_refused(res, str(desired.get(POLICY)), why))
     if refused:
         raise DiagnosticError(refused)
 

@@ -233,7 +233,8 @@ def last_specs(st: ResolvedStack) -> dict[str, Any]:
     """The specs a previous apply of ``st`` recorded (its deletion policies with them)."""
     live = live_for(st)
     ctx = RefContext(st, live.get)
-    return {a: desired_spec(r, ctx, CATALOG, ()) for a, r in st.resources.items()}
+    return {a: desired_spec(r, ctx, CATALOG, ("s3cr3t-value",))
+            for a, r in st.resources.items()}
 
 
 def test_removed_volume_under_snapshot_is_a_delete_that_snapshots_first() -> None:
@@ -277,6 +278,31 @@ def test_replaced_volume_under_snapshot_is_snapshotted_before_its_delete() -> No
     plan = plan_of(stack(plain), live_for(stack(), **gp3), last=last_specs(stack()))
     vol = next(c for c in plan.changes if c.address == "vol")
     assert vol.action is Action.REPLACE and not vol.snapshot
+
+
+def test_a_replace_that_would_delete_a_retained_resource_is_refused() -> None:
+    gp3 = {"vol": {"volume_type": "gp3"}}  # the live volume's type; the template wants io2
+    kept = TEMPLATE.replace(
+        "  vol:\n    type: Cloud::Block::Volume\n",
+        "  vol:\n    type: Cloud::Block::Volume\n    deletion_policy: Retain\n").replace(
+        "properties: {size: 10}", "properties: {size: 10, volume_type: io2}")
+    with pytest.raises(DiagnosticError) as exc:
+        plan_of(stack(kept), live_for(stack(), **gp3))
+    (d,) = exc.value.diagnostics
+    assert d.code == "retained-replace" and d.loc.line > 1
+    assert d.message == ("resource 'vol' has deletion_policy Retain, but this change replaces "
+                         "it (volume_type cannot change in place), which would delete the "
+                         "old one")
+    assert "deletion_policy: Delete" in d.hint
+    # Snapshot on a server (kept instead, as cloudtmpl cannot image it): refused the same
+    with pytest.raises(DiagnosticError) as exc:
+        plan_of(stack(SNAP, image="debian"), live_for(stack(SNAP)))
+    assert [d.code for d in exc.value.diagnostics] == ["retained-replace"]
+    assert "'web' has deletion_policy Snapshot" in exc.value.diagnostics[0].message
+    # Delete in the template: the user lets it go
+    plan = plan_of(stack(kept.replace("deletion_policy: Retain", "deletion_policy: Delete")),
+                   live_for(stack(), **gp3))
+    assert next(c for c in plan.changes if c.address == "vol").action is Action.REPLACE
 
 
 def test_a_duplicate_volume_under_snapshot_is_snapshotted_too() -> None:
