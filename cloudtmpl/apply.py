@@ -582,7 +582,32 @@ class Executor:
         return ResourceRecord.from_live(replace(live, attributes=attributes), spec)
 
     # -- the walk ---------------------------------------------------------
+    def _record_adopted(self) -> None:
+        """Record the unchanged resources the state has no (current) record of.
+
+        A run killed after the cloud made a resource but before its record was written
+        leaves it to the next plan, which finds it by its tags, unchanged: a no-op.
+        What only the state answers later - the deletion policy and hooks of a
+        resource that has left the template - must be recorded all the same.
+        """
+        records = self.store.resources(self.plan.stack)
+        for change in self.plan.changes:
+            live = change.prior
+            if change.action is not Action.NOOP or change.retain or live is None \
+                    or live.spec_hash is None or resources.TYPES[change.kind].local:
+                continue
+            known = records.get(change.address)
+            if known is not None and known.spec_hash == live.spec_hash:
+                continue
+            try:
+                _, spec = self._desired(change)
+            except CloudError:
+                continue
+            if spec_hash(spec) == live.spec_hash:
+                self.store.put_resource(self.plan.stack, self._record(live, spec))
+
     def run(self, run_id: int) -> ApplyResult:
+        self._record_adopted()
         groups = {a: (r.group, r.index, r.update_policy)
                   for a, r in self.stack.resources.items() if r.group}
         g = build_steps(self.plan, groups)

@@ -14,12 +14,11 @@ from typing import Any
 import networkx as nx
 
 from cloudtmpl.apply import Event, Executor, build_steps
-from cloudtmpl.config import Catalog
 from cloudtmpl.model import Action, LiveResource, Placement
 from cloudtmpl.plan import Change, Plan
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.state import StateStore
-from tests.unit.test_plan import TARGETS, live_for, plan_of, stack
+from tests.unit.test_plan import CATALOG, SNAP, TARGETS, live_for, plan_of, stack
 
 
 class FakeAdapter:
@@ -85,11 +84,11 @@ class FakeAdapter:
 
 
 def execute(
-    plan: Plan, tmp_path: Path, adapter: FakeAdapter, **params: str
+    plan: Plan, tmp_path: Path, adapter: FakeAdapter, text: str | None = None, **params: str
 ) -> tuple[Any, list[Event], StateStore]:
     store = StateStore.open(f"sqlite:///{tmp_path}/state.db")
     events: list[Event] = []
-    st = stack(**params)
+    st = stack(text, **params) if text is not None else stack(**params)
     with store.lock("s", "test"):
         run_id = store.begin_run("s", "apply", "test")
         result = Executor(
@@ -97,7 +96,7 @@ def execute(
             st,
             {"t": adapter},
             store,
-            {"t": Catalog(name="t", type="aws")},
+            {"t": CATALOG},
             keys_dir=tmp_path / "keys",
             emit=events.append,
             parallelism=4,
@@ -135,6 +134,24 @@ def test_create_walks_dependencies_and_records_state(tmp_path: Path) -> None:
     assert [e.event for e in events].count("done") == 4
 
 
+def test_unchanged_resources_without_a_state_record_are_recorded(tmp_path: Path) -> None:
+    # a run killed after the cloud made everything, before any record was written: the
+    # next plan finds all of it unchanged (no-ops); apply records it without a call
+    plan = plan_of(stack(SNAP), live_for(stack(SNAP)))
+    assert {c.action for c in plan.changes} == {Action.NOOP}
+    adapter = FakeAdapter()
+    result, _, store = execute(plan, tmp_path, adapter, text=SNAP)
+    assert result.ok and adapter.calls == []
+    records = store.resources("s")
+    assert sorted(records) == ["att", "sg", "vol", "web"]
+    by = {c.address: c for c in plan.changes}
+    for address, rec in records.items():
+        prior = by[address].prior
+        assert prior is not None
+        assert rec.spec_hash == prior.spec_hash and rec.physical_id == prior.physical_id
+    assert records["vol"].spec["deletion_policy"] == "Snapshot"  # what destroy reads later
+
+
 def test_failure_skips_only_dependents(tmp_path: Path) -> None:
     plan = plan_of(stack(), {})
     adapter = FakeAdapter(fail={"web"})
@@ -160,7 +177,7 @@ def test_interrupt_starts_no_new_steps(tmp_path: Path) -> None:
             stack(),
             {"t": adapter},
             store,
-            {"t": Catalog(name="t", type="aws")},
+            {"t": CATALOG},
             keys_dir=tmp_path,
             emit=lambda e: None,
             stop=stop,
