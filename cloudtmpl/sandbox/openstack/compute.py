@@ -19,7 +19,20 @@ import re
 from typing import Any
 
 from . import network, volume
-from .core import JSON, ApiError, Call, Reply, Router, dispatch, fault, iso, new_id, now, paginate
+from .core import (
+    JSON,
+    ApiError,
+    Call,
+    Reply,
+    Router,
+    dispatch,
+    fault,
+    iso,
+    new_id,
+    now,
+    page_reply,
+    paginate,
+)
 from .identity import PROJECT_ID, USER_ID
 from .image import IMAGES
 from .state import Region
@@ -120,11 +133,8 @@ def _flavor_list(call: Call, detail: bool) -> Reply:
         }
         for f in page
     ]
-    body: JSON = {"flavors": views}
-    if next_qs:
-        path = "flavors/detail" if detail else "flavors"
-        body["flavors_links"] = [{"rel": "next", "href": f"{call.root}/{path}?{next_qs}"}]
-    return Reply(200, body)
+    return page_reply(call, "flavors", views, "flavors/detail" if detail else "flavors",
+                      next_qs)
 
 
 @router.route("GET", "/flavors/{flavor_id}")
@@ -291,11 +301,8 @@ def _servers(call: Call, detail: bool) -> Reply:
             {"id": s["id"], "name": s["name"], "links": _links(call, "servers", s["id"])}
             for s in page
         ]
-    body: JSON = {"servers": views}
-    if next_qs:
-        path = "servers/detail" if detail else "servers"
-        body["servers_links"] = [{"rel": "next", "href": f"{call.root}/{path}?{next_qs}"}]
-    return Reply(200, body)
+    return page_reply(call, "servers", views, "servers/detail" if detail else "servers",
+                      next_qs)
 
 
 @router.route("GET", "/servers")

@@ -205,6 +205,16 @@ def paginate(
     return page, None
 
 
+def page_reply(call: Call, key: str, views: list[JSON], path: str,
+               next_qs: str | None) -> Reply:
+    """``{key: views}``, with ``<key>_links`` to the next page at ``path`` (under the
+    service root) when there is one: how Nova, Cinder and Neutron answer a list."""
+    body: JSON = {key: views}
+    if next_qs:
+        body[f"{key}_links"] = [{"rel": "next", "href": f"{call.root}/{path}?{next_qs}"}]
+    return Reply(200, body)
+
+
 def matches(item: JSON, args: dict[str, list[str]], skip: Iterable[str]) -> bool:
     """Neutron-style attribute filters: every given key must match one value."""
     for key, wanted in args.items():

@@ -25,6 +25,7 @@ from .core import (
     matches,
     new_id,
     now,
+    page_reply,
     paginate,
     stable_id,
 )
@@ -152,11 +153,8 @@ def _tagged(item: JSON, call: Call) -> bool:
 def list_items(call: Call, collection: str, items: list[JSON]) -> Reply:
     chosen = [i for i in items if matches(i, call.args, _LIST_ARGS) and _tagged(i, call)]
     page, next_qs = paginate(call, chosen, bad, full_page_links=False)
-    body: JSON = {collection.replace("-", "_"): [_view(i, call) for i in page]}
-    if next_qs:
-        href = f"{call.root}/v2.0/{collection}?{next_qs}"
-        body[f"{collection.replace('-', '_')}_links"] = [{"rel": "next", "href": href}]
-    return Reply(200, body)
+    return page_reply(call, collection.replace("-", "_"), [_view(i, call) for i in page],
+                      f"v2.0/{collection}", next_qs)
 
 
 def handle(call: Call) -> Reply:

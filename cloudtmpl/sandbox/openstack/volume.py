@@ -21,7 +21,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core import JSON, ApiError, Call, Reply, Router, dispatch, fault, iso, new_id, now, paginate
+from .core import (
+    JSON,
+    ApiError,
+    Call,
+    Reply,
+    Router,
+    dispatch,
+    fault,
+    iso,
+    new_id,
+    now,
+    page_reply,
+    paginate,
+)
 from .identity import PROJECT_ID, USER_ID
 from .state import Region
 
@@ -149,11 +162,8 @@ def _listing(call: Call, detail: bool) -> Reply:
     views = [_view(call, v) for v in page]
     if not detail:
         views = [{k: v[k] for k in ("id", "name", "links")} for v in views]
-    body: JSON = {"volumes": views}
-    if next_qs:
-        suffix = "/detail" if detail else ""
-        body["volumes_links"] = [{"rel": "next", "href": f"{call.root}/volumes{suffix}?{next_qs}"}]
-    return Reply(200, body)
+    return page_reply(call, "volumes", views, "volumes/detail" if detail else "volumes",
+                      next_qs)
 
 
 @router.route("GET", "/volumes")
@@ -381,12 +391,8 @@ def _snapshot_listing(call: Call, detail: bool) -> Reply:
     snaps = [settle_snapshot(s) for s in reversed(_region(call).snapshots.values())]
     snaps = _filtered(call, snaps, ("name", "status", "volume_id"))
     page, next_qs = paginate(call, snaps, fault_400)
-    body: JSON = {"snapshots": [_snapshot_view(s, detail) for s in page]}
-    if next_qs:
-        suffix = "/detail" if detail else ""
-        body["snapshots_links"] = [
-            {"rel": "next", "href": f"{call.root}/snapshots{suffix}?{next_qs}"}]
-    return Reply(200, body)
+    return page_reply(call, "snapshots", [_snapshot_view(s, detail) for s in page],
+                      "snapshots/detail" if detail else "snapshots", next_qs)
 
 
 @router.route("GET", "/snapshots")
@@ -491,12 +497,8 @@ def _backup_listing(call: Call, detail: bool) -> Reply:
     backups = [settle_backup(b) for b in reversed(_region(call).backups.values())]
     backups = _filtered(call, backups, ("name", "status", "volume_id"))
     page, next_qs = paginate(call, backups, fault_400)
-    body: JSON = {"backups": [_backup_view(call, b, version, detail) for b in page]}
-    if next_qs:
-        suffix = "/detail" if detail else ""
-        body["backups_links"] = [
-            {"rel": "next", "href": f"{call.root}/backups{suffix}?{next_qs}"}]
-    return Reply(200, body)
+    return page_reply(call, "backups", [_backup_view(call, b, version, detail) for b in page],
+                      "backups/detail" if detail else "backups", next_qs)
 
 
 @router.route("GET", "/backups")
