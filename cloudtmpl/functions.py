@@ -1179,7 +1179,8 @@ class Yaql(Unsupported):
 
 class ResourceFacade(Unsupported):
     name = "resource_facade"
-    why = "resource_facade only works inside a nested template, which is not supported yet"
+    why = ("resource_facade (the metadata/policies of the resource that stands for a nested "
+           "template) is not supported by cloudtmpl")
     hint = "pass the value to the nested template as a parameter instead"
 
 

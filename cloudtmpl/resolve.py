@@ -936,7 +936,7 @@ class _Resolver:
                     self.add("unknown-resource-type",
                              f"resource '{name}': type '{tname}' is mapped by the environment to "
                              f"'{mapped}', which is not a known type", loc,
-                             "map it to a known type (template resources are not supported yet)")
+                             "map it to a known type, or to a template file (a nested stack)")
                 else:
                     self.add("unknown-resource-type",
                              f"resource '{name}': unknown resource type '{tname}'", loc,
