@@ -6,7 +6,8 @@ two-cloud stack of ``tests/torture/stack.py`` once to time it, then per trial:
 kill ``apply`` after ``uniform(0, clean apply time)``, apply again, inspect
 both clouds (boto3 / the OpenStack APIs) for orphans, duplicates and missing
 resources, ``plan --detailed-exitcode``; kill ``destroy`` the same way, destroy
-again, check that nothing of the stack is left.  Prints per-trial lines and the
+again, check that nothing of the stack is left and that every volume under
+``deletion_policy: Snapshot`` was snapshotted exactly once.  Prints per-trial lines and the
 totals; exits 1 if any trial found an orphan, a duplicate or no convergence.
 Everything runs on 127.0.0.1; the sandboxes are stopped at the end.
 """
@@ -39,7 +40,8 @@ def main() -> int:
     rng = random.Random(args.seed)
     totals = {"apply_killed": 0, "destroy_killed": 0, "orphans": 0, "duplicates": 0,
               "missing": 0, "problems": 0, "not_converged": 0, "reapply_failed": 0,
-              "redestroy_failed": 0, "left_after_destroy": 0}
+              "redestroy_failed": 0, "left_after_destroy": 0, "snapshotted_twice": 0,
+              "deleted_without_snapshot": 0}
     with tempfile.TemporaryDirectory(prefix="cloudtmpl-torture-") as tmp:
         sandbox_dir = Path(tmp) / "sandbox"
         os.environ["CLOUDTMPL_SANDBOX_DIR"] = str(sandbox_dir)
@@ -80,9 +82,17 @@ def main() -> int:
                 totals["redestroy_failed"] += r.returncode != 0
                 left = S.compare(aws, openstack, "torture", [])
                 totals["left_after_destroy"] += len(left.orphans) + len(left.duplicates)
+                # deletion_policy Snapshot: each destroyed Snapshot volume has exactly one
+                # snapshot (the clean cycle's plus one per trial on each cloud)
+                snaps = S.snapshot_counts(aws, openstack, "torture")
+                twice = sum(1 for n in snaps.values() if n != 1)
+                missed = sum(max(0, trial + 2 - sum(1 for c, _ in snaps if c == cloud))
+                             for cloud in ("aws", "openstack"))
+                totals["snapshotted_twice"] += twice
+                totals["deleted_without_snapshot"] += missed
                 print(f"{line}; destroy {'killed' if killed_d else 'done  '} at {ran_d:5.2f} s"
                       f" -> re-destroy rc={r.returncode} left={left.orphans}", flush=True)
-                if not (v.clean and ok and left.clean):
+                if not (v.clean and ok and left.clean) or twice or missed:
                     print(f"  reproduce: python bench/torture.py --trials {trial + 1} "
                           f"--seed {args.seed}", flush=True)
         finally:
