@@ -101,6 +101,11 @@ DescribeVpcs, DescribeSubnets, DescribeNetworkInterfaces — only those ``kinds`
 need), filtered server side by ``tag:cloudtmpl:stack``
 (key pairs: by the name prefix ``"{stack}."``), following every ``NextToken``.
 
+Credentials: botocore's chain (:mod:`cloudtmpl.providers.aws_credentials`); a
+thread's driver is rebuilt when refreshed temporary credentials replace the ones it
+signs with.  Endpoints per service: the target's ``endpoint:``, else the
+``AWS_ENDPOINT_URL*`` variables and the profile (:mod:`cloudtmpl.settings.aws`).
+
 Threads: libcloud drivers and their connections are not thread-safe, so each
 thread gets its own driver per region (``threading.local``).  Every HTTP request
 goes through one counting wrapper (:meth:`AwsAdapter.request_count`) and every
