@@ -192,7 +192,7 @@ def test_the_address_moves_to_the_replacement_before_the_old_server_goes(
     assert "exit status 0" in log and "drained" in log
     # the probe: every answer a running server, the old one first, then the new one
     assert not probe.bad, probe.bad[:5]
-    assert len(probe.seen) > 20, probe.seen
+    assert len(probe.seen) > 10, probe.seen  # ~30 (AWS) and ~45 (OpenStack) answers
     assert probe.seen[0] == old_id and probe.seen[-1] == new_id
     assert set(probe.seen) == {old_id, new_id}
     assert probe.seen.index(new_id) > probe.seen.index(old_id)
