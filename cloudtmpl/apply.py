@@ -1,7 +1,10 @@
 """The executor: walks a plan's steps in parallel, journaling every change.
 
 A replace is two steps (delete the old resource, then create the new one: names
-are deterministic, so the old one must go first).  A step starts when every
+are deterministic, so the old one must go first).  With create_before_destroy the
+new one is created first, what points at the old one (in-place updates of its
+dependents: a floating IP) moves to it next, then the old one is drained (its
+pre_replace hook) and deleted.  A step starts when every
 step it depends on succeeded; a failure skips its dependents and nothing else.
 A delete under deletion_policy Snapshot snapshots the volume first, in the same
 step (a failed snapshot fails the step: the volume is kept).
@@ -144,6 +147,7 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
                     g.add_edge(f"delete:{change.key}", step.id)
     first = {c.address: c.key for c in plan.changes
              if c.action is Action.REPLACE and c.hooks.get("create_before_destroy")}
+    moves: list[tuple[str, str]] = []
     for change in plan.changes:
         own = by_address.get(change.address)
         if own is None:
@@ -152,9 +156,7 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
             if dep in by_address:
                 g.add_edge(by_address[dep], own)
             if dep in first and change.action is Action.UPDATE:
-                # what points at the old resource (a floating IP) moves only once the old
-                # one is gone: its drain hook still reaches it where it was
-                g.add_edge(f"delete:{first[dep]}", own)
+                moves.append((own, f"delete:{first[dep]}"))
     # Old resources go from the highest creation layer down (attachments before
     # servers before volumes), which holds even when the old template is gone.  A
     # barrier between layers keeps that linear in the number of deletes.
@@ -171,6 +173,29 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
             g.add_edge(node, barrier)
         for node in layers[lower]:
             g.add_edge(barrier, node)
+    # A replacement that cannot come up first (it needs what only the old one's removal
+    # frees: a replaced security group of the same name that the old server holds) is
+    # replaced delete-first, as without create_before_destroy, not deadlocked.
+    ahead = dict(first)
+    while True:  # until no replacement is left that must wait for its own delete
+        for address, key in list(ahead.items()):
+            create, delete = f"create:{address}", f"delete:{key}"
+            g.remove_edge(create, delete)
+            if nx.has_path(g, delete, create):
+                g.add_edge(delete, create)
+                del ahead[address]
+                break
+            g.add_edge(create, delete)
+        else:
+            break
+    # create_before_destroy: what points at the old resource (an in-place update of a
+    # dependent: a floating IP's association, a load balancer's members, a record's
+    # value) moves to the new one after it is up and before the old one is drained
+    # (its drain hook copies these edges) and deleted, so the address never points at
+    # nothing.  Never at the price of a cycle: then the update only waits for the create.
+    for own, old in moves:
+        if not nx.has_path(g, old, own):
+            g.add_edge(own, old)
     _hooks(g, deletes)
     _batches(g, groups or {})
     return g
@@ -178,7 +203,10 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
 
 def _hooks(g: nx.DiGraph, deletes: list[_Step]) -> None:
     """A server's drain hook runs before it is deleted, and, when the stack is being
-    taken down, before anything that reaches it (its floating IP) is deleted."""
+    taken down, before anything that reaches it (its floating IP) is deleted.  When it
+    is replaced, the drain runs after what points at it moved to the replacement and
+    before its replaced dependents (a volume attachment: the drain still has its
+    volumes) are taken from it."""
     for d in deletes:
         assert d.change is not None
         which = "pre_replace" if d.change.action is Action.REPLACE else "pre_delete"
@@ -190,6 +218,12 @@ def _hooks(g: nx.DiGraph, deletes: list[_Step]) -> None:
             if not g.nodes[pred]["step"].id.startswith("barrier:"):
                 g.add_edge(pred, hook)  # e.g. the replacement is up first
         g.add_edge(hook, d.id)
+        if d.change.action is Action.REPLACE:
+            for other in deletes:
+                if other.change is not None and other.change.action is Action.REPLACE \
+                        and d.change.address in other.change.depends_on \
+                        and not nx.has_path(g, other.id, hook):
+                    g.add_edge(hook, other.id)
         if d.change.action is Action.DELETE:
             for other in deletes:
                 if other is not d and other.change is not None \
@@ -388,7 +422,7 @@ class Executor:
             raise CloudError(f"{change.address}: no SSH runner for its {which} hook")
         self.emit(Event("progress", change.address, "delete", f"running its {which} hook"))
         try:
-            runner(change.prior, hook, which)
+            runner(self._now(change.prior), hook, which)
         except CloudError as err:
             if hook.get("on_failure") == "continue":
                 self.emit(Event("progress", change.address, "delete",
@@ -396,6 +430,15 @@ class Executor:
                 return
             raise CloudError(f"{which} hook failed, so the server is kept: {err.message}",
                              permanent=True) from None
+
+    def _now(self, server: LiveResource) -> LiveResource:
+        """The server as the cloud has it now: after a create_before_destroy its floating
+        IP has moved to the replacement, and its own addresses may have changed (on AWS
+        it gets a new public IP when its elastic IP leaves)."""
+        adapter = self.adapters[server.placement.target]
+        found = adapter.discover(server.placement.region, frozenset({server.kind}),
+                                 self.plan.stack)
+        return next((r for r in found if r.physical_id == server.physical_id), server)
 
     def _health(self, step: _Step) -> str:
         """Check every server of the batch before the gate; '' when all are healthy.

@@ -93,6 +93,7 @@ from cloudtmpl.model import (
     canonical_json,
     is_unknown,
 )
+from cloudtmpl.names import address_problems, name_problems
 from cloudtmpl.placement import Request, Residency, Rule, candidates, solve
 from cloudtmpl.resources import (
     DEPLOY_KINDS,
@@ -1517,7 +1518,7 @@ class _Resolver:
     def run(self) -> ResolvedStack:
         key = ("schema", self.doc.file, self.doc.text)
         if key not in self.options.cache:
-            self.options.cache[key] = validate_template(self.doc)
+            self.options.cache[key] = [*validate_template(self.doc), *name_problems(self.doc)]
         self.diags.extend(self.options.cache[key])
         self.resolve_parameters()
         self.check_parameter_groups()
@@ -1599,6 +1600,7 @@ class _Resolver:
         # nested template's were applied by its own resolve: they win over these)
         resources = with_ssh_defaults(resources, self.stack_ssh(ctx))
         if not self.options.nested:
+            self.diags.extend(address_problems(resources))
             resources = self.place_all(resources)
             self.diags.extend(cycle_diagnostics(resources))
         if any(d.severity == "error" for d in self.diags):

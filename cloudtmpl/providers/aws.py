@@ -1585,12 +1585,12 @@ class AwsAdapter:
         return self._refresh(region, FLOATING_IP, address, allocation_id)
 
     def _associate(self, region: str, allocation_id: str, target: tuple[str, str],
-                   timeout: float) -> None:
+                   timeout: float, move: bool = False) -> None:
         if target[0] == "InstanceId":
             self._settled_instance(region, target[1], timeout, f"server {target[1]}")
         self._ec2(region, "AssociateAddress",
                   {"AllocationId": allocation_id, target[0]: target[1],
-                   "AllowReassociation": "false"})
+                   "AllowReassociation": "true" if move else "false"})
 
     def _create_attachment(self, region: str, stack: str, address: str, name: str,
                            props: Mapping[str, Any], spec_hash: str,
@@ -1761,10 +1761,10 @@ class AwsAdapter:
             target is not None and have[target[0]] == target[1])
         if changed & {"server", "port"} and not on_target:
             association = _text(el, "associationId")
-            if association:
+            if target:  # moved in one call (AllowReassociation): never on nothing
+                self._associate(region, alloc, target, timeout, move=bool(association))
+            elif association:
                 self._ec2(region, "DisassociateAddress", {"AssociationId": association})
-            if target:
-                self._associate(region, alloc, target, timeout)
         self._create_tags(region, alloc, {TAG_SPEC: spec_hash})
         return self._refresh(region, FLOATING_IP, live.address, alloc)
 

@@ -1689,10 +1689,7 @@ class OpenStackAdapter:
         if changed & {"server", "port"}:
             want = self._fip_target_port(region, props)
             have = fip.get("port_id") or None
-            if want != have:
-                if have and want:  # re-association: release the old port first
-                    self._api(region, "network", f"/v2.0/floatingips/{fid}", method="PUT",
-                              body={"floatingip": {"port_id": None}})
+            if want != have:  # Neutron moves an associated one in this one call
                 body["port_id"] = want
         self._api(region, "network", f"/v2.0/floatingips/{fid}", method="PUT",
                   body={"floatingip": body})
