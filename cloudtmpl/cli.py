@@ -439,14 +439,14 @@ def apply(
             session.close()
         if json_mode:
             print(
-                json.dumps(
+                render.json_text(
                     {
                         "event": "result",
                         "ok": result.ok,
                         "summary": {s: result.count(s) for s in ("done", "failed", "skipped")},
                         "outputs": result.outputs,
                     },
-                    sort_keys=True,
+                    indent=None,
                 )
             )
         else:
@@ -519,23 +519,38 @@ def destroy(
 @app.command(cls=Command)
 def outputs(
     stack: Annotated[str, typer.Option("-s", "--stack", metavar="STACK", help="Stack name.")],
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="Print only this output.")
+    ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Print output NAME bare, for a shell: a string without "
+                     "quotes or newline (a number or boolean as its literal)."),
+    ] = False,
     fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text",
     state: StateOpt = None,
 ) -> None:
-    """Print a stack's outputs as recorded by its last apply."""
+    """Print a stack's outputs (or one of them) as recorded by its last apply, in the
+    template's order."""
 
     def body() -> None:
+        if raw and (name is None or fmt == "json"):
+            raise error(
+                "raw-output",
+                "--raw prints one output bare: name it, and leave out --format json",
+                hint=f"cloudtmpl outputs -s {stack} NAME --raw",
+            )
         project = load_project(Path.cwd())
         with wf.open_store(project, wf.Inputs(stack=stack, state=state)) as store:
-            values = store.outputs(stack)
-            if not values and stack not in store.stacks():
-                raise error(
-                    "unknown-stack",
-                    f"no stack named {stack!r} in the state",
-                    hint="apply it first, or pass --state for another store",
-                )
-        if fmt == "json":
-            print(json.dumps(values, indent=2, sort_keys=True))
+            values = wf.recorded_outputs(store, stack)
+        if name is not None:
+            value = wf.one_output(values, name, stack)
+            if raw:
+                sys.stdout.write(render.raw_text(stack, name, value))
+            else:
+                print(json.dumps(value, indent=2 if fmt == "json" else None, sort_keys=True))
+        elif fmt == "json":
+            print(render.outputs_json(values))
         else:
             render.outputs_text(values, render.console())
 
@@ -583,12 +598,12 @@ def show(
             )
         project = load_project(Path.cwd())
         with wf.open_store(project, wf.Inputs(stack=stack, state=state)) as store:
+            values = wf.recorded_outputs(store, stack)
             records = store.resources(stack)
-            values = store.outputs(stack)
             serial = store.serial(stack)
         if fmt == "json":
             print(
-                json.dumps(
+                render.json_text(
                     {
                         "stack": stack,
                         "serial": serial,
@@ -604,9 +619,7 @@ def show(
                             for a, r in records.items()
                         },
                         "outputs": values,
-                    },
-                    indent=2,
-                    sort_keys=True,
+                    }
                 )
             )
             return

@@ -23,7 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cloudtmpl.diagnostics import Diagnostic
+from cloudtmpl.diagnostics import Diagnostic, error
 from cloudtmpl.model import Action, to_jsonable
 from cloudtmpl.plan import Change, Plan
 
@@ -215,6 +215,44 @@ def plan_markdown(plan: Plan) -> str:
 
 
 # -- outputs -----------------------------------------------------------------
+def _sorted(value: Any) -> Any:
+    return json.loads(json.dumps(to_jsonable(value), sort_keys=True))
+
+
+def json_text(doc: Mapping[str, Any], indent: int | None = 2) -> str:
+    """A document as indented JSON with sorted keys, except its ``outputs``, which keep
+    the template's order (the values inside them are sorted)."""
+    out = {}
+    for key in sorted(doc):
+        value = doc[key]
+        if key == "outputs" and isinstance(value, Mapping):
+            out[key] = {name: _sorted(v) for name, v in value.items()}
+        else:
+            out[key] = _sorted(value)
+    return json.dumps(out, indent=indent)
+
+
+def outputs_json(outputs: Mapping[str, Any]) -> str:
+    """A stack's outputs as a JSON object, in template order."""
+    return json.dumps({name: _sorted(v) for name, v in outputs.items()}, indent=2)
+
+
+def raw_text(stack: str, name: str, value: Any) -> str:
+    """An output for a shell (``terraform output -raw``): a string as it is, a number or
+    a boolean as its literal, no quotes and no newline; anything else cannot be."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    what = "null (it was not known at the last apply)" if value is None else \
+        f"a {'list' if isinstance(value, list) else 'map'}"
+    raise error(
+        "output-not-raw",
+        f"output {name!r} is {what}: --raw prints only a string, number or boolean",
+        hint=f"print it as JSON: cloudtmpl outputs -s {stack} {name} --format json",
+    )
+
+
 def outputs_text(outputs: Mapping[str, Any], out: Console) -> None:
     if not outputs:
         out.print("No outputs.")

@@ -188,7 +188,7 @@ def state_show(
                     for run in recent
                 ],
             }
-            print(json.dumps(doc, indent=2, sort_keys=True))
+            print(render.json_text(doc))
             return
         out = render.console()
         out.print(f"Stack {stack} (serial {serial}): {len(records)} resources", markup=False)

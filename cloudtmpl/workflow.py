@@ -8,6 +8,7 @@ target is used.  Everything it returns is a value.
 from __future__ import annotations
 
 import base64
+import difflib
 import errno
 import getpass
 import hashlib
@@ -407,6 +408,39 @@ def open_store(project: ProjectConfig, inputs: Inputs) -> StateStore:
         or default_state_url(project.directory)
     )
     return StateStore.open(url)
+
+
+def recorded_outputs(store: StateStore, stack: str) -> dict[str, Any]:
+    """The outputs of the stack's last apply, in template order; an ``unknown-stack``
+    error when the state holds nothing for it (never applied, or destroyed)."""
+    values = store.outputs(stack)
+    if not values and stack not in store.stacks():
+        known = store.stacks()
+        raise error(
+            "unknown-stack",
+            f"no stack named {stack!r} in the state (never applied, or destroyed)",
+            hint=(f"{_did_you_mean(stack, known)}the state has: {', '.join(known)}" if known
+                  else "the state has no stacks: apply one first")
+            + "; pass --state for another store",
+        )
+    return values
+
+
+def one_output(values: Mapping[str, Any], name: str, stack: str) -> Any:
+    """Output ``name`` of ``values`` (the stack's recorded outputs)."""
+    if name in values:
+        return values[name]
+    raise error(
+        "unknown-output",
+        f"stack {stack!r} has no output {name!r}",
+        hint=f"{_did_you_mean(name, list(values))}its outputs: {', '.join(values)}" if values
+        else "its template declares no outputs",
+    )
+
+
+def _did_you_mean(name: str, options: Sequence[str]) -> str:
+    match = difflib.get_close_matches(name, options, n=1)
+    return f"did you mean {match[0]!r}? " if match else ""
 
 
 def holder() -> str:

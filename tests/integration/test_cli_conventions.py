@@ -42,7 +42,7 @@ ARGS = {
     "outputs": ["-s", "x"], "state show": ["x"], "state unlock": ["x"],
 }
 FLAGS = {"--help", "--version", "--yes", "-y", "--force", "--detailed-exitcode",
-         "--allow-relocation"}
+         "--allow-relocation", "--raw"}
 # Python or click type names as typer/click would print them for a parameter
 TYPE_NAMES = re.compile(
     r"<(str|int|float|bool|path|file|datetime|uuid)>|list\[|\{[a-z_]+\}|int range|"
@@ -223,3 +223,65 @@ def test_each_listed_format_is_rendered(project: Path) -> None:
         assert len(seen) == len(FORMATS[name]), name  # each format renders differently
     r = run(project, "show", "-s", "x", "--format", "markdown", *state)
     assert r.code == 1 and "[format-unsupported]" in r.err, r.err
+
+
+# -- outputs ---------------------------------------------------------------------------------
+OUTPUTS_TEMPLATE = """\
+heat_template_version: 2021-04-16
+resources:
+  v:
+    type: OS::Heat::Value
+    properties:
+      value: {b: [1, 2], a: 1}
+outputs:
+  zeta: {value: "hello world"}
+  alpha: {value: 42}
+  map: {value: {get_attr: [v, value]}}
+  beta: {value: true}
+"""
+ORDER = ["zeta", "alpha", "map", "beta"]  # the template's, not sorted
+
+
+def test_outputs_one_by_name_raw_and_in_template_order(project: Path) -> None:
+    write(project / "outs.yaml", OUTPUTS_TEMPLATE)  # local resources only: no cloud
+    r = run(project, "apply", "outs.yaml", "--yes")
+    assert r.code == 0, r.err + r.out
+    block = r.out.split("\nOutputs:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in block] == ORDER, r.out
+
+    r = run(project, "outputs", "-s", "outs")
+    assert [line.split()[0] for line in r.out.splitlines()] == ORDER, r.out
+    assert list(run(project, "outputs", "-s", "outs", "--format", "json").json()) == ORDER
+    shown = run(project, "show", "-s", "outs", "--format", "json").json()
+    assert list(shown["outputs"]) == ORDER
+    assert list(run(project, "state", "show", "outs", "--format", "json").json()["outputs"]) \
+        == ORDER
+    text = run(project, "show", "-s", "outs").out.split("Outputs:\n", 1)[1]
+    assert [line.split()[0] for line in text.splitlines()] == ORDER
+    last = run(project, "apply", "outs.yaml", "--format", "json", "--yes").out.splitlines()[-1]
+    assert list(json.loads(last)["outputs"]) == ORDER
+
+    # one output: as JSON text, as JSON, and bare for a shell
+    assert run(project, "outputs", "-s", "outs", "zeta").out == '"hello world"\n'
+    assert run(project, "outputs", "-s", "outs", "map", "--format", "json").json() == {
+        "a": 1, "b": [1, 2]}
+    for name, bare in [("zeta", "hello world"), ("alpha", "42"), ("beta", "true")]:
+        r = run(project, "outputs", "-s", "outs", name, "--raw")
+        assert (r.code, r.out, r.err) == (0, bare, ""), name
+
+    # what --raw cannot print, and names that do not exist, are diagnostics
+    r = run(project, "outputs", "-s", "outs", "map", "--raw")
+    assert (r.code, r.out) == (1, "") and "[output-not-raw]" in r.err, r.err
+    assert "cloudtmpl outputs -s outs map --format json" in r.err
+    r = run(project, "outputs", "-s", "outs", "--raw")
+    assert r.code == 1 and "[raw-output]" in r.err, r.err
+    r = run(project, "outputs", "-s", "outs", "zet")
+    assert r.code == 1 and "[unknown-output]" in r.err and "did you mean 'zeta'?" in r.err
+    for args in (["outputs", "-s", "nope"], ["show", "-s", "nope"],
+                 ["show", "-s", "nope", "--format", "json"]):
+        r = run(project, *args)
+        if "json" in args:
+            assert r.code == 1 and r.json()["diagnostics"][0]["code"] == "unknown-stack", r.out
+        else:
+            assert r.code == 1 and "[unknown-stack]" in r.err, (args, r.err)
+        assert "the state has: outs" in (r.err + r.out), r.err
