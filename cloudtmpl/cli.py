@@ -239,6 +239,13 @@ def _resolve(inputs: wf.Inputs, mode: str) -> tuple[ResolvedStack, dict[str, str
     return stack, sources, project
 
 
+def _announce(started: wf.SandboxStarted) -> None:
+    """Nothing starts silently: say which sandbox started, where, and how to stop it."""
+    render.console(stderr=True).print(
+        render.sandbox_started(started.endpoints, started.directory), markup=False
+    )
+
+
 def _confirm(yes: bool, what: str) -> None:
     if yes:
         return
@@ -338,7 +345,8 @@ def plan(
         inputs = _inputs(template, env, param, stack, target, state, allow_relocation)
         resolved, sources, project = _resolve(inputs, "plan")
         targets = wf.targets_of(resolved)
-        session = wf.open_session(project, inputs, resolved.name, targets)
+        session = wf.open_session(project, inputs, resolved.name, targets,
+                                  on_sandbox_start=_announce)
         try:
             result = wf.plan_stack(session, resolved, sources, inputs, parallelism)
         finally:
@@ -401,7 +409,8 @@ def apply(
             inputs = _inputs(source, env, param, stack, target, state, allow_relocation)
             resolved, sources, project = _resolve(inputs, "plan")
         targets = wf.targets_of(resolved)
-        session = wf.open_session(project, inputs, resolved.name, targets)
+        session = wf.open_session(project, inputs, resolved.name, targets,
+                                  on_sandbox_start=_announce)
         try:
             with session.store.lock(resolved.name, wf.holder()):
                 fresh = wf.plan_stack(session, resolved, sources, inputs, parallelism)
@@ -487,7 +496,7 @@ def destroy(
             resolved = wf.resolve_stack(inputs, project, "validate", wf.read_sources(inputs))
         name = resolved.name if resolved else wf.stack_name(inputs)
         targets = wf.targets_of(resolved) if resolved else set()
-        session = wf.open_session(project, inputs, name, targets)
+        session = wf.open_session(project, inputs, name, targets, on_sandbox_start=_announce)
         try:
             with session.store.lock(name, wf.holder()):
                 todo = wf.destroy_plan(session, resolved, parallelism)

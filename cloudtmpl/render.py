@@ -262,6 +262,14 @@ def outputs_text(outputs: Mapping[str, Any], out: Console) -> None:
         out.print(f"{escape(name.ljust(width))} = {escape(str(text))}")
 
 
+# -- sandbox -------------------------------------------------------------------
+def sandbox_started(endpoints: Mapping[str, str], directory: Any) -> str:
+    """What a command says (on stderr) when it started the local sandbox clouds."""
+    where = ", ".join(f"{name} at {url}" for name, url in sorted(endpoints.items()))
+    return (f"Started the local sandbox clouds: {where} (logs in {directory}). They keep "
+            "running in the background; stop them with `cloudtmpl sandbox stop`.")
+
+
 # -- apply progress ------------------------------------------------------------
 class EventPrinter:
     """Apply progress: JSON lines, or one plain line per event (coloured on a terminal)."""

@@ -220,14 +220,32 @@ def targets_of(stack: ResolvedStack) -> set[str]:
     return names
 
 
-def live_targets(project: ProjectConfig, names: Iterable[str]) -> dict[str, Target]:
-    """The named targets, ready to use: sandbox targets get the running sandbox's endpoint."""
+@dataclass(frozen=True)
+class SandboxStarted:
+    """The local sandbox clouds a command started because none was running."""
+
+    endpoints: Mapping[str, str]  # sandbox-aws -> http://127.0.0.1:PORT
+    directory: Path  # their logs and records
+
+
+def live_targets(
+    project: ProjectConfig,
+    names: Iterable[str],
+    *,
+    on_sandbox_start: Callable[[SandboxStarted], None],
+) -> dict[str, Target]:
+    """The named targets, ready to use: sandbox targets get the running sandbox's endpoint.
+
+    A sandbox that is not running is started; ``on_sandbox_start`` is told which
+    clouds were started, so that nothing starts without the user hearing of it.
+    """
     out: dict[str, Target] = {}
     status: dict[str, Any] | None = None
     for name in sorted(set(names)):
         target = project.targets[name]
         if target.sandbox:
             if status is None:
+                before = sandbox.status()
                 try:
                     sandbox.start()
                 except sandbox.SandboxError as err:
@@ -238,6 +256,11 @@ def live_targets(project: ProjectConfig, names: Iterable[str]) -> dict[str, Targ
                         "`cloudtmpl sandbox stop` then try again",
                     ) from None
                 status = sandbox.status()
+                started = {f"sandbox-{cloud}": str(info["endpoint"])
+                           for cloud, info in status.items()
+                           if info["running"] and not before[cloud]["running"]}
+                if started:
+                    on_sandbox_start(SandboxStarted(started, sandbox.sandbox_dir()))
             info = status[str(target.options["sandbox"])]
             target = with_endpoint(
                 target, **{k: v for k, v in info.items() if k not in _NOT_OPTIONS}
@@ -464,7 +487,12 @@ class Session:
 
 
 def open_session(
-    project: ProjectConfig, inputs: Inputs, stack: str, target_names: Iterable[str]
+    project: ProjectConfig,
+    inputs: Inputs,
+    stack: str,
+    target_names: Iterable[str],
+    *,
+    on_sandbox_start: Callable[[SandboxStarted], None],
 ) -> Session:
     store = open_store(project, inputs)
     records = store.resources(stack).values()
@@ -480,7 +508,7 @@ def open_session(
             hint="add them back to cloudtmpl.yaml",
         )
     try:
-        targets = live_targets(project, names)
+        targets = live_targets(project, names, on_sandbox_start=on_sandbox_start)
     except Exception:
         store.close()
         raise

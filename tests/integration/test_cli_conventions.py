@@ -285,3 +285,26 @@ def test_outputs_one_by_name_raw_and_in_template_order(project: Path) -> None:
         else:
             assert r.code == 1 and "[unknown-stack]" in r.err, (args, r.err)
         assert "the state has: outs" in (r.err + r.out), r.err
+
+
+# -- nothing starts silently ------------------------------------------------------------------
+def test_plan_that_starts_the_sandbox_says_so_and_how_to_stop_it(project: Path) -> None:
+    env = {"CLOUDTMPL_SANDBOX_DIR": str(project / "sandbox")}  # its own: none running
+    try:
+        r = run(project, "plan", "t.yaml", "--format", "json", env=env)
+        assert r.code == 0, r.err
+        json.loads(r.out)  # the notice is on stderr, never in the JSON
+        status = run(project, "sandbox", "status", "--format", "json", env=env).json()
+        assert status["aws"]["running"] and status["openstack"]["running"]
+        notice = r.err.strip()
+        assert notice.startswith("Started the local sandbox clouds:"), r.err
+        for cloud in ("aws", "openstack"):
+            assert f"sandbox-{cloud} at {status[cloud]['endpoint']}" in notice, notice
+        assert f"(logs in {project / 'sandbox'})" in notice
+        assert "stop them with `cloudtmpl sandbox stop`" in notice
+        # already running: nothing is started, nothing is said
+        r = run(project, "plan", "t.yaml", env=env)
+        assert r.code == 0 and "Started" not in r.err + r.out, r.err
+    finally:
+        stopped = run(project, "sandbox", "stop", env=env)
+    assert stopped.out.strip() == "sandbox stopped", stopped.out + stopped.err
