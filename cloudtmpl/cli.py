@@ -14,6 +14,7 @@ import signal
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -356,7 +357,7 @@ def plan(
         if fmt == "json":
             print(json.dumps(render.plan_json(result), indent=2, sort_keys=True))
         elif fmt == "markdown":
-            sys.stdout.write(render.plan_markdown(result))
+            sys.stdout.write(render.plan_markdown(result, full_plan=render.full_plan_hint(out)))
         else:
             render.plan_text(result, render.console())
             if out:
@@ -421,6 +422,7 @@ def apply(
                     todo = fresh
                 if not json_mode:
                     render.plan_text(todo, out)
+                started = time.monotonic()
                 if todo.has_changes:
                     if saved is None:
                         _confirm(yes, "apply these changes")
@@ -444,6 +446,7 @@ def apply(
                         parallelism=parallelism,
                     )
                 wf.prune_state(session, todo, resolved)
+                seconds = time.monotonic() - started
         finally:
             session.close()
         if json_mode:
@@ -454,13 +457,14 @@ def apply(
                         "ok": result.ok,
                         "summary": {s: result.count(s) for s in ("done", "failed", "skipped")},
                         "outputs": result.outputs,
+                        "seconds": round(seconds, 3),
                     },
                     indent=None,
                 )
             )
         else:
             if todo.has_changes:
-                out.print(render.apply_summary(result))
+                out.print(render.apply_summary(result, seconds))
             if result.outputs:
                 out.print("\nOutputs:")
                 render.outputs_text(result.outputs, out)
@@ -505,6 +509,7 @@ def destroy(
                     wf.forget_destroyed(session, todo)
                     return True
                 _confirm(yes, f"destroy stack {name}")
+                started = time.monotonic()
                 with _Interrupts() as stop, _progress(out, todo, False) as emit:
                     result = wf.execute(
                         session,
@@ -517,7 +522,7 @@ def destroy(
                     )
         finally:
             session.close()
-        out.print(render.apply_summary(result).replace("Apply", "Destroy"))
+        out.print(render.apply_summary(result, time.monotonic() - started, "Destroy"))
         return result.ok
 
     if not _guard(body):
@@ -588,7 +593,9 @@ def show(
             if fmt == "json":
                 print(json.dumps(render.plan_json(saved), indent=2, sort_keys=True))
             elif fmt == "markdown":
-                sys.stdout.write(render.plan_markdown(saved))
+                sys.stdout.write(
+                    render.plan_markdown(saved, full_plan=render.full_plan_hint(planfile))
+                )
             else:
                 render.plan_text(saved, render.console())
             return
