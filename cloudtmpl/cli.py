@@ -446,6 +446,8 @@ def apply(
                         parallelism=parallelism,
                     )
                 wf.prune_state(session, todo, resolved)
+                if saved is not None and result.ok:
+                    wf.record_applied(session, saved)
                 seconds = time.monotonic() - started
         finally:
             session.close()
@@ -504,11 +506,12 @@ def destroy(
         try:
             with session.store.lock(name, wf.holder()):
                 todo = wf.destroy_plan(session, resolved, parallelism)
-                render.plan_text(todo, out)
+                render.plan_text(todo, out, no_changes=f"Nothing to destroy: stack {name!r} "
+                                 "has no resources in the clouds.")
                 if not todo.has_changes:
                     wf.forget_destroyed(session, todo)
                     return True
-                _confirm(yes, f"destroy stack {name}")
+                _confirm(yes, f"destroy stack {name!r}")
                 started = time.monotonic()
                 with _Interrupts() as stop, _progress(out, todo, False) as emit:
                     result = wf.execute(

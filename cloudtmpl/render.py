@@ -173,7 +173,11 @@ def _property_lines(change: Change, d: PropertyChange) -> list[str]:
     return [f"      {name}: {escape(value_text(d.old))} -> {escape(value_text(d.new))}{forced}"]
 
 
-def plan_text(plan: Plan, out: Console, *, show_noop: bool = False) -> None:
+NO_CHANGES = "No changes. The live resources match the template."
+
+
+def plan_text(plan: Plan, out: Console, *, show_noop: bool = False,
+              no_changes: str = NO_CHANGES) -> None:
     out.print(f"Stack [bold]{escape(plan.stack)}[/bold]: {summary_line(plan)}")
     for change in plan.changes:
         if change.action is Action.NOOP and not show_noop and not change.retain:
@@ -193,7 +197,7 @@ def plan_text(plan: Plan, out: Console, *, show_noop: bool = False) -> None:
         if change.drift:
             out.print(f"      [yellow]! {escape(change.drift)}[/yellow]")
     if not plan.has_changes:
-        out.print("No changes. The live resources match the template.")
+        out.print(escape(no_changes))
     if residency_line(plan):
         out.print(escape(residency_line(plan)))
 

@@ -719,15 +719,18 @@ _PARAMETERS_TABLE = """CREATE TABLE IF NOT EXISTS parameters (
         PRIMARY KEY (stack, name))"""
 # outputs keep the template's order: a row's place among the stack's outputs
 _OUTPUTS_POSITION = "ALTER TABLE outputs ADD COLUMN position INTEGER NOT NULL DEFAULT 0"
-_SCHEMA = (*_SCHEMA, _PARAMETERS_TABLE, _OUTPUTS_POSITION)
+# the id of the last plan file applied to the stack: re-applying it says so
+_APPLIED_PLAN = "ALTER TABLE stacks ADD COLUMN applied_plan TEXT"
+_SCHEMA = (*_SCHEMA, _PARAMETERS_TABLE, _OUTPUTS_POSITION, _APPLIED_PLAN)
 
 # Migration hook: MIGRATIONS[n] holds the statements that take schema version n to
 # n + 1.  They run in one write transaction together with the version update.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: digests of the values of `immutable` parameters, to refuse changing them
     1: (_PARAMETERS_TABLE,),
-    # 3: outputs.position (rows written before it keep position 0: name order)
-    2: (_OUTPUTS_POSITION,),
+    # 3: outputs.position (rows written before it keep position 0: name order) and
+    # stacks.applied_plan
+    2: (_OUTPUTS_POSITION, _APPLIED_PLAN),
 }
 
 
@@ -1090,6 +1093,18 @@ class StateStore:
         with self._read() as tx:
             row = tx.one("SELECT serial FROM stacks WHERE name = ?", (stack,))
         return int(row[0]) if row else 0
+
+    def applied_plan(self, stack: str) -> str | None:
+        """The id of the last plan file applied to the stack (see ``set_applied_plan``)."""
+        with self._read() as tx:
+            row = tx.one("SELECT applied_plan FROM stacks WHERE name = ?", (stack,))
+        return row[0] if row else None
+
+    def set_applied_plan(self, stack: str, plan_id: str) -> None:
+        now = self._now()
+        with self._write(stack) as tx:
+            self._ensure_stack(tx, stack, now)
+            tx.run("UPDATE stacks SET applied_plan = ? WHERE name = ?", (plan_id, stack))
 
     def resources(self, stack: str) -> dict[str, ResourceRecord]:
         with self._read() as tx:

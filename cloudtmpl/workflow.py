@@ -978,8 +978,28 @@ def from_plan_file(
     return saved, inputs, sources
 
 
+def plan_id(plan: Plan) -> str:
+    """A saved plan's identity: the digest of everything it holds."""
+    return hashlib.sha256(canonical_json(plan.to_json()).encode()).hexdigest()[:32]
+
+
+def record_applied(session: Session, plan: Plan) -> None:
+    """After ``apply PLANFILE`` succeeded: remember it, so re-applying it says so."""
+    session.store.set_applied_plan(session.stack, plan_id(plan))
+
+
 def check_plan_fresh(plan: Plan, stack: ResolvedStack, session: Session, fresh: Plan) -> None:
-    """Refuse a plan whose inputs, state or live resources moved on since it was made."""
+    """Refuse a plan whose inputs, state or live resources moved on since it was made
+    (saying so plainly when the reason is that this very plan was applied)."""
+    if fresh.state_serial != plan.state_serial and \
+            session.store.applied_plan(session.stack) == plan_id(plan):
+        raise error(
+            "stale-plan",
+            f"this plan was already applied (stack {plan.stack!r} went from state serial "
+            f"{plan.state_serial} to {fresh.state_serial} since it was made)",
+            hint="nothing is left to do with it; run `cloudtmpl plan` again for what the "
+            "template would change now",
+        )
     problems = []
     snapshot_problem = _snapshot_problem(plan, None)
     if snapshot_problem:
