@@ -2,10 +2,10 @@
 
 State is a cache and a journal, never the only record of what exists: the cloud
 is the source of truth and every resource carries ownership tags or a
-deterministic name (DESIGN section 4).  Losing the state costs a discovery pass,
+deterministic name, by which discovery finds it.  Losing the state costs a discovery pass,
 not resources.
 
-What the store holds, per stack (DESIGN section 5):
+What the store holds, per stack:
 
 * ``resources`` - address -> :class:`ResourceRecord` (target, region, physical
   id, last-applied spec and its hash, attributes).  Every change bumps the

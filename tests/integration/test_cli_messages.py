@@ -163,3 +163,4 @@ def test_a_move_across_regions_still_shows_the_property_changes(
     md = run(project, "plan", "move.yaml", "--allow-relocation", "--format", "markdown").out
     assert "| `size` | `1` | `2` |" in md, md
     assert run(project, "destroy", "-s", "move", "--yes").code == 0
+
