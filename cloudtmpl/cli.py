@@ -747,8 +747,8 @@ def sandbox_status(
 # -- version --------------------------------------------------------------------
 @app.command(cls=Command)
 def version(fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text") -> None:
-    """Print the version (json: with Python's, the platform's and libcloud's, for a bug
-    report)."""
+    """Print the version, with Python's, the platform's and the cloud libraries', for a
+    bug report."""
     info = about.versions()
     if fmt == "json":
         print(json.dumps(info, indent=2, sort_keys=True))

@@ -20,11 +20,13 @@ def version() -> str:
 
 def versions() -> dict[str, str | None]:
     """cloudtmpl's version, and Python's, the platform's and the libraries' that decide
-    how it talks to clouds (moto: the AWS sandbox; None when not installed)."""
+    how it talks to clouds (botocore: AWS credentials; moto: the AWS sandbox; None when
+    not installed)."""
     return {
         "version": version(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "libcloud": _installed("apache-libcloud"),
+        "botocore": _installed("botocore"),
         "moto": _installed("moto"),
     }

@@ -92,7 +92,8 @@ def test_version_flag_and_machine_readable_version(tmp_path: Path) -> None:
     assert info["python"] == platform.python_version()
     assert info["libcloud"] == metadata.version("apache-libcloud")
     assert info["moto"] == metadata.version("moto")  # the test extra installs the sandbox
-    assert set(info) == {"version", "python", "platform", "libcloud", "moto"}
+    assert info["botocore"] == metadata.version("botocore")
+    assert set(info) == {"version", "python", "platform", "libcloud", "botocore", "moto"}
     text = run(tmp_path, "version").out
     assert text.startswith(f"cloudtmpl {installed}\n") and f"libcloud: {info['libcloud']}" in text
 
