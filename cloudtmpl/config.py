@@ -314,7 +314,9 @@ def _parse(doc: Document, environ: Mapping[str, str] | None = None, cwd: Path | 
                 "config-shape",
                 "cloudtmpl.yaml must be a mapping",
                 doc.loc(()),
-                "see DESIGN section 6 for the file's shape",
+                "write keys, e.g. 'providers: {aws-eu: {type: aws, region: eu-central-1}}', "
+                "'default_target: aws-eu', 'state: sqlite:///.cloudtmpl/state.db' "
+                "(README.md, \"Projects, targets and state\")",
             )
         )
     for key in data:

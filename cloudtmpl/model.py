@@ -1,7 +1,8 @@
 """Values shared by every phase: placements, desired and live resources, plans.
 
 Everything here is a frozen dataclass or a plain function of values.  Nothing
-holds a libcloud object (DESIGN section 1).
+holds a libcloud object: the provider adapters turn what libcloud returns into
+these values, so planning never depends on a driver.
 """
 
 from __future__ import annotations

@@ -488,7 +488,9 @@ def decide(
         res.placement.target,
         res.placement.region,
     ):
-        return Action.REPLACE, (), f"moves from {live.placement.target}/{live.placement.region}"
+        # the move replaces it; what else changes is still worth showing
+        moved = _diff(res, desired, live, last_applied, replace_only)
+        return Action.REPLACE, moved, f"moves from {live.placement.target}/{live.placement.region}"
     diff = _diff(res, desired, live, last_applied, replace_only)
     if not diff:
         want = None if is_unknown(desired) else spec_hash(desired)

@@ -1,4 +1,4 @@
-"""Resolve a loaded template into desired resources (DESIGN section 1, "resolve").
+"""Resolve a loaded template into desired resources (load -> resolve -> discover -> plan).
 
 :func:`resolve` checks the template's shape, merges parameter values from
 environments and ``-p``, converts and constrains them as Heat does, evaluates

@@ -2,15 +2,15 @@
 
 State is a cache and a journal, never the only record of what exists: the cloud
 is the source of truth and every resource carries ownership tags or a
-deterministic name (DESIGN section 4).  Losing the state costs a discovery pass,
+deterministic name, by which discovery finds it.  Losing the state costs a discovery pass,
 not resources.
 
-What the store holds, per stack (DESIGN section 5):
+What the store holds, per stack:
 
 * ``resources`` - address -> :class:`ResourceRecord` (target, region, physical
   id, last-applied spec and its hash, attributes).  Every change bumps the
   stack's ``serial``; a plan file records the serial it saw.
-* ``outputs`` - output name -> JSON value.
+* ``outputs`` - output name -> JSON value, in the template's order.
 * ``runs`` and ``journal`` - each apply/destroy is a run; every step is written
   *before* it starts (phase ``intent``) and *after* it ends (``done`` or
   ``failed``).  Each journal call commits before it returns, so after a kill at
@@ -117,7 +117,7 @@ PROJECT_FILE = "cloudtmpl.yaml"
 STATE_DIR = ".cloudtmpl"
 STATE_FILE = "state.db"
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 10  # PostgreSQL: unless the URL sets connect_timeout
 DEAD_SESSION_GRACE_S = 5.0  # PostgreSQL: how long a dead local holder's session may take to end
@@ -717,13 +717,20 @@ _PARAMETERS_TABLE = """CREATE TABLE IF NOT EXISTS parameters (
         name TEXT NOT NULL,
         digest TEXT NOT NULL,
         PRIMARY KEY (stack, name))"""
-_SCHEMA = (*_SCHEMA, _PARAMETERS_TABLE)
+# outputs keep the template's order: a row's place among the stack's outputs
+_OUTPUTS_POSITION = "ALTER TABLE outputs ADD COLUMN position INTEGER NOT NULL DEFAULT 0"
+# the id of the last plan file applied to the stack: re-applying it says so
+_APPLIED_PLAN = "ALTER TABLE stacks ADD COLUMN applied_plan TEXT"
+_SCHEMA = (*_SCHEMA, _PARAMETERS_TABLE, _OUTPUTS_POSITION, _APPLIED_PLAN)
 
 # Migration hook: MIGRATIONS[n] holds the statements that take schema version n to
 # n + 1.  They run in one write transaction together with the version update.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: digests of the values of `immutable` parameters, to refuse changing them
     1: (_PARAMETERS_TABLE,),
+    # 3: outputs.position (rows written before it keep position 0: name order) and
+    # stacks.applied_plan
+    2: (_OUTPUTS_POSITION, _APPLIED_PLAN),
 }
 
 
@@ -1087,6 +1094,18 @@ class StateStore:
             row = tx.one("SELECT serial FROM stacks WHERE name = ?", (stack,))
         return int(row[0]) if row else 0
 
+    def applied_plan(self, stack: str) -> str | None:
+        """The id of the last plan file applied to the stack (see ``set_applied_plan``)."""
+        with self._read() as tx:
+            row = tx.one("SELECT applied_plan FROM stacks WHERE name = ?", (stack,))
+        return row[0] if row else None
+
+    def set_applied_plan(self, stack: str, plan_id: str) -> None:
+        now = self._now()
+        with self._write(stack) as tx:
+            self._ensure_stack(tx, stack, now)
+            tx.run("UPDATE stacks SET applied_plan = ? WHERE name = ?", (plan_id, stack))
+
     def resources(self, stack: str) -> dict[str, ResourceRecord]:
         with self._read() as tx:
             rows = tx.all(
@@ -1140,20 +1159,23 @@ class StateStore:
 
     def outputs(self, stack: str) -> dict[str, Any]:
         with self._read() as tx:
-            rows = tx.all("SELECT name, value FROM outputs WHERE stack = ? ORDER BY name", (stack,))
+            rows = tx.all(
+                "SELECT name, value FROM outputs WHERE stack = ? ORDER BY position, name", (stack,)
+            )
         return {name: json.loads(value) for name, value in rows}
 
     def set_outputs(self, stack: str, outputs: Mapping[str, Any]) -> None:
-        """Replace all of the stack's outputs (values must be plain JSON data)."""
+        """Replace all of the stack's outputs (values must be plain JSON data), keeping
+        their order (the template's)."""
         dumped = [(str(k), _dump(v, f"output '{k}'")) for k, v in outputs.items()]
         now = self._now()
         with self._write(stack) as tx:
             self._ensure_stack(tx, stack, now)
             tx.run("DELETE FROM outputs WHERE stack = ?", (stack,))
-            for name, value in dumped:
+            for position, (name, value) in enumerate(dumped):
                 tx.run(
-                    "INSERT INTO outputs (stack, name, value) VALUES (?, ?, ?)",
-                    (stack, name, value),
+                    "INSERT INTO outputs (stack, name, value, position) VALUES (?, ?, ?, ?)",
+                    (stack, name, value, position),
                 )
             tx.run("UPDATE stacks SET updated = ? WHERE name = ?", (now, stack))
 

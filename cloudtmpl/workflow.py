@@ -8,6 +8,7 @@ target is used.  Everything it returns is a value.
 from __future__ import annotations
 
 import base64
+import difflib
 import errno
 import getpass
 import hashlib
@@ -219,14 +220,32 @@ def targets_of(stack: ResolvedStack) -> set[str]:
     return names
 
 
-def live_targets(project: ProjectConfig, names: Iterable[str]) -> dict[str, Target]:
-    """The named targets, ready to use: sandbox targets get the running sandbox's endpoint."""
+@dataclass(frozen=True)
+class SandboxStarted:
+    """The local sandbox clouds a command started because none was running."""
+
+    endpoints: Mapping[str, str]  # sandbox-aws -> http://127.0.0.1:PORT
+    directory: Path  # their logs and records
+
+
+def live_targets(
+    project: ProjectConfig,
+    names: Iterable[str],
+    *,
+    on_sandbox_start: Callable[[SandboxStarted], None],
+) -> dict[str, Target]:
+    """The named targets, ready to use: sandbox targets get the running sandbox's endpoint.
+
+    A sandbox that is not running is started; ``on_sandbox_start`` is told which
+    clouds were started, so that nothing starts without the user hearing of it.
+    """
     out: dict[str, Target] = {}
     status: dict[str, Any] | None = None
     for name in sorted(set(names)):
         target = project.targets[name]
         if target.sandbox:
             if status is None:
+                before = sandbox.status()
                 try:
                     sandbox.start()
                 except sandbox.SandboxError as err:
@@ -237,6 +256,11 @@ def live_targets(project: ProjectConfig, names: Iterable[str]) -> dict[str, Targ
                         "`cloudtmpl sandbox stop` then try again",
                     ) from None
                 status = sandbox.status()
+                started = {f"sandbox-{cloud}": str(info["endpoint"])
+                           for cloud, info in status.items()
+                           if info["running"] and not before[cloud]["running"]}
+                if started:
+                    on_sandbox_start(SandboxStarted(started, sandbox.sandbox_dir()))
             info = status[str(target.options["sandbox"])]
             target = with_endpoint(
                 target, **{k: v for k, v in info.items() if k not in _NOT_OPTIONS}
@@ -409,6 +433,39 @@ def open_store(project: ProjectConfig, inputs: Inputs) -> StateStore:
     return StateStore.open(url)
 
 
+def recorded_outputs(store: StateStore, stack: str) -> dict[str, Any]:
+    """The outputs of the stack's last apply, in template order; an ``unknown-stack``
+    error when the state holds nothing for it (never applied, or destroyed)."""
+    values = store.outputs(stack)
+    if not values and stack not in store.stacks():
+        known = store.stacks()
+        raise error(
+            "unknown-stack",
+            f"no stack named {stack!r} in the state (never applied, or destroyed)",
+            hint=(f"{_did_you_mean(stack, known)}the state has: {', '.join(known)}" if known
+                  else "the state has no stacks: apply one first")
+            + "; pass --state for another store",
+        )
+    return values
+
+
+def one_output(values: Mapping[str, Any], name: str, stack: str) -> Any:
+    """Output ``name`` of ``values`` (the stack's recorded outputs)."""
+    if name in values:
+        return values[name]
+    raise error(
+        "unknown-output",
+        f"stack {stack!r} has no output {name!r}",
+        hint=f"{_did_you_mean(name, list(values))}its outputs: {', '.join(values)}" if values
+        else "its template declares no outputs",
+    )
+
+
+def _did_you_mean(name: str, options: Sequence[str]) -> str:
+    match = difflib.get_close_matches(name, options, n=1)
+    return f"did you mean {match[0]!r}? " if match else ""
+
+
 def holder() -> str:
     argv = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:2]))
     return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} ({argv})"
@@ -430,7 +487,12 @@ class Session:
 
 
 def open_session(
-    project: ProjectConfig, inputs: Inputs, stack: str, target_names: Iterable[str]
+    project: ProjectConfig,
+    inputs: Inputs,
+    stack: str,
+    target_names: Iterable[str],
+    *,
+    on_sandbox_start: Callable[[SandboxStarted], None],
 ) -> Session:
     store = open_store(project, inputs)
     records = store.resources(stack).values()
@@ -446,7 +508,7 @@ def open_session(
             hint="add them back to cloudtmpl.yaml",
         )
     try:
-        targets = live_targets(project, names)
+        targets = live_targets(project, names, on_sandbox_start=on_sandbox_start)
     except Exception:
         store.close()
         raise
@@ -916,8 +978,28 @@ def from_plan_file(
     return saved, inputs, sources
 
 
+def plan_id(plan: Plan) -> str:
+    """A saved plan's identity: the digest of everything it holds."""
+    return hashlib.sha256(canonical_json(plan.to_json()).encode()).hexdigest()[:32]
+
+
+def record_applied(session: Session, plan: Plan) -> None:
+    """After ``apply PLANFILE`` succeeded: remember it, so re-applying it says so."""
+    session.store.set_applied_plan(session.stack, plan_id(plan))
+
+
 def check_plan_fresh(plan: Plan, stack: ResolvedStack, session: Session, fresh: Plan) -> None:
-    """Refuse a plan whose inputs, state or live resources moved on since it was made."""
+    """Refuse a plan whose inputs, state or live resources moved on since it was made
+    (saying so plainly when the reason is that this very plan was applied)."""
+    if fresh.state_serial != plan.state_serial and \
+            session.store.applied_plan(session.stack) == plan_id(plan):
+        raise error(
+            "stale-plan",
+            f"this plan was already applied (stack {plan.stack!r} went from state serial "
+            f"{plan.state_serial} to {fresh.state_serial} since it was made)",
+            hint="nothing is left to do with it; run `cloudtmpl plan` again for what the "
+            "template would change now",
+        )
     problems = []
     snapshot_problem = _snapshot_problem(plan, None)
     if snapshot_problem:

@@ -41,7 +41,7 @@ Security-group rules: ``ethertype: IPv6`` → ``Ipv6Ranges`` (default ``::/0``);
 ``remote_group_id`` → ``UserIdGroupPairs``.  An EC2 group rule covers both address
 families, so ``IPv6`` together with ``remote_group_id`` is refused.
 
-Identity (DESIGN section 4).  Every object gets the deterministic ``name`` (the
+Identity: every object gets the deterministic ``name`` (the
 ``Name`` tag; the key pair / group name) and the tags ``cloudtmpl:stack``,
 ``cloudtmpl:resource`` and ``cloudtmpl:spec``.  They are written *in the create
 call itself* (``TagSpecification``) so no untagged object ever exists:

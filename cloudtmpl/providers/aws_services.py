@@ -16,7 +16,7 @@ libcloud error parser never runs (Route53's crashes without a zone context).
 For a sandbox target every connection's host is checked to be loopback before its
 first request (the ELB driver's constructor points at the real AWS host).
 
-Identity (DESIGN section 4):
+Identity (how each object is known as the stack's without the state):
 
 * ``Cloud::DNS::Zone`` - physical id: the hosted zone id.  Route53 zones have no
   name of ours, so the zone's *comment* carries the marker

@@ -6,7 +6,8 @@ connections of one ``OpenStack_2_NodeDriver`` per region; JSON bodies are sent
 through those connections (``connection.request``) wherever libcloud's own helpers
 cannot carry what cloudtmpl needs (metadata at creation, descriptions, pagination).
 
-Identity (DESIGN section 4) per kind, and what a crash can leave behind:
+Identity per kind (how a resource is known as the stack's: the markers it carries,
+or its deterministic name), and what a crash can leave behind:
 
 * ``Cloud::Compute::Server`` - physical id: server id.  Metadata
   ``cloudtmpl:stack``/``cloudtmpl:resource``/``cloudtmpl:spec`` go into the

@@ -47,6 +47,8 @@ from tests.unit.test_state import (  # noqa: F401  (collected again here, on bot
     test_new_stack_has_serial_zero_and_nothing_else,
     test_non_json_values_are_refused,
     test_open_intents_after_a_crash,
+    test_outputs_keep_the_order_they_were_set_in,
+    test_outputs_of_a_schema_2_database_are_migrated,
     test_outputs_round_trip_and_replace,
     test_resource_round_trip_and_serial_bumps,
     test_run_and_journal_round_trip,
