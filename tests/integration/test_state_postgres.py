@@ -50,8 +50,10 @@ from tests.unit.test_state import (  # noqa: F401  (collected again here, on bot
     test_outputs_round_trip_and_replace,
     test_resource_round_trip_and_serial_bumps,
     test_run_and_journal_round_trip,
+    test_schema_2_database_is_migrated_to_record_templates,
     test_second_process_fails_at_once_naming_the_holder,
     test_stack_locked_message_and_diagnostic,
+    test_template_round_trip_kept_by_writes_and_cleared_by_forget,
     test_threads_write_journal_concurrently,
     test_two_stores_in_one_process_share_the_file,
 )

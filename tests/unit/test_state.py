@@ -303,6 +303,36 @@ def test_forget_stack_keeps_history(store: StateStore) -> None:
     assert store.audit_log("demo")[-1].who == "alice"
 
 
+def test_template_round_trip_kept_by_writes_and_cleared_by_forget(store: StateStore) -> None:
+    assert store.template("demo") is None
+    store.set_template("demo", "infra/web.yaml")
+    assert store.template("demo") == "infra/web.yaml"
+    assert store.serial("demo") == 0 and store.stacks() == []  # a template alone is no stack
+    store.put_resource("demo", _rec("web"))
+    store.set_outputs("demo", {"a": 1})
+    assert store.template("demo") == "infra/web.yaml"
+    store.set_template("demo", "web.yaml")
+    assert store.template("demo") == "web.yaml" and store.serial("demo") == 1
+    assert store.template("other") is None
+    store.forget_stack("demo")
+    assert store.template("demo") is None
+
+
+def test_schema_2_database_is_migrated_to_record_templates(url: str) -> None:
+    with StateStore.open(url) as s:
+        s.put_resource("demo", _rec())
+        with s._write() as tx:  # what a cloudtmpl of schema 2 wrote: no template column
+            tx.run("ALTER TABLE stacks DROP COLUMN template")
+            tx.run("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with StateStore.open(url) as s:
+        assert s.schema_version() == SCHEMA_VERSION == 3
+        assert list(s.resources("demo")) == ["web"] and s.serial("demo") == 1
+        assert s.template("demo") is None  # not known: such a stack is never refused
+        s.set_template("demo", "web.yaml")
+    with StateStore.open(url) as s:
+        assert s.template("demo") == "web.yaml"
+
+
 # --------------------------------------------------------------------------- lock
 
 
