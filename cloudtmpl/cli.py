@@ -111,6 +111,14 @@ RelocateOpt = Annotated[
         "that replaces it, and its data is not moved.",
     ),
 ]
+ReplaceTemplateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace-template",
+        help="Let this template replace the one the stack was applied from, even where "
+        "that deletes the resources this one does not have.",
+    ),
+]
 ParOpt = Annotated[
     int, typer.Option("--parallelism", min=1, max=64, help="Cloud operations run at once.")
 ]
@@ -170,6 +178,7 @@ def _inputs(
     target: str | None = None,
     state: str | None = None,
     allow_relocation: bool = False,
+    replace_template: bool = False,
 ) -> wf.Inputs:
     return wf.Inputs(
         template=template,
@@ -179,6 +188,7 @@ def _inputs(
         target=target,
         state=state,
         allow_relocation=allow_relocation,
+        replace_template=replace_template,
     )
 
 
@@ -239,6 +249,7 @@ class _Interrupts:
 @app.command()
 def validate(
     template: Annotated[str, typer.Argument(help="Template file.")],
+    stack_opt: StackOpt = None,
     env: EnvOpt = None,
     param: ParamOpt = None,
     target: TargetOpt = None,
@@ -247,7 +258,7 @@ def validate(
     """Check a template without parameter values (values given are checked too)."""
 
     def body() -> None:
-        stack, _, _ = _resolve(_inputs(template, env, param, target=target), "validate")
+        stack, _, _ = _resolve(_inputs(template, env, param, stack_opt, target), "validate")
         if fmt is Format.json:
             print(json.dumps(render.diagnostics_json([]), indent=2))
         else:
@@ -281,11 +292,13 @@ def plan(
     state: StateOpt = None,
     parallelism: ParOpt = 10,
     allow_relocation: RelocateOpt = False,
+    replace_template: ReplaceTemplateOpt = False,
 ) -> None:
     """Show what apply would change, comparing the template with the live clouds."""
 
     def body() -> Plan:
-        inputs = _inputs(template, env, param, stack, target, state, allow_relocation)
+        inputs = _inputs(template, env, param, stack, target, state, allow_relocation,
+                         replace_template)
         resolved, sources, project = _resolve(inputs, "plan")
         targets = wf.targets_of(resolved)
         session = wf.open_session(project, inputs, resolved.name, targets)
@@ -336,6 +349,7 @@ def apply(
     ] = Format.text,
     state: StateOpt = None,
     allow_relocation: RelocateOpt = False,
+    replace_template: ReplaceTemplateOpt = False,
 ) -> None:
     """Make the clouds match the template (or apply exactly a saved plan)."""
     json_mode = fmt is Format.json
@@ -349,7 +363,8 @@ def apply(
             resolved = wf.resolve_stack(inputs, project, "plan", sources)
         else:
             saved = None
-            inputs = _inputs(source, env, param, stack, target, state, allow_relocation)
+            inputs = _inputs(source, env, param, stack, target, state, allow_relocation,
+                             replace_template)
             resolved, sources, project = _resolve(inputs, "plan")
         targets = wf.targets_of(resolved)
         session = wf.open_session(project, inputs, resolved.name, targets)
