@@ -96,7 +96,11 @@ ParamOpt = Annotated[
 StackOpt = Annotated[
     str | None,
     typer.Option(
-        "-s", "--stack", metavar="STACK", help="Stack name [default: the template's stem]."
+        "-s",
+        "--stack",
+        metavar="STACK",
+        help="Stack name [default: derived from the template file's name, "
+        "e.g. WordPress_Native.yaml is stack wordpress_native].",
     ),
 ]
 TargetOpt = Annotated[
@@ -123,6 +127,14 @@ RelocateOpt = Annotated[
         "--allow-relocation",
         help="Let a pinned or data-bearing resource (volume) move to another target/region: "
         "that replaces it, and its data is not moved.",
+    ),
+]
+ReplaceTemplateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace-template",
+        help="Let this template replace the one the stack was applied from, even where "
+        "that deletes the resources this one does not have.",
     ),
 ]
 ParOpt = Annotated[
@@ -220,6 +232,7 @@ def _inputs(
     target: str | None = None,
     state: str | None = None,
     allow_relocation: bool = False,
+    replace_template: bool = False,
 ) -> wf.Inputs:
     return wf.Inputs(
         template=template,
@@ -229,6 +242,7 @@ def _inputs(
         target=target,
         state=state,
         allow_relocation=allow_relocation,
+        replace_template=replace_template,
     )
 
 
@@ -296,6 +310,7 @@ class _Interrupts:
 @app.command(cls=Command)
 def validate(
     template: TemplateArg,
+    stack_opt: StackOpt = None,
     env: EnvOpt = None,
     param: ParamOpt = None,
     target: TargetOpt = None,
@@ -304,7 +319,7 @@ def validate(
     """Check a template without parameter values (values given are checked too)."""
 
     def body() -> None:
-        stack, _, _ = _resolve(_inputs(template, env, param, target=target), "validate")
+        stack, _, _ = _resolve(_inputs(template, env, param, stack_opt, target), "validate")
         if fmt == "json":
             print(json.dumps(render.diagnostics_json([]), indent=2))
         else:
@@ -339,11 +354,13 @@ def plan(
     state: StateOpt = None,
     parallelism: ParOpt = 10,
     allow_relocation: RelocateOpt = False,
+    replace_template: ReplaceTemplateOpt = False,
 ) -> None:
     """Show what apply would change, comparing the template with the live clouds."""
 
     def body() -> Plan:
-        inputs = _inputs(template, env, param, stack, target, state, allow_relocation)
+        inputs = _inputs(template, env, param, stack, target, state, allow_relocation,
+                         replace_template)
         resolved, sources, project = _resolve(inputs, "plan")
         targets = wf.targets_of(resolved)
         session = wf.open_session(project, inputs, resolved.name, targets,
@@ -394,6 +411,7 @@ def apply(
     ] = "text",
     state: StateOpt = None,
     allow_relocation: RelocateOpt = False,
+    replace_template: ReplaceTemplateOpt = False,
 ) -> None:
     """Make the clouds match the template (or apply exactly a saved plan)."""
     json_mode = fmt == "json"
@@ -407,7 +425,8 @@ def apply(
             resolved = wf.resolve_stack(inputs, project, "plan", sources)
         else:
             saved = None
-            inputs = _inputs(source, env, param, stack, target, state, allow_relocation)
+            inputs = _inputs(source, env, param, stack, target, state, allow_relocation,
+                             replace_template)
             resolved, sources, project = _resolve(inputs, "plan")
         targets = wf.targets_of(resolved)
         session = wf.open_session(project, inputs, resolved.name, targets,

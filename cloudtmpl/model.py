@@ -11,6 +11,7 @@ import enum
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,29 @@ TAG_SPEC = "cloudtmpl:spec"
 # volume's id.  Snapshots are never discovered as resources of the stack.
 TAG_SNAPSHOT_OF = "cloudtmpl:snapshot-of"
 
-STACK_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Stack names: 1-63 lowercase letters, digits, "-" and "_", starting with a letter or a
+# digit.  No "." (physical names are "<stack>.<address>", so the prefix identifies the
+# stack's resources) and no upper case (S3 bucket names and DNS labels are lowercase).
+STACK_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,62}\Z")  # \Z: no trailing newline
+STACK_NAME_RULE = "1-63 lowercase letters, digits, '-' and '_', starting with a letter or digit"
+
+
+def default_stack_name(stem: str) -> str:
+    """A valid stack name for a template file's stem (``WordPress_Native`` ->
+    ``wordpress_native``).
+
+    A stem that is a valid name already is the name.  Otherwise: accents dropped
+    (``é`` -> ``e``), lower case, each run of other characters (``.``, spaces, other
+    scripts) one ``-``, no leading or trailing ``-``/``_``, at most 63 characters.  A
+    stem with nothing usable left gets ``stack-`` and a digest of the stem, so that two
+    such templates still get different stacks.
+    """
+    if STACK_NAME_RE.match(stem):
+        return stem
+    ascii_text = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9_-]+", "-", ascii_text.lower())
+    name = re.sub(r"^[^a-z0-9]+", "", name)[:63].rstrip("-_")
+    return name or "stack-" + hashlib.sha256(stem.encode()).hexdigest()[:8]
 
 
 class _Unknown:

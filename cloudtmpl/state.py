@@ -11,6 +11,9 @@ What the store holds, per stack:
   id, last-applied spec and its hash, attributes).  Every change bumps the
   stack's ``serial``; a plan file records the serial it saw.
 * ``outputs`` - output name -> JSON value, in the template's order.
+* ``stacks.template`` - the template file the stack was last applied from (its path
+  relative to the project directory, POSIX form), so that applying another file
+  onto the stack is noticed; NULL for a stack written before schema 3.
 * ``runs`` and ``journal`` - each apply/destroy is a run; every step is written
   *before* it starts (phase ``intent``) and *after* it ends (``done`` or
   ``failed``).  Each journal call commits before it returns, so after a kill at
@@ -721,16 +724,19 @@ _PARAMETERS_TABLE = """CREATE TABLE IF NOT EXISTS parameters (
 _OUTPUTS_POSITION = "ALTER TABLE outputs ADD COLUMN position INTEGER NOT NULL DEFAULT 0"
 # the id of the last plan file applied to the stack: re-applying it says so
 _APPLIED_PLAN = "ALTER TABLE stacks ADD COLUMN applied_plan TEXT"
-_SCHEMA = (*_SCHEMA, _PARAMETERS_TABLE, _OUTPUTS_POSITION, _APPLIED_PLAN)
+# the template file the stack was applied from (NULL: not known)
+_TEMPLATE_COLUMN = "ALTER TABLE stacks ADD COLUMN template TEXT"
+_SCHEMA = (*_SCHEMA, _PARAMETERS_TABLE, _OUTPUTS_POSITION, _APPLIED_PLAN, _TEMPLATE_COLUMN)
 
 # Migration hook: MIGRATIONS[n] holds the statements that take schema version n to
 # n + 1.  They run in one write transaction together with the version update.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: digests of the values of `immutable` parameters, to refuse changing them
     1: (_PARAMETERS_TABLE,),
-    # 3: outputs.position (rows written before it keep position 0: name order) and
-    # stacks.applied_plan
-    2: (_OUTPUTS_POSITION, _APPLIED_PLAN),
+    # 3: outputs.position (rows written before it keep position 0: name order),
+    # stacks.applied_plan and stacks.template (the template file each stack was
+    # applied from)
+    2: (_OUTPUTS_POSITION, _APPLIED_PLAN, _TEMPLATE_COLUMN),
 }
 
 
@@ -1194,8 +1200,24 @@ class StateStore:
                 tx.run("INSERT INTO parameters (stack, name, digest) VALUES (?, ?, ?)",
                        (stack, name, digest))
 
+    def template(self, stack: str) -> str | None:
+        """The template file the stack was last applied from (relative to the project
+        directory, POSIX form); None if not known (a new stack, or written before
+        schema 3)."""
+        with self._read() as tx:
+            row = tx.one("SELECT template FROM stacks WHERE name = ?", (stack,))
+        return None if row is None or row[0] is None else str(row[0])
+
+    def set_template(self, stack: str, template: str) -> None:
+        """Record the template file the stack is applied from (does not bump the serial)."""
+        now = self._now()
+        with self._write(stack) as tx:
+            self._ensure_stack(tx, stack, now)
+            tx.run("UPDATE stacks SET template = ?, updated = ? WHERE name = ?",
+                   (template, now, stack))
+
     def forget_stack(self, stack: str, *, who: str = "cloudtmpl") -> None:
-        """Drop the stack's resources and outputs (after a destroy).
+        """Drop the stack's resources, outputs and template (after a destroy).
 
         Runs, journal and audit are kept; the serial keeps counting (it is bumped),
         so a plan made before the destroy can never look current afterwards.
@@ -1206,6 +1228,7 @@ class StateStore:
             tx.run("DELETE FROM outputs WHERE stack = ?", (stack,))
             tx.run("DELETE FROM parameters WHERE stack = ?", (stack,))
             self._bump(tx, stack, now)
+            tx.run("UPDATE stacks SET template = NULL WHERE name = ?", (stack,))
             self._audit(tx, stack, who, f"forgot stack ({n} resource records removed)", now)
 
     # ------------------------------------------------------------ lock

@@ -152,6 +152,7 @@ def state_show(
             serial = store.serial(stack)
             lock = store.lock_info(stack)
             history = store.runs(stack)
+            template = store.template(stack)
         if not (records or values or lock or history):
             raise error(
                 "unknown-stack",
@@ -164,6 +165,7 @@ def state_show(
             doc = {
                 "stack": stack,
                 "serial": serial,
+                "template": template,
                 "lock": _lock_json(lock),
                 "resources": {
                     a: {
@@ -192,6 +194,7 @@ def state_show(
             return
         out = render.console()
         out.print(f"Stack {stack} (serial {serial}): {len(records)} resources", markup=False)
+        out.print(f"Template: {template or 'not recorded'}", markup=False)
         out.print(f"Lock: {lock.describe() if lock else 'not locked'}", markup=False)
         for address, r in sorted(records.items()):
             out.print(

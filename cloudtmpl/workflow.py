@@ -38,7 +38,16 @@ from cloudtmpl.config import (
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
 from cloudtmpl.loader import Document, load_text
-from cloudtmpl.model import STACK_NAME_RE, Action, LiveResource, Placement, Target, canonical_json
+from cloudtmpl.model import (
+    STACK_NAME_RE,
+    STACK_NAME_RULE,
+    Action,
+    LiveResource,
+    Placement,
+    Target,
+    canonical_json,
+    default_stack_name,
+)
 from cloudtmpl.plan import (
     CHOICES,
     FORMAT_VERSION,
@@ -71,6 +80,12 @@ class Inputs:
     target: str | None = None
     state: str | None = None
     allow_relocation: bool = False
+    # --replace-template: the template may replace the one the stack was applied from
+    # even where that deletes resources
+    replace_template: bool = False
+    # the template's path relative to the project directory, when it is known apart
+    # from ``template`` (a saved plan: ``template`` is relative to where it was made)
+    stack_template: str = ""
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, str]:
@@ -107,16 +122,28 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def stack_name(inputs: Inputs) -> str:
-    name = inputs.stack or (Path(inputs.template).stem if inputs.template else None)
-    if name is None:
-        raise error("no-stack", "no stack named", hint="pass a TEMPLATE or -s STACK")
-    if not STACK_NAME_RE.match(name):
+    """``-s`` if given (it must be a valid name), else derived from the template's stem."""
+    if inputs.stack is None:
+        if inputs.template is None:
+            raise error("no-stack", "no stack named", hint="pass a TEMPLATE or -s STACK")
+        return default_stack_name(Path(inputs.template).stem)
+    if not STACK_NAME_RE.match(inputs.stack):
         raise error(
             "invalid-stack-name",
-            f"stack name {name!r} is not valid",
-            hint="use 1-63 lowercase letters, digits, '-' or '_' (pass -s NAME)",
+            f"stack name {inputs.stack!r} is not valid: stack names are {STACK_NAME_RULE}",
+            hint=f"pass -s {default_stack_name(inputs.stack)}",
         )
-    return name
+    return inputs.stack
+
+
+def stack_template(project: ProjectConfig, inputs: Inputs) -> str:
+    """The template file as the state records it: relative to the project directory,
+    in POSIX form ("" without a template)."""
+    if inputs.stack_template or not inputs.template:
+        return inputs.stack_template
+    relative = os.path.relpath(os.path.abspath(inputs.template),
+                               os.path.abspath(project.directory))
+    return Path(relative).as_posix()
 
 
 def read_sources(inputs: Inputs) -> dict[str, str]:
@@ -137,6 +164,8 @@ def read_sources(inputs: Inputs) -> dict[str, str]:
 def resolve_stack(
     inputs: Inputs, project: ProjectConfig, mode: str, sources: Mapping[str, str]
 ) -> ResolvedStack:
+    """The template resolved as stack ``stack_name(inputs)``.  An invalid ``-s`` is
+    reported together with the template's own problems (resolved under the default name)."""
     assert inputs.template is not None
     diags: list[Diagnostic] = []
     docs: list[Document] = []
@@ -145,10 +174,16 @@ def resolve_stack(
             docs.append(load_text(sources[path], path))
         except DiagnosticError as err:
             diags.extend(err.diagnostics)
+    name_diags: list[Diagnostic] = []
+    try:
+        name = stack_name(inputs)
+    except DiagnosticError as err:
+        name_diags = list(err.diagnostics)
+        name = default_stack_name(Path(inputs.template).stem)
     if diags:
-        raise DiagnosticError(diags)
+        raise DiagnosticError([*name_diags, *diags])
     options = ResolveOptions(
-        stack=stack_name(inputs),
+        stack=name,
         params=dict(inputs.params),
         environments=tuple(docs[1:]),
         mode=mode,  # type: ignore[arg-type]
@@ -157,7 +192,13 @@ def resolve_stack(
         targets=project.targets,
         read_file=file_reader(inputs.template, sources),
     )
-    return resolve(docs[0], options)
+    try:
+        resolved = resolve(docs[0], options)
+    except DiagnosticError as err:
+        raise DiagnosticError([*name_diags, *err.diagnostics]) from None
+    if name_diags:
+        raise DiagnosticError(name_diags)
+    return resolved
 
 
 def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], str]:
@@ -641,7 +682,7 @@ def plan_stack(
         natives=natives,
     )
     snap = snapshot({**sources, **files_of(inputs.template or "", stack)}, inputs, stack.hidden)
-    return replace(
+    plan = replace(
         plan,
         sources=snap,
         template_hash=sources_hash(snap),
@@ -651,6 +692,37 @@ def plan_stack(
         hidden_params=tuple(sorted(stack.hidden)),
         target=inputs.target,
         allow_relocation=inputs.allow_relocation,
+        stack_template=stack_template(session.project, inputs),
+        replace_template=inputs.replace_template,
+    )
+    check_template(session, stack, plan)
+    return plan
+
+
+def check_template(session: Session, stack: ResolvedStack, plan: Plan) -> None:
+    """Refuse a plan of another template file onto a stack applied from a different one
+    when it would delete resources (stack-template-changed), unless --replace-template.
+
+    A template that was renamed or moved (the same resources) passes, and so does a
+    stack whose template is not recorded (a state written before schema 3).
+    """
+    recorded = session.store.template(session.stack)
+    if recorded is None or recorded == plan.stack_template or plan.replace_template:
+        return
+    deleted = [c.address for c in plan.changes
+               if c.action is Action.DELETE and c.address not in stack.resources]
+    if not deleted:
+        return
+    shown = ", ".join(deleted[:20]) + (f", ... ({len(deleted)} in all)"
+                                       if len(deleted) > 20 else "")
+    raise error(
+        "stack-template-changed",
+        f"stack {session.stack!r} was applied from {recorded}; {plan.stack_template} is "
+        f"another template, and applying it to this stack would delete {len(deleted)} "
+        f"resource{'s' if len(deleted) != 1 else ''} it does not have: {shown}",
+        Loc(plan.template_file),
+        f"give {plan.stack_template} a stack of its own with -s NAME, or pass "
+        "--replace-template to make it the stack's template and delete those resources",
     )
 
 
@@ -973,6 +1045,8 @@ def from_plan_file(
         target=saved.target,
         state=state,
         allow_relocation=saved.allow_relocation,
+        replace_template=saved.replace_template,
+        stack_template=saved.stack_template,
     )
     sources = {**saved.sources, **read_sources(Inputs(environments=tuple(environments)))}
     return saved, inputs, sources
@@ -1047,6 +1121,9 @@ def execute(
     run_id = session.store.begin_run(session.stack, operation, holder())
     status = "failed"
     try:
+        if operation == "apply" and plan.stack_template:
+            # before the first change: a killed first apply still ties the stack to it
+            session.store.set_template(session.stack, plan.stack_template)
         executor = Executor(
             plan,
             stack,

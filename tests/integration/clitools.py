@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 
 REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "examples" / "quickstart" / "stack.yaml"
+QUICKSTART = REPO / "examples" / "quickstart" / "quickstart.yaml"
 
 
 @dataclass

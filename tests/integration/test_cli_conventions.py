@@ -42,7 +42,7 @@ ARGS = {
     "outputs": ["-s", "x"], "state show": ["x"], "state unlock": ["x"],
 }
 FLAGS = {"--help", "--version", "--yes", "-y", "--force", "--detailed-exitcode",
-         "--allow-relocation", "--raw"}
+         "--allow-relocation", "--replace-template", "--raw"}
 # Python or click type names as typer/click would print them for a parameter
 TYPE_NAMES = re.compile(
     r"<(str|int|float|bool|path|file|datetime|uuid)>|list\[|\{[a-z_]+\}|int range|"

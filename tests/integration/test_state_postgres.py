@@ -34,6 +34,7 @@ from tests import postgres
 from tests.integration.clitools import QUICKSTART, ec2, run, stack_instances, write
 from tests.unit.test_state import (  # noqa: F401  (collected again here, on both backends)
     _rec,
+    test_a_schema_2_database_is_migrated,
     test_begin_run_requires_the_lock,
     test_closed_store_refuses_use,
     test_existing_database_is_reopened_and_newer_schema_refused,
@@ -48,12 +49,12 @@ from tests.unit.test_state import (  # noqa: F401  (collected again here, on bot
     test_non_json_values_are_refused,
     test_open_intents_after_a_crash,
     test_outputs_keep_the_order_they_were_set_in,
-    test_outputs_of_a_schema_2_database_are_migrated,
     test_outputs_round_trip_and_replace,
     test_resource_round_trip_and_serial_bumps,
     test_run_and_journal_round_trip,
     test_second_process_fails_at_once_naming_the_holder,
     test_stack_locked_message_and_diagnostic,
+    test_template_round_trip_kept_by_writes_and_cleared_by_forget,
     test_threads_write_journal_concurrently,
     test_two_stores_in_one_process_share_the_file,
 )

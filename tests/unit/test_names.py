@@ -60,7 +60,7 @@ def test_shipped_templates_keep_their_physical_names(path: Path,
 
 
 def test_the_quickstart_names_are_pinned() -> None:
-    path = REPO / "examples" / "quickstart" / "stack.yaml"
+    path = REPO / "examples" / "quickstart" / "quickstart.yaml"
     stack = resolve(load_file(str(path)), ResolveOptions(
         stack="stack", mode="validate", target="sandbox-aws", targets=SANDBOX_TARGETS))
     names = {physical_name("stack", a) for a in stack.resources}

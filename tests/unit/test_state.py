@@ -292,8 +292,9 @@ def test_outputs_keep_the_order_they_were_set_in(store: StateStore) -> None:
     assert list(store.outputs("demo")) == ["b", "a"]
 
 
-def test_outputs_of_a_schema_2_database_are_migrated(url: str) -> None:
+def test_a_schema_2_database_is_migrated(url: str) -> None:
     # a schema 2 database: outputs without a position, stacks without an applied plan
+    # or a template
     with StateStore.open(url) as s, s._write() as tx:
         tx.run("DROP TABLE outputs")
         tx.run("CREATE TABLE outputs (stack TEXT NOT NULL, name TEXT NOT NULL, "
@@ -314,6 +315,10 @@ def test_outputs_of_a_schema_2_database_are_migrated(url: str) -> None:
         assert s.applied_plan("demo") is None
         s.set_applied_plan("demo", "p1")
         assert s.applied_plan("demo") == "p1" and s.applied_plan("other") is None
+        assert s.template("demo") is None  # not known: such a stack is never refused
+        s.set_template("demo", "web.yaml")
+    with StateStore.open(url) as s:
+        assert s.template("demo") == "web.yaml" and s.applied_plan("demo") == "p1"
 
 
 def test_forget_stack_keeps_history(store: StateStore) -> None:
@@ -333,6 +338,21 @@ def test_forget_stack_keeps_history(store: StateStore) -> None:
     assert [r.status for r in store.runs("demo")] == ["succeeded"]
     assert len(store.journal_entries(run)) == 2
     assert store.audit_log("demo")[-1].who == "alice"
+
+
+def test_template_round_trip_kept_by_writes_and_cleared_by_forget(store: StateStore) -> None:
+    assert store.template("demo") is None
+    store.set_template("demo", "infra/web.yaml")
+    assert store.template("demo") == "infra/web.yaml"
+    assert store.serial("demo") == 0 and store.stacks() == []  # a template alone is no stack
+    store.put_resource("demo", _rec("web"))
+    store.set_outputs("demo", {"a": 1})
+    assert store.template("demo") == "infra/web.yaml"
+    store.set_template("demo", "web.yaml")
+    assert store.template("demo") == "web.yaml" and store.serial("demo") == 1
+    assert store.template("other") is None
+    store.forget_stack("demo")
+    assert store.template("demo") is None
 
 
 # --------------------------------------------------------------------------- lock
