@@ -8,9 +8,7 @@ sandbox's own server-side request counter.
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +38,7 @@ from cloudtmpl.providers.base import (
 )
 from cloudtmpl.providers.retry import SANDBOX_POLICY
 from cloudtmpl.resources import canonical_rules
+from cloudtmpl.sandbox import control
 
 pytestmark = pytest.mark.integration
 
@@ -67,8 +66,9 @@ def make_adapter(info: dict[str, Any], **kwargs: Any) -> AwsAdapter:
 
 
 def sandbox_requests(info: dict[str, Any]) -> int:
-    with urllib.request.urlopen(f"{info['endpoint']}/_sandbox/requests", timeout=30) as resp:
-        return int(json.loads(resp.read())["total"])
+    status, counts = control.call(info["endpoint"], info["token"], "GET", "/_sandbox/requests")
+    assert status == 200, counts
+    return int(counts["total"])
 
 
 def public_key() -> str:
