@@ -317,7 +317,8 @@ class _SQLiteBackend:
         if not directory.exists():
             directory.mkdir(parents=True, mode=0o700)
             os.chmod(directory, 0o700)
-        elif directory.name == STATE_DIR and directory.stat().st_uid == os.getuid():
+        elif directory.name == STATE_DIR and directory.stat().st_uid == os.getuid() \
+                and directory.stat().st_mode & 0o777 != 0o700:
             # our own .cloudtmpl directory, perhaps created earlier by something else
             os.chmod(directory, 0o700)
         try:
@@ -1435,11 +1436,13 @@ class StateStore:
             return False
         try:
             with self._write(stack, fenced=False) as tx:
+                # The generation: never the record of a run that took the lock over since.
                 n = tx.run(
                     "DELETE FROM locks WHERE stack = ? AND generation = ?", (stack, held[1])
                 )
                 # Let go before the removal commits (we hold the stack's write lock):
-                # nobody ever sees the held lock taken without its record.
+                # nobody ever sees the held lock taken without its record.  (On SQLite
+                # that also frees the lock file's reserve, room for this very commit.)
                 self._drop_lock(stack)
         finally:
             self._drop_lock(stack)

@@ -158,12 +158,18 @@ def lock_file(database: Path, stack: str) -> Path:
     return database.with_name(database.name + ".locks") / f"{name}.lock"
 
 
+RESERVE_BYTES = 64 * 1024  # room kept in the lock file for removing the lock record
+
+
 class FileLock:
     """An exclusive ``flock`` on a lock file, held while the file is open.
 
     The kernel releases it when the file is closed or the process ends, however
-    it ends.  The holder's description is written into the file (for the
-    message of a contender that finds the lock held with no record).
+    it ends.  The holder's description is written into the file's first line
+    (for the message of a contender that finds the lock held with no record),
+    and the file reserves :data:`RESERVE_BYTES` of disk space while the lock is
+    held: releasing frees them first, so that the lock record can still be
+    removed when the disk filled up during the run.
     """
 
     def __init__(self, path: Path) -> None:
@@ -210,6 +216,7 @@ class FileLock:
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, text.encode() + b"\n", 0)
+            os.posix_fallocate(self._fd, 0, RESERVE_BYTES)  # no room to spare: no reserve
 
     def holder(self, stack: str) -> LockInfo | None:
         """Who holds the lock, if another open file holds it (this one must not)."""
@@ -218,8 +225,8 @@ class FileLock:
             if probe.try_acquire():
                 return None
             try:
-                with open(self.path, encoding="utf-8") as fh:
-                    noted: Any = json.loads(fh.read() or "{}")
+                with open(self.path, encoding="utf-8", errors="replace") as fh:
+                    noted: Any = json.loads(fh.readline() or "{}")
             except (OSError, ValueError):
                 noted = {}
         finally:
@@ -242,6 +249,9 @@ class FileLock:
         return self._fd is not None
 
     def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)  # the reserve goes back to the file system
         self.close()  # closing the file drops the flock
 
     def close(self) -> None:
