@@ -140,41 +140,42 @@ _SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 3, 8, 10, 11
 _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_AUTH, _SQLITE_NOTADB = 13, 14, 23, 26
 
 
+# What an SQLite failure means, by result code or by words of its message (the first
+# match wins): (code, result codes, words, message, hint); {path} and {text} are filled in.
+_FAILURES: tuple[tuple[str, tuple[int, ...], tuple[str, ...], str, str], ...] = (
+    ("state-corrupt", (_SQLITE_CORRUPT, _SQLITE_NOTADB), ("malformed", "not a database"),
+     "the state database {path} is damaged: {text}",
+     "the state is a cache of what the clouds hold: move the damaged file aside (mv {path} "
+     "{path}.damaged - keep it to look into) and run `cloudtmpl plan`; the stack is found "
+     "again in the clouds by its tags"),
+    ("state-readonly", (_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_AUTH, _SQLITE_CANTOPEN),
+     ("readonly", "unable to open"),
+     "cannot write the state database {path}: {text}",
+     "cloudtmpl writes the file, its -wal and -shm files and the lock files beside it: make "
+     "them and their directory writable for this user (immutable? lsattr, chattr -i; a "
+     "read-only mount?), or choose another place with --state"),
+    ("state-full", (_SQLITE_FULL,), ("full",),
+     "cannot write the state database {path}: {text}",
+     "free space on the file system that holds it (or raise the file size limit, ulimit -f), "
+     "then run the command again: steps are journaled, and the next run finds in the clouds "
+     "whatever this one left half-done"),
+    ("state-io", (_SQLITE_IOERR,), ("i/o",),
+     "cannot read or write the state database {path}: {text}",
+     "check the disk and the file system that hold it (full, failing, unmounted?), then run "
+     "the command again"),
+)
+
+
 def sqlite_failure(exc: sqlite3.Error, path: Path) -> DiagnosticError:
     """A diagnostic for an SQLite failure: a damaged, read-only or full database."""
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     text = str(exc)
     lowered = text.lower()
-    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or "malformed" in lowered \
-            or "not a database" in lowered:
-        return error(
-            "state-corrupt", f"the state database {path} is damaged: {text}",
-            hint="the state is a cache of what the clouds hold: move the damaged file "
-            f"aside (mv {path} {path}.damaged - keep it to look into) and run `cloudtmpl "
-            "plan`; the stack is found again in the clouds by its tags",
-        )
-    if primary in (_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_AUTH, _SQLITE_CANTOPEN) \
-            or "readonly" in lowered or "unable to open" in lowered:
-        return error(
-            "state-readonly", f"cannot write the state database {path}: {text}",
-            hint="cloudtmpl writes the file, its -wal and -shm files and the lock files "
-            "beside it: make them and their directory writable for this user (immutable? "
-            "lsattr, chattr -i; a read-only mount?), or choose another place with --state",
-        )
-    if primary == _SQLITE_FULL or "full" in lowered:
-        return error(
-            "state-full", f"cannot write the state database {path}: {text}",
-            hint="free space on the file system that holds it (or raise the file size "
-            "limit, ulimit -f), then run the command again: steps are journaled, and the "
-            "next run finds in the clouds whatever this one left half-done",
-        )
-    if primary == _SQLITE_IOERR or "i/o" in lowered:
-        return error(
-            "state-io", f"cannot read or write the state database {path}: {text}",
-            hint="check the disk and the file system that hold it (full, failing, "
-            "unmounted?), then run the command again",
-        )
+    for name, codes, words, message, hint in _FAILURES:
+        if primary in codes or any(word in lowered for word in words):
+            return error(name, message.format(path=path, text=text),
+                         hint=hint.format(path=path))
     return error(
         "state-error", f"the state database {path} failed: {text}",
         hint="run the command again; if it keeps failing, the file may be damaged: "

@@ -139,13 +139,7 @@ class StateStore(StackLocks, RunJournal):
 
     def stacks(self) -> list[str]:
         """Stacks that have resources or outputs (a forgotten stack is not listed)."""
-        with self._read() as tx:
-            rows = tx.all(
-                "SELECT name FROM stacks s WHERE "
-                "EXISTS (SELECT 1 FROM resources r WHERE r.stack = s.name) OR "
-                "EXISTS (SELECT 1 FROM outputs o WHERE o.stack = s.name) ORDER BY name"
-            )
-        return [r[0] for r in rows]
+        return [s.name for s in self.stack_summaries() if s.resources or s.outputs]
 
     def stack_summaries(self) -> list[StackSummary]:
         """Every stack with resources, outputs or a lock: serial, counts, lock holder."""
