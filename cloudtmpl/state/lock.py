@@ -15,8 +15,9 @@ The lock has two halves:
   transaction, so two processes cannot both take it.
 
 A second run fails at once with :class:`StackLocked` naming the holder.  A
-record whose held lock is free is stale - whatever pid or host it names - and
-the next acquisition takes it over (with an audit line).  Taking, releasing and
+record whose held lock is free is stale - whatever pid or host it names (in a
+PID namespace a holder records pid 1) - and the next acquisition takes it over
+(with an audit line).  Taking, releasing and
 force-removing the lock all run under the stack's write serialization, so
 nobody ever sees the held lock taken without its record.  The store checks the
 writer's generation against the row inside every write transaction of the stack
