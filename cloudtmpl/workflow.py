@@ -459,7 +459,8 @@ def open_session(
 
 
 def secret_key(project: ProjectConfig) -> bytes:
-    """The project's secret key for derived secrets (random strings).
+    """The project's secret key for derived secrets (random strings) and for sealing
+    sensitive values (a keyed digest: see :func:`cloudtmpl.model.sealed_text`).
 
     ``CLOUDTMPL_SECRET_KEY`` (CI, shared state backends: give every runner the
     same one), else ``.cloudtmpl/keys/secret.key`` in the project, created with
@@ -577,6 +578,7 @@ def plan_stack(
         state_serial=session.store.serial(session.stack),
         allow_relocation=inputs.allow_relocation,
         natives=natives,
+        seal_key=secret_key(session.project),
     )
     snap = snapshot({**sources, **files_of(inputs.template or "", stack)}, inputs, stack.hidden)
     return replace(
@@ -975,6 +977,7 @@ def execute(
             emit=emit,
             parallelism=parallelism,
             stop=stop,
+            seal_key=secret_key(session.project),
         )
         result = executor.run(run_id)
         if operation == "destroy" and result.ok:
