@@ -142,6 +142,9 @@ class Plan:
     environment_files: tuple[str, ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)
     hidden_params: tuple[str, ...] = ()
+    # file -> hidden parameter -> keyed digest of its default, cut out of ``sources``
+    # (see :mod:`cloudtmpl.hidden_defaults`)
+    hidden_defaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     target: str | None = None
     allow_relocation: bool = False
     natives: Natives = field(default_factory=dict)
@@ -197,6 +200,7 @@ class Plan:
             "sources": dict(self.sources),
             "params": dict(self.params),
             "hidden_params": list(self.hidden_params),
+            "hidden_defaults": {f: dict(d) for f, d in sorted(self.hidden_defaults.items())},
             "target": self.target,
             "allow_relocation": self.allow_relocation,
             "natives": [[*key, value] for key, value in sorted(self.natives.items())],
@@ -221,6 +225,8 @@ class Plan:
             environment_files=tuple(data.get("environment_files", [])),
             params=dict(data.get("params", {})),
             hidden_params=tuple(data.get("hidden_params", [])),
+            hidden_defaults={str(f): dict(d) for f, d in
+                             dict(data.get("hidden_defaults") or {}).items()},
             target=data.get("target"),
             allow_relocation=bool(data.get("allow_relocation", False)),
             natives={(t, r, w, v): c for t, r, w, v, c in data.get("natives", [])},

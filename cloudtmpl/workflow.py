@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from cloudtmpl import hidden_defaults
 from cloudtmpl.apply import ApplyResult, Event, Executor
 from cloudtmpl.config import (
     Catalog,
@@ -66,6 +67,7 @@ from cloudtmpl.providers.local import LocalAdapter
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
 from cloudtmpl.resources import LOCAL_TARGET
 from cloudtmpl.sandbox import manager as sandbox
+from cloudtmpl.sensitive import is_marked
 from cloudtmpl.state import StateStore, default_state_url
 
 
@@ -434,9 +436,11 @@ def check_choices(session: Session, stack: ResolvedStack) -> dict[tuple[str, str
                         res.placement.region, what, native
                     )
                 except CloudError as err:
+                    message = err.message.replace(native, "(sensitive)") \
+                        if is_marked(value) else err.message
                     raise error(
                         "cloud-error",
-                        f"{res.placement.target}/{res.placement.region}: {err.message}",
+                        f"{res.placement.target}/{res.placement.region}: {message}",
                         res.loc,
                         "check the target's credentials, endpoint and region",
                     ) from None
@@ -451,7 +455,9 @@ def check_choices(session: Session, stack: ResolvedStack) -> dict[tuple[str, str
             diags.append(
                 Diagnostic(
                     f"unknown-{what}",
-                    f"resource {res.address!r}: {what} {value!r} does not exist on target "
+                    f"resource {res.address!r}: {what} "
+                    f"{'(a sensitive value)' if is_marked(value) else repr(value)} "
+                    "does not exist on target "
                     f"{res.placement.target!r} in region {res.placement.region}",
                     res.loc,
                     f"{res.placement.target} offers: {shown}"
@@ -684,9 +690,11 @@ def plan_stack(
         seal_key=secret_key(session.project),
     )
     snap = snapshot({**sources, **files_of(inputs.template or "", stack)}, inputs, stack.hidden)
+    snap, cut_defaults = hidden_defaults.cut_all(snap, secret_key(session.project))
     plan = replace(
         plan,
         sources=snap,
+        hidden_defaults=cut_defaults,
         template_hash=sources_hash(snap),
         template_file=inputs.template or "",
         environment_files=tuple(inputs.environments),
@@ -1052,6 +1060,49 @@ def from_plan_file(
     )
     sources = {**saved.sources, **read_sources(Inputs(environments=tuple(environments)))}
     return saved, inputs, sources
+
+
+def with_hidden_defaults(saved: Plan, inputs: Inputs, sources: Mapping[str, str],
+                         project: ProjectConfig) -> dict[str, str]:
+    """``sources`` (a plan file's snapshot) with the hidden defaults the plan cut out
+    (:mod:`cloudtmpl.hidden_defaults`) taken back from the work tree: a file whose work
+    tree copy is the plan's copy with defaults of the same digests is used instead.
+    A default that is needed (not given now with -p or -e) and cannot be taken back is
+    a ``hidden-default`` diagnostic."""
+    given = set(inputs.params)
+    for path in inputs.environments[len(saved.environment_files):]:
+        data = yaml.safe_load(sources.get(path) or "") or {}
+        for section in ("parameters", "parameter_defaults"):
+            values = data.get(section) if isinstance(data, dict) else None
+            given |= set(values) if isinstance(values, dict) else set()
+    out = dict(sources)
+    key = secret_key(project)
+    for file, digests in sorted(saved.hidden_defaults.items()):
+        needed = sorted(set(digests) - given) if file == saved.template_file else sorted(digests)
+        if not needed:
+            continue
+        try:
+            work = Path(file).read_text()
+        except (OSError, UnicodeDecodeError):
+            work = None
+        if work is not None and hidden_defaults.restore(sources[file], file, work, digests, key):
+            out[file] = work
+            continue
+        why = ("cannot be read" if work is None else
+               "is no longer the plan's copy, or its default changed")
+        top = file == saved.template_file
+        raise error(
+            "hidden-default",
+            f"the plan file holds no default of the hidden parameter"
+            f"{'s' if len(needed) > 1 else ''} {', '.join(map(repr, needed))} ({file}: a plan "
+            f"file never holds hidden values), and {file} in the work tree {why}",
+            Loc(file),
+            (f"give {' '.join(f'-p {n}=VALUE' for n in needed)} (or -e FILE) with the apply, "
+             "or make a new plan with `cloudtmpl plan --out FILE`") if top else
+            "restore the file as it was when the plan was made, or make a new plan with "
+            "`cloudtmpl plan --out FILE`",
+        )
+    return out
 
 
 def plan_id(plan: Plan) -> str:
