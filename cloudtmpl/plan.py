@@ -353,9 +353,11 @@ def _holds(value: Any, secrets: tuple[str, ...]) -> bool:
 
 def derived(live: LiveResource, real: Mapping[str, Any]) -> LiveResource:
     """``live``, a local resource computed from ``real`` properties, with its attributes
-    marked sensitive when any of those properties is (a cloud-config rendered with a
-    password, a deployment run with a secret input: derived from a secret)."""
-    if not resources.TYPES[live.kind].local or not has_marks(real):
+    marked sensitive when any of those properties is (a value or a cloud-config
+    rendered with a password: derived from a secret).  A deployment's attributes are
+    what its script reported (free text: searched for the secrets' text instead)."""
+    if not resources.TYPES[live.kind].local or live.kind in resources.DEPLOY_KINDS \
+            or not has_marks(real):
         return live
     return replace(live, attributes=mark(dict(live.attributes)))
 

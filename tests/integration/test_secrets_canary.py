@@ -32,7 +32,7 @@ import pytest
 
 from cloudtmpl.sandbox.sshd import sshd_path
 from tests import postgres
-from tests.integration.clitools import cli_args, cli_env, run, write
+from tests.integration.clitools import REPO, cli_args, cli_env, run, write
 
 pytestmark = [
     pytest.mark.integration,
@@ -373,3 +373,46 @@ def test_no_canary_reaches_any_sink(backend: str, tmp_path: Path,
     finally:
         for key in env:
             os.environ.pop(key, None)
+
+
+MULTI = REPO / "examples" / "multicloud" / "multicloud.yaml"
+
+
+def test_multicloud_plan_file_holds_no_hidden_default(
+        tmp_path: Path, aws_reset: dict[str, Any], openstack_reset: dict[str, Any]) -> None:
+    """The example's hidden default (``change-me-please``) never reaches the plan file nor
+    the sandbox logs (its user data holds it); apply PLANFILE takes it from the work tree,
+    and refuses with a diagnostic when the work tree's default changed."""
+    write(tmp_path / "cloudtmpl.yaml", "providers: {}\n")
+    template = write(tmp_path / "multicloud.yaml", MULTI.read_text())
+    default = "change-me-please"
+    r = run(tmp_path, "plan", "multicloud.yaml", "--out", "m.plan")
+    assert r.code == 0, r.err + r.out
+    saved = (tmp_path / "m.plan").read_text()
+    assert default not in saved
+    assert "hmac:" in json.loads(saved)["hidden_defaults"]["multicloud.yaml"]["db_password"]
+
+    # the default changed in the work tree: not taken, the user is asked for the value
+    template.write_text(MULTI.read_text().replace(default, "another-default"))
+    r = run(tmp_path, "apply", "m.plan", "--yes")
+    assert r.code == 1, r.out
+    assert "error[hidden-default]" in r.err and "-p db_password=VALUE" in r.err
+    assert "another-default" not in r.err + r.out
+    # ... and given with -p it is the plan's own value again
+    r = run(tmp_path, "apply", "m.plan", "--yes", "-p", "db_password=wrong-value")
+    assert r.code == 1 and "error[stale-plan]" in r.err and "parameter values" in r.err
+
+    template.write_text(MULTI.read_text())
+    r = run(tmp_path, "apply", "m.plan", "--yes")
+    assert r.code == 0, r.err + r.out
+    assert default not in r.out + r.err
+    assert run(tmp_path, "plan", "multicloud.yaml", "--detailed-exitcode").code == 0
+    logs = list(Path(os.environ["CLOUDTMPL_SANDBOX_DIR"]).glob("*.log"))
+    for path in logs:
+        text = path.read_text()
+        assert oct(path.stat().st_mode)[-3:] == "600", path
+        assert default not in text and "UserData" not in text and "Tag." not in text, path
+        requests = [line for line in text.splitlines() if " - - [" in line]
+        assert requests and not [line for line in requests if "?" in line or "=" in line]
+    aws_log = next(p for p in logs if "aws" in p.name).read_text()
+    assert " RunInstances 200" in aws_log  # the action and status are still there
