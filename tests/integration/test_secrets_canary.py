@@ -33,6 +33,7 @@ import pytest
 from cloudtmpl.sandbox.sshd import sshd_path
 from tests import postgres
 from tests.integration.clitools import REPO, cli_args, cli_env, run, write
+from tests.integration.test_cli_openstack import os_driver, owned
 
 pytestmark = [
     pytest.mark.integration,
@@ -315,6 +316,12 @@ def test_no_canary_reaches_any_sink(backend: str, tmp_path: Path,
         root = Path(host["root"])
         assert (root / "dep_in").read_text() == GIVEN["deployment input"] + "\n"
         assert (root / "num").read_text() == GIVEN["number"] + "\n"
+        [web] = owned(os_driver(openstack_reset, "de-fra-1").list_nodes(), "app")
+        meta = web.extra["metadata"]
+        assert (meta["leaf"], meta["item"], meta["piece"], meta["default"]) == (
+            GIVEN["json leaf"], GIVEN["list element"], GIVEN["str_split piece"],
+            GIVEN["hidden default"])
+        assert meta["joined"] == f"{GIVEN['string']}-visible-value"
         random = (root / "rand").read_text().strip()
         assert len(random) == 24 and random.isalpha()
         canaries = {**GIVEN, "random string": random}
