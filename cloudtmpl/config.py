@@ -20,7 +20,7 @@ import importlib
 import inspect
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,71 @@ class RegionInfo:
 
 
 @dataclass(frozen=True)
+class ImageFilter:
+    """A catalog image found in the cloud by name pattern and owner, as on AWS
+    (DescribeImages with ``Owner.N`` and ``Filter name``, Terraform's ``aws_ami`` with
+    ``most_recent``): the newest matching image wins, so the catalog names no ids."""
+
+    name: str  # AWS's wildcards: * any characters, ? one character, \ escapes
+    owners: tuple[str, ...] = ()  # account ids or aliases (amazon, aws-marketplace, self)
+
+    def text(self) -> str:
+        owned = f" owned by {', '.join(self.owners)}" if self.owners else ""
+        return f"name {self.name!r}{owned}"
+
+    def matches(self, name: str, owner_id: str = "", owner_alias: str = "") -> bool:
+        """Whether an image so named and owned passes the filter (``self`` is the
+        caller's own account, which only the cloud knows: taken on trust)."""
+        owned = (not self.owners or "self" in self.owners
+                 or bool({owner_id, owner_alias} & set(self.owners)))
+        return owned and _wildcards(self.name).fullmatch(name) is not None
+
+
+def _wildcards(pattern: str) -> re.Pattern[str]:
+    out, escaped = [], False
+    for char in pattern:
+        if escaped or char not in "*?\\":
+            out.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            out.append(".*" if char == "*" else ".")
+    return re.compile("".join(out), re.DOTALL)
+
+
+def newest_image(flt: ImageFilter, images: Iterable[Mapping[str, str]]) -> str | None:
+    """The ``id`` of the newest of ``images`` (``id``, ``name``, ``owner_id``,
+    ``owner_alias``, ``created``: an ISO 8601 time) that ``flt`` matches, else None.
+    Equal times (the AWS sandbox stamps its images alike) go to the greater name,
+    which carries the release date in every vendor's scheme, then to the greater id."""
+    found = [i for i in images if i.get("id") and flt.matches(
+        i.get("name", ""), i.get("owner_id", ""), i.get("owner_alias", ""))]
+    if not found:
+        return None
+    best = max(found, key=lambda i: (i.get("created", ""), i.get("name", ""), i["id"]))
+    return best["id"]
+
+
+ImageEntry = str | ImageFilter | Mapping[str, str]  # an id | a filter | {region: id}
+
+
+def _image_entry(name: str, raw: Any) -> ImageEntry:
+    if isinstance(raw, Mapping) and "name" in raw:
+        unknown = set(raw) - {"name", "owner"}
+        owner = raw.get("owner") or ()
+        owners = (owner,) if isinstance(owner, str) else tuple(owner)
+        if unknown or not isinstance(raw["name"], str) or not all(
+                isinstance(o, str) for o in owners):
+            raise ValueError(f"catalog image {name!r}: a filter is {{name: PATTERN, "
+                             f"owner: OWNER or [OWNERS]}}, not {dict(raw)!r}")
+        return ImageFilter(raw["name"], owners)
+    if isinstance(raw, Mapping):
+        return {str(region): str(image) for region, image in raw.items()}
+    return str(raw)
+
+
+@dataclass(frozen=True)
 class Catalog:
     """Regions, abstract sizes and images of one provider."""
 
@@ -131,7 +196,7 @@ class Catalog:
     type: str
     regions: Mapping[str, RegionInfo] = field(default_factory=dict)
     sizes: Mapping[str, str] = field(default_factory=dict)
-    images: Mapping[str, Any] = field(default_factory=dict)  # name -> id | {region: id}
+    images: Mapping[str, ImageEntry] = field(default_factory=dict)
     # (kind, property) pairs this target cannot change in place even where the kind
     # can elsewhere (libcloud's common verbs have no resize): planned as replacements
     replace_only: frozenset[tuple[str, str]] = frozenset()
@@ -139,13 +204,15 @@ class Catalog:
     def size(self, value: str) -> str:
         return self.sizes.get(value, value)
 
-    def image(self, value: str, region: str) -> str:
+    def image(self, value: str, region: str) -> str | ImageFilter:
+        """The native image id (or name) of ``value`` in ``region``, or the filter that
+        finds it in the cloud; a value that is not in the catalog as it is."""
         entry = self.images.get(value)
         if entry is None:
             return value
         if isinstance(entry, Mapping):
             return str(entry.get(region, value))
-        return str(entry)
+        return entry
 
 
 @functools.lru_cache(maxsize=32)
@@ -168,7 +235,7 @@ def load_catalog(name: str) -> Catalog:
         type=str(raw.get("type", name)),
         regions=regions,
         sizes=dict(raw.get("sizes") or {}),
-        images=dict(raw.get("images") or {}),
+        images={str(k): _image_entry(str(k), v) for k, v in (raw.get("images") or {}).items()},
     )
 
 

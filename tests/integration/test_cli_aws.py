@@ -40,10 +40,12 @@ def changes(plan: dict[str, Any]) -> dict[str, str]:
     return {c["address"]: c["action"] for c in plan["changes"]}
 
 
-def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any]) -> None:
+def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
+                              catalog_amis: dict[tuple[str, str], str]) -> None:
     client = ec2(aws_reset, REGION)
     foreign = client.run_instances(
-        ImageId=_image(), MinCount=1, MaxCount=1, InstanceType="t3.micro"
+        ImageId=catalog_amis[(REGION, "ubuntu-22.04")], MinCount=1, MaxCount=1,
+        InstanceType="t3.micro",
     )["Instances"][0]["InstanceId"]
 
     # create
@@ -331,17 +333,6 @@ def test_noop_plan_of_150_servers_makes_few_requests(
     assert plan["summary"]["no-op"] == 150
     assert plan["stats"]["api_requests"] < 10
     print(f"no-op plan of 150 servers: {plan['stats']['api_requests']} API requests")
-
-
-def _image() -> str:
-    """The sandbox catalog's AMI for ubuntu-22.04 in REGION."""
-    import yaml
-
-    from tests.integration.clitools import REPO
-
-    catalog = yaml.safe_load((REPO / "providers" / "sandbox-aws.yaml").read_text())
-    image = catalog["images"]["ubuntu-22.04"]
-    return str(image[REGION] if isinstance(image, dict) else image)
 
 
 def test_validate_reports_every_problem_at_once(tmp_path: Path) -> None:
