@@ -603,9 +603,9 @@ _SECRET_KEYS = frozenset({
     "key", "secret", "password", "passwd", "token", "api_key", "apikey", "api_token",
     "access_key", "secret_key", "access_token", "auth", "credentials", "private_key",
     "user_id", "username"})
-# Test-only: ``id=module:Class[,id=module:Class]`` registers extra libcloud drivers
-# (the stateful file-backed driver of cloudtmpl's own tests).  Never needed otherwise.
-LIBCLOUD_TEST_DRIVERS_ENV = "CLOUDTMPL_TEST_LIBCLOUD_DRIVERS"
+# libcloud drivers the local sandbox ships beside libcloud's own (driver id -> class):
+# ``filecloud`` keeps its cloud in a JSON file (cloudtmpl/sandbox/filecloud.py).
+SANDBOX_DRIVERS = {"filecloud": "cloudtmpl.sandbox.filecloud:FileNodeDriver"}
 _SERVER = "Cloud::Compute::Server"
 _KEYPAIR = "Cloud::Compute::KeyPair"
 _VOLUME = "Cloud::Block::Volume"
@@ -655,15 +655,6 @@ def target_snapshots(target: Target) -> bool:
     return target.type in ("aws", "openstack")
 
 
-def _test_drivers() -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in os.environ.get(LIBCLOUD_TEST_DRIVERS_ENV, "").split(","):
-        pid, sep, ref = item.strip().partition("=")
-        if sep and pid.strip() and ":" in ref:
-            out[pid.strip()] = ref.strip()
-    return out
-
-
 def libcloud_driver_ids() -> dict[str, str]:
     """Every name a libcloud compute driver answers to (``digitalocean``, ``digital_ocean``)
     -> its provider id."""
@@ -675,7 +666,7 @@ def libcloud_driver_ids() -> dict[str, str]:
         value = getattr(Provider, attr)
         if not attr.startswith("_") and isinstance(value, str) and value in names:
             names.setdefault(attr.lower(), value)
-    names.update({pid: pid for pid in _test_drivers()})
+    names.update({pid: pid for pid in SANDBOX_DRIVERS})
     return names
 
 
@@ -684,9 +675,9 @@ def libcloud_driver_class(driver_id: str, args: Mapping[str, Any] | None = None,
     """The NodeDriver class of a provider id.  ``concrete``: for the drivers whose class
     picks an API version when instantiated (DigitalOcean, Linode, Vultr, ...), the class
     it picks (to read its verbs); else the class to instantiate."""
-    test = _test_drivers().get(driver_id)
-    if test:
-        module, _, name = test.partition(":")
+    shipped = SANDBOX_DRIVERS.get(driver_id)
+    if shipped:  # imported by name: the engine does not depend on the sandbox
+        module, _, name = shipped.partition(":")
         return getattr(importlib.import_module(module), name)
     from libcloud.compute.providers import get_driver
 

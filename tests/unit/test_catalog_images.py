@@ -14,11 +14,20 @@ import pytest
 
 from cloudtmpl.config import Catalog, ImageFilter, _image_entry, newest_image
 from cloudtmpl.diagnostics import DiagnosticError
-from cloudtmpl.model import Action, Placement, Target
-from cloudtmpl.plan import Plan, catalog_choice, make_plan, translate
+from cloudtmpl.model import Action, LiveResource, Placement, Target, spec_hash
+from cloudtmpl.plan import (
+    Natives,
+    Plan,
+    RefContext,
+    catalog_choice,
+    desired_spec,
+    make_plan,
+    translate,
+)
 from cloudtmpl.providers.base import Choice
+from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.workflow import Lookups, Session, check_choices
-from tests.unit.test_plan import discovery, live_for, stack
+from tests.unit.test_plan import discovery, stack
 
 AL2023 = ImageFilter("al2023-ami-2023.*-kernel-6.1-x86_64", ("amazon",))
 
@@ -152,6 +161,18 @@ AL_IMAGES = [image("ami-al-old", "al2023-ami-2023.1.0-kernel-6.1-x86_64", "2025-
              image("ami-al-new", "al2023-ami-2023.2.0-kernel-6.1-x86_64", "2026-01-01T00:00:00Z")]
 
 
+def applied(st: ResolvedStack, natives: Natives, **images: str) -> dict[str, LiveResource]:
+    """The servers of ``st`` as an apply with ``natives`` left them, each on ``images``."""
+    ctx = RefContext(st, lambda _name: None)
+    out = {}
+    for address, res in st.resources.items():
+        spec = desired_spec(res, ctx, CATALOG, (), natives)
+        out[address] = LiveResource(address, res.kind, f"i-{address}", Placement("t", "r1"),
+                                    properties={**spec, "image": images[address]},
+                                    spec_hash=spec_hash(spec))
+    return out
+
+
 def test_plan_resolves_a_filter_once_and_compares_the_resolved_id() -> None:
     adapter = Images(AL_IMAGES)
     st = stack(TWO_SERVERS)
@@ -166,10 +187,10 @@ def test_plan_resolves_a_filter_once_and_compares_the_resolved_id() -> None:
     assert Plan.from_json(plan.to_json()).natives == natives  # a plan file keeps the id
 
     # live servers on the resolved image: nothing to do; on the older one: replaced
-    live = live_for(st, a={"image": "ami-al-new"}, b={"image": "ami-al-new"})
+    live = applied(st, natives, a="ami-al-new", b="ami-al-new")
     same = make_plan(st, discovery(live), {}, {"t": CATALOG}, state_serial=1, natives=natives)
     assert {c.action for c in same.changes} == {Action.NOOP}
-    older = live_for(st, a={"image": "ami-al-old"}, b={"image": "ami-al-new"})
+    older = applied(st, natives, a="ami-al-old", b="ami-al-new")
     moved = make_plan(st, discovery(older), {}, {"t": CATALOG}, state_serial=1, natives=natives)
     assert {c.address: c.action for c in moved.changes} == {"a": Action.REPLACE,
                                                             "b": Action.NOOP}
