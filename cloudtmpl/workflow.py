@@ -53,14 +53,14 @@ from cloudtmpl.plan import (
     FORMAT_VERSION,
     LIFECYCLE,
     Plan,
+    catalog_choice,
     live_fingerprint,
     make_plan,
     removal,
     snapshots,
-    translate,
 )
 from cloudtmpl.providers import make_adapter
-from cloudtmpl.providers.base import Adapter, Choice, CloudError
+from cloudtmpl.providers.base import Adapter, Choice, CloudError, image_finder
 from cloudtmpl.providers.deploy import DeployAdapter
 from cloudtmpl.providers.local import LocalAdapter
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
@@ -380,9 +380,68 @@ _WHAT = {"flavor": "flavor", "image": "image", "network": "network",
          "keypair": "key pair"}
 
 
-def check_custom_constraints(session: Session, stack: ResolvedStack) -> None:
+ChoiceKey = tuple[str, str, str, str]  # (target, region, what, value after the catalog)
+
+
+class Lookups:
+    """The clouds' answers on the flavors, images, networks and key pairs of one plan:
+    each distinct value is asked once per (target, region), catalog filters included."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.answers: dict[ChoiceKey, Choice] = {}
+
+    def ask(self, target: str, region: str, what: str, value: str) -> tuple[ChoiceKey, Choice]:
+        """``value`` (abstract or native) as the cloud has it; raises CloudError."""
+        key_value, query = catalog_choice(what, value, self.session.catalogs[target], region)
+        key = (target, region, what, key_value)
+        if key not in self.answers:
+            adapter = self.session.adapters[target]
+            if isinstance(query, str):
+                self.answers[key] = adapter.lookup_choice(region, what, query)
+            else:
+                finder = image_finder(adapter)
+                self.answers[key] = (finder.find_image(region, query) if finder is not None
+                                     else Choice(None))
+        return key, self.answers[key]
+
+    def missing(self, target: str, region: str, what: str, value: str) -> str:
+        """Why ``value`` was not found, naming the catalog's filter when it has one."""
+        query = catalog_choice(what, value, self.session.catalogs[target], region)[1]
+        if isinstance(query, str):
+            return f"{what} {value!r} does not exist on target {target!r} in region {region}"
+        if image_finder(self.session.adapters[target]) is None:
+            return (f"image {value!r} is a catalog filter ({query.text()}), which target "
+                    f"{target!r} ({self.session.targets[target].type}) cannot search")
+        return (f"image {value!r} (the catalog's filter: {query.text()}) matches no image "
+                f"on target {target!r} in region {region}")
+
+    def offers(self, target: str, region: str, what: str, choice: Choice) -> list[str]:
+        """What to suggest instead: the catalog's abstract names (images: only those
+        that exist in ``region``, each looked up once), then what the cloud listed."""
+        catalog = self.session.catalogs[target]
+        if what == "image":
+            abstract = [name for name in sorted(catalog.images)
+                        if self.ask(target, region, what, name)[1].canonical is not None]
+        else:
+            abstract = sorted(catalog.sizes) if what == "flavor" else []
+        return abstract + [o for o in choice.offered if o not in abstract]
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+
+
+def _cloud_error(target: str, region: str, err: CloudError, loc: Loc) -> DiagnosticError:
+    return error("cloud-error", f"{target}/{region}: {err.message}", loc,
+                 "check the target's credentials, endpoint and region")
+
+
+def check_custom_constraints(session: Session, stack: ResolvedStack,
+                             lookups: Lookups | None = None) -> None:
     """Parameters with ``custom_constraint: nova.flavor`` (etc.) name something that exists
     in every cloud region the stack uses.  Other custom constraints are not checked."""
+    lookups = lookups or Lookups(session)
     scopes = sorted({(r.placement.target, r.placement.region) for r in stack.resources.values()
                      if session.targets[r.placement.target].type != "local"})
     diags = []
@@ -391,72 +450,60 @@ def check_custom_constraints(session: Session, stack: ResolvedStack) -> None:
         if what is None or not isinstance(c.value, str):
             continue
         for target, region in scopes:
-            catalog = session.catalogs[target]
-            native = (catalog.size(c.value) if what == "flavor" else
-                      catalog.image(c.value, region) if what == "image" else c.value)
-            choice = session.adapters[target].lookup_choice(region, what, native)
-            if choice.canonical is not None:
-                continue
-            shown = "the value" if c.hidden else repr(c.value)
+            try:
+                _, choice = lookups.ask(target, region, what, c.value)
+                if choice.canonical is not None:
+                    continue
+                offers = lookups.offers(target, region, what, choice)
+            except CloudError as err:
+                raise _cloud_error(target, region, err, c.loc) from None
+            problem = (f"the value is not a {_WHAT[what]} on {target}/{region}" if c.hidden
+                       else lookups.missing(target, region, what, c.value))
             diags.append(Diagnostic(
                 "parameter-constraint",
-                f"parameter '{c.parameter}': {shown} is not a {_WHAT[what]} on "
-                f"{target}/{region} "
-                f"(custom_constraint {c.name})",
+                f"parameter '{c.parameter}': {problem} (custom_constraint {c.name})",
                 c.loc,
-                f"{target} offers: {', '.join(choice.offered[:20])}" if choice.offered
+                f"{target} offers: {_shown(offers)}" if offers
                 else f"give a {what} that exists in {region}"))
     if diags:
         raise DiagnosticError(diags)
 
 
-def check_choices(session: Session, stack: ResolvedStack) -> dict[tuple[str, str, str, str], str]:
+def check_choices(session: Session, stack: ResolvedStack,
+                  lookups: Lookups | None = None) -> dict[ChoiceKey, str]:
     """Flavors, images and external networks exist on their targets, and in what form.
 
     One lookup per distinct value.  Abstract names were translated through the
-    catalog first; what is left must be something the cloud has, or the plan
-    would fail half-way through apply.  Returns the cloud's own form of each
-    value (an image named by name becomes its id) for the planner's comparison.
+    catalog first (a catalog filter is searched for in the cloud: the newest match);
+    what is left must be something the cloud has, or the plan would fail half-way
+    through apply.  Returns the cloud's own form of each value (an image named by
+    name or by a catalog filter becomes its id) for the planner's comparison and the
+    executor's requests.
     """
-    found: dict[tuple[str, str, str, str], Choice] = {}
+    lookups = lookups or Lookups(session)
+    found: dict[ChoiceKey, Choice] = {}
     diags = []
     for res in stack.resources.values():
-        catalog = session.catalogs[res.placement.target]
+        target, region = res.placement.target, res.placement.region
         for (kind, prop), what in CHOICES.items():
             value = res.properties.get(prop)
             if kind != res.kind or not isinstance(value, str):
                 continue  # another kind, not given, or unknown until apply
-            native = translate(res.kind, {prop: value}, catalog, res.placement)[prop]
-            key = (res.placement.target, res.placement.region, what, native)
-            if key not in found:
-                try:
-                    found[key] = session.adapters[res.placement.target].lookup_choice(
-                        res.placement.region, what, native
-                    )
-                except CloudError as err:
-                    raise error(
-                        "cloud-error",
-                        f"{res.placement.target}/{res.placement.region}: {err.message}",
-                        res.loc,
-                        "check the target's credentials, endpoint and region",
-                    ) from None
-            choice = found[key]
-            if choice.canonical is not None:
-                continue
-            abstract = {"flavor": catalog.sizes, "image": catalog.images}.get(what, {})
-            names = sorted(abstract) + [o for o in choice.offered if o not in abstract]
-            shown = ", ".join(names[:20]) + (
-                f", ... ({len(names)} in all)" if len(names) > 20 else ""
-            )
+            try:
+                key, choice = lookups.ask(target, region, what, value)
+                found[key] = choice
+                if choice.canonical is not None:
+                    continue
+                shown = _shown(lookups.offers(target, region, what, choice))
+            except CloudError as err:
+                raise _cloud_error(target, region, err, res.loc) from None
             diags.append(
                 Diagnostic(
                     f"unknown-{what}",
-                    f"resource {res.address!r}: {what} {value!r} does not exist on target "
-                    f"{res.placement.target!r} in region {res.placement.region}",
+                    f"resource {res.address!r}: {lookups.missing(target, region, what, value)}",
                     res.loc,
-                    f"{res.placement.target} offers: {shown}"
-                    if shown
-                    else f"give a {what} id that exists in {res.placement.region}",
+                    f"{target} offers: {shown}" if shown
+                    else f"give a {what} id that exists in {region}",
                 )
             )
     if diags:
@@ -657,12 +704,13 @@ def plan_stack(
     before = sum(a.request_count() for a in session.adapters.values())
     check_immutable(session, stack)
     diags: list[Diagnostic] = []
+    lookups = Lookups(session)
     try:
-        check_custom_constraints(session, stack)
+        check_custom_constraints(session, stack, lookups)
     except DiagnosticError as err:
         diags.extend(err.diagnostics)
     try:
-        natives = check_choices(session, stack)
+        natives = check_choices(session, stack, lookups)
     except DiagnosticError as err:
         raise DiagnosticError([*diags, *err.diagnostics]) from None
     if diags:
