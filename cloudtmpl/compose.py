@@ -148,16 +148,18 @@ def resolve_refs(tree: Any, composites: Mapping[str, Composite]) -> Any:
                 return resolve_refs(GetAttr((inner, *path), node.loc), composites)
             return resolve_refs(GetResource((inner,), node.loc), composites)
         if comp.kind == "group":
-            limits.charge_nodes(len(comp.members), node.loc,
+            limits.charge_nodes(len(comp.members) * (1 + len(path)), node.loc,
                                 f"{node.name}: [{comp.name}, {attr}] (one per member)")
+
+            def one(ref: Function) -> Any:  # a member that is a nested stack: its own refs
+                return resolve_refs(ref, composites) if ref.args[0] in composites else ref
+
             if attr == "refs":
-                return [resolve_refs(GetResource((m,), node.loc), composites)
-                        for m in comp.members]
+                return [one(GetResource((m,), node.loc)) for m in comp.members]
             if attr == "refs_map":
-                return {str(i): resolve_refs(GetResource((m,), node.loc), composites)
+                return {str(i): one(GetResource((m,), node.loc))
                         for i, m in zip(comp.indexes, comp.members, strict=True)}
-            return [resolve_refs(GetAttr((m, attr, *path), node.loc), composites)
-                    for m in comp.members]
+            return [one(GetAttr((m, attr, *path), node.loc)) for m in comp.members]
         output = comp.outputs.get(str(attr))
         if output is None:
             return None

@@ -265,13 +265,10 @@ class Function:
         """Refuse (``limit-exceeded``, here) a value of ``size`` bytes being built."""
         limits.within(size, self.loc, f"{self.name}: {what}")
 
-    def bounded(self, value: Any, size: int | None = None) -> Any:
+    def bounded(self, value: Any) -> Any:
         """``value``, this function's result, once it is within the limits and counted in
-        the run's total (``size``: its size when already known)."""
-        if size is None:
-            size = limits.measure(value, limits.current_limits().value_bytes)
-        limits.charge(size, self.loc, f"{self.name}: the result")
-        return value
+        the run's totals."""
+        return limits.check_value(value, self.loc, f"{self.name}: the result")
 
 
 def _json(value: Any) -> str:
@@ -604,7 +601,7 @@ class ListJoin(Function):
                 items.append(self.item(v))
                 length += len(items[-1]) + len(delim)
                 self.within(length)
-        return self.bounded(delim.join(items), max(length, 2))
+        return self.bounded(delim.join(items))
 
     def item(self, value: Any) -> str:
         if value is None:
@@ -622,7 +619,7 @@ class ListJoinMulti(ListJoin):
 
     def item(self, value: Any) -> str:
         if isinstance(value, (list, Mapping)):
-            self.within(limits.measure(value, limits.current_limits().value_bytes), "an item")
+            self.within(limits.measure(value, limits.current_limits().value_bytes)[0], "an item")
             return _json(value)
         if value is None or isinstance(value, str):
             return super().item(value)
@@ -654,7 +651,7 @@ class StrSplit(Function):
         if len(values) == 2:  # each piece as JSON: its text, quotes and a comma
             size = len(text) + text.count(delim) * (3 - len(delim)) + 2
             self.within(size)
-            return self.bounded(text.split(delim), size)
+            return self.bounded(text.split(delim))
         parts = text.split(delim)
         try:
             return parts[int(values[2])]
@@ -762,7 +759,7 @@ class Repeat(Function):
         self.within(used[0] + 2 * count)  # each copy is at least 2 bytes ("" or [])
         out = [self.substitute(template, dict(zip(keys, combo, strict=True)), used)
                for combo in combos]
-        return self.bounded(out, used[0])
+        return self.bounded(out)
 
     def items(self, key: str, value: Any) -> list[Any]:
         if value is None:
@@ -870,6 +867,7 @@ class ListConcat(_Sequence):
         for item in lists:
             if item is not None:
                 self.expect_type(item, list, "items to concatenate must be lists")
+                self.within(2 + 3 * (len(out) + len(item)))  # each item: 2 bytes and a comma
                 out.extend(item)
         return self.bounded(self.finish(out))
 

@@ -94,38 +94,36 @@ def _hint(limit: str, value: str, advice: str) -> str:
 # --------------------------------------------------------------------------- measuring
 
 
-def measure(value: Any, cap: int) -> int:
-    """The size of ``value`` written as JSON (strings in UTF-8), counted only up to
-    just past ``cap``: at most ``cap`` steps however large (or shared) the value is.
+def measure(value: Any, cap: int) -> tuple[int, int]:
+    """The size of ``value`` written as JSON (strings in UTF-8) and its number of values
+    (items, keys, scalars), counted only up to just past ``cap`` bytes: at most
+    ``cap`` steps however large (or shared) the value is.
 
     Unevaluated function nodes count as their arguments.
     """
-    total = 0
+    total = nodes = 0
     todo = [value]
-    while todo:
+    while todo and total <= cap:
         item = todo.pop()
+        nodes += 1
         if isinstance(item, str):
             total += (len(item) if item.isascii() else len(item.encode())) + 2
         elif isinstance(item, Mapping):
             total += 2 + 2 * len(item)
-            if total > cap:
-                return total
-            for key, sub in item.items():
-                todo.append(key)
-                todo.append(sub)
+            if total <= cap:
+                for key, sub in item.items():
+                    todo.append(key)
+                    todo.append(sub)
         elif isinstance(item, (list, tuple)):
             total += 2 + len(item)
-            if total > cap:
-                return total
-            todo.extend(item)
+            if total <= cap:
+                todo.extend(item)
         elif hasattr(item, "args") and isinstance(item.args, tuple):  # a Function node
             total += 16
             todo.extend(item.args)
         else:
             total += 8  # a number, true/false, null, "known after apply"
-        if total > cap:
-            return total
-    return total
+    return total, nodes
 
 
 def count_nodes(value: Any, cap: int) -> int:
@@ -189,8 +187,9 @@ def budget(root: str | None = None, limits: Limits = LIMITS) -> Iterator[Budget]
 
 
 def check_value(value: Any, loc: Loc, what: str) -> Any:
-    """``value`` if it is within the value limit (and the run's total); else refused."""
-    charge(measure(value, current_limits().value_bytes), loc, what)
+    """``value`` if it is within the value limit; counted in the run's totals."""
+    size, nodes = measure(value, current_limits().value_bytes)
+    charge(size, nodes, loc, what)
     return value
 
 
@@ -206,9 +205,9 @@ def within(size: int, loc: Loc, what: str) -> None:
                        "generated or hostile?); split the value or read it on the server"))
 
 
-def charge(size: int, loc: Loc, what: str) -> None:
-    """A value of ``size`` bytes was built: :func:`within`, and counted in the run's
-    total (every function result, property and output value)."""
+def charge(size: int, nodes: int, loc: Loc, what: str) -> None:
+    """A value of ``size`` bytes and ``nodes`` values was built: :func:`within`, and
+    counted in the run's totals (every function result, property and output value)."""
     within(size, loc, what)
     found = _CURRENT.get()
     if found is None:
@@ -222,6 +221,7 @@ def charge(size: int, loc: Loc, what: str) -> None:
             loc, _hint("total value size", size_text(cap),
                        "the template computes far more data than any stack needs (large "
                        "values repeated in many resources or group members)"))
+    charge_nodes(nodes, loc, what)
 
 
 def charge_nodes(n: int, loc: Loc, what: str) -> None:

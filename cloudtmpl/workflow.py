@@ -122,7 +122,7 @@ def read_value_file(path: str) -> str:
     """A ``-p KEY=@FILE`` value: a regular file of at most one value's size, UTF-8."""
     cap = limits.LIMITS.value_bytes
     try:
-        return limits.read_text(path, cap)
+        return limits.read_text(path, cap, "value size")
     except limits.FileRefused as err:
         raise err.diagnostic(NOWHERE, f"cannot read {path}") from None
     except UnicodeDecodeError as err:
@@ -234,7 +234,10 @@ def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], st
         key = str(base / relative)
         if key in sources:
             return sources[key]
-        path = (base / relative).resolve()
+        try:
+            path = (base / relative).resolve()
+        except RuntimeError:  # pathlib's word for a symbolic link loop
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
         if not path.is_relative_to(base.resolve()):
             raise OSError(errno.EACCES, "a symbolic link leads outside the template's directory")
         if not path.exists():
