@@ -14,6 +14,7 @@ and the state cache is updated as each resource settles.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -54,7 +55,7 @@ from cloudtmpl.plan import (
 )
 from cloudtmpl.providers.base import Adapter, CloudError, snapshots_of
 from cloudtmpl.resolve import ResolvedStack
-from cloudtmpl.state import ResourceRecord, StateStore
+from cloudtmpl.state import LockLost, ResourceRecord, StateStore
 
 OUTPUT_LINES = 20  # a deployment's last lines shown in the progress (all are in its log)
 
@@ -365,6 +366,7 @@ class Executor:
         self.clock = clock
         self.secrets = secrets_of(stack)
         self._lock = threading.Lock()
+        self._lost: LockLost | None = None  # the stack's lock was lost: start no new step
         # address -> the live resource as it stands now (no-ops from the plan,
         # creates/updates as they finish); what get_resource/get_attr read.
         self.current: dict[str, LiveResource] = {
@@ -673,13 +675,19 @@ class Executor:
         aborted = False
         try:
             while True:
-                if not self.stop.is_set():
+                if not self.stop.is_set() and self._lost is None:
                     ready = sorted(
                         n
                         for n, deps in pending.items()
                         if not deps and n not in results and n not in running.values()
-                    )
-                    for node in ready[: self.parallelism - len(running)]:
+                    )[: self.parallelism - len(running)]
+                    if ready:  # before each step: is the stack's lock still ours?
+                        try:
+                            self.store.check_lock(self.plan.stack)
+                        except LockLost as lost:
+                            self._lost = lost
+                            ready = []
+                    for node in ready:
                         running[pool.submit(self._safe_run, g.nodes[node]["step"], run_id)] = node
                 if not running:
                     break
@@ -695,7 +703,8 @@ class Executor:
                         skip_dependents(node, f"{result.address} failed")
             for node in g.nodes:
                 if node not in results:
-                    skip(node, "interrupted before it started")
+                    skip(node, "not started: the stack's lock was lost" if self._lost
+                         else "interrupted before it started")
         except KeyboardInterrupt:
             # a second Ctrl-C: stop now.  The steps still in flight keep their intent
             # in the journal, marked aborted, so the next run looks them up.
@@ -703,12 +712,15 @@ class Executor:
             for node in running.values():
                 step = g.nodes[node]["step"]
                 if step.change is not None:
-                    self.store.journal(run_id, self.plan.stack, step.address, step.op, "failed",
-                                       detail={"error": "aborted while in flight"})
+                    with contextlib.suppress(LockLost):  # a fenced-off run writes nothing
+                        self.store.journal(run_id, self.plan.stack, step.address, step.op,
+                                           "failed", detail={"error": "aborted while in flight"})
                     self.emit(Event("failed", step.address, step.op, "aborted while in flight"))
             raise
         finally:
             pool.shutdown(wait=not aborted, cancel_futures=True)
+        if self._lost is not None:  # in-flight steps ended; nothing new started: stop here
+            raise self._lost
         ordered = tuple(results[n] for n in nx.topological_sort(g)
                         if g.nodes[n]["step"].change is not None)
         return ApplyResult(ordered, self.outputs())
@@ -730,6 +742,10 @@ class Executor:
             return StepResult(step.id, step.op, "skipped" if self.stop.is_set() else "done")
         try:
             return self._run(step, run_id)
+        except LockLost as lost:  # another run owns the stack now: no journal, no record
+            self._lost = self._lost or lost
+            self.emit(Event("failed", step.change.address, step.op, str(lost)))
+            return StepResult(step.change.address, step.op, "failed", str(lost))
         except CloudError as err:
             message = str(seal(err.message, self.secrets))
         except Exception as err:  # an adapter bug must not lose the journal
@@ -737,9 +753,11 @@ class Executor:
         change = step.change
         where = change.prior.placement if step.op == "delete" and change.prior else change.placement
         message = f"{where.target}/{where.region}: {message}"
-        self.store.journal(
-            run_id, self.plan.stack, change.address, step.op, "failed", detail={"error": message}
-        )
+        try:
+            self.store.journal(run_id, self.plan.stack, change.address, step.op, "failed",
+                               detail={"error": message})
+        except LockLost as lost:
+            self._lost = self._lost or lost
         self.emit(Event("failed", change.address, step.op, message))
         return StepResult(change.address, step.op, "failed", message)
 

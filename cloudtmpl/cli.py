@@ -33,7 +33,7 @@ from cloudtmpl.plan import Plan
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sandbox import manager as sandbox
-from cloudtmpl.state import StackLocked
+from cloudtmpl.state import LockLost, StackLocked
 from cloudtmpl.statecli import state_app
 
 
@@ -199,11 +199,13 @@ def _guard(fn: Callable[[], Any], fmt: str = "text") -> Any:
                     "stack-locked",
                     str(err),
                     hint="wait for that run to finish (a lock left by a process that died "
-                    "on this host is taken over automatically)",
+                    "is taken over automatically)",
                 )
             ],
             fmt,
         )
+    except LockLost as err:
+        _fail([err.diagnostic()], fmt)
     except CloudError as err:
         _fail(
             [
