@@ -295,7 +295,9 @@ class ProjectConfig:
 def find_project_file(cwd: Path) -> Path | None:
     for directory in (cwd, *cwd.parents):
         candidate = directory / PROJECT_FILE
-        if candidate.is_file():
+        # not only a regular file: a FIFO, a directory or a broken link is refused by
+        # load_file (a diagnostic), not skipped over for a parent directory's file
+        if os.path.lexists(candidate):
             return candidate
     return None
 

@@ -12,6 +12,7 @@ import difflib
 import errno
 import getpass
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from cloudtmpl import limits
 from cloudtmpl.apply import ApplyResult, Event, Executor
 from cloudtmpl.config import (
     Catalog,
@@ -35,7 +37,7 @@ from cloudtmpl.config import (
     target_snapshots,
     with_endpoint,
 )
-from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
+from cloudtmpl.diagnostics import NOWHERE, Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
 from cloudtmpl.loader import Document, load_text
 from cloudtmpl.model import (
@@ -105,20 +107,30 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
             continue
         if value.startswith("@"):
             try:
-                value = Path(value[1:]).read_text().rstrip("\n")
-            except OSError as err:
-                diags.append(
-                    Diagnostic(
-                        "file-not-found",
-                        f"-p {key}: cannot read {value[1:]}: {err.strerror}",
-                        hint="check the path after '@'",
-                    )
-                )
+                value = read_value_file(value[1:]).rstrip("\n")
+            except DiagnosticError as err:
+                diags.extend(replace(d, message=f"-p {key}: {d.message}")
+                             for d in err.diagnostics)
                 continue
         out[key] = value
     if diags:
         raise DiagnosticError(diags)
     return out
+
+
+def read_value_file(path: str) -> str:
+    """A ``-p KEY=@FILE`` value: a regular file of at most one value's size, UTF-8."""
+    cap = limits.LIMITS.value_bytes
+    try:
+        return limits.read_text(path, cap, "value size")
+    except limits.FileRefused as err:
+        raise err.diagnostic(NOWHERE, f"cannot read {path}") from None
+    except UnicodeDecodeError as err:
+        raise error("file-not-found", f"cannot read {path}: not UTF-8 text ({err.reason})",
+                    hint="a parameter value is text; save the file as UTF-8") from None
+    except OSError as err:
+        raise error("file-not-found", f"cannot read {path}: {err.strerror}",
+                    hint="check the path after '@'") from None
 
 
 def stack_name(inputs: Inputs) -> str:
@@ -153,7 +165,12 @@ def read_sources(inputs: Inputs) -> dict[str, str]:
         if path is None:
             continue
         try:
-            out[path] = Path(path).read_text()
+            out[path] = limits.read_text(path, limits.LIMITS.file_bytes)
+        except limits.FileRefused as err:
+            raise err.diagnostic(Loc(path), f"cannot read {path}") from None
+        except UnicodeDecodeError as err:
+            raise error("file-not-found", f"cannot read {path}: not UTF-8 text ({err.reason})",
+                        Loc(path), "save the file as UTF-8") from None
         except OSError as err:
             raise error(
                 "file-not-found", f"cannot read {path}: {err.strerror}", Loc(path), "check the path"
@@ -217,14 +234,17 @@ def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], st
         key = str(base / relative)
         if key in sources:
             return sources[key]
-        path = (base / relative).resolve()
+        try:
+            path = (base / relative).resolve()
+        except RuntimeError:  # pathlib's word for a symbolic link loop
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
         if not path.is_relative_to(base.resolve()):
             raise OSError(errno.EACCES, "a symbolic link leads outside the template's directory")
         if not path.exists():
             shipped = library_file(relative)
             if shipped is not None:
-                return shipped.read_text()
-        return path.read_text()
+                return limits.read_text(shipped, limits.LIMITS.file_bytes)
+        return limits.read_text(path, limits.LIMITS.file_bytes)
 
     return read
 
@@ -823,9 +843,9 @@ def is_plan_file(path: str) -> bool:
     bad template.  Any other file is a plan only if it reads as one.
     """
     try:
-        raw = Path(path).read_bytes()
-    except OSError:
-        return False  # not there: the template path reports it
+        raw = limits.read_bytes(path, limits.LIMITS.plan_file_bytes, "plan file size")
+    except (OSError, limits.FileRefused):
+        return False  # not there, not a file, too large: the template path reports it
     try:
         data = json.loads(raw)
     except ValueError:  # includes undecodable bytes
@@ -843,7 +863,9 @@ def _plan_file_error(path: str, message: str, hint: str = PLAN_HINT) -> Diagnost
 
 def _parse_plan_json(path: str) -> Any:
     try:
-        raw = Path(path).read_bytes()
+        raw = limits.read_bytes(path, limits.LIMITS.plan_file_bytes, "plan file size")
+    except limits.FileRefused as err:
+        raise err.diagnostic(Loc(path), f"cannot read plan file {path}") from None
     except OSError as err:
         raise _plan_file_error(
             path, f"cannot read plan file {path}: {err.strerror or err}"
@@ -878,6 +900,9 @@ def _parse_plan_json(path: str) -> Any:
         raise DiagnosticError([Diagnostic("plan-file", message, loc, PLAN_HINT)]) from None
 
 
+_MAX_PROBLEMS = 100  # schema errors collected (a hostile plan file could have millions)
+
+
 def _schema_problems(data: Any) -> list[str]:
     """Where ``data`` breaks the plan schema (empty when the schema is not installed)."""
     try:
@@ -888,8 +913,8 @@ def _schema_problems(data: Any) -> list[str]:
     from jsonschema import Draft202012Validator
 
     problems = []
-    for err in sorted(Draft202012Validator(schema).iter_errors(data),
-                      key=lambda e: [str(p) for p in e.absolute_path]):
+    found = itertools.islice(Draft202012Validator(schema).iter_errors(data), _MAX_PROBLEMS)
+    for err in sorted(found, key=lambda e: [str(p) for p in e.absolute_path]):
         at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
         message = err.message if len(err.message) <= 160 else err.message[:157] + "..."
         problems.append(f"{at.lstrip('.') or 'top level'}: {message}")
@@ -936,9 +961,16 @@ def read_plan_data(path: str) -> dict[str, Any]:
             Loc(path),
             "plan again with this version of cloudtmpl",
         )
+    changes = data.get("changes")
+    most = 2 * limits.LIMITS.resources  # every resource replaced by another one
+    if isinstance(changes, list) and len(changes) > most:
+        raise _plan_file_error(
+            path, f"plan file {path} is corrupted: it has {len(changes):,} changes, more "
+            f"than a stack of at most {limits.LIMITS.resources:,} resources can have")
     problems = _schema_problems(data)
     if problems:
-        shown = "; ".join(problems[:3]) + (f"; ... ({len(problems)} in all)"
+        many = f"{len(problems)}" if len(problems) < _MAX_PROBLEMS else f"{_MAX_PROBLEMS} or more"
+        shown = "; ".join(problems[:3]) + (f"; ... ({many} in all)"
                                            if len(problems) > 3 else "")
         raise _plan_file_error(path, f"plan file {path} is corrupted: {shown}")
     return data
@@ -978,6 +1010,13 @@ def write_plan_file(plan: Plan, path: str, data: Mapping[str, Any]) -> None:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
             fh.write("\n")
+            size = fh.tell()
+        cap = limits.LIMITS.plan_file_bytes
+        if size > cap:  # it could not be read back
+            raise error("limit-exceeded", f"the plan is {size:,} bytes as a file, more than "
+                        f"{limits.size_text(cap)}", Loc(path),
+                        limits.too_large_hint(cap, "plan file size").split(";")[0]
+                        + "; apply the template directly, without --out")
         os.chmod(tmp, 0o600)
         os.replace(tmp, target)
     except BaseException:
