@@ -131,9 +131,16 @@ def test_the_script_runs_in_a_session_of_its_own_and_says_so_first() -> None:
     assert ssh._kill_target(b"rc 0\n") is None
 
 
-def processes_with(text: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if text in line]
+def processes_with(text: str, *, within: float = 5.0) -> list[str]:
+    """The processes whose command line has ``text``, once they are gone or ``within``
+    seconds have passed (a killed process takes a moment to go on a loaded machine)."""
+    deadline = time.monotonic() + within
+    while True:
+        out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        found = [line for line in out.splitlines() if text in line]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def test_the_servers_watchdog_kills_the_script_and_is_gone_after_it(
