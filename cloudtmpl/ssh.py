@@ -443,7 +443,9 @@ def bundle(b: Bundle) -> bytes:
         'wait "$p"; rc=$?\n',
         # the report may go to a closed channel (a stopped run): the trap still cleans up
         "trap '' PIPE\n",
-        '[ -n "$w" ] && kill -s TERM -- "-$w" 2>/dev/null\n',
+        # the watchdog's group, and its pid: a script that ends at once can end before
+        # the watchdog's setsid made the group
+        '[ -n "$w" ] && { kill -s TERM -- "-$w" 2>/dev/null; kill -s TERM "$w" 2>/dev/null; }\n',
         'emit() { printf "%s " "$1"; base64 < "$2" | tr -d "\\n"; printf "\\n"; }\n',
         'size() { n=$(wc -c < "$1"); echo $((n + 0)); }\n',
         # NAME FILE SIZE: all of it, or its size, the beginning for the log and the tail
