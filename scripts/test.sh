@@ -3,10 +3,11 @@
 # whatever the machine's Python happens to carry. Installs '.[test]' into a new venv
 # (a temporary directory, removed afterwards), prints the versions it resolved, then
 # runs lint (ruff), types (mypy), module layering (lint-imports), the unit and
-# integration tests (pytest, against the local sandbox clouds).
+# integration tests (pytest, against the local sandbox clouds), and last every
+# README command (scripts/readme-check, in a virtualenv of its own).
 #
 #   bash scripts/test.sh                  # everything; CI runs exactly this (.ci/run)
-#   bash scripts/test.sh tests/unit -x    # arguments go to pytest
+#   bash scripts/test.sh tests/unit -x    # arguments go to pytest; no README check then
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,10 +35,16 @@ print("== resolved: python", platform.python_version(),
       *(f"{p} {m.version(p)}" for p in ("moto", "boto3", "apache-libcloud")))'
 
 echo "== ruff"
-"$py" -m ruff check cloudtmpl tests bench
+"$py" -m ruff check cloudtmpl tests bench scripts/readme-check
 echo "== mypy"
 "$py" -m mypy
 echo "== import layers (pyproject.toml's import-linter contract)"
 "$venv/bin/lint-imports"
 echo "== pytest"
-"$py" -m pytest -q -p no:cacheprovider "$@"
+status=0
+"$py" -m pytest -q -p no:cacheprovider "$@" || status=$?
+if [ $# -eq 0 ]; then
+  echo "== README commands (scripts/readme-check)"
+  "$py" scripts/readme-check || status=1
+fi
+exit "$status"
