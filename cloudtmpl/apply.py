@@ -1,7 +1,10 @@
 """The executor: walks a plan's steps in parallel, journaling every change.
 
 A replace is two steps (delete the old resource, then create the new one: names
-are deterministic, so the old one must go first).  A step starts when every
+are deterministic, so the old one must go first).  With create_before_destroy the
+new one is created first, what points at the old one (in-place updates of its
+dependents: a floating IP) moves to it next, then the old one is drained (its
+pre_replace hook) and deleted.  A step starts when every
 step it depends on succeeded; a failure skips its dependents and nothing else.
 A delete under deletion_policy Snapshot snapshots the volume first, in the same
 step (a failed snapshot fails the step: the volume is kept).
@@ -11,6 +14,7 @@ and the state cache is updated as each resource settles.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -51,7 +55,7 @@ from cloudtmpl.plan import (
 )
 from cloudtmpl.providers.base import Adapter, CloudError, snapshots_of
 from cloudtmpl.resolve import ResolvedStack
-from cloudtmpl.state import ResourceRecord, StateStore
+from cloudtmpl.state import LockLost, ResourceRecord, StateStore
 
 OUTPUT_LINES = 20  # a deployment's last lines shown in the progress (all are in its log)
 
@@ -144,6 +148,7 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
                     g.add_edge(f"delete:{change.key}", step.id)
     first = {c.address: c.key for c in plan.changes
              if c.action is Action.REPLACE and c.hooks.get("create_before_destroy")}
+    moves: list[tuple[str, str]] = []
     for change in plan.changes:
         own = by_address.get(change.address)
         if own is None:
@@ -152,9 +157,7 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
             if dep in by_address:
                 g.add_edge(by_address[dep], own)
             if dep in first and change.action is Action.UPDATE:
-                # what points at the old resource (a floating IP) moves only once the old
-                # one is gone: its drain hook still reaches it where it was
-                g.add_edge(f"delete:{first[dep]}", own)
+                moves.append((own, f"delete:{first[dep]}"))
     # Old resources go from the highest creation layer down (attachments before
     # servers before volumes), which holds even when the old template is gone.  A
     # barrier between layers keeps that linear in the number of deletes.
@@ -171,6 +174,29 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
             g.add_edge(node, barrier)
         for node in layers[lower]:
             g.add_edge(barrier, node)
+    # A replacement that cannot come up first (it needs what only the old one's removal
+    # frees: a replaced security group of the same name that the old server holds) is
+    # replaced delete-first, as without create_before_destroy, not deadlocked.
+    ahead = dict(first)
+    while True:  # until no replacement is left that must wait for its own delete
+        for address, key in list(ahead.items()):
+            create, delete = f"create:{address}", f"delete:{key}"
+            g.remove_edge(create, delete)
+            if nx.has_path(g, delete, create):
+                g.add_edge(delete, create)
+                del ahead[address]
+                break
+            g.add_edge(create, delete)
+        else:
+            break
+    # create_before_destroy: what points at the old resource (an in-place update of a
+    # dependent: a floating IP's association, a load balancer's members, a record's
+    # value) moves to the new one after it is up and before the old one is drained
+    # (its drain hook copies these edges) and deleted, so the address never points at
+    # nothing.  Never at the price of a cycle: then the update only waits for the create.
+    for own, old in moves:
+        if not nx.has_path(g, old, own):
+            g.add_edge(own, old)
     _hooks(g, deletes)
     _batches(g, groups or {})
     return g
@@ -178,7 +204,10 @@ def build_steps(plan: Plan, groups: Mapping[str, tuple[str, int, Mapping[str, An
 
 def _hooks(g: nx.DiGraph, deletes: list[_Step]) -> None:
     """A server's drain hook runs before it is deleted, and, when the stack is being
-    taken down, before anything that reaches it (its floating IP) is deleted."""
+    taken down, before anything that reaches it (its floating IP) is deleted.  When it
+    is replaced, the drain runs after what points at it moved to the replacement and
+    before its replaced dependents (a volume attachment: the drain still has its
+    volumes) are taken from it."""
     for d in deletes:
         assert d.change is not None
         which = "pre_replace" if d.change.action is Action.REPLACE else "pre_delete"
@@ -190,6 +219,12 @@ def _hooks(g: nx.DiGraph, deletes: list[_Step]) -> None:
             if not g.nodes[pred]["step"].id.startswith("barrier:"):
                 g.add_edge(pred, hook)  # e.g. the replacement is up first
         g.add_edge(hook, d.id)
+        if d.change.action is Action.REPLACE:
+            for other in deletes:
+                if other.change is not None and other.change.action is Action.REPLACE \
+                        and d.change.address in other.change.depends_on \
+                        and not nx.has_path(g, other.id, hook):
+                    g.add_edge(hook, other.id)
         if d.change.action is Action.DELETE:
             for other in deletes:
                 if other is not d and other.change is not None \
@@ -331,6 +366,7 @@ class Executor:
         self.clock = clock
         self.secrets = secrets_of(stack)
         self._lock = threading.Lock()
+        self._lost: LockLost | None = None  # the stack's lock was lost: start no new step
         # address -> the live resource as it stands now (no-ops from the plan,
         # creates/updates as they finish); what get_resource/get_attr read.
         self.current: dict[str, LiveResource] = {
@@ -388,7 +424,7 @@ class Executor:
             raise CloudError(f"{change.address}: no SSH runner for its {which} hook")
         self.emit(Event("progress", change.address, "delete", f"running its {which} hook"))
         try:
-            runner(change.prior, hook, which)
+            runner(self._now(change.prior), hook, which)
         except CloudError as err:
             if hook.get("on_failure") == "continue":
                 self.emit(Event("progress", change.address, "delete",
@@ -396,6 +432,15 @@ class Executor:
                 return
             raise CloudError(f"{which} hook failed, so the server is kept: {err.message}",
                              permanent=True) from None
+
+    def _now(self, server: LiveResource) -> LiveResource:
+        """The server as the cloud has it now: after a create_before_destroy its floating
+        IP has moved to the replacement, and its own addresses may have changed (on AWS
+        it gets a new public IP when its elastic IP leaves)."""
+        adapter = self.adapters[server.placement.target]
+        found = adapter.discover(server.placement.region, frozenset({server.kind}),
+                                 self.plan.stack)
+        return next((r for r in found if r.physical_id == server.physical_id), server)
 
     def _health(self, step: _Step) -> str:
         """Check every server of the batch before the gate; '' when all are healthy.
@@ -630,13 +675,19 @@ class Executor:
         aborted = False
         try:
             while True:
-                if not self.stop.is_set():
+                if not self.stop.is_set() and self._lost is None:
                     ready = sorted(
                         n
                         for n, deps in pending.items()
                         if not deps and n not in results and n not in running.values()
-                    )
-                    for node in ready[: self.parallelism - len(running)]:
+                    )[: self.parallelism - len(running)]
+                    if ready:  # before each step: is the stack's lock still ours?
+                        try:
+                            self.store.check_lock(self.plan.stack)
+                        except LockLost as lost:
+                            self._lost = lost
+                            ready = []
+                    for node in ready:
                         running[pool.submit(self._safe_run, g.nodes[node]["step"], run_id)] = node
                 if not running:
                     break
@@ -652,7 +703,8 @@ class Executor:
                         skip_dependents(node, f"{result.address} failed")
             for node in g.nodes:
                 if node not in results:
-                    skip(node, "interrupted before it started")
+                    skip(node, "not started: the stack's lock was lost" if self._lost
+                         else "interrupted before it started")
         except KeyboardInterrupt:
             # a second Ctrl-C: stop now.  The steps still in flight keep their intent
             # in the journal, marked aborted, so the next run looks them up.
@@ -660,12 +712,15 @@ class Executor:
             for node in running.values():
                 step = g.nodes[node]["step"]
                 if step.change is not None:
-                    self.store.journal(run_id, self.plan.stack, step.address, step.op, "failed",
-                                       detail={"error": "aborted while in flight"})
+                    with contextlib.suppress(LockLost):  # a fenced-off run writes nothing
+                        self.store.journal(run_id, self.plan.stack, step.address, step.op,
+                                           "failed", detail={"error": "aborted while in flight"})
                     self.emit(Event("failed", step.address, step.op, "aborted while in flight"))
             raise
         finally:
             pool.shutdown(wait=not aborted, cancel_futures=True)
+        if self._lost is not None:  # in-flight steps ended; nothing new started: stop here
+            raise self._lost
         ordered = tuple(results[n] for n in nx.topological_sort(g)
                         if g.nodes[n]["step"].change is not None)
         return ApplyResult(ordered, self.outputs())
@@ -687,6 +742,10 @@ class Executor:
             return StepResult(step.id, step.op, "skipped" if self.stop.is_set() else "done")
         try:
             return self._run(step, run_id)
+        except LockLost as lost:  # another run owns the stack now: no journal, no record
+            self._lost = self._lost or lost
+            self.emit(Event("failed", step.change.address, step.op, str(lost)))
+            return StepResult(step.change.address, step.op, "failed", str(lost))
         except CloudError as err:
             message = str(seal(err.message, self.secrets))
         except Exception as err:  # an adapter bug must not lose the journal
@@ -694,9 +753,11 @@ class Executor:
         change = step.change
         where = change.prior.placement if step.op == "delete" and change.prior else change.placement
         message = f"{where.target}/{where.region}: {message}"
-        self.store.journal(
-            run_id, self.plan.stack, change.address, step.op, "failed", detail={"error": message}
-        )
+        try:
+            self.store.journal(run_id, self.plan.stack, change.address, step.op, "failed",
+                               detail={"error": message})
+        except LockLost as lost:
+            self._lost = self._lost or lost
         self.emit(Event("failed", change.address, step.op, message))
         return StepResult(change.address, step.op, "failed", message)
 

@@ -1,8 +1,7 @@
 """The command line: parse arguments, call the workflow, render, choose the exit code.
 
-Exit codes (one place): 0 success; 1 error (invalid template, policy or
-residency violation, failed apply); 2 with ``plan --detailed-exitcode`` when the
-plan has changes.
+Exit codes are in one place, :class:`Exit` (the app's --help and README.md's
+"Exit codes" show the same table).
 """
 
 from __future__ import annotations
@@ -13,16 +12,20 @@ import json
 import os
 import signal
 import sys
+import textwrap
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from cloudtmpl import render
+from cloudtmpl import clihelp, render
+from cloudtmpl import version as about
 from cloudtmpl import workflow as wf
 from cloudtmpl.apply import build_steps
+from cloudtmpl.clihelp import Command, Group, choice_option, completion_option
 from cloudtmpl.config import load_project, target_regions
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
 from cloudtmpl.graph import build_graph, to_dot, to_mermaid
@@ -30,39 +33,43 @@ from cloudtmpl.plan import Plan
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sandbox import manager as sandbox
-from cloudtmpl.state import StackLocked
+from cloudtmpl.state import LockLost, StackLocked
 from cloudtmpl.statecli import state_app
 
 
 class Exit(enum.IntEnum):
     OK = 0
     ERROR = 1
+    USAGE = 1  # an unknown option, a missing argument, a bad value: never 2 (that is CHANGES)
     CHANGES = 2
 
 
-class Format(str, enum.Enum):
-    text = "text"
-    json = "json"
-    markdown = "markdown"
+EXIT_CODES = (
+    (Exit.OK, "success (`plan --detailed-exitcode`: no changes)"),
+    (Exit.ERROR, "error: invalid template, policy violation, cloud error, failed apply, "
+                 "lock held; or a usage error: an unknown option, a missing argument, "
+                 "a bad value"),
+    (Exit.CHANGES, "`plan --detailed-exitcode` only: the plan has changes"),
+)
 
-
-class GraphFormat(str, enum.Enum):
-    dot = "dot"
-    mermaid = "mermaid"
-
+# What each command's --format renders (a value not listed is a usage error).
+TEXT_JSON = ("text", "json")
+TEXT_JSON_MARKDOWN = ("text", "json", "markdown")
 
 app = typer.Typer(
     name="cloudtmpl",
     help="Declarative multi-cloud provisioning from Heat-style templates.\n\n"
-    "Exit codes: 0 success; 1 error (invalid template, policy violation, failed apply); "
-    "2 with `plan --detailed-exitcode` when there are changes.",
+    "Exit codes:\n\n\b\n"
+    + "\n".join(textwrap.fill(text, 76, initial_indent=f"  {int(code)}  ",
+                               subsequent_indent="     ") for code, text in EXIT_CODES),
+    cls=Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 sandbox_app = typer.Typer(
-    help="Local sandbox clouds on 127.0.0.1 (moto for AWS).", no_args_is_help=True
+    help="Local sandbox clouds on 127.0.0.1 (moto for AWS).", no_args_is_help=True, cls=Group
 )
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(state_app, name="state")
@@ -72,6 +79,7 @@ EnvOpt = Annotated[
     typer.Option(
         "-e",
         "--environment",
+        metavar="FILE",
         help="Environment file (parameters, parameter_defaults); repeatable, merged in order.",
     ),
 ]
@@ -80,17 +88,26 @@ ParamOpt = Annotated[
     typer.Option(
         "-p",
         "--parameter",
+        metavar="KEY=VALUE",
         help="KEY=VALUE, or KEY=@FILE to read the value from a file (use that "
         "for hidden parameters: argv is visible to other users); repeatable.",
     ),
 ]
 StackOpt = Annotated[
-    str | None, typer.Option("-s", "--stack", help="Stack name [default: the template's stem].")
+    str | None,
+    typer.Option(
+        "-s",
+        "--stack",
+        metavar="STACK",
+        help="Stack name [default: derived from the template file's name, "
+        "e.g. WordPress_Native.yaml is stack wordpress_native].",
+    ),
 ]
 TargetOpt = Annotated[
     str | None,
     typer.Option(
         "--target",
+        metavar="TARGET[/REGION]",
         help="Provider target (and region) for resources the template does not place: "
         "T or T/REGION, e.g. sandbox-aws/eu-central-1.",
     ),
@@ -99,6 +116,7 @@ StateOpt = Annotated[
     str | None,
     typer.Option(
         "--state",
+        metavar="URL",
         envvar="CLOUDTMPL_STATE",
         help="State store URL [default: sqlite:///<project>/.cloudtmpl/state.db].",
     ),
@@ -111,20 +129,64 @@ RelocateOpt = Annotated[
         "that replaces it, and its data is not moved.",
     ),
 ]
-ParOpt = Annotated[
-    int, typer.Option("--parallelism", min=1, max=64, help="Cloud operations run at once.")
+ReplaceTemplateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace-template",
+        help="Let this template replace the one the stack was applied from, even where "
+        "that deletes the resources this one does not have.",
+    ),
 ]
+ParOpt = Annotated[
+    int,
+    typer.Option(
+        "--parallelism", metavar="N", min=1, max=64, help="Cloud operations run at once."
+    ),
+]
+TemplateArg = Annotated[str, typer.Argument(metavar="TEMPLATE", help="Template file.")]
 
 
-def _fail(diags: tuple[Diagnostic, ...] | list[Diagnostic], fmt: Format = Format.text) -> NoReturn:
-    if fmt is Format.json:
+def _format_opt(choices: tuple[str, ...], help: str | None = None) -> Any:
+    return choice_option("--format", choices=choices,
+                         help=help or f"Output format: {', '.join(choices)}.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"cloudtmpl {about.version()}")
+        raise typer.Exit(Exit.OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_version,
+                     help="Print the version and exit."),
+    ] = False,
+    install_completion: Annotated[
+        str | None,
+        completion_option("--install-completion",
+                          "Install shell completion for SHELL (bash, zsh, fish, powershell)."),
+    ] = None,
+    show_completion: Annotated[
+        str | None,
+        completion_option("--show-completion",
+                          "Print the completion script for SHELL, to install it by hand."),
+    ] = None,
+) -> None:
+    pass
+
+
+def _fail(diags: tuple[Diagnostic, ...] | list[Diagnostic], fmt: str = "text") -> NoReturn:
+    if fmt == "json":
         print(json.dumps(render.diagnostics_json(diags), indent=2))
     else:
         render.diagnostics_text(diags, render.console(stderr=True))
     raise typer.Exit(Exit.ERROR)
 
 
-def _guard(fn: Callable[[], Any], fmt: Format = Format.text) -> Any:
+def _guard(fn: Callable[[], Any], fmt: str = "text") -> Any:
     """Run a command body; user errors become diagnostics and exit code 1."""
     try:
         return fn()
@@ -137,11 +199,13 @@ def _guard(fn: Callable[[], Any], fmt: Format = Format.text) -> Any:
                     "stack-locked",
                     str(err),
                     hint="wait for that run to finish (a lock left by a process that died "
-                    "on this host is taken over automatically)",
+                    "is taken over automatically)",
                 )
             ],
             fmt,
         )
+    except LockLost as err:
+        _fail([err.diagnostic()], fmt)
     except CloudError as err:
         _fail(
             [
@@ -170,6 +234,7 @@ def _inputs(
     target: str | None = None,
     state: str | None = None,
     allow_relocation: bool = False,
+    replace_template: bool = False,
 ) -> wf.Inputs:
     return wf.Inputs(
         template=template,
@@ -179,6 +244,7 @@ def _inputs(
         target=target,
         state=state,
         allow_relocation=allow_relocation,
+        replace_template=replace_template,
     )
 
 
@@ -188,6 +254,13 @@ def _resolve(inputs: wf.Inputs, mode: str) -> tuple[ResolvedStack, dict[str, str
     stack = wf.resolve_stack(inputs, project, mode, sources)
     wf.check_targets(stack, project)
     return stack, sources, project
+
+
+def _announce(started: wf.SandboxStarted) -> None:
+    """Nothing starts silently: say which sandbox started, where, and how to stop it."""
+    render.console(stderr=True).print(
+        render.sandbox_started(started.endpoints, started.directory), markup=False
+    )
 
 
 def _confirm(yes: bool, what: str) -> None:
@@ -236,19 +309,20 @@ class _Interrupts:
 
 
 # -- validate -------------------------------------------------------------------
-@app.command()
+@app.command(cls=Command)
 def validate(
-    template: Annotated[str, typer.Argument(help="Template file.")],
+    template: TemplateArg,
+    stack_opt: StackOpt = None,
     env: EnvOpt = None,
     param: ParamOpt = None,
     target: TargetOpt = None,
-    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text",
 ) -> None:
     """Check a template without parameter values (values given are checked too)."""
 
     def body() -> None:
-        stack, _, _ = _resolve(_inputs(template, env, param, target=target), "validate")
-        if fmt is Format.json:
+        stack, _, _ = _resolve(_inputs(template, env, param, stack_opt, target), "validate")
+        if fmt == "json":
             print(json.dumps(render.diagnostics_json([]), indent=2))
         else:
             render.console().print(
@@ -260,18 +334,19 @@ def validate(
 
 
 # -- plan -----------------------------------------------------------------------
-@app.command()
+@app.command(cls=Command)
 def plan(
-    template: Annotated[str, typer.Argument(help="Template file.")],
+    template: TemplateArg,
     stack: StackOpt = None,
     env: EnvOpt = None,
     param: ParamOpt = None,
     target: TargetOpt = None,
     out: Annotated[
         str | None,
-        typer.Option("--out", help="Save the plan (JSON, mode 0600) for `cloudtmpl apply FILE`."),
+        typer.Option("--out", metavar="FILE",
+                     help="Save the plan (JSON, mode 0600) for `cloudtmpl apply FILE`."),
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="text, json or markdown.")] = Format.text,
+    fmt: Annotated[str, _format_opt(TEXT_JSON_MARKDOWN)] = "text",
     detailed_exitcode: Annotated[
         bool,
         typer.Option(
@@ -281,24 +356,27 @@ def plan(
     state: StateOpt = None,
     parallelism: ParOpt = 10,
     allow_relocation: RelocateOpt = False,
+    replace_template: ReplaceTemplateOpt = False,
 ) -> None:
     """Show what apply would change, comparing the template with the live clouds."""
 
     def body() -> Plan:
-        inputs = _inputs(template, env, param, stack, target, state, allow_relocation)
+        inputs = _inputs(template, env, param, stack, target, state, allow_relocation,
+                         replace_template)
         resolved, sources, project = _resolve(inputs, "plan")
         targets = wf.targets_of(resolved)
-        session = wf.open_session(project, inputs, resolved.name, targets)
+        session = wf.open_session(project, inputs, resolved.name, targets,
+                                  on_sandbox_start=_announce)
         try:
             result = wf.plan_stack(session, resolved, sources, inputs, parallelism)
         finally:
             session.close()
         if out:
             wf.write_plan_file(result, out, render.plan_json(result, with_sources=True))
-        if fmt is Format.json:
+        if fmt == "json":
             print(json.dumps(render.plan_json(result), indent=2, sort_keys=True))
-        elif fmt is Format.markdown:
-            sys.stdout.write(render.plan_markdown(result))
+        elif fmt == "markdown":
+            sys.stdout.write(render.plan_markdown(result, full_plan=render.full_plan_hint(out)))
         else:
             render.plan_text(result, render.console())
             if out:
@@ -313,7 +391,7 @@ def plan(
 
 
 # -- apply ----------------------------------------------------------------------
-@app.command()
+@app.command(cls=Command)
 def apply(
     source: Annotated[
         str,
@@ -331,14 +409,14 @@ def apply(
     ] = False,
     parallelism: ParOpt = 10,
     fmt: Annotated[
-        Format,
-        typer.Option("--format", help="text or json (one JSON event per line, then the result)."),
-    ] = Format.text,
+        str, _format_opt(TEXT_JSON, "text, or json: one JSON event per line, then the result.")
+    ] = "text",
     state: StateOpt = None,
     allow_relocation: RelocateOpt = False,
+    replace_template: ReplaceTemplateOpt = False,
 ) -> None:
     """Make the clouds match the template (or apply exactly a saved plan)."""
-    json_mode = fmt is Format.json
+    json_mode = fmt == "json"
 
     def body() -> bool:
         out = render.console()
@@ -349,10 +427,12 @@ def apply(
             resolved = wf.resolve_stack(inputs, project, "plan", sources)
         else:
             saved = None
-            inputs = _inputs(source, env, param, stack, target, state, allow_relocation)
+            inputs = _inputs(source, env, param, stack, target, state, allow_relocation,
+                             replace_template)
             resolved, sources, project = _resolve(inputs, "plan")
         targets = wf.targets_of(resolved)
-        session = wf.open_session(project, inputs, resolved.name, targets)
+        session = wf.open_session(project, inputs, resolved.name, targets,
+                                  on_sandbox_start=_announce)
         try:
             with session.store.lock(resolved.name, wf.holder()):
                 fresh = wf.plan_stack(session, resolved, sources, inputs, parallelism)
@@ -363,6 +443,7 @@ def apply(
                     todo = fresh
                 if not json_mode:
                     render.plan_text(todo, out)
+                started = time.monotonic()
                 if todo.has_changes:
                     if saved is None:
                         _confirm(yes, "apply these changes")
@@ -386,23 +467,27 @@ def apply(
                         parallelism=parallelism,
                     )
                 wf.prune_state(session, todo, resolved)
+                if saved is not None and result.ok:
+                    wf.record_applied(session, saved)
+                seconds = time.monotonic() - started
         finally:
             session.close()
         if json_mode:
             print(
-                json.dumps(
+                render.json_text(
                     {
                         "event": "result",
                         "ok": result.ok,
                         "summary": {s: result.count(s) for s in ("done", "failed", "skipped")},
                         "outputs": result.outputs,
+                        "seconds": round(seconds, 3),
                     },
-                    sort_keys=True,
+                    indent=None,
                 )
             )
         else:
             if todo.has_changes:
-                out.print(render.apply_summary(result))
+                out.print(render.apply_summary(result, seconds))
             if result.outputs:
                 out.print("\nOutputs:")
                 render.outputs_text(result.outputs, out)
@@ -414,9 +499,11 @@ def apply(
 
 
 # -- destroy --------------------------------------------------------------------
-@app.command()
+@app.command(cls=Command)
 def destroy(
-    template: Annotated[str | None, typer.Argument(help="Template file (or use -s).")] = None,
+    template: Annotated[
+        str | None, typer.Argument(metavar="TEMPLATE", help="Template file (or use -s).")
+    ] = None,
     stack: StackOpt = None,
     env: EnvOpt = None,
     param: ParamOpt = None,
@@ -436,15 +523,17 @@ def destroy(
             resolved = wf.resolve_stack(inputs, project, "validate", wf.read_sources(inputs))
         name = resolved.name if resolved else wf.stack_name(inputs)
         targets = wf.targets_of(resolved) if resolved else set()
-        session = wf.open_session(project, inputs, name, targets)
+        session = wf.open_session(project, inputs, name, targets, on_sandbox_start=_announce)
         try:
             with session.store.lock(name, wf.holder()):
                 todo = wf.destroy_plan(session, resolved, parallelism)
-                render.plan_text(todo, out)
+                render.plan_text(todo, out, no_changes=f"Nothing to destroy: stack {name!r} "
+                                 "has no resources in the clouds.")
                 if not todo.has_changes:
                     wf.forget_destroyed(session, todo)
                     return True
-                _confirm(yes, f"destroy stack {name}")
+                _confirm(yes, f"destroy stack {name!r}")
+                started = time.monotonic()
                 with _Interrupts() as stop, _progress(out, todo, False) as emit:
                     result = wf.execute(
                         session,
@@ -457,7 +546,7 @@ def destroy(
                     )
         finally:
             session.close()
-        out.print(render.apply_summary(result).replace("Apply", "Destroy"))
+        out.print(render.apply_summary(result, time.monotonic() - started, "Destroy"))
         return result.ok
 
     if not _guard(body):
@@ -465,39 +554,59 @@ def destroy(
 
 
 # -- outputs / show / graph -----------------------------------------------------------
-@app.command()
+@app.command(cls=Command)
 def outputs(
-    stack: Annotated[str, typer.Option("-s", "--stack", help="Stack name.")],
-    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    stack: Annotated[str, typer.Option("-s", "--stack", metavar="STACK", help="Stack name.")],
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="Print only this output.")
+    ] = None,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="Print output NAME bare, for a shell: a string without "
+                     "quotes or newline (a number or boolean as its literal)."),
+    ] = False,
+    fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text",
     state: StateOpt = None,
 ) -> None:
-    """Print a stack's outputs as recorded by its last apply."""
+    """Print a stack's outputs (or one of them) as recorded by its last apply, in the
+    template's order."""
 
     def body() -> None:
+        if raw and (name is None or fmt == "json"):
+            raise error(
+                "raw-output",
+                "--raw prints one output bare: name it, and leave out --format json",
+                hint=f"cloudtmpl outputs -s {stack} NAME --raw",
+            )
         project = load_project(Path.cwd())
         with wf.open_store(project, wf.Inputs(stack=stack, state=state)) as store:
-            values = store.outputs(stack)
-            if not values and stack not in store.stacks():
-                raise error(
-                    "unknown-stack",
-                    f"no stack named {stack!r} in the state",
-                    hint="apply it first, or pass --state for another store",
-                )
-        if fmt is Format.json:
-            print(json.dumps(values, indent=2, sort_keys=True))
+            values = wf.recorded_outputs(store, stack)
+        if name is not None:
+            value = wf.one_output(values, name, stack)
+            if raw:
+                sys.stdout.write(render.raw_text(stack, name, value))
+            else:
+                print(json.dumps(value, indent=2 if fmt == "json" else None, sort_keys=True))
+        elif fmt == "json":
+            print(render.outputs_json(values))
         else:
             render.outputs_text(values, render.console())
 
     _guard(body, fmt)
 
 
-@app.command()
+@app.command(cls=Command)
 def show(
-    planfile: Annotated[str | None, typer.Argument(help="A plan saved with --out.")] = None,
-    stack: Annotated[
-        str | None, typer.Option("-s", "--stack", help="Show a stack's state.")
+    planfile: Annotated[
+        str | None, typer.Argument(metavar="PLANFILE", help="A plan saved with --out.")
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="text, json or markdown.")] = Format.text,
+    stack: Annotated[
+        str | None,
+        typer.Option("-s", "--stack", metavar="STACK", help="Show a stack's state."),
+    ] = None,
+    fmt: Annotated[
+        str, _format_opt(TEXT_JSON_MARKDOWN, "text, json, or markdown (a plan file only).")
+    ] = "text",
     state: StateOpt = None,
 ) -> None:
     """Render a saved plan, or the recorded resources and outputs of a stack."""
@@ -505,10 +614,12 @@ def show(
     def body() -> None:
         if planfile:
             saved = wf.load_plan_file(planfile)
-            if fmt is Format.json:
+            if fmt == "json":
                 print(json.dumps(render.plan_json(saved), indent=2, sort_keys=True))
-            elif fmt is Format.markdown:
-                sys.stdout.write(render.plan_markdown(saved))
+            elif fmt == "markdown":
+                sys.stdout.write(
+                    render.plan_markdown(saved, full_plan=render.full_plan_hint(planfile))
+                )
             else:
                 render.plan_text(saved, render.console())
             return
@@ -518,14 +629,21 @@ def show(
                 "show needs a PLANFILE or -s STACK",
                 hint="cloudtmpl show plan.json, or cloudtmpl show -s mystack",
             )
+        if fmt == "markdown":
+            raise error(
+                "format-unsupported",
+                "show -s STACK renders text or json; markdown is for a plan file",
+                hint=f"cloudtmpl show -s {stack} --format json, or "
+                "cloudtmpl show PLANFILE --format markdown",
+            )
         project = load_project(Path.cwd())
         with wf.open_store(project, wf.Inputs(stack=stack, state=state)) as store:
+            values = wf.recorded_outputs(store, stack)
             records = store.resources(stack)
-            values = store.outputs(stack)
             serial = store.serial(stack)
-        if fmt is Format.json:
+        if fmt == "json":
             print(
-                json.dumps(
+                render.json_text(
                     {
                         "stack": stack,
                         "serial": serial,
@@ -541,9 +659,7 @@ def show(
                             for a, r in records.items()
                         },
                         "outputs": values,
-                    },
-                    indent=2,
-                    sort_keys=True,
+                    }
                 )
             )
             return
@@ -558,28 +674,28 @@ def show(
     _guard(body, fmt)
 
 
-@app.command()
+@app.command(cls=Command)
 def graph(
-    template: Annotated[str, typer.Argument(help="Template file.")],
+    template: TemplateArg,
     env: EnvOpt = None,
     param: ParamOpt = None,
     target: TargetOpt = None,
-    fmt: Annotated[GraphFormat, typer.Option("--format", help="dot or mermaid.")] = GraphFormat.dot,
+    fmt: Annotated[str, _format_opt(("dot", "mermaid"), "dot (Graphviz) or mermaid.")] = "dot",
 ) -> None:
     """Print the resource dependency graph (Graphviz dot or Mermaid)."""
 
     def body() -> None:
         stack, _, _ = _resolve(_inputs(template, env, param, target=target), "validate")
         g = build_graph(stack)
-        print(to_dot(g) if fmt is GraphFormat.dot else to_mermaid(g))
+        print(to_dot(g) if fmt == "dot" else to_mermaid(g))
 
     _guard(body)
 
 
 # -- providers ------------------------------------------------------------------
-@app.command()
+@app.command(cls=Command)
 def providers(
-    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text",
 ) -> None:
     """List provider targets and their regions with country and jurisdiction."""
 
@@ -601,7 +717,7 @@ def providers(
             }
             for name, target in project.targets.items()
         }
-        if fmt is Format.json:
+        if fmt == "json":
             print(json.dumps(listing, indent=2, sort_keys=True))
             return
         out = render.console()
@@ -615,27 +731,27 @@ def providers(
 
 
 # -- sandbox --------------------------------------------------------------------
-@sandbox_app.command("start")
-def sandbox_start(fmt: Annotated[Format, typer.Option("--format")] = Format.text) -> None:
+@sandbox_app.command("start", cls=Command)
+def sandbox_start(fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text") -> None:
     """Start the local sandbox clouds in the background (reused if already running)."""
     _guard(sandbox.start)
     sandbox_status(fmt)
 
 
-@sandbox_app.command("stop")
+@sandbox_app.command("stop", cls=Command)
 def sandbox_stop() -> None:
     """Stop the local sandbox clouds (their resources are lost)."""
     stopped = _guard(sandbox.stop)
     render.console().print("sandbox stopped" if stopped else "sandbox was not running")
 
 
-@sandbox_app.command("status")
+@sandbox_app.command("status", cls=Command)
 def sandbox_status(
-    fmt: Annotated[Format, typer.Option("--format", help="text or json.")] = Format.text,
+    fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text",
 ) -> None:
     """Show the sandbox endpoints (JSON: for boto3, the openstack CLI and tests)."""
     info = _guard(sandbox.status)
-    if fmt is Format.json:
+    if fmt == "json":
         print(json.dumps(info, indent=2, sort_keys=True))
         return
     out = render.console()
@@ -649,8 +765,23 @@ def sandbox_status(
             out.print(f"sandbox-{name}: stopped")
 
 
+# -- version --------------------------------------------------------------------
+@app.command(cls=Command)
+def version(fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text") -> None:
+    """Print the version, with Python's, the platform's and the cloud libraries', for a
+    bug report."""
+    info = about.versions()
+    if fmt == "json":
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return
+    print(f"cloudtmpl {info['version']}")
+    for name, value in info.items():
+        if name != "version":
+            print(f"  {name}: {value or 'not installed'}")
+
+
 def main() -> None:
-    app()
+    sys.exit(clihelp.run(app, prog_name="cloudtmpl", usage_code=Exit.USAGE))
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ from typing import Any
 import pycountry
 import yaml
 
-from cloudtmpl.diagnostics import Diagnostic, DiagnosticError
+from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc
 from cloudtmpl.loader import Document, load_file
 from cloudtmpl.model import Target
+from cloudtmpl.settings import aws as aws_settings
+from cloudtmpl.settings import openstack as os_settings
 
 PROJECT_FILE = "cloudtmpl.yaml"
 TARGET_TYPES = ("aws", "openstack", "libcloud")
@@ -236,7 +238,74 @@ def _closest(name: str, options: list[str]) -> str:
     return f"did you mean {match[0]!r}? " if match else ""
 
 
-def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, list[Diagnostic]]:
+def _setting_error(ttype: str, name: str, loc: Loc, err: ValueError) -> Diagnostic:
+    return Diagnostic(
+        f"config-{ttype}-settings", f"target {name!r} has no region: and its default region "
+        f"cannot be read: {err}", loc,
+        "fix that file or variable, or give the target region: in cloudtmpl.yaml")
+
+
+def _aws_region(doc: Document, name: str, spec: Mapping[str, Any],
+                environ: Mapping[str, str]) -> tuple[str | None, list[Diagnostic]]:
+    """``AWS_REGION``, ``AWS_DEFAULT_REGION``, the profile's ``region``
+    (:mod:`cloudtmpl.settings.aws`); None when nothing says."""
+    try:
+        return aws_settings.load(environ, spec.get("profile")).region, []
+    except aws_settings.AwsSettingsError as err:
+        return None, [_setting_error("aws", name, doc.loc(("providers", name)), err)]
+
+
+def _auth_type_loc(entry: os_settings.CloudEntry) -> Loc:
+    """Where an entry's ``auth_type`` is written (clouds or secure file)."""
+    for file in (entry.file, entry.secure_file):
+        if file is None or file.suffix == ".json":
+            continue
+        try:
+            found = load_file(str(file))
+        except DiagnosticError:
+            continue
+        for key in ("auth_type", "auth-type"):
+            if found.get(("clouds", entry.name, key)) is not None:
+                return found.key_loc(("clouds", entry.name, key))
+    return Loc(str(entry.file))
+
+
+def _openstack_settings(doc: Document, name: str, spec: Mapping[str, Any],
+                        environ: Mapping[str, str], cwd: Path
+                        ) -> tuple[str | None, list[Diagnostic]]:
+    """The clouds.yaml entry's ``auth_type`` checked; the default region of a target
+    without ``region:`` (``OS_REGION_NAME``, the entry's ``regions``/``region_name``,
+    :mod:`cloudtmpl.settings.openstack`).  A missing entry is no error here: the
+    adapter reports it when credentials are needed."""
+    cloud = spec.get("cloud") or environ.get("OS_CLOUD")
+    home = Path(environ.get("HOME") or Path.home())
+    loc = doc.loc(("providers", name))
+    try:
+        entry = os_settings.find_cloud(str(cloud), environ, cwd, home) if cloud else None
+    except os_settings.CloudsYamlError as err:
+        return None, [_setting_error("openstack", name, loc, err)]
+    diags = []
+    if entry is not None:
+        try:
+            os_settings.auth_method(entry.config.get("auth_type"),
+                                    f"cloud {entry.name!r} ({entry.source})")
+        except os_settings.CloudsYamlError as err:
+            diags.append(Diagnostic(
+                "openstack-auth-type", f"target {name!r}: {err}", _auth_type_loc(entry),
+                "application credentials are auth_type v3applicationcredential, an "
+                "existing token is v3token"))
+    if spec.get("region") is not None:
+        return str(spec["region"]), diags
+    try:
+        return os_settings.default_region(entry, environ)[0], diags
+    except os_settings.CloudsYamlError as err:
+        return None, [*diags, _setting_error("openstack", name, loc, err)]
+
+
+def _parse(doc: Document, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+           ) -> tuple[dict[str, Target], str | None, str | None, list[Diagnostic]]:
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
     diags: list[Diagnostic] = []
     data = doc.data if isinstance(doc.data, dict) else {}
     if not isinstance(doc.data, dict) and doc.data is not None:
@@ -245,7 +314,9 @@ def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, li
                 "config-shape",
                 "cloudtmpl.yaml must be a mapping",
                 doc.loc(()),
-                "see DESIGN section 6 for the file's shape",
+                "write keys, e.g. 'providers: {aws-eu: {type: aws, region: eu-central-1}}', "
+                "'default_target: aws-eu', 'state: sqlite:///.cloudtmpl/state.db' "
+                "(README.md, \"Projects, targets and state\")",
             )
         )
     for key in data:
@@ -335,9 +406,14 @@ def _parse(doc: Document) -> tuple[dict[str, Target], str | None, str | None, li
                 targets[name] = generic
             continue
         options = {k: v for k, v in spec.items() if k in _OPTION_KEYS}
-        targets[name] = Target(
-            name=name, type=str(ttype), region=spec.get("region"), options=options
-        )
+        region = spec.get("region")
+        if ttype == "openstack":
+            region, more = _openstack_settings(doc, name, spec, environ, cwd)
+            diags.extend(more)
+        elif region is None:
+            region, more = _aws_region(doc, name, spec, environ)
+            diags.extend(more)
+        targets[name] = Target(name=name, type=str(ttype), region=region, options=options)
     default = data.get("default_target")
     if default is not None and default not in targets:
         diags.append(
@@ -420,13 +496,17 @@ def _check_request_rate(doc: Document, target: str, spec: Mapping[str, Any]) -> 
     ]
 
 
-def load_project(cwd: Path) -> ProjectConfig:
-    """The project configuration for ``cwd`` (sandbox targets only if there is no file)."""
+def load_project(cwd: Path, environ: Mapping[str, str] | None = None) -> ProjectConfig:
+    """The project configuration for ``cwd`` (sandbox targets only if there is no file).
+
+    ``environ`` (default: the process environment) supplies the default regions of
+    targets without ``region:`` (:func:`_aws_region`, :func:`_openstack_settings`).
+    """
     path = find_project_file(cwd)
     if path is None:
         return ProjectConfig(directory=cwd, file=None,
                              targets={**SANDBOX_TARGETS, "local": LOCAL})
-    targets, default, state, diags = _parse(load_file(str(path)))
+    targets, default, state, diags = _parse(load_file(str(path)), environ, cwd)
     if diags:
         raise DiagnosticError(diags)
     if state and state.startswith("sqlite:///") and not state.startswith("sqlite:////"):

@@ -1,7 +1,7 @@
 """Discovery: read-only listing of a stack's live resources in every cloud it uses.
 
 One adapter ``discover`` call per (provider target, region), all in parallel;
-each adapter lists every resource kind once, following all pages (DESIGN §4),
+each adapter lists every resource kind once, following all pages,
 so the number of API requests grows with regions x kinds, not with resources.
 """
 

@@ -1,7 +1,8 @@
 """Values shared by every phase: placements, desired and live resources, plans.
 
 Everything here is a frozen dataclass or a plain function of values.  Nothing
-holds a libcloud object (DESIGN section 1).
+holds a libcloud object: the provider adapters turn what libcloud returns into
+these values, so planning never depends on a driver.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import enum
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +25,29 @@ TAG_SPEC = "cloudtmpl:spec"
 # volume's id.  Snapshots are never discovered as resources of the stack.
 TAG_SNAPSHOT_OF = "cloudtmpl:snapshot-of"
 
-STACK_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Stack names: 1-63 lowercase letters, digits, "-" and "_", starting with a letter or a
+# digit.  No "." (physical names are "<stack>.<address>", so the prefix identifies the
+# stack's resources) and no upper case (S3 bucket names and DNS labels are lowercase).
+STACK_NAME_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,62}\Z")  # \Z: no trailing newline
+STACK_NAME_RULE = "1-63 lowercase letters, digits, '-' and '_', starting with a letter or digit"
+
+
+def default_stack_name(stem: str) -> str:
+    """A valid stack name for a template file's stem (``WordPress_Native`` ->
+    ``wordpress_native``).
+
+    A stem that is a valid name already is the name.  Otherwise: accents dropped
+    (``é`` -> ``e``), lower case, each run of other characters (``.``, spaces, other
+    scripts) one ``-``, no leading or trailing ``-``/``_``, at most 63 characters.  A
+    stem with nothing usable left gets ``stack-`` and a digest of the stem, so that two
+    such templates still get different stacks.
+    """
+    if STACK_NAME_RE.match(stem):
+        return stem
+    ascii_text = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9_-]+", "-", ascii_text.lower())
+    name = re.sub(r"^[^a-z0-9]+", "", name)[:63].rstrip("-_")
+    return name or "stack-" + hashlib.sha256(stem.encode()).hexdigest()[:8]
 
 
 class _Unknown:
@@ -78,14 +102,33 @@ def spec_hash(properties: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(properties).encode()).hexdigest()[:16]
 
 
+#: A resource's logical id (its key under ``resources:``): letters, digits, ``_`` and
+#: ``-``, not starting with ``-``.  Heat itself refuses only ``/``; cloudtmpl also keeps
+#: out ``.`` (it joins an address's parts), control characters, spaces and everything
+#: else some cloud refuses in a name made of it (EC2 key pairs and security groups,
+#: Nova servers and key pairs, Neutron, Cinder, Swift: see :func:`physical_name`).
+RESOURCE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+#: An address: logical ids joined by ``.`` (group members ``<group>.<index>``,
+#: nested resources ``<name>.<resource>``).
+ADDRESS_RE = re.compile(rf"{RESOURCE_NAME_RE.pattern}(?:\.{RESOURCE_NAME_RE.pattern})*")
+#: The longest address: ``<stack>.<address>`` and the names made of it (a snapshot's
+#: ``@<volume id>``, a key file's ``.pem``) stay within the clouds' 255 characters.
+MAX_ADDRESS = 128
+
+
 def physical_name(stack: str, address: str) -> str:
     """Deterministic cloud-side name of a resource: ``<stack>.<address>``.
 
     Stack names cannot contain ``.`` (see STACK_NAME_RE), so the prefix
-    ``<stack>.`` identifies the stack's resources without ambiguity.
+    ``<stack>.`` identifies the stack's resources without ambiguity.  Every address
+    ``validate`` accepts (:data:`ADDRESS_RE`) is used as it is.  Any other (only an
+    old state or another tool can hold one) is escaped, never collapsed: ``-`` and
+    the hex digits of its UTF-8 bytes, a form no valid address has (none starts with
+    ``-``), so two addresses never share a name; :func:`address_from_name` inverts it.
     """
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", address)
-    return f"{stack}.{safe}"
+    if ADDRESS_RE.fullmatch(address):
+        return f"{stack}.{address}"
+    return f"{stack}.-{address.encode('utf-8', 'surrogatepass').hex()}"
 
 
 def snapshot_name(stack: str, address: str, volume_id: str) -> str:
@@ -100,8 +143,23 @@ def snapshot_name(stack: str, address: str, volume_id: str) -> str:
 
 
 def address_from_name(stack: str, name: str) -> str | None:
+    """The address whose :func:`physical_name` is ``name``; None for another stack's.
+
+    A name of the stack that no address gives (made by hand, or by an older version)
+    comes back as the text after ``<stack>.``, as it always did.
+    """
     prefix = f"{stack}."
-    return name[len(prefix) :] if name.startswith(prefix) else None
+    if not name.startswith(prefix):
+        return None
+    rest = name[len(prefix):]
+    if rest.startswith("-"):
+        try:
+            decoded = bytes.fromhex(rest[1:]).decode("utf-8", "surrogatepass")
+        except ValueError:
+            return rest
+        if physical_name(stack, decoded) == name:
+            return decoded
+    return rest
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ region, and ``residency``: countries, jurisdictions or explicit regions) and
 each resource's own ``placement`` (provider, region, country, jurisdiction,
 pinned) restrict the candidate (target, region) pairs, which come from the
 provider catalogs and ``cloudtmpl.yaml``.  Preferences choose among what is
-left, first match wins (DESIGN section 7): the resource's own rule, the stack's
+left, first match wins: the resource's own rule, the stack's
 placement, ``--target``, ``default_target``.  Resources that refer to each other
 by id are kept together.  Every choice carries a ``why``.
 """
@@ -236,7 +236,7 @@ def solve(
 ) -> Solution:
     """Place every resource (pure: catalogs and targets in, placements out).
 
-    Preferences, first match wins (DESIGN section 7): a resource's own rule, the
+    Preferences, first match wins: a resource's own rule, the
     stack's ``placement`` default, ``--target``, ``default_target``.  Rules
     (resource rules and the stack residency) restrict the candidates; the
     preferences choose among those left; with no preference at all, the first

@@ -140,6 +140,11 @@ class Plan:
     target: str | None = None
     allow_relocation: bool = False
     natives: Natives = field(default_factory=dict)
+    # The template as the state records it (relative to the project directory), and
+    # --replace-template: applying the plan may make it the stack's template even where
+    # that deletes resources the stack's recorded template has.
+    stack_template: str = ""
+    replace_template: bool = False
 
     @property
     def summary(self) -> dict[str, int]:
@@ -190,6 +195,8 @@ class Plan:
             "target": self.target,
             "allow_relocation": self.allow_relocation,
             "natives": [[*key, value] for key, value in sorted(self.natives.items())],
+            "stack_template": self.stack_template,
+            "replace_template": self.replace_template,
         }
 
     @staticmethod
@@ -212,6 +219,8 @@ class Plan:
             target=data.get("target"),
             allow_relocation=bool(data.get("allow_relocation", False)),
             natives={(t, r, w, v): c for t, r, w, v, c in data.get("natives", [])},
+            stack_template=str(data.get("stack_template", "")),
+            replace_template=bool(data.get("replace_template", False)),
         )
 
 
@@ -488,7 +497,9 @@ def decide(
         res.placement.target,
         res.placement.region,
     ):
-        return Action.REPLACE, (), f"moves from {live.placement.target}/{live.placement.region}"
+        # the move replaces it; what else changes is still worth showing
+        moved = _diff(res, desired, live, last_applied, replace_only)
+        return Action.REPLACE, moved, f"moves from {live.placement.target}/{live.placement.region}"
     diff = _diff(res, desired, live, last_applied, replace_only)
     if not diff:
         want = None if is_unknown(desired) else spec_hash(desired)

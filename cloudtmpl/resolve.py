@@ -1,4 +1,4 @@
-"""Resolve a loaded template into desired resources (DESIGN section 1, "resolve").
+"""Resolve a loaded template into desired resources (load -> resolve -> discover -> plan).
 
 :func:`resolve` checks the template's shape, merges parameter values from
 environments and ``-p``, converts and constrains them as Heat does, evaluates
@@ -41,6 +41,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import math
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -93,6 +94,7 @@ from cloudtmpl.model import (
     canonical_json,
     is_unknown,
 )
+from cloudtmpl.names import address_problems, name_problems
 from cloudtmpl.placement import Request, Residency, Rule, candidates, solve
 from cloudtmpl.resources import (
     DEPLOY_KINDS,
@@ -235,19 +237,34 @@ def _bool_from(value: Any) -> bool | None:
 
 
 def _num_from(value: Any) -> int | float | None:
+    """A number's value; None for anything else, and for what is no JSON number: NaN,
+    an infinity, a float out of range (``1e999``) or more digits than an int takes."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, str):
         text = value.strip()
-        if _INT_RE.match(text):
-            return int(text)
         try:
-            return float(text)
+            num: int | float = int(text) if _INT_RE.match(text) else float(text)
         except ValueError:
             return None
+        return None if isinstance(num, float) and not math.isfinite(num) else num
     return None
+
+
+def _non_finite(value: Any) -> bool:
+    """NaN, an infinity or a number too large for a float: no value a number may have."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str) and not _INT_RE.match(value.strip()):
+        try:
+            return not math.isfinite(float(value.strip()))
+        except ValueError:
+            return False
+    return isinstance(value, str) and _num_from(value) is None  # an int of too many digits
 
 
 def convert_parameter(ptype: str, value: Any) -> tuple[Any, str | None]:
@@ -262,6 +279,11 @@ def convert_parameter(ptype: str, value: Any) -> tuple[Any, str | None]:
         return None, f"expected a string, got {describe(value)}"
     if ptype == "number":
         num = _num_from(value)
+        if num is None and _non_finite(value):
+            text = to_text(value)
+            shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+            return None, (f"{shown} is not a finite number (NaN, infinities and numbers "
+                          "beyond 1.8e308 have no JSON form)")
         if num is None:
             return None, f"expected a number, got {to_text(value)}"
         return num, None
@@ -738,10 +760,13 @@ class _Resolver:
             for raw, loc, source in candidates:
                 value, problem = convert_parameter(ptype, raw)
                 if problem is not None:
+                    code = "parameter-value" if ptype == "number" and _non_finite(raw) \
+                        else "parameter-type"
                     if name in self.hidden:
                         problem = f"the (hidden) value is not a valid {ptype}"
-                    self.add("parameter-type", f"parameter '{name}' ({ptype}): {problem}", loc,
-                             f"give '{name}' a {ptype} value")
+                    self.add(code, f"parameter '{name}' ({ptype}): {problem}", loc,
+                             f"give '{name}' a {'finite ' * (code == 'parameter-value')}"
+                             f"{ptype} value")
                     typed = UNKNOWN
                     continue
                 self.check_constraints(name, ptype, value, constraints, loc, source)
@@ -1517,7 +1542,7 @@ class _Resolver:
     def run(self) -> ResolvedStack:
         key = ("schema", self.doc.file, self.doc.text)
         if key not in self.options.cache:
-            self.options.cache[key] = validate_template(self.doc)
+            self.options.cache[key] = [*validate_template(self.doc), *name_problems(self.doc)]
         self.diags.extend(self.options.cache[key])
         self.resolve_parameters()
         self.check_parameter_groups()
@@ -1599,6 +1624,7 @@ class _Resolver:
         # nested template's were applied by its own resolve: they win over these)
         resources = with_ssh_defaults(resources, self.stack_ssh(ctx))
         if not self.options.nested:
+            self.diags.extend(address_problems(resources))
             resources = self.place_all(resources)
             self.diags.extend(cycle_diagnostics(resources))
         if any(d.severity == "error" for d in self.diags):

@@ -1,8 +1,9 @@
 """Resource type schemas: properties, which update in place, attributes.
 
-Update-versus-replace is data here, not code (DESIGN section 9, Heat's
-``update_allowed``).  The provider-agnostic ``Cloud::*`` kinds are the native
-vocabulary; ``OS::*`` names are aliases onto them.
+Update-versus-replace is data here, not code: as Heat's ``update_allowed``, a
+property marked ``update_allowed`` changes in place, any other change replaces.
+The provider-agnostic ``Cloud::*`` kinds are the native vocabulary; ``OS::*``
+names are aliases onto them.
 """
 
 from __future__ import annotations

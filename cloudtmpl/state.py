@@ -2,22 +2,27 @@
 
 State is a cache and a journal, never the only record of what exists: the cloud
 is the source of truth and every resource carries ownership tags or a
-deterministic name (DESIGN section 4).  Losing the state costs a discovery pass,
+deterministic name, by which discovery finds it.  Losing the state costs a discovery pass,
 not resources.
 
-What the store holds, per stack (DESIGN section 5):
+What the store holds, per stack:
 
 * ``resources`` - address -> :class:`ResourceRecord` (target, region, physical
   id, last-applied spec and its hash, attributes).  Every change bumps the
   stack's ``serial``; a plan file records the serial it saw.
-* ``outputs`` - output name -> JSON value.
+* ``outputs`` - output name -> JSON value, in the template's order.
+* ``stacks.template`` - the template file the stack was last applied from (its path
+  relative to the project directory, POSIX form), so that applying another file
+  onto the stack is noticed; NULL for a stack written before schema 3.
 * ``runs`` and ``journal`` - each apply/destroy is a run; every step is written
   *before* it starts (phase ``intent``) and *after* it ends (``done`` or
   ``failed``).  Each journal call commits before it returns, so after a kill at
   any instant :meth:`StateStore.open_intents` tells the next run which steps may
   be half-done and must be looked up in the cloud before being retried.
 * ``locks`` - one apply/destroy per stack at a time; a second one fails at once
-  with :class:`StackLocked` naming the holder.
+  with :class:`StackLocked` naming the holder.  The row carries the lock's
+  generation (``stacks.lock_generation`` counts acquisitions): the fencing token
+  that every write of the stack is checked against (cloudtmpl/statelock.py).
 * ``audit`` - lock take-overs, forced unlocks, forgotten stacks.
 
 Secrets: the store never receives clear-text secrets.  Hidden parameters,
@@ -37,9 +42,20 @@ Concurrency:
   instead of spinning in SQLite's busy handler; readers are never blocked (WAL).
   A store may therefore be shared by the engine's worker threads.
 * The lock (:meth:`StateStore.acquire_lock`) is a row in ``locks`` claimed in a
-  write transaction, so two processes cannot both take it.  A lock whose holder
-  process is dead (same host, ``os.kill(pid, 0)`` fails) is stale and is taken
-  over automatically, with an audit line.
+  write transaction, so two processes cannot both take it, under a lock that the
+  kernel drops when its holder ends (an exclusive ``flock`` on
+  ``state.db.locks/<stack>.lock``, held open for as long as the lock is held).
+  A row whose lock file nobody holds is stale - its process ended, however and
+  wherever (a PID namespace records pid 1) - and is taken over automatically,
+  with an audit line.
+* Fencing: a write of a stack checks, inside its own write transaction, that
+  the lock row still carries the generation its writer got (:class:`LockLost`
+  otherwise), and a store that holds no lock may not write a stack someone else
+  has locked.  A holder whose lock was taken over or force-removed writes
+  nothing more, whether or not it noticed (:meth:`StateStore.check_lock`).
+* Failures of the database itself (a damaged file, a read-only file or
+  directory, a full disk, an I/O error) are diagnostics with a hint
+  (``state-corrupt``, ``state-readonly``, ``state-full``, ``state-io``).
 
 PostgreSQL (``postgresql://`` or ``postgres://`` URLs, psycopg 3):
 
@@ -60,7 +76,10 @@ PostgreSQL (``postgresql://`` or ``postgres://`` URLs, psycopg 3):
   wrote it, and is taken over with an audit line.  Taking, releasing and
   force-removing the lock all run under the stack's transaction-level lock, so
   nobody ever sees the advisory lock held without its row.  A forced unlock
-  also ends the holder's lock session (``pg_terminate_backend``).
+  also ends the holder's lock session (``pg_terminate_backend``).  A holder
+  whose session ended (terminated, or a broken connection) notices before its
+  next step; the fencing token keeps it from writing once another run took the
+  lock over.
 * Connection failures are ``state-connect`` diagnostics; no message, hint or
   :attr:`StateStore.description` ever contains the password.
 
@@ -94,12 +113,23 @@ from typing import Any, Literal, Protocol, cast
 
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
 from cloudtmpl.model import LiveResource, spec_hash
+from cloudtmpl.statelock import (
+    FileLock,
+    HeldLock,
+    LockInfo,
+    LockLost,
+    PgSessionLock,
+    StackLocked,
+    lock_file,
+    pid_alive,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "AuditEntry",
     "JournalEntry",
     "LockInfo",
+    "LockLost",
     "Operation",
     "Phase",
     "ResourceRecord",
@@ -109,6 +139,7 @@ __all__ = [
     "StackSummary",
     "StateError",
     "StateStore",
+    "StateValueError",
     "default_state_url",
     "project_dir",
 ]
@@ -117,7 +148,7 @@ PROJECT_FILE = "cloudtmpl.yaml"
 STATE_DIR = ".cloudtmpl"
 STATE_FILE = "state.db"
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_S = 10  # PostgreSQL: unless the URL sets connect_timeout
 DEAD_SESSION_GRACE_S = 5.0  # PostgreSQL: how long a dead local holder's session may take to end
@@ -212,19 +243,6 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
-class LockInfo:
-    stack: str
-    holder: str
-    pid: int
-    host: str
-    acquired: datetime
-
-    def describe(self) -> str:
-        since = self.acquired.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        return f"{self.holder} (pid {self.pid} on host {self.host}) since {since}"
-
-
-@dataclass(frozen=True)
 class StackSummary:
     """One line of ``cloudtmpl state list``."""
 
@@ -251,41 +269,11 @@ class StateError(Exception):
     """The store was used wrongly (a programming error, not a user error)."""
 
 
-class StackLocked(Exception):
-    """Another live process holds the stack's lock.  ``info`` says who and since when.
-
-    ``str(exc)`` names the holder, its pid and host and since when it holds the
-    lock; :meth:`diagnostic` turns it into a ``stack-locked`` diagnostic.
-    """
-
-    CODE = "stack-locked"
-
-    def __init__(self, info: LockInfo) -> None:
-        self.info = info
-        super().__init__(f"stack '{info.stack}' is locked by {info.describe()}")
-
-    def diagnostic(self, hint: str = "") -> Diagnostic:
-        return Diagnostic(
-            self.CODE,
-            str(self),
-            hint=hint
-            or "wait for that run to finish; if its process is certainly gone (e.g. it ran "
-            "on another machine), force-unlock the stack",
-        )
+class StateValueError(StateError, DiagnosticError):
+    """A value that the state cannot hold (not plain JSON): a ``state-value`` diagnostic."""
 
 
 # --------------------------------------------------------------------------- backends
-
-
-class _SessionLock(Protocol):
-    """A lock that the database server drops when the session holding it ends."""
-
-    def try_acquire(self) -> bool: ...
-    def release(self) -> None: ...  # unlock and close the session
-    def close(self) -> None: ...
-    def alive(self) -> bool: ...
-    @property
-    def backend_pid(self) -> int: ...
 
 
 class _Backend(Protocol):
@@ -304,8 +292,11 @@ class _Backend(Protocol):
     def is_disconnect(self, exc: BaseException) -> bool: ...
     def redact(self, text: str) -> str: ...
 
-    # Session locks (None: the backend has none; lock liveness is then judged by pid).
-    def session_lock(self, stack: str) -> _SessionLock | None: ...
+    def failure(self, exc: BaseException) -> DiagnosticError | None: ...  # a database error
+
+    # The held half of the stack lock (see cloudtmpl.statelock), and why a free one is stale.
+    stale_reason: str
+    def session_lock(self, stack: str) -> HeldLock: ...
     def lock_session_holder(self, tx: _Tx, stack: str) -> LockInfo | None: ...
     def end_session(self, tx: _Tx, backend_pid: int) -> None: ...
 
@@ -326,7 +317,8 @@ class _SQLiteBackend:
         if not directory.exists():
             directory.mkdir(parents=True, mode=0o700)
             os.chmod(directory, 0o700)
-        elif directory.name == STATE_DIR and directory.stat().st_uid == os.getuid():
+        elif directory.name == STATE_DIR and directory.stat().st_uid == os.getuid() \
+                and directory.stat().st_mode & 0o777 != 0o700:
             # our own .cloudtmpl directory, perhaps created earlier by something else
             os.chmod(directory, 0o700)
         try:
@@ -379,14 +371,67 @@ class _SQLiteBackend:
     def redact(self, text: str) -> str:
         return text
 
-    def session_lock(self, stack: str) -> _SessionLock | None:
-        return None
+    def failure(self, exc: BaseException) -> DiagnosticError | None:
+        return _sqlite_failure(exc, self.path) if isinstance(exc, sqlite3.Error) else None
+
+    stale_reason = "its process ended (the lock file is free)"
+
+    def session_lock(self, stack: str) -> HeldLock:
+        return FileLock(lock_file(self.path, stack))
 
     def lock_session_holder(self, tx: _Tx, stack: str) -> LockInfo | None:
-        return None
+        return FileLock(lock_file(self.path, stack)).holder(stack)
 
     def end_session(self, tx: _Tx, backend_pid: int) -> None:
-        raise StateError("SQLite has no lock sessions")
+        pass  # a process's flock cannot be taken from it: its removed record fences it
+
+
+# SQLite's primary result codes (the low byte of Python 3.11's ``sqlite_errorcode``; the
+# message is matched as well, for Python 3.10)
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 3, 8, 10, 11
+_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_AUTH, _SQLITE_NOTADB = 13, 14, 23, 26
+
+
+def _sqlite_failure(exc: sqlite3.Error, path: Path) -> DiagnosticError:
+    """A diagnostic for an SQLite failure: a damaged, read-only or full database."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc)
+    lowered = text.lower()
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or "malformed" in lowered \
+            or "not a database" in lowered:
+        return error(
+            "state-corrupt", f"the state database {path} is damaged: {text}",
+            hint="the state is a cache of what the clouds hold: move the damaged file "
+            f"aside (mv {path} {path}.damaged - keep it to look into) and run `cloudtmpl "
+            "plan`; the stack is found again in the clouds by its tags",
+        )
+    if primary in (_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_AUTH, _SQLITE_CANTOPEN) \
+            or "readonly" in lowered or "unable to open" in lowered:
+        return error(
+            "state-readonly", f"cannot write the state database {path}: {text}",
+            hint="cloudtmpl writes the file, its -wal and -shm files and the lock files "
+            "beside it: make them and their directory writable for this user (immutable? "
+            "lsattr, chattr -i; a read-only mount?), or choose another place with --state",
+        )
+    if primary == _SQLITE_FULL or "full" in lowered:
+        return error(
+            "state-full", f"cannot write the state database {path}: {text}",
+            hint="free space on the file system that holds it (or raise the file size "
+            "limit, ulimit -f), then run the command again: steps are journaled, and the "
+            "next run finds in the clouds whatever this one left half-done",
+        )
+    if primary == _SQLITE_IOERR or "i/o" in lowered:
+        return error(
+            "state-io", f"cannot read or write the state database {path}: {text}",
+            hint="check the disk and the file system that hold it (full, failing, "
+            "unmounted?), then run the command again",
+        )
+    return error(
+        "state-error", f"the state database {path} failed: {text}",
+        hint="run the command again; if it keeps failing, the file may be damaged: "
+        "move it aside and run `cloudtmpl plan` (the clouds are the source of truth)",
+    )
 
 
 def _key64(text: str) -> int:
@@ -404,45 +449,6 @@ def _key32(text: str) -> int:
 # stack locks use the int8 key space, so the two never collide (pg_locks.objsubid 2 vs 1).
 _PG_WRITE_NAMESPACE = 0x636C_746D  # "cltm"
 _PG_SCHEMA_KEY = "#schema"  # not a valid stack name
-
-
-class _PgSessionLock:
-    """A dedicated connection holding one session-level advisory lock."""
-
-    def __init__(self, conn: Any, key: int) -> None:
-        self._conn = conn
-        self._key = key
-        self._held = False
-
-    @property
-    def backend_pid(self) -> int:
-        return int(self._conn.info.backend_pid)
-
-    def try_acquire(self) -> bool:
-        row = self._conn.execute("SELECT pg_try_advisory_lock(%s::bigint)", (self._key,)).fetchone()
-        self._held = bool(row[0])
-        return self._held
-
-    def alive(self) -> bool:
-        if self._conn.closed:
-            return False
-        try:
-            self._conn.execute("SELECT 1")
-        except Exception:
-            return False
-        return True
-
-    def release(self) -> None:
-        try:
-            if self._held and not self._conn.closed:
-                self._conn.execute("SELECT pg_advisory_unlock(%s::bigint)", (self._key,))
-        finally:
-            self._held = False
-            self.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._conn.close()
 
 
 class _PostgresBackend:
@@ -525,7 +531,20 @@ class _PostgresBackend:
     def is_disconnect(self, exc: BaseException) -> bool:
         return isinstance(exc, self._pg.OperationalError) and not self.is_busy(exc)
 
-    def session_lock(self, stack: str) -> _SessionLock | None:
+    def failure(self, exc: BaseException) -> DiagnosticError | None:
+        if not isinstance(exc, self._pg.Error):
+            return None
+        return error(
+            "state-error",
+            f"the state database {self.description} refused a request: "
+            f"{self.redact(str(exc).strip())}",
+            hint="run the command again; if it keeps failing, ask the database's "
+            "administrator (disk space, permissions of this user on the tables)",
+        )
+
+    stale_reason = "its database session ended"
+
+    def session_lock(self, stack: str) -> HeldLock:
         conn = self._connect(application_name=f"cloudtmpl lock {stack}"[:63])
         try:
             # Let the server notice a vanished client host within about two minutes.
@@ -535,7 +554,7 @@ class _PostgresBackend:
         except BaseException:
             conn.close()
             raise
-        return _PgSessionLock(conn, _key64(stack))
+        return PgSessionLock(conn, _key64(stack))
 
     def lock_session_holder(self, tx: _Tx, stack: str) -> LockInfo | None:
         """Who holds the stack's advisory lock (a session whose ``locks`` row is gone)."""
@@ -717,13 +736,30 @@ _PARAMETERS_TABLE = """CREATE TABLE IF NOT EXISTS parameters (
         name TEXT NOT NULL,
         digest TEXT NOT NULL,
         PRIMARY KEY (stack, name))"""
-_SCHEMA = (*_SCHEMA, _PARAMETERS_TABLE)
+# outputs keep the template's order: a row's place among the stack's outputs
+_OUTPUTS_POSITION = "ALTER TABLE outputs ADD COLUMN position INTEGER NOT NULL DEFAULT 0"
+# the id of the last plan file applied to the stack: re-applying it says so
+_APPLIED_PLAN = "ALTER TABLE stacks ADD COLUMN applied_plan TEXT"
+# the template file the stack was applied from (NULL: not known)
+_TEMPLATE_COLUMN = "ALTER TABLE stacks ADD COLUMN template TEXT"
+# the stack lock's fencing token: a per-stack counter bumped by every acquisition, and
+# the value the current holder got (0: a lock record written before schema 4)
+_LOCK_GENERATION = "ALTER TABLE stacks ADD COLUMN lock_generation INTEGER NOT NULL DEFAULT 0"
+_LOCK_ROW_GENERATION = "ALTER TABLE locks ADD COLUMN generation INTEGER NOT NULL DEFAULT 0"
+_SCHEMA = (*_SCHEMA, _PARAMETERS_TABLE, _OUTPUTS_POSITION, _APPLIED_PLAN, _TEMPLATE_COLUMN,
+           _LOCK_GENERATION, _LOCK_ROW_GENERATION)
 
 # Migration hook: MIGRATIONS[n] holds the statements that take schema version n to
 # n + 1.  They run in one write transaction together with the version update.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 2: digests of the values of `immutable` parameters, to refuse changing them
     1: (_PARAMETERS_TABLE,),
+    # 3: outputs.position (rows written before it keep position 0: name order),
+    # stacks.applied_plan and stacks.template (the template file each stack was
+    # applied from)
+    2: (_OUTPUTS_POSITION, _APPLIED_PLAN, _TEMPLATE_COLUMN),
+    # 4: the lock's generation (fencing token): stacks.lock_generation, locks.generation
+    3: (_LOCK_GENERATION, _LOCK_ROW_GENERATION),
 }
 
 
@@ -761,26 +797,19 @@ def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def _lock_info(stack: str, row: tuple[Any, ...]) -> LockInfo:
+    """A ``locks`` row (holder, pid, host, acquired, generation) as a LockInfo."""
+    return LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]), int(row[4]))
+
+
 def _dump(value: Any, what: str) -> str:
     try:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise StateError(f"{what} is not plain JSON data: {exc}") from exc
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
-        return True  # cannot tell: assume alive (never steal a live lock)
-    return True
+        raise StateValueError([Diagnostic(
+            "state-value", f"{what} cannot be stored: it is not plain JSON data ({exc})",
+            hint="the state holds JSON values only: no NaN or infinity (a YAML .nan or "
+            ".inf), no binary data; change the value in the template")]) from None
 
 
 # --------------------------------------------------------------------------- the store
@@ -809,7 +838,8 @@ class StateStore:
         self._conns: list[Any] = []
         self._conns_guard = threading.Lock()
         self._write_mutex = threading.Lock()
-        self._lock_sessions: dict[str, _SessionLock] = {}  # stack -> session (PostgreSQL)
+        self._lock_sessions: dict[str, HeldLock] = {}  # stack -> held lock
+        self._held: dict[str, tuple[str, int]] = {}  # stack -> (holder, generation)
         self._closed = False
 
     # ------------------------------------------------------------ life cycle
@@ -844,17 +874,17 @@ class StateStore:
         store = cls(backend, clock=clock)
         try:
             store._init_schema()
-        except DiagnosticError:
+        except DiagnosticError as exc:
             store.close()
+            if exc.diagnostics[0].code == "state-corrupt":  # not a (readable) database
+                raise error(
+                    "state-open",
+                    f"cannot open the state database {backend.description}: "
+                    f"{exc.diagnostics[0].message.rpartition(': ')[2]}",
+                    hint="is it a cloudtmpl state file? State is only a cache: moving a broken "
+                    "file aside is safe, the next plan rediscovers the stack from the cloud",
+                ) from None
             raise
-        except sqlite3.DatabaseError as exc:
-            store.close()
-            raise error(
-                "state-open",
-                f"cannot open the state database {backend.description}: {exc}",
-                hint="is it a cloudtmpl state file? State is only a cache: moving a broken "
-                "file aside is safe, the next plan rediscovers the stack from the cloud",
-            ) from exc
         except Exception as exc:
             store.close()
             if isinstance(backend, _PostgresBackend) and isinstance(exc, backend._pg.Error):
@@ -878,6 +908,7 @@ class StateStore:
             self._closed = True
             conns, self._conns = self._conns, []
             sessions, self._lock_sessions = list(self._lock_sessions.values()), {}
+            self._held = {}
         for session in sessions:
             session.close()
         for conn in conns:
@@ -914,20 +945,31 @@ class StateStore:
         self._local.conn = conn
         return conn
 
+    def _connection(self) -> Any:
+        """This thread's connection; a failure to open it is a diagnostic."""
+        try:
+            return self._conn()
+        except Exception as exc:
+            self._raise_for(exc)
+            raise
+
     @contextmanager
-    def _write(self, key: str | None = None) -> Iterator[_Tx]:
+    def _write(self, key: str | None = None, *, fenced: bool = True) -> Iterator[_Tx]:
         """One write transaction; writers of the same ``key`` (a stack) queue on each other.
 
         SQLite serializes every writer (``BEGIN IMMEDIATE``); PostgreSQL only
-        those with the same key (a transaction-level advisory lock).
+        those with the same key (a transaction-level advisory lock).  A write of a
+        stack is ``fenced`` (:meth:`_fence`) unless it is one of the lock's own.
         """
-        conn = self._conn()
+        conn = self._connection()
         with self._write_mutex:
             try:
                 self._backend.begin_write(conn)
                 tx = _Tx(conn.cursor(), self._backend)
                 if key is not None:
                     self._backend.serialize(tx, key)
+                    if fenced:
+                        self._fence(tx, key)
             except Exception as exc:
                 self._rollback(conn)
                 self._raise_for(exc)
@@ -949,7 +991,7 @@ class StateStore:
     @contextmanager
     def _read(self) -> Iterator[_Tx]:
         """One read transaction (a consistent snapshot across its statements)."""
-        conn = self._conn()
+        conn = self._connection()
         try:
             self._backend.begin_read(conn)
         except Exception as exc:
@@ -965,14 +1007,18 @@ class StateStore:
             self._rollback(conn)
 
     def _rollback(self, conn: Any) -> None:
+        """Roll back; a connection that cannot even do that is dropped (never raises)."""
         try:
             conn.rollback()
-        except Exception as exc:
-            if not self._backend.is_disconnect(exc):
-                raise
+        except Exception:
+            if getattr(self._local, "conn", None) is conn:
+                self._local.conn = None  # a fresh one on the next call
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def _raise_for(self, exc: Exception) -> None:
-        """Turn a busy database or a lost connection into a diagnostic."""
+        """Turn a database failure into a diagnostic: busy, a lost connection, a damaged,
+        read-only or full database.  Anything else (StateError, LockLost, ...) passes."""
         if self._backend.is_busy(exc):
             raise error(
                 "state-busy",
@@ -989,10 +1035,31 @@ class StateStore:
                 hint="is the database server still running and reachable? State is "
                 "journaled: the next apply sees any step left half-done",
             ) from None
+        failure = self._backend.failure(exc)
+        if failure is not None:
+            raise failure from None
+
+    def _fence(self, tx: _Tx, stack: str) -> None:
+        """The fencing check of every write of ``stack``, inside its write transaction.
+
+        A store that holds the stack's lock writes only while the lock record
+        still carries the generation it got (else :class:`LockLost`); a store that
+        does not hold it writes only while nobody does (else :class:`StackLocked`).
+        """
+        row = tx.one(f"SELECT {self._LOCK_COLUMNS} FROM locks WHERE stack = ?", (stack,))
+        held = self._held.get(stack)
+        if held is None:
+            if row is not None:
+                raise StackLocked(_lock_info(stack, row))
+            return
+        if row is None:
+            raise LockLost(stack, "its lock record was removed (a forced unlock)")
+        if int(row[4]) != held[1]:
+            raise LockLost(stack, f"{row[0]} took it over")
 
     def _init_schema(self) -> None:
         # One key for all schema work: two processes creating or migrating at once queue.
-        with self._write(_PG_SCHEMA_KEY) as tx:
+        with self._write(_PG_SCHEMA_KEY, fenced=False) as tx:
             tx.run("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             row = tx.one("SELECT value FROM meta WHERE key = 'schema_version'")
             if row is None:
@@ -1066,10 +1133,8 @@ class StateStore:
                 "(SELECT COUNT(*) FROM outputs o WHERE o.stack = s.name) "
                 "FROM stacks s ORDER BY s.name"
             )
-            locks = tx.all("SELECT stack, holder, pid, host, acquired FROM locks")
-        held = {
-            r[0]: LockInfo(r[0], r[1], int(r[2]), r[3], _dt(r[4])) for r in locks
-        }
+            locks = tx.all(f"SELECT stack, {self._LOCK_COLUMNS} FROM locks")
+        held = {r[0]: _lock_info(r[0], r[1:]) for r in locks}
         out: dict[str, StackSummary] = {}
         for name, serial, updated, n_res, n_out in rows:
             if n_res or n_out or name in held:
@@ -1086,6 +1151,18 @@ class StateStore:
         with self._read() as tx:
             row = tx.one("SELECT serial FROM stacks WHERE name = ?", (stack,))
         return int(row[0]) if row else 0
+
+    def applied_plan(self, stack: str) -> str | None:
+        """The id of the last plan file applied to the stack (see ``set_applied_plan``)."""
+        with self._read() as tx:
+            row = tx.one("SELECT applied_plan FROM stacks WHERE name = ?", (stack,))
+        return row[0] if row else None
+
+    def set_applied_plan(self, stack: str, plan_id: str) -> None:
+        now = self._now()
+        with self._write(stack) as tx:
+            self._ensure_stack(tx, stack, now)
+            tx.run("UPDATE stacks SET applied_plan = ? WHERE name = ?", (plan_id, stack))
 
     def resources(self, stack: str) -> dict[str, ResourceRecord]:
         with self._read() as tx:
@@ -1140,20 +1217,23 @@ class StateStore:
 
     def outputs(self, stack: str) -> dict[str, Any]:
         with self._read() as tx:
-            rows = tx.all("SELECT name, value FROM outputs WHERE stack = ? ORDER BY name", (stack,))
+            rows = tx.all(
+                "SELECT name, value FROM outputs WHERE stack = ? ORDER BY position, name", (stack,)
+            )
         return {name: json.loads(value) for name, value in rows}
 
     def set_outputs(self, stack: str, outputs: Mapping[str, Any]) -> None:
-        """Replace all of the stack's outputs (values must be plain JSON data)."""
+        """Replace all of the stack's outputs (values must be plain JSON data), keeping
+        their order (the template's)."""
         dumped = [(str(k), _dump(v, f"output '{k}'")) for k, v in outputs.items()]
         now = self._now()
         with self._write(stack) as tx:
             self._ensure_stack(tx, stack, now)
             tx.run("DELETE FROM outputs WHERE stack = ?", (stack,))
-            for name, value in dumped:
+            for position, (name, value) in enumerate(dumped):
                 tx.run(
-                    "INSERT INTO outputs (stack, name, value) VALUES (?, ?, ?)",
-                    (stack, name, value),
+                    "INSERT INTO outputs (stack, name, value, position) VALUES (?, ?, ?, ?)",
+                    (stack, name, value, position),
                 )
             tx.run("UPDATE stacks SET updated = ? WHERE name = ?", (now, stack))
 
@@ -1172,8 +1252,24 @@ class StateStore:
                 tx.run("INSERT INTO parameters (stack, name, digest) VALUES (?, ?, ?)",
                        (stack, name, digest))
 
+    def template(self, stack: str) -> str | None:
+        """The template file the stack was last applied from (relative to the project
+        directory, POSIX form); None if not known (a new stack, or written before
+        schema 3)."""
+        with self._read() as tx:
+            row = tx.one("SELECT template FROM stacks WHERE name = ?", (stack,))
+        return None if row is None or row[0] is None else str(row[0])
+
+    def set_template(self, stack: str, template: str) -> None:
+        """Record the template file the stack is applied from (does not bump the serial)."""
+        now = self._now()
+        with self._write(stack) as tx:
+            self._ensure_stack(tx, stack, now)
+            tx.run("UPDATE stacks SET template = ?, updated = ? WHERE name = ?",
+                   (template, now, stack))
+
     def forget_stack(self, stack: str, *, who: str = "cloudtmpl") -> None:
-        """Drop the stack's resources and outputs (after a destroy).
+        """Drop the stack's resources, outputs and template (after a destroy).
 
         Runs, journal and audit are kept; the serial keeps counting (it is bumped),
         so a plan made before the destroy can never look current afterwards.
@@ -1184,69 +1280,79 @@ class StateStore:
             tx.run("DELETE FROM outputs WHERE stack = ?", (stack,))
             tx.run("DELETE FROM parameters WHERE stack = ?", (stack,))
             self._bump(tx, stack, now)
+            tx.run("UPDATE stacks SET template = NULL WHERE name = ?", (stack,))
             self._audit(tx, stack, who, f"forgot stack ({n} resource records removed)", now)
 
     # ------------------------------------------------------------ lock
 
+    _LOCK_COLUMNS = "holder, pid, host, acquired, generation"
+
     def lock_info(self, stack: str) -> LockInfo | None:
         with self._read() as tx:
-            row = tx.one(
-                "SELECT holder, pid, host, acquired FROM locks WHERE stack = ?", (stack,)
-            )
-        return None if row is None else LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]))
+            row = tx.one(f"SELECT {self._LOCK_COLUMNS} FROM locks WHERE stack = ?", (stack,))
+        return None if row is None else _lock_info(stack, row)
 
     def _is_stale(self, info: LockInfo) -> bool:
-        return info.host == self._host and not _pid_alive(info.pid)
+        return info.host == self._host and not pid_alive(info.pid)
 
     def acquire_lock(self, stack: str, holder: str) -> LockInfo:
         """Take the stack's lock for ``holder`` (this process), or raise :class:`StackLocked`.
 
         Fails at once - no waiting - if a live process holds it (this one
-        included: the lock is not re-entrant).  A stale lock is taken over and
-        an audit line records it: on SQLite one held by a dead process on this
-        host; on PostgreSQL one whose holder's database session has ended (on
-        any host).  Runs of the stack still marked ``running`` were necessarily
-        left by a dead process, so they are marked ``interrupted``.
+        included: the lock is not re-entrant).  A stale lock - one whose held
+        lock is free (SQLite: nobody holds the lock file, the process that did
+        ended; PostgreSQL: the holder's database session ended), on any host - is
+        taken over and an audit line records it.  Every acquisition gets the
+        stack's next lock generation, the fencing token of every write that
+        follows.  Runs of the stack still marked ``running`` were necessarily
+        left by a dead or fenced-off process, so they are marked ``interrupted``.
         """
         now = self._now()
-        mine = LockInfo(stack, holder, self._pid, self._host, _dt(now))
         session = self._backend.session_lock(stack)
         try:
-            with self._write(stack) as tx:
-                free = session.try_acquire() if session is not None else False
+            with self._write(stack, fenced=False) as tx:
+                free = session.try_acquire()
+                self._ensure_stack(tx, stack, now)
+                bumped = tx.one(
+                    "UPDATE stacks SET lock_generation = lock_generation + 1 WHERE name = ? "
+                    "RETURNING lock_generation",
+                    (stack,),
+                )
+                assert bumped is not None
+                generation = int(bumped[0])
                 # Three tries only matter on backends where a concurrent release can slip in
                 # between our statements; under SQLite's BEGIN IMMEDIATE the first one decides.
                 for _ in range(3):
                     claimed = tx.run(
-                        "INSERT INTO locks (stack, holder, pid, host, acquired) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (stack) DO NOTHING",
-                        (stack, holder, self._pid, self._host, now),
+                        "INSERT INTO locks (stack, holder, pid, host, acquired, generation) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (stack) DO NOTHING",
+                        (stack, holder, self._pid, self._host, now, generation),
                     )
                     if claimed:
                         break
                     row = tx.one(
-                        "SELECT holder, pid, host, acquired FROM locks WHERE stack = ?", (stack,)
+                        f"SELECT {self._LOCK_COLUMNS} FROM locks WHERE stack = ?", (stack,)
                     )
                     if row is None:
                         continue
-                    current = LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]))
-                    if session is None:
-                        stale = self._is_stale(current)
-                        why = "process no longer running"
+                    current = _lock_info(stack, row)
+                    if not free and isinstance(self._backend, _PostgresBackend) \
+                            and self._is_stale(current):
+                        free = self._await_session_end(session)
+                    if current.generation == 0 and isinstance(self._backend, _SQLiteBackend):
+                        # written before schema 4 by a cloudtmpl that held no lock file
+                        stale, why = free and self._is_stale(current), "process no longer running"
                     else:
-                        if not free and self._is_stale(current):
-                            free = self._await_session_end(session)
-                        stale = free
-                        why = "its database session ended"
+                        stale, why = free, self._backend.stale_reason
                     if not stale:
                         raise StackLocked(current)
                     # Compare-and-swap, so the take-over is race-free on any backend.
                     took = tx.run(
-                        "UPDATE locks SET holder = ?, pid = ?, host = ?, acquired = ? "
-                        "WHERE stack = ? AND holder = ? AND pid = ? AND host = ? "
-                        "AND acquired = ?",
-                        (holder, self._pid, self._host, now,
-                         stack, current.holder, current.pid, current.host, row[3]),
+                        "UPDATE locks SET holder = ?, pid = ?, host = ?, acquired = ?, "
+                        "generation = ? WHERE stack = ? AND generation = ? AND holder = ? "
+                        "AND pid = ? AND host = ? AND acquired = ?",
+                        (holder, self._pid, self._host, now, generation, stack,
+                         current.generation, current.holder, current.pid, current.host, row[3]),
                     )
                     if took != 1:
                         raise StackLocked(current)
@@ -1257,8 +1363,8 @@ class StateStore:
                     break
                 else:
                     raise StateError(f"could not claim the lock of stack '{stack}'")
-                if session is not None and not free:
-                    # No row, yet a session holds the advisory lock (its row was removed).
+                if not free:
+                    # No record, yet someone holds the held lock (its record was removed).
                     orphan = self._backend.lock_session_holder(tx, stack)
                     if orphan is not None:
                         raise StackLocked(orphan)
@@ -1270,19 +1376,21 @@ class StateStore:
                     (now, stack),
                 )
         except BaseException:
-            if session is not None:
-                session.close()
+            session.close()
             raise
-        if session is not None:
-            with self._conns_guard:
-                old = self._lock_sessions.pop(stack, None)
-                self._lock_sessions[stack] = session
-            if old is not None:  # its lock was forced away: the session is dead or unlocked
-                old.close()
+        mine = LockInfo(stack, holder, self._pid, self._host, _dt(now), generation)
+        if isinstance(session, FileLock):
+            session.note(mine)
+        with self._conns_guard:
+            old = self._lock_sessions.pop(stack, None)
+            self._lock_sessions[stack] = session
+            self._held[stack] = (holder, generation)
+        if old is not None:  # its lock was forced away: the session is dead or unlocked
+            old.close()
         return mine
 
     @staticmethod
-    def _await_session_end(session: _SessionLock) -> bool:
+    def _await_session_end(session: HeldLock) -> bool:
         """The holder process is dead: give the server a moment to end its session."""
         deadline = time.monotonic() + DEAD_SESSION_GRACE_S
         while time.monotonic() < deadline:
@@ -1291,59 +1399,99 @@ class StateStore:
                 return True
         return False
 
-    def release_lock(self, stack: str, holder: str) -> bool:
-        """Release the lock if ``holder`` in this process holds it; False otherwise."""
+    def check_lock(self, stack: str) -> None:
+        """Raise :class:`LockLost` unless this store still holds the stack's lock: its
+        held lock is alive (PostgreSQL: the lock session did not end) and the record
+        carries the generation it got.  The executor calls this before each step."""
+        held = self._held.get(stack)
+        if held is None:
+            raise StateError(f"check_lock: this store does not hold the lock of stack '{stack}'")
         session = self._lock_sessions.get(stack)
-        with self._write(stack) as tx:
-            n = tx.run(
-                "DELETE FROM locks WHERE stack = ? AND holder = ? AND pid = ? AND host = ?",
-                (stack, holder, self._pid, self._host),
-            )
-            if session is not None and (n or not session.alive()):
-                # Unlock before the row delete commits (we hold the stack's write lock):
-                # nobody ever sees the advisory lock held without its row.
-                with self._conns_guard:
-                    self._lock_sessions.pop(stack, None)
-                session.release()
+        if session is None or not session.alive():
+            raise LockLost(stack, self._backend.stale_reason)
+        with self._read() as tx:
+            row = tx.one(f"SELECT {self._LOCK_COLUMNS} FROM locks WHERE stack = ?", (stack,))
+        if row is None:
+            raise LockLost(stack, "its lock record was removed (a forced unlock)")
+        if int(row[4]) != held[1]:
+            raise LockLost(stack, f"{row[0]} took it over")
+
+    def _drop_lock(self, stack: str) -> None:
+        """Forget this store's hold of the stack's lock and let go of its held lock."""
+        with self._conns_guard:
+            session = self._lock_sessions.pop(stack, None)
+            self._held.pop(stack, None)
+        if session is not None:
+            session.release()
+
+    def release_lock(self, stack: str, holder: str) -> bool:
+        """Release the lock if ``holder`` in this store holds it; False otherwise.
+
+        The held lock is let go of whatever happens; should the record's removal
+        fail (a full disk), the record stays behind, stale, and the next run takes
+        it over.  False also when the lock was lost (taken over or force-removed).
+        """
+        held = self._held.get(stack)
+        if held is None or held[0] != holder:
+            return False
+        try:
+            with self._write(stack, fenced=False) as tx:
+                # The generation: never the record of a run that took the lock over since.
+                n = tx.run(
+                    "DELETE FROM locks WHERE stack = ? AND generation = ?", (stack, held[1])
+                )
+                # Let go before the removal commits (we hold the stack's write lock):
+                # nobody ever sees the held lock taken without its record.  (On SQLite
+                # that also frees the lock file's reserve, room for this very commit.)
+                self._drop_lock(stack)
+        finally:
+            self._drop_lock(stack)
         return n > 0
 
     @contextmanager
     def lock(self, stack: str, holder: str) -> Iterator[LockInfo]:
-        """``with store.lock(stack, holder) as info:`` - acquire, then always release."""
+        """``with store.lock(stack, holder) as info:`` - acquire, then always release.
+
+        When the body fails, a failure to remove the record (see
+        :meth:`release_lock`) does not hide the body's exception.
+        """
         info = self.acquire_lock(stack, holder)
         try:
             yield info
-        finally:
-            self.release_lock(stack, holder)
+        except BaseException:
+            with contextlib.suppress(DiagnosticError):
+                self.release_lock(stack, holder)
+            raise
+        self.release_lock(stack, holder)
 
     def force_unlock(self, stack: str, who: str) -> LockInfo | None:
         """Remove the lock whoever holds it; audit ``who`` did it.  Returns the removed lock.
 
-        On PostgreSQL the holder's lock session is ended too (``pg_terminate_backend``;
-        a ``state-unlock`` diagnostic if this user may not do that).
+        The holder is fenced off at once: its writes fail, and it stops before
+        its next step.  On PostgreSQL the holder's lock session is ended too
+        (``pg_terminate_backend``; a ``state-unlock`` diagnostic if this user may
+        not do that); on SQLite its lock file stays locked until it stops.
         """
         now = self._now()
-        with self._write(stack) as tx:
-            row = tx.one(
-                "SELECT holder, pid, host, acquired FROM locks WHERE stack = ?", (stack,)
-            )
-            session_holder = self._backend.lock_session_holder(tx, stack)
-            if row is None and session_holder is None:
+        with self._write(stack, fenced=False) as tx:
+            row = tx.one(f"SELECT {self._LOCK_COLUMNS} FROM locks WHERE stack = ?", (stack,))
+            own = self._lock_sessions.get(stack)
+            session_holder = (self._backend.lock_session_holder(tx, stack)
+                              if own is None or not own.alive() else None)
+            if row is None and session_holder is None and own is None:
                 return None
-            info = (
-                session_holder if row is None
-                else LockInfo(stack, row[0], int(row[1]), row[2], _dt(row[3]))
-            )
-            assert info is not None
+            if row is not None:
+                info = _lock_info(stack, row)
+            elif session_holder is not None:
+                info = session_holder
+            else:
+                holder, generation = self._held[stack]
+                info = LockInfo(stack, holder, self._pid, self._host, _dt(now), generation)
             tx.run("DELETE FROM locks WHERE stack = ?", (stack,))
+            if own is not None:
+                self._drop_lock(stack)
             if session_holder is not None:
-                own = self._lock_sessions.get(stack)
-                if own is not None and own.backend_pid == session_holder.pid:
-                    with self._conns_guard:
-                        self._lock_sessions.pop(stack, None)
-                    own.release()
-                else:
-                    self._backend.end_session(tx, session_holder.pid)
+                self._backend.end_session(tx, session_holder.pid)
             self._audit(tx, stack, who, f"force-unlocked lock of {info.describe()}", now)
         return info
 
@@ -1354,16 +1502,13 @@ class StateStore:
         if operation not in _OPERATIONS:
             raise StateError(f"unknown operation {operation!r}; expected one of {_OPERATIONS}")
         now = self._now()
-        with self._write(stack) as tx:
-            held = tx.one(
-                "SELECT 1 FROM locks WHERE stack = ? AND holder = ? AND pid = ? AND host = ?",
-                (stack, holder, self._pid, self._host),
+        held = self._held.get(stack)
+        if held is None or held[0] != holder:
+            raise StateError(
+                f"begin_run: {holder!r} does not hold the lock of stack '{stack}' "
+                "(call acquire_lock or use lock() first)"
             )
-            if held is None:
-                raise StateError(
-                    f"begin_run: {holder!r} does not hold the lock of stack '{stack}' "
-                    "(call acquire_lock or use lock() first)"
-                )
+        with self._write(stack) as tx:  # fenced: the lock is still ours
             self._ensure_stack(tx, stack, now)
             row = tx.one(
                 "INSERT INTO runs (stack, operation, holder, started, finished, status) "
@@ -1377,12 +1522,12 @@ class StateStore:
         if status not in _END_STATUSES:
             raise StateError(f"unknown run status {status!r}; expected one of {_END_STATUSES}")
         now = self._now()
-        with self._write(None) as tx:
-            n = tx.run(
-                "UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, now, run_id)
-            )
-        if not n:
+        with self._read() as tx:
+            row = tx.one("SELECT stack FROM runs WHERE id = ?", (run_id,))
+        if row is None:
             raise StateError(f"no run with id {run_id}")
+        with self._write(row[0]) as tx:
+            tx.run("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, now, run_id))
 
     def runs(self, stack: str) -> list[RunInfo]:
         with self._read() as tx:

@@ -11,7 +11,6 @@ the small subset those commands need.
 
 from __future__ import annotations
 
-import enum
 import getpass
 import json
 import socket
@@ -24,6 +23,7 @@ import typer
 
 from cloudtmpl import render
 from cloudtmpl import workflow as wf
+from cloudtmpl.clihelp import Command, Group, choice_option
 from cloudtmpl.config import load_project
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
 from cloudtmpl.state import LockInfo, StackLocked, StateStore
@@ -31,28 +31,28 @@ from cloudtmpl.state import LockInfo, StackLocked, StateStore
 RECENT_RUNS = 10
 
 
-class Format(str, enum.Enum):
-    text = "text"
-    json = "json"
-
-
 state_app = typer.Typer(
     help="Look into the state store (stacks, resources, runs) and release a stuck lock.",
     no_args_is_help=True,
+    cls=Group,
 )
 
-FormatOpt = Annotated[Format, typer.Option("--format", help="text or json.")]
+FormatOpt = Annotated[
+    str, choice_option("--format", choices=("text", "json"), help="Output format: text, json.")
+]
+StackArg = Annotated[str, typer.Argument(metavar="STACK", help="Stack name.")]
 StateOpt = Annotated[
     str | None,
     typer.Option(
         "--state",
+        metavar="URL",
         envvar="CLOUDTMPL_STATE",
         help="State store URL [default: sqlite:///<project>/.cloudtmpl/state.db].",
     ),
 ]
 
 
-def _guard(fn: Callable[[], Any], fmt: Format = Format.text) -> Any:
+def _guard(fn: Callable[[], Any], fmt: str = "text") -> Any:
     """Run a command body; user errors become diagnostics and exit code 1."""
     try:
         return fn()
@@ -62,8 +62,8 @@ def _guard(fn: Callable[[], Any], fmt: Format = Format.text) -> Any:
         _fail([err.diagnostic()], fmt)
 
 
-def _fail(diags: tuple[Diagnostic, ...] | list[Diagnostic], fmt: Format) -> NoReturn:
-    if fmt is Format.json:
+def _fail(diags: tuple[Diagnostic, ...] | list[Diagnostic], fmt: str) -> NoReturn:
+    if fmt == "json":
         print(json.dumps(render.diagnostics_json(diags), indent=2))
     else:
         render.diagnostics_text(diags, render.console(stderr=True))
@@ -100,14 +100,14 @@ def _lock_json(info: LockInfo | None) -> dict[str, Any] | None:
     }
 
 
-@state_app.command("list")
-def state_list(fmt: FormatOpt = Format.text, state: StateOpt = None) -> None:
+@state_app.command("list", cls=Command)
+def state_list(fmt: FormatOpt = "text", state: StateOpt = None) -> None:
     """List the stacks in the state: serial, resource count and lock holder."""
 
     def body() -> None:
         with _open(state) as store:
             summaries = store.stack_summaries()
-        if fmt is Format.json:
+        if fmt == "json":
             listing = [
                 {
                     "stack": s.name,
@@ -134,12 +134,12 @@ def state_list(fmt: FormatOpt = Format.text, state: StateOpt = None) -> None:
     _guard(body, fmt)
 
 
-@state_app.command("show")
+@state_app.command("show", cls=Command)
 def state_show(
-    stack: Annotated[str, typer.Argument(help="Stack name.")],
-    fmt: FormatOpt = Format.text,
+    stack: StackArg,
+    fmt: FormatOpt = "text",
     runs: Annotated[
-        int, typer.Option("--runs", min=0, help="How many recent runs to show.")
+        int, typer.Option("--runs", metavar="N", min=0, help="How many recent runs to show.")
     ] = RECENT_RUNS,
     state: StateOpt = None,
 ) -> None:
@@ -152,6 +152,7 @@ def state_show(
             serial = store.serial(stack)
             lock = store.lock_info(stack)
             history = store.runs(stack)
+            template = store.template(stack)
         if not (records or values or lock or history):
             raise error(
                 "unknown-stack",
@@ -160,10 +161,11 @@ def state_show(
                 "another store",
             )
         recent = history[-runs:] if runs else []
-        if fmt is Format.json:
+        if fmt == "json":
             doc = {
                 "stack": stack,
                 "serial": serial,
+                "template": template,
                 "lock": _lock_json(lock),
                 "resources": {
                     a: {
@@ -188,10 +190,11 @@ def state_show(
                     for run in recent
                 ],
             }
-            print(json.dumps(doc, indent=2, sort_keys=True))
+            print(render.json_text(doc))
             return
         out = render.console()
         out.print(f"Stack {stack} (serial {serial}): {len(records)} resources", markup=False)
+        out.print(f"Template: {template or 'not recorded'}", markup=False)
         out.print(f"Lock: {lock.describe() if lock else 'not locked'}", markup=False)
         for address, r in sorted(records.items()):
             out.print(
@@ -212,9 +215,9 @@ def state_show(
     _guard(body, fmt)
 
 
-@state_app.command("unlock")
+@state_app.command("unlock", cls=Command)
 def state_unlock(
-    stack: Annotated[str, typer.Argument(help="Stack name.")],
+    stack: StackArg,
     force: Annotated[
         bool,
         typer.Option(

@@ -8,6 +8,7 @@ target is used.  Everything it returns is a value.
 from __future__ import annotations
 
 import base64
+import difflib
 import errno
 import getpass
 import hashlib
@@ -37,7 +38,16 @@ from cloudtmpl.config import (
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
 from cloudtmpl.loader import Document, load_text
-from cloudtmpl.model import STACK_NAME_RE, Action, LiveResource, Placement, Target, canonical_json
+from cloudtmpl.model import (
+    STACK_NAME_RE,
+    STACK_NAME_RULE,
+    Action,
+    LiveResource,
+    Placement,
+    Target,
+    canonical_json,
+    default_stack_name,
+)
 from cloudtmpl.plan import (
     CHOICES,
     FORMAT_VERSION,
@@ -70,6 +80,12 @@ class Inputs:
     target: str | None = None
     state: str | None = None
     allow_relocation: bool = False
+    # --replace-template: the template may replace the one the stack was applied from
+    # even where that deletes resources
+    replace_template: bool = False
+    # the template's path relative to the project directory, when it is known apart
+    # from ``template`` (a saved plan: ``template`` is relative to where it was made)
+    stack_template: str = ""
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, str]:
@@ -106,16 +122,28 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def stack_name(inputs: Inputs) -> str:
-    name = inputs.stack or (Path(inputs.template).stem if inputs.template else None)
-    if name is None:
-        raise error("no-stack", "no stack named", hint="pass a TEMPLATE or -s STACK")
-    if not STACK_NAME_RE.match(name):
+    """``-s`` if given (it must be a valid name), else derived from the template's stem."""
+    if inputs.stack is None:
+        if inputs.template is None:
+            raise error("no-stack", "no stack named", hint="pass a TEMPLATE or -s STACK")
+        return default_stack_name(Path(inputs.template).stem)
+    if not STACK_NAME_RE.match(inputs.stack):
         raise error(
             "invalid-stack-name",
-            f"stack name {name!r} is not valid",
-            hint="use 1-63 lowercase letters, digits, '-' or '_' (pass -s NAME)",
+            f"stack name {inputs.stack!r} is not valid: stack names are {STACK_NAME_RULE}",
+            hint=f"pass -s {default_stack_name(inputs.stack)}",
         )
-    return name
+    return inputs.stack
+
+
+def stack_template(project: ProjectConfig, inputs: Inputs) -> str:
+    """The template file as the state records it: relative to the project directory,
+    in POSIX form ("" without a template)."""
+    if inputs.stack_template or not inputs.template:
+        return inputs.stack_template
+    relative = os.path.relpath(os.path.abspath(inputs.template),
+                               os.path.abspath(project.directory))
+    return Path(relative).as_posix()
 
 
 def read_sources(inputs: Inputs) -> dict[str, str]:
@@ -136,6 +164,8 @@ def read_sources(inputs: Inputs) -> dict[str, str]:
 def resolve_stack(
     inputs: Inputs, project: ProjectConfig, mode: str, sources: Mapping[str, str]
 ) -> ResolvedStack:
+    """The template resolved as stack ``stack_name(inputs)``.  An invalid ``-s`` is
+    reported together with the template's own problems (resolved under the default name)."""
     assert inputs.template is not None
     diags: list[Diagnostic] = []
     docs: list[Document] = []
@@ -144,10 +174,16 @@ def resolve_stack(
             docs.append(load_text(sources[path], path))
         except DiagnosticError as err:
             diags.extend(err.diagnostics)
+    name_diags: list[Diagnostic] = []
+    try:
+        name = stack_name(inputs)
+    except DiagnosticError as err:
+        name_diags = list(err.diagnostics)
+        name = default_stack_name(Path(inputs.template).stem)
     if diags:
-        raise DiagnosticError(diags)
+        raise DiagnosticError([*name_diags, *diags])
     options = ResolveOptions(
-        stack=stack_name(inputs),
+        stack=name,
         params=dict(inputs.params),
         environments=tuple(docs[1:]),
         mode=mode,  # type: ignore[arg-type]
@@ -156,7 +192,13 @@ def resolve_stack(
         targets=project.targets,
         read_file=file_reader(inputs.template, sources),
     )
-    return resolve(docs[0], options)
+    try:
+        resolved = resolve(docs[0], options)
+    except DiagnosticError as err:
+        raise DiagnosticError([*name_diags, *err.diagnostics]) from None
+    if name_diags:
+        raise DiagnosticError(name_diags)
+    return resolved
 
 
 def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], str]:
@@ -219,14 +261,32 @@ def targets_of(stack: ResolvedStack) -> set[str]:
     return names
 
 
-def live_targets(project: ProjectConfig, names: Iterable[str]) -> dict[str, Target]:
-    """The named targets, ready to use: sandbox targets get the running sandbox's endpoint."""
+@dataclass(frozen=True)
+class SandboxStarted:
+    """The local sandbox clouds a command started because none was running."""
+
+    endpoints: Mapping[str, str]  # sandbox-aws -> http://127.0.0.1:PORT
+    directory: Path  # their logs and records
+
+
+def live_targets(
+    project: ProjectConfig,
+    names: Iterable[str],
+    *,
+    on_sandbox_start: Callable[[SandboxStarted], None],
+) -> dict[str, Target]:
+    """The named targets, ready to use: sandbox targets get the running sandbox's endpoint.
+
+    A sandbox that is not running is started; ``on_sandbox_start`` is told which
+    clouds were started, so that nothing starts without the user hearing of it.
+    """
     out: dict[str, Target] = {}
     status: dict[str, Any] | None = None
     for name in sorted(set(names)):
         target = project.targets[name]
         if target.sandbox:
             if status is None:
+                before = sandbox.status()
                 try:
                     sandbox.start()
                 except sandbox.SandboxError as err:
@@ -237,6 +297,11 @@ def live_targets(project: ProjectConfig, names: Iterable[str]) -> dict[str, Targ
                         "`cloudtmpl sandbox stop` then try again",
                     ) from None
                 status = sandbox.status()
+                started = {f"sandbox-{cloud}": str(info["endpoint"])
+                           for cloud, info in status.items()
+                           if info["running"] and not before[cloud]["running"]}
+                if started:
+                    on_sandbox_start(SandboxStarted(started, sandbox.sandbox_dir()))
             info = status[str(target.options["sandbox"])]
             target = with_endpoint(
                 target, **{k: v for k, v in info.items() if k not in _NOT_OPTIONS}
@@ -409,6 +474,39 @@ def open_store(project: ProjectConfig, inputs: Inputs) -> StateStore:
     return StateStore.open(url)
 
 
+def recorded_outputs(store: StateStore, stack: str) -> dict[str, Any]:
+    """The outputs of the stack's last apply, in template order; an ``unknown-stack``
+    error when the state holds nothing for it (never applied, or destroyed)."""
+    values = store.outputs(stack)
+    if not values and stack not in store.stacks():
+        known = store.stacks()
+        raise error(
+            "unknown-stack",
+            f"no stack named {stack!r} in the state (never applied, or destroyed)",
+            hint=(f"{_did_you_mean(stack, known)}the state has: {', '.join(known)}" if known
+                  else "the state has no stacks: apply one first")
+            + "; pass --state for another store",
+        )
+    return values
+
+
+def one_output(values: Mapping[str, Any], name: str, stack: str) -> Any:
+    """Output ``name`` of ``values`` (the stack's recorded outputs)."""
+    if name in values:
+        return values[name]
+    raise error(
+        "unknown-output",
+        f"stack {stack!r} has no output {name!r}",
+        hint=f"{_did_you_mean(name, list(values))}its outputs: {', '.join(values)}" if values
+        else "its template declares no outputs",
+    )
+
+
+def _did_you_mean(name: str, options: Sequence[str]) -> str:
+    match = difflib.get_close_matches(name, options, n=1)
+    return f"did you mean {match[0]!r}? " if match else ""
+
+
 def holder() -> str:
     argv = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:2]))
     return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} ({argv})"
@@ -430,7 +528,12 @@ class Session:
 
 
 def open_session(
-    project: ProjectConfig, inputs: Inputs, stack: str, target_names: Iterable[str]
+    project: ProjectConfig,
+    inputs: Inputs,
+    stack: str,
+    target_names: Iterable[str],
+    *,
+    on_sandbox_start: Callable[[SandboxStarted], None],
 ) -> Session:
     store = open_store(project, inputs)
     records = store.resources(stack).values()
@@ -446,7 +549,7 @@ def open_session(
             hint="add them back to cloudtmpl.yaml",
         )
     try:
-        targets = live_targets(project, names)
+        targets = live_targets(project, names, on_sandbox_start=on_sandbox_start)
     except Exception:
         store.close()
         raise
@@ -579,7 +682,7 @@ def plan_stack(
         natives=natives,
     )
     snap = snapshot({**sources, **files_of(inputs.template or "", stack)}, inputs, stack.hidden)
-    return replace(
+    plan = replace(
         plan,
         sources=snap,
         template_hash=sources_hash(snap),
@@ -589,6 +692,37 @@ def plan_stack(
         hidden_params=tuple(sorted(stack.hidden)),
         target=inputs.target,
         allow_relocation=inputs.allow_relocation,
+        stack_template=stack_template(session.project, inputs),
+        replace_template=inputs.replace_template,
+    )
+    check_template(session, stack, plan)
+    return plan
+
+
+def check_template(session: Session, stack: ResolvedStack, plan: Plan) -> None:
+    """Refuse a plan of another template file onto a stack applied from a different one
+    when it would delete resources (stack-template-changed), unless --replace-template.
+
+    A template that was renamed or moved (the same resources) passes, and so does a
+    stack whose template is not recorded (a state written before schema 3).
+    """
+    recorded = session.store.template(session.stack)
+    if recorded is None or recorded == plan.stack_template or plan.replace_template:
+        return
+    deleted = [c.address for c in plan.changes
+               if c.action is Action.DELETE and c.address not in stack.resources]
+    if not deleted:
+        return
+    shown = ", ".join(deleted[:20]) + (f", ... ({len(deleted)} in all)"
+                                       if len(deleted) > 20 else "")
+    raise error(
+        "stack-template-changed",
+        f"stack {session.stack!r} was applied from {recorded}; {plan.stack_template} is "
+        f"another template, and applying it to this stack would delete {len(deleted)} "
+        f"resource{'s' if len(deleted) != 1 else ''} it does not have: {shown}",
+        Loc(plan.template_file),
+        f"give {plan.stack_template} a stack of its own with -s NAME, or pass "
+        "--replace-template to make it the stack's template and delete those resources",
     )
 
 
@@ -911,13 +1045,35 @@ def from_plan_file(
         target=saved.target,
         state=state,
         allow_relocation=saved.allow_relocation,
+        replace_template=saved.replace_template,
+        stack_template=saved.stack_template,
     )
     sources = {**saved.sources, **read_sources(Inputs(environments=tuple(environments)))}
     return saved, inputs, sources
 
 
+def plan_id(plan: Plan) -> str:
+    """A saved plan's identity: the digest of everything it holds."""
+    return hashlib.sha256(canonical_json(plan.to_json()).encode()).hexdigest()[:32]
+
+
+def record_applied(session: Session, plan: Plan) -> None:
+    """After ``apply PLANFILE`` succeeded: remember it, so re-applying it says so."""
+    session.store.set_applied_plan(session.stack, plan_id(plan))
+
+
 def check_plan_fresh(plan: Plan, stack: ResolvedStack, session: Session, fresh: Plan) -> None:
-    """Refuse a plan whose inputs, state or live resources moved on since it was made."""
+    """Refuse a plan whose inputs, state or live resources moved on since it was made
+    (saying so plainly when the reason is that this very plan was applied)."""
+    if fresh.state_serial != plan.state_serial and \
+            session.store.applied_plan(session.stack) == plan_id(plan):
+        raise error(
+            "stale-plan",
+            f"this plan was already applied (stack {plan.stack!r} went from state serial "
+            f"{plan.state_serial} to {fresh.state_serial} since it was made)",
+            hint="nothing is left to do with it; run `cloudtmpl plan` again for what the "
+            "template would change now",
+        )
     problems = []
     snapshot_problem = _snapshot_problem(plan, None)
     if snapshot_problem:
@@ -965,6 +1121,9 @@ def execute(
     run_id = session.store.begin_run(session.stack, operation, holder())
     status = "failed"
     try:
+        if operation == "apply" and plan.stack_template:
+            # before the first change: a killed first apply still ties the stack to it
+            session.store.set_template(session.stack, plan.stack_template)
         executor = Executor(
             plan,
             stack,

@@ -32,7 +32,7 @@ export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 py="$venv/bin/python"
 "$py" -c 'import importlib.metadata as m, platform
 print("== resolved: python", platform.python_version(),
-      *(f"{p} {m.version(p)}" for p in ("moto", "boto3", "apache-libcloud")))'
+      *(f"{p} {m.version(p)}" for p in ("moto", "boto3", "botocore", "apache-libcloud")))'
 
 echo "== ruff"
 "$py" -m ruff check cloudtmpl tests bench scripts/readme-check

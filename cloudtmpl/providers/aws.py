@@ -41,7 +41,7 @@ Security-group rules: ``ethertype: IPv6`` → ``Ipv6Ranges`` (default ``::/0``);
 ``remote_group_id`` → ``UserIdGroupPairs``.  An EC2 group rule covers both address
 families, so ``IPv6`` together with ``remote_group_id`` is refused.
 
-Identity (DESIGN section 4).  Every object gets the deterministic ``name`` (the
+Identity: every object gets the deterministic ``name`` (the
 ``Name`` tag; the key pair / group name) and the tags ``cloudtmpl:stack``,
 ``cloudtmpl:resource`` and ``cloudtmpl:spec``.  They are written *in the create
 call itself* (``TagSpecification``) so no untagged object ever exists:
@@ -101,6 +101,11 @@ DescribeVpcs, DescribeSubnets, DescribeNetworkInterfaces — only those ``kinds`
 need), filtered server side by ``tag:cloudtmpl:stack``
 (key pairs: by the name prefix ``"{stack}."``), following every ``NextToken``.
 
+Credentials: botocore's chain (:mod:`cloudtmpl.providers.aws_credentials`); a
+thread's driver is rebuilt when refreshed temporary credentials replace the ones it
+signs with.  Endpoints per service: the target's ``endpoint:``, else the
+``AWS_ENDPOINT_URL*`` variables and the profile (:mod:`cloudtmpl.settings.aws`).
+
 Threads: libcloud drivers and their connections are not thread-safe, so each
 thread gets its own driver per region (``threading.local``).  Every HTTP request
 goes through one counting wrapper (:meth:`AwsAdapter.request_count`) and every
@@ -110,7 +115,6 @@ cloud call through :class:`cloudtmpl.providers.retry.Retrier`.
 from __future__ import annotations
 
 import base64
-import configparser
 import contextlib
 import ipaddress
 import os
@@ -122,7 +126,6 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -145,6 +148,7 @@ from cloudtmpl.model import (
     physical_name,
     snapshot_name,
 )
+from cloudtmpl.providers.aws_credentials import AwsCredentials, Credentials  # botocore's chain
 from cloudtmpl.providers.aws_services import SERVICE_KINDS, AwsServices  # DNS, S3, ELB
 from cloudtmpl.providers.base import (
     ATTACHMENT,
@@ -176,6 +180,7 @@ from cloudtmpl.resources import (
     canonical_rule,
     canonical_rules,
 )
+from cloudtmpl.settings import aws as aws_settings
 
 T = TypeVar("T")
 
@@ -411,14 +416,6 @@ _RAW: dict[str, _RawKind] = {
 }
 
 
-class _Credentials:
-    def __init__(self, key: str, secret: str, token: str | None, source: str) -> None:
-        self.key = key
-        self.secret = secret
-        self.token = token
-        self.source = source
-
-
 class AwsAdapter:
     """The EC2 adapter.  See the module docstring for identity and discovery rules."""
 
@@ -426,7 +423,6 @@ class AwsAdapter:
         self,
         target: Target,
         *,
-        environ: Mapping[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         retry_policy: RetryPolicy | None = None,
@@ -434,7 +430,6 @@ class AwsAdapter:
         poll_max_interval: float = 3.0,
     ) -> None:
         self.target = target
-        self._environ = os.environ if environ is None else environ
         self._sleep = sleep
         self._clock = clock
         policy = retry_policy or (SANDBOX_POLICY if target.sandbox else DEFAULT_POLICY)
@@ -446,9 +441,11 @@ class AwsAdapter:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._count = 0
-        self._creds: _Credentials | None = None
+        self._creds = AwsCredentials(target, target.region)
         self._subnets: dict[tuple[str, str], str] = {}
-        self._endpoint = self._parse_endpoint(target.options.get("endpoint"))
+        # the target's own endpoint: every service, before any AWS_ENDPOINT_URL*
+        self._endpoint = self._parse_endpoint(target.options.get("endpoint"), "cloudtmpl.yaml")
+        self._endpoints: dict[str, tuple[str, int, bool] | None] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -460,102 +457,63 @@ class AwsAdapter:
         with self._lock:
             self._count += 1
 
-    def _parse_endpoint(self, endpoint: Any) -> tuple[str, int | None, bool] | None:
+    def _parse_endpoint(self, endpoint: Any, source: str) -> tuple[str, int, bool] | None:
         if not endpoint:
             return None
         parts = urlsplit(str(endpoint))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CloudError(
-                f"target {self.target.name!r}: endpoint {endpoint!r} is not an http(s) URL",
+                f"target {self.target.name!r}: endpoint {endpoint!r} ({source}) is not an "
+                "http(s) URL",
                 permanent=True,
             )
         secure = parts.scheme == "https"
         return parts.hostname, parts.port or (443 if secure else 80), secure
 
-    def _credentials(self) -> _Credentials:
+    def _endpoint_for(self, service: str) -> tuple[str, int, bool] | None:
+        """(host, port, https) of ``service`` (ec2, s3, route53, elb); None: AWS's own.
+
+        The target's ``endpoint:`` serves every service; a sandbox target has only
+        that.  Otherwise the AWS_ENDPOINT_URL* variables and the profile's settings
+        (:mod:`cloudtmpl.settings.aws`).
+        """
+        if self._endpoint is not None or self.target.sandbox:
+            return self._endpoint
         with self._lock:
-            if self._creds is None:
-                self._creds = self._resolve_credentials()
-            return self._creds
+            if service not in self._endpoints:
+                try:
+                    found = aws_settings.load(os.environ,
+                                              self.target.options.get("profile")).endpoint(service)
+                except aws_settings.AwsSettingsError as err:
+                    raise CloudError(f"target {self.target.name!r}: {err.message}",
+                                     permanent=True) from None
+                self._endpoints[service] = (self._parse_endpoint(found.url, found.source)
+                                            if found else None)
+            return self._endpoints[service]
 
-    def _resolve_credentials(self) -> _Credentials:
-        opts = self.target.options
-        env = self._environ
-        if self.target.sandbox and opts.get("access_key") and opts.get("secret_key"):
-            return _Credentials(str(opts["access_key"]), str(opts["secret_key"]), None,
-                                "target options (sandbox)")
-        profile = opts.get("profile")
-        if not profile:
-            key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
-            if key and secret:
-                return _Credentials(key, secret, env.get("AWS_SESSION_TOKEN") or None,
-                                    "environment")
-            if key or secret:
-                raise CloudError(
-                    f"target {self.target.name!r}: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                    "must be set together",
-                    permanent=True,
-                )
-        profile = str(profile or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE")
-                      or "default")
-        home = Path(env.get("HOME") or Path.home())
-        cred_file = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials")
-        conf_file = Path(env.get("AWS_CONFIG_FILE") or home / ".aws" / "config")
-        for path, section in ((cred_file, profile),
-                              (conf_file, profile if profile == "default"
-                               else f"profile {profile}")):
-            found = self._read_profile(path, section)
-            if found is not None:
-                key, secret, token = found
-                return _Credentials(key, secret, token, f"{path} [{section}]")
-        hint = ""
-        if opts.get("access_key") or opts.get("secret_key"):
-            hint = (" (access_key/secret_key in cloudtmpl.yaml are honoured only for sandbox "
-                    "targets: keep secrets out of checked-in files)")
-        raise CloudError(
-            f"no AWS credentials for target {self.target.name!r}: set AWS_ACCESS_KEY_ID and "
-            f"AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials), or add "
-            f"profile [{profile}] to {cred_file}{hint}",
-            permanent=True,
-        )
-
-    @staticmethod
-    def _read_profile(path: Path, section: str) -> tuple[str, str, str | None] | None:
-        if not path.is_file():
-            return None
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, OSError) as exc:
-            raise CloudError(f"cannot read AWS credentials file {path}: {exc}",
-                             permanent=True) from None
-        if not parser.has_section(section):
-            return None
-        sec = parser[section]
-        key, secret = sec.get("aws_access_key_id"), sec.get("aws_secret_access_key")
-        if not key or not secret:
-            return None
-        return key.strip(), secret.strip(), (sec.get("aws_session_token") or "").strip() or None
+    def _credentials(self) -> Credentials:
+        return self._creds.current()
 
     def _driver(self, region: str) -> Any:
-        drivers: dict[str, Any] | None = getattr(self._local, "drivers", None)
+        drivers: dict[str, tuple[Credentials, Any]] | None = getattr(self._local, "drivers", None)
         if drivers is None:
             drivers = self._local.drivers = {}
-        driver = drivers.get(region)
-        if driver is None:
-            driver = drivers[region] = self._new_driver(region)
-        return driver
-
-    def _new_driver(self, region: str) -> Any:
         creds = self._credentials()
+        cached = drivers.get(region)
+        if cached is None or cached[0] != creds:  # new, or temporary credentials refreshed
+            cached = drivers[region] = (creds, self._new_driver(region, creds))
+        return cached[1]
+
+    def _new_driver(self, region: str, creds: Credentials) -> Any:
         kwargs: dict[str, Any] = {
             "region": region,
             "signature_version": "4",
             "token": creds.token,
             "timeout": float(self.target.options.get("request_timeout", 60)),
         }
-        if self._endpoint is not None:
-            host, port, secure = self._endpoint
+        endpoint = self._endpoint_for("ec2")
+        if endpoint is not None:
+            host, port, secure = endpoint
             kwargs.update(host=host, port=port, secure=secure)
         try:
             driver = get_driver(Provider.EC2)(creds.key, creds.secret, **kwargs)
@@ -591,7 +549,8 @@ class AwsAdapter:
         if not isinstance(message, str) or not message:
             message = str(exc) or name
         if verdict.retryable and not error_codes(exc) and http_status(exc) is None:
-            where = self._endpoint[0] if self._endpoint else "the EC2 endpoint"
+            endpoint = self._endpoint_for("ec2")
+            where = endpoint[0] if endpoint else "the EC2 endpoint"
             message = f"cannot reach {where} ({name}): {message}"
         return CloudError(message, permanent=not verdict.retryable)
 
@@ -1626,12 +1585,12 @@ class AwsAdapter:
         return self._refresh(region, FLOATING_IP, address, allocation_id)
 
     def _associate(self, region: str, allocation_id: str, target: tuple[str, str],
-                   timeout: float) -> None:
+                   timeout: float, move: bool = False) -> None:
         if target[0] == "InstanceId":
             self._settled_instance(region, target[1], timeout, f"server {target[1]}")
         self._ec2(region, "AssociateAddress",
                   {"AllocationId": allocation_id, target[0]: target[1],
-                   "AllowReassociation": "false"})
+                   "AllowReassociation": "true" if move else "false"})
 
     def _create_attachment(self, region: str, stack: str, address: str, name: str,
                            props: Mapping[str, Any], spec_hash: str,
@@ -1802,10 +1761,10 @@ class AwsAdapter:
             target is not None and have[target[0]] == target[1])
         if changed & {"server", "port"} and not on_target:
             association = _text(el, "associationId")
-            if association:
+            if target:  # moved in one call (AllowReassociation): never on nothing
+                self._associate(region, alloc, target, timeout, move=bool(association))
+            elif association:
                 self._ec2(region, "DisassociateAddress", {"AssociationId": association})
-            if target:
-                self._associate(region, alloc, target, timeout)
         self._create_tags(region, alloc, {TAG_SPEC: spec_hash})
         return self._refresh(region, FLOATING_IP, live.address, alloc)
 

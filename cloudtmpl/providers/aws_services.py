@@ -1,7 +1,10 @@
 """DNS zones and records (Route53), buckets (S3) and load balancers (classic ELB) on AWS.
 
 Called by :class:`cloudtmpl.providers.aws.AwsAdapter` for four kinds; it shares the
-adapter's credentials, endpoint, retries, request counter and rate limiter.  The
+adapter's credentials, retries, request counter and rate limiter, and takes each
+service's endpoint from it (the target's ``endpoint:``, else ``AWS_ENDPOINT_URL_S3``,
+``AWS_ENDPOINT_URL_ROUTE_53``, ``AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING``,
+``AWS_ENDPOINT_URL`` or the profile's, see :mod:`cloudtmpl.settings.aws`).  The
 connections are libcloud's own (``Route53DNSDriver``, ``S3StorageDriver``,
 ``ElasticLBDriver``: signing, endpoints), one per thread, service and region; the
 requests are raw (XML built and read here) because libcloud's helpers cannot carry
@@ -13,7 +16,7 @@ libcloud error parser never runs (Route53's crashes without a zone context).
 For a sandbox target every connection's host is checked to be loopback before its
 first request (the ELB driver's constructor points at the real AWS host).
 
-Identity (DESIGN section 4):
+Identity (how each object is known as the stack's without the state):
 
 * ``Cloud::DNS::Zone`` - physical id: the hosted zone id.  Route53 zones have no
   name of ours, so the zone's *comment* carries the marker
@@ -75,6 +78,7 @@ from cloudtmpl.providers.retry import RETRYABLE_AWS_CODES, RETRYABLE_HTTP_STATUS
 
 if TYPE_CHECKING:
     from cloudtmpl.providers.aws import AwsAdapter
+    from cloudtmpl.providers.aws_credentials import Credentials
 
 ZONE = "Cloud::DNS::Zone"
 RECORD = "Cloud::DNS::Record"
@@ -274,18 +278,19 @@ class AwsServices:
     # ---- plumbing
 
     def _conn(self, service: str, region: str) -> Any:
-        conns: dict[tuple[str, str], Any] | None = getattr(self._local, "conns", None)
+        conns: dict[tuple[str, str], tuple[Any, Any]] | None = getattr(self._local, "conns",
+                                                                         None)
         if conns is None:
             conns = self._local.conns = {}
-        conn = conns.get((service, region))
-        if conn is None:
-            conn = conns[(service, region)] = self._new_conn(service, region)
-        return conn
+        creds = self.a._credentials()
+        cached = conns.get((service, region))
+        if cached is None or cached[0] != creds:  # new, or temporary credentials refreshed
+            cached = conns[(service, region)] = (creds, self._new_conn(service, region, creds))
+        return cached[1]
 
-    def _new_conn(self, service: str, region: str) -> Any:
+    def _new_conn(self, service: str, region: str, creds: Credentials) -> Any:
         a = self.a
-        creds = a._credentials()
-        endpoint = a._endpoint
+        endpoint = a._endpoint_for(service)
         where: dict[str, Any] = {}
         driver: Any
         if endpoint is not None:
@@ -797,7 +802,7 @@ class AwsServices:
         return out
 
     def _bucket_url(self, region: str, name: str) -> tuple[str, str]:
-        endpoint = self.a._endpoint
+        endpoint = self.a._endpoint_for("s3")
         if endpoint is not None:
             host, port, secure = endpoint
             scheme = "https" if secure else "http"

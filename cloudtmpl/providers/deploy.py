@@ -544,9 +544,15 @@ class DeployAdapter:
         if hook.get("timeout"):
             settings.setdefault("timeout", hook["timeout"])
         props = {"config": str(hook.get("script") or "true"), "ssh": settings, "inputs": {}}
+        # the server's addresses as given (the cloud's, now: a replaced server's record
+        # already belongs to its replacement, and its floating IP may have moved there)
+        found = server_addresses([server, *self._records()], server.physical_id)
+        host = hook.get("address") or pick_address(found, settings.get("via"))
+        if not settings.get("key_file") and not settings.get("key_pair") \
+                and server.properties.get("key_name"):
+            settings["key_pair"] = server.properties["key_name"]
         self._run_one(which.upper(), self._stack, server.address, props, server.physical_id,
-                      hook.get("address"), self._pinned(server.physical_id),
-                      f"{server.address}.{which}")
+                      host, self._pinned(server.physical_id), f"{server.address}.{which}")
 
     def _pinned(self, server_id: str) -> dict[str, Any]:
         """What a deployment to this server recorded (its host key), if any."""

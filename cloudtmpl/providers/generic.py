@@ -19,7 +19,7 @@ go into the create call itself, in the form the driver's ``create_node`` accepts
 ``ex_metadata`` (a map), ``ex_tags`` / DigitalOcean's ``ex_create_attr.tags``
 (strings ``cloudtmpl:stack:<stack>``, ...), ``ex_tag`` (one string: the stack).
 libcloud has no common verb to rewrite tags, so the spec hash is not read back:
-plans compare with the last-applied spec in the state (DESIGN section 5).
+plans compare with the last-applied spec recorded in the state.
 
 Attachments are no cloud object either: which attachment (address) joins a volume
 and a node is recorded in ``.cloudtmpl/libcloud/<target>.json`` in the project,

@@ -6,7 +6,8 @@ connections of one ``OpenStack_2_NodeDriver`` per region; JSON bodies are sent
 through those connections (``connection.request``) wherever libcloud's own helpers
 cannot carry what cloudtmpl needs (metadata at creation, descriptions, pagination).
 
-Identity (DESIGN section 4) per kind, and what a crash can leave behind:
+Identity per kind (how a resource is known as the stack's: the markers it carries,
+or its deterministic name), and what a crash can leave behind:
 
 * ``Cloud::Compute::Server`` - physical id: server id.  Metadata
   ``cloudtmpl:stack``/``cloudtmpl:resource``/``cloudtmpl:spec`` go into the
@@ -81,8 +82,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-import yaml
-
 # Imported here, not inside functions: importing in worker threads can deadlock
 # on Python's module locks while other threads import the same modules.
 from libcloud.common.types import LibcloudError
@@ -115,6 +114,7 @@ from cloudtmpl.providers.base import (
     CloudError,
     poll,
 )
+from cloudtmpl.providers.openstack_auth import OpenStackAuth, resolve_auth  # Keystone
 from cloudtmpl.providers.openstack_storage import STORAGE_KINDS, OpenStackStorage  # Swift
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
@@ -157,186 +157,6 @@ _GONE_VOLUME_STATES = frozenset({"deleting", "deleted", "error_deleting"})
 _LIVE_BACKUP_STATES = frozenset({"creating", "available"})
 # Backup metadata needs Cinder microversion 3.43 (Queens).
 BACKUP_MICROVERSION = {"OpenStack-API-Version": "volume 3.43"}
-
-
-# ---------------------------------------------------------------------- credentials
-
-
-AUTH_FIELDS = ("auth_url", "username", "password", "project_name", "project_id",
-               "user_domain_name", "user_domain_id", "project_domain_name",
-               "project_domain_id")
-
-
-@dataclass(frozen=True)
-class OpenStackAuth:
-    """Keystone v3 password credentials of one target (never logged: repr hides them)."""
-
-    auth_url: str
-    username: str
-    password: str = field(repr=False)
-    project_name: str | None = None
-    project_id: str | None = None
-    user_domain_name: str | None = None
-    user_domain_id: str | None = None
-    project_domain_name: str | None = None
-    project_domain_id: str | None = None
-    region_name: str | None = None
-    source: str = ""
-
-    @property
-    def identity_url(self) -> str:
-        """The auth URL without a trailing ``/v3`` (libcloud appends ``/v3/auth/tokens``)."""
-        url = self.auth_url.rstrip("/")
-        for suffix in ("/v3", "/v3.0"):
-            if url.endswith(suffix):
-                url = url[: -len(suffix)]
-        return url
-
-    def auth_body(self) -> dict[str, Any]:
-        """The ``POST /v3/auth/tokens`` body: password method, project scope."""
-        user: dict[str, Any] = {"name": self.username, "password": self.password}
-        if self.user_domain_id:
-            user["domain"] = {"id": self.user_domain_id}
-        else:
-            user["domain"] = {"name": self.user_domain_name or "Default"}
-        project: dict[str, Any]
-        if self.project_id:
-            project = {"id": self.project_id}
-        else:
-            project = {"name": self.project_name}
-            if self.project_domain_id:
-                project["domain"] = {"id": self.project_domain_id}
-            elif self.project_domain_name:
-                project["domain"] = {"name": self.project_domain_name}
-            else:
-                project["domain"] = dict(user["domain"])
-        return {"auth": {"identity": {"methods": ["password"], "password": {"user": user}},
-                         "scope": {"project": project}}}
-
-
-def clouds_yaml_paths(environ: Mapping[str, str], cwd: Path, home: Path) -> list[Path]:
-    """Where ``clouds.yaml`` is looked for, in order (as openstacksdk does)."""
-    out: list[Path] = []
-    if environ.get("OS_CLIENT_CONFIG_FILE"):
-        out.append(Path(environ["OS_CLIENT_CONFIG_FILE"]).expanduser())
-    out += [cwd / "clouds.yaml", home / ".config" / "openstack" / "clouds.yaml",
-            Path("/etc/openstack/clouds.yaml")]
-    return out
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CloudError(f"cannot read {path}: {exc}", permanent=True) from None
-    return data if isinstance(data, dict) else {}
-
-
-def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _text_or_none(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)
-
-
-def _auth_from_fields(target: str, values: Mapping[str, Any], region: Any, source: str,
-                      where: str) -> OpenStackAuth:
-    vals = {k: _text_or_none(values.get(k)) for k in AUTH_FIELDS}
-    # openstacksdk: domain_name/domain_id stand for both the user's and project's domain
-    for kind in ("name", "id"):
-        common = _text_or_none(values.get(f"domain_{kind}"))
-        if common:
-            for who in ("user", "project"):
-                vals[f"{who}_domain_{kind}"] = vals[f"{who}_domain_{kind}"] or common
-    missing = [k for k in ("auth_url", "username", "password") if not vals[k]]
-    if not vals["project_name"] and not vals["project_id"]:
-        missing.append("project_name (or project_id)")
-    if missing:
-        raise CloudError(f"target {target!r}: {where} lacks {', '.join(missing)}",
-                         permanent=True)
-    return OpenStackAuth(
-        auth_url=str(vals["auth_url"]), username=str(vals["username"]),
-        password=str(vals["password"]), project_name=vals["project_name"],
-        project_id=vals["project_id"], user_domain_name=vals["user_domain_name"],
-        user_domain_id=vals["user_domain_id"], project_domain_name=vals["project_domain_name"],
-        project_domain_id=vals["project_domain_id"], region_name=_text_or_none(region),
-        source=source)
-
-
-def load_clouds_yaml(target: str, cloud: str, environ: Mapping[str, str], cwd: Path,
-                     home: Path) -> OpenStackAuth:
-    """The credentials of ``cloud`` from the first ``clouds.yaml`` that names it.
-
-    ``secure.yaml`` (``OS_CLIENT_SECURE_FILE``, else beside that ``clouds.yaml``)
-    is merged over the entry.  Pure apart from reading those files.
-    """
-    searched = clouds_yaml_paths(environ, cwd, home)
-    for path in searched:
-        if not path.is_file():
-            continue
-        clouds = _read_yaml(path).get("clouds") or {}
-        if not isinstance(clouds, Mapping) or cloud not in clouds:
-            continue
-        entry = clouds[cloud] if isinstance(clouds[cloud], Mapping) else {}
-        secure = Path(environ["OS_CLIENT_SECURE_FILE"]).expanduser() \
-            if environ.get("OS_CLIENT_SECURE_FILE") else path.with_name("secure.yaml")
-        source = str(path)
-        if secure.is_file():
-            extra = (_read_yaml(secure).get("clouds") or {}).get(cloud)
-            if isinstance(extra, Mapping):
-                entry = _merge(entry, extra)
-                source += f" + {secure}"
-        raw_auth = entry.get("auth")
-        auth: Mapping[str, Any] = raw_auth if isinstance(raw_auth, Mapping) else {}
-        region = entry.get("region_name")
-        if region is None and isinstance(entry.get("regions"), list) and entry["regions"]:
-            first = entry["regions"][0]
-            region = first.get("name") if isinstance(first, Mapping) else first
-        return _auth_from_fields(target, auth, region, source,
-                                 f"cloud {cloud!r} in {source}")
-    raise CloudError(
-        f"target {target!r}: no cloud {cloud!r} in clouds.yaml (searched: "
-        f"{', '.join(str(p) for p in searched)})", permanent=True)
-
-
-def resolve_auth(target: Target, environ: Mapping[str, str], cwd: Path,
-                 home: Path) -> OpenStackAuth:
-    """Credentials from the ecosystem's own places (DESIGN section 6).
-
-    Sandbox targets: their options.  Otherwise ``cloud`` in the target (else
-    ``OS_CLOUD``) names a ``clouds.yaml`` entry; without either, the ``OS_*``
-    variables.
-    """
-    opts = target.options
-    if target.sandbox:
-        return _auth_from_fields(target.name, opts, opts.get("region_name"),
-                                 "sandbox target options", "the sandbox target's options")
-    cloud = opts.get("cloud") or environ.get("OS_CLOUD")
-    if cloud:
-        return load_clouds_yaml(target.name, str(cloud), environ, cwd, home)
-    if environ.get("OS_AUTH_URL"):
-        values = {k: environ.get(f"OS_{k.upper()}") for k in AUTH_FIELDS}
-        values["domain_name"] = environ.get("OS_DOMAIN_NAME")
-        values["domain_id"] = environ.get("OS_DOMAIN_ID")
-        if not values["project_name"]:
-            values["project_name"] = environ.get("OS_TENANT_NAME")
-        return _auth_from_fields(target.name, values, environ.get("OS_REGION_NAME"),
-                                 "OS_* environment variables", "the OS_* environment")
-    searched = ", ".join(str(p) for p in clouds_yaml_paths(environ, cwd, home))
-    raise CloudError(
-        f"no OpenStack credentials for target {target.name!r}: name a clouds.yaml entry "
-        f"with `cloud:` in cloudtmpl.yaml or OS_CLOUD (clouds.yaml searched: {searched}), "
-        "or set OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, OS_USER_DOMAIN_NAME "
-        "and OS_PROJECT_DOMAIN_NAME", permanent=True)
 
 
 # ---------------------------------------------------------------------- small helpers
@@ -532,13 +352,9 @@ class OpenStackAdapter:
 
     def _new_driver(self, region: str) -> Any:
         auth = self.credentials()
+        key, secret, auth_args = auth.libcloud_args()
         driver = get_driver(Provider.OPENSTACK)(
-            auth.username, auth.password,
-            ex_force_auth_url=auth.identity_url,
-            ex_force_auth_version="3.x_password",
-            ex_tenant_name=auth.project_name or auth.project_id,
-            ex_domain_name=auth.user_domain_name or "Default",
-            ex_tenant_domain_id=auth.project_domain_id or "default",
+            key, secret, **auth_args,
             ex_force_service_region=region,
             api_version="2.2",
             timeout=float(self.target.options.get("request_timeout", 60)),
@@ -549,8 +365,8 @@ class OpenStackAdapter:
             self._count_on(conn)
             osa = conn.get_auth_class()
             self._count_on(osa)
-            # libcloud scopes by project *name* in a domain *id*; send what the
-            # configuration says (project id, domain names) instead.
+            # libcloud scopes by project *name* in a domain *id* and knows no token
+            # method: send what the configuration says instead (openstack_auth).
             setattr(osa, "_get_auth_data", lambda b=body: copy.deepcopy(b))  # noqa: B010
         return driver
 
@@ -624,7 +440,7 @@ class OpenStackAdapter:
         name = type(exc).__name__
         if name == "InvalidCredsError":
             auth = self._auth
-            who = f" (user {auth.username!r}, {auth.source})" if auth else ""
+            who = f" ({auth.who}, {auth.source})" if auth else ""
             return CloudError(f"authentication failed for target {self.target.name!r} "
                               f"(HTTP 401){who}", permanent=True, status="401")
         verdict = classify(exc)
@@ -1874,10 +1690,7 @@ class OpenStackAdapter:
         if changed & {"server", "port"}:
             want = self._fip_target_port(region, props)
             have = fip.get("port_id") or None
-            if want != have:
-                if have and want:  # re-association: release the old port first
-                    self._api(region, "network", f"/v2.0/floatingips/{fid}", method="PUT",
-                              body={"floatingip": {"port_id": None}})
+            if want != have:  # Neutron moves an associated one in this one call
                 body["port_id"] = want
         self._api(region, "network", f"/v2.0/floatingips/{fid}", method="PUT",
                   body={"floatingip": body})

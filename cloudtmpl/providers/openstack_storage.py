@@ -3,7 +3,8 @@
 Called by :class:`cloudtmpl.providers.openstack.OpenStackAdapter` for
 ``Cloud::Storage::Bucket``.  The connection is libcloud's
 ``OpenStackSwiftConnection`` (Keystone v3 auth, the ``object-store`` endpoint of the
-region from the service catalog), authenticated with the adapter's credentials;
+region from the service catalog), authenticated with the adapter's credentials
+(any of their auth types, see :mod:`cloudtmpl.providers.openstack_auth`);
 connections are pooled per region and lent to one thread at a time, so a token is
 fetched once per region and reused.  Every request is counted and rate-limited with
 the adapter's other requests and goes through its retrier.  Requests are raw: the
@@ -101,13 +102,9 @@ class OpenStackStorage:
     def _new_conn(self, region: str) -> Any:
         a = self.a
         auth = a.credentials()
+        key, secret, auth_args = auth.libcloud_args()
         driver = OpenStackSwiftStorageDriver(
-            auth.username, auth.password,
-            ex_force_auth_url=auth.identity_url,
-            ex_force_auth_version="3.x_password",
-            ex_tenant_name=auth.project_name or auth.project_id,
-            ex_domain_name=auth.user_domain_name or "Default",
-            ex_tenant_domain_id=auth.project_domain_id or "default",
+            key, secret, **auth_args,
             ex_force_service_region=region,
             ex_force_service_type="object-store",
             timeout=float(a.target.options.get("request_timeout", 60)),

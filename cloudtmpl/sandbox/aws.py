@@ -27,6 +27,12 @@ All services
     ``X-Amzn-Authorization``) get a dummy SigV4 header naming the service, so moto
     routes them to the right backend instead of S3.
 
+STS (:mod:`cloudtmpl.sandbox.aws_sts`): ``AssumeRole`` is refused as AWS refuses it
+(no such role, a trust policy or ``ExternalId`` that does not allow it, a duration
+beyond the role's maximum); the temporary keys STS issues then work only with their
+session token and until they expire.  ``GET /_sandbox/access-keys`` counts requests
+per access key id (zeroed with the request counter).
+
 Route53: API ``2012-02-29`` paths are served by moto's ``2013-04-01`` and the
 response namespace is rewritten back.  Classic ELB: ``/2012-06-01/`` → ``/``.
 
@@ -82,6 +88,13 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, urlencode
 
 from cloudtmpl.sandbox.aws_hosts import Ec2Hosts, changes_instances
+from cloudtmpl.sandbox.aws_sts import (
+    Sts,
+    access_key_of,
+    get_role_query,
+    role_from_get_role,
+    session_token_of,
+)
 from cloudtmpl.sandbox.serving import check_loopback, write_ready
 
 Environ = dict[str, Any]
@@ -398,6 +411,7 @@ class CompatLayer:
         self.hosts = hosts or Ec2Hosts(enabled=False)
         self.counter = RequestCounter()
         self.faults = Faults()
+        self.sts = Sts()  # AssumeRole checks and the temporary keys it issued (aws_sts)
         # ClientToken idempotency, as EC2 does it (moto ignores the token):
         # (region, action, token) -> the first successful answer
         self._tokens: dict[tuple[str, str, str], tuple[str, list[tuple[str, str]], bytes]] = {}
@@ -415,6 +429,7 @@ class CompatLayer:
                 with self._tokens_lock:
                     self._tokens.clear()
                     self._token_locks.clear()
+                self.sts.reset()
             self.counter.add("moto-api")
             if path.startswith("/moto-api/reset"):
                 answer = _call(self.app, environ)
@@ -426,6 +441,12 @@ class CompatLayer:
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         service, region = self._identify(environ, path, query, form)
         self.counter.add(service)
+        access_key = access_key_of(environ, query + (form or []))
+        self.sts.count(access_key)
+        refused = self.sts.refuse(service, access_key,
+                                  session_token_of(environ, query + (form or [])))
+        if refused is not None:  # a temporary key without its session token, or expired
+            return _respond(start_response, *refused)
         latency, fault, status, code = self.faults.decide(service)
         if latency > 0:
             time.sleep(latency)
@@ -459,6 +480,8 @@ class CompatLayer:
             return self._ec2(environ, start_response, query, form, region)
         if service == "route53":
             return self._route53(environ, start_response, path)
+        if service == "sts":
+            return self._sts(environ, start_response, query + (form or []))
         if service == "elasticloadbalancing" and path.startswith(f"/{ELB_API_VERSION}"):
             _set_path(environ, "/")
         return self.app(environ, start_response)
@@ -484,9 +507,12 @@ class CompatLayer:
                 return _json(start_response, {"error": str(exc)}, "400 BAD REQUEST")
         if path == "/_sandbox/config/reset" and method == "POST":
             return _json(start_response, self.faults.reset())
+        if path == "/_sandbox/access-keys" and method == "GET":
+            return _json(start_response, self.sts.counts())
         if path == "/_sandbox/requests/reset" and method == "POST":
             self.counter.reset()
             self.faults.clear_counts()
+            self.sts.clear_counts()
             return _json(start_response, {"total": 0, "by_service": {}})
         if path == "/_sandbox/info" and method == "GET":
             return _json(start_response, {"service": SERVICE_NAME, "pid": os.getpid()})
@@ -625,14 +651,52 @@ class CompatLayer:
 
     def _attached_instance(self, environ: Environ, volume_id: str) -> str | None:
         """Ask moto (in-process) which instance a volume is attached to."""
+        qs = _encode(
+            [("Action", "DescribeVolumes"), ("Version", EC2_API_VERSION), ("VolumeId.1", volume_id)]
+        )
+        sub = self._sub_request(environ, qs)
+        status, _, body = _call(self.app, sub)
+        if not status.startswith("2"):
+            return None
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            return None
+        return root.findtext(".//{*}attachmentSet/{*}item/{*}instanceId")
+
+    # ---- STS
+
+    def _sts(self, environ: Environ, start_response: StartResponse,
+             params: list[tuple[str, str]]) -> Iterable[bytes]:
+        access_key = access_key_of(environ, params)
+        if _get(params, "Action") == "AssumeRole":
+            refused = self.sts.assume_role(
+                params, access_key, lambda name: self._get_role(environ, name, access_key))
+            if refused is not None:
+                return _respond(start_response, *refused)
+        status, headers, body = _call(self.app, environ)
+        if status.startswith("2"):
+            self.sts.remember(body)
+        return _respond(start_response, status, headers, body)
+
+    def _get_role(self, environ: Environ, name: str,
+                  access_key: str | None) -> dict[str, Any] | None:
+        """Ask moto's IAM (in-process) for a role, as the caller's account."""
+        qs = _encode(list(get_role_query(name)))
+        sub = self._sub_request(environ, qs)
+        sub["HTTP_AUTHORIZATION"] = _dummy_sigv4("iam", DEFAULT_REGION, access_key or "sandbox")
+        status, _, body = _call(self.app, sub)
+        return role_from_get_role(body) if status.startswith("2") else None
+
+    @staticmethod
+    def _sub_request(environ: Environ, qs: str) -> Environ:
+        """A GET ``/?qs`` to moto with the transport keys of ``environ``."""
         sub = {
             k: v
             for k, v in environ.items()
             if k.startswith(("HTTP_", "SERVER_", "wsgi.", "REMOTE_")) and k != "HTTP_CONTENT_LENGTH"
         }
-        qs = _encode(
-            [("Action", "DescribeVolumes"), ("Version", EC2_API_VERSION), ("VolumeId.1", volume_id)]
-        )
+        sub.pop("HTTP_X_AMZ_SECURITY_TOKEN", None)
         sub.update(
             {
                 "REQUEST_METHOD": "GET",
@@ -642,17 +706,11 @@ class CompatLayer:
                 "RAW_URI": "/?" + qs,
                 "REQUEST_URI": "/?" + qs,
                 "CONTENT_LENGTH": "0",
+                "CONTENT_TYPE": "",
                 "wsgi.input": io.BytesIO(b""),
             }
         )
-        status, _, body = _call(self.app, sub)
-        if not status.startswith("2"):
-            return None
-        try:
-            root = ET.fromstring(body)
-        except ET.ParseError:
-            return None
-        return root.findtext(".//{*}attachmentSet/{*}item/{*}instanceId")
+        return sub
 
     # ---- Route53
 

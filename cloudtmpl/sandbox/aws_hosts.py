@@ -18,11 +18,18 @@ this process: moto's address generators are replaced by :class:`LoopbackPool`'s,
 so the address the cloud reports is one you can connect to, and nothing outside
 127.0.0.0/8 is ever handed out.  An instance without a public address (a subnet
 without auto-assign and no elastic IP) has no sshd, as on AWS it has no route in.
+
+Moving an elastic IP to another instance (``AssociateAddress`` with
+``AllowReassociation=true``) is what EC2 does: the instance it leaves loses it and,
+if it had an auto-assigned public IP, gets a new one (moto leaves the elastic IP on
+both); without ``AllowReassociation`` an associated address is refused
+(``Resource.AlreadyAssociated``), as moto does itself.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from cloudtmpl.sandbox.sshd import LoopbackPool, SshHosts, default_port, random_network, sshd_path
 
@@ -32,6 +39,27 @@ _READ_ONLY_PREFIXES = ("Describe", "Get", "List")
 
 def changes_instances(action: str) -> bool:
     return bool(action) and not action.startswith(_READ_ONLY_PREFIXES)
+
+
+def _moving(associate: Any) -> Any:
+    """moto's ``associate_address`` as EC2 moves an elastic IP (module docstring)."""
+
+    def associate_address(backend: Any, instance: Any = None, eni: Any = None,
+                          address: str | None = None, allocation_id: str | None = None,
+                          reassociate: Any = False) -> Any:
+        [eip] = (backend.address_by_ip([address]) if address
+                 else backend.address_by_allocation([allocation_id]))
+        left = eip.eni
+        moved = associate(backend, instance=instance, eni=eni, address=address,
+                          allocation_id=allocation_id, reassociate=reassociate)
+        if left is not None and left is not moved.eni:
+            left.public_ip = None
+            if left.instance is not None and left.instance._state.name == "running":
+                left.check_auto_public_ip()
+        return moved
+
+    associate_address._moves = True  # type: ignore[attr-defined]
+    return associate_address
 
 
 class Ec2Hosts:
@@ -50,6 +78,10 @@ class Ec2Hosts:
 
         elastic_network_interfaces.random_public_ip = self.pool.allocate
         elastic_ip_addresses.random_ip = self.pool.allocate
+        backend = elastic_ip_addresses.ElasticAddressBackend
+        if not getattr(backend.associate_address, "_moves", False):
+            backend.associate_address = _moving(  # type: ignore[method-assign]
+                backend.associate_address)
 
     def sync(self) -> None:
         """sshd processes to match moto's instances (see the module docstring)."""

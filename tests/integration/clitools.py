@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 
 REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "examples" / "quickstart" / "stack.yaml"
+QUICKSTART = REPO / "examples" / "quickstart" / "quickstart.yaml"
 
 
 @dataclass
@@ -29,7 +29,8 @@ class Result:
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OS_"))}
-    env.update({"CI": "true", "PYTHONPATH": str(REPO)})
+    # AWS_EC2_METADATA_DISABLED: botocore's credential chain never asks 169.254.169.254
+    env.update({"CI": "true", "PYTHONPATH": str(REPO), "AWS_EC2_METADATA_DISABLED": "true"})
     env.update(extra or {})
     return env
 

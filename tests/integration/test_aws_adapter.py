@@ -9,6 +9,7 @@ sandbox's own server-side request counter.
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -859,44 +860,58 @@ def _fail(fn: Callable[[], Any]) -> CloudError:
     return info.value
 
 
-def test_missing_credentials_is_a_clear_error(tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path)}
-    adapter = AwsAdapter(_target(), environ=env)
+@pytest.fixture
+def aws_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty HOME and no AWS_* variables: botocore's chain reads the environment."""
+    for var in list(os.environ):
+        if var.startswith("AWS_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask 169.254.169.254
+    return tmp_path
+
+
+def test_missing_credentials_is_a_clear_error(aws_home: Path) -> None:
+    adapter = AwsAdapter(_target())
     err = _fail(lambda: adapter.discover("eu-central-1", KINDS, STACK))
     assert err.permanent
     assert "no AWS credentials for target 'aws-eu'" in err.message
-    assert "AWS_ACCESS_KEY_ID" in err.message
+    assert "AWS_ACCESS_KEY_ID" in err.message and str(aws_home / ".aws") in err.message
     assert adapter.request_count() == 0
 
 
-def test_secrets_in_options_are_ignored_outside_the_sandbox(tmp_path: Path) -> None:
-    adapter = AwsAdapter(_target(access_key="AK", secret_key="SK"),
-                         environ={"HOME": str(tmp_path)})
+def test_secrets_in_options_are_ignored_outside_the_sandbox(aws_home: Path) -> None:
+    adapter = AwsAdapter(_target(access_key="AK", secret_key="SK"))
     err = _fail(lambda: adapter.discover("eu-central-1", KINDS, STACK))
     assert "only for sandbox targets" in err.message
 
 
-def test_credentials_from_env_and_profiles(tmp_path: Path) -> None:
-    creds = tmp_path / "creds"
+def test_credentials_from_env_and_profiles(aws_home: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    creds = aws_home / "creds"
     creds.write_text("[default]\naws_access_key_id = D1\naws_secret_access_key = D2\n"
                      "[ci]\naws_access_key_id = C1\naws_secret_access_key = C2\n"
                      "aws_session_token = C3\n")
-    base = {"HOME": str(tmp_path), "AWS_SHARED_CREDENTIALS_FILE": str(creds)}
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
 
     def creds_of(target: Target, env: dict[str, str]) -> tuple[str, str, str | None]:
-        c = AwsAdapter(target, environ=env)._credentials()
+        with monkeypatch.context() as m:
+            for key, value in env.items():
+                m.setenv(key, value)
+            c = AwsAdapter(target)._credentials()
+        assert "C2" not in repr(c) and "D2" not in repr(c)  # secrets never in a repr
         return c.key, c.secret, c.token
 
-    env_creds = {**base, "AWS_ACCESS_KEY_ID": "E1", "AWS_SECRET_ACCESS_KEY": "E2",
+    env_creds = {"AWS_ACCESS_KEY_ID": "E1", "AWS_SECRET_ACCESS_KEY": "E2",
                  "AWS_SESSION_TOKEN": "E3"}
     assert creds_of(_target(), env_creds) == ("E1", "E2", "E3")
-    assert creds_of(_target(), base) == ("D1", "D2", None)
-    assert creds_of(_target(), {**base, "AWS_PROFILE": "ci"}) == ("C1", "C2", "C3")
+    assert creds_of(_target(), {}) == ("D1", "D2", None)
+    assert creds_of(_target(), {"AWS_PROFILE": "ci"}) == ("C1", "C2", "C3")
     # an explicit profile in cloudtmpl.yaml wins over environment keys
     assert creds_of(_target(profile="ci"), env_creds) == ("C1", "C2", "C3")
-    err = _fail(lambda: creds_of(_target(profile="nope"), base))
-    assert "[nope]" in err.message
-    half = {**base, "AWS_ACCESS_KEY_ID": "E1"}
+    err = _fail(lambda: creds_of(_target(profile="nope"), {}))
+    assert "[nope]" in err.message and str(creds) in err.message
+    half = {"AWS_ACCESS_KEY_ID": "E1"}
     assert "together" in _fail(lambda: creds_of(_target(), half)).message
 
 

@@ -397,7 +397,8 @@ def test_plan_json_and_markdown_and_saved_plan(project: Path, aws_reset: dict[st
     r = run(project, "destroy", "-s", "stack", "--yes")
     assert r.code == 0, r.err + r.out
     assert stack_instances(aws_reset, REGION, "stack") == []
-    assert run(project, "show", "-s", "stack", "--format", "json").json()["resources"] == {}
+    r = run(project, "show", "-s", "stack", "--format", "json")
+    assert r.code == 1 and r.json()["diagnostics"][0]["code"] == "unknown-stack", r.out
 
 
 def test_apply_without_yes_refuses_without_a_terminal(

@@ -16,7 +16,7 @@ from tests.integration.clitools import REPO, run, stack_instances, tags, write
 
 HEAT_NET = REPO / "examples" / "heat" / "servers_in_new_net.yaml"
 HEAT_VOLUME = REPO / "examples" / "heat" / "server_with_volume.yaml"
-MULTI = REPO / "examples" / "multicloud" / "stack.yaml"
+MULTI = REPO / "examples" / "multicloud" / "multicloud.yaml"
 
 
 def os_driver(sandbox: dict[str, Any], region: str) -> Any:
@@ -206,7 +206,7 @@ def test_server_with_volume_on_openstack(project: Path, openstack_reset: dict[st
 def test_one_stack_on_two_clouds(
     project: Path, aws_reset: dict[str, Any], openstack_reset: dict[str, Any]
 ) -> None:
-    r = run(project, "plan", "stack.yaml", "--format", "json")
+    r = run(project, "plan", "multicloud.yaml", "--format", "json")
     assert r.code == 0, r.err
     where = {
         c["address"]: (c["placement"]["target"], c["placement"]["region"])
@@ -215,29 +215,30 @@ def test_one_stack_on_two_clouds(
     assert where["db"] == ("sandbox-openstack", "de-fra-1")
     assert where["db_data"] == ("sandbox-openstack", "de-fra-1")
     assert where["web1"] == ("sandbox-aws", "eu-central-1")
-    text = run(project, "plan", "stack.yaml").out
+    text = run(project, "plan", "multicloud.yaml").out
     assert "db (Cloud::Compute::Server) sandbox-openstack/de-fra-1" in text
 
-    r = run(project, "apply", "stack.yaml", "--yes")
+    r = run(project, "apply", "multicloud.yaml", "--yes")
     assert r.code == 0, r.err + r.out
-    out = run(project, "outputs", "-s", "stack", "--format", "json").json()
+    out = run(project, "outputs", "-s", "multicloud", "--format", "json").json()
     assert len(out["web_addresses"]) == 2 and all(out["web_addresses"])
     assert out["database_address"]
     assert "change-me-please" not in r.out
     web = {
-        tags(i)["cloudtmpl:resource"] for i in stack_instances(aws_reset, "eu-central-1", "stack")
+        tags(i)["cloudtmpl:resource"]
+        for i in stack_instances(aws_reset, "eu-central-1", "multicloud")
     }
     assert web == {"web1", "web2"}
-    (db,) = owned(os_driver(openstack_reset, "de-fra-1").list_nodes(), "stack")
+    (db,) = owned(os_driver(openstack_reset, "de-fra-1").list_nodes(), "multicloud")
     assert db.extra["metadata"]["cloudtmpl:resource"] == "db"
-    assert run(project, "plan", "stack.yaml", "--detailed-exitcode").code == 0
+    assert run(project, "plan", "multicloud.yaml", "--detailed-exitcode").code == 0
 
-    r = run(project, "destroy", "stack.yaml", "--yes")
+    r = run(project, "destroy", "multicloud.yaml", "--yes")
     assert r.code == 0, r.err + r.out
-    assert stack_instances(aws_reset, "eu-central-1", "stack") == []
+    assert stack_instances(aws_reset, "eu-central-1", "multicloud") == []
     driver = os_driver(openstack_reset, "de-fra-1")
-    assert owned(driver.list_nodes(), "stack") == []
-    assert owned(driver.list_volumes(), "stack") == []
+    assert owned(driver.list_nodes(), "multicloud") == []
+    assert owned(driver.list_volumes(), "multicloud") == []
 
 
 def test_unknown_flavor_lists_what_the_target_offers(project: Path) -> None:

@@ -76,10 +76,11 @@ def test_pre_replace_drains_the_old_server_after_the_new_one_is_up(
     seen = [(e["event"], e["action"], e["address"], e.get("message", ""))
             for e in events(r.out) if e["event"] != "result"]
     order = [f"{ev} {act} {addr}" for ev, act, addr, _ in seen]
-    # the new server is up before the old one is drained and deleted; the address
-    # moves to the new server only after that
-    assert order.index("done create web") < order.index("start delete web")
-    assert order.index("done delete web") < order.index("start update web_ip")
+    # the new server is up, the address moves to it, then the old one is drained and
+    # deleted (the address never points at nothing)
+    assert order.index("done create web") < order.index("start update web_ip")
+    assert order.index("done update web_ip") < order.index("done hook web")
+    assert order.index("done hook web") < order.index("start delete web")
     assert any("running its pre_replace hook" in msg for *_, msg in seen)
     log = (tmp_path / ".cloudtmpl" / "logs" / "hooks" / "web.pre_replace.log").read_text()
     assert "exit status 0" in log and "drained" in log
@@ -107,6 +108,7 @@ def test_a_failing_drain_keeps_the_server(tmp_path: Path,
                                           openstack_reset: dict[str, Any]) -> None:
     write(tmp_path / "hooks.yaml", TEMPLATE)
     assert run(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
+    [old_id] = roots(openstack_reset)
     r = run(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "-p",
             "script=exit 3", "--yes", "--format", "json")
     assert r.code == 1
@@ -114,5 +116,17 @@ def test_a_failing_drain_keeps_the_server(tmp_path: Path,
     assert [e["action"] for e in failed] == ["hook"]
     assert "pre_replace hook failed, so the server is kept" in failed[0]["message"]
     assert "exited with status 3" in failed[0]["message"]
-    skipped = {e["address"] for e in events(r.out) if e["event"] == "skipped"}
-    assert "web_ip" in skipped  # the address stays with the server that was kept
+    skipped = {(e["address"], e["action"]) for e in events(r.out) if e["event"] == "skipped"}
+    assert skipped == {("web", "delete")}  # the old server is kept
+    # the address had moved to the new server before the drain: it stays there
+    done = {(e["address"], e["action"]) for e in events(r.out) if e["event"] == "done"}
+    assert ("web_ip", "update") in done and ("web", "create") in done
+    servers = roots(openstack_reset)
+    assert len(servers) == 2 and old_id in servers  # the old one still runs
+    # the next run removes the server it kept (a second live copy of web) and is done
+    r = run(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "--yes")
+    assert r.code == 0, r.out + r.err
+    [last] = roots(openstack_reset)
+    assert last != old_id, r.out
+    assert run(tmp_path, "plan", "hooks.yaml", "-p", "image=debian-12",
+               "--detailed-exitcode").code == 0

@@ -25,7 +25,7 @@ from cloudtmpl.sandbox import manager
 from tests.integration.clitools import REPO, Result, ec2, edit, run, stack_instances, tags, write
 from tests.integration.test_cli_openstack import os_driver, owned
 
-EXAMPLE = REPO / "examples" / "residency" / "stack.yaml"
+EXAMPLE = REPO / "examples" / "residency" / "residency.yaml"
 AWS_REGIONS = ("us-east-1", "eu-central-1")
 OS_REGIONS = ("de-fra-1", "nl-ams-1")
 HOT = "heat_template_version: 2021-04-16\n"

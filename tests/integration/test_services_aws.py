@@ -9,7 +9,7 @@ import boto3
 
 from tests.integration.clitools import REPO, edit, run, write
 
-EXAMPLE = REPO / "examples" / "services" / "stack.yaml"
+EXAMPLE = REPO / "examples" / "services" / "services.yaml"
 REGION = "eu-central-1"
 
 

@@ -29,11 +29,12 @@ import psycopg
 import pytest
 
 from cloudtmpl.diagnostics import DiagnosticError
-from cloudtmpl.state import SCHEMA_VERSION, StackLocked, StateStore
+from cloudtmpl.state import SCHEMA_VERSION, LockLost, StackLocked, StateStore
 from tests import postgres
 from tests.integration.clitools import QUICKSTART, ec2, run, stack_instances, write
 from tests.unit.test_state import (  # noqa: F401  (collected again here, on both backends)
     _rec,
+    test_a_schema_2_database_is_migrated,
     test_begin_run_requires_the_lock,
     test_closed_store_refuses_use,
     test_existing_database_is_reopened_and_newer_schema_refused,
@@ -47,13 +48,23 @@ from tests.unit.test_state import (  # noqa: F401  (collected again here, on bot
     test_new_stack_has_serial_zero_and_nothing_else,
     test_non_json_values_are_refused,
     test_open_intents_after_a_crash,
+    test_outputs_keep_the_order_they_were_set_in,
     test_outputs_round_trip_and_replace,
     test_resource_round_trip_and_serial_bumps,
     test_run_and_journal_round_trip,
     test_second_process_fails_at_once_naming_the_holder,
     test_stack_locked_message_and_diagnostic,
+    test_template_round_trip_kept_by_writes_and_cleared_by_forget,
     test_threads_write_journal_concurrently,
     test_two_stores_in_one_process_share_the_file,
+)
+from tests.unit.test_statelock import (  # noqa: F401  (collected again here, on both backends)
+    test_a_force_unlocked_holder_can_write_nothing,
+    test_a_holder_whose_lock_was_taken_over_can_write_nothing,
+    test_a_schema_3_database_is_migrated_and_its_old_lock_judged_by_pid,
+    test_a_store_without_the_lock_cannot_write_a_locked_stack,
+    test_every_acquisition_gets_the_next_generation,
+    writes,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -323,6 +334,28 @@ def test_pg_lock_session_without_row_still_blocks(pg_url: str) -> None:
             b.acquire_lock("demo", "b")
         assert b.force_unlock("demo", "ops") is not None
         assert b.acquire_lock("demo", "b").holder == "b"
+
+
+def test_pg_terminated_lock_session_is_noticed_and_fenced(pg_url: str) -> None:
+    """``pg_terminate_backend`` on the holder's lock session: the holder notices at its
+    next check, and once another run took over, none of its writes gets through."""
+    with StateStore.open(pg_url) as first, StateStore.open(pg_url) as second:
+        first.acquire_lock("demo", "first")
+        run = first.begin_run("demo", "apply", "first")
+        (pid,) = _advisory_holders(pg_url)
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            assert conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone() \
+                == (True,)
+        with pytest.raises(LockLost, match="database session ended"):
+            first.check_lock("demo")
+        taken = second.acquire_lock("demo", "second")
+        assert taken.generation == 2
+        assert "database session ended" in second.audit_log("demo")[-1].what
+        for name, write in writes(first, run).items():
+            with pytest.raises(LockLost, match="second took it over"):
+                write()
+            assert second.lock_info("demo") == taken, name
+        assert second.resources("demo") == {}
 
 
 def test_pg_closing_the_store_frees_its_locks(pg_url: str) -> None:

@@ -211,6 +211,23 @@ def test_region_move_of_a_volume_is_refused_unless_allowed() -> None:
     assert next(c for c in plan.changes if c.address == "vol").reason == "moves from t/r0"
 
 
+def test_a_move_to_another_region_still_shows_the_property_changes() -> None:
+    st = stack()
+    live = live_for(st, region="r0", vol={"size": 20}, web={"flavor": "t3.medium"})
+    plan = make_plan(st, discovery(live), {}, {"t": CATALOG}, state_serial=3,
+                     allow_relocation=True)
+    by = {c.address: c for c in plan.changes}
+    assert by["vol"].action is Action.REPLACE and by["vol"].reason == "moves from t/r0"
+    assert [(d.name, d.old, d.new) for d in by["vol"].diff] == [("size", 20, 10)]
+    # web's security group is replaced too: its id is known after apply
+    assert [(d.name, d.old, d.new) for d in by["web"].diff] == [
+        ("flavor", "t3.medium", "t3.small"), ("security_groups", ["sg-1"], [UNKNOWN])]
+    out = io.StringIO()
+    plan_text(plan, Console(file=out, width=300, color_system=None))
+    assert "-/+ vol (Cloud::Block::Volume) t/r1 vol-1 - moves from t/r0\n      size: 20 -> 10\n" \
+        in out.getvalue(), out.getvalue()
+
+
 def test_plan_round_trips_through_json() -> None:
     st = stack()
     plan = plan_of(stack(image="debian"), live_for(st))

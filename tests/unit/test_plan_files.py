@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,18 @@ def test_from_plan_file_rebuilds_the_inputs(tmp_path: Path) -> None:
     assert inputs.template == "stack.yaml" and inputs.environments == ("env.yaml",)
     assert dict(inputs.params) == {"flavor": "small", "extra": "1"}
     assert sources == {"stack.yaml": TEMPLATE, "env.yaml": ENV}
+
+
+def test_a_plan_carries_the_stack_template_and_replace_template(tmp_path: Path) -> None:
+    plan = replace(make_plan(), stack_template="infra/stack.yaml", replace_template=True)
+    saved, inputs, _ = wf.from_plan_file(str(save(tmp_path, plan)), [], [], None)
+    assert (saved.stack_template, saved.replace_template) == ("infra/stack.yaml", True)
+    assert (inputs.stack_template, inputs.replace_template) == ("infra/stack.yaml", True)
+    # a plan written before these keys existed still applies (no template override)
+    path = edit(save(tmp_path, name="old.json"),
+                lambda d: (d.pop("stack_template"), d.pop("replace_template")))
+    saved, inputs, _ = wf.from_plan_file(str(path), [], [], None)
+    assert (inputs.stack_template, inputs.replace_template) == ("", False)
 
 
 def test_plan_for_another_stack(tmp_path: Path) -> None:

@@ -348,7 +348,7 @@ conditions:
   neither: {not: {or: [prod, zone_a]}}
 resources:
   enabled: {type: Cloud::Compute::KeyPair, condition: both}
-  off: {type: Cloud::Compute::KeyPair, condition: neither}
+  disabled: {type: Cloud::Compute::KeyPair, condition: neither}
   lit: {type: Cloud::Compute::KeyPair, condition: false}
   expr: {type: Cloud::Compute::KeyPair, condition: {not: neither}}
 """)

@@ -384,8 +384,9 @@ def test_adapters_ask_the_limiter_before_every_http_request_including_retries(mo
     monkeypatch.setattr(Connection, "request", fake_request)
     aws = Target(name="aws-eu", type="aws", region="eu-central-1",
                  options={"request_rate": 20, "endpoint": "http://127.0.0.1:9"})
-    adapter = AwsAdapter(aws, environ={"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"},
-                         sleep=lambda s: None)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")  # botocore's chain reads the environment
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
+    adapter = AwsAdapter(aws, sleep=lambda s: None)
     assert adapter._limiter.rate == 20
     monkeypatch.setattr(adapter._limiter, "acquire", lambda: calls.append("token") or 0.0)
     with pytest.raises(CloudError):

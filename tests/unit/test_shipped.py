@@ -11,11 +11,14 @@ import pytest
 
 from cloudtmpl.config import SANDBOX_TARGETS, load_catalog
 from cloudtmpl.loader import load_file
+from cloudtmpl.model import default_stack_name
 from cloudtmpl.resolve import ResolveOptions, resolve
 from cloudtmpl.workflow import file_reader
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted([*REPO.glob("examples/*/stack.yaml"), *REPO.glob("examples/heat/*.yaml")])
+STACKS = ("quickstart", "multicloud", "residency", "services")  # examples/NAME/NAME.yaml
+EXAMPLES = sorted([*(REPO / "examples" / name / f"{name}.yaml" for name in STACKS),
+                   *REPO.glob("examples/heat/*.yaml")])
 LIBRARY = sorted(REPO.glob("templates/*.yaml"))
 
 
@@ -27,6 +30,16 @@ def test_shipped_templates_resolve(path: Path) -> None:
                                    targets=SANDBOX_TARGETS,
                                    read_file=file_reader(str(path), {})))
     assert stack.resources
+
+
+def test_example_templates_are_stacks_of_their_own() -> None:
+    """Every example applies as a stack of its own (once they were all `stack.yaml`, so
+    applying one example deleted another's resources)."""
+    templates = sorted(p for p in REPO.glob("examples/**/*.yaml") if p.name != "cloudtmpl.yaml")
+    names = [default_stack_name(p.stem) for p in templates]
+    assert len(templates) >= 8 and len(set(names)) == len(names), names
+    assert "stack" not in names
+    assert set(STACKS) <= set(names)
 
 
 def test_catalogs() -> None:

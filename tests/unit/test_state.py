@@ -284,6 +284,46 @@ def test_outputs_round_trip_and_replace(store: StateStore) -> None:
     assert store.serial("demo") == 0  # outputs do not change the resource serial
 
 
+def test_outputs_keep_the_order_they_were_set_in(store: StateStore) -> None:
+    order = ["zeta", "alpha", "web2_ip", "web10_ip", "beta"]  # a template's order, not sorted
+    store.set_outputs("demo", {name: i for i, name in enumerate(order)})
+    assert list(store.outputs("demo")) == order
+    store.set_outputs("demo", {"b": 1, "a": 2})
+    assert list(store.outputs("demo")) == ["b", "a"]
+
+
+def test_a_schema_2_database_is_migrated(url: str) -> None:
+    # a schema 2 database: outputs without a position, stacks without an applied plan
+    # or a template
+    with StateStore.open(url) as s, s._write() as tx:
+        tx.run("DROP TABLE outputs")
+        tx.run("CREATE TABLE outputs (stack TEXT NOT NULL, name TEXT NOT NULL, "
+               "value TEXT NOT NULL, PRIMARY KEY (stack, name))")
+        tx.run("DROP TABLE stacks")
+        tx.run("CREATE TABLE stacks (name TEXT PRIMARY KEY, serial INTEGER NOT NULL, "
+               "created TEXT NOT NULL, updated TEXT NOT NULL)")
+        tx.run("INSERT INTO stacks (name, serial, created, updated) "
+               "VALUES ('demo', 0, '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z')")
+        tx.run("DROP TABLE locks")  # without the generation of schema 4
+        tx.run("CREATE TABLE locks (stack TEXT PRIMARY KEY, holder TEXT NOT NULL, "
+               "pid INTEGER NOT NULL, host TEXT NOT NULL, acquired TEXT NOT NULL)")
+        for name in ("b", "a"):
+            tx.run("INSERT INTO outputs (stack, name, value) VALUES ('demo', ?, '1')", (name,))
+        tx.run("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with StateStore.open(url) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        assert list(s.outputs("demo")) == ["a", "b"]  # as they were shown before: by name
+        s.set_outputs("demo", {"b": 1, "a": 2})
+        assert list(s.outputs("demo")) == ["b", "a"]
+        assert s.applied_plan("demo") is None
+        s.set_applied_plan("demo", "p1")
+        assert s.applied_plan("demo") == "p1" and s.applied_plan("other") is None
+        assert s.template("demo") is None  # not known: such a stack is never refused
+        s.set_template("demo", "web.yaml")
+    with StateStore.open(url) as s:
+        assert s.template("demo") == "web.yaml" and s.applied_plan("demo") == "p1"
+
+
 def test_forget_stack_keeps_history(store: StateStore) -> None:
     store.put_resource("demo", _rec("web"))
     store.put_resource("keep", _rec("web"))
@@ -301,6 +341,21 @@ def test_forget_stack_keeps_history(store: StateStore) -> None:
     assert [r.status for r in store.runs("demo")] == ["succeeded"]
     assert len(store.journal_entries(run)) == 2
     assert store.audit_log("demo")[-1].who == "alice"
+
+
+def test_template_round_trip_kept_by_writes_and_cleared_by_forget(store: StateStore) -> None:
+    assert store.template("demo") is None
+    store.set_template("demo", "infra/web.yaml")
+    assert store.template("demo") == "infra/web.yaml"
+    assert store.serial("demo") == 0 and store.stacks() == []  # a template alone is no stack
+    store.put_resource("demo", _rec("web"))
+    store.set_outputs("demo", {"a": 1})
+    assert store.template("demo") == "infra/web.yaml"
+    store.set_template("demo", "web.yaml")
+    assert store.template("demo") == "web.yaml" and store.serial("demo") == 1
+    assert store.template("other") is None
+    store.forget_stack("demo")
+    assert store.template("demo") is None
 
 
 # --------------------------------------------------------------------------- lock

@@ -122,6 +122,7 @@ class OpenStackSandbox:
                 request.headers,
                 body,
                 self.endpoint(request),
+                request.args,
             )
         if service == "object-store":  # Swift (object.py): raw bodies, headers
             region, _, rest = rest.partition("/")

@@ -110,7 +110,8 @@ class Store:
         self.knobs = Knobs()
         self.knobs.update(self.initial_knobs)
         self.rng = random.Random(self.knobs.seed)
-        self.tokens: dict[str, tuple[float, str]] = {}  # token → (expires, project)
+        self.tokens: dict[str, Any] = {}  # token → identity.Token (survive a reset)
+        self.app_creds: dict[str, JSON] = {}  # Keystone application credentials by id
         self.counts: collections.Counter[str] = collections.Counter()
         self.regions: dict[str, Region] = {}
         self.ssh = SshHosts()
@@ -133,6 +134,10 @@ class Store:
             self.knobs.update(self.initial_knobs)
             self.rng = random.Random(self.knobs.seed)
             self.regions = {name: Region(name) for name in REGIONS}
+            # identity: application credentials go, and so do the tokens made from them
+            self.tokens = {t: v for t, v in self.tokens.items()
+                           if getattr(v, "app_cred", None) is None}
+            self.app_creds = {}
             for index, region in enumerate(self.regions.values()):
                 self.pools[region.name] = LoopbackPool(self.loopback_net(2 * index),
                                                        self.knobs.ssh_port)
