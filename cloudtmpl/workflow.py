@@ -477,8 +477,11 @@ def check_custom_constraints(session: Session, stack: ResolvedStack,
                 offers = lookups.offers(target, region, what, choice)
             except CloudError as err:
                 raise _cloud_error(target, region, err, c.loc) from None
-            problem = (f"the value is not a {_WHAT[what]} on {target}/{region}" if c.hidden
-                       else lookups.missing(target, region, what, c.value))
+            shown = "the value" if c.hidden else repr(c.value)
+            query = catalog_choice(what, c.value, session.catalogs[target], region)[1]
+            problem = (lookups.missing(target, region, what, c.value)
+                       if not c.hidden and not isinstance(query, str)  # a catalog filter
+                       else f"{shown} is not a {_WHAT[what]} on {target}/{region}")
             diags.append(Diagnostic(
                 "parameter-constraint",
                 f"parameter '{c.parameter}': {problem} (custom_constraint {c.name})",
