@@ -56,6 +56,7 @@ from cloudtmpl.plan import (
     translate,
 )
 from cloudtmpl.providers.base import Adapter, CloudError, snapshots_of
+from cloudtmpl.providers.scripts import STOP_GRACE, cut_note
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sensitive import carry, isolated, texts
 from cloudtmpl.state import LockLost, ResourceRecord, StateStore
@@ -390,6 +391,10 @@ class Executor:
             if c.action is Action.NOOP and resources.TYPES[c.kind].local
         }
         self.ctx = RefContext(stack, self._known, lambda: self.texts)
+        for adapter in adapters.values():  # deployments: a running script's grace on stop
+            watch = getattr(adapter, "watch_interrupts", None)
+            if watch is not None:
+                watch(self.stop)
 
     def _seal(self, value: Any) -> Any:
         """Free text or values from outside (messages, output, attributes), sealed."""
@@ -424,6 +429,10 @@ class Executor:
             if len(lines) > len(shown):
                 self.emit(Event("progress", change.address, op,
                                 f"[{host}] ... {len(lines) - len(shown)} earlier lines in the log"))
+            cut = (live.attributes.get("truncated") or {}).get(stream)
+            if cut:
+                self.emit(Event("progress", change.address, op,
+                                f"[{host}] ... {cut_note(stream, int(cut))}"))
             for line in shown:
                 mark = "!" if stream == "deploy_stderr" else "|"
                 self.emit(Event("progress", change.address, op,
@@ -442,8 +451,10 @@ class Executor:
         if runner is None:
             raise CloudError(f"{change.address}: no SSH runner for its {which} hook")
         self.emit(Event("progress", change.address, "delete", f"running its {which} hook"))
+        timeout = self._timeout(change.address, "delete",
+                                resources.TYPES[change.prior.kind].delete_timeout)
         try:
-            runner(self._now(change.prior), hook, which)
+            runner(self._now(change.prior), hook, which, timeout)
         except CloudError as err:
             if hook.get("on_failure") == "continue":
                 self.emit(Event("progress", change.address, "delete",
@@ -692,6 +703,7 @@ class Executor:
 
         pool = ThreadPoolExecutor(max_workers=self.parallelism)
         aborted = False
+        told = False  # that running scripts get a grace after the first interrupt
         try:
             while True:
                 if not self.stop.is_set() and self._lost is None:
@@ -710,7 +722,10 @@ class Executor:
                         running[pool.submit(self._safe_run, g.nodes[node]["step"], run_id)] = node
                 if not running:
                     break
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                if self.stop.is_set() and not told:
+                    told = True
+                    self._tell_stopping([g.nodes[n]["step"] for n in running.values()])
                 for fut in done:
                     node = running.pop(fut)
                     result = fut.result()
@@ -735,6 +750,10 @@ class Executor:
                         self.store.journal(run_id, self.plan.stack, step.address, step.op,
                                            "failed", detail={"error": "aborted while in flight"})
                     self.emit(Event("failed", step.address, step.op, "aborted while in flight"))
+            for adapter in self.adapters.values():  # deployments: kill the remote scripts
+                kill = getattr(adapter, "abort_scripts", None)
+                if kill is not None:
+                    kill()
             raise
         finally:
             pool.shutdown(wait=not aborted, cancel_futures=True)
@@ -743,6 +762,16 @@ class Executor:
         ordered = tuple(results[n] for n in nx.topological_sort(g)
                         if g.nodes[n]["step"].change is not None)
         return ApplyResult(ordered, self.outputs())
+
+    def _tell_stopping(self, steps: list[_Step]) -> None:
+        """After the first interrupt: what becomes of the deployments still running."""
+        for step in steps:
+            if step.change is not None and (step.op == "hook" or step.change.kind
+                                            in resources.DEPLOY_KINDS):
+                self.emit(Event("progress", step.address, step.op,
+                                f"stopping: its script gets {STOP_GRACE:g} s more (within its "
+                                "timeout), then its remote process group is killed; "
+                                "interrupt again to kill it now"))
 
     def _safe_run(self, step: _Step, run_id: int) -> StepResult:
         if step.change is None:  # a pause or health gate between batches, or a barrier

@@ -17,7 +17,7 @@ from typing import Any
 import networkx as nx
 
 from cloudtmpl import functions, resources
-from cloudtmpl.config import Catalog
+from cloudtmpl.config import Catalog, ImageFilter
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError
 from cloudtmpl.discover import Discovery
 from cloudtmpl.model import (
@@ -271,8 +271,21 @@ CHOICES: dict[tuple[str, str], str] = {
     (resources.FLOATING_IP.kind, "floating_network"): "network",
 }
 
-# (target, region, what, value as written after the catalog) -> the cloud's own form
+# (target, region, what, value as written after the catalog) -> the cloud's own form;
+# an image the catalog finds by a filter is keyed by its abstract name
 Natives = Mapping[tuple[str, str, str, str], str]
+
+
+def catalog_choice(what: str, value: str, catalog: Catalog, region: str
+                   ) -> tuple[str, str | ImageFilter]:
+    """(``value``'s key in :data:`Natives`, what to ask the cloud for): a flavor or
+    image through the catalog; a catalog filter is asked for, keyed by ``value``."""
+    if what == "flavor":
+        return catalog.size(value), catalog.size(value)
+    if what == "image":
+        native = catalog.image(value, region)
+        return (native if isinstance(native, str) else value), native
+    return value, value
 
 
 def translate(
@@ -283,17 +296,15 @@ def translate(
     natives: Natives | None = None,
 ) -> dict[str, Any]:
     """Abstract sizes and images (``flavor: small``) to the provider's native values,
-    in the form the cloud reports them (``natives``: an image name becomes its id)."""
+    in the form the cloud reports them (``natives``: an image name or a catalog filter
+    becomes the image id the plan's lookup found)."""
     out = dict(properties)
     for (k, prop), what in CHOICES.items():
         value = out.get(prop)
         if k != kind or not isinstance(value, str):
             continue
-        if what == "flavor":
-            value = catalog.size(value)
-        elif what == "image":
-            value = catalog.image(value, placement.region)
-        out[prop] = (natives or {}).get((placement.target, placement.region, what, value), value)
+        key, _ = catalog_choice(what, value, catalog, placement.region)
+        out[prop] = (natives or {}).get((placement.target, placement.region, what, key), key)
     return out
 
 
