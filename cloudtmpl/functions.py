@@ -57,6 +57,7 @@ from cloudtmpl.schema import (
     describe,
     version_label,
 )
+from cloudtmpl.sensitive import has_marks, is_marked, mark, touched, touches
 
 
 class Context(Protocol):
@@ -1481,14 +1482,36 @@ def evaluate(tree: Any, ctx: Context) -> Any:
     """The plain value of a tree (may contain UNKNOWN; OMIT when a two-argument ``if``
     at the top is false).
 
+    Sensitive values (:mod:`cloudtmpl.sensitive`) stay marked, and the result of a
+    function call that read one is marked too (see :func:`call`).
+
     Raises DiagnosticError (``function-error``) when a function cannot be
     computed (a missing key, a non-list to join, ...).
     """
     if isinstance(tree, Function):
-        return tree.result(ctx)
+        return call(tree, ctx)
     if isinstance(tree, (Mapping, list, tuple)):
-        return _collect(tree, lambda v: evaluate(v, ctx))
+        if isinstance(tree, Mapping) and any(is_marked(k) for k in tree):
+            touched()
+        out = _collect(tree, lambda v: evaluate(v, ctx))
+        return mark(out) if is_marked(tree) else out
+    if is_marked(tree):
+        touched()
     return tree
+
+
+def call(fn: Function, ctx: Context) -> Any:
+    """``fn``'s result, marked sensitive when computing it read a sensitive value (an
+    argument, a parameter or an attribute the context answered with): what is derived
+    from a secret is a secret.  The count of what was read is per thread."""
+    start = touches()
+    value = fn.result(ctx)
+    if value is UNKNOWN or value is OMIT:
+        return value
+    if touches() != start or has_marks(value):
+        touched()
+        return value if is_marked(value) else mark(value)
+    return value
 
 
 def partial_evaluate(tree: Any, ctx: Context) -> Any:
@@ -1499,7 +1522,7 @@ def partial_evaluate(tree: Any, ctx: Context) -> Any:
     """
     if isinstance(tree, Function):
         if not tree.dependencies():
-            return tree.result(ctx)
+            return call(tree, ctx)
         return tree.partial(ctx)
     if isinstance(tree, (Mapping, list, tuple)):
         return _collect(tree, lambda v: partial_evaluate(v, ctx))

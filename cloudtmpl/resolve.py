@@ -120,6 +120,7 @@ from cloudtmpl.schema import (
     validate_template,
     version_label,
 )
+from cloudtmpl.sensitive import carry, mark, texts
 
 Mode = Literal["validate", "plan"]
 
@@ -760,6 +761,7 @@ class _Resolver:
             typed_loc = NOWHERE
             for raw, loc, source in candidates:
                 value, problem = convert_parameter(ptype, raw)
+                value = carry(raw, value)  # a parent's sensitive value stays sensitive
                 if problem is not None:
                     code = "parameter-value" if ptype == "number" and _non_finite(raw) \
                         else "parameter-type"
@@ -787,7 +789,8 @@ class _Resolver:
                              "give it a 'default:'")
                 continue
             if typed is not UNKNOWN:
-                self.values[name] = typed
+                # a hidden value is sensitive, and so is everything computed from it
+                self.values[name] = mark(typed) if name in self.hidden else typed
 
     def constraints(self, name: str, ptype: str, ppath: Path) -> list[Mapping[str, Any]]:
         """The parameter's valid constraints; invalid ones are reported and skipped."""
@@ -1021,7 +1024,8 @@ class _Resolver:
                 continue
             if value is None:
                 continue  # an empty value means "not given", as in Heat
-            ok, value = _check_property(spec, value)
+            ok, checked = _check_property(spec, value)
+            value = carry(value, checked)  # "5" for 5: as sensitive as the value was
             if not ok:
                 self.add("property-type",
                          f"resource '{name}': property '{pname}' must be {_SPEC_NAMES[spec.type]}"
@@ -1542,9 +1546,11 @@ class _Resolver:
                  "use Retain or Delete")
 
     def scrubbed(self, diags: Iterable[Diagnostic]) -> list[Diagnostic]:
-        """``diags`` with any hidden parameter value replaced (never shown anywhere)."""
+        """``diags`` with any hidden parameter value replaced (never shown anywhere), and
+        any other sensitive value (a parent stack's, given to a nested template)."""
         secrets = sorted({s for name in self.hidden if name in self.values
-                          for s in _secret_texts(self.values[name])}, key=len, reverse=True)
+                          for s in _secret_texts(self.values[name])} | texts(self.values),
+                         key=len, reverse=True)
         if not secrets:
             return list(diags)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from cloudtmpl import limits
+from cloudtmpl import hidden_defaults, limits
 from cloudtmpl.apply import ApplyResult, Event, Executor
 from cloudtmpl.config import (
     Catalog,
@@ -68,6 +68,7 @@ from cloudtmpl.providers.local import LocalAdapter
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
 from cloudtmpl.resources import LOCAL_TARGET
 from cloudtmpl.sandbox import manager as sandbox
+from cloudtmpl.sensitive import is_marked
 from cloudtmpl.state import StateStore, default_state_url
 
 
@@ -428,6 +429,9 @@ class Lookups:
     def missing(self, target: str, region: str, what: str, value: str) -> str:
         """Why ``value`` was not found, naming the catalog's filter when it has one."""
         query = catalog_choice(what, value, self.session.catalogs[target], region)[1]
+        if is_marked(value):
+            return (f"{what} (a sensitive value) does not exist on target {target!r} "
+                    f"in region {region}")
         if isinstance(query, str):
             return f"{what} {value!r} does not exist on target {target!r} in region {region}"
         if image_finder(self.session.adapters[target]) is None:
@@ -452,8 +456,13 @@ def _shown(names: list[str]) -> str:
     return ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
 
 
-def _cloud_error(target: str, region: str, err: CloudError, loc: Loc) -> DiagnosticError:
-    return error("cloud-error", f"{target}/{region}: {err.message}", loc,
+def _cloud_error(target: str, region: str, err: CloudError, loc: Loc,
+                 asked: object = None) -> DiagnosticError:
+    """``err`` as a diagnostic; a sensitive value that was asked for is not repeated."""
+    message = err.message
+    if isinstance(asked, str) and asked and is_marked(asked):
+        message = message.replace(str(asked), "(sensitive)")
+    return error("cloud-error", f"{target}/{region}: {message}", loc,
                  "check the target's credentials, endpoint and region")
 
 
@@ -519,7 +528,7 @@ def check_choices(session: Session, stack: ResolvedStack,
                     continue
                 shown = _shown(lookups.offers(target, region, what, choice))
             except CloudError as err:
-                raise _cloud_error(target, region, err, res.loc) from None
+                raise _cloud_error(target, region, err, res.loc, value) from None
             diags.append(
                 Diagnostic(
                     f"unknown-{what}",
@@ -632,7 +641,8 @@ def open_session(
 
 
 def secret_key(project: ProjectConfig) -> bytes:
-    """The project's secret key for derived secrets (random strings).
+    """The project's secret key for derived secrets (random strings) and for sealing
+    sensitive values (a keyed digest: see :func:`cloudtmpl.model.sealed_text`).
 
     ``CLOUDTMPL_SECRET_KEY`` (CI, shared state backends: give every runner the
     same one), else ``.cloudtmpl/keys/secret.key`` in the project, created with
@@ -751,11 +761,14 @@ def plan_stack(
         state_serial=session.store.serial(session.stack),
         allow_relocation=inputs.allow_relocation,
         natives=natives,
+        seal_key=secret_key(session.project),
     )
     snap = snapshot({**sources, **files_of(inputs.template or "", stack)}, inputs, stack.hidden)
+    snap, cut_defaults = hidden_defaults.cut_all(snap, secret_key(session.project))
     plan = replace(
         plan,
         sources=snap,
+        hidden_defaults=cut_defaults,
         template_hash=sources_hash(snap),
         template_file=inputs.template or "",
         environment_files=tuple(inputs.environments),
@@ -1142,6 +1155,49 @@ def from_plan_file(
     return saved, inputs, sources
 
 
+def with_hidden_defaults(saved: Plan, inputs: Inputs, sources: Mapping[str, str],
+                         project: ProjectConfig) -> dict[str, str]:
+    """``sources`` (a plan file's snapshot) with the hidden defaults the plan cut out
+    (:mod:`cloudtmpl.hidden_defaults`) taken back from the work tree: a file whose work
+    tree copy is the plan's copy with defaults of the same digests is used instead.
+    A default that is needed (not given now with -p or -e) and cannot be taken back is
+    a ``hidden-default`` diagnostic."""
+    given = set(inputs.params)
+    for path in inputs.environments[len(saved.environment_files):]:
+        data = yaml.safe_load(sources.get(path) or "") or {}
+        for section in ("parameters", "parameter_defaults"):
+            values = data.get(section) if isinstance(data, dict) else None
+            given |= set(values) if isinstance(values, dict) else set()
+    out = dict(sources)
+    key = secret_key(project)
+    for file, digests in sorted(saved.hidden_defaults.items()):
+        needed = sorted(set(digests) - given) if file == saved.template_file else sorted(digests)
+        if not needed:
+            continue
+        try:
+            work = Path(file).read_text()
+        except (OSError, UnicodeDecodeError):
+            work = None
+        if work is not None and hidden_defaults.restore(sources[file], file, work, digests, key):
+            out[file] = work
+            continue
+        why = ("cannot be read" if work is None else
+               "is no longer the plan's copy, or its default changed")
+        top = file == saved.template_file
+        raise error(
+            "hidden-default",
+            f"the plan file holds no default of the hidden parameter"
+            f"{'s' if len(needed) > 1 else ''} {', '.join(map(repr, needed))} ({file}: a plan "
+            f"file never holds hidden values), and {file} in the work tree {why}",
+            Loc(file),
+            (f"give {' '.join(f'-p {n}=VALUE' for n in needed)} (or -e FILE) with the apply, "
+             "or make a new plan with `cloudtmpl plan --out FILE`") if top else
+            "restore the file as it was when the plan was made, or make a new plan with "
+            "`cloudtmpl plan --out FILE`",
+        )
+    return out
+
+
 def plan_id(plan: Plan) -> str:
     """A saved plan's identity: the digest of everything it holds."""
     return hashlib.sha256(canonical_json(plan.to_json()).encode()).hexdigest()[:32]
@@ -1224,6 +1280,7 @@ def execute(
             emit=emit,
             parallelism=parallelism,
             stop=stop,
+            seal_key=secret_key(session.project),
         )
         result = executor.run(run_id)
         if operation == "destroy" and result.ok:
