@@ -424,6 +424,7 @@ def apply(
             saved, inputs, sources = wf.from_plan_file(source, param or [], env or [], state,
                                                        stack=stack)
             project = load_project(Path.cwd())
+            sources = wf.with_hidden_defaults(saved, inputs, sources, project)
             resolved = wf.resolve_stack(inputs, project, "plan", sources)
         else:
             saved = None

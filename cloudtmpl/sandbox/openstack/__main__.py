@@ -66,10 +66,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from werkzeug.serving import make_server
 
+    from cloudtmpl.sandbox.httplog import RequestHandler, quiet
+
     from .app import OpenStackSandbox
 
     store = Store(knobs)
-    server = make_server(host, args.port, OpenStackSandbox(store), threaded=True)
+    server = quiet(make_server(host, args.port, OpenStackSandbox(store), threaded=True,
+                               request_handler=RequestHandler))
     url_host = f"[{host}]" if ":" in host else host
     endpoint = f"http://{url_host}:{server.server_port}"
 
