@@ -367,15 +367,16 @@ def test_pg_closing_the_store_frees_its_locks(pg_url: str) -> None:
 
 MIGRATE = """
     import sys
-    import cloudtmpl.state as st
+    import cloudtmpl.state.schema as schema
+    from cloudtmpl.state import StateStore
     if {migrate!r}:
-        st.SCHEMA_VERSION = st.SCHEMA_VERSION + 1
-        st.MIGRATIONS[st.SCHEMA_VERSION - 1] = (
+        schema.SCHEMA_VERSION = schema.SCHEMA_VERSION + 1
+        schema.MIGRATIONS[schema.SCHEMA_VERSION - 1] = (
             "ALTER TABLE stacks ADD COLUMN note TEXT",
             "CREATE TABLE extra (id {{autoinc_pk}}, what TEXT NOT NULL)",
         )
     sys.stdin.readline()          # start together
-    with st.StateStore.open({url!r}) as s:
+    with StateStore.open({url!r}) as s:
         print(s.schema_version(), flush=True)
 """
 

@@ -26,7 +26,7 @@ from cloudtmpl.state import (
     StackLocked,
     StateStore,
 )
-from cloudtmpl.statelock import lock_file
+from cloudtmpl.state.sqlite import lock_file
 from tests.unit.test_state import HOLD_LOCK, _python, _rec
 
 
