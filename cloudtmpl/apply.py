@@ -14,6 +14,7 @@ and the state cache is updated as each resource settles.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -47,14 +48,18 @@ from cloudtmpl.plan import (
     Change,
     Plan,
     RefContext,
+    derived,
+    free_texts,
     local_secrets,
     secrets_of,
     spec_of,
     translate,
 )
 from cloudtmpl.providers.base import Adapter, CloudError, snapshots_of
+from cloudtmpl.providers.scripts import STOP_GRACE, cut_note
 from cloudtmpl.resolve import ResolvedStack
-from cloudtmpl.state import ResourceRecord, StateStore
+from cloudtmpl.sensitive import carry, isolated, texts
+from cloudtmpl.state import LockLost, ResourceRecord, StateStore
 
 OUTPUT_LINES = 20  # a deployment's last lines shown in the progress (all are in its log)
 
@@ -352,6 +357,7 @@ class Executor:
         parallelism: int = 10,
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
+        seal_key: bytes = b"",
     ) -> None:
         self.plan = plan
         self.stack = stack
@@ -363,8 +369,14 @@ class Executor:
         self.parallelism = max(1, parallelism)
         self.stop = stop or threading.Event()
         self.clock = clock
+        # sealing: sensitive values are marked; ``secrets`` (hidden values whole) are
+        # also searched for in specs, ``texts`` (also sensitive leaves, random strings,
+        # sensitive property values seen) in free text: messages, output, attributes
+        self.key = seal_key
         self.secrets = secrets_of(stack)
+        self.texts = free_texts(stack)
         self._lock = threading.Lock()
+        self._lost: LockLost | None = None  # the stack's lock was lost: start no new step
         # address -> the live resource as it stands now (no-ops from the plan,
         # creates/updates as they finish); what get_resource/get_attr read.
         self.current: dict[str, LiveResource] = {
@@ -378,7 +390,15 @@ class Executor:
             c.address: c for c in plan.changes
             if c.action is Action.NOOP and resources.TYPES[c.kind].local
         }
-        self.ctx = RefContext(stack, self._known)
+        self.ctx = RefContext(stack, self._known, lambda: self.texts)
+        for adapter in adapters.values():  # deployments: a running script's grace on stop
+            watch = getattr(adapter, "watch_interrupts", None)
+            if watch is not None:
+                watch(self.stop)
+
+    def _seal(self, value: Any) -> Any:
+        """Free text or values from outside (messages, output, attributes), sealed."""
+        return seal(value, self.texts, self.key)
 
     def _known(self, name: str) -> LiveResource | None:
         with self._lock:
@@ -386,11 +406,14 @@ class Executor:
         change = self.unchanged_local.get(name)
         if live is None and change is not None:
             # a local resource's attributes never travel in the plan: compute them again
-            props, spec = self._desired(change)
+            # (its own evaluation: what it reads does not taint the one that asked)
+            with isolated():
+                props, spec = self._desired(change)
             live = self.adapters[change.placement.target].create(
                 change.placement.region, change.kind, stack=self.plan.stack,
                 address=name, name=physical_name(self.plan.stack, name),
                 properties=props, spec_hash=spec_hash(spec), timeout=0)
+            live = derived(live, props)
             self._remember(live)
         return live
 
@@ -406,27 +429,36 @@ class Executor:
             if len(lines) > len(shown):
                 self.emit(Event("progress", change.address, op,
                                 f"[{host}] ... {len(lines) - len(shown)} earlier lines in the log"))
+            cut = (live.attributes.get("truncated") or {}).get(stream)
+            if cut:
+                self.emit(Event("progress", change.address, op,
+                                f"[{host}] ... {cut_note(stream, int(cut))}"))
             for line in shown:
                 mark = "!" if stream == "deploy_stderr" else "|"
                 self.emit(Event("progress", change.address, op,
-                                f"[{host}] {mark} {seal(line, self.secrets)}"))
+                                f"[{host}] {mark} {self._seal(line)}"))
 
     def _hook(self, change: Change) -> None:
         """A server's pre_replace / pre_delete hook (the drain), run on it over SSH."""
         which = "pre_replace" if change.action is Action.REPLACE else "pre_delete"
-        hook = change.hooks.get(which)
+        res = self.stack.resources.get(change.address)
+        # the template's own hook (the plan holds it sealed); a removed resource's
+        # recorded one
+        hook = (res.lifecycle if res is not None else change.hooks).get(which)
         if not isinstance(hook, Mapping) or change.prior is None:
             return
         runner = getattr(self.adapters.get(resources.LOCAL_TARGET), "run_hook", None)
         if runner is None:
             raise CloudError(f"{change.address}: no SSH runner for its {which} hook")
         self.emit(Event("progress", change.address, "delete", f"running its {which} hook"))
+        timeout = self._timeout(change.address, "delete",
+                                resources.TYPES[change.prior.kind].delete_timeout)
         try:
-            runner(self._now(change.prior), hook, which)
+            runner(self._now(change.prior), hook, which, timeout)
         except CloudError as err:
             if hook.get("on_failure") == "continue":
                 self.emit(Event("progress", change.address, "delete",
-                                f"{which} hook failed, continuing: {err.message}"))
+                                f"{which} hook failed, continuing: {self._seal(err.message)}"))
                 return
             raise CloudError(f"{which} hook failed, so the server is kept: {err.message}",
                              permanent=True) from None
@@ -494,7 +526,9 @@ class Executor:
         """Keep ``live`` for get_attr; a random string's value becomes a secret to seal."""
         with self._lock:
             self.current[live.address] = live
-            self.secrets += local_secrets([live])
+            found = local_secrets([live])
+            self.secrets += found
+            self.texts += found
 
     # -- one step ---------------------------------------------------------
     def _desired(self, change: Change) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -506,17 +540,14 @@ class Executor:
                 f"{change.address}: a value it needs is still unknown "
                 "(a resource it depends on was not created)"
             )
-        props = resources.canonical(
-            res.kind,
-            translate(
-                res.kind,
-                props,
-                self.catalogs[res.placement.target],
-                res.placement,
-                self.plan.natives,
-            ),
-        )
-        return props, spec_of(res, props, self.secrets)
+        props = carry(props, translate(res.kind, props, self.catalogs[res.placement.target],
+                                       res.placement, self.plan.natives))
+        props = carry(props, resources.canonical(res.kind, props))
+        seen = tuple(t for t in sorted(texts(props)) if t not in self.texts)
+        if seen:  # a cloud's error message or a script's output may echo them
+            with self._lock:
+                self.texts += seen
+        return props, spec_of(res, props, self.secrets, self.key)
 
     def _run(self, step: _Step, run_id: int) -> StepResult:
         change = step.change
@@ -584,6 +615,7 @@ class Executor:
                     spec_hash=digest,
                     timeout=self._timeout(change.address, "create", rtype.ready_timeout),
                 )
+            live = derived(live, cloud_props)
             self._remember(live)
             if not (step.op == "update" and resources.connection_only(
                     change.kind, (d.name for d in change.diff))):
@@ -621,7 +653,7 @@ class Executor:
         return snap
 
     def _record(self, live: LiveResource, spec: Mapping[str, Any]) -> ResourceRecord:
-        attributes = seal(to_jsonable(dict(live.attributes)), self.secrets)
+        attributes = to_jsonable(self._seal(dict(live.attributes)))
         return ResourceRecord.from_live(replace(live, attributes=attributes), spec)
 
     # -- the walk ---------------------------------------------------------
@@ -671,19 +703,29 @@ class Executor:
 
         pool = ThreadPoolExecutor(max_workers=self.parallelism)
         aborted = False
+        told = False  # that running scripts get a grace after the first interrupt
         try:
             while True:
-                if not self.stop.is_set():
+                if not self.stop.is_set() and self._lost is None:
                     ready = sorted(
                         n
                         for n, deps in pending.items()
                         if not deps and n not in results and n not in running.values()
-                    )
-                    for node in ready[: self.parallelism - len(running)]:
+                    )[: self.parallelism - len(running)]
+                    if ready:  # before each step: is the stack's lock still ours?
+                        try:
+                            self.store.check_lock(self.plan.stack)
+                        except LockLost as lost:
+                            self._lost = lost
+                            ready = []
+                    for node in ready:
                         running[pool.submit(self._safe_run, g.nodes[node]["step"], run_id)] = node
                 if not running:
                     break
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+                if self.stop.is_set() and not told:
+                    told = True
+                    self._tell_stopping([g.nodes[n]["step"] for n in running.values()])
                 for fut in done:
                     node = running.pop(fut)
                     result = fut.result()
@@ -695,7 +737,8 @@ class Executor:
                         skip_dependents(node, f"{result.address} failed")
             for node in g.nodes:
                 if node not in results:
-                    skip(node, "interrupted before it started")
+                    skip(node, "not started: the stack's lock was lost" if self._lost
+                         else "interrupted before it started")
         except KeyboardInterrupt:
             # a second Ctrl-C: stop now.  The steps still in flight keep their intent
             # in the journal, marked aborted, so the next run looks them up.
@@ -703,15 +746,32 @@ class Executor:
             for node in running.values():
                 step = g.nodes[node]["step"]
                 if step.change is not None:
-                    self.store.journal(run_id, self.plan.stack, step.address, step.op, "failed",
-                                       detail={"error": "aborted while in flight"})
+                    with contextlib.suppress(LockLost):  # a fenced-off run writes nothing
+                        self.store.journal(run_id, self.plan.stack, step.address, step.op,
+                                           "failed", detail={"error": "aborted while in flight"})
                     self.emit(Event("failed", step.address, step.op, "aborted while in flight"))
+            for adapter in self.adapters.values():  # deployments: kill the remote scripts
+                kill = getattr(adapter, "abort_scripts", None)
+                if kill is not None:
+                    kill()
             raise
         finally:
             pool.shutdown(wait=not aborted, cancel_futures=True)
+        if self._lost is not None:  # in-flight steps ended; nothing new started: stop here
+            raise self._lost
         ordered = tuple(results[n] for n in nx.topological_sort(g)
                         if g.nodes[n]["step"].change is not None)
         return ApplyResult(ordered, self.outputs())
+
+    def _tell_stopping(self, steps: list[_Step]) -> None:
+        """After the first interrupt: what becomes of the deployments still running."""
+        for step in steps:
+            if step.change is not None and (step.op == "hook" or step.change.kind
+                                            in resources.DEPLOY_KINDS):
+                self.emit(Event("progress", step.address, step.op,
+                                f"stopping: its script gets {STOP_GRACE:g} s more (within its "
+                                "timeout), then its remote process group is killed; "
+                                "interrupt again to kill it now"))
 
     def _safe_run(self, step: _Step, run_id: int) -> StepResult:
         if step.change is None:  # a pause or health gate between batches, or a barrier
@@ -724,37 +784,46 @@ class Executor:
                 except (TypeError, ValueError) as err:
                     problem = f"the health check is not usable: {err}"
                 if problem:
+                    problem = str(self._seal(problem))
                     self.emit(Event("failed", step.id, "health", problem))
                     return StepResult(step.id, "health", "failed", problem)
                 self.emit(Event("done", step.id, "health", "the batch is healthy"))
             return StepResult(step.id, step.op, "skipped" if self.stop.is_set() else "done")
         try:
             return self._run(step, run_id)
+        except LockLost as lost:  # another run owns the stack now: no journal, no record
+            self._lost = self._lost or lost
+            self.emit(Event("failed", step.change.address, step.op, str(lost)))
+            return StepResult(step.change.address, step.op, "failed", str(lost))
         except CloudError as err:
-            message = str(seal(err.message, self.secrets))
+            message = str(self._seal(err.message))
         except Exception as err:  # an adapter bug must not lose the journal
-            message = str(seal(f"{type(err).__name__}: {err}", self.secrets))
+            message = str(self._seal(f"{type(err).__name__}: {err}"))
         change = step.change
         where = change.prior.placement if step.op == "delete" and change.prior else change.placement
         message = f"{where.target}/{where.region}: {message}"
-        self.store.journal(
-            run_id, self.plan.stack, change.address, step.op, "failed", detail={"error": message}
-        )
+        try:
+            self.store.journal(run_id, self.plan.stack, change.address, step.op, "failed",
+                               detail={"error": message})
+        except LockLost as lost:
+            self._lost = self._lost or lost
         self.emit(Event("failed", change.address, step.op, message))
         return StepResult(change.address, step.op, "failed", message)
 
     def outputs(self) -> dict[str, Any]:
         for name in self.unchanged_local:
             self._known(name)  # their secrets must be known before anything is sealed
-        return evaluate_outputs(self.stack.outputs, self.ctx, self.secrets)
+        return evaluate_outputs(self.stack.outputs, self.ctx, self.secrets, self.key)
 
 
 def evaluate_outputs(
-    outputs: Mapping[str, Output], ctx: RefContext, secrets: tuple[str, ...]
+    outputs: Mapping[str, Output], ctx: RefContext, secrets: tuple[str, ...],
+    key: bytes = b"",
 ) -> dict[str, Any]:
-    """Output values; an output whose inputs are unknown (a failed resource) is None."""
+    """Output values, sealed (a sensitive value, or text holding one of ``secrets``); an
+    output whose inputs are unknown (a failed resource) is None."""
     out: dict[str, Any] = {}
     for name, output in outputs.items():
         value = functions.evaluate(output.value, ctx)
-        out[name] = None if is_unknown(value) else seal(to_jsonable(value), secrets)
+        out[name] = None if is_unknown(value) else to_jsonable(seal(value, secrets, key))
     return out

@@ -33,7 +33,7 @@ from cloudtmpl.plan import Plan
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sandbox import manager as sandbox
-from cloudtmpl.state import StackLocked
+from cloudtmpl.state import LockLost, StackLocked
 from cloudtmpl.statecli import state_app
 
 
@@ -199,11 +199,13 @@ def _guard(fn: Callable[[], Any], fmt: str = "text") -> Any:
                     "stack-locked",
                     str(err),
                     hint="wait for that run to finish (a lock left by a process that died "
-                    "on this host is taken over automatically)",
+                    "is taken over automatically)",
                 )
             ],
             fmt,
         )
+    except LockLost as err:
+        _fail([err.diagnostic()], fmt)
     except sandbox.SandboxError as err:  # `sandbox start|stop` could not do it
         _fail([Diagnostic("sandbox-error", str(err),
                           hint=f"see the logs in {sandbox.sandbox_dir()}")], fmt)
@@ -425,6 +427,7 @@ def apply(
             saved, inputs, sources = wf.from_plan_file(source, param or [], env or [], state,
                                                        stack=stack)
             project = load_project(Path.cwd())
+            sources = wf.with_hidden_defaults(saved, inputs, sources, project)
             resolved = wf.resolve_stack(inputs, project, "plan", sources)
         else:
             saved = None

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from cloudtmpl import limits
 from cloudtmpl.functions import Context, Function, GetAttr, GetResource, evaluate
 from cloudtmpl.model import UNKNOWN
 
@@ -123,7 +124,11 @@ class Composite:
 
 
 def resolve_refs(tree: Any, composites: Mapping[str, Composite]) -> Any:
-    """References to composites rewritten into references to their members."""
+    """References to composites rewritten into references to their members.
+
+    A reference to a whole group becomes one per member, one to a nested output a
+    copy of its tree: each counts in the run's total nodes (:mod:`cloudtmpl.limits`).
+    """
 
     def fn(node: Function) -> Any:
         target = node.args[0] if isinstance(node, (GetResource, GetAttr)) else None
@@ -143,17 +148,23 @@ def resolve_refs(tree: Any, composites: Mapping[str, Composite]) -> Any:
                 return resolve_refs(GetAttr((inner, *path), node.loc), composites)
             return resolve_refs(GetResource((inner,), node.loc), composites)
         if comp.kind == "group":
+            limits.charge_nodes(len(comp.members) * (1 + len(path)), node.loc,
+                                f"{node.name}: [{comp.name}, {attr}] (one per member)")
+
+            def one(ref: Function) -> Any:  # a member that is a nested stack: its own refs
+                return resolve_refs(ref, composites) if ref.args[0] in composites else ref
+
             if attr == "refs":
-                return [resolve_refs(GetResource((m,), node.loc), composites)
-                        for m in comp.members]
+                return [one(GetResource((m,), node.loc)) for m in comp.members]
             if attr == "refs_map":
-                return {str(i): resolve_refs(GetResource((m,), node.loc), composites)
+                return {str(i): one(GetResource((m,), node.loc))
                         for i, m in zip(comp.indexes, comp.members, strict=True)}
-            return [resolve_refs(GetAttr((m, attr, *path), node.loc), composites)
-                    for m in comp.members]
+            return [one(GetAttr((m, attr, *path), node.loc)) for m in comp.members]
         output = comp.outputs.get(str(attr))
         if output is None:
             return None
+        limits.charge_nodes(limits.count_nodes(output, limits.remaining_nodes()), node.loc,
+                            f"{node.name}: [{comp.name}, {attr}] (the nested output)")
         return Select((output, *path), node.loc) if path else output
 
     return rewrite(tree, fn)

@@ -20,7 +20,7 @@ import importlib
 import inspect
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,71 @@ class RegionInfo:
 
 
 @dataclass(frozen=True)
+class ImageFilter:
+    """A catalog image found in the cloud by name pattern and owner, as on AWS
+    (DescribeImages with ``Owner.N`` and ``Filter name``, Terraform's ``aws_ami`` with
+    ``most_recent``): the newest matching image wins, so the catalog names no ids."""
+
+    name: str  # AWS's wildcards: * any characters, ? one character, \ escapes
+    owners: tuple[str, ...] = ()  # account ids or aliases (amazon, aws-marketplace, self)
+
+    def text(self) -> str:
+        owned = f" owned by {', '.join(self.owners)}" if self.owners else ""
+        return f"name {self.name!r}{owned}"
+
+    def matches(self, name: str, owner_id: str = "", owner_alias: str = "") -> bool:
+        """Whether an image so named and owned passes the filter (``self`` is the
+        caller's own account, which only the cloud knows: taken on trust)."""
+        owned = (not self.owners or "self" in self.owners
+                 or bool({owner_id, owner_alias} & set(self.owners)))
+        return owned and _wildcards(self.name).fullmatch(name) is not None
+
+
+def _wildcards(pattern: str) -> re.Pattern[str]:
+    out, escaped = [], False
+    for char in pattern:
+        if escaped or char not in "*?\\":
+            out.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        else:
+            out.append(".*" if char == "*" else ".")
+    return re.compile("".join(out), re.DOTALL)
+
+
+def newest_image(flt: ImageFilter, images: Iterable[Mapping[str, str]]) -> str | None:
+    """The ``id`` of the newest of ``images`` (``id``, ``name``, ``owner_id``,
+    ``owner_alias``, ``created``: an ISO 8601 time) that ``flt`` matches, else None.
+    Equal times (the AWS sandbox stamps its images alike) go to the greater name,
+    which carries the release date in every vendor's scheme, then to the greater id."""
+    found = [i for i in images if i.get("id") and flt.matches(
+        i.get("name", ""), i.get("owner_id", ""), i.get("owner_alias", ""))]
+    if not found:
+        return None
+    best = max(found, key=lambda i: (i.get("created", ""), i.get("name", ""), i["id"]))
+    return best["id"]
+
+
+ImageEntry = str | ImageFilter | Mapping[str, str]  # an id | a filter | {region: id}
+
+
+def _image_entry(name: str, raw: Any) -> ImageEntry:
+    if isinstance(raw, Mapping) and "name" in raw:
+        unknown = set(raw) - {"name", "owner"}
+        owner = raw.get("owner") or ()
+        owners = (owner,) if isinstance(owner, str) else tuple(owner)
+        if unknown or not isinstance(raw["name"], str) or not all(
+                isinstance(o, str) for o in owners):
+            raise ValueError(f"catalog image {name!r}: a filter is {{name: PATTERN, "
+                             f"owner: OWNER or [OWNERS]}}, not {dict(raw)!r}")
+        return ImageFilter(raw["name"], owners)
+    if isinstance(raw, Mapping):
+        return {str(region): str(image) for region, image in raw.items()}
+    return str(raw)
+
+
+@dataclass(frozen=True)
 class Catalog:
     """Regions, abstract sizes and images of one provider."""
 
@@ -133,7 +198,7 @@ class Catalog:
     type: str
     regions: Mapping[str, RegionInfo] = field(default_factory=dict)
     sizes: Mapping[str, str] = field(default_factory=dict)
-    images: Mapping[str, Any] = field(default_factory=dict)  # name -> id | {region: id}
+    images: Mapping[str, ImageEntry] = field(default_factory=dict)
     # (kind, property) pairs this target cannot change in place even where the kind
     # can elsewhere (libcloud's common verbs have no resize): planned as replacements
     replace_only: frozenset[tuple[str, str]] = frozenset()
@@ -141,13 +206,15 @@ class Catalog:
     def size(self, value: str) -> str:
         return self.sizes.get(value, value)
 
-    def image(self, value: str, region: str) -> str:
+    def image(self, value: str, region: str) -> str | ImageFilter:
+        """The native image id (or name) of ``value`` in ``region``, or the filter that
+        finds it in the cloud; a value that is not in the catalog as it is."""
         entry = self.images.get(value)
         if entry is None:
             return value
         if isinstance(entry, Mapping):
             return str(entry.get(region, value))
-        return str(entry)
+        return entry
 
 
 @functools.lru_cache(maxsize=32)
@@ -170,7 +237,7 @@ def load_catalog(name: str) -> Catalog:
         type=str(raw.get("type", name)),
         regions=regions,
         sizes=dict(raw.get("sizes") or {}),
-        images=dict(raw.get("images") or {}),
+        images={str(k): _image_entry(str(k), v) for k, v in (raw.get("images") or {}).items()},
     )
 
 
@@ -228,7 +295,9 @@ class ProjectConfig:
 def find_project_file(cwd: Path) -> Path | None:
     for directory in (cwd, *cwd.parents):
         candidate = directory / PROJECT_FILE
-        if candidate.is_file():
+        # not only a regular file: a FIFO, a directory or a broken link is refused by
+        # load_file (a diagnostic), not skipped over for a parent directory's file
+        if os.path.lexists(candidate):
             return candidate
     return None
 
@@ -536,9 +605,9 @@ _SECRET_KEYS = frozenset({
     "key", "secret", "password", "passwd", "token", "api_key", "apikey", "api_token",
     "access_key", "secret_key", "access_token", "auth", "credentials", "private_key",
     "user_id", "username"})
-# Test-only: ``id=module:Class[,id=module:Class]`` registers extra libcloud drivers
-# (the stateful file-backed driver of cloudtmpl's own tests).  Never needed otherwise.
-LIBCLOUD_TEST_DRIVERS_ENV = "CLOUDTMPL_TEST_LIBCLOUD_DRIVERS"
+# libcloud drivers the local sandbox ships beside libcloud's own (driver id -> class):
+# ``filecloud`` keeps its cloud in a JSON file (cloudtmpl/sandbox/filecloud.py).
+SANDBOX_DRIVERS = {"filecloud": "cloudtmpl.sandbox.filecloud:FileNodeDriver"}
 _SERVER = "Cloud::Compute::Server"
 _KEYPAIR = "Cloud::Compute::KeyPair"
 _VOLUME = "Cloud::Block::Volume"
@@ -588,15 +657,6 @@ def target_snapshots(target: Target) -> bool:
     return target.type in ("aws", "openstack")
 
 
-def _test_drivers() -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in os.environ.get(LIBCLOUD_TEST_DRIVERS_ENV, "").split(","):
-        pid, sep, ref = item.strip().partition("=")
-        if sep and pid.strip() and ":" in ref:
-            out[pid.strip()] = ref.strip()
-    return out
-
-
 def libcloud_driver_ids() -> dict[str, str]:
     """Every name a libcloud compute driver answers to (``digitalocean``, ``digital_ocean``)
     -> its provider id."""
@@ -608,7 +668,7 @@ def libcloud_driver_ids() -> dict[str, str]:
         value = getattr(Provider, attr)
         if not attr.startswith("_") and isinstance(value, str) and value in names:
             names.setdefault(attr.lower(), value)
-    names.update({pid: pid for pid in _test_drivers()})
+    names.update({pid: pid for pid in SANDBOX_DRIVERS})
     return names
 
 
@@ -617,9 +677,9 @@ def libcloud_driver_class(driver_id: str, args: Mapping[str, Any] | None = None,
     """The NodeDriver class of a provider id.  ``concrete``: for the drivers whose class
     picks an API version when instantiated (DigitalOcean, Linode, Vultr, ...), the class
     it picks (to read its verbs); else the class to instantiate."""
-    test = _test_drivers().get(driver_id)
-    if test:
-        module, _, name = test.partition(":")
+    shipped = SANDBOX_DRIVERS.get(driver_id)
+    if shipped:  # imported by name: the engine does not depend on the sandbox
+        module, _, name = shipped.partition(":")
         return getattr(importlib.import_module(module), name)
     from libcloud.compute.providers import get_driver
 

@@ -35,15 +35,18 @@ Conditions are parsed in *condition scope*: only Heat's condition functions
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, runtime_checkable
 from urllib import parse as urlparse
 
+from cloudtmpl import limits
 from cloudtmpl.diagnostics import NOWHERE, Diagnostic, DiagnosticError, Loc
 from cloudtmpl.loader import Document, Path
 from cloudtmpl.model import UNKNOWN, is_unknown
@@ -54,6 +57,7 @@ from cloudtmpl.schema import (
     describe,
     version_label,
 )
+from cloudtmpl.sensitive import has_marks, is_marked, mark, touched, touches
 
 
 class Context(Protocol):
@@ -257,6 +261,16 @@ class Function:
         if not isinstance(value, types):
             raise self.error(f"{what}, not {describe(value)}")
 
+    # -- the value limits (cloudtmpl.limits): checked before a large value is built
+    def within(self, size: int, what: str = "the result") -> None:
+        """Refuse (``limit-exceeded``, here) a value of ``size`` bytes being built."""
+        limits.within(size, self.loc, f"{self.name}: {what}")
+
+    def bounded(self, value: Any) -> Any:
+        """``value``, this function's result, once it is within the limits and counted in
+        the run's totals."""
+        return limits.check_value(value, self.loc, f"{self.name}: the result")
+
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
@@ -419,7 +433,8 @@ class GetFile(Function):
 
     def result(self, ctx: Context) -> Any:
         if isinstance(ctx, FileSource):
-            return ctx.get_file(self.path, self.loc)
+            text = ctx.get_file(self.path, self.loc)
+            return text if is_unknown(text) else self.bounded(text)
         raise self.error("files can only be read while resolving the template")
 
     def raw(self) -> Any:
@@ -470,14 +485,16 @@ class StrReplace(Function):
             return UNKNOWN
         self.expect_type(template, str, "'template' must be a string")
         self.expect_type(params, Mapping, "'params' must be a mapping")
+        self.within(len(template), "'template'")
         mapping: dict[str, str] = {}
         for key, value in params.items():
             if not isinstance(key, str) or not key:
                 raise self.error(f"placeholder {to_text(key)} must be a non-empty string")
             mapping[key] = self.replacement(key, value)
+            self.within(len(mapping[key]), f"the value of '{key}'")
         keys = sorted(sorted(mapping), key=len, reverse=True)
         found: set[str] = set()
-        text = _replace_all([template], keys, mapping, found)[0]
+        text = self.bounded(_replace_all(self, template, keys, mapping, found))
         missing = [k for k in keys if k not in found]
         if self._strict and missing:
             raise self.error("the following params were not found in the template: "
@@ -498,19 +515,34 @@ class StrReplace(Function):
         raise self.error(f"param '{key}' must be one of {allowed}, not {describe(value)}")
 
 
-def _replace_all(texts: list[str], keys: list[str], mapping: Mapping[str, str],
-                 found: set[str]) -> list[str]:
-    """Split every text on the first key, replace inside the pieces, join with its value."""
-    if not keys:
-        return texts
-    key, rest = keys[0], keys[1:]
-    out = []
-    for text in texts:
-        pieces = text.split(key)
-        if len(pieces) > 1:
+def _replace_all(fn: Function, template: str, keys: list[str], mapping: Mapping[str, str],
+                 found: set[str]) -> str:
+    """Heat's replacement: split the text on the first key, replace the other keys inside
+    the pieces, join them with the key's value (which is never replaced again).
+
+    Done key by key over a list that alternates text still to replace (even
+    positions) and values put in (odd positions); the length of the result is
+    known before it is joined, and checked against the value limit.
+    """
+    parts = [template]
+    length = len(template)
+    for key in keys:
+        value = mapping[key]
+        out: list[str] = []
+        for i, part in enumerate(parts):
+            if i % 2:
+                out.append(part)
+                continue
+            pieces = part.split(key)
+            out.append(pieces[0])
+            for piece in pieces[1:]:
+                out += (value, piece)
+            length += (len(pieces) - 1) * (len(value) - len(key))
+        if len(out) > len(parts):
             found.add(key)
-        out.append(mapping[key].join(_replace_all(pieces, rest, mapping, found)))
-    return out
+            fn.within(length + 2)
+        parts = out
+    return "".join(parts)
 
 
 class StrReplaceJson(StrReplace):
@@ -561,12 +593,16 @@ class ListJoin(Function):
             return UNKNOWN
         self.expect_type(delim, str, "the delimiter must be a string")
         items: list[str] = []
+        length = 2 - len(delim)
         for value in lists:
             if not value:
                 continue
             self.expect_type(value, list, "expected a list to join")
-            items.extend(self.item(v) for v in value)
-        return delim.join(items)
+            for v in value:
+                items.append(self.item(v))
+                length += len(items[-1]) + len(delim)
+                self.within(length)
+        return self.bounded(delim.join(items))
 
     def item(self, value: Any) -> str:
         if value is None:
@@ -584,6 +620,7 @@ class ListJoinMulti(ListJoin):
 
     def item(self, value: Any) -> str:
         if isinstance(value, (list, Mapping)):
+            self.within(limits.measure(value, limits.current_limits().value_bytes)[0], "an item")
             return _json(value)
         if value is None or isinstance(value, str):
             return super().item(value)
@@ -612,9 +649,11 @@ class StrSplit(Function):
         self.expect_type(text, str, "the value to split must be a string")
         if not delim:
             raise self.error("the delimiter must not be empty")
+        if len(values) == 2:  # each piece as JSON: its text, quotes and a comma
+            size = len(text) + text.count(delim) * (3 - len(delim)) + 2
+            self.within(size)
+            return self.bounded(text.split(delim))
         parts = text.split(delim)
-        if len(values) == 2:
-            return parts
         try:
             return parts[int(values[2])]
         except (TypeError, ValueError):
@@ -710,13 +749,18 @@ class Repeat(Function):
         template = self.value(self.args[1], ctx)
         if self.args[2]:
             combos: Any = itertools.product(*lists)
+            count = math.prod(len(v) for v in lists)
         else:
             if len({len(v) for v in lists if v}) > 1:
                 raise self.error("with 'permutations: false' the lists must have the "
                                  "same length")
             combos = zip(*lists, strict=False)
-        return [self.substitute(template, dict(zip(keys, combo, strict=True)))
-                for combo in combos]
+            count = min(len(v) for v in lists)
+        used = [2 + count]  # the result's size as JSON so far (brackets, commas)
+        self.within(used[0] + 2 * count)  # each copy is at least 2 bytes ("" or [])
+        out = [self.substitute(template, dict(zip(keys, combo, strict=True)), used)
+               for combo in combos]
+        return self.bounded(out)
 
     def items(self, key: str, value: Any) -> list[Any]:
         if value is None:
@@ -729,20 +773,29 @@ class Repeat(Function):
                              f"not {describe(value)}")
         return value
 
-    def substitute(self, template: Any, values: Mapping[str, Any]) -> Any:
+    def substitute(self, template: Any, values: Mapping[str, Any], used: list[int]) -> Any:
+        """One copy of the template; ``used[0]`` counts the size of all copies so far
+        (each string's size is known before it is made, and checked)."""
         if isinstance(template, str):
             for key, value in values.items():
                 if key in template:
                     if not isinstance(value, str):
                         raise self.error(f"cannot put {describe(value)} for '{key}' into a "
                                          "string", "the for_each lists must hold strings")
+                    self.within(used[0] + len(template)
+                                + template.count(key) * (len(value) - len(key)))
                     template = template.replace(key, value)
-            return template
-        if isinstance(template, list):
-            return [self.substitute(v, values) for v in template]
-        if isinstance(template, Mapping):
-            return {self.substitute(k, values): self.substitute(v, values)
-                    for k, v in template.items()}
+            used[0] += len(template) + 2
+        elif isinstance(template, list):
+            used[0] += 2 + len(template)
+            template = [self.substitute(v, values, used) for v in template]
+        elif isinstance(template, Mapping):
+            used[0] += 2 + 2 * len(template)
+            template = {self.substitute(k, values, used): self.substitute(v, values, used)
+                        for k, v in template.items()}
+        else:
+            used[0] += 8
+        self.within(used[0])
         return template
 
 
@@ -797,7 +850,7 @@ class MapMerge(_Sequence):
             if m is not None:
                 self.expect_type(m, Mapping, "items to merge must be maps")
                 out.update(m)
-        return out
+        return self.bounded(out)
 
 
 class ListConcat(_Sequence):
@@ -815,8 +868,9 @@ class ListConcat(_Sequence):
         for item in lists:
             if item is not None:
                 self.expect_type(item, list, "items to concatenate must be lists")
+                self.within(2 + 3 * (len(out) + len(item)))  # each item: 2 bytes and a comma
                 out.extend(item)
-        return self.finish(out)
+        return self.bounded(self.finish(out))
 
     def finish(self, items: list[Any]) -> list[Any]:
         return items
@@ -829,13 +883,52 @@ class ListConcatUnique(ListConcat):
     usage = "{list_concat_unique: [[a, b], [b, c], ...]}"
 
     def finish(self, items: list[Any]) -> list[Any]:
-        i = 0
-        while i < len(items):  # Heat's order: walk forward, dropping earlier copies
-            item = items[i]
-            while items.count(item) > 1:
-                del items[items.index(item)]
-            i += 1
-        return items
+        return _heat_unique(items)
+
+
+def _heat_unique(items: list[Any]) -> list[Any]:
+    """Heat's list_concat_unique, exactly, in O(n log n) rather than O(n^2).
+
+    Heat walks the list forward while deleting from it (``for i in items: while
+    items.count(i) > 1: del items[items.index(i)]``), so an item that moves into the
+    place of a deleted one is skipped (and may keep a duplicate).  This replays that
+    walk: the living items in a Fenwick tree (the walk's i-th item in O(log n)),
+    each value's living positions in a queue (``index`` is its head).
+    """
+    keys = [_frozen(item) for item in items]
+    where: dict[Any, collections.deque[int]] = {}
+    for pos, key in enumerate(keys):
+        where.setdefault(key, collections.deque()).append(pos)
+    if len(where) == len(items):
+        return items  # no duplicates: nothing is deleted
+    n = len(items)
+    tree = [0] * (n + 1)  # Fenwick tree of 1 per living position
+    for pos in range(1, n + 1):
+        tree[pos] += 1
+        up = pos + (pos & -pos)
+        if up <= n:
+            tree[up] += tree[pos]
+    alive = [True] * n
+    step = 1 << n.bit_length()
+    walk, count = 0, n
+    while walk < count:
+        pos, left, bit = 0, walk, step  # the living position with `walk` living before it
+        while bit:
+            if pos + bit <= n and tree[pos + bit] <= left:
+                pos += bit
+                left -= tree[pos]
+            bit >>= 1
+        queue = where[keys[pos]]
+        while len(queue) > 1:
+            dead = queue.popleft()
+            alive[dead] = False
+            count -= 1
+            up = dead + 1
+            while up <= n:
+                tree[up] -= 1
+                up += up & -up
+        walk += 1
+    return [item for item, living in zip(items, alive, strict=True) if living]
 
 
 class MapReplace(Function):
@@ -909,7 +1002,18 @@ class Filter(Function):
         if not values:
             return sequence
         self.expect_type(values, list, "the values to remove must be a list")
-        return [item for item in sequence if item not in values]
+        drop = {_frozen(v) for v in values}  # a set: linear, however long both lists are
+        return [item for item in sequence if _frozen(item) not in drop]
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a value, equal to another's exactly when the values are
+    equal (maps as sets of frozen items, lists as tuples)."""
+    if isinstance(value, Mapping):
+        return frozenset((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 class Contains(Function):
@@ -999,9 +1103,9 @@ class MakeURL(Function):
             host = f"[{host}]"
         port = f":{get('port')}" if get("port") else ""
         query = urlparse.urlencode(get("query", {})).replace("%2F", "/")
-        return urlparse.urlunsplit((get("scheme", ""), userinfo + host + port,
-                                    urlparse.quote(get("path", "")), query,
-                                    urlparse.quote(get("fragment", ""))))
+        return self.bounded(urlparse.urlunsplit((get("scheme", ""), userinfo + host + port,
+                                                 urlparse.quote(get("path", "")), query,
+                                                 urlparse.quote(get("fragment", "")))))
 
 
 # --------------------------------------------------------------------------- conditions
@@ -1378,14 +1482,36 @@ def evaluate(tree: Any, ctx: Context) -> Any:
     """The plain value of a tree (may contain UNKNOWN; OMIT when a two-argument ``if``
     at the top is false).
 
+    Sensitive values (:mod:`cloudtmpl.sensitive`) stay marked, and the result of a
+    function call that read one is marked too (see :func:`call`).
+
     Raises DiagnosticError (``function-error``) when a function cannot be
     computed (a missing key, a non-list to join, ...).
     """
     if isinstance(tree, Function):
-        return tree.result(ctx)
+        return call(tree, ctx)
     if isinstance(tree, (Mapping, list, tuple)):
-        return _collect(tree, lambda v: evaluate(v, ctx))
+        if isinstance(tree, Mapping) and any(is_marked(k) for k in tree):
+            touched()
+        out = _collect(tree, lambda v: evaluate(v, ctx))
+        return mark(out) if is_marked(tree) else out
+    if is_marked(tree):
+        touched()
     return tree
+
+
+def call(fn: Function, ctx: Context) -> Any:
+    """``fn``'s result, marked sensitive when computing it read a sensitive value (an
+    argument, a parameter or an attribute the context answered with): what is derived
+    from a secret is a secret.  The count of what was read is per thread."""
+    start = touches()
+    value = fn.result(ctx)
+    if value is UNKNOWN or value is OMIT:
+        return value
+    if touches() != start or has_marks(value):
+        touched()
+        return value if is_marked(value) else mark(value)
+    return value
 
 
 def partial_evaluate(tree: Any, ctx: Context) -> Any:
@@ -1396,7 +1522,7 @@ def partial_evaluate(tree: Any, ctx: Context) -> Any:
     """
     if isinstance(tree, Function):
         if not tree.dependencies():
-            return tree.result(ctx)
+            return call(tree, ctx)
         return tree.partial(ctx)
     if isinstance(tree, (Mapping, list, tuple)):
         return _collect(tree, lambda v: partial_evaluate(v, ctx))

@@ -43,6 +43,7 @@ from yaml.events import (
 )
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from cloudtmpl import limits as budget
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 
 Path = tuple[str | int, ...]
@@ -57,9 +58,9 @@ _SMALL = 16 * 1024  # text this short, without anchors, is checked while it is b
 class Limits:
     """How much YAML one file may make cloudtmpl read, nest and expand."""
 
-    max_bytes: int = 10 * 1024 * 1024  # characters of text (bytes of a file)
-    max_depth: int = 100  # nested collections, aliases expanded
-    max_nodes: int = 500_000  # nodes after alias expansion (a YAML bomb grows here)
+    max_bytes: int = budget.LIMITS.file_bytes  # characters of text (bytes of a file)
+    max_depth: int = budget.LIMITS.yaml_depth  # nested collections, aliases expanded
+    max_nodes: int = budget.LIMITS.yaml_nodes  # nodes after alias expansion (a YAML bomb)
 
 
 LIMITS = Limits()
@@ -280,8 +281,7 @@ def _too_large(text: str, file: str, limits: Limits) -> DiagnosticError:
         "input-too-large",
         f"the input is larger than {limits.max_bytes:,} bytes; cloudtmpl reads no further",
         _position(text, min(len(text), limits.max_bytes), file),
-        "split the template into nested templates (a template this large is generated "
-        "or hostile)")
+        budget.too_large_hint(limits.max_bytes))
 
 
 def load_text(text: str, file: str = "<string>", limits: Limits = LIMITS) -> Document:
@@ -329,24 +329,28 @@ def load_text(text: str, file: str = "<string>", limits: Limits = LIMITS) -> Doc
 def load_file(path: str, limits: Limits = LIMITS) -> Document:
     """Read and parse a YAML file; an unreadable file is a ``file-not-found`` diagnostic.
 
-    Reads at most ``limits.max_bytes`` characters (+1 to notice more): a huge file
-    is refused with bounded memory.
+    Only a regular file is read (a FIFO or ``/dev/zero`` is ``not-a-regular-file``),
+    and at most ``limits.max_bytes`` bytes (+1 to notice more): a huge file is
+    refused with bounded memory.
     """
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read(limits.max_bytes + 1)
+        raw = budget.read_prefix(path, limits.max_bytes)
+    except budget.FileRefused as exc:
+        raise exc.diagnostic(Loc(path), f"cannot read {path}") from None
     except FileNotFoundError:
         raise error("file-not-found", f"no such file: {path}", Loc(path),
                     "check the path (it is relative to the current directory)") from None
     except IsADirectoryError:
         raise error("file-not-found", f"{path} is a directory, not a file", Loc(path),
                     "pass the template file itself") from None
-    except UnicodeDecodeError as exc:
-        raise error("file-not-found", f"cannot read {path}: not UTF-8 text ({exc.reason})",
-                    Loc(path), "save the file as UTF-8") from None
     except OSError as exc:
         raise error("file-not-found", f"cannot read {path}: {exc.strerror}", Loc(path),
                     "check the file's permissions") from None
-    if len(text) > limits.max_bytes:
-        raise _too_large(text, path, limits)
+    if len(raw) > limits.max_bytes:
+        raise _too_large(raw.decode("utf-8", errors="replace"), path, limits)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error("file-not-found", f"cannot read {path}: not UTF-8 text ({exc.reason})",
+                    Loc(path), "save the file as UTF-8") from None
     return load_text(text, path, limits)

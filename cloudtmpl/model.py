@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import json
 import re
 import unicodedata
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudtmpl.diagnostics import Loc
+from cloudtmpl.sensitive import is_marked, unmark
 
 TAG_STACK = "cloudtmpl:stack"
 TAG_RESOURCE = "cloudtmpl:resource"
@@ -283,24 +285,91 @@ class Action(str, enum.Enum):
 
 
 SENSITIVE_TEXT = "(sensitive)"
+# (sensitive) hmac:<key id>:<digest>; before 0.x: "(sensitive) sha256:<12 hex>" (unkeyed)
+SEAL_RE = re.compile(r"^\(sensitive\) hmac:([0-9a-f]{8}):([0-9a-f]{16})$")
+LEGACY_SEAL_RE = re.compile(r"^\(sensitive\) sha256:([0-9a-f]{12})$")
 
 
-def seal(value: Any, secrets: tuple[str, ...]) -> Any:
-    """``value`` with every string that contains a secret replaced by a digest.
+def key_id(key: bytes) -> str:
+    """Which secret key sealed a value (says nothing about the key itself)."""
+    return hmac.new(key, b"cloudtmpl-seal-key-id", hashlib.sha256).hexdigest()[:8]
+
+
+def sealed_text(value: Any, key: bytes) -> str:
+    """``(sensitive) hmac:<key id>:<digest>``: a keyed digest (HMAC-SHA256 with the
+    project's secret key) of the value, so that it changes when the value changes but
+    cannot be recovered by trying values (a short PIN) without the key."""
+    body = b"cloudtmpl-seal\0" + canonical_json(unmark(value)).encode()
+    digest = hmac.new(key, body, hashlib.sha256).hexdigest()[:16]
+    return f"{SENSITIVE_TEXT} hmac:{key_id(key)}:{digest}"
+
+
+def seal(value: Any, secrets: tuple[str, ...] = (), key: bytes = b"") -> Any:
+    """``value`` with every sensitive value (:mod:`cloudtmpl.sensitive`: a hidden
+    parameter and anything derived from it, a random string) replaced by its
+    :func:`sealed_text`, and every string that contains one of ``secrets`` too
+    (the second net, for free text: cloud error messages, a script's output, what a
+    cloud reports).
 
     Used for everything that leaves the process (state, plan files, logs,
     events): the digest still changes when the secret changes, so diffs and
-    spec hashes stay correct, but the secret itself never appears.
+    spec hashes stay correct, but the secret itself never appears.  A sensitive
+    container is sealed whole (its keys and shape are hidden too) unless part of it is
+    unknown until apply: then its parts are sealed one by one.
     """
-    if not secrets:
-        return value
+    if is_marked(value) and not is_unknown(value):
+        return sealed_text(value, key)
     if isinstance(value, str):
         if any(s and s in value for s in secrets):
-            digest = hashlib.sha256(value.encode()).hexdigest()[:12]
-            return f"{SENSITIVE_TEXT} sha256:{digest}"
+            return sealed_text(value, key)
         return value
     if isinstance(value, Mapping):
-        return {k: seal(v, secrets) for k, v in value.items()}
+        return {(sealed_text(k, key) if is_marked(k) else k): seal(v, secrets, key)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [seal(v, secrets) for v in value]
+        return [seal(v, secrets, key) for v in value]
     return value
+
+
+def seal_like(observed: Any, desired: Any, secrets: tuple[str, ...] = (),
+              key: bytes = b"") -> Any:
+    """What a cloud reports (``observed``) sealed wherever the template's value at the
+    same place (``desired``, real and marked) is sensitive: equal values get equal
+    seals, so a secret the cloud holds (a tag value) shows no difference and never
+    appears in a plan; and the rest through :func:`seal`'s text net."""
+    if is_marked(desired) and not is_unknown(desired):
+        return sealed_text(observed, key)
+    if isinstance(observed, Mapping) and isinstance(desired, Mapping):
+        return {k: seal_like(v, desired[k], secrets, key) if k in desired
+                else seal(v, secrets, key) for k, v in observed.items()}
+    if isinstance(observed, list) and isinstance(desired, list) \
+            and len(observed) == len(desired):
+        return [seal_like(o, d, secrets, key) for o, d in zip(observed, desired, strict=True)]
+    return seal(observed, secrets, key)
+
+
+def legacy_sealed(old: Any, real: Any) -> bool:
+    """Whether ``old``, recorded by an older cloudtmpl that sealed with an unkeyed
+    ``sha256:`` digest, is ``real`` (so that upgrading changes no resource)."""
+    if isinstance(old, str) and LEGACY_SEAL_RE.match(old):
+        text = unmark(real)
+        return isinstance(text, str) and \
+            hashlib.sha256(text.encode()).hexdigest()[:12] == old.rsplit(":", 1)[1]
+    if isinstance(old, Mapping) and isinstance(real, Mapping):
+        return set(old) == set(real) and all(legacy_sealed(v, real[k]) for k, v in old.items())
+    if isinstance(old, list) and isinstance(real, list):
+        return len(old) == len(real) and all(
+            legacy_sealed(o, r) for o, r in zip(old, real, strict=True))
+    return canonical_json(old) == canonical_json(real)
+
+
+def seal_keys(value: Any) -> set[str]:
+    """The key ids of the seals inside ``value`` (recorded specs, outputs)."""
+    if isinstance(value, str):
+        found = SEAL_RE.match(value)
+        return {found.group(1)} if found else set()
+    if isinstance(value, Mapping):
+        return set().union(*(seal_keys(v) for v in value.values()))
+    if isinstance(value, (list, tuple)):
+        return set().union(*(seal_keys(v) for v in value))
+    return set()

@@ -17,7 +17,7 @@ from typing import Any
 import networkx as nx
 
 from cloudtmpl import functions, resources
-from cloudtmpl.config import Catalog
+from cloudtmpl.config import Catalog, ImageFilter
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError
 from cloudtmpl.discover import Discovery
 from cloudtmpl.model import (
@@ -28,13 +28,18 @@ from cloudtmpl.model import (
     Placement,
     canonical_json,
     is_unknown,
+    key_id,
+    legacy_sealed,
     seal,
+    seal_keys,
+    seal_like,
     spec_hash,
     to_jsonable,
 )
 from cloudtmpl.placement import Candidate, Residency
 from cloudtmpl.providers.local import attributes as local_attributes
 from cloudtmpl.resolve import ResolvedStack
+from cloudtmpl.sensitive import carry, has_marks, mark, texts
 
 FORMAT_VERSION = 1
 
@@ -137,6 +142,9 @@ class Plan:
     environment_files: tuple[str, ...] = ()
     params: Mapping[str, str] = field(default_factory=dict)
     hidden_params: tuple[str, ...] = ()
+    # file -> hidden parameter -> keyed digest of its default, cut out of ``sources``
+    # (see :mod:`cloudtmpl.hidden_defaults`)
+    hidden_defaults: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     target: str | None = None
     allow_relocation: bool = False
     natives: Natives = field(default_factory=dict)
@@ -192,6 +200,7 @@ class Plan:
             "sources": dict(self.sources),
             "params": dict(self.params),
             "hidden_params": list(self.hidden_params),
+            "hidden_defaults": {f: dict(d) for f, d in sorted(self.hidden_defaults.items())},
             "target": self.target,
             "allow_relocation": self.allow_relocation,
             "natives": [[*key, value] for key, value in sorted(self.natives.items())],
@@ -216,6 +225,8 @@ class Plan:
             environment_files=tuple(data.get("environment_files", [])),
             params=dict(data.get("params", {})),
             hidden_params=tuple(data.get("hidden_params", [])),
+            hidden_defaults={str(f): dict(d) for f, d in
+                             dict(data.get("hidden_defaults") or {}).items()},
             target=data.get("target"),
             allow_relocation=bool(data.get("allow_relocation", False)),
             natives={(t, r, w, v): c for t, r, w, v, c in data.get("natives", [])},
@@ -225,7 +236,8 @@ class Plan:
 
 
 def secrets_of(stack: ResolvedStack) -> tuple[str, ...]:
-    """The values of hidden parameters, as text, to seal wherever they appear."""
+    """The values of hidden parameters, as text, to seal wherever they appear (the text
+    net under the marks of :mod:`cloudtmpl.sensitive`)."""
     out = []
     for name in sorted(stack.hidden):
         value = stack.parameters.get(name)
@@ -233,6 +245,13 @@ def secrets_of(stack: ResolvedStack) -> tuple[str, ...]:
             continue
         out.append(value if isinstance(value, str) else json.dumps(value))
     return tuple(out)
+
+
+def free_texts(stack: ResolvedStack) -> tuple[str, ...]:
+    """What free text (a cloud's error message, a script's output, what a cloud reports)
+    is searched for: the hidden values whole, and every sensitive leaf of the
+    parameters (a hidden map's password, a list's token) of 4 characters or more."""
+    return tuple(dict.fromkeys((*secrets_of(stack), *sorted(texts(stack.parameters)))))
 
 
 def live_fingerprint(discovery: Discovery) -> str:
@@ -252,8 +271,21 @@ CHOICES: dict[tuple[str, str], str] = {
     (resources.FLOATING_IP.kind, "floating_network"): "network",
 }
 
-# (target, region, what, value as written after the catalog) -> the cloud's own form
+# (target, region, what, value as written after the catalog) -> the cloud's own form;
+# an image the catalog finds by a filter is keyed by its abstract name
 Natives = Mapping[tuple[str, str, str, str], str]
+
+
+def catalog_choice(what: str, value: str, catalog: Catalog, region: str
+                   ) -> tuple[str, str | ImageFilter]:
+    """(``value``'s key in :data:`Natives`, what to ask the cloud for): a flavor or
+    image through the catalog; a catalog filter is asked for, keyed by ``value``."""
+    if what == "flavor":
+        return catalog.size(value), catalog.size(value)
+    if what == "image":
+        native = catalog.image(value, region)
+        return (native if isinstance(native, str) else value), native
+    return value, value
 
 
 def translate(
@@ -264,26 +296,31 @@ def translate(
     natives: Natives | None = None,
 ) -> dict[str, Any]:
     """Abstract sizes and images (``flavor: small``) to the provider's native values,
-    in the form the cloud reports them (``natives``: an image name becomes its id)."""
+    in the form the cloud reports them (``natives``: an image name or a catalog filter
+    becomes the image id the plan's lookup found)."""
     out = dict(properties)
     for (k, prop), what in CHOICES.items():
         value = out.get(prop)
         if k != kind or not isinstance(value, str):
             continue
-        if what == "flavor":
-            value = catalog.size(value)
-        elif what == "image":
-            value = catalog.image(value, placement.region)
-        out[prop] = (natives or {}).get((placement.target, placement.region, what, value), value)
+        key, _ = catalog_choice(what, value, catalog, placement.region)
+        out[prop] = (natives or {}).get((placement.target, placement.region, what, key), key)
     return out
 
 
 class RefContext:
-    """Answers ``get_resource``/``get_attr`` from live resources (or UNKNOWN)."""
+    """Answers ``get_resource``/``get_attr`` from live resources (or UNKNOWN).
 
-    def __init__(self, stack: ResolvedStack, known: Callable[[str], LiveResource | None]) -> None:
+    A sensitive attribute is answered marked (:mod:`cloudtmpl.sensitive`): a random
+    string's value, and any attribute whose text holds one of ``secrets()`` (a
+    script's output that echoes a password).
+    """
+
+    def __init__(self, stack: ResolvedStack, known: Callable[[str], LiveResource | None],
+                 secrets: Callable[[], tuple[str, ...]] | None = None) -> None:
         self._stack = stack
         self._known = known
+        self._secrets = secrets or (lambda: ())
 
     def param(self, name: str) -> Any:
         return self._stack.parameters.get(name)
@@ -300,6 +337,8 @@ class RefContext:
         if live is None or attr not in live.attributes:
             return UNKNOWN
         value: Any = live.attributes[attr]
+        if sensitive_attribute(live.kind, attr) or _holds(value, self._secrets()):
+            value = mark(value)
         for step in path:
             try:
                 value = value[step]
@@ -308,14 +347,40 @@ class RefContext:
         return value
 
 
+def sensitive_attribute(kind: str, attr: str) -> bool:
+    """An attribute that is a secret whatever it was made from: a random string's value."""
+    return kind == resources.RANDOM_STRING.kind and attr == "value"
+
+
+def _holds(value: Any, secrets: tuple[str, ...]) -> bool:
+    if isinstance(value, str):
+        return any(s and s in value for s in secrets)
+    if isinstance(value, Mapping):
+        return any(_holds(v, secrets) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds(v, secrets) for v in value)
+    return False
+
+
+def derived(live: LiveResource, real: Mapping[str, Any]) -> LiveResource:
+    """``live``, a local resource computed from ``real`` properties, with its attributes
+    marked sensitive when any of those properties is (a value or a cloud-config
+    rendered with a password: derived from a secret).  A deployment's attributes are
+    what its script reported (free text: searched for the secrets' text instead)."""
+    if not resources.TYPES[live.kind].local or live.kind in resources.DEPLOY_KINDS \
+            or not has_marks(real):
+        return live
+    return replace(live, attributes=mark(dict(live.attributes)))
+
+
 def real_properties(
     res: DesiredResource, ctx: RefContext, catalog: Catalog, natives: Natives | None = None
 ) -> dict[str, Any]:
     """The resource's properties, evaluated, translated and canonical (secrets in clear:
     for the cloud only)."""
     props = functions.evaluate(dict(res.properties), ctx)
-    props = translate(res.kind, props, catalog, res.placement, natives)
-    return resources.canonical(res.kind, props)
+    props = carry(props, translate(res.kind, props, catalog, res.placement, natives))
+    return carry(props, resources.canonical(res.kind, props))
 
 
 POLICY = "deletion_policy"  # kept in the spec (not sent to the cloud) when not Delete
@@ -323,16 +388,17 @@ LIFECYCLE = "lifecycle"  # hooks, kept in the spec so a removed server still run
 SNAPSHOT_NOTE = "a snapshot is taken first"
 
 
-def spec_of(res: DesiredResource, real: Mapping[str, Any], secrets: tuple[str, ...]
-            ) -> dict[str, Any]:
-    """What is recorded (state, spec tag) for ``real`` properties: sealed, with the
-    resource's deletion policy when it is not the default, so a resource removed from
-    the template is still known to be kept."""
-    spec = seal(dict(real), secrets)
+def spec_of(res: DesiredResource, real: Mapping[str, Any], secrets: tuple[str, ...],
+            key: bytes = b"") -> dict[str, Any]:
+    """What is recorded (state, spec tag) for ``real`` properties: sealed (every
+    sensitive value, and any string holding one of ``secrets``: the hidden values
+    whole), with the resource's deletion policy when it is not the default, so a
+    resource removed from the template is still known to be kept."""
+    spec = seal(dict(real), secrets, key)
     if res.deletion_policy != "Delete":
         spec[POLICY] = res.deletion_policy
     if res.lifecycle:
-        spec[LIFECYCLE] = seal(dict(res.lifecycle), secrets)
+        spec[LIFECYCLE] = seal(dict(res.lifecycle), secrets, key)
     return spec
 
 
@@ -342,9 +408,10 @@ def desired_spec(
     catalog: Catalog,
     secrets: tuple[str, ...],
     natives: Natives | None = None,
+    key: bytes = b"",
 ) -> dict[str, Any]:
     """The resource's properties, evaluated, translated, canonical and sealed."""
-    return spec_of(res, real_properties(res, ctx, catalog, natives), secrets)
+    return spec_of(res, real_properties(res, ctx, catalog, natives), secrets, key)
 
 
 def local_secrets(lives: Iterable[LiveResource]) -> tuple[str, ...]:
@@ -359,6 +426,8 @@ def _diff(
     live: LiveResource,
     last_applied: Mapping[str, Any] | None,
     replace_only: frozenset[tuple[str, str]] = frozenset(),
+    real: Mapping[str, Any] | None = None,
+    key: bytes = b"",
 ) -> tuple[PropertyChange, ...]:
     rtype = resources.TYPES[res.kind]
     changes = []
@@ -373,9 +442,31 @@ def _diff(
         else:
             continue  # not observable and never recorded: cannot tell, assume unchanged
         if is_unknown(new) or canonical_json(old) != canonical_json(new):
+            if not is_unknown(new) and real is not None and resealed(old, real.get(name), key):
+                continue  # the same value, sealed the old way or with another key
             forced = rtype.forces_replacement(name) or (res.kind, name) in replace_only
             changes.append(PropertyChange(name, old, new, forced))
     return tuple(changes)
+
+
+def resealed(old: Any, real: Any, key: bytes) -> bool:
+    """Whether a recorded value that differs from the new seal of ``real`` is only sealed
+    differently: by an older cloudtmpl (an unkeyed ``sha256:`` digest, which it still
+    matches), or with another secret key (which cannot be compared: assumed unchanged,
+    as a property that cannot be observed is)."""
+    if legacy_sealed(old, real):
+        return True
+    found = seal_keys(old)
+    return bool(found) and key_id(key) not in found
+
+
+def sealed_live(live: LiveResource, real: Mapping[str, Any], secrets: tuple[str, ...],
+                key: bytes) -> LiveResource:
+    """``live`` as a plan may hold it: its properties sealed where the template's
+    ``real`` values are sensitive (:func:`~cloudtmpl.model.seal_like`), and any property
+    or attribute text holding a secret."""
+    return replace(live, properties=seal_like(dict(live.properties), dict(real), secrets, key),
+                   attributes=seal(to_jsonable(dict(live.attributes)), secrets, key))
 
 
 def where(placement: Placement, catalogs: Mapping[str, Catalog]) -> Placement:
@@ -483,8 +574,11 @@ def decide(
     live: LiveResource | None,
     last_applied: Mapping[str, Any] | None,
     replace_only: frozenset[tuple[str, str]] = frozenset(),
+    real: Mapping[str, Any] | None = None,
+    key: bytes = b"",
 ) -> tuple[Action, tuple[PropertyChange, ...], str]:
-    """What to do with one resource: (action, property diff, why)."""
+    """What to do with one resource: (action, property diff, why).  With ``real`` (the
+    unsealed properties) a value recorded under an older seal is not a change."""
     if live is None:
         created = tuple(
             PropertyChange(k, None, v) for k, v in sorted(desired.items()) if v is not None
@@ -498,13 +592,19 @@ def decide(
         res.placement.region,
     ):
         # the move replaces it; what else changes is still worth showing
-        moved = _diff(res, desired, live, last_applied, replace_only)
+        moved = _diff(res, desired, live, last_applied, replace_only, real, key)
         return Action.REPLACE, moved, f"moves from {live.placement.target}/{live.placement.region}"
-    diff = _diff(res, desired, live, last_applied, replace_only)
+    diff = _diff(res, desired, live, last_applied, replace_only, real, key)
     if not diff:
         want = None if is_unknown(desired) else spec_hash(desired)
         if live.spec_hash in (None, want):
             return Action.NOOP, (), ""
+        if last_applied is not None and real is not None and any(
+                resealed(last_applied[k], real.get(k), key) for k in last_applied
+                if k in real and canonical_json(last_applied[k]) != canonical_json(desired.get(k))):
+            return Action.UPDATE, (), ("its sensitive values were sealed by an older cloudtmpl "
+                                       "or with another secret key: the record and spec tag "
+                                       "are sealed again (nothing else changes)")
         if last_applied is not None and last_applied.get(POLICY) != desired.get(POLICY):
             return Action.UPDATE, (), f"deletion_policy is now {desired.get(POLICY, 'Delete')}"
         if last_applied is not None and last_applied.get(LIFECYCLE) != desired.get(LIFECYCLE):
@@ -532,6 +632,7 @@ def make_plan(
     state_serial: int,
     allow_relocation: bool = False,
     natives: Natives | None = None,
+    seal_key: bytes = b"",
 ) -> Plan:
     """Diff ``stack`` against what ``discovery`` found.
 
@@ -539,7 +640,9 @@ def make_plan(
     properties the cloud does not report).  Live resources of the stack that the
     template no longer has are deleted.  A pinned or data-bearing resource that
     would move to another target/region is refused (a DiagnosticError) unless
-    ``allow_relocation``.
+    ``allow_relocation``.  Sensitive values are sealed with ``seal_key`` (the project's
+    secret key) in everything the plan holds: the new values, the live resources' values
+    at the same places, and any text holding a secret.
     """
     secrets = secrets_of(stack)
     graph = nx.DiGraph()
@@ -552,7 +655,9 @@ def make_plan(
     # what get_attr reads: live resources, with local resources' attributes (random
     # strings, values) which never go into the plan itself
     readable: dict[str, LiveResource] = {}
-    secrets += local_secrets(r for group in discovery.live.values() for r in group)
+    randoms = local_secrets(r for group in discovery.live.values() for r in group)
+    secrets += randoms
+    free = free_texts(stack) + randoms
 
     def known(name: str) -> LiveResource | None:
         change = planned.get(name)
@@ -560,12 +665,13 @@ def make_plan(
             return None
         return readable.get(name)
 
-    ctx = RefContext(stack, known)
+    ctx = RefContext(stack, known, lambda: free)
     changes: list[Change] = []
     refused: list[Diagnostic] = []
     for address in nx.topological_sort(graph):
         res = stack.resources[address]
-        desired = desired_spec(res, ctx, catalogs[res.placement.target], secrets, natives)
+        real = real_properties(res, ctx, catalogs[res.placement.target], natives)
+        desired = spec_of(res, real, secrets, seal_key)
         found = sorted(
             discovery.live.get(address, ()),
             key=lambda r: (r.kind != res.kind, r.spec_hash != spec_hash(desired)),
@@ -574,21 +680,23 @@ def make_plan(
         last = last_applied.get(address) or {}
         for extra in found[1:]:
             dup = delete_change(
-                extra, f"duplicate of {found[0].physical_id}: a second live copy of this resource"
+                sealed_live(extra, real, free, seal_key),
+                f"duplicate of {found[0].physical_id}: a second live copy of this resource"
             )
             changes.append(with_snapshot(dup) if snapshots(extra.kind, desired.get(POLICY),
                                                           last.get(POLICY)) else dup)
-        action, diff, why = decide(res, desired, live, last_applied.get(address),
-                                   catalogs[res.placement.target].replace_only)
+        shown = None if live is None else sealed_live(live, real, free, seal_key)
+        action, diff, why = decide(res, desired, shown, last_applied.get(address),
+                                   catalogs[res.placement.target].replace_only, real, seal_key)
         if live is not None:
             local = resources.TYPES[res.kind].local
             readable[address] = live
             if res.kind in (resources.VALUE.kind, resources.TEST_RESOURCE.kind):
-                real = real_properties(res, ctx, catalogs[res.placement.target], natives)
-                readable[address] = replace(live, attributes=local_attributes(
-                    res.kind, real, b"", stack.name, address))
-            if local:
-                live = replace(live, attributes={})  # never in the plan: may hold secrets
+                readable[address] = derived(replace(live, attributes=local_attributes(
+                    res.kind, real, b"", stack.name, address)), real)
+            # what the plan holds (local attributes never: they may hold secrets)
+            assert shown is not None
+            live = replace(shown, attributes={}) if local else shown
         planned[address] = Change(
             address,
             res.kind,
@@ -601,7 +709,7 @@ def make_plan(
             depends_on=tuple(sorted(res.depends_on)),
             why=res.why,
             drift=drift(live, stack.residency, catalogs),
-            hooks=dict(res.lifecycle),
+            hooks=seal(dict(res.lifecycle), secrets, seal_key),  # run from the template
         )
         # a replaced volume under Snapshot (then or now: when in doubt, keep the data)
         if action is Action.REPLACE and live is not None and \
@@ -625,7 +733,8 @@ def make_plan(
 
     changes.extend(
         replace(
-            removal(live, last_applied.get(address), "no longer in the template", catalogs),
+            removal(sealed_live(live, {}, free, seal_key), last_applied.get(address),
+                    "no longer in the template", catalogs),
             drift=drift(live, stack.residency, catalogs),
         )
         for address, group in sorted(discovery.live.items())

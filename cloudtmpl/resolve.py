@@ -41,6 +41,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import math
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -49,6 +50,7 @@ from typing import Any, Literal
 
 import yaml
 
+from cloudtmpl import limits
 from cloudtmpl.compose import (
     DEFAULT_INDEX_VAR,
     GROUP_TYPES,
@@ -118,6 +120,7 @@ from cloudtmpl.schema import (
     validate_template,
     version_label,
 )
+from cloudtmpl.sensitive import carry, mark, texts
 
 Mode = Literal["validate", "plan"]
 
@@ -236,19 +239,34 @@ def _bool_from(value: Any) -> bool | None:
 
 
 def _num_from(value: Any) -> int | float | None:
+    """A number's value; None for anything else, and for what is no JSON number: NaN,
+    an infinity, a float out of range (``1e999``) or more digits than an int takes."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, str):
         text = value.strip()
-        if _INT_RE.match(text):
-            return int(text)
         try:
-            return float(text)
+            num: int | float = int(text) if _INT_RE.match(text) else float(text)
         except ValueError:
             return None
+        return None if isinstance(num, float) and not math.isfinite(num) else num
     return None
+
+
+def _non_finite(value: Any) -> bool:
+    """NaN, an infinity or a number too large for a float: no value a number may have."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str) and not _INT_RE.match(value.strip()):
+        try:
+            return not math.isfinite(float(value.strip()))
+        except ValueError:
+            return False
+    return isinstance(value, str) and _num_from(value) is None  # an int of too many digits
 
 
 def convert_parameter(ptype: str, value: Any) -> tuple[Any, str | None]:
@@ -263,6 +281,11 @@ def convert_parameter(ptype: str, value: Any) -> tuple[Any, str | None]:
         return None, f"expected a string, got {describe(value)}"
     if ptype == "number":
         num = _num_from(value)
+        if num is None and _non_finite(value):
+            text = to_text(value)
+            shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+            return None, (f"{shown} is not a finite number (NaN, infinities and numbers "
+                          "beyond 1.8e308 have no JSON form)")
         if num is None:
             return None, f"expected a number, got {to_text(value)}"
         return num, None
@@ -738,11 +761,15 @@ class _Resolver:
             typed_loc = NOWHERE
             for raw, loc, source in candidates:
                 value, problem = convert_parameter(ptype, raw)
+                value = carry(raw, value)  # a parent's sensitive value stays sensitive
                 if problem is not None:
+                    code = "parameter-value" if ptype == "number" and _non_finite(raw) \
+                        else "parameter-type"
                     if name in self.hidden:
                         problem = f"the (hidden) value is not a valid {ptype}"
-                    self.add("parameter-type", f"parameter '{name}' ({ptype}): {problem}", loc,
-                             f"give '{name}' a {ptype} value")
+                    self.add(code, f"parameter '{name}' ({ptype}): {problem}", loc,
+                             f"give '{name}' a {'finite ' * (code == 'parameter-value')}"
+                             f"{ptype} value")
                     typed = UNKNOWN
                     continue
                 self.check_constraints(name, ptype, value, constraints, loc, source)
@@ -762,7 +789,8 @@ class _Resolver:
                              "give it a 'default:'")
                 continue
             if typed is not UNKNOWN:
-                self.values[name] = typed
+                # a hidden value is sensitive, and so is everything computed from it
+                self.values[name] = mark(typed) if name in self.hidden else typed
 
     def constraints(self, name: str, ptype: str, ppath: Path) -> list[Mapping[str, Any]]:
         """The parameter's valid constraints; invalid ones are reported and skipped."""
@@ -975,6 +1003,8 @@ class _Resolver:
             value = self.evaluate(ptree, ctx)
             if value is OMIT:
                 continue  # a two-argument if whose condition is false: not given
+            limits.check_value(value, self.doc.loc((*ppath, pname)),
+                               f"resource '{name}': property '{pname}'")
             if found is None:
                 props[str(pname)] = value
                 continue
@@ -994,7 +1024,8 @@ class _Resolver:
                 continue
             if value is None:
                 continue  # an empty value means "not given", as in Heat
-            ok, value = _check_property(spec, value)
+            ok, checked = _check_property(spec, value)
+            value = carry(value, checked)  # "5" for 5: as sensitive as the value was
             if not ok:
                 self.add("property-type",
                          f"resource '{name}': property '{pname}' must be {_SPEC_NAMES[spec.type]}"
@@ -1140,6 +1171,10 @@ class _Resolver:
                      "e.g. removal_policies: [{resource_list: ['1', '3']}]")
             lists = []
         removed = {str(m) for members in lists if isinstance(members, list) for m in members}
+        where, what = self.doc.loc((*ppath, "count")), f"resource '{name}': count {count}"
+        limits.expect_resources(count, where, what)  # before any member is made
+        limits.charge_nodes(count * limits.count_nodes(raw_def, limits.remaining_nodes()),
+                            where, what)
         spread = self.spread(name)
         indexes = member_indexes(count, removed)
         members: dict[str, DesiredResource] = {}
@@ -1212,6 +1247,7 @@ class _Resolver:
         props = self.native_attrs(props)
         found = self.types[member]
         assert found is not None
+        limits.charge_resources(1, self.doc.key_loc(rpath), f"group member '{member}'")
         self.requests[member] = replace(self.request(member, rpath, props, rules),
                                         address=member)
         return {member: DesiredResource(
@@ -1251,8 +1287,14 @@ class _Resolver:
         options = replace(self.options, nested=True, parent_values=given, deferred=deferred,
                           registry=self.registry, environments=(), params={},
                           read_file=nested_read)
+        size_key = ("nodes", doc.file, doc.text)  # the same document: counted once per run
+        if size_key not in self.options.cache:
+            self.options.cache[size_key] = limits.count_nodes(doc.data, limits.remaining_nodes())
+        limits.charge_nodes(self.options.cache[size_key], loc,
+                            f"resource '{name}': nested template {doc.file}")
         try:
-            inner = _Resolver(doc, options).run()
+            with limits.nested(doc.file, loc):
+                inner = _Resolver(doc, options).run()
         except DiagnosticError as exc:
             self.diags.extend(exc.diagnostics)
             return {}, empty
@@ -1469,6 +1511,8 @@ class _Resolver:
                         "read here", loc, hint)
         try:
             text = self.options.read_file(key)
+        except limits.FileRefused as exc:
+            raise exc.diagnostic(loc, f"get_file: cannot read '{path}'") from None
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise error("file-not-found", f"get_file: cannot read '{path}': {reason}", loc,
@@ -1502,9 +1546,11 @@ class _Resolver:
                  "use Retain or Delete")
 
     def scrubbed(self, diags: Iterable[Diagnostic]) -> list[Diagnostic]:
-        """``diags`` with any hidden parameter value replaced (never shown anywhere)."""
+        """``diags`` with any hidden parameter value replaced (never shown anywhere), and
+        any other sensitive value (a parent stack's, given to a nested template)."""
         secrets = sorted({s for name in self.hidden if name in self.values
-                          for s in _secret_texts(self.values[name])}, key=len, reverse=True)
+                          for s in _secret_texts(self.values[name])} | texts(self.values),
+                         key=len, reverse=True)
         if not secrets:
             return list(diags)
 
@@ -1555,6 +1601,8 @@ class _Resolver:
                 composites.update(self.member_composites)
                 composites[name] = comp
                 continue
+            limits.charge_resources(1, self.doc.key_loc(("resources", name)),
+                                    f"resource '{name}'")
             self.requests[name] = self.request(name, ("resources", name), props)
             found = self.types.get(name)
             policy = rdef.get("deletion_policy")
@@ -1582,6 +1630,7 @@ class _Resolver:
             self.check_tree(tree, trees)
             value = self.evaluate(self.native_attrs(tree), ctx)
             value = None if value is OMIT else value
+            limits.check_value(value, self.doc.loc((*opath, "value")), f"output '{oname}'")
             self.check_dropped_refs(f"output '{oname}'", value, dropped)
             desc = odef.get("description")
             outputs[str(oname)] = Output(str(oname), value, desc if isinstance(desc, str) else "",
@@ -1775,5 +1824,9 @@ def template_hash(doc: Document, environments: Sequence[Document] = ()) -> str:
 
 
 def resolve(doc: Document, options: ResolveOptions) -> ResolvedStack:
-    """Resolve a template; raises DiagnosticError carrying every problem found."""
-    return _Resolver(doc, options).run()
+    """Resolve a template; raises DiagnosticError carrying every problem found.
+
+    Within one evaluation budget (:mod:`cloudtmpl.limits`): the first limit crossed
+    stops it with that limit's diagnostic."""
+    with limits.budget(doc.file):
+        return _Resolver(doc, options).run()

@@ -12,6 +12,7 @@ import difflib
 import errno
 import getpass
 import hashlib
+import itertools
 import json
 import os
 import secrets
@@ -25,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from cloudtmpl import hidden_defaults, limits
 from cloudtmpl.apply import ApplyResult, Event, Executor
 from cloudtmpl.config import (
     Catalog,
@@ -35,7 +37,7 @@ from cloudtmpl.config import (
     target_snapshots,
     with_endpoint,
 )
-from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
+from cloudtmpl.diagnostics import NOWHERE, Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
 from cloudtmpl.loader import Document, load_text
 from cloudtmpl.model import (
@@ -53,19 +55,20 @@ from cloudtmpl.plan import (
     FORMAT_VERSION,
     LIFECYCLE,
     Plan,
+    catalog_choice,
     live_fingerprint,
     make_plan,
     removal,
     snapshots,
-    translate,
 )
 from cloudtmpl.providers import make_adapter
-from cloudtmpl.providers.base import Adapter, Choice, CloudError
+from cloudtmpl.providers.base import Adapter, Choice, CloudError, image_finder
 from cloudtmpl.providers.deploy import DeployAdapter
 from cloudtmpl.providers.local import LocalAdapter
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
 from cloudtmpl.resources import LOCAL_TARGET
 from cloudtmpl.sandbox import manager as sandbox
+from cloudtmpl.sensitive import is_marked
 from cloudtmpl.state import StateStore, default_state_url
 
 
@@ -105,20 +108,30 @@ def parse_params(pairs: Sequence[str]) -> dict[str, str]:
             continue
         if value.startswith("@"):
             try:
-                value = Path(value[1:]).read_text().rstrip("\n")
-            except OSError as err:
-                diags.append(
-                    Diagnostic(
-                        "file-not-found",
-                        f"-p {key}: cannot read {value[1:]}: {err.strerror}",
-                        hint="check the path after '@'",
-                    )
-                )
+                value = read_value_file(value[1:]).rstrip("\n")
+            except DiagnosticError as err:
+                diags.extend(replace(d, message=f"-p {key}: {d.message}")
+                             for d in err.diagnostics)
                 continue
         out[key] = value
     if diags:
         raise DiagnosticError(diags)
     return out
+
+
+def read_value_file(path: str) -> str:
+    """A ``-p KEY=@FILE`` value: a regular file of at most one value's size, UTF-8."""
+    cap = limits.LIMITS.value_bytes
+    try:
+        return limits.read_text(path, cap, "value size")
+    except limits.FileRefused as err:
+        raise err.diagnostic(NOWHERE, f"cannot read {path}") from None
+    except UnicodeDecodeError as err:
+        raise error("file-not-found", f"cannot read {path}: not UTF-8 text ({err.reason})",
+                    hint="a parameter value is text; save the file as UTF-8") from None
+    except OSError as err:
+        raise error("file-not-found", f"cannot read {path}: {err.strerror}",
+                    hint="check the path after '@'") from None
 
 
 def stack_name(inputs: Inputs) -> str:
@@ -153,7 +166,12 @@ def read_sources(inputs: Inputs) -> dict[str, str]:
         if path is None:
             continue
         try:
-            out[path] = Path(path).read_text()
+            out[path] = limits.read_text(path, limits.LIMITS.file_bytes)
+        except limits.FileRefused as err:
+            raise err.diagnostic(Loc(path), f"cannot read {path}") from None
+        except UnicodeDecodeError as err:
+            raise error("file-not-found", f"cannot read {path}: not UTF-8 text ({err.reason})",
+                        Loc(path), "save the file as UTF-8") from None
         except OSError as err:
             raise error(
                 "file-not-found", f"cannot read {path}: {err.strerror}", Loc(path), "check the path"
@@ -217,14 +235,17 @@ def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], st
         key = str(base / relative)
         if key in sources:
             return sources[key]
-        path = (base / relative).resolve()
+        try:
+            path = (base / relative).resolve()
+        except RuntimeError:  # pathlib's word for a symbolic link loop
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
         if not path.is_relative_to(base.resolve()):
             raise OSError(errno.EACCES, "a symbolic link leads outside the template's directory")
         if not path.exists():
             shipped = library_file(relative)
             if shipped is not None:
-                return shipped.read_text()
-        return path.read_text()
+                return limits.read_text(shipped, limits.LIMITS.file_bytes)
+        return limits.read_text(path, limits.LIMITS.file_bytes)
 
     return read
 
@@ -380,9 +401,76 @@ _WHAT = {"flavor": "flavor", "image": "image", "network": "network",
          "keypair": "key pair"}
 
 
-def check_custom_constraints(session: Session, stack: ResolvedStack) -> None:
+ChoiceKey = tuple[str, str, str, str]  # (target, region, what, value after the catalog)
+
+
+class Lookups:
+    """The clouds' answers on the flavors, images, networks and key pairs of one plan:
+    each distinct value is asked once per (target, region), catalog filters included."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.answers: dict[ChoiceKey, Choice] = {}
+
+    def ask(self, target: str, region: str, what: str, value: str) -> tuple[ChoiceKey, Choice]:
+        """``value`` (abstract or native) as the cloud has it; raises CloudError."""
+        key_value, query = catalog_choice(what, value, self.session.catalogs[target], region)
+        key = (target, region, what, key_value)
+        if key not in self.answers:
+            adapter = self.session.adapters[target]
+            if isinstance(query, str):
+                self.answers[key] = adapter.lookup_choice(region, what, query)
+            else:
+                finder = image_finder(adapter)
+                self.answers[key] = (finder.find_image(region, query) if finder is not None
+                                     else Choice(None))
+        return key, self.answers[key]
+
+    def missing(self, target: str, region: str, what: str, value: str) -> str:
+        """Why ``value`` was not found, naming the catalog's filter when it has one."""
+        query = catalog_choice(what, value, self.session.catalogs[target], region)[1]
+        if is_marked(value):
+            return (f"{what} (a sensitive value) does not exist on target {target!r} "
+                    f"in region {region}")
+        if isinstance(query, str):
+            return f"{what} {value!r} does not exist on target {target!r} in region {region}"
+        if image_finder(self.session.adapters[target]) is None:
+            return (f"image {value!r} is a catalog filter ({query.text()}), which target "
+                    f"{target!r} ({self.session.targets[target].type}) cannot search")
+        return (f"image {value!r} (the catalog's filter: {query.text()}) matches no image "
+                f"on target {target!r} in region {region}")
+
+    def offers(self, target: str, region: str, what: str, choice: Choice) -> list[str]:
+        """What to suggest instead: the catalog's abstract names (images: only those
+        that exist in ``region``, each looked up once), then what the cloud listed."""
+        catalog = self.session.catalogs[target]
+        if what == "image":
+            abstract = [name for name in sorted(catalog.images)
+                        if self.ask(target, region, what, name)[1].canonical is not None]
+        else:
+            abstract = sorted(catalog.sizes) if what == "flavor" else []
+        return abstract + [o for o in choice.offered if o not in abstract]
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+
+
+def _cloud_error(target: str, region: str, err: CloudError, loc: Loc,
+                 asked: object = None) -> DiagnosticError:
+    """``err`` as a diagnostic; a sensitive value that was asked for is not repeated."""
+    message = err.message
+    if isinstance(asked, str) and asked and is_marked(asked):
+        message = message.replace(str(asked), "(sensitive)")
+    return error("cloud-error", f"{target}/{region}: {message}", loc,
+                 "check the target's credentials, endpoint and region")
+
+
+def check_custom_constraints(session: Session, stack: ResolvedStack,
+                             lookups: Lookups | None = None) -> None:
     """Parameters with ``custom_constraint: nova.flavor`` (etc.) name something that exists
     in every cloud region the stack uses.  Other custom constraints are not checked."""
+    lookups = lookups or Lookups(session)
     scopes = sorted({(r.placement.target, r.placement.region) for r in stack.resources.values()
                      if session.targets[r.placement.target].type != "local"})
     diags = []
@@ -391,72 +479,63 @@ def check_custom_constraints(session: Session, stack: ResolvedStack) -> None:
         if what is None or not isinstance(c.value, str):
             continue
         for target, region in scopes:
-            catalog = session.catalogs[target]
-            native = (catalog.size(c.value) if what == "flavor" else
-                      catalog.image(c.value, region) if what == "image" else c.value)
-            choice = session.adapters[target].lookup_choice(region, what, native)
-            if choice.canonical is not None:
-                continue
+            try:
+                _, choice = lookups.ask(target, region, what, c.value)
+                if choice.canonical is not None:
+                    continue
+                offers = lookups.offers(target, region, what, choice)
+            except CloudError as err:
+                raise _cloud_error(target, region, err, c.loc) from None
             shown = "the value" if c.hidden else repr(c.value)
+            query = catalog_choice(what, c.value, session.catalogs[target], region)[1]
+            problem = (lookups.missing(target, region, what, c.value)
+                       if not c.hidden and not isinstance(query, str)  # a catalog filter
+                       else f"{shown} is not a {_WHAT[what]} on {target}/{region}")
             diags.append(Diagnostic(
                 "parameter-constraint",
-                f"parameter '{c.parameter}': {shown} is not a {_WHAT[what]} on "
-                f"{target}/{region} "
-                f"(custom_constraint {c.name})",
+                f"parameter '{c.parameter}': {problem} (custom_constraint {c.name})",
                 c.loc,
-                f"{target} offers: {', '.join(choice.offered[:20])}" if choice.offered
+                f"{target} offers: {_shown(offers)}" if offers
                 else f"give a {what} that exists in {region}"))
     if diags:
         raise DiagnosticError(diags)
 
 
-def check_choices(session: Session, stack: ResolvedStack) -> dict[tuple[str, str, str, str], str]:
+def check_choices(session: Session, stack: ResolvedStack,
+                  lookups: Lookups | None = None) -> dict[ChoiceKey, str]:
     """Flavors, images and external networks exist on their targets, and in what form.
 
     One lookup per distinct value.  Abstract names were translated through the
-    catalog first; what is left must be something the cloud has, or the plan
-    would fail half-way through apply.  Returns the cloud's own form of each
-    value (an image named by name becomes its id) for the planner's comparison.
+    catalog first (a catalog filter is searched for in the cloud: the newest match);
+    what is left must be something the cloud has, or the plan would fail half-way
+    through apply.  Returns the cloud's own form of each value (an image named by
+    name or by a catalog filter becomes its id) for the planner's comparison and the
+    executor's requests.
     """
-    found: dict[tuple[str, str, str, str], Choice] = {}
+    lookups = lookups or Lookups(session)
+    found: dict[ChoiceKey, Choice] = {}
     diags = []
     for res in stack.resources.values():
-        catalog = session.catalogs[res.placement.target]
+        target, region = res.placement.target, res.placement.region
         for (kind, prop), what in CHOICES.items():
             value = res.properties.get(prop)
             if kind != res.kind or not isinstance(value, str):
                 continue  # another kind, not given, or unknown until apply
-            native = translate(res.kind, {prop: value}, catalog, res.placement)[prop]
-            key = (res.placement.target, res.placement.region, what, native)
-            if key not in found:
-                try:
-                    found[key] = session.adapters[res.placement.target].lookup_choice(
-                        res.placement.region, what, native
-                    )
-                except CloudError as err:
-                    raise error(
-                        "cloud-error",
-                        f"{res.placement.target}/{res.placement.region}: {err.message}",
-                        res.loc,
-                        "check the target's credentials, endpoint and region",
-                    ) from None
-            choice = found[key]
-            if choice.canonical is not None:
-                continue
-            abstract = {"flavor": catalog.sizes, "image": catalog.images}.get(what, {})
-            names = sorted(abstract) + [o for o in choice.offered if o not in abstract]
-            shown = ", ".join(names[:20]) + (
-                f", ... ({len(names)} in all)" if len(names) > 20 else ""
-            )
+            try:
+                key, choice = lookups.ask(target, region, what, value)
+                found[key] = choice
+                if choice.canonical is not None:
+                    continue
+                shown = _shown(lookups.offers(target, region, what, choice))
+            except CloudError as err:
+                raise _cloud_error(target, region, err, res.loc, value) from None
             diags.append(
                 Diagnostic(
                     f"unknown-{what}",
-                    f"resource {res.address!r}: {what} {value!r} does not exist on target "
-                    f"{res.placement.target!r} in region {res.placement.region}",
+                    f"resource {res.address!r}: {lookups.missing(target, region, what, value)}",
                     res.loc,
-                    f"{res.placement.target} offers: {shown}"
-                    if shown
-                    else f"give a {what} id that exists in {res.placement.region}",
+                    f"{target} offers: {shown}" if shown
+                    else f"give a {what} id that exists in {region}",
                 )
             )
     if diags:
@@ -562,7 +641,8 @@ def open_session(
 
 
 def secret_key(project: ProjectConfig) -> bytes:
-    """The project's secret key for derived secrets (random strings).
+    """The project's secret key for derived secrets (random strings) and for sealing
+    sensitive values (a keyed digest: see :func:`cloudtmpl.model.sealed_text`).
 
     ``CLOUDTMPL_SECRET_KEY`` (CI, shared state backends: give every runner the
     same one), else ``.cloudtmpl/keys/secret.key`` in the project, created with
@@ -657,12 +737,13 @@ def plan_stack(
     before = sum(a.request_count() for a in session.adapters.values())
     check_immutable(session, stack)
     diags: list[Diagnostic] = []
+    lookups = Lookups(session)
     try:
-        check_custom_constraints(session, stack)
+        check_custom_constraints(session, stack, lookups)
     except DiagnosticError as err:
         diags.extend(err.diagnostics)
     try:
-        natives = check_choices(session, stack)
+        natives = check_choices(session, stack, lookups)
     except DiagnosticError as err:
         raise DiagnosticError([*diags, *err.diagnostics]) from None
     if diags:
@@ -680,11 +761,14 @@ def plan_stack(
         state_serial=session.store.serial(session.stack),
         allow_relocation=inputs.allow_relocation,
         natives=natives,
+        seal_key=secret_key(session.project),
     )
     snap = snapshot({**sources, **files_of(inputs.template or "", stack)}, inputs, stack.hidden)
+    snap, cut_defaults = hidden_defaults.cut_all(snap, secret_key(session.project))
     plan = replace(
         plan,
         sources=snap,
+        hidden_defaults=cut_defaults,
         template_hash=sources_hash(snap),
         template_file=inputs.template or "",
         environment_files=tuple(inputs.environments),
@@ -775,9 +859,9 @@ def is_plan_file(path: str) -> bool:
     bad template.  Any other file is a plan only if it reads as one.
     """
     try:
-        raw = Path(path).read_bytes()
-    except OSError:
-        return False  # not there: the template path reports it
+        raw = limits.read_bytes(path, limits.LIMITS.plan_file_bytes, "plan file size")
+    except (OSError, limits.FileRefused):
+        return False  # not there, not a file, too large: the template path reports it
     try:
         data = json.loads(raw)
     except ValueError:  # includes undecodable bytes
@@ -795,7 +879,9 @@ def _plan_file_error(path: str, message: str, hint: str = PLAN_HINT) -> Diagnost
 
 def _parse_plan_json(path: str) -> Any:
     try:
-        raw = Path(path).read_bytes()
+        raw = limits.read_bytes(path, limits.LIMITS.plan_file_bytes, "plan file size")
+    except limits.FileRefused as err:
+        raise err.diagnostic(Loc(path), f"cannot read plan file {path}") from None
     except OSError as err:
         raise _plan_file_error(
             path, f"cannot read plan file {path}: {err.strerror or err}"
@@ -830,6 +916,9 @@ def _parse_plan_json(path: str) -> Any:
         raise DiagnosticError([Diagnostic("plan-file", message, loc, PLAN_HINT)]) from None
 
 
+_MAX_PROBLEMS = 100  # schema errors collected (a hostile plan file could have millions)
+
+
 def _schema_problems(data: Any) -> list[str]:
     """Where ``data`` breaks the plan schema (empty when the schema is not installed)."""
     try:
@@ -840,8 +929,8 @@ def _schema_problems(data: Any) -> list[str]:
     from jsonschema import Draft202012Validator
 
     problems = []
-    for err in sorted(Draft202012Validator(schema).iter_errors(data),
-                      key=lambda e: [str(p) for p in e.absolute_path]):
+    found = itertools.islice(Draft202012Validator(schema).iter_errors(data), _MAX_PROBLEMS)
+    for err in sorted(found, key=lambda e: [str(p) for p in e.absolute_path]):
         at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
         message = err.message if len(err.message) <= 160 else err.message[:157] + "..."
         problems.append(f"{at.lstrip('.') or 'top level'}: {message}")
@@ -888,9 +977,16 @@ def read_plan_data(path: str) -> dict[str, Any]:
             Loc(path),
             "plan again with this version of cloudtmpl",
         )
+    changes = data.get("changes")
+    most = 2 * limits.LIMITS.resources  # every resource replaced by another one
+    if isinstance(changes, list) and len(changes) > most:
+        raise _plan_file_error(
+            path, f"plan file {path} is corrupted: it has {len(changes):,} changes, more "
+            f"than a stack of at most {limits.LIMITS.resources:,} resources can have")
     problems = _schema_problems(data)
     if problems:
-        shown = "; ".join(problems[:3]) + (f"; ... ({len(problems)} in all)"
+        many = f"{len(problems)}" if len(problems) < _MAX_PROBLEMS else f"{_MAX_PROBLEMS} or more"
+        shown = "; ".join(problems[:3]) + (f"; ... ({many} in all)"
                                            if len(problems) > 3 else "")
         raise _plan_file_error(path, f"plan file {path} is corrupted: {shown}")
     return data
@@ -930,6 +1026,13 @@ def write_plan_file(plan: Plan, path: str, data: Mapping[str, Any]) -> None:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2, sort_keys=True)
             fh.write("\n")
+            size = fh.tell()
+        cap = limits.LIMITS.plan_file_bytes
+        if size > cap:  # it could not be read back
+            raise error("limit-exceeded", f"the plan is {size:,} bytes as a file, more than "
+                        f"{limits.size_text(cap)}", Loc(path),
+                        limits.too_large_hint(cap, "plan file size").split(";")[0]
+                        + "; apply the template directly, without --out")
         os.chmod(tmp, 0o600)
         os.replace(tmp, target)
     except BaseException:
@@ -1052,6 +1155,49 @@ def from_plan_file(
     return saved, inputs, sources
 
 
+def with_hidden_defaults(saved: Plan, inputs: Inputs, sources: Mapping[str, str],
+                         project: ProjectConfig) -> dict[str, str]:
+    """``sources`` (a plan file's snapshot) with the hidden defaults the plan cut out
+    (:mod:`cloudtmpl.hidden_defaults`) taken back from the work tree: a file whose work
+    tree copy is the plan's copy with defaults of the same digests is used instead.
+    A default that is needed (not given now with -p or -e) and cannot be taken back is
+    a ``hidden-default`` diagnostic."""
+    given = set(inputs.params)
+    for path in inputs.environments[len(saved.environment_files):]:
+        data = yaml.safe_load(sources.get(path) or "") or {}
+        for section in ("parameters", "parameter_defaults"):
+            values = data.get(section) if isinstance(data, dict) else None
+            given |= set(values) if isinstance(values, dict) else set()
+    out = dict(sources)
+    key = secret_key(project)
+    for file, digests in sorted(saved.hidden_defaults.items()):
+        needed = sorted(set(digests) - given) if file == saved.template_file else sorted(digests)
+        if not needed:
+            continue
+        try:
+            work = Path(file).read_text()
+        except (OSError, UnicodeDecodeError):
+            work = None
+        if work is not None and hidden_defaults.restore(sources[file], file, work, digests, key):
+            out[file] = work
+            continue
+        why = ("cannot be read" if work is None else
+               "is no longer the plan's copy, or its default changed")
+        top = file == saved.template_file
+        raise error(
+            "hidden-default",
+            f"the plan file holds no default of the hidden parameter"
+            f"{'s' if len(needed) > 1 else ''} {', '.join(map(repr, needed))} ({file}: a plan "
+            f"file never holds hidden values), and {file} in the work tree {why}",
+            Loc(file),
+            (f"give {' '.join(f'-p {n}=VALUE' for n in needed)} (or -e FILE) with the apply, "
+             "or make a new plan with `cloudtmpl plan --out FILE`") if top else
+            "restore the file as it was when the plan was made, or make a new plan with "
+            "`cloudtmpl plan --out FILE`",
+        )
+    return out
+
+
 def plan_id(plan: Plan) -> str:
     """A saved plan's identity: the digest of everything it holds."""
     return hashlib.sha256(canonical_json(plan.to_json()).encode()).hexdigest()[:32]
@@ -1134,6 +1280,7 @@ def execute(
             emit=emit,
             parallelism=parallelism,
             stop=stop,
+            seal_key=secret_key(session.project),
         )
         result = executor.run(run_id)
         if operation == "destroy" and result.ok:

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs what the tests need and runs the whole suite: lint, types, module
-# layering, unit and integration tests (against the local sandbox clouds).
+# The whole test suite, in a brand-new virtualenv: what a fresh machine resolves, not
+# whatever the machine's Python happens to carry. Installs '.[test]' into a new venv
+# (a temporary directory, removed afterwards), prints the versions it resolved, then
+# runs lint (ruff), types (mypy), module layering (lint-imports), the unit and
+# integration tests (pytest, against the local sandbox clouds), and last every
+# README command (scripts/readme-check, in a virtualenv of its own).
+#
+#   bash scripts/test.sh                  # everything; CI runs exactly this (.ci/run)
+#   bash scripts/test.sh tests/unit -x    # arguments go to pytest; no README check then
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 # A real PostgreSQL server for the team-state tests (tests/postgres.py starts a throwaway one).
 command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (
   export DEBIAN_FRONTEND=noninteractive
@@ -16,11 +22,29 @@ command -v sshd >/dev/null || test -x /usr/sbin/sshd || (
   apt-get update -qq && apt-get install -y -qq --no-install-recommends openssh-server </dev/null >/dev/null
 )
 
+venv=$(mktemp -d "${TMPDIR:-/tmp}/cloudtmpl-test-venv.XXXXXX")
+trap 'rm -rf "$venv"' EXIT
+chmod 755 "$venv"
+echo "== fresh virtualenv $venv"
+python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
+export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
+py="$venv/bin/python"
+"$py" -c 'import importlib.metadata as m, platform
+print("== resolved: python", platform.python_version(),
+      *(f"{p} {m.version(p)}" for p in ("moto", "boto3", "botocore", "apache-libcloud")))'
+
 echo "== ruff"
-python3 -m ruff check cloudtmpl tests bench
+"$py" -m ruff check cloudtmpl tests bench scripts/readme-check
 echo "== mypy"
-python3 -m mypy
-echo "== import layers (DESIGN section 2)"
-lint-imports
+"$py" -m mypy
+echo "== import layers (pyproject.toml's import-linter contract)"
+"$venv/bin/lint-imports"
 echo "== pytest"
-python3 -m pytest -q -p no:cacheprovider "$@"
+status=0
+"$py" -m pytest -q -p no:cacheprovider "$@" || status=$?
+if [ $# -eq 0 ]; then
+  echo "== README commands (scripts/readme-check)"
+  "$py" scripts/readme-check || status=1
+fi
+exit "$status"

@@ -136,6 +136,7 @@ from libcloud.compute.drivers.ec2 import EC2NetworkSubnet, EC2NodeLocation, ExEC
 from libcloud.compute.providers import get_driver
 from libcloud.compute.types import Provider
 
+from cloudtmpl.config import ImageFilter, newest_image
 from cloudtmpl.model import (
     TAG_RESOURCE,
     TAG_SNAPSHOT_OF,
@@ -645,7 +646,8 @@ class AwsAdapter:
 
         * flavor: libcloud's built-in instance type data (no request); offered: every type;
         * image: one DescribeImages by id, or by name when it is not an ``ami-`` id (the
-          newest match); never listed (thousands of public images): offered is empty;
+          newest match, as :meth:`find_image`); never listed (thousands of public
+          images): offered is empty;
         * network (a floating IP's external network): AWS has one address pool per
           region, so any value is accepted as it is (no request);
         * keypair: one DescribeKeyPairs by name (a second lists the names when missing).
@@ -653,19 +655,18 @@ class AwsAdapter:
         if what == "flavor":
             names = sorted({str(size.id) for size in self._driver(region).list_sizes()})
             return Choice(value) if value in names else Choice(None, tuple(names))
+        if what == "image" and not value.startswith("ami-"):
+            return self.find_image(region, ImageFilter(value))
         if what == "image":
-            params = ({"ImageId.1": value} if value.startswith("ami-")
-                      else _filters({"name": value}))
             try:
-                obj = self._ec2(region, "DescribeImages", params)
+                obj = self._ec2(region, "DescribeImages", {"ImageId.1": value})
             except CloudError as err:
                 if _has_code(err, "InvalidAMIID.NotFound", "InvalidAMIID.Malformed",
                              "InvalidAMIID.Unavailable"):
                     return Choice(None)
                 raise
-            images = sorted(_items(obj, "imagesSet/item"),
-                            key=lambda el: _text(el, "creationDate") or "")
-            return Choice(_text(images[-1], "imageId") if images else None)
+            items = _items(obj, "imagesSet/item")
+            return Choice(_text(items[0], "imageId") if items else None)
         if what == "keypair":
             if self._get_key_pair(region, value) is not None:
                 return Choice(value)
@@ -673,6 +674,21 @@ class AwsAdapter:
             return Choice(None, tuple(sorted(_text(el, "keyName") or ""
                                              for el in _items(obj, "keySet/item"))))
         return Choice(value)  # nothing to check
+
+    def find_image(self, region: str, flt: ImageFilter) -> Choice:
+        """The newest available image ``flt`` matches: one DescribeImages with the
+        owners (``Owner.N``) and the name and state filters, as Terraform's ``aws_ami``
+        with ``most_recent``; what comes back is matched again (a compatible cloud
+        may ignore a filter)."""
+        params = {f"Owner.{i}": owner for i, owner in enumerate(flt.owners, 1)}
+        obj = self._ec2(region, "DescribeImages",
+                        {**params, **_filters({"name": flt.name, "state": "available"})})
+        return Choice(newest_image(flt, [
+            {"id": _text(el, "imageId") or "", "name": _text(el, "name") or "",
+             "owner_id": _text(el, "imageOwnerId") or "",
+             "owner_alias": _text(el, "imageOwnerAlias") or "",
+             "created": _text(el, "creationDate") or ""}
+            for el in _items(obj, "imagesSet/item")]))
 
     # ------------------------------------------------------------------ discovery
 

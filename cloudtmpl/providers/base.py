@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 from cloudtmpl import resources
+from cloudtmpl.config import ImageFilter
 from cloudtmpl.model import LiveResource, Target
 
 # The kinds of the compute/network/block vocabulary, by name, for the adapters.
@@ -158,6 +159,22 @@ class Snapshots(Protocol):
         must not be deleted.
         """
         ...
+
+
+class ImageFinder(Protocol):
+    """What an adapter adds that can find a catalog's image by filter (AWS: by name
+    pattern and owner, the newest match), as ``lookup_choice`` finds one by id or name."""
+
+    def find_image(self, region: str, flt: ImageFilter) -> Choice:
+        """The newest image in ``region`` that ``flt`` matches (canonical: its id), or
+        Choice(None).  One request; read-only."""
+        ...
+
+
+def image_finder(adapter: object) -> ImageFinder | None:
+    """``adapter`` as an :class:`ImageFinder`, or None when it cannot search images."""
+    return cast(ImageFinder, adapter) if callable(getattr(adapter, "find_image", None)) \
+        else None
 
 
 def snapshots_of(adapter: object) -> Snapshots | None:

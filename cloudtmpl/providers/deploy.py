@@ -23,14 +23,17 @@ The template's top-level ``ssh:`` defaults are already merged into ``ssh`` (by
 settings records the new spec without running the script.  **Key**: ``ssh.key_file``,
 else ``ssh.key_pair`` (a KeyPair's name: ``.cloudtmpl/keys/<name>.pem``), else the
 generated key of the key pair the server was created with.  **Host key**: the
-fingerprint seen on the first run is an attribute (so it is in the state); later
-runs on the same server and address accept only that key.
+fingerprint seen on the first run is an attribute (so it is in the state), and the
+key is pinned in the project's ``.cloudtmpl/keys/known_hosts`` too; later runs on
+the same server and address accept only that key.  **Running** (bounded by the
+resource's timeout, stopped on interrupts, output kept bounded, logged) is
+:class:`~cloudtmpl.providers.scripts.ScriptRunner`'s.
 
 **Secrets.** The adapter does not know the stack's hidden parameters: the
 executor seals them (and random strings) wherever attributes are stored.  Logs
-(``.cloudtmpl/logs/<stack>/<address>.log``) are redacted by the adapter itself:
-every input value (3 characters or longer) and every random string of the stack
-is replaced by ``******``.  Private keys are read from files and never leave them.
+(``.cloudtmpl/logs/<stack>/<address>.log``) are redacted: every input value (3
+characters or longer) and every random string of the stack is replaced by
+``******``.  Private keys are read from files and never leave them.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ import ipaddress
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,6 +57,7 @@ import yaml
 from cloudtmpl import ssh
 from cloudtmpl.model import LiveResource, Placement, Target
 from cloudtmpl.providers.base import Adapter, Choice, CloudError
+from cloudtmpl.providers.scripts import RunTarget, ScriptRunner
 from cloudtmpl.resources import (
     CLOUD_CONFIG,
     DEPLOY_KINDS,
@@ -270,6 +273,7 @@ class DeployAdapter:
         self._records = records
         self._dir = project_dir
         self._secrets = secrets
+        self.runner = ScriptRunner(project_dir)
         self._lock = threading.Lock()
         self._configs: dict[str, tuple[str, dict[str, Any]]] = {}  # id -> (kind, props)
 
@@ -300,7 +304,7 @@ class DeployAdapter:
                 # an unchanged deployment's attributes): do not run it again
                 return self._live(kind, stack, address, recorded.physical_id,
                                   dict(recorded.attributes), spec_hash)
-            attrs = self._deploy("CREATE", stack, address, properties, None)
+            attrs = self._deploy("CREATE", stack, address, properties, None, timeout)
             return self._live(kind, stack, address, f"{stack}.{address}", attrs, spec_hash)
         return self._value(kind, stack, address, properties, spec_hash)
 
@@ -317,7 +321,7 @@ class DeployAdapter:
                 # config or input changes, so the new spec is recorded, nothing runs
                 return self._live(live.kind, stack, live.address, live.physical_id, prior,
                                   spec_hash)
-            attrs = self._deploy("UPDATE", stack, live.address, properties, prior)
+            attrs = self._deploy("UPDATE", stack, live.address, properties, prior, timeout)
             return self._live(live.kind, stack, live.address, live.physical_id, attrs,
                               spec_hash)
         return self._value(live.kind, stack, live.address, properties, spec_hash)
@@ -331,7 +335,7 @@ class DeployAdapter:
         props = dict(live.properties) or (dict(recorded.properties) if recorded else {})
         if "DELETE" in actions_of(props):
             prior = dict(recorded.attributes) if recorded is not None else {}
-            self._deploy("DELETE", self._stack, live.address, props, prior)
+            self._deploy("DELETE", self._stack, live.address, props, prior, timeout)
         return None
 
     def lookup_choice(self, region: str, what: str, value: str) -> Choice:
@@ -389,13 +393,13 @@ class DeployAdapter:
 
     # -- deployments --------------------------------------------------------------
     def _deploy(self, action: str, stack: str, address: str, props: Mapping[str, Any],
-                prior: Mapping[str, Any] | None) -> dict[str, Any]:
+                prior: Mapping[str, Any] | None, timeout: float) -> dict[str, Any]:
         kind = DEPLOYMENT_GROUP.kind if "servers" in props else DEPLOYMENT.kind
         if action != "DELETE" and action not in actions_of(props):
             return dict(prior or {})  # not an action it runs on: keep what it had
         if kind == DEPLOYMENT.kind:
             return self._run_one(action, stack, address, props, props.get("server"),
-                                 props.get("address"), prior or {}, address)
+                                 props.get("address"), prior or {}, address, timeout)
         servers = dict(props.get("servers") or {})
         addresses = dict(props.get("addresses") or {})
         prior_keys = dict((prior or {}).get("host_keys") or {})
@@ -408,7 +412,7 @@ class DeployAdapter:
                 results[name] = self._run_one(
                     action, stack, address, props, servers[name], addresses.get(name),
                     {"host_key": prior_keys.get(name), "host": prior_hosts.get(name),
-                     "server": servers[name]}, f"{address}.{name}")
+                     "server": servers[name]}, f"{address}.{name}", timeout)
             except CloudError as err:
                 errors[name] = err.message
 
@@ -456,8 +460,8 @@ class DeployAdapter:
         return as_text(cfg.get("config")), files, outputs
 
     def _run_one(self, action: str, stack: str, address: str, props: Mapping[str, Any],
-                 server: Any, host: Any, prior: Mapping[str, Any], log_name: str
-                 ) -> dict[str, Any]:
+                 server: Any, host: Any, prior: Mapping[str, Any], log_name: str,
+                 timeout: float) -> dict[str, Any]:
         settings = dict(props.get("ssh") or {})
         server_id = str(server or "")
         inputs = dict(props.get("inputs") or {})
@@ -465,10 +469,10 @@ class DeployAdapter:
         ep = self._endpoint(server_id, host, settings)
         pkey = ssh.load_key(self._key_file(server_id, settings))
         label = f"server {server_id or ep.host} ({ep.label})"
-        expected = None
+        pinned = None
         if prior.get("host_key") and prior.get("host") == f"{ep.host}:{ep.port}" and \
                 str(prior.get("server") or "") == server_id:
-            expected = str(prior["host_key"])
+            pinned = str(prior["host_key"])
         bastion, bastion_key = self._bastion(settings)
         env = {name: as_text(value) for name, value in inputs.items()}
         env.update({
@@ -477,72 +481,54 @@ class DeployAdapter:
             "deploy_signal_transport": "NO_SIGNAL",
         })
         config_json = files.pop("$CONFIG", None)
-        try:
-            data = ssh.bundle(ssh.Bundle(script, env, files, outputs, config_json))
-        except ValueError as err:
-            raise CloudError(f"{address}: {err}") from None
         secrets = [as_text(v) for v in inputs.values() if len(as_text(v)) >= 3]
         secrets += list(self._secrets()) + self._random_strings()
-        started = time.monotonic()
-        try:
-            conn = ssh.wait_connect(
-                ep, pkey, expected, timeout=float(settings.get("timeout") or DEFAULT_TIMEOUT),
-                bastion=bastion, bastion_key=bastion_key or pkey,
-                bastion_expected=prior.get("bastion_host_key"))
-        except ssh.SshError as err:
-            self._log(stack, log_name, action, label, f"connection failed: {err.message}",
-                      secrets)
-            raise CloudError(f"{label}: {err.message}") from None
-        try:
-            status, out, err_bytes = conn.run("sh -s", data)
-        except (ssh.SshError, OSError, EOFError) as err:
-            raise CloudError(f"{label}: running the {action} script failed: {err}") from None
-        finally:
-            conn.close()
-        try:
-            report = ssh.parse_report(out.decode(errors="replace"))
-        except ValueError:
-            raise CloudError(
-                f"{label}: the remote shell failed (status {status}): "
-                + ssh.tail(err_bytes.decode(errors="replace"))) from None
-        seconds = time.monotonic() - started
-        self._log(stack, log_name, action, label,
-                  f"exit status {report.status} after {seconds:.2f}s (host key {conn.host_key})\n"
-                  f"--- stdout\n{report.stdout}--- stderr\n{report.stderr}"
-                  + "".join(f"--- output {k}\n{v}\n" for k, v in report.outputs.items()),
-                  secrets)
-        if report.status != 0:
-            raise CloudError(
-                f"{label}: the {action} script exited with status {report.status}; stderr "
-                # not redacted here: the executor seals messages holding its secrets
-                "ends with:\n" + ssh.tail(report.stderr))
+        target = RunTarget(ep, pkey, server_id, pinned, bastion, bastion_key,
+                        prior.get("bastion_host_key"),
+                        float(settings.get("timeout") or DEFAULT_TIMEOUT))
+
+        def log(text: str, secrets: Sequence[str]) -> None:
+            self.runner.log(stack, log_name, action, label, text, secrets)
+
+        ran = self.runner.run(target, ssh.Bundle(script, env, files, outputs, config_json),
+                              action=action, label=label, where=address, timeout=timeout,
+                              secrets=secrets, log=log)
+        report = ran.report
         attrs: dict[str, Any] = {
             "deploy_stdout": report.stdout,
             "deploy_stderr": report.stderr,
             "deploy_status_code": report.status,
             "outputs": {name: report.outputs.get(name) for name in outputs},
-            "host_key": conn.host_key,
+            "host_key": ran.host_key,
             "host": f"{ep.host}:{ep.port}",
             "server": server_id,
         }
-        if conn.bastion_host_key:
-            attrs["bastion_host_key"] = conn.bastion_host_key
+        cut = {f"deploy_{name}": stream.size for name, stream in report.streams.items()
+               if stream.size > ssh.TAIL_BYTES}
+        if cut:  # only the tail is kept: how long the whole stream was
+            attrs["truncated"] = cut
+        if ran.bastion_host_key:
+            attrs["bastion_host_key"] = ran.bastion_host_key
         attrs["result"] = report.outputs.get("result")
         for name in outputs:  # Heat's {get_attr: [deployment, OUTPUT_NAME]}
             attrs.setdefault(name, report.outputs.get(name))
         return attrs
 
     # -- lifecycle hooks ---------------------------------------------------------------
-    def run_hook(self, server: LiveResource, hook: Mapping[str, Any], which: str) -> None:
+    def run_hook(self, server: LiveResource, hook: Mapping[str, Any], which: str,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
         """Run a server's ``pre_delete``/``pre_replace`` hook on it (the drain) over SSH.
 
         The address and key are found as for a deployment (the hook's ``address`` and
-        ``ssh`` settings first); the host key is taken on first use, as nothing pinned
-        it for a server without deployments.  A failure raises CloudError.
+        ``ssh`` settings first); the host key is checked against a deployment's pin of
+        the server, else the project's known_hosts pins, else taken on first use (and
+        pinned there).  The hook's ``timeout`` (else ``timeout``) bounds connecting and
+        the script together.  A failure raises CloudError.
         """
         settings = dict(hook.get("ssh") or {})
         if hook.get("timeout"):
             settings.setdefault("timeout", hook["timeout"])
+            timeout = float(hook["timeout"])
         props = {"config": str(hook.get("script") or "true"), "ssh": settings, "inputs": {}}
         # the server's addresses as given (the cloud's, now: a replaced server's record
         # already belongs to its replacement, and its floating IP may have moved there)
@@ -552,7 +538,17 @@ class DeployAdapter:
                 and server.properties.get("key_name"):
             settings["key_pair"] = server.properties["key_name"]
         self._run_one(which.upper(), self._stack, server.address, props, server.physical_id,
-                      host, self._pinned(server.physical_id), f"{server.address}.{which}")
+                      host, self._pinned(server.physical_id), f"{server.address}.{which}",
+                      timeout)
+
+    # -- interrupts (the executor's) -------------------------------------------------
+    def watch_interrupts(self, stop: threading.Event) -> None:
+        """After ``stop`` is set a running script gets a grace, then is killed."""
+        self.runner.watch(stop)
+
+    def abort_scripts(self) -> None:
+        """Kill every running script's remote process group now (a second interrupt)."""
+        self.runner.abort()
 
     def _pinned(self, server_id: str) -> dict[str, Any]:
         """What a deployment to this server recorded (its host key), if any."""
@@ -629,13 +625,3 @@ class DeployAdapter:
 
         return [random_string(self._key, self._stack, r.address, r.properties)
                 for r in self._records() if r.kind == RANDOM_STRING.kind]
-
-    def _log(self, stack: str, name: str, action: str, label: str, text: str,
-             secrets: Sequence[str]) -> None:
-        path = self._dir / ".cloudtmpl" / "logs" / stack / f"{name}.log"
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(ssh.redact(f"=== {stamp} {action} on {label}\n{text}\n", secrets))
-        path.chmod(0o600)
-

@@ -893,10 +893,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from werkzeug.serving import make_server
 
+    from cloudtmpl.sandbox.httplog import RequestHandler, quiet
+
     app = build_app(identity, ssh=False if args.no_ssh else None)
     if not args.no_warm_up:
         _warm_up(app, ("us-east-1", "eu-central-1"))
-    server = make_server(host, args.port, app, threaded=True)
+    server = quiet(make_server(host, args.port, app, threaded=True,
+                               request_handler=RequestHandler))
     port = server.server_port
     url_host = f"[{host}]" if ":" in host else host
     endpoint = f"http://{url_host}:{port}"

@@ -303,7 +303,10 @@ def _spawn(d: Path, cloud: _Cloud) -> tuple[subprocess.Popen[bytes], Identity]:
                    else None)
     _remove_records(d, cloud)
     identity = Identity.new()
-    with open(f["log"], "ab") as log:
+    # 0600: a sandbox log is the user's own (it names the stack's resources)
+    fd = os.open(f["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # a log an older cloudtmpl created 0644
+    with os.fdopen(fd, "ab") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,

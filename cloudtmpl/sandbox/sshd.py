@@ -204,6 +204,21 @@ def _children_of(pid: int) -> list[int]:
     return out
 
 
+def _kill_processes_of(server_id: str) -> None:
+    """SIGKILL every process whose environment says it runs on ``server_id`` (the
+    ``SERVER_ID`` each session of its sshd exports; Linux /proc, readable for the
+    sandbox's own user or root)."""
+    mark = f"SERVER_ID={server_id}".encode()
+    for entry in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            env = entry.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if mark in env:
+            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                os.kill(int(entry.parent.name), signal.SIGKILL)
+
+
 class SshHosts:
     """A sandbox's sshd processes, keyed by server id."""
 
@@ -291,11 +306,15 @@ class SshHosts:
                 self._stop_address(host, addr)
 
     def remove(self, server_id: str) -> None:
+        """The server is deleted: its sshds stop, and whatever still runs on it (a
+        script in a session of its own, started through it) is killed, as a deleted
+        VM's processes are."""
         with self._lock:
             host = self._hosts.pop(server_id, None)
             if host is not None:  # its root stays until reset/exit: tests look at it
                 for addr in list(host.procs):
                     self._stop_address(host, addr)
+                _kill_processes_of(server_id)
                 if host.dir.exists():
                     _stamp(host, "halted")
 

@@ -5,7 +5,8 @@ starts them together) once per test session in a fresh ``CLOUDTMPL_SANDBOX_DIR``
 and always stops them; ``aws_sandbox``/``openstack_sandbox`` are their status
 dicts.  ``aws_reset``/``openstack_reset`` wipe a cloud's state and request
 counter before a test (with the sandbox's control token, as every ``/_sandbox/*``
-and ``/moto-api/*`` call needs it).  Nothing is skipped: without moto these fail.
+and ``/moto-api/*`` call needs it).  ``catalog_amis`` is what the sandbox catalog's image
+filters find, looked up once with boto3.  Nothing is skipped: without moto these fail.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from cloudtmpl.sandbox import control, manager
+from tests.integration.clitools import REPO, ec2
 
 
 def _post(sandbox: dict[str, Any], path: str) -> None:
@@ -65,3 +68,22 @@ def openstack_reset(openstack_sandbox: dict[str, Any]) -> dict[str, Any]:
     _post(openstack_sandbox, "/_sandbox/reset")
     _post(openstack_sandbox, "/_sandbox/requests/reset")
     return openstack_sandbox
+
+
+@pytest.fixture(scope="session")
+def catalog_amis(aws_sandbox: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(region, abstract image) -> the AMI the sandbox catalog's filter finds there: the
+    newest of the owner's images whose name matches (ties: the greater name, then id).
+    Asked before any test resets the request counter."""
+    catalog = yaml.safe_load((REPO / "providers" / "sandbox-aws.yaml").read_text())
+    out = {}
+    for region in catalog["regions"]:
+        client = ec2(aws_sandbox, region)
+        for name, entry in catalog["images"].items():
+            images = client.describe_images(
+                Owners=[entry["owner"]], Filters=[{"Name": "name", "Values": [entry["name"]]}]
+            )["Images"]
+            assert images, f"{name}: {entry} matches no image in {region}"
+            newest = max(images, key=lambda i: (i["CreationDate"], i["Name"], i["ImageId"]))
+            out[(region, name)] = str(newest["ImageId"])
+    return out

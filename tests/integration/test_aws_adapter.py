@@ -9,6 +9,7 @@ sandbox's own server-side request counter.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from cloudtmpl.config import ImageFilter
 from cloudtmpl.model import Target
 from cloudtmpl.providers.aws import AwsAdapter, _has_default_egress
 from cloudtmpl.providers.base import (
@@ -45,7 +47,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = yaml.safe_load((REPO / "providers" / "sandbox-aws.yaml").read_text())
 REGION = "us-east-1"
-IMAGE = CATALOG["images"]["ubuntu-22.04"][REGION]
+AMIS: dict[tuple[str, str], str] = {}  # (region, abstract image) -> AMI: catalog_amis
 STACK = "web"
 TIMEOUT = 60.0
 
@@ -98,8 +100,18 @@ def create(adapter: AwsAdapter, kind: str, address: str, props: dict[str, Any],
                           properties=props, spec_hash=spec, timeout=TIMEOUT)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _amis(catalog_amis: dict[tuple[str, str], str]) -> None:
+    AMIS.update(catalog_amis)
+
+
+def ubuntu() -> str:
+    """The AMI of the sandbox catalog's ubuntu-22.04 in REGION."""
+    return AMIS[(REGION, "ubuntu-22.04")]
+
+
 def server_props(**extra: Any) -> dict[str, Any]:
-    return {"image": IMAGE, "flavor": "t3.micro", **extra}
+    return {"image": ubuntu(), "flavor": "t3.micro", **extra}
 
 
 def by_address(items: list[Any]) -> dict[tuple[str, str], Any]:
@@ -122,7 +134,7 @@ def test_server_lifecycle_with_flavor_change_in_place(adapter: AwsAdapter) -> No
     assert srv.name == "web.app" and srv.status == "running"
     assert srv.spec_hash == "spec-1"
     assert srv.properties == {
-        "image": IMAGE, "flavor": "t3.micro", "key_name": None, "security_groups": [],
+        "image": ubuntu(), "flavor": "t3.micro", "key_name": None, "security_groups": [],
         "availability_zone": "us-east-1a", "metadata": {"team": "a", "env": "x"},
         "networks": [],
     }
@@ -747,14 +759,14 @@ def test_lookup_choice(adapter: AwsAdapter) -> None:
     assert offered.canonical is None
     assert "t3.micro" in offered.offered and list(offered.offered) == sorted(offered.offered)
     with Counted(adapter) as c:
-        assert adapter.lookup_choice(REGION, "image", IMAGE) == Choice(IMAGE)
+        assert adapter.lookup_choice(REGION, "image", ubuntu()) == Choice(ubuntu())
         assert adapter.lookup_choice(REGION, "image", "ami-00000000deadbeef0") == Choice(None)
     assert c.n == 2  # one DescribeImages each
-    obj = adapter._ec2(REGION, "DescribeImages", {"ImageId.1": IMAGE})
+    obj = adapter._ec2(REGION, "DescribeImages", {"ImageId.1": ubuntu()})
     name = next(el.text for el in obj.iter() if el.tag.endswith("}name") and el.text)
     with Counted(adapter) as c:
         # the form discovery reports: an image named by name is its id
-        assert adapter.lookup_choice(REGION, "image", name) == Choice(IMAGE)
+        assert adapter.lookup_choice(REGION, "image", name) == Choice(ubuntu())
         assert adapter.lookup_choice(REGION, "image", "no-such-image-name") == Choice(None)
     assert c.n == 2
     with Counted(adapter) as c:  # one address pool: a Heat template's "public" is fine
@@ -767,6 +779,30 @@ def test_lookup_choice(adapter: AwsAdapter) -> None:
     with Counted(adapter) as c:
         assert adapter.lookup_choice(REGION, "keypair", "ops") == Choice(None, ("web.key",))
     assert c.n == 2  # not found by name, then the names listed
+
+
+def test_find_image_by_catalog_filter(adapter: AwsAdapter) -> None:
+    for name, entry in CATALOG["images"].items():
+        with Counted(adapter) as c:
+            found = adapter.find_image(REGION, ImageFilter(entry["name"], (entry["owner"],)))
+        assert found == Choice(AMIS[(REGION, name)]), name
+        assert c.n == 1  # one DescribeImages: Owner.1 and the name and state filters
+    amzn = CATALOG["images"]["amazon-linux-2"]["name"]
+    # the owner narrows: Canonical publishes no Amazon Linux
+    assert adapter.find_image(REGION, ImageFilter(amzn, ("099720109477",))) == Choice(None)
+    assert adapter.find_image(REGION, ImageFilter("no-such-image-*", ("amazon",))) == Choice(None)
+    # the newest creationDate wins, whatever the names say (moto stamps to the second)
+    srv = create(adapter, SERVER, "app", server_props())
+    older = adapter._ec2(REGION, "CreateImage", {"InstanceId": srv.physical_id,
+                                                "Name": "ct-image-b"})
+    time.sleep(1.1)
+    newer = adapter._ec2(REGION, "CreateImage", {"InstanceId": srv.physical_id,
+                                                "Name": "ct-image-a"})
+    ids = [next(el.text for el in obj.iter() if el.tag.endswith("}imageId"))
+           for obj in (older, newer)]
+    assert adapter.find_image(REGION, ImageFilter("ct-image-?", ("self",))) == Choice(ids[1])
+    assert adapter.find_image(REGION, ImageFilter("ct-image-b", ("self",))) == Choice(ids[0])
+    assert adapter.lookup_choice(REGION, "image", "ct-image-*") == Choice(ids[1])  # by name
 
 
 # --- key pairs ----------------------------------------------------------------------

@@ -5,7 +5,8 @@
 * ``plan --format markdown`` matches a stored snapshot;
 * bad plan files are diagnostics and reach no cloud;
 * no colour, spinner or prompt without a person at a terminal;
-* the commands in ``examples/ci/`` run as written.
+* the commands in ``examples/ci/`` run as written: the install line into a throwaway
+  virtualenv, then the ``cloudtmpl`` lines with that virtualenv's cloudtmpl.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import select
 import shlex
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -509,13 +511,32 @@ def test_no_color_on_a_terminal_and_the_prompt(project: Path, aws_reset: dict[st
 
 # -- 5. the CI examples, run as written -------------------------------------------------------
 COMMAND = re.compile(r"(?:^|[;&|]\s*|\bthen\s+)(cloudtmpl\s[^\n;|&>]*)", re.MULTILINE)
-# The only substitutions: the examples' template and target become the sandbox's.
-EXAMPLE_VALUES = {"TEMPLATE": "infra/stack.yaml", "TARGET": "aws-prod/eu-central-1"}
-SANDBOX_VALUES = {"TEMPLATE": "infra/stack.yaml", "TARGET": f"sandbox-aws/{REGION}"}
+INSTALL = re.compile(r"(?:^|[;&|]\s*)(pip\s+install\s[^\n;|&>]*)", re.MULTILINE)
+# The only substitutions: the examples' source, template and target become this
+# checkout and the sandbox's.
+EXAMPLE_VALUES = {
+    "CLOUDTMPL_SOURCE": "git+https://git.example.com/cloudtmpl.git@v0.1.0",
+    "TEMPLATE": "infra/stack.yaml",
+    "TARGET": "aws-prod/eu-central-1",
+}
+SANDBOX_VALUES = {
+    "CLOUDTMPL_SOURCE": str(REPO),
+    "TEMPLATE": "infra/stack.yaml",
+    "TARGET": f"sandbox-aws/{REGION}",
+}
 
 
-def ci_commands(path: Path) -> tuple[dict[str, str], list[str]]:
-    """The file's template/target variables and its ``cloudtmpl`` commands, in order."""
+@pytest.fixture(scope="module")
+def ci_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty throwaway virtualenv: the examples' install lines install into it."""
+    venv = tmp_path_factory.mktemp("ci-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    assert not (venv / "bin" / "cloudtmpl").exists()
+    return venv
+
+
+def ci_scripts(path: Path) -> tuple[dict[str, str], list[str]]:
+    """The file's variables and its shell scripts (``run:`` steps, ``script:`` lines)."""
     doc = yaml.safe_load(path.read_text())
     if "jobs" in doc:  # GitHub Actions
         variables = doc["env"]
@@ -527,19 +548,31 @@ def ci_commands(path: Path) -> tuple[dict[str, str], list[str]]:
         scripts = [
             line
             for name, job in doc.items()
-            if isinstance(job, dict) and "script" in job
-            for line in job["script"]
+            if isinstance(job, dict) and ("script" in job or "before_script" in job)
+            for key in ("before_script", "script")
+            for line in job.get(key, [])
         ]
+    return {k: variables[k] for k in EXAMPLE_VALUES}, scripts
+
+
+def ci_commands(path: Path) -> tuple[dict[str, str], list[str], list[str]]:
+    """The file's source/template/target variables, its ``pip install`` lines and its
+    ``cloudtmpl`` commands, in order."""
+    variables, scripts = ci_scripts(path)
+    installs = [m.group(1).strip() for script in scripts for m in INSTALL.finditer(script)]
     commands = [m.group(1).strip() for script in scripts for m in COMMAND.finditer(script)]
-    return {k: variables[k] for k in EXAMPLE_VALUES}, commands
+    return variables, installs, commands
 
 
 @pytest.mark.parametrize("example", [".gitlab-ci.yml", "github-actions.yml"])
 def test_ci_example_commands_run_verbatim(
-    tmp_path: Path, aws_reset: dict[str, Any], example: str
+    tmp_path: Path, aws_reset: dict[str, Any], ci_venv: Path, example: str
 ) -> None:
-    variables, commands = ci_commands(CI_DIR / example)
+    variables, installs, commands = ci_commands(CI_DIR / example)
     assert variables == EXAMPLE_VALUES
+    # installed from the repository, with what the product depends on (psycopg included)
+    assert installs and {shlex.split(line)[-1] for line in installs} == {"$CLOUDTMPL_SOURCE"}
+    assert not any("psycopg" in line for line in installs), installs
     verbs = [shlex.split(c)[1] for c in commands]
     assert verbs[:2] == ["validate", "plan"] and "apply" in verbs, commands
     plan_cmd = next(c for c in commands if c.startswith("cloudtmpl plan"))
@@ -556,24 +589,31 @@ def test_ci_example_commands_run_verbatim(
     )
     assert "placement" not in stack  # the target comes from --target, as in the examples
     write(tmp_path / "infra" / "stack.yaml", stack)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    shim = bin_dir / "cloudtmpl"
-    shim.write_text(f'#!/bin/sh\nexec "{cli_args()[0]}" -m cloudtmpl.cli "$@"\n')
-    shim.chmod(0o755)
+    # the throwaway venv first on PATH (pip, then cloudtmpl); no PYTHONPATH, so what
+    # runs is what the install line installed, not this checkout
     env = cli_env(
         {
             **SANDBOX_VALUES,
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "PATH": f"{ci_venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            "VIRTUAL_ENV": str(ci_venv),
             "CLOUDTMPL_STATE": f"sqlite:///{tmp_path}/team-state.db",
         }
     )
+    env.pop("PYTHONPATH")
 
     def sh(command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
             timeout=300, stdin=subprocess.DEVNULL,
         )
+
+    for line in installs:
+        proc = sh(line)
+        assert proc.returncode == 0, (line, proc.stdout[-2000:], proc.stderr[-2000:])
+    proc = sh('python -c "import cloudtmpl, psycopg; print(cloudtmpl.__file__)"')
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).is_relative_to(ci_venv), proc.stdout  # installed, a copy
+    assert sh("command -v cloudtmpl").stdout.strip() == str(ci_venv / "bin" / "cloudtmpl")
 
     results = [(command, sh(command)) for command in commands]
     for command, proc in results:

@@ -40,10 +40,12 @@ def changes(plan: dict[str, Any]) -> dict[str, str]:
     return {c["address"]: c["action"] for c in plan["changes"]}
 
 
-def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any]) -> None:
+def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
+                              catalog_amis: dict[tuple[str, str], str]) -> None:
     client = ec2(aws_reset, REGION)
     foreign = client.run_instances(
-        ImageId=_image(), MinCount=1, MaxCount=1, InstanceType="t3.micro"
+        ImageId=catalog_amis[(REGION, "ubuntu-22.04")], MinCount=1, MaxCount=1,
+        InstanceType="t3.micro",
     )["Instances"][0]["InstanceId"]
 
     # create
@@ -333,17 +335,6 @@ def test_noop_plan_of_150_servers_makes_few_requests(
     print(f"no-op plan of 150 servers: {plan['stats']['api_requests']} API requests")
 
 
-def _image() -> str:
-    """The sandbox catalog's AMI for ubuntu-22.04 in REGION."""
-    import yaml
-
-    from tests.integration.clitools import REPO
-
-    catalog = yaml.safe_load((REPO / "providers" / "sandbox-aws.yaml").read_text())
-    image = catalog["images"]["ubuntu-22.04"]
-    return str(image[REGION] if isinstance(image, dict) else image)
-
-
 def test_validate_reports_every_problem_at_once(tmp_path: Path) -> None:
     bad = write(
         tmp_path / "bad.yaml",
@@ -533,3 +524,26 @@ resources:
     assert run(tmp_path, "plan", "imm.yaml", "--detailed-exitcode").code == 0
     assert run(tmp_path, "destroy", "imm.yaml", "--yes").code == 0
     assert run(tmp_path, "plan", "imm.yaml", "-p", "size=2").code == 0  # a new stack may
+
+
+@pytest.mark.parametrize("abstract", ["amazon-linux-2023", "ubuntu-20.04"])
+def test_quickstart_with_an_abstract_image_plans_and_applies(
+        project: Path, aws_reset: dict[str, Any], catalog_amis: dict[tuple[str, str], str],
+        abstract: str) -> None:
+    """The catalog's filter is resolved in the sandbox: the plan shows the AMI it
+    found, the plan file applies that AMI, and the servers run it."""
+    ami = catalog_amis[(REGION, abstract)]
+    r = run(project, "plan", "stack.yaml", "-p", f"image={abstract}", "--out", "p.plan",
+            "--format", "json")
+    assert r.code == 0, r.err + r.out
+    shown = {c["address"]: c for c in r.json()["changes"]}
+    assert json.dumps(shown["web1"]).count(ami) >= 1, shown["web1"]
+    r = run(project, "apply", "p.plan")
+    assert r.code == 0, r.err + r.out
+    images = {tags(i)["cloudtmpl:resource"]: i["ImageId"]
+              for i in stack_instances(aws_reset, REGION, "stack")}
+    assert images == {"web1": ami, "web2": ami}
+    r = run(project, "plan", "stack.yaml", "-p", f"image={abstract}", "--detailed-exitcode")
+    assert r.code == 0, r.err + r.out
+    assert run(project, "destroy", "stack.yaml", "-p", f"image={abstract}", "--yes").code == 0
+

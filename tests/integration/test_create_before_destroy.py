@@ -203,15 +203,14 @@ def test_the_address_moves_to_the_replacement_before_the_old_server_goes(
                "--yes").code == 0
 
 
-def test_the_aws_sandbox_moves_an_elastic_ip_as_ec2_does(aws_reset: dict[str, Any]) -> None:
+def test_the_aws_sandbox_moves_an_elastic_ip_as_ec2_does(
+        aws_reset: dict[str, Any], catalog_amis: dict[tuple[str, str], str]) -> None:
     """AllowReassociation=true moves it (the instance it leaves gets a new public IP);
     without it an associated address is refused (Resource.AlreadyAssociated)."""
     from botocore.exceptions import ClientError
 
-    from tests.integration.test_sandbox_aws import CATALOG
-
     client = ec2(aws_reset, "eu-central-1")
-    ami = CATALOG["images"]["ubuntu-22.04"]["eu-central-1"]
+    ami = catalog_amis[("eu-central-1", "ubuntu-22.04")]
     a, b = (client.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1,
                                  MaxCount=1)["Instances"][0]["InstanceId"] for _ in range(2))
 

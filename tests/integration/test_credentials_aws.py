@@ -315,3 +315,37 @@ def test_credential_process_profile(project: Path, aws_reset: dict[str, Any]) ->
     r = run(project, "plan", "sg.yaml", "--target", "aws-p", env=env)
     assert r.code == 1 and "Traceback" not in r.err
     assert "aws-p" in r.err and "[pinned]" in r.err
+
+
+def test_the_real_aws_catalog_resolves_images_by_filter(project: Path,
+                                                       aws_reset: dict[str, Any]) -> None:
+    """A target with the shipped real-AWS catalog, pointed at the sandbox: its
+    amazon-linux-2023 filter finds Amazon's image there; its Ubuntu 22.04 filter
+    (Canonical's jammy images, which the sandbox does not have) is a diagnostic
+    naming the filter and the region, and the hint offers only names that resolve."""
+    write(project / "cloudtmpl.yaml", "providers:\n  aws-real: {type: aws, catalog: aws}\n"
+          "default_target: aws-real\n")
+    template = ("heat_template_version: 2021-04-16\nparameters:\n  image: {type: string}\n"
+                "resources:\n  web:\n    type: Cloud::Compute::Server\n"
+                "    properties: {image: {get_param: image}, flavor: tiny}\n")
+    write(project / "web.yaml", template)
+    env = _env(project, AWS_REGION="eu-central-1", AWS_ENDPOINT_URL=aws_reset["endpoint"],
+               AWS_ACCESS_KEY_ID=aws_reset["access_key"],
+               AWS_SECRET_ACCESS_KEY=aws_reset["secret_key"])
+    r = run(project, "plan", "web.yaml", "-p", "image=amazon-linux-2023", "--format", "json",
+            env=env)
+    assert r.code == 0, r.err
+    (change,) = r.json()["changes"]
+    ami = change["after"]["image"] if "after" in change else json.dumps(change)
+    images = _client(aws_reset, "ec2", "eu-central-1").describe_images(
+        Owners=["amazon"], Filters=[{"Name": "name",
+                                     "Values": ["al2023-ami-2023.*-kernel-6.1-x86_64"]}])
+    newest = max(images["Images"], key=lambda i: (i["CreationDate"], i["Name"], i["ImageId"]))
+    assert newest["ImageId"] in json.dumps(change), (ami, change)
+    r = run(project, "plan", "web.yaml", "-p", "image=ubuntu-22.04", env=env)
+    assert r.code == 1 and "Traceback" not in r.err, r.err
+    assert "unknown-image" in r.err, r.err
+    assert "ubuntu-jammy-22.04-amd64-server-*" in r.err and "099720109477" in r.err, r.err
+    assert "eu-central-1" in r.err, r.err
+    offers = r.err.split("offers:", 1)[1]
+    assert "amazon-linux-2023" in offers and "ubuntu-22.04" not in offers, r.err

@@ -1,8 +1,8 @@
 """Generic libcloud targets and compatible clouds, end to end through the real CLI.
 
-* ``type: libcloud`` with the stateful test driver (``filecloud``: a libcloud
-  NodeDriver kept in a JSON file in the test's directory, registered through the
-  test-only ``CLOUDTMPL_TEST_LIBCLOUD_DRIVERS``): plan, apply, no-op re-plan, destroy;
+* ``type: libcloud`` with the sandbox's stateful driver (``filecloud``: a libcloud
+  NodeDriver kept in a JSON file in the test's directory,
+  cloudtmpl/sandbox/filecloud.py): plan, apply, no-op re-plan, destroy;
 * diagnostics before any cloud call: unknown driver, a credential in cloudtmpl.yaml,
   a kind the target does not provide; a missing credentials variable at plan;
 * ``type: aws`` with ``endpoint:`` pointed at the AWS sandbox, credentials from the
@@ -19,12 +19,11 @@ from typing import Any
 
 from tests.integration.clitools import REPO, ec2, run, stack_instances, tags, write
 
-FILECLOUD = "filecloud=tests.unit.test_generic_adapter:FileNodeDriver"
 FOUR = REPO / "examples" / "four-clouds"
 
 
 def lab_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {"CLOUDTMPL_TEST_LIBCLOUD_DRIVERS": FILECLOUD, "FILECLOUD_TOKEN": "lab-token",
+    return {"FILECLOUD_TOKEN": "lab-token",
             "CLOUDTMPL_FILECLOUD_PATH": str(tmp_path / "filecloud.json"), **extra}
 
 
@@ -182,9 +181,10 @@ def test_four_clouds_example(tmp_path: Path, aws_reset: dict[str, Any],
     # as the README says: the tracked files stay as they are; compat-ec2's endpoint
     # comes from AWS_ENDPOINT_URL_EC2
     assert "endpoint:" not in (project / "cloudtmpl.yaml").read_text()
+    # the installed package alone (no PYTHONPATH, no test module): the README's install
     env = lab_env(tmp_path, AWS_ACCESS_KEY_ID=aws_reset["access_key"],
                   AWS_SECRET_ACCESS_KEY=aws_reset["secret_key"],
-                  AWS_ENDPOINT_URL_EC2=aws_reset["endpoint"])
+                  AWS_ENDPOINT_URL_EC2=aws_reset["endpoint"], PYTHONPATH="")
 
     r = run(project, "plan", "four_clouds.yaml", "--format", "json", env=env)
     assert r.code == 0, r.err + r.out

@@ -6,6 +6,7 @@ without it the libcloud call shown returns wrong data, False, or raises.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import subprocess
@@ -35,8 +36,13 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 CATALOG = yaml.safe_load((REPO / "providers" / "sandbox-aws.yaml").read_text())
 NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
-UBUNTU = CATALOG["images"]["ubuntu-22.04"]
 REJECTED = (LibcloudError, BaseHTTPError)
+AMIS: dict[tuple[str, str], str] = {}  # (region, abstract image) -> AMI: catalog_amis
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _amis(catalog_amis: dict[tuple[str, str], str]) -> None:
+    AMIS.update(catalog_amis)
 
 
 def ec2(info: dict[str, Any], region: str = "us-east-1", sigv4: bool = True) -> Any:
@@ -56,7 +62,7 @@ def ec2(info: dict[str, Any], region: str = "us-east-1", sigv4: bool = True) -> 
 
 
 def image(driver: Any, region: str = "us-east-1", name: str = "ubuntu-22.04") -> NodeImage:
-    return NodeImage(CATALOG["images"][name][region], name, driver)
+    return NodeImage(AMIS[(region, name)], name, driver)
 
 
 def size(driver: Any, abstract: str = "tiny") -> NodeSize:
@@ -174,7 +180,7 @@ def test_create_and_list_nodes_round_trip_tags(aws_reset: dict[str, Any]) -> Non
         "cloudtmpl:resource": "web",
     }
     assert listed.extra["instance_type"] == "t3.micro"
-    assert listed.extra["image_id"] == UBUNTU["us-east-1"]
+    assert listed.extra["image_id"] == AMIS[("us-east-1", "ubuntu-22.04")]
 
 
 def test_volume_tags_detach_and_delete(aws_reset: dict[str, Any]) -> None:
@@ -238,9 +244,20 @@ def test_validation_rejects_bogus_ami_type_and_key(aws_reset: dict[str, Any]) ->
 @pytest.mark.parametrize("region", ["us-east-1", "eu-central-1"])
 def test_catalog_images_and_sizes_run(aws_reset: dict[str, Any], region: str) -> None:
     d = ec2(aws_reset, region)
-    for name, per_region in CATALOG["images"].items():
-        node = d.create_node(name=f"img-{name}", image=image(d, region, name), size=size(d))
-        assert node.extra["image_id"] == per_region[region]
+    for name, entry in CATALOG["images"].items():
+        # the catalog's filter, asked the way libcloud asks (Owner.1, Filter.1.Name=name)
+        found = d.list_images(ex_owner=entry["owner"], ex_filters={"name": entry["name"]})
+        assert found, f"{name}: {entry} matches no image in {region}"
+        for img in found:
+            assert fnmatch.fnmatchcase(img.name, entry["name"]), img.name
+            assert entry["owner"] in (img.extra["owner_id"], img.extra["owner_alias"])
+        newest = max(found, key=lambda i: (i.extra["creation_date"], i.name, i.id))
+        assert newest.id == AMIS[(region, name)]
+        assert d.list_images(ex_owner="123456789012", ex_filters={"name": entry["name"]}) == []
+        node = d.create_node(name=f"img-{name}", image=newest, size=size(d))
+        assert node.extra["image_id"] == newest.id
+    # distinct AMIs: changing the abstract image changes the server's image
+    assert len({AMIS[(region, name)] for name in CATALOG["images"]}) == len(CATALOG["images"])
     for abstract in CATALOG["sizes"]:
         d.create_node(name=f"size-{abstract}", image=image(d, region), size=size(d, abstract))
     assert len(d.list_nodes()) == len(CATALOG["images"]) + len(CATALOG["sizes"])
@@ -369,7 +386,7 @@ def test_boto3_works_through_the_layer(aws_reset: dict[str, Any]) -> None:
         aws_secret_access_key=aws_reset["secret_key"],
     )
     client.run_instances(
-        ImageId=CATALOG["images"]["amazon-linux-2023"]["eu-central-1"],
+        ImageId=AMIS[("eu-central-1", "amazon-linux-2023")],
         InstanceType="t3.small",
         MinCount=1,
         MaxCount=1,
@@ -624,8 +641,8 @@ def test_client_token_makes_run_instances_idempotent(faulty: dict[str, Any]) -> 
         "ec2", region_name="us-east-1", endpoint_url=faulty["endpoint"],
         aws_access_key_id=faulty["access_key"], aws_secret_access_key=faulty["secret_key"],
         config=botocore.config.Config(retries={"max_attempts": 1}))
-    kwargs = {"ImageId": UBUNTU["us-east-1"], "InstanceType": "t3.micro", "MinCount": 1,
-              "MaxCount": 1, "ClientToken": "token-1"}
+    kwargs = {"ImageId": AMIS[("us-east-1", "ubuntu-22.04")], "InstanceType": "t3.micro",
+              "MinCount": 1, "MaxCount": 1, "ClientToken": "token-1"}
     _knobs(faulty, {"drop_rate": 1, "drop_after": 1})
     with pytest.raises(Exception):  # noqa: B017 - botocore's ConnectionClosedError
         client.run_instances(**kwargs)

@@ -112,7 +112,7 @@ def test_deployment_inputs_outputs_rerun_and_delete(project: Path,
     [(server_id, host)] = hosts(openstack_reset).items()
     # the output shows in the progress, a line each, prefixed with where it ran
     assert f"progress create deploy: [{floating(host)}:" in r.out
-    assert "| ran CREATE" in r.out and "! (sensitive) sha256:" in r.out
+    assert "| ran CREATE" in r.out and "! (sensitive) hmac:" in r.out
     assert "s3cr3t-token" not in r.out
     root = Path(host["root"])
     assert (root / "actions").read_text() == "CREATE hello\n"
@@ -179,7 +179,7 @@ def test_host_key_change_is_refused(project: Path, openstack_reset: dict[str, An
     [(server_id, host)] = hosts(openstack_reset).items()
     # the output shows in the progress, a line each, prefixed with where it ran
     assert f"progress create deploy: [{floating(host)}:" in r.out
-    assert "| ran CREATE" in r.out and "! (sensitive) sha256:" in r.out
+    assert "| ran CREATE" in r.out and "! (sensitive) hmac:" in r.out
     assert "s3cr3t-token" not in r.out
     new = admin(openstack_reset, f"/_sandbox/servers/{server_id}/rekey", "POST")
     assert new["host_key_fingerprint"] != host["host_key_fingerprint"]

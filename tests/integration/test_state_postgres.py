@@ -29,7 +29,7 @@ import psycopg
 import pytest
 
 from cloudtmpl.diagnostics import DiagnosticError
-from cloudtmpl.state import SCHEMA_VERSION, StackLocked, StateStore
+from cloudtmpl.state import SCHEMA_VERSION, LockLost, StackLocked, StateStore
 from tests import postgres
 from tests.integration.clitools import QUICKSTART, ec2, run, stack_instances, write
 from tests.unit.test_state import (  # noqa: F401  (collected again here, on both backends)
@@ -57,6 +57,14 @@ from tests.unit.test_state import (  # noqa: F401  (collected again here, on bot
     test_template_round_trip_kept_by_writes_and_cleared_by_forget,
     test_threads_write_journal_concurrently,
     test_two_stores_in_one_process_share_the_file,
+)
+from tests.unit.test_statelock import (  # noqa: F401  (collected again here, on both backends)
+    test_a_force_unlocked_holder_can_write_nothing,
+    test_a_holder_whose_lock_was_taken_over_can_write_nothing,
+    test_a_schema_3_database_is_migrated_and_its_old_lock_judged_by_pid,
+    test_a_store_without_the_lock_cannot_write_a_locked_stack,
+    test_every_acquisition_gets_the_next_generation,
+    writes,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -328,6 +336,28 @@ def test_pg_lock_session_without_row_still_blocks(pg_url: str) -> None:
         assert b.acquire_lock("demo", "b").holder == "b"
 
 
+def test_pg_terminated_lock_session_is_noticed_and_fenced(pg_url: str) -> None:
+    """``pg_terminate_backend`` on the holder's lock session: the holder notices at its
+    next check, and once another run took over, none of its writes gets through."""
+    with StateStore.open(pg_url) as first, StateStore.open(pg_url) as second:
+        first.acquire_lock("demo", "first")
+        run = first.begin_run("demo", "apply", "first")
+        (pid,) = _advisory_holders(pg_url)
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            assert conn.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone() \
+                == (True,)
+        with pytest.raises(LockLost, match="database session ended"):
+            first.check_lock("demo")
+        taken = second.acquire_lock("demo", "second")
+        assert taken.generation == 2
+        assert "database session ended" in second.audit_log("demo")[-1].what
+        for name, write in writes(first, run).items():
+            with pytest.raises(LockLost, match="second took it over"):
+                write()
+            assert second.lock_info("demo") == taken, name
+        assert second.resources("demo") == {}
+
+
 def test_pg_closing_the_store_frees_its_locks(pg_url: str) -> None:
     with StateStore.open(pg_url) as a:
         a.acquire_lock("demo", "forgetful")
@@ -337,15 +367,16 @@ def test_pg_closing_the_store_frees_its_locks(pg_url: str) -> None:
 
 MIGRATE = """
     import sys
-    import cloudtmpl.state as st
+    import cloudtmpl.state.schema as schema
+    from cloudtmpl.state import StateStore
     if {migrate!r}:
-        st.SCHEMA_VERSION = st.SCHEMA_VERSION + 1
-        st.MIGRATIONS[st.SCHEMA_VERSION - 1] = (
+        schema.SCHEMA_VERSION = schema.SCHEMA_VERSION + 1
+        schema.MIGRATIONS[schema.SCHEMA_VERSION - 1] = (
             "ALTER TABLE stacks ADD COLUMN note TEXT",
             "CREATE TABLE extra (id {{autoinc_pk}}, what TEXT NOT NULL)",
         )
     sys.stdin.readline()          # start together
-    with st.StateStore.open({url!r}) as s:
+    with StateStore.open({url!r}) as s:
         print(s.schema_version(), flush=True)
 """
 

@@ -8,22 +8,17 @@ opens a socket (``socket.connect`` is made to fail to prove it).  libcloud's own
 ``MockHttp`` needs ``requests_mock``, which cloudtmpl does not install, so
 :class:`FixtureHttp` is a small equivalent.
 
-:class:`FileNodeDriver` is a stateful in-process libcloud driver for tests: it keeps
-its nodes, volumes and key pairs in a JSON file, so a state survives between CLI
-processes.  It is registered only through ``CLOUDTMPL_TEST_LIBCLOUD_DRIVERS``
-(``filecloud=tests.unit.test_generic_adapter:FileNodeDriver``).
+:class:`FileNodeDriver` (``driver: filecloud``) is the sandbox's stateful libcloud
+driver (cloudtmpl/sandbox/filecloud.py): it keeps its nodes, volumes and key pairs
+in a JSON file, so a state survives between CLI processes.
 """
 
 from __future__ import annotations
 
-import fcntl
 import http.client
 import json
-import os
 import socket
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -31,18 +26,6 @@ from urllib.parse import parse_qs, urlsplit
 import libcloud
 import pytest
 import requests
-from libcloud.common.types import InvalidCredsError
-from libcloud.compute.base import (
-    KeyPair,
-    Node,
-    NodeDriver,
-    NodeImage,
-    NodeLocation,
-    NodeSize,
-    StorageVolume,
-    VolumeSnapshot,
-)
-from libcloud.compute.types import NodeState, StorageVolumeState, VolumeSnapshotState
 from libcloud.http import LibcloudConnection
 from requests.structures import CaseInsensitiveDict
 
@@ -63,178 +46,7 @@ from cloudtmpl.providers.generic import (
 from cloudtmpl.providers.retry import NO_RETRY
 
 FIXTURES = Path(libcloud.__file__).resolve().parent / "test" / "compute" / "fixtures"
-FILECLOUD = "filecloud=tests.unit.test_generic_adapter:FileNodeDriver"
 PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHl0ZXN0a2V5Zm9yY2xvdWR0bXBsdGVzdHMxMjM0 test"
-
-
-# -- a stateful libcloud driver kept in a JSON file (tests only) ------------------------
-
-class FileNodeDriver(NodeDriver):
-    """Nodes, volumes and key pairs in ``$CLOUDTMPL_FILECLOUD_PATH`` (or ``args.path``).
-
-    A new node is ``pending`` until it has been listed once, then ``running``; it
-    takes ``ex_metadata`` at creation (ownership tags).  Locations: ``lab-de``, ``lab-nl``.
-    """
-
-    name = "cloudtmpl file cloud (tests)"
-    website = "https://example.invalid"
-    type = "filecloud"
-    _lock = threading.Lock()
-
-    def __init__(self, key: str, secret: str | None = None, path: str | None = None,
-                 **kwargs: Any) -> None:
-        if not key:
-            raise InvalidCredsError("filecloud needs a token")
-        super().__init__(key, secret)
-        self.path = Path(path or os.environ.get("CLOUDTMPL_FILECLOUD_PATH")
-                         or ".cloudtmpl/filecloud.json")
-
-    @contextmanager
-    def _state(self) -> Iterator[dict[str, Any]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock, open(self.path.with_suffix(".lock"), "a+") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                try:
-                    data = json.loads(self.path.read_text())
-                except (OSError, ValueError):
-                    data = {"seq": 0, "nodes": {}, "volumes": {}, "keys": {}, "calls": []}
-                yield data
-                self.path.write_text(json.dumps(data, indent=1, sort_keys=True))
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-    def _node(self, raw: dict[str, Any]) -> Node:
-        return Node(raw["id"], raw["name"], NodeState(raw["state"]), [raw["ip"]],
-                    [raw["private_ip"]], self,
-                    extra={"location": raw["location"], "metadata": raw["metadata"]})
-
-    def list_nodes(self) -> list[Node]:
-        with self._state() as data:
-            nodes = [self._node(n) for n in data["nodes"].values()]
-            for raw in data["nodes"].values():
-                raw["state"] = "running"  # booted once seen
-        return nodes
-
-    def create_node(self, name: str, size: NodeSize, image: NodeImage,
-                    location: NodeLocation | None = None,
-                    ex_metadata: dict[str, str] | None = None, ex_userdata: str | None = None,
-                    auth: Any = None) -> Node:
-        with self._state() as data:
-            data["seq"] += 1
-            n = data["seq"]
-            raw = {"id": f"fc-{n}", "name": name, "state": "pending", "size": size.id,
-                   "image": image.id, "location": location.id if location else None,
-                   "metadata": dict(ex_metadata or {}), "ip": f"198.51.100.{n}",
-                   "private_ip": f"10.0.0.{n}", "userdata": ex_userdata,
-                   "ssh_key": getattr(auth, "pubkey", None)}
-            data["nodes"][raw["id"]] = raw
-            data["calls"].append(["create_node", name])
-        return self._node(raw)
-
-    def destroy_node(self, node: Node) -> bool:
-        with self._state() as data:
-            data["calls"].append(["destroy_node", node.name])
-            if any(v["attached_to"] == node.id for v in data["volumes"].values()):
-                raise ValueError(f"node {node.id} still has volumes attached")
-            return data["nodes"].pop(node.id, None) is not None
-
-    def list_sizes(self, location: NodeLocation | None = None) -> list[NodeSize]:
-        return [NodeSize(s, s, ram, 10, None, 0.0, self) for s, ram in
-                (("fc-small", 1024), ("fc-medium", 4096))]
-
-    def list_images(self, location: NodeLocation | None = None) -> list[NodeImage]:
-        return [NodeImage("img-2204", "ubuntu-22.04", self),
-                NodeImage("img-2404", "ubuntu-24.04", self)]
-
-    def list_locations(self) -> list[NodeLocation]:
-        return [NodeLocation("lab-de", "Lab Frankfurt", "DE", self),
-                NodeLocation("lab-nl", "Lab Amsterdam", "NL", self)]
-
-    def list_key_pairs(self) -> list[KeyPair]:
-        with self._state() as data:
-            return [KeyPair(k, v, f"fp-{len(v)}", self) for k, v in data["keys"].items()]
-
-    def import_key_pair_from_string(self, name: str, key_material: str) -> KeyPair:
-        with self._state() as data:
-            if name in data["keys"]:
-                raise ValueError(f"key pair {name} exists")
-            data["keys"][name] = key_material
-        return KeyPair(name, key_material, f"fp-{len(key_material)}", self)
-
-    def delete_key_pair(self, key_pair: KeyPair) -> bool:
-        with self._state() as data:
-            return data["keys"].pop(key_pair.name, None) is not None
-
-    def _volume(self, raw: dict[str, Any]) -> StorageVolume:
-        state = StorageVolumeState.INUSE if raw["attached_to"] else StorageVolumeState.AVAILABLE
-        return StorageVolume(raw["id"], raw["name"], raw["size"], self, state=state,
-                             extra={"location": raw["location"],
-                                    "attached_to": raw["attached_to"]})
-
-    def list_volumes(self) -> list[StorageVolume]:
-        with self._state() as data:
-            return [self._volume(v) for v in data["volumes"].values()]
-
-    def create_volume(self, size: int, name: str, location: NodeLocation | None = None,
-                      snapshot: Any = None, ex_metadata: dict[str, str] | None = None
-                      ) -> StorageVolume:
-        with self._state() as data:
-            data["seq"] += 1
-            raw = {"id": f"vol-{data['seq']}", "name": name, "size": size,
-                   "location": location.id if location else None, "attached_to": None,
-                   "metadata": dict(ex_metadata or {})}
-            data["volumes"][raw["id"]] = raw
-        return self._volume(raw)
-
-    def attach_volume(self, node: Node, volume: StorageVolume, device: str | None = None
-                      ) -> bool:
-        with self._state() as data:
-            data["volumes"][volume.id]["attached_to"] = node.id
-        return True
-
-    def detach_volume(self, volume: StorageVolume) -> bool:
-        with self._state() as data:
-            data["volumes"][volume.id]["attached_to"] = None
-        return True
-
-    def destroy_volume(self, volume: StorageVolume) -> bool:
-        with self._state() as data:
-            if data["volumes"].get(volume.id, {}).get("attached_to"):
-                raise ValueError(f"volume {volume.id} is attached")
-            return data["volumes"].pop(volume.id, None) is not None
-
-    # Snapshots outlive their volume; one is ``creating`` until listed once, then
-    # ``available`` (``error`` when ``$CLOUDTMPL_FILECLOUD_SNAPSHOT_ERROR`` is set).
-    def _snapshot(self, raw: dict[str, Any]) -> VolumeSnapshot:
-        return VolumeSnapshot(raw["id"], self, size=raw["size"], name=raw["name"],
-                              state=VolumeSnapshotState(raw["state"]),
-                              extra={"volume_id": raw["volume_id"]})
-
-    def create_volume_snapshot(self, volume: StorageVolume, name: str | None = None
-                               ) -> VolumeSnapshot:
-        with self._state() as data:
-            data["seq"] += 1
-            raw = {"id": f"snap-{data['seq']}", "name": name, "volume_id": volume.id,
-                   "size": volume.size, "state": "creating"}
-            data.setdefault("snapshots", {})[raw["id"]] = raw
-            data["calls"].append(["create_volume_snapshot", name])
-        return self._snapshot(raw)
-
-    def list_volume_snapshots(self, volume: StorageVolume) -> list[VolumeSnapshot]:
-        with self._state() as data:
-            mine = [s for s in data.setdefault("snapshots", {}).values()
-                    if s["volume_id"] == volume.id]
-            out = [self._snapshot(s) for s in mine]
-            for raw in mine:
-                if raw["state"] == "creating":
-                    failed = os.environ.get("CLOUDTMPL_FILECLOUD_SNAPSHOT_ERROR")
-                    raw["state"] = "error" if failed else "available"
-        return out
-
-    def destroy_volume_snapshot(self, snapshot: VolumeSnapshot) -> bool:
-        with self._state() as data:
-            return data.setdefault("snapshots", {}).pop(snapshot.id, None) is not None
 
 
 # -- a MockHttp-style connection class: answers from handlers, never a socket --------------
@@ -334,12 +146,8 @@ providers:
 
 
 def test_config_detects_capabilities_of_other_drivers(tmp_path: Path) -> None:
-    os.environ[config.LIBCLOUD_TEST_DRIVERS_ENV] = FILECLOUD
-    try:
-        p = project(tmp_path, "providers:\n  fc: {type: libcloud, driver: filecloud, "
-                    "regions: {lab-de: {country: DE, jurisdiction: EU}}}\n")
-    finally:
-        del os.environ[config.LIBCLOUD_TEST_DRIVERS_ENV]
+    p = project(tmp_path, "providers:\n  fc: {type: libcloud, driver: filecloud, "
+                "regions: {lab-de: {country: DE, jurisdiction: EU}}}\n")
     fc = p.targets["fc"]
     assert config.target_kinds(fc) == {SERVER, KEYPAIR, VOLUME, ATTACHMENT}
     assert fc.options["tags"] is True and fc.options["has_regions"] is True
@@ -411,19 +219,15 @@ def test_credentials_file_mode_and_section(tmp_path: Path, no_sockets: None) -> 
     creds.chmod(0o644)
     t = target("filecloud", "lab-de", key_env=None, credentials_file=str(creds),
                args={"path": str(tmp_path / "cloud.json")})
-    os.environ[config.LIBCLOUD_TEST_DRIVERS_ENV] = FILECLOUD
-    try:
-        with pytest.raises(CloudError) as err:
-            adapter(t).discover("lab-de", frozenset({SERVER}), "web")
-        assert "readable by others (mode 0644)" in err.value.message
-        assert "file-token" not in err.value.message
-        creds.chmod(0o600)
-        assert adapter(t).discover("lab-de", frozenset({SERVER}), "web") == []
-        creds.write_text("[other]\nkey = file-token\n")
-        with pytest.raises(CloudError, match=r"no section \[t-filecloud\]"):
-            adapter(t).discover("lab-de", frozenset({SERVER}), "web")
-    finally:
-        del os.environ[config.LIBCLOUD_TEST_DRIVERS_ENV]
+    with pytest.raises(CloudError) as err:
+        adapter(t).discover("lab-de", frozenset({SERVER}), "web")
+    assert "readable by others (mode 0644)" in err.value.message
+    assert "file-token" not in err.value.message
+    creds.chmod(0o600)
+    assert adapter(t).discover("lab-de", frozenset({SERVER}), "web") == []
+    creds.write_text("[other]\nkey = file-token\n")
+    with pytest.raises(CloudError, match=r"no section \[t-filecloud\]"):
+        adapter(t).discover("lab-de", frozenset({SERVER}), "web")
 
 
 def test_make_adapter_builds_the_generic_adapter() -> None:
@@ -628,7 +432,6 @@ def test_linode_discovery_and_create_destroy(linode: LinodeCloud) -> None:
 
 def test_filecloud_full_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                               no_sockets: None) -> None:
-    monkeypatch.setenv(config.LIBCLOUD_TEST_DRIVERS_ENV, FILECLOUD)
     t = target("filecloud", "lab-de", key_env="FC_TOKEN", project_dir=str(tmp_path),
                args={"path": str(tmp_path / "cloud.json")})
     a = adapter(t, {"FC_TOKEN": "t"})
@@ -672,7 +475,6 @@ def test_filecloud_full_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 def test_filecloud_volume_snapshot_before_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                no_sockets: None) -> None:
-    monkeypatch.setenv(config.LIBCLOUD_TEST_DRIVERS_ENV, FILECLOUD)
     t = target("filecloud", "lab-de", key_env="FC_TOKEN", project_dir=str(tmp_path),
                args={"path": str(tmp_path / "cloud.json")})
     a = adapter(t, {"FC_TOKEN": "t"})
@@ -710,7 +512,6 @@ def test_snapshot_on_a_driver_without_snapshots_is_refused(no_sockets: None) -> 
 
 def test_filecloud_missing_token_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                           ) -> None:
-    monkeypatch.setenv(config.LIBCLOUD_TEST_DRIVERS_ENV, FILECLOUD)
     t = target("filecloud", "lab-de", key_env="FC_TOKEN",
                args={"path": str(tmp_path / "cloud.json")})
     with pytest.raises(CloudError, match="environment variable FC_TOKEN is not set"):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudtmpl.config import SANDBOX_TARGETS, load_catalog
+from cloudtmpl.config import SANDBOX_TARGETS, ImageFilter, load_catalog
 from cloudtmpl.loader import load_file
 from cloudtmpl.model import default_stack_name
 from cloudtmpl.resolve import ResolveOptions, resolve
@@ -52,7 +52,16 @@ def test_catalogs() -> None:
     sandbox = load_catalog("sandbox-aws")
     assert set(sandbox.regions) >= {"us-east-1", "eu-central-1"}
     assert sandbox.size("small") == "t3.small"
-    assert sandbox.image("ubuntu-22.04", "eu-central-1").startswith("ami-")
+    # abstract images are filters the cloud resolves (no AMI ids pinned), the same
+    # names on the sandbox and on real AWS, each naming its owner
+    assert sandbox.image("ubuntu-22.04", "eu-central-1") == ImageFilter(
+        "ubuntu/images/hvm-ssd*/ubuntu-xenial-16.04-amd64-server-*", ("099720109477",))
+    assert aws.image("ubuntu-22.04", "eu-central-1") == ImageFilter(
+        "ubuntu/images/hvm-ssd*/ubuntu-jammy-22.04-amd64-server-*", ("099720109477",))
+    assert set(sandbox.images) == set(aws.images) == {
+        "ubuntu-22.04", "ubuntu-20.04", "amazon-linux-2023", "amazon-linux-2"}
+    for catalog in (sandbox, aws):
+        assert all(isinstance(e, ImageFilter) and e.owners for e in catalog.images.values())
     assert sandbox.image("ami-123", "eu-central-1") == "ami-123"  # native passes through
 
 

@@ -6,6 +6,7 @@ import base64
 import email
 import hashlib
 import subprocess
+import time
 
 import paramiko
 import pytest
@@ -86,6 +87,75 @@ def test_bundle_refuses_bad_names() -> None:
         ssh.bundle(ssh.Bundle("true", env={"no-dash": "x"}))
     with pytest.raises(ValueError, match="not a valid"):
         ssh.bundle(ssh.Bundle("true", outputs=["../x"]))
+
+
+def test_bundle_keeps_a_bounded_tail_and_head_of_each_stream() -> None:
+    small = run_bundle(ssh.Bundle("printf 'one\\ntwo\\n'"))
+    assert small.streams["stdout"] == ssh.Stream("one\ntwo\n", "", 8, 0)
+    # 3 MiB: the last 64 KiB, and for the log the first MiB; the rest is counted
+    big = run_bundle(ssh.Bundle("head -c 3145728 /dev/zero | tr '\\0' a; echo end >&2"))
+    out = big.streams["stdout"]
+    assert out.size == 3145728 and len(out.tail) == ssh.TAIL_BYTES == 65536
+    assert len(out.head) == ssh.LOG_HEAD_BYTES and set(out.head) == {"a"}
+    assert out.left_out == 3145728 - 65536 - 1048576
+    assert big.stdout == out.tail and big.stderr == "end\n"
+    # between the two bounds the log gets all of it, the tail what the state keeps
+    mid = run_bundle(ssh.Bundle("seq 1 20000")).streams["stdout"]
+    assert mid.left_out == 0 and mid.head + mid.tail == "".join(f"{i}\n" for i in
+                                                                range(1, 20001))
+    assert len(mid.tail) == 65536 and mid.size == len(mid.head) + 65536
+
+
+def test_a_cut_tail_drops_the_rest_of_a_split_character() -> None:
+    encoded = base64.b64encode("\u20ac and more".encode()[1:]).decode()
+    report = ssh.parse_report(f"rc 0\nstdout.size 100\nstdout {encoded}\n")
+    assert report.stdout == " and more"
+
+
+def test_an_output_over_the_bound_is_reported_by_its_size_only() -> None:
+    script = ('head -c 1048577 /dev/zero > "$heat_outputs_path.big"\n'
+              'echo ok > "$heat_outputs_path.ok"')
+    report = run_bundle(ssh.Bundle(script, outputs=["big", "ok"]))
+    assert report.outputs == {"ok": "ok\n"} and report.too_big == {"big": 1048577}
+
+
+def test_the_script_runs_in_a_session_of_its_own_and_says_so_first() -> None:
+    proc = subprocess.run(["setsid", "sh", "-s"], capture_output=True, check=True,
+                          input=ssh.bundle(ssh.Bundle("ps -o pgid= -p $$; ps -o sid= -p $$")))
+    first = proc.stdout.decode().splitlines()[0]
+    pgid = first.split()[1]
+    assert ssh._kill_target(proc.stdout) == f"-{pgid}"
+    report = ssh.parse_report(proc.stdout.decode())
+    assert report.stdout.split() == [pgid, pgid]  # its own group and session
+    assert ssh._kill_target(b"pid 42\n") == "42" and ssh._kill_target(b"pgid 4") is None
+    assert ssh._kill_target(b"rc 0\n") is None
+
+
+def processes_with(text: str, *, within: float = 5.0) -> list[str]:
+    """The processes whose command line has ``text``, once they are gone or ``within``
+    seconds have passed (a killed process takes a moment to go on a loaded machine)."""
+    deadline = time.monotonic() + within
+    while True:
+        out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        found = [line for line in out.splitlines() if text in line]
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def test_the_servers_watchdog_kills_the_script_and_is_gone_after_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # a script that ends: the watchdog (sleep LIMIT + margin) ends with it
+    run_bundle(ssh.Bundle("true", limit=4321))
+    assert processes_with(f"sleep {4321 + ssh.WATCHDOG_MARGIN}") == []
+    # a script that does not: killed, with what it started, at the limit
+    monkeypatch.setattr(ssh, "WATCHDOG_MARGIN", 0)
+    started = time.monotonic()
+    proc = subprocess.run(["setsid", "sh", "-s"], capture_output=True, check=True, timeout=30,
+                          input=ssh.bundle(ssh.Bundle("sleep 7654 & sleep 7655", limit=1)))
+    assert time.monotonic() - started < 10
+    assert ssh.parse_report(proc.stdout.decode()).status == 128 + 15
+    assert processes_with("sleep 765") == []
 
 
 def test_parse_report_needs_a_status() -> None:

@@ -304,6 +304,9 @@ def test_a_schema_2_database_is_migrated(url: str) -> None:
                "created TEXT NOT NULL, updated TEXT NOT NULL)")
         tx.run("INSERT INTO stacks (name, serial, created, updated) "
                "VALUES ('demo', 0, '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z')")
+        tx.run("DROP TABLE locks")  # without the generation of schema 4
+        tx.run("CREATE TABLE locks (stack TEXT PRIMARY KEY, holder TEXT NOT NULL, "
+               "pid INTEGER NOT NULL, host TEXT NOT NULL, acquired TEXT NOT NULL)")
         for name in ("b", "a"):
             tx.run("INSERT INTO outputs (stack, name, value) VALUES ('demo', ?, '1')", (name,))
         tx.run("UPDATE meta SET value = '2' WHERE key = 'schema_version'")

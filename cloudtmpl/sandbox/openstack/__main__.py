@@ -69,10 +69,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from werkzeug.serving import make_server
 
+    from cloudtmpl.sandbox.httplog import RequestHandler, quiet
+
     from .app import OpenStackSandbox
 
     store = Store(knobs)
-    server = make_server(host, args.port, OpenStackSandbox(identity, store), threaded=True)
+    server = quiet(make_server(host, args.port, OpenStackSandbox(identity, store), threaded=True,
+                               request_handler=RequestHandler))
     url_host = f"[{host}]" if ":" in host else host
     endpoint = f"http://{url_host}:{server.server_port}"
 

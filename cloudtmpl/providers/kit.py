@@ -1,0 +1,253 @@
+"""What every cloud's adapter is made of: per-kind handlers behind one dispatcher.
+
+A cloud package (``cloudtmpl/providers/<cloud>/``) has a *client* (transport,
+credentials, request counting, retries, the raw listings) and one module per kind
+family, each exposing a :class:`Handler` per kind.  The package's ``HANDLERS``
+table maps kind to handler; its adapter is a :class:`Dispatcher` over that table
+and the client, so the adapter verbs (``discover``, ``create``, ``update``,
+``delete``) are written once, here:
+
+* ``discover`` asks each handler which raw listings it needs, has the client
+  fetch every listing once, and lets each handler turn them into live resources;
+* ``update`` checks the changed properties against the kind's property schema
+  (:mod:`cloudtmpl.resources`, Heat's ``update_allowed``) before any handler runs:
+  no handler repeats the schema;
+* ``create`` and ``delete`` go straight to the handler.
+
+The plumbing that every cloud needs the same way (wait for a status, "look first,
+then create" after an ambiguous failure, a resource that vanished, the user's
+metadata) is here too, as small functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from cloudtmpl import resources
+from cloudtmpl.model import LiveResource, Target
+from cloudtmpl.providers.base import CloudError
+
+T = TypeVar("T")
+C = TypeVar("C", contravariant=True)
+ClientT = TypeVar("ClientT", bound="Client")
+
+RESERVED_PREFIX = "cloudtmpl:"  # tag/metadata keys cloudtmpl manages itself
+
+
+# ---------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What a create is asked for: the resource's identity and its properties."""
+
+    stack: str
+    address: str
+    name: str
+    properties: Mapping[str, Any]
+    spec_hash: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an in-place update is asked for; every name in ``changed`` is
+    ``update_allowed`` in the kind's schema (the dispatcher checked)."""
+
+    properties: Mapping[str, Any]
+    changed: frozenset[str]
+    stack: str
+    spec_hash: str
+    timeout: float
+
+
+@dataclass(frozen=True)
+class Listings:
+    """The raw listings one discovery fetched, by name (each fetched at most once)."""
+
+    items: Mapping[str, list[Any]] = field(default_factory=dict)
+
+    def get(self, name: str) -> list[Any]:
+        return list(self.items.get(name, ()))
+
+
+# ---------------------------------------------------------------------- protocols
+
+
+class Client(Protocol):
+    """A cloud's transport, as the dispatcher needs it."""
+
+    target: Target
+
+    def request_count(self) -> int:
+        """Cloud API requests made so far (every HTTP request)."""
+        ...
+
+    def session(self, region: str) -> AbstractContextManager[None]:
+        """Hold whatever one verb in ``region`` needs (a pooled connection, ...)."""
+        ...
+
+    def fetch(self, region: str, names: frozenset[str]) -> Listings:
+        """Fetch the named raw listings of ``region``, each once, following pagination."""
+        ...
+
+
+class Handler(Protocol[C]):
+    """Everything cloudtmpl does with one kind on one cloud."""
+
+    kind: str
+    listings: tuple[str, ...]  # the raw listings ``to_live`` reads
+
+    def to_live(self, client: C, region: str, stack: str,
+                listings: Listings) -> list[LiveResource]:
+        """The stack's resources of this kind among ``listings``.  No requests."""
+        ...
+
+    def create(self, client: C, region: str, want: Desired) -> LiveResource:
+        """Create with the ownership tags and wait until ready."""
+        ...
+
+    def update(self, client: C, live: LiveResource, change: Change) -> LiveResource:
+        """Change ``change.changed`` in place and return the resource as it is now."""
+        ...
+
+    def delete(self, client: C, live: LiveResource, timeout: float) -> None:
+        """Delete and wait until gone; deleting what is already gone succeeds."""
+        ...
+
+
+# ---------------------------------------------------------------------- dispatcher
+
+
+def refused_in_place(kind: str, changed: frozenset[str]) -> list[str]:
+    """The names in ``changed`` the kind's schema does not let change in place."""
+    rtype = resources.TYPES.get(kind)
+    if rtype is None:
+        return sorted(changed)
+    return sorted(p for p in changed if rtype.forces_replacement(p))
+
+
+class Dispatcher(Generic[ClientT]):
+    """An adapter made of a client and a kind -> handler table.
+
+    ``kinds`` is what the adapter provides (the table's keys); ``on_demand`` the
+    kinds discovery lists only where the template or the state has one (each is
+    another service to ask, and most stacks have none).
+    """
+
+    on_demand: frozenset[str] = frozenset()
+
+    def __init__(self, client: ClientT, handlers: Mapping[str, Handler[ClientT]]) -> None:
+        self.client = client
+        self.target = client.target
+        self.handlers = dict(handlers)
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(self.handlers)
+
+    def request_count(self) -> int:
+        return self.client.request_count()
+
+    def _handler(self, kind: str, verb: str) -> Handler[ClientT]:
+        handler = self.handlers.get(kind)
+        if handler is None:
+            raise CloudError(f"the {self.target.type} provider cannot {verb} {kind}",
+                             permanent=True)
+        return handler
+
+    def discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
+        chosen = [self.handlers[k] for k in sorted(kinds) if k in self.handlers]
+        names = frozenset(n for h in chosen for n in h.listings)
+        if not names:
+            return []
+        listings = self.client.fetch(region, names)
+        out: list[LiveResource] = []
+        for handler in chosen:
+            out.extend(handler.to_live(self.client, region, stack, listings))
+        return out
+
+    def create(self, region: str, kind: str, *, stack: str, address: str, name: str,
+               properties: Mapping[str, Any], spec_hash: str, timeout: float) -> LiveResource:
+        handler = self._handler(kind, "create")
+        want = Desired(stack, address, name, properties, spec_hash, timeout)
+        with self.client.session(region):
+            return handler.create(self.client, region, want)
+
+    def update(self, live: LiveResource, properties: Mapping[str, Any],
+               changed: frozenset[str], *, stack: str, spec_hash: str,
+               timeout: float) -> LiveResource:
+        handler = self._handler(live.kind, "update")
+        refused = refused_in_place(live.kind, changed)
+        if refused:
+            raise CloudError(f"{live.kind} {live.address}: {', '.join(refused)} cannot change "
+                             "in place; the resource must be replaced", permanent=True)
+        change = Change(properties, frozenset(changed), stack, spec_hash, timeout)
+        with self.client.session(live.placement.region):
+            return handler.update(self.client, live, change)
+
+    def delete(self, live: LiveResource, *, timeout: float) -> None:
+        handler = self._handler(live.kind, "delete")
+        with self.client.session(live.placement.region):
+            handler.delete(self.client, live, timeout)
+
+
+# ---------------------------------------------------------------------- plumbing
+
+
+def create_or_adopt(post: Callable[[], T], lookup: Callable[[], T | None],
+                    call: Callable[[Callable[[], T]], T]) -> T:
+    """A create that may be retried by ``call``: after an ambiguous failure (the
+    request may have taken effect), look for what the first attempt made before
+    posting again."""
+    attempts = 0
+
+    def go() -> T:
+        nonlocal attempts
+        attempts += 1
+        if attempts > 1:
+            found = lookup()
+            if found is not None:
+                return found
+        return post()
+
+    return call(go)
+
+
+def require(value: T | None, live: LiveResource) -> T:
+    """``value``, or a permanent CloudError saying ``live`` no longer exists."""
+    if value is None:
+        raise CloudError(f"{live.kind} {live.address} ({live.physical_id}) no longer exists "
+                         f"in {live.placement.region}", permanent=True)
+    return value
+
+
+def user_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
+    """The user's part of a resource's tags/metadata (cloudtmpl's own keys left out)."""
+    return {str(k): str(v) for k, v in meta.items() if not str(k).startswith(RESERVED_PREFIX)}
+
+
+def reserved_key(key: str) -> str | None:
+    """Why ``key`` may not be a user's metadata key (None: it may)."""
+    if key.startswith(RESERVED_PREFIX):
+        return "cloudtmpl:* keys are managed by cloudtmpl"
+    return None
+
+
+def metadata(properties: Mapping[str, Any],
+             refuse: Callable[[str], str | None] = reserved_key) -> dict[str, str]:
+    """The ``metadata`` property as strings.  A key ``refuse`` gives a reason for
+    (by default cloudtmpl's own ``cloudtmpl:*``; a cloud adds its own) is refused."""
+    raw = properties.get("metadata") or {}
+    if not isinstance(raw, Mapping):
+        raise CloudError("metadata must be a map of strings", permanent=True)
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        why = refuse(str(key))
+        if why is not None:
+            raise CloudError(f"metadata key {str(key)!r} is reserved ({why})", permanent=True)
+        out[str(key)] = "" if value is None else str(value)
+    return out

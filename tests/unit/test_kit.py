@@ -1,0 +1,133 @@
+"""The dispatcher every cloud's adapter is built on (pure logic: a recording client)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from cloudtmpl import resources
+from cloudtmpl.model import LiveResource, Placement, Target
+from cloudtmpl.providers import kit
+from cloudtmpl.providers.base import CloudError
+
+SERVER = resources.SERVER.kind
+VOLUME = resources.VOLUME.kind
+
+
+class RecordingClient:
+    def __init__(self) -> None:
+        self.target = Target(name="t", type="fake", region="r1")
+        self.fetched: list[frozenset[str]] = []
+        self.sessions: list[str] = []
+
+    def request_count(self) -> int:
+        return len(self.fetched)
+
+    @contextmanager
+    def session(self, region: str) -> Iterator[None]:
+        self.sessions.append(region)
+        yield
+
+    def fetch(self, region: str, names: frozenset[str]) -> kit.Listings:
+        self.fetched.append(names)
+        return kit.Listings({n: [f"{region}:{n}"] for n in names})
+
+
+class Handler:
+    def __init__(self, kind: str, listings: tuple[str, ...]) -> None:
+        self.kind = kind
+        self.listings = listings
+        self.calls: list[tuple[str, Any]] = []
+
+    def _live(self, region: str, address: str) -> LiveResource:
+        return LiveResource(address=address, kind=self.kind, physical_id="id-" + address,
+                            placement=Placement("t", region), properties={}, attributes={})
+
+    def to_live(self, client: RecordingClient, region: str, stack: str,
+                listings: kit.Listings) -> list[LiveResource]:
+        return [self._live(region, item) for n in self.listings for item in listings.get(n)]
+
+    def create(self, client: RecordingClient, region: str, want: kit.Desired) -> LiveResource:
+        self.calls.append(("create", want))
+        return self._live(region, want.address)
+
+    def update(self, client: RecordingClient, live: LiveResource,
+               change: kit.Change) -> LiveResource:
+        self.calls.append(("update", change))
+        return live
+
+    def delete(self, client: RecordingClient, live: LiveResource, timeout: float) -> None:
+        self.calls.append(("delete", timeout))
+
+
+def _adapter() -> tuple[kit.Dispatcher[RecordingClient], Handler, Handler]:
+    server = Handler(SERVER, ("servers", "ports"))
+    volume = Handler(VOLUME, ("volumes", "ports"))
+    return kit.Dispatcher(RecordingClient(), {SERVER: server, VOLUME: volume}), server, volume
+
+
+def test_discovery_fetches_each_listing_once_for_all_kinds() -> None:
+    adapter, _, _ = _adapter()
+    found = adapter.discover("r1", frozenset({SERVER, VOLUME, "Cloud::DNS::Zone"}), "s")
+    assert adapter.client.fetched == [frozenset({"servers", "ports", "volumes"})]
+    assert sorted(r.address for r in found) == sorted(
+        ["r1:servers", "r1:ports", "r1:volumes", "r1:ports"])
+    assert adapter.kinds == frozenset({SERVER, VOLUME})
+
+
+def test_discovery_of_no_known_kind_asks_nothing() -> None:
+    adapter, _, _ = _adapter()
+    assert adapter.discover("r1", frozenset({"Cloud::DNS::Zone"}), "s") == []
+    assert adapter.client.fetched == []
+
+
+def test_update_is_checked_against_the_schema_before_the_handler_runs() -> None:
+    adapter, server, _ = _adapter()
+    live = server._live("r1", "web")
+    with pytest.raises(CloudError, match="image cannot change in place"):
+        adapter.update(live, {}, frozenset({"image", "flavor"}), stack="s", spec_hash="h",
+                       timeout=1)
+    assert server.calls == []
+    adapter.update(live, {"flavor": "m1"}, frozenset({"flavor"}), stack="s", spec_hash="h",
+                   timeout=1)
+    assert server.calls[0][1].changed == frozenset({"flavor"})
+    assert adapter.client.sessions == ["r1"]
+
+
+def test_a_kind_without_handler_is_a_permanent_cloud_error() -> None:
+    adapter, _, _ = _adapter()
+    with pytest.raises(CloudError, match="the fake provider cannot create Cloud::DNS::Zone"):
+        adapter.create("r1", "Cloud::DNS::Zone", stack="s", address="z", name="z",
+                       properties={}, spec_hash="h", timeout=1)
+
+
+def test_create_or_adopt_looks_first_on_a_retry() -> None:
+    posts: list[int] = []
+
+    def post() -> str:
+        posts.append(1)
+        if len(posts) == 1:
+            raise ConnectionError("dropped after the request took effect")
+        return "second"
+
+    def call(fn: Any) -> Any:
+        try:
+            return fn()
+        except ConnectionError:
+            return fn()
+
+    assert kit.create_or_adopt(post, lambda: "made-by-first", call) == "made-by-first"
+    assert posts == [1]
+
+
+def test_metadata_refuses_reserved_keys_with_the_clouds_reason() -> None:
+    assert kit.metadata({"metadata": {"a": 1, "b": None}}) == {"a": "1", "b": ""}
+    with pytest.raises(CloudError, match=r"'cloudtmpl:x' is reserved \(cloudtmpl:\* keys"):
+        kit.metadata({"metadata": {"cloudtmpl:x": "1"}})
+    with pytest.raises(CloudError, match=r"'Name' is reserved \(AWS owns it\)"):
+        kit.metadata({"metadata": {"Name": "x"}},
+                     lambda k: "AWS owns it" if k == "Name" else kit.reserved_key(k))
+    assert kit.user_metadata({"cloudtmpl:stack": "s", "team": "a"}) == {"team": "a"}
