@@ -22,6 +22,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from cloudtmpl import clihelp, render
+from cloudtmpl import planfile as pf
 from cloudtmpl import version as about
 from cloudtmpl import workflow as wf
 from cloudtmpl.apply import build_steps
@@ -29,6 +30,7 @@ from cloudtmpl.clihelp import Command, Group, choice_option, completion_option
 from cloudtmpl.config import load_project, target_regions
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
 from cloudtmpl.graph import build_graph, to_dot, to_mermaid
+from cloudtmpl.inputs import Inputs, parse_params, read_sources, stack_name
 from cloudtmpl.plan import Plan
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.resolve import ResolvedStack
@@ -235,11 +237,11 @@ def _inputs(
     state: str | None = None,
     allow_relocation: bool = False,
     replace_template: bool = False,
-) -> wf.Inputs:
-    return wf.Inputs(
+) -> Inputs:
+    return Inputs(
         template=template,
         environments=tuple(env or ()),
-        params=wf.parse_params(params or []),
+        params=parse_params(params or []),
         stack=stack,
         target=target,
         state=state,
@@ -248,9 +250,9 @@ def _inputs(
     )
 
 
-def _resolve(inputs: wf.Inputs, mode: str) -> tuple[ResolvedStack, dict[str, str], Any]:
+def _resolve(inputs: Inputs, mode: str) -> tuple[ResolvedStack, dict[str, str], Any]:
     project = load_project(Path.cwd())
-    sources = wf.read_sources(inputs)
+    sources = read_sources(inputs)
     stack = wf.resolve_stack(inputs, project, mode, sources)
     wf.check_targets(stack, project)
     return stack, sources, project
@@ -372,7 +374,7 @@ def plan(
         finally:
             session.close()
         if out:
-            wf.write_plan_file(result, out, render.plan_json(result, with_sources=True))
+            pf.write_plan_file(result, out, render.plan_json(result, with_sources=True))
         if fmt == "json":
             print(json.dumps(render.plan_json(result), indent=2, sort_keys=True))
         elif fmt == "markdown":
@@ -420,11 +422,12 @@ def apply(
 
     def body() -> bool:
         out = render.console()
-        if wf.is_plan_file(source):
-            saved, inputs, sources = wf.from_plan_file(source, param or [], env or [], state,
+        if pf.is_plan_file(source):
+            saved, inputs, sources = pf.from_plan_file(source, param or [], env or [], state,
                                                        stack=stack)
             project = load_project(Path.cwd())
-            sources = wf.with_hidden_defaults(saved, inputs, sources, project)
+            sources = pf.with_hidden_defaults(saved, inputs, sources,
+                                                   wf.secret_key(project))
             resolved = wf.resolve_stack(inputs, project, "plan", sources)
         else:
             saved = None
@@ -438,7 +441,7 @@ def apply(
             with session.store.lock(resolved.name, wf.holder()):
                 fresh = wf.plan_stack(session, resolved, sources, inputs, parallelism)
                 if saved is not None:
-                    wf.check_plan_fresh(saved, resolved, session, fresh)
+                    pf.check_plan_fresh(saved, resolved, session.store, fresh)
                     todo = saved
                 else:
                     todo = fresh
@@ -521,8 +524,8 @@ def destroy(
         project = load_project(Path.cwd())
         resolved = None
         if template is not None:
-            resolved = wf.resolve_stack(inputs, project, "validate", wf.read_sources(inputs))
-        name = resolved.name if resolved else wf.stack_name(inputs)
+            resolved = wf.resolve_stack(inputs, project, "validate", read_sources(inputs))
+        name = resolved.name if resolved else stack_name(inputs)
         targets = wf.targets_of(resolved) if resolved else set()
         session = wf.open_session(project, inputs, name, targets, on_sandbox_start=_announce)
         try:
@@ -580,7 +583,7 @@ def outputs(
                 hint=f"cloudtmpl outputs -s {stack} NAME --raw",
             )
         project = load_project(Path.cwd())
-        with wf.open_store(project, wf.Inputs(stack=stack, state=state)) as store:
+        with wf.open_store(project, Inputs(stack=stack, state=state)) as store:
             values = wf.recorded_outputs(store, stack)
         if name is not None:
             value = wf.one_output(values, name, stack)
@@ -614,7 +617,7 @@ def show(
 
     def body() -> None:
         if planfile:
-            saved = wf.load_plan_file(planfile)
+            saved = pf.load_plan_file(planfile)
             if fmt == "json":
                 print(json.dumps(render.plan_json(saved), indent=2, sort_keys=True))
             elif fmt == "markdown":
@@ -638,7 +641,7 @@ def show(
                 "cloudtmpl show PLANFILE --format markdown",
             )
         project = load_project(Path.cwd())
-        with wf.open_store(project, wf.Inputs(stack=stack, state=state)) as store:
+        with wf.open_store(project, Inputs(stack=stack, state=state)) as store:
             values = wf.recorded_outputs(store, stack)
             records = store.resources(stack)
             serial = store.serial(stack)
