@@ -1,68 +1,69 @@
-"""The commands' shared steps: load → resolve → discover → plan → apply.
+"""The phases of the commands, in order: resolve → look up → discover → plan →
+apply, and the entry points :func:`plan`, :func:`apply` and :func:`destroy` the CLI
+calls and renders.
 
-This is the glue the CLI calls; it holds no logic of its own beyond ordering
-the phases, taking the stack lock and starting the sandbox when a sandbox
-target is used.  Everything it returns is a value.
+Each phase is its own module (:mod:`cloudtmpl.resolve`, :mod:`cloudtmpl.lookup`,
+:mod:`cloudtmpl.discover`, :mod:`cloudtmpl.plan`, :mod:`cloudtmpl.apply`); the
+clouds and state they work on are a :class:`cloudtmpl.session.Session`; saved
+plans are :mod:`cloudtmpl.planfile`.  What the user must see or answer goes through
+a :class:`Ui`, so the order of the phases lives here and nowhere else.
 """
 
 from __future__ import annotations
 
-import base64
-import difflib
 import errno
-import getpass
 import hashlib
 import os
-import secrets
-import socket
-import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cloudtmpl import hidden_defaults, limits
 from cloudtmpl.apply import ApplyResult, Event, Executor
 from cloudtmpl.config import (
-    Catalog,
     ProjectConfig,
-    catalog_for,
     data_dir,
     target_kinds,
-    target_snapshots,
-    with_endpoint,
 )
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
-from cloudtmpl.inputs import Inputs, stack_name, stack_template
+from cloudtmpl.inputs import Inputs, read_sources, stack_name, stack_template
 from cloudtmpl.loader import Document, load_text
 from cloudtmpl.lookup import Lookups, check_choices, check_custom_constraints
 from cloudtmpl.model import (
     Action,
-    LiveResource,
-    Placement,
-    Target,
     canonical_json,
     default_stack_name,
 )
 from cloudtmpl.plan import (
-    LIFECYCLE,
     Plan,
     live_fingerprint,
     make_plan,
     removal,
-    snapshots,
 )
-from cloudtmpl.planfile import plan_id, snapshot, sources_hash
-from cloudtmpl.providers import make_adapter
-from cloudtmpl.providers.base import Adapter, CloudError
-from cloudtmpl.providers.deploy import DeployAdapter
-from cloudtmpl.providers.local import LocalAdapter
+from cloudtmpl.planfile import (
+    check_plan_fresh,
+    from_plan_file,
+    plan_id,
+    snapshot,
+    sources_hash,
+    with_hidden_defaults,
+)
+from cloudtmpl.providers.base import CloudError
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
-from cloudtmpl.resources import LOCAL_TARGET
-from cloudtmpl.sandbox import manager as sandbox
-from cloudtmpl.state import StateStore, default_state_url
+from cloudtmpl.session import (
+    SandboxStarted,
+    Session,
+    check_targets,
+    holder,
+    open_session,
+    secret_key,
+    targets_of,
+)
 
 
 def resolve_stack(
@@ -155,105 +156,6 @@ def files_of(template: str, stack: ResolvedStack) -> dict[str, str]:
     return {str(base / relative): text for relative, text in stack.files.items()}
 
 
-# -- clouds -------------------------------------------------------------------
-def targets_of(stack: ResolvedStack) -> set[str]:
-    """The targets a stack uses (the local one too when a server has lifecycle hooks)."""
-    names = {r.placement.target for r in stack.resources.values() if r.placement.target}
-    scripted = any(isinstance((r.update_policy.get("rolling_update") or {}).get("health_check"),
-                              Mapping)
-                   and "script" in r.update_policy["rolling_update"]["health_check"]
-                   for r in stack.resources.values())
-    if scripted or any(r.lifecycle for r in stack.resources.values()):
-        names.add(LOCAL_TARGET)  # hooks and script health checks run over SSH
-    return names
-
-
-@dataclass(frozen=True)
-class SandboxStarted:
-    """The local sandbox clouds a command started because none was running."""
-
-    endpoints: Mapping[str, str]  # sandbox-aws -> http://127.0.0.1:PORT
-    directory: Path  # their logs and records
-
-
-def live_targets(
-    project: ProjectConfig,
-    names: Iterable[str],
-    *,
-    on_sandbox_start: Callable[[SandboxStarted], None],
-) -> dict[str, Target]:
-    """The named targets, ready to use: sandbox targets get the running sandbox's endpoint.
-
-    A sandbox that is not running is started; ``on_sandbox_start`` is told which
-    clouds were started, so that nothing starts without the user hearing of it.
-    """
-    out: dict[str, Target] = {}
-    status: dict[str, Any] | None = None
-    for name in sorted(set(names)):
-        target = project.targets[name]
-        if target.sandbox:
-            if status is None:
-                before = sandbox.status()
-                try:
-                    sandbox.start()
-                except sandbox.SandboxError as err:
-                    raise error(
-                        "sandbox-start",
-                        f"the local sandbox did not start: {err}",
-                        hint=f"see the logs in {sandbox.sandbox_dir()}; "
-                        "`cloudtmpl sandbox stop` then try again",
-                    ) from None
-                status = sandbox.status()
-                started = {f"sandbox-{cloud}": str(info["endpoint"])
-                           for cloud, info in status.items()
-                           if info["running"] and not before[cloud]["running"]}
-                if started:
-                    on_sandbox_start(SandboxStarted(started, sandbox.sandbox_dir()))
-            info = status[str(target.options["sandbox"])]
-            target = with_endpoint(
-                target, **{k: v for k, v in info.items() if k not in _NOT_OPTIONS}
-            )
-        out[name] = target
-    return out
-
-
-_NOT_OPTIONS = {"running", "pid", "regions", "started"}
-
-
-def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
-    """Every resource's kind is one its target can provide, and a volume under
-    deletion_policy Snapshot is on a target that can snapshot it (before any cloud is
-    asked)."""
-    diags = []
-    for res in stack.resources.values():
-        target = project.targets.get(res.placement.target)
-        if target is not None and snapshots(res.kind, res.deletion_policy) \
-                and not target_snapshots(target):
-            diags.append(Diagnostic(
-                "snapshot-unsupported",
-                f"resource {res.address!r} ({res.type}) has deletion_policy Snapshot, but "
-                f"target {target.name!r} ({target.type}, driver "
-                f"{target.options.get('driver')!r}) cannot take volume snapshots",
-                res.loc,
-                "its libcloud driver does not implement create_volume_snapshot and "
-                "list_volume_snapshots: use deletion_policy Retain or Delete, or place "
-                "the volume on another target"))
-        if target is None or res.kind in target_kinds(target):
-            continue
-        diags.append(
-            Diagnostic(
-                "unsupported-kind",
-                f"resource {res.address!r} ({res.type}) cannot be created on target "
-                f"{target.name!r} ({target.type}, region {res.placement.region})",
-                res.loc,
-                f"{target.type} targets provide: "
-                + ", ".join(sorted(target_kinds(target))),
-            )
-        )
-    if diags:
-        raise DiagnosticError(diags)
-
-
 def parameter_digest(value: Any) -> str:
     return hashlib.sha256(b"cloudtmpl-parameter\0" + canonical_json(value).encode()).hexdigest()
 
@@ -279,147 +181,6 @@ def check_immutable(session: Session, stack: ResolvedStack) -> None:
 
 
 # Heat's custom constraints that a cloud can answer: name -> what lookup_choice checks
-def open_store(project: ProjectConfig, inputs: Inputs) -> StateStore:
-    url = (
-        inputs.state
-        or os.environ.get("CLOUDTMPL_STATE")
-        or project.state_url
-        or default_state_url(project.directory)
-    )
-    return StateStore.open(url)
-
-
-def recorded_outputs(store: StateStore, stack: str) -> dict[str, Any]:
-    """The outputs of the stack's last apply, in template order; an ``unknown-stack``
-    error when the state holds nothing for it (never applied, or destroyed)."""
-    values = store.outputs(stack)
-    if not values and stack not in store.stacks():
-        known = store.stacks()
-        raise error(
-            "unknown-stack",
-            f"no stack named {stack!r} in the state (never applied, or destroyed)",
-            hint=(f"{_did_you_mean(stack, known)}the state has: {', '.join(known)}" if known
-                  else "the state has no stacks: apply one first")
-            + "; pass --state for another store",
-        )
-    return values
-
-
-def one_output(values: Mapping[str, Any], name: str, stack: str) -> Any:
-    """Output ``name`` of ``values`` (the stack's recorded outputs)."""
-    if name in values:
-        return values[name]
-    raise error(
-        "unknown-output",
-        f"stack {stack!r} has no output {name!r}",
-        hint=f"{_did_you_mean(name, list(values))}its outputs: {', '.join(values)}" if values
-        else "its template declares no outputs",
-    )
-
-
-def _did_you_mean(name: str, options: Sequence[str]) -> str:
-    match = difflib.get_close_matches(name, options, n=1)
-    return f"did you mean {match[0]!r}? " if match else ""
-
-
-def holder() -> str:
-    argv = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:2]))
-    return f"{getpass.getuser()}@{socket.gethostname()} pid {os.getpid()} ({argv})"
-
-
-@dataclass
-class Session:
-    """Open clouds and state for one stack."""
-
-    project: ProjectConfig
-    store: StateStore
-    stack: str
-    targets: dict[str, Target]
-    adapters: dict[str, Adapter]
-    catalogs: dict[str, Catalog]
-
-    def close(self) -> None:
-        self.store.close()
-
-
-def open_session(
-    project: ProjectConfig,
-    inputs: Inputs,
-    stack: str,
-    target_names: Iterable[str],
-    *,
-    on_sandbox_start: Callable[[SandboxStarted], None],
-) -> Session:
-    store = open_store(project, inputs)
-    records = store.resources(stack).values()
-    names = set(target_names) | {r.target for r in records}
-    if any(LIFECYCLE in r.spec for r in records):
-        names.add(LOCAL_TARGET)  # a removed server's hook runs through the local adapter
-    unknown = sorted(n for n in names if n not in project.targets)
-    if unknown:
-        store.close()
-        raise error(
-            "unknown-target",
-            f"the state of stack {stack!r} names unknown targets {', '.join(unknown)}",
-            hint="add them back to cloudtmpl.yaml",
-        )
-    try:
-        targets = live_targets(project, names, on_sandbox_start=on_sandbox_start)
-    except Exception:
-        store.close()
-        raise
-    adapters = {
-        name: local_adapter(t, project, store, stack) if t.type == "local" else make_adapter(t)
-        for name, t in targets.items()
-    }
-    catalogs = {name: catalog_for(t) for name, t in targets.items()}
-    return Session(project, store, stack, targets, adapters, catalogs)
-
-
-def secret_key(project: ProjectConfig) -> bytes:
-    """The project's secret key for derived secrets (random strings) and for sealing
-    sensitive values (a keyed digest: see :func:`cloudtmpl.model.sealed_text`).
-
-    ``CLOUDTMPL_SECRET_KEY`` (CI, shared state backends: give every runner the
-    same one), else ``.cloudtmpl/keys/secret.key`` in the project, created with
-    mode 0600 on first use.
-    """
-    env = os.environ.get("CLOUDTMPL_SECRET_KEY")
-    if env:
-        return env.encode()
-    path = project.directory / ".cloudtmpl" / "keys" / "secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(base64.b64encode(secrets.token_bytes(32)))
-    return path.read_bytes()
-
-
-def local_adapter(target: Target, project: ProjectConfig, store: StateStore, stack: str
-                  ) -> Adapter:
-    """The built-in local target: its resources exist where the state says they do."""
-
-    def records() -> list[LiveResource]:
-        return [
-            LiveResource(r.address, r.kind, r.physical_id, Placement(r.target, r.region),
-                         name=r.name, properties=dict(r.spec), attributes=dict(r.attributes),
-                         spec_hash=r.spec_hash)
-            for r in store.resources(stack).values()
-        ]
-
-    def known() -> list[LiveResource]:
-        return [r for r in records() if r.placement.target == target.name]
-
-    key = secret_key(project)
-    # software configs and deployments (over SSH) are routed to the DeployAdapter
-    return DeployAdapter(LocalAdapter(target, key, known), key=key, stack=stack,
-                         records=records, project_dir=project.directory)
-
-
 # Kinds listed only where the template or the state has one: each is another
 # service to ask (Route53, S3, ELB, Swift), and most stacks have none.  The price:
 # such a resource dropped from the template *and* lost from the state is not found.
@@ -657,3 +418,126 @@ def prune_state(session: Session, plan: Plan, stack: ResolvedStack) -> None:
     for address in list(session.store.resources(session.stack)):
         if address not in live and address not in stack.resources:
             session.store.delete_resource(session.stack, address)
+
+
+# -- the commands' phases, in order -------------------------------------------
+class Ui(Protocol):
+    """What the phases tell the user and ask of them; the CLI renders it."""
+
+    def sandbox_started(self, started: SandboxStarted) -> None:
+        """A sandbox was started for a target the command uses."""
+
+    def planned(self, plan: Plan, no_changes: str | None = None) -> None:
+        """The plan about to be carried out (``no_changes``: what to say if empty)."""
+
+    def confirm(self, what: str) -> None:
+        """Go ahead with ``what``, or raise a DiagnosticError (refused, cancelled)."""
+
+    def running(self, plan: Plan) -> AbstractContextManager[
+            tuple[threading.Event, Callable[[Event], None]]]:
+        """While ``plan`` runs: the event that stops it, and where its events go."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished apply or destroy: what was carried out and how it went."""
+
+    plan: Plan
+    result: ApplyResult | None  # None: there was nothing to do
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.result is None or self.result.ok
+
+
+def resolve_checked(inputs: Inputs, project: ProjectConfig, mode: str
+                    ) -> tuple[ResolvedStack, dict[str, str]]:
+    """The template named by ``inputs``, read and resolved, its targets checked."""
+    sources = read_sources(inputs)
+    stack = resolve_stack(inputs, project, mode, sources)
+    check_targets(stack, project)
+    return stack, sources
+
+
+def plan(project: ProjectConfig, inputs: Inputs, parallelism: int, ui: Ui) -> Plan:
+    """``cloudtmpl plan``: resolve, look up, discover and diff; nothing changes."""
+    resolved, sources = resolve_checked(inputs, project, "plan")
+    session = open_session(project, inputs, resolved.name, targets_of(resolved),
+                           on_sandbox_start=ui.sandbox_started)
+    try:
+        return plan_stack(session, resolved, sources, inputs, parallelism)
+    finally:
+        session.close()
+
+
+def saved_plan(path: str, params: Sequence[str], environments: Sequence[str],
+               state: str | None, stack: str | None, project: ProjectConfig
+               ) -> tuple[Plan, Inputs, dict[str, str], ResolvedStack]:
+    """A plan file, checked whole, and its stack resolved again from its own snapshot
+    (hidden values given now, hidden defaults taken back from the work tree)."""
+    saved, inputs, sources = from_plan_file(path, params, environments, state, stack=stack)
+    sources = with_hidden_defaults(saved, inputs, sources, secret_key(project))
+    return saved, inputs, sources, resolve_stack(inputs, project, "plan", sources)
+
+
+def apply(project: ProjectConfig, inputs: Inputs, resolved: ResolvedStack,
+          sources: Mapping[str, str], parallelism: int, ui: Ui,
+          saved: Plan | None = None) -> Outcome:
+    """``cloudtmpl apply``: under the stack lock, plan again and carry it out.
+
+    With ``saved`` (a plan file) the fresh plan only proves the saved one still holds,
+    and the saved one is carried out without asking; else the fresh plan is shown
+    and confirmed.  Outputs are recorded, the state pruned of what is gone."""
+    session = open_session(project, inputs, resolved.name, targets_of(resolved),
+                           on_sandbox_start=ui.sandbox_started)
+    try:
+        with session.store.lock(resolved.name, holder()):
+            fresh = plan_stack(session, resolved, sources, inputs, parallelism)
+            if saved is not None:
+                check_plan_fresh(saved, resolved, session.store, fresh)
+            todo = saved or fresh
+            ui.planned(todo)
+            started = time.monotonic()
+            if todo.has_changes:
+                if saved is None:
+                    ui.confirm("apply these changes")
+                with ui.running(todo) as (stop, emit):
+                    result = execute(session, todo, resolved, "apply", emit=emit,
+                                     parallelism=parallelism, stop=stop)
+            else:  # nothing to change: outputs are still evaluated and recorded
+                result = execute(session, todo, resolved, "apply", emit=lambda e: None,
+                                 parallelism=parallelism)
+            prune_state(session, todo, resolved)
+            if saved is not None and result.ok:
+                record_applied(session, saved)
+            return Outcome(todo, result, time.monotonic() - started)
+    finally:
+        session.close()
+
+
+def destroy(project: ProjectConfig, inputs: Inputs, parallelism: int, ui: Ui) -> Outcome:
+    """``cloudtmpl destroy``: delete what the stack owns in the clouds (found by its
+    tags, the template only adding where to look), after asking."""
+    resolved = None
+    if inputs.template is not None:
+        resolved = resolve_stack(inputs, project, "validate", read_sources(inputs))
+    name = resolved.name if resolved else stack_name(inputs)
+    targets = targets_of(resolved) if resolved else set()
+    session = open_session(project, inputs, name, targets, on_sandbox_start=ui.sandbox_started)
+    try:
+        with session.store.lock(name, holder()):
+            todo = destroy_plan(session, resolved, parallelism)
+            ui.planned(todo, no_changes=f"Nothing to destroy: stack {name!r} "
+                       "has no resources in the clouds.")
+            if not todo.has_changes:
+                forget_destroyed(session, todo)
+                return Outcome(todo, None)
+            ui.confirm(f"destroy stack {name!r}")
+            started = time.monotonic()
+            with ui.running(todo) as (stop, emit):
+                result = execute(session, todo, empty_stack(name), "destroy", emit=emit,
+                                 parallelism=parallelism, stop=stop)
+            return Outcome(todo, result, time.monotonic() - started)
+    finally:
+        session.close()
