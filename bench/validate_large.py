@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from cloudtmpl import workflow as wf  # noqa: E402
 from cloudtmpl.config import load_project  # noqa: E402
+from cloudtmpl.inputs import Inputs, read_sources  # noqa: E402
 
 NODE = """\
 heat_template_version: 2021-04-16
@@ -122,8 +123,8 @@ def padded_pairs(total: int, rules: bool) -> str:
 
 def validator(template: Path, target: str) -> Callable[[], int]:
     project = load_project(template.parent)
-    inputs = wf.Inputs(template=str(template), target=target)
-    sources = wf.read_sources(inputs)
+    inputs = Inputs(template=str(template), target=target)
+    sources = read_sources(inputs)
 
     def run() -> int:
         return len(wf.resolve_stack(inputs, project, "validate", sources).resources)

@@ -14,25 +14,26 @@ import signal
 import sys
 import textwrap
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 from cloudtmpl import clihelp, render
+from cloudtmpl import planfile as pf
 from cloudtmpl import version as about
 from cloudtmpl import workflow as wf
-from cloudtmpl.apply import build_steps
+from cloudtmpl.apply import Event, build_steps
 from cloudtmpl.clihelp import Command, Group, choice_option, completion_option
 from cloudtmpl.config import load_project, target_regions
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
 from cloudtmpl.graph import build_graph, to_dot, to_mermaid
+from cloudtmpl.inputs import Inputs, parse_params
 from cloudtmpl.plan import Plan
 from cloudtmpl.providers.base import CloudError
-from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sandbox import manager as sandbox
+from cloudtmpl.session import SandboxStarted, one_output, open_store, recorded_outputs
 from cloudtmpl.state import LockLost, StackLocked
 from cloudtmpl.statecli import state_app
 
@@ -238,11 +239,11 @@ def _inputs(
     state: str | None = None,
     allow_relocation: bool = False,
     replace_template: bool = False,
-) -> wf.Inputs:
-    return wf.Inputs(
+) -> Inputs:
+    return Inputs(
         template=template,
         environments=tuple(env or ()),
-        params=wf.parse_params(params or []),
+        params=parse_params(params or []),
         stack=stack,
         target=target,
         state=state,
@@ -251,15 +252,7 @@ def _inputs(
     )
 
 
-def _resolve(inputs: wf.Inputs, mode: str) -> tuple[ResolvedStack, dict[str, str], Any]:
-    project = load_project(Path.cwd())
-    sources = wf.read_sources(inputs)
-    stack = wf.resolve_stack(inputs, project, mode, sources)
-    wf.check_targets(stack, project)
-    return stack, sources, project
-
-
-def _announce(started: wf.SandboxStarted) -> None:
+def _announce(started: SandboxStarted) -> None:
     """Nothing starts silently: say which sandbox started, where, and how to stop it."""
     render.console(stderr=True).print(
         render.sandbox_started(started.endpoints, started.directory), markup=False
@@ -284,6 +277,32 @@ def _progress(out: Any, plan: Plan, json_lines: bool) -> Any:
     if json_lines or not render.interactive():
         return contextlib.nullcontext(render.EventPrinter(out, json_lines=json_lines))
     return render.LiveProgress(out, total=build_steps(plan).number_of_nodes())
+
+
+class _Ui:
+    """What the phases show and ask (:class:`cloudtmpl.workflow.Ui`), on the terminal."""
+
+    def __init__(self, yes: bool, out: Any = None, json_lines: bool = False) -> None:
+        self.yes, self.out, self.json_lines = yes, out, json_lines
+
+    def sandbox_started(self, started: SandboxStarted) -> None:
+        _announce(started)
+
+    def planned(self, plan: Plan, no_changes: str | None = None) -> None:
+        if self.json_lines:
+            return
+        if no_changes is None:
+            render.plan_text(plan, self.out)
+        else:
+            render.plan_text(plan, self.out, no_changes=no_changes)
+
+    def confirm(self, what: str) -> None:
+        _confirm(self.yes, what)
+
+    @contextlib.contextmanager
+    def running(self, plan: Plan) -> Iterator[tuple[threading.Event, Callable[[Event], None]]]:
+        with _Interrupts() as stop, _progress(self.out, plan, self.json_lines) as emit:
+            yield stop, emit
 
 
 class _Interrupts:
@@ -324,7 +343,8 @@ def validate(
     """Check a template without parameter values (values given are checked too)."""
 
     def body() -> None:
-        stack, _, _ = _resolve(_inputs(template, env, param, stack_opt, target), "validate")
+        stack, _ = wf.resolve_checked(_inputs(template, env, param, stack_opt, target),
+                                      load_project(Path.cwd()), "validate")
         if fmt == "json":
             print(json.dumps(render.diagnostics_json([]), indent=2))
         else:
@@ -366,16 +386,9 @@ def plan(
     def body() -> Plan:
         inputs = _inputs(template, env, param, stack, target, state, allow_relocation,
                          replace_template)
-        resolved, sources, project = _resolve(inputs, "plan")
-        targets = wf.targets_of(resolved)
-        session = wf.open_session(project, inputs, resolved.name, targets,
-                                  on_sandbox_start=_announce)
-        try:
-            result = wf.plan_stack(session, resolved, sources, inputs, parallelism)
-        finally:
-            session.close()
+        result = wf.plan(load_project(Path.cwd()), inputs, parallelism, _Ui(yes=False))
         if out:
-            wf.write_plan_file(result, out, render.plan_json(result, with_sources=True))
+            pf.write_plan_file(result, out, render.plan_json(result, with_sources=True))
         if fmt == "json":
             print(json.dumps(render.plan_json(result), indent=2, sort_keys=True))
         elif fmt == "markdown":
@@ -423,59 +436,19 @@ def apply(
 
     def body() -> bool:
         out = render.console()
-        if wf.is_plan_file(source):
-            saved, inputs, sources = wf.from_plan_file(source, param or [], env or [], state,
-                                                       stack=stack)
-            project = load_project(Path.cwd())
-            sources = wf.with_hidden_defaults(saved, inputs, sources, project)
-            resolved = wf.resolve_stack(inputs, project, "plan", sources)
+        project = load_project(Path.cwd())
+        saved = None
+        if pf.is_plan_file(source):
+            saved, inputs, sources, resolved = wf.saved_plan(
+                source, param or [], env or [], state, stack, project)
         else:
-            saved = None
             inputs = _inputs(source, env, param, stack, target, state, allow_relocation,
                              replace_template)
-            resolved, sources, project = _resolve(inputs, "plan")
-        targets = wf.targets_of(resolved)
-        session = wf.open_session(project, inputs, resolved.name, targets,
-                                  on_sandbox_start=_announce)
-        try:
-            with session.store.lock(resolved.name, wf.holder()):
-                fresh = wf.plan_stack(session, resolved, sources, inputs, parallelism)
-                if saved is not None:
-                    wf.check_plan_fresh(saved, resolved, session, fresh)
-                    todo = saved
-                else:
-                    todo = fresh
-                if not json_mode:
-                    render.plan_text(todo, out)
-                started = time.monotonic()
-                if todo.has_changes:
-                    if saved is None:
-                        _confirm(yes, "apply these changes")
-                    with _Interrupts() as stop, _progress(out, todo, json_mode) as emit:
-                        result = wf.execute(
-                            session,
-                            todo,
-                            resolved,
-                            "apply",
-                            emit=emit,
-                            parallelism=parallelism,
-                            stop=stop,
-                        )
-                else:
-                    result = wf.execute(
-                        session,
-                        todo,
-                        resolved,
-                        "apply",
-                        emit=lambda e: None,
-                        parallelism=parallelism,
-                    )
-                wf.prune_state(session, todo, resolved)
-                if saved is not None and result.ok:
-                    wf.record_applied(session, saved)
-                seconds = time.monotonic() - started
-        finally:
-            session.close()
+            resolved, sources = wf.resolve_checked(inputs, project, "plan")
+        done = wf.apply(project, inputs, resolved, sources, parallelism,
+                        _Ui(yes, out=out, json_lines=json_mode), saved=saved)
+        todo, result, seconds = done.plan, done.result, done.seconds
+        assert result is not None
         if json_mode:
             print(
                 render.json_text(
@@ -521,37 +494,10 @@ def destroy(
     def body() -> bool:
         out = render.console()
         inputs = _inputs(template, env, param, stack, target, state)
-        project = load_project(Path.cwd())
-        resolved = None
-        if template is not None:
-            resolved = wf.resolve_stack(inputs, project, "validate", wf.read_sources(inputs))
-        name = resolved.name if resolved else wf.stack_name(inputs)
-        targets = wf.targets_of(resolved) if resolved else set()
-        session = wf.open_session(project, inputs, name, targets, on_sandbox_start=_announce)
-        try:
-            with session.store.lock(name, wf.holder()):
-                todo = wf.destroy_plan(session, resolved, parallelism)
-                render.plan_text(todo, out, no_changes=f"Nothing to destroy: stack {name!r} "
-                                 "has no resources in the clouds.")
-                if not todo.has_changes:
-                    wf.forget_destroyed(session, todo)
-                    return True
-                _confirm(yes, f"destroy stack {name!r}")
-                started = time.monotonic()
-                with _Interrupts() as stop, _progress(out, todo, False) as emit:
-                    result = wf.execute(
-                        session,
-                        todo,
-                        wf.empty_stack(name),
-                        "destroy",
-                        emit=emit,
-                        parallelism=parallelism,
-                        stop=stop,
-                    )
-        finally:
-            session.close()
-        out.print(render.apply_summary(result, time.monotonic() - started, "Destroy"))
-        return result.ok
+        done = wf.destroy(load_project(Path.cwd()), inputs, parallelism, _Ui(yes, out=out))
+        if done.result is not None:
+            out.print(render.apply_summary(done.result, done.seconds, "Destroy"))
+        return done.ok
 
     if not _guard(body):
         raise typer.Exit(Exit.ERROR)
@@ -583,10 +529,10 @@ def outputs(
                 hint=f"cloudtmpl outputs -s {stack} NAME --raw",
             )
         project = load_project(Path.cwd())
-        with wf.open_store(project, wf.Inputs(stack=stack, state=state)) as store:
-            values = wf.recorded_outputs(store, stack)
+        with open_store(project, Inputs(stack=stack, state=state)) as store:
+            values = recorded_outputs(store, stack)
         if name is not None:
-            value = wf.one_output(values, name, stack)
+            value = one_output(values, name, stack)
             if raw:
                 sys.stdout.write(render.raw_text(stack, name, value))
             else:
@@ -617,7 +563,7 @@ def show(
 
     def body() -> None:
         if planfile:
-            saved = wf.load_plan_file(planfile)
+            saved = pf.load_plan_file(planfile)
             if fmt == "json":
                 print(json.dumps(render.plan_json(saved), indent=2, sort_keys=True))
             elif fmt == "markdown":
@@ -641,8 +587,8 @@ def show(
                 "cloudtmpl show PLANFILE --format markdown",
             )
         project = load_project(Path.cwd())
-        with wf.open_store(project, wf.Inputs(stack=stack, state=state)) as store:
-            values = wf.recorded_outputs(store, stack)
+        with open_store(project, Inputs(stack=stack, state=state)) as store:
+            values = recorded_outputs(store, stack)
             records = store.resources(stack)
             serial = store.serial(stack)
         if fmt == "json":
@@ -689,7 +635,8 @@ def graph(
     """Print the resource dependency graph (Graphviz dot or Mermaid)."""
 
     def body() -> None:
-        stack, _, _ = _resolve(_inputs(template, env, param, target=target), "validate")
+        stack, _ = wf.resolve_checked(_inputs(template, env, param, target=target),
+                                      load_project(Path.cwd()), "validate")
         g = build_graph(stack)
         print(to_dot(g) if fmt == "dot" else to_mermaid(g))
 

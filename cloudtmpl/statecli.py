@@ -22,10 +22,11 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from cloudtmpl import render
-from cloudtmpl import workflow as wf
 from cloudtmpl.clihelp import Command, Group, choice_option
 from cloudtmpl.config import load_project
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
+from cloudtmpl.inputs import Inputs
+from cloudtmpl.session import open_store
 from cloudtmpl.state import LockInfo, StackLocked, StateStore
 
 RECENT_RUNS = 10
@@ -71,7 +72,7 @@ def _fail(diags: tuple[Diagnostic, ...] | list[Diagnostic], fmt: str) -> NoRetur
 
 
 def _open(state: str | None) -> StateStore:
-    return wf.open_store(load_project(Path.cwd()), wf.Inputs(state=state))
+    return open_store(load_project(Path.cwd()), Inputs(state=state))
 
 
 def who() -> str:

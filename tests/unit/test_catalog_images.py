@@ -14,6 +14,7 @@ import pytest
 
 from cloudtmpl.config import Catalog, ImageFilter, _image_entry, newest_image
 from cloudtmpl.diagnostics import DiagnosticError
+from cloudtmpl.lookup import Lookups, check_choices
 from cloudtmpl.model import Action, LiveResource, Placement, Target, spec_hash
 from cloudtmpl.plan import (
     Natives,
@@ -26,7 +27,7 @@ from cloudtmpl.plan import (
 )
 from cloudtmpl.providers.base import Choice
 from cloudtmpl.resolve import ResolvedStack
-from cloudtmpl.workflow import Lookups, Session, check_choices
+from cloudtmpl.workflow import Session
 from tests.unit.test_plan import discovery, stack
 
 AL2023 = ImageFilter("al2023-ami-2023.*-kernel-6.1-x86_64", ("amazon",))

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from cloudtmpl import workflow as wf
 from cloudtmpl.cli import app
 from cloudtmpl.config import SANDBOX_TARGETS, data_dir, load_project
+from cloudtmpl.inputs import Inputs, read_sources
 from cloudtmpl.loader import load_file
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
 
@@ -105,10 +106,10 @@ outputs:
     )
     env = tmp_path / "env.yaml"
     env.write_text("resource_registry:\n  My::DbPair: templates/replicated_db_pair.yaml\n")
-    inputs = wf.Inputs(
+    inputs = Inputs(
         template=str(path), environments=(str(env),), target="sandbox-openstack"
     )
-    sources = wf.read_sources(inputs)
+    sources = read_sources(inputs)
     stack = wf.resolve_stack(inputs, load_project(tmp_path), "plan", sources)
     assert list(stack.resources) == [
         "web.security_group", "web.servers.0", "web.servers.1", "web.servers.2",
@@ -178,9 +179,9 @@ def corpus_dump(target: str) -> str:
     out = []
     for path, env in CORPUS_RUNS:
         envs = (str(CORPUS / env),) if env else ()
-        inputs = wf.Inputs(template=str(path), environments=envs, target=target)
+        inputs = Inputs(template=str(path), environments=envs, target=target)
         stack = wf.resolve_stack(inputs, load_project(CORPUS), "validate",
-                                 wf.read_sources(inputs))  # fmt: skip
+                                 read_sources(inputs))  # fmt: skip
         out.append(resolved_dump(stack))
     return "\n".join(out)
 

@@ -14,8 +14,10 @@ from typing import Any
 import jsonschema
 import pytest
 
+from cloudtmpl import planfile
 from cloudtmpl import workflow as wf
 from cloudtmpl.diagnostics import DiagnosticError
+from cloudtmpl.inputs import Inputs
 from cloudtmpl.model import Action, LiveResource, Placement
 from cloudtmpl.plan import FORMAT_VERSION, Change, Plan, PropertyChange
 from cloudtmpl.render import plan_json
@@ -51,7 +53,7 @@ def make_plan(stack: str = "web", sources: dict[str, str] | None = None) -> Plan
                 prior=live,
             ),
         ),
-        template_hash=wf.sources_hash(sources),
+        template_hash=planfile.sources_hash(sources),
         params_hash="a" * 64,
         state_serial=3,
         live_fingerprint="b" * 32,
@@ -65,7 +67,7 @@ def make_plan(stack: str = "web", sources: dict[str, str] | None = None) -> Plan
 def save(tmp_path: Path, plan: Plan | None = None, name: str = "plan.json") -> Path:
     path = tmp_path / name
     plan = plan or make_plan()
-    wf.write_plan_file(plan, str(path), plan_json(plan, with_sources=True))
+    planfile.write_plan_file(plan, str(path), plan_json(plan, with_sources=True))
     return path
 
 
@@ -101,10 +103,10 @@ def test_round_trip_private_atomic_and_schema_valid(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]  # no temporary left
     data = json.loads(path.read_text())
     assert data["source_hashes"] == {
-        name: wf._text_hash(text) for name, text in plan.sources.items()
+        name: planfile._text_hash(text) for name, text in plan.sources.items()
     }
     jsonschema.Draft202012Validator(plan_schema()).validate(data)
-    assert wf.load_plan_file(str(path)) == plan
+    assert planfile.load_plan_file(str(path)) == plan
     assert plan_schema()["properties"]["format_version"]["const"] == FORMAT_VERSION
 
 
@@ -114,7 +116,7 @@ def test_overwriting_a_plan_file_keeps_it_private(tmp_path: Path) -> None:
     path.chmod(0o644)
     save(tmp_path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert wf.load_plan_file(str(path)).stack == "web"
+    assert planfile.load_plan_file(str(path)).stack == "web"
 
 
 def test_is_plan_file_tells_plans_and_damaged_plans_from_templates(tmp_path: Path) -> None:
@@ -143,7 +145,7 @@ def test_is_plan_file_tells_plans_and_damaged_plans_from_templates(tmp_path: Pat
         "notes.txt": False,
         "missing.json": False,
     }
-    assert {name: wf.is_plan_file(str(tmp_path / name)) for name in expected} == expected
+    assert {name: planfile.is_plan_file(str(tmp_path / name)) for name in expected} == expected
 
 
 # -- bad files ----------------------------------------------------------------------
@@ -152,14 +154,14 @@ def test_truncated_plan_file(tmp_path: Path) -> None:
     text = path.read_text()
     for cut in (1, 40, len(text) // 2, len(text) - 3):
         path.write_text(text[:cut])
-        message = refused(lambda: wf.load_plan_file(str(path)), "plan-file", path)
+        message = refused(lambda: planfile.load_plan_file(str(path)), "plan-file", path)
         assert "truncated" in message, (cut, message)
 
 
 def test_corrupted_json_syntax(tmp_path: Path) -> None:
     path = save(tmp_path)
     path.write_text(path.read_text().replace('"changes": [', '"changes": [,', 1))
-    message = refused(lambda: wf.load_plan_file(str(path)), "plan-file", path)
+    message = refused(lambda: planfile.load_plan_file(str(path)), "plan-file", path)
     assert "corrupted" in message and "line" in message
 
 
@@ -178,25 +180,25 @@ def test_corrupted_json_syntax(tmp_path: Path) -> None:
 def test_not_a_plan_at_all(tmp_path: Path, content: bytes, words: str) -> None:
     path = tmp_path / "plan.json"
     path.write_bytes(content)
-    message = refused(lambda: wf.load_plan_file(str(path)), "plan-file", path)
+    message = refused(lambda: planfile.load_plan_file(str(path)), "plan-file", path)
     assert words in message
 
 
 def test_unreadable_plan_file(tmp_path: Path) -> None:
     path = tmp_path / "missing.json"
-    assert "cannot read" in refused(lambda: wf.load_plan_file(str(path)), "plan-file", path)
+    assert "cannot read" in refused(lambda: planfile.load_plan_file(str(path)), "plan-file", path)
 
 
 def test_plan_from_a_newer_format(tmp_path: Path) -> None:
     path = edit(save(tmp_path), lambda d: d.update(format_version=FORMAT_VERSION + 1))
-    message = refused(lambda: wf.load_plan_file(str(path)), "plan-format", path)
+    message = refused(lambda: planfile.load_plan_file(str(path)), "plan-format", path)
     assert "newer" in message and str(FORMAT_VERSION + 1) in message
 
 
 @pytest.mark.parametrize("version", [0, -1, "1", 1.5, True, None])
 def test_format_version_that_no_cloudtmpl_writes(tmp_path: Path, version: Any) -> None:
     path = edit(save(tmp_path), lambda d: d.update(format_version=version))
-    refused(lambda: wf.load_plan_file(str(path)), "plan-format", path)
+    refused(lambda: planfile.load_plan_file(str(path)), "plan-format", path)
 
 
 @pytest.mark.parametrize(
@@ -216,7 +218,7 @@ def test_corrupted_plan_structure_names_the_place(
     tmp_path: Path, damage: Any, where: str
 ) -> None:
     path = edit(save(tmp_path), damage)
-    message = refused(lambda: wf.load_plan_file(str(path)), "plan-file", path)
+    message = refused(lambda: planfile.load_plan_file(str(path)), "plan-file", path)
     assert "corrupted" in message and where in message, message
 
 
@@ -228,14 +230,14 @@ def test_corrupted_structure_without_the_schema_installed(
 
     monkeypatch.setattr(wf, "data_dir", no_data)
     path = edit(save(tmp_path), lambda d: d["changes"][0].pop("placement"))
-    message = refused(lambda: wf.load_plan_file(str(path)), "plan-file", path)
+    message = refused(lambda: planfile.load_plan_file(str(path)), "plan-file", path)
     assert "placement" in message
 
 
 # -- applying a saved plan -------------------------------------------------------------
 def test_from_plan_file_rebuilds_the_inputs(tmp_path: Path) -> None:
     path = save(tmp_path)
-    saved, inputs, sources = wf.from_plan_file(str(path), ["extra=1"], [], None, stack="web")
+    saved, inputs, sources = planfile.from_plan_file(str(path), ["extra=1"], [], None, stack="web")
     assert saved.stack == inputs.stack == "web"
     assert inputs.template == "stack.yaml" and inputs.environments == ("env.yaml",)
     assert dict(inputs.params) == {"flavor": "small", "extra": "1"}
@@ -244,20 +246,20 @@ def test_from_plan_file_rebuilds_the_inputs(tmp_path: Path) -> None:
 
 def test_a_plan_carries_the_stack_template_and_replace_template(tmp_path: Path) -> None:
     plan = replace(make_plan(), stack_template="infra/stack.yaml", replace_template=True)
-    saved, inputs, _ = wf.from_plan_file(str(save(tmp_path, plan)), [], [], None)
+    saved, inputs, _ = planfile.from_plan_file(str(save(tmp_path, plan)), [], [], None)
     assert (saved.stack_template, saved.replace_template) == ("infra/stack.yaml", True)
     assert (inputs.stack_template, inputs.replace_template) == ("infra/stack.yaml", True)
     # a plan written before these keys existed still applies (no template override)
     path = edit(save(tmp_path, name="old.json"),
                 lambda d: (d.pop("stack_template"), d.pop("replace_template")))
-    saved, inputs, _ = wf.from_plan_file(str(path), [], [], None)
+    saved, inputs, _ = planfile.from_plan_file(str(path), [], [], None)
     assert (inputs.stack_template, inputs.replace_template) == ("", False)
 
 
 def test_plan_for_another_stack(tmp_path: Path) -> None:
     path = save(tmp_path)
     message = refused(
-        lambda: wf.from_plan_file(str(path), [], [], None, stack="other"), "plan-stack", path
+        lambda: planfile.from_plan_file(str(path), [], [], None, stack="other"), "plan-stack", path
     )
     assert "'web'" in message and "'other'" in message
 
@@ -266,17 +268,17 @@ def test_edited_snapshot_names_the_file(tmp_path: Path) -> None:
     path = edit(
         save(tmp_path), lambda d: d["sources"].update({"env.yaml": "parameters: {size: 9}\n"})
     )
-    message = refused(lambda: wf.from_plan_file(str(path), [], [], None), "stale-plan", path)
+    message = refused(lambda: planfile.from_plan_file(str(path), [], [], None), "stale-plan", path)
     assert "env.yaml" in message and "stack.yaml" not in message
 
 
 def test_edited_snapshot_and_hash_still_caught_by_file_hash(tmp_path: Path) -> None:
     def tamper(d: dict[str, Any]) -> None:
         d["sources"]["stack.yaml"] += "# edited\n"
-        d["template_hash"] = wf.sources_hash(d["sources"])
+        d["template_hash"] = planfile.sources_hash(d["sources"])
 
     path = edit(save(tmp_path), tamper)
-    message = refused(lambda: wf.from_plan_file(str(path), [], [], None), "stale-plan", path)
+    message = refused(lambda: planfile.from_plan_file(str(path), [], [], None), "stale-plan", path)
     assert "stack.yaml" in message and "env.yaml" not in message
 
 
@@ -286,7 +288,7 @@ def test_edited_snapshot_of_a_plan_without_file_hashes(tmp_path: Path) -> None:
         d["sources"]["stack.yaml"] += "# edited\n"
 
     path = edit(save(tmp_path), tamper)
-    message = refused(lambda: wf.from_plan_file(str(path), [], [], None), "stale-plan", path)
+    message = refused(lambda: planfile.from_plan_file(str(path), [], [], None), "stale-plan", path)
     assert "modified" in message and "stack.yaml" in message
 
 
@@ -294,17 +296,17 @@ def test_plan_printed_without_its_snapshot_cannot_be_applied(tmp_path: Path) -> 
     plan = make_plan()
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan_json(plan)))  # `plan --format json`: no sources
-    assert wf.load_plan_file(str(path)).stack == "web"  # show renders it
-    message = refused(lambda: wf.from_plan_file(str(path), [], [], None), "plan-file", path)
+    assert planfile.load_plan_file(str(path)).stack == "web"  # show renders it
+    message = refused(lambda: planfile.from_plan_file(str(path), [], [], None), "plan-file", path)
     assert "--out" in message
 
 
 def test_snapshot_cuts_hidden_values_out_of_environments() -> None:
-    inputs = wf.Inputs(template="t.yaml", environments=("secrets.yaml",))
+    inputs = Inputs(template="t.yaml", environments=("secrets.yaml",))
     sources = {
         "t.yaml": TEMPLATE,
         "secrets.yaml": "parameters:\n  db_password: hunter2\n  size: 3\n",
     }
-    snap = wf.snapshot(sources, inputs, frozenset({"db_password"}))
+    snap = planfile.snapshot(sources, inputs, frozenset({"db_password"}))
     assert "hunter2" not in snap["secrets.yaml"] and "size: 3" in snap["secrets.yaml"]
     assert snap["t.yaml"] == TEMPLATE

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloudtmpl.diagnostics import DiagnosticError
+from cloudtmpl.inputs import Inputs, stack_name
 from cloudtmpl.model import STACK_NAME_RE, default_stack_name
-from cloudtmpl.workflow import Inputs, stack_name
 
 
 @pytest.mark.parametrize(("stem", "name"), [

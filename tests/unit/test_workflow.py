@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from cloudtmpl import config, workflow
+from cloudtmpl import config, planfile, workflow
 from cloudtmpl.config import SANDBOX_TARGETS, ProjectConfig
 from cloudtmpl.diagnostics import DiagnosticError
+from cloudtmpl.inputs import Inputs, parse_params
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import Target
 from cloudtmpl.resolve import ResolveOptions, resolve
@@ -63,21 +64,21 @@ def test_snapshot_on_a_target_that_cannot_snapshot_is_a_diagnostic() -> None:
 def test_parse_params_reads_files_and_rejects_bad_pairs(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("s3cret\n")
-    assert workflow.parse_params(["a=1", f"pw=@{secret}", "b=x=y"]) == {
+    assert parse_params(["a=1", f"pw=@{secret}", "b=x=y"]) == {
         "a": "1", "pw": "s3cret", "b": "x=y"}
     with pytest.raises(DiagnosticError) as exc:
-        workflow.parse_params(["novalue", "=x", "f=@/nonexistent/file"])
+        parse_params(["novalue", "=x", "f=@/nonexistent/file"])
     assert [d.code for d in exc.value.diagnostics] == [
         "bad-parameter-arg", "bad-parameter-arg", "file-not-found"]
 
 
 def test_snapshot_cuts_hidden_values_out_of_environments() -> None:
-    inputs = workflow.Inputs(template="t.yaml", environments=("env.yaml",))
+    inputs = Inputs(template="t.yaml", environments=("env.yaml",))
     sources = {"t.yaml": "heat_template_version: 2021-04-16\n",
                "env.yaml": "parameters:\n  pw: hunter2\n  size: 3\n"
                            "parameter_defaults:\n  pw: other\n"}
-    snap = workflow.snapshot(sources, inputs, frozenset({"pw"}))
+    snap = planfile.snapshot(sources, inputs, frozenset({"pw"}))
     assert snap["t.yaml"] == sources["t.yaml"]
     assert "hunter2" not in snap["env.yaml"] and "other" not in snap["env.yaml"]
     assert "size: 3" in snap["env.yaml"]
-    assert workflow.snapshot(sources, inputs, frozenset()) == sources
+    assert planfile.snapshot(sources, inputs, frozenset()) == sources
