@@ -16,12 +16,10 @@ needed more than one run, and the faults the AWS sandbox injected.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,12 +67,11 @@ def main() -> int:
                         S.reset_clouds(aws, openstack, aws_faults, os_faults)
                     else:
                         S.reset_clouds(aws, openstack)
-                    S.post(aws["endpoint"], "/_sandbox/requests/reset")
+                    S.post(aws, "/_sandbox/requests/reset")
                     seconds, runs, ok = apply_until_done(cwd)
                     if faulty:
-                        with urllib.request.urlopen(f"{aws['endpoint']}/_sandbox/faults") as r:
-                            for k, v in json.loads(r.read()).items():
-                                injected[k] = injected.get(k, 0) + v
+                        for k, v in S.get(aws, "/_sandbox/faults").items():
+                            injected[k] = injected.get(k, 0) + v
                         S.calm(aws, openstack)  # checks and plan run without faults
                     v = S.compare(aws, openstack, "torture", S.desired())
                     converged, plan = S.converged(cwd, TEMPLATE)

@@ -207,6 +207,9 @@ def _guard(fn: Callable[[], Any], fmt: str = "text") -> Any:
         )
     except LockLost as err:
         _fail([err.diagnostic()], fmt)
+    except sandbox.SandboxError as err:  # `sandbox start|stop` could not do it
+        _fail([Diagnostic("sandbox-error", str(err),
+                          hint=f"see the logs in {sandbox.sandbox_dir()}")], fmt)
     except CloudError as err:
         _fail(
             [
@@ -707,7 +710,7 @@ def sandbox_status(
         if cloud.get("running"):
             out.print(
                 f"sandbox-{name}: running at {cloud.get('endpoint')} (pid {cloud.get('pid')},"
-                f" regions {', '.join(cloud.get('regions', []))})"
+                f" regions {', '.join(cloud.get('regions', []))}, token {cloud.get('token')})"
             )
         else:
             out.print(f"sandbox-{name}: stopped")

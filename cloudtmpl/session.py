@@ -110,7 +110,7 @@ def live_targets(
     return out
 
 
-_NOT_OPTIONS = {"running", "pid", "regions", "started"}
+_NOT_OPTIONS = {"running", "pid", "regions", "started", "token"}
 
 
 def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:

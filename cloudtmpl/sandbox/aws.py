@@ -23,6 +23,8 @@ EC2
     ``MaxResults``/``NextToken`` pass through untouched.
 
 All services
+  * only the sandbox's own credentials are accepted, and signatures are verified
+    (:mod:`cloudtmpl.sandbox.aws_auth`);
   * requests without an ``Authorization`` header (SigV2 query signing, Route53's
     ``X-Amzn-Authorization``) get a dummy SigV4 header naming the service, so moto
     routes them to the right backend instead of S3.
@@ -38,7 +40,9 @@ response namespace is rewritten back.  Classic ELB: ``/2012-06-01/`` → ``/``.
 
 The layer also counts requests per service: ``GET /_sandbox/requests`` returns
 ``{"total": N, "by_service": {...}}``, ``POST /_sandbox/requests/reset`` zeroes it.
-``GET /_sandbox/info`` names the process (used by the manager's liveness check).
+``GET /_sandbox/info`` names the process and its instance id (the manager's liveness
+check), ``POST /_sandbox/shutdown`` stops it.  Every ``/_sandbox/*`` and
+``/moto-api/*`` request needs the sandbox's token (:mod:`cloudtmpl.sandbox.control`).
 
 Fault knobs (like the OpenStack emulator's): ``GET /_sandbox/config`` shows them,
 ``POST /_sandbox/config`` merges a JSON object into them (all or nothing; unknown
@@ -87,14 +91,22 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, urlencode
 
+from cloudtmpl.sandbox.aws_auth import Accounts
 from cloudtmpl.sandbox.aws_hosts import Ec2Hosts, changes_instances
 from cloudtmpl.sandbox.aws_sts import (
     Sts,
     access_key_of,
     get_role_query,
     role_from_get_role,
-    session_token_of,
 )
+from cloudtmpl.sandbox.control import (
+    Identity,
+    refuse_wsgi,
+    shut_down_soon,
+    take_identity,
+    unauthorized_headers,
+)
+from cloudtmpl.sandbox.manager import ACCESS_KEY, SECRET_KEY
 from cloudtmpl.sandbox.serving import check_loopback, write_ready
 
 Environ = dict[str, Any]
@@ -314,7 +326,8 @@ _FAULT_MESSAGES = {
     "ServiceUnavailable": "The service is unavailable. Please try again shortly.",
 }
 _REASONS = {400: "BAD REQUEST", 500: "INTERNAL SERVER ERROR", 503: "SERVICE UNAVAILABLE"}
-_STATUS_TEXT = {200: "OK", 404: "NOT FOUND", 500: "INTERNAL SERVER ERROR"}
+_STATUS_TEXT = {200: "OK", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT FOUND",
+                500: "INTERNAL SERVER ERROR"}
 
 
 def aws_error_body(service: str, code: str, message: str) -> bytes:
@@ -406,12 +419,15 @@ def _drop_connection(environ: Environ) -> NoReturn:
 class CompatLayer:
     """WSGI middleware in front of moto's app; see the module docstring."""
 
-    def __init__(self, app: WSGIApp, hosts: Ec2Hosts | None = None) -> None:
+    def __init__(self, app: WSGIApp, identity: Identity, hosts: Ec2Hosts | None = None
+                 ) -> None:
         self.app = app
+        self.identity = identity  # the control token of /_sandbox/* and /moto-api/*
         self.hosts = hosts or Ec2Hosts(enabled=False)
         self.counter = RequestCounter()
         self.faults = Faults()
         self.sts = Sts()  # AssumeRole checks and the temporary keys it issued (aws_sts)
+        self.accounts = Accounts(self.sts, ACCESS_KEY, SECRET_KEY)  # whose keys (aws_auth)
         # ClientToken idempotency, as EC2 does it (moto ignores the token):
         # (region, action, token) -> the first successful answer
         self._tokens: dict[tuple[str, str, str], tuple[str, list[tuple[str, str]], bytes]] = {}
@@ -422,6 +438,14 @@ class CompatLayer:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
+        if path.startswith(("/_sandbox/", "/moto-api")):
+            denied = refuse_wsgi(environ, self.identity.token)
+            if denied is not None:
+                denied_status, data = denied
+                headers = [("Content-Type", "application/json"),
+                           *(unauthorized_headers().items() if denied_status == 401 else ())]
+                return _respond(start_response, f"{denied_status} {_STATUS_TEXT[denied_status]}",
+                                headers, json.dumps(data).encode("utf-8"))
         if path.startswith("/_sandbox/"):
             return self._control(environ, start_response, path)
         if path.startswith("/moto-api"):
@@ -441,11 +465,9 @@ class CompatLayer:
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         service, region = self._identify(environ, path, query, form)
         self.counter.add(service)
-        access_key = access_key_of(environ, query + (form or []))
-        self.sts.count(access_key)
-        refused = self.sts.refuse(service, access_key,
-                                  session_token_of(environ, query + (form or [])))
-        if refused is not None:  # a temporary key without its session token, or expired
+        self.sts.count(access_key_of(environ, query + (form or [])))
+        refused = self.accounts.refuse(service, environ)
+        if refused is not None:  # not our key, not its session token, not its signature
             return _respond(start_response, *refused)
         latency, fault, status, code = self.faults.decide(service)
         if latency > 0:
@@ -515,7 +537,11 @@ class CompatLayer:
             self.sts.clear_counts()
             return _json(start_response, {"total": 0, "by_service": {}})
         if path == "/_sandbox/info" and method == "GET":
-            return _json(start_response, {"service": SERVICE_NAME, "pid": os.getpid()})
+            return _json(start_response, {"service": SERVICE_NAME, "pid": os.getpid(),
+                                          "instance": self.identity.instance})
+        if path == "/_sandbox/shutdown" and method == "POST":
+            shut_down_soon()
+            return _json(start_response, {"shutdown": True})
         handled = self.hosts.ssh.admin(method, path)  # sshd-backed instances (aws_hosts)
         if handled is not None:
             code, data = handled
@@ -812,7 +838,7 @@ def enable_validation() -> None:
             setattr(settings, attr, True)
 
 
-def build_app(ssh: bool | None = None) -> CompatLayer:
+def build_app(identity: Identity, ssh: bool | None = None) -> CompatLayer:
     """moto's app, built the way ``ThreadedMotoServer`` builds it, behind the layer.
 
     ``ssh``: instances launched with a key pair get a real sshd (see aws_hosts);
@@ -823,7 +849,7 @@ def build_app(ssh: bool | None = None) -> CompatLayer:
 
     hosts = Ec2Hosts(enabled=ssh)
     hosts.install()
-    return CompatLayer(DomainDispatcherApplication(create_backend_app), hosts)
+    return CompatLayer(DomainDispatcherApplication(create_backend_app), identity, hosts)
 
 
 
@@ -863,12 +889,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="no sshd for instances launched with a key pair")
     args = parser.parse_args(argv)
     host = check_loopback(args.host)
+    identity = take_identity()  # out of the environment before anything is started
 
     from werkzeug.serving import make_server
 
     from cloudtmpl.sandbox.httplog import RequestHandler, quiet
 
-    app = build_app(ssh=False if args.no_ssh else None)
+    app = build_app(identity, ssh=False if args.no_ssh else None)
     if not args.no_warm_up:
         _warm_up(app, ("us-east-1", "eu-central-1"))
     server = quiet(make_server(host, args.port, app, threaded=True,

@@ -13,7 +13,8 @@ wire-compatibility layer (:mod:`cloudtmpl.sandbox.aws`) asks :class:`Sts`:
   ``ValidationError``.  The sandbox has one account, so the principal is not
   checked: every caller is of the role's account.
 * after every successful STS answer: the temporary keys in it (``ASIA…``) are
-  remembered with their session token and expiry;
+  remembered with their secret, session token and expiry (:mod:`.aws_auth` checks
+  the request's signature with that secret);
 * before every request signed with a temporary key (``ASIA…``): the request must
   carry that key's session token (header ``X-Amz-Security-Token``, or the query or
   form parameter ``X-Amz-Security-Token``/``SecurityToken``) and come before the
@@ -49,6 +50,13 @@ _AWS3_HEADER = re.compile(r"AWSAccessKeyId=([^,\s]+)")
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 _ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(?:[^/]+/)*([\w+=,.@-]{1,64})$")
 _STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+# the namespace of each query API's <ErrorResponse>
+_ERROR_NS = {
+    "sts": _STS_NS,
+    "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
+    "route53": "https://route53.amazonaws.com/doc/2013-04-01/",
+    "elasticloadbalancing": "http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/",
+}
 _IAM_VERSION = "2010-05-08"
 _MIN_DURATION, _DEFAULT_DURATION = 900, 3600
 _STATUS = {400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden"}
@@ -93,7 +101,7 @@ def error_answer(service: str, status: int, code: str, message: str) -> Answer:
         xml = (f"<Error><Code>{code}</Code><Message>{message}</Message>"
                f"<RequestId>{request_id}</RequestId></Error>")
     else:
-        ns = f' xmlns="{_STS_NS}"' if service == "sts" else ""
+        ns = f' xmlns="{_ERROR_NS[service]}"' if service in _ERROR_NS else ""
         xml = (f"<ErrorResponse{ns}><Error><Type>Sender</Type><Code>{code}</Code>"
                f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId>"
                "</ErrorResponse>")
@@ -154,7 +162,8 @@ class Sts:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._issued: dict[str, tuple[str, float]] = {}  # key id -> (session token, expiry)
+        # key id -> (session token, expiry, secret)
+        self._issued: dict[str, tuple[str, float, str]] = {}
         self._by_key: collections.Counter[str] = collections.Counter()
 
     # ---- bookkeeping
@@ -189,6 +198,8 @@ class Sts:
             key = creds.findtext("{*}AccessKeyId") or creds.findtext("AccessKeyId") or ""
             token = creds.findtext("{*}SessionToken") or creds.findtext("SessionToken") or ""
             expiry = creds.findtext("{*}Expiration") or creds.findtext("Expiration") or ""
+            secret = (creds.findtext("{*}SecretAccessKey") or creds.findtext("SecretAccessKey")
+                      or "")
             if not key.startswith("ASIA") or not token:
                 continue
             try:
@@ -198,7 +209,13 @@ class Sts:
             if when.tzinfo is None:
                 when = when.replace(tzinfo=dt.timezone.utc)
             with self._lock:
-                self._issued[key] = (token, when.timestamp())
+                self._issued[key] = (token, when.timestamp(), secret)
+
+    def secret_of(self, access_key: str) -> str | None:
+        """The secret of a temporary key this STS issued."""
+        with self._lock:
+            found = self._issued.get(access_key)
+        return found[2] if found is not None else None
 
     # ---- checks
 

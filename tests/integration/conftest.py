@@ -4,27 +4,26 @@
 starts them together) once per test session in a fresh ``CLOUDTMPL_SANDBOX_DIR``
 and always stops them; ``aws_sandbox``/``openstack_sandbox`` are their status
 dicts.  ``aws_reset``/``openstack_reset`` wipe a cloud's state and request
-counter before a test.  ``catalog_amis`` is what the sandbox catalog's image
+counter before a test (with the sandbox's control token, as every ``/_sandbox/*``
+and ``/moto-api/*`` call needs it).  ``catalog_amis`` is what the sandbox catalog's image
 filters find, looked up once with boto3.  Nothing is skipped: without moto these fail.
 """
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from cloudtmpl.sandbox import manager
+from cloudtmpl.sandbox import control, manager
 from tests.integration.clitools import REPO, ec2
 
 
-def _post(url: str) -> None:
-    req = urllib.request.Request(url, data=b"", method="POST")
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        resp.read()
+def _post(sandbox: dict[str, Any], path: str) -> None:
+    status, body = control.call(sandbox["endpoint"], sandbox["token"], "POST", path)
+    assert status == 200, (path, status, body)
 
 
 @pytest.fixture(scope="session")
@@ -58,18 +57,16 @@ def openstack_sandbox(sandboxes: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def aws_reset(aws_sandbox: dict[str, Any]) -> dict[str, Any]:
     """Empty moto state and a zeroed request counter for one test."""
-    endpoint = aws_sandbox["endpoint"]
-    _post(f"{endpoint}/moto-api/reset")
-    _post(f"{endpoint}/_sandbox/requests/reset")
+    _post(aws_sandbox, "/moto-api/reset")
+    _post(aws_sandbox, "/_sandbox/requests/reset")
     return aws_sandbox
 
 
 @pytest.fixture
 def openstack_reset(openstack_sandbox: dict[str, Any]) -> dict[str, Any]:
     """Seeded OpenStack state, start-up knobs and a zeroed request counter for one test."""
-    endpoint = openstack_sandbox["endpoint"]
-    _post(f"{endpoint}/_sandbox/reset")
-    _post(f"{endpoint}/_sandbox/requests/reset")
+    _post(openstack_sandbox, "/_sandbox/reset")
+    _post(openstack_sandbox, "/_sandbox/requests/reset")
     return openstack_sandbox
 
 

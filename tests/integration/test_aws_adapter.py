@@ -8,10 +8,8 @@ sandbox's own server-side request counter.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +40,7 @@ from cloudtmpl.providers.base import (
 )
 from cloudtmpl.providers.retry import SANDBOX_POLICY
 from cloudtmpl.resources import canonical_rules
+from cloudtmpl.sandbox import control
 
 pytestmark = pytest.mark.integration
 
@@ -69,8 +68,9 @@ def make_adapter(info: dict[str, Any], **kwargs: Any) -> AwsAdapter:
 
 
 def sandbox_requests(info: dict[str, Any]) -> int:
-    with urllib.request.urlopen(f"{info['endpoint']}/_sandbox/requests", timeout=30) as resp:
-        return int(json.loads(resp.read())["total"])
+    status, counts = control.call(info["endpoint"], info["token"], "GET", "/_sandbox/requests")
+    assert status == 200, counts
+    return int(counts["total"])
 
 
 def public_key() -> str:

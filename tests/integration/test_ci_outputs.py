@@ -20,7 +20,6 @@ import shlex
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import jsonschema
 import pytest
 import yaml
 
+from cloudtmpl.sandbox import control
 from tests.integration.clitools import (
     QUICKSTART,
     REPO,
@@ -76,10 +76,12 @@ def rejects(name: str, document: Any, breakage: Callable[[Any], Any]) -> None:
     assert not validator(name).is_valid(broken), f"{name} accepted a broken document: {broken}"
 
 
-def requests(endpoint: str) -> int:
+def requests(sandbox: dict[str, Any]) -> int:
     """The sandbox's request counter (every cloud API request it served)."""
-    with urllib.request.urlopen(f"{endpoint}/_sandbox/requests", timeout=30) as resp:
-        return int(json.load(resp)["total"])
+    status, counts = control.call(sandbox["endpoint"], sandbox["token"], "GET",
+                                  "/_sandbox/requests")
+    assert status == 200, counts
+    return int(counts["total"])
 
 
 def events(r: Result) -> list[dict[str, Any]]:
@@ -215,6 +217,7 @@ def test_every_json_output_of_a_lifecycle_matches_its_schema(
         "regions": status["aws"]["regions"],
         "access_key": "sandbox",
         "secret_key": "sandbox",
+        "token": None,
     }
     valid("sandbox-status", {**status, "aws": stopped})  # what a stopped cloud reports
 
@@ -354,8 +357,7 @@ def test_bad_plan_files_are_diagnostics_and_reach_no_cloud(
         "newer.json": (json.dumps(newer), "plan-format", "newer"),
         "edited.json": (json.dumps(edited), "stale-plan", "snapshot of stack.yaml"),
     }
-    endpoint = aws_reset["endpoint"]
-    before = requests(endpoint)
+    before = requests(aws_reset)
     for name, (text, code, words) in cases.items():
         write(project / name, text)
         for extra in ((), ("--yes",), ("--format", "json")):
@@ -379,7 +381,7 @@ def test_bad_plan_files_are_diagnostics_and_reach_no_cloud(
     r = run(project, "apply", "plan.json", "--stack", "other", "--format", "json")
     assert [d["code"] for d in r.json()["diagnostics"]] == ["plan-stack"]
 
-    assert requests(endpoint) == before, "a refused plan file reached the cloud"
+    assert requests(aws_reset) == before, "a refused plan file reached the cloud"
     assert stack_instances(aws_reset, REGION, "stack") == []
     assert not list(project.glob(".*.tmp"))
 

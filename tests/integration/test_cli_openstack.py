@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from libcloud.compute.providers import Provider, get_driver
 
+from cloudtmpl.sandbox import control
 from tests.integration.clitools import REPO, run, stack_instances, tags, write
 
 HEAT_NET = REPO / "examples" / "heat" / "servers_in_new_net.yaml"
@@ -301,11 +301,9 @@ providers:
 def test_quota_error_names_target_region_and_resource_and_loses_nothing(
     project: Path, openstack_reset: dict[str, Any]
 ) -> None:
-    config = json.dumps({"quota": {"instances": 0}}).encode()
-    request = urllib.request.Request(f"{openstack_reset['endpoint']}/_sandbox/config",
-                                     data=config, method="POST",
-                                     headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).read()
+    status, body = control.call(openstack_reset["endpoint"], openstack_reset["token"], "POST",
+                                "/_sandbox/config", {"quota": {"instances": 0}})
+    assert status == 200, body
     r = run(project, "apply", "server_with_volume.yaml", "--target", "sandbox-openstack",
             "--yes")
     assert r.code == 1

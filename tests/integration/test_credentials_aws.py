@@ -4,20 +4,22 @@ Every target here is a plain ``type: aws`` target (not ``sandbox-aws``): it reac
 the sandbox only through ``AWS_ENDPOINT_URL*`` or the profile, and gets its region
 and credentials from ``AWS_REGION``/``~/.aws/config``/``~/.aws/credentials``, an
 assume-role profile (the sandbox's STS) or ``credential_process``.  Each test has
-its own HOME, AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE.
+its own HOME, AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE.  The sandbox accepts
+only keys of its account, so each test makes its own with IAM ``CreateAccessKey``
+and tells them apart by the access key ids the sandbox saw.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from cloudtmpl.sandbox import control
 from tests.integration.clitools import run, write
 
 DEAD = "http://127.0.0.1:9"  # nothing listens: a request sent here fails
@@ -65,14 +67,24 @@ resources:
 """
 
 
-def _sandbox_get(sandbox: dict[str, Any], path: str) -> Any:
-    with urllib.request.urlopen(f"{sandbox['endpoint']}{path}", timeout=30) as resp:
-        return json.loads(resp.read())
-
-
 def _keys_used(sandbox: dict[str, Any]) -> dict[str, int]:
     """Requests per access key id the sandbox saw since the last reset."""
-    return dict(_sandbox_get(sandbox, "/_sandbox/access-keys"))
+    status, used = control.call(sandbox["endpoint"], sandbox["token"], "GET",
+                                "/_sandbox/access-keys")
+    assert status == 200, used
+    return dict(used)
+
+
+def _iam_key(sandbox: dict[str, Any], user: str) -> tuple[str, str]:
+    """(key id, secret) of a new IAM user's access key; the request counters (and
+    with them the keys seen) start again from zero after it."""
+    iam = _client(sandbox, "iam", "us-east-1")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    status, _ = control.call(sandbox["endpoint"], sandbox["token"], "POST",
+                             "/_sandbox/requests/reset")
+    assert status == 200
+    return str(key["AccessKeyId"]), str(key["SecretAccessKey"])
 
 
 def _client(sandbox: dict[str, Any], service: str, region: str) -> Any:
@@ -145,15 +157,28 @@ def test_plan_places_resources_in_the_profile_region(project: Path,
                                                      aws_reset: dict[str, Any]) -> None:
     _aws_file(project, "config", f"[default]\nregion = eu-central-1\n"
               f"endpoint_url = {aws_reset['endpoint']}\n")
-    _aws_file(project, "credentials", "[default]\naws_access_key_id = AKIDPROFILE\n"
-              "aws_secret_access_key = profile-secret\n")
+    key, secret = _iam_key(aws_reset, "profile")
+    _aws_file(project, "credentials", f"[default]\naws_access_key_id = {key}\n"
+              f"aws_secret_access_key = {secret}\n")
     r = run(project, "plan", "sg.yaml", "--format", "json", env=_env(project))
     assert r.code == 0, r.err
     (change,) = r.json()["changes"]
     where = change["placement"]
     assert (where["target"], where["region"], where["country"]) == (
         "aws-x", "eu-central-1", "DE")
-    assert set(_keys_used(aws_reset)) == {"AKIDPROFILE"}  # the profile's endpoint and keys
+    assert set(_keys_used(aws_reset)) == {key}  # the profile's endpoint and keys
+    assert secret not in r.out + r.err
+
+
+def test_keys_of_another_account_are_refused_as_aws_refuses_them(
+        project: Path, aws_reset: dict[str, Any]) -> None:
+    env = _env(project, AWS_ENDPOINT_URL=aws_reset["endpoint"], AWS_REGION="eu-central-1",
+               AWS_ACCESS_KEY_ID="AKIAFOREIGNKEY000000", AWS_SECRET_ACCESS_KEY="not-ours")
+    r = run(project, "plan", "sg.yaml", env=env)
+    assert r.code == 1 and "Traceback" not in r.err, r.err
+    assert "AuthFailure" in r.err and "aws-x" in r.err, r.err
+    assert "not-ours" not in r.out + r.err
+    assert set(_keys_used(aws_reset)) == {"AKIAFOREIGNKEY000000"}
 
 
 def test_a_broken_config_file_is_a_diagnostic(project: Path) -> None:
@@ -169,7 +194,8 @@ def test_endpoint_urls_point_a_plain_aws_target_at_the_sandbox(
     """Service-specific AWS_ENDPOINT_URL_* beat AWS_ENDPOINT_URL; EC2, ELB, Route 53, S3."""
     write(project / "services.yaml", SERVICES_TEMPLATE)
     endpoint = aws_reset["endpoint"]
-    keys = {"AWS_ACCESS_KEY_ID": "AKIDENDPOINTS", "AWS_SECRET_ACCESS_KEY": "endpoints-secret",
+    key, secret = _iam_key(aws_reset, "endpoints")
+    keys = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_REGION": "eu-central-1"}
     specific = _env(project, **keys, AWS_ENDPOINT_URL=DEAD, AWS_ENDPOINT_URL_EC2=endpoint,
                     AWS_ENDPOINT_URL_S3=endpoint, AWS_ENDPOINT_URL_ROUTE_53=endpoint,
@@ -179,7 +205,7 @@ def test_endpoint_urls_point_a_plain_aws_target_at_the_sandbox(
     assert {c["placement"]["region"] for c in r.json()["changes"]} == {"eu-central-1"}
     r = run(project, "apply", "services.yaml", "--yes", env=specific)
     assert r.code == 0, r.err + r.out
-    assert "endpoints-secret" not in r.out + r.err
+    assert secret not in r.out + r.err
 
     # the sandbox holds the stack, in the region AWS_REGION named
     assert _groups(aws_reset, "eu-central-1", "services") == ["services.web_sg"]
@@ -195,7 +221,7 @@ def test_endpoint_urls_point_a_plain_aws_target_at_the_sandbox(
     assert [z["Name"] for z in zones] == ["creds.example.test."]
     buckets = _client(aws_reset, "s3", "eu-central-1").list_buckets()["Buckets"]
     assert [b["Name"] for b in buckets] == ["services-assets"]
-    assert set(_keys_used(aws_reset)) == {"AKIDENDPOINTS", aws_reset["access_key"]}
+    assert set(_keys_used(aws_reset)) == {key, aws_reset["access_key"]}
 
     # AWS_ENDPOINT_URL alone serves every service: nothing to change
     everything = _env(project, **keys, AWS_ENDPOINT_URL=endpoint)
@@ -222,6 +248,7 @@ def _trusting_role(sandbox: dict[str, Any], name: str, external_id: str) -> str:
 
 def test_assume_role_profile_through_the_sandbox_sts(project: Path,
                                                      aws_reset: dict[str, Any]) -> None:
+    base, secret = _iam_key(aws_reset, "base")
     arn = _trusting_role(aws_reset, "deployer", "ext-1234")
     _aws_file(project, "config", "[profile base]\nregion = eu-central-1\n"
               f"[profile pinned]\nrole_arn = {arn}\nsource_profile = base\n"
@@ -231,8 +258,8 @@ def test_assume_role_profile_through_the_sandbox_sts(project: Path,
               "external_id = not-it\nregion = eu-central-1\n"
               "[profile no-role]\nrole_arn = arn:aws:iam::123456789012:role/nobody\n"
               "source_profile = base\nregion = eu-central-1\n")
-    _aws_file(project, "credentials", "[base]\naws_access_key_id = AKIDBASE\n"
-              "aws_secret_access_key = base-secret\n")
+    _aws_file(project, "credentials", f"[base]\naws_access_key_id = {base}\n"
+              f"aws_secret_access_key = {secret}\n")
     env = _env(project, AWS_ENDPOINT_URL=aws_reset["endpoint"])
 
     r = run(project, "apply", "sg.yaml", "--target", "aws-p", "--yes", env=env)  # [pinned]
@@ -243,9 +270,9 @@ def test_assume_role_profile_through_the_sandbox_sts(project: Path,
     temporary = [k for k in used if k.startswith("ASIA")]
     # one AssumeRole signed with the source profile's key; EC2 signed with the role's
     # temporary key - which the sandbox accepts only with its session token
-    assert used["AKIDBASE"] == 1 and len(temporary) == 1, used
-    assert set(used) == {"AKIDBASE", *temporary}
-    assert "base-secret" not in r.out + r.err
+    assert used[base] == 1 and len(temporary) == 1, used
+    assert set(used) == {base, *temporary}
+    assert secret not in r.out + r.err
 
     # AWS refuses a wrong external id and a role that does not exist: so does the sandbox
     for profile, reason in (("wrong-id", "AccessDenied"), ("no-role", "AccessDenied")):
@@ -253,7 +280,7 @@ def test_assume_role_profile_through_the_sandbox_sts(project: Path,
                 env={**env, "AWS_PROFILE": profile})
         assert r.code == 1 and "Traceback" not in r.err
         assert reason in r.err and f"[{profile}]" in r.err and "aws-x" in r.err
-        assert "base-secret" not in r.err
+        assert secret not in r.err
 
     # the temporary key without its session token is refused, as AWS refuses it
     sts = _client(aws_reset, "sts", "eu-central-1")
@@ -268,18 +295,19 @@ def test_assume_role_profile_through_the_sandbox_sts(project: Path,
 
 
 def test_credential_process_profile(project: Path, aws_reset: dict[str, Any]) -> None:
+    key, secret = _iam_key(aws_reset, "process")
     helper = write(project.parent / "creds.py", (
         "import json\n"
-        "print(json.dumps({'Version': 1, 'AccessKeyId': 'AKIDPROCESS',\n"
-        "                  'SecretAccessKey': 'process-secret'}))\n"))
+        f"print(json.dumps({{'Version': 1, 'AccessKeyId': {key!r},\n"
+        f"                  'SecretAccessKey': {secret!r}}}))\n"))
     _aws_file(project, "config", "[profile pinned]\nregion = eu-central-1\n"
               f"credential_process = {sys.executable} {helper}\n")
     env = _env(project, AWS_ENDPOINT_URL=aws_reset["endpoint"])
     r = run(project, "apply", "sg.yaml", "--target", "aws-p", "--yes", env=env)
     assert r.code == 0, r.err + r.out
     assert _groups(aws_reset, "eu-central-1", "sg") == ["sg.sg"]
-    assert set(_keys_used(aws_reset)) == {"AKIDPROCESS", aws_reset["access_key"]}
-    assert "process-secret" not in r.out + r.err
+    assert set(_keys_used(aws_reset)) == {key, aws_reset["access_key"]}
+    assert secret not in r.out + r.err
 
     # a failing credential_process is reported, not a traceback
     _aws_file(project, "config", "[profile pinned]\nregion = eu-central-1\n"

@@ -14,13 +14,13 @@ import signal
 import sqlite3
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import paramiko
 import pytest
 
+from cloudtmpl.sandbox import control
 from cloudtmpl.sandbox.sshd import sshd_path
 from tests.integration.clitools import cli_args, cli_env, run, write
 
@@ -80,15 +80,19 @@ def project(tmp_path: Path, openstack_reset: dict[str, Any]) -> Path:
     return tmp_path
 
 
+def admin(sandbox: dict[str, Any], method: str, path: str) -> Any:
+    """A control request, with the sandbox's token."""
+    status, answer = control.call(sandbox["endpoint"], sandbox["token"], method, path)
+    assert status == 200, (path, status, answer)
+    return answer
+
+
 def servers(sandbox: dict[str, Any]) -> dict[str, Any]:
-    with urllib.request.urlopen(sandbox["endpoint"] + "/_sandbox/servers", timeout=30) as r:
-        return dict(json.loads(r.read()))
+    return dict(admin(sandbox, "GET", "/_sandbox/servers"))
 
 
 def admin_post(sandbox: dict[str, Any], path: str) -> Any:
-    req = urllib.request.Request(sandbox["endpoint"] + path, method="POST", data=b"")
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
+    return admin(sandbox, "POST", path)
 
 
 def the_server(sandbox: dict[str, Any]) -> tuple[str, dict[str, Any]]:

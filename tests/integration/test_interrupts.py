@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from libcloud.compute.providers import Provider, get_driver
 
+from cloudtmpl.sandbox import control
 from tests.integration.clitools import cli_args, cli_env, run, write
 
 SERVERS = 6
 
 
 def configure(sandbox: dict[str, Any], **knobs: Any) -> None:
-    request = urllib.request.Request(f"{sandbox['endpoint']}/_sandbox/config",
-                                     data=json.dumps(knobs).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=10).read()
+    status, body = control.call(sandbox["endpoint"], sandbox["token"], "POST",
+                                "/_sandbox/config", knobs)
+    assert status == 200, body
 
 
 def servers(sandbox: dict[str, Any], stack: str) -> list[Any]:

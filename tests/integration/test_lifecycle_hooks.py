@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cloudtmpl.sandbox import control
 from cloudtmpl.sandbox.sshd import sshd_path
 from tests.integration.clitools import run, write
 
@@ -49,8 +49,10 @@ def events(out: str) -> list[dict[str, Any]]:
 
 def roots(sandbox: dict[str, Any]) -> dict[str, Path]:
     """Server id -> root directory of each sshd-backed server the sandbox runs."""
-    with urllib.request.urlopen(f"{sandbox['endpoint']}/_sandbox/servers", timeout=10) as r:
-        return {sid: Path(info["root"]) for sid, info in json.loads(r.read()).items()}
+    status, listed = control.call(sandbox["endpoint"], sandbox["token"], "GET",
+                                  "/_sandbox/servers")
+    assert status == 200, listed
+    return {sid: Path(info["root"]) for sid, info in listed.items()}
 
 
 def stamp(root: Path, name: str) -> float:

@@ -8,8 +8,6 @@ service connection of a pooled driver authenticates once, then reuses its token.
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,6 +33,7 @@ from cloudtmpl.providers.base import (
 )
 from cloudtmpl.providers.openstack import OpenStackAdapter
 from cloudtmpl.resources import canonical_rules
+from cloudtmpl.sandbox import control
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +51,10 @@ def endpoint(info: dict[str, Any]) -> str:
 
 
 def admin(info: dict[str, Any], path: str, data: dict[str, Any] | None = None) -> Any:
-    body = None if data is None else json.dumps(data).encode()
-    req = urllib.request.Request(f"{endpoint(info)}/_sandbox/{path}", data=body,
-                                 method="GET" if data is None else "POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"null")
+    status, answer = control.call(endpoint(info), info["token"],
+                                  "GET" if data is None else "POST", f"/_sandbox/{path}", data)
+    assert status == 200, answer
+    return answer
 
 
 def sandbox_requests(info: dict[str, Any]) -> int:

@@ -14,14 +14,13 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cloudtmpl.sandbox import manager
+from cloudtmpl.sandbox import control, manager
 from tests.integration.clitools import REPO, Result, ec2, edit, run, stack_instances, tags, write
 from tests.integration.test_cli_openstack import os_driver, owned
 
@@ -44,9 +43,10 @@ def project(tmp_path: Path, aws_reset: dict[str, Any], openstack_reset: dict[str
 # -- looking inside the clouds ------------------------------------------------------
 def requests_seen(sandbox: dict[str, Any]) -> dict[str, Any]:
     """The sandbox's own request counter (``GET /_sandbox/requests`` is not counted)."""
-    with urllib.request.urlopen(f"{sandbox['endpoint']}/_sandbox/requests", timeout=30) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
-    return data
+    status, data = control.call(sandbox["endpoint"], sandbox["token"], "GET",
+                                "/_sandbox/requests")
+    assert status == 200, data
+    return dict(data)
 
 
 def running(sandbox: dict[str, Any]) -> tuple[Any, Any]:

@@ -3,11 +3,10 @@ good ones that differ only slightly keep apart in the cloud."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from cloudtmpl.sandbox import control
 from tests.integration.clitools import ec2, run, write
 
 COLLIDING = """\
@@ -40,8 +39,10 @@ resources:
 
 
 def total(sandbox: dict[str, Any]) -> int:
-    with urllib.request.urlopen(f"{sandbox['endpoint']}/_sandbox/requests", timeout=30) as r:
-        return int(json.loads(r.read())["total"])
+    status, counts = control.call(sandbox["endpoint"], sandbox["token"], "GET",
+                                  "/_sandbox/requests")
+    assert status == 200, counts
+    return int(counts["total"])
 
 
 def test_bad_names_are_refused_one_diagnostic_each_before_any_call(

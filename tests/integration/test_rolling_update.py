@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cloudtmpl.sandbox import control
 from cloudtmpl.sandbox.sshd import sshd_path
 from tests.integration.clitools import run, write
 
@@ -43,8 +42,9 @@ resources:
 
 
 def sshd_servers(sandbox: dict[str, Any]) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{sandbox['endpoint']}/_sandbox/servers", timeout=10) as r:
-        return dict(json.loads(r.read()))
+    status, listed = control.call(sandbox["endpoint"], sandbox["token"], "GET", "/_sandbox/servers")
+    assert status == 200, listed
+    return dict(listed)
 
 
 def healthy(sandbox: dict[str, Any]) -> int:

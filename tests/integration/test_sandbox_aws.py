@@ -28,7 +28,7 @@ from libcloud.compute.providers import get_driver
 from libcloud.compute.types import KeyPairDoesNotExistError, Provider
 
 from cloudtmpl.sandbox import aws as sandbox_aws
-from cloudtmpl.sandbox import manager
+from cloudtmpl.sandbox import control, manager
 from cloudtmpl.sandbox.serving import check_loopback
 
 pytestmark = pytest.mark.integration
@@ -71,9 +71,51 @@ def size(driver: Any, abstract: str = "tiny") -> NodeSize:
 
 
 def counter(info: dict[str, Any]) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{info['endpoint']}/_sandbox/requests", timeout=10) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
-    return data
+    return _get_json(info, "/_sandbox/requests")
+
+
+def signed_v4(info: dict[str, Any], params: dict[str, str], method: str = "GET",
+              service: str = "ec2", region: str = "us-east-1") -> urllib.request.Request:
+    """A plain HTTP request to the sandbox signed with its own key (botocore's SigV4)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = urllib.parse.urlencode(params)
+    url = info["endpoint"] + "/" + ("?" + body if method == "GET" else "")
+    headers = {} if method == "GET" else {"Content-Type": _FORM}
+    req = AWSRequest(method=method, url=url, data=None if method == "GET" else body,
+                     headers=headers)
+    SigV4Auth(Credentials(info["access_key"], info["secret_key"]), service,
+              region).add_auth(req)
+    return urllib.request.Request(url, data=None if method == "GET" else body.encode(),
+                                  headers=dict(req.headers.items()), method=method)
+
+
+def signed_v2_form(info: dict[str, Any], params: dict[str, str],
+                   secret: str | None = None) -> urllib.request.Request:
+    """A Signature V2 form POST, signed as AWS documents it (HmacSHA256 over
+    POST, host, path and the sorted, encoded parameters)."""
+    import base64
+    import hashlib
+    import hmac
+
+    host = info["endpoint"].removeprefix("http://")
+    full = {**params, "AWSAccessKeyId": info["access_key"], "SignatureVersion": "2",
+            "SignatureMethod": "HmacSHA256",
+            "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    canonical = "&".join(f"{urllib.parse.quote(k, safe='-_.~')}="
+                         f"{urllib.parse.quote(v, safe='-_.~')}" for k, v in sorted(full.items()))
+    mac = hmac.new((secret or info["secret_key"]).encode(),
+                   f"POST\n{host}\n/\n{canonical}".encode(), hashlib.sha256)
+    full["Signature"] = base64.b64encode(mac.digest()).decode()
+    return urllib.request.Request(info["endpoint"] + "/",
+                                  data=urllib.parse.urlencode(full).encode(),
+                                  headers={"Content-Type": _FORM + "; charset=utf-8"},
+                                  method="POST")
+
+
+_FORM = "application/x-www-form-urlencoded"
 
 
 # --------------------------------------------------------------- pure rewrite helpers
@@ -278,7 +320,7 @@ def test_sigv2_driver_gets_correct_answers(aws_reset: dict[str, Any]) -> None:
 
 
 def test_form_body_post_is_rewritten_too(aws_reset: dict[str, Any]) -> None:
-    # A SigV2-style form POST (no Authorization header) with 0-based lists and a
+    # A SigV2 form POST (no Authorization header) with 0-based lists and a
     # bare scalar list, as some clients send it.
     d = ec2(aws_reset)
     vol = d.create_volume(8, "posted", location=d.list_locations()[0])
@@ -291,13 +333,7 @@ def test_form_body_post_is_rewritten_too(aws_reset: dict[str, Any]) -> None:
         "Tag.1.Key": "k1",
         "Tag.1.Value": "v1",
     }
-    req = urllib.request.Request(
-        aws_reset["endpoint"] + "/",
-        data=urllib.parse.urlencode(form).encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with urllib.request.urlopen(signed_v2_form(aws_reset, form), timeout=30) as resp:
         body = resp.read().decode()
     assert f'xmlns="{NS[1:-1]}"' in body and "<return>true</return>" in body
     [listed] = d.list_volumes()
@@ -368,10 +404,8 @@ def test_request_counter(aws_reset: dict[str, Any]) -> None:
     assert counter(aws_reset) == {"total": 1, "by_service": {"ec2": 1}}
     d.list_nodes()  # DescribeInstances + DescribeAddresses (only sent when nodes exist)
     assert counter(aws_reset) == {"total": 3, "by_service": {"ec2": 3}}
-    req = urllib.request.Request(
-        f"{aws_reset['endpoint']}/_sandbox/requests/reset", data=b"", method="POST"
-    )
-    urllib.request.urlopen(req, timeout=10).read()
+    assert control.call(aws_reset["endpoint"], aws_reset["token"], "POST",
+                        "/_sandbox/requests/reset")[0] == 200
     assert counter(aws_reset) == {"total": 0, "by_service": {}}
 
 
@@ -484,14 +518,8 @@ def test_server_refuses_public_bind() -> None:
 
 def _knobs(info: dict[str, Any], data: dict[str, Any] | None = None,
            path: str = "/_sandbox/config") -> tuple[int, dict[str, Any]]:
-    body = json.dumps(data or {}).encode()
-    req = urllib.request.Request(f"{info['endpoint']}{path}", data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    status, body = control.call(info["endpoint"], info["token"], "POST", path, data or {})
+    return status, body
 
 
 @pytest.fixture
@@ -502,10 +530,10 @@ def faulty(aws_reset: dict[str, Any]) -> Any:
 
 
 def _raw_ec2(info: dict[str, Any], action: str = "DescribeKeyPairs") -> tuple[int, bytes]:
-    """One unsigned EC2 query through plain HTTP: (status, body)."""
-    qs = urllib.parse.urlencode({"Action": action, "Version": "2016-11-15"})
+    """One EC2 query through plain HTTP, signed with the sandbox's key: (status, body)."""
+    req = signed_v4(info, {"Action": action, "Version": "2016-11-15"})
     try:
-        with urllib.request.urlopen(f"{info['endpoint']}/?{qs}", timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -566,9 +594,8 @@ def test_dropped_connections_get_no_response(faulty: dict[str, Any]) -> None:
 def test_faults_spare_the_admin_endpoints_and_latency_applies(faulty: dict[str, Any]) -> None:
     _knobs(faulty, {"failure_rate": 1, "drop_rate": 1, "throttle_rate": 1})
     assert counter(faulty)["total"] == 0  # /_sandbox/* answers, and is not counted
-    urllib.request.urlopen(  # /moto-api/* answers too
-        urllib.request.Request(f"{faulty['endpoint']}/moto-api/reset", data=b"", method="POST"),
-        timeout=10).read()
+    # /moto-api/* answers too
+    assert control.call(faulty["endpoint"], faulty["token"], "POST", "/moto-api/reset")[0] == 200
     _knobs(faulty, {"failure_rate": 0, "drop_rate": 0, "throttle_rate": 0, "latency_ms": 200})
     started = time.monotonic()
     assert _raw_ec2(faulty)[0] == 200
@@ -599,9 +626,9 @@ def test_bad_knobs_are_refused_whole(faulty: dict[str, Any]) -> None:
 
 
 def _get_json(info: dict[str, Any], path: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{info['endpoint']}{path}", timeout=10) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
-    return data
+    status, data = control.call(info["endpoint"], info["token"], "GET", path, timeout=10)
+    assert status == 200, (path, status, data)
+    return dict(data)
 
 
 def test_client_token_makes_run_instances_idempotent(faulty: dict[str, Any]) -> None:

@@ -9,9 +9,7 @@ libcloud's EC2 driver against the sandbox and paramiko against the sshd.
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from cloudtmpl.sandbox import control
 from cloudtmpl.sandbox.sshd import sshd_path
 from tests.integration.clitools import run, write
 from tests.integration.test_sandbox_aws import ec2, image, size
@@ -32,8 +31,9 @@ pytestmark = [
 
 
 def sshd_servers(info: dict[str, Any]) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{info['endpoint']}/_sandbox/servers", timeout=10) as r:
-        return dict(json.loads(r.read()))
+    status, listed = control.call(info["endpoint"], info["token"], "GET", "/_sandbox/servers")
+    assert status == 200, listed
+    return dict(listed)
 
 
 def listening(address: str, port: int) -> bool:

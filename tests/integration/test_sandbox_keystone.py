@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from cloudtmpl.sandbox import control
+
 Answer = tuple[int, dict[str, str], Any]
 
 
@@ -26,6 +28,8 @@ def http(info: dict[str, Any], method: str, path: str, body: Any = None,
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("X-Auth-Token", token)
+    if path.startswith("/_sandbox/"):
+        req.add_header(control.TOKEN_HEADER, info["token"])
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             status, headers, raw = resp.status, dict(resp.headers), resp.read()

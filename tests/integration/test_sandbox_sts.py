@@ -90,3 +90,53 @@ def test_temporary_keys_need_their_session_token(aws_reset: dict[str, Any]) -> N
               "aws_session_token": "y"}
     assert _error(lambda: _client(aws_reset, "ec2", **forged).describe_vpcs()) == (
         "AuthFailure", 401)
+
+
+CALLS = {
+    "ec2": lambda c: c.describe_vpcs(),
+    "s3": lambda c: c.list_buckets(),
+    "route53": lambda c: c.list_hosted_zones(),
+    "elb": lambda c: c.describe_load_balancers(),
+    "sts": lambda c: c.get_caller_identity(),
+}
+FOREIGN = {"ec2": ("AuthFailure", 401), "s3": ("InvalidAccessKeyId", 403),
+           "route53": ("InvalidClientTokenId", 403), "elb": ("InvalidClientTokenId", 403),
+           "sts": ("InvalidClientTokenId", 403)}
+WRONG_SECRET = {"ec2": ("AuthFailure", 401), "s3": ("SignatureDoesNotMatch", 403),
+                "route53": ("SignatureDoesNotMatch", 403),
+                "elb": ("SignatureDoesNotMatch", 403), "sts": ("SignatureDoesNotMatch", 403)}
+
+
+@pytest.mark.parametrize("service", sorted(CALLS))
+def test_only_the_sandboxs_own_credentials_are_accepted(aws_reset: dict[str, Any],
+                                                        service: str) -> None:
+    call = CALLS[service]
+    call(_client(aws_reset, service))  # the sandbox's own key
+    arn = _role(aws_reset, f"caller-{service}", {})
+    creds = _client(aws_reset, "sts").assume_role(RoleArn=arn,
+                                                  RoleSessionName="caller")["Credentials"]
+    call(_client(aws_reset, service, aws_access_key_id=creds["AccessKeyId"],  # STS-issued
+                 aws_secret_access_key=creds["SecretAccessKey"],
+                 aws_session_token=creds["SessionToken"]))
+    foreign = {"aws_access_key_id": "AKIAFOREIGNKEY000000", "aws_secret_access_key": "x"}
+    assert _error(lambda: call(_client(aws_reset, service, **foreign))) == FOREIGN[service]
+    # the right key with the wrong secret: the signature does not match
+    wrong = {"aws_access_key_id": aws_reset["access_key"], "aws_secret_access_key": "wrong"}
+    assert _error(lambda: call(_client(aws_reset, service, **wrong))) == WRONG_SECRET[service]
+    wrong_temp = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": "wrong",
+                  "aws_session_token": creds["SessionToken"]}
+    assert _error(lambda: call(_client(aws_reset, service, **wrong_temp))) == (
+        WRONG_SECRET[service])
+
+
+def test_iam_user_keys_are_the_accounts_own(aws_reset: dict[str, Any]) -> None:
+    iam = _client(aws_reset, "iam")
+    iam.create_user(UserName="deployer")
+    key = iam.create_access_key(UserName="deployer")["AccessKey"]
+    own = {"aws_access_key_id": key["AccessKeyId"],
+           "aws_secret_access_key": key["SecretAccessKey"]}
+    assert _client(aws_reset, "ec2", **own).describe_vpcs()["Vpcs"]
+    iam.update_access_key(UserName="deployer", AccessKeyId=key["AccessKeyId"],
+                          Status="Inactive")
+    assert _error(lambda: _client(aws_reset, "ec2", **own).describe_vpcs()) == (
+        "AuthFailure", 401)

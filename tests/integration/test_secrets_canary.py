@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from cloudtmpl.sandbox import control
 from cloudtmpl.sandbox.sshd import sshd_path
 from tests import postgres
 from tests.integration.clitools import REPO, cli_args, cli_env, run, write
@@ -193,8 +193,9 @@ class Sinks:
 
 
 def admin(info: dict[str, Any], path: str) -> Any:
-    with urllib.request.urlopen(info["endpoint"] + path, timeout=30) as resp:
-        return json.loads(resp.read())
+    status, answer = control.call(info["endpoint"], info["token"], "GET", path)
+    assert status == 200, (path, status, answer)
+    return answer
 
 
 def cli(sinks: Sinks, sink: str, cwd: Path, *args: str, ok: bool = True) -> str:

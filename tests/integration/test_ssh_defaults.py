@@ -5,13 +5,12 @@ satisfy fails naming the server."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cloudtmpl.sandbox import control
 from cloudtmpl.sandbox.sshd import sshd_path
 from tests.integration.clitools import run, write
 
@@ -53,8 +52,9 @@ outputs:
 
 
 def servers(info: dict[str, Any]) -> dict[str, Any]:
-    with urllib.request.urlopen(info["endpoint"] + "/_sandbox/servers", timeout=30) as resp:
-        return dict(json.loads(resp.read()))
+    status, listed = control.call(info["endpoint"], info["token"], "GET", "/_sandbox/servers")
+    assert status == 200, listed
+    return dict(listed)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import os
 import sqlite3
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from cloudtmpl.sandbox import control
 from cloudtmpl.sandbox.sshd import sshd_path
 from tests.integration.clitools import REPO, run, write
 
@@ -34,10 +34,9 @@ TARGET = "sandbox-openstack/de-fra-1"
 
 
 def admin(info: dict[str, Any], path: str, method: str = "GET") -> Any:
-    req = urllib.request.Request(info["endpoint"] + path, method=method,
-                                 data=b"" if method == "POST" else None)
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())
+    status, answer = control.call(info["endpoint"], info["token"], method, path)
+    assert status == 200, answer
+    return answer
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ from typing import Any
 
 import boto3
 
+from cloudtmpl.sandbox import control
+
 REPO = Path(__file__).resolve().parents[2]
 AWS_REGION = "eu-central-1"
 OS_REGION = "de-fra-1"
@@ -381,13 +383,19 @@ def killed_run(cwd: Path, args: list[str], delay: float) -> tuple[bool, float]:
             proc.wait()
 
 
-def post(endpoint: str, path: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    body = json.dumps(data).encode() if data is not None else b""
-    req = urllib.request.Request(f"{endpoint}{path}", data=body, method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        result: dict[str, Any] = json.loads(resp.read() or b"{}")
-    return result
+def post(sandbox: dict[str, Any], path: str, data: dict[str, Any] | None = None
+         ) -> dict[str, Any]:
+    """POST to a sandbox's control endpoint (``/_sandbox/*``, ``/moto-api/*``)."""
+    status, result = control.call(sandbox["endpoint"], sandbox["token"], "POST", path, data)
+    assert status == 200, (path, status, result)
+    return dict(result or {})
+
+
+def get(sandbox: dict[str, Any], path: str) -> dict[str, Any]:
+    """GET a sandbox's control endpoint."""
+    status, result = control.call(sandbox["endpoint"], sandbox["token"], "GET", path)
+    assert status == 200, (path, status, result)
+    return dict(result)
 
 
 # Slow enough that an apply takes a few seconds (so a kill lands anywhere in it),
@@ -401,31 +409,31 @@ def reset_clouds(aws: dict[str, Any], openstack: dict[str, Any],
                  aws_knobs: dict[str, Any] | None = None,
                  openstack_knobs: dict[str, Any] | None = None) -> None:
     """Empty both clouds, then set the knobs (defaults: the slow ones above)."""
-    post(aws["endpoint"], "/moto-api/reset")
-    post(aws["endpoint"], "/_sandbox/config/reset")
-    post(aws["endpoint"], "/_sandbox/config", SLOW_AWS if aws_knobs is None else aws_knobs)
-    post(openstack["endpoint"], "/_sandbox/reset")
-    post(openstack["endpoint"], "/_sandbox/config",
+    post(aws, "/moto-api/reset")
+    post(aws, "/_sandbox/config/reset")
+    post(aws, "/_sandbox/config", SLOW_AWS if aws_knobs is None else aws_knobs)
+    post(openstack, "/_sandbox/reset")
+    post(openstack, "/_sandbox/config",
          SLOW_OPENSTACK if openstack_knobs is None else openstack_knobs)
 
 
 def set_knobs(aws: dict[str, Any], openstack: dict[str, Any],
               aws_knobs: dict[str, Any], openstack_knobs: dict[str, Any]) -> None:
-    post(aws["endpoint"], "/_sandbox/config", aws_knobs)
-    post(openstack["endpoint"], "/_sandbox/config", openstack_knobs)
+    post(aws, "/_sandbox/config", aws_knobs)
+    post(openstack, "/_sandbox/config", openstack_knobs)
 
 
 def calm(aws: dict[str, Any], openstack: dict[str, Any]) -> None:
     """Fault knobs off on both clouds (the slow-down stays), contents untouched."""
-    post(aws["endpoint"], "/_sandbox/config/reset")
-    post(aws["endpoint"], "/_sandbox/config", SLOW_AWS)
-    post(openstack["endpoint"], "/_sandbox/config",
+    post(aws, "/_sandbox/config/reset")
+    post(aws, "/_sandbox/config", SLOW_AWS)
+    post(openstack, "/_sandbox/config",
          {**SLOW_OPENSTACK, "failure_rate": 0, "throttle_rate": 0, "drop_rate": 0})
 
 
 def restore_defaults(aws: dict[str, Any], openstack: dict[str, Any]) -> None:
-    post(aws["endpoint"], "/_sandbox/config/reset")
-    post(openstack["endpoint"], "/_sandbox/reset")
+    post(aws, "/_sandbox/config/reset")
+    post(openstack, "/_sandbox/reset")
 
 
 def faults(share: float = 0.2, *, ambiguous: float = 0.0) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -29,11 +29,9 @@ missing resources, wrong attachments/associations.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +138,7 @@ def test_apply_converges_under_transient_faults(tmp_path: Path, clouds: Any) -> 
                        if "error" in line.lower() or "failed" in line.lower()]
             print(f"\n[faults] trial {trial}: apply run {attempts} failed: {reasons[:6]}")
         elapsed = time.monotonic() - started
-        with urllib.request.urlopen(f"{aws['endpoint']}/_sandbox/faults", timeout=30) as resp:
-            injected = json.loads(resp.read())
+        injected = S.get(aws, "/_sandbox/faults")
         assert sum(injected.values()) > 0, injected  # the faults really happened
         S.calm(aws, openstack)  # checks and plan run without faults
         assert r.returncode == 0, f"apply under faults failed {attempts} times:\n" \
@@ -178,7 +175,7 @@ def test_permanent_errors_fail_fast_and_the_rest_completes(tmp_path: Path, cloud
                         f"    placement: {S.OS_PLACE}\n    properties: {{size: 900}}")
     assert "no-such-key-4711" in text and "size: 900" in text
     cwd = project(tmp_path, text)
-    S.post(openstack["endpoint"], "/_sandbox/config", {"quota": {"gigabytes": 100}})
+    S.post(openstack, "/_sandbox/config", {"quota": {"gigabytes": 100}})
 
     started = time.monotonic()
     r = S.cli(cwd, "apply", TEMPLATE, "--yes")

@@ -1,7 +1,8 @@
 """Run the OpenStack sandbox: ``python -m cloudtmpl.sandbox.openstack``.
 
 ``--host 127.0.0.1 --port P [--ready-file F]``: port 0 picks a free port; the
-ready file gets ``{"endpoint", "pid"}`` once the server listens.  Knobs at start:
+ready file gets ``{"endpoint", "pid"}`` once the server listens.  The control
+token and instance id come in the environment (:mod:`cloudtmpl.sandbox.control`).  Knobs at start:
 ``--config '{"latency_ms": 50}'``, the environment variable
 ``CLOUDTMPL_SANDBOX_OPENSTACK_CONFIG`` (same JSON; flags win) or the single flags
 below; at runtime ``POST /_sandbox/config``.
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cloudtmpl.sandbox.control import take_identity
 from cloudtmpl.sandbox.serving import check_loopback, write_ready
 
 from .state import Knobs, Store
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, default=None)
     args = parser.parse_args(argv)
     host = check_loopback(args.host)
+    identity = take_identity()  # out of the environment before anything is started
     try:
         knobs = knobs_from(args)
     except ValueError as exc:
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from .app import OpenStackSandbox
 
     store = Store(knobs)
-    server = quiet(make_server(host, args.port, OpenStackSandbox(store), threaded=True,
+    server = quiet(make_server(host, args.port, OpenStackSandbox(identity, store), threaded=True,
                                request_handler=RequestHandler))
     url_host = f"[{host}]" if ":" in host else host
     endpoint = f"http://{url_host}:{server.server_port}"

@@ -7,8 +7,12 @@
 ``/network/{region}/v2.0/...``              Neutron
 ``/volume/{region}/v3/{project_id}/...``    Cinder
 ``/object-store/{region}/v1/AUTH_{p}/...``  Swift (``object.py``)
-``/_sandbox/...``                           admin: not counted, not authenticated
+``/_sandbox/...``                           admin: not counted; the sandbox's token
 ==========================================  =====================================
+
+``/_sandbox/*`` answers only requests with the sandbox's control token in the
+header ``X-Sandbox-Token`` (401 without, 403 with another one; see
+:mod:`cloudtmpl.sandbox.control`); ``POST /_sandbox/shutdown`` stops the emulator.
 
 Every API request is counted per service, then gets the knobs' latency, then
 maybe a 429 (``throttle_rate``, with ``Retry-After``) or a ``failure_status``
@@ -30,6 +34,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 from werkzeug.wrappers import Request, Response
+
+from cloudtmpl.sandbox.control import Identity, refuse_wsgi, shut_down_soon, unauthorized_headers
 
 from . import SERVICE_NAME, compute, identity, image, network, volume
 from . import object as object_store
@@ -77,7 +83,8 @@ def _drop_connection(environ: dict[str, Any]) -> NoReturn:
 class OpenStackSandbox:
     """WSGI callable; see the module docstring."""
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, identity: Identity, store: Store | None = None) -> None:
+        self.identity = identity
         self.store = store or Store()
 
     def __call__(
@@ -110,6 +117,10 @@ class OpenStackSandbox:
     def dispatch(self, request: Request) -> Reply:
         path = request.path
         if path.startswith("/_sandbox/"):
+            refused = refuse_wsgi(request.environ, self.identity.token)
+            if refused is not None:
+                code, data = refused
+                return Reply(code, data, unauthorized_headers() if code == 401 else {})
             return self.admin(request, path.rstrip("/"))
         service, _, rest = path.lstrip("/").partition("/")
         if service == "identity":
@@ -210,9 +221,11 @@ class OpenStackSandbox:
     def admin(self, request: Request, path: str) -> Reply:
         store, method = self.store, request.method
         if path == "/_sandbox/info" and method == "GET":
-            return Reply(
-                200, {"service": SERVICE_NAME, "pid": os.getpid(), "regions": list(REGIONS)}
-            )
+            return Reply(200, {"service": SERVICE_NAME, "pid": os.getpid(),
+                               "instance": self.identity.instance, "regions": list(REGIONS)})
+        if path == "/_sandbox/shutdown" and method == "POST":
+            shut_down_soon()
+            return Reply(200, {"shutdown": True})
         if path == "/_sandbox/requests" and method == "GET":
             return Reply(200, store.snapshot())
         if path == "/_sandbox/requests/reset" and method == "POST":
