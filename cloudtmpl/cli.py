@@ -24,7 +24,7 @@ from cloudtmpl import clihelp, render
 from cloudtmpl import planfile as pf
 from cloudtmpl import version as about
 from cloudtmpl import workflow as wf
-from cloudtmpl.apply import Event, build_steps
+from cloudtmpl.apply import Event
 from cloudtmpl.clihelp import Command, Group, choice_option, completion_option
 from cloudtmpl.config import load_project, target_regions
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
@@ -36,6 +36,7 @@ from cloudtmpl.sandbox import manager as sandbox
 from cloudtmpl.session import SandboxStarted, one_output, open_store, recorded_outputs
 from cloudtmpl.state import LockLost, StackLocked
 from cloudtmpl.statecli import state_app
+from cloudtmpl.steps import build_steps
 
 
 class Exit(enum.IntEnum):

@@ -28,6 +28,11 @@ from typing import Any
 import pycountry
 import yaml
 
+from cloudtmpl.capabilities import ATTACHMENT as _ATTACHMENT
+from cloudtmpl.capabilities import KEYPAIR as _KEYPAIR
+from cloudtmpl.capabilities import LIBCLOUD_KINDS
+from cloudtmpl.capabilities import SERVER as _SERVER
+from cloudtmpl.capabilities import VOLUME as _VOLUME
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc
 from cloudtmpl.loader import Document, load_file
 from cloudtmpl.model import Target
@@ -48,39 +53,6 @@ _TARGET_KEYS = {
 _OPTION_KEYS = {"endpoint", "profile", "catalog", "cloud", "regions", "request_rate"}
 # request_rate: API requests per second (a token bucket shared by the adapter's threads)
 _MAX_REQUEST_RATE = 100_000
-_ALL_KINDS = frozenset(
-    {
-        "Cloud::Compute::Server",
-        "Cloud::Compute::KeyPair",
-        "Cloud::Network::SecurityGroup",
-        "Cloud::Block::Volume",
-        "Cloud::Block::VolumeAttachment",
-        "Cloud::Network::FloatingIP",
-        "Cloud::Network::Network",
-        "Cloud::Network::Subnet",
-        "Cloud::Network::Port",
-    }
-)
-# What each target type can provide: a resource of another kind is a diagnostic
-# before any cloud is asked.
-_LOCAL_KINDS = frozenset({"Cloud::Random::String", "Cloud::Local::Value", "Cloud::Local::None",
-                          "Cloud::Local::Test",
-                          # software configs and deployments (over SSH, from this machine)
-                          "Cloud::Software::Config", "Cloud::Software::StructuredConfig",
-                          "Cloud::Software::CloudConfig", "Cloud::Software::MultipartMime",
-                          "Cloud::Software::Deployment", "Cloud::Software::DeploymentGroup"})
-# What the generic libcloud adapter can ever provide; each libcloud target provides
-# the subset its driver has (``target_kinds``: a built-in table per driver id, the
-# driver class's verbs, ``capabilities:`` in cloudtmpl.yaml).
-LIBCLOUD_KINDS = frozenset({"Cloud::Compute::Server", "Cloud::Compute::KeyPair",
-                            "Cloud::Block::Volume", "Cloud::Block::VolumeAttachment"})
-TARGET_KINDS: dict[str, frozenset[str]] = {
-    # DNS zones/records and load balancers: AWS only (the OpenStack emulator has no
-    # Designate or Octavia); buckets: S3 and Swift
-    "aws": _ALL_KINDS | {"Cloud::DNS::Zone", "Cloud::DNS::Record", "Cloud::Storage::Bucket",
-                         "Cloud::LB::LoadBalancer"},
-    "openstack": _ALL_KINDS | {"Cloud::Storage::Bucket"}, "local": _LOCAL_KINDS,
-    "libcloud": LIBCLOUD_KINDS}
 _PROJECT_KEYS = {"providers", "default_target", "state"}
 
 # Where local resources (random strings, values) live: cloudtmpl itself.
@@ -608,10 +580,6 @@ _SECRET_KEYS = frozenset({
 # libcloud drivers the local sandbox ships beside libcloud's own (driver id -> class):
 # ``filecloud`` keeps its cloud in a JSON file (cloudtmpl/sandbox/filecloud.py).
 SANDBOX_DRIVERS = {"filecloud": "cloudtmpl.sandbox.filecloud:FileNodeDriver"}
-_SERVER = "Cloud::Compute::Server"
-_KEYPAIR = "Cloud::Compute::KeyPair"
-_VOLUME = "Cloud::Block::Volume"
-_ATTACHMENT = "Cloud::Block::VolumeAttachment"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CAPABILITY_KEYS = {"kinds", "tags", "regions"}
 
@@ -638,23 +606,6 @@ LIBCLOUD_BUILTIN: dict[str, LibcloudCaps] = {
     "vultr": LibcloudCaps(LIBCLOUD_KINDS, True, True, "VULTR_API_KEY"),
     "dummy": LibcloudCaps(frozenset({_SERVER}), False, False, None),
 }
-
-
-def target_kinds(target: Target) -> frozenset[str]:
-    """The resource kinds ``target`` provides (a libcloud target: its own capabilities)."""
-    kinds = target.options.get("kinds") if target.type == "libcloud" else None
-    if kinds is not None:
-        return frozenset(str(k) for k in kinds)
-    return TARGET_KINDS.get(target.type, frozenset())
-
-
-def target_snapshots(target: Target) -> bool:
-    """Whether ``target`` can snapshot a volume before deleting it (deletion_policy
-    Snapshot): AWS (EBS snapshots), OpenStack (Cinder backups), a libcloud target whose
-    driver implements ``create_volume_snapshot`` and ``list_volume_snapshots``."""
-    if target.type == "libcloud":
-        return bool(target.options.get("snapshots"))
-    return target.type in ("aws", "openstack")
 
 
 def libcloud_driver_ids() -> dict[str, str]:

@@ -20,6 +20,7 @@ from cloudtmpl import functions, resources
 from cloudtmpl.config import Catalog, ImageFilter
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError
 from cloudtmpl.discover import Discovery
+from cloudtmpl.graph import build_graph
 from cloudtmpl.model import (
     UNKNOWN,
     Action,
@@ -645,11 +646,7 @@ def make_plan(
     at the same places, and any text holding a secret.
     """
     secrets = secrets_of(stack)
-    graph = nx.DiGraph()
-    for address, res in stack.resources.items():
-        graph.add_node(address)
-        for dep in res.depends_on:
-            graph.add_edge(dep, address)
+    graph = build_graph(stack)  # resolve refused cycles: this one has none
 
     planned: dict[str, Change] = {}
     # what get_attr reads: live resources, with local resources' attributes (random

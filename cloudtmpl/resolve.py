@@ -150,9 +150,42 @@ class ResolveOptions:
     parent_values: Mapping[str, tuple[Any, Loc]] = field(default_factory=dict)
     deferred: Mapping[str, Any] = field(default_factory=dict)
     registry: ResourceRegistry | None = None
-    # parsed nested templates and their schema diagnostics, shared by every nested
-    # resolve of one run: a group of 50 members parses its member template once
-    cache: dict[Any, Any] = field(default_factory=dict, compare=False)
+
+
+class ParseCache:
+    """What one run computes once per distinct template text: the parsed document,
+    its schema diagnostics, its node count.  Made by :func:`resolve` and handed to
+    every nested resolve of that run (a group of 50 members parses its member
+    template once); dropped with the run.  Documents are never modified."""
+
+    def __init__(self) -> None:
+        self._documents: dict[tuple[str, str], Document | DiagnosticError] = {}
+        self._problems: dict[tuple[str, str], list[Diagnostic]] = {}
+        self._nodes: dict[tuple[str, str], int] = {}
+
+    def document(self, text: str, file: str) -> Document | DiagnosticError:
+        """``text`` parsed as ``file``, or why it could not be."""
+        key = (file, text)
+        if key not in self._documents:
+            try:
+                self._documents[key] = load_text(text, file)
+            except DiagnosticError as exc:
+                self._documents[key] = exc
+        return self._documents[key]
+
+    def problems(self, doc: Document) -> list[Diagnostic]:
+        """The template's schema and resource-name diagnostics."""
+        key = (doc.file, doc.text)
+        if key not in self._problems:
+            self._problems[key] = [*validate_template(doc), *name_problems(doc)]
+        return self._problems[key]
+
+    def nodes(self, doc: Document) -> int:
+        """The number of values in ``doc`` (counted against what the budget has left)."""
+        key = (doc.file, doc.text)
+        if key not in self._nodes:
+            self._nodes[key] = limits.count_nodes(doc.data, limits.remaining_nodes())
+        return self._nodes[key]
 
 
 @dataclass(frozen=True)
@@ -589,9 +622,10 @@ def _function_lookalike(value: Any) -> str:
 
 
 class _Resolver:
-    def __init__(self, doc: Document, options: ResolveOptions) -> None:
+    def __init__(self, doc: Document, options: ResolveOptions, cache: ParseCache) -> None:
         self.doc = doc
         self.options = options
+        self.cache = cache
         self.residency: Residency | None = None
         self.diags: list[Diagnostic] = []
         data = doc.data if isinstance(doc.data, Mapping) else {}
@@ -1287,14 +1321,11 @@ class _Resolver:
         options = replace(self.options, nested=True, parent_values=given, deferred=deferred,
                           registry=self.registry, environments=(), params={},
                           read_file=nested_read)
-        size_key = ("nodes", doc.file, doc.text)  # the same document: counted once per run
-        if size_key not in self.options.cache:
-            self.options.cache[size_key] = limits.count_nodes(doc.data, limits.remaining_nodes())
-        limits.charge_nodes(self.options.cache[size_key], loc,
+        limits.charge_nodes(self.cache.nodes(doc), loc,
                             f"resource '{name}': nested template {doc.file}")
         try:
             with limits.nested(doc.file, loc):
-                inner = _Resolver(doc, options).run()
+                inner = _Resolver(doc, options, self.cache).run()
         except DiagnosticError as exc:
             self.diags.extend(exc.diagnostics)
             return {}, empty
@@ -1353,13 +1384,7 @@ class _Resolver:
 
     def parsed(self, text: str, file: str) -> Document | None:
         """A nested template, parsed once per run (documents are never modified)."""
-        key = ("doc", file, text)
-        if key not in self.options.cache:
-            try:
-                self.options.cache[key] = load_text(text, file)
-            except DiagnosticError as exc:
-                self.options.cache[key] = exc
-        found = self.options.cache[key]
+        found = self.cache.document(text, file)
         if isinstance(found, DiagnosticError):
             self.diags.extend(found.diagnostics)
             return None
@@ -1562,10 +1587,7 @@ class _Resolver:
         return [replace(d, message=scrub(d.message), hint=scrub(d.hint)) for d in diags]
 
     def run(self) -> ResolvedStack:
-        key = ("schema", self.doc.file, self.doc.text)
-        if key not in self.options.cache:
-            self.options.cache[key] = [*validate_template(self.doc), *name_problems(self.doc)]
-        self.diags.extend(self.options.cache[key])
+        self.diags.extend(self.cache.problems(self.doc))
         self.resolve_parameters()
         self.check_parameter_groups()
         trees, cond_locs = self.parse_conditions()
@@ -1829,4 +1851,4 @@ def resolve(doc: Document, options: ResolveOptions) -> ResolvedStack:
     Within one evaluation budget (:mod:`cloudtmpl.limits`): the first limit crossed
     stops it with that limit's diagnostic."""
     with limits.budget(doc.file):
-        return _Resolver(doc, options).run()
+        return _Resolver(doc, options, ParseCache()).run()

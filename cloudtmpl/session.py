@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloudtmpl import capabilities
 from cloudtmpl.config import (
     Catalog,
     ProjectConfig,
     catalog_for,
-    target_kinds,
-    target_snapshots,
     with_endpoint,
 )
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
@@ -121,7 +120,7 @@ def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
     for res in stack.resources.values():
         target = project.targets.get(res.placement.target)
         if target is not None and snapshots(res.kind, res.deletion_policy) \
-                and not target_snapshots(target):
+                and not capabilities.of(target).snapshots:
             diags.append(Diagnostic(
                 "snapshot-unsupported",
                 f"resource {res.address!r} ({res.type}) has deletion_policy Snapshot, but "
@@ -131,7 +130,7 @@ def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
                 "its libcloud driver does not implement create_volume_snapshot and "
                 "list_volume_snapshots: use deletion_policy Retain or Delete, or place "
                 "the volume on another target"))
-        if target is None or res.kind in target_kinds(target):
+        if target is None or res.kind in capabilities.of(target).kinds:
             continue
         diags.append(
             Diagnostic(
@@ -140,7 +139,7 @@ def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
                 f"{target.name!r} ({target.type}, region {res.placement.region})",
                 res.loc,
                 f"{target.type} targets provide: "
-                + ", ".join(sorted(target_kinds(target))),
+                + ", ".join(sorted(capabilities.of(target).kinds)),
             )
         )
     if diags:

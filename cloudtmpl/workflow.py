@@ -22,12 +22,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from cloudtmpl import hidden_defaults, limits
+from cloudtmpl import capabilities, hidden_defaults, limits
 from cloudtmpl.apply import ApplyResult, Event, Executor
 from cloudtmpl.config import (
     ProjectConfig,
     data_dir,
-    target_kinds,
 )
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
@@ -180,20 +179,12 @@ def check_immutable(session: Session, stack: ResolvedStack) -> None:
         raise DiagnosticError(diags)
 
 
-# Heat's custom constraints that a cloud can answer: name -> what lookup_choice checks
-# Kinds listed only where the template or the state has one: each is another
-# service to ask (Route53, S3, ELB, Swift), and most stacks have none.  The price:
-# such a resource dropped from the template *and* lost from the state is not found.
-ON_DEMAND = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", "Cloud::Storage::Bucket",
-                       "Cloud::LB::LoadBalancer"})
-
-
 def scopes(session: Session, stack: ResolvedStack | None) -> dict[tuple[str, str], frozenset[str]]:
     """Where to look for the stack: every (target, region) the template or state uses.
 
-    Every kind the target provides is listed in each scope (the ON_DEMAND ones only
-    where used), so a resource that left the template is found and deleted even if
-    the state was lost.
+    Every kind the target provides is listed in each scope (its on-demand ones only
+    where used: :mod:`cloudtmpl.capabilities`), so a resource that left the template
+    is found and deleted even if the state was lost.
     """
     used: dict[tuple[str, str], set[str]] = {}
     if stack is not None:
@@ -207,8 +198,8 @@ def scopes(session: Session, stack: ResolvedStack | None) -> dict[tuple[str, str
     for scope, kinds in used.items():
         if scope[0] not in session.adapters:
             continue
-        provided = target_kinds(session.targets[scope[0]])
-        out[scope] = frozenset((provided - ON_DEMAND) | (provided & kinds))
+        caps = capabilities.of(session.targets[scope[0]])
+        out[scope] = frozenset((caps.kinds - caps.on_demand) | (caps.kinds & kinds))
     return out
 
 

@@ -1,7 +1,7 @@
 """Any libcloud compute driver (``type: libcloud`` targets) through libcloud's standard verbs.
 
 Kinds (each target provides the subset its capabilities declare, see
-:func:`cloudtmpl.config.target_kinds`):
+:func:`cloudtmpl.capabilities.of`):
 
 * ``Cloud::Compute::Server`` - ``list_nodes``/``create_node``/``destroy_node``;
   physical id: the node id;
@@ -66,7 +66,8 @@ from typing import Any, TypeVar
 # on Python's module locks while other threads import the same modules.
 from libcloud.compute.base import NodeAuthSSHKey, NodeImage, NodeSize
 
-from cloudtmpl.config import driver_implements, libcloud_driver_class, target_kinds
+from cloudtmpl import capabilities
+from cloudtmpl.config import driver_implements, libcloud_driver_class
 from cloudtmpl.model import (
     TAG_RESOURCE,
     TAG_SPEC,
@@ -185,7 +186,7 @@ class GenericAdapter:
         opts = target.options
         self.driver_id = str(opts.get("driver") or "")
         self._args = dict(opts.get("args") or {})
-        self._kinds = target_kinds(target)
+        self._kinds = capabilities.of(target).kinds
         self._tags = bool(opts.get("tags"))
         self._has_regions = bool(opts.get("has_regions"))
         self._escaped = self.driver_id in ESCAPED_NAMES

@@ -13,11 +13,12 @@ from typing import Any
 
 import networkx as nx
 
-from cloudtmpl.apply import Event, Executor, build_steps
+from cloudtmpl.apply import Event, Executor
 from cloudtmpl.model import Action, LiveResource, Placement
 from cloudtmpl.plan import Change, Plan
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.state import StateStore
+from cloudtmpl.steps import build_steps
 from tests.unit.test_plan import CATALOG, SNAP, TARGETS, live_for, plan_of, stack
 
 

@@ -29,7 +29,7 @@ import requests
 from libcloud.http import LibcloudConnection
 from requests.structures import CaseInsensitiveDict
 
-from cloudtmpl import config
+from cloudtmpl import capabilities, config
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.model import LiveResource, Placement, Target, physical_name
 from cloudtmpl.providers import make_adapter
@@ -100,7 +100,7 @@ def no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
 def target(driver: str, region: str | None, **options: Any) -> Target:
     kinds = options.pop("kinds", None)
     caps = config.LIBCLOUD_BUILTIN.get(driver) or config.LibcloudCaps(
-        config.LIBCLOUD_KINDS, True, True)
+        capabilities.LIBCLOUD_KINDS, True, True)
     opts = {"driver": driver, "args": {}, "kinds": tuple(kinds or caps.kinds),
             "tags": caps.tags, "has_regions": caps.regions, "key_env": caps.key_env,
             **options}
@@ -134,14 +134,14 @@ providers:
 """)
     do, li, lab, small = (p.targets[n] for n in ("do", "li", "lab", "small"))
     assert do.type == "libcloud" and do.options["driver"] == "digitalocean"
-    assert config.target_kinds(do) == config.LIBCLOUD_KINDS
+    assert capabilities.of(do).kinds == capabilities.LIBCLOUD_KINDS
     assert do.options["key_env"] == "DIGITALOCEAN_ACCESS_TOKEN" and do.options["tags"] is True
-    assert KEYPAIR not in config.target_kinds(li)  # libcloud cannot delete Linode SSH keys
-    assert config.target_kinds(lab) == {SERVER} and lab.region == "global"
-    assert config.target_kinds(small) == {SERVER} and small.options["tags"] is False
+    assert KEYPAIR not in capabilities.of(li).kinds  # libcloud cannot delete Linode SSH keys
+    assert capabilities.of(lab).kinds == {SERVER} and lab.region == "global"
+    assert capabilities.of(small).kinds == {SERVER} and small.options["tags"] is False
     assert do.options["catalog"] == "libcloud-digitalocean"
     # deletion_policy Snapshot: DigitalOcean's driver snapshots volumes, Linode's does not
-    assert config.target_snapshots(do) and not config.target_snapshots(li)
+    assert capabilities.of(do).snapshots and not capabilities.of(li).snapshots
     assert config.catalog_for(do).regions["fra1"].country == "DE"
 
 
@@ -149,7 +149,7 @@ def test_config_detects_capabilities_of_other_drivers(tmp_path: Path) -> None:
     p = project(tmp_path, "providers:\n  fc: {type: libcloud, driver: filecloud, "
                 "regions: {lab-de: {country: DE, jurisdiction: EU}}}\n")
     fc = p.targets["fc"]
-    assert config.target_kinds(fc) == {SERVER, KEYPAIR, VOLUME, ATTACHMENT}
+    assert capabilities.of(fc).kinds == {SERVER, KEYPAIR, VOLUME, ATTACHMENT}
     assert fc.options["tags"] is True and fc.options["has_regions"] is True
     assert fc.region == "lab-de"  # the first declared region
     assert config.catalog_for(fc).regions["lab-de"].country == "DE"
@@ -459,18 +459,18 @@ def test_filecloud_full_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert node["ssh_key"] == PUBKEY and node["location"] == "lab-de"
 
     fresh = adapter(t, {"FC_TOKEN": "t"})  # another process: the cloud (and records) only
-    live = fresh.discover("lab-de", config.LIBCLOUD_KINDS, "app")
+    live = fresh.discover("lab-de", capabilities.LIBCLOUD_KINDS, "app")
     assert sorted((r.address, r.kind) for r in live) == [
         ("data", VOLUME), ("data_att", ATTACHMENT), ("key", KEYPAIR), ("web", SERVER)]
     assert fresh.discover("lab-nl", frozenset({SERVER, VOLUME}), "app") == []
-    assert fresh.discover("lab-de", config.LIBCLOUD_KINDS, "other") == []
+    assert fresh.discover("lab-de", capabilities.LIBCLOUD_KINDS, "other") == []
 
     with pytest.raises(CloudError, match="cannot change in place"):
         fresh.update(web, {}, frozenset({"flavor"}), stack="app", spec_hash="9", timeout=5)
     for res in (att, vol, web, key):
         fresh.delete(res, timeout=5)
         fresh.delete(res, timeout=5)  # already gone: fine
-    assert fresh.discover("lab-de", config.LIBCLOUD_KINDS, "app") == []
+    assert fresh.discover("lab-de", capabilities.LIBCLOUD_KINDS, "app") == []
 
 
 def test_filecloud_volume_snapshot_before_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -488,7 +488,7 @@ def test_filecloud_volume_snapshot_before_delete(tmp_path: Path, monkeypatch: py
     assert list(state["snapshots"].values()) == [
         {"id": snap, "name": f"app.data@{vol.physical_id}", "volume_id": vol.physical_id,
          "size": 5, "state": "available"}]
-    assert a.discover("lab-de", config.LIBCLOUD_KINDS, "app") == []  # never a resource
+    assert a.discover("lab-de", capabilities.LIBCLOUD_KINDS, "app") == []  # never a resource
     assert a.snapshot_volume(vol, stack="app", timeout=5) is None  # the volume is gone
 
     monkeypatch.setenv("CLOUDTMPL_FILECLOUD_SNAPSHOT_ERROR", "1")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from cloudtmpl import resources, workflow
-from cloudtmpl.config import SANDBOX_TARGETS, TARGET_KINDS, ProjectConfig
+from cloudtmpl.capabilities import CLOUDS
+from cloudtmpl.config import SANDBOX_TARGETS, ProjectConfig
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import UNKNOWN
@@ -57,10 +58,10 @@ def test_aliases_map_onto_the_native_kinds() -> None:
 def test_kinds_per_target_type() -> None:
     for kind in ("Cloud::DNS::Zone", "Cloud::DNS::Record", "Cloud::Storage::Bucket",
                  "Cloud::LB::LoadBalancer"):
-        assert kind in TARGET_KINDS["aws"]
-    assert "Cloud::Storage::Bucket" in TARGET_KINDS["openstack"]
+        assert kind in CLOUDS["aws"].kinds
+    assert "Cloud::Storage::Bucket" in CLOUDS["openstack"].kinds
     for kind in ("Cloud::DNS::Zone", "Cloud::DNS::Record", "Cloud::LB::LoadBalancer"):
-        assert kind not in TARGET_KINDS["openstack"]
+        assert kind not in CLOUDS["openstack"].kinds
 
 
 def test_designate_and_load_balancers_are_diagnostics_on_openstack() -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import networkx as nx
 
-from cloudtmpl.apply import build_steps
 from cloudtmpl.model import Action, LiveResource, Placement
 from cloudtmpl.plan import Change, Plan
+from cloudtmpl.steps import build_steps
 from tests.unit.test_plan import TEMPLATE, live_for, plan_of, stack
 
 HERE = Placement("t", "r1")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudtmpl import config, planfile, workflow
+from cloudtmpl import capabilities, planfile, session
 from cloudtmpl.config import SANDBOX_TARGETS, ProjectConfig
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.inputs import Inputs, parse_params
@@ -28,11 +28,11 @@ def test_a_kind_the_target_cannot_provide_is_a_diagnostic(monkeypatch: pytest.Mo
     stack = resolve(load_text(TEMPLATE, "t.yaml"),
                     ResolveOptions(stack="t", target="sandbox-openstack/nl-ams-1",
                                    targets=SANDBOX_TARGETS))
-    workflow.check_targets(stack, project)  # both kinds exist on OpenStack
-    monkeypatch.setitem(config.TARGET_KINDS, "openstack",
-                        frozenset({"Cloud::Block::Volume"}))
+    session.check_targets(stack, project)  # both kinds exist on OpenStack
+    monkeypatch.setitem(capabilities.CLOUDS, "openstack",
+                        capabilities.Capabilities(frozenset({"Cloud::Block::Volume"})))
     with pytest.raises(DiagnosticError) as exc:
-        workflow.check_targets(stack, project)
+        session.check_targets(stack, project)
     (d,) = exc.value.diagnostics
     assert d.code == "unsupported-kind"
     assert (d.loc.file, d.loc.line) == ("t.yaml", 3)
@@ -43,18 +43,18 @@ def test_a_kind_the_target_cannot_provide_is_a_diagnostic(monkeypatch: pytest.Mo
 
 def test_snapshot_on_a_target_that_cannot_snapshot_is_a_diagnostic() -> None:
     lab = Target("lab", "libcloud", "global", {"driver": "linode", "snapshots": False,
-                                               "kinds": tuple(config.LIBCLOUD_KINDS)})
+                                               "kinds": tuple(capabilities.LIBCLOUD_KINDS)})
     targets = {**SANDBOX_TARGETS, "lab": lab}
     text = TEMPLATE.replace("vol: {type: Cloud::Block::Volume,",
                             "vol: {type: Cloud::Block::Volume, deletion_policy: Snapshot,")
     project = ProjectConfig(directory=Path("."), file=None, targets=targets)
     for where in ("sandbox-openstack/nl-ams-1", "sandbox-aws/eu-central-1"):
-        workflow.check_targets(resolve(load_text(text, "t.yaml"), ResolveOptions(
+        session.check_targets(resolve(load_text(text, "t.yaml"), ResolveOptions(
             stack="t", target=where, targets=targets)), project)
     stack = resolve(load_text(text.replace("net: {type: OS::Neutron::Net}\n", ""), "t.yaml"),
                     ResolveOptions(stack="t", target="lab", targets=targets))
     with pytest.raises(DiagnosticError) as exc:
-        workflow.check_targets(stack, project)
+        session.check_targets(stack, project)
     (d,) = exc.value.diagnostics
     assert d.code == "snapshot-unsupported" and (d.loc.file, d.loc.line) == ("t.yaml", 3)
     assert "'vol' (Cloud::Block::Volume) has deletion_policy Snapshot" in d.message

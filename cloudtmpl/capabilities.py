@@ -1,0 +1,83 @@
+"""What each provider type offers: its kinds, which of them are listed only on
+demand, and whether it can snapshot a volume before deleting it.
+
+One entry per cloud.  A resource of a kind its target does not offer is a diagnostic
+before any cloud is asked; discovery lists each kind a target offers in every
+region the stack uses, except the *on-demand* kinds: each of those is another
+service to ask (Route 53, S3, ELB, Swift) and most stacks have none, so they are
+listed only where the template or the state has one (the price: such a resource
+dropped from the template *and* lost from the state is not found).
+
+The table is data with no import of the adapters: ``validate`` checks kinds
+without loading any cloud's SDK.  Each adapter provides exactly the kinds declared
+here (``tests/unit/test_capabilities.py`` holds them to it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cloudtmpl.model import Target
+
+SERVER = "Cloud::Compute::Server"
+KEYPAIR = "Cloud::Compute::KeyPair"
+VOLUME = "Cloud::Block::Volume"
+ATTACHMENT = "Cloud::Block::VolumeAttachment"
+BUCKET = "Cloud::Storage::Bucket"
+
+# what both full IaaS clouds (AWS, OpenStack) offer
+_IAAS = frozenset({
+    SERVER, KEYPAIR, VOLUME, ATTACHMENT,
+    "Cloud::Network::SecurityGroup",
+    "Cloud::Network::FloatingIP",
+    "Cloud::Network::Network",
+    "Cloud::Network::Subnet",
+    "Cloud::Network::Port",
+})
+# cloudtmpl itself: random strings, values, and software configs and deployments
+# (over SSH, from this machine)
+LOCAL_KINDS = frozenset({
+    "Cloud::Random::String", "Cloud::Local::Value", "Cloud::Local::None",
+    "Cloud::Local::Test",
+    "Cloud::Software::Config", "Cloud::Software::StructuredConfig",
+    "Cloud::Software::CloudConfig", "Cloud::Software::MultipartMime",
+    "Cloud::Software::Deployment", "Cloud::Software::DeploymentGroup",
+})
+# what the generic libcloud adapter can ever provide; each libcloud target offers the
+# subset its driver has (a built-in table per driver id, the driver class's verbs,
+# ``capabilities:`` in cloudtmpl.yaml), kept in the target's options
+LIBCLOUD_KINDS = frozenset({SERVER, KEYPAIR, VOLUME, ATTACHMENT})
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one provider type (or one libcloud target) offers."""
+
+    kinds: frozenset[str]
+    on_demand: frozenset[str] = frozenset()  # listed only where template or state has one
+    snapshots: bool = False  # deletion_policy Snapshot: a volume snapshot before delete
+
+
+_AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET,
+                           "Cloud::LB::LoadBalancer"})
+CLOUDS: dict[str, Capabilities] = {
+    # DNS zones/records and load balancers: AWS only (the OpenStack emulator has no
+    # Designate or Octavia); buckets: S3 and Swift.  Snapshots: EBS, Cinder backups.
+    "aws": Capabilities(_IAAS | _AWS_SERVICES, on_demand=_AWS_SERVICES, snapshots=True),
+    "openstack": Capabilities(_IAAS | {BUCKET}, on_demand=frozenset({BUCKET}),
+                              snapshots=True),
+    "local": Capabilities(LOCAL_KINDS),
+    "libcloud": Capabilities(LIBCLOUD_KINDS),
+}
+
+
+def of(target: Target) -> Capabilities:
+    """What ``target`` offers (a libcloud target: what its own driver has)."""
+    caps = CLOUDS.get(target.type, Capabilities(frozenset()))
+    if target.type != "libcloud":
+        return caps
+    kinds = target.options.get("kinds")
+    return Capabilities(
+        frozenset(str(k) for k in kinds) if kinds is not None else caps.kinds,
+        snapshots=bool(target.options.get("snapshots")),
+    )

@@ -1,0 +1,41 @@
+"""The capability table against what the adapters and the kind schemas say."""
+
+from __future__ import annotations
+
+from cloudtmpl import capabilities, resources
+from cloudtmpl.capabilities import CLOUDS, Capabilities
+from cloudtmpl.model import Target
+from cloudtmpl.providers.aws_services import SERVICE_KINDS
+from cloudtmpl.providers.deploy import SOFTWARE_KINDS
+from cloudtmpl.providers.openstack_storage import STORAGE_KINDS
+
+
+def test_every_declared_kind_has_a_schema_and_local_ones_are_local() -> None:
+    for cloud, caps in CLOUDS.items():
+        for kind in caps.kinds:
+            assert kind in resources.TYPES, (cloud, kind)
+            assert resources.TYPES[kind].local == (cloud == "local"), (cloud, kind)
+        assert caps.on_demand <= caps.kinds, cloud
+
+
+def test_every_kind_of_the_schema_is_offered_somewhere() -> None:
+    offered = set().union(*(caps.kinds for caps in CLOUDS.values()))
+    assert set(resources.TYPES) - offered == set()
+
+
+def test_on_demand_kinds_are_the_service_modules_kinds() -> None:
+    # each on-demand kind is one more service to ask: exactly what the service
+    # modules (Route 53/S3/ELB, Swift) handle, apart from the compute API
+    assert CLOUDS["aws"].on_demand == SERVICE_KINDS
+    assert CLOUDS["openstack"].on_demand == STORAGE_KINDS
+    assert CLOUDS["local"].kinds >= SOFTWARE_KINDS
+
+
+def test_a_libcloud_target_offers_what_its_driver_has() -> None:
+    plain = Target("lab", "libcloud", "global", {"driver": "dummy"})
+    assert capabilities.of(plain) == Capabilities(capabilities.LIBCLOUD_KINDS)
+    small = Target("lab", "libcloud", "global", {"driver": "linode", "snapshots": True,
+                                                 "kinds": (capabilities.SERVER,)})
+    assert capabilities.of(small) == Capabilities(frozenset({capabilities.SERVER}),
+                                                  snapshots=True)
+    assert capabilities.of(Target("x", "nope", "r", {})).kinds == frozenset()
