@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.plan_requests import cli  # noqa: E402
-from cloudtmpl.sandbox import manager  # noqa: E402
+from cloudtmpl_sandbox import manager  # noqa: E402
 
 
 def template(n: int, network: str) -> str:

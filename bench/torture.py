@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cloudtmpl.sandbox import manager  # noqa: E402
+from cloudtmpl_sandbox import manager  # noqa: E402
 from tests.torture import stack as S  # noqa: E402
 
 TEMPLATE = "torture.yaml"

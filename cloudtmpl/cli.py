@@ -32,11 +32,11 @@ from cloudtmpl.graph import build_graph, to_dot, to_mermaid
 from cloudtmpl.inputs import Inputs, parse_params
 from cloudtmpl.plan import Plan
 from cloudtmpl.providers.base import CloudError
-from cloudtmpl.sandbox import manager as sandbox
 from cloudtmpl.session import SandboxStarted, one_output, open_store, recorded_outputs
 from cloudtmpl.state import LockLost, StackLocked
 from cloudtmpl.statecli import state_app
 from cloudtmpl.steps import build_steps
+from cloudtmpl_sandbox import manager as sandbox
 
 
 class Exit(enum.IntEnum):

@@ -578,8 +578,8 @@ _SECRET_KEYS = frozenset({
     "access_key", "secret_key", "access_token", "auth", "credentials", "private_key",
     "user_id", "username"})
 # libcloud drivers the local sandbox ships beside libcloud's own (driver id -> class):
-# ``filecloud`` keeps its cloud in a JSON file (cloudtmpl/sandbox/filecloud.py).
-SANDBOX_DRIVERS = {"filecloud": "cloudtmpl.sandbox.filecloud:FileNodeDriver"}
+# ``filecloud`` keeps its cloud in a JSON file (cloudtmpl_sandbox/filecloud.py).
+SANDBOX_DRIVERS = {"filecloud": "cloudtmpl_sandbox.filecloud:FileNodeDriver"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CAPABILITY_KEYS = {"kinds", "tags", "regions"}
 

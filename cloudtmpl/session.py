@@ -44,8 +44,8 @@ from cloudtmpl.providers.deploy import DeployAdapter
 from cloudtmpl.providers.local import LocalAdapter
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.resources import LOCAL_TARGET
-from cloudtmpl.sandbox import manager as sandbox
 from cloudtmpl.state import StateStore, default_state_url
+from cloudtmpl_sandbox import manager as sandbox
 
 
 def targets_of(stack: ResolvedStack) -> set[str]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cloudtmpl.sandbox import control, manager
+from cloudtmpl_sandbox import control, manager
 from tests.integration.clitools import REPO, ec2
 
 

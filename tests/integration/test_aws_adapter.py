@@ -40,7 +40,7 @@ from cloudtmpl.providers.base import (
 )
 from cloudtmpl.providers.retry import SANDBOX_POLICY
 from cloudtmpl.resources import canonical_rules
-from cloudtmpl.sandbox import control
+from cloudtmpl_sandbox import control
 
 pytestmark = pytest.mark.integration
 

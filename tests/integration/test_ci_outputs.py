@@ -28,7 +28,7 @@ import jsonschema
 import pytest
 import yaml
 
-from cloudtmpl.sandbox import control
+from cloudtmpl_sandbox import control
 from tests.integration.clitools import (
     QUICKSTART,
     REPO,

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from libcloud.compute.providers import Provider, get_driver
 
-from cloudtmpl.sandbox import control
+from cloudtmpl_sandbox import control
 from tests.integration.clitools import REPO, run, stack_instances, tags, write
 
 HEAT_NET = REPO / "examples" / "heat" / "servers_in_new_net.yaml"

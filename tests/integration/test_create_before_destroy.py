@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from cloudtmpl.sandbox.sshd import sshd_path
+from cloudtmpl_sandbox.sshd import sshd_path
 from tests.integration.clitools import ec2, run, write
 from tests.integration.test_lifecycle_hooks import events, roots, stamp
 

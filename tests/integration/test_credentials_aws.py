@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from cloudtmpl.sandbox import control
+from cloudtmpl_sandbox import control
 from tests.integration.clitools import run, write
 
 DEAD = "http://127.0.0.1:9"  # nothing listens: a request sent here fails

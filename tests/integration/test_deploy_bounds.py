@@ -20,8 +20,8 @@ from typing import Any
 import paramiko
 import pytest
 
-from cloudtmpl.sandbox import control
-from cloudtmpl.sandbox.sshd import sshd_path
+from cloudtmpl_sandbox import control
+from cloudtmpl_sandbox.sshd import sshd_path
 from tests.integration.clitools import cli_args, cli_env, run, write
 
 pytestmark = [

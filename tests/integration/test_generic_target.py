@@ -2,7 +2,7 @@
 
 * ``type: libcloud`` with the sandbox's stateful driver (``filecloud``: a libcloud
   NodeDriver kept in a JSON file in the test's directory,
-  cloudtmpl/sandbox/filecloud.py): plan, apply, no-op re-plan, destroy;
+  cloudtmpl_sandbox/filecloud.py): plan, apply, no-op re-plan, destroy;
 * diagnostics before any cloud call: unknown driver, a credential in cloudtmpl.yaml,
   a kind the target does not provide; a missing credentials variable at plan;
 * ``type: aws`` with ``endpoint:`` pointed at the AWS sandbox, credentials from the

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from libcloud.compute.providers import Provider, get_driver
 
-from cloudtmpl.sandbox import control
+from cloudtmpl_sandbox import control
 from tests.integration.clitools import cli_args, cli_env, run, write
 
 SERVERS = 6

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from cloudtmpl.sandbox import control
-from cloudtmpl.sandbox.sshd import sshd_path
+from cloudtmpl_sandbox import control
+from cloudtmpl_sandbox.sshd import sshd_path
 from tests.integration.clitools import run, write
 
 pytestmark = pytest.mark.skipif(sshd_path() is None, reason="needs openssh-server "

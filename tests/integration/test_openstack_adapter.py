@@ -33,7 +33,7 @@ from cloudtmpl.providers.base import (
 )
 from cloudtmpl.providers.openstack import OpenStackAdapter
 from cloudtmpl.resources import canonical_rules
-from cloudtmpl.sandbox import control
+from cloudtmpl_sandbox import control
 
 pytestmark = pytest.mark.integration
 

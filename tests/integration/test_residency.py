@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from cloudtmpl.sandbox import control, manager
+from cloudtmpl_sandbox import control, manager
 from tests.integration.clitools import REPO, Result, ec2, edit, run, stack_instances, tags, write
 from tests.integration.test_cli_openstack import os_driver, owned
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cloudtmpl.sandbox import control
+from cloudtmpl_sandbox import control
 from tests.integration.clitools import ec2, run, write
 
 COLLIDING = """\

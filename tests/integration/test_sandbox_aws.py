@@ -1,6 +1,6 @@
 """The AWS sandbox through libcloud's real, unpatched drivers.
 
-Each test pins one rewrite of ``cloudtmpl.sandbox.aws``'s compatibility layer:
+Each test pins one rewrite of ``cloudtmpl_sandbox.aws``'s compatibility layer:
 without it the libcloud call shown returns wrong data, False, or raises.
 """
 
@@ -27,9 +27,9 @@ from libcloud.compute.base import NodeImage, NodeSize
 from libcloud.compute.providers import get_driver
 from libcloud.compute.types import KeyPairDoesNotExistError, Provider
 
-from cloudtmpl.sandbox import aws as sandbox_aws
-from cloudtmpl.sandbox import control, manager
-from cloudtmpl.sandbox.serving import check_loopback
+from cloudtmpl_sandbox import aws as sandbox_aws
+from cloudtmpl_sandbox import control, manager
+from cloudtmpl_sandbox.serving import check_loopback
 
 pytestmark = pytest.mark.integration
 
@@ -482,7 +482,7 @@ def test_manager_start_is_idempotent_and_stop_stops(
 
 def test_concurrent_starts_spawn_one_server(tmp_path: Path) -> None:
     code = (
-        "import json,sys; from pathlib import Path; from cloudtmpl.sandbox import manager;"
+        "import json,sys; from pathlib import Path; from cloudtmpl_sandbox import manager;"
         "print(json.dumps(manager.start(Path(sys.argv[1]))['aws']))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -503,7 +503,7 @@ def test_concurrent_starts_spawn_one_server(tmp_path: Path) -> None:
 
 def test_server_refuses_public_bind() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "cloudtmpl.sandbox.aws", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "cloudtmpl_sandbox.aws", "--host", "0.0.0.0", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=60,

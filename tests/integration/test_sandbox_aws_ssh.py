@@ -1,4 +1,4 @@
-"""EC2 instances of the AWS sandbox that one can SSH into (cloudtmpl.sandbox.aws_hosts).
+"""EC2 instances of the AWS sandbox that one can SSH into (cloudtmpl_sandbox.aws_hosts).
 
 An instance launched with a key pair is a real sshd on the loopback public
 address EC2 reports for it; an elastic IP takes that address over, and stopping,
@@ -18,8 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from cloudtmpl.sandbox import control
-from cloudtmpl.sandbox.sshd import sshd_path
+from cloudtmpl_sandbox import control
+from cloudtmpl_sandbox.sshd import sshd_path
 from tests.integration.clitools import run, write
 from tests.integration.test_sandbox_aws import ec2, image, size
 

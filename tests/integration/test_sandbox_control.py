@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from cloudtmpl.sandbox import control, manager
+from cloudtmpl_sandbox import control, manager
 from tests.integration.clitools import cli_args, cli_env, run
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ def test_openstack_control_paths_need_the_token(openstack_reset: dict[str, Any],
 def test_server_actions_and_shutdown_need_the_token(sandboxes: dict[str, Any],
                                                     cloud: str) -> None:
     info = sandboxes[cloud]
-    for action in ("rekey", "stop", "start"):  # sshd-backed servers (cloudtmpl.sandbox.sshd)
+    for action in ("rekey", "stop", "start"):  # sshd-backed servers (cloudtmpl_sandbox.sshd)
         path = f"/_sandbox/servers/no-such-server/{action}"
         _refused(info, "POST", path, None)
         status, answer = control.call(info["endpoint"], info["token"], "POST", path)

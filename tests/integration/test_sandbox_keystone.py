@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cloudtmpl.sandbox import control
+from cloudtmpl_sandbox import control
 
 Answer = tuple[int, dict[str, str], Any]
 

@@ -25,7 +25,7 @@ from libcloud.compute.base import NodeImage
 from libcloud.compute.providers import get_driver
 from libcloud.compute.types import NodeState, Provider, StorageVolumeState
 
-from cloudtmpl.sandbox import control, manager
+from cloudtmpl_sandbox import control, manager
 
 pytestmark = pytest.mark.integration
 
@@ -659,7 +659,7 @@ def test_manager_starts_both_reuses_and_stops(
 
 def test_server_refuses_public_bind() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "cloudtmpl.sandbox.openstack", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "cloudtmpl_sandbox.openstack", "--host", "0.0.0.0", "--port", "0"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -29,8 +29,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from cloudtmpl.sandbox import control
-from cloudtmpl.sandbox.sshd import sshd_path
+from cloudtmpl_sandbox import control
+from cloudtmpl_sandbox.sshd import sshd_path
 from tests import postgres
 from tests.integration.clitools import REPO, cli_args, cli_env, run, write
 from tests.integration.test_cli_openstack import os_driver, owned

@@ -19,8 +19,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from cloudtmpl.sandbox import control
-from cloudtmpl.sandbox.sshd import sshd_path
+from cloudtmpl_sandbox import control
+from cloudtmpl_sandbox.sshd import sshd_path
 from tests.integration.clitools import REPO, run, write
 
 pytestmark = [

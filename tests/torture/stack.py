@@ -30,7 +30,7 @@ from typing import Any
 
 import boto3
 
-from cloudtmpl.sandbox import control
+from cloudtmpl_sandbox import control
 
 REPO = Path(__file__).resolve().parents[2]
 AWS_REGION = "eu-central-1"

@@ -9,7 +9,7 @@ opens a socket (``socket.connect`` is made to fail to prove it).  libcloud's own
 :class:`FixtureHttp` is a small equivalent.
 
 :class:`FileNodeDriver` (``driver: filecloud``) is the sandbox's stateful libcloud
-driver (cloudtmpl/sandbox/filecloud.py): it keeps its nodes, volumes and key pairs
+driver (cloudtmpl_sandbox/filecloud.py): it keeps its nodes, volumes and key pairs
 in a JSON file, so a state survives between CLI processes.
 """
 

@@ -22,8 +22,8 @@ from botocore.auth import (
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from cloudtmpl.sandbox.aws_auth import Accounts, signature_ok, signed_of
-from cloudtmpl.sandbox.aws_sts import Sts
+from cloudtmpl_sandbox.aws_auth import Accounts, signature_ok, signed_of
+from cloudtmpl_sandbox.aws_sts import Sts
 
 HOST = "127.0.0.1:4566"
 KEY, SECRET = "sandbox", "sandbox"

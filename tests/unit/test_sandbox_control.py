@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloudtmpl.sandbox.control import INSTANCE_ENV, TOKEN_ENV, Identity, refusal, take_identity
+from cloudtmpl_sandbox.control import INSTANCE_ENV, TOKEN_ENV, Identity, refusal, take_identity
 
 
 def test_a_missing_token_is_401_a_wrong_one_403_the_right_one_passes() -> None:

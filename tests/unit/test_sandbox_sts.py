@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloudtmpl.sandbox.aws_sts import Sts, access_key_of, session_token_of
+from cloudtmpl_sandbox.aws_sts import Sts, access_key_of, session_token_of
 
 ANSWER = b"""<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
 <AssumeRoleResult><Credentials>

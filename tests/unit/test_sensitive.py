@@ -8,8 +8,8 @@ import threading
 from cloudtmpl import hidden_defaults
 from cloudtmpl.functions import evaluate
 from cloudtmpl.model import seal, sealed_text, spec_hash
-from cloudtmpl.sandbox.httplog import request_line
 from cloudtmpl.sensitive import carry, has_marks, is_marked, mark, unmark
+from cloudtmpl_sandbox.httplog import request_line
 from tests.unit.test_functions import Ctx, ok
 
 SECRET = {"db": mark({"user": "app", "password": "pw-leaf-1"}),

@@ -1,8 +1,8 @@
 """Background-process manager behind ``cloudtmpl sandbox start|stop|status``.
 
 Two sandbox clouds, each its own detached process listening on 127.0.0.1 and
-reused across commands: ``aws`` (:mod:`cloudtmpl.sandbox.aws`) and ``openstack``
-(:mod:`cloudtmpl.sandbox.openstack`).  Their records live in :func:`sandbox_dir`
+reused across commands: ``aws`` (:mod:`cloudtmpl_sandbox.aws`) and ``openstack``
+(:mod:`cloudtmpl_sandbox.openstack`).  Their records live in :func:`sandbox_dir`
 (``$CLOUDTMPL_SANDBOX_DIR``, else ``~/.cache/cloudtmpl/sandbox``), per cloud
 ``NAME`` (``aws``, ``openstack``):
 
@@ -14,7 +14,7 @@ reused across commands: ``aws`` (:mod:`cloudtmpl.sandbox.aws`) and ``openstack``
 * ``sandbox.lock`` - ``fcntl`` lock serialising start/stop across processes.
 
 The directory is made 0700.  Each server gets a fresh identity (control token and
-instance id, :mod:`cloudtmpl.sandbox.control`) in its environment, never in argv.
+instance id, :mod:`cloudtmpl_sandbox.control`) in its environment, never in argv.
 
 A sandbox counts as live when its endpoint answers ``GET /_sandbox/info`` (with the
 token) naming its service and the instance id of the record - not by its pid, which
@@ -39,14 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloudtmpl.sandbox.control import INSTANCE_ENV, Identity
-from cloudtmpl.sandbox.control import call as control_call
+from cloudtmpl_sandbox.control import INSTANCE_ENV, Identity
+from cloudtmpl_sandbox.control import call as control_call
 
 REGIONS = ["us-east-1", "eu-central-1"]
 ACCESS_KEY = "sandbox"
 SECRET_KEY = "sandbox"
 # The OpenStack sandbox's fixed identity (dummy, loopback only); see
-# cloudtmpl.sandbox.openstack.identity, which this module does not import so that
+# cloudtmpl_sandbox.openstack.identity, which this module does not import so that
 # `status` stays cheap.
 OPENSTACK_REGIONS = ["de-fra-1", "nl-ams-1"]
 OPENSTACK_CREDENTIALS = {
@@ -68,11 +68,11 @@ class _Cloud:
 
 
 _CLOUDS = (
-    _Cloud("aws", "AWS", "cloudtmpl.sandbox.aws", "cloudtmpl-sandbox-aws", tuple(REGIONS)),
+    _Cloud("aws", "AWS", "cloudtmpl_sandbox.aws", "cloudtmpl-sandbox-aws", tuple(REGIONS)),
     _Cloud(
         "openstack",
         "OpenStack",
-        "cloudtmpl.sandbox.openstack",
+        "cloudtmpl_sandbox.openstack",
         "cloudtmpl-sandbox-openstack",
         tuple(OPENSTACK_REGIONS),
     ),

@@ -1,8 +1,8 @@
-"""Run the OpenStack sandbox: ``python -m cloudtmpl.sandbox.openstack``.
+"""Run the OpenStack sandbox: ``python -m cloudtmpl_sandbox.openstack``.
 
 ``--host 127.0.0.1 --port P [--ready-file F]``: port 0 picks a free port; the
 ready file gets ``{"endpoint", "pid"}`` once the server listens.  The control
-token and instance id come in the environment (:mod:`cloudtmpl.sandbox.control`).  Knobs at start:
+token and instance id come in the environment (:mod:`cloudtmpl_sandbox.control`).  Knobs at start:
 ``--config '{"latency_ms": 50}'``, the environment variable
 ``CLOUDTMPL_SANDBOX_OPENSTACK_CONFIG`` (same JSON; flags win) or the single flags
 below; at runtime ``POST /_sandbox/config``.
@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cloudtmpl.sandbox.control import take_identity
-from cloudtmpl.sandbox.serving import check_loopback, write_ready
+from cloudtmpl_sandbox.control import take_identity
+from cloudtmpl_sandbox.serving import check_loopback, write_ready
 
 from .state import Knobs, Store
 
@@ -50,7 +50,7 @@ def knobs_from(args: argparse.Namespace) -> Knobs:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cloudtmpl.sandbox.openstack", description=__doc__
+        prog="python -m cloudtmpl_sandbox.openstack", description=__doc__
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from werkzeug.serving import make_server
 
-    from cloudtmpl.sandbox.httplog import RequestHandler, quiet
+    from cloudtmpl_sandbox.httplog import RequestHandler, quiet
 
     from .app import OpenStackSandbox
 

@@ -24,12 +24,12 @@ EC2
 
 All services
   * only the sandbox's own credentials are accepted, and signatures are verified
-    (:mod:`cloudtmpl.sandbox.aws_auth`);
+    (:mod:`cloudtmpl_sandbox.aws_auth`);
   * requests without an ``Authorization`` header (SigV2 query signing, Route53's
     ``X-Amzn-Authorization``) get a dummy SigV4 header naming the service, so moto
     routes them to the right backend instead of S3.
 
-STS (:mod:`cloudtmpl.sandbox.aws_sts`): ``AssumeRole`` is refused as AWS refuses it
+STS (:mod:`cloudtmpl_sandbox.aws_sts`): ``AssumeRole`` is refused as AWS refuses it
 (no such role, a trust policy or ``ExternalId`` that does not allow it, a duration
 beyond the role's maximum); the temporary keys STS issues then work only with their
 session token and until they expire.  ``GET /_sandbox/access-keys`` counts requests
@@ -42,7 +42,7 @@ The layer also counts requests per service: ``GET /_sandbox/requests`` returns
 ``{"total": N, "by_service": {...}}``, ``POST /_sandbox/requests/reset`` zeroes it.
 ``GET /_sandbox/info`` names the process and its instance id (the manager's liveness
 check), ``POST /_sandbox/shutdown`` stops it.  Every ``/_sandbox/*`` and
-``/moto-api/*`` request needs the sandbox's token (:mod:`cloudtmpl.sandbox.control`).
+``/moto-api/*`` request needs the sandbox's token (:mod:`cloudtmpl_sandbox.control`).
 
 Fault knobs (like the OpenStack emulator's): ``GET /_sandbox/config`` shows them,
 ``POST /_sandbox/config`` merges a JSON object into them (all or nothing; unknown
@@ -63,7 +63,7 @@ query APIs' ``<ErrorResponse>``).  ``seed`` makes the sequence of faults
 reproducible (one random source for all threads).  ``GET /_sandbox/faults``
 counts the faults injected, by kind (zeroed with the request counter).
 
-Run: ``python -m cloudtmpl.sandbox.aws --host 127.0.0.1 --port 0 --ready-file F``.
+Run: ``python -m cloudtmpl_sandbox.aws --host 127.0.0.1 --port 0 --ready-file F``.
 """
 
 from __future__ import annotations
@@ -91,23 +91,23 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, urlencode
 
-from cloudtmpl.sandbox.aws_auth import Accounts
-from cloudtmpl.sandbox.aws_hosts import Ec2Hosts, changes_instances
-from cloudtmpl.sandbox.aws_sts import (
+from cloudtmpl_sandbox.aws_auth import Accounts
+from cloudtmpl_sandbox.aws_hosts import Ec2Hosts, changes_instances
+from cloudtmpl_sandbox.aws_sts import (
     Sts,
     access_key_of,
     get_role_query,
     role_from_get_role,
 )
-from cloudtmpl.sandbox.control import (
+from cloudtmpl_sandbox.control import (
     Identity,
     refuse_wsgi,
     shut_down_soon,
     take_identity,
     unauthorized_headers,
 )
-from cloudtmpl.sandbox.manager import ACCESS_KEY, SECRET_KEY
-from cloudtmpl.sandbox.serving import check_loopback, write_ready
+from cloudtmpl_sandbox.manager import ACCESS_KEY, SECRET_KEY
+from cloudtmpl_sandbox.serving import check_loopback, write_ready
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -880,7 +880,7 @@ def _warm_up(app: CompatLayer, regions: Iterable[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cloudtmpl.sandbox.aws", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m cloudtmpl_sandbox.aws", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--ready-file", type=Path, default=None)
@@ -893,7 +893,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from werkzeug.serving import make_server
 
-    from cloudtmpl.sandbox.httplog import RequestHandler, quiet
+    from cloudtmpl_sandbox.httplog import RequestHandler, quiet
 
     app = build_app(identity, ssh=False if args.no_ssh else None)
     if not args.no_warm_up:

@@ -5,7 +5,7 @@ does, only credentials of its account:
 
 * its fixed key (``sandbox``/``sandbox``, the one ``cloudtmpl sandbox status`` prints);
 * a temporary key its STS issued (``ASIA…``), with its session token, until it
-  expires (:class:`cloudtmpl.sandbox.aws_sts.Sts` - the one check of temporary keys);
+  expires (:class:`cloudtmpl_sandbox.aws_sts.Sts` - the one check of temporary keys);
 * an access key of an IAM user, created with IAM ``CreateAccessKey`` (moto's IAM, in
   this process) and ``Active``.
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, unquote_plus
 
-from cloudtmpl.sandbox.aws_sts import (
+from cloudtmpl_sandbox.aws_sts import (
     Answer,
     Pairs,
     Sts,

@@ -5,7 +5,7 @@ Unpatched libcloud (``Provider.OPENSTACK``, ``api_version="2.2"``,
 Modules: :mod:`.app` (WSGI routing, knobs, admin endpoints), :mod:`.state`
 (store, knobs), :mod:`.core` (errors, pagination), one module per service
 (:mod:`.identity`, :mod:`.compute`, :mod:`.image`, :mod:`.network`,
-:mod:`.volume`).  Run: ``python -m cloudtmpl.sandbox.openstack --port 0``.
+:mod:`.volume`).  Run: ``python -m cloudtmpl_sandbox.openstack --port 0``.
 """
 
 from .identity import DOMAIN_NAME, PASSWORD, PROJECT_NAME, USERNAME

@@ -2,7 +2,7 @@
 
 moto answers ``AssumeRole`` for any role ARN, any ``DurationSeconds`` and any trust
 policy, and afterwards accepts any access key with or without a session token.  The
-wire-compatibility layer (:mod:`cloudtmpl.sandbox.aws`) asks :class:`Sts`:
+wire-compatibility layer (:mod:`cloudtmpl_sandbox.aws`) asks :class:`Sts`:
 
 * before moto sees an ``AssumeRole``: the role must exist in the sandbox's IAM
   (moto's own: create it with IAM ``CreateRole``), and its trust policy must allow

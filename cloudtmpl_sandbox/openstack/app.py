@@ -12,7 +12,7 @@
 
 ``/_sandbox/*`` answers only requests with the sandbox's control token in the
 header ``X-Sandbox-Token`` (401 without, 403 with another one; see
-:mod:`cloudtmpl.sandbox.control`); ``POST /_sandbox/shutdown`` stops the emulator.
+:mod:`cloudtmpl_sandbox.control`); ``POST /_sandbox/shutdown`` stops the emulator.
 
 Every API request is counted per service, then gets the knobs' latency, then
 maybe a 429 (``throttle_rate``, with ``Retry-After``) or a ``failure_status``
@@ -35,7 +35,7 @@ from typing import Any, NoReturn
 
 from werkzeug.wrappers import Request, Response
 
-from cloudtmpl.sandbox.control import Identity, refuse_wsgi, shut_down_soon, unauthorized_headers
+from cloudtmpl_sandbox.control import Identity, refuse_wsgi, shut_down_soon, unauthorized_headers
 
 from . import SERVICE_NAME, compute, identity, image, network, volume
 from . import object as object_store
@@ -63,7 +63,7 @@ def service_error(service: str, status: int, message: str) -> ApiError:
     return fault(status, message)
 
 
-_DROP_AFTER = "cloudtmpl.sandbox.drop_after"
+_DROP_AFTER = "cloudtmpl_sandbox.drop_after"
 
 
 class _Drop(Exception):

@@ -2,7 +2,7 @@
 
 moto runs in the sandbox's own process, so after every EC2 call that can change
 an instance or an address, :meth:`Ec2Hosts.sync` walks moto's instances and makes
-the sshd processes (:mod:`cloudtmpl.sandbox.sshd`) match them:
+the sshd processes (:mod:`cloudtmpl_sandbox.sshd`) match them:
 
 * an instance launched with a key pair listens, while ``running``, on each public
   address EC2 reports for it (the auto-assigned public IP of its interfaces, or
@@ -31,7 +31,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from cloudtmpl.sandbox.sshd import LoopbackPool, SshHosts, default_port, random_network, sshd_path
+from cloudtmpl_sandbox.sshd import LoopbackPool, SshHosts, default_port, random_network, sshd_path
 
 # EC2 actions after which instances or their addresses may differ
 _READ_ONLY_PREFIXES = ("Describe", "Get", "List")
