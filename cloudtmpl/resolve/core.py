@@ -1,52 +1,16 @@
-"""Resolve a loaded template into desired resources (load -> resolve -> discover -> plan).
-
-:func:`resolve` checks the template's shape, merges parameter values from
-environments and ``-p``, converts and constrains them as Heat does, evaluates
-conditions, checks every resource against its type schema and every function
-reference, partially evaluates properties (parameters, conditions and ``if``
-are done; ``get_resource``/``get_attr`` stay as function nodes) and chooses a
-placement per resource.  Every problem found is reported in one
-:class:`~cloudtmpl.diagnostics.DiagnosticError`.
-
-Heat behaviours kept:
-
-* environments merge in order; their ``parameters`` override (an undeclared
-  name is an error), their ``parameter_defaults`` replace template defaults
-  (undeclared names are ignored); each file's ``parameter_merge_strategies``
-  (``overwrite``, ``merge``, ``deep_merge``, ``default``) say how a value joins
-  the earlier files' value; ``-p`` values override everything;
-* ``resource_registry`` maps types to types (exact, ``Prefix*`` wildcards,
-  per-resource ``resources:`` entries); a type mapped to a template file is
-  kept in :class:`ResourceRegistry` and reported ``unsupported`` for now;
-* parameters: every constraint (``modulo`` from 2017-02-24), constraints that
-  do not apply to the type are ``invalid-constraint``, ``custom_constraint``
-  values are collected for the engine, hidden values never appear in a
-  diagnostic;
-* ``get_file`` reads through :attr:`ResolveOptions.read_file`, only inside the
-  template's directory; every file read is in :attr:`ResolvedStack.files`;
-* features of a later ``heat_template_version`` are ``feature-not-available``
-  (functions: ``function-not-available``, see :mod:`cloudtmpl.functions`);
-* ``validate`` mode is Heat's template-validate: a parameter without a value is
-  not an error (its value is UNKNOWN), but every value given is checked, and a
-  missing provider target/region is not an error either (validate has no
-  ``--target``); unknown target names still are;
-* pseudo parameters ``OS::stack_name`` (the stack name), ``OS::stack_id`` and
-  ``OS::project_id`` (UNKNOWN until apply);
-* a resource or output whose ``condition`` is false is dropped; a property or
-  output that still references a dropped resource is an error.
-"""
+"""The resolver: one template (and, through it, its nested templates) resolved into
+desired resources.  Parameters are :mod:`.parameters`, SSH settings :mod:`.ssh`, the
+values :mod:`.values`; composition (groups, nested stacks) is :mod:`cloudtmpl.compose`."""
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
-import math
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import yaml
 
@@ -85,23 +49,40 @@ from cloudtmpl.functions import (
     walk,
 )
 from cloudtmpl.graph import cycle_diagnostics
-from cloudtmpl.loader import Document, Path, load_text
+from cloudtmpl.loader import Document, Path
 from cloudtmpl.model import (
     UNKNOWN,
     DesiredResource,
     Output,
     Placement,
-    Target,
     canonical_json,
     is_unknown,
 )
-from cloudtmpl.names import address_problems, name_problems
+from cloudtmpl.names import address_problems
 from cloudtmpl.placement import Request, Residency, Rule, candidates, solve
+from cloudtmpl.resolve.parameters import (
+    INT_RE,
+    bool_from,
+    constraint_definition_problem,
+    constraint_problem,
+    convert_parameter,
+    merge_parameter,
+    non_finite,
+    num_from,
+)
+from cloudtmpl.resolve.ssh import ssh_problems, with_ssh_defaults
+from cloudtmpl.resolve.values import (
+    PSEUDO_PARAMETERS,
+    CustomConstraint,
+    ParseCache,
+    RegistryEntry,
+    ResolvedStack,
+    ResolveOptions,
+    ResourceRegistry,
+)
 from cloudtmpl.resources import (
     DEPLOY_KINDS,
     LOCAL_TARGET,
-    SSH_SETTINGS,
-    SSH_VIA,
     TYPES,
     Alias,
     PropertySpec,
@@ -117,340 +98,9 @@ from cloudtmpl.schema import (
     describe,
     did_you_mean,
     validate_environment,
-    validate_template,
     version_label,
 )
 from cloudtmpl.sensitive import carry, mark, texts
-
-Mode = Literal["validate", "plan"]
-
-PSEUDO_PARAMETERS = ("OS::stack_name", "OS::stack_id", "OS::project_id")
-_TRUE = ("t", "true", "on", "y", "yes", "1")
-_FALSE = ("f", "false", "off", "n", "no", "0")
-_INT_RE = re.compile(r"^[+-]?\d+$")
-
-
-@dataclass(frozen=True)
-class ResolveOptions:
-    stack: str
-    params: Mapping[str, str] = field(default_factory=dict)  # -p KEY=VALUE (strings)
-    environments: Sequence[Document] = ()  # -e files, merged in order
-    mode: Mode = "plan"
-    target: str | None = None  # --target T or T/REGION
-    default_target: str | None = None  # from cloudtmpl.yaml
-    targets: Mapping[str, Target] = field(default_factory=dict)
-    # get_file's reader: a path relative to the template's directory -> the file's text
-    # (raises OSError when it cannot).  None: get_file is a file-not-found diagnostic.
-    read_file: Callable[[str], str] | None = None
-    # A nested template (a template resource, a group member, OS::Heat::Stack):
-    # parameter values from the parent's properties (value, where it was given),
-    # those that refer to the parent's resources as trees, and the parent's registry.
-    # Placement is solved once, for the flattened stack, by the outermost resolve.
-    nested: bool = False
-    parent_values: Mapping[str, tuple[Any, Loc]] = field(default_factory=dict)
-    deferred: Mapping[str, Any] = field(default_factory=dict)
-    registry: ResourceRegistry | None = None
-
-
-class ParseCache:
-    """What one run computes once per distinct template text: the parsed document,
-    its schema diagnostics, its node count.  Made by :func:`resolve` and handed to
-    every nested resolve of that run (a group of 50 members parses its member
-    template once); dropped with the run.  Documents are never modified."""
-
-    def __init__(self) -> None:
-        self._documents: dict[tuple[str, str], Document | DiagnosticError] = {}
-        self._problems: dict[tuple[str, str], list[Diagnostic]] = {}
-        self._nodes: dict[tuple[str, str], int] = {}
-
-    def document(self, text: str, file: str) -> Document | DiagnosticError:
-        """``text`` parsed as ``file``, or why it could not be."""
-        key = (file, text)
-        if key not in self._documents:
-            try:
-                self._documents[key] = load_text(text, file)
-            except DiagnosticError as exc:
-                self._documents[key] = exc
-        return self._documents[key]
-
-    def problems(self, doc: Document) -> list[Diagnostic]:
-        """The template's schema and resource-name diagnostics."""
-        key = (doc.file, doc.text)
-        if key not in self._problems:
-            self._problems[key] = [*validate_template(doc), *name_problems(doc)]
-        return self._problems[key]
-
-    def nodes(self, doc: Document) -> int:
-        """The number of values in ``doc`` (counted against what the budget has left)."""
-        key = (doc.file, doc.text)
-        if key not in self._nodes:
-            self._nodes[key] = limits.count_nodes(doc.data, limits.remaining_nodes())
-        return self._nodes[key]
-
-
-@dataclass(frozen=True)
-class CustomConstraint:
-    """A parameter's ``custom_constraint`` for the engine to check against the provider."""
-
-    parameter: str
-    name: str  # e.g. nova.flavor, glance.image, nova.keypair, neutron.network
-    value: Any  # the typed parameter value
-    loc: Loc  # where the value was given
-    hidden: bool = False  # never show the value
-
-
-@dataclass(frozen=True)
-class RegistryEntry:
-    """An environment ``resource_registry`` mapping: a type to a type or a template file."""
-
-    name: str  # the type name mapped (may end in '*')
-    target: str  # a resource type (alias) or a template file path
-    loc: Loc
-    is_template: bool = False
-
-    def mapped(self, type_name: str) -> str:
-        """The target for ``type_name`` (wildcards keep the matched suffix)."""
-        if self.name.endswith("*") and self.target.endswith("*"):
-            return self.target[:-1] + type_name[len(self.name) - 1:]
-        return self.target
-
-
-@dataclass(frozen=True)
-class ResourceRegistry:
-    """The merged ``resource_registry`` of the environments (later files win)."""
-
-    types: Mapping[str, RegistryEntry] = field(default_factory=dict)
-    # resource name (may contain '*') -> type name -> entry
-    resources: Mapping[str, Mapping[str, RegistryEntry]] = field(default_factory=dict)
-
-    def lookup(self, resource: str, type_name: str) -> RegistryEntry | None:
-        """The entry mapping ``type_name`` for ``resource``: per-resource entries first,
-        then exact type names, then the longest matching wildcard."""
-        for pattern, entries in self.resources.items():
-            if fnmatch.fnmatchcase(resource, pattern) and type_name in entries:
-                return entries[type_name]
-        if type_name in self.types:
-            return self.types[type_name]
-        matches = [e for n, e in self.types.items()
-                   if n.endswith("*") and type_name.startswith(n[:-1])]
-        return max(matches, key=lambda e: len(e.name)) if matches else None
-
-
-@dataclass(frozen=True)
-class ResolvedStack:
-    name: str
-    description: str
-    resources: Mapping[str, DesiredResource]  # template order
-    outputs: Mapping[str, Output]
-    parameters: Mapping[str, Any]  # typed values (known ones)
-    hidden: frozenset[str]
-    template_hash: str
-    params_hash: str
-    residency: Residency | None = None  # the stack's residency rule, if it has one
-    version: str = LATEST_HOT_VERSION  # heat_template_version, as a date
-    files: Mapping[str, str] = field(default_factory=dict)  # every file get_file read
-    custom_constraints: tuple[CustomConstraint, ...] = ()  # for the engine to check
-    immutable: frozenset[str] = frozenset()  # parameters that must not change on update
-    parameter_locs: Mapping[str, Loc] = field(default_factory=dict)  # name -> declaration
-    registry: ResourceRegistry = field(default_factory=ResourceRegistry)
-    # nested resolves only: what the outermost resolve needs to place the resources
-    requests: Mapping[str, Request] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- parameters
-
-
-def _bool_from(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    return None
-
-
-def _num_from(value: Any) -> int | float | None:
-    """A number's value; None for anything else, and for what is no JSON number: NaN,
-    an infinity, a float out of range (``1e999``) or more digits than an int takes."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            num: int | float = int(text) if _INT_RE.match(text) else float(text)
-        except ValueError:
-            return None
-        return None if isinstance(num, float) and not math.isfinite(num) else num
-    return None
-
-
-def _non_finite(value: Any) -> bool:
-    """NaN, an infinity or a number too large for a float: no value a number may have."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, str) and not _INT_RE.match(value.strip()):
-        try:
-            return not math.isfinite(float(value.strip()))
-        except ValueError:
-            return False
-    return isinstance(value, str) and _num_from(value) is None  # an int of too many digits
-
-
-def convert_parameter(ptype: str, value: Any) -> tuple[Any, str | None]:
-    """Heat's conversion of a parameter value: ``(typed value, None)`` or ``(None, problem)``."""
-    if ptype == "string":
-        if isinstance(value, str):
-            return value, None
-        if isinstance(value, bool):
-            return ("true" if value else "false"), None
-        if isinstance(value, (int, float)):
-            return str(value), None
-        return None, f"expected a string, got {describe(value)}"
-    if ptype == "number":
-        num = _num_from(value)
-        if num is None and _non_finite(value):
-            text = to_text(value)
-            shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
-            return None, (f"{shown} is not a finite number (NaN, infinities and numbers "
-                          "beyond 1.8e308 have no JSON form)")
-        if num is None:
-            return None, f"expected a number, got {to_text(value)}"
-        return num, None
-    if ptype == "boolean":
-        flag = _bool_from(value)
-        if flag is None:
-            return None, ("expected a boolean (true/false, yes/no, on/off, 1/0), "
-                          f"got {to_text(value)}")
-        return flag, None
-    if ptype == "json":
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError as exc:
-                return None, f"expected JSON, got invalid JSON ({exc.msg})"
-        if isinstance(value, (dict, list)):
-            return value, None
-        return None, f"expected a JSON map or list, got {describe(value)}"
-    if ptype == "comma_delimited_list":
-        if isinstance(value, list):
-            if all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
-                return [str(v) for v in value], None
-            return None, "expected a list of strings"
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            text = str(value).strip()
-            return ([p.strip() for p in text.split(",")] if text else []), None
-        return None, f"expected a comma-delimited list, got {describe(value)}"
-    return None, f"unknown parameter type '{ptype}'"
-
-
-def _constraint_problem(ptype: str, value: Any, constraint: Mapping[str, Any]) -> str | None:
-    """Why ``value`` violates ``constraint`` (Heat semantics), or None."""
-    if "allowed_values" in constraint and isinstance(constraint["allowed_values"], list):
-        allowed = constraint["allowed_values"]
-        if ptype == "number":
-            nums = [_num_from(a) for a in allowed]
-            ok = _num_from(value) in nums
-        elif isinstance(value, list):
-            ok = all(v in allowed or str(v) in [str(a) for a in allowed] for v in value)
-        else:
-            ok = value in allowed or str(value) in [str(a) for a in allowed]
-        if not ok:
-            return f"'{to_text(value)}' is not one of the allowed values: " + ", ".join(
-                to_text(a) for a in allowed)
-    if isinstance(constraint.get("range"), Mapping) and ptype == "number":
-        lo, hi = constraint["range"].get("min"), constraint["range"].get("max")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            return f"{value} is out of range ({_bounds(lo, hi)})"
-    if isinstance(constraint.get("length"), Mapping) and isinstance(value, (str, list, dict)):
-        lo, hi = constraint["length"].get("min"), constraint["length"].get("max")
-        n = len(value)
-        if (lo is not None and n < lo) or (hi is not None and n > hi):
-            return f"length {n} is out of range ({_bounds(lo, hi)})"
-    if isinstance(constraint.get("modulo"), Mapping) and ptype == "number":
-        step, offset = constraint["modulo"].get("step"), constraint["modulo"].get("offset")
-        numeric = isinstance(step, (int, float)) and isinstance(offset, (int, float))
-        if numeric and _modulo_problem(step, offset) is None and value % step != offset:
-            return f"{value} is not a multiple of {step} plus {offset}"
-    pattern = constraint.get("allowed_pattern")
-    if isinstance(pattern, str) and isinstance(value, str):
-        try:
-            match = re.match(pattern, value)
-        except re.error:
-            return None  # reported as invalid-constraint
-        if match is None or match.end() != len(value):
-            return f"'{value}' does not match the pattern '{pattern}'"
-    return None
-
-
-def _bounds(lo: Any, hi: Any) -> str:
-    if lo is not None and hi is not None:
-        return f"must be between {lo} and {hi}"
-    if lo is not None:
-        return f"must be at least {lo}"
-    return f"must be at most {hi}"
-
-
-#: The parameter types each constraint applies to (Heat's ``valid_types``).
-_CONSTRAINT_TYPES: Mapping[str, tuple[str, ...]] = {
-    "length": ("string", "comma_delimited_list", "json"),
-    "range": ("number",),
-    "modulo": ("number",),
-    "allowed_values": ("string", "number", "boolean", "comma_delimited_list"),
-    "allowed_pattern": ("string",),
-    "custom_constraint": ("string", "number", "boolean", "comma_delimited_list"),
-}
-
-
-def _constraint_definition_problem(constraint: Mapping[str, Any], ptype: str) -> str | None:
-    """Why a constraint definition is invalid for a ``ptype`` parameter (Heat's rules)."""
-    kinds = [k for k in constraint if k in _CONSTRAINT_TYPES]
-    if len(kinds) > 1:
-        return (f"one constraint per list item, not {' and '.join(kinds)}: write each as "
-                "its own '- ...' entry")
-    if kinds and ptype not in _CONSTRAINT_TYPES[kinds[0]]:
-        return (f"a {kinds[0]} constraint does not apply to a {ptype} parameter (only to "
-                + ", ".join(_CONSTRAINT_TYPES[kinds[0]]) + ")")
-    pattern = constraint.get("allowed_pattern")
-    if isinstance(pattern, str):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            return f"allowed_pattern '{pattern}' is not a valid regular expression ({exc})"
-    for kind in ("range", "length"):
-        bounds = constraint.get(kind)
-        if kind in constraint and not isinstance(bounds, Mapping):
-            return f"{kind} must be a mapping {{min: N, max: N}}"
-        if isinstance(bounds, Mapping):
-            bad = [k for k in ("min", "max") if bounds.get(k) is not None
-                   and (isinstance(bounds[k], bool) or not isinstance(bounds[k], (int, float)))]
-            if bad:
-                return f"{kind} {bad[0]} must be a number, not {describe(bounds[bad[0]])}"
-    modulo = constraint.get("modulo")
-    if isinstance(modulo, Mapping):
-        return _modulo_problem(modulo.get("step"), modulo.get("offset"))
-    return None
-
-
-def _modulo_problem(step: Any, offset: Any) -> str | None:
-    """Heat's rules for ``modulo: {step, offset}``."""
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (step, offset)):
-        return None  # a shape problem, reported by the schema
-    if int(step) != step or int(offset) != offset:
-        return "modulo step and offset must be integers"
-    if step == 0:
-        return "modulo step must not be 0"
-    if abs(offset) >= abs(step):
-        return "modulo offset must be smaller (by absolute value) than step"
-    if step * offset < 0:
-        return "modulo step and offset must be both positive or both negative"
-    return None
-
 
 # --------------------------------------------------------------------------- context
 
@@ -530,45 +180,6 @@ def _is_template_file(name: str) -> bool:
     return name.endswith(_TEMPLATE_SUFFIXES) or "://" in name
 
 
-def _merge_parameter(ptype: Any, old: Any, new: Any, deep: bool) -> tuple[Any, str | None]:
-    """Heat's ``merge``/``deep_merge`` of an environment value into an earlier one."""
-    if ptype == "json":
-        (a, pa), (b, pb) = convert_parameter("json", old), convert_parameter("json", new)
-        if pa or pb or not (isinstance(a, dict) and isinstance(b, dict)):
-            return None, "only JSON maps can be merged"
-        return _merge_maps(a, b, deep), None
-    if ptype == "comma_delimited_list":
-        (a, pa), (b, pb) = (convert_parameter(ptype, old), convert_parameter(ptype, new))
-        if pa or pb:
-            return None, "only lists can be merged"
-        return [*a, *b], None
-    if ptype == "string":
-        (a, pa), (b, pb) = convert_parameter(ptype, old), convert_parameter(ptype, new)
-        if pa or pb:
-            return None, "only strings can be merged"
-        return a + b, None
-    return None, (f"'merge' and 'deep_merge' apply to json, comma_delimited_list and string "
-                  f"parameters, not {ptype}")
-
-
-def _merge_maps(old: Mapping[str, Any], new: Mapping[str, Any], deep: bool) -> dict[str, Any]:
-    """``new`` over ``old``; deep: maps merged, lists extended, strings concatenated."""
-    out = dict(old)
-    for key, value in new.items():
-        if value is None:
-            continue
-        before = out.get(key)
-        if deep and before and isinstance(value, Mapping) and isinstance(before, Mapping):
-            out[key] = _merge_maps(before, value, deep)
-        elif deep and before and isinstance(value, list) and isinstance(before, list):
-            out[key] = [*before, *value]
-        elif deep and isinstance(value, str) and isinstance(before, str):
-            out[key] = before + value
-        else:
-            out[key] = value
-    return out
-
-
 class _ConditionDefinition(Function):
     name = "condition"
 
@@ -592,14 +203,14 @@ def _check_property(spec: PropertySpec, value: Any) -> tuple[bool, Any]:
     if spec.type == "integer":
         if isinstance(value, int) and not isinstance(value, bool):
             return True, value
-        if isinstance(value, str) and _INT_RE.match(value.strip()):
+        if isinstance(value, str) and INT_RE.match(value.strip()):
             return True, int(value)
         return False, value
     if spec.type == "number":
-        num = _num_from(value)
+        num = num_from(value)
         return (num is not None), (num if num is not None else value)
     if spec.type == "boolean":
-        flag = _bool_from(value) if isinstance(value, (bool, str)) else None
+        flag = bool_from(value) if isinstance(value, (bool, str)) else None
         return (flag is not None), (flag if flag is not None else value)
     if spec.type == "list":
         return isinstance(value, list), value
@@ -730,7 +341,7 @@ class _Resolver:
             values[name] = (value, loc)
             return
         ptype = self.declared[name].get("type")
-        merged, problem = _merge_parameter(ptype, values[name][0], value,
+        merged, problem = merge_parameter(ptype, values[name][0], value,
                                            deep=strategy == "deep_merge")
         if problem is not None:
             self.add("invalid-merge-strategy", f"parameter '{name}' ({ptype}): {problem}", loc,
@@ -797,7 +408,7 @@ class _Resolver:
                 value, problem = convert_parameter(ptype, raw)
                 value = carry(raw, value)  # a parent's sensitive value stays sensitive
                 if problem is not None:
-                    code = "parameter-value" if ptype == "number" and _non_finite(raw) \
+                    code = "parameter-value" if ptype == "number" and non_finite(raw) \
                         else "parameter-type"
                     if name in self.hidden:
                         problem = f"the (hidden) value is not a valid {ptype}"
@@ -837,7 +448,7 @@ class _Resolver:
             if "modulo" in c:
                 self.feature("the modulo constraint", "2017-02-24",
                              self.doc.key_loc((*cpath, "modulo")))
-            problem = _constraint_definition_problem(c, ptype)
+            problem = constraint_definition_problem(c, ptype)
             if problem:
                 self.add("invalid-constraint", f"parameter '{name}': {problem}",
                          self.doc.loc(cpath), "fix the constraint")
@@ -849,7 +460,7 @@ class _Resolver:
                           constraints: Sequence[Mapping[str, Any]], loc: Loc, source: str) -> None:
         shown = "******" if name in self.hidden else None
         for c in constraints:
-            problem = _constraint_problem(ptype, value, c)
+            problem = constraint_problem(ptype, value, c)
             if problem is None:
                 continue
             desc = c.get("description")
@@ -1695,99 +1306,6 @@ class _Resolver:
             registry=self.registry,
             requests=dict(self.requests) if self.options.nested else {},
         )
-
-
-def ssh_problems(settings: Mapping[str, Any], check_keys: bool = True
-                 ) -> list[tuple[str, str, str, str]]:
-    """``(key, code, message, hint)`` for each problem of an SSH settings map (a
-    deployment's ``ssh``, a hook's ``ssh``, the stack's ``ssh:``).  Values that are
-    function calls or unknown until apply are not checked (they are when they run)."""
-    out: list[tuple[str, str, str, str]] = []
-    for key, value in settings.items():
-        if key not in SSH_SETTINGS:
-            if check_keys:
-                out.append((str(key), "unknown-key", f"unknown SSH setting '{key}'",
-                            did_you_mean(key, SSH_SETTINGS, "settings")))
-            continue
-        if value is None or isinstance(value, Function) or is_unknown(value):
-            continue
-        if key == "via" and value not in SSH_VIA:
-            shown = repr(value) if isinstance(value, str) else describe(value)
-            out.append((key, "invalid-value", f"must be floating, public or private, not {shown}",
-                        did_you_mean(value, SSH_VIA, "values") + "; it says which of the "
-                        "server's addresses to connect to (leave it out for: floating, else "
-                        "public, else private)"))
-        elif key in ("user", "key_file", "key_pair") and not (isinstance(value, str) and value):
-            out.append((key, "invalid-type", f"must be a non-empty string, not "
-                        f"{describe(value)}", f"write the {key.replace('_', ' ')} as text"))
-        elif key == "port" and _port(value) is None:
-            out.append((key, "invalid-value", f"must be a port number from 1 to 65535, not "
-                        f"{value!r}", "e.g. port: 22"))
-        elif key == "timeout" and (isinstance(value, bool) or (_num_from(value) or 0) <= 0):
-            out.append((key, "invalid-value", f"must be a number of seconds above 0, not "
-                        f"{value!r}", "how long to wait for SSH to come up, e.g. timeout: 300"))
-        elif key == "bastion" and not (isinstance(value, str) and value) \
-                and not isinstance(value, Mapping):
-            out.append((key, "invalid-type", f"must be user@host:port or a mapping, not "
-                        f"{describe(value)}", "bastion: ops@jump.example.com:22 or "
-                        "{host, port, user, key_file}"))
-    return out
-
-
-def _port(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    number = value if isinstance(value, int) else \
-        int(value) if isinstance(value, str) and value.strip().isdigit() else None
-    return number if number is not None and 0 < number < 65536 else None
-
-
-def _ssh_under(defaults: Mapping[str, Any], own: Any) -> Any:
-    """``own`` SSH settings with ``defaults`` filling the keys it does not set (a key
-    set to null is not set, as in Heat).  A whole-map function call or unknown value is
-    the resource's own choice: left as it is."""
-    if own is None:
-        return dict(defaults)
-    if not isinstance(own, Mapping):
-        return own
-    return {**defaults, **{k: v for k, v in own.items() if v is not None}}
-
-
-def with_ssh_defaults(resources: Mapping[str, DesiredResource],
-                      defaults: Mapping[str, Any]) -> dict[str, DesiredResource]:
-    """``resources`` with the stack's default SSH settings (its top-level ``ssh:``)
-    merged under every deployment's and deployment group's ``ssh`` property and every
-    ``pre_delete``/``pre_replace`` hook's and script health check's ``ssh``: the
-    resource's own settings win key by key.  A hook's own ``timeout`` counts as its SSH
-    timeout (it wins over the stack's ``timeout``); a health check has its own.
-    Pure: the same input gives the same output."""
-    if not defaults:
-        return dict(resources)
-    out: dict[str, DesiredResource] = {}
-    for address, res in resources.items():
-        if res.kind in DEPLOY_KINDS:
-            res = replace(res, properties={
-                **res.properties, "ssh": _ssh_under(defaults, res.properties.get("ssh"))})
-        hooks = {which: hook for which, hook in res.lifecycle.items()
-                 if which in ("pre_delete", "pre_replace") and isinstance(hook, Mapping)}
-        if hooks:
-            lifecycle = dict(res.lifecycle)
-            for which, hook in hooks.items():
-                base = {k: v for k, v in defaults.items()
-                        if not (k == "timeout" and hook.get("timeout") is not None)}
-                lifecycle[which] = {**hook, "ssh": _ssh_under(base, hook.get("ssh"))}
-            res = replace(res, lifecycle=lifecycle)
-        rolling = res.update_policy.get("rolling_update")
-        check = rolling.get("health_check") if isinstance(rolling, Mapping) else None
-        if isinstance(rolling, Mapping) and isinstance(check, Mapping) \
-                and check.get("script"):
-            # a script health check runs over SSH like a hook, with its own timeout
-            base = {k: v for k, v in defaults.items() if k != "timeout"}
-            res = replace(res, update_policy={**res.update_policy, "rolling_update": {
-                **rolling, "health_check": {**check,
-                                            "ssh": _ssh_under(base, check.get("ssh"))}}})
-        out[address] = res
-    return out
 
 
 def _timeouts(raw: Any) -> dict[str, float]:
