@@ -7,16 +7,14 @@ Exit codes are in one place, :class:`Exit` (the app's --help and README.md's
 from __future__ import annotations
 
 import contextlib
-import enum
 import json
-import os
 import signal
 import sys
 import textwrap
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
@@ -25,26 +23,17 @@ from cloudtmpl import planfile as pf
 from cloudtmpl import version as about
 from cloudtmpl import workflow as wf
 from cloudtmpl.apply import Event
-from cloudtmpl.clihelp import Command, Group, choice_option, completion_option
+from cloudtmpl.cliguard import Exit, guard
+from cloudtmpl.clihelp import Command, Group, StateOpt, choice_option, completion_option
 from cloudtmpl.config import load_project, target_regions
-from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
+from cloudtmpl.diagnostics import error
 from cloudtmpl.graph import build_graph, to_dot, to_mermaid
 from cloudtmpl.inputs import Inputs, parse_params
 from cloudtmpl.plan import Plan
-from cloudtmpl.providers.base import CloudError
 from cloudtmpl.session import SandboxStarted, one_output, open_store, recorded_outputs
-from cloudtmpl.state import LockLost, StackLocked
 from cloudtmpl.statecli import state_app
 from cloudtmpl.steps import build_steps
 from cloudtmpl_sandbox import manager as sandbox
-
-
-class Exit(enum.IntEnum):
-    OK = 0
-    ERROR = 1
-    USAGE = 1  # an unknown option, a missing argument, a bad value: never 2 (that is CHANGES)
-    CHANGES = 2
-
 
 EXIT_CODES = (
     (Exit.OK, "success (`plan --detailed-exitcode`: no changes)"),
@@ -114,15 +103,6 @@ TargetOpt = Annotated[
         "T or T/REGION, e.g. sandbox-aws/eu-central-1.",
     ),
 ]
-StateOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--state",
-        metavar="URL",
-        envvar="CLOUDTMPL_STATE",
-        help="State store URL [default: sqlite:///<project>/.cloudtmpl/state.db].",
-    ),
-]
 RelocateOpt = Annotated[
     bool,
     typer.Option(
@@ -180,55 +160,12 @@ def _root(
     pass
 
 
-def _fail(diags: tuple[Diagnostic, ...] | list[Diagnostic], fmt: str = "text") -> NoReturn:
-    if fmt == "json":
-        print(json.dumps(render.diagnostics_json(diags), indent=2))
-    else:
-        render.diagnostics_text(diags, render.console(stderr=True))
-    raise typer.Exit(Exit.ERROR)
+_LOCKED_HINT = ("wait for that run to finish (a lock left by a process that died "
+                "is taken over automatically)")
 
 
 def _guard(fn: Callable[[], Any], fmt: str = "text") -> Any:
-    """Run a command body; user errors become diagnostics and exit code 1."""
-    try:
-        return fn()
-    except DiagnosticError as err:
-        _fail(err.diagnostics, fmt)
-    except StackLocked as err:
-        _fail(
-            [
-                Diagnostic(
-                    "stack-locked",
-                    str(err),
-                    hint="wait for that run to finish (a lock left by a process that died "
-                    "is taken over automatically)",
-                )
-            ],
-            fmt,
-        )
-    except LockLost as err:
-        _fail([err.diagnostic()], fmt)
-    except sandbox.SandboxError as err:  # `sandbox start|stop` could not do it
-        _fail([Diagnostic("sandbox-error", str(err),
-                          hint=f"see the logs in {sandbox.sandbox_dir()}")], fmt)
-    except CloudError as err:
-        _fail(
-            [
-                Diagnostic(
-                    "cloud-error",
-                    err.message,
-                    hint="the cloud refused the request; see its message",
-                )
-            ],
-            fmt,
-        )
-    except KeyboardInterrupt:
-        # the journal and the lock are already settled; cloud calls still in flight
-        # in worker threads are not waited for (the next run looks them up)
-        render.console(stderr=True).print("aborted")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
+    return guard(fn, fmt, _LOCKED_HINT)
 
 
 def _inputs(

@@ -19,13 +19,24 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer._click.exceptions import ClickException, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+# --state, the same on every command that opens the state
+StateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        metavar="URL",
+        envvar="CLOUDTMPL_STATE",
+        help="State store URL [default: sqlite:///<project>/.cloudtmpl/state.db].",
+    ),
+]
 
 
 def _name(param: Any) -> str:

@@ -181,6 +181,11 @@ class Placement:
             "jurisdiction": self.jurisdiction,
         }
 
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Placement:
+        return Placement(data["target"], data["region"], data.get("country"),
+                         data.get("jurisdiction"))
+
 
 @dataclass(frozen=True)
 class Target:
@@ -260,12 +265,11 @@ class LiveResource:
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> LiveResource:
-        p = data["placement"]
         return LiveResource(
             address=data["address"],
             kind=data["kind"],
             physical_id=data["physical_id"],
-            placement=Placement(p["target"], p["region"], p.get("country"), p.get("jurisdiction")),
+            placement=Placement.from_json(data["placement"]),
             name=data.get("name", ""),
             properties=data.get("properties", {}),
             attributes=data.get("attributes", {}),

@@ -103,13 +103,12 @@ class Change:
 
     @staticmethod
     def from_json(data: Mapping[str, Any]) -> Change:
-        p = data["placement"]
         return Change(
             address=data["address"],
             kind=data["kind"],
             type=data["type"],
             action=Action(data["action"]),
-            placement=Placement(p["target"], p["region"], p.get("country"), p.get("jurisdiction")),
+            placement=Placement.from_json(data["placement"]),
             diff=tuple(
                 PropertyChange(d["property"], d["old"], d["new"], d["forces_replacement"])
                 for d in data.get("diff", [])
@@ -117,7 +116,7 @@ class Change:
             reason=data.get("reason", ""),
             prior=LiveResource.from_json(data["prior"]) if data.get("prior") else None,
             depends_on=tuple(data.get("depends_on", [])),
-            why=p.get("why", ""),
+            why=data["placement"].get("why", ""),
             drift=data.get("drift", ""),
             retain=bool(data.get("retain", False)),
             snapshot=bool(data.get("snapshot", False)),

@@ -14,20 +14,20 @@ from __future__ import annotations
 import getpass
 import json
 import socket
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from cloudtmpl import render
-from cloudtmpl.clihelp import Command, Group, choice_option
+from cloudtmpl.cliguard import guard as _guard
+from cloudtmpl.clihelp import Command, Group, StateOpt, choice_option
 from cloudtmpl.config import load_project
-from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
+from cloudtmpl.diagnostics import error
 from cloudtmpl.inputs import Inputs
 from cloudtmpl.session import open_store
-from cloudtmpl.state import LockInfo, StackLocked, StateStore
+from cloudtmpl.state import LockInfo, StateStore
 
 RECENT_RUNS = 10
 
@@ -42,33 +42,6 @@ FormatOpt = Annotated[
     str, choice_option("--format", choices=("text", "json"), help="Output format: text, json.")
 ]
 StackArg = Annotated[str, typer.Argument(metavar="STACK", help="Stack name.")]
-StateOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--state",
-        metavar="URL",
-        envvar="CLOUDTMPL_STATE",
-        help="State store URL [default: sqlite:///<project>/.cloudtmpl/state.db].",
-    ),
-]
-
-
-def _guard(fn: Callable[[], Any], fmt: str = "text") -> Any:
-    """Run a command body; user errors become diagnostics and exit code 1."""
-    try:
-        return fn()
-    except DiagnosticError as err:
-        _fail(err.diagnostics, fmt)
-    except StackLocked as err:
-        _fail([err.diagnostic()], fmt)
-
-
-def _fail(diags: tuple[Diagnostic, ...] | list[Diagnostic], fmt: str) -> NoReturn:
-    if fmt == "json":
-        print(json.dumps(render.diagnostics_json(diags), indent=2))
-    else:
-        render.diagnostics_text(diags, render.console(stderr=True))
-    raise typer.Exit(1)
 
 
 def _open(state: str | None) -> StateStore:

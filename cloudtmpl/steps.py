@@ -18,15 +18,8 @@ from typing import Any
 import networkx as nx
 
 from cloudtmpl import resources
-from cloudtmpl.model import (
-    Action,
-)
-from cloudtmpl.plan import (
-    Change,
-    Plan,
-)
-
-OUTPUT_LINES = 20  # a deployment's last lines shown in the progress (all are in its log)
+from cloudtmpl.model import Action
+from cloudtmpl.plan import Change, Plan
 
 
 @dataclass(frozen=True)

@@ -149,8 +149,13 @@ from cloudtmpl.model import (
     physical_name,
     snapshot_name,
 )
+from cloudtmpl.providers import kit
 from cloudtmpl.providers.aws_credentials import AwsCredentials, Credentials  # botocore's chain
-from cloudtmpl.providers.aws_services import SERVICE_KINDS, AwsServices  # DNS, S3, ELB
+from cloudtmpl.providers.aws_services import (  # DNS, S3, ELB
+    SERVICE_KINDS,
+    AwsServices,
+    reserved_tag,
+)
 from cloudtmpl.providers.base import (
     ATTACHMENT,
     FLOATING_IP,
@@ -259,20 +264,7 @@ def _filters(filters: Mapping[str, str | Iterable[str]]) -> dict[str, str]:
 
 
 def _metadata(properties: Mapping[str, Any]) -> dict[str, str]:
-    raw = properties.get("metadata") or {}
-    if not isinstance(raw, Mapping):
-        raise CloudError("metadata must be a map of strings", permanent=True)
-    out: dict[str, str] = {}
-    for key, value in raw.items():
-        key = str(key)
-        if key == TAG_NAME or key.startswith("cloudtmpl:") or key.startswith("aws:"):
-            raise CloudError(
-                f"metadata key {key!r} is reserved (Name, cloudtmpl:* and aws:* tags are "
-                "managed by cloudtmpl and AWS)",
-                permanent=True,
-            )
-        out[key] = "" if value is None else str(value)
-    return out
+    return kit.metadata(properties, reserved_tag)
 
 
 def _identity_tags(name: str, stack: str, address: str, spec_hash: str | None) -> dict[str, str]:

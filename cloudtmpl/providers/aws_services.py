@@ -73,6 +73,7 @@ from libcloud.storage.providers import get_driver as get_storage_driver
 from libcloud.storage.types import Provider as StorageProvider
 
 from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource
+from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.providers.retry import RETRYABLE_AWS_CODES, RETRYABLE_HTTP_STATUS
 
@@ -213,18 +214,15 @@ def _user_tags(tags: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in tags.items() if k != "Name" and not k.startswith("cloudtmpl:")}
 
 
+def reserved_tag(key: str) -> str | None:
+    """Why ``key`` may not be a user's tag on AWS (None: it may)."""
+    if key == "Name" or key.startswith(("cloudtmpl:", "aws:")):
+        return "is reserved (Name, cloudtmpl:* and aws:* tags are managed by cloudtmpl and AWS)"
+    return None
+
+
 def _metadata(properties: Mapping[str, Any]) -> dict[str, str]:
-    raw = properties.get("metadata") or {}
-    if not isinstance(raw, Mapping):
-        raise CloudError("metadata must be a map of strings", permanent=True)
-    out = {}
-    for key, value in raw.items():
-        key = str(key)
-        if key.startswith(("cloudtmpl:", "aws:")) or key == "Name":
-            raise CloudError(f"metadata key {key!r} is reserved (Name, cloudtmpl:* and aws:* "
-                             "tags are managed by cloudtmpl and AWS)", permanent=True)
-        out[key] = "" if value is None else str(value)
-    return out
+    return kit.metadata(properties, reserved_tag)
 
 
 def _health(value: Any) -> dict[str, Any] | None:

@@ -231,15 +231,16 @@ def user_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
 
 
 def reserved_key(key: str) -> str | None:
-    """Why ``key`` may not be a user's metadata key (None: it may)."""
+    """Why ``key`` may not be a user's metadata key, as the end of the sentence
+    "metadata key 'KEY' ..." (None: it may)."""
     if key.startswith(RESERVED_PREFIX):
-        return "cloudtmpl:* keys are managed by cloudtmpl"
+        return "is reserved (cloudtmpl:* keys are managed by cloudtmpl)"
     return None
 
 
 def metadata(properties: Mapping[str, Any],
              refuse: Callable[[str], str | None] = reserved_key) -> dict[str, str]:
-    """The ``metadata`` property as strings.  A key ``refuse`` gives a reason for
+    """The ``metadata`` property as strings.  A key ``refuse`` has a complaint about
     (by default cloudtmpl's own ``cloudtmpl:*``; a cloud adds its own) is refused."""
     raw = properties.get("metadata") or {}
     if not isinstance(raw, Mapping):
@@ -248,6 +249,6 @@ def metadata(properties: Mapping[str, Any],
     for key, value in raw.items():
         why = refuse(str(key))
         if why is not None:
-            raise CloudError(f"metadata key {str(key)!r} is reserved ({why})", permanent=True)
+            raise CloudError(f"metadata key {str(key)!r} {why}", permanent=True)
         out[str(key)] = "" if value is None else str(value)
     return out

@@ -100,6 +100,7 @@ from cloudtmpl.model import (
     physical_name,
     snapshot_name,
 )
+from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import (
     ATTACHMENT,
     FLOATING_IP,
@@ -190,23 +191,6 @@ def _parse_fip_marker(description: Any) -> tuple[str, str, str | None] | None:
     if m is None:
         return None
     return m.group(1), m.group(3), m.group(2) or None
-
-
-def _user_metadata(meta: Mapping[str, Any]) -> dict[str, str]:
-    return {str(k): str(v) for k, v in meta.items() if not str(k).startswith("cloudtmpl:")}
-
-
-def _metadata(properties: Mapping[str, Any]) -> dict[str, str]:
-    raw = properties.get("metadata") or {}
-    if not isinstance(raw, Mapping):
-        raise CloudError("metadata must be a map of strings", permanent=True)
-    out: dict[str, str] = {}
-    for key, value in raw.items():
-        if str(key).startswith("cloudtmpl:"):
-            raise CloudError(f"metadata key {key!r} is reserved (cloudtmpl:* keys are managed "
-                             "by cloudtmpl)", permanent=True)
-        out[str(key)] = "" if value is None else str(value)
-    return out
 
 
 def _rule_of(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -557,18 +541,7 @@ class OpenStackAdapter:
 
     def _create_call(self, post: Callable[[], T], lookup: Callable[[], T | None]) -> T:
         """A create that may be retried: after an ambiguous failure, look first."""
-        attempts = 0
-
-        def go() -> T:
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                found = lookup()
-                if found is not None:
-                    return found
-            return post()
-
-        return self._call(go)
+        return kit.create_or_adopt(post, lookup, self._call)
 
     def _require(self, value: T | None, live: LiveResource) -> T:
         if value is None:
@@ -837,7 +810,7 @@ class OpenStackAdapter:
                 "key_name": srv.get("key_name") or None,
                 "security_groups": self._server_groups(srv, ports, groups),
                 "availability_zone": srv.get("OS-EXT-AZ:availability_zone") or None,
-                "metadata": _user_metadata(meta),
+                "metadata": kit.user_metadata(meta),
             },
             attributes={
                 "first_address": fixed[0] if fixed else None,
@@ -866,7 +839,7 @@ class OpenStackAdapter:
                 "size": size,
                 "volume_type": vol.get("volume_type"),
                 "availability_zone": vol.get("availability_zone"),
-                "metadata": _user_metadata(meta),
+                "metadata": kit.user_metadata(meta),
             },
             attributes={"size": size, "status": status, "name": name},
             spec_hash=meta.get(TAG_SPEC),
@@ -1217,7 +1190,7 @@ class OpenStackAdapter:
         image, flavor = str(props.get("image") or ""), str(props.get("flavor") or "")
         if not image or not flavor:
             raise CloudError("a server needs image and flavor", permanent=True)
-        meta = {**_metadata(props), TAG_STACK: stack, TAG_RESOURCE: address, TAG_SPEC: spec_hash}
+        meta = {**kit.metadata(props), TAG_STACK: stack, TAG_RESOURCE: address, TAG_SPEC: spec_hash}
         groups = [str(g) for g in props.get("security_groups") or []]
         body: dict[str, Any] = {
             "name": name,
@@ -1261,7 +1234,7 @@ class OpenStackAdapter:
         size = props.get("size")
         if size is None:
             raise CloudError("a volume needs size", permanent=True)
-        meta = {**_metadata(props), TAG_STACK: stack, TAG_RESOURCE: address, TAG_SPEC: spec_hash}
+        meta = {**kit.metadata(props), TAG_STACK: stack, TAG_RESOURCE: address, TAG_SPEC: spec_hash}
         body: dict[str, Any] = {"size": int(size), "name": name, "metadata": meta}
         if props.get("volume_type"):
             body["volume_type"] = str(props["volume_type"])
@@ -1636,7 +1609,7 @@ class OpenStackAdapter:
         if "metadata" in changed:
             # Replace all metadata at once: user keys as desired, ours kept, new spec.
             full = {k: str(v) for k, v in meta.items() if str(k).startswith("cloudtmpl:")}
-            full.update(_metadata(props))
+            full.update(kit.metadata(props))
             full[TAG_SPEC] = spec_hash
             self._api(region, "compute", f"/servers/{sid}/metadata", method="PUT",
                       body={"metadata": full})
@@ -1671,7 +1644,7 @@ class OpenStackAdapter:
         meta = vol.get("metadata") or {}
         if "metadata" in changed:
             full = {k: str(v) for k, v in meta.items() if str(k).startswith("cloudtmpl:")}
-            full.update(_metadata(props))
+            full.update(kit.metadata(props))
             full[TAG_SPEC] = spec_hash
             self._api(region, "volume", f"/volumes/{vid}/metadata", method="PUT",
                       body={"metadata": full})

@@ -37,6 +37,7 @@ from libcloud.common.types import LibcloudError
 from libcloud.storage.drivers.cloudfiles import OpenStackSwiftStorageDriver
 
 from cloudtmpl.model import LiveResource, physical_name
+from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import CloudError
 
 if TYPE_CHECKING:
@@ -73,19 +74,16 @@ def _bool(value: Any) -> bool:
     return value is True or str(value).lower() in ("true", "1", "yes", "on")
 
 
+def _swift_key(key: str) -> str | None:
+    """Why ``key`` cannot be a Swift container's metadata name (None: it can)."""
+    if not _KEY_RE.match(key) or key.startswith("cloudtmpl-"):
+        return ("is not a Swift container metadata name (lower-case letters, digits and '-'; "
+                "cloudtmpl-* is reserved)")
+    return None
+
+
 def _metadata(properties: Mapping[str, Any]) -> dict[str, str]:
-    raw = properties.get("metadata") or {}
-    if not isinstance(raw, Mapping):
-        raise CloudError("metadata must be a map of strings", permanent=True)
-    out = {}
-    for key, value in raw.items():
-        key = str(key)
-        if not _KEY_RE.match(key) or key.startswith("cloudtmpl-"):
-            raise CloudError(f"metadata key {key!r}: Swift container metadata names are "
-                             "lower-case letters, digits and '-' (cloudtmpl-* is reserved)",
-                             permanent=True)
-        out[key] = "" if value is None else str(value)
-    return out
+    return kit.metadata(properties, _swift_key)
 
 
 class OpenStackStorage:

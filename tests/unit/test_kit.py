@@ -129,5 +129,22 @@ def test_metadata_refuses_reserved_keys_with_the_clouds_reason() -> None:
         kit.metadata({"metadata": {"cloudtmpl:x": "1"}})
     with pytest.raises(CloudError, match=r"'Name' is reserved \(AWS owns it\)"):
         kit.metadata({"metadata": {"Name": "x"}},
-                     lambda k: "AWS owns it" if k == "Name" else kit.reserved_key(k))
+                     lambda k: "is reserved (AWS owns it)" if k == "Name" else kit.reserved_key(k))
     assert kit.user_metadata({"cloudtmpl:stack": "s", "team": "a"}) == {"team": "a"}
+
+
+def test_each_clouds_own_reserved_metadata_keys() -> None:
+    from cloudtmpl.providers import aws, openstack, openstack_storage
+
+    for key in ("Name", "aws:x", "cloudtmpl:stack"):
+        with pytest.raises(CloudError, match=rf"metadata key '{key}' is reserved \(Name, "
+                           r"cloudtmpl:\* and aws:\* tags are managed by cloudtmpl and AWS\)"):
+            aws._metadata({"metadata": {key: "v"}})
+    assert aws._metadata({"metadata": {"team": 1}}) == {"team": "1"}
+    with pytest.raises(CloudError, match=r"'cloudtmpl:x' is reserved \(cloudtmpl:\* keys"):
+        openstack.kit.metadata({"metadata": {"cloudtmpl:x": "v"}})
+    for key in ("Team", "cloudtmpl-stack", "a b"):
+        with pytest.raises(CloudError, match=rf"metadata key '{key}' is not a Swift container "
+                           "metadata name"):
+            openstack_storage._metadata({"metadata": {key: "v"}})
+    assert openstack_storage._metadata({"metadata": {"team-a": "x"}}) == {"team-a": "x"}
