@@ -35,15 +35,18 @@ print("== resolved: python", platform.python_version(),
       *(f"{p} {m.version(p)}" for p in ("moto", "boto3", "botocore", "apache-libcloud")))'
 
 echo "== ruff"
-"$py" -m ruff check cloudtmpl tests bench scripts/readme-check
+"$py" -m ruff check cloudtmpl cloudtmpl_sandbox tests bench scripts/readme-check
 echo "== mypy"
 "$py" -m mypy
 echo "== import layers (pyproject.toml's import-linter contract)"
 "$venv/bin/lint-imports"
 echo "== pytest"
 status=0
+whole=$(( $# == 0 ))
+# the whole suite names its slowest tests: where to look when it nears CI's 20 minutes
+[ "$whole" = 1 ] && set -- --durations=15
 "$py" -m pytest -q -p no:cacheprovider "$@" || status=$?
-if [ $# -eq 0 ]; then
+if [ "$whole" = 1 ]; then
   echo "== README commands (scripts/readme-check)"
   "$py" scripts/readme-check || status=1
 fi
