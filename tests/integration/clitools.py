@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from libcloud.compute.providers import Provider, get_driver
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "examples" / "quickstart" / "quickstart.yaml"
@@ -94,3 +95,27 @@ def edit(text: str, replacements: Sequence[tuple[str, str]]) -> str:
         assert old in text, old
         text = text.replace(old, new, 1)
     return text
+
+
+def os_driver(sandbox: dict[str, Any], region: str) -> Any:
+    """libcloud's OpenStack driver on the sandbox: to look inside independently."""
+    cls = get_driver(Provider.OPENSTACK)
+    return cls(
+        sandbox["username"],
+        sandbox["password"],
+        ex_force_auth_url=sandbox["auth_url"],
+        ex_force_auth_version="3.x_password",
+        ex_tenant_name=sandbox["project_name"],
+        ex_domain_name="Default",
+        ex_force_service_region=region,
+        api_version="2.2",
+    )
+
+
+def owned(items: list[Any], stack: str) -> list[Any]:
+    return [
+        i
+        for i in items
+        if (getattr(i, "name", "") or "").startswith(f"{stack}.")
+        or (getattr(i, "extra", {}).get("metadata") or {}).get("cloudtmpl:stack") == stack
+    ]

@@ -9,38 +9,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from libcloud.compute.providers import Provider, get_driver
 
 from cloudtmpl_sandbox import control
-from tests.integration.clitools import REPO, run, stack_instances, tags, write
+from tests.integration.clitools import REPO, os_driver, owned, run, stack_instances, tags, write
 
 HEAT_NET = REPO / "examples" / "heat" / "servers_in_new_net.yaml"
 HEAT_VOLUME = REPO / "examples" / "heat" / "server_with_volume.yaml"
 MULTI = REPO / "examples" / "multicloud" / "multicloud.yaml"
-
-
-def os_driver(sandbox: dict[str, Any], region: str) -> Any:
-    """libcloud's OpenStack driver on the sandbox: to look inside independently."""
-    cls = get_driver(Provider.OPENSTACK)
-    return cls(
-        sandbox["username"],
-        sandbox["password"],
-        ex_force_auth_url=sandbox["auth_url"],
-        ex_force_auth_version="3.x_password",
-        ex_tenant_name=sandbox["project_name"],
-        ex_domain_name="Default",
-        ex_force_service_region=region,
-        api_version="2.2",
-    )
-
-
-def owned(items: list[Any], stack: str) -> list[Any]:
-    return [
-        i
-        for i in items
-        if (getattr(i, "name", "") or "").startswith(f"{stack}.")
-        or (getattr(i, "extra", {}).get("metadata") or {}).get("cloudtmpl:stack") == stack
-    ]
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.clitools import cli_args, cli_env, ec2, run, tags, write
-from tests.integration.test_cli_openstack import os_driver
+from tests.integration.clitools import cli_args, cli_env, ec2, os_driver, run, tags, write
 from tests.integration.test_sandbox_openstack import (
     _project_id,
     configure,

@@ -21,8 +21,18 @@ from typing import Any
 import pytest
 
 from cloudtmpl_sandbox import control, manager
-from tests.integration.clitools import REPO, Result, ec2, edit, run, stack_instances, tags, write
-from tests.integration.test_cli_openstack import os_driver, owned
+from tests.integration.clitools import (
+    REPO,
+    Result,
+    ec2,
+    edit,
+    os_driver,
+    owned,
+    run,
+    stack_instances,
+    tags,
+    write,
+)
 
 EXAMPLE = REPO / "examples" / "residency" / "residency.yaml"
 AWS_REGIONS = ("us-east-1", "eu-central-1")

@@ -32,8 +32,7 @@ import pytest
 from cloudtmpl_sandbox import control
 from cloudtmpl_sandbox.sshd import sshd_path
 from tests import postgres
-from tests.integration.clitools import REPO, cli_args, cli_env, run, write
-from tests.integration.test_cli_openstack import os_driver, owned
+from tests.integration.clitools import REPO, cli_args, cli_env, os_driver, owned, run, write
 
 pytestmark = [
     pytest.mark.integration,
