@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from libcloud.compute.providers import Provider, get_driver
 
-from tests.integration.clitools import REPO, ec2, run, stack_instances
+from tests.integration.clitools import REPO, ec2, os_driver, run, stack_instances
 
 CORPUS = REPO / "tests" / "corpus"
 OS = "sandbox-openstack"
@@ -297,20 +296,6 @@ def test_constraints_reject_bad_values(tmp_path: Path) -> None:
 
 
 # -- apply and destroy --------------------------------------------------------------
-def os_driver(sandbox: dict[str, Any], region: str) -> Any:
-    cls = get_driver(Provider.OPENSTACK)
-    return cls(
-        sandbox["username"],
-        sandbox["password"],
-        ex_force_auth_url=sandbox["auth_url"],
-        ex_force_auth_version="3.x_password",
-        ex_tenant_name=sandbox["project_name"],
-        ex_domain_name="Default",
-        ex_force_service_region=region,
-        api_version="2.2",
-    )
-
-
 def os_nodes(sandbox: dict[str, Any], region: str, stack: str) -> list[Any]:
     return [
         n
