@@ -487,7 +487,7 @@ def apply(project: ProjectConfig, inputs: Inputs, resolved: ResolvedStack,
             fresh = plan_stack(session, resolved, sources, inputs, parallelism)
             if saved is not None:
                 check_plan_fresh(saved, resolved, session.store, fresh)
-            todo = saved or fresh
+            todo = saved if saved is not None else fresh
             ui.planned(todo)
             started = time.monotonic()
             if todo.has_changes:
