@@ -15,11 +15,9 @@ import copy
 import json
 import os
 import re
-import select
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from tests.integration.clitools import (
     stack_instances,
     write,
 )
+from tests.integration.terminal import no_ci_env, run_pty
 
 REGION = "eu-central-1"
 SCHEMAS = REPO / "schemas"
@@ -411,12 +410,6 @@ def colours(output: bytes) -> list[bytes]:
     return found
 
 
-def no_ci_env(**extra: str) -> dict[str, str]:
-    env = cli_env(extra)
-    env.pop("CI", None)
-    env.pop("NO_COLOR", None)
-    env.update(extra)
-    return env
 
 
 def run_env(cwd: Path, env: dict[str, str], *args: str) -> Result:
@@ -427,43 +420,6 @@ def run_env(cwd: Path, env: dict[str, str], *args: str) -> Result:
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def run_pty(
-    cwd: Path, env: dict[str, str], *args: str, answer: str | None = None, timeout: float = 180
-) -> tuple[int, bytes]:
-    """Run the CLI on a pseudo-terminal (stdin, stdout and stderr); answer its prompt."""
-    master, slave = os.openpty()
-    proc = subprocess.Popen(
-        cli_args(*args), cwd=cwd, env={**env, "TERM": "xterm-256color", "COLUMNS": "200"},
-        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-    )
-    os.close(slave)
-    output = b""
-    answered = False
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            assert time.monotonic() < deadline, output.decode(errors="replace")
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if not ready:
-                if proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-            if answer is not None and not answered and b"[y/N]" in output:
-                os.write(master, answer.encode())
-                answered = True
-        return proc.wait(timeout=60), output
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
 
 
 def test_ci_or_no_terminal_means_no_colour_no_spinner_no_prompt(

@@ -16,7 +16,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from tests.integration.clitools import QUICKSTART, edit, run, write
-from tests.integration.test_ci_outputs import no_ci_env, run_pty
+from tests.integration.terminal import no_ci_env, run_pty
 
 LOCAL = """\
 heat_template_version: 2021-04-16

@@ -21,7 +21,7 @@ import pytest
 
 from cloudtmpl_sandbox.sshd import sshd_path
 from tests.integration.clitools import ec2, run, write
-from tests.integration.test_lifecycle_hooks import events, roots, stamp
+from tests.integration.hooks import events, roots, stamp
 
 pytestmark = pytest.mark.skipif(sshd_path() is None, reason="needs openssh-server "
                                 "(scripts/test.sh installs it)")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.integration.clitools import run, write
-from tests.integration.test_sandbox_keystone import creds_path, http, password_token
+from tests.integration.keystone_api import creds_path, http, password_token
 
 TEMPLATE = """\
 heat_template_version: 2021-04-16

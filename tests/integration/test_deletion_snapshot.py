@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.integration.clitools import cli_args, cli_env, ec2, os_driver, run, tags, write
-from tests.integration.test_sandbox_openstack import (
+from tests.integration.openstack_api import (
     _project_id,
     configure,
     http,

@@ -12,7 +12,7 @@ import pytest
 from libcloud.common.exceptions import BaseHTTPError
 from libcloud.compute.types import StorageVolumeState, VolumeSnapshotState
 
-from tests.integration.test_sandbox_openstack import (
+from tests.integration.openstack_api import (
     _project_id,
     boot,
     configure,
