@@ -4,7 +4,8 @@ and a timeout, and measure what it took.
 Two ways, both measuring the child's wall time and peak RSS (``wait4``):
 
 * :func:`run_fresh` starts ``python -m cloudtmpl.cli ...`` (exactly what a user
-  runs), with ``RLIMIT_AS`` set in the child before it starts;
+  runs), with ``RLIMIT_AS`` set in the child before it starts, from a small
+  launcher interpreter (so its peak RSS is its own, not the test process's);
 * :class:`Forker` starts one interpreter that imports the CLI once, then *forks*
   a child per input that sets ``RLIMIT_AS`` and runs ``cloudtmpl.cli.main()``
   with the given arguments: the same code on a fresh copy of a just-started CLI
@@ -19,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -68,10 +68,6 @@ def env() -> dict[str, str]:
     return out
 
 
-def _limit_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
-
-
 def _wait(pid: int, started: float, timeout: float) -> tuple[int, float, float, bool]:
     """Reap ``pid`` (killing it after ``timeout``): exit code, seconds, peak RSS (MB)."""
     timed_out = False
@@ -90,18 +86,47 @@ def _wait(pid: int, started: float, timeout: float) -> tuple[int, float, float, 
 
 
 def run_fresh(cwd: Path, *args: str, timeout: float = TIMEOUT) -> Outcome:
-    """``python -m cloudtmpl.cli ARGS`` in ``cwd``, under the memory cap."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.monotonic()
-        proc = subprocess.Popen(  # reaped by _wait (wait4 gives the child's own rusage)
-            [sys.executable, "-m", "cloudtmpl.cli", *args], cwd=cwd, env=env(),
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, preexec_fn=_limit_memory)
-        code, seconds, rss, timed_out = _wait(proc.pid, started, timeout)
-        proc.returncode = code
-        out.seek(0)
-        err.seek(0)
-        return Outcome(tuple(args), code, out.read().decode(errors="replace"),
-                       err.read().decode(errors="replace"), seconds, rss, timed_out)
+    """``python -m cloudtmpl.cli ARGS`` in ``cwd``, under the memory cap.
+
+    Started by a small launcher interpreter (:data:`_LAUNCHER`), not forked from this
+    process: a forked child's peak RSS counts the pages it shares with its parent, so
+    a child of a big test process would be measured as big as the test process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = Path(tmp, "out"), Path(tmp, "err")
+        request = {"cwd": str(cwd), "args": list(args), "memory": MEMORY, "timeout": timeout,
+                   "out": str(out), "err": str(err)}
+        launched = subprocess.run([sys.executable, "-c", _LAUNCHER, str(REPO)],
+                                  input=json.dumps(request), env=env(), capture_output=True,
+                                  text=True, timeout=timeout + 30, check=True)
+        answer: dict[str, Any] = json.loads(launched.stdout)
+        return Outcome(tuple(args), answer["code"], out.read_text(errors="replace"),
+                       err.read_text(errors="replace"), answer["seconds"], answer["rss"],
+                       answer["timed_out"])
+
+
+# The launcher of one fresh CLI process: reads one JSON request, forks, and the child
+# (a copy of this small interpreter) sets the cap and execs the CLI; answers one line.
+_LAUNCHER = r"""
+import json, os, resource, sys, time
+sys.path.insert(0, sys.argv[1])
+from tests.hostile import _wait
+
+req = json.loads(sys.stdin.read())
+started = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (req["memory"], req["memory"]))
+        os.chdir(req["cwd"])
+        for fd, name in ((1, "out"), (2, "err")):
+            os.dup2(os.open(req[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.execv(sys.executable, [sys.executable, "-m", "cloudtmpl.cli", *req["args"]])
+    finally:
+        os._exit(70)
+code, seconds, rss, timed_out = _wait(pid, started, req["timeout"])
+print(json.dumps({"code": code, "seconds": seconds, "rss": rss, "timed_out": timed_out}))
+"""
 
 
 # The forking server: reads one JSON request per line, answers one JSON line each.

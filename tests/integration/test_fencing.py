@@ -33,7 +33,7 @@ import yaml
 from cloudtmpl.state import StateStore
 from tests import postgres
 from tests.integration.clitools import cli_args, cli_env, run, write
-from tests.integration.test_interrupts import configure, servers
+from tests.integration.sandbox_admin import configure, servers
 from tests.integration.test_state_postgres import new_database, pg_server  # noqa: F401
 
 ROUNDS = 10

@@ -9,27 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from libcloud.compute.providers import Provider, get_driver
 
-from cloudtmpl_sandbox import control
 from tests.integration.clitools import cli_args, cli_env, run, write
+from tests.integration.sandbox_admin import configure, servers
 
 SERVERS = 6
 
 
-def configure(sandbox: dict[str, Any], **knobs: Any) -> None:
-    status, body = control.call(sandbox["endpoint"], sandbox["token"], "POST",
-                                "/_sandbox/config", knobs)
-    assert status == 200, body
 
 
-def servers(sandbox: dict[str, Any], stack: str) -> list[Any]:
-    driver = get_driver(Provider.OPENSTACK)(
-        sandbox["username"], sandbox["password"], ex_force_auth_url=sandbox["auth_url"],
-        ex_force_auth_version="3.x_password", ex_tenant_name=sandbox["project_name"],
-        ex_domain_name="Default", ex_force_service_region="de-fra-1", api_version="2.2")
-    return [n for n in driver.list_nodes()
-            if (n.extra.get("metadata") or {}).get("cloudtmpl:stack") == stack]
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from tests.integration.clitools import (
     tags,
     write,
 )
-from tests.integration.test_interrupts import configure, servers
+from tests.integration.sandbox_admin import configure, servers
 
 REGION = "eu-central-1"
 

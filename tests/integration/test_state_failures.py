@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.integration.clitools import cli_args, cli_env, run, write
-from tests.integration.test_interrupts import configure, servers
+from tests.integration.sandbox_admin import configure, servers
 
 LOCAL = """\
 heat_template_version: 2021-04-16
