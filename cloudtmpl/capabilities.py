@@ -24,6 +24,7 @@ KEYPAIR = "Cloud::Compute::KeyPair"
 VOLUME = "Cloud::Block::Volume"
 ATTACHMENT = "Cloud::Block::VolumeAttachment"
 BUCKET = "Cloud::Storage::Bucket"
+SERVER_GROUP = "Cloud::Compute::ServerGroup"
 
 # what both full IaaS clouds (AWS, OpenStack) offer
 _IAAS = frozenset({
@@ -63,7 +64,8 @@ _AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET,
 CLOUDS: dict[str, Capabilities] = {
     # DNS zones/records and load balancers: AWS only (the OpenStack emulator has no
     # Designate or Octavia); buckets: S3 and Swift.  Snapshots: EBS, Cinder backups.
-    "aws": Capabilities(_IAAS | _AWS_SERVICES, on_demand=_AWS_SERVICES, snapshots=True),
+    "aws": Capabilities(_IAAS | {SERVER_GROUP} | _AWS_SERVICES, on_demand=_AWS_SERVICES,
+                        snapshots=True),
     "openstack": Capabilities(_IAAS | {BUCKET}, on_demand=frozenset({BUCKET}),
                               snapshots=True),
     "local": Capabilities(LOCAL_KINDS),

@@ -610,7 +610,7 @@ class CompatLayer:
     ) -> Iterable[bytes]:
         EC2_MODEL.load()
         action = _get(query, "Action") or _get(form or [], "Action") or ""
-        if action in aws_placement.ACTIONS:
+        if aws_placement.handles(action, query + (form or [])):
             code, xml = aws_placement.answer(
                 self.placement, region, action, query + (form or []),
                 lambda r, ids: self._instance_states(environ, ids))

@@ -9,6 +9,7 @@
   does not exist is ``InvalidPlacementGroup.Unknown``.
 * ``DeletePlacementGroup`` (``GroupName``): unknown as above; a group that still has
   instances which are not terminated is ``InvalidPlacementGroup.InUse``.
+* ``CreateTags``/``DeleteTags`` on placement group ids (``pg-…``) only: the group's tags.
 * ``RunInstances`` with ``Placement.GroupName``: a group that does not exist is
   ``InvalidPlacementGroup.Unknown`` (nothing is launched); a spread group holds at most
   seven running instances per availability zone (EC2's limit).  The instances that
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 ACTIONS = frozenset({"CreatePlacementGroup", "DescribePlacementGroups", "DeletePlacementGroup"})
+TAG_ACTIONS = frozenset({"CreateTags", "DeleteTags"})
 STRATEGIES = ("cluster", "spread", "partition")
 SPREAD_LIMIT = 7  # running instances per availability zone in a spread group
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -231,10 +233,27 @@ class PlacementGroups:
             if group is not None:
                 group.members.update(instance_ids)
 
-    def group_of(self, region: str, instance_id: str) -> str | None:
+    def tag(self, region: str, action: str, params: Params) -> None:
+        """CreateTags/DeleteTags on placement groups (every ``ResourceId.N`` a ``pg-`` id)."""
+        ids = _numbered(params, "ResourceId")
+        pairs: list[tuple[str, str | None]] = []
+        for n in range(1, 100):
+            key = _get(params, f"Tag.{n}.Key")
+            if key is None:
+                break
+            pairs.append((key, _get(params, f"Tag.{n}.Value")))
         with self._lock:
-            return next((g.name for (r, _), g in self._groups.items()
-                         if r == region and instance_id in g.members), None)
+            by_id = {g.group_id: g for (r, _), g in self._groups.items() if r == region}
+            for gid in ids:
+                if gid not in by_id:
+                    raise Ec2Error("InvalidPlacementGroupId.NotFound",
+                                   f"The placement group ID '{gid}' does not exist")
+            for gid in ids:
+                for key, value in pairs:
+                    if action == "CreateTags":
+                        by_id[gid].tags[key] = value or ""
+                    elif value is None or by_id[gid].tags.get(key) == value:
+                        by_id[gid].tags.pop(key, None)
 
 
 # ---------------------------------------------------------------------------- wire
@@ -266,6 +285,9 @@ def answer(model: PlacementGroups, region: str, action: str, params: Params,
             items = "".join(f"<item>{_group_xml(g)}</item>"
                             for g in model.describe(region, params))
             inner = f"<placementGroupSet>{items}</placementGroupSet>"
+        elif action in TAG_ACTIONS:
+            model.tag(region, action, params)
+            inner = "<return>true</return>"
         else:
             model.delete(region, params, states)
             inner = "<return>true</return>"
@@ -279,3 +301,11 @@ def error_xml(err: Ec2Error) -> str:
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{err.code}'
             f"</Code><Message>{escape(err.message)}</Message></Error></Errors>"
             f"<RequestID>{uuid.uuid4()}</RequestID></Response>")
+
+
+def handles(action: str, params: Params) -> bool:
+    """Whether the placement-group layer answers this EC2 query (moto does the rest)."""
+    if action in ACTIONS:
+        return True
+    ids = _numbered(params, "ResourceId")
+    return action in TAG_ACTIONS and bool(ids) and all(i.startswith("pg-") for i in ids)

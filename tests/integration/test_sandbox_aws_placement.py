@@ -50,6 +50,16 @@ def test_placement_group_lifecycle(aws_reset: dict[str, Any]) -> None:
         client.create_placement_group(GroupName="web.y", Strategy="cluster", PartitionCount=3)
     assert _code(combo) == "InvalidParameterCombination"
 
+    client.create_tags(Resources=[found["GroupId"]], Tags=[{"Key": "cloudtmpl:spec",
+                                                            "Value": "h2"}])
+    [tagged] = client.describe_placement_groups(GroupNames=["web.spread"])["PlacementGroups"]
+    assert {t["Key"]: t["Value"] for t in tagged["Tags"]} == {"cloudtmpl:stack": "web",
+                                                              "cloudtmpl:spec": "h2"}
+    with pytest.raises(ClientError) as no_id:
+        client.create_tags(Resources=["pg-00000000000000000"], Tags=[{"Key": "k",
+                                                                       "Value": "v"}])
+    assert _code(no_id) == "InvalidPlacementGroupId.NotFound"
+
     client.delete_placement_group(GroupName="web.spread")
     with pytest.raises(ClientError) as gone:
         client.describe_placement_groups(GroupNames=["web.spread"])
