@@ -134,7 +134,8 @@ def test_metadata_refuses_reserved_keys_with_the_clouds_reason() -> None:
 
 
 def test_each_clouds_own_reserved_metadata_keys() -> None:
-    from cloudtmpl.providers import aws, openstack, openstack_storage
+    from cloudtmpl.providers import aws, openstack
+    from cloudtmpl.providers.openstack import storage as openstack_storage
 
     for key in ("Name", "aws:x", "cloudtmpl:stack"):
         with pytest.raises(CloudError, match=rf"metadata key '{key}' is reserved \(Name, "

@@ -13,7 +13,7 @@ from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import UNKNOWN
 from cloudtmpl.providers.aws_services import bucket_name, bucket_prefix, lb_name, lb_prefix
-from cloudtmpl.providers.openstack_storage import container_name
+from cloudtmpl.providers.openstack.storage import container_name
 from cloudtmpl.resolve import ResolveOptions, resolve
 
 PROJECT = ProjectConfig(directory=Path("."), file=None, targets=SANDBOX_TARGETS)
