@@ -25,25 +25,12 @@ follow :mod:`cloudtmpl.resources`.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 from cloudtmpl.model import LiveResource, Target
-from cloudtmpl.providers import kit
-from cloudtmpl.providers.base import (
-    ATTACHMENT,
-    FLOATING_IP,
-    KEYPAIR,
-    NETWORK,
-    PORT,
-    SECURITY_GROUP,
-    SERVER,
-    SUBNET,
-    VOLUME,
-    Choice,
-    CloudError,
-)
+from cloudtmpl.providers import base, kit
+from cloudtmpl.providers.base import Choice, CloudError
 from cloudtmpl.providers.openstack import (
     block,
     catalog,
@@ -56,21 +43,21 @@ from cloudtmpl.providers.openstack import (
 )
 from cloudtmpl.providers.openstack.auth import OpenStackAuth
 from cloudtmpl.providers.openstack.client import OpenStackClient
-from cloudtmpl.providers.retry import RetryPolicy
 
 __all__ = ["HANDLERS", "OpenStackAdapter", "kit"]
 
+BUCKETS = storage.BucketHandler()
 HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
-    SERVER: compute.ServerHandler(),
-    VOLUME: block.VolumeHandler(),
-    ATTACHMENT: block.AttachmentHandler(),
-    KEYPAIR: keys.KeyPairHandler(),
-    SECURITY_GROUP: security.SecurityGroupHandler(),
-    FLOATING_IP: floating.FloatingIpHandler(),
-    NETWORK: network.NetworkHandler(),
-    SUBNET: network.SubnetHandler(),
-    PORT: network.PortHandler(),
-    storage.BUCKET: storage.BucketHandler(),
+    base.SERVER: compute.ServerHandler(),
+    base.VOLUME: block.VolumeHandler(),
+    base.ATTACHMENT: block.AttachmentHandler(),
+    base.KEYPAIR: keys.KeyPairHandler(),
+    base.SECURITY_GROUP: security.SecurityGroupHandler(),
+    base.FLOATING_IP: floating.FloatingIpHandler(),
+    base.NETWORK: network.NETWORKS,
+    base.SUBNET: network.SUBNETS,
+    base.PORT: network.PORTS,
+    storage.BUCKET: BUCKETS,
 }
 
 
@@ -80,30 +67,17 @@ class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
     on_demand = storage.STORAGE_KINDS
     snapshot_kind = "Cinder backup"
 
-    def __init__(
-        self,
-        target: Target,
-        *,
-        environ: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-        home: Path | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        retry_policy: RetryPolicy | None = None,
-        page_size: int | None = None,
-        poll_max_interval: float = 3.0,
-    ) -> None:
-        client = OpenStackClient(target, environ=environ, cwd=cwd, home=home, sleep=sleep,
-                                 clock=clock, retry_policy=retry_policy, page_size=page_size,
-                                 poll_max_interval=poll_max_interval)
-        super().__init__(client, HANDLERS)
+    def __init__(self, target: Target, **options: Any) -> None:
+        """``options``: those of :class:`.client.OpenStackClient` (environ, cwd, home,
+        sleep, clock, retry_policy, page_size, poll_max_interval)."""
+        super().__init__(OpenStackClient(target, **options), HANDLERS)
 
     def credentials(self) -> OpenStackAuth:
         return self.client.credentials()
 
     def discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
         # buckets: searched by the stack's name prefix (Swift), the others listed
-        found = storage.BucketHandler().search(self.client, region, stack) \
+        found = BUCKETS.search(self.client, region, stack) \
             if kinds & storage.STORAGE_KINDS else []
         return found + super().discover(region, kinds - storage.STORAGE_KINDS, stack)
 
@@ -112,7 +86,7 @@ class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
 
     def snapshot_volume(self, live: LiveResource, *, stack: str, timeout: float) -> str | None:
         """deletion_policy Snapshot: a Cinder backup (:func:`.block.snapshot`)."""
-        if live.kind != VOLUME:
+        if live.kind != base.VOLUME:
             raise CloudError(f"the openstack provider cannot snapshot {live.kind}",
                              permanent=True)
         return block.snapshot(self.client, live, stack=stack, timeout=timeout)

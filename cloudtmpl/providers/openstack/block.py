@@ -61,21 +61,13 @@ def volume_live(client: OpenStackClient, region: str, address: str,
     name = str(vol.get("name") or vol.get("id"))
     size = int(vol.get("size") or 0)
     return LiveResource(
-        address=address,
-        kind=VOLUME,
-        physical_id=str(vol["id"]),
-        placement=client.placement(region),
-        name=name,
-        properties={
-            "size": size,
-            "volume_type": vol.get("volume_type"),
-            "availability_zone": vol.get("availability_zone"),
-            "metadata": kit.user_metadata(meta),
-        },
+        address=address, kind=VOLUME, physical_id=str(vol["id"]),
+        placement=client.placement(region), name=name,
+        properties={"size": size, "volume_type": vol.get("volume_type"),
+                    "availability_zone": vol.get("availability_zone"),
+                    "metadata": kit.user_metadata(meta)},
         attributes={"size": size, "status": status, "name": name},
-        spec_hash=meta.get(TAG_SPEC),
-        status=status,
-    )
+        spec_hash=meta.get(TAG_SPEC), status=status)
 
 
 def attachment_live(client: OpenStackClient, region: str,

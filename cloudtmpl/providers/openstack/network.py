@@ -7,7 +7,7 @@ the last-applied spec instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cloudtmpl.model import LiveResource
@@ -77,32 +77,89 @@ def port_live(client: OpenStackClient, region: str, address: str,
         spec_hash=spec, status=status)
 
 
-class _Named:
-    """What the three kinds do alike: discovery by name, update by PUT, delete until gone."""
+def _network_fields(client: OpenStackClient, region: str,
+                    props: Mapping[str, Any]) -> dict[str, Any]:
+    return {"admin_state_up": bool(props.get("admin_state_up", True))}
 
-    kind: str
-    path: str  # the collection, "/v2.0/networks"
-    key: str  # one object's key in bodies, "network"
-    listing: str  # the raw listing, "networks"
-    listings: tuple[str, ...]  # (listing,)
-    make: neutron.Make
+
+def _subnet_fields(client: OpenStackClient, region: str,
+                   props: Mapping[str, Any]) -> dict[str, Any]:
+    if not props.get("network") or not props.get("cidr"):
+        raise CloudError("a subnet needs network and cidr", permanent=True)
+    fields: dict[str, Any] = {
+        "network_id": catalog.network_ref(client, region, str(props["network"])),
+        "cidr": str(props["cidr"]),
+        "ip_version": int(props.get("ip_version") or 4),
+        "enable_dhcp": bool(props.get("enable_dhcp", True)),
+        "dns_nameservers": [str(d) for d in props.get("dns_nameservers") or []],
+    }
+    if props.get("gateway_ip"):
+        fields["gateway_ip"] = str(props["gateway_ip"])
+    return fields
+
+
+def _port_fields(client: OpenStackClient, region: str,
+                 props: Mapping[str, Any]) -> dict[str, Any]:
+    if not props.get("network"):
+        raise CloudError("a port needs network", permanent=True)
+    fixed = []
+    for item in props.get("fixed_ips") or []:
+        if not isinstance(item, Mapping):
+            continue
+        entry = {}
+        subnet = item.get("subnet") or item.get("subnet_id")
+        if subnet:
+            entry["subnet_id"] = str(subnet)
+        if item.get("ip_address"):
+            entry["ip_address"] = str(item["ip_address"])
+        if entry:
+            fixed.append(entry)
+    fields: dict[str, Any] = {
+        "network_id": catalog.network_ref(client, region, str(props["network"])),
+        "admin_state_up": bool(props.get("admin_state_up", True)),
+        "security_groups": [catalog.group_ref(client, region, str(g))
+                            for g in props.get("security_groups") or []],
+    }
+    if fixed:
+        fields["fixed_ips"] = fixed
+    return fields
+
+
+# region, properties -> the create body's fields of the kind (name and description aside)
+Fields = Callable[[OpenStackClient, str, Mapping[str, Any]], dict[str, Any]]
+
+
+class NamedHandler:
+    """One of the three kinds: listed and found by name, created by ``POST`` (looking
+    first on a retry), updated by ``PUT``, deleted until gone."""
+
+    def __init__(self, kind: str, path: str, key: str, listing: str, make: neutron.Make,
+                 fields: Fields) -> None:
+        self.kind = kind
+        self.path = path  # the collection, "/v2.0/networks"
+        self.key = key  # one object's key in bodies, "network"
+        self.listing = listing  # the raw listing, "networks"
+        self.listings: tuple[str, ...] = (listing,)
+        self._make = make
+        self._fields = fields
 
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
         return neutron.named_live(client, region, stack, listings.get(self.listing),
-                                  type(self).make)
-
-    def _post(self, client: OpenStackClient, region: str, want: kit.Desired,
-              body: dict[str, Any]) -> LiveResource:
-        oid = neutron.post(client, region, self.path, self.key, body,
-                           lambda: neutron.find_named(client, region, self.path, self.listing,
-                                                      want.name))
-        return self._refresh(client, region, want.address, oid)
+                                  self._make)
 
     def _refresh(self, client: OpenStackClient, region: str, address: str,
                  oid: str) -> LiveResource:
         return neutron.refresh(client, region, self.kind, address, oid, self.path, self.key,
-                               type(self).make)
+                               self._make)
+
+    def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
+        body = {"name": want.name, **self._fields(client, region, want.properties),
+                "description": neutron.with_spec("", want.spec_hash)}
+        oid = neutron.post(client, region, self.path, self.key, body,
+                           lambda: neutron.find_named(client, region, self.path, self.listing,
+                                                      want.name))
+        return self._refresh(client, region, want.address, oid)
 
     def update(self, client: OpenStackClient, live: LiveResource,
                change: kit.Change) -> LiveResource:
@@ -125,70 +182,8 @@ class _Named:
         neutron.delete_until_gone(client, live, self.path, timeout)
 
 
-class NetworkHandler(_Named):
-    kind, path, key, listing = NETWORK, "/v2.0/networks", "network", "networks"
-    listings: tuple[str, ...] = ("networks",)
-    make = staticmethod(network_live)
-
-    def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
-        props = want.properties
-        body = {"name": want.name, "admin_state_up": bool(props.get("admin_state_up", True)),
-                "description": neutron.with_spec("", want.spec_hash)}
-        return self._post(client, region, want, body)
-
-
-class SubnetHandler(_Named):
-    kind, path, key, listing = SUBNET, "/v2.0/subnets", "subnet", "subnets"
-    listings: tuple[str, ...] = ("subnets",)
-    make = staticmethod(subnet_live)
-
-    def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
-        props = want.properties
-        if not props.get("network") or not props.get("cidr"):
-            raise CloudError("a subnet needs network and cidr", permanent=True)
-        body: dict[str, Any] = {
-            "name": want.name,
-            "network_id": catalog.network_ref(client, region, str(props["network"])),
-            "cidr": str(props["cidr"]),
-            "ip_version": int(props.get("ip_version") or 4),
-            "enable_dhcp": bool(props.get("enable_dhcp", True)),
-            "dns_nameservers": [str(d) for d in props.get("dns_nameservers") or []],
-            "description": neutron.with_spec("", want.spec_hash),
-        }
-        if props.get("gateway_ip"):
-            body["gateway_ip"] = str(props["gateway_ip"])
-        return self._post(client, region, want, body)
-
-
-class PortHandler(_Named):
-    kind, path, key, listing = PORT, "/v2.0/ports", "port", "ports"
-    listings: tuple[str, ...] = ("ports",)
-    make = staticmethod(port_live)
-
-    def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
-        props = want.properties
-        if not props.get("network"):
-            raise CloudError("a port needs network", permanent=True)
-        fixed = []
-        for item in props.get("fixed_ips") or []:
-            if not isinstance(item, Mapping):
-                continue
-            entry = {}
-            subnet = item.get("subnet") or item.get("subnet_id")
-            if subnet:
-                entry["subnet_id"] = str(subnet)
-            if item.get("ip_address"):
-                entry["ip_address"] = str(item["ip_address"])
-            if entry:
-                fixed.append(entry)
-        body: dict[str, Any] = {
-            "name": want.name,
-            "network_id": catalog.network_ref(client, region, str(props["network"])),
-            "admin_state_up": bool(props.get("admin_state_up", True)),
-            "security_groups": [catalog.group_ref(client, region, str(g))
-                                for g in props.get("security_groups") or []],
-            "description": neutron.with_spec("", want.spec_hash),
-        }
-        if fixed:
-            body["fixed_ips"] = fixed
-        return self._post(client, region, want, body)
+NETWORKS = NamedHandler(NETWORK, "/v2.0/networks", "network", "networks", network_live,
+                        _network_fields)
+SUBNETS = NamedHandler(SUBNET, "/v2.0/subnets", "subnet", "subnets", subnet_live,
+                       _subnet_fields)
+PORTS = NamedHandler(PORT, "/v2.0/ports", "port", "ports", port_live, _port_fields)
