@@ -33,7 +33,7 @@ INVALID = "invalid-resource-name"
 COLLISION = "resource-name-collision"
 _RULE = "resource names are letters, digits, '_' and '-', not starting with '-'"
 # kinds whose cloud name is the address in lower-case letters, digits and '-'
-# (S3 bucket names, classic ELB names; see cloudtmpl.providers.aws_services)
+# (S3 bucket names, classic ELB names; see cloudtmpl.providers.aws.storage and .lb)
 _FOLDED_KINDS = {"Cloud::Storage::Bucket": "bucket", "Cloud::LB::LoadBalancer": "load balancer"}
 
 

@@ -17,7 +17,7 @@ def make_adapter(target: Target) -> Adapter:
 
         return OpenStackAdapter(target)
     if target.type == "libcloud":
-        from cloudtmpl.providers.generic import GenericAdapter
+        from cloudtmpl.providers.libcloud import GenericAdapter
 
         return GenericAdapter(target)
     raise ValueError(f"no adapter for provider type {target.type!r}")

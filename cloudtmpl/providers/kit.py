@@ -90,16 +90,24 @@ class Client(Protocol):
         """Hold whatever one verb in ``region`` needs (a pooled connection, ...)."""
         ...
 
-    def fetch(self, region: str, names: frozenset[str]) -> Listings:
-        """Fetch the named raw listings of ``region``, each once, following pagination."""
+    def fetch(self, region: str, stack: str, names: frozenset[str]) -> Listings:
+        """Fetch the named raw listings of ``region``, each once, following pagination;
+        a cloud that can filter server side by the stack's tag or name prefix does."""
         ...
 
 
 class Handler(Protocol[C]):
     """Everything cloudtmpl does with one kind on one cloud."""
 
-    kind: str
-    listings: tuple[str, ...]  # the raw listings ``to_live`` reads
+    @property
+    def kind(self) -> str:
+        """The kind this handler is for."""
+        ...
+
+    @property
+    def listings(self) -> tuple[str, ...]:
+        """The raw listings ``to_live`` reads."""
+        ...
 
     def to_live(self, client: C, region: str, stack: str,
                 listings: Listings) -> list[LiveResource]:
@@ -164,7 +172,7 @@ class Dispatcher(Generic[ClientT]):
         names = frozenset(n for h in chosen for n in h.listings)
         if not names:
             return []
-        listings = self.client.fetch(region, names)
+        listings = self.client.fetch(region, stack, names)
         out: list[LiveResource] = []
         for handler in chosen:
             out.extend(handler.to_live(self.client, region, stack, listings))

@@ -28,7 +28,7 @@ Endpoint URL of a service
     profile's ``ignore_configured_endpoint_urls``) is ``true``.
 
 Credentials are not read here: botocore's credential chain resolves them
-(:mod:`cloudtmpl.providers.aws_credentials`).  Everything here is a pure function
+(:mod:`cloudtmpl.providers.aws.credentials`).  Everything here is a pure function
 of the environment mapping and the config file.
 """
 

@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudtmpl.config import ImageFilter
 from cloudtmpl.model import Target
-from cloudtmpl.providers.aws import AwsAdapter, _has_default_egress
+from cloudtmpl.providers.aws import AwsAdapter
+from cloudtmpl.providers.aws.raw import get_raw
+from cloudtmpl.providers.aws.security import apply_rules, has_default_egress
 from cloudtmpl.providers.base import (
     ATTACHMENT,
     FLOATING_IP,
@@ -353,8 +355,8 @@ def test_security_group_rules_change_in_place(adapter: AwsAdapter) -> None:
     back = adapter.update(new, {"rules": [https]}, frozenset({"rules"}), stack=STACK,
                           spec_hash="spec-3", timeout=TIMEOUT)
     assert back.properties["rules"] == canonical_rules([https])
-    el = adapter._get_group(REGION, sg.physical_id)
-    assert el is not None and _has_default_egress(el)
+    el = get_raw(adapter.client, REGION, SECURITY_GROUP, sg.physical_id)
+    assert el is not None and has_default_egress(el)
 
     adapter.delete(back, timeout=TIMEOUT)
     assert adapter.discover(REGION, frozenset({SECURITY_GROUP}), STACK) == []
@@ -367,12 +369,13 @@ def test_rule_changes_tolerate_a_stale_view(adapter: AwsAdapter) -> None:
     https = canonical_rules([{"port_range_min": 443, "port_range_max": 443}])
     sg = create(adapter, SECURITY_GROUP, "sg", {"rules": ssh})
     with Counted(adapter) as c:  # pretends the group has no rules yet
-        adapter._apply_rules(REGION, sg.physical_id, [], ssh + https, has_default_egress=True)
+        apply_rules(adapter.client, REGION, sg.physical_id, [], ssh + https,
+                    has_default_egress=True)
     assert c.n == 3  # batch refused (InvalidPermission.Duplicate), then rule by rule
     http = canonical_rules([{"port_range_min": 80, "port_range_max": 80}])
     with Counted(adapter) as c:  # pretends port 80 is open: revoking it is refused
-        adapter._apply_rules(REGION, sg.physical_id, ssh + https + http, [],
-                             has_default_egress=True)
+        apply_rules(adapter.client, REGION, sg.physical_id, ssh + https + http, [],
+                    has_default_egress=True)
     assert c.n == 4  # batch refused (InvalidPermission.NotFound), then rule by rule
     [found] = adapter.discover(REGION, frozenset({SECURITY_GROUP}), STACK)
     assert found.properties["rules"] == []
@@ -422,7 +425,7 @@ def test_delete_group_waits_out_dependency_violation(
     fake = FakeTime()
     adapter = make_adapter(aws_reset, sleep=fake.sleep, clock=fake.clock)
     sg = create(adapter, SECURITY_GROUP, "sg", {})
-    real = adapter._ec2
+    real = adapter.client.ec2
     violations = {"left": 3}
 
     def ec2(region: str, action: str, params: Any = None, **kw: Any) -> Any:
@@ -432,7 +435,7 @@ def test_delete_group_waits_out_dependency_violation(
                              "object")
         return real(region, action, params, **kw)
 
-    monkeypatch.setattr(adapter, "_ec2", ec2)
+    monkeypatch.setattr(adapter.client, "ec2", ec2)
     adapter.delete(sg, timeout=60.0)
     assert len(fake.sleeps) == 3 and fake.sleeps == sorted(fake.sleeps)  # growing interval
     assert adapter.discover(REGION, frozenset({SECURITY_GROUP}), STACK) == []
@@ -492,7 +495,7 @@ NET_KINDS = frozenset({NETWORK, SUBNET, PORT})
 
 def vpc_group(adapter: AwsAdapter, vpc: str, name: str) -> str:
     """A security group inside ``vpc`` (the SecurityGroup kind makes default-VPC groups)."""
-    obj = adapter._ec2(REGION, "CreateSecurityGroup", {"GroupName": name,
+    obj = adapter.client.ec2(REGION, "CreateSecurityGroup", {"GroupName": name,
                                                        "GroupDescription": name, "VpcId": vpc})
     return next(el.text for el in obj.iter() if el.tag.endswith("groupId") and el.text)
 
@@ -579,7 +582,7 @@ def test_network_subnet_port_lifecycle(adapter: AwsAdapter) -> None:
         adapter.delete(live, timeout=TIMEOUT)
         adapter.delete(live, timeout=TIMEOUT)  # idempotent
     for gid in (sg1, sg2):
-        adapter._ec2(REGION, "DeleteSecurityGroup", {"GroupId": gid})
+        adapter.client.ec2(REGION, "DeleteSecurityGroup", {"GroupId": gid})
     adapter.delete(net, timeout=TIMEOUT)
     adapter.delete(net, timeout=TIMEOUT)
     assert adapter.discover(REGION, NET_KINDS, STACK) == []
@@ -665,7 +668,7 @@ def test_server_on_a_port_in_a_new_vpc_with_an_elastic_ip(adapter: AwsAdapter) -
 
     for live in (fip, srv, port, sub, net):  # the engine's order: highest layer first
         adapter.delete(live, timeout=TIMEOUT)
-    adapter._ec2(REGION, "DeleteSecurityGroup", {"GroupId": sg})
+    adapter.client.ec2(REGION, "DeleteSecurityGroup", {"GroupId": sg})
     assert adapter.discover(REGION, KINDS, STACK) == []
 
 
@@ -690,7 +693,7 @@ def test_server_on_networks_and_subnets(adapter: AwsAdapter) -> None:
     # interfaces made for the server go with it: the subnets and network can go
     for live in (sub_a, sub_b):
         adapter.delete(live, timeout=TIMEOUT)
-    adapter._ec2(REGION, "DeleteSecurityGroup", {"GroupId": sg})
+    adapter.client.ec2(REGION, "DeleteSecurityGroup", {"GroupId": sg})
     adapter.delete(net, timeout=TIMEOUT)
     assert adapter.discover(REGION, KINDS, STACK) == []
 
@@ -762,7 +765,7 @@ def test_lookup_choice(adapter: AwsAdapter) -> None:
         assert adapter.lookup_choice(REGION, "image", ubuntu()) == Choice(ubuntu())
         assert adapter.lookup_choice(REGION, "image", "ami-00000000deadbeef0") == Choice(None)
     assert c.n == 2  # one DescribeImages each
-    obj = adapter._ec2(REGION, "DescribeImages", {"ImageId.1": ubuntu()})
+    obj = adapter.client.ec2(REGION, "DescribeImages", {"ImageId.1": ubuntu()})
     name = next(el.text for el in obj.iter() if el.tag.endswith("}name") and el.text)
     with Counted(adapter) as c:
         # the form discovery reports: an image named by name is its id
@@ -793,10 +796,10 @@ def test_find_image_by_catalog_filter(adapter: AwsAdapter) -> None:
     assert adapter.find_image(REGION, ImageFilter("no-such-image-*", ("amazon",))) == Choice(None)
     # the newest creationDate wins, whatever the names say (moto stamps to the second)
     srv = create(adapter, SERVER, "app", server_props())
-    older = adapter._ec2(REGION, "CreateImage", {"InstanceId": srv.physical_id,
+    older = adapter.client.ec2(REGION, "CreateImage", {"InstanceId": srv.physical_id,
                                                 "Name": "ct-image-b"})
     time.sleep(1.1)
-    newer = adapter._ec2(REGION, "CreateImage", {"InstanceId": srv.physical_id,
+    newer = adapter.client.ec2(REGION, "CreateImage", {"InstanceId": srv.physical_id,
                                                 "Name": "ct-image-a"})
     ids = [next(el.text for el in obj.iter() if el.tag.endswith("}imageId"))
            for obj in (older, newer)]
@@ -934,7 +937,7 @@ def test_credentials_from_env_and_profiles(aws_home: Path,
         with monkeypatch.context() as m:
             for key, value in env.items():
                 m.setenv(key, value)
-            c = AwsAdapter(target)._credentials()
+            c = AwsAdapter(target).client.credentials()
         assert "C2" not in repr(c) and "D2" not in repr(c)  # secrets never in a repr
         return c.key, c.secret, c.token
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cloudtmpl import capabilities, resources
 from cloudtmpl.capabilities import CLOUDS, Capabilities
 from cloudtmpl.model import Target
-from cloudtmpl.providers.aws_services import SERVICE_KINDS
+from cloudtmpl.providers.aws import SERVICE_KINDS
 from cloudtmpl.providers.deploy import SOFTWARE_KINDS
 from cloudtmpl.providers.openstack.storage import STORAGE_KINDS
 

@@ -34,7 +34,7 @@ from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.model import LiveResource, Placement, Target, physical_name
 from cloudtmpl.providers import make_adapter
 from cloudtmpl.providers.base import Choice, CloudError
-from cloudtmpl.providers.generic import (
+from cloudtmpl.providers.libcloud import (
     ATTACHMENT,
     KEYPAIR,
     SERVER,
@@ -200,9 +200,9 @@ def test_escaped_names_round_trip(name: str) -> None:
 
 def test_escaped_prefix_is_unambiguous() -> None:
     a = GenericAdapter(target("digitalocean", "fra1"))
-    assert a._address("web", escape_name("web.db")) == "db"
-    assert a._address("web", escape_name("web-2.db")) is None
-    assert a._address("web", "web.db") is None  # not an escaped name
+    assert a.client.address("web", escape_name("web.db")) == "db"
+    assert a.client.address("web", escape_name("web-2.db")) is None
+    assert a.client.address("web", "web.db") is None  # not an escaped name
 
 
 def test_missing_variable_is_named_never_a_value() -> None:

@@ -31,7 +31,7 @@ class RecordingClient:
         self.sessions.append(region)
         yield
 
-    def fetch(self, region: str, names: frozenset[str]) -> kit.Listings:
+    def fetch(self, region: str, stack: str, names: frozenset[str]) -> kit.Listings:
         self.fetched.append(names)
         return kit.Listings({n: [f"{region}:{n}"] for n in names})
 
@@ -134,14 +134,15 @@ def test_metadata_refuses_reserved_keys_with_the_clouds_reason() -> None:
 
 
 def test_each_clouds_own_reserved_metadata_keys() -> None:
-    from cloudtmpl.providers import aws, openstack
+    from cloudtmpl.providers import openstack
+    from cloudtmpl.providers.aws import ec2
     from cloudtmpl.providers.openstack import storage as openstack_storage
 
     for key in ("Name", "aws:x", "cloudtmpl:stack"):
         with pytest.raises(CloudError, match=rf"metadata key '{key}' is reserved \(Name, "
                            r"cloudtmpl:\* and aws:\* tags are managed by cloudtmpl and AWS\)"):
-            aws._metadata({"metadata": {key: "v"}})
-    assert aws._metadata({"metadata": {"team": 1}}) == {"team": "1"}
+            ec2.metadata({"metadata": {key: "v"}})
+    assert ec2.metadata({"metadata": {"team": 1}}) == {"team": "1"}
     with pytest.raises(CloudError, match=r"'cloudtmpl:x' is reserved \(cloudtmpl:\* keys"):
         openstack.kit.metadata({"metadata": {"cloudtmpl:x": "v"}})
     for key in ("Team", "cloudtmpl-stack", "a b"):

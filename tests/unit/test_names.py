@@ -19,7 +19,8 @@ from cloudtmpl.model import (
     physical_name,
 )
 from cloudtmpl.names import name_problem
-from cloudtmpl.providers.aws_services import bucket_name, lb_name
+from cloudtmpl.providers.aws.lb import lb_name
+from cloudtmpl.providers.aws.storage import bucket_name
 from cloudtmpl.resolve import ResolveOptions, resolve
 from cloudtmpl.workflow import file_reader
 

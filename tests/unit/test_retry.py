@@ -387,11 +387,11 @@ def test_adapters_ask_the_limiter_before_every_http_request_including_retries(mo
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")  # botocore's chain reads the environment
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
     adapter = AwsAdapter(aws, sleep=lambda s: None)
-    assert adapter._limiter.rate == 20
-    monkeypatch.setattr(adapter._limiter, "acquire", lambda: calls.append("token") or 0.0)
+    assert adapter.client.limiter.rate == 20
+    monkeypatch.setattr(adapter.client.limiter, "acquire", lambda: calls.append("token") or 0.0)
     with pytest.raises(CloudError):
-        adapter._ec2("eu-central-1", "DescribeKeyPairs")
-    attempts = adapter._retrier.policy.max_attempts
+        adapter.client.ec2("eu-central-1", "DescribeKeyPairs")
+    attempts = adapter.client.retrier.policy.max_attempts
     assert attempts > 1 and calls == ["token", "http"] * attempts
 
     os_target = Target(name="os", type="openstack", region="RegionOne",

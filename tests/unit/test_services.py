@@ -12,7 +12,8 @@ from cloudtmpl.config import SANDBOX_TARGETS, ProjectConfig
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import UNKNOWN
-from cloudtmpl.providers.aws_services import bucket_name, bucket_prefix, lb_name, lb_prefix
+from cloudtmpl.providers.aws.lb import lb_name, lb_prefix
+from cloudtmpl.providers.aws.storage import bucket_name, bucket_prefix
 from cloudtmpl.providers.openstack.storage import container_name
 from cloudtmpl.resolve import ResolveOptions, resolve
 

@@ -109,16 +109,16 @@ def test_the_adapters_endpoints(env: dict[str, str], monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://s3.example:8443")
     monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:4566")
     plain = AwsAdapter(Target("aws-x", "aws", "eu-central-1", {"profile": "ci"}))
-    assert plain._endpoint_for("ec2") == ("127.0.0.1", 4566, False)
-    assert plain._endpoint_for("s3") == ("s3.example", 8443, True)
-    assert plain._endpoint_for("route53") == ("dns.local.example", 80, False)
+    assert plain.client.endpoint_for("ec2") == ("127.0.0.1", 4566, False)
+    assert plain.client.endpoint_for("s3") == ("s3.example", 8443, True)
+    assert plain.client.endpoint_for("route53") == ("dns.local.example", 80, False)
     # the target's own endpoint: wins for every service
     own = AwsAdapter(Target("aws-y", "aws", "eu-central-1", {"endpoint": "http://own:1"}))
-    assert {own._endpoint_for(s) for s in ("ec2", "s3", "route53", "elb")} == {
+    assert {own.client.endpoint_for(s) for s in ("ec2", "s3", "route53", "elb")} == {
         ("own", 1, False)}
     # a sandbox target never looks at the environment
     sandbox = AwsAdapter(Target("sandbox-aws", "aws", "us-east-1", {}, sandbox=True))
-    assert sandbox._endpoint_for("ec2") is None
+    assert sandbox.client.endpoint_for("ec2") is None
     monkeypatch.setenv("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING", "ftp://nope")
     with pytest.raises(CloudError, match="AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING"):
-        AwsAdapter(Target("aws-z", "aws", "eu-central-1", {}))._endpoint_for("elb")
+        AwsAdapter(Target("aws-z", "aws", "eu-central-1", {})).client.endpoint_for("elb")

@@ -378,7 +378,7 @@ class OpenStackClient:
         found = self.cached((name, region), lambda: self.list_all(region, service, path, key))
         return found if found is not None else []
 
-    def fetch(self, region: str, names: frozenset[str]) -> kit.Listings:
+    def fetch(self, region: str, stack: str, names: frozenset[str]) -> kit.Listings:
         """The named listings of ``region``, each once, one thread per service."""
         self.credentials()  # fail once, clearly, before fanning out
         by_service: dict[str, list[str]] = {}

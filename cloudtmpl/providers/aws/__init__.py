@@ -1,0 +1,148 @@
+"""AWS (and EC2-compatible clouds, and the AWS sandbox): one handler per kind.
+
+Each module holds one kind family; :data:`HANDLERS` maps every kind the adapter
+provides to its handler, and :data:`LISTINGS` names the raw listings discovery
+fetches (each once per region, in parallel, filtered server side by the stack's tag
+or name prefix, following every page):
+
+==========================  ===========================  ==========================
+kind                        module                       listing
+==========================  ===========================  ==========================
+Compute::Server             :mod:`.compute`              DescribeInstances
+Compute::KeyPair            :mod:`.keys`                 DescribeKeyPairs
+Block::Volume, Attachment   :mod:`.block`                DescribeVolumes
+Network::SecurityGroup      :mod:`.security`             DescribeSecurityGroups
+Network::FloatingIP         :mod:`.address`              DescribeAddresses
+Network::Network/Subnet/    :mod:`.network`              DescribeVpcs, DescribeSubnets,
+Port                                                     DescribeNetworkInterfaces
+DNS::Zone, DNS::Record      :mod:`.dns` (Route 53)       ListHostedZones (+ record sets)
+Storage::Bucket             :mod:`.storage` (S3)         ListBuckets (+ tags, versioning)
+LB::LoadBalancer            :mod:`.lb` (classic ELB)     DescribeLoadBalancers (+ tags)
+==========================  ===========================  ==========================
+
+The transport (credentials, endpoints, connections, request counting, retries, the
+rate limiter) is :mod:`.client`; the EC2 query vocabulary (XML, filters, identity
+tags) :mod:`.ec2`, the raw-XML kinds' shared plumbing :mod:`.raw`.  Choices before
+discovery (flavors, images, key pairs) are :mod:`.catalog`.
+
+Identity: every object gets the deterministic ``name`` (the ``Name`` tag; the key
+pair / group name) and the tags ``cloudtmpl:stack``, ``cloudtmpl:resource`` and
+``cloudtmpl:spec``, written *in the create call itself* (``TagSpecification``) so no
+untagged object ever exists.  Where a create needs follow-up calls (security-group
+rules, elastic-IP association) the spec tag is written only once the object matches
+the spec: a crash in between leaves an adoptable object that the next plan converges.
+
+Residual risks (documented, not fixable from here):
+
+* ``AllocateAddress``, ``CreateVpc``, ``CreateSubnet``, ``CreateSecurityGroup`` and
+  ``ImportKeyPair`` have no idempotency token: after an ambiguous failure the retry
+  first looks for the object by this stack's resource tag or deterministic name.
+* Security groups are made in the default VPC (the kind has no network property).
+* A VPC gets no internet gateway (there is no router kind): an elastic IP on an
+  interface of a new VPC fails with the cloud's ``Gateway.NotAttached``.
+* ``RunInstances``/``CreateVolume`` are retried with the same ``ClientToken`` (AWS
+  then returns the first object; moto ignores it).
+
+Adding a kind: a handler class in the family's module (``kind``, ``listings``,
+``to_live``, ``create``, ``update``, ``delete``), its lister in :data:`LISTINGS` if it
+reads a new one, and one line in :data:`HANDLERS`.  Which properties may change in
+place is the kind's schema (:mod:`cloudtmpl.resources`), checked by the dispatcher.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from cloudtmpl.config import ImageFilter
+from cloudtmpl.model import LiveResource, Target
+from cloudtmpl.providers import kit
+from cloudtmpl.providers.aws import (
+    address,
+    block,
+    catalog,
+    compute,
+    dns,
+    keys,
+    lb,
+    network,
+    raw,
+    security,
+    storage,
+)
+from cloudtmpl.providers.aws.client import AwsClient, Lister
+from cloudtmpl.providers.base import (
+    ATTACHMENT,
+    FLOATING_IP,
+    KEYPAIR,
+    NETWORK,
+    PORT,
+    SECURITY_GROUP,
+    SERVER,
+    SUBNET,
+    VOLUME,
+    Choice,
+)
+from cloudtmpl.providers.retry import RetryPolicy
+
+HANDLERS: dict[str, kit.Handler[AwsClient]] = {
+    SERVER: compute.Server(),
+    KEYPAIR: keys.KeyPair(),
+    VOLUME: block.Volume(),
+    ATTACHMENT: block.VolumeAttachment(),
+    SECURITY_GROUP: security.SecurityGroup(),
+    FLOATING_IP: address.FloatingIP(),
+    NETWORK: network.Network(),
+    SUBNET: network.Subnet(),
+    PORT: network.Port(),
+    dns.ZONE: dns.Zone(),
+    dns.RECORD: dns.Record(),
+    storage.BUCKET: storage.Bucket(),
+    lb.LOAD_BALANCER: lb.LoadBalancer(),
+}
+
+LISTINGS: dict[str, Lister] = {
+    "instances": compute.list_instances,
+    "key_pairs": keys.list_key_pairs,
+    "volumes": block.list_volumes,
+    **{raw.RAW[kind].listing: raw.lister(kind) for kind in raw.RAW},
+    "zones": dns.list_zones,
+    "buckets": storage.list_buckets,
+    "balancers": lb.list_balancers,
+}
+
+# each is another service to ask (Route 53, S3, ELB): listed only on demand
+SERVICE_KINDS = frozenset({dns.ZONE, dns.RECORD, storage.BUCKET, lb.LOAD_BALANCER})
+
+
+class AwsAdapter(kit.Dispatcher[AwsClient]):
+    """The AWS adapter: :data:`HANDLERS` over one :class:`AwsClient`."""
+
+    on_demand = SERVICE_KINDS
+    snapshot_kind = "EBS snapshot"
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        retry_policy: RetryPolicy | None = None,
+        page_size: int = 1000,
+        poll_max_interval: float = 3.0,
+    ) -> None:
+        client = AwsClient(target, LISTINGS, sleep=sleep, clock=clock,
+                           retry_policy=retry_policy, page_size=page_size,
+                           poll_max_interval=poll_max_interval)
+        super().__init__(client, HANDLERS)
+
+    def lookup_choice(self, region: str, what: str, value: str) -> Choice:
+        return catalog.lookup_choice(self.client, region, what, value)
+
+    def find_image(self, region: str, flt: ImageFilter) -> Choice:
+        return catalog.find_image(self.client, region, flt)
+
+    def snapshot_volume(self, live: LiveResource, *, stack: str, timeout: float) -> str | None:
+        return block.snapshot_volume(self.client, live, stack, timeout)
+
+
