@@ -32,6 +32,15 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudtmpl import functions, resources
 from cloudtmpl.config import Catalog
+from cloudtmpl.desired import (
+    RefContext,
+    derived,
+    free_texts,
+    local_secrets,
+    secrets_of,
+    spec_of,
+    translate,
+)
 from cloudtmpl.model import (
     Action,
     LiveResource,
@@ -42,17 +51,7 @@ from cloudtmpl.model import (
     spec_hash,
     to_jsonable,
 )
-from cloudtmpl.plan import (
-    Change,
-    Plan,
-    RefContext,
-    derived,
-    free_texts,
-    local_secrets,
-    secrets_of,
-    spec_of,
-    translate,
-)
+from cloudtmpl.plan import Change, Plan
 from cloudtmpl.providers.base import Adapter, CloudError, snapshots_of
 from cloudtmpl.providers.scripts import STOP_GRACE, cut_note
 from cloudtmpl.resolve import ResolvedStack

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from cloudtmpl.config import Catalog
+from cloudtmpl.desired import CHOICES, catalog_choice
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.model import Target
-from cloudtmpl.plan import CHOICES, catalog_choice
 from cloudtmpl.providers.base import Adapter, Choice, CloudError, image_finder
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sensitive import is_marked

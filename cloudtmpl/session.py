@@ -27,6 +27,7 @@ from cloudtmpl.config import (
     catalog_for,
     with_endpoint,
 )
+from cloudtmpl.desired import LIFECYCLE
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
 from cloudtmpl.inputs import Inputs
 from cloudtmpl.model import (
@@ -34,10 +35,7 @@ from cloudtmpl.model import (
     Placement,
     Target,
 )
-from cloudtmpl.plan import (
-    LIFECYCLE,
-    snapshots,
-)
+from cloudtmpl.plan import snapshots
 from cloudtmpl.providers import make_adapter
 from cloudtmpl.providers.base import Adapter
 from cloudtmpl.providers.deploy import DeployAdapter

@@ -477,8 +477,8 @@ def test_security_group_rules_change_in_place(adapter: OpenStackAdapter, region:
 
 
 def adapter_group_rules(adapter: OpenStackAdapter, region: str, gid: str) -> list[Any]:
-    with adapter._lease(region):
-        obj = adapter._api(region, "network", f"/v2.0/security-groups/{gid}")
+    with adapter.client.session(region):
+        obj = adapter.client.api(region, "network", f"/v2.0/security-groups/{gid}")
     return list(obj["security_group"]["security_group_rules"])
 
 

@@ -13,18 +13,11 @@ from typing import Any, cast
 import pytest
 
 from cloudtmpl.config import Catalog, ImageFilter, _image_entry, newest_image
+from cloudtmpl.desired import Natives, RefContext, catalog_choice, desired_spec, translate
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.lookup import Lookups, check_choices
 from cloudtmpl.model import Action, LiveResource, Placement, Target, spec_hash
-from cloudtmpl.plan import (
-    Natives,
-    Plan,
-    RefContext,
-    catalog_choice,
-    desired_spec,
-    make_plan,
-    translate,
-)
+from cloudtmpl.plan import Plan, make_plan
 from cloudtmpl.providers.base import Choice
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.workflow import Session

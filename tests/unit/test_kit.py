@@ -134,8 +134,9 @@ def test_metadata_refuses_reserved_keys_with_the_clouds_reason() -> None:
 
 
 def test_each_clouds_own_reserved_metadata_keys() -> None:
-    from cloudtmpl.providers import openstack, openstack_storage
+    from cloudtmpl.providers import openstack
     from cloudtmpl.providers.aws import ec2
+    from cloudtmpl.providers.openstack import storage as openstack_storage
 
     for key in ("Name", "aws:x", "cloudtmpl:stack"):
         with pytest.raises(CloudError, match=rf"metadata key '{key}' is reserved \(Name, "

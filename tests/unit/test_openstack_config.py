@@ -12,7 +12,7 @@ import yaml
 
 from cloudtmpl.model import Target
 from cloudtmpl.providers.base import CloudError
-from cloudtmpl.providers.openstack_auth import OpenStackAuth, load_clouds_yaml, resolve_auth
+from cloudtmpl.providers.openstack.auth import OpenStackAuth, load_clouds_yaml, resolve_auth
 from cloudtmpl.settings.openstack import (
     CloudsYamlError,
     clouds_yaml_paths,

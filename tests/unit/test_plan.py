@@ -12,11 +12,12 @@ import pytest
 from rich.console import Console
 
 from cloudtmpl.config import Catalog
+from cloudtmpl.desired import RefContext, desired_spec
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.discover import Discovery
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import UNKNOWN, Action, LiveResource, Placement, Target, spec_hash
-from cloudtmpl.plan import Plan, RefContext, desired_spec, make_plan
+from cloudtmpl.plan import Plan, make_plan
 from cloudtmpl.render import plan_markdown, plan_text
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
 

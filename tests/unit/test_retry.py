@@ -396,7 +396,7 @@ def test_adapters_ask_the_limiter_before_every_http_request_including_retries(mo
 
     os_target = Target(name="os", type="openstack", region="RegionOne",
                        options={"request_rate": 5})
-    assert OpenStackAdapter(os_target, environ={})._limiter.rate == 5
+    assert OpenStackAdapter(os_target, environ={}).client.limiter.rate == 5
 
 
 def test_project_file_takes_and_checks_request_rate(tmp_path):

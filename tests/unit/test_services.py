@@ -14,7 +14,7 @@ from cloudtmpl.loader import load_text
 from cloudtmpl.model import UNKNOWN
 from cloudtmpl.providers.aws.lb import lb_name, lb_prefix
 from cloudtmpl.providers.aws.storage import bucket_name, bucket_prefix
-from cloudtmpl.providers.openstack_storage import container_name
+from cloudtmpl.providers.openstack.storage import container_name
 from cloudtmpl.resolve import ResolveOptions, resolve
 
 PROJECT = ProjectConfig(directory=Path("."), file=None, targets=SANDBOX_TARGETS)

@@ -14,12 +14,13 @@ import pytest
 from cloudtmpl import resources
 from cloudtmpl.apply import Event, Executor
 from cloudtmpl.config import SANDBOX_TARGETS, Catalog
+from cloudtmpl.desired import RefContext, desired_spec
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc
 from cloudtmpl.discover import Discovery
 from cloudtmpl.functions import GetResource
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import Action, DesiredResource, LiveResource, Placement, Target, spec_hash
-from cloudtmpl.plan import RefContext, decide, desired_spec, make_plan
+from cloudtmpl.plan import decide, make_plan
 from cloudtmpl.providers import deploy
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.providers.local import LocalAdapter

@@ -1,0 +1,92 @@
+"""OpenStack (and the OpenStack sandbox) through libcloud's OpenStack driver (API 2.2).
+
+The adapter is a :class:`cloudtmpl.providers.kit.Dispatcher` over the client
+(:mod:`.client`: connections, Keystone credentials from :mod:`.auth`, counting,
+retries, the raw listings) and one handler per kind, in one module per family:
+
+* :mod:`.compute` - servers (and the ports made for their ``{subnet}`` NICs);
+* :mod:`.block` - volumes, attachments, the Cinder backup of deletion_policy Snapshot;
+* :mod:`.keys` - key pairs;
+* :mod:`.network` - networks, subnets, ports; :mod:`.security` - security groups;
+* :mod:`.floating` - floating IPs;
+* :mod:`.storage` - buckets (Swift containers, over :mod:`.swift`).
+
+Each module's docstring says how a resource of its kinds is known as the stack's
+(the markers it carries, or its deterministic name) and what a crash can leave
+behind.  Flavor, image, network and group lookups are :mod:`.catalog`.
+
+Discovery sends one listing per underlying API and region (servers, flavors,
+ports, security groups, volumes, key pairs, networks, subnets, floating IPs -
+only those the kinds need, each at most once, the services in parallel), follows
+every ``next`` link and filters by metadata, name prefix or description marker;
+buckets are searched by the stack's name prefix, first.  Reported properties
+follow :mod:`cloudtmpl.resources`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cloudtmpl.model import LiveResource, Target
+from cloudtmpl.providers import base, kit
+from cloudtmpl.providers.base import Choice, CloudError
+from cloudtmpl.providers.openstack import (
+    block,
+    catalog,
+    compute,
+    floating,
+    keys,
+    network,
+    security,
+    storage,
+)
+from cloudtmpl.providers.openstack.auth import OpenStackAuth
+from cloudtmpl.providers.openstack.client import OpenStackClient
+
+__all__ = ["HANDLERS", "OpenStackAdapter", "kit"]
+
+BUCKETS = storage.BucketHandler()
+HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
+    base.SERVER: compute.ServerHandler(),
+    base.VOLUME: block.VolumeHandler(),
+    base.ATTACHMENT: block.AttachmentHandler(),
+    base.KEYPAIR: keys.KeyPairHandler(),
+    base.SECURITY_GROUP: security.SecurityGroupHandler(),
+    base.FLOATING_IP: floating.FloatingIpHandler(),
+    base.NETWORK: network.NETWORKS,
+    base.SUBNET: network.SUBNETS,
+    base.PORT: network.PORTS,
+    storage.BUCKET: BUCKETS,
+}
+
+
+class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
+    """The OpenStack adapter.  See the package docstring for identity and discovery."""
+
+    on_demand = storage.STORAGE_KINDS
+    snapshot_kind = "Cinder backup"
+
+    def __init__(self, target: Target, **options: Any) -> None:
+        """``options``: those of :class:`.client.OpenStackClient` (environ, cwd, home,
+        sleep, clock, retry_policy, page_size, poll_max_interval)."""
+        super().__init__(OpenStackClient(target, **options), HANDLERS)
+
+    def credentials(self) -> OpenStackAuth:
+        return self.client.credentials()
+
+    def discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
+        # buckets: searched by the stack's name prefix (Swift), the others listed
+        found = BUCKETS.search(self.client, region, stack) \
+            if kinds & storage.STORAGE_KINDS else []
+        return found + super().discover(region, kinds - storage.STORAGE_KINDS, stack)
+
+    def lookup_choice(self, region: str, what: str, value: str) -> Choice:
+        return catalog.lookup_choice(self.client, region, what, value)
+
+    def snapshot_volume(self, live: LiveResource, *, stack: str, timeout: float) -> str | None:
+        """deletion_policy Snapshot: a Cinder backup (:func:`.block.snapshot`)."""
+        if live.kind != base.VOLUME:
+            raise CloudError(f"the openstack provider cannot snapshot {live.kind}",
+                             permanent=True)
+        return block.snapshot(self.client, live, stack=stack, timeout=timeout)

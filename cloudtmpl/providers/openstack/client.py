@@ -1,0 +1,400 @@
+"""The OpenStack transport: connections, credentials, counting, retries, raw listings.
+
+One ``OpenStack_2_NodeDriver`` (libcloud, API 2.2) per region holds the four
+authenticated connections (Nova, Glance v2, Neutron, Cinder v3); JSON bodies go
+through them (``connection.request``) wherever libcloud's own helpers cannot carry
+what cloudtmpl needs (metadata at creation, descriptions, pagination).
+
+Each service connection authenticates once (one ``POST /v3/auth/tokens``) and then
+reuses its token.  libcloud objects are not thread-safe, so a driver's four
+connections are pooled per (region, service) and lent to one thread at a time
+(:meth:`OpenStackClient.session`), an authenticated one first: tokens survive
+across calls and threads, and a thread never shares a connection.  Every HTTP
+request (token requests included, Swift's too) is counted and rate-limited, and
+every cloud call goes through :class:`cloudtmpl.providers.retry.Retrier` (a 401
+on a service request is retried: libcloud drops the token and authenticates again).
+
+Discovery (:meth:`OpenStackClient.fetch`) sends one listing per underlying API and
+region (only those the kinds need, each at most once, the services in parallel)
+and follows every ``next`` link.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import os
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+# Imported here, not inside functions: importing in worker threads can deadlock
+# on Python's module locks while other threads import the same modules.
+from libcloud.common.types import LibcloudError
+from libcloud.compute.providers import get_driver
+from libcloud.compute.types import Provider
+
+from cloudtmpl.model import Placement, Target
+from cloudtmpl.providers import kit
+from cloudtmpl.providers.base import CloudError, poll
+from cloudtmpl.providers.openstack.auth import OpenStackAuth, resolve_auth
+from cloudtmpl.providers.openstack.swift import SwiftConnections
+from cloudtmpl.providers.retry import (
+    DEFAULT_POLICY,
+    SANDBOX_POLICY,
+    Retrier,
+    RetryPolicy,
+    Verdict,
+    classify,
+    http_status,
+    limiter_for,
+)
+
+T = TypeVar("T")
+
+# service -> attribute of the libcloud driver holding its connection
+_CONNECTIONS = {
+    "compute": "connection",
+    "image": "image_connection",
+    "network": "network_connection",
+    "volume": "volumev3_connection",
+}
+_SERVICE_TYPES = {"compute": "compute", "image": "image", "network": "network",
+                  "volume": "volumev3"}
+
+# The raw listings discovery fetches: name -> (service, path, response key).
+LISTINGS = {
+    "servers": ("compute", "/servers/detail", "servers"),
+    "flavors": ("compute", "/flavors", "flavors"),
+    "keypairs": ("compute", "/os-keypairs", "keypairs"),
+    "volumes": ("volume", "/volumes/detail", "volumes"),
+    "ports": ("network", "/v2.0/ports", "ports"),
+    "security_groups": ("network", "/v2.0/security-groups", "security_groups"),
+    "floatingips": ("network", "/v2.0/floatingips", "floatingips"),
+    "networks": ("network", "/v2.0/networks", "networks"),
+    "subnets": ("network", "/v2.0/subnets", "subnets"),
+}
+# Listings kept for the client's life (a flavor's name is looked up in it later).
+_KEPT = frozenset({"flavors"})
+
+
+def status_of(err: CloudError) -> int | None:
+    """The HTTP status of a CloudError, when it has one."""
+    return int(err.status) if err.status.isdigit() else None
+
+
+class OpenStackClient:
+    """The connections and plumbing every OpenStack handler uses (see the module docstring)."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        environ: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        home: Path | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        retry_policy: RetryPolicy | None = None,
+        page_size: int | None = None,
+        poll_max_interval: float = 3.0,
+    ) -> None:
+        self.target = target
+        self._environ = os.environ if environ is None else environ
+        self._cwd = cwd
+        self._home = home
+        self._sleep = sleep
+        self.clock = clock
+        policy = retry_policy or (SANDBOX_POLICY if target.sandbox else DEFAULT_POLICY)
+        self.retrier = Retrier(policy, sleep=sleep, classifier=self._classify)
+        # request_rate: one token bucket for all of this client's threads
+        self.limiter = limiter_for(target.options, clock=clock, sleep=sleep)
+        self.page_size = int(page_size) if page_size else None
+        self._poll_max = poll_max_interval
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._count = 0
+        self._auth: OpenStackAuth | None = None
+        self._idle: dict[tuple[str, str], list[Any]] = {}
+        self._memo: dict[Hashable, Any] = {}
+        self.swift = SwiftConnections(target, self.credentials, self.count_on, self.call)
+
+    # ------------------------------------------------------------------ counting, credentials
+
+    def request_count(self) -> int:
+        with self._lock:
+            return self._count
+
+    def credentials(self) -> OpenStackAuth:
+        with self._lock:
+            if self._auth is None:
+                env = self._environ
+                home = self._home or Path(env.get("HOME") or Path.home())
+                self._auth = resolve_auth(self.target, env, self._cwd or Path.cwd(), home)
+            return self._auth
+
+    def placement(self, region: str) -> Placement:
+        return Placement(self.target.name, region)
+
+    def count_on(self, conn: Any) -> None:
+        """Count and rate-limit every HTTP request of ``conn`` (libcloud's retries included)."""
+        original = conn._retryable_request
+
+        def counted(*args: Any, **kw: Any) -> Any:
+            self.limiter.acquire()  # before every HTTP request, retries included
+            with self._lock:
+                self._count += 1
+            return original(*args, **kw)
+
+        setattr(conn, "_retryable_request", counted)  # noqa: B010 - instance-level wrap
+
+    def cached(self, key: Hashable, make: Callable[[], T | None]) -> T | None:
+        """``make()``, kept for this client's life once it is not None."""
+        with self._lock:
+            found = self._memo.get(key)
+        if found is None:
+            found = make()
+            if found is not None:
+                with self._lock:
+                    self._memo[key] = found
+        return found
+
+    # ------------------------------------------------------------------ connections
+
+    def _new_driver(self, region: str) -> Any:
+        auth = self.credentials()
+        key, secret, auth_args = auth.libcloud_args()
+        driver = get_driver(Provider.OPENSTACK)(
+            key, secret, **auth_args,
+            ex_force_service_region=region,
+            api_version="2.2",
+            timeout=float(self.target.options.get("request_timeout", 60)),
+        )
+        body = auth.auth_body()
+        for attr in _CONNECTIONS.values():
+            conn = getattr(driver, attr)
+            self.count_on(conn)
+            osa = conn.get_auth_class()
+            self.count_on(osa)
+            # libcloud scopes by project *name* in a domain *id* and knows no token
+            # method: send what the configuration says instead (auth.py).
+            setattr(osa, "_get_auth_data", lambda b=body: copy.deepcopy(b))  # noqa: B010
+        return driver
+
+    @contextmanager
+    def session(self, region: str) -> Iterator[None]:
+        """Lend this thread connections for ``region`` until the block ends (re-entrant).
+
+        libcloud connections are not thread-safe: each is used by one thread at a
+        time.  They are pooled per (region, service), so tokens live across calls
+        and threads, and a connection already holding a token is lent first.
+        """
+        held: dict[str, dict[str, Any]] | None = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = {}
+        if region in held:
+            yield
+            return
+        held[region] = {}
+        try:
+            yield
+        finally:
+            conns = held.pop(region)
+            with self._lock:
+                for service, conn in conns.items():
+                    self._idle.setdefault((region, service), []).append(conn)
+
+    def _conn(self, region: str, service: str) -> Any:
+        held: dict[str, dict[str, Any]] | None = getattr(self._local, "held", None)
+        if held is None or region not in held:  # pragma: no cover - programming error
+            raise RuntimeError(f"no connections leased for {region}")
+        mine = held[region]
+        if service in mine:
+            return mine[service]
+        conn = None
+        with self._lock:
+            idle = self._idle.setdefault((region, service), [])
+            if idle:
+                authed = [i for i, c in enumerate(idle) if getattr(c, "auth_token", None)]
+                conn = idle.pop(authed[-1] if authed else len(idle) - 1)
+        if conn is None:
+            driver = self._new_driver(region)
+            with self._lock:
+                for other, attr in _CONNECTIONS.items():
+                    if other != service:  # spares, not yet authenticated
+                        self._idle.setdefault((region, other), []).append(getattr(driver, attr))
+            conn = getattr(driver, _CONNECTIONS[service])
+        mine[service] = conn
+        return conn
+
+    # ------------------------------------------------------------------ errors, retries
+
+    def _classify(self, exc: BaseException) -> Verdict:
+        # A token revoked or expired under us: libcloud dropped it, the next try
+        # authenticates again.
+        if type(exc).__name__ == "BaseHTTPError" and getattr(exc, "code", None) == 401:
+            return Verdict(True, "token rejected (HTTP 401)")
+        return classify(exc)
+
+    def _translate(self, exc: BaseException) -> CloudError:
+        if isinstance(exc, CloudError):
+            return exc
+        name = type(exc).__name__
+        if name == "InvalidCredsError":
+            auth = self._auth
+            who = f" ({auth.who}, {auth.source})" if auth else ""
+            return CloudError(f"authentication failed for target {self.target.name!r} "
+                              f"(HTTP 401){who}", permanent=True, status="401")
+        verdict = classify(exc)
+        code = http_status(exc)
+        message = getattr(exc, "message", None)
+        if not isinstance(message, str) or not message:
+            message = str(exc) or name
+        if code is not None:
+            # libcloud's "<code> <reason> <cloud's message>": keep the cloud's words
+            reason = http.client.responses.get(code, "")
+            if message.startswith(f"{code} "):
+                message = message[len(f"{code} "):]
+                if reason and message.lower().startswith(reason.lower() + " "):
+                    message = message[len(reason) + 1:]
+            message = f"{message.strip()} (HTTP {code})"
+        elif verdict.retryable:
+            message = f"cannot reach the OpenStack API of target {self.target.name!r} " \
+                      f"({name}): {message}"
+        return CloudError(message, permanent=not verdict.retryable,
+                          status=str(code) if code is not None else "")
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` through the retrier; failures as CloudError."""
+        try:
+            return self.retrier.call(fn)
+        except CloudError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def create_or_adopt(self, post: Callable[[], T], lookup: Callable[[], T | None]) -> T:
+        """A create that may be retried: after an ambiguous failure, look first."""
+        return kit.create_or_adopt(post, lookup, self.call)
+
+    def poll(self, timeout: float, what: str, fetch: Callable[[], tuple[bool, str, T]]) -> T:
+        return poll(timeout, what, fetch, clock=self.clock, sleep=self._sleep,
+                    first=0.25, max_interval=self._poll_max)
+
+    # ------------------------------------------------------------------ requests
+
+    def _raw(self, region: str, service: str, path: str, method: str,
+             body: Any, params: Mapping[str, Any] | None,
+             headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+        conn = self._conn(region, service)
+        try:
+            resp = conn.request(path, params=dict(params or {}),
+                                data=body if body is not None else "", method=method,
+                                headers=dict(headers or {}))
+        except LibcloudError as exc:
+            if "Could not find specified endpoint" not in str(exc):
+                raise
+            catalog = getattr(conn, "service_catalog", None)
+            regions = catalog.get_regions(_SERVICE_TYPES[service]) if catalog else []
+            raise CloudError(
+                f"region {region!r} is not in the service catalog of target "
+                f"{self.target.name!r} (no {_SERVICE_TYPES[service]} endpoint; the catalog "
+                f"has regions: {', '.join(regions) or 'none'})", permanent=True) from None
+        obj = resp.object if isinstance(resp.object, (dict, list)) else None
+        return int(resp.status), obj
+
+    def api(self, region: str, service: str, path: str, *, method: str = "GET",
+            body: Any = None, params: Mapping[str, Any] | None = None,
+            retry: bool = True, headers: Mapping[str, str] | None = None) -> Any:
+        """One request through the (leased) driver's connection; the parsed JSON."""
+        def go() -> Any:
+            return self._raw(region, service, path, method, body, params, headers)[1]
+
+        if retry:
+            return self.call(go)
+        try:
+            return go()
+        except Exception as exc:
+            raise self._translate(exc) from exc
+
+    def get(self, region: str, service: str, path: str, key: str) -> dict[str, Any] | None:
+        """One object, or None when the cloud says 404."""
+        try:
+            obj = self.api(region, service, path)
+        except CloudError as err:
+            if status_of(err) == 404:
+                return None
+            raise
+        found = (obj or {}).get(key)
+        return found if isinstance(found, dict) else None
+
+    def delete_call(self, region: str, service: str, path: str) -> bool:
+        """DELETE; False when it was already gone (404)."""
+        try:
+            self.api(region, service, path, method="DELETE")
+        except CloudError as err:
+            if status_of(err) == 404:
+                return False
+            raise
+        return True
+
+    def list_all(self, region: str, service: str, path: str, key: str,
+             params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Every page of a listing: follows ``<key>_links`` / ``next`` to the end."""
+        page: dict[str, Any] = dict(params or {})
+        if self.page_size and "limit" not in page:
+            page["limit"] = str(self.page_size)
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while True:
+            obj = self.api(region, service, path, params=page) or {}
+            items = obj.get(key) or []
+            out.extend(i for i in items if isinstance(i, dict))
+            nxt = next((link.get("href") for link in obj.get(f"{key}_links") or []
+                        if isinstance(link, dict) and link.get("rel") == "next"), None)
+            if nxt is None and isinstance(obj.get("next"), str):
+                nxt = obj["next"]  # Glance v2
+            if not nxt or not items:
+                return out
+            query = urlsplit(nxt).query
+            if not query or query in seen:
+                return out
+            seen.add(query)
+            page = {k: (v[0] if len(v) == 1 else v)
+                    for k, v in parse_qs(query, keep_blank_values=True).items()}
+
+    # ------------------------------------------------------------------ discovery
+
+    def listing(self, region: str, name: str) -> list[dict[str, Any]]:
+        """The raw listing ``name`` of ``region`` (every page); a kept one once only."""
+        service, path, key = LISTINGS[name]
+        if name not in _KEPT:
+            return self.list_all(region, service, path, key)
+        found = self.cached((name, region), lambda: self.list_all(region, service, path, key))
+        return found if found is not None else []
+
+    def fetch(self, region: str, stack: str, names: frozenset[str]) -> kit.Listings:
+        """The named listings of ``region``, each once, one thread per service."""
+        self.credentials()  # fail once, clearly, before fanning out
+        by_service: dict[str, list[str]] = {}
+        for name in sorted(names):
+            by_service.setdefault(LISTINGS[name][0], []).append(name)
+
+        def job(service: str) -> dict[str, list[dict[str, Any]]]:
+            with self.session(region):
+                return {name: self.listing(region, name) for name in by_service[service]}
+
+        items: dict[str, list[Any]] = {}
+        if len(by_service) == 1:
+            items.update(job(next(iter(by_service))))
+        else:
+            with ThreadPoolExecutor(max_workers=len(by_service),
+                                    thread_name_prefix="cloudtmpl-os-discover") as pool:
+                for result in pool.map(job, sorted(by_service)):
+                    items.update(result)
+        return kit.Listings(items)

@@ -1,0 +1,346 @@
+"""``Cloud::Compute::Server``: a Nova server.
+
+Physical id: the server id.  Metadata ``cloudtmpl:stack``/``cloudtmpl:resource``/
+``cloudtmpl:spec`` go into the ``POST /servers`` body itself: no server without its
+marker ever exists.  NICs given as ``{subnet: id}`` need a port first (Nova takes
+networks, ports and fixed IPs only): the handler creates ``<server name>:nic<i>``
+(a name no template resource can have, so discovery never reports it) and deletes
+it with the server.  Crash window: between that port's creation and ``POST
+/servers`` the port exists alone; a retried create reuses it by name, a template
+that dropped the server leaves it behind.
+
+Not reported (compared with the last-applied spec instead): ``networks`` (the
+template's shape cannot be rebuilt) and ``user_data``.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource, address_from_name
+from cloudtmpl.providers import kit
+from cloudtmpl.providers.base import SERVER, CloudError
+from cloudtmpl.providers.openstack import catalog, neutron
+from cloudtmpl.providers.openstack.client import OpenStackClient
+from cloudtmpl.providers.openstack.neutron import NIC_SEPARATOR
+
+GONE_STATES = frozenset({"DELETED", "SOFT_DELETED"})
+
+
+def _is_private(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_private
+    except ValueError:
+        return True
+
+
+def _server_groups(srv: Mapping[str, Any], ports: list[dict[str, Any]],
+                   groups: list[dict[str, Any]] | None) -> list[str]:
+    """The security groups the server itself asked for, as ids.
+
+    Groups on ports the template created (named ports passed as NICs) belong to
+    those ports, and Nova's ``default`` group stands for "none given".
+    """
+    default_ids = {g.get("id") for g in groups or [] if g.get("name") == "default"}
+    server_name = str(srv.get("name") or "")
+    mine = [p for p in ports if p.get("device_id") == srv.get("id")]
+    if mine:
+        own = [p for p in mine if not p.get("name")
+               or str(p.get("name")).startswith(server_name + NIC_SEPARATOR)]
+        ids = {str(g) for p in own for g in p.get("security_groups") or []}
+        return sorted(ids - {str(d) for d in default_ids})
+    # No port data: map Nova's group names to ids where unambiguous.
+    by_name: dict[str, list[str]] = {}
+    for g in groups or []:
+        by_name.setdefault(str(g.get("name")), []).append(str(g.get("id")))
+    out: set[str] = set()
+    for sg in srv.get("security_groups") or []:
+        sg_name = str(sg.get("name"))
+        if sg_name == "default":
+            continue
+        matches = by_name.get(sg_name, [])
+        out.add(matches[0] if len(matches) == 1 else sg_name)
+    return sorted(out)
+
+
+def server_live(client: OpenStackClient, region: str, address: str, srv: Mapping[str, Any],
+                ports: list[dict[str, Any]],
+                groups: list[dict[str, Any]] | None) -> LiveResource:
+    meta = srv.get("metadata") or {}
+    image = srv.get("image")
+    image_id = image.get("id") if isinstance(image, dict) else (image or None)
+    flavor = srv.get("flavor") or {}
+    fixed: list[str] = []
+    floating: list[str] = []
+    for addrs in (srv.get("addresses") or {}).values():
+        for a in addrs or []:
+            ip = a.get("addr")
+            if not ip:
+                continue
+            (floating if a.get("OS-EXT-IPS:type") == "floating" else fixed).append(ip)
+    fixed.sort(key=lambda ip: ":" in ip)  # IPv4 first, order otherwise kept
+    # Nova's accessIPv4 is the address the operator says reaches the server
+    public = srv.get("accessIPv4") or (floating[0] if floating else next(
+        (ip for ip in fixed if not _is_private(ip)), None))
+    networks: dict[str, list[str]] = {}
+    for p in ports:
+        if p.get("device_id") == srv.get("id"):
+            networks.setdefault(str(p.get("network_id")), []).extend(
+                str(f.get("ip_address")) for f in p.get("fixed_ips") or [])
+    if not networks:
+        networks = {str(k): [a.get("addr") for a in v or []]
+                    for k, v in (srv.get("addresses") or {}).items()}
+    status = str(srv.get("status") or "")
+    name = str(srv.get("name") or srv.get("id"))
+    return LiveResource(
+        address=address,
+        kind=SERVER,
+        physical_id=str(srv["id"]),
+        placement=client.placement(region),
+        name=name,
+        properties={
+            "image": image_id,
+            "flavor": catalog.flavor_name(client, region, flavor),
+            "key_name": srv.get("key_name") or None,
+            "security_groups": _server_groups(srv, ports, groups),
+            "availability_zone": srv.get("OS-EXT-AZ:availability_zone") or None,
+            "metadata": kit.user_metadata(meta),
+        },
+        attributes={
+            "first_address": fixed[0] if fixed else None,
+            "private_ip": fixed[0] if fixed else None,
+            "public_ip": public,
+            "networks": networks,
+            "name": name,
+            "status": status,
+        },
+        spec_hash=meta.get(TAG_SPEC),
+        status=status,
+    )
+
+
+def _refresh(client: OpenStackClient, region: str, address: str, server_id: str,
+             srv: dict[str, Any] | None = None) -> LiveResource:
+    if srv is None:
+        srv = client.get(region, "compute", f"/servers/{server_id}", "server")
+    if srv is None:
+        raise CloudError(f"server {address} ({server_id}) vanished", permanent=True)
+    ports = client.list_all(region, "network", "/v2.0/ports", "ports", {"device_id": server_id})
+    if ports:
+        groups = catalog.default_groups(client, region)
+    else:  # no port data: Nova's group names are mapped through the full list
+        groups = client.list_all(region, "network", "/v2.0/security-groups", "security_groups")
+    return server_live(client, region, address, srv, ports, groups)
+
+
+def wait_server(client: OpenStackClient, region: str, server_id: str, want: str,
+                timeout: float, what: str) -> dict[str, Any]:
+    def fetch() -> tuple[bool, str, dict[str, Any]]:
+        srv = client.get(region, "compute", f"/servers/{server_id}", "server")
+        if srv is None:
+            return False, "BUILD", {}
+        status = str(srv.get("status") or "")
+        if status == want:
+            return True, status, srv
+        if status == "ERROR":
+            fault = srv.get("fault") or {}
+            reason = fault.get("message") or "no fault message"
+            raise CloudError(f"{what} went to ERROR: {reason}", permanent=True,
+                             status="ERROR")
+        return False, status, srv
+
+    return client.poll(timeout, what, fetch)
+
+
+def settled_server(client: OpenStackClient, region: str, server_id: str, timeout: float,
+                   what: str) -> None:
+    """Wait while the server is still building (Nova refuses attachments then)."""
+    srv = client.get(region, "compute", f"/servers/{server_id}", "server")
+    if srv is not None and srv.get("status") == "BUILD":
+        wait_server(client, region, server_id, "ACTIVE", timeout, what)
+
+
+def _wait_gone(client: OpenStackClient, region: str, server_id: str, timeout: float,
+               what: str) -> None:
+    def fetch() -> tuple[bool, str, None]:
+        srv = client.get(region, "compute", f"/servers/{server_id}", "server")
+        status = "DELETED" if srv is None else str(srv.get("status") or "")
+        return status in GONE_STATES, status, None
+
+    client.poll(timeout, what, fetch)
+
+
+def _subnet_nic(client: OpenStackClient, region: str, port_name: str, subnet: str,
+                fixed_ip: Any, groups: list[str]) -> str:
+    def lookup() -> str | None:
+        return neutron.find_named(client, region, "/v2.0/ports", "ports", port_name)
+
+    existing = lookup()
+    if existing:
+        return existing
+    sub = client.get(region, "network", f"/v2.0/subnets/{subnet}", "subnet")
+    if sub is None:
+        raise CloudError(f"Subnet {subnet} could not be found.", permanent=True,
+                         status="404")
+    ip: dict[str, Any] = {"subnet_id": subnet}
+    if fixed_ip:
+        ip["ip_address"] = str(fixed_ip)
+    body: dict[str, Any] = {"name": port_name, "network_id": sub["network_id"],
+                            "fixed_ips": [ip]}
+    if groups:
+        body["security_groups"] = [catalog.group_ref(client, region, g) for g in groups]
+    return neutron.post(client, region, "/v2.0/ports", "port", body, lookup)
+
+
+def _nics(client: OpenStackClient, region: str, name: str, networks: Any,
+          groups: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(networks, list):
+        raise CloudError("networks must be a list of {network|port|subnet[, fixed_ip]}",
+                         permanent=True)
+    nics: list[dict[str, Any]] = []
+    for i, nic in enumerate(networks):
+        if not isinstance(nic, Mapping):
+            raise CloudError(f"networks[{i}] must be a map", permanent=True)
+        port = nic.get("port")
+        net = nic.get("network") or nic.get("uuid")
+        subnet = nic.get("subnet")
+        fixed_ip = nic.get("fixed_ip")
+        if port:
+            nics.append({"port": str(port)})
+        elif subnet:
+            nics.append({"port": _subnet_nic(client, region, f"{name}{NIC_SEPARATOR}{i}",
+                                             str(subnet), fixed_ip, groups)})
+        elif net:
+            entry = {"uuid": catalog.network_ref(client, region, str(net))}
+            if fixed_ip:
+                entry["fixed_ip"] = str(fixed_ip)
+            nics.append(entry)
+        else:
+            raise CloudError(f"networks[{i}] needs network, port or subnet", permanent=True)
+    return nics
+
+
+def set_metadata(client: OpenStackClient, region: str, service: str, path: str,
+                 meta: Mapping[str, Any], change: kit.Change) -> None:
+    """The spec marker moves; with ``metadata`` changed, all of it is replaced at once
+    (the user's keys as desired, cloudtmpl's kept).  Servers and volumes alike."""
+    if "metadata" in change.changed:
+        full = {k: str(v) for k, v in meta.items() if str(k).startswith("cloudtmpl:")}
+        full.update(kit.metadata(change.properties))
+        full[TAG_SPEC] = change.spec_hash
+        client.api(region, service, path, method="PUT", body={"metadata": full})
+    else:
+        client.api(region, service, path, method="POST",
+                   body={"metadata": {TAG_SPEC: change.spec_hash}})
+
+
+class ServerHandler:
+    kind = SERVER
+    listings: tuple[str, ...] = ("servers", "flavors", "ports", "security_groups")
+
+    def to_live(self, client: OpenStackClient, region: str, stack: str,
+                listings: kit.Listings) -> list[LiveResource]:
+        out = []
+        for srv in listings.get("servers"):
+            meta = srv.get("metadata") or {}
+            if meta.get(TAG_STACK) != stack or srv.get("status") in GONE_STATES:
+                continue
+            address = meta.get(TAG_RESOURCE) or address_from_name(stack, srv.get("name", ""))
+            if address:
+                out.append(server_live(client, region, address, srv, listings.get("ports"),
+                                       listings.get("security_groups")))
+        return out
+
+    def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
+        props, name, stack, address = want.properties, want.name, want.stack, want.address
+        image, flavor = str(props.get("image") or ""), str(props.get("flavor") or "")
+        if not image or not flavor:
+            raise CloudError("a server needs image and flavor", permanent=True)
+        meta = {**kit.metadata(props), TAG_STACK: stack, TAG_RESOURCE: address,
+                TAG_SPEC: want.spec_hash}
+        groups = [str(g) for g in props.get("security_groups") or []]
+        body: dict[str, Any] = {
+            "name": name,
+            "imageRef": catalog.image_ref(client, region, image),
+            "flavorRef": catalog.flavor_ref(client, region, flavor),
+            "metadata": meta,
+        }
+        if props.get("key_name"):
+            body["key_name"] = str(props["key_name"])
+        if props.get("user_data"):
+            body["user_data"] = base64.b64encode(str(props["user_data"]).encode()).decode()
+        if props.get("availability_zone"):
+            body["availability_zone"] = str(props["availability_zone"])
+        if groups:
+            body["security_groups"] = [{"name": g} for g in groups]
+        nics = _nics(client, region, name, props.get("networks") or [], groups)
+        if nics:
+            body["networks"] = nics
+
+        def post() -> str:
+            obj = client.api(region, "compute", "/servers", method="POST",
+                             body={"server": body}, retry=False) or {}
+            return str(obj["server"]["id"])
+
+        def lookup() -> str | None:
+            obj = client.api(region, "compute", "/servers/detail",
+                             params={"name": f"^{re.escape(name)}$"}, retry=False) or {}
+            for srv in obj.get("servers") or []:
+                m = srv.get("metadata") or {}
+                if m.get(TAG_STACK) == stack and m.get(TAG_RESOURCE) == address:
+                    return str(srv["id"])
+            return None
+
+        server_id = client.create_or_adopt(post, lookup)
+        srv = wait_server(client, region, server_id, "ACTIVE", want.timeout,
+                          f"server {name} ({server_id})")
+        return _refresh(client, region, address, server_id, srv)
+
+    def update(self, client: OpenStackClient, live: LiveResource,
+               change: kit.Change) -> LiveResource:
+        region = live.placement.region
+        sid = live.physical_id
+        what = f"server {live.name or live.address} ({sid})"
+        srv = kit.require(client.get(region, "compute", f"/servers/{sid}", "server"), live)
+        deadline = client.clock() + change.timeout
+        flavor = str(change.properties.get("flavor") or "")
+        current = catalog.flavor_name(client, region, srv.get("flavor") or {})
+        if "flavor" in change.changed and flavor and flavor not in (
+                current, (srv.get("flavor") or {}).get("id")):
+            action = f"/servers/{sid}/action"
+            if srv.get("status") == "VERIFY_RESIZE":  # an earlier resize never confirmed
+                client.api(region, "compute", action, method="POST",
+                           body={"confirmResize": None})
+                wait_server(client, region, sid, "ACTIVE", change.timeout, what)
+            client.api(region, "compute", action, method="POST",
+                       body={"resize": {"flavorRef": catalog.flavor_ref(client, region,
+                                                                        flavor)}})
+            wait_server(client, region, sid, "VERIFY_RESIZE",
+                        max(1.0, deadline - client.clock()), what)
+            client.api(region, "compute", action, method="POST",
+                       body={"confirmResize": None})
+            wait_server(client, region, sid, "ACTIVE", max(1.0, deadline - client.clock()),
+                        what)
+        set_metadata(client, region, "compute", f"/servers/{sid}/metadata",
+                     srv.get("metadata") or {}, change)
+        return _refresh(client, region, live.address, sid)
+
+    def delete(self, client: OpenStackClient, live: LiveResource, timeout: float) -> None:
+        region = live.placement.region
+        sid = live.physical_id
+        srv = client.get(region, "compute", f"/servers/{sid}", "server")
+        if srv is None:
+            return
+        name = str(srv.get("name") or live.name)
+        ports = client.list_all(region, "network", "/v2.0/ports", "ports", {"device_id": sid})
+        nic_ports = [str(p["id"]) for p in ports
+                     if str(p.get("name") or "").startswith(name + NIC_SEPARATOR)]
+        if not client.delete_call(region, "compute", f"/servers/{sid}"):
+            return
+        _wait_gone(client, region, sid, timeout, f"server {name} ({sid})")
+        for port_id in nic_ports:
+            client.delete_call(region, "network", f"/v2.0/ports/{port_id}")

@@ -1,0 +1,147 @@
+"""``Cloud::Network::FloatingIP``: a Neutron floating IP.
+
+No name: the description holds ``cloudtmpl:stack=…;cloudtmpl:spec=…;cloudtmpl:resource=…``,
+sent in the ``POST /v2.0/floatingips`` body together with the port to associate
+(atomic).  Moving it to another server or port is one ``PUT``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource
+from cloudtmpl.providers import kit
+from cloudtmpl.providers.base import FLOATING_IP, CloudError
+from cloudtmpl.providers.openstack import catalog
+from cloudtmpl.providers.openstack.client import OpenStackClient
+
+_FIP_RE = re.compile(r"^" + re.escape(TAG_STACK) + r"=([^;]*);" + re.escape(TAG_SPEC)
+                     + r"=([^;]*);" + re.escape(TAG_RESOURCE) + r"=(.*)$", re.S)
+
+
+def _marker(stack: str, address: str, spec: str | None) -> str:
+    return f"{TAG_STACK}={stack};{TAG_SPEC}={spec or ''};{TAG_RESOURCE}={address}"
+
+
+def _parse_marker(description: Any) -> tuple[str, str, str | None] | None:
+    m = _FIP_RE.match(str(description or ""))
+    if m is None:
+        return None
+    return m.group(1), m.group(3), m.group(2) or None
+
+
+def _fip_live(client: OpenStackClient, region: str, address: str, fip: Mapping[str, Any],
+              port: Mapping[str, Any] | None) -> LiveResource:
+    marker = _parse_marker(fip.get("description"))
+    ip = fip.get("floating_ip_address")
+    port_id = fip.get("port_id") or None
+    server = None
+    if port is not None and str(port.get("device_owner", "")).startswith("compute:"):
+        server = port.get("device_id") or None
+    elif port is None and isinstance(fip.get("port_details"), dict):
+        server = fip["port_details"].get("device_id") or None
+    return LiveResource(
+        address=address, kind=FLOATING_IP, physical_id=str(fip["id"]),
+        placement=client.placement(region), name="",
+        properties={"server": server, "port": port_id,
+                    "floating_network": fip.get("floating_network_id")},
+        attributes={"floating_ip_address": ip, "ip": ip, "port_id": port_id,
+                    "fixed_ip_address": fip.get("fixed_ip_address")},
+        spec_hash=marker[2] if marker else None,
+        status="associated" if port_id else "allocated")
+
+
+def _refresh(client: OpenStackClient, region: str, address: str, fip_id: str) -> LiveResource:
+    fip = client.get(region, "network", f"/v2.0/floatingips/{fip_id}", "floatingip")
+    if fip is None:
+        raise CloudError(f"floating IP {address} ({fip_id}) vanished", permanent=True)
+    port = None
+    if fip.get("port_id"):
+        port = client.get(region, "network", f"/v2.0/ports/{fip['port_id']}", "port")
+    return _fip_live(client, region, address, fip, port)
+
+
+def _server_port(client: OpenStackClient, region: str, server_id: str) -> str:
+    """The server's first port (Nova's order of its interfaces)."""
+    obj = client.api(region, "compute", f"/servers/{server_id}/os-interface") or {}
+    ports = [a.get("port_id") for a in obj.get("interfaceAttachments") or []
+             if a.get("port_id")]
+    if not ports:
+        raise CloudError(f"server {server_id} has no port to associate a floating IP with",
+                         permanent=True)
+    return str(ports[0])
+
+
+def _target_port(client: OpenStackClient, region: str, props: Mapping[str, Any]) -> str | None:
+    if props.get("port"):
+        return str(props["port"])
+    if props.get("server"):
+        return _server_port(client, region, str(props["server"]))
+    return None
+
+
+class FloatingIpHandler:
+    kind = FLOATING_IP
+    listings: tuple[str, ...] = ("floatingips", "ports")
+
+    def to_live(self, client: OpenStackClient, region: str, stack: str,
+                listings: kit.Listings) -> list[LiveResource]:
+        ports = {p.get("id"): p for p in listings.get("ports")}
+        out = []
+        for fip in listings.get("floatingips"):
+            marker = _parse_marker(fip.get("description"))
+            if marker is None or marker[0] != stack:
+                continue
+            out.append(_fip_live(client, region, marker[1], fip, ports.get(fip.get("port_id"))))
+        return out
+
+    def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
+        props, stack, address = want.properties, want.stack, want.address
+        net = props.get("floating_network")
+        net_id = (catalog.network_ref(client, region, str(net)) if net
+                  else catalog.external_network(client, region))
+        body: dict[str, Any] = {"floating_network_id": net_id,
+                                "description": _marker(stack, address, want.spec_hash)}
+        port = _target_port(client, region, props)
+        if port:
+            body["port_id"] = port
+
+        def post() -> str:
+            obj = client.api(region, "network", "/v2.0/floatingips", method="POST",
+                             body={"floatingip": body}, retry=False) or {}
+            return str(obj["floatingip"]["id"])
+
+        def lookup() -> str | None:
+            obj = client.api(region, "network", "/v2.0/floatingips",
+                             params={"floating_network_id": net_id}, retry=False) or {}
+            for fip in obj.get("floatingips") or []:
+                marker = _parse_marker(fip.get("description"))
+                if marker and marker[0] == stack and marker[1] == address:
+                    return str(fip["id"])
+            return None
+
+        fip_id = client.create_or_adopt(post, lookup)
+        return _refresh(client, region, address, fip_id)
+
+    def update(self, client: OpenStackClient, live: LiveResource,
+               change: kit.Change) -> LiveResource:
+        region = live.placement.region
+        fid = live.physical_id
+        fip = kit.require(client.get(region, "network", f"/v2.0/floatingips/{fid}",
+                                     "floatingip"), live)
+        body: dict[str, Any] = {"description": _marker(change.stack, live.address,
+                                                       change.spec_hash)}
+        if change.changed & {"server", "port"}:
+            want = _target_port(client, region, change.properties)
+            have = fip.get("port_id") or None
+            if want != have:  # Neutron moves an associated one in this one call
+                body["port_id"] = want
+        client.api(region, "network", f"/v2.0/floatingips/{fid}", method="PUT",
+                   body={"floatingip": body})
+        return _refresh(client, region, live.address, fid)
+
+    def delete(self, client: OpenStackClient, live: LiveResource, timeout: float) -> None:
+        client.delete_call(live.placement.region, "network",
+                           f"/v2.0/floatingips/{live.physical_id}")
