@@ -28,7 +28,7 @@ SERVER_GROUP = "Cloud::Compute::ServerGroup"
 
 # what both full IaaS clouds (AWS, OpenStack) offer
 _IAAS = frozenset({
-    SERVER, KEYPAIR, VOLUME, ATTACHMENT,
+    SERVER, KEYPAIR, SERVER_GROUP, VOLUME, ATTACHMENT,
     "Cloud::Network::SecurityGroup",
     "Cloud::Network::FloatingIP",
     "Cloud::Network::Network",
@@ -64,8 +64,7 @@ _AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET,
 CLOUDS: dict[str, Capabilities] = {
     # DNS zones/records and load balancers: AWS only (the OpenStack emulator has no
     # Designate or Octavia); buckets: S3 and Swift.  Snapshots: EBS, Cinder backups.
-    "aws": Capabilities(_IAAS | {SERVER_GROUP} | _AWS_SERVICES, on_demand=_AWS_SERVICES,
-                        snapshots=True),
+    "aws": Capabilities(_IAAS | _AWS_SERVICES, on_demand=_AWS_SERVICES, snapshots=True),
     "openstack": Capabilities(_IAAS | {BUCKET}, on_demand=frozenset({BUCKET}),
                               snapshots=True),
     "local": Capabilities(LOCAL_KINDS),

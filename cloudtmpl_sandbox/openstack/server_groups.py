@@ -59,7 +59,7 @@ def create(region: Region, spec: JSON, version: tuple[int, int]) -> JSON:
         raise fault(400, "Invalid input for field/attribute server_group. Additional "
                     f"properties are not allowed ({', '.join(sorted(extra))!r} were "
                     "unexpected)")
-    group = {"id": new_id(), "name": name, "policies": list(policies), "members": [],
+    group: JSON = {"id": new_id(), "name": name, "policies": list(policies), "members": [],
              "metadata": {}, "project_id": PROJECT_ID, "user_id": USER_ID}
     region.server_groups[group["id"]] = group
     return group
