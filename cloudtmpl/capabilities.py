@@ -24,10 +24,11 @@ KEYPAIR = "Cloud::Compute::KeyPair"
 VOLUME = "Cloud::Block::Volume"
 ATTACHMENT = "Cloud::Block::VolumeAttachment"
 BUCKET = "Cloud::Storage::Bucket"
+SERVER_GROUP = "Cloud::Compute::ServerGroup"
 
 # what both full IaaS clouds (AWS, OpenStack) offer
 _IAAS = frozenset({
-    SERVER, KEYPAIR, VOLUME, ATTACHMENT,
+    SERVER, KEYPAIR, SERVER_GROUP, VOLUME, ATTACHMENT,
     "Cloud::Network::SecurityGroup",
     "Cloud::Network::FloatingIP",
     "Cloud::Network::Network",

@@ -87,6 +87,9 @@ SERVER = ResourceType(
         "networks": P("list", default=[],
                       description="Heat-style NICs: [{network: id}, {port: id}, "
                       "{subnet: id}, {network: id, fixed_ip: addr}]; empty: the default network"),
+        "scheduler_hints": P("map", default={},
+                             description="Heat's scheduler hints; group: a ServerGroup "
+                             "(get_resource) whose policy places the server"),
     },
     attributes={
         "first_address": "The first private IP address",
@@ -148,6 +151,28 @@ VOLUME = ResourceType(
     ready_timeout=300.0,
     data_bearing=True,
     on_snapshot="snapshot",
+)
+
+#: A server group's policies (Heat's ``OS::Nova::ServerGroup``; Nova takes one).
+SERVER_GROUP_POLICIES = ("affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity")
+
+SERVER_GROUP = ResourceType(
+    kind="Cloud::Compute::ServerGroup",
+    description="A placement policy for the servers that name it in scheduler_hints: "
+    "together (affinity) or apart (anti-affinity); an OpenStack server group, an EC2 "
+    "placement group (cluster or spread).",
+    properties={
+        "policies": P("list", default=["anti-affinity"],
+                      description="One of " + ", ".join(SERVER_GROUP_POLICIES)
+                      + " (a list of one, as Heat's)"),
+    },
+    attributes={"name": "The group's cloud-side name", "policies": "Its policies",
+                "strategy": "The EC2 strategy it maps to (AWS only)"},
+    ref="server group id (AWS: the placement group's name)",
+    tags=False,  # Nova's server groups have no tags: known by their name
+    ready_timeout=120.0,
+    delete_timeout=300.0,
+    layer=1,
 )
 
 VOLUME_ATTACHMENT = ResourceType(
@@ -305,8 +330,8 @@ TEST_RESOURCE = ResourceType(
 TYPES: dict[str, ResourceType] = {
     t.kind: t
     for t in (
-        SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, VOLUME_ATTACHMENT, FLOATING_IP,
-        NETWORK, SUBNET, PORT, RANDOM_STRING, VALUE, NONE, TEST_RESOURCE,
+        SERVER, KEYPAIR, SERVER_GROUP, SECURITY_GROUP, VOLUME, VOLUME_ATTACHMENT,
+        FLOATING_IP, NETWORK, SUBNET, PORT, RANDOM_STRING, VALUE, NONE, TEST_RESOURCE,
     )
 }
 
@@ -485,6 +510,7 @@ ALIASES: dict[str, Alias] = {
               ignored=frozenset({"name", "admin_pass", "config_drive", "diskConfig",
                                  "user_data_format", "software_config_transport"}),
               attributes={"addresses": "networks"}),
+        Alias("OS::Nova::ServerGroup", SERVER_GROUP.kind, ignored=frozenset({"name"})),
         Alias("OS::Nova::KeyPair", KEYPAIR.kind, ignored=frozenset({"name", "save_private_key",
                                                                     "type"})),
         Alias("OS::Neutron::Net", NETWORK.kind,

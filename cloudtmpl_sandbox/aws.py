@@ -91,6 +91,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, quote, urlencode
 
+from cloudtmpl_sandbox import aws_placement
 from cloudtmpl_sandbox.aws_auth import Accounts
 from cloudtmpl_sandbox.aws_hosts import Ec2Hosts, changes_instances
 from cloudtmpl_sandbox.aws_sts import (
@@ -123,6 +124,7 @@ DESCRIBE_INSTANCES_ALL = "100000"
 
 _EC2_NS_RE = re.compile(rb'xmlns="(http://ec2\.amazonaws\.com/doc/[0-9-]+)"')
 _ERROR_NS_RE = re.compile(rb'<Response\s+xmlns="[^"]*"\s*>')
+_INSTANCE_ID_RE = re.compile(r"<instanceId>(i-[0-9a-f]+)</instanceId>")
 _SET_NAMES_RE = re.compile(r"'\{((?:'[^']*'(?:, )?)+)\}'")
 _ROUTE53_NS = f"https://route53.amazonaws.com/doc/{ROUTE53_NEW}/".encode()
 _ROUTE53_NS_OLD = f"https://route53.amazonaws.com/doc/{ROUTE53_OLD}/".encode()
@@ -326,8 +328,8 @@ _FAULT_MESSAGES = {
     "ServiceUnavailable": "The service is unavailable. Please try again shortly.",
 }
 _REASONS = {400: "BAD REQUEST", 500: "INTERNAL SERVER ERROR", 503: "SERVICE UNAVAILABLE"}
-_STATUS_TEXT = {200: "OK", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT FOUND",
-                500: "INTERNAL SERVER ERROR"}
+_STATUS_TEXT = {200: "OK", 400: "BAD REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN",
+                404: "NOT FOUND", 500: "INTERNAL SERVER ERROR"}
 
 
 def aws_error_body(service: str, code: str, message: str) -> bytes:
@@ -428,6 +430,7 @@ class CompatLayer:
         self.faults = Faults()
         self.sts = Sts()  # AssumeRole checks and the temporary keys it issued (aws_sts)
         self.accounts = Accounts(self.sts, ACCESS_KEY, SECRET_KEY)  # whose keys (aws_auth)
+        self.placement = aws_placement.PlacementGroups()  # moto has none (aws_placement)
         # ClientToken idempotency, as EC2 does it (moto ignores the token):
         # (region, action, token) -> the first successful answer
         self._tokens: dict[tuple[str, str, str], tuple[str, list[tuple[str, str]], bytes]] = {}
@@ -454,6 +457,7 @@ class CompatLayer:
                     self._tokens.clear()
                     self._token_locks.clear()
                 self.sts.reset()
+                self.placement.reset()
             self.counter.add("moto-api")
             if path.startswith("/moto-api/reset"):
                 answer = _call(self.app, environ)
@@ -606,6 +610,12 @@ class CompatLayer:
     ) -> Iterable[bytes]:
         EC2_MODEL.load()
         action = _get(query, "Action") or _get(form or [], "Action") or ""
+        if aws_placement.handles(action, query + (form or [])):
+            code, xml = aws_placement.answer(
+                self.placement, region, action, query + (form or []),
+                lambda r, ids: self._instance_states(environ, ids))
+            return _respond(start_response, f"{code} {_STATUS_TEXT.get(code, 'OK')}",
+                            [("Content-Type", "text/xml")], xml.encode("utf-8"))
         token = _get(query, "ClientToken") or _get(form or [], "ClientToken")
         if token and action in _IDEMPOTENT_ACTIONS:
             key = (region, action, token)
@@ -616,12 +626,13 @@ class CompatLayer:
                 if cached is not None:
                     return _respond(start_response, *cached)
                 status, headers, body = _call(
-                    lambda env, sr: self._ec2_call(env, sr, query, form, action), environ)
+                    lambda env, sr: self._ec2_call(env, sr, query, form, action, region),
+                    environ)
                 if status.startswith("2"):
                     with self._tokens_lock:
                         self._tokens[key] = (status, headers, body)
                 return _respond(start_response, status, headers, body)
-        return self._ec2_call(environ, start_response, query, form, action)
+        return self._ec2_call(environ, start_response, query, form, action, region)
 
     def _ec2_call(
         self,
@@ -630,6 +641,7 @@ class CompatLayer:
         query: list[tuple[str, str]],
         form: list[tuple[str, str]] | None,
         action: str,
+        region: str,
     ) -> Iterable[bytes]:
         names = EC2_MODEL.scalar_lists.get(action, frozenset())
 
@@ -660,8 +672,19 @@ class CompatLayer:
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
 
+        group = None
+        if action == "RunInstances":  # Placement.GroupName: a group of ours (aws_placement)
+            try:
+                group = self.placement.check_launch(
+                    region, merged, lambda r, ids: self._instance_states(environ, ids))
+            except aws_placement.Ec2Error as err:
+                return _respond(start_response, f"{err.status} {_STATUS_TEXT[err.status]}",
+                                [("Content-Type", "text/xml")],
+                                aws_placement.error_xml(err).encode("utf-8"))
         status, headers, body = _call(self.app, environ)
         ok = status.startswith("2")
+        if ok and group is not None:
+            self.placement.joined(region, group, _INSTANCE_ID_RE.findall(body.decode("utf-8")))
         if ok and changes_instances(action):
             self.hosts.sync()
         body = _EC2_NS_RE.sub(lambda m: b'xmlns="' + m.group(1).rstrip(b"/") + b'/"', body)
@@ -674,6 +697,23 @@ class CompatLayer:
             body = _ERROR_NS_RE.sub(b"<Response>", body)
             body = _SET_NAMES_RE.sub(_unset, body.decode("utf-8")).encode("utf-8")
         return _respond(start_response, status, headers, body)
+
+    def _instance_states(self, environ: Environ, ids: list[str]) -> dict[str, tuple[str, str]]:
+        """Ask moto (in-process) for the state and zone of the instances ``ids`` that exist."""
+        if not ids:
+            return {}
+        pairs = [("Action", "DescribeInstances"), ("Version", EC2_API_VERSION),
+                 ("Filter.1.Name", "instance-id"),
+                 *((f"Filter.1.Value.{i}", v) for i, v in enumerate(ids, 1))]
+        status, _, body = _call(self.app, self._sub_request(environ, _encode(pairs)))
+        if not status.startswith("2"):
+            return {}
+        out = {}
+        for inst in ET.fromstring(body).findall(".//{*}instancesSet/{*}item"):
+            out[inst.findtext("{*}instanceId") or ""] = (
+                inst.findtext("{*}instanceState/{*}name") or "",
+                inst.findtext("{*}placement/{*}availabilityZone") or "")
+        return out
 
     def _attached_instance(self, environ: Environ, volume_id: str) -> str | None:
         """Ask moto (in-process) which instance a volume is attached to."""

@@ -17,6 +17,7 @@ from cloudtmpl.model import LiveResource, Target
 # The kinds of the compute/network/block vocabulary, by name, for the adapters.
 SERVER = resources.SERVER.kind
 KEYPAIR = resources.KEYPAIR.kind
+SERVER_GROUP = resources.SERVER_GROUP.kind
 SECURITY_GROUP = resources.SECURITY_GROUP.kind
 VOLUME = resources.VOLUME.kind
 ATTACHMENT = resources.VOLUME_ATTACHMENT.kind

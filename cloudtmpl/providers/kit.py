@@ -260,3 +260,14 @@ def metadata(properties: Mapping[str, Any],
             raise CloudError(f"metadata key {str(key)!r} {why}", permanent=True)
         out[str(key)] = "" if value is None else str(value)
     return out
+
+
+def server_group_policy(properties: Mapping[str, Any]) -> str:
+    """The one policy of a server group's ``policies`` (Heat's list of one)."""
+    raw = properties.get("policies") or ["anti-affinity"]
+    chosen = [str(p) for p in raw] if isinstance(raw, list) else [str(raw)]
+    if len(chosen) != 1 or chosen[0] not in resources.SERVER_GROUP_POLICIES:
+        raise CloudError(f"policies must be a list of one of "
+                         f"{', '.join(resources.SERVER_GROUP_POLICIES)} (got {raw!r})",
+                         permanent=True)
+    return chosen[0]

@@ -1,4 +1,5 @@
-"""Nova (compute v2.1, base microversion): flavors, servers, key pairs, attachments.
+"""Nova (compute v2.1, base microversion): flavors, servers, key pairs, attachments,
+server groups (their model and the scheduling of their members: ``server_groups``).
 
 Servers are ``BUILD`` for ``build_seconds`` then ``ACTIVE``; resize goes
 ``RESIZE`` → ``VERIFY_RESIZE`` → (``confirmResize``) ``ACTIVE``.  Networking is
@@ -18,7 +19,7 @@ import ipaddress
 import re
 from typing import Any
 
-from . import network, volume
+from . import network, server_groups, volume
 from .core import (
     JSON,
     ApiError,
@@ -277,6 +278,8 @@ def _view(call: Call, server: JSON) -> JSON:
         "os-extended-volumes:volumes_attached": [{"id": v} for v in server["volume_ids"]],
         "security_groups": [{"name": n} for n in _group_names(region, server)],
     }
+    if server.get("fault"):
+        body["fault"] = dict(server["fault"])
     return body
 
 
@@ -445,9 +448,14 @@ def _create(call: Call) -> Reply:
         raise fault(400, "Invalid input for field/attribute metadata.")
     groups = _resolve_groups(region, spec.get("security_groups") or [{"name": "default"}])
     requested = _requested_networks(region, spec.get("networks"))
+    hints = call.body.get("os:scheduler_hints") if isinstance(call.body, dict) else None
+    server_group = server_groups.hinted_group(region, hints)
     _check_quota(call, 1, flavor["vcpus"], flavor["ram"])
 
     server_id = new_id()
+    host = server_groups.place(region, server_group, server_id)
+    if host is None:  # no valid host: the scheduler fails it before any port is made
+        requested = []
     ports: list[str] = []
     own: list[str] = []
     try:
@@ -492,10 +500,16 @@ def _create(call: Call) -> Reply:
         "_groups": [g["name"] for g in groups],
         "volume_ids": [],
         "host_id": hashlib.sha224(f"{PROJECT_ID}{server_id}".encode()).hexdigest(),
+        "_host": host,
     }
+    if server_group is not None and host is not None:
+        server["host_id"] = server_groups.host_id(host)
+    if host is None:
+        server.update(status="ERROR", _next=None, fault={
+            "code": 500, "message": server_groups.NO_VALID_HOST, "created": iso(created)})
     region.servers[server_id] = server
     knobs = call.store.knobs
-    if knobs.ssh and key_name is not None:
+    if knobs.ssh and key_name is not None and host is not None:
         # the address its sshd will listen on; reported as accessIPv4, and taken by a
         # floating IP created for one of its ports (see network._post_fip)
         address = call.store.pools[region.name].allocate()
@@ -535,9 +549,38 @@ def _delete(call: Call) -> Reply:
         if volume_id in region.volumes:
             volume.detach(region.volumes[volume_id])
     del region.servers[server["id"]]
+    server_groups.leave(region, server["id"])
     call.store.ssh.remove(server["id"])
     if server.get("_ssh"):
         call.store.pools[region.name].release(server["_ssh"])
+    return Reply(204)
+
+
+# -------------------------------------------------------------------------- server groups
+
+
+@router.route("GET", "/os-server-groups")
+def _server_group_list(call: Call) -> Reply:
+    groups = [server_groups.view(g) for g in _region(call).server_groups.values()]
+    return Reply(200, {"server_groups": groups})
+
+
+@router.route("POST", "/os-server-groups")
+def _server_group_create(call: Call) -> Reply:
+    group = server_groups.create(_region(call), call.json("server_group"),
+                                 server_groups.microversion(call.headers))
+    return Reply(200, {"server_group": server_groups.view(group)})
+
+
+@router.route("GET", "/os-server-groups/{group_id}")
+def _server_group_show(call: Call) -> Reply:
+    group = server_groups.get(_region(call), call.params["group_id"])
+    return Reply(200, {"server_group": server_groups.view(group)})
+
+
+@router.route("DELETE", "/os-server-groups/{group_id}")
+def _server_group_delete(call: Call) -> Reply:
+    server_groups.delete(_region(call), call.params["group_id"])
     return Reply(204)
 
 

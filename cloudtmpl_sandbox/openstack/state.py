@@ -89,6 +89,7 @@ class Region:
     name: str
     servers: dict[str, JSON] = field(default_factory=dict)
     keypairs: dict[str, JSON] = field(default_factory=dict)
+    server_groups: dict[str, JSON] = field(default_factory=dict)
     networks: dict[str, JSON] = field(default_factory=dict)
     subnets: dict[str, JSON] = field(default_factory=dict)
     ports: dict[str, JSON] = field(default_factory=dict)

@@ -39,3 +39,21 @@ def test_a_libcloud_target_offers_what_its_driver_has() -> None:
     assert capabilities.of(small) == Capabilities(frozenset({capabilities.SERVER}),
                                                   snapshots=True)
     assert capabilities.of(Target("x", "nope", "r", {})).kinds == frozenset()
+
+
+def test_each_adapter_provides_exactly_the_kinds_declared_for_it() -> None:
+    from cloudtmpl.providers.aws import AwsAdapter
+    from cloudtmpl.providers.libcloud import GenericAdapter
+    from cloudtmpl.providers.openstack import OpenStackAdapter
+
+    aws = AwsAdapter(Target("aws-x", "aws", "eu-central-1", {}))
+    assert aws.kinds == CLOUDS["aws"].kinds and aws.on_demand == CLOUDS["aws"].on_demand
+    os_ = OpenStackAdapter(Target("os", "openstack", "RegionOne", {}), environ={})
+    assert os_.kinds == CLOUDS["openstack"].kinds
+    assert os_.on_demand == CLOUDS["openstack"].on_demand
+    os_ = OpenStackAdapter(Target("os", "openstack", "RegionOne", {}), environ={})
+    assert os_.kinds == CLOUDS["openstack"].kinds
+    assert os_.on_demand == CLOUDS["openstack"].on_demand
+    small = Target("lab", "libcloud", "global", {"driver": "dummy",
+                                                 "kinds": (capabilities.SERVER,)})
+    assert GenericAdapter(small).kinds == frozenset({capabilities.SERVER})

@@ -10,6 +10,7 @@ kind                        module                       listing
 ==========================  ===========================  ==========================
 Compute::Server             :mod:`.compute`              DescribeInstances
 Compute::KeyPair            :mod:`.keys`                 DescribeKeyPairs
+Compute::ServerGroup        :mod:`.placement`            DescribePlacementGroups
 Block::Volume, Attachment   :mod:`.block`                DescribeVolumes
 Network::SecurityGroup      :mod:`.security`             DescribeSecurityGroups
 Network::FloatingIP         :mod:`.address`              DescribeAddresses
@@ -66,6 +67,7 @@ from cloudtmpl.providers.aws import (
     keys,
     lb,
     network,
+    placement,
     raw,
     security,
     storage,
@@ -79,6 +81,7 @@ from cloudtmpl.providers.base import (
     PORT,
     SECURITY_GROUP,
     SERVER,
+    SERVER_GROUP,
     SUBNET,
     VOLUME,
     Choice,
@@ -88,6 +91,7 @@ from cloudtmpl.providers.retry import RetryPolicy
 HANDLERS: dict[str, kit.Handler[AwsClient]] = {
     SERVER: compute.Server(),
     KEYPAIR: keys.KeyPair(),
+    SERVER_GROUP: placement.ServerGroup(),
     VOLUME: block.Volume(),
     ATTACHMENT: block.VolumeAttachment(),
     SECURITY_GROUP: security.SecurityGroup(),
@@ -104,6 +108,7 @@ HANDLERS: dict[str, kit.Handler[AwsClient]] = {
 LISTINGS: dict[str, Lister] = {
     "instances": compute.list_instances,
     "key_pairs": keys.list_key_pairs,
+    "placement_groups": placement.list_placement_groups,
     "volumes": block.list_volumes,
     **{raw.RAW[kind].listing: raw.lister(kind) for kind in raw.RAW},
     "zones": dns.list_zones,

@@ -12,6 +12,8 @@ the entries used, so discovery reports ``networks`` in the template's shape.
 
 ``RunInstances`` is retried with the same ``ClientToken`` (AWS then returns the first
 instance; moto ignores it).  ``flavor`` changes in place (stop, resize, start).
+``scheduler_hints: {group: …}`` launches into that placement group
+(``Placement.GroupName``, see :mod:`.placement`); EC2 has no other hint.
 """
 
 from __future__ import annotations
@@ -123,6 +125,20 @@ def _default_subnet(client: AwsClient, region: str, zone: str) -> str:
     return ids[0]
 
 
+def placement_group(props: Mapping[str, Any]) -> str | None:
+    """The placement group a server's ``scheduler_hints`` name (its ``group``); EC2 has
+    no other hint, so any other key is refused rather than ignored."""
+    hints = props.get("scheduler_hints") or {}
+    if not isinstance(hints, Mapping):
+        raise CloudError("scheduler_hints must be a map", permanent=True)
+    other = sorted(str(k) for k in hints if k != "group")
+    if other:
+        raise CloudError(f"scheduler_hints {', '.join(other)} mean nothing on AWS (only group, "
+                         "a Cloud::Compute::ServerGroup, places a server)", permanent=True)
+    group = hints.get("group")
+    return str(group) if group else None
+
+
 def _run_on_networks(client: AwsClient, region: str, name: str, props: Mapping[str, Any],
                      tags: Mapping[str, str], nets: list[dict[str, str]]) -> Any:
     """RunInstances with one interface per ``networks`` entry (device index = position).
@@ -147,6 +163,9 @@ def _run_on_networks(client: AwsClient, region: str, name: str, props: Mapping[s
     }
     if zone:
         params["Placement.AvailabilityZone"] = zone
+    group = placement_group(props)
+    if group:
+        params["Placement.GroupName"] = group
     if props.get("key_name"):
         params["KeyName"] = str(props["key_name"])
     if props.get("user_data"):
@@ -262,6 +281,7 @@ class Server:
                                  f"server {name} ({node.id})")
             return self.live(client, region, want.address, node)
         zone = str(props.get("availability_zone") or f"{region}a")
+        group = placement_group(props)
         groups = [str(g) for g in props.get("security_groups") or []]
         by_id = [g for g in groups if g.startswith("sg-")]
         if by_id and len(by_id) != len(groups):
@@ -285,6 +305,8 @@ class Server:
                 kwargs["ex_keyname"] = str(props["key_name"])
             if props.get("user_data"):
                 kwargs["ex_userdata"] = str(props["user_data"])
+            if group:
+                kwargs["ex_placement_group"] = group
             if by_id:
                 kwargs["ex_security_group_ids"] = by_id
                 kwargs["ex_subnet"] = EC2NetworkSubnet(subnet_id, subnet_id, "available")

@@ -6,7 +6,7 @@ retries, the raw listings) and one handler per kind, in one module per family:
 
 * :mod:`.compute` - servers (and the ports made for their ``{subnet}`` NICs);
 * :mod:`.block` - volumes, attachments, the Cinder backup of deletion_policy Snapshot;
-* :mod:`.keys` - key pairs;
+* :mod:`.keys` - key pairs; :mod:`.server_groups` - server groups;
 * :mod:`.network` - networks, subnets, ports; :mod:`.security` - security groups;
 * :mod:`.floating` - floating IPs;
 * :mod:`.storage` - buckets (Swift containers, over :mod:`.swift`).
@@ -39,6 +39,7 @@ from cloudtmpl.providers.openstack import (
     keys,
     network,
     security,
+    server_groups,
     storage,
 )
 from cloudtmpl.providers.openstack.auth import OpenStackAuth
@@ -52,6 +53,7 @@ HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
     base.VOLUME: block.VolumeHandler(),
     base.ATTACHMENT: block.AttachmentHandler(),
     base.KEYPAIR: keys.KeyPairHandler(),
+    base.SERVER_GROUP: server_groups.ServerGroupHandler(),
     base.SECURITY_GROUP: security.SecurityGroupHandler(),
     base.FLOATING_IP: floating.FloatingIpHandler(),
     base.NETWORK: network.NETWORKS,

@@ -72,6 +72,7 @@ LISTINGS = {
     "servers": ("compute", "/servers/detail", "servers"),
     "flavors": ("compute", "/flavors", "flavors"),
     "keypairs": ("compute", "/os-keypairs", "keypairs"),
+    "server_groups": ("compute", "/os-server-groups", "server_groups"),
     "volumes": ("volume", "/volumes/detail", "volumes"),
     "ports": ("network", "/v2.0/ports", "ports"),
     "security_groups": ("network", "/v2.0/security-groups", "security_groups"),

@@ -281,9 +281,16 @@ class ServerHandler:
         if nics:
             body["networks"] = nics
 
+        request: dict[str, Any] = {"server": body}
+        hints = props.get("scheduler_hints") or {}
+        if not isinstance(hints, Mapping):
+            raise CloudError("scheduler_hints must be a map", permanent=True)
+        if hints:  # Nova's own place for them: beside the server, not in it
+            request["os:scheduler_hints"] = dict(hints)
+
         def post() -> str:
             obj = client.api(region, "compute", "/servers", method="POST",
-                             body={"server": body}, retry=False) or {}
+                             body=request, retry=False) or {}
             return str(obj["server"]["id"])
 
         def lookup() -> str | None:
