@@ -1,21 +1,30 @@
 """Parameters as Heat has them: conversion of given text to the declared type,
 constraints (and whether a constraint fits its type), merge strategies of
-environment values.  Pure functions."""
+environment values (pure functions); and a template's parameters resolved from
+their defaults and the values given (:func:`resolve_parameters`)."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from cloudtmpl.diagnostics import NOWHERE, Loc
 from cloudtmpl.functions import (
     to_text,
 )
+from cloudtmpl.loader import Path
+from cloudtmpl.model import UNKNOWN
+from cloudtmpl.resolve.scope import Scope
+from cloudtmpl.resolve.values import CustomConstraint
 from cloudtmpl.schema import (
     describe,
+    did_you_mean,
 )
+from cloudtmpl.sensitive import carry, mark
 
 _TRUE = ("t", "true", "on", "y", "yes", "1")
 _FALSE = ("f", "false", "off", "n", "no", "0")
@@ -255,3 +264,165 @@ def _merge_maps(old: Mapping[str, Any], new: Mapping[str, Any], deep: bool) -> d
         else:
             out[key] = value
     return out
+
+
+# --------------------------------------------------------------------------- a template's
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """A template's parameters resolved: the typed values known (hidden ones marked
+    sensitive), which are hidden or immutable, where each is declared, and the
+    custom constraints the engine checks later."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    hidden: frozenset[str] = frozenset()
+    immutable: frozenset[str] = frozenset()
+    locs: dict[str, Loc] = field(default_factory=dict)
+    custom: tuple[CustomConstraint, ...] = ()
+
+
+def resolve_parameters(scope: Scope, declared: Mapping[str, Mapping[str, Any]],
+                       given: dict[str, tuple[Any, Loc]],
+                       defaults: Mapping[str, tuple[Any, Loc]]) -> Parameters:
+    """Each declared parameter from its default, the environments' ``parameter_defaults``
+    (``defaults``) and values (``given``), a parent stack's values and ``-p``, converted
+    and checked against its constraints in that order; the last valid one wins."""
+    options, doc = scope.options, scope.doc
+    given = dict(given)
+    values: dict[str, Any] = {}
+    hidden: set[str] = set()
+    immutable: set[str] = set()
+    locs: dict[str, Loc] = {}
+    custom: list[CustomConstraint] = []
+    for name, (value, loc) in options.parent_values.items():
+        given[name] = (value, loc)
+    for name in options.deferred:
+        values[name] = UNKNOWN  # known after apply: the parent's resource values
+    for name, value in options.params.items():
+        if name not in declared:
+            hint = did_you_mean(name, declared, "parameters") or (
+                "the template declares no parameters")
+            scope.add("unknown-parameter",
+                      f"-p {name}: the template declares no parameter '{name}'", NOWHERE, hint)
+            continue
+        given[name] = (value, Loc(f"<command line: -p {name}>"))
+    for name, pdef in declared.items():
+        ppath: Path = ("parameters", name)
+        ptype = pdef.get("type")
+        locs[name] = doc.key_loc(ppath)
+        if pdef.get("hidden") is True:
+            hidden.add(name)
+        if pdef.get("immutable") is True:
+            immutable.add(name)
+        if "tags" in pdef:
+            scope.feature("parameter 'tags'", "2018-03-02", doc.key_loc((*ppath, "tags")))
+        if not isinstance(ptype, str):
+            continue  # reported by the schema
+        constraints = _constraints(scope, name, ptype, ppath)
+        candidates: list[tuple[Any, Loc, str]] = []
+        if "default" in pdef and pdef["default"] is not None:
+            candidates.append((pdef["default"], doc.loc((*ppath, "default")), "default"))
+        if name in defaults:
+            candidates.append((*defaults[name], "parameter_defaults"))
+        if name in given:
+            candidates.append((*given[name], "value"))
+        typed: Any = UNKNOWN
+        typed_loc = NOWHERE
+        for raw, loc, source in candidates:
+            value, problem = convert_parameter(ptype, raw)
+            value = carry(raw, value)  # a parent's sensitive value stays sensitive
+            if problem is not None:
+                code = "parameter-value" if ptype == "number" and non_finite(raw) \
+                    else "parameter-type"
+                if name in hidden:
+                    problem = f"the (hidden) value is not a valid {ptype}"
+                scope.add(code, f"parameter '{name}' ({ptype}): {problem}", loc,
+                          f"give '{name}' a {'finite ' * (code == 'parameter-value')}"
+                          f"{ptype} value")
+                typed = UNKNOWN
+                continue
+            _check_constraints(scope, name, ptype, value, constraints, loc, source,
+                               name in hidden)
+            typed, typed_loc = value, loc
+        if typed is not UNKNOWN:
+            custom.extend(
+                CustomConstraint(name, str(c["custom_constraint"]), typed, typed_loc,
+                                 name in hidden)
+                for c in constraints if isinstance(c.get("custom_constraint"), str))
+        if not candidates and name in options.deferred:
+            continue
+        if not candidates:
+            if options.mode == "plan":
+                scope.add("missing-parameter", f"parameter '{name}' has no value",
+                          doc.key_loc(ppath),
+                          f"pass -p {name}=VALUE, set it in an environment file (-e) or "
+                          "give it a 'default:'")
+            continue
+        if typed is not UNKNOWN:
+            # a hidden value is sensitive, and so is everything computed from it
+            values[name] = mark(typed) if name in hidden else typed
+    return Parameters(values, frozenset(hidden), frozenset(immutable), locs, tuple(custom))
+
+
+def _constraints(scope: Scope, name: str, ptype: str, ppath: Path) -> list[Mapping[str, Any]]:
+    """The parameter's valid constraints; invalid ones are reported and skipped."""
+    doc = scope.doc
+    raw = doc.get((*ppath, "constraints"))
+    out = []
+    for i, c in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(c, Mapping):
+            continue  # reported by the schema
+        cpath: Path = (*ppath, "constraints", i)
+        if "modulo" in c:
+            scope.feature("the modulo constraint", "2017-02-24",
+                          doc.key_loc((*cpath, "modulo")))
+        problem = constraint_definition_problem(c, ptype)
+        if problem:
+            scope.add("invalid-constraint", f"parameter '{name}': {problem}",
+                      doc.loc(cpath), "fix the constraint")
+            continue
+        out.append(c)
+    return out
+
+
+def _check_constraints(scope: Scope, name: str, ptype: str, value: Any,
+                       constraints: Sequence[Mapping[str, Any]], loc: Loc, source: str,
+                       hidden: bool) -> None:
+    for c in constraints:
+        problem = constraint_problem(ptype, value, c)
+        if problem is None:
+            continue
+        desc = c.get("description")
+        if hidden:
+            problem = "the (hidden) value violates a constraint"
+        message = f"parameter '{name}': {desc if isinstance(desc, str) and desc else problem}"
+        what = "the default" if source == "default" else "the value"
+        rule = to_text({k: v for k, v in c.items() if k != "description"})
+        scope.add("parameter-constraint", message, loc, f"{what} must satisfy: {rule}")
+
+
+def check_parameter_groups(scope: Scope, declared: Mapping[str, Any]) -> None:
+    """``parameter_groups`` name declared parameters, each at most once."""
+    groups = scope.data.get("parameter_groups")
+    if not isinstance(groups, list):
+        return
+    first: dict[str, Loc] = {}
+    for gi, group in enumerate(groups):
+        if isinstance(group, Mapping) and "parameters" not in group:
+            scope.add("missing-key", "a parameter group must list its 'parameters'",
+                      scope.doc.loc(("parameter_groups", gi)), "add 'parameters: [name, ...]'")
+        names = group.get("parameters") if isinstance(group, Mapping) else None
+        for i, pname in enumerate(names if isinstance(names, list) else []):
+            loc = scope.doc.loc(("parameter_groups", gi, "parameters", i))
+            if isinstance(pname, str) and pname not in declared:
+                scope.add("unknown-parameter",
+                          f"parameter group lists unknown parameter '{pname}'", loc,
+                          did_you_mean(pname, declared, "parameters"))
+            elif isinstance(pname, str) and pname in first:
+                scope.add("duplicate-parameter",
+                          f"parameter '{pname}' is listed twice in parameter_groups "
+                          f"(first at line {first[pname].line})", loc,
+                          "assign each parameter to one parameter group only")
+            elif isinstance(pname, str):
+                first[pname] = loc

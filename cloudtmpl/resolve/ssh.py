@@ -1,5 +1,5 @@
-"""SSH settings of a stack and its servers: their checks, and the stack-wide
-defaults each server inherits.  Pure functions."""
+"""SSH settings of a stack and its servers: their checks, the stack's own ``ssh:``
+evaluated, and the stack-wide defaults each server inherits."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ from dataclasses import replace
 from typing import Any
 
 from cloudtmpl.functions import (
+    OMIT,
+    Context,
     Function,
+    dependencies,
 )
+from cloudtmpl.loader import Path
 from cloudtmpl.model import (
     DesiredResource,
     is_unknown,
 )
 from cloudtmpl.resolve.parameters import num_from
+from cloudtmpl.resolve.scope import Scope
 from cloudtmpl.resources import (
     DEPLOY_KINDS,
     SSH_SETTINGS,
@@ -60,6 +65,48 @@ def ssh_problems(settings: Mapping[str, Any], check_keys: bool = True
             out.append((key, "invalid-type", f"must be user@host:port or a mapping, not "
                         f"{describe(value)}", "bastion: ops@jump.example.com:22 or "
                         "{host, port, user, key_file}"))
+    return out
+
+
+def check_ssh(scope: Scope, settings: Mapping[str, Any], path: Path, owner: str,
+              known_keys: bool = True) -> None:
+    """Diagnostics for the literal values of an SSH settings map (values still
+    unknown, or function calls, are checked when they run)."""
+    for key, code, message, hint in ssh_problems(settings, check_keys=known_keys):
+        where = scope.doc.key_loc((*path, key)) if code == "unknown-key" \
+            else scope.doc.loc((*path, key))
+        scope.add(code, f"{owner}.{key}: {message}" if code != "unknown-key"
+                  else f"{owner}: {message}", where, hint)
+
+
+def stack_ssh(scope: Scope, ctx: Context) -> dict[str, Any]:
+    """The template's top-level ``ssh:`` (the stack's default SSH settings), evaluated:
+    parameters are fine, other resources are not (the defaults reach lifecycle hooks,
+    which run when those resources may be gone)."""
+    raw = scope.data.get("ssh")
+    if not isinstance(raw, Mapping):
+        return {}  # not a mapping: reported by the schema
+    path: Path = ("ssh",)
+    value = scope.evaluate(scope.parse(dict(raw), path), ctx)
+    if not isinstance(value, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        if dependencies(item):
+            scope.add("ssh-reference", f"the stack's ssh.{key} refers to a resource, which "
+                      "the stack's SSH defaults cannot (they reach lifecycle hooks too)",
+                      scope.doc.loc((*path, key)),
+                      "use a literal value or a parameter (a key pair cloudtmpl generated "
+                      f"is named <stack>.<resource>, e.g. {scope.options.stack}.key); or set "
+                      "it in the deployment's own ssh property")
+        elif is_unknown(item):
+            if scope.options.mode == "plan":
+                scope.add("ssh-reference", f"the stack's ssh.{key} is not known before "
+                          "apply", scope.doc.loc((*path, key)),
+                          "use a literal value or a parameter")
+        elif item is not None and item is not OMIT:
+            out[str(key)] = item
+    check_ssh(scope, out, path, "ssh", known_keys=False)
     return out
 
 
