@@ -123,7 +123,7 @@ SERVICE_KINDS = frozenset({dns.ZONE, dns.RECORD, storage.BUCKET, lb.LOAD_BALANCE
 class AwsAdapter(kit.Dispatcher[AwsClient]):
     """The AWS adapter: :data:`HANDLERS` over one :class:`AwsClient`."""
 
-    on_demand = SERVICE_KINDS
+    on_demand = SERVICE_KINDS | {SERVER_GROUP}  # server groups: one more listing, rarely used
     snapshot_kind = "EBS snapshot"
 
     def __init__(

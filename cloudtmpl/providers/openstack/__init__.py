@@ -66,7 +66,7 @@ HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
 class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
     """The OpenStack adapter.  See the package docstring for identity and discovery."""
 
-    on_demand = storage.STORAGE_KINDS
+    on_demand = storage.STORAGE_KINDS | {base.SERVER_GROUP}  # rarely used: listed on demand
     snapshot_kind = "Cinder backup"
 
     def __init__(self, target: Target, **options: Any) -> None:
