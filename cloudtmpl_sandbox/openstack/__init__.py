@@ -3,9 +3,12 @@
 Unpatched libcloud (``Provider.OPENSTACK``, ``api_version="2.2"``,
 ``ex_force_auth_version="3.x_password"``) talks to it over HTTP on 127.0.0.1.
 Modules: :mod:`.app` (WSGI routing, knobs, admin endpoints), :mod:`.state`
-(store, knobs), :mod:`.core` (errors, pagination), one module per service
-(:mod:`.identity`, :mod:`.compute`, :mod:`.image`, :mod:`.network`,
-:mod:`.volume`).  Run: ``python -m cloudtmpl_sandbox.openstack --port 0``.
+(store, knobs), :mod:`.core` (errors, pagination), one module per small service
+(:mod:`.identity`, :mod:`.image`, :mod:`.object`) and, moto-style, a models module
+(state, transitions, refusals) and a responses module (routes, views) for each of
+Nova, Neutron and Cinder (:mod:`.compute_models` / :mod:`.compute_responses`,
+:mod:`.network_models` / :mod:`.network_responses`, :mod:`.volume_models` /
+:mod:`.volume_responses`).  Run: ``python -m cloudtmpl_sandbox.openstack --port 0``.
 """
 
 from .identity import DOMAIN_NAME, PASSWORD, PROJECT_NAME, USERNAME

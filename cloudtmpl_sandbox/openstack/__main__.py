@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from cloudtmpl_sandbox.control import take_identity
-from cloudtmpl_sandbox.serving import check_loopback, write_ready
+from cloudtmpl_sandbox.control import Identity
+from cloudtmpl_sandbox.serving import WSGIApp, serve
 
 from .state import Knobs, Store
 
@@ -37,8 +36,6 @@ _FLAGS = (
 )
 
 
-
-
 def knobs_from(args: argparse.Namespace) -> Knobs:
     knobs = Knobs()
     data: dict[str, Any] = json.loads(os.environ.get(CONFIG_ENV) or "{}")
@@ -48,58 +45,27 @@ def knobs_from(args: argparse.Namespace) -> Knobs:
     return knobs
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m cloudtmpl_sandbox.openstack", description=__doc__
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--ready-file", type=Path, default=None)
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="knobs as a JSON object")
     for flag in _FLAGS:
         kind = int if flag in ("failure_status", "retry_after", "seed") else float
         parser.add_argument("--" + flag.replace("_", "-"), dest=flag, type=kind, default=None)
-    args = parser.parse_args(argv)
-    host = check_loopback(args.host)
-    identity = take_identity()  # out of the environment before anything is started
+
+
+def _build(args: argparse.Namespace, identity: Identity) -> tuple[WSGIApp, Callable[[], None]]:
     try:
         knobs = knobs_from(args)
     except ValueError as exc:
         raise SystemExit(f"bad sandbox config: {exc}") from None
 
-    from werkzeug.serving import make_server
-
-    from cloudtmpl_sandbox.httplog import RequestHandler, quiet
-
     from .app import OpenStackSandbox
 
     store = Store(knobs)
-    server = quiet(make_server(host, args.port, OpenStackSandbox(identity, store), threaded=True,
-                               request_handler=RequestHandler))
-    url_host = f"[{host}]" if ":" in host else host
-    endpoint = f"http://{url_host}:{server.server_port}"
+    return OpenStackSandbox(identity, store), store.ssh.clear  # every sshd it started
 
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _terminate)
-    if args.ready_file is not None:
-        write_ready(args.ready_file, {"endpoint": endpoint, "pid": os.getpid()})
-    print(f"cloudtmpl OpenStack sandbox listening on {endpoint} (pid {os.getpid()})", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        store.ssh.clear()  # every sshd this emulator started
-        if args.ready_file is not None:
-            try:
-                if json.loads(args.ready_file.read_text()).get("pid") == os.getpid():
-                    args.ready_file.unlink()
-            except (OSError, ValueError):
-                pass
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    return serve("openstack", "OpenStack", __doc__, _arguments, _build, argv)
 
 
 if __name__ == "__main__":

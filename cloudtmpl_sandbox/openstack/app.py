@@ -37,17 +37,25 @@ from werkzeug.wrappers import Request, Response
 
 from cloudtmpl_sandbox.control import Identity, refuse_wsgi, shut_down_soon, unauthorized_headers
 
-from . import SERVICE_NAME, compute, identity, image, network, volume
+from . import (
+    SERVICE_NAME,
+    compute_responses,
+    identity,
+    image,
+    network_models,
+    network_responses,
+    volume_responses,
+)
 from . import object as object_store
 from .core import ApiError, Call, Reply, fault
 from .state import REGIONS, Store
 
 _HANDLERS: dict[str, tuple[str, Callable[[Call], Reply]]] = {
     # path segment → (version prefix below the region, handler)
-    "compute": ("/v2.1", compute.handle),
+    "compute": ("/v2.1", compute_responses.handle),
     "image": ("", image.handle),
-    "network": ("", network.handle),
-    "volume": ("/v3", volume.handle),
+    "network": ("", network_responses.handle),
+    "volume": ("/v3", volume_responses.handle),
 }
 
 
@@ -55,7 +63,7 @@ def service_error(service: str, status: int, message: str) -> ApiError:
     """An error in the style the named service answers with."""
     if service == "network":
         kind = {429: "OverLimit", 503: "ServiceUnavailable"}.get(status, "HTTPInternalServerError")
-        return network.error(status, kind, message)
+        return network_models.error(status, kind, message)
     if service == "image":
         return ApiError(status, f"{status} {message}\n\n")
     if service == "identity":

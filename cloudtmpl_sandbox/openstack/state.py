@@ -127,7 +127,7 @@ class Store:
 
     def reset(self) -> None:
         """All resources back to the seeded start; knobs back to start-up values."""
-        from . import network  # seeds networks, subnets and default groups
+        from . import network_models  # seeds networks, subnets and default groups
 
         with self.lock:
             self.ssh.clear()
@@ -142,7 +142,7 @@ class Store:
             for index, region in enumerate(self.regions.values()):
                 self.pools[region.name] = LoopbackPool(self.loopback_net(2 * index),
                                                        self.knobs.ssh_port)
-                network.seed(region, index, str(self.loopback_net(2 * index + 1)))
+                network_models.seed(region, index, str(self.loopback_net(2 * index + 1)))
 
     def configure(self, data: JSON) -> None:
         """Merge ``data`` into the knobs; all or nothing (ValueError names the problem)."""

@@ -27,7 +27,7 @@ from libcloud.compute.base import NodeImage, NodeSize
 from libcloud.compute.providers import get_driver
 from libcloud.compute.types import KeyPairDoesNotExistError, Provider
 
-from cloudtmpl_sandbox import aws as sandbox_aws
+from cloudtmpl_sandbox import aws_compat as sandbox_aws
 from cloudtmpl_sandbox import control, manager
 from cloudtmpl_sandbox.serving import check_loopback
 

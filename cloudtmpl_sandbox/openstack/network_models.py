@@ -1,12 +1,11 @@
-"""Neutron v2.0: networks, subnets, ports, security groups and rules, floating IPs.
+"""Neutron's state: networks, subnets, ports, security groups and rules, floating IPs.
 
 Every region starts with an external network ``public`` (``router:external``,
 floating IPs come from its subnet), a project network ``private`` that servers
 booted without ``networks`` land on, and the project's ``default`` security
-group.  Lists take ``limit``/``marker`` (``<collection>_links`` next link, only
-when more items remain, as Neutron does), attribute filters (``name``,
-``network_id``, ``device_id``, ...), ``tags``/``tags-any`` and ``fields``.
-Errors are ``{"NeutronError": {"type", "message", "detail"}}``.
+group.  What Neutron refuses is raised here as :class:`~.core.ApiError` with
+Neutron's error body ``{"NeutronError": {"type", "message", "detail"}}``; the wire
+(routes, lists, filters, ``fields``) is :mod:`.network_responses`.
 """
 
 from __future__ import annotations
@@ -15,25 +14,10 @@ import ipaddress
 import random
 from typing import Any
 
-from .core import (
-    JSON,
-    ApiError,
-    Call,
-    Reply,
-    Router,
-    dispatch,
-    matches,
-    new_id,
-    now,
-    page_reply,
-    paginate,
-    stable_id,
-)
+from .core import JSON, ApiError, new_id, now, stable_id
 from .core import iso as _iso
 from .identity import PROJECT_ID
 from .state import Region
-
-router = Router()
 
 PRIVATE_CIDRS = ("10.0.0.0/20", "10.1.0.0/20")  # per region index
 COLLECTIONS = {  # URL segment → (Region attribute, singular body key, error type)
@@ -56,8 +40,6 @@ _NOT_FOUND_NAMES = {
     "security-group-rules": "Security group rule",
     "floatingips": "Floating IP",
 }
-_LIST_ARGS = {"limit", "marker", "fields", "sort_key", "sort_dir", "page_reverse"}
-_LIST_ARGS |= {"tags", "tags-any", "not-tags", "not-tags-any"}
 
 
 def error(status: int, kind: str, message: str) -> ApiError:
@@ -87,12 +69,12 @@ def _base(name: str = "", description: str = "", item_id: str | None = None) -> 
     }
 
 
-def _touch(item: JSON) -> None:
+def touch(item: JSON) -> None:
     item["updated_at"] = _iso(now())
     item["revision_number"] += 1
 
 
-def _get(region: Region, collection: str, item_id: str) -> JSON:
+def get(region: Region, collection: str, item_id: str) -> JSON:
     attr, _, kind = COLLECTIONS[collection]
     item = getattr(region, attr).get(item_id)
     if item is None:
@@ -110,128 +92,28 @@ def seed(region: Region, index: int, public_cidr: str) -> None:
     private_cidr = PRIVATE_CIDRS[index % len(PRIVATE_CIDRS)]
     for name, cidr, external in (("public", public_cidr, True), ("private", private_cidr, False)):
         spec = {"name": name, "router:external": external, "shared": external}
-        net = _create_network(region, spec, stable_id(region.name, "network", name))
+        net = create_network(region, spec, stable_id(region.name, "network", name))
         spec = {"network_id": net["id"], "cidr": cidr, "name": f"{name}-subnet"}
-        _create_subnet(region, spec, stable_id(region.name, "subnet", name))
+        create_subnet(region, spec, stable_id(region.name, "subnet", name))
     group = _create_group(region, {"name": "default", "description": "Default security group"})
     for ethertype in ("IPv4", "IPv6"):
-        _add_rule(
+        add_rule(
             region,
             group,
             {"direction": "ingress", "ethertype": ethertype, "remote_group_id": group["id"]},
         )
-        _add_rule(region, group, {"direction": "egress", "ethertype": ethertype})
+        add_rule(region, group, {"direction": "egress", "ethertype": ethertype})
 
 
 def default_group(region: Region) -> JSON:
     return next(g for g in region.security_groups.values() if g["name"] == "default")
 
 
-# -------------------------------------------------------------------------- generic
-
-
-def _view(item: JSON, call: Call) -> JSON:
-    fields = call.args.get("fields")
-    return {k: v for k, v in item.items() if k in fields} if fields else dict(item)
-
-
-def _tagged(item: JSON, call: Call) -> bool:
-    tags = set(item.get("tags", []))
-    checks = (
-        ("tags", lambda w: w <= tags),
-        ("tags-any", lambda w: bool(w & tags)),
-        ("not-tags", lambda w: not w <= tags),
-        ("not-tags-any", lambda w: not w & tags),
-    )
-    for arg, test in checks:
-        raw = call.arg(arg)
-        if raw and not test(set(raw.split(","))):
-            return False
-    return True
-
-
-def list_items(call: Call, collection: str, items: list[JSON]) -> Reply:
-    chosen = [i for i in items if matches(i, call.args, _LIST_ARGS) and _tagged(i, call)]
-    page, next_qs = paginate(call, chosen, bad, full_page_links=False)
-    return page_reply(call, collection.replace("-", "_"), [_view(i, call) for i in page],
-                      f"v2.0/{collection}", next_qs)
-
-
-def handle(call: Call) -> Reply:
-    return dispatch(
-        router, call, error(404, "HTTPNotFound", "The resource could not be found."), bad
-    )
-
-
-def _region(call: Call) -> Region:
-    region: Region = call.store.regions[call.region]
-    return region
-
-
-@router.route("GET", "/v2.0/{collection}")
-def _list(call: Call) -> Reply:
-    collection = call.params["collection"]
-    if collection not in COLLECTIONS:
-        raise error(404, "HTTPNotFound", "The resource could not be found.")
-    attr = COLLECTIONS[collection][0]
-    return list_items(call, collection, list(getattr(_region(call), attr).values()))
-
-
-@router.route("GET", "/v2.0/{collection}/{item_id}")
-def _show(call: Call) -> Reply:
-    collection = call.params["collection"]
-    if collection not in COLLECTIONS:
-        raise error(404, "HTTPNotFound", "The resource could not be found.")
-    item = _get(_region(call), collection, call.params["item_id"])
-    return Reply(200, {COLLECTIONS[collection][1]: _view(item, call)})
-
-
-@router.route("GET", "/v2.0/{collection}/{item_id}/tags")
-def _tags(call: Call) -> Reply:
-    return Reply(200, {"tags": _tag_target(call)["tags"]})
-
-
-@router.route("PUT", "/v2.0/{collection}/{item_id}/tags")
-def _replace_tags(call: Call) -> Reply:
-    item = _tag_target(call)
-    tags = call.body.get("tags") if isinstance(call.body, dict) else None
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise bad("Invalid tags body.")
-    item["tags"] = sorted(set(tags))
-    _touch(item)
-    return Reply(200, {"tags": item["tags"]})
-
-
-@router.route("PUT", "/v2.0/{collection}/{item_id}/tags/{tag}")
-def _add_tag(call: Call) -> Reply:
-    item = _tag_target(call)
-    if call.params["tag"] not in item["tags"]:
-        item["tags"] = sorted([*item["tags"], call.params["tag"]])
-        _touch(item)
-    return Reply(201)
-
-
-@router.route("DELETE", "/v2.0/{collection}/{item_id}/tags/{tag}")
-def _remove_tag(call: Call) -> Reply:
-    item = _tag_target(call)
-    if call.params["tag"] not in item["tags"]:
-        raise error(404, "TagNotFound", f"Tag {call.params['tag']} could not be found.")
-    item["tags"].remove(call.params["tag"])
-    _touch(item)
-    return Reply(204)
-
-
-def _tag_target(call: Call) -> JSON:
-    collection = call.params["collection"]
-    if collection not in COLLECTIONS or collection == "security-group-rules":
-        raise error(404, "HTTPNotFound", "The resource could not be found.")
-    return _get(_region(call), collection, call.params["item_id"])
-
 
 # ------------------------------------------------------------------------- networks
 
 
-def _create_network(region: Region, spec: JSON, item_id: str | None = None) -> JSON:
+def create_network(region: Region, spec: JSON, item_id: str | None = None) -> JSON:
     net = _base(str(spec.get("name", "")), str(spec.get("description", "")), item_id)
     net.update(
         {
@@ -253,27 +135,14 @@ def _create_network(region: Region, spec: JSON, item_id: str | None = None) -> J
     return net
 
 
-@router.route("POST", "/v2.0/networks")
-def _post_network(call: Call) -> Reply:
-    spec = call.json("network")
-    return Reply(201, {"network": _create_network(_region(call), spec)})
-
-
-@router.route("PUT", "/v2.0/networks/{item_id}")
-def _put_network(call: Call) -> Reply:
-    net = _get(_region(call), "networks", call.params["item_id"])
-    spec = call.json("network")
+def update_network(net: JSON, spec: JSON) -> None:
     for key in ("name", "description", "admin_state_up", "mtu", "port_security_enabled"):
         if key in spec:
             net[key] = spec[key]
-    _touch(net)
-    return Reply(200, {"network": net})
+    touch(net)
 
 
-@router.route("DELETE", "/v2.0/networks/{item_id}")
-def _delete_network(call: Call) -> Reply:
-    region = _region(call)
-    net = _get(region, "networks", call.params["item_id"])
+def delete_network(region: Region, net: JSON) -> None:
     if any(p["network_id"] == net["id"] for p in region.ports.values()) or any(
         f["floating_network_id"] == net["id"] for f in region.floatingips.values()
     ):
@@ -287,14 +156,13 @@ def _delete_network(call: Call) -> Reply:
         region.subnets.pop(sub_id, None)
         region.allocated.pop(sub_id, None)
     del region.networks[net["id"]]
-    return Reply(204)
 
 
 # -------------------------------------------------------------------------- subnets
 
 
-def _create_subnet(region: Region, spec: JSON, item_id: str | None = None) -> JSON:
-    net = _get(region, "networks", str(spec.get("network_id", "")))
+def create_subnet(region: Region, spec: JSON, item_id: str | None = None) -> JSON:
+    net = get(region, "networks", str(spec.get("network_id", "")))
     version = int(spec.get("ip_version", 4))
     raw = spec.get("cidr")
     try:
@@ -371,20 +239,7 @@ def allocate_ip(region: Region, subnet: JSON, wanted: str | None = None) -> str:
     )
 
 
-@router.route("POST", "/v2.0/subnets")
-def _post_subnet(call: Call) -> Reply:
-    spec = call.json("subnet")
-    if "cidr" not in spec or "network_id" not in spec:
-        raise bad(
-            "Failed to parse request. Required attribute 'cidr' and 'network_id' not specified"
-        )
-    return Reply(201, {"subnet": _create_subnet(_region(call), spec)})
-
-
-@router.route("PUT", "/v2.0/subnets/{item_id}")
-def _put_subnet(call: Call) -> Reply:
-    sub = _get(_region(call), "subnets", call.params["item_id"])
-    spec = call.json("subnet")
+def update_subnet(sub: JSON, spec: JSON) -> None:
     for key in (
         "name",
         "description",
@@ -395,14 +250,10 @@ def _put_subnet(call: Call) -> Reply:
     ):
         if key in spec:
             sub[key] = spec[key]
-    _touch(sub)
-    return Reply(200, {"subnet": sub})
+    touch(sub)
 
 
-@router.route("DELETE", "/v2.0/subnets/{item_id}")
-def _delete_subnet(call: Call) -> Reply:
-    region = _region(call)
-    sub = _get(region, "subnets", call.params["item_id"])
+def delete_subnet(region: Region, sub: JSON) -> None:
     for port in region.ports.values():
         if any(ip["subnet_id"] == sub["id"] for ip in port["fixed_ips"]):
             raise error(
@@ -413,7 +264,6 @@ def _delete_subnet(call: Call) -> Reply:
             )
     region.networks[sub["network_id"]]["subnets"].remove(sub["id"])
     del region.subnets[sub["id"]], region.allocated[sub["id"]]
-    return Reply(204)
 
 
 # ---------------------------------------------------------------------------- ports
@@ -425,12 +275,12 @@ def _mac() -> str:
 
 def create_port(region: Region, spec: JSON) -> JSON:
     """Create a port (also used by Nova for servers booted onto a network)."""
-    net = _get(region, "networks", str(spec.get("network_id", "")))
+    net = get(region, "networks", str(spec.get("network_id", "")))
     groups = spec.get("security_groups")
     if groups is None:
         groups = [default_group(region)["id"]] if net["port_security_enabled"] else []
     for group_id in groups:
-        _get(region, "security-groups", group_id)
+        get(region, "security-groups", group_id)
     fixed: list[JSON] = []
     requested = spec.get("fixed_ips")
     if requested is None:
@@ -451,7 +301,7 @@ def create_port(region: Region, spec: JSON) -> JSON:
                 raise invalid(
                     f"IP address {ip} is not a valid IP for any subnet on network {net['id']}."
                 )
-        sub = _get(region, "subnets", str(subnet_id))
+        sub = get(region, "subnets", str(subnet_id))
         if sub["network_id"] != net["id"]:
             raise invalid(
                 f"Failed to create port on network {net['id']}, "
@@ -489,42 +339,22 @@ def delete_port(region: Region, port: JSON) -> None:
         region.allocated.get(ip["subnet_id"], set()).discard(ip["ip_address"])
     for fip in region.floatingips.values():
         if fip["port_id"] == port["id"]:
-            _disassociate(fip)
+            disassociate(fip)
     server = region.servers.get(port["device_id"])
     if server is not None and port["id"] in server["port_ids"]:
         server["port_ids"].remove(port["id"])
     del region.ports[port["id"]]
 
 
-@router.route("POST", "/v2.0/ports")
-def _post_port(call: Call) -> Reply:
-    spec = call.json("port")
-    if "network_id" not in spec:
-        raise bad("Failed to parse request. Required attribute 'network_id' not specified")
-    return Reply(201, {"port": create_port(_region(call), spec)})
-
-
-@router.route("PUT", "/v2.0/ports/{item_id}")
-def _put_port(call: Call) -> Reply:
-    region = _region(call)
-    port = _get(region, "ports", call.params["item_id"])
-    spec = call.json("port")
+def update_port(region: Region, port: JSON, spec: JSON) -> None:
     for group_id in spec.get("security_groups") or []:
-        _get(region, "security-groups", group_id)
+        get(region, "security-groups", group_id)
     keys = ("name", "description", "admin_state_up", "security_groups", "port_security_enabled")
     for key in (*keys, "device_id", "device_owner", "allowed_address_pairs"):
         if key in spec:
             port[key] = spec[key] if spec[key] is not None or key != "security_groups" else []
     port["status"] = "ACTIVE" if port["device_owner"] else "DOWN"
-    _touch(port)
-    return Reply(200, {"port": port})
-
-
-@router.route("DELETE", "/v2.0/ports/{item_id}")
-def _delete_port(call: Call) -> Reply:
-    region = _region(call)
-    delete_port(region, _get(region, "ports", call.params["item_id"]))
-    return Reply(204)
+    touch(port)
 
 
 # -------------------------------------------------------------------- security groups
@@ -539,7 +369,7 @@ def _create_group(region: Region, spec: JSON) -> JSON:
     return group
 
 
-def _add_rule(region: Region, group: JSON, spec: JSON) -> JSON:
+def add_rule(region: Region, group: JSON, spec: JSON) -> JSON:
     direction = spec.get("direction")
     if direction not in ("ingress", "egress"):
         raise invalid(f"{direction!r} is not in ['ingress', 'egress']")
@@ -582,7 +412,7 @@ def _add_rule(region: Region, group: JSON, spec: JSON) -> JSON:
                 f"Conflicting value ethertype {ethertype} for CIDR {prefix}",
             )
     if remote:
-        _get(region, "security-groups", remote)
+        get(region, "security-groups", remote)
     rule = _base(description=str(spec.get("description") or ""))
     del rule["name"], rule["tags"]
     rule.update(
@@ -620,35 +450,25 @@ def _add_rule(region: Region, group: JSON, spec: JSON) -> JSON:
     return rule
 
 
-@router.route("POST", "/v2.0/security-groups")
-def _post_group(call: Call) -> Reply:
-    region = _region(call)
-    spec = call.json("security_group")
+def create_security_group(region: Region, spec: JSON) -> JSON:
     if spec.get("name") == "default":
         raise error(
             409, "SecurityGroupDefaultAlreadyExists", "Default security group already exists."
         )
     group = _create_group(region, spec)
     for ethertype in ("IPv4", "IPv6"):
-        _add_rule(region, group, {"direction": "egress", "ethertype": ethertype})
-    return Reply(201, {"security_group": group})
+        add_rule(region, group, {"direction": "egress", "ethertype": ethertype})
+    return group
 
 
-@router.route("PUT", "/v2.0/security-groups/{item_id}")
-def _put_group(call: Call) -> Reply:
-    group = _get(_region(call), "security-groups", call.params["item_id"])
-    spec = call.json("security_group")
+def update_group(group: JSON, spec: JSON) -> None:
     for key in ("name", "description"):
         if key in spec:
             group[key] = spec[key]
-    _touch(group)
-    return Reply(200, {"security_group": group})
+    touch(group)
 
 
-@router.route("DELETE", "/v2.0/security-groups/{item_id}")
-def _delete_group(call: Call) -> Reply:
-    region = _region(call)
-    group = _get(region, "security-groups", call.params["item_id"])
+def delete_group(region: Region, group: JSON) -> None:
     if group["name"] == "default":
         raise error(
             409,
@@ -660,34 +480,21 @@ def _delete_group(call: Call) -> Reply:
     for rule in group["security_group_rules"]:
         region.security_group_rules.pop(rule["id"], None)
     del region.security_groups[group["id"]]
-    return Reply(204)
 
 
-@router.route("POST", "/v2.0/security-group-rules")
-def _post_rule(call: Call) -> Reply:
-    region = _region(call)
-    spec = call.json("security_group_rule")
-    group = _get(region, "security-groups", str(spec.get("security_group_id", "")))
-    return Reply(201, {"security_group_rule": _add_rule(region, group, spec)})
-
-
-@router.route("DELETE", "/v2.0/security-group-rules/{item_id}")
-def _delete_rule(call: Call) -> Reply:
-    region = _region(call)
-    rule = _get(region, "security-group-rules", call.params["item_id"])
+def delete_rule(region: Region, rule: JSON) -> None:
     group = region.security_groups[rule["security_group_id"]]
     group["security_group_rules"] = [
         r for r in group["security_group_rules"] if r["id"] != rule["id"]
     ]
     del region.security_group_rules[rule["id"]]
-    return Reply(204)
 
 
 # ---------------------------------------------------------------------- floating IPs
 
 
-def _associate(region: Region, fip: JSON, port_id: str, fixed_ip: str | None = None) -> None:
-    port = _get(region, "ports", port_id)
+def associate(region: Region, fip: JSON, port_id: str, fixed_ip: str | None = None) -> None:
+    port = get(region, "ports", port_id)
     v4 = [
         ip["ip_address"]
         for ip in port["fixed_ips"]
@@ -729,7 +536,7 @@ def _associate(region: Region, fip: JSON, port_id: str, fixed_ip: str | None = N
     )
 
 
-def _disassociate(fip: JSON) -> None:
+def disassociate(fip: JSON) -> None:
     fip.update(
         {
             "port_id": None,
@@ -741,14 +548,11 @@ def _disassociate(fip: JSON) -> None:
     )
 
 
-@router.route("POST", "/v2.0/floatingips")
-def _post_fip(call: Call) -> Reply:
-    region = _region(call)
-    spec = call.json("floatingip")
-    net = _get(region, "networks", str(spec.get("floating_network_id", "")))
+def create_floatingip(store: Any, region: Region, spec: JSON) -> JSON:
+    net = get(region, "networks", str(spec.get("floating_network_id", "")))
     if not net["router:external"]:
         raise bad(f"Bad floatingip request: Network {net['id']} is not a valid external network.")
-    if len(region.floatingips) >= call.store.knobs.quota["floating_ips"]:
+    if len(region.floatingips) >= store.knobs.quota["floating_ips"]:
         raise error(409, "OverQuota", "Quota exceeded for resources: ['floatingip'].")
     subnets = [region.subnets[s] for s in net["subnets"] if region.subnets[s]["ip_version"] == 4]
     if not subnets:
@@ -766,46 +570,37 @@ def _post_fip(call: Call) -> Reply:
             "port_forwardings": [],
         }
     )
-    _disassociate(fip)
+    disassociate(fip)
     region.floatingips[fip["id"]] = fip
     if spec.get("port_id"):
         try:
-            _associate(region, fip, spec["port_id"], spec.get("fixed_ip_address"))
+            associate(region, fip, spec["port_id"], spec.get("fixed_ip_address"))
         except ApiError:
             del region.floatingips[fip["id"]]
             region.allocated[subnets[0]["id"]].discard(address)
             raise
-        _sync_ports(call, [fip["port_id"]])
-    return Reply(201, {"floatingip": fip})
+        sync_ports(store, region, [fip["port_id"]])
+    return fip
 
 
-@router.route("PUT", "/v2.0/floatingips/{item_id}")
-def _put_fip(call: Call) -> Reply:
-    region = _region(call)
-    fip = _get(region, "floatingips", call.params["item_id"])
-    spec = call.json("floatingip")
+def update_floatingip(store: Any, region: Region, fip: JSON, spec: JSON) -> None:
     if "port_id" in spec:
         before = fip["port_id"]
         if spec["port_id"]:
-            _associate(region, fip, spec["port_id"], spec.get("fixed_ip_address"))
+            associate(region, fip, spec["port_id"], spec.get("fixed_ip_address"))
         else:
-            _disassociate(fip)
-        _sync_ports(call, [before, fip["port_id"]])
+            disassociate(fip)
+        sync_ports(store, region, [before, fip["port_id"]])
     if "description" in spec:
         fip["description"] = str(spec["description"] or "")
-    _touch(fip)
-    return Reply(200, {"floatingip": fip})
+    touch(fip)
 
 
-@router.route("DELETE", "/v2.0/floatingips/{item_id}")
-def _delete_fip(call: Call) -> Reply:
-    region = _region(call)
-    fip = _get(region, "floatingips", call.params["item_id"])
+def delete_floatingip(store: Any, region: Region, fip: JSON) -> None:
     for subnet_id in region.networks[fip["floating_network_id"]]["subnets"]:
         region.allocated[subnet_id].discard(fip["floating_ip_address"])
     del region.floatingips[fip["id"]]
-    _sync_ports(call, [fip["port_id"]])
-    return Reply(204)
+    sync_ports(store, region, [fip["port_id"]])
 
 
 def sync_ssh(store: Any, region: Region, server: JSON) -> None:
@@ -819,17 +614,39 @@ def sync_ssh(store: Any, region: Region, server: JSON) -> None:
     store.ssh.sync(server["id"], addresses, server["status"] == "ACTIVE")
 
 
-def _sync_ports(call: Call, port_ids: list[Any]) -> None:
+def sync_ports(store: Any, region: Region, port_ids: list[Any]) -> None:
     """A floating IP moved: the servers of these ports listen where it now points."""
-    region = _region(call)
     for port_id in port_ids:
         port = region.ports.get(str(port_id or ""))
         server = region.servers.get(port["device_id"]) if port else None
         if server is not None:
-            sync_ssh(call.store, region, server)
+            sync_ssh(store, region, server)
 
 
 def public_ips_of_port(region: Region, port_id: str) -> list[str]:
     return [
         f["floating_ip_address"] for f in region.floatingips.values() if f["port_id"] == port_id
     ]
+
+
+# ----------------------------------------------------------------------------- tags
+
+
+def replace_tags(item: JSON, tags: Any) -> None:
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise bad("Invalid tags body.")
+    item["tags"] = sorted(set(tags))
+    touch(item)
+
+
+def add_tag(item: JSON, tag: str) -> None:
+    if tag not in item["tags"]:
+        item["tags"] = sorted([*item["tags"], tag])
+        touch(item)
+
+
+def remove_tag(item: JSON, tag: str) -> None:
+    if tag not in item["tags"]:
+        raise error(404, "TagNotFound", f"Tag {tag} could not be found.")
+    item["tags"].remove(tag)
+    touch(item)

@@ -1,0 +1,493 @@
+"""Nova (compute v2.1, base microversion) on the wire: routes and views.
+
+``addresses`` are read from the server's ports and their floating IPs.  Lists are
+newest first, ``limit``/``marker`` with a ``servers_links`` next link whenever a
+page is full (as Nova does).  The state changes and refusals are
+:mod:`.compute_models`'s.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from . import compute_models as models
+from . import network_models, server_groups
+from .compute_models import FLAVORS, VM_STATE, ZONE
+from .core import (
+    JSON,
+    ApiError,
+    Call,
+    Reply,
+    Router,
+    dispatch,
+    fault,
+    iso,
+    new_id,
+    page_reply,
+    paginate,
+)
+from .identity import PROJECT_ID, USER_ID
+from .state import Region
+
+router = Router()
+_TASK_STATE = {
+    "BUILD": "spawning",
+    "RESIZE": "resize_migrating",
+    "REBOOT": "rebooting",
+    "HARD_REBOOT": "rebooting_hard",
+}
+
+
+def bad(message: str) -> ApiError:
+    return fault(400, message)
+
+
+def handle(call: Call) -> Reply:
+    return dispatch(router, call, fault(404, "The resource could not be found."), bad)
+
+
+def _region(call: Call) -> Region:
+    region: Region = call.store.regions[call.region]
+    return region
+
+
+def _server(call: Call) -> JSON:
+    return models.get_server(call.store, _region(call), call.params["server_id"])
+
+
+def _links(call: Call, kind: str, item_id: str, self_link: bool = True) -> list[JSON]:
+    bookmark = {"rel": "bookmark", "href": f"{call.root.rsplit('/v2.1', 1)[0]}/{kind}/{item_id}"}
+    if not self_link:
+        return [bookmark]
+    return [{"rel": "self", "href": f"{call.root}/{kind}/{item_id}"}, bookmark]
+
+
+# -------------------------------------------------------------------------- flavors
+
+
+@router.route("GET", "/flavors")
+def _flavors(call: Call) -> Reply:
+    return _flavor_list(call, detail=False)
+
+
+@router.route("GET", "/flavors/detail")
+def _flavors_detail(call: Call) -> Reply:
+    return _flavor_list(call, detail=True)
+
+
+def _flavor_list(call: Call, detail: bool) -> Reply:
+    page, next_qs = paginate(call, list(FLAVORS.values()), bad)
+    views = [
+        {
+            **(f if detail else {"id": f["id"], "name": f["name"]}),
+            "links": _links(call, "flavors", f["id"]),
+        }
+        for f in page
+    ]
+    return page_reply(call, "flavors", views, "flavors/detail" if detail else "flavors",
+                      next_qs)
+
+
+@router.route("GET", "/flavors/{flavor_id}")
+def _flavor_show(call: Call) -> Reply:
+    flavor = FLAVORS.get(call.params["flavor_id"])
+    if flavor is None:
+        raise fault(404, f"Flavor {call.params['flavor_id']} could not be found.")
+    return Reply(200, {"flavor": {**flavor, "links": _links(call, "flavors", flavor["id"])}})
+
+
+@router.route("GET", "/os-availability-zone")
+def _zones(call: Call) -> Reply:
+    zone = {"zoneName": ZONE, "zoneState": {"available": True}, "hosts": None}
+    return Reply(200, {"availabilityZoneInfo": [zone]})
+
+
+@router.route("GET", "/limits")
+def _limits(call: Call) -> Reply:
+    quota = call.store.knobs.quota
+    used = models.usage(_region(call))
+    absolute = {
+        "maxTotalInstances": quota["instances"],
+        "maxTotalCores": quota["cores"],
+        "maxTotalRAMSize": quota["ram"],
+        "maxTotalKeypairs": 100,
+        "maxServerMeta": 128,
+        "totalInstancesUsed": used["instances"],
+        "totalCoresUsed": used["cores"],
+        "totalRAMUsed": used["ram"],
+    }
+    return Reply(200, {"limits": {"absolute": absolute, "rate": []}})
+
+
+# -------------------------------------------------------------------------- servers
+
+
+def _addresses(region: Region, server: JSON) -> JSON:
+    out: dict[str, list[JSON]] = {}
+    for port_id in server["port_ids"]:
+        port = region.ports[port_id]
+        label = region.networks[port["network_id"]]["name"]
+        entries = out.setdefault(label, [])
+        for fixed in port["fixed_ips"]:
+            addr = fixed["ip_address"]
+            entries.append(_address(addr, port["mac_address"], "fixed"))
+        for addr in network_models.public_ips_of_port(region, port_id):
+            entries.append(_address(addr, port["mac_address"], "floating"))
+    return out
+
+
+def _address(addr: str, mac: str, kind: str) -> JSON:
+    version = ipaddress.ip_address(addr).version
+    return {
+        "addr": addr,
+        "version": version,
+        "OS-EXT-IPS:type": kind,
+        "OS-EXT-IPS-MAC:mac_addr": mac,
+    }
+
+
+def _group_names(region: Region, server: JSON) -> list[str]:
+    names: list[str] = []
+    for port_id in server["port_ids"]:
+        for group_id in region.ports[port_id]["security_groups"]:
+            name = region.security_groups[group_id]["name"]
+            if name not in names:
+                names.append(name)
+    return names or list(server["_groups"])
+
+
+def _view(call: Call, server: JSON) -> JSON:
+    region = _region(call)
+    status = server["status"]
+    body = {
+        "id": server["id"],
+        "name": server["name"],
+        "status": status,
+        "tenant_id": PROJECT_ID,
+        "user_id": USER_ID,
+        "metadata": dict(server["metadata"]),
+        "hostId": server["host_id"],
+        "image": {
+            "id": server["image_id"],
+            "links": _links(call, "images", server["image_id"], False),
+        },
+        "flavor": {
+            "id": server["flavor_id"],
+            "links": _links(call, "flavors", server["flavor_id"], False),
+        },
+        "created": iso(server["created"]),
+        "updated": iso(server["updated"]),
+        "addresses": _addresses(region, server),
+        "accessIPv4": server.get("_ssh") or "",
+        "accessIPv6": "",
+        "links": _links(call, "servers", server["id"]),
+        "key_name": server["key_name"],
+        "progress": 0 if status == "BUILD" else 100,
+        "config_drive": server["config_drive"],
+        "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-AZ:availability_zone": server["availability_zone"],
+        "OS-EXT-STS:power_state": {"BUILD": 0, "SHUTOFF": 4}.get(status, 1),
+        "OS-EXT-STS:task_state": _TASK_STATE.get(status),
+        "OS-EXT-STS:vm_state": VM_STATE.get(status, "error"),
+        "OS-SRV-USG:launched_at": iso(server["launched_at"], micro=True)
+        if server["launched_at"]
+        else None,
+        "OS-SRV-USG:terminated_at": None,
+        "os-extended-volumes:volumes_attached": [{"id": v} for v in server["volume_ids"]],
+        "security_groups": [{"name": n} for n in _group_names(region, server)],
+    }
+    if server.get("fault"):
+        body["fault"] = dict(server["fault"])
+    return body
+
+
+def _servers(call: Call, detail: bool) -> Reply:
+    region = _region(call)
+    servers = [models.settle(s, call.store, region) for s in reversed(region.servers.values())]
+    name = call.arg("name")
+    if name is not None:
+        try:
+            pattern = re.compile(name)
+        except re.error:
+            raise fault(400, f"Invalid regular expression for name: {name}") from None
+        servers = [s for s in servers if pattern.search(s["name"])]
+    for arg, key in (("status", "status"), ("flavor", "flavor_id"), ("image", "image_id")):
+        wanted = call.arg(arg)
+        if wanted is not None:
+            servers = [s for s in servers if s[key] == wanted]
+    page, next_qs = paginate(call, servers, bad)
+    if detail:
+        views = [_view(call, s) for s in page]
+    else:
+        views = [
+            {"id": s["id"], "name": s["name"], "links": _links(call, "servers", s["id"])}
+            for s in page
+        ]
+    return page_reply(call, "servers", views, "servers/detail" if detail else "servers",
+                      next_qs)
+
+
+@router.route("GET", "/servers")
+def _list(call: Call) -> Reply:
+    return _servers(call, detail=False)
+
+
+@router.route("GET", "/servers/detail")
+def _detail(call: Call) -> Reply:
+    return _servers(call, detail=True)
+
+
+@router.route("GET", "/servers/{server_id}")
+def _show(call: Call) -> Reply:
+    return Reply(200, {"server": _view(call, _server(call))})
+
+
+@router.route("POST", "/servers")
+def _create(call: Call) -> Reply:
+    spec = call.json("server")
+    hints = call.body.get("os:scheduler_hints") if isinstance(call.body, dict) else None
+    server, groups = models.create_server(call.store, _region(call), spec, hints)
+    server_id = server["id"]
+    admin_pass = spec.get("adminPass") or new_id().replace("-", "")[:12]
+    body = {
+        "id": server_id,
+        "links": _links(call, "servers", server_id),
+        "adminPass": admin_pass,
+        "OS-DCF:diskConfig": "MANUAL",
+        "security_groups": [{"name": g["name"]} for g in groups],
+    }
+    return Reply(202, {"server": body}, {"Location": f"{call.root}/servers/{server_id}"})
+
+
+@router.route("PUT", "/servers/{server_id}")
+def _update(call: Call) -> Reply:
+    server = _server(call)
+    models.rename_server(server, call.json("server"))
+    return Reply(200, {"server": _view(call, server)})
+
+
+@router.route("DELETE", "/servers/{server_id}")
+def _delete(call: Call) -> Reply:
+    models.delete_server(call.store, _region(call), _server(call))
+    return Reply(204)
+
+
+@router.route("POST", "/servers/{server_id}/action")
+def _action(call: Call) -> Reply:
+    server = _server(call)
+    body = call.body if isinstance(call.body, dict) else {}
+    if len(body) != 1:
+        raise fault(400, "Malformed request body")
+    [(action, args)] = body.items()
+    models.act(call.store, _region(call), server, action, args)
+    return Reply(204 if action == "confirmResize" else 202)
+
+
+# ------------------------------------------------------------------------- metadata
+
+
+@router.route("GET", "/servers/{server_id}/metadata")
+def _metadata(call: Call) -> Reply:
+    return Reply(200, {"metadata": _server(call)["metadata"]})
+
+
+@router.route("PUT", "/servers/{server_id}/metadata")
+def _replace_metadata(call: Call) -> Reply:
+    server = _server(call)
+    server["metadata"] = models.meta_values(call.json("metadata"))
+    return Reply(200, {"metadata": server["metadata"]})
+
+
+@router.route("POST", "/servers/{server_id}/metadata")
+def _merge_metadata(call: Call) -> Reply:
+    server = _server(call)
+    server["metadata"].update(models.meta_values(call.json("metadata")))
+    return Reply(200, {"metadata": server["metadata"]})
+
+
+@router.route("GET", "/servers/{server_id}/metadata/{key}")
+def _meta_item(call: Call) -> Reply:
+    server = _server(call)
+    if call.params["key"] not in server["metadata"]:
+        raise fault(404, "Metadata item was not found")
+    return Reply(200, {"meta": {call.params["key"]: server["metadata"][call.params["key"]]}})
+
+
+@router.route("PUT", "/servers/{server_id}/metadata/{key}")
+def _set_meta_item(call: Call) -> Reply:
+    server = _server(call)
+    meta = models.meta_values(call.json("meta"))
+    if list(meta) != [call.params["key"]]:
+        raise fault(400, "Request body and URI mismatch")
+    server["metadata"].update(meta)
+    return Reply(200, {"meta": meta})
+
+
+@router.route("DELETE", "/servers/{server_id}/metadata/{key}")
+def _delete_meta_item(call: Call) -> Reply:
+    server = _server(call)
+    if server["metadata"].pop(call.params["key"], None) is None:
+        raise fault(404, "Metadata item was not found")
+    return Reply(204)
+
+
+@router.route("GET", "/servers/{server_id}/os-security-groups")
+def _server_groups(call: Call) -> Reply:
+    region, server = _region(call), _server(call)
+    ids = {g for p in server["port_ids"] for g in region.ports[p]["security_groups"]}
+    return Reply(200, {"security_groups": [region.security_groups[g] for g in sorted(ids)]})
+
+
+# ------------------------------------------------------------------------ interfaces
+
+
+def _interface(region: Region, port_id: str) -> JSON:
+    port = region.ports[port_id]
+    return {
+        "fixed_ips": [dict(ip) for ip in port["fixed_ips"]],
+        "mac_addr": port["mac_address"],
+        "net_id": port["network_id"],
+        "port_id": port["id"],
+        "port_state": port["status"],
+    }
+
+
+@router.route("GET", "/servers/{server_id}/os-interface")
+def _interfaces(call: Call) -> Reply:
+    region, server = _region(call), _server(call)
+    return Reply(200, {"interfaceAttachments": [_interface(region, p) for p in server["port_ids"]]})
+
+
+@router.route("GET", "/servers/{server_id}/os-interface/{port_id}")
+def _interface_show(call: Call) -> Reply:
+    region, server = _region(call), _server(call)
+    if call.params["port_id"] not in server["port_ids"]:
+        raise fault(404, f"Network interface {call.params['port_id']} could not be found.")
+    return Reply(200, {"interfaceAttachment": _interface(region, call.params["port_id"])})
+
+
+@router.route("POST", "/servers/{server_id}/os-interface")
+def _attach_interface(call: Call) -> Reply:
+    region, server = _region(call), _server(call)
+    spec = call.json("interfaceAttachment")
+    port_id = models.attach_interface(region, server, spec)
+    return Reply(200, {"interfaceAttachment": _interface(region, port_id)})
+
+
+@router.route("DELETE", "/servers/{server_id}/os-interface/{port_id}")
+def _detach_interface(call: Call) -> Reply:
+    region, server = _region(call), _server(call)
+    models.detach_interface(region, server, call.params["port_id"])
+    return Reply(202)
+
+
+# --------------------------------------------------------------------- volume attach
+
+
+def _attachment(server_id: str, vol: JSON) -> JSON:
+    device = vol["attachments"][0]["device"] if vol["attachments"] else None
+    return {"id": vol["id"], "volumeId": vol["id"], "serverId": server_id, "device": device}
+
+
+@router.route("GET", "/servers/{server_id}/os-volume_attachments")
+def _attachments(call: Call) -> Reply:
+    region, server = _region(call), _server(call)
+    vols = [region.volumes[v] for v in server["volume_ids"]]
+    return Reply(200, {"volumeAttachments": [_attachment(server["id"], v) for v in vols]})
+
+
+@router.route("GET", "/servers/{server_id}/os-volume_attachments/{volume_id}")
+def _attachment_show(call: Call) -> Reply:
+    region, server = _region(call), _server(call)
+    vol = models.attached_volume(region, server, call.params["volume_id"])
+    return Reply(200, {"volumeAttachment": _attachment(server["id"], vol)})
+
+
+@router.route("POST", "/servers/{server_id}/os-volume_attachments")
+def _attach_volume(call: Call) -> Reply:
+    region, server = _region(call), _server(call)
+    vol = models.attach_volume(region, server, call.json("volumeAttachment"))
+    return Reply(200, {"volumeAttachment": _attachment(server["id"], vol)})
+
+
+@router.route("DELETE", "/servers/{server_id}/os-volume_attachments/{volume_id}")
+def _detach_volume(call: Call) -> Reply:
+    region, server = _region(call), _server(call)
+    models.detach_volume(region, server, call.params["volume_id"])
+    return Reply(202)
+
+
+# ------------------------------------------------------------------------- key pairs
+
+
+def _keypair_view(pair: JSON, full: bool = False) -> JSON:
+    view = {k: pair[k] for k in ("name", "public_key", "fingerprint", "type")}
+    if full:
+        view.update(
+            {
+                "user_id": USER_ID,
+                "id": pair["id"],
+                "created_at": iso(pair["created"], micro=True),
+                "deleted": False,
+                "deleted_at": None,
+                "updated_at": None,
+            }
+        )
+    return view
+
+
+@router.route("GET", "/os-keypairs")
+def _keypairs(call: Call) -> Reply:
+    pairs = list(_region(call).keypairs.values())
+    return Reply(200, {"keypairs": [{"keypair": _keypair_view(p)} for p in pairs]})
+
+
+@router.route("POST", "/os-keypairs")
+def _create_keypair(call: Call) -> Reply:
+    pair, private = models.create_keypair(_region(call), call.json("keypair"))
+    view = _keypair_view(pair)
+    view["user_id"] = USER_ID
+    if private is not None:
+        view["private_key"] = private
+    return Reply(200, {"keypair": view})
+
+
+@router.route("GET", "/os-keypairs/{name}")
+def _keypair(call: Call) -> Reply:
+    pair = models.get_keypair(_region(call), call.params["name"])
+    return Reply(200, {"keypair": _keypair_view(pair, full=True)})
+
+
+@router.route("DELETE", "/os-keypairs/{name}")
+def _delete_keypair(call: Call) -> Reply:
+    models.delete_keypair(_region(call), call.params["name"])
+    return Reply(202)
+
+
+# -------------------------------------------------------------------------- server groups
+
+
+@router.route("GET", "/os-server-groups")
+def _server_group_list(call: Call) -> Reply:
+    groups = [server_groups.view(g) for g in _region(call).server_groups.values()]
+    return Reply(200, {"server_groups": groups})
+
+
+@router.route("POST", "/os-server-groups")
+def _server_group_create(call: Call) -> Reply:
+    group = server_groups.create(_region(call), call.json("server_group"),
+                                 server_groups.microversion(call.headers))
+    return Reply(200, {"server_group": server_groups.view(group)})
+
+
+@router.route("GET", "/os-server-groups/{group_id}")
+def _server_group_show(call: Call) -> Reply:
+    group = server_groups.get(_region(call), call.params["group_id"])
+    return Reply(200, {"server_group": server_groups.view(group)})
+
+
+@router.route("DELETE", "/os-server-groups/{group_id}")
+def _server_group_delete(call: Call) -> Reply:
+    server_groups.delete(_region(call), call.params["group_id"])
+    return Reply(204)

@@ -1,0 +1,245 @@
+"""Neutron v2.0 on the wire: routes, lists, filters and ``fields``.
+
+Lists take ``limit``/``marker`` (``<collection>_links`` next link, only when more
+items remain, as Neutron does), attribute filters (``name``, ``network_id``,
+``device_id``, ...), ``tags``/``tags-any`` and ``fields``.  Errors are
+``{"NeutronError": {"type", "message", "detail"}}``.  The state changes and
+refusals are :mod:`.network_models`'s.
+"""
+
+from __future__ import annotations
+
+from . import network_models as models
+from .core import JSON, Call, Reply, Router, dispatch, matches, page_reply, paginate
+from .network_models import COLLECTIONS, bad, error
+from .state import Region
+
+router = Router()
+
+_LIST_ARGS = {"limit", "marker", "fields", "sort_key", "sort_dir", "page_reverse"}
+_LIST_ARGS |= {"tags", "tags-any", "not-tags", "not-tags-any"}
+
+
+def _view(item: JSON, call: Call) -> JSON:
+    fields = call.args.get("fields")
+    return {k: v for k, v in item.items() if k in fields} if fields else dict(item)
+
+
+def _tagged(item: JSON, call: Call) -> bool:
+    tags = set(item.get("tags", []))
+    checks = (
+        ("tags", lambda w: w <= tags),
+        ("tags-any", lambda w: bool(w & tags)),
+        ("not-tags", lambda w: not w <= tags),
+        ("not-tags-any", lambda w: not w & tags),
+    )
+    for arg, test in checks:
+        raw = call.arg(arg)
+        if raw and not test(set(raw.split(","))):
+            return False
+    return True
+
+
+def list_items(call: Call, collection: str, items: list[JSON]) -> Reply:
+    chosen = [i for i in items if matches(i, call.args, _LIST_ARGS) and _tagged(i, call)]
+    page, next_qs = paginate(call, chosen, bad, full_page_links=False)
+    return page_reply(call, collection.replace("-", "_"), [_view(i, call) for i in page],
+                      f"v2.0/{collection}", next_qs)
+
+
+def handle(call: Call) -> Reply:
+    return dispatch(
+        router, call, error(404, "HTTPNotFound", "The resource could not be found."), bad
+    )
+
+
+def _region(call: Call) -> Region:
+    region: Region = call.store.regions[call.region]
+    return region
+
+
+def _item(call: Call, collection: str) -> JSON:
+    return models.get(_region(call), collection, call.params["item_id"])
+
+
+@router.route("GET", "/v2.0/{collection}")
+def _list(call: Call) -> Reply:
+    collection = call.params["collection"]
+    if collection not in COLLECTIONS:
+        raise error(404, "HTTPNotFound", "The resource could not be found.")
+    attr = COLLECTIONS[collection][0]
+    return list_items(call, collection, list(getattr(_region(call), attr).values()))
+
+
+@router.route("GET", "/v2.0/{collection}/{item_id}")
+def _show(call: Call) -> Reply:
+    collection = call.params["collection"]
+    if collection not in COLLECTIONS:
+        raise error(404, "HTTPNotFound", "The resource could not be found.")
+    item = _item(call, collection)
+    return Reply(200, {COLLECTIONS[collection][1]: _view(item, call)})
+
+
+# ----------------------------------------------------------------------------- tags
+
+
+@router.route("GET", "/v2.0/{collection}/{item_id}/tags")
+def _tags(call: Call) -> Reply:
+    return Reply(200, {"tags": _tag_target(call)["tags"]})
+
+
+@router.route("PUT", "/v2.0/{collection}/{item_id}/tags")
+def _replace_tags(call: Call) -> Reply:
+    item = _tag_target(call)
+    models.replace_tags(item, call.body.get("tags") if isinstance(call.body, dict) else None)
+    return Reply(200, {"tags": item["tags"]})
+
+
+@router.route("PUT", "/v2.0/{collection}/{item_id}/tags/{tag}")
+def _add_tag(call: Call) -> Reply:
+    models.add_tag(_tag_target(call), call.params["tag"])
+    return Reply(201)
+
+
+@router.route("DELETE", "/v2.0/{collection}/{item_id}/tags/{tag}")
+def _remove_tag(call: Call) -> Reply:
+    models.remove_tag(_tag_target(call), call.params["tag"])
+    return Reply(204)
+
+
+def _tag_target(call: Call) -> JSON:
+    collection = call.params["collection"]
+    if collection not in COLLECTIONS or collection == "security-group-rules":
+        raise error(404, "HTTPNotFound", "The resource could not be found.")
+    return _item(call, collection)
+
+
+# ------------------------------------------------------------------------- networks
+
+
+@router.route("POST", "/v2.0/networks")
+def _post_network(call: Call) -> Reply:
+    spec = call.json("network")
+    return Reply(201, {"network": models.create_network(_region(call), spec)})
+
+
+@router.route("PUT", "/v2.0/networks/{item_id}")
+def _put_network(call: Call) -> Reply:
+    net = _item(call, "networks")
+    models.update_network(net, call.json("network"))
+    return Reply(200, {"network": net})
+
+
+@router.route("DELETE", "/v2.0/networks/{item_id}")
+def _delete_network(call: Call) -> Reply:
+    models.delete_network(_region(call), _item(call, "networks"))
+    return Reply(204)
+
+
+# -------------------------------------------------------------------------- subnets
+
+
+@router.route("POST", "/v2.0/subnets")
+def _post_subnet(call: Call) -> Reply:
+    spec = call.json("subnet")
+    if "cidr" not in spec or "network_id" not in spec:
+        raise bad(
+            "Failed to parse request. Required attribute 'cidr' and 'network_id' not specified"
+        )
+    return Reply(201, {"subnet": models.create_subnet(_region(call), spec)})
+
+
+@router.route("PUT", "/v2.0/subnets/{item_id}")
+def _put_subnet(call: Call) -> Reply:
+    sub = _item(call, "subnets")
+    models.update_subnet(sub, call.json("subnet"))
+    return Reply(200, {"subnet": sub})
+
+
+@router.route("DELETE", "/v2.0/subnets/{item_id}")
+def _delete_subnet(call: Call) -> Reply:
+    models.delete_subnet(_region(call), _item(call, "subnets"))
+    return Reply(204)
+
+
+# ---------------------------------------------------------------------------- ports
+
+
+@router.route("POST", "/v2.0/ports")
+def _post_port(call: Call) -> Reply:
+    spec = call.json("port")
+    if "network_id" not in spec:
+        raise bad("Failed to parse request. Required attribute 'network_id' not specified")
+    return Reply(201, {"port": models.create_port(_region(call), spec)})
+
+
+@router.route("PUT", "/v2.0/ports/{item_id}")
+def _put_port(call: Call) -> Reply:
+    port = _item(call, "ports")
+    models.update_port(_region(call), port, call.json("port"))
+    return Reply(200, {"port": port})
+
+
+@router.route("DELETE", "/v2.0/ports/{item_id}")
+def _delete_port(call: Call) -> Reply:
+    models.delete_port(_region(call), _item(call, "ports"))
+    return Reply(204)
+
+
+# -------------------------------------------------------------------- security groups
+
+
+@router.route("POST", "/v2.0/security-groups")
+def _post_group(call: Call) -> Reply:
+    group = models.create_security_group(_region(call), call.json("security_group"))
+    return Reply(201, {"security_group": group})
+
+
+@router.route("PUT", "/v2.0/security-groups/{item_id}")
+def _put_group(call: Call) -> Reply:
+    group = _item(call, "security-groups")
+    models.update_group(group, call.json("security_group"))
+    return Reply(200, {"security_group": group})
+
+
+@router.route("DELETE", "/v2.0/security-groups/{item_id}")
+def _delete_group(call: Call) -> Reply:
+    models.delete_group(_region(call), _item(call, "security-groups"))
+    return Reply(204)
+
+
+@router.route("POST", "/v2.0/security-group-rules")
+def _post_rule(call: Call) -> Reply:
+    region = _region(call)
+    spec = call.json("security_group_rule")
+    group = models.get(region, "security-groups", str(spec.get("security_group_id", "")))
+    return Reply(201, {"security_group_rule": models.add_rule(region, group, spec)})
+
+
+@router.route("DELETE", "/v2.0/security-group-rules/{item_id}")
+def _delete_rule(call: Call) -> Reply:
+    models.delete_rule(_region(call), _item(call, "security-group-rules"))
+    return Reply(204)
+
+
+# ---------------------------------------------------------------------- floating IPs
+
+
+@router.route("POST", "/v2.0/floatingips")
+def _post_fip(call: Call) -> Reply:
+    region = _region(call)
+    fip = models.create_floatingip(call.store, region, call.json("floatingip"))
+    return Reply(201, {"floatingip": fip})
+
+
+@router.route("PUT", "/v2.0/floatingips/{item_id}")
+def _put_fip(call: Call) -> Reply:
+    fip = _item(call, "floatingips")
+    models.update_floatingip(call.store, _region(call), fip, call.json("floatingip"))
+    return Reply(200, {"floatingip": fip})
+
+
+@router.route("DELETE", "/v2.0/floatingips/{item_id}")
+def _delete_fip(call: Call) -> Reply:
+    models.delete_floatingip(call.store, _region(call), _item(call, "floatingips"))
+    return Reply(204)
