@@ -12,7 +12,6 @@ PostgreSQL.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
@@ -30,6 +29,7 @@ from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.state import SCHEMA_VERSION, LockLost, StackLocked, StateStore
 from tests import postgres
 from tests.integration.clitools import QUICKSTART, ec2, run, stack_instances, write
+from tests.integration.pgfixtures import new_database
 from tests.unit.statehelpers import record, spawn_python, writes
 from tests.unit.test_state import (  # noqa: F401  (collected again here, on both backends)
     test_a_schema_2_database_is_migrated,
@@ -65,30 +65,9 @@ from tests.unit.test_statelock import (  # noqa: F401  (collected again here, on
 )
 
 REPO = Path(__file__).resolve().parents[2]
-_databases = itertools.count(1)
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[postgres.Server]:
-    """One throwaway PostgreSQL server for the session, always stopped."""
-    reason = postgres.unavailable()
-    if reason is not None:
-        if os.environ.get("CI") == "true" or postgres.is_root():
-            pytest.fail(reason)  # CI must run these tests, never skip them
-        pytest.skip(reason)
-    with postgres.running() as server:
-        yield server
-
-
-def new_database(server: postgres.Server) -> str:
-    """A fresh empty database on ``server``; its URL (with the password)."""
-    name = f"t{os.getpid()}_{next(_databases)}"
-    with psycopg.connect(server.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.url(name)
 
 
 @pytest.fixture
