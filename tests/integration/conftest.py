@@ -19,6 +19,7 @@ import yaml
 
 from cloudtmpl_sandbox import control, manager
 from tests.integration.clitools import REPO, ec2
+from tests.integration.pgfixtures import pg_server  # noqa: F401  (a session fixture, shared)
 
 
 def _post(sandbox: dict[str, Any], path: str) -> None:

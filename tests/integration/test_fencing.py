@@ -33,8 +33,8 @@ import yaml
 from cloudtmpl.state import StateStore
 from tests import postgres
 from tests.integration.clitools import cli_args, cli_env, run, write
+from tests.integration.pgfixtures import new_database
 from tests.integration.sandbox_admin import configure, servers
-from tests.integration.test_state_postgres import new_database, pg_server  # noqa: F401
 
 ROUNDS = 10
 SERVERS = 8
@@ -102,7 +102,7 @@ def end_state_problems(sandbox: dict[str, Any], project: Path, stack: str,
 
 
 def test_the_fencing_test(project: Path, openstack_reset: dict[str, Any],
-                          pg_server: postgres.Server) -> None:  # noqa: F811
+                          pg_server: postgres.Server) -> None:
     url = new_database(pg_server)
     env = {"CLOUDTMPL_STATE": url}
     results = []

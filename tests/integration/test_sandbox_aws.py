@@ -20,21 +20,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from libcloud.common.exceptions import BaseHTTPError
 from libcloud.common.types import LibcloudError
 from libcloud.compute.base import NodeImage, NodeSize
-from libcloud.compute.providers import get_driver
-from libcloud.compute.types import KeyPairDoesNotExistError, Provider
+from libcloud.compute.types import KeyPairDoesNotExistError
 
 from cloudtmpl_sandbox import aws_compat as sandbox_aws
 from cloudtmpl_sandbox import control, manager
 from cloudtmpl_sandbox.serving import check_loopback
+from tests.integration.ec2tools import CATALOG, ec2, image, size
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-CATALOG = yaml.safe_load((REPO / "providers" / "sandbox-aws.yaml").read_text())
 NS = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
 REJECTED = (LibcloudError, BaseHTTPError)
 AMIS: dict[tuple[str, str], str] = {}  # (region, abstract image) -> AMI: catalog_amis
@@ -43,31 +41,6 @@ AMIS: dict[tuple[str, str], str] = {}  # (region, abstract image) -> AMI: catalo
 @pytest.fixture(autouse=True, scope="module")
 def _amis(catalog_amis: dict[tuple[str, str], str]) -> None:
     AMIS.update(catalog_amis)
-
-
-def ec2(info: dict[str, Any], region: str = "us-east-1", sigv4: bool = True) -> Any:
-    host, port = info["endpoint"].removeprefix("http://").rsplit(":", 1)
-    assert host == "127.0.0.1"
-    kwargs: dict[str, Any] = {"signature_version": "4"} if sigv4 else {}
-    cls = get_driver(Provider.EC2)
-    return cls(
-        info["access_key"],
-        info["secret_key"],
-        region=region,
-        host=host,
-        port=int(port),
-        secure=False,
-        **kwargs,
-    )
-
-
-def image(driver: Any, region: str = "us-east-1", name: str = "ubuntu-22.04") -> NodeImage:
-    return NodeImage(AMIS[(region, name)], name, driver)
-
-
-def size(driver: Any, abstract: str = "tiny") -> NodeSize:
-    itype = CATALOG["sizes"][abstract]
-    return NodeSize(itype, itype, 1024, 8, 0, 0.0, driver)
 
 
 def counter(info: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +139,7 @@ def test_create_and_list_nodes_round_trip_tags(aws_reset: dict[str, Any]) -> Non
     d = ec2(aws_reset)
     node = d.create_node(
         name="web-0",
-        image=image(d),
+        image=image(d, AMIS),
         size=size(d),
         ex_metadata={"cloudtmpl:stack": "demo", "cloudtmpl:resource": "web"},
     )
@@ -193,7 +166,7 @@ def test_volume_tags_detach_and_delete(aws_reset: dict[str, Any]) -> None:
     assert listed.id == vol.id
     assert listed.extra["tags"] == {"Name": "data-0", "cloudtmpl:stack": "demo"}
 
-    node = d.create_node(name="db", image=image(d), size=size(d), location=zone)
+    node = d.create_node(name="db", image=image(d, AMIS), size=size(d), location=zone)
     assert d.attach_volume(node, vol, "/dev/sdh") is True
     # DetachVolume without InstanceId crashes moto unless the layer adds it.
     assert d.detach_volume(vol) is True
@@ -209,7 +182,7 @@ def test_security_group_and_address_booleans(aws_reset: dict[str, Any]) -> None:
     d = ec2(aws_reset)
     d.ex_create_security_group("sg-demo", "demo group")
     assert d.ex_delete_security_group("sg-demo") is True
-    node = d.create_node(name="ip", image=image(d), size=size(d))
+    node = d.create_node(name="ip", image=image(d, AMIS), size=size(d))
     ip = d.ex_allocate_address()
     assert d.ex_associate_address_with_node(node, ip)
     assert d.ex_disassociate_address(ip) is True
@@ -234,9 +207,10 @@ def test_validation_rejects_bogus_ami_type_and_key(aws_reset: dict[str, Any]) ->
     with pytest.raises(REJECTED, match="InvalidAMIID"):
         d.create_node(name="x", image=NodeImage("ami-00000000", "bogus", d), size=size(d))
     with pytest.raises(REJECTED, match="InvalidInstanceType"):
-        d.create_node(name="x", image=image(d), size=NodeSize("t9.enormous", "x", 0, 0, 0, 0.0, d))
+        d.create_node(name="x", image=image(d, AMIS),
+                      size=NodeSize("t9.enormous", "x", 0, 0, 0, 0.0, d))
     with pytest.raises(KeyPairDoesNotExistError) as err:
-        d.create_node(name="x", image=image(d), size=size(d), ex_keyname="no-such-key")
+        d.create_node(name="x", image=image(d, AMIS), size=size(d), ex_keyname="no-such-key")
     assert err.value.name == "no-such-key"
     assert d.list_nodes() == []
 
@@ -259,7 +233,7 @@ def test_catalog_images_and_sizes_run(aws_reset: dict[str, Any], region: str) ->
     # distinct AMIs: changing the abstract image changes the server's image
     assert len({AMIS[(region, name)] for name in CATALOG["images"]}) == len(CATALOG["images"])
     for abstract in CATALOG["sizes"]:
-        d.create_node(name=f"size-{abstract}", image=image(d, region), size=size(d, abstract))
+        d.create_node(name=f"size-{abstract}", image=image(d, AMIS, region), size=size(d, abstract))
     assert len(d.list_nodes()) == len(CATALOG["images"]) + len(CATALOG["sizes"])
 
 
@@ -285,7 +259,8 @@ def _describe_all(d: Any, max_results: str) -> tuple[list[str], int]:
 def test_describe_instances_pagination_150(aws_reset: dict[str, Any]) -> None:
     d = ec2(aws_reset)
     started = time.monotonic()
-    created = {d.create_node(name=f"n{i}", image=image(d), size=size(d)).id for i in range(150)}
+    created = {d.create_node(name=f"n{i}", image=image(d, AMIS), size=size(d)).id
+               for i in range(150)}
     elapsed = time.monotonic() - started
     assert len(created) == 150
     # libcloud's list_nodes ignores NextToken: the layer lifts moto's 100 page size.
@@ -300,7 +275,7 @@ def test_describe_instances_pagination_150(aws_reset: dict[str, Any]) -> None:
 
 def test_regions_are_isolated(aws_reset: dict[str, Any]) -> None:
     us, eu = ec2(aws_reset, "us-east-1"), ec2(aws_reset, "eu-central-1")
-    node = eu.create_node(name="fra", image=image(eu, "eu-central-1"), size=size(eu))
+    node = eu.create_node(name="fra", image=image(eu, AMIS, "eu-central-1"), size=size(eu))
     assert [n.id for n in eu.list_nodes()] == [node.id]
     assert us.list_nodes() == []
     assert {loc.availability_zone.name[:-1] for loc in eu.list_locations()} == {"eu-central-1"}
@@ -311,7 +286,7 @@ def test_sigv2_driver_gets_correct_answers(aws_reset: dict[str, Any]) -> None:
     # no Authorization header: the layer adds a dummy SigV4 one naming ec2.
     d = ec2(aws_reset, sigv4=False)
     assert d.connection.signature_version == "2"
-    node = d.create_node(name="v2", image=image(d), size=size(d), ex_metadata={"k": "v"})
+    node = d.create_node(name="v2", image=image(d, AMIS), size=size(d), ex_metadata={"k": "v"})
     [listed] = d.list_nodes()
     assert listed.id == node.id and listed.extra["tags"] == {"Name": "v2", "k": "v"}
     d.create_key_pair("v2key")
@@ -400,7 +375,7 @@ def test_boto3_works_through_the_layer(aws_reset: dict[str, Any]) -> None:
 def test_request_counter(aws_reset: dict[str, Any]) -> None:
     assert counter(aws_reset) == {"total": 0, "by_service": {}}
     d = ec2(aws_reset)
-    d.create_node(name="c", image=image(d), size=size(d))  # RunInstances
+    d.create_node(name="c", image=image(d, AMIS), size=size(d))  # RunInstances
     assert counter(aws_reset) == {"total": 1, "by_service": {"ec2": 1}}
     d.list_nodes()  # DescribeInstances + DescribeAddresses (only sent when nodes exist)
     assert counter(aws_reset) == {"total": 3, "by_service": {"ec2": 3}}

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cloudtmpl_sandbox import control
 from cloudtmpl_sandbox.sshd import sshd_path
 from tests.integration.clitools import run, write
-from tests.integration.test_sandbox_aws import ec2, image, size
+from tests.integration.ec2tools import ec2, image, size
 
 pytestmark = [
     pytest.mark.integration,
@@ -72,12 +72,13 @@ def ssh_run(host: dict[str, Any], address: str, key: ed25519.Ed25519PrivateKey,
         client.close()
 
 
-def test_keyed_instance_is_an_sshd_on_its_public_address(aws_reset: dict[str, Any]) -> None:
+def test_keyed_instance_is_an_sshd_on_its_public_address(
+        aws_reset: dict[str, Any], catalog_amis: dict[tuple[str, str], str]) -> None:
     d = ec2(aws_reset)
     key, public = new_key()
     d.import_key_pair_from_string("k", public)
-    node = d.create_node(name="app", image=image(d), size=size(d), ex_keyname="k")
-    keyless = d.create_node(name="plain", image=image(d), size=size(d))
+    node = d.create_node(name="app", image=image(d, catalog_amis), size=size(d), ex_keyname="k")
+    keyless = d.create_node(name="plain", image=image(d, catalog_amis), size=size(d))
     [listed] = [n for n in d.list_nodes() if n.id == node.id]
     [address] = listed.public_ips
     assert ipaddress.ip_address(address).is_loopback  # what EC2 reports: reachable

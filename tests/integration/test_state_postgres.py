@@ -12,14 +12,11 @@ PostgreSQL.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,8 +29,9 @@ from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.state import SCHEMA_VERSION, LockLost, StackLocked, StateStore
 from tests import postgres
 from tests.integration.clitools import QUICKSTART, ec2, run, stack_instances, write
+from tests.integration.pgfixtures import new_database
+from tests.unit.statehelpers import record, spawn_python, writes
 from tests.unit.test_state import (  # noqa: F401  (collected again here, on both backends)
-    _rec,
     test_a_schema_2_database_is_migrated,
     test_begin_run_requires_the_lock,
     test_closed_store_refuses_use,
@@ -64,34 +62,12 @@ from tests.unit.test_statelock import (  # noqa: F401  (collected again here, on
     test_a_schema_3_database_is_migrated_and_its_old_lock_judged_by_pid,
     test_a_store_without_the_lock_cannot_write_a_locked_stack,
     test_every_acquisition_gets_the_next_generation,
-    writes,
 )
 
 REPO = Path(__file__).resolve().parents[2]
-_databases = itertools.count(1)
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[postgres.Server]:
-    """One throwaway PostgreSQL server for the session, always stopped."""
-    reason = postgres.unavailable()
-    if reason is not None:
-        if os.environ.get("CI") == "true" or postgres.is_root():
-            pytest.fail(reason)  # CI must run these tests, never skip them
-        pytest.skip(reason)
-    with postgres.running() as server:
-        yield server
-
-
-def new_database(server: postgres.Server) -> str:
-    """A fresh empty database on ``server``; its URL (with the password)."""
-    name = f"t{os.getpid()}_{next(_databases)}"
-    with psycopg.connect(server.url(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.url(name)
 
 
 @pytest.fixture
@@ -113,18 +89,6 @@ def store(url: str) -> Iterator[StateStore]:
         yield s
 
 
-def _python(code: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
 HOLD = """
     import sys
     from cloudtmpl.state import StateStore, StackLocked
@@ -141,7 +105,7 @@ HOLD = """
 
 
 def _hold(url: str, stack: str, holder: str) -> subprocess.Popen[str]:
-    proc = _python(HOLD.format(url=url, stack=stack, holder=holder))
+    proc = spawn_python(HOLD.format(url=url, stack=stack, holder=holder))
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     assert line == "won", line + (proc.stderr.read() if proc.stderr else "")
@@ -181,7 +145,7 @@ def test_different_stacks_are_locked_in_parallel(url: str) -> None:
             assert s.lock_info("beta").holder == "job-b"  # type: ignore[union-attr]
             with pytest.raises(StackLocked, match="job-b"):
                 s.acquire_lock("beta", "me")
-            s.put_resource("gamma", _rec())  # other stacks stay writable
+            s.put_resource("gamma", record())  # other stacks stay writable
         assert _finish(a) == "released" and _finish(b) == "released"
     finally:
         for p in (a, b):
@@ -215,10 +179,10 @@ def test_lock_contention_fails_fast(url: str) -> None:
 def test_state_cli_list_show_unlock(url: str, tmp_path: Path) -> None:
     holder_pid = 4242
     with StateStore.open(url) as s:
-        s.put_resource("demo", _rec("web"))
-        s.put_resource("demo", _rec("db"))
+        s.put_resource("demo", record("web"))
+        s.put_resource("demo", record("db"))
         s.set_outputs("demo", {"ip": "10.0.0.1"})
-        s.put_resource("other", _rec("web"))
+        s.put_resource("other", record("web"))
         with s.lock("demo", "ci-job"):
             run_id = s.begin_run("demo", "apply", "ci-job")
             s.end_run(run_id, "succeeded")
@@ -389,7 +353,7 @@ def test_pg_schema_created_or_migrated_by_processes_at_once(
         url = new_database(pg_server)
         if migrate:
             StateStore.open(url).close()  # the current schema, to be migrated
-        procs = [_python(MIGRATE.format(url=url, migrate=migrate)) for _ in range(4)]
+        procs = [spawn_python(MIGRATE.format(url=url, migrate=migrate)) for _ in range(4)]
         time.sleep(0.5)  # all imported and waiting
         for p in procs:
             assert p.stdin is not None

@@ -19,7 +19,16 @@ from cloudtmpl.plan import Change, Plan
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.state import StateStore
 from cloudtmpl.steps import build_steps
-from tests.unit.test_plan import CATALOG, SNAP, TARGETS, live_for, plan_of, stack
+from tests.unit.planning import (
+    CATALOG,
+    EMPTY,
+    SNAP,
+    TARGETS,
+    last_specs,
+    live_for,
+    plan_of,
+    stack,
+)
 
 
 class FakeAdapter:
@@ -240,8 +249,6 @@ class SnapshotAdapter(FakeAdapter):
 
 
 def snapshot_plan() -> Plan:
-    from tests.unit.test_plan import EMPTY, SNAP, last_specs
-
     old = stack(SNAP)
     return plan_of(stack(EMPTY), live_for(old), last=last_specs(old))
 

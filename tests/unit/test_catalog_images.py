@@ -21,7 +21,7 @@ from cloudtmpl.plan import Plan, make_plan
 from cloudtmpl.providers.base import Choice
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.workflow import Session
-from tests.unit.test_plan import discovery, stack
+from tests.unit.planning import discovery, stack
 
 AL2023 = ImageFilter("al2023-ami-2023.*-kernel-6.1-x86_64", ("amazon",))
 

@@ -15,7 +15,7 @@ from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc
 from cloudtmpl.functions import OMIT, Function, evaluate, parse_tree, partial_evaluate
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import UNKNOWN
-from tests.unit.test_functions import Ctx as BaseCtx
+from tests.unit.fnctx import Ctx as BaseCtx
 
 
 class Ctx(BaseCtx):

@@ -10,7 +10,7 @@ from cloudtmpl.functions import evaluate
 from cloudtmpl.model import seal, sealed_text, spec_hash
 from cloudtmpl.sensitive import carry, has_marks, is_marked, mark, unmark
 from cloudtmpl_sandbox.httplog import request_line
-from tests.unit.test_functions import Ctx, ok
+from tests.unit.fnctx import Ctx, ok
 
 SECRET = {"db": mark({"user": "app", "password": "pw-leaf-1"}),
           "tokens": mark(["t-zero", "t-one"]), "creds": mark("app:piece-2"),

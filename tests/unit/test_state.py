@@ -11,9 +11,6 @@ import os
 import signal
 import socket
 import stat
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -33,8 +30,7 @@ from cloudtmpl.state import (
     default_state_url,
     project_dir,
 )
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.unit.statehelpers import HOLD_LOCK, record, spawn_python
 
 
 def _url(path: Path) -> str:
@@ -56,49 +52,6 @@ def url(db: Path) -> str:
 def store(url: str) -> Iterator[StateStore]:
     with StateStore.open(url) as s:
         yield s
-
-
-def _rec(address: str = "web", **kw: object) -> ResourceRecord:
-    base: dict[str, object] = dict(
-        address=address,
-        kind="Cloud::Compute::Server",
-        target="os-fra",
-        region="RegionOne",
-        physical_id=f"id-{address}",
-        name=f"demo.{address}",
-        spec={"flavor": "small", "tags": ["a", "b"], "nested": {"x": 1}},
-        spec_hash="abc123",
-        attributes={"first_address": "10.0.0.5"},
-    )
-    base.update(kw)
-    return ResourceRecord(**base)  # type: ignore[arg-type]
-
-
-def _python(code: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
-HOLD_LOCK = """
-    import sys
-    from cloudtmpl.state import StateStore, StackLocked
-    store = StateStore.open({url!r})
-    try:
-        store.acquire_lock("demo", {holder!r})
-    except StackLocked as exc:
-        print("lost", exc.info.holder, exc.info.pid, flush=True)
-        sys.exit(0)
-    print("won", flush=True)
-    sys.stdin.readline()          # hold the lock until told to stop
-    store.release_lock("demo", {holder!r})
-"""
 
 
 # --------------------------------------------------------------------------- paths and URLs
@@ -204,7 +157,7 @@ def test_not_a_database_is_a_diagnostic(tmp_path: Path) -> None:
 
 def test_existing_database_is_reopened_and_newer_schema_refused(url: str) -> None:
     with StateStore.open(url) as s:
-        s.put_resource("demo", _rec())
+        s.put_resource("demo", record())
     with StateStore.open(url) as s:
         assert list(s.resources("demo")) == ["web"]
         assert s.schema_version() == SCHEMA_VERSION
@@ -238,13 +191,13 @@ def test_new_stack_has_serial_zero_and_nothing_else(store: StateStore) -> None:
 
 
 def test_resource_round_trip_and_serial_bumps(store: StateStore) -> None:
-    web, db = _rec("web"), _rec("db", kind="Cloud::Block::Volume", region="")
+    web, db = record("web"), record("db", kind="Cloud::Block::Volume", region="")
     store.put_resource("demo", web)
     assert store.serial("demo") == 1
     store.put_resource("demo", db)
     assert store.serial("demo") == 2
     assert store.resources("demo") == {"db": db, "web": web}
-    changed = _rec("web", physical_id="id-2", spec={"flavor": "large"}, spec_hash="def")
+    changed = record("web", physical_id="id-2", spec={"flavor": "large"}, spec_hash="def")
     store.put_resource("demo", changed)
     assert store.serial("demo") == 3
     assert store.resources("demo")["web"] == changed
@@ -270,7 +223,7 @@ def test_record_from_live() -> None:
 
 def test_non_json_values_are_refused(store: StateStore) -> None:
     with pytest.raises(StateError, match="web"):
-        store.put_resource("demo", _rec(spec={"x": object()}))
+        store.put_resource("demo", record(spec={"x": object()}))
     with pytest.raises(StateError, match="out"):
         store.set_outputs("demo", {"out": float("nan")})
     assert store.serial("demo") == 0
@@ -325,8 +278,8 @@ def test_a_schema_2_database_is_migrated(url: str) -> None:
 
 
 def test_forget_stack_keeps_history(store: StateStore) -> None:
-    store.put_resource("demo", _rec("web"))
-    store.put_resource("keep", _rec("web"))
+    store.put_resource("demo", record("web"))
+    store.put_resource("keep", record("web"))
     store.set_outputs("demo", {"a": 1})
     with store.lock("demo", "me"):
         run = store.begin_run("demo", "destroy", "me")
@@ -348,7 +301,7 @@ def test_template_round_trip_kept_by_writes_and_cleared_by_forget(store: StateSt
     store.set_template("demo", "infra/web.yaml")
     assert store.template("demo") == "infra/web.yaml"
     assert store.serial("demo") == 0 and store.stacks() == []  # a template alone is no stack
-    store.put_resource("demo", _rec("web"))
+    store.put_resource("demo", record("web"))
     store.set_outputs("demo", {"a": 1})
     assert store.template("demo") == "infra/web.yaml"
     store.set_template("demo", "web.yaml")
@@ -399,7 +352,7 @@ def test_stack_locked_message_and_diagnostic(store: StateStore) -> None:
 
 def test_second_process_fails_at_once_naming_the_holder(url: str) -> None:
     StateStore.open(url).close()
-    holder = _python(HOLD_LOCK.format(url=url, holder="ci-runner-1"))
+    holder = spawn_python(HOLD_LOCK.format(url=url, holder="ci-runner-1"))
     try:
         assert holder.stdout is not None and holder.stdin is not None
         assert holder.stdout.readline().strip() == "won"
@@ -429,7 +382,7 @@ def test_second_process_fails_at_once_naming_the_holder(url: str) -> None:
 
 def test_many_processes_race_exactly_one_wins(url: str) -> None:
     StateStore.open(url).close()
-    procs = [_python(HOLD_LOCK.format(url=url, holder=f"p{i}")) for i in range(6)]
+    procs = [spawn_python(HOLD_LOCK.format(url=url, holder=f"p{i}")) for i in range(6)]
     try:
         results = []
         for p in procs:
@@ -449,7 +402,7 @@ def test_many_processes_race_exactly_one_wins(url: str) -> None:
 
 
 def test_lock_of_killed_process_is_taken_over(url: str) -> None:
-    holder = _python(HOLD_LOCK.format(url=url, holder="crashed-apply"))
+    holder = spawn_python(HOLD_LOCK.format(url=url, holder="crashed-apply"))
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "won"
     dead_pid = holder.pid
@@ -532,7 +485,7 @@ def test_run_and_journal_round_trip(store: StateStore) -> None:
 
 def test_open_intents_after_a_crash(url: str) -> None:
     # A run that is killed between the cloud call and the 'done' record.
-    crash = _python(
+    crash = spawn_python(
         f"""
         import os, signal
         from cloudtmpl.state import StateStore
@@ -599,7 +552,7 @@ def test_threads_write_journal_concurrently(url: str) -> None:
                 for i in range(per_thread):
                     addr = f"r{t}-{i}"
                     s.journal(run, "demo", addr, "create", "intent")
-                    s.put_resource("demo", _rec(addr))
+                    s.put_resource("demo", record(addr))
                     s.journal(run, "demo", addr, "create", "done", f"id-{addr}")
                     s.resources("demo")  # readers interleave with writers
             except BaseException as exc:
@@ -621,7 +574,7 @@ def test_threads_write_journal_concurrently(url: str) -> None:
 
 def test_two_stores_in_one_process_share_the_file(url: str) -> None:
     with StateStore.open(url) as a, StateStore.open(url) as b:
-        a.put_resource("demo", _rec())
+        a.put_resource("demo", record())
         assert b.serial("demo") == 1
         with a.lock("demo", "x"), pytest.raises(StackLocked):
             b.acquire_lock("demo", "y")

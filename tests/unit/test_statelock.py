@@ -14,9 +14,7 @@ import os
 import signal
 import socket
 import stat
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,7 +25,7 @@ from cloudtmpl.state import (
     StateStore,
 )
 from cloudtmpl.state.sqlite import lock_file
-from tests.unit.test_state import HOLD_LOCK, _python, _rec
+from tests.unit.statehelpers import HOLD_LOCK, record, spawn_python, writes
 
 
 @pytest.fixture
@@ -51,22 +49,6 @@ def everything(store: StateStore) -> dict[str, list[str]]:
         return {t: sorted(repr(r) for r in tx.all(f"SELECT * FROM {t}")) for t in TABLES}
 
 
-def writes(store: StateStore, run_id: int) -> dict[str, Callable[[], Any]]:
-    """Every kind of write of stack 'demo' that a lock holder makes."""
-    return {
-        "put_resource": lambda: store.put_resource("demo", _rec("late")),
-        "delete_resource": lambda: store.delete_resource("demo", "web"),
-        "set_outputs": lambda: store.set_outputs("demo", {"x": 1}),
-        "set_parameter_digests": lambda: store.set_parameter_digests("demo", {"p": "d"}),
-        "set_template": lambda: store.set_template("demo", "other.yaml"),
-        "set_applied_plan": lambda: store.set_applied_plan("demo", "plan-2"),
-        "forget_stack": lambda: store.forget_stack("demo"),
-        "journal": lambda: store.journal(run_id, "demo", "web", "delete", "intent"),
-        "begin_run": lambda: store.begin_run("demo", "apply", "first"),
-        "end_run": lambda: store.end_run(run_id, "succeeded"),
-    }
-
-
 # --------------------------------------------------------------------------- both backends
 
 
@@ -88,7 +70,7 @@ def test_a_holder_whose_lock_was_taken_over_can_write_nothing(url: str) -> None:
     with StateStore.open(url) as first, StateStore.open(url) as second:
         first.acquire_lock("demo", "first")
         run = first.begin_run("demo", "apply", "first")
-        first.put_resource("demo", _rec("web"))
+        first.put_resource("demo", record("web"))
         first.check_lock("demo")  # still its own
         first._lock_sessions["demo"].close()  # the held lock ends; the store is not told
         info = second.acquire_lock("demo", "second")
@@ -105,7 +87,7 @@ def test_a_holder_whose_lock_was_taken_over_can_write_nothing(url: str) -> None:
         assert first.release_lock("demo", "first") is False  # nothing of its own to remove
         assert second.lock_info("demo") == info  # the new holder's lock is untouched
         run2 = second.begin_run("demo", "apply", "second")
-        second.put_resource("demo", _rec("late"))
+        second.put_resource("demo", record("late"))
         second.end_run(run2, "succeeded")
         second.check_lock("demo")
 
@@ -114,7 +96,7 @@ def test_a_force_unlocked_holder_can_write_nothing(url: str) -> None:
     with StateStore.open(url) as first, StateStore.open(url) as ops:
         first.acquire_lock("demo", "first")
         run = first.begin_run("demo", "apply", "first")
-        first.put_resource("demo", _rec("web"))
+        first.put_resource("demo", record("web"))
         removed = ops.force_unlock("demo", "ops")
         assert removed is not None and removed.holder == "first" and removed.generation == 1
         before = everything(ops)
@@ -132,10 +114,10 @@ def test_a_store_without_the_lock_cannot_write_a_locked_stack(url: str) -> None:
     with StateStore.open(url) as holder, StateStore.open(url) as other:
         holder.acquire_lock("demo", "holder")
         with pytest.raises(StackLocked, match="holder"):
-            other.put_resource("demo", _rec())
+            other.put_resource("demo", record())
         with pytest.raises(StackLocked):
             other.set_outputs("demo", {"x": 1})
-        other.put_resource("elsewhere", _rec())  # other stacks stay writable
+        other.put_resource("elsewhere", record())  # other stacks stay writable
         assert other.resources("demo") == {}
 
 
@@ -206,7 +188,7 @@ def test_a_record_whose_lock_file_is_free_is_stale_whatever_it_names(db: Path) -
 
 def test_a_killed_holder_frees_the_lock_file_at_once(db: Path) -> None:
     StateStore.open(str(db)).close()
-    holder = _python(HOLD_LOCK.format(url=str(db), holder="doomed"))
+    holder = spawn_python(HOLD_LOCK.format(url=str(db), holder="doomed"))
     assert holder.stdout is not None and holder.stdout.readline().strip() == "won"
     path = lock_file(db, "demo")
     assert not _flock_free(path)
@@ -217,7 +199,7 @@ def test_a_killed_holder_frees_the_lock_file_at_once(db: Path) -> None:
 
 def test_a_force_unlocked_holder_still_running_is_named_and_blocks(db: Path) -> None:
     StateStore.open(str(db)).close()
-    holder = _python(HOLD_LOCK.format(url=str(db), holder="ci-runner-3"))
+    holder = spawn_python(HOLD_LOCK.format(url=str(db), holder="ci-runner-3"))
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "won"
         with StateStore.open(str(db)) as s:

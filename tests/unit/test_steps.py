@@ -10,7 +10,7 @@ import networkx as nx
 from cloudtmpl.model import Action, LiveResource, Placement
 from cloudtmpl.plan import Change, Plan
 from cloudtmpl.steps import build_steps
-from tests.unit.test_plan import TEMPLATE, live_for, plan_of, stack
+from tests.unit.planning import TEMPLATE, live_for, plan_of, stack
 
 HERE = Placement("t", "r1")
 SERVER = "Cloud::Compute::Server"
