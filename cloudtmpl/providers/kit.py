@@ -14,21 +14,23 @@ and the client, so the adapter verbs (``discover``, ``create``, ``update``,
   no handler repeats the schema;
 * ``create`` and ``delete`` go straight to the handler.
 
-The plumbing that every cloud needs the same way (wait for a status, "look first,
-then create" after an ambiguous failure, a resource that vanished, the user's
+The plumbing that every cloud needs the same way (a cloud call through the retrier
+with the cloud's errors as CloudError, the stack's objects among a listing, "look
+first, then create" after an ambiguous failure, a resource that vanished, the user's
 metadata) is here too, as small functions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from cloudtmpl import resources
-from cloudtmpl.model import LiveResource, Target
+from cloudtmpl.model import TAG_RESOURCE, TAG_STACK, LiveResource, Target, address_from_name
 from cloudtmpl.providers.base import CloudError
+from cloudtmpl.providers.retry import Retrier
 
 T = TypeVar("T")
 C = TypeVar("C", contravariant=True)
@@ -204,6 +206,36 @@ class Dispatcher(Generic[ClientT]):
 
 
 # ---------------------------------------------------------------------- plumbing
+
+
+def call(fn: Callable[[], T], translate: Callable[[Exception], CloudError],
+         retrier: Retrier | None = None) -> T:
+    """``fn()``, retried by ``retrier`` (None: called once); what still fails is a
+    CloudError: one ``fn`` raised, or ``translate``'s reading of the cloud's exception."""
+    try:
+        return fn() if retrier is None else retrier.call(fn)
+    except CloudError:
+        raise
+    except Exception as exc:
+        raise translate(exc) from exc
+
+
+def stack_items(items: Iterable[T],
+                address_of: Callable[[T], str | None]) -> Iterator[tuple[str, T]]:
+    """(address, item) for each of ``items`` that is the stack's: ``address_of`` gives
+    an item's address in the stack, None for an item that is not the stack's."""
+    for item in items:
+        address = address_of(item)
+        if address is not None:
+            yield address, item
+
+
+def tagged_address(tags: Mapping[str, Any], stack: str, name: str) -> str | None:
+    """The address of an object whose tags (or metadata) say it is ``stack``'s: its
+    ``cloudtmpl:resource``, else the address its ``name`` gives (None: not the stack's)."""
+    if tags.get(TAG_STACK) != stack:
+        return None
+    return tags.get(TAG_RESOURCE) or address_from_name(stack, name)
 
 
 def create_or_adopt(post: Callable[[], T], lookup: Callable[[], T | None],

@@ -162,8 +162,6 @@ class AwsClient:
     # ------------------------------------------------------------------ calls
 
     def _translate(self, exc: BaseException) -> CloudError:
-        if isinstance(exc, CloudError):
-            return exc
         name = type(exc).__name__
         verdict = classify(exc)
         if name == "InvalidCredsError":
@@ -184,12 +182,7 @@ class AwsClient:
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn`` with retries; what still fails is a CloudError."""
-        try:
-            return self.retrier.call(fn)
-        except CloudError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        return kit.call(fn, self._translate, self.retrier)
 
     def raw_ec2(self, region: str, params: Mapping[str, str]) -> ET.Element:
         """One EC2 query (``Action`` in ``params``), no retry, libcloud's errors as they are."""
@@ -201,15 +194,8 @@ class AwsClient:
         """One EC2 query action through the (thread's) driver connection."""
         full = {"Action": action, **(params or {})}
 
-        def go() -> ET.Element:
-            return self.raw_ec2(region, full)
-
-        if retry:
-            return self.call(go)
-        try:
-            return go()
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        return kit.call(lambda: self.raw_ec2(region, full), self._translate,
+                        self.retrier if retry else None)
 
     def paged(self, region: str, action: str, params: Mapping[str, str],
               max_results: int | None) -> Iterable[ET.Element]:

@@ -210,8 +210,6 @@ class LibcloudClient:
         return driver
 
     def _translate(self, exc: BaseException) -> CloudError:
-        if isinstance(exc, CloudError):
-            return exc
         name = type(exc).__name__
         if name == "InvalidCredsError":
             source = (self.target.options.get("key_env")
@@ -229,12 +227,7 @@ class LibcloudClient:
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn`` with retries; what still fails is a CloudError."""
-        try:
-            return self.retrier.call(fn)
-        except CloudError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        return kit.call(fn, self._translate, self.retrier)
 
     def poll(self, timeout: float, what: str, fetch: Callable[[], tuple[bool, str, T]]) -> T:
         return poll(timeout, what, fetch, clock=self.clock, sleep=self.sleep,
