@@ -88,12 +88,8 @@ class Volume:
 
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for vol in listings.get("volumes"):
-            address = ec2.owned(vol.extra.get("tags") or {}, stack)
-            if address is not None:
-                out.append(self.live(client, region, address, vol))
-        return out
+        return [self.live(client, region, address, vol) for address, vol
+                in ec2.stack_items(listings.get("volumes"), stack, ec2.extra_tags)]
 
     @staticmethod
     def live(client: AwsClient, region: str, address: str, vol: Any) -> LiveResource:
@@ -185,13 +181,9 @@ class VolumeAttachment:
 
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for vol in listings.get("volumes"):
-            if ec2.owned(vol.extra.get("tags") or {}, stack) is not None:
-                att = self.live(client, region, vol)
-                if att is not None:
-                    out.append(att)
-        return out
+        found = (self.live(client, region, vol) for _, vol
+                 in ec2.stack_items(listings.get("volumes"), stack, ec2.extra_tags))
+        return [att for att in found if att is not None]
 
     @staticmethod
     def live(client: AwsClient, region: str, vol: Any) -> LiveResource | None:

@@ -202,12 +202,8 @@ class Server:
 
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for node in listings.get("instances"):
-            address = ec2.owned(node.extra.get("tags") or {}, stack)
-            if address is not None:
-                out.append(self.live(client, region, address, node))
-        return out
+        return [self.live(client, region, address, node) for address, node
+                in ec2.stack_items(listings.get("instances"), stack, ec2.extra_tags)]
 
     @staticmethod
     def live(client: AwsClient, region: str, address: str, node: Any) -> LiveResource:

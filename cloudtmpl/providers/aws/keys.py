@@ -63,20 +63,25 @@ def _live_of(client: AwsClient, region: str, address: str, el: ET.Element) -> Li
                  ec2.tags_of(el).get(TAG_SPEC))
 
 
+def _address(el: ET.Element, stack: str) -> str | None:
+    """A key pair is ``stack``'s by its name ``{stack}.*`` (not every EC2-compatible cloud
+    tags key pairs), unless its tags name another stack; its resource tag, if any, is
+    its address."""
+    tags = ec2.tags_of(el)
+    address = address_from_name(stack, ec2.text(el, "keyName") or "")
+    if address is None or tags.get(TAG_STACK, stack) != stack:
+        return None
+    return tags.get(TAG_RESOURCE) or address
+
+
 class KeyPair:
     kind = KEYPAIR
     listings = ("key_pairs",)
 
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for el in listings.get("key_pairs"):
-            tags = ec2.tags_of(el)
-            address = address_from_name(stack, ec2.text(el, "keyName") or "")
-            if address is None or tags.get(TAG_STACK, stack) != stack:
-                continue
-            out.append(_live_of(client, region, tags.get(TAG_RESOURCE) or address, el))
-        return out
+        return [_live_of(client, region, address, el) for address, el
+                in kit.stack_items(listings.get("key_pairs"), lambda el: _address(el, stack))]
 
     def create(self, client: AwsClient, region: str, want: kit.Desired) -> LiveResource:
         name = want.name

@@ -84,12 +84,8 @@ class Volume:
 
     def to_live(self, client: LibcloudClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for vol in listings.get("volumes"):
-            address = client.owned(vol, stack)
-            if address is not None and client.in_region(vol, region):
-                out.append(_volume_live(client, region, address, vol))
-        return out
+        return [_volume_live(client, region, address, vol)
+                for address, vol in client.stack_items(listings.get("volumes"), stack, region)]
 
     def create(self, client: LibcloudClient, region: str, want: kit.Desired) -> LiveResource:
         props, address = want.properties, want.address
@@ -155,9 +151,7 @@ class VolumeAttachment:
                 listings: kit.Listings) -> list[LiveResource]:
         records = dict(listings.get("attachment_records"))
         out = []
-        for vol in listings.get("volumes"):
-            if client.owned(vol, stack) is None or not client.in_region(vol, region):
-                continue
+        for _, vol in client.stack_items(listings.get("volumes"), stack, region):
             record = records.get(str(vol.id))
             if record and record.get("stack") == stack:
                 att = _attachment_live(client, region, vol, record)

@@ -26,7 +26,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -259,6 +259,15 @@ class LibcloudClient:
             if owner is not None and owner != stack:
                 return None  # a same-named object of another owner: never ours
         return address
+
+    def stack_items(self, items: Iterable[Any], stack: str,
+                    region: str) -> Iterator[tuple[str, Any]]:
+        """(address, object) for the nodes or volumes of ``stack`` in ``region``."""
+        def address_of(obj: Any) -> str | None:
+            address = self.owned(obj, stack)
+            return address if address is not None and self.in_region(obj, region) else None
+
+        return kit.stack_items(items, address_of)
 
     def tag_kwargs(self, fn: Any, tags: Mapping[str, str]) -> dict[str, Any]:
         """Ownership tags in the form ``fn`` accepts; {} on a target without tags."""

@@ -85,13 +85,9 @@ class Server:
 
     def to_live(self, client: LibcloudClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for node in listings.get("nodes"):
-            address = client.owned(node, stack)
-            if (address is not None and client.in_region(node, region)
-                    and names.state(node) not in GONE_STATES):
-                out.append(_live(client, region, address, node))
-        return out
+        return [_live(client, region, address, node)
+                for address, node in client.stack_items(listings.get("nodes"), stack, region)
+                if names.state(node) not in GONE_STATES]
 
     def create(self, client: LibcloudClient, region: str, want: kit.Desired) -> LiveResource:
         props, address = want.properties, want.address

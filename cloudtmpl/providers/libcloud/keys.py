@@ -29,12 +29,8 @@ class KeyPair:
 
     def to_live(self, client: LibcloudClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for kp in listings.get("key_pairs"):
-            address = client.address(stack, kp.name)
-            if address is not None:
-                out.append(_live(client, region, address, kp))
-        return out
+        return [_live(client, region, address, kp) for address, kp in kit.stack_items(
+            listings.get("key_pairs"), lambda kp: client.address(stack, kp.name))]
 
     def create(self, client: LibcloudClient, region: str, want: kit.Desired) -> LiveResource:
         public_key = str(want.properties.get("public_key") or "").strip()

@@ -16,7 +16,7 @@ taken under deletion_policy Snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -26,14 +26,13 @@ from cloudtmpl.model import (
     TAG_SPEC,
     TAG_STACK,
     LiveResource,
-    address_from_name,
     physical_name,
     snapshot_name,
 )
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import ATTACHMENT, VOLUME, CloudError
 from cloudtmpl.providers.openstack.client import OpenStackClient, status_of
-from cloudtmpl.providers.openstack.compute import set_metadata, settled_server
+from cloudtmpl.providers.openstack.compute import set_metadata, settled_server, stack_address
 
 TAG_ATTACHMENT = "cloudtmpl:attachment"
 TAG_ATTACHMENT_SPEC = "cloudtmpl:attachment-spec"
@@ -48,10 +47,10 @@ def _get(client: OpenStackClient, region: str, volume_id: str) -> dict[str, Any]
     return client.get(region, "volume", f"/volumes/{volume_id}", "volume")
 
 
-def _stack_volumes(listings: kit.Listings, stack: str) -> list[dict[str, Any]]:
-    return [vol for vol in listings.get("volumes")
-            if (vol.get("metadata") or {}).get(TAG_STACK) == stack
-            and vol.get("status") not in GONE_STATES]
+def _stack_volumes(listings: kit.Listings, stack: str) -> Iterator[tuple[str, Any]]:
+    """(address, volume) for the volumes of ``stack`` that are not gone (by metadata)."""
+    return kit.stack_items(listings.get("volumes"),
+                           lambda vol: stack_address(vol, stack, GONE_STATES))
 
 
 def volume_live(client: OpenStackClient, region: str, address: str,
@@ -119,13 +118,8 @@ class VolumeHandler:
 
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for vol in _stack_volumes(listings, stack):
-            meta = vol.get("metadata") or {}
-            address = meta.get(TAG_RESOURCE) or address_from_name(stack, vol.get("name", ""))
-            if address:
-                out.append(volume_live(client, region, address, vol))
-        return out
+        return [volume_live(client, region, address, vol)
+                for address, vol in _stack_volumes(listings, stack)]
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         props, name, stack, address = want.properties, want.name, want.stack, want.address
@@ -215,7 +209,7 @@ class AttachmentHandler:
 
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        found = (attachment_live(client, region, vol) for vol in _stack_volumes(listings, stack))
+        found = (attachment_live(client, region, vol) for _, vol in _stack_volumes(listings, stack))
         return [att for att in found if att is not None]
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:

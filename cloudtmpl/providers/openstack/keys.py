@@ -34,13 +34,9 @@ class KeyPairHandler:
 
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for item in listings.get("keypairs"):
-            kp = item.get("keypair", item)
-            address = address_from_name(stack, str(kp.get("name", "")))
-            if address:
-                out.append(key_pair_live(client, region, address, kp))
-        return out
+        pairs = (item.get("keypair", item) for item in listings.get("keypairs"))
+        return [key_pair_live(client, region, address, kp) for address, kp in kit.stack_items(
+            pairs, lambda kp: address_from_name(stack, str(kp.get("name", ""))) or None)]
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         name = want.name
