@@ -28,8 +28,15 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from cloudtmpl import resources
-from cloudtmpl.model import TAG_RESOURCE, TAG_STACK, LiveResource, Target, address_from_name
-from cloudtmpl.providers.base import CloudError
+from cloudtmpl.model import (
+    TAG_RESOURCE,
+    TAG_STACK,
+    LiveResource,
+    Placement,
+    Target,
+    address_from_name,
+)
+from cloudtmpl.providers.base import ATTACHMENT, KEYPAIR, CloudError
 from cloudtmpl.providers.retry import Retrier
 
 T = TypeVar("T")
@@ -238,6 +245,15 @@ def tagged_address(tags: Mapping[str, Any], stack: str, name: str) -> str | None
     return tags.get(TAG_RESOURCE) or address_from_name(stack, name)
 
 
+class NothingInPlace:
+    """For the handler of a kind nothing about changes in place, on a cloud that keeps
+    no spec to move: ``update`` (of nothing else: the adapter let no other change
+    through) returns the resource as it is, without a request."""
+
+    def update(self, client: Any, live: LiveResource, change: Change) -> LiveResource:
+        return live
+
+
 def create_or_adopt(post: Callable[[], T], lookup: Callable[[], T | None],
                     call: Callable[[Callable[[], T]], T]) -> T:
     """A create that may be retried by ``call``: after an ambiguous failure (the
@@ -303,3 +319,56 @@ def server_group_policy(properties: Mapping[str, Any]) -> str:
                          f"{', '.join(resources.SERVER_GROUP_POLICIES)} (got {raw!r})",
                          permanent=True)
     return chosen[0]
+
+
+# ---------------------------------------------------------------------- kinds every cloud has
+
+
+def public_key(want: Desired) -> str:
+    """A key pair's ``public_key``, which a create needs."""
+    key = str(want.properties.get("public_key") or "").strip()
+    if not key:
+        raise CloudError(f"key pair {want.name}: public_key is required (cloudtmpl generates "
+                         "one when the template gives none)", permanent=True)
+    return key
+
+
+def same_public_key(found: str | None, key: str) -> bool:
+    """Whether an existing key pair's public key ``found`` is ``key`` (type and data; the
+    comment aside): a key pair of that name from an earlier, retried or crashed attempt."""
+    return (found or "").split()[:2] == key.split()[:2]
+
+
+def key_pair_live(placement: Placement, address: str, name: str, fingerprint: str | None,
+                  public_key: str | None, spec_hash: str | None = None) -> LiveResource:
+    """A key pair as a live resource (physical id: its name)."""
+    attributes: dict[str, Any] = {"name": name, "fingerprint": fingerprint}
+    if public_key:
+        attributes["public_key"] = public_key
+    return LiveResource(address=address, kind=KEYPAIR, physical_id=name, placement=placement,
+                        name=name, properties={}, attributes=attributes, spec_hash=spec_hash,
+                        status="available")
+
+
+def attachment_ends(properties: Mapping[str, Any]) -> tuple[str, str]:
+    """(volume id, server id): what a volume attachment joins; a create needs both."""
+    volume_id = str(properties.get("volume_id") or "")
+    server_id = str(properties.get("instance_uuid") or "")
+    if not volume_id or not server_id:
+        raise CloudError("a volume attachment needs volume_id and instance_uuid",
+                         permanent=True)
+    return volume_id, server_id
+
+
+def attachment_live(placement: Placement, address: str, volume_id: str, server_id: str, *,
+                    spec_hash: str | None, status: str,
+                    more: Mapping[str, Any] | None = None,
+                    attributes: Mapping[str, Any] | None = None) -> LiveResource:
+    """A volume attachment as a live resource: physical id ``"{volume}:{server}"``, the
+    properties ``instance_uuid`` and ``volume_id`` (and ``more`` that the cloud reports)."""
+    return LiveResource(address=address, kind=ATTACHMENT,
+                        physical_id=f"{volume_id}:{server_id}", placement=placement,
+                        name=address,
+                        properties={"instance_uuid": server_id, "volume_id": volume_id,
+                                    **(more or {})},
+                        attributes=dict(attributes or {}), spec_hash=spec_hash, status=status)

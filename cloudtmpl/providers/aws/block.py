@@ -151,28 +151,16 @@ class Volume:
                                    f"volume {live.address} ({vid})",
                                    ready=lambda v: int(v.size) >= want,
                                    status_of=lambda v: f"{v.size} GiB, resizing")
-        desired = ec2.metadata(change.properties) if "metadata" in change.changed else None
-        client.sync_user_tags(region, vid, vol.extra.get("tags") or {}, desired,
-                              {TAG_SPEC: change.spec_hash})
-        vol = kit.require(get_volume(client, region, vid), live)
-        return self.live(client, region, live.address, vol)
+        client.retag(region, vid, ec2.extra_tags(vol), change)
+        return self.live(client, region, live.address,
+                         kit.require(get_volume(client, region, vid), live))
 
     def delete(self, client: AwsClient, live: LiveResource, timeout: float) -> None:
-        region = live.placement.region
-        vid = live.physical_id
-        try:
-            client.ec2(region, "DeleteVolume", {"VolumeId": vid})
-        except CloudError as err:
-            if ec2.has_code(err, "InvalidVolume.NotFound"):
-                return
-            raise
-
-        def gone() -> tuple[bool, str, None]:
-            vol = get_volume(client, region, vid)
-            state = "deleted" if vol is None else (vol.extra.get("state") or "")
-            return state == "deleted", state, None
-
-        client.poll(timeout, f"volume {live.name or live.address} ({vid})", gone)
+        region, vid = live.placement.region, live.physical_id
+        client.delete_and_wait(region, "DeleteVolume", {"VolumeId": vid}, "InvalidVolume.NotFound",
+                               get=lambda: get_volume(client, region, vid), state="state",
+                               gone="deleted", timeout=timeout,
+                               what=f"volume {live.name or live.address} ({vid})")
 
 
 class VolumeAttachment:
@@ -193,30 +181,15 @@ class VolumeAttachment:
         att_status = vol.extra.get("attachment_status") or ""
         if not address or not instance or att_status not in _LIVE_ATTACHMENT_STATES:
             return None
-        return LiveResource(
-            address=address,
-            kind=ATTACHMENT,
-            physical_id=f"{vol.id}:{instance}",
-            placement=client.placement(region),
-            name=address,
-            properties={
-                "instance_uuid": instance,
-                "volume_id": vol.id,
-                "mountpoint": vol.extra.get("device"),
-            },
-            attributes={},
-            spec_hash=tags.get(ec2.TAG_ATTACHMENT_SPEC),
-            status=att_status,
-        )
+        return kit.attachment_live(client.placement(region), address, vol.id, instance,
+                                   spec_hash=tags.get(ec2.TAG_ATTACHMENT_SPEC),
+                                   status=att_status,
+                                   more={"mountpoint": vol.extra.get("device")})
 
     def create(self, client: AwsClient, region: str, want: kit.Desired) -> LiveResource:
         props, address = want.properties, want.address
-        volume_id = str(props.get("volume_id") or "")
-        instance_id = str(props.get("instance_uuid") or "")
+        volume_id, instance_id = kit.attachment_ends(props)
         device = str(props.get("mountpoint") or "/dev/sdh")
-        if not volume_id or not instance_id:
-            raise CloudError("a volume attachment needs volume_id and instance_uuid",
-                             permanent=True)
         vol = get_volume(client, region, volume_id)
         if vol is None:
             raise CloudError(f"InvalidVolume.NotFound: The volume '{volume_id}' does not exist.",

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from cloudtmpl.model import Placement, Target
+from cloudtmpl.model import TAG_SPEC, Placement, Target
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.aws import connections, ec2
 from cloudtmpl.providers.aws.connections import Endpoint
@@ -278,15 +278,37 @@ class AwsClient:
             params[f"Tag.{i}.Key"] = key
         self.ec2(region, "DeleteTags", params)
 
-    def sync_user_tags(self, region: str, resource_id: str, current: Mapping[str, str],
-                       desired: Mapping[str, str] | None, extra: Mapping[str, str]) -> None:
-        """Make the user tags ``desired`` (None: leave alone) and set ``extra`` tags."""
-        to_set = dict(extra)
-        if desired is not None:
+    def retag(self, region: str, resource_id: str, current: Mapping[str, str],
+              change: kit.Change) -> None:
+        """After an in-place update (instances and volumes alike): the spec tag moves;
+        with ``metadata`` changed, the user's tags (``current`` now) become the desired."""
+        to_set = {TAG_SPEC: change.spec_hash}
+        if "metadata" in change.changed:
+            desired = ec2.metadata(change.properties)
             have = ec2.user_tags(current)
             self.delete_tags(region, resource_id, sorted(set(have) - set(desired)))
             to_set.update({k: v for k, v in desired.items() if have.get(k) != v})
         self.create_tags(region, resource_id, to_set)
+
+    def delete_and_wait(self, region: str, action: str, params: Mapping[str, str],
+                        missing: str, *, get: Callable[[], Any | None], state: str, gone: str,
+                        timeout: float, what: str) -> None:
+        """One delete ``action``, then wait until the object (``get()``, libcloud's, None
+        once it is gone) has the ``extra[state]`` ``gone``; what is already missing (the
+        error code ``missing``) is deleted."""
+        try:
+            self.ec2(region, action, params)
+        except CloudError as err:
+            if ec2.has_code(err, missing):
+                return
+            raise
+
+        def fetch() -> tuple[bool, str, None]:
+            obj = get()
+            now = gone if obj is None else (obj.extra.get(state) or "")
+            return now == gone, now, None
+
+        self.poll(timeout, what, fetch)
 
     # ------------------------------------------------------------------ kit.Client
 

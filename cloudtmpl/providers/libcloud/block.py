@@ -60,25 +60,16 @@ def _attachment_live(client: LibcloudClient, region: str, vol: Any,
     attached = attached_nodes(vol)
     if attached is not None and node_id not in attached:
         return None
-    address = str(record.get("address") or "")
-    return LiveResource(
-        address=address,
-        kind=ATTACHMENT,
-        physical_id=f"{vol.id}:{node_id}",
-        placement=client.placement(region),
-        name=address,
-        properties={"instance_uuid": node_id, "volume_id": str(vol.id)},
-        attributes={},
-        spec_hash=record.get("spec"),
-        status="attached",
-    )
+    return kit.attachment_live(client.placement(region), str(record.get("address") or ""),
+                               str(vol.id), node_id, spec_hash=record.get("spec"),
+                               status="attached")
 
 
 def _what(live: LiveResource) -> str:
     return f"{live.kind} {live.name or live.address} ({live.physical_id})"
 
 
-class Volume:
+class Volume(kit.NothingInPlace):
     kind = VOLUME
     listings = ("volumes",)
 
@@ -127,10 +118,6 @@ class Volume:
 
         return _volume_live(client, region, address, client.poll(want.timeout, what, fetch))
 
-    def update(self, client: LibcloudClient, live: LiveResource,
-               change: kit.Change) -> LiveResource:
-        return live
-
     def delete(self, client: LibcloudClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region
         vol = client.find_volume(region, live.physical_id)
@@ -161,11 +148,7 @@ class VolumeAttachment:
 
     def create(self, client: LibcloudClient, region: str, want: kit.Desired) -> LiveResource:
         props, address = want.properties, want.address
-        volume_id = str(props.get("volume_id") or "")
-        node_id = str(props.get("instance_uuid") or "")
-        if not volume_id or not node_id:
-            raise CloudError("a volume attachment needs volume_id and instance_uuid",
-                             permanent=True)
+        volume_id, node_id = kit.attachment_ends(props)
         vol = client.find_volume(region, volume_id)
         node = client.find_node(region, node_id)
         if vol is None or node is None:

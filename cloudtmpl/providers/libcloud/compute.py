@@ -79,7 +79,7 @@ def _wait_node(client: LibcloudClient, region: str, node_id: str, timeout: float
     return client.poll(timeout, what, fetch)
 
 
-class Server:
+class Server(kit.NothingInPlace):
     kind = SERVER
     listings = ("nodes",)
 
@@ -133,10 +133,6 @@ class Server:
         node = _wait_node(client, region, str(node.id), want.timeout,
                           f"server {cloud_name} ({node.id})")
         return _live(client, region, address, node)
-
-    def update(self, client: LibcloudClient, live: LiveResource,
-               change: kit.Change) -> LiveResource:
-        return live
 
     def delete(self, client: LibcloudClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region

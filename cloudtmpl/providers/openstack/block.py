@@ -32,7 +32,12 @@ from cloudtmpl.model import (
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import ATTACHMENT, VOLUME, CloudError
 from cloudtmpl.providers.openstack.client import OpenStackClient, status_of
-from cloudtmpl.providers.openstack.compute import set_metadata, settled_server, stack_address
+from cloudtmpl.providers.openstack.compute import (
+    find_marked,
+    set_metadata,
+    settled_server,
+    stack_address,
+)
 
 TAG_ATTACHMENT = "cloudtmpl:attachment"
 TAG_ATTACHMENT_SPEC = "cloudtmpl:attachment-spec"
@@ -77,20 +82,13 @@ def attachment_live(client: OpenStackClient, region: str,
     if not address or not attachments or vol.get("status") not in ("in-use", "detaching",
                                                                     "attaching"):
         return None
-    server = str(attachments[0]["server_id"])
-    return LiveResource(
-        address=address,
-        kind=ATTACHMENT,
-        physical_id=f"{vol['id']}:{server}",
-        placement=client.placement(region),
-        name=address,
-        # Nova may pick another device than the one asked for (libvirt does):
-        # the mountpoint is compared with the last-applied spec, not reported.
-        properties={"instance_uuid": server, "volume_id": str(vol["id"])},
-        attributes={"device": attachments[0].get("device")},
+    # Nova may pick another device than the one asked for (libvirt does): the
+    # mountpoint is compared with the last-applied spec, not reported.
+    return kit.attachment_live(
+        client.placement(region), address, str(vol["id"]), str(attachments[0]["server_id"]),
         spec_hash=meta.get(TAG_ATTACHMENT_SPEC),
         status="attached" if vol.get("status") == "in-use" else str(vol.get("status")),
-    )
+        attributes={"device": attachments[0].get("device")})
 
 
 def wait_volume(client: OpenStackClient, region: str, volume_id: str, timeout: float,
@@ -139,16 +137,9 @@ class VolumeHandler:
                              body={"volume": body}, retry=False) or {}
             return str(obj["volume"]["id"])
 
-        def lookup() -> str | None:
-            obj = client.api(region, "volume", "/volumes/detail", params={"name": name},
-                             retry=False) or {}
-            for vol in obj.get("volumes") or []:
-                m = vol.get("metadata") or {}
-                if m.get(TAG_STACK) == stack and m.get(TAG_RESOURCE) == address:
-                    return str(vol["id"])
-            return None
-
-        volume_id = client.create_or_adopt(post, lookup)
+        volume_id = client.create_or_adopt(post, lambda: find_marked(
+            client, region, "volume", "/volumes/detail", "volumes", {"name": name}, stack,
+            address))
         vol = wait_volume(client, region, volume_id, want.timeout,
                           f"volume {name} ({volume_id})",
                           ready=lambda v: v.get("status") == "available")
@@ -214,11 +205,7 @@ class AttachmentHandler:
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         props, address = want.properties, want.address
-        volume_id = str(props.get("volume_id") or "")
-        server_id = str(props.get("instance_uuid") or "")
-        if not volume_id or not server_id:
-            raise CloudError("a volume attachment needs volume_id and instance_uuid",
-                             permanent=True)
+        volume_id, server_id = kit.attachment_ends(props)
         vol = _get(client, region, volume_id)
         if vol is None:
             raise CloudError(f"Volume {volume_id} could not be found.", permanent=True,

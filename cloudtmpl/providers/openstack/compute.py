@@ -131,6 +131,19 @@ def stack_address(obj: Mapping[str, Any], stack: str, gone: frozenset[str]) -> s
     return kit.tagged_address(obj.get("metadata") or {}, stack, obj.get("name", "")) or None
 
 
+def find_marked(client: OpenStackClient, region: str, service: str, path: str, key: str,
+                params: Mapping[str, Any], stack: str, address: str) -> str | None:
+    """After an ambiguous create: the id of the object of the listing ``path`` (filtered
+    by ``params``) whose metadata marks it as ``stack``'s ``address``.  Servers and
+    volumes alike; no retry inside the create's retry."""
+    obj = client.api(region, service, path, params=params, retry=False) or {}
+    for item in obj.get(key) or []:
+        m = item.get("metadata") or {}
+        if m.get(TAG_STACK) == stack and m.get(TAG_RESOURCE) == address:
+            return str(item["id"])
+    return None
+
+
 def _refresh(client: OpenStackClient, region: str, address: str, server_id: str,
              srv: dict[str, Any] | None = None) -> LiveResource:
     if srv is None:
@@ -296,16 +309,9 @@ class ServerHandler:
                              body=request, retry=False) or {}
             return str(obj["server"]["id"])
 
-        def lookup() -> str | None:
-            obj = client.api(region, "compute", "/servers/detail",
-                             params={"name": f"^{re.escape(name)}$"}, retry=False) or {}
-            for srv in obj.get("servers") or []:
-                m = srv.get("metadata") or {}
-                if m.get(TAG_STACK) == stack and m.get(TAG_RESOURCE) == address:
-                    return str(srv["id"])
-            return None
-
-        server_id = client.create_or_adopt(post, lookup)
+        server_id = client.create_or_adopt(post, lambda: find_marked(
+            client, region, "compute", "/servers/detail", "servers",
+            {"name": f"^{re.escape(name)}$"}, stack, address))
         srv = wait_server(client, region, server_id, "ACTIVE", want.timeout,
                           f"server {name} ({server_id})")
         return _refresh(client, region, address, server_id, srv)
