@@ -360,6 +360,12 @@ def attachment_ends(properties: Mapping[str, Any]) -> tuple[str, str]:
     return volume_id, server_id
 
 
+def attachment_of(live: LiveResource) -> tuple[str, str]:
+    """(volume id, server id) of an attachment's physical id (:func:`attachment_live`)."""
+    volume_id, _, server_id = live.physical_id.partition(":")
+    return volume_id, server_id
+
+
 def attachment_live(placement: Placement, address: str, volume_id: str, server_id: str, *,
                     spec_hash: str | None, status: str,
                     more: Mapping[str, Any] | None = None,

@@ -231,14 +231,14 @@ class VolumeAttachment:
 
     def update(self, client: AwsClient, live: LiveResource, change: kit.Change) -> LiveResource:
         region = live.placement.region
-        volume_id = live.physical_id.split(":", 1)[0]
+        volume_id = kit.attachment_of(live)[0]
         client.create_tags(region, volume_id, {ec2.TAG_ATTACHMENT_SPEC: change.spec_hash})
         vol = kit.require(get_volume(client, region, volume_id), live)
         return kit.require(self.live(client, region, vol), live)
 
     def delete(self, client: AwsClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region
-        volume_id, _, instance_id = live.physical_id.partition(":")
+        volume_id, instance_id = kit.attachment_of(live)
         vol = get_volume(client, region, volume_id)
         if vol is None:
             return

@@ -187,7 +187,7 @@ class VolumeAttachment:
     def update(self, client: LibcloudClient, live: LiveResource,
                change: kit.Change) -> LiveResource:
         """Only the spec changes: it is in the record."""
-        volume_id = live.physical_id.split(":", 1)[0]
+        volume_id = kit.attachment_of(live)[0]
         with client.records.editing() as records:
             record = records.get(volume_id)
             if record is not None:
@@ -196,7 +196,7 @@ class VolumeAttachment:
 
     def delete(self, client: LibcloudClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region
-        volume_id, _, node_id = live.physical_id.partition(":")
+        volume_id, node_id = kit.attachment_of(live)
         vol = client.find_volume(region, volume_id)
         if vol is not None:
             attached = attached_nodes(vol)

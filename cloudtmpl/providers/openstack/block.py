@@ -246,7 +246,7 @@ class AttachmentHandler:
     def update(self, client: OpenStackClient, live: LiveResource,
                change: kit.Change) -> LiveResource:
         region = live.placement.region
-        volume_id = live.physical_id.split(":", 1)[0]
+        volume_id = kit.attachment_of(live)[0]
         client.api(region, "volume", f"/volumes/{volume_id}/metadata", method="POST",
                    body={"metadata": {TAG_ATTACHMENT_SPEC: change.spec_hash}})
         vol = kit.require(_get(client, region, volume_id), live)
@@ -254,7 +254,7 @@ class AttachmentHandler:
 
     def delete(self, client: OpenStackClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region
-        volume_id, _, server_id = live.physical_id.partition(":")
+        volume_id, server_id = kit.attachment_of(live)
         vol = _get(client, region, volume_id)
         if vol is None:
             return
