@@ -30,11 +30,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from cloudtmpl import resources
 from cloudtmpl.model import (
     TAG_RESOURCE,
+    TAG_SNAPSHOT_OF,
     TAG_STACK,
     LiveResource,
     Placement,
     Target,
     address_from_name,
+    physical_name,
 )
 from cloudtmpl.providers.base import ATTACHMENT, KEYPAIR, CloudError
 from cloudtmpl.providers.retry import Retrier
@@ -348,6 +350,19 @@ def key_pair_live(placement: Placement, address: str, name: str, fingerprint: st
     return LiveResource(address=address, kind=KEYPAIR, physical_id=name, placement=placement,
                         name=name, properties={}, attributes=attributes, spec_hash=spec_hash,
                         status="available")
+
+
+def snapshot_marks(stack: str, volume: LiveResource) -> dict[str, str]:
+    """The tags (metadata) of the snapshot of ``volume`` taken before it is deleted
+    (deletion_policy Snapshot): never a resource of the stack, found again by them."""
+    return {TAG_STACK: stack, TAG_RESOURCE: volume.address, TAG_SNAPSHOT_OF: volume.physical_id}
+
+
+def snapshot_description(stack: str, volume: LiveResource) -> str:
+    """The description of that snapshot, where the cloud keeps one."""
+    return (f"cloudtmpl: volume {volume.physical_id} "
+            f"({physical_name(stack, volume.address)}) before it was deleted "
+            "(deletion_policy Snapshot)")
 
 
 def attachment_ends(properties: Mapping[str, Any]) -> tuple[str, str]:

@@ -233,3 +233,12 @@ def test_nothing_in_place_returns_the_resource_as_it_is() -> None:
     live = Handler(SERVER, ())._live("r1", "web")
     change = kit.Change({}, frozenset(), "s", "h2", 1.0)
     assert kit.NothingInPlace().update(RecordingClient(), live, change) is live
+
+
+def test_the_snapshot_before_a_delete_is_marked_alike_on_every_cloud() -> None:
+    volume = LiveResource(address="data", kind=VOLUME, physical_id="vol-1",
+                          placement=Placement("t", "r1"))
+    assert kit.snapshot_marks("s", volume) == {
+        "cloudtmpl:stack": "s", "cloudtmpl:resource": "data", "cloudtmpl:snapshot-of": "vol-1"}
+    assert kit.snapshot_description("s", volume) == (
+        "cloudtmpl: volume vol-1 (s.data) before it was deleted (deletion_policy Snapshot)")

@@ -27,12 +27,10 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudtmpl.model import (
-    TAG_RESOURCE,
     TAG_SNAPSHOT_OF,
     TAG_SPEC,
     TAG_STACK,
     LiveResource,
-    physical_name,
     snapshot_name,
 )
 from cloudtmpl.providers import kit
@@ -278,8 +276,7 @@ def snapshot_volume(client: AwsClient, live: LiveResource, stack: str,
     region = live.placement.region
     vid = live.physical_id
     name = snapshot_name(stack, live.address, vid)
-    tags = {ec2.TAG_NAME: name, TAG_STACK: stack, TAG_RESOURCE: live.address,
-            TAG_SNAPSHOT_OF: vid}
+    tags = {ec2.TAG_NAME: name, **kit.snapshot_marks(stack, live)}
     what = f"snapshot {name}"
 
     def find(retry: bool) -> str | None:
@@ -296,8 +293,7 @@ def snapshot_volume(client: AwsClient, live: LiveResource, stack: str,
         try:
             obj = client.ec2(region, "CreateSnapshot", {
                 "VolumeId": vid, **ec2.tag_spec("snapshot", tags),
-                "Description": f"cloudtmpl: volume {vid} ({physical_name(stack, live.address)})"
-                               " before it was deleted (deletion_policy Snapshot)"},
+                "Description": kit.snapshot_description(stack, live)},
                 retry=False)
         except CloudError as err:
             if ec2.has_code(err, "InvalidVolume.NotFound"):

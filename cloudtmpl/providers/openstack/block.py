@@ -22,11 +22,9 @@ from typing import Any
 
 from cloudtmpl.model import (
     TAG_RESOURCE,
-    TAG_SNAPSHOT_OF,
     TAG_SPEC,
     TAG_STACK,
     LiveResource,
-    physical_name,
     snapshot_name,
 )
 from cloudtmpl.providers import kit
@@ -299,7 +297,6 @@ def snapshot(client: OpenStackClient, live: LiveResource, *, stack: str,
     vid = live.physical_id
     name = snapshot_name(stack, live.address, vid)
     what = f"backup {name}"
-    meta = {TAG_STACK: stack, TAG_RESOURCE: live.address, TAG_SNAPSHOT_OF: vid}
 
     def find() -> str | None:
         obj = client.api(region, "volume", "/backups/detail", retry=False,
@@ -313,9 +310,9 @@ def snapshot(client: OpenStackClient, live: LiveResource, *, stack: str,
         return None
 
     def post() -> str:
-        body = {"volume_id": vid, "name": name, "force": True, "metadata": meta,
-                "description": f"cloudtmpl: volume {vid} ({physical_name(stack, live.address)})"
-                               " before it was deleted (deletion_policy Snapshot)"}
+        body = {"volume_id": vid, "name": name, "force": True,
+                "metadata": kit.snapshot_marks(stack, live),
+                "description": kit.snapshot_description(stack, live)}
         obj = client.api(region, "volume", "/backups", method="POST", retry=False,
                          body={"backup": body}, headers=BACKUP_MICROVERSION) or {}
         return str(obj["backup"]["id"])
