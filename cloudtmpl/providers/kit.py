@@ -14,21 +14,32 @@ and the client, so the adapter verbs (``discover``, ``create``, ``update``,
   no handler repeats the schema;
 * ``create`` and ``delete`` go straight to the handler.
 
-The plumbing that every cloud needs the same way (wait for a status, "look first,
-then create" after an ambiguous failure, a resource that vanished, the user's
+The plumbing that every cloud needs the same way (a cloud call through the retrier
+with the cloud's errors as CloudError, the stack's objects among a listing, "look
+first, then create" after an ambiguous failure, a resource that vanished, the user's
 metadata) is here too, as small functions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from cloudtmpl import resources
-from cloudtmpl.model import LiveResource, Target
-from cloudtmpl.providers.base import CloudError
+from cloudtmpl.model import (
+    TAG_RESOURCE,
+    TAG_SNAPSHOT_OF,
+    TAG_STACK,
+    LiveResource,
+    Placement,
+    Target,
+    address_from_name,
+    physical_name,
+)
+from cloudtmpl.providers.base import ATTACHMENT, KEYPAIR, CloudError
+from cloudtmpl.providers.retry import Retrier
 
 T = TypeVar("T")
 C = TypeVar("C", contravariant=True)
@@ -206,6 +217,45 @@ class Dispatcher(Generic[ClientT]):
 # ---------------------------------------------------------------------- plumbing
 
 
+def call(fn: Callable[[], T], translate: Callable[[Exception], CloudError],
+         retrier: Retrier | None = None) -> T:
+    """``fn()``, retried by ``retrier`` (None: called once); what still fails is a
+    CloudError: one ``fn`` raised, or ``translate``'s reading of the cloud's exception."""
+    try:
+        return fn() if retrier is None else retrier.call(fn)
+    except CloudError:
+        raise
+    except Exception as exc:
+        raise translate(exc) from exc
+
+
+def stack_items(items: Iterable[T],
+                address_of: Callable[[T], str | None]) -> Iterator[tuple[str, T]]:
+    """(address, item) for each of ``items`` that is the stack's: ``address_of`` gives
+    an item's address in the stack, None for an item that is not the stack's."""
+    for item in items:
+        address = address_of(item)
+        if address is not None:
+            yield address, item
+
+
+def tagged_address(tags: Mapping[str, Any], stack: str, name: str) -> str | None:
+    """The address of an object whose tags (or metadata) say it is ``stack``'s: its
+    ``cloudtmpl:resource``, else the address its ``name`` gives (None: not the stack's)."""
+    if tags.get(TAG_STACK) != stack:
+        return None
+    return tags.get(TAG_RESOURCE) or address_from_name(stack, name)
+
+
+class NothingInPlace:
+    """For the handler of a kind nothing about changes in place, on a cloud that keeps
+    no spec to move: ``update`` (of nothing else: the adapter let no other change
+    through) returns the resource as it is, without a request."""
+
+    def update(self, client: Any, live: LiveResource, change: Change) -> LiveResource:
+        return live
+
+
 def create_or_adopt(post: Callable[[], T], lookup: Callable[[], T | None],
                     call: Callable[[Callable[[], T]], T]) -> T:
     """A create that may be retried by ``call``: after an ambiguous failure (the
@@ -271,3 +321,75 @@ def server_group_policy(properties: Mapping[str, Any]) -> str:
                          f"{', '.join(resources.SERVER_GROUP_POLICIES)} (got {raw!r})",
                          permanent=True)
     return chosen[0]
+
+
+# ---------------------------------------------------------------------- kinds every cloud has
+
+
+def public_key(want: Desired) -> str:
+    """A key pair's ``public_key``, which a create needs."""
+    key = str(want.properties.get("public_key") or "").strip()
+    if not key:
+        raise CloudError(f"key pair {want.name}: public_key is required (cloudtmpl generates "
+                         "one when the template gives none)", permanent=True)
+    return key
+
+
+def same_public_key(found: str | None, key: str) -> bool:
+    """Whether an existing key pair's public key ``found`` is ``key`` (type and data; the
+    comment aside): a key pair of that name from an earlier, retried or crashed attempt."""
+    return (found or "").split()[:2] == key.split()[:2]
+
+
+def key_pair_live(placement: Placement, address: str, name: str, fingerprint: str | None,
+                  public_key: str | None, spec_hash: str | None = None) -> LiveResource:
+    """A key pair as a live resource (physical id: its name)."""
+    attributes: dict[str, Any] = {"name": name, "fingerprint": fingerprint}
+    if public_key:
+        attributes["public_key"] = public_key
+    return LiveResource(address=address, kind=KEYPAIR, physical_id=name, placement=placement,
+                        name=name, properties={}, attributes=attributes, spec_hash=spec_hash,
+                        status="available")
+
+
+def snapshot_marks(stack: str, volume: LiveResource) -> dict[str, str]:
+    """The tags (metadata) of the snapshot of ``volume`` taken before it is deleted
+    (deletion_policy Snapshot): never a resource of the stack, found again by them."""
+    return {TAG_STACK: stack, TAG_RESOURCE: volume.address, TAG_SNAPSHOT_OF: volume.physical_id}
+
+
+def snapshot_description(stack: str, volume: LiveResource) -> str:
+    """The description of that snapshot, where the cloud keeps one."""
+    return (f"cloudtmpl: volume {volume.physical_id} "
+            f"({physical_name(stack, volume.address)}) before it was deleted "
+            "(deletion_policy Snapshot)")
+
+
+def attachment_ends(properties: Mapping[str, Any]) -> tuple[str, str]:
+    """(volume id, server id): what a volume attachment joins; a create needs both."""
+    volume_id = str(properties.get("volume_id") or "")
+    server_id = str(properties.get("instance_uuid") or "")
+    if not volume_id or not server_id:
+        raise CloudError("a volume attachment needs volume_id and instance_uuid",
+                         permanent=True)
+    return volume_id, server_id
+
+
+def attachment_of(live: LiveResource) -> tuple[str, str]:
+    """(volume id, server id) of an attachment's physical id (:func:`attachment_live`)."""
+    volume_id, _, server_id = live.physical_id.partition(":")
+    return volume_id, server_id
+
+
+def attachment_live(placement: Placement, address: str, volume_id: str, server_id: str, *,
+                    spec_hash: str | None, status: str,
+                    more: Mapping[str, Any] | None = None,
+                    attributes: Mapping[str, Any] | None = None) -> LiveResource:
+    """A volume attachment as a live resource: physical id ``"{volume}:{server}"``, the
+    properties ``instance_uuid`` and ``volume_id`` (and ``more`` that the cloud reports)."""
+    return LiveResource(address=address, kind=ATTACHMENT,
+                        physical_id=f"{volume_id}:{server_id}", placement=placement,
+                        name=address,
+                        properties={"instance_uuid": server_id, "volume_id": volume_id,
+                                    **(more or {})},
+                        attributes=dict(attributes or {}), spec_hash=spec_hash, status=status)

@@ -150,3 +150,95 @@ def test_each_clouds_own_reserved_metadata_keys() -> None:
                            "metadata name"):
             openstack_storage._metadata({"metadata": {key: "v"}})
     assert openstack_storage._metadata({"metadata": {"team-a": "x"}}) == {"team-a": "x"}
+
+
+def test_call_retries_then_translates_what_still_fails() -> None:
+    from cloudtmpl.providers.retry import Retrier, RetryPolicy
+
+    retrier = Retrier(RetryPolicy(max_attempts=3, base_delay=0.0), sleep=lambda s: None)
+    tries: list[int] = []
+
+    def flaky() -> str:
+        tries.append(1)
+        if len(tries) < 3:
+            raise ConnectionResetError("reset")
+        return "ok"
+
+    def translate(exc: Exception) -> CloudError:
+        return CloudError(f"translated: {exc}", permanent=True)
+
+    assert kit.call(flaky, translate, retrier) == "ok"
+    assert len(tries) == 3
+
+    def broken() -> str:
+        raise ValueError("bad answer")
+
+    with pytest.raises(CloudError, match="translated: bad answer") as err:
+        kit.call(broken, translate, retrier)
+    assert isinstance(err.value.__cause__, ValueError)
+    tries.clear()
+    with pytest.raises(CloudError, match="translated: reset"):
+        kit.call(flaky, translate)  # no retrier: once
+    assert len(tries) == 1
+    mine = CloudError("already the cloud's words", permanent=True)
+
+    def refused() -> str:
+        raise mine
+
+    with pytest.raises(CloudError) as same:
+        kit.call(refused, translate, retrier)
+    assert same.value is mine  # a CloudError is not translated again
+
+
+def test_stack_items_and_the_tag_rule_every_tagged_cloud_follows() -> None:
+    items = [{"tags": {"cloudtmpl:stack": "s", "cloudtmpl:resource": "web"}, "name": "x"},
+             {"tags": {"cloudtmpl:stack": "s"}, "name": "s.db"},
+             {"tags": {"cloudtmpl:stack": "other", "cloudtmpl:resource": "web"}, "name": "s.a"},
+             {"tags": {}, "name": "s.untagged"}]
+    found = list(kit.stack_items(items, lambda i: kit.tagged_address(i["tags"], "s", i["name"])))
+    assert [(address, item["name"]) for address, item in found] == [("web", "x"), ("db", "s.db")]
+    assert list(kit.stack_items([1, 2, 3], lambda i: "" if i == 2 else None)) == [("", 2)]
+
+
+def test_key_pairs_the_same_way_on_every_cloud() -> None:
+    want = kit.Desired("s", "key", "s.key", {"public_key": "  ssh-ed25519 AAAA me@host "},
+                       "h", 1.0)
+    assert kit.public_key(want) == "ssh-ed25519 AAAA me@host"
+    with pytest.raises(CloudError, match=r"key pair s\.key: public_key is required"):
+        kit.public_key(kit.Desired("s", "key", "s.key", {}, "h", 1.0))
+    assert kit.same_public_key("ssh-ed25519 AAAA other-comment", "ssh-ed25519 AAAA me@host")
+    assert not kit.same_public_key("ssh-ed25519 BBBB", "ssh-ed25519 AAAA")
+    assert not kit.same_public_key(None, "ssh-ed25519 AAAA")
+    live = kit.key_pair_live(Placement("t", "r1"), "key", "s.key", "fp", None)
+    assert (live.kind, live.physical_id, live.attributes, live.spec_hash, live.status) == (
+        resources.KEYPAIR.kind, "s.key", {"name": "s.key", "fingerprint": "fp"}, None,
+        "available")
+    assert kit.key_pair_live(Placement("t", "r1"), "key", "s.key", "fp", "ssh-rsa A",
+                             "h").attributes["public_key"] == "ssh-rsa A"
+
+
+def test_attachments_the_same_way_on_every_cloud() -> None:
+    assert kit.attachment_ends({"volume_id": "v1", "instance_uuid": "i1"}) == ("v1", "i1")
+    with pytest.raises(CloudError, match="a volume attachment needs volume_id and instance_uuid"):
+        kit.attachment_ends({"volume_id": "v1"})
+    live = kit.attachment_live(Placement("t", "r1"), "att", "v1", "i1", spec_hash="h",
+                               status="attached", more={"mountpoint": "/dev/sdh"})
+    assert (live.kind, live.physical_id, live.name, live.attributes) == (
+        resources.VOLUME_ATTACHMENT.kind, "v1:i1", "att", {})
+    assert live.properties == {"instance_uuid": "i1", "volume_id": "v1", "mountpoint": "/dev/sdh"}
+    assert kit.attachment_of(live) == ("v1", "i1")
+
+
+def test_nothing_in_place_returns_the_resource_as_it_is() -> None:
+    live = Handler(SERVER, ())._live("r1", "web")
+    change = kit.Change({}, frozenset(), "s", "h2", 1.0)
+    assert kit.NothingInPlace().update(RecordingClient(), live, change) is live
+
+
+def test_the_snapshot_before_a_delete_is_marked_alike_on_every_cloud() -> None:
+    volume = LiveResource(address="data", kind=VOLUME, physical_id="vol-1",
+                          placement=Placement("t", "r1"))
+    assert kit.snapshot_marks("s", volume) == {
+        "cloudtmpl:stack": "s", "cloudtmpl:resource": "data", "cloudtmpl:snapshot-of": "vol-1"}
+    assert kit.snapshot_description("s", volume) == (
+        "cloudtmpl: volume vol-1 (s.data) before it was deleted (deletion_policy Snapshot)")

@@ -52,8 +52,7 @@ place is the kind's schema (:mod:`cloudtmpl.resources`), checked by the dispatch
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from typing import Any
 
 from cloudtmpl.config import ImageFilter
 from cloudtmpl.model import LiveResource, Target
@@ -86,7 +85,6 @@ from cloudtmpl.providers.base import (
     VOLUME,
     Choice,
 )
-from cloudtmpl.providers.retry import RetryPolicy
 
 HANDLERS: dict[str, kit.Handler[AwsClient]] = {
     SERVER: compute.Server(),
@@ -126,20 +124,10 @@ class AwsAdapter(kit.Dispatcher[AwsClient]):
     on_demand = SERVICE_KINDS | {SERVER_GROUP}  # server groups: one more listing, rarely used
     snapshot_kind = "EBS snapshot"
 
-    def __init__(
-        self,
-        target: Target,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        retry_policy: RetryPolicy | None = None,
-        page_size: int = 1000,
-        poll_max_interval: float = 3.0,
-    ) -> None:
-        client = AwsClient(target, LISTINGS, sleep=sleep, clock=clock,
-                           retry_policy=retry_policy, page_size=page_size,
-                           poll_max_interval=poll_max_interval)
-        super().__init__(client, HANDLERS)
+    def __init__(self, target: Target, **options: Any) -> None:
+        """``options``: those of :class:`.client.AwsClient` (sleep, clock, retry_policy,
+        page_size, poll_max_interval)."""
+        super().__init__(AwsClient(target, LISTINGS, **options), HANDLERS)
 
     def lookup_choice(self, region: str, what: str, value: str) -> Choice:
         return catalog.lookup_choice(self.client, region, what, value)

@@ -27,12 +27,10 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudtmpl.model import (
-    TAG_RESOURCE,
     TAG_SNAPSHOT_OF,
     TAG_SPEC,
     TAG_STACK,
     LiveResource,
-    physical_name,
     snapshot_name,
 )
 from cloudtmpl.providers import kit
@@ -88,12 +86,8 @@ class Volume:
 
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for vol in listings.get("volumes"):
-            address = ec2.owned(vol.extra.get("tags") or {}, stack)
-            if address is not None:
-                out.append(self.live(client, region, address, vol))
-        return out
+        return [self.live(client, region, address, vol) for address, vol
+                in ec2.stack_items(listings.get("volumes"), stack, ec2.extra_tags)]
 
     @staticmethod
     def live(client: AwsClient, region: str, address: str, vol: Any) -> LiveResource:
@@ -155,28 +149,16 @@ class Volume:
                                    f"volume {live.address} ({vid})",
                                    ready=lambda v: int(v.size) >= want,
                                    status_of=lambda v: f"{v.size} GiB, resizing")
-        desired = ec2.metadata(change.properties) if "metadata" in change.changed else None
-        client.sync_user_tags(region, vid, vol.extra.get("tags") or {}, desired,
-                              {TAG_SPEC: change.spec_hash})
-        vol = kit.require(get_volume(client, region, vid), live)
-        return self.live(client, region, live.address, vol)
+        client.retag(region, vid, ec2.extra_tags(vol), change)
+        return self.live(client, region, live.address,
+                         kit.require(get_volume(client, region, vid), live))
 
     def delete(self, client: AwsClient, live: LiveResource, timeout: float) -> None:
-        region = live.placement.region
-        vid = live.physical_id
-        try:
-            client.ec2(region, "DeleteVolume", {"VolumeId": vid})
-        except CloudError as err:
-            if ec2.has_code(err, "InvalidVolume.NotFound"):
-                return
-            raise
-
-        def gone() -> tuple[bool, str, None]:
-            vol = get_volume(client, region, vid)
-            state = "deleted" if vol is None else (vol.extra.get("state") or "")
-            return state == "deleted", state, None
-
-        client.poll(timeout, f"volume {live.name or live.address} ({vid})", gone)
+        region, vid = live.placement.region, live.physical_id
+        client.delete_and_wait(region, "DeleteVolume", {"VolumeId": vid}, "InvalidVolume.NotFound",
+                               get=lambda: get_volume(client, region, vid), state="state",
+                               gone="deleted", timeout=timeout,
+                               what=f"volume {live.name or live.address} ({vid})")
 
 
 class VolumeAttachment:
@@ -185,13 +167,9 @@ class VolumeAttachment:
 
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for vol in listings.get("volumes"):
-            if ec2.owned(vol.extra.get("tags") or {}, stack) is not None:
-                att = self.live(client, region, vol)
-                if att is not None:
-                    out.append(att)
-        return out
+        found = (self.live(client, region, vol) for _, vol
+                 in ec2.stack_items(listings.get("volumes"), stack, ec2.extra_tags))
+        return [att for att in found if att is not None]
 
     @staticmethod
     def live(client: AwsClient, region: str, vol: Any) -> LiveResource | None:
@@ -201,30 +179,15 @@ class VolumeAttachment:
         att_status = vol.extra.get("attachment_status") or ""
         if not address or not instance or att_status not in _LIVE_ATTACHMENT_STATES:
             return None
-        return LiveResource(
-            address=address,
-            kind=ATTACHMENT,
-            physical_id=f"{vol.id}:{instance}",
-            placement=client.placement(region),
-            name=address,
-            properties={
-                "instance_uuid": instance,
-                "volume_id": vol.id,
-                "mountpoint": vol.extra.get("device"),
-            },
-            attributes={},
-            spec_hash=tags.get(ec2.TAG_ATTACHMENT_SPEC),
-            status=att_status,
-        )
+        return kit.attachment_live(client.placement(region), address, vol.id, instance,
+                                   spec_hash=tags.get(ec2.TAG_ATTACHMENT_SPEC),
+                                   status=att_status,
+                                   more={"mountpoint": vol.extra.get("device")})
 
     def create(self, client: AwsClient, region: str, want: kit.Desired) -> LiveResource:
         props, address = want.properties, want.address
-        volume_id = str(props.get("volume_id") or "")
-        instance_id = str(props.get("instance_uuid") or "")
+        volume_id, instance_id = kit.attachment_ends(props)
         device = str(props.get("mountpoint") or "/dev/sdh")
-        if not volume_id or not instance_id:
-            raise CloudError("a volume attachment needs volume_id and instance_uuid",
-                             permanent=True)
         vol = get_volume(client, region, volume_id)
         if vol is None:
             raise CloudError(f"InvalidVolume.NotFound: The volume '{volume_id}' does not exist.",
@@ -266,14 +229,14 @@ class VolumeAttachment:
 
     def update(self, client: AwsClient, live: LiveResource, change: kit.Change) -> LiveResource:
         region = live.placement.region
-        volume_id = live.physical_id.split(":", 1)[0]
+        volume_id = kit.attachment_of(live)[0]
         client.create_tags(region, volume_id, {ec2.TAG_ATTACHMENT_SPEC: change.spec_hash})
         vol = kit.require(get_volume(client, region, volume_id), live)
         return kit.require(self.live(client, region, vol), live)
 
     def delete(self, client: AwsClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region
-        volume_id, _, instance_id = live.physical_id.partition(":")
+        volume_id, instance_id = kit.attachment_of(live)
         vol = get_volume(client, region, volume_id)
         if vol is None:
             return
@@ -313,8 +276,7 @@ def snapshot_volume(client: AwsClient, live: LiveResource, stack: str,
     region = live.placement.region
     vid = live.physical_id
     name = snapshot_name(stack, live.address, vid)
-    tags = {ec2.TAG_NAME: name, TAG_STACK: stack, TAG_RESOURCE: live.address,
-            TAG_SNAPSHOT_OF: vid}
+    tags = {ec2.TAG_NAME: name, **kit.snapshot_marks(stack, live)}
     what = f"snapshot {name}"
 
     def find(retry: bool) -> str | None:
@@ -331,8 +293,7 @@ def snapshot_volume(client: AwsClient, live: LiveResource, stack: str,
         try:
             obj = client.ec2(region, "CreateSnapshot", {
                 "VolumeId": vid, **ec2.tag_spec("snapshot", tags),
-                "Description": f"cloudtmpl: volume {vid} ({physical_name(stack, live.address)})"
-                               " before it was deleted (deletion_policy Snapshot)"},
+                "Description": kit.snapshot_description(stack, live)},
                 retry=False)
         except CloudError as err:
             if ec2.has_code(err, "InvalidVolume.NotFound"):

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from cloudtmpl.model import Placement, Target
+from cloudtmpl.model import TAG_SPEC, Placement, Target
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.aws import connections, ec2
 from cloudtmpl.providers.aws.connections import Endpoint
@@ -162,8 +162,6 @@ class AwsClient:
     # ------------------------------------------------------------------ calls
 
     def _translate(self, exc: BaseException) -> CloudError:
-        if isinstance(exc, CloudError):
-            return exc
         name = type(exc).__name__
         verdict = classify(exc)
         if name == "InvalidCredsError":
@@ -184,12 +182,7 @@ class AwsClient:
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn`` with retries; what still fails is a CloudError."""
-        try:
-            return self.retrier.call(fn)
-        except CloudError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        return kit.call(fn, self._translate, self.retrier)
 
     def raw_ec2(self, region: str, params: Mapping[str, str]) -> ET.Element:
         """One EC2 query (``Action`` in ``params``), no retry, libcloud's errors as they are."""
@@ -201,15 +194,8 @@ class AwsClient:
         """One EC2 query action through the (thread's) driver connection."""
         full = {"Action": action, **(params or {})}
 
-        def go() -> ET.Element:
-            return self.raw_ec2(region, full)
-
-        if retry:
-            return self.call(go)
-        try:
-            return go()
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        return kit.call(lambda: self.raw_ec2(region, full), self._translate,
+                        self.retrier if retry else None)
 
     def paged(self, region: str, action: str, params: Mapping[str, str],
               max_results: int | None) -> Iterable[ET.Element]:
@@ -292,15 +278,37 @@ class AwsClient:
             params[f"Tag.{i}.Key"] = key
         self.ec2(region, "DeleteTags", params)
 
-    def sync_user_tags(self, region: str, resource_id: str, current: Mapping[str, str],
-                       desired: Mapping[str, str] | None, extra: Mapping[str, str]) -> None:
-        """Make the user tags ``desired`` (None: leave alone) and set ``extra`` tags."""
-        to_set = dict(extra)
-        if desired is not None:
+    def retag(self, region: str, resource_id: str, current: Mapping[str, str],
+              change: kit.Change) -> None:
+        """After an in-place update (instances and volumes alike): the spec tag moves;
+        with ``metadata`` changed, the user's tags (``current`` now) become the desired."""
+        to_set = {TAG_SPEC: change.spec_hash}
+        if "metadata" in change.changed:
+            desired = ec2.metadata(change.properties)
             have = ec2.user_tags(current)
             self.delete_tags(region, resource_id, sorted(set(have) - set(desired)))
             to_set.update({k: v for k, v in desired.items() if have.get(k) != v})
         self.create_tags(region, resource_id, to_set)
+
+    def delete_and_wait(self, region: str, action: str, params: Mapping[str, str],
+                        missing: str, *, get: Callable[[], Any | None], state: str, gone: str,
+                        timeout: float, what: str) -> None:
+        """One delete ``action``, then wait until the object (``get()``, libcloud's, None
+        once it is gone) has the ``extra[state]`` ``gone``; what is already missing (the
+        error code ``missing``) is deleted."""
+        try:
+            self.ec2(region, action, params)
+        except CloudError as err:
+            if ec2.has_code(err, missing):
+                return
+            raise
+
+        def fetch() -> tuple[bool, str, None]:
+            obj = get()
+            now = gone if obj is None else (obj.extra.get(state) or "")
+            return now == gone, now, None
+
+        self.poll(timeout, what, fetch)
 
     # ------------------------------------------------------------------ kit.Client
 

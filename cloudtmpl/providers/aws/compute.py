@@ -202,12 +202,8 @@ class Server:
 
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for node in listings.get("instances"):
-            address = ec2.owned(node.extra.get("tags") or {}, stack)
-            if address is not None:
-                out.append(self.live(client, region, address, node))
-        return out
+        return [self.live(client, region, address, node) for address, node
+                in ec2.stack_items(listings.get("instances"), stack, ec2.extra_tags)]
 
     @staticmethod
     def live(client: AwsClient, region: str, address: str, node: Any) -> LiveResource:
@@ -343,25 +339,14 @@ class Server:
             client.call(lambda: client.driver(region).start_node(node))
             node = wait_instance(client, region, iid, "running",
                                  max(1.0, deadline - client.clock()), what)
-        desired = ec2.metadata(change.properties) if "metadata" in change.changed else None
-        client.sync_user_tags(region, iid, node.extra.get("tags") or {}, desired,
-                              {TAG_SPEC: change.spec_hash})
-        node = kit.require(get_instance(client, region, iid), live)
-        return self.live(client, region, live.address, node)
+        client.retag(region, iid, ec2.extra_tags(node), change)
+        return self.live(client, region, live.address,
+                         kit.require(get_instance(client, region, iid), live))
 
     def delete(self, client: AwsClient, live: LiveResource, timeout: float) -> None:
-        region = live.placement.region
-        iid = live.physical_id
-        try:
-            client.ec2(region, "TerminateInstances", {"InstanceId.1": iid})
-        except CloudError as err:
-            if ec2.has_code(err, "InvalidInstanceID.NotFound"):
-                return
-            raise
-
-        def gone() -> tuple[bool, str, None]:
-            node = get_instance(client, region, iid)
-            state = "terminated" if node is None else (node.extra.get("status") or "")
-            return state == "terminated", state, None
-
-        client.poll(timeout, f"server {live.name or live.address} ({iid})", gone)
+        region, iid = live.placement.region, live.physical_id
+        client.delete_and_wait(region, "TerminateInstances", {"InstanceId.1": iid},
+                               "InvalidInstanceID.NotFound",
+                               get=lambda: get_instance(client, region, iid), state="status",
+                               gone="terminated", timeout=timeout,
+                               what=f"server {live.name or live.address} ({iid})")

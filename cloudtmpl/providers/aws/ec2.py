@@ -8,10 +8,10 @@ Pure functions, no requests.  Every object cloudtmpl makes carries the ``Name`` 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
-from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, address_from_name
+from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.providers.retry import error_codes
@@ -24,6 +24,8 @@ TAG_ATTACHMENT_SPEC = "cloudtmpl:attachment-spec"
 TAG_SHAPE = "cloudtmpl:shape"
 
 NS = "http://ec2.amazonaws.com/doc/2016-11-15/"  # libcloud's EC2 API namespace
+
+T = TypeVar("T")
 
 
 def _ns(path: str) -> str:
@@ -110,11 +112,20 @@ def identity_tags(name: str, stack: str, address: str, spec_hash: str | None) ->
     return tags
 
 
-def owned(tags: Mapping[str, str], stack: str) -> str | None:
-    """The address of an object of ``stack`` (None: not ours)."""
-    if tags.get(TAG_STACK) != stack:
-        return None
-    return tags.get(TAG_RESOURCE) or address_from_name(stack, tags.get(TAG_NAME, ""))
+def extra_tags(obj: Any) -> Mapping[str, str]:
+    """The tags of an object libcloud's EC2 driver read (an instance, a volume)."""
+    return obj.extra.get("tags") or {}
+
+
+def stack_items(items: Iterable[T], stack: str,
+                tags: Callable[[T], Mapping[str, str]]) -> Iterator[tuple[str, T]]:
+    """(address, item) for each of ``items`` whose tags (``tags`` reads them) say it is
+    ``stack``'s; the address is its ``cloudtmpl:resource`` tag, else its ``Name``'s."""
+    def address_of(item: T) -> str | None:
+        found = tags(item)
+        return kit.tagged_address(found, stack, found.get(TAG_NAME, ""))
+
+    return kit.stack_items(items, address_of)
 
 
 def entries(value: Any, allowed: tuple[str, ...], what: str) -> list[dict[str, str]]:

@@ -39,28 +39,21 @@ def get_key_pair(client: AwsClient, region: str, name: str) -> ET.Element | None
     return None
 
 
-def _live(client: AwsClient, region: str, address: str, name: str, fingerprint: str | None,
-          public_key: str | None, spec_hash: str | None) -> LiveResource:
-    attributes: dict[str, Any] = {"name": name, "fingerprint": fingerprint}
-    if public_key:
-        attributes["public_key"] = public_key
-    return LiveResource(
-        address=address,
-        kind=KEYPAIR,
-        physical_id=name,
-        placement=client.placement(region),
-        name=name,
-        properties={},
-        attributes=attributes,
-        spec_hash=spec_hash,
-        status="available",
-    )
-
-
 def _live_of(client: AwsClient, region: str, address: str, el: ET.Element) -> LiveResource:
-    return _live(client, region, address, ec2.text(el, "keyName") or "",
-                 ec2.text(el, "keyFingerprint"), ec2.text(el, "publicKey"),
-                 ec2.tags_of(el).get(TAG_SPEC))
+    return kit.key_pair_live(client.placement(region), address, ec2.text(el, "keyName") or "",
+                             ec2.text(el, "keyFingerprint"), ec2.text(el, "publicKey"),
+                             ec2.tags_of(el).get(TAG_SPEC))
+
+
+def _address(el: ET.Element, stack: str) -> str | None:
+    """A key pair is ``stack``'s by its name ``{stack}.*`` (not every EC2-compatible cloud
+    tags key pairs), unless its tags name another stack; its resource tag, if any, is
+    its address."""
+    tags = ec2.tags_of(el)
+    address = address_from_name(stack, ec2.text(el, "keyName") or "")
+    if address is None or tags.get(TAG_STACK, stack) != stack:
+        return None
+    return tags.get(TAG_RESOURCE) or address
 
 
 class KeyPair:
@@ -69,21 +62,11 @@ class KeyPair:
 
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for el in listings.get("key_pairs"):
-            tags = ec2.tags_of(el)
-            address = address_from_name(stack, ec2.text(el, "keyName") or "")
-            if address is None or tags.get(TAG_STACK, stack) != stack:
-                continue
-            out.append(_live_of(client, region, tags.get(TAG_RESOURCE) or address, el))
-        return out
+        return [_live_of(client, region, address, el) for address, el
+                in kit.stack_items(listings.get("key_pairs"), lambda el: _address(el, stack))]
 
     def create(self, client: AwsClient, region: str, want: kit.Desired) -> LiveResource:
-        name = want.name
-        public_key = str(want.properties.get("public_key") or "").strip()
-        if not public_key:
-            raise CloudError(f"key pair {name}: public_key is required (cloudtmpl generates "
-                             "one when the template gives none)", permanent=True)
+        name, public_key = want.name, kit.public_key(want)
         tags = ec2.identity_tags(name, want.stack, want.address, want.spec_hash)
         params = {"KeyName": name,
                   "PublicKeyMaterial": base64.b64encode(public_key.encode()).decode("ascii"),
@@ -95,13 +78,14 @@ class KeyPair:
                 raise
             # Same name: ours from an earlier (retried or crashed) attempt?
             el = get_key_pair(client, region, name)
-            existing = (ec2.text(el, "publicKey") or "").split()[:2] if el is not None else []
-            if el is None or existing != public_key.split()[:2]:
+            if el is None or not kit.same_public_key(ec2.text(el, "publicKey"), public_key):
                 raise
-            return _live(client, region, want.address, name, ec2.text(el, "keyFingerprint"),
-                         public_key, ec2.tags_of(el).get(TAG_SPEC))
-        return _live(client, region, want.address, ec2.text(obj, "keyName") or name,
-                     ec2.text(obj, "keyFingerprint"), public_key, want.spec_hash)
+            return kit.key_pair_live(client.placement(region), want.address, name,
+                                     ec2.text(el, "keyFingerprint"), public_key,
+                                     ec2.tags_of(el).get(TAG_SPEC))
+        return kit.key_pair_live(client.placement(region), want.address,
+                                 ec2.text(obj, "keyName") or name,
+                                 ec2.text(obj, "keyFingerprint"), public_key, want.spec_hash)
 
     def update(self, client: AwsClient, live: LiveResource, change: kit.Change) -> LiveResource:
         """Only the spec tag can change."""

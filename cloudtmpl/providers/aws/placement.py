@@ -65,12 +65,8 @@ class ServerGroup:
 
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for el in listings.get("placement_groups"):
-            address = ec2.owned(ec2.tags_of(el), stack)
-            if address is not None:
-                out.append(_live(client, region, address, el))
-        return out
+        return [_live(client, region, address, el) for address, el
+                in ec2.stack_items(listings.get("placement_groups"), stack, ec2.tags_of)]
 
     def create(self, client: AwsClient, region: str, want: kit.Desired) -> LiveResource:
         policy = kit.server_group_policy(want.properties)

@@ -119,12 +119,8 @@ class RawHandler:
 
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for el in listings.get(RAW[self.kind].listing):
-            address = ec2.owned(ec2.tags_of(el), stack)
-            if address is not None:
-                out.append(self.live(client, region, address, el))
-        return out
+        return [self.live(client, region, address, el) for address, el
+                in ec2.stack_items(listings.get(RAW[self.kind].listing), stack, ec2.tags_of)]
 
     def refresh(self, client: AwsClient, region: str, address: str,
                 object_id: str) -> LiveResource:

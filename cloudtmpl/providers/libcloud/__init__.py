@@ -22,8 +22,8 @@ The transport (driver, credentials, regions, counting, retries) is :mod:`.client
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cloudtmpl.model import LiveResource, Target
 from cloudtmpl.providers import kit
@@ -31,7 +31,6 @@ from cloudtmpl.providers.base import ATTACHMENT, KEYPAIR, SERVER, VOLUME, Choice
 from cloudtmpl.providers.libcloud import block, compute, keys
 from cloudtmpl.providers.libcloud.client import LibcloudClient, match
 from cloudtmpl.providers.libcloud.names import escape_name, unescape_name
-from cloudtmpl.providers.retry import RetryPolicy
 
 HANDLERS: dict[str, kit.Handler[LibcloudClient]] = {
     SERVER: compute.Server(),
@@ -46,18 +45,10 @@ class GenericAdapter(kit.Dispatcher[LibcloudClient]):
 
     snapshot_kind = "volume snapshot"
 
-    def __init__(
-        self,
-        target: Target,
-        *,
-        environ: Mapping[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-        retry_policy: RetryPolicy | None = None,
-        poll_max_interval: float = 3.0,
-    ) -> None:
-        client = LibcloudClient(target, environ=environ, sleep=sleep, clock=clock,
-                                retry_policy=retry_policy, poll_max_interval=poll_max_interval)
+    def __init__(self, target: Target, **options: Any) -> None:
+        """``options``: those of :class:`.client.LibcloudClient` (environ, sleep, clock,
+        retry_policy, poll_max_interval)."""
+        client = LibcloudClient(target, **options)
         super().__init__(client, {k: h for k, h in HANDLERS.items() if k in client.kinds})
 
     def cloud_name(self, name: str) -> str:

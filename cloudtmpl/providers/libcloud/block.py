@@ -60,36 +60,23 @@ def _attachment_live(client: LibcloudClient, region: str, vol: Any,
     attached = attached_nodes(vol)
     if attached is not None and node_id not in attached:
         return None
-    address = str(record.get("address") or "")
-    return LiveResource(
-        address=address,
-        kind=ATTACHMENT,
-        physical_id=f"{vol.id}:{node_id}",
-        placement=client.placement(region),
-        name=address,
-        properties={"instance_uuid": node_id, "volume_id": str(vol.id)},
-        attributes={},
-        spec_hash=record.get("spec"),
-        status="attached",
-    )
+    return kit.attachment_live(client.placement(region), str(record.get("address") or ""),
+                               str(vol.id), node_id, spec_hash=record.get("spec"),
+                               status="attached")
 
 
 def _what(live: LiveResource) -> str:
     return f"{live.kind} {live.name or live.address} ({live.physical_id})"
 
 
-class Volume:
+class Volume(kit.NothingInPlace):
     kind = VOLUME
     listings = ("volumes",)
 
     def to_live(self, client: LibcloudClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for vol in listings.get("volumes"):
-            address = client.owned(vol, stack)
-            if address is not None and client.in_region(vol, region):
-                out.append(_volume_live(client, region, address, vol))
-        return out
+        return [_volume_live(client, region, address, vol)
+                for address, vol in client.stack_items(listings.get("volumes"), stack, region)]
 
     def create(self, client: LibcloudClient, region: str, want: kit.Desired) -> LiveResource:
         props, address = want.properties, want.address
@@ -131,10 +118,6 @@ class Volume:
 
         return _volume_live(client, region, address, client.poll(want.timeout, what, fetch))
 
-    def update(self, client: LibcloudClient, live: LiveResource,
-               change: kit.Change) -> LiveResource:
-        return live
-
     def delete(self, client: LibcloudClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region
         vol = client.find_volume(region, live.physical_id)
@@ -155,9 +138,7 @@ class VolumeAttachment:
                 listings: kit.Listings) -> list[LiveResource]:
         records = dict(listings.get("attachment_records"))
         out = []
-        for vol in listings.get("volumes"):
-            if client.owned(vol, stack) is None or not client.in_region(vol, region):
-                continue
+        for _, vol in client.stack_items(listings.get("volumes"), stack, region):
             record = records.get(str(vol.id))
             if record and record.get("stack") == stack:
                 att = _attachment_live(client, region, vol, record)
@@ -167,11 +148,7 @@ class VolumeAttachment:
 
     def create(self, client: LibcloudClient, region: str, want: kit.Desired) -> LiveResource:
         props, address = want.properties, want.address
-        volume_id = str(props.get("volume_id") or "")
-        node_id = str(props.get("instance_uuid") or "")
-        if not volume_id or not node_id:
-            raise CloudError("a volume attachment needs volume_id and instance_uuid",
-                             permanent=True)
+        volume_id, node_id = kit.attachment_ends(props)
         vol = client.find_volume(region, volume_id)
         node = client.find_node(region, node_id)
         if vol is None or node is None:
@@ -210,7 +187,7 @@ class VolumeAttachment:
     def update(self, client: LibcloudClient, live: LiveResource,
                change: kit.Change) -> LiveResource:
         """Only the spec changes: it is in the record."""
-        volume_id = live.physical_id.split(":", 1)[0]
+        volume_id = kit.attachment_of(live)[0]
         with client.records.editing() as records:
             record = records.get(volume_id)
             if record is not None:
@@ -219,7 +196,7 @@ class VolumeAttachment:
 
     def delete(self, client: LibcloudClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region
-        volume_id, _, node_id = live.physical_id.partition(":")
+        volume_id, node_id = kit.attachment_of(live)
         vol = client.find_volume(region, volume_id)
         if vol is not None:
             attached = attached_nodes(vol)

@@ -26,7 +26,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -210,8 +210,6 @@ class LibcloudClient:
         return driver
 
     def _translate(self, exc: BaseException) -> CloudError:
-        if isinstance(exc, CloudError):
-            return exc
         name = type(exc).__name__
         if name == "InvalidCredsError":
             source = (self.target.options.get("key_env")
@@ -229,12 +227,7 @@ class LibcloudClient:
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn`` with retries; what still fails is a CloudError."""
-        try:
-            return self.retrier.call(fn)
-        except CloudError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        return kit.call(fn, self._translate, self.retrier)
 
     def poll(self, timeout: float, what: str, fetch: Callable[[], tuple[bool, str, T]]) -> T:
         return poll(timeout, what, fetch, clock=self.clock, sleep=self.sleep,
@@ -266,6 +259,15 @@ class LibcloudClient:
             if owner is not None and owner != stack:
                 return None  # a same-named object of another owner: never ours
         return address
+
+    def stack_items(self, items: Iterable[Any], stack: str,
+                    region: str) -> Iterator[tuple[str, Any]]:
+        """(address, object) for the nodes or volumes of ``stack`` in ``region``."""
+        def address_of(obj: Any) -> str | None:
+            address = self.owned(obj, stack)
+            return address if address is not None and self.in_region(obj, region) else None
+
+        return kit.stack_items(items, address_of)
 
     def tag_kwargs(self, fn: Any, tags: Mapping[str, str]) -> dict[str, Any]:
         """Ownership tags in the form ``fn`` accepts; {} on a target without tags."""

@@ -79,19 +79,15 @@ def _wait_node(client: LibcloudClient, region: str, node_id: str, timeout: float
     return client.poll(timeout, what, fetch)
 
 
-class Server:
+class Server(kit.NothingInPlace):
     kind = SERVER
     listings = ("nodes",)
 
     def to_live(self, client: LibcloudClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for node in listings.get("nodes"):
-            address = client.owned(node, stack)
-            if (address is not None and client.in_region(node, region)
-                    and names.state(node) not in GONE_STATES):
-                out.append(_live(client, region, address, node))
-        return out
+        return [_live(client, region, address, node)
+                for address, node in client.stack_items(listings.get("nodes"), stack, region)
+                if names.state(node) not in GONE_STATES]
 
     def create(self, client: LibcloudClient, region: str, want: kit.Desired) -> LiveResource:
         props, address = want.properties, want.address
@@ -137,10 +133,6 @@ class Server:
         node = _wait_node(client, region, str(node.id), want.timeout,
                           f"server {cloud_name} ({node.id})")
         return _live(client, region, address, node)
-
-    def update(self, client: LibcloudClient, live: LiveResource,
-               change: kit.Change) -> LiveResource:
-        return live
 
     def delete(self, client: LibcloudClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region

@@ -15,36 +15,25 @@ from cloudtmpl.providers.libcloud.client import LibcloudClient
 
 
 def _live(client: LibcloudClient, region: str, address: str, kp: Any) -> LiveResource:
-    attributes: dict[str, Any] = {"name": kp.name, "fingerprint": kp.fingerprint}
-    if kp.public_key:
-        attributes["public_key"] = kp.public_key
-    return LiveResource(address=address, kind=KEYPAIR, physical_id=str(kp.name),
-                        placement=client.placement(region), name=str(kp.name),
-                        properties={}, attributes=attributes, status="available")
+    return kit.key_pair_live(client.placement(region), address, str(kp.name), kp.fingerprint,
+                             kp.public_key)
 
 
-class KeyPair:
+class KeyPair(kit.NothingInPlace):
     kind = KEYPAIR
     listings = ("key_pairs",)
 
     def to_live(self, client: LibcloudClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for kp in listings.get("key_pairs"):
-            address = client.address(stack, kp.name)
-            if address is not None:
-                out.append(_live(client, region, address, kp))
-        return out
+        return [_live(client, region, address, kp) for address, kp in kit.stack_items(
+            listings.get("key_pairs"), lambda kp: client.address(stack, kp.name))]
 
     def create(self, client: LibcloudClient, region: str, want: kit.Desired) -> LiveResource:
-        public_key = str(want.properties.get("public_key") or "").strip()
-        if not public_key:
-            raise CloudError(f"key pair {want.name}: public_key is required (cloudtmpl "
-                             "generates one when the template gives none)", permanent=True)
+        public_key = kit.public_key(want)
         name = client.cloud_name(want.name)
         existing = client.find_key_pair(region, name)
         if existing is not None:  # ours from an earlier (retried or crashed) attempt?
-            if (existing.public_key or "").split()[:2] != public_key.split()[:2]:
+            if not kit.same_public_key(existing.public_key, public_key):
                 raise CloudError(f"a different key pair named {name!r} exists on "
                                  f"{client.what()}", permanent=True)
             return _live(client, region, want.address, existing)
@@ -60,10 +49,6 @@ class KeyPair:
         if not kp.public_key:
             kp.public_key = public_key
         return _live(client, region, want.address, kp)
-
-    def update(self, client: LibcloudClient, live: LiveResource,
-               change: kit.Change) -> LiveResource:
-        return live
 
     def delete(self, client: LibcloudClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region

@@ -16,10 +16,10 @@ Each module's docstring says how a resource of its kinds is known as the stack's
 behind.  Flavor, image, network and group lookups are :mod:`.catalog`.
 
 Discovery sends one listing per underlying API and region (servers, flavors,
-ports, security groups, volumes, key pairs, networks, subnets, floating IPs -
-only those the kinds need, each at most once, the services in parallel), follows
-every ``next`` link and filters by metadata, name prefix or description marker;
-buckets are searched by the stack's name prefix, first.  Reported properties
+ports, security groups, volumes, key pairs, networks, subnets, floating IPs, Swift's
+containers - only those the kinds need, each at most once, the services in
+parallel), follows every ``next`` link and filters by metadata, name prefix or
+description marker; Swift's containers are searched by the stack's name prefix.  Reported properties
 follow :mod:`cloudtmpl.resources`.
 """
 
@@ -47,7 +47,6 @@ from cloudtmpl.providers.openstack.client import OpenStackClient
 
 __all__ = ["HANDLERS", "OpenStackAdapter", "kit"]
 
-BUCKETS = storage.BucketHandler()
 HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
     base.SERVER: compute.ServerHandler(),
     base.VOLUME: block.VolumeHandler(),
@@ -59,7 +58,7 @@ HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
     base.NETWORK: network.NETWORKS,
     base.SUBNET: network.SUBNETS,
     base.PORT: network.PORTS,
-    storage.BUCKET: BUCKETS,
+    storage.BUCKET: storage.BucketHandler(),
 }
 
 
@@ -76,12 +75,6 @@ class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
 
     def credentials(self) -> OpenStackAuth:
         return self.client.credentials()
-
-    def discover(self, region: str, kinds: frozenset[str], stack: str) -> list[LiveResource]:
-        # buckets: searched by the stack's name prefix (Swift), the others listed
-        found = BUCKETS.search(self.client, region, stack) \
-            if kinds & storage.STORAGE_KINDS else []
-        return found + super().discover(region, kinds - storage.STORAGE_KINDS, stack)
 
     def lookup_choice(self, region: str, what: str, value: str) -> Choice:
         return catalog.lookup_choice(self.client, region, what, value)

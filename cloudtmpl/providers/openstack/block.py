@@ -16,24 +16,26 @@ taken under deletion_policy Snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import suppress
 from typing import Any
 
 from cloudtmpl.model import (
     TAG_RESOURCE,
-    TAG_SNAPSHOT_OF,
     TAG_SPEC,
     TAG_STACK,
     LiveResource,
-    address_from_name,
-    physical_name,
     snapshot_name,
 )
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import ATTACHMENT, VOLUME, CloudError
 from cloudtmpl.providers.openstack.client import OpenStackClient, status_of
-from cloudtmpl.providers.openstack.compute import set_metadata, settled_server
+from cloudtmpl.providers.openstack.compute import (
+    find_marked,
+    set_metadata,
+    settled_server,
+    stack_address,
+)
 
 TAG_ATTACHMENT = "cloudtmpl:attachment"
 TAG_ATTACHMENT_SPEC = "cloudtmpl:attachment-spec"
@@ -48,10 +50,10 @@ def _get(client: OpenStackClient, region: str, volume_id: str) -> dict[str, Any]
     return client.get(region, "volume", f"/volumes/{volume_id}", "volume")
 
 
-def _stack_volumes(listings: kit.Listings, stack: str) -> list[dict[str, Any]]:
-    return [vol for vol in listings.get("volumes")
-            if (vol.get("metadata") or {}).get(TAG_STACK) == stack
-            and vol.get("status") not in GONE_STATES]
+def _stack_volumes(listings: kit.Listings, stack: str) -> Iterator[tuple[str, Any]]:
+    """(address, volume) for the volumes of ``stack`` that are not gone (by metadata)."""
+    return kit.stack_items(listings.get("volumes"),
+                           lambda vol: stack_address(vol, stack, GONE_STATES))
 
 
 def volume_live(client: OpenStackClient, region: str, address: str,
@@ -78,20 +80,13 @@ def attachment_live(client: OpenStackClient, region: str,
     if not address or not attachments or vol.get("status") not in ("in-use", "detaching",
                                                                     "attaching"):
         return None
-    server = str(attachments[0]["server_id"])
-    return LiveResource(
-        address=address,
-        kind=ATTACHMENT,
-        physical_id=f"{vol['id']}:{server}",
-        placement=client.placement(region),
-        name=address,
-        # Nova may pick another device than the one asked for (libvirt does):
-        # the mountpoint is compared with the last-applied spec, not reported.
-        properties={"instance_uuid": server, "volume_id": str(vol["id"])},
-        attributes={"device": attachments[0].get("device")},
+    # Nova may pick another device than the one asked for (libvirt does): the
+    # mountpoint is compared with the last-applied spec, not reported.
+    return kit.attachment_live(
+        client.placement(region), address, str(vol["id"]), str(attachments[0]["server_id"]),
         spec_hash=meta.get(TAG_ATTACHMENT_SPEC),
         status="attached" if vol.get("status") == "in-use" else str(vol.get("status")),
-    )
+        attributes={"device": attachments[0].get("device")})
 
 
 def wait_volume(client: OpenStackClient, region: str, volume_id: str, timeout: float,
@@ -119,13 +114,8 @@ class VolumeHandler:
 
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for vol in _stack_volumes(listings, stack):
-            meta = vol.get("metadata") or {}
-            address = meta.get(TAG_RESOURCE) or address_from_name(stack, vol.get("name", ""))
-            if address:
-                out.append(volume_live(client, region, address, vol))
-        return out
+        return [volume_live(client, region, address, vol)
+                for address, vol in _stack_volumes(listings, stack)]
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         props, name, stack, address = want.properties, want.name, want.stack, want.address
@@ -145,16 +135,9 @@ class VolumeHandler:
                              body={"volume": body}, retry=False) or {}
             return str(obj["volume"]["id"])
 
-        def lookup() -> str | None:
-            obj = client.api(region, "volume", "/volumes/detail", params={"name": name},
-                             retry=False) or {}
-            for vol in obj.get("volumes") or []:
-                m = vol.get("metadata") or {}
-                if m.get(TAG_STACK) == stack and m.get(TAG_RESOURCE) == address:
-                    return str(vol["id"])
-            return None
-
-        volume_id = client.create_or_adopt(post, lookup)
+        volume_id = client.create_or_adopt(post, lambda: find_marked(
+            client, region, "volume", "/volumes/detail", "volumes", {"name": name}, stack,
+            address))
         vol = wait_volume(client, region, volume_id, want.timeout,
                           f"volume {name} ({volume_id})",
                           ready=lambda v: v.get("status") == "available")
@@ -215,16 +198,12 @@ class AttachmentHandler:
 
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        found = (attachment_live(client, region, vol) for vol in _stack_volumes(listings, stack))
+        found = (attachment_live(client, region, vol) for _, vol in _stack_volumes(listings, stack))
         return [att for att in found if att is not None]
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         props, address = want.properties, want.address
-        volume_id = str(props.get("volume_id") or "")
-        server_id = str(props.get("instance_uuid") or "")
-        if not volume_id or not server_id:
-            raise CloudError("a volume attachment needs volume_id and instance_uuid",
-                             permanent=True)
+        volume_id, server_id = kit.attachment_ends(props)
         vol = _get(client, region, volume_id)
         if vol is None:
             raise CloudError(f"Volume {volume_id} could not be found.", permanent=True,
@@ -265,7 +244,7 @@ class AttachmentHandler:
     def update(self, client: OpenStackClient, live: LiveResource,
                change: kit.Change) -> LiveResource:
         region = live.placement.region
-        volume_id = live.physical_id.split(":", 1)[0]
+        volume_id = kit.attachment_of(live)[0]
         client.api(region, "volume", f"/volumes/{volume_id}/metadata", method="POST",
                    body={"metadata": {TAG_ATTACHMENT_SPEC: change.spec_hash}})
         vol = kit.require(_get(client, region, volume_id), live)
@@ -273,7 +252,7 @@ class AttachmentHandler:
 
     def delete(self, client: OpenStackClient, live: LiveResource, timeout: float) -> None:
         region = live.placement.region
-        volume_id, _, server_id = live.physical_id.partition(":")
+        volume_id, server_id = kit.attachment_of(live)
         vol = _get(client, region, volume_id)
         if vol is None:
             return
@@ -318,7 +297,6 @@ def snapshot(client: OpenStackClient, live: LiveResource, *, stack: str,
     vid = live.physical_id
     name = snapshot_name(stack, live.address, vid)
     what = f"backup {name}"
-    meta = {TAG_STACK: stack, TAG_RESOURCE: live.address, TAG_SNAPSHOT_OF: vid}
 
     def find() -> str | None:
         obj = client.api(region, "volume", "/backups/detail", retry=False,
@@ -332,9 +310,9 @@ def snapshot(client: OpenStackClient, live: LiveResource, *, stack: str,
         return None
 
     def post() -> str:
-        body = {"volume_id": vid, "name": name, "force": True, "metadata": meta,
-                "description": f"cloudtmpl: volume {vid} ({physical_name(stack, live.address)})"
-                               " before it was deleted (deletion_policy Snapshot)"}
+        body = {"volume_id": vid, "name": name, "force": True,
+                "metadata": kit.snapshot_marks(stack, live),
+                "description": kit.snapshot_description(stack, live)}
         obj = client.api(region, "volume", "/backups", method="POST", retry=False,
                          body={"backup": body}, headers=BACKUP_MICROVERSION) or {}
         return str(obj["backup"]["id"])

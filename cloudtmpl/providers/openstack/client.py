@@ -16,7 +16,8 @@ on a service request is retried: libcloud drops the token and authenticates agai
 
 Discovery (:meth:`OpenStackClient.fetch`) sends one listing per underlying API and
 region (only those the kinds need, each at most once, the services in parallel)
-and follows every ``next`` link.
+and follows every ``next`` link; Swift's containers are searched by the stack's
+name prefix.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from cloudtmpl.model import Placement, Target
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import CloudError, poll
 from cloudtmpl.providers.openstack.auth import OpenStackAuth, resolve_auth
-from cloudtmpl.providers.openstack.swift import SwiftConnections
+from cloudtmpl.providers.openstack.swift import NoEndpoint, SwiftConnections
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
     SANDBOX_POLICY,
@@ -82,6 +83,8 @@ LISTINGS = {
 }
 # Listings kept for the client's life (a flavor's name is looked up in it later).
 _KEPT = frozenset({"flavors"})
+# Swift's containers: searched by the stack's name prefix (:meth:`OpenStackClient.containers`).
+CONTAINERS = "containers"
 
 
 def status_of(err: CloudError) -> int | None:
@@ -243,8 +246,6 @@ class OpenStackClient:
         return classify(exc)
 
     def _translate(self, exc: BaseException) -> CloudError:
-        if isinstance(exc, CloudError):
-            return exc
         name = type(exc).__name__
         if name == "InvalidCredsError":
             auth = self._auth
@@ -272,12 +273,7 @@ class OpenStackClient:
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn()`` through the retrier; failures as CloudError."""
-        try:
-            return self.retrier.call(fn)
-        except CloudError:
-            raise
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        return kit.call(fn, self._translate, self.retrier)
 
     def create_or_adopt(self, post: Callable[[], T], lookup: Callable[[], T | None]) -> T:
         """A create that may be retried: after an ambiguous failure, look first."""
@@ -313,15 +309,8 @@ class OpenStackClient:
             body: Any = None, params: Mapping[str, Any] | None = None,
             retry: bool = True, headers: Mapping[str, str] | None = None) -> Any:
         """One request through the (leased) driver's connection; the parsed JSON."""
-        def go() -> Any:
-            return self._raw(region, service, path, method, body, params, headers)[1]
-
-        if retry:
-            return self.call(go)
-        try:
-            return go()
-        except Exception as exc:
-            raise self._translate(exc) from exc
+        return kit.call(lambda: self._raw(region, service, path, method, body, params, headers)[1],
+                        self._translate, self.retrier if retry else None)
 
     def get(self, region: str, service: str, path: str, key: str) -> dict[str, Any] | None:
         """One object, or None when the cloud says 404."""
@@ -379,16 +368,32 @@ class OpenStackClient:
         found = self.cached((name, region), lambda: self.list_all(region, service, path, key))
         return found if found is not None else []
 
+    def containers(self, region: str, stack: str) -> list[tuple[str, Mapping[str, str]]]:
+        """The listing ``containers``: Swift's containers named ``<stack>.*`` and their
+        headers (one ``HEAD`` each); none where the region has no object-store."""
+        try:
+            names = self.swift.containers(region, f"{stack}.")
+        except NoEndpoint:
+            return []  # no Swift in this region: no buckets
+        found = ((name, self.swift.head(region, name)) for name in names)
+        return [(name, head) for name, head in found if head is not None]
+
     def fetch(self, region: str, stack: str, names: frozenset[str]) -> kit.Listings:
         """The named listings of ``region``, each once, one thread per service."""
         self.credentials()  # fail once, clearly, before fanning out
         by_service: dict[str, list[str]] = {}
         for name in sorted(names):
-            by_service.setdefault(LISTINGS[name][0], []).append(name)
+            service = "object-store" if name == CONTAINERS else LISTINGS[name][0]
+            by_service.setdefault(service, []).append(name)
 
-        def job(service: str) -> dict[str, list[dict[str, Any]]]:
+        def one(name: str) -> list[Any]:
+            if name == CONTAINERS:
+                return self.containers(region, stack)
+            return self.listing(region, name)
+
+        def job(service: str) -> dict[str, list[Any]]:
             with self.session(region):
-                return {name: self.listing(region, name) for name in by_service[service]}
+                return {name: one(name) for name in by_service[service]}
 
         items: dict[str, list[Any]] = {}
         if len(by_service) == 1:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource, address_from_name
+from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import SERVER, CloudError
 from cloudtmpl.providers.openstack import catalog, neutron
@@ -121,6 +121,27 @@ def server_live(client: OpenStackClient, region: str, address: str, srv: Mapping
         spec_hash=meta.get(TAG_SPEC),
         status=status,
     )
+
+
+def stack_address(obj: Mapping[str, Any], stack: str, gone: frozenset[str]) -> str | None:
+    """The address of a server or volume of ``stack`` by its metadata (None: not the
+    stack's, or its status is one of ``gone``).  Servers and volumes alike."""
+    if obj.get("status") in gone:
+        return None
+    return kit.tagged_address(obj.get("metadata") or {}, stack, obj.get("name", "")) or None
+
+
+def find_marked(client: OpenStackClient, region: str, service: str, path: str, key: str,
+                params: Mapping[str, Any], stack: str, address: str) -> str | None:
+    """After an ambiguous create: the id of the object of the listing ``path`` (filtered
+    by ``params``) whose metadata marks it as ``stack``'s ``address``.  Servers and
+    volumes alike; no retry inside the create's retry."""
+    obj = client.api(region, service, path, params=params, retry=False) or {}
+    for item in obj.get(key) or []:
+        m = item.get("metadata") or {}
+        if m.get(TAG_STACK) == stack and m.get(TAG_RESOURCE) == address:
+            return str(item["id"])
+    return None
 
 
 def _refresh(client: OpenStackClient, region: str, address: str, server_id: str,
@@ -244,16 +265,11 @@ class ServerHandler:
 
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for srv in listings.get("servers"):
-            meta = srv.get("metadata") or {}
-            if meta.get(TAG_STACK) != stack or srv.get("status") in GONE_STATES:
-                continue
-            address = meta.get(TAG_RESOURCE) or address_from_name(stack, srv.get("name", ""))
-            if address:
-                out.append(server_live(client, region, address, srv, listings.get("ports"),
-                                       listings.get("security_groups")))
-        return out
+        ports, groups = listings.get("ports"), listings.get("security_groups")
+        found = kit.stack_items(listings.get("servers"),
+                                lambda srv: stack_address(srv, stack, GONE_STATES))
+        return [server_live(client, region, address, srv, ports, groups)
+                for address, srv in found]
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         props, name, stack, address = want.properties, want.name, want.stack, want.address
@@ -293,16 +309,9 @@ class ServerHandler:
                              body=request, retry=False) or {}
             return str(obj["server"]["id"])
 
-        def lookup() -> str | None:
-            obj = client.api(region, "compute", "/servers/detail",
-                             params={"name": f"^{re.escape(name)}$"}, retry=False) or {}
-            for srv in obj.get("servers") or []:
-                m = srv.get("metadata") or {}
-                if m.get(TAG_STACK) == stack and m.get(TAG_RESOURCE) == address:
-                    return str(srv["id"])
-            return None
-
-        server_id = client.create_or_adopt(post, lookup)
+        server_id = client.create_or_adopt(post, lambda: find_marked(
+            client, region, "compute", "/servers/detail", "servers",
+            {"name": f"^{re.escape(name)}$"}, stack, address))
         srv = wait_server(client, region, server_id, "ACTIVE", want.timeout,
                           f"server {name} ({server_id})")
         return _refresh(client, region, address, server_id, srv)

@@ -32,6 +32,13 @@ def _parse_marker(description: Any) -> tuple[str, str, str | None] | None:
     return m.group(1), m.group(3), m.group(2) or None
 
 
+def _address(fip: Mapping[str, Any], stack: str) -> str | None:
+    """The address the description's marker gives a floating IP of ``stack`` (None: not
+    the stack's)."""
+    marker = _parse_marker(fip.get("description"))
+    return marker[1] if marker is not None and marker[0] == stack else None
+
+
 def _fip_live(client: OpenStackClient, region: str, address: str, fip: Mapping[str, Any],
               port: Mapping[str, Any] | None) -> LiveResource:
     marker = _parse_marker(fip.get("description"))
@@ -89,13 +96,9 @@ class FloatingIpHandler:
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
         ports = {p.get("id"): p for p in listings.get("ports")}
-        out = []
-        for fip in listings.get("floatingips"):
-            marker = _parse_marker(fip.get("description"))
-            if marker is None or marker[0] != stack:
-                continue
-            out.append(_fip_live(client, region, marker[1], fip, ports.get(fip.get("port_id"))))
-        return out
+        return [_fip_live(client, region, address, fip, ports.get(fip.get("port_id")))
+                for address, fip in kit.stack_items(listings.get("floatingips"),
+                                                    lambda fip: _address(fip, stack))]
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         props, stack, address = want.properties, want.stack, want.address

@@ -19,13 +19,8 @@ from cloudtmpl.providers.openstack.client import OpenStackClient, status_of
 
 def key_pair_live(client: OpenStackClient, region: str, address: str,
                   kp: Mapping[str, Any]) -> LiveResource:
-    name = str(kp.get("name"))
-    attributes: dict[str, Any] = {"name": name, "fingerprint": kp.get("fingerprint")}
-    if kp.get("public_key"):
-        attributes["public_key"] = kp["public_key"]
-    return LiveResource(address=address, kind=KEYPAIR, physical_id=name,
-                        placement=client.placement(region), name=name, properties={},
-                        attributes=attributes, spec_hash=None, status="available")
+    return kit.key_pair_live(client.placement(region), address, str(kp.get("name")),
+                             kp.get("fingerprint"), kp.get("public_key"))
 
 
 class KeyPairHandler:
@@ -34,20 +29,12 @@ class KeyPairHandler:
 
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for item in listings.get("keypairs"):
-            kp = item.get("keypair", item)
-            address = address_from_name(stack, str(kp.get("name", "")))
-            if address:
-                out.append(key_pair_live(client, region, address, kp))
-        return out
+        pairs = (item.get("keypair", item) for item in listings.get("keypairs"))
+        return [key_pair_live(client, region, address, kp) for address, kp in kit.stack_items(
+            pairs, lambda kp: address_from_name(stack, str(kp.get("name", ""))) or None)]
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
-        name = want.name
-        public_key = str(want.properties.get("public_key") or "").strip()
-        if not public_key:
-            raise CloudError(f"key pair {name}: public_key is required (cloudtmpl generates "
-                             "one when the template gives none)", permanent=True)
+        name, public_key = want.name, kit.public_key(want)
         try:
             obj = client.api(region, "compute", "/os-keypairs", method="POST",
                              body={"keypair": {"name": name, "public_key": public_key}}) or {}
@@ -56,8 +43,8 @@ class KeyPairHandler:
                 raise
             # Same name: ours from an earlier (retried or crashed) attempt?
             kp = client.get(region, "compute", f"/os-keypairs/{name}", "keypair")
-            existing = str((kp or {}).get("public_key") or "").split()[:2]
-            if kp is None or existing != public_key.split()[:2]:
+            if kp is None or not kit.same_public_key(str(kp.get("public_key") or ""),
+                                                     public_key):
                 raise
             return key_pair_live(client, region, want.address, kp)
         kp = dict(obj.get("keypair") or {})

@@ -44,13 +44,12 @@ def split_spec(description: Any) -> tuple[str, str | None]:
 def named_live(client: OpenStackClient, region: str, stack: str, items: list[Any],
                make: Make) -> list[LiveResource]:
     """The stack's objects among ``items`` by name (a server's NIC ports left out)."""
-    out: list[LiveResource] = []
-    for obj in items:
+    def address_of(obj: Mapping[str, Any]) -> str | None:
         name = str(obj.get("name") or "")
-        address = address_from_name(stack, name)
-        if address and NIC_SEPARATOR not in name:
-            out.append(make(client, region, address, obj))
-    return out
+        return None if NIC_SEPARATOR in name else address_from_name(stack, name) or None
+
+    return [make(client, region, address, obj)
+            for address, obj in kit.stack_items(items, address_of)]
 
 
 def find_named(client: OpenStackClient, region: str, path: str, key: str, name: str,

@@ -41,12 +41,9 @@ class ServerGroupHandler:
 
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        out = []
-        for group in listings.get("server_groups"):
-            address = address_from_name(stack, str(group.get("name", "")))
-            if address:
-                out.append(_live(client, region, address, group))
-        return out
+        return [_live(client, region, address, group) for address, group in kit.stack_items(
+            listings.get("server_groups"),
+            lambda group: address_from_name(stack, str(group.get("name", ""))) or None)]
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         policy = kit.server_group_policy(want.properties)

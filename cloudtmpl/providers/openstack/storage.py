@@ -3,9 +3,9 @@
 Identity: physical id = the container name, deterministic ``<stack>.<address>``
 (plus ``-<name_suffix>``), with the metadata ``X-Container-Meta-Cloudtmpl-Stack``,
 ``-Resource`` and ``-Spec`` (and ``-Force``) sent in the ``PUT`` that creates it
-(atomic).  Discovery (:meth:`BucketHandler.search`): one account listing (every
-page, filtered by the name prefix ``<stack>.``) and one ``HEAD`` per container of
-the stack.  A cloud without an object-store endpoint has no buckets: discovery
+(atomic).  Discovery reads the client's listing ``containers``: one account listing
+(every page, filtered by the name prefix ``<stack>.``) and one ``HEAD`` per container
+of the stack.  A cloud without an object-store endpoint has no buckets: discovery
 reports none there.
 
 Swift metadata names are case-insensitive: ``metadata`` keys must be lower-case
@@ -33,7 +33,6 @@ _META = "x-container-meta-"
 _STACK, _RESOURCE, _SPEC, _FORCE = ("cloudtmpl-stack", "cloudtmpl-resource", "cloudtmpl-spec",
                                     "cloudtmpl-force")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_PAGE = 1000
 
 
 def container_name(stack: str, address: str, suffix: Any = None) -> str:
@@ -57,39 +56,6 @@ def _swift_key(key: str) -> str | None:
 
 def _metadata(properties: Mapping[str, Any]) -> dict[str, str]:
     return kit.metadata(properties, _swift_key)
-
-
-def _names(client: OpenStackClient, region: str, prefix: str) -> list[str]:
-    out: list[str] = []
-    marker = ""
-    while True:
-        params = {"prefix": prefix, "limit": str(_PAGE)}
-        if marker:
-            params["marker"] = marker
-        _, _, body = client.swift.request(region, "", params=params)
-        page = [str(c.get("name")) for c in body or [] if isinstance(c, dict)]
-        out.extend(page)
-        if len(page) < _PAGE or page[-1] == marker:
-            return out
-        marker = page[-1]
-
-
-def _objects(client: OpenStackClient, region: str, name: str) -> list[str]:
-    out: list[str] = []
-    marker = ""
-    while True:
-        params = {"limit": str(_PAGE), **({"marker": marker} if marker else {})}
-        _, _, body = client.swift.request(region, path_of(name), params=params)
-        page = [str(o.get("name")) for o in body or [] if isinstance(o, dict)]
-        out.extend(page)
-        if len(page) < _PAGE:
-            return out
-        marker = page[-1]
-
-
-def _head(client: OpenStackClient, region: str, name: str) -> Mapping[str, str] | None:
-    status, headers, _ = client.swift.request(region, path_of(name), method="HEAD", ok=(404,))
-    return None if status == 404 else headers
 
 
 def _live(client: OpenStackClient, region: str, name: str,
@@ -130,7 +96,7 @@ def _headers(stack: str, address: str, properties: Mapping[str, Any], spec: str,
 
 
 def _now(client: OpenStackClient, region: str, name: str, address: str) -> LiveResource:
-    head = _head(client, region, name)
+    head = client.swift.head(region, name)
     if head is None:
         raise CloudError(f"container {name} ({address}) vanished", permanent=False)
     return _live(client, region, name, head)
@@ -140,33 +106,17 @@ class BucketHandler:
     """``Cloud::Storage::Bucket``: a Swift container."""
 
     kind = BUCKET
-    listings: tuple[str, ...] = ()  # found by :meth:`search`, not in the shared listings
-
-    def search(self, client: OpenStackClient, region: str, stack: str) -> list[LiveResource]:
-        """The stack's containers: the account listing by the stack's name prefix, and a
-        ``HEAD`` each (a region without Swift has none)."""
-        try:
-            names = _names(client, region, f"{stack}.")
-        except NoEndpoint:
-            return []  # no Swift in this region: no buckets
-        out = []
-        for name in names:
-            head = _head(client, region, name)
-            if head is None or head.get(_META + _STACK) != stack:
-                continue
-            if not head.get(_META + _RESOURCE):
-                continue
-            out.append(_live(client, region, name, head))
-        return out
+    listings: tuple[str, ...] = ("containers",)
 
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
-        return []  # see search
+        return [_live(client, region, name, head) for name, head in listings.get("containers")
+                if head.get(_META + _STACK) == stack and head.get(_META + _RESOURCE)]
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         name = container_name(want.stack, want.address, want.properties.get("name_suffix"))
         try:
-            head = _head(client, region, name)
+            head = client.swift.head(region, name)
         except NoEndpoint:
             raise CloudError(f"target {client.target.name!r} has no object-store (Swift) "
                              f"endpoint in region {region}: it cannot hold buckets",
@@ -196,7 +146,7 @@ class BucketHandler:
         region = live.placement.region
         name = live.physical_id
         try:
-            head = _head(client, region, name)
+            head = client.swift.head(region, name)
         except NoEndpoint:
             return
         if head is None:
@@ -207,7 +157,7 @@ class BucketHandler:
                     f"container {name} ({live.address}) is not empty: refusing to delete it "
                     "and its objects. Empty it, or set force: true on it (with "
                     "deletion_policy Delete) and apply before deleting it", permanent=True)
-            for obj in _objects(client, region, name):
+            for obj in client.swift.objects(region, name):
                 client.swift.request(region, path_of(name, obj), method="DELETE", ok=(404,))
         status, _, _ = client.swift.request(region, path_of(name), method="DELETE",
                                             ok=(404, 409))

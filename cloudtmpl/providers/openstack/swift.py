@@ -6,7 +6,8 @@ endpoint of the region from the service catalog.  Connections are pooled per reg
 and lent to one thread at a time, so a token is fetched once per region and reused.
 Every request is counted and rate-limited with the client's other requests and goes
 through its retrier.  Requests are raw: the answers are read by the caller (status
-and headers).
+and headers); the listings (an account's containers by name prefix, a container's
+objects) follow every page.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from cloudtmpl.providers.base import CloudError
 from cloudtmpl.providers.openstack.auth import OpenStackAuth
 
 T = TypeVar("T")
+
+PAGE = 1000  # names per listing request
 
 
 class NoEndpoint(Exception):
@@ -126,3 +129,36 @@ class SwiftConnections:
         """The object-store endpoint of ``region`` seen so far ("" before any request)."""
         with self._lock:
             return self._urls.get(region, "")
+
+    def containers(self, region: str, prefix: str) -> list[str]:
+        """The names of the account's containers that start with ``prefix`` (every page)."""
+        out: list[str] = []
+        marker = ""
+        while True:
+            params = {"prefix": prefix, "limit": str(PAGE)}
+            if marker:
+                params["marker"] = marker
+            _, _, body = self.request(region, "", params=params)
+            page = [str(c.get("name")) for c in body or [] if isinstance(c, dict)]
+            out.extend(page)
+            if len(page) < PAGE or page[-1] == marker:
+                return out
+            marker = page[-1]
+
+    def objects(self, region: str, name: str) -> list[str]:
+        """The names of the objects in container ``name`` (every page)."""
+        out: list[str] = []
+        marker = ""
+        while True:
+            params = {"limit": str(PAGE), **({"marker": marker} if marker else {})}
+            _, _, body = self.request(region, path_of(name), params=params)
+            page = [str(o.get("name")) for o in body or [] if isinstance(o, dict)]
+            out.extend(page)
+            if len(page) < PAGE:
+                return out
+            marker = page[-1]
+
+    def head(self, region: str, name: str) -> Mapping[str, str] | None:
+        """The headers of container ``name`` (None: there is none)."""
+        status, headers, _ = self.request(region, path_of(name), method="HEAD", ok=(404,))
+        return None if status == 404 else headers
