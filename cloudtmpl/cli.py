@@ -494,7 +494,20 @@ def run(args: Sequence[str], io: Io) -> int:
     """Run the command ``args`` (without the program name) with ``io``'s streams,
     environment and directory; returns its exit code."""
     with bound(io):
-        return clihelp.run(app, args, prog_name="cloudtmpl", usage_code=Exit.USAGE)
+        try:
+            return clihelp.run(app, args, prog_name="cloudtmpl", usage_code=Exit.USAGE)
+        except SystemExit as done:  # e.g. the shell-completion protocol's own exit
+            return _exit_code(done.code)
+
+
+def _exit_code(code: object) -> int:
+    """The exit code of ``sys.exit(code)``, as a process gives it (a text: printed, 1)."""
+    if code is None:
+        return Exit.OK
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return Exit.ERROR
 
 
 def main() -> None:
