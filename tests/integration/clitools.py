@@ -64,11 +64,14 @@ def run(cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | None 
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
-def invoke(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+def invoke(cwd: Path, *args: str, env: dict[str, str] | None = None,
+           environ: dict[str, str] | None = None) -> Result:
     """``cloudtmpl ARGS`` run in this process, as :func:`run` runs it in a subprocess:
-    in ``cwd``, with :func:`cli_env`, an empty stdin and captured stdout and stderr."""
+    in ``cwd``, with :func:`cli_env` (``env`` added; ``environ``: this environment
+    instead), an empty stdin and captured stdout and stderr."""
     out, err = io.StringIO(), io.StringIO()
-    code = cli.run(list(args), Io(io.StringIO(""), out, err, cli_env(env), Path(cwd)))
+    variables = cli_env(env) if environ is None else environ
+    code = cli.run(list(args), Io(io.StringIO(""), out, err, variables, Path(cwd)))
     return Result(code, out.getvalue(), err.getvalue())
 
 

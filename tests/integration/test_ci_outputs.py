@@ -31,7 +31,6 @@ from tests.integration.clitools import (
     QUICKSTART,
     REPO,
     Result,
-    cli_args,
     cli_env,
     invoke,
     stack_instances,
@@ -414,11 +413,7 @@ def colours(output: bytes) -> list[bytes]:
 
 
 def run_env(cwd: Path, env: dict[str, str], *args: str) -> Result:
-    proc = subprocess.run(
-        cli_args(*args), cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    return invoke(cwd, *args, environ=env)
 
 
 
