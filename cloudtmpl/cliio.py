@@ -23,18 +23,19 @@ from typing import TextIO
 
 @dataclass(frozen=True)
 class Io:
-    """A command's stdin, stdout, stderr, environment variables and working directory."""
+    """A command's stdin, stdout, stderr, environment variables and working directory
+    (``cwd`` None: the process's own, as it is)."""
 
     stdin: TextIO
     stdout: TextIO
     stderr: TextIO
     environ: Mapping[str, str]
-    cwd: Path
+    cwd: Path | None = None
 
     @staticmethod
     def process() -> Io:
         """The process's own: what the installed ``cloudtmpl`` runs with."""
-        return Io(sys.stdin, sys.stdout, sys.stderr, os.environ, Path.cwd())
+        return Io(sys.stdin, sys.stdout, sys.stderr, os.environ)
 
 
 def _set_environ(values: Mapping[str, str]) -> None:
@@ -48,15 +49,17 @@ def bound(io: Io) -> Iterator[None]:
     ``os.environ`` and its directory the working directory; then the old ones again."""
     streams = sys.stdin, sys.stdout, sys.stderr
     environ = None if io.environ is os.environ else dict(os.environ)
-    cwd = Path.cwd()
+    cwd = None if io.cwd is None else Path.cwd()
     sys.stdin, sys.stdout, sys.stderr = io.stdin, io.stdout, io.stderr
     if environ is not None:
         _set_environ(io.environ)
-    os.chdir(io.cwd)
+    if io.cwd is not None:
+        os.chdir(io.cwd)
     try:
         yield
     finally:
-        os.chdir(cwd)
+        if cwd is not None:
+            os.chdir(cwd)
         if environ is not None:
             _set_environ(environ)
         sys.stdin, sys.stdout, sys.stderr = streams
