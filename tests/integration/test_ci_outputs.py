@@ -584,10 +584,10 @@ def test_ci_example_commands_run_verbatim(
     assert done == {c["address"] for c in plan["changes"] if c["action"] != "no-op"}
     assert lines[-1]["ok"] is True
     recorded = invoke(tmp_path, "show", "-s", "stack", "--format", "json",
-                   env={"CLOUDTMPL_STATE": env["CLOUDTMPL_STATE"]}).json()
+                      env={"CLOUDTMPL_STATE": env["CLOUDTMPL_STATE"]}).json()
     assert set(recorded["resources"]) == {c["address"] for c in plan["changes"]}
     assert {r["region"] for r in recorded["resources"].values()} == {REGION}
     r = sh(plan_cmd)
     assert r.returncode == 0, r.stdout + r.stderr  # converged: no changes left
     assert invoke(tmp_path, "destroy", "infra/stack.yaml", "--target", f"sandbox-aws/{REGION}",
-               "--yes", env={"CLOUDTMPL_STATE": env["CLOUDTMPL_STATE"]}).code == 0
+                  "--yes", env={"CLOUDTMPL_STATE": env["CLOUDTMPL_STATE"]}).code == 0

@@ -534,7 +534,7 @@ def test_quickstart_with_an_abstract_image_plans_and_applies(
     found, the plan file applies that AMI, and the servers run it."""
     ami = catalog_amis[(REGION, abstract)]
     r = invoke(project, "plan", "stack.yaml", "-p", f"image={abstract}", "--out", "p.plan",
-            "--format", "json")
+               "--format", "json")
     assert r.code == 0, r.err + r.out
     shown = {c["address"]: c for c in r.json()["changes"]}
     assert json.dumps(shown["web1"]).count(ami) >= 1, shown["web1"]

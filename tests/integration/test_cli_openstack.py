@@ -109,7 +109,7 @@ def test_heat_template_runs_unchanged_on_openstack(
 
     # a new image replaces the server (its port, floating IP and network stay)
     r = invoke(project, "apply", "servers_in_new_net.yaml", "--target", target, "-p",
-            "flavor=medium", "-p", "image=debian-12", "--yes", "--format", "json")
+               "flavor=medium", "-p", "image=debian-12", "--yes", "--format", "json")
     assert r.code == 0, r.err + r.out
     steps = {(e["action"], e["address"]) for e in map(json.loads, r.out.splitlines())
              if e["event"] == "done"}
@@ -117,7 +117,7 @@ def test_heat_template_runs_unchanged_on_openstack(
     (new_node,) = owned(driver.list_nodes(), "servers_in_new_net")
     assert new_node.id != node.id
     assert invoke(project, "plan", "servers_in_new_net.yaml", "--target", target, "-p",
-               "flavor=medium", "-p", "image=debian-12", "--detailed-exitcode").code == 0
+                  "flavor=medium", "-p", "image=debian-12", "--detailed-exitcode").code == 0
 
     r = invoke(project, "destroy", "servers_in_new_net.yaml", "--target", target, "--yes")
     assert r.code == 0, r.err + r.out
@@ -281,18 +281,18 @@ def test_quota_error_names_target_region_and_resource_and_loses_nothing(
                                 "/_sandbox/config", {"quota": {"instances": 0}})
     assert status == 200, body
     r = invoke(project, "apply", "server_with_volume.yaml", "--target", "sandbox-openstack",
-            "--yes")
+               "--yes")
     assert r.code == 1
     assert "failed create server" in r.out and "sandbox-openstack/de-fra-1" in r.out
     assert "quota" in r.out.lower()
     assert "skipped create volume_attachment" in r.out
     # the volume that was created is tracked: the next plan keeps it, destroy removes it
     plan = invoke(project, "plan", "server_with_volume.yaml", "--target", "sandbox-openstack",
-               "--format", "json").json()
+                  "--format", "json").json()
     assert changes(plan) == {"server": "create", "volume": "no-op",
                              "volume_attachment": "create"}
     assert invoke(project, "destroy", "server_with_volume.yaml", "--target", "sandbox-openstack",
-               "--yes").code == 0
+                  "--yes").code == 0
     driver = os_driver(openstack_reset, "de-fra-1")
     assert owned(driver.list_volumes(), "server_with_volume") == []
 
@@ -331,10 +331,10 @@ resources:
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     os_driver(openstack_reset, "de-fra-1").import_key_pair_from_string("ops", key)
     r = invoke(project, "plan", "kp.yaml", "--target", "sandbox-openstack/de-fra-1",
-            "-p", "key_name=ops")
+               "-p", "key_name=ops")
     assert r.code == 0, r.err
     r = invoke(project, "plan", "kp.yaml", "--target", "sandbox-openstack/de-fra-1",
-            "-p", "key_name=opz")
+               "-p", "key_name=opz")
     assert r.code == 1
     assert ("parameter 'key_name': 'opz' is not a key pair on sandbox-openstack/de-fra-1 "
             "(custom_constraint nova.keypair)") in r.err, r.err

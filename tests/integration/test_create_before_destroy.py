@@ -131,7 +131,7 @@ class Probe(threading.Thread):
         self.bad: list[str] = []
         self.done = threading.Event()
 
-    def invoke(self) -> None:
+    def run(self) -> None:
         while not self.done.is_set():
             try:
                 self.look()
@@ -170,7 +170,7 @@ def test_the_address_moves_to_the_replacement_before_the_old_server_goes(
     probe.start()
     try:
         r = invoke(tmp_path, "apply", "cbd.yaml", "-p", f"image={spec['other']}", "--yes",
-                "--format", "json")
+                   "--format", "json")
     finally:
         probe.done.set()
         probe.join()
@@ -198,9 +198,9 @@ def test_the_address_moves_to_the_replacement_before_the_old_server_goes(
     assert probe.seen.index(new_id) > probe.seen.index(old_id)
     assert old_id not in probe.seen[probe.seen.index(new_id):]  # moved once, for good
     assert invoke(tmp_path, "plan", "cbd.yaml", "-p", f"image={spec['other']}",
-               "--detailed-exitcode").code == 0
+                  "--detailed-exitcode").code == 0
     assert invoke(tmp_path, "destroy", "cbd.yaml", "-p", f"image={spec['other']}",
-               "--yes").code == 0
+                  "--yes").code == 0
 
 
 def test_the_aws_sandbox_moves_an_elastic_ip_as_ec2_does(

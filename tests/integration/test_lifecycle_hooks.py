@@ -54,7 +54,7 @@ def test_pre_replace_drains_the_old_server_after_the_new_one_is_up(
     assert invoke(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
     [(old_id, old_root)] = roots(openstack_reset).items()
     r = invoke(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "--yes",
-            "--format", "json")
+               "--format", "json")
     assert r.code == 0, r.err + r.out
     [(new_id, new_root)] = roots(openstack_reset).items()
     assert new_id != old_id
@@ -73,7 +73,7 @@ def test_pre_replace_drains_the_old_server_after_the_new_one_is_up(
     log = (tmp_path / ".cloudtmpl" / "logs" / "hooks" / "web.pre_replace.log").read_text()
     assert "exit status 0" in log and "drained" in log
     assert invoke(tmp_path, "plan", "hooks.yaml", "-p", "image=debian-12",
-               "--detailed-exitcode").code == 0
+                  "--detailed-exitcode").code == 0
     # the floating IP moved with the replacement: the new server's drain reaches it
     r = invoke(tmp_path, "destroy", "hooks.yaml", "-p", "image=debian-12", "--yes")
     assert r.code == 0, r.out + r.err
@@ -98,7 +98,7 @@ def test_a_failing_drain_keeps_the_server(tmp_path: Path,
     assert invoke(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
     [old_id] = roots(openstack_reset)
     r = invoke(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "-p",
-            "script=exit 3", "--yes", "--format", "json")
+               "script=exit 3", "--yes", "--format", "json")
     assert r.code == 1
     failed = [e for e in events(r.out) if e["event"] == "failed"]
     assert [e["action"] for e in failed] == ["hook"]
@@ -117,4 +117,4 @@ def test_a_failing_drain_keeps_the_server(tmp_path: Path,
     [last] = roots(openstack_reset)
     assert last != old_id, r.out
     assert invoke(tmp_path, "plan", "hooks.yaml", "-p", "image=debian-12",
-               "--detailed-exitcode").code == 0
+                  "--detailed-exitcode").code == 0

@@ -67,7 +67,7 @@ class Checker(threading.Thread):
         self.counts: list[int] = []
         self.done = threading.Event()
 
-    def invoke(self) -> None:
+    def run(self) -> None:
         while not self.done.is_set():
             self.counts.append(healthy(self.sandbox))
             time.sleep(0.02)

@@ -140,7 +140,7 @@ def test_deployment_inputs_outputs_rerun_and_delete(project: Path,
 
     # an input changes: the deployment is updated in place and re-runs
     r = invoke(project, "plan", "app.yaml", "--target", TARGET, "-p", "greeting=hi",
-            "--format", "json")
+               "--format", "json")
     actions = {c["address"]: c["action"] for c in r.json()["changes"]}
     assert actions["deploy"] == "update" and actions["web"] == "no-op"
     r = invoke(project, "apply", "app.yaml", "--target", TARGET, "-p", "greeting=hi", "--yes")
@@ -279,7 +279,7 @@ def test_a_script_on_twenty_servers_in_parallel(project: Path,
     # only the 20 deployments change: a re-run of the script everywhere
     started = time.monotonic()
     r = invoke(project, "apply", "fleet.yaml", "--target", TARGET, "--yes", "--parallelism", "10",
-            "-p", "tag=two")
+               "-p", "tag=two")
     rerun = time.monotonic() - started
     assert r.code == 0, r.err + r.out
     assert "20 to update, 0 to replace, 0 to delete, 41 unchanged" in r.out

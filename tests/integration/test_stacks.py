@@ -94,7 +94,7 @@ def test_another_template_onto_a_stack_is_refused_and_changes_nothing(
     assert_refused(invoke(project, "plan", "db.yaml", "-s", "shared"),
                    "web.yaml", "db.yaml", ["data", "logs"])
     r = invoke(project, "plan", "db.yaml", "-s", "shared", "--format", "json",
-            "--detailed-exitcode")
+               "--detailed-exitcode")
     assert r.code == 1
     assert [d["code"] for d in r.json()["diagnostics"]] == ["stack-template-changed"]
     assert r.json()["diagnostics"][0]["file"] == "db.yaml"
@@ -124,7 +124,7 @@ def test_replace_template_on_apply(project: Path, aws_reset: dict[str, Any]) -> 
 def test_replace_template_through_a_saved_plan(project: Path,
                                                aws_reset: dict[str, Any]) -> None:
     r = invoke(project, "plan", "db.yaml", "-s", "shared", "--replace-template",
-            "--out", "plan.json", "--format", "json")
+               "--out", "plan.json", "--format", "json")
     assert r.code == 0, r.err + r.out
     plan = r.json()
     assert plan["replace_template"] is True and plan["stack_template"] == "db.yaml"
@@ -228,7 +228,7 @@ def test_validate_a_heat_named_template_from_its_directory(tmp_path: Path) -> No
     assert "WordPress_Native.yaml: valid (4 resources, 4 outputs)" in r.out
     assert invoke(tmp_path, "validate", "WordPress_Native.yaml", "-s", "wp").code == 0
     r = invoke(tmp_path, "validate", "WordPress_Native.yaml", "--stack", "WordPress.Native",
-            "--format", "json")
+               "--format", "json")
     assert r.code == 1
     (diag,) = r.json()["diagnostics"]
     assert diag["code"] == "invalid-stack-name" and "'WordPress.Native'" in diag["message"]
