@@ -15,22 +15,17 @@ and the state cache is updated as each resource settles.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from cloudtmpl import functions, resources
+from cloudtmpl import functions, health, resources
 from cloudtmpl.config import Catalog
 from cloudtmpl.desired import (
     RefContext,
@@ -41,6 +36,7 @@ from cloudtmpl.desired import (
     spec_of,
     translate,
 )
+from cloudtmpl.keygen import generated_public_key
 from cloudtmpl.model import (
     Action,
     LiveResource,
@@ -53,14 +49,13 @@ from cloudtmpl.model import (
 )
 from cloudtmpl.plan import Change, Plan
 from cloudtmpl.providers.base import Adapter, CloudError, snapshots_of
-from cloudtmpl.providers.scripts import STOP_GRACE, cut_note
+from cloudtmpl.providers.local import LocalTarget
+from cloudtmpl.providers.scripts import STOP_GRACE, output_lines
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sensitive import carry, isolated, texts
 from cloudtmpl.state import LockLost, ResourceRecord, StateStore
 from cloudtmpl.steps import Step as _Step
 from cloudtmpl.steps import build_steps
-
-OUTPUT_LINES = 20  # a deployment's last lines shown in the progress (all are in its log)
 
 
 @dataclass(frozen=True)
@@ -75,14 +70,7 @@ class Event:
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "event": self.event,
-            "address": self.address,
-            "action": self.action,
-            "message": self.message,
-            "physical_id": self.physical_id,
-            "seconds": round(self.seconds, 3),
-        }
+        return {**asdict(self), "seconds": round(self.seconds, 3)}
 
 
 @dataclass(frozen=True)
@@ -107,55 +95,14 @@ class ApplyResult:
         return sum(1 for s in self.steps if s.status == status)
 
 
-def _healthy(host: str, check: Mapping[str, Any]) -> bool:
-    if check.get("tcp"):
-        try:
-            with socket.create_connection((host, int(check["tcp"])), timeout=2):
-                return True
-        except OSError:
-            return False
-    if check.get("http"):
-        url = str(check["http"]).replace("{address}", host)
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                return 200 <= resp.status < 400
-        except (OSError, ValueError):
-            return False
-    return True
-
-
-def _describe(check: Mapping[str, Any]) -> str:
-    return f"tcp:{check['tcp']}" if check.get("tcp") else f"http:{check.get('http')}"
-
-
-def generated_public_key(keys_dir: Path, name: str) -> str:
-    """The public half of the stack's generated key ``name``, creating it if needed.
-
-    The private key is written once, with mode 0600, to ``keys_dir/<name>.pem``;
-    a rerun after a crash reuses it, so a key pair imported by the killed run
-    still matches.
-    """
-    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = keys_dir / f"{name}.pem"
-    if path.exists():
-        private = serialization.load_ssh_private_key(path.read_bytes(), password=None)
-    else:
-        private = ed25519.Ed25519PrivateKey.generate()
-        pem = private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-    public = private.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return public.decode() + f" {name}"
-
-
 class Executor:
+    """Runs a plan's steps (:func:`cloudtmpl.steps.build_steps`) against ``adapters``.
+
+    ``local``: the built-in local target, asked explicitly (never through the
+    adapters) for the value of an unchanged local resource and to run hooks and
+    health check scripts over SSH; None when the stack has nothing local.
+    """
+
     def __init__(
         self,
         plan: Plan,
@@ -170,6 +117,7 @@ class Executor:
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
         seal_key: bytes = b"",
+        local: LocalTarget | None = None,
     ) -> None:
         self.plan = plan
         self.stack = stack
@@ -181,6 +129,7 @@ class Executor:
         self.parallelism = max(1, parallelism)
         self.stop = stop or threading.Event()
         self.clock = clock
+        self.local = local
         # sealing: sensitive values are marked; ``secrets`` (hidden values whole) are
         # also searched for in specs, ``texts`` (also sensitive leaves, random strings,
         # sensitive property values seen) in free text: messages, output, attributes
@@ -203,10 +152,8 @@ class Executor:
             if c.action is Action.NOOP and resources.TYPES[c.kind].local
         }
         self.ctx = RefContext(stack, self._known, lambda: self.texts)
-        for adapter in adapters.values():  # deployments: a running script's grace on stop
-            watch = getattr(adapter, "watch_interrupts", None)
-            if watch is not None:
-                watch(self.stop)
+        if local is not None:  # deployments: a running script's grace on stop
+            local.watch_interrupts(self.stop)
 
     def _seal(self, value: Any) -> Any:
         """Free text or values from outside (messages, output, attributes), sealed."""
@@ -221,34 +168,18 @@ class Executor:
             # (its own evaluation: what it reads does not taint the one that asked)
             with isolated():
                 props, spec = self._desired(change)
-            live = self.adapters[change.placement.target].create(
-                change.placement.region, change.kind, stack=self.plan.stack,
-                address=name, name=physical_name(self.plan.stack, name),
-                properties=props, spec_hash=spec_hash(spec), timeout=0)
+            if self.local is None:
+                raise CloudError(f"{name}: no local target to compute it")
+            live = self.local.value(change.kind, stack=self.plan.stack, address=name,
+                                    properties=props, spec_hash=spec_hash(spec))
             live = derived(live, props)
             self._remember(live)
         return live
 
     def _show_output(self, change: Change, op: str, live: LiveResource) -> None:
         """A deployment's output, a progress line each, prefixed with where it ran."""
-        host = live.attributes.get("host") or live.attributes.get("server") or ""
-        for stream in ("deploy_stdout", "deploy_stderr"):
-            text = live.attributes.get(stream)
-            if not isinstance(text, str) or not text.strip():
-                continue
-            lines = text.rstrip("\n").splitlines()
-            shown = lines[-OUTPUT_LINES:]
-            if len(lines) > len(shown):
-                self.emit(Event("progress", change.address, op,
-                                f"[{host}] ... {len(lines) - len(shown)} earlier lines in the log"))
-            cut = (live.attributes.get("truncated") or {}).get(stream)
-            if cut:
-                self.emit(Event("progress", change.address, op,
-                                f"[{host}] ... {cut_note(stream, int(cut))}"))
-            for line in shown:
-                mark = "!" if stream == "deploy_stderr" else "|"
-                self.emit(Event("progress", change.address, op,
-                                f"[{host}] {mark} {self._seal(line)}"))
+        for line in output_lines(live.attributes, self._seal):
+            self.emit(Event("progress", change.address, op, line))
 
     def _hook(self, change: Change) -> None:
         """A server's pre_replace / pre_delete hook (the drain), run on it over SSH."""
@@ -259,14 +190,13 @@ class Executor:
         hook = (res.lifecycle if res is not None else change.hooks).get(which)
         if not isinstance(hook, Mapping) or change.prior is None:
             return
-        runner = getattr(self.adapters.get(resources.LOCAL_TARGET), "run_hook", None)
-        if runner is None:
+        if self.local is None:
             raise CloudError(f"{change.address}: no SSH runner for its {which} hook")
         self.emit(Event("progress", change.address, "delete", f"running its {which} hook"))
         timeout = self._timeout(change.address, "delete",
                                 resources.TYPES[change.prior.kind].delete_timeout)
         try:
-            runner(self._now(change.prior), hook, which, timeout)
+            self.local.run_hook(self._now(change.prior), hook, which, timeout)
         except CloudError as err:
             if hook.get("on_failure") == "continue":
                 self.emit(Event("progress", change.address, "delete",
@@ -285,50 +215,15 @@ class Executor:
         return next((r for r in found if r.physical_id == server.physical_id), server)
 
     def _health(self, step: _Step) -> str:
-        """Check every server of the batch before the gate; '' when all are healthy.
+        """The batch's health gate (:mod:`cloudtmpl.health`); '' when all are healthy."""
 
-        ``health_check``: ``{tcp: PORT}`` (a connection is accepted) or ``{http: URL}``
-        (``{address}`` in the URL; any 2xx/3xx answer), within ``timeout`` seconds.
-        """
-        check = dict(step.check or {})
-        deadline = self.clock() + float(check.get("timeout") or 60)
-        for address in step.watch:
+        def current(address: str) -> LiveResource | None:
             with self._lock:
-                live = self.current.get(address)
-            if live is None or live.kind != resources.SERVER.kind:
-                continue
-            if check.get("script"):  # run on the server over SSH, like a drain hook
-                problem = self._script_health(live, check, deadline)
-                if problem:
-                    return problem
-                continue
-            host = live.attributes.get("public_ip") or live.attributes.get("first_address")
-            if not host:
-                return f"{address}: no address to check"
-            while not _healthy(str(host), check):
-                if self.clock() >= deadline or self.stop.is_set():
-                    return (f"{address} ({host}) did not pass its health check "
-                            f"{_describe(check)} in time: the roll stops here")
-                self.stop.wait(0.5)
-        return ""
+                return self.current.get(address)
 
-    def _script_health(self, live: LiveResource, check: Mapping[str, Any],
-                       deadline: float) -> str:
-        runner = getattr(self.adapters.get(resources.LOCAL_TARGET), "run_hook", None)
-        if runner is None:
-            return f"{live.address}: no SSH runner for a script health check"
-        last = ""
-        while True:
-            try:
-                runner(live, {"script": check["script"], "ssh": check.get("ssh") or {},
-                              "timeout": max(1.0, deadline - self.clock())}, "health")
-                return ""
-            except CloudError as err:
-                last = err.message
-            if self.clock() >= deadline or self.stop.is_set():
-                return (f"{live.address} did not pass its health check script in time: "
-                        f"{last}; the roll stops here")
-            self.stop.wait(1.0)
+        return health.batch_problem(
+            step.watch, current, step.check, clock=self.clock, stop=self.stop,
+            run_script=self.local.run_hook if self.local is not None else None)
 
     def _timeout(self, address: str, what: str, default: float) -> float:
         res = self.stack.resources.get(address)
@@ -562,10 +457,8 @@ class Executor:
                         self.store.journal(run_id, self.plan.stack, step.address, step.op,
                                            "failed", detail={"error": "aborted while in flight"})
                     self.emit(Event("failed", step.address, step.op, "aborted while in flight"))
-            for adapter in self.adapters.values():  # deployments: kill the remote scripts
-                kill = getattr(adapter, "abort_scripts", None)
-                if kill is not None:
-                    kill()
+            if self.local is not None:  # deployments: kill the remote scripts
+                self.local.abort_scripts()
             raise
         finally:
             pool.shutdown(wait=not aborted, cancel_futures=True)

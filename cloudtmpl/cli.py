@@ -1,18 +1,20 @@
 """The command line: parse arguments, call the workflow, render, choose the exit code.
 
 Exit codes are in one place, :class:`Exit` (the app's --help and README.md's
-"Exit codes" show the same table).
+"Exit codes" show the same table).  The options commands share are
+:mod:`cloudtmpl.clihelp`'s; what the phases show and ask while they run is
+:mod:`cloudtmpl.cliui`'s; the sub-apps are :mod:`cloudtmpl.statecli` and
+:mod:`cloudtmpl.sandboxcli`.  :func:`run` runs a command with the streams,
+environment and directory it is given (:class:`cloudtmpl.cliio.Io`); :func:`main`
+gives it the process's own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import sys
 import textwrap
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,18 +24,34 @@ from cloudtmpl import clihelp, render
 from cloudtmpl import planfile as pf
 from cloudtmpl import version as about
 from cloudtmpl import workflow as wf
-from cloudtmpl.apply import Event
 from cloudtmpl.cliguard import Exit, guard
-from cloudtmpl.clihelp import Command, Group, StateOpt, choice_option, completion_option
+from cloudtmpl.clihelp import (
+    TEXT_JSON,
+    TEXT_JSON_MARKDOWN,
+    Command,
+    EnvOpt,
+    Group,
+    ParamOpt,
+    ParOpt,
+    RelocateOpt,
+    ReplaceTemplateOpt,
+    StackOpt,
+    StateOpt,
+    TargetOpt,
+    TemplateArg,
+    completion_option,
+    format_opt,
+)
+from cloudtmpl.cliio import Io, bound
+from cloudtmpl.cliui import TerminalUi
 from cloudtmpl.config import load_project, target_regions
 from cloudtmpl.diagnostics import error
 from cloudtmpl.graph import build_graph, to_dot, to_mermaid
 from cloudtmpl.inputs import Inputs, parse_params
 from cloudtmpl.plan import Plan
-from cloudtmpl.session import SandboxStarted, one_output, open_store, recorded_outputs
+from cloudtmpl.sandboxcli import sandbox_app
+from cloudtmpl.session import one_output, open_store, recorded_outputs
 from cloudtmpl.statecli import state_app
-from cloudtmpl.steps import build_steps
-from cloudtmpl_sandbox import manager as sandbox
 
 EXIT_CODES = (
     (Exit.OK, "success (`plan --detailed-exitcode`: no changes)"),
@@ -42,10 +60,6 @@ EXIT_CODES = (
                  "a bad value"),
     (Exit.CHANGES, "`plan --detailed-exitcode` only: the plan has changes"),
 )
-
-# What each command's --format renders (a value not listed is a usage error).
-TEXT_JSON = ("text", "json")
-TEXT_JSON_MARKDOWN = ("text", "json", "markdown")
 
 app = typer.Typer(
     name="cloudtmpl",
@@ -59,78 +73,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-sandbox_app = typer.Typer(
-    help="Local sandbox clouds on 127.0.0.1 (moto for AWS).", no_args_is_help=True, cls=Group
-)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(state_app, name="state")
-
-EnvOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-e",
-        "--environment",
-        metavar="FILE",
-        help="Environment file (parameters, parameter_defaults); repeatable, merged in order.",
-    ),
-]
-ParamOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "-p",
-        "--parameter",
-        metavar="KEY=VALUE",
-        help="KEY=VALUE, or KEY=@FILE to read the value from a file (use that "
-        "for hidden parameters: argv is visible to other users); repeatable.",
-    ),
-]
-StackOpt = Annotated[
-    str | None,
-    typer.Option(
-        "-s",
-        "--stack",
-        metavar="STACK",
-        help="Stack name [default: derived from the template file's name, "
-        "e.g. WordPress_Native.yaml is stack wordpress_native].",
-    ),
-]
-TargetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--target",
-        metavar="TARGET[/REGION]",
-        help="Provider target (and region) for resources the template does not place: "
-        "T or T/REGION, e.g. sandbox-aws/eu-central-1.",
-    ),
-]
-RelocateOpt = Annotated[
-    bool,
-    typer.Option(
-        "--allow-relocation",
-        help="Let a pinned or data-bearing resource (volume) move to another target/region: "
-        "that replaces it, and its data is not moved.",
-    ),
-]
-ReplaceTemplateOpt = Annotated[
-    bool,
-    typer.Option(
-        "--replace-template",
-        help="Let this template replace the one the stack was applied from, even where "
-        "that deletes the resources this one does not have.",
-    ),
-]
-ParOpt = Annotated[
-    int,
-    typer.Option(
-        "--parallelism", metavar="N", min=1, max=64, help="Cloud operations run at once."
-    ),
-]
-TemplateArg = Annotated[str, typer.Argument(metavar="TEMPLATE", help="Template file.")]
-
-
-def _format_opt(choices: tuple[str, ...], help: str | None = None) -> Any:
-    return choice_option("--format", choices=choices,
-                         help=help or f"Output format: {', '.join(choices)}.")
 
 
 def _version(value: bool) -> None:
@@ -190,84 +134,6 @@ def _inputs(
     )
 
 
-def _announce(started: SandboxStarted) -> None:
-    """Nothing starts silently: say which sandbox started, where, and how to stop it."""
-    render.console(stderr=True).print(
-        render.sandbox_started(started.endpoints, started.directory), markup=False
-    )
-
-
-def _confirm(yes: bool, what: str) -> None:
-    if yes:
-        return
-    if not render.interactive(sys.stdin) or not render.interactive(sys.stdout):
-        raise error(
-            "confirmation-required",
-            f"refusing to {what} without --yes: no terminal to ask on",
-            hint=f"review the plan, then run again with --yes to {what}",
-        )
-    if not typer.confirm(f"Do you want to {what}?", default=False):
-        raise error("aborted", f"{what} cancelled", hint="nothing was changed")
-
-
-def _progress(out: Any, plan: Plan, json_lines: bool) -> Any:
-    """Apply progress: a live bar on a terminal, plain lines (or JSON lines) otherwise."""
-    if json_lines or not render.interactive():
-        return contextlib.nullcontext(render.EventPrinter(out, json_lines=json_lines))
-    return render.LiveProgress(out, total=build_steps(plan).number_of_nodes())
-
-
-class _Ui:
-    """What the phases show and ask (:class:`cloudtmpl.workflow.Ui`), on the terminal."""
-
-    def __init__(self, yes: bool, out: Any = None, json_lines: bool = False) -> None:
-        self.yes, self.out, self.json_lines = yes, out, json_lines
-
-    def sandbox_started(self, started: SandboxStarted) -> None:
-        _announce(started)
-
-    def planned(self, plan: Plan, no_changes: str | None = None) -> None:
-        if self.json_lines:
-            return
-        if no_changes is None:
-            render.plan_text(plan, self.out)
-        else:
-            render.plan_text(plan, self.out, no_changes=no_changes)
-
-    def confirm(self, what: str) -> None:
-        _confirm(self.yes, what)
-
-    @contextlib.contextmanager
-    def running(self, plan: Plan) -> Iterator[tuple[threading.Event, Callable[[Event], None]]]:
-        with _Interrupts() as stop, _progress(self.out, plan, self.json_lines) as emit:
-            yield stop, emit
-
-
-class _Interrupts:
-    """First Ctrl-C/SIGTERM: start no new steps; second: abort at once."""
-
-    def __init__(self) -> None:
-        self.stop = threading.Event()
-
-    def __enter__(self) -> threading.Event:
-        self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-        for s in self._old:
-            signal.signal(s, self._handle)
-        return self.stop
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.stop.is_set():
-            raise KeyboardInterrupt
-        self.stop.set()
-        render.console(stderr=True).print(
-            "stopping: no new steps start; running cloud calls finish (Ctrl-C again to abort)"
-        )
-
-    def __exit__(self, *exc: object) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
 # -- validate -------------------------------------------------------------------
 @app.command(cls=Command)
 def validate(
@@ -276,7 +142,7 @@ def validate(
     env: EnvOpt = None,
     param: ParamOpt = None,
     target: TargetOpt = None,
-    fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text",
+    fmt: Annotated[str, format_opt(TEXT_JSON)] = "text",
 ) -> None:
     """Check a template without parameter values (values given are checked too)."""
 
@@ -295,6 +161,16 @@ def validate(
 
 
 # -- plan -----------------------------------------------------------------------
+def _print_plan(plan: Plan, fmt: str, planfile: str | None) -> None:
+    """A plan on stdout as ``fmt`` (``planfile``: where it is saved, if it is)."""
+    if fmt == "json":
+        print(json.dumps(render.plan_json(plan), indent=2, sort_keys=True))
+    elif fmt == "markdown":
+        sys.stdout.write(render.plan_markdown(plan, full_plan=render.full_plan_hint(planfile)))
+    else:
+        render.plan_text(plan, render.console())
+
+
 @app.command(cls=Command)
 def plan(
     template: TemplateArg,
@@ -307,7 +183,7 @@ def plan(
         typer.Option("--out", metavar="FILE",
                      help="Save the plan (JSON, mode 0600) for `cloudtmpl apply FILE`."),
     ] = None,
-    fmt: Annotated[str, _format_opt(TEXT_JSON_MARKDOWN)] = "text",
+    fmt: Annotated[str, format_opt(TEXT_JSON_MARKDOWN)] = "text",
     detailed_exitcode: Annotated[
         bool,
         typer.Option(
@@ -324,19 +200,14 @@ def plan(
     def body() -> Plan:
         inputs = _inputs(template, env, param, stack, target, state, allow_relocation,
                          replace_template)
-        result = wf.plan(load_project(Path.cwd()), inputs, parallelism, _Ui(yes=False))
+        result = wf.plan(load_project(Path.cwd()), inputs, parallelism, TerminalUi(yes=False))
         if out:
             pf.write_plan_file(result, out, render.plan_json(result, with_sources=True))
-        if fmt == "json":
-            print(json.dumps(render.plan_json(result), indent=2, sort_keys=True))
-        elif fmt == "markdown":
-            sys.stdout.write(render.plan_markdown(result, full_plan=render.full_plan_hint(out)))
-        else:
-            render.plan_text(result, render.console())
-            if out:
-                render.console().print(
-                    f"Saved the plan to {out}; apply it with `cloudtmpl apply {out}`."
-                )
+        _print_plan(result, fmt, out)
+        if out and fmt == "text":
+            render.console().print(
+                f"Saved the plan to {out}; apply it with `cloudtmpl apply {out}`."
+            )
         return result
 
     result: Plan = _guard(body, fmt)
@@ -363,7 +234,7 @@ def apply(
     ] = False,
     parallelism: ParOpt = 10,
     fmt: Annotated[
-        str, _format_opt(TEXT_JSON, "text, or json: one JSON event per line, then the result.")
+        str, format_opt(TEXT_JSON, "text, or json: one JSON event per line, then the result.")
     ] = "text",
     state: StateOpt = None,
     allow_relocation: RelocateOpt = False,
@@ -384,7 +255,7 @@ def apply(
                              replace_template)
             resolved, sources = wf.resolve_checked(inputs, project, "plan")
         done = wf.apply(project, inputs, resolved, sources, parallelism,
-                        _Ui(yes, out=out, json_lines=json_mode), saved=saved)
+                        TerminalUi(yes, out=out, json_lines=json_mode), saved=saved)
         todo, result, seconds = done.plan, done.result, done.seconds
         assert result is not None
         if json_mode:
@@ -432,7 +303,7 @@ def destroy(
     def body() -> bool:
         out = render.console()
         inputs = _inputs(template, env, param, stack, target, state)
-        done = wf.destroy(load_project(Path.cwd()), inputs, parallelism, _Ui(yes, out=out))
+        done = wf.destroy(load_project(Path.cwd()), inputs, parallelism, TerminalUi(yes, out=out))
         if done.result is not None:
             out.print(render.apply_summary(done.result, done.seconds, "Destroy"))
         return done.ok
@@ -453,7 +324,7 @@ def outputs(
         typer.Option("--raw", help="Print output NAME bare, for a shell: a string without "
                      "quotes or newline (a number or boolean as its literal)."),
     ] = False,
-    fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text",
+    fmt: Annotated[str, format_opt(TEXT_JSON)] = "text",
     state: StateOpt = None,
 ) -> None:
     """Print a stack's outputs (or one of them) as recorded by its last apply, in the
@@ -493,7 +364,7 @@ def show(
         typer.Option("-s", "--stack", metavar="STACK", help="Show a stack's state."),
     ] = None,
     fmt: Annotated[
-        str, _format_opt(TEXT_JSON_MARKDOWN, "text, json, or markdown (a plan file only).")
+        str, format_opt(TEXT_JSON_MARKDOWN, "text, json, or markdown (a plan file only).")
     ] = "text",
     state: StateOpt = None,
 ) -> None:
@@ -501,15 +372,7 @@ def show(
 
     def body() -> None:
         if planfile:
-            saved = pf.load_plan_file(planfile)
-            if fmt == "json":
-                print(json.dumps(render.plan_json(saved), indent=2, sort_keys=True))
-            elif fmt == "markdown":
-                sys.stdout.write(
-                    render.plan_markdown(saved, full_plan=render.full_plan_hint(planfile))
-                )
-            else:
-                render.plan_text(saved, render.console())
+            _print_plan(pf.load_plan_file(planfile), fmt, planfile)
             return
         if not stack:
             raise error(
@@ -536,14 +399,7 @@ def show(
                         "stack": stack,
                         "serial": serial,
                         "resources": {
-                            a: {
-                                "kind": r.kind,
-                                "target": r.target,
-                                "region": r.region,
-                                "physical_id": r.physical_id,
-                                "spec": r.spec,
-                                "attributes": r.attributes,
-                            }
+                            a: render.record_json(r, spec=r.spec, attributes=r.attributes)
                             for a, r in records.items()
                         },
                         "outputs": values,
@@ -568,7 +424,7 @@ def graph(
     env: EnvOpt = None,
     param: ParamOpt = None,
     target: TargetOpt = None,
-    fmt: Annotated[str, _format_opt(("dot", "mermaid"), "dot (Graphviz) or mermaid.")] = "dot",
+    fmt: Annotated[str, format_opt(("dot", "mermaid"), "dot (Graphviz) or mermaid.")] = "dot",
 ) -> None:
     """Print the resource dependency graph (Graphviz dot or Mermaid)."""
 
@@ -584,7 +440,7 @@ def graph(
 # -- providers ------------------------------------------------------------------
 @app.command(cls=Command)
 def providers(
-    fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text",
+    fmt: Annotated[str, format_opt(TEXT_JSON)] = "text",
 ) -> None:
     """List provider targets and their regions with country and jurisdiction."""
 
@@ -619,44 +475,9 @@ def providers(
     _guard(body, fmt)
 
 
-# -- sandbox --------------------------------------------------------------------
-@sandbox_app.command("start", cls=Command)
-def sandbox_start(fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text") -> None:
-    """Start the local sandbox clouds in the background (reused if already running)."""
-    _guard(sandbox.start)
-    sandbox_status(fmt)
-
-
-@sandbox_app.command("stop", cls=Command)
-def sandbox_stop() -> None:
-    """Stop the local sandbox clouds (their resources are lost)."""
-    stopped = _guard(sandbox.stop)
-    render.console().print("sandbox stopped" if stopped else "sandbox was not running")
-
-
-@sandbox_app.command("status", cls=Command)
-def sandbox_status(
-    fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text",
-) -> None:
-    """Show the sandbox endpoints (JSON: for boto3, the openstack CLI and tests)."""
-    info = _guard(sandbox.status)
-    if fmt == "json":
-        print(json.dumps(info, indent=2, sort_keys=True))
-        return
-    out = render.console()
-    for name, cloud in info.items():
-        if cloud.get("running"):
-            out.print(
-                f"sandbox-{name}: running at {cloud.get('endpoint')} (pid {cloud.get('pid')},"
-                f" regions {', '.join(cloud.get('regions', []))}, token {cloud.get('token')})"
-            )
-        else:
-            out.print(f"sandbox-{name}: stopped")
-
-
 # -- version --------------------------------------------------------------------
 @app.command(cls=Command)
-def version(fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text") -> None:
+def version(fmt: Annotated[str, format_opt(TEXT_JSON)] = "text") -> None:
     """Print the version, with Python's, the platform's and the cloud libraries', for a
     bug report."""
     info = about.versions()
@@ -669,8 +490,28 @@ def version(fmt: Annotated[str, _format_opt(TEXT_JSON)] = "text") -> None:
             print(f"  {name}: {value or 'not installed'}")
 
 
+def run(args: Sequence[str], io: Io) -> int:
+    """Run the command ``args`` (without the program name) with ``io``'s streams,
+    environment and directory; returns its exit code."""
+    with bound(io):
+        try:
+            return clihelp.run(app, args, prog_name="cloudtmpl", usage_code=Exit.USAGE)
+        except SystemExit as done:  # e.g. the shell-completion protocol's own exit
+            return _exit_code(done.code)
+
+
+def _exit_code(code: object) -> int:
+    """The exit code of ``sys.exit(code)``, as a process gives it (a text: printed, 1)."""
+    if code is None:
+        return Exit.OK
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return Exit.ERROR
+
+
 def main() -> None:
-    sys.exit(clihelp.run(app, prog_name="cloudtmpl", usage_code=Exit.USAGE))
+    sys.exit(run(sys.argv[1:], Io.process()))
 
 
 if __name__ == "__main__":

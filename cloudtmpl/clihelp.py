@@ -7,6 +7,8 @@
   and its ``[default: ...]`` notes stay typer's.
 * A choice option (:func:`choice_option`) lists exactly the values it accepts;
   any other value is a usage error naming them.
+* The options several commands share (``-e``, ``-p``, ``-s``, ``--target``, ``--state``,
+  ``--format``...) are declared here once.
 * :func:`run` runs the app and turns a usage error (an unknown option, a missing
   argument, a bad value) into exit code ``usage_code``: click's own code for
   them is 2, which ``plan --detailed-exitcode`` uses for "the plan has changes".
@@ -37,6 +39,71 @@ StateOpt = Annotated[
         help="State store URL [default: sqlite:///<project>/.cloudtmpl/state.db].",
     ),
 ]
+EnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-e",
+        "--environment",
+        metavar="FILE",
+        help="Environment file (parameters, parameter_defaults); repeatable, merged in order.",
+    ),
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-p",
+        "--parameter",
+        metavar="KEY=VALUE",
+        help="KEY=VALUE, or KEY=@FILE to read the value from a file (use that "
+        "for hidden parameters: argv is visible to other users); repeatable.",
+    ),
+]
+StackOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-s",
+        "--stack",
+        metavar="STACK",
+        help="Stack name [default: derived from the template file's name, "
+        "e.g. WordPress_Native.yaml is stack wordpress_native].",
+    ),
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--target",
+        metavar="TARGET[/REGION]",
+        help="Provider target (and region) for resources the template does not place: "
+        "T or T/REGION, e.g. sandbox-aws/eu-central-1.",
+    ),
+]
+RelocateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-relocation",
+        help="Let a pinned or data-bearing resource (volume) move to another target/region: "
+        "that replaces it, and its data is not moved.",
+    ),
+]
+ReplaceTemplateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace-template",
+        help="Let this template replace the one the stack was applied from, even where "
+        "that deletes the resources this one does not have.",
+    ),
+]
+ParOpt = Annotated[
+    int,
+    typer.Option(
+        "--parallelism", metavar="N", min=1, max=64, help="Cloud operations run at once."
+    ),
+]
+TemplateArg = Annotated[str, typer.Argument(metavar="TEMPLATE", help="Template file.")]
+
+# What each command's --format renders (a value not listed is a usage error).
+TEXT_JSON = ("text", "json")
+TEXT_JSON_MARKDOWN = ("text", "json", "markdown")
 
 
 def _name(param: Any) -> str:
@@ -106,6 +173,12 @@ def choice_option(*flags: str, choices: Sequence[str], help: str) -> Any:
     )
 
 
+def format_opt(choices: tuple[str, ...], help: str | None = None) -> Any:
+    """``--format a|b``: one of ``choices``."""
+    return choice_option("--format", choices=choices,
+                         help=help or f"Output format: {', '.join(choices)}.")
+
+
 def completion_option(flag: str, help: str) -> Any:
     """``--show-completion SHELL`` / ``--install-completion SHELL``: typer's own, for the
     shell named (typer's would guess it from the parent process, ignoring the name)."""
@@ -128,10 +201,11 @@ def completion_option(flag: str, help: str) -> Any:
     )
 
 
-def run(app: Callable[..., Any], prog_name: str, usage_code: int) -> int:
-    """Run a typer app; returns the exit code (a usage error's is ``usage_code``)."""
+def run(app: Callable[..., Any], args: Sequence[str], prog_name: str, usage_code: int) -> int:
+    """Run a typer app on ``args``; returns the exit code (a usage error's is
+    ``usage_code``)."""
     try:
-        code = app(prog_name=prog_name, standalone_mode=False)
+        code = app(args=list(args), prog_name=prog_name, standalone_mode=False)
     except UsageError as err:
         err.show()
         return usage_code

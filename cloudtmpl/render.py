@@ -30,6 +30,7 @@ from rich.progress import (
 from cloudtmpl.diagnostics import Diagnostic, error
 from cloudtmpl.model import Action, to_jsonable
 from cloudtmpl.plan import Change, Plan, PropertyChange
+from cloudtmpl.state import ResourceRecord
 
 SYMBOL = {
     Action.CREATE: "+",
@@ -337,6 +338,13 @@ def json_text(doc: Mapping[str, Any], indent: int | None = 2) -> str:
         else:
             out[key] = _sorted(value)
     return json.dumps(out, indent=indent)
+
+
+def record_json(record: ResourceRecord, **more: Any) -> dict[str, Any]:
+    """A state record as ``show``/``state show`` list it: kind, where, physical id, and
+    ``more``."""
+    return {"kind": record.kind, "target": record.target, "region": record.region,
+            "physical_id": record.physical_id, **more}
 
 
 def outputs_json(outputs: Mapping[str, Any]) -> str:

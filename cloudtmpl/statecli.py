@@ -22,7 +22,7 @@ import typer
 
 from cloudtmpl import render
 from cloudtmpl.cliguard import guard as _guard
-from cloudtmpl.clihelp import Command, Group, StateOpt, choice_option
+from cloudtmpl.clihelp import TEXT_JSON, Command, Group, StateOpt, format_opt
 from cloudtmpl.config import load_project
 from cloudtmpl.diagnostics import error
 from cloudtmpl.inputs import Inputs
@@ -38,9 +38,7 @@ state_app = typer.Typer(
     cls=Group,
 )
 
-FormatOpt = Annotated[
-    str, choice_option("--format", choices=("text", "json"), help="Output format: text, json.")
-]
+FormatOpt = Annotated[str, format_opt(TEXT_JSON)]
 StackArg = Annotated[str, typer.Argument(metavar="STACK", help="Stack name.")]
 
 
@@ -141,16 +139,8 @@ def state_show(
                 "serial": serial,
                 "template": template,
                 "lock": _lock_json(lock),
-                "resources": {
-                    a: {
-                        "kind": r.kind,
-                        "target": r.target,
-                        "region": r.region,
-                        "physical_id": r.physical_id,
-                        "name": r.name,
-                    }
-                    for a, r in records.items()
-                },
+                "resources": {a: render.record_json(r, name=r.name)
+                              for a, r in records.items()},
                 "outputs": values,
                 "runs": [
                     {

@@ -53,7 +53,10 @@ from cloudtmpl.planfile import (
     with_hidden_defaults,
 )
 from cloudtmpl.providers.base import CloudError
+from cloudtmpl.providers.deploy import DeployAdapter
+from cloudtmpl.providers.local import LocalTarget
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
+from cloudtmpl.resources import LOCAL_TARGET
 from cloudtmpl.session import (
     SandboxStarted,
     Session,
@@ -370,6 +373,7 @@ def execute(
             parallelism=parallelism,
             stop=stop,
             seal_key=secret_key(session.project),
+            local=local_target(session),
         )
         result = executor.run(run_id)
         if operation == "destroy" and result.ok:
@@ -389,6 +393,12 @@ def execute(
         raise
     finally:
         session.store.end_run(run_id, status)
+
+
+def local_target(session: Session) -> LocalTarget | None:
+    """The built-in local target of the session, if the stack uses it."""
+    local = session.adapters.get(LOCAL_TARGET)
+    return local if isinstance(local, DeployAdapter) else None
 
 
 def forget_destroyed(session: Session, plan: Plan) -> None:

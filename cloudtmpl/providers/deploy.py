@@ -13,7 +13,8 @@ Kinds (all local: placed on the built-in ``local`` target, recorded in the state
   SSH (:mod:`cloudtmpl.ssh`), on the actions it names.
 
 **Where to connect.** ``address`` if given (get_attr of a floating IP or server);
-else the stack's state is asked for the server's addresses (:func:`server_addresses`):
+else the stack's state is asked for the server's addresses
+(:func:`cloudtmpl.providers.addresses.server_addresses`):
 its floating IPs (a floating IP whose ``server`` is the server, or whose fixed address
 is one of the server's), its ``public_ip`` and its private addresses.  ``ssh.via``
 (floating, public or private) picks exactly that kind, and fails naming what the
@@ -34,225 +35,54 @@ executor seals them (and random strings) wherever attributes are stored.  Logs
 (``.cloudtmpl/logs/<stack>/<address>.log``) are redacted: every input value (3
 characters or longer) and every random string of the stack is replaced by
 ``******``.  Private keys are read from files and never leave them.
+
+What a config is as a value is :mod:`cloudtmpl.providers.software`'s; which address
+to connect to, :mod:`cloudtmpl.providers.addresses`'s; running one script,
+:mod:`cloudtmpl.providers.scripts`'s.  This module is the adapter over them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import ipaddress
 import json
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cloudtmpl import ssh
 from cloudtmpl.model import LiveResource, Placement, Target
+from cloudtmpl.providers.addresses import loopback, pick_address, server_addresses
 from cloudtmpl.providers.base import Adapter, Choice, CloudError
+from cloudtmpl.providers.local import random_string
 from cloudtmpl.providers.scripts import RunTarget, ScriptRunner
+from cloudtmpl.providers.software import (
+    CONFIG_ID,
+    CONFIG_KINDS,
+    SOFTWARE_KINDS,
+    actions_of,
+    as_text,
+    attributes,
+    cloud_config_text,
+    config_id,
+    multipart_text,
+    names_of,
+    substitute_inputs,
+)
 from cloudtmpl.resources import (
     CLOUD_CONFIG,
     DEPLOY_KINDS,
     DEPLOYMENT,
     DEPLOYMENT_GROUP,
-    FLOATING_IP,
     LOCAL_TARGET,
-    MULTIPART_MIME,
     RANDOM_STRING,
     SERVER,
-    SOFTWARE_CONFIG,
-    SSH_VIA,
     STRUCTURED_CONFIG,
     connection_only,
 )
 
-CONFIG_KINDS = frozenset({SOFTWARE_CONFIG.kind, STRUCTURED_CONFIG.kind})
-USER_DATA_KINDS = frozenset({CLOUD_CONFIG.kind, MULTIPART_MIME.kind})
-SOFTWARE_KINDS = CONFIG_KINDS | USER_DATA_KINDS | DEPLOY_KINDS
 DEFAULT_USER = "cloudtmpl"
 DEFAULT_TIMEOUT = 120.0
-_CONFIG_ID = re.compile(r"^[a-z0-9_-]+\.\S+@[0-9a-f]{16}$")
-
-
-# -- pure pieces ------------------------------------------------------------------
-def config_id(key: bytes, stack: str, address: str, kind: str, props: Mapping[str, Any]) -> str:
-    """A config's id: its name plus a keyed digest of its content (no secret leaks)."""
-    body = json.dumps([kind, props], sort_keys=True, default=str).encode()
-    return f"{stack}.{address}@" + hmac.new(key, body, hashlib.sha256).hexdigest()[:16]
-
-
-def cloud_config_text(props: Mapping[str, Any]) -> str:
-    body = yaml.safe_dump(dict(props.get("cloud_config") or {}), sort_keys=False,
-                          default_flow_style=False)
-    return "#cloud-config\n" + body
-
-
-def multipart_text(parts: Sequence[Any], resolve: Callable[[str], str | None]) -> str:
-    """Heat's MultipartMime: each part's ``config`` is text or a config id (resolved)."""
-    rendered: list[tuple[str, str, str]] = []
-    for part in parts:
-        if not isinstance(part, Mapping):
-            continue
-        text = str(part.get("config") or "")
-        text = resolve(text) or text
-        subtype = str(part.get("subtype") or _guess_subtype(text))
-        rendered.append((text, subtype, str(part.get("filename") or "")))
-    digest = hashlib.sha256(json.dumps(rendered).encode()).hexdigest()[:24]
-    msg = MIMEMultipart(boundary=f"===============cloudtmpl{digest}==")
-    for text, subtype, filename in rendered:
-        sub = MIMEText(text, subtype, "utf-8")
-        if filename:
-            sub.add_header("Content-Disposition", "attachment", filename=filename)
-        msg.attach(sub)
-    return msg.as_string()
-
-
-def _guess_subtype(text: str) -> str:
-    if text.startswith("#cloud-config"):
-        return "cloud-config"
-    if text.startswith("#!"):
-        return "x-shellscript"
-    return "plain"
-
-
-def attributes(kind: str, props: Mapping[str, Any]) -> dict[str, Any]:
-    """What get_attr reads from a software resource knowable from its properties alone
-    (a deployment's results are known only after it ran)."""
-    if kind in CONFIG_KINDS:
-        return {"config": props.get("config")}
-    if kind == CLOUD_CONFIG.kind:
-        return {"config": cloud_config_text(props)}
-    if kind == MULTIPART_MIME.kind:
-        return {"config": multipart_text(props.get("parts") or [], lambda ref: None)}
-    return {}
-
-
-def substitute_inputs(value: Any, inputs: Mapping[str, Any]) -> Any:
-    """A structured config with ``{get_input: NAME}`` replaced by the input's value."""
-    if isinstance(value, Mapping):
-        if set(value) == {"get_input"}:
-            return inputs.get(str(value["get_input"]))
-        return {k: substitute_inputs(v, inputs) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute_inputs(v, inputs) for v in value]
-    return value
-
-
-def as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    return json.dumps(value, sort_keys=True)
-
-
-def names_of(items: Any) -> list[str]:
-    """Output/input names from ``[name, ...]`` or Heat's ``[{name: ...}, ...]``."""
-    out = []
-    for item in items or []:
-        name = item.get("name") if isinstance(item, Mapping) else item
-        if name and str(name) not in out:
-            out.append(str(name))
-    return out
-
-
-def actions_of(props: Mapping[str, Any]) -> set[str]:
-    return {str(a).upper() for a in props.get("actions") or ()}
-
-
-@dataclass(frozen=True)
-class ServerAddresses:
-    """A server's addresses by kind, as the stack's state knows them (first = preferred)."""
-
-    server: str
-    floating: tuple[str, ...] = ()
-    public: tuple[str, ...] = ()
-    private: tuple[str, ...] = ()
-    first: str | None = None  # the cloud's first address (private, else public)
-    known: bool = True  # the state has a record of the server
-
-    def by_kind(self, via: str) -> tuple[str, ...]:
-        return {"floating": self.floating, "public": self.public,
-                "private": self.private}.get(via, ())
-
-    def describe(self) -> str:
-        kinds = [f"{via} {', '.join(self.by_kind(via))}" for via in SSH_VIA
-                 if self.by_kind(via)]
-        if kinds:
-            return "it has " + "; ".join(kinds)
-        if not self.known:
-            return "the stack's state has no record of it"
-        return "no address of it is recorded"
-
-
-def _dedup(items: Sequence[Any]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(str(i) for i in items if i))
-
-
-def server_addresses(records: Sequence[LiveResource], server_id: str) -> ServerAddresses:
-    """The server's floating IPs (floating IP records whose ``server`` is it, or whose
-    fixed address is one of its addresses), its public IP and its private addresses
-    (``private_ip`` and its networks' addresses that are not one of those), from the
-    stack's state records."""
-    server = next((r for r in records if r.kind == SERVER.kind and r.physical_id == server_id),
-                  None)
-    attrs = server.attributes if server is not None else {}
-    networks = [a for addrs in (attrs.get("networks") or {}).values() for a in addrs or []]
-    fixed = set(_dedup([*networks, attrs.get("private_ip"), attrs.get("first_address")]))
-    floating = _dedup([
-        r.attributes.get("floating_ip_address") or r.attributes.get("ip")
-        for r in records if r.kind == FLOATING_IP.kind
-        and (r.properties.get("server") == server_id
-             or r.attributes.get("fixed_ip_address") in fixed)])
-    # as the cloud reports it (on AWS an associated elastic IP is also the public IP)
-    public = _dedup([attrs.get("public_ip")])
-    private = tuple(a for a in _dedup([attrs.get("private_ip"), *networks,
-                                       attrs.get("first_address")])
-                    if a not in floating and a not in public)
-    first = next((str(attrs[k]) for k in ("first_address", "private_ip") if attrs.get(k)),
-                 None)
-    return ServerAddresses(server_id, floating, public, private, first, server is not None)
-
-
-def pick_address(found: ServerAddresses, via: Any = None) -> str:
-    """The address to connect to: of kind ``via`` exactly when it is given, else the
-    floating IP, else the public IP, else the first address.  CloudError if none."""
-    if via is not None and via != "":
-        if via not in SSH_VIA:
-            raise CloudError(f"ssh.via must be floating, public or private, not {via!r}")
-        hits = found.by_kind(str(via))
-        if hits:
-            return hits[0]
-        others = [v for v in SSH_VIA if v != via and found.by_kind(v)]
-        raise CloudError(
-            f"ssh.via is {via}, but server {found.server} has no {via} address "
-            f"({found.describe()}): "
-            + (f"use ssh.via: {' or '.join(others)}, or " if others else "")
-            + "give the deployment an 'address'"
-            + (" (or make it depend on the server's floating IP, which puts that in the "
-               "state first)" if via == "floating" else ""))
-    for candidate in (*found.floating, *found.public, found.first, *found.private):
-        if candidate:
-            return candidate
-    raise CloudError(
-        f"no address known for server {found.server}: give the deployment an 'address' "
-        "(get_attr of its floating IP), or make it depend on the server's floating IP")
-
-
-# -- the adapter ------------------------------------------------------------------
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return address == "localhost"
 
 
 class DeployAdapter:
@@ -341,6 +171,24 @@ class DeployAdapter:
     def lookup_choice(self, region: str, what: str, value: str) -> Choice:
         return self.inner.lookup_choice(region, what, value)
 
+    def value(self, kind: str, *, stack: str, address: str, properties: Mapping[str, Any],
+              spec_hash: str) -> LiveResource:
+        """An unchanged local resource as get_resource/get_attr read it
+        (:class:`~cloudtmpl.providers.local.LocalTarget`): a config or user data
+        computed (a config known again by its id, for the deployments that use it), a
+        deployment as recorded; no script runs."""
+        if kind in DEPLOY_KINDS:
+            recorded = self._record(address)
+            if recorded is None or recorded.kind != kind:
+                return self._live(kind, stack, address, f"{stack}.{address}", {}, spec_hash)
+            return self._live(kind, stack, address, recorded.physical_id,
+                              dict(recorded.attributes), spec_hash)
+        if kind in SOFTWARE_KINDS:
+            return self._value(kind, stack, address, properties, spec_hash)
+        return self.inner.create(LOCAL_TARGET, kind, stack=stack, address=address,
+                                 name=f"{stack}.{address}", properties=properties,
+                                 spec_hash=spec_hash, timeout=0)
+
     def request_count(self) -> int:
         return self.inner.request_count()
 
@@ -376,7 +224,7 @@ class DeployAdapter:
 
     def _config(self, ref: Any) -> tuple[str, dict[str, Any]] | None:
         """A config by id: from this run (real values), else its state record (sealed)."""
-        if not isinstance(ref, str) or not _CONFIG_ID.match(ref):
+        if not isinstance(ref, str) or not CONFIG_ID.match(ref):
             return None
         with self._lock:
             hit = self._configs.get(ref)
@@ -442,7 +290,7 @@ class DeployAdapter:
         files = {str(k): as_text(v) for k, v in (props.get("config_files") or {}).items()}
         outputs = names_of(props.get("outputs"))
         if found is None:
-            if isinstance(config, str) and _CONFIG_ID.match(config):
+            if isinstance(config, str) and CONFIG_ID.match(config):
                 raise CloudError(f"config {config} is not known (was it deleted?)")
             return as_text(config), files, outputs
         kind, cfg = found
@@ -562,7 +410,7 @@ class DeployAdapter:
         user = str(settings.get("user") or DEFAULT_USER)
         port = int(settings.get("port") or 22)
         address = str(host) if host else self.resolve_address(server_id, settings.get("via"))
-        if self._sandboxed(server_id) and not _loopback(address):
+        if self._sandboxed(server_id) and not loopback(address):
             # sandbox clouds report made-up private addresses: never connect to one
             raise CloudError(
                 f"server {server_id}: {address} is not a sandbox address (only the loopback "
@@ -621,7 +469,5 @@ class DeployAdapter:
 
     # -- logs ---------------------------------------------------------------------
     def _random_strings(self) -> list[str]:
-        from cloudtmpl.providers.local import random_string
-
         return [random_string(self._key, self._stack, r.address, r.properties)
                 for r in self._records() if r.kind == RANDOM_STRING.kind]

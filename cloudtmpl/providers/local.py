@@ -17,13 +17,14 @@ import hashlib
 import hmac
 import json
 import string
+import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from cloudtmpl.model import LiveResource, Placement, Target
 from cloudtmpl.providers.base import Choice
-from cloudtmpl.providers.deploy import SOFTWARE_KINDS
-from cloudtmpl.providers.deploy import attributes as software_attributes
+from cloudtmpl.providers.software import SOFTWARE_KINDS
+from cloudtmpl.providers.software import attributes as software_attributes
 from cloudtmpl.resources import LOCAL_TARGET, RANDOM_STRING, TEST_RESOURCE, VALUE
 
 SEQUENCES = {
@@ -90,9 +91,31 @@ def attributes(kind: str, props: Mapping[str, Any], key: bytes, stack: str,
         return {"value": props.get("value")}
     if kind == TEST_RESOURCE.kind:
         return {"output": props.get("value")}
-    if kind in SOFTWARE_KINDS:  # configs and deployments: providers/deploy.py
+    if kind in SOFTWARE_KINDS:  # configs and deployments: providers/software.py
         return software_attributes(kind, props)
     return {}
+
+
+class LocalTarget(Protocol):
+    """What apply asks of the built-in ``local`` target besides the adapter verbs: the
+    value of an unchanged local resource, and the scripts it runs on servers over SSH
+    (:class:`cloudtmpl.providers.deploy.DeployAdapter` is the one there is)."""
+
+    def value(self, kind: str, *, stack: str, address: str, properties: Mapping[str, Any],
+              spec_hash: str) -> LiveResource:
+        """The live resource a local resource with these (real) properties is: what
+        get_resource and get_attr read.  Computed, or as recorded; nothing runs."""
+
+    def run_hook(self, server: LiveResource, hook: Mapping[str, Any], which: str,
+                 timeout: float = ...) -> None:
+        """Run ``hook`` (a drain hook, a health check script) on ``server`` over SSH;
+        CloudError if it fails."""
+
+    def watch_interrupts(self, stop: threading.Event) -> None:
+        """After ``stop`` is set, a running script gets a grace, then is killed."""
+
+    def abort_scripts(self) -> None:
+        """Kill every running script now (a second interrupt)."""
 
 
 class LocalAdapter:

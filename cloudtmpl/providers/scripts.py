@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,6 +70,31 @@ def cut_note(name: str, size: int) -> str:
     """What the progress says of a stream kept only in part."""
     return (f"{name} was {size} bytes: the state keeps its last {_size(ssh.TAIL_BYTES)}, "
             f"the log its first {_size(ssh.LOG_HEAD_BYTES)} and last {_size(ssh.TAIL_BYTES)}")
+
+
+OUTPUT_LINES = 20  # a deployment's last lines shown in the progress (all are in its log)
+
+
+def output_lines(attributes: Mapping[str, Any], seal: Callable[[str], Any]) -> list[str]:
+    """A deployment's output as progress lines, prefixed with where it ran: the last
+    :data:`OUTPUT_LINES` of each stream (stderr marked ``!``), each ``seal``-ed, with a
+    note of the earlier lines and of a stream kept only in part."""
+    host = attributes.get("host") or attributes.get("server") or ""
+    out: list[str] = []
+    for name in ("deploy_stdout", "deploy_stderr"):
+        text = attributes.get(name)
+        if not isinstance(text, str) or not text.strip():
+            continue
+        lines = text.rstrip("\n").splitlines()
+        shown = lines[-OUTPUT_LINES:]
+        if len(lines) > len(shown):
+            out.append(f"[{host}] ... {len(lines) - len(shown)} earlier lines in the log")
+        cut = (attributes.get("truncated") or {}).get(name)
+        if cut:
+            out.append(f"[{host}] ... {cut_note(name, int(cut))}")
+        mark = "!" if name == "deploy_stderr" else "|"
+        out.extend(f"[{host}] {mark} {seal(line)}" for line in shown)
+    return out
 
 
 def stream_text(name: str, stream: ssh.Stream) -> str:

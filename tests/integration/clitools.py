@@ -1,7 +1,15 @@
-"""Helpers for driving the real ``cloudtmpl`` CLI in a subprocess, and boto3 to look inside."""
+"""Helpers for driving the real ``cloudtmpl`` CLI, and boto3 to look inside.
+
+:func:`invoke` runs a command in this process (``cloudtmpl.cli.run`` with an
+:class:`~cloudtmpl.cliio.Io` of its own: captured output, no terminal, the
+environment of :func:`cli_env`); :func:`run` runs it in a subprocess, for what needs
+a real process (signals, a killed run, a terminal, the installed entry point, a lock
+held by another process).
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -13,6 +21,9 @@ from typing import Any
 
 import boto3
 from libcloud.compute.providers import Provider, get_driver
+
+from cloudtmpl import cli
+from cloudtmpl.cliio import Io
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "examples" / "quickstart" / "quickstart.yaml"
@@ -51,6 +62,17 @@ def run(cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | None 
         stdin=subprocess.DEVNULL,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def invoke(cwd: Path, *args: str, env: dict[str, str] | None = None,
+           environ: dict[str, str] | None = None) -> Result:
+    """``cloudtmpl ARGS`` run in this process, as :func:`run` runs it in a subprocess:
+    in ``cwd``, with :func:`cli_env` (``env`` added; ``environ``: this environment
+    instead), an empty stdin and captured stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    variables = cli_env(env) if environ is None else environ
+    code = cli.run(list(args), Io(io.StringIO(""), out, err, variables, Path(cwd)))
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def ec2(sandbox: dict[str, Any], region: str) -> Any:

@@ -31,9 +31,8 @@ from tests.integration.clitools import (
     QUICKSTART,
     REPO,
     Result,
-    cli_args,
     cli_env,
-    run,
+    invoke,
     stack_instances,
     write,
 )
@@ -117,10 +116,10 @@ def test_every_json_output_of_a_lifecycle_matches_its_schema(
     project: Path, aws_reset: dict[str, Any]
 ) -> None:
     # validate: a valid template, then one with errors
-    ok = valid("validate", run(project, "validate", "stack.yaml", "--format", "json").json())
+    ok = valid("validate", invoke(project, "validate", "stack.yaml", "--format", "json").json())
     assert ok == {"valid": True, "diagnostics": []}
     write(project / "bad.yaml", "heat_template_version: 2021-04-16\nresources:\n  a: {type: X}\n")
-    r = run(project, "validate", "bad.yaml", "--format", "json")
+    r = invoke(project, "validate", "bad.yaml", "--format", "json")
     assert r.code == 1
     bad = valid("validate", r.json())
     assert bad["valid"] is False and bad["diagnostics"][0]["code"]
@@ -130,14 +129,14 @@ def test_every_json_output_of_a_lifecycle_matches_its_schema(
     rejects("validate", bad, lambda d: d["diagnostics"][0].update(line=-1))
 
     # plan (create everything), saved and printed
-    r = run(project, "plan", "stack.yaml", "--out", "plan.json", "--format", "json")
+    r = invoke(project, "plan", "stack.yaml", "--out", "plan.json", "--format", "json")
     assert r.code == 0, r.err
     printed = valid("plan", r.json())
     assert "sources" not in printed
     saved = valid("plan", json.loads((project / "plan.json").read_text()))
     assert saved["sources"]["stack.yaml"] and saved["source_hashes"]["stack.yaml"]
     assert {c["action"] for c in printed["changes"]} == {"create"}
-    shown = valid("plan", run(project, "show", "plan.json", "--format", "json").json())
+    shown = valid("plan", invoke(project, "show", "plan.json", "--format", "json").json())
     assert shown["changes"] == printed["changes"]
     rejects("plan", printed, lambda d: d["changes"][0].update(action="recreate"))
     rejects("plan", printed, lambda d: d["changes"][0].pop("placement"))
@@ -151,7 +150,7 @@ def test_every_json_output_of_a_lifecycle_matches_its_schema(
     rejects("plan", printed, lambda d: d.pop("residency"))
 
     # apply the saved plan: JSON lines, then the result
-    r = run(project, "apply", "plan.json", "--format", "json")
+    r = invoke(project, "apply", "plan.json", "--format", "json")
     assert r.code == 0, r.err + r.out
     lines = events(r)
     steps = lines[:-1]
@@ -169,17 +168,17 @@ def test_every_json_output_of_a_lifecycle_matches_its_schema(
     rejects("apply-events", {**steps[0], "event": "failed", "message": ""}, lambda d: None)
 
     # the saved plan is stale now: the refusal is a diagnostics document
-    r = run(project, "apply", "plan.json", "--format", "json")
+    r = invoke(project, "apply", "plan.json", "--format", "json")
     assert r.code == 1
     stale = valid("validate", r.json())
     assert [d["code"] for d in stale["diagnostics"]] == ["stale-plan"]
 
     # outputs and the recorded stack
-    outputs = valid("outputs", run(project, "outputs", "-s", "stack", "--format", "json").json())
+    outputs = valid("outputs", invoke(project, "outputs", "-s", "stack", "--format", "json").json())
     assert outputs == result["outputs"] and outputs["web1_id"].startswith("i-")
     rejects("outputs", outputs, lambda d: [d])
     rejects("outputs", outputs, lambda d: d.update({"": 1}))
-    show = valid("show-stack", run(project, "show", "-s", "stack", "--format", "json").json())
+    show = valid("show-stack", invoke(project, "show", "-s", "stack", "--format", "json").json())
     assert set(show["resources"]) == {c["address"] for c in printed["changes"]}
     assert show["outputs"] == outputs
     rejects("show-stack", show, lambda d: d.pop("serial"))
@@ -187,7 +186,7 @@ def test_every_json_output_of_a_lifecycle_matches_its_schema(
     rejects("show-stack", show, lambda d: d.update(resources=[]))
 
     # a plan of live resources: no-ops and an update carry the prior resource
-    r = run(project, "plan", "stack.yaml", "-p", "flavor=medium", "--format", "json")
+    r = invoke(project, "plan", "stack.yaml", "-p", "flavor=medium", "--format", "json")
     replan = valid("plan", r.json())
     actions = {c["address"]: c["action"] for c in replan["changes"]}
     assert actions["web1"] == "update" and actions["key"] == "no-op"
@@ -197,14 +196,15 @@ def test_every_json_output_of_a_lifecycle_matches_its_schema(
     rejects("plan", replan, lambda d: d["changes"][0]["prior"].pop("physical_id"))
 
     # providers and the sandbox
-    providers = valid("providers", run(project, "providers", "--format", "json").json())
+    providers = valid("providers", invoke(project, "providers", "--format", "json").json())
     assert providers["sandbox-aws"]["regions"][REGION]["country"] == "DE"
     rejects("providers", providers, lambda d: d["sandbox-aws"].pop("regions"))
     rejects("providers", providers, lambda d: d["sandbox-aws"].update(sandbox="yes"))
     rejects(
         "providers", providers, lambda d: d["sandbox-aws"]["regions"][REGION].update(country="de")
     )
-    status = valid("sandbox-status", run(project, "sandbox", "status", "--format", "json").json())
+    status = valid("sandbox-status",
+                   invoke(project, "sandbox", "status", "--format", "json").json())
     assert status["aws"]["running"] and status["aws"]["endpoint"] == aws_reset["endpoint"]
     rejects("sandbox-status", status, lambda d: d["aws"].update(endpoint=None))  # running
     rejects("sandbox-status", status, lambda d: d.pop("openstack"))
@@ -220,7 +220,7 @@ def test_every_json_output_of_a_lifecycle_matches_its_schema(
     }
     valid("sandbox-status", {**status, "aws": stopped})  # what a stopped cloud reports
 
-    r = run(project, "destroy", "stack.yaml", "--yes")
+    r = invoke(project, "destroy", "stack.yaml", "--yes")
     assert r.code == 0, r.err + r.out
 
 
@@ -230,19 +230,19 @@ def test_openstack_outputs_match_the_schemas(
     (tmp_path / "cloudtmpl.yaml").write_text("providers: {}\n")
     write(tmp_path / "net.yaml", (REPO / "examples/heat/servers_in_new_net.yaml").read_text())
     target = ("--target", "sandbox-openstack/de-fra-1")
-    r = run(tmp_path, "plan", "net.yaml", *target, "--out", "plan.json", "--format", "json")
+    r = invoke(tmp_path, "plan", "net.yaml", *target, "--out", "plan.json", "--format", "json")
     assert r.code == 0, r.err
     plan = valid("plan", r.json())
     assert {c["placement"]["country"] for c in plan["changes"]} == {"DE"}
     valid("plan", json.loads((tmp_path / "plan.json").read_text()))
-    r = run(tmp_path, "apply", "plan.json", "--format", "json")
+    r = invoke(tmp_path, "apply", "plan.json", "--format", "json")
     assert r.code == 0, r.err + r.out
     assert events(r)[-1]["ok"] is True
-    valid("outputs", run(tmp_path, "outputs", "-s", "net", "--format", "json").json())
-    show = valid("show-stack", run(tmp_path, "show", "-s", "net", "--format", "json").json())
+    valid("outputs", invoke(tmp_path, "outputs", "-s", "net", "--format", "json").json())
+    show = valid("show-stack", invoke(tmp_path, "show", "-s", "net", "--format", "json").json())
     assert {r["target"] for r in show["resources"].values()} == {"sandbox-openstack"}
-    valid("plan", run(tmp_path, "plan", "net.yaml", *target, "--format", "json").json())
-    assert run(tmp_path, "destroy", "net.yaml", *target, "--yes").code == 0
+    valid("plan", invoke(tmp_path, "plan", "net.yaml", *target, "--format", "json").json())
+    assert invoke(tmp_path, "destroy", "net.yaml", *target, "--yes").code == 0
 
 
 # -- 2. Markdown snapshot -----------------------------------------------------------------
@@ -312,12 +312,12 @@ def normalise_markdown(text: str, physical_ids: dict[str, str]) -> str:
 def test_plan_markdown_matches_the_snapshot(tmp_path: Path, aws_reset: dict[str, Any]) -> None:
     (tmp_path / "cloudtmpl.yaml").write_text("providers: {}\n")
     write(tmp_path / "snap.yaml", SNAP_V1)
-    r = run(tmp_path, "apply", "snap.yaml", "--yes")
+    r = invoke(tmp_path, "apply", "snap.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     write(tmp_path / "snap.yaml", SNAP_V2)
-    r = run(tmp_path, "plan", "snap.yaml", "--format", "markdown")
+    r = invoke(tmp_path, "plan", "snap.yaml", "--format", "markdown")
     assert r.code == 0, r.err
-    recorded = run(tmp_path, "show", "-s", "snap", "--format", "json").json()["resources"]
+    recorded = invoke(tmp_path, "show", "-s", "snap", "--format", "json").json()["resources"]
     ids = {address: res["physical_id"] for address, res in recorded.items()}
     got = normalise_markdown(r.out, ids)
     snapshot = SNAPSHOTS / "plan_markdown.md"
@@ -328,14 +328,14 @@ def test_plan_markdown_matches_the_snapshot(tmp_path: Path, aws_reset: dict[str,
         "plan --format markdown changed; if intended, rerun with CLOUDTMPL_UPDATE_SNAPSHOTS=1 "
         "and review the diff of " + str(snapshot)
     )
-    assert run(tmp_path, "destroy", "snap.yaml", "--yes").code == 0
+    assert invoke(tmp_path, "destroy", "snap.yaml", "--yes").code == 0
 
 
 # -- 3. bad plan files reach no cloud -------------------------------------------------------
 def test_bad_plan_files_are_diagnostics_and_reach_no_cloud(
     project: Path, aws_reset: dict[str, Any]
 ) -> None:
-    r = run(project, "plan", "stack.yaml", "--out", "plan.json")
+    r = invoke(project, "plan", "stack.yaml", "--out", "plan.json")
     assert r.code == 0, r.err
     good = (project / "plan.json").read_text()
     data = json.loads(good)
@@ -360,7 +360,7 @@ def test_bad_plan_files_are_diagnostics_and_reach_no_cloud(
     for name, (text, code, words) in cases.items():
         write(project / name, text)
         for extra in ((), ("--yes",), ("--format", "json")):
-            r = run(project, "apply", name, *extra)
+            r = invoke(project, "apply", name, *extra)
             assert r.code == 1, (name, r.out, r.err)
             assert "Traceback" not in r.err, r.err
             if extra == ("--format", "json"):
@@ -372,12 +372,12 @@ def test_bad_plan_files_are_diagnostics_and_reach_no_cloud(
                 assert f"error[{code}]" in r.err and words in r.err, (name, r.err)
                 assert "hint:" in r.err
         if code in ("plan-file", "plan-format"):
-            r = run(project, "show", name)
+            r = invoke(project, "show", name)
             assert r.code == 1 and f"error[{code}]" in r.err, (name, r.err)
 
-    r = run(project, "apply", "plan.json", "-s", "other")
+    r = invoke(project, "apply", "plan.json", "-s", "other")
     assert r.code == 1 and "error[plan-stack]" in r.err and "'other'" in r.err, r.err
-    r = run(project, "apply", "plan.json", "--stack", "other", "--format", "json")
+    r = invoke(project, "apply", "plan.json", "--stack", "other", "--format", "json")
     assert [d["code"] for d in r.json()["diagnostics"]] == ["plan-stack"]
 
     assert requests(aws_reset) == before, "a refused plan file reached the cloud"
@@ -385,14 +385,14 @@ def test_bad_plan_files_are_diagnostics_and_reach_no_cloud(
     assert not list(project.glob(".*.tmp"))
 
     # the good plan file is still good: show renders it, apply applies it
-    r = run(project, "show", "plan.json")
+    r = invoke(project, "show", "plan.json")
     assert r.code == 0 and "Stack stack: 7 to create" in r.out, r.err
-    r = run(project, "show", "plan.json", "--format", "markdown")
+    r = invoke(project, "show", "plan.json", "--format", "markdown")
     assert r.code == 0 and "<details><summary><code>+ web1</code> create" in r.out
-    r = run(project, "apply", "plan.json", "-s", "stack")
+    r = invoke(project, "apply", "plan.json", "-s", "stack")
     assert r.code == 0, r.err + r.out
     assert len(stack_instances(aws_reset, REGION, "stack")) == 2
-    assert run(project, "destroy", "stack.yaml", "--yes").code == 0
+    assert invoke(project, "destroy", "stack.yaml", "--yes").code == 0
 
 
 # -- 4. no colour, spinner or prompt without a person at a terminal ----------------------------
@@ -413,11 +413,7 @@ def colours(output: bytes) -> list[bytes]:
 
 
 def run_env(cwd: Path, env: dict[str, str], *args: str) -> Result:
-    proc = subprocess.run(
-        cli_args(*args), cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
+    return invoke(cwd, *args, environ=env)
 
 
 
@@ -462,7 +458,7 @@ def test_no_color_on_a_terminal_and_the_prompt(project: Path, aws_reset: dict[st
     assert code == 0, out
     assert colours(out) == [], colours(out)
     assert len(stack_instances(aws_reset, REGION, "stack")) == 2
-    assert run(project, "destroy", "stack.yaml", "--yes").code == 0
+    assert invoke(project, "destroy", "stack.yaml", "--yes").code == 0
 
 
 # -- 5. the CI examples, run as written -------------------------------------------------------
@@ -587,11 +583,11 @@ def test_ci_example_commands_run_verbatim(
     done = {e["address"] for e in lines if e.get("event") == "done"}
     assert done == {c["address"] for c in plan["changes"] if c["action"] != "no-op"}
     assert lines[-1]["ok"] is True
-    recorded = run(tmp_path, "show", "-s", "stack", "--format", "json",
-                   env={"CLOUDTMPL_STATE": env["CLOUDTMPL_STATE"]}).json()
+    recorded = invoke(tmp_path, "show", "-s", "stack", "--format", "json",
+                      env={"CLOUDTMPL_STATE": env["CLOUDTMPL_STATE"]}).json()
     assert set(recorded["resources"]) == {c["address"] for c in plan["changes"]}
     assert {r["region"] for r in recorded["resources"].values()} == {REGION}
     r = sh(plan_cmd)
     assert r.returncode == 0, r.stdout + r.stderr  # converged: no changes left
-    assert run(tmp_path, "destroy", "infra/stack.yaml", "--target", f"sandbox-aws/{REGION}",
-               "--yes", env={"CLOUDTMPL_STATE": env["CLOUDTMPL_STATE"]}).code == 0
+    assert invoke(tmp_path, "destroy", "infra/stack.yaml", "--target", f"sandbox-aws/{REGION}",
+                  "--yes", env={"CLOUDTMPL_STATE": env["CLOUDTMPL_STATE"]}).code == 0

@@ -19,7 +19,7 @@ from tests.integration.clitools import (
     cli_env,
     ec2,
     edit,
-    run,
+    invoke,
     stack_instances,
     tags,
     write,
@@ -49,10 +49,10 @@ def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
     )["Instances"][0]["InstanceId"]
 
     # create
-    r = run(project, "apply", "stack.yaml", "--yes")
+    r = invoke(project, "apply", "stack.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     assert "Outputs:" in r.out
-    outputs = run(project, "outputs", "-s", "stack", "--format", "json").json()
+    outputs = invoke(project, "outputs", "-s", "stack", "--format", "json").json()
     assert outputs["web1_id"].startswith("i-") and outputs["web2_id"].startswith("i-")
     assert outputs["web1_private_ip"] and outputs["web2_private_ip"]
     assert outputs["web2_public_ip"]
@@ -77,7 +77,7 @@ def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
     assert (project / ".cloudtmpl" / "keys" / "stack.key.pem").stat().st_mode & 0o777 == 0o600
 
     # no-op re-plan
-    r = run(project, "plan", "stack.yaml", "--detailed-exitcode")
+    r = invoke(project, "plan", "stack.yaml", "--detailed-exitcode")
     assert r.code == 0, r.err + r.out
     assert "No changes" in r.out
 
@@ -98,7 +98,7 @@ def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
         ],
     )
     write(project / "stack.yaml", text)
-    r = run(
+    r = invoke(
         project,
         "plan",
         "stack.yaml",
@@ -132,7 +132,7 @@ def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
     assert plan["stats"]["api_requests"] < 10
     assert plan["summary"] == {"create": 1, "update": 3, "replace": 0, "delete": 0, "no-op": 4}
 
-    r = run(project, "apply", "stack.yaml", "-p", "flavor=medium", "--yes")
+    r = invoke(project, "apply", "stack.yaml", "-p", "flavor=medium", "--yes")
     assert r.code == 0, r.err + r.out
     instances = {
         tags(i)["cloudtmpl:resource"]: i for i in stack_instances(aws_reset, REGION, "stack")
@@ -145,11 +145,11 @@ def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
         Filters=[{"Name": "group-name", "Values": ["stack.web_sg"]}]
     )["SecurityGroups"][0]
     assert sorted(p["FromPort"] for p in group["IpPermissions"]) == [22, 8080]
-    r = run(project, "plan", "stack.yaml", "-p", "flavor=medium", "--detailed-exitcode")
+    r = invoke(project, "plan", "stack.yaml", "-p", "flavor=medium", "--detailed-exitcode")
     assert r.code == 0, r.out
 
     # replacement: a new image forces web1 (and its volume attachment) to be replaced
-    r = run(
+    r = invoke(
         project,
         "plan",
         "stack.yaml",
@@ -168,11 +168,11 @@ def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
         "data_attachment": "replace",
         "web2_ip": "update",
     }
-    r = run(
+    r = invoke(
         project, "apply", "stack.yaml", "-p", "flavor=medium", "-p", "image=ubuntu-20.04", "--yes"
     )
     assert r.code == 0, r.err + r.out
-    new = run(project, "outputs", "-s", "stack", "--format", "json").json()
+    new = invoke(project, "outputs", "-s", "stack", "--format", "json").json()
     assert new["web1_id"] != outputs["web1_id"]
     assert len(stack_instances(aws_reset, REGION, "stack")) == 3
     vols = client.describe_volumes(Filters=[{"Name": "tag:cloudtmpl:stack", "Values": ["stack"]}])[
@@ -188,7 +188,7 @@ def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
 
     # delete: a resource removed from the template is deleted
     write(project / "stack.yaml", edit(text, [(web3, "  data:\n")]))
-    r = run(
+    r = invoke(
         project, "apply", "stack.yaml", "-p", "flavor=medium", "-p", "image=ubuntu-20.04", "--yes"
     )
     assert r.code == 0, r.err + r.out
@@ -198,7 +198,7 @@ def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
     ) == ["web1", "web2"]
 
     # destroy removes everything the stack owns and nothing else
-    r = run(project, "destroy", "stack.yaml", "--yes")
+    r = invoke(project, "destroy", "stack.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     assert stack_instances(aws_reset, REGION, "stack") == []
     assert (
@@ -218,7 +218,7 @@ def test_quickstart_lifecycle(project: Path, aws_reset: dict[str, Any],
     assert client.describe_addresses()["Addresses"] == []
     state = client.describe_instances(InstanceIds=[foreign])["Reservations"][0]["Instances"][0]
     assert state["State"]["Name"] == "running"  # not the stack's: untouched
-    r = run(project, "plan", "stack.yaml", "--format", "json")
+    r = invoke(project, "plan", "stack.yaml", "--format", "json")
     assert set(changes(r.json()).values()) == {"create"}
 
 
@@ -242,7 +242,7 @@ def test_second_concurrent_apply_is_refused_by_the_lock(project: Path) -> None:
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
-        r = run(project, "apply", "stack.yaml", "--yes")
+        r = invoke(project, "apply", "stack.yaml", "--yes")
         assert r.code == 1
         assert "stack-locked" in r.err and "ci-runner-7 (test)" in r.err
         assert time.monotonic() - started < 30  # refused at once, not after waiting
@@ -253,7 +253,7 @@ def test_second_concurrent_apply_is_refused_by_the_lock(project: Path) -> None:
 
 
 def stack_instances_count(project: Path) -> int:
-    r = run(project, "plan", "stack.yaml", "--format", "json")
+    r = invoke(project, "plan", "stack.yaml", "--format", "json")
     return sum(1 for c in r.json()["changes"] if c["action"] != "create")
 
 
@@ -293,7 +293,7 @@ def test_apply_killed_midway_converges_without_duplicates(
     found = len(stack_instances(aws_reset, REGION, "big"))
     assert 4 <= found < servers
 
-    r = run(tmp_path, "plan", "big.yaml", "--format", "json")
+    r = invoke(tmp_path, "plan", "big.yaml", "--format", "json")
     assert r.code == 0, r.err
     summary = r.json()["summary"]
     # every server the killed run created is found and kept; only the rest is created
@@ -301,12 +301,12 @@ def test_apply_killed_midway_converges_without_duplicates(
     assert summary["no-op"] + summary["update"] == found
     assert summary["delete"] == 0
 
-    r = run(tmp_path, "apply", "big.yaml", "--yes")
+    r = invoke(tmp_path, "apply", "big.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     names = [tags(i)["cloudtmpl:resource"] for i in stack_instances(aws_reset, REGION, "big")]
     assert sorted(names) == [f"s{i:02d}" for i in range(servers)]  # no duplicates
 
-    r = run(tmp_path, "destroy", "big.yaml", "--yes")
+    r = invoke(tmp_path, "destroy", "big.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     assert stack_instances(aws_reset, REGION, "big") == []
 
@@ -324,10 +324,10 @@ def test_noop_plan_of_150_servers_makes_few_requests(
         "heat_template_version: 2021-04-16\n"
         "placement: {provider: sandbox-aws, region: us-east-1}\nresources:\n" + body,
     )
-    r = run(tmp_path, "apply", "wide.yaml", "--yes", "--parallelism", "16", timeout=600)
+    r = invoke(tmp_path, "apply", "wide.yaml", "--yes", "--parallelism", "16")
     assert r.code == 0, r.err + r.out[-2000:]
     assert len(stack_instances(aws_reset, "us-east-1", "wide")) == 150
-    r = run(tmp_path, "plan", "wide.yaml", "--format", "json", "--detailed-exitcode")
+    r = invoke(tmp_path, "plan", "wide.yaml", "--format", "json", "--detailed-exitcode")
     assert r.code == 0, r.err
     plan = r.json()
     assert plan["summary"]["no-op"] == 150
@@ -355,7 +355,7 @@ outputs:
   o: {value: {get_resource: missing}}
 """,
     )
-    r = run(tmp_path, "validate", str(bad), "--format", "json")
+    r = invoke(tmp_path, "validate", str(bad), "--format", "json")
     assert r.code == 1
     report = r.json()
     assert report["valid"] is False
@@ -371,31 +371,31 @@ outputs:
 
 
 def test_plan_json_and_markdown_and_saved_plan(project: Path, aws_reset: dict[str, Any]) -> None:
-    r = run(project, "plan", "stack.yaml", "--out", "plan.json", "--detailed-exitcode")
+    r = invoke(project, "plan", "stack.yaml", "--out", "plan.json", "--detailed-exitcode")
     assert r.code == 2, r.err
     saved = json.loads((project / "plan.json").read_text())
     assert saved["format_version"] == 1 and saved["sources"]["stack.yaml"]
     assert (project / "plan.json").stat().st_mode & 0o777 == 0o600
-    md = run(project, "plan", "stack.yaml", "--format", "markdown").out
+    md = invoke(project, "plan", "stack.yaml", "--format", "markdown").out
     assert "| create | update | replace | delete | unchanged |" in md
     assert "<details><summary><code>+ web1</code> create" in md
-    r = run(project, "apply", "plan.json")
+    r = invoke(project, "apply", "plan.json")
     assert r.code == 0, r.err + r.out
     # the saved plan is now stale: the state serial and the live resources moved on
-    r = run(project, "apply", "plan.json")
+    r = invoke(project, "apply", "plan.json")
     assert r.code == 1 and "stale-plan" in r.err
     # destroy by stack name alone: the state says where the stack lives
-    r = run(project, "destroy", "-s", "stack", "--yes")
+    r = invoke(project, "destroy", "-s", "stack", "--yes")
     assert r.code == 0, r.err + r.out
     assert stack_instances(aws_reset, REGION, "stack") == []
-    r = run(project, "show", "-s", "stack", "--format", "json")
+    r = invoke(project, "show", "-s", "stack", "--format", "json")
     assert r.code == 1 and r.json()["diagnostics"][0]["code"] == "unknown-stack", r.out
 
 
 def test_apply_without_yes_refuses_without_a_terminal(
     project: Path, aws_reset: dict[str, Any]
 ) -> None:
-    r = run(project, "apply", "stack.yaml")
+    r = invoke(project, "apply", "stack.yaml")
     assert r.code == 1 and "confirmation-required" in r.err
     assert stack_instances(aws_reset, REGION, "stack") == []
 
@@ -426,15 +426,15 @@ outputs:
 """,
     )
     write(tmp_path / "secrets.yaml", f"parameters:\n  db_password: {canary}\n")
-    r = run(tmp_path, "plan", "app.yaml", "-e", "secrets.yaml", "--out", "plan.json")
+    r = invoke(tmp_path, "plan", "app.yaml", "-e", "secrets.yaml", "--out", "plan.json")
     assert r.code == 0, r.err
     assert canary not in r.out + r.err
     assert canary not in (tmp_path / "plan.json").read_text()
 
     # the plan does not carry the secret, so applying it needs the value again
-    r = run(tmp_path, "apply", "plan.json")
+    r = invoke(tmp_path, "apply", "plan.json")
     assert r.code == 1 and "db_password" in r.err
-    r = run(tmp_path, "apply", "plan.json", "-e", "secrets.yaml", "--format", "json")
+    r = invoke(tmp_path, "apply", "plan.json", "-e", "secrets.yaml", "--format", "json")
     assert r.code == 0, r.err + r.out
     assert canary not in r.out + r.err
     events = [json.loads(line) for line in r.out.splitlines()]
@@ -452,11 +452,11 @@ outputs:
     for path in (tmp_path / ".cloudtmpl").rglob("*"):
         if path.is_file():
             assert canary.encode() not in path.read_bytes(), path
-    r = run(tmp_path, "outputs", "-s", "app", "--format", "json")
+    r = invoke(tmp_path, "outputs", "-s", "app", "--format", "json")
     assert canary not in r.out
-    r = run(tmp_path, "plan", "app.yaml", "-e", "secrets.yaml", "--detailed-exitcode")
+    r = invoke(tmp_path, "plan", "app.yaml", "-e", "secrets.yaml", "--detailed-exitcode")
     assert r.code == 0, r.out  # sealed values still compare equal
-    assert run(tmp_path, "destroy", "app.yaml", "-e", "secrets.yaml", "--yes").code == 0
+    assert invoke(tmp_path, "destroy", "app.yaml", "-e", "secrets.yaml", "--yes").code == 0
 
 
 def test_deletion_policy_retain_keeps_the_resource(tmp_path: Path,
@@ -474,7 +474,7 @@ resources:
     properties: {{size: 1}}
 """
     write(tmp_path / "ret.yaml", template)
-    assert run(tmp_path, "apply", "ret.yaml", "--yes").code == 0
+    assert invoke(tmp_path, "apply", "ret.yaml", "--yes").code == 0
     client = ec2(aws_reset, REGION)
 
     def volumes() -> set[str]:
@@ -492,18 +492,18 @@ resources:
     type: Cloud::Block::Volume
     properties: {{size: 1}}
 """)
-    r = run(tmp_path, "plan", "ret.yaml", "--format", "json")
+    r = invoke(tmp_path, "plan", "ret.yaml", "--format", "json")
     by = {c["address"]: c for c in r.json()["changes"]}
     assert by["keep"]["action"] == "no-op" and by["keep"]["retain"] is True
     assert by["drop"]["action"] == "delete"
-    assert "stays in the cloud" in run(tmp_path, "plan", "ret.yaml").out
-    assert run(tmp_path, "apply", "ret.yaml", "--yes").code == 0
+    assert "stays in the cloud" in invoke(tmp_path, "plan", "ret.yaml").out
+    assert invoke(tmp_path, "apply", "ret.yaml", "--yes").code == 0
     assert volumes() == {"keep", "other"}
-    assert run(tmp_path, "plan", "ret.yaml", "--detailed-exitcode").code == 0
+    assert invoke(tmp_path, "plan", "ret.yaml", "--detailed-exitcode").code == 0
     # destroy removes what the stack manages; the retained volume stays, then and later
-    assert run(tmp_path, "destroy", "ret.yaml", "--yes").code == 0
+    assert invoke(tmp_path, "destroy", "ret.yaml", "--yes").code == 0
     assert volumes() == {"keep"}
-    assert run(tmp_path, "destroy", "-s", "ret", "--yes").code == 0
+    assert invoke(tmp_path, "destroy", "-s", "ret", "--yes").code == 0
     assert volumes() == {"keep"}
 
 
@@ -517,13 +517,13 @@ placement: {{provider: sandbox-aws, region: {REGION}}}
 resources:
   v: {{type: Cloud::Block::Volume, properties: {{size: {{get_param: size}}}}}}
 """)
-    assert run(tmp_path, "plan", "imm.yaml", "-p", "size=2").code == 0  # no stack yet
-    assert run(tmp_path, "apply", "imm.yaml", "--yes").code == 0
-    r = run(tmp_path, "plan", "imm.yaml", "-p", "size=2")
+    assert invoke(tmp_path, "plan", "imm.yaml", "-p", "size=2").code == 0  # no stack yet
+    assert invoke(tmp_path, "apply", "imm.yaml", "--yes").code == 0
+    r = invoke(tmp_path, "plan", "imm.yaml", "-p", "size=2")
     assert r.code == 1 and "immutable-parameter" in r.err and "imm.yaml:3:3" in r.err
-    assert run(tmp_path, "plan", "imm.yaml", "--detailed-exitcode").code == 0
-    assert run(tmp_path, "destroy", "imm.yaml", "--yes").code == 0
-    assert run(tmp_path, "plan", "imm.yaml", "-p", "size=2").code == 0  # a new stack may
+    assert invoke(tmp_path, "plan", "imm.yaml", "--detailed-exitcode").code == 0
+    assert invoke(tmp_path, "destroy", "imm.yaml", "--yes").code == 0
+    assert invoke(tmp_path, "plan", "imm.yaml", "-p", "size=2").code == 0  # a new stack may
 
 
 @pytest.mark.parametrize("abstract", ["amazon-linux-2023", "ubuntu-20.04"])
@@ -533,17 +533,17 @@ def test_quickstart_with_an_abstract_image_plans_and_applies(
     """The catalog's filter is resolved in the sandbox: the plan shows the AMI it
     found, the plan file applies that AMI, and the servers run it."""
     ami = catalog_amis[(REGION, abstract)]
-    r = run(project, "plan", "stack.yaml", "-p", f"image={abstract}", "--out", "p.plan",
-            "--format", "json")
+    r = invoke(project, "plan", "stack.yaml", "-p", f"image={abstract}", "--out", "p.plan",
+               "--format", "json")
     assert r.code == 0, r.err + r.out
     shown = {c["address"]: c for c in r.json()["changes"]}
     assert json.dumps(shown["web1"]).count(ami) >= 1, shown["web1"]
-    r = run(project, "apply", "p.plan")
+    r = invoke(project, "apply", "p.plan")
     assert r.code == 0, r.err + r.out
     images = {tags(i)["cloudtmpl:resource"]: i["ImageId"]
               for i in stack_instances(aws_reset, REGION, "stack")}
     assert images == {"web1": ami, "web2": ami}
-    r = run(project, "plan", "stack.yaml", "-p", f"image={abstract}", "--detailed-exitcode")
+    r = invoke(project, "plan", "stack.yaml", "-p", f"image={abstract}", "--detailed-exitcode")
     assert r.code == 0, r.err + r.out
-    assert run(project, "destroy", "stack.yaml", "-p", f"image={abstract}", "--yes").code == 0
+    assert invoke(project, "destroy", "stack.yaml", "-p", f"image={abstract}", "--yes").code == 0
 

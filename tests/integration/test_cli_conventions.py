@@ -1,4 +1,4 @@
-"""The conventions of the command line, through the real CLI in a subprocess.
+"""The conventions of the command line, through the real CLI (in this process: `invoke`).
 
 * ``--version`` and ``version --format json`` (what a bug report needs);
 * shell completion (the script typer writes, and the completion protocol it runs);
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.clitools import QUICKSTART, REPO, Result, run, write
+from tests.integration.clitools import QUICKSTART, REPO, Result, invoke, write
 
 # What each command's --format renders, by the command's path.
 FORMATS = {
@@ -60,7 +60,7 @@ def project(tmp_path: Path) -> Path:
 
 def commands(cwd: Path, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     """Every command path below ``path``, read from the help's Commands section."""
-    r = run(cwd, *path, "--help")
+    r = invoke(cwd, *path, "--help")
     assert r.code == 0, r.err
     section = r.out.split("\nCommands:\n", 1)
     if len(section) == 1:
@@ -83,9 +83,9 @@ def usage_error(r: Result, *needles: str) -> None:
 # -- version --------------------------------------------------------------------------
 def test_version_flag_and_machine_readable_version(tmp_path: Path) -> None:
     installed = metadata.version("cloudtmpl")
-    r = run(tmp_path, "--version")
+    r = invoke(tmp_path, "--version")
     assert (r.code, r.out) == (0, f"cloudtmpl {installed}\n"), r.err
-    r = run(tmp_path, "version", "--format", "json")
+    r = invoke(tmp_path, "version", "--format", "json")
     assert r.code == 0, r.err
     info = r.json()
     assert info["version"] == installed
@@ -94,7 +94,7 @@ def test_version_flag_and_machine_readable_version(tmp_path: Path) -> None:
     assert info["moto"] == metadata.version("moto")  # the test extra installs the sandbox
     assert info["botocore"] == metadata.version("botocore")
     assert set(info) == {"version", "python", "platform", "libcloud", "botocore", "moto"}
-    text = run(tmp_path, "version").out
+    text = invoke(tmp_path, "version").out
     assert text.startswith(f"cloudtmpl {installed}\n") and f"libcloud: {info['libcloud']}" in text
 
 
@@ -109,7 +109,7 @@ def test_show_completion_writes_the_named_shells_script(
     tmp_path: Path, shell: str, marks: tuple[str, ...]
 ) -> None:
     # the shell is the one named, whatever shell runs the test (SHELL says otherwise)
-    r = run(tmp_path, "--show-completion", shell, env={"SHELL": "/bin/tcsh"})
+    r = invoke(tmp_path, "--show-completion", shell, env={"SHELL": "/bin/tcsh"})
     assert r.code == 0, r.err
     for mark in marks:
         assert mark in r.out, (mark, r.out)
@@ -118,7 +118,7 @@ def test_show_completion_writes_the_named_shells_script(
 
 def test_completion_protocol_completes_commands_and_format_values(tmp_path: Path) -> None:
     def complete(words: str) -> list[str]:
-        r = run(tmp_path, env={"_CLOUDTMPL_COMPLETE": "complete_bash", "COMP_WORDS": words,
+        r = invoke(tmp_path, env={"_CLOUDTMPL_COMPLETE": "complete_bash", "COMP_WORDS": words,
                                "COMP_CWORD": str(len(words.split()) - (not words.endswith(" ")))})
         assert r.code == 0, r.err
         return r.out.split()
@@ -131,29 +131,29 @@ def test_completion_protocol_completes_commands_and_format_values(tmp_path: Path
 
 
 def test_show_completion_of_an_unknown_shell_is_a_usage_error(tmp_path: Path) -> None:
-    usage_error(run(tmp_path, "--show-completion", "tcsh"),
+    usage_error(invoke(tmp_path, "--show-completion", "tcsh"),
                 "'tcsh' is not one of bash, zsh, fish, powershell, pwsh")
 
 
 # -- usage errors ---------------------------------------------------------------------------
 def test_usage_errors_exit_1_not_the_changes_code(project: Path) -> None:
     # a typo in a CI job's flags must not read as "the plan has changes" (2)
-    usage_error(run(project, "plan", "t.yaml", "--detailed-exitcode", "--tagret", "x"),
+    usage_error(invoke(project, "plan", "t.yaml", "--detailed-exitcode", "--tagret", "x"),
                 "No such option: --tagret", "--target")
-    usage_error(run(project, "plan"), "Missing argument 'TEMPLATE'")
-    usage_error(run(project, "validate", "t.yaml", "--format", "yaml"),
+    usage_error(invoke(project, "plan"), "Missing argument 'TEMPLATE'")
+    usage_error(invoke(project, "validate", "t.yaml", "--format", "yaml"),
                 "Invalid value for '--format': 'yaml' is not one of text, json")
-    usage_error(run(project, "plan", "t.yaml", "--parallelism", "0"), "'--parallelism'")
-    usage_error(run(project, "plan", "t.yaml", "--parallelism", "many"), "'--parallelism'")
-    usage_error(run(project, "outputs"), "Missing option '-s' / '--stack'")
-    usage_error(run(project, "plna", "t.yaml"), "No such command 'plna'", "'plan'")
-    usage_error(run(project, "state", "show"), "Missing argument 'STACK'")
-    usage_error(run(project, "validate", "t.yaml", "extra"), "unexpected extra argument")
+    usage_error(invoke(project, "plan", "t.yaml", "--parallelism", "0"), "'--parallelism'")
+    usage_error(invoke(project, "plan", "t.yaml", "--parallelism", "many"), "'--parallelism'")
+    usage_error(invoke(project, "outputs"), "Missing option '-s' / '--stack'")
+    usage_error(invoke(project, "plna", "t.yaml"), "No such command 'plna'", "'plan'")
+    usage_error(invoke(project, "state", "show"), "Missing argument 'STACK'")
+    usage_error(invoke(project, "validate", "t.yaml", "extra"), "unexpected extra argument")
     assert not (project / ".cloudtmpl").exists()  # nothing ran
 
 
 def test_exit_codes_are_one_table_in_help_and_readme(tmp_path: Path) -> None:
-    help_text = run(tmp_path, "--help").out
+    help_text = invoke(tmp_path, "--help").out
     block = help_text.split("Exit codes:\n", 1)[1].split("\nOptions:", 1)[0]
     from_help = {int(m[1]): " ".join(m[2].split())
                  for m in re.finditer(r"^\s+(\d)  (.+?)(?=^\s+\d  |\Z)", block, re.M | re.S)}
@@ -173,7 +173,7 @@ def test_help_names_what_to_type_and_formats_list_what_is_rendered(project: Path
                                                             "state unlock"}
     for path in [(), ("sandbox",), ("state",), *paths]:
         name = " ".join(path)
-        r = run(project, *path, "--help")
+        r = invoke(project, *path, "--help")
         assert r.code == 0, (name, r.err)
         assert not TYPE_NAMES.search(r.out), (name, TYPE_NAMES.search(r.out), r.out)
         usage = r.out.splitlines()[0]
@@ -193,7 +193,7 @@ def test_help_names_what_to_type_and_formats_list_what_is_rendered(project: Path
                 advertised = tuple(metavar.split("|"))
         assert advertised == FORMATS.get(name), (name, advertised)
         if advertised:
-            r = run(project, *path, *ARGS.get(name, []), "--format", "yaml")
+            r = invoke(project, *path, *ARGS.get(name, []), "--format", "yaml")
             usage_error(r, f"'yaml' is not one of {', '.join(advertised)}")
 
 
@@ -209,7 +209,7 @@ def test_each_listed_format_is_rendered(project: Path) -> None:
     for name, args in runs.items():
         seen = set()
         for fmt in FORMATS[name]:
-            r = run(project, *name.split(), *args, "--format", fmt, env=env)
+            r = invoke(project, *name.split(), *args, "--format", fmt, env=env)
             assert r.code == 0, (name, fmt, r.err)
             if fmt == "json":
                 json.loads(r.out)
@@ -222,7 +222,7 @@ def test_each_listed_format_is_rendered(project: Path) -> None:
                 assert r.out.startswith(("graph", "flowchart")), r.out
             seen.add(r.out)
         assert len(seen) == len(FORMATS[name]), name  # each format renders differently
-    r = run(project, "show", "-s", "x", "--format", "markdown", *state)
+    r = invoke(project, "show", "-s", "x", "--format", "markdown", *state)
     assert r.code == 1 and "[format-unsupported]" in r.err, r.err
 
 
@@ -245,42 +245,42 @@ ORDER = ["zeta", "alpha", "map", "beta"]  # the template's, not sorted
 
 def test_outputs_one_by_name_raw_and_in_template_order(project: Path) -> None:
     write(project / "outs.yaml", OUTPUTS_TEMPLATE)  # local resources only: no cloud
-    r = run(project, "apply", "outs.yaml", "--yes")
+    r = invoke(project, "apply", "outs.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     block = r.out.split("\nOutputs:\n", 1)[1].splitlines()
     assert [line.split()[0] for line in block] == ORDER, r.out
 
-    r = run(project, "outputs", "-s", "outs")
+    r = invoke(project, "outputs", "-s", "outs")
     assert [line.split()[0] for line in r.out.splitlines()] == ORDER, r.out
-    assert list(run(project, "outputs", "-s", "outs", "--format", "json").json()) == ORDER
-    shown = run(project, "show", "-s", "outs", "--format", "json").json()
+    assert list(invoke(project, "outputs", "-s", "outs", "--format", "json").json()) == ORDER
+    shown = invoke(project, "show", "-s", "outs", "--format", "json").json()
     assert list(shown["outputs"]) == ORDER
-    assert list(run(project, "state", "show", "outs", "--format", "json").json()["outputs"]) \
+    assert list(invoke(project, "state", "show", "outs", "--format", "json").json()["outputs"]) \
         == ORDER
-    text = run(project, "show", "-s", "outs").out.split("Outputs:\n", 1)[1]
+    text = invoke(project, "show", "-s", "outs").out.split("Outputs:\n", 1)[1]
     assert [line.split()[0] for line in text.splitlines()] == ORDER
-    last = run(project, "apply", "outs.yaml", "--format", "json", "--yes").out.splitlines()[-1]
+    last = invoke(project, "apply", "outs.yaml", "--format", "json", "--yes").out.splitlines()[-1]
     assert list(json.loads(last)["outputs"]) == ORDER
 
     # one output: as JSON text, as JSON, and bare for a shell
-    assert run(project, "outputs", "-s", "outs", "zeta").out == '"hello world"\n'
-    assert run(project, "outputs", "-s", "outs", "map", "--format", "json").json() == {
+    assert invoke(project, "outputs", "-s", "outs", "zeta").out == '"hello world"\n'
+    assert invoke(project, "outputs", "-s", "outs", "map", "--format", "json").json() == {
         "a": 1, "b": [1, 2]}
     for name, bare in [("zeta", "hello world"), ("alpha", "42"), ("beta", "true")]:
-        r = run(project, "outputs", "-s", "outs", name, "--raw")
+        r = invoke(project, "outputs", "-s", "outs", name, "--raw")
         assert (r.code, r.out, r.err) == (0, bare, ""), name
 
     # what --raw cannot print, and names that do not exist, are diagnostics
-    r = run(project, "outputs", "-s", "outs", "map", "--raw")
+    r = invoke(project, "outputs", "-s", "outs", "map", "--raw")
     assert (r.code, r.out) == (1, "") and "[output-not-raw]" in r.err, r.err
     assert "cloudtmpl outputs -s outs map --format json" in r.err
-    r = run(project, "outputs", "-s", "outs", "--raw")
+    r = invoke(project, "outputs", "-s", "outs", "--raw")
     assert r.code == 1 and "[raw-output]" in r.err, r.err
-    r = run(project, "outputs", "-s", "outs", "zet")
+    r = invoke(project, "outputs", "-s", "outs", "zet")
     assert r.code == 1 and "[unknown-output]" in r.err and "did you mean 'zeta'?" in r.err
     for args in (["outputs", "-s", "nope"], ["show", "-s", "nope"],
                  ["show", "-s", "nope", "--format", "json"]):
-        r = run(project, *args)
+        r = invoke(project, *args)
         if "json" in args:
             assert r.code == 1 and r.json()["diagnostics"][0]["code"] == "unknown-stack", r.out
         else:
@@ -292,10 +292,10 @@ def test_outputs_one_by_name_raw_and_in_template_order(project: Path) -> None:
 def test_plan_that_starts_the_sandbox_says_so_and_how_to_stop_it(project: Path) -> None:
     env = {"CLOUDTMPL_SANDBOX_DIR": str(project / "sandbox")}  # its own: none running
     try:
-        r = run(project, "plan", "t.yaml", "--format", "json", env=env)
+        r = invoke(project, "plan", "t.yaml", "--format", "json", env=env)
         assert r.code == 0, r.err
         json.loads(r.out)  # the notice is on stderr, never in the JSON
-        status = run(project, "sandbox", "status", "--format", "json", env=env).json()
+        status = invoke(project, "sandbox", "status", "--format", "json", env=env).json()
         assert status["aws"]["running"] and status["openstack"]["running"]
         notice = r.err.strip()
         assert notice.startswith("Started the local sandbox clouds:"), r.err
@@ -304,8 +304,8 @@ def test_plan_that_starts_the_sandbox_says_so_and_how_to_stop_it(project: Path) 
         assert f"(logs in {project / 'sandbox'})" in notice
         assert "stop them with `cloudtmpl sandbox stop`" in notice
         # already running: nothing is started, nothing is said
-        r = run(project, "plan", "t.yaml", env=env)
+        r = invoke(project, "plan", "t.yaml", env=env)
         assert r.code == 0 and "Started" not in r.err + r.out, r.err
     finally:
-        stopped = run(project, "sandbox", "stop", env=env)
+        stopped = invoke(project, "sandbox", "stop", env=env)
     assert stopped.out.strip() == "sandbox stopped", stopped.out + stopped.err

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudtmpl_sandbox import control
-from tests.integration.clitools import REPO, os_driver, owned, run, stack_instances, tags, write
+from tests.integration.clitools import REPO, invoke, os_driver, owned, stack_instances, tags, write
 
 HEAT_NET = REPO / "examples" / "heat" / "servers_in_new_net.yaml"
 HEAT_VOLUME = REPO / "examples" / "heat" / "server_with_volume.yaml"
@@ -35,9 +35,9 @@ def test_heat_template_runs_unchanged_on_openstack(
     project: Path, openstack_reset: dict[str, Any], region: str
 ) -> None:
     target = f"sandbox-openstack/{region}"
-    r = run(project, "apply", "servers_in_new_net.yaml", "--target", target, "--yes")
+    r = invoke(project, "apply", "servers_in_new_net.yaml", "--target", target, "--yes")
     assert r.code == 0, r.err + r.out
-    out = run(project, "outputs", "-s", "servers_in_new_net", "--format", "json").json()
+    out = invoke(project, "outputs", "-s", "servers_in_new_net", "--format", "json").json()
     assert out["server1_private_ip"].startswith("10.0.10.")
     assert out["server1_public_ip"]
 
@@ -49,7 +49,8 @@ def test_heat_template_runs_unchanged_on_openstack(
     other = "nl-ams-1" if region == "de-fra-1" else "de-fra-1"
     assert owned(os_driver(openstack_reset, other).list_nodes(), "servers_in_new_net") == []
 
-    r = run(project, "plan", "servers_in_new_net.yaml", "--target", target, "--detailed-exitcode")
+    r = invoke(project, "plan", "servers_in_new_net.yaml", "--target", target,
+               "--detailed-exitcode")
     assert r.code == 0, r.out + r.err
 
     # a flavor change resizes in place; a rule change updates the group in place
@@ -61,7 +62,7 @@ def test_heat_template_runs_unchanged_on_openstack(
             "port_range_min: 2222\n          port_range_max: 2222",
         ),
     )
-    r = run(
+    r = invoke(
         project,
         "plan",
         "servers_in_new_net.yaml",
@@ -81,7 +82,7 @@ def test_heat_template_runs_unchanged_on_openstack(
         c["placement"]["target"] == "sandbox-openstack" and c["placement"]["region"] == region
         for c in plan["changes"]
     )
-    r = run(
+    r = invoke(
         project,
         "apply",
         "servers_in_new_net.yaml",
@@ -94,7 +95,7 @@ def test_heat_template_runs_unchanged_on_openstack(
     assert r.code == 0, r.err + r.out
     (node,) = owned(driver.list_nodes(), "servers_in_new_net")
     assert node.extra["flavorId"] in {s.id for s in driver.list_sizes() if s.name == "m1.medium"}
-    r = run(
+    r = invoke(
         project,
         "plan",
         "servers_in_new_net.yaml",
@@ -107,18 +108,18 @@ def test_heat_template_runs_unchanged_on_openstack(
     assert r.code == 0, r.out + r.err
 
     # a new image replaces the server (its port, floating IP and network stay)
-    r = run(project, "apply", "servers_in_new_net.yaml", "--target", target, "-p",
-            "flavor=medium", "-p", "image=debian-12", "--yes", "--format", "json")
+    r = invoke(project, "apply", "servers_in_new_net.yaml", "--target", target, "-p",
+               "flavor=medium", "-p", "image=debian-12", "--yes", "--format", "json")
     assert r.code == 0, r.err + r.out
     steps = {(e["action"], e["address"]) for e in map(json.loads, r.out.splitlines())
              if e["event"] == "done"}
     assert steps == {("delete", "server1"), ("create", "server1")}
     (new_node,) = owned(driver.list_nodes(), "servers_in_new_net")
     assert new_node.id != node.id
-    assert run(project, "plan", "servers_in_new_net.yaml", "--target", target, "-p",
-               "flavor=medium", "-p", "image=debian-12", "--detailed-exitcode").code == 0
+    assert invoke(project, "plan", "servers_in_new_net.yaml", "--target", target, "-p",
+                  "flavor=medium", "-p", "image=debian-12", "--detailed-exitcode").code == 0
 
-    r = run(project, "destroy", "servers_in_new_net.yaml", "--target", target, "--yes")
+    r = invoke(project, "destroy", "servers_in_new_net.yaml", "--target", target, "--yes")
     assert r.code == 0, r.err + r.out
     assert owned(driver.list_nodes(), "servers_in_new_net") == []
     assert owned(driver.ex_list_networks(), "servers_in_new_net") == []
@@ -127,7 +128,7 @@ def test_heat_template_runs_unchanged_on_openstack(
 
 
 def test_same_heat_template_plans_on_aws(project: Path) -> None:
-    r = run(
+    r = invoke(
         project,
         "plan",
         "servers_in_new_net.yaml",
@@ -148,7 +149,7 @@ def test_same_heat_template_plans_on_aws(project: Path) -> None:
 
 def test_server_with_volume_on_openstack(project: Path, openstack_reset: dict[str, Any]) -> None:
     target = "sandbox-openstack/nl-ams-1"
-    r = run(project, "apply", "server_with_volume.yaml", "--target", target, "--yes")
+    r = invoke(project, "apply", "server_with_volume.yaml", "--target", target, "--yes")
     assert r.code == 0, r.err + r.out
     driver = os_driver(openstack_reset, "nl-ams-1")
     (volume,) = [
@@ -157,7 +158,7 @@ def test_server_with_volume_on_openstack(project: Path, openstack_reset: dict[st
         if (v.extra.get("metadata") or {}).get("cloudtmpl:stack") == "server_with_volume"
     ]
     assert volume.size == 1 and volume.state == "inuse"
-    r = run(
+    r = invoke(
         project,
         "apply",
         "server_with_volume.yaml",
@@ -169,7 +170,7 @@ def test_server_with_volume_on_openstack(project: Path, openstack_reset: dict[st
     )
     assert r.code == 1  # a volume grows only while detached: the cloud's refusal is reported
     assert "sandbox-openstack/nl-ams-1" in r.out + r.err
-    r = run(project, "destroy", "server_with_volume.yaml", "--target", target, "--yes")
+    r = invoke(project, "destroy", "server_with_volume.yaml", "--target", target, "--yes")
     assert r.code == 0, r.err + r.out
     assert [
         v
@@ -181,7 +182,7 @@ def test_server_with_volume_on_openstack(project: Path, openstack_reset: dict[st
 def test_one_stack_on_two_clouds(
     project: Path, aws_reset: dict[str, Any], openstack_reset: dict[str, Any]
 ) -> None:
-    r = run(project, "plan", "multicloud.yaml", "--format", "json")
+    r = invoke(project, "plan", "multicloud.yaml", "--format", "json")
     assert r.code == 0, r.err
     where = {
         c["address"]: (c["placement"]["target"], c["placement"]["region"])
@@ -190,12 +191,12 @@ def test_one_stack_on_two_clouds(
     assert where["db"] == ("sandbox-openstack", "de-fra-1")
     assert where["db_data"] == ("sandbox-openstack", "de-fra-1")
     assert where["web1"] == ("sandbox-aws", "eu-central-1")
-    text = run(project, "plan", "multicloud.yaml").out
+    text = invoke(project, "plan", "multicloud.yaml").out
     assert "db (Cloud::Compute::Server) sandbox-openstack/de-fra-1" in text
 
-    r = run(project, "apply", "multicloud.yaml", "--yes")
+    r = invoke(project, "apply", "multicloud.yaml", "--yes")
     assert r.code == 0, r.err + r.out
-    out = run(project, "outputs", "-s", "multicloud", "--format", "json").json()
+    out = invoke(project, "outputs", "-s", "multicloud", "--format", "json").json()
     assert len(out["web_addresses"]) == 2 and all(out["web_addresses"])
     assert out["database_address"]
     assert "change-me-please" not in r.out
@@ -206,9 +207,9 @@ def test_one_stack_on_two_clouds(
     assert web == {"web1", "web2"}
     (db,) = owned(os_driver(openstack_reset, "de-fra-1").list_nodes(), "multicloud")
     assert db.extra["metadata"]["cloudtmpl:resource"] == "db"
-    assert run(project, "plan", "multicloud.yaml", "--detailed-exitcode").code == 0
+    assert invoke(project, "plan", "multicloud.yaml", "--detailed-exitcode").code == 0
 
-    r = run(project, "destroy", "multicloud.yaml", "--yes")
+    r = invoke(project, "destroy", "multicloud.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     assert stack_instances(aws_reset, "eu-central-1", "multicloud") == []
     driver = os_driver(openstack_reset, "de-fra-1")
@@ -217,7 +218,7 @@ def test_one_stack_on_two_clouds(
 
 
 def test_unknown_flavor_lists_what_the_target_offers(project: Path) -> None:
-    r = run(
+    r = invoke(
         project,
         "plan",
         "server_with_volume.yaml",
@@ -232,7 +233,7 @@ def test_unknown_flavor_lists_what_the_target_offers(project: Path) -> None:
 
 
 def test_unknown_region_is_reported(project: Path) -> None:
-    r = run(
+    r = invoke(
         project, "plan", "server_with_volume.yaml", "--target", "sandbox-openstack/xx-nowhere-1"
     )
     assert r.code == 1
@@ -265,10 +266,10 @@ providers:
 """,
     )
     env = {"OS_CLIENT_CONFIG_FILE": str(project / "clouds.yaml")}
-    r = run(project, "plan", "server_with_volume.yaml", "--target", "os-fra", env=env)
+    r = invoke(project, "plan", "server_with_volume.yaml", "--target", "os-fra", env=env)
     assert r.code == 1 and "Traceback" not in r.err
     assert "os-fra" in r.err and "401" in r.err
-    r = run(project, "plan", "server_with_volume.yaml", "--target", "os-missing", env=env)
+    r = invoke(project, "plan", "server_with_volume.yaml", "--target", "os-missing", env=env)
     assert r.code == 1 and "Traceback" not in r.err
     assert "nosuchcloud" in r.err and "clouds.yaml" in r.err
 
@@ -279,19 +280,19 @@ def test_quota_error_names_target_region_and_resource_and_loses_nothing(
     status, body = control.call(openstack_reset["endpoint"], openstack_reset["token"], "POST",
                                 "/_sandbox/config", {"quota": {"instances": 0}})
     assert status == 200, body
-    r = run(project, "apply", "server_with_volume.yaml", "--target", "sandbox-openstack",
-            "--yes")
+    r = invoke(project, "apply", "server_with_volume.yaml", "--target", "sandbox-openstack",
+               "--yes")
     assert r.code == 1
     assert "failed create server" in r.out and "sandbox-openstack/de-fra-1" in r.out
     assert "quota" in r.out.lower()
     assert "skipped create volume_attachment" in r.out
     # the volume that was created is tracked: the next plan keeps it, destroy removes it
-    plan = run(project, "plan", "server_with_volume.yaml", "--target", "sandbox-openstack",
-               "--format", "json").json()
+    plan = invoke(project, "plan", "server_with_volume.yaml", "--target", "sandbox-openstack",
+                  "--format", "json").json()
     assert changes(plan) == {"server": "create", "volume": "no-op",
                              "volume_attachment": "create"}
-    assert run(project, "destroy", "server_with_volume.yaml", "--target", "sandbox-openstack",
-               "--yes").code == 0
+    assert invoke(project, "destroy", "server_with_volume.yaml", "--target", "sandbox-openstack",
+                  "--yes").code == 0
     driver = os_driver(openstack_reset, "de-fra-1")
     assert owned(driver.list_volumes(), "server_with_volume") == []
 
@@ -306,9 +307,9 @@ parameters:
 resources:
   s: {type: OS::Nova::Server, properties: {image: cirros-0.6, flavor: {get_param: flavor}}}
 """)
-    r = run(project, "plan", "cc.yaml", "--target", "sandbox-openstack", "-p", "flavor=m1.tiny")
+    r = invoke(project, "plan", "cc.yaml", "--target", "sandbox-openstack", "-p", "flavor=m1.tiny")
     assert r.code == 0, r.err
-    r = run(project, "plan", "cc.yaml", "--target", "sandbox-openstack", "-p", "flavor=m7.big")
+    r = invoke(project, "plan", "cc.yaml", "--target", "sandbox-openstack", "-p", "flavor=m7.big")
     assert r.code == 1
     assert "parameter-constraint" in r.err and "custom_constraint nova.flavor" in r.err
     assert "m1.small" in r.err
@@ -329,11 +330,11 @@ resources:
     key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     os_driver(openstack_reset, "de-fra-1").import_key_pair_from_string("ops", key)
-    r = run(project, "plan", "kp.yaml", "--target", "sandbox-openstack/de-fra-1",
-            "-p", "key_name=ops")
+    r = invoke(project, "plan", "kp.yaml", "--target", "sandbox-openstack/de-fra-1",
+               "-p", "key_name=ops")
     assert r.code == 0, r.err
-    r = run(project, "plan", "kp.yaml", "--target", "sandbox-openstack/de-fra-1",
-            "-p", "key_name=opz")
+    r = invoke(project, "plan", "kp.yaml", "--target", "sandbox-openstack/de-fra-1",
+               "-p", "key_name=opz")
     assert r.code == 1
     assert ("parameter 'key_name': 'opz' is not a key pair on sandbox-openstack/de-fra-1 "
             "(custom_constraint nova.keypair)") in r.err, r.err

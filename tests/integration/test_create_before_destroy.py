@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cloudtmpl_sandbox.sshd import sshd_path
-from tests.integration.clitools import ec2, run, write
+from tests.integration.clitools import ec2, invoke, write
 from tests.integration.hooks import events, roots, stamp
 
 pytestmark = pytest.mark.skipif(sshd_path() is None, reason="needs openssh-server "
@@ -160,7 +160,7 @@ def test_the_address_moves_to_the_replacement_before_the_old_server_goes(
     spec = CLOUDS[cloud]
     sandbox = aws_reset if cloud == "aws" else openstack_reset
     write(tmp_path / "cbd.yaml", TEMPLATE.format(**spec))
-    r = run(tmp_path, "apply", "cbd.yaml", "--yes")
+    r = invoke(tmp_path, "apply", "cbd.yaml", "--yes")
     assert r.code == 0, r.out + r.err
     [(old_id, old_root)] = roots(sandbox).items()
     address = AwsAddress(sandbox, spec["region"]) if cloud == "aws" \
@@ -169,8 +169,8 @@ def test_the_address_moves_to_the_replacement_before_the_old_server_goes(
     probe = Probe(address)
     probe.start()
     try:
-        r = run(tmp_path, "apply", "cbd.yaml", "-p", f"image={spec['other']}", "--yes",
-                "--format", "json")
+        r = invoke(tmp_path, "apply", "cbd.yaml", "-p", f"image={spec['other']}", "--yes",
+                   "--format", "json")
     finally:
         probe.done.set()
         probe.join()
@@ -197,10 +197,10 @@ def test_the_address_moves_to_the_replacement_before_the_old_server_goes(
     assert set(probe.seen) == {old_id, new_id}
     assert probe.seen.index(new_id) > probe.seen.index(old_id)
     assert old_id not in probe.seen[probe.seen.index(new_id):]  # moved once, for good
-    assert run(tmp_path, "plan", "cbd.yaml", "-p", f"image={spec['other']}",
-               "--detailed-exitcode").code == 0
-    assert run(tmp_path, "destroy", "cbd.yaml", "-p", f"image={spec['other']}",
-               "--yes").code == 0
+    assert invoke(tmp_path, "plan", "cbd.yaml", "-p", f"image={spec['other']}",
+                  "--detailed-exitcode").code == 0
+    assert invoke(tmp_path, "destroy", "cbd.yaml", "-p", f"image={spec['other']}",
+                  "--yes").code == 0
 
 
 def test_the_aws_sandbox_moves_an_elastic_ip_as_ec2_does(

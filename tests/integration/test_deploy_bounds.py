@@ -22,7 +22,7 @@ import pytest
 
 from cloudtmpl_sandbox import control
 from cloudtmpl_sandbox.sshd import sshd_path
-from tests.integration.clitools import cli_args, cli_env, run, write
+from tests.integration.clitools import cli_args, cli_env, invoke, write
 
 pytestmark = [
     pytest.mark.integration,
@@ -144,12 +144,11 @@ def test_a_script_past_its_timeout_is_killed_on_the_server(
         project: Path, openstack_reset: dict[str, Any]) -> None:
     # the servers first, so that the deployment's own time is what is measured
     write(project / "app.yaml", template(None))
-    assert run(project, "apply", "app.yaml", "--target", TARGET, "--yes").code == 0
+    assert invoke(project, "apply", "app.yaml", "--target", TARGET, "--yes").code == 0
     _, host = the_server(openstack_reset)
     write(project / "app.yaml", template(SLEEPER, "timeouts: {create: 5}"))
     started = time.monotonic()
-    r = run(project, "apply", "app.yaml", "--target", TARGET, "--yes", "-p", "round=two",
-            timeout=120)
+    r = invoke(project, "apply", "app.yaml", "--target", TARGET, "--yes", "-p", "round=two")
     took = time.monotonic() - started
     assert r.code == 1, r.out + r.err
     assert 5 <= took < 15, took
@@ -297,7 +296,7 @@ def test_a_100_mb_output_is_kept_as_a_bounded_tail(
     assert len(stdout.encode()) <= 64 * 1024
     assert stdout.endswith("again\nthe same line oflast line\n")
     assert json.loads(attrs)["truncated"] == {"deploy_stdout": 100000010}
-    assert run(project, "outputs", "-s", "app", "--format", "json").json()["stdout"] == stdout
+    assert invoke(project, "outputs", "-s", "app", "--format", "json").json()["stdout"] == stdout
     log = project / ".cloudtmpl" / "logs" / "app" / "deploy.log"
     text = log.read_text()
     print(f"log {log.stat().st_size / 1024:.0f} KiB")
@@ -312,7 +311,7 @@ def test_a_100_mb_output_is_kept_as_a_bounded_tail(
 def test_moving_the_state_aside_keeps_the_host_key_pins(
         project: Path, openstack_reset: dict[str, Any]) -> None:
     write(project / "app.yaml", template('echo "$round" >> "$SERVER_ROOT/runs"'))
-    r = run(project, "apply", "app.yaml", "--target", TARGET, "--yes")
+    r = invoke(project, "apply", "app.yaml", "--target", TARGET, "--yes")
     assert r.code == 0, r.err + r.out
     server_id, host = the_server(openstack_reset)
     pins = project / ".cloudtmpl" / "keys" / "known_hosts"
@@ -329,7 +328,7 @@ def test_moving_the_state_aside_keeps_the_host_key_pins(
     # the state alone moved aside: the deployment runs again (its record is gone), the
     # same host key is accepted
     move_state_aside(".one")
-    r = run(project, "apply", "app.yaml", "--target", TARGET, "--yes")
+    r = invoke(project, "apply", "app.yaml", "--target", TARGET, "--yes")
     assert r.code == 0, r.err + r.out
     runs = Path(host["root"]) / "runs"
     assert runs.read_text() == "one\none\n"
@@ -337,7 +336,7 @@ def test_moving_the_state_aside_keeps_the_host_key_pins(
     move_state_aside(".two")
     new = admin_post(openstack_reset, f"/_sandbox/servers/{server_id}/rekey")
     assert new["host_key_fingerprint"] != host["host_key_fingerprint"]
-    r = run(project, "apply", "app.yaml", "--target", TARGET, "--yes")
+    r = invoke(project, "apply", "app.yaml", "--target", TARGET, "--yes")
     assert r.code == 1, r.out + r.err
     assert f"host key of {host['user']}@{host['addresses'][1]}:{host['port']} changed" \
         in r.out, r.out

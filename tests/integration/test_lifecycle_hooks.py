@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cloudtmpl_sandbox.sshd import sshd_path
-from tests.integration.clitools import run, write
+from tests.integration.clitools import invoke, write
 from tests.integration.hooks import events, roots, stamp
 
 pytestmark = pytest.mark.skipif(sshd_path() is None, reason="needs openssh-server "
@@ -51,10 +51,10 @@ resources:
 def test_pre_replace_drains_the_old_server_after_the_new_one_is_up(
         tmp_path: Path, openstack_reset: dict[str, Any]) -> None:
     write(tmp_path / "hooks.yaml", TEMPLATE)
-    assert run(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
+    assert invoke(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
     [(old_id, old_root)] = roots(openstack_reset).items()
-    r = run(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "--yes",
-            "--format", "json")
+    r = invoke(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "--yes",
+               "--format", "json")
     assert r.code == 0, r.err + r.out
     [(new_id, new_root)] = roots(openstack_reset).items()
     assert new_id != old_id
@@ -72,10 +72,10 @@ def test_pre_replace_drains_the_old_server_after_the_new_one_is_up(
     assert any("running its pre_replace hook" in msg for *_, msg in seen)
     log = (tmp_path / ".cloudtmpl" / "logs" / "hooks" / "web.pre_replace.log").read_text()
     assert "exit status 0" in log and "drained" in log
-    assert run(tmp_path, "plan", "hooks.yaml", "-p", "image=debian-12",
-               "--detailed-exitcode").code == 0
+    assert invoke(tmp_path, "plan", "hooks.yaml", "-p", "image=debian-12",
+                  "--detailed-exitcode").code == 0
     # the floating IP moved with the replacement: the new server's drain reaches it
-    r = run(tmp_path, "destroy", "hooks.yaml", "-p", "image=debian-12", "--yes")
+    r = invoke(tmp_path, "destroy", "hooks.yaml", "-p", "image=debian-12", "--yes")
     assert r.code == 0, r.out + r.err
     assert (new_root / "deleted").read_text() == "bye\n"
     assert stamp(new_root, "booted") < stamp(new_root, "halted")
@@ -84,8 +84,8 @@ def test_pre_replace_drains_the_old_server_after_the_new_one_is_up(
 def test_pre_delete_runs_on_destroy_before_the_address_goes(
         tmp_path: Path, openstack_reset: dict[str, Any]) -> None:
     write(tmp_path / "hooks.yaml", TEMPLATE)
-    assert run(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
-    r = run(tmp_path, "destroy", "hooks.yaml", "--yes")
+    assert invoke(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
+    r = invoke(tmp_path, "destroy", "hooks.yaml", "--yes")
     assert r.code == 0, r.out + r.err
     assert r.out.index("done hook web") < r.out.index("delete web_ip")
     log = (tmp_path / ".cloudtmpl" / "logs" / "hooks" / "web.pre_delete.log").read_text()
@@ -95,10 +95,10 @@ def test_pre_delete_runs_on_destroy_before_the_address_goes(
 def test_a_failing_drain_keeps_the_server(tmp_path: Path,
                                           openstack_reset: dict[str, Any]) -> None:
     write(tmp_path / "hooks.yaml", TEMPLATE)
-    assert run(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
+    assert invoke(tmp_path, "apply", "hooks.yaml", "--yes").code == 0
     [old_id] = roots(openstack_reset)
-    r = run(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "-p",
-            "script=exit 3", "--yes", "--format", "json")
+    r = invoke(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "-p",
+               "script=exit 3", "--yes", "--format", "json")
     assert r.code == 1
     failed = [e for e in events(r.out) if e["event"] == "failed"]
     assert [e["action"] for e in failed] == ["hook"]
@@ -112,9 +112,9 @@ def test_a_failing_drain_keeps_the_server(tmp_path: Path,
     servers = roots(openstack_reset)
     assert len(servers) == 2 and old_id in servers  # the old one still runs
     # the next run removes the server it kept (a second live copy of web) and is done
-    r = run(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "--yes")
+    r = invoke(tmp_path, "apply", "hooks.yaml", "-p", "image=debian-12", "--yes")
     assert r.code == 0, r.out + r.err
     [last] = roots(openstack_reset)
     assert last != old_id, r.out
-    assert run(tmp_path, "plan", "hooks.yaml", "-p", "image=debian-12",
-               "--detailed-exitcode").code == 0
+    assert invoke(tmp_path, "plan", "hooks.yaml", "-p", "image=debian-12",
+                  "--detailed-exitcode").code == 0

@@ -12,7 +12,7 @@ import pytest
 
 from cloudtmpl_sandbox import control
 from cloudtmpl_sandbox.sshd import sshd_path
-from tests.integration.clitools import run, write
+from tests.integration.clitools import invoke, write
 
 pytestmark = pytest.mark.skipif(sshd_path() is None, reason="needs openssh-server "
                                 "(scripts/test.sh installs it)")
@@ -76,13 +76,13 @@ class Checker(threading.Thread):
 def test_rolling_update_keeps_enough_members_in_service(
         tmp_path: Path, openstack_reset: dict[str, Any]) -> None:
     write(tmp_path / "pool.yaml", TEMPLATE)
-    assert run(tmp_path, "apply", "pool.yaml", "--yes").code == 0
+    assert invoke(tmp_path, "apply", "pool.yaml", "--yes").code == 0
     before = set(sshd_servers(openstack_reset))
     assert len(before) == 6 and healthy(openstack_reset) == 6
     checker = Checker(openstack_reset)
     checker.start()
     try:
-        r = run(tmp_path, "apply", "pool.yaml", "-p", "image=debian-12", "--yes")
+        r = invoke(tmp_path, "apply", "pool.yaml", "-p", "image=debian-12", "--yes")
     finally:
         checker.done.set()
         checker.join()
@@ -100,8 +100,8 @@ def test_a_script_health_check_runs_on_each_new_member(
         "health_check: {tcp: {get_param: port}, timeout: 20}",
         "health_check: {script: 'test -d \"$SERVER_ROOT\"', timeout: 30, "
         "ssh: {key_pair: pool.key}}"))
-    assert run(tmp_path, "apply", "pool.yaml", "--yes").code == 0
-    r = run(tmp_path, "apply", "pool.yaml", "-p", "image=debian-12", "--yes")
+    assert invoke(tmp_path, "apply", "pool.yaml", "--yes").code == 0
+    r = invoke(tmp_path, "apply", "pool.yaml", "-p", "image=debian-12", "--yes")
     assert r.code == 0, r.out + r.err
     assert r.out.count("done health pause:pool:rolling_update:") == 2
     logs = list((tmp_path / ".cloudtmpl" / "logs" / "pool").glob("pool.*.health.log"))
@@ -111,9 +111,9 @@ def test_a_script_health_check_runs_on_each_new_member(
 def test_a_failing_health_check_stops_the_roll(tmp_path: Path,
                                                openstack_reset: dict[str, Any]) -> None:
     write(tmp_path / "pool.yaml", TEMPLATE)
-    assert run(tmp_path, "apply", "pool.yaml", "--yes").code == 0
+    assert invoke(tmp_path, "apply", "pool.yaml", "--yes").code == 0
     before = set(sshd_servers(openstack_reset))
-    r = run(tmp_path, "apply", "pool.yaml", "-p", "image=debian-12", "-p", "port=9", "--yes")
+    r = invoke(tmp_path, "apply", "pool.yaml", "-p", "image=debian-12", "-p", "port=9", "--yes")
     assert r.code == 1
     assert "did not pass its health check tcp:9" in r.out
     after = set(sshd_servers(openstack_reset))

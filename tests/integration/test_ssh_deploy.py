@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudtmpl_sandbox import control
 from cloudtmpl_sandbox.sshd import sshd_path
-from tests.integration.clitools import REPO, run, write
+from tests.integration.clitools import REPO, invoke, write
 
 pytestmark = [
     pytest.mark.integration,
@@ -107,7 +107,7 @@ def floating(host: dict[str, Any]) -> str:
 def test_deployment_inputs_outputs_rerun_and_delete(project: Path,
                                                     openstack_reset: dict[str, Any]) -> None:
     write(project / "app.yaml", APP)
-    r = run(project, "apply", "app.yaml", "--target", TARGET, "--yes")
+    r = invoke(project, "apply", "app.yaml", "--target", TARGET, "--yes")
     assert r.code == 0, r.err + r.out
     [(server_id, host)] = hosts(openstack_reset).items()
     # the output shows in the progress, a line each, prefixed with where it ran
@@ -118,7 +118,7 @@ def test_deployment_inputs_outputs_rerun_and_delete(project: Path,
     assert (root / "actions").read_text() == "CREATE hello\n"
     assert (root / "token").read_text() == "s3cr3t-token\n"
 
-    out = run(project, "outputs", "-s", "app", "--format", "json").json()
+    out = invoke(project, "outputs", "-s", "app", "--format", "json").json()
     assert out["message"] == f"hello from {server_id}"
     assert out["stdout"] == "ran CREATE\n" and out["code"] == 0
     assert out["host_key"] == host["host_key_fingerprint"]
@@ -132,25 +132,25 @@ def test_deployment_inputs_outputs_rerun_and_delete(project: Path,
         == "600"
 
     # nothing changed: no-op, and nothing runs again
-    r = run(project, "plan", "app.yaml", "--target", TARGET, "--detailed-exitcode")
+    r = invoke(project, "plan", "app.yaml", "--target", TARGET, "--detailed-exitcode")
     assert r.code == 0, r.out + r.err
-    r = run(project, "apply", "app.yaml", "--target", TARGET, "--yes")
+    r = invoke(project, "apply", "app.yaml", "--target", TARGET, "--yes")
     assert r.code == 0, r.err + r.out
     assert (root / "actions").read_text() == "CREATE hello\n"
 
     # an input changes: the deployment is updated in place and re-runs
-    r = run(project, "plan", "app.yaml", "--target", TARGET, "-p", "greeting=hi",
-            "--format", "json")
+    r = invoke(project, "plan", "app.yaml", "--target", TARGET, "-p", "greeting=hi",
+               "--format", "json")
     actions = {c["address"]: c["action"] for c in r.json()["changes"]}
     assert actions["deploy"] == "update" and actions["web"] == "no-op"
-    r = run(project, "apply", "app.yaml", "--target", TARGET, "-p", "greeting=hi", "--yes")
+    r = invoke(project, "apply", "app.yaml", "--target", TARGET, "-p", "greeting=hi", "--yes")
     assert r.code == 0, r.err + r.out
     assert (root / "actions").read_text() == "CREATE hello\nUPDATE hi\n"
-    assert run(project, "outputs", "-s", "app", "--format", "json").json()["message"] \
+    assert invoke(project, "outputs", "-s", "app", "--format", "json").json()["message"] \
         == f"hi from {server_id}"
 
     # destroy runs the DELETE action before the server goes
-    r = run(project, "destroy", "app.yaml", "--yes")
+    r = invoke(project, "destroy", "app.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     assert (root / "actions").read_text() == "CREATE hello\nUPDATE hi\nDELETE hi\n"
     assert hosts(openstack_reset) == {}
@@ -164,17 +164,17 @@ def test_failing_script_fails_with_stderr_and_skips_dependents(project: Path) ->
 outputs:
   message:""")
     write(project / "bad.yaml", text)
-    r = run(project, "apply", "bad.yaml", "--target", TARGET, "--yes")
+    r = invoke(project, "apply", "bad.yaml", "--target", TARGET, "--yes")
     assert r.code == 1, r.out
     assert "exited with status 3" in r.out + r.err and "broken: hello" in r.out + r.err
     assert "after" in r.out and "skipped" in r.out
-    r = run(project, "destroy", "bad.yaml", "--yes")
+    r = invoke(project, "destroy", "bad.yaml", "--yes")
     assert r.code == 0, r.err + r.out
 
 
 def test_host_key_change_is_refused(project: Path, openstack_reset: dict[str, Any]) -> None:
     write(project / "app.yaml", APP)
-    r = run(project, "apply", "app.yaml", "--target", TARGET, "--yes")
+    r = invoke(project, "apply", "app.yaml", "--target", TARGET, "--yes")
     assert r.code == 0, r.err + r.out
     [(server_id, host)] = hosts(openstack_reset).items()
     # the output shows in the progress, a line each, prefixed with where it ran
@@ -184,7 +184,7 @@ def test_host_key_change_is_refused(project: Path, openstack_reset: dict[str, An
     new = admin(openstack_reset, f"/_sandbox/servers/{server_id}/rekey", "POST")
     assert new["host_key_fingerprint"] != host["host_key_fingerprint"]
 
-    r = run(project, "apply", "app.yaml", "--target", TARGET, "-p", "greeting=again", "--yes")
+    r = invoke(project, "apply", "app.yaml", "--target", TARGET, "-p", "greeting=again", "--yes")
     assert r.code == 1
     assert "host key" in r.out and server_id in r.out
     assert host["host_key_fingerprint"] in r.out and new["host_key_fingerprint"] in r.out
@@ -195,7 +195,7 @@ def test_host_key_change_is_refused(project: Path, openstack_reset: dict[str, An
     assert json.loads(attrs)["host_key"] == host["host_key_fingerprint"]
     # its DELETE action is refused too (and so the server is kept); the next test's
     # sandbox reset removes it
-    r = run(project, "destroy", "app.yaml", "--yes")
+    r = invoke(project, "destroy", "app.yaml", "--yes")
     assert r.code == 1 and "host key of" in r.out and "skipped delete web" in r.out
 
 
@@ -216,31 +216,31 @@ resources:
       config: "echo never"
 """)
     started = time.monotonic()
-    r = run(project, "apply", "lost.yaml", "--yes")
+    r = invoke(project, "apply", "lost.yaml", "--yes")
     took = time.monotonic() - started
     assert r.code == 1
     assert "127.254.254.254:2222 did not accept SSH connections within 3s" in r.out, r.out
     assert "attempts" in r.out and took < 30
-    r = run(project, "destroy", "lost.yaml", "--yes")
+    r = invoke(project, "destroy", "lost.yaml", "--yes")
     assert r.code == 0
 
 
 def test_heat_software_config_example_runs_unchanged(project: Path,
                                                      openstack_reset: dict[str, Any]) -> None:
     write(project / "script.yaml", EXAMPLE.read_text())
-    r = run(project, "apply", "script.yaml", "--target", TARGET, "--yes")
+    r = invoke(project, "apply", "script.yaml", "--target", TARGET, "--yes")
     assert r.code == 0, r.err + r.out
     [(server_id, host)] = hosts(openstack_reset).items()
-    out = run(project, "outputs", "-s", "script", "--format", "json").json()
+    out = invoke(project, "outputs", "-s", "script", "--format", "json").json()
     assert out["address"] == floating(host)
     assert out["status_code"] == 0
     assert out["result"] == (f"The file {host['root']}/baaaaa contains fooooo for server "
                              f"{server_id} during CREATE")
     assert "Output to stderr" in out["stderr"]
     assert (Path(host["root"]) / "baaaaa").read_text() == "fooooo\n"
-    r = run(project, "plan", "script.yaml", "--target", TARGET, "--detailed-exitcode")
+    r = invoke(project, "plan", "script.yaml", "--target", TARGET, "--detailed-exitcode")
     assert r.code == 0, r.out + r.err
-    r = run(project, "destroy", "script.yaml", "--yes")
+    r = invoke(project, "destroy", "script.yaml", "--yes")
     assert r.code == 0, r.err + r.out
 
 
@@ -265,7 +265,7 @@ def test_a_script_on_twenty_servers_in_parallel(project: Path,
 """)
     write(project / "fleet.yaml", "".join(parts))
     started = time.monotonic()
-    r = run(project, "apply", "fleet.yaml", "--target", TARGET, "--yes", "--parallelism", "10")
+    r = invoke(project, "apply", "fleet.yaml", "--target", TARGET, "--yes", "--parallelism", "10")
     total = time.monotonic() - started
     assert r.code == 0, r.err + r.out
     found = hosts(openstack_reset)
@@ -278,15 +278,15 @@ def test_a_script_on_twenty_servers_in_parallel(project: Path,
           f"apply {total:.2f}s wall; deployments {min(seconds):.2f}-{max(seconds):.2f}s each")
     # only the 20 deployments change: a re-run of the script everywhere
     started = time.monotonic()
-    r = run(project, "apply", "fleet.yaml", "--target", TARGET, "--yes", "--parallelism", "10",
-            "-p", "tag=two")
+    r = invoke(project, "apply", "fleet.yaml", "--target", TARGET, "--yes", "--parallelism", "10",
+               "-p", "tag=two")
     rerun = time.monotonic() - started
     assert r.code == 0, r.err + r.out
     assert "20 to update, 0 to replace, 0 to delete, 41 unchanged" in r.out
     assert {(Path(h["root"]) / "tag").read_text() for h in found.values()} == {"two\n"}
     print(f"re-running the script on 20 servers (update only), --parallelism 10: "
           f"{rerun:.2f}s wall for the whole `cloudtmpl apply`")
-    r = run(project, "destroy", "fleet.yaml", "--yes")
+    r = invoke(project, "destroy", "fleet.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     assert hosts(openstack_reset) == {}
 

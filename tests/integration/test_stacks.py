@@ -23,7 +23,7 @@ from tests.integration.clitools import (
     cli_args,
     cli_env,
     ec2,
-    run,
+    invoke,
     stack_instances,
     tags,
     write,
@@ -55,7 +55,7 @@ def project(tmp_path: Path, aws_reset: dict[str, Any]) -> Path:
     (tmp_path / "cloudtmpl.yaml").write_text("providers: {}\n")
     write(tmp_path / "web.yaml", WEB)
     write(tmp_path / "db.yaml", DB)
-    r = run(tmp_path, "apply", "web.yaml", "-s", "shared", "--yes")
+    r = invoke(tmp_path, "apply", "web.yaml", "-s", "shared", "--yes")
     assert r.code == 0, r.err + r.out
     return tmp_path
 
@@ -68,7 +68,7 @@ def volumes(sandbox: dict[str, Any], stack: str) -> dict[str, str]:
 
 
 def recorded_template(project: Path, stack: str) -> str | None:
-    r = run(project, "state", "show", stack, "--format", "json")
+    r = invoke(project, "state", "show", stack, "--format", "json")
     assert r.code == 0, r.err
     template: str | None = r.json()["template"]
     return template
@@ -91,31 +91,31 @@ def test_another_template_onto_a_stack_is_refused_and_changes_nothing(
     assert sorted(before) == ["data", "logs"]
     assert recorded_template(project, "shared") == "web.yaml"
 
-    assert_refused(run(project, "plan", "db.yaml", "-s", "shared"),
+    assert_refused(invoke(project, "plan", "db.yaml", "-s", "shared"),
                    "web.yaml", "db.yaml", ["data", "logs"])
-    r = run(project, "plan", "db.yaml", "-s", "shared", "--format", "json",
-            "--detailed-exitcode")
+    r = invoke(project, "plan", "db.yaml", "-s", "shared", "--format", "json",
+               "--detailed-exitcode")
     assert r.code == 1
     assert [d["code"] for d in r.json()["diagnostics"]] == ["stack-template-changed"]
     assert r.json()["diagnostics"][0]["file"] == "db.yaml"
-    r = run(project, "plan", "db.yaml", "-s", "shared", "--out", "plan.json")
+    r = invoke(project, "plan", "db.yaml", "-s", "shared", "--out", "plan.json")
     assert r.code == 1 and not (project / "plan.json").exists()
-    assert_refused(run(project, "apply", "db.yaml", "-s", "shared", "--yes"),
+    assert_refused(invoke(project, "apply", "db.yaml", "-s", "shared", "--yes"),
                    "web.yaml", "db.yaml", ["data", "logs"])
 
     assert volumes(aws_reset, "shared") == before  # nothing created, nothing deleted
     assert recorded_template(project, "shared") == "web.yaml"
-    r = run(project, "plan", "web.yaml", "-s", "shared", "--detailed-exitcode")
+    r = invoke(project, "plan", "web.yaml", "-s", "shared", "--detailed-exitcode")
     assert r.code == 0, r.err + r.out
 
 
 def test_replace_template_on_apply(project: Path, aws_reset: dict[str, Any]) -> None:
-    r = run(project, "apply", "db.yaml", "-s", "shared", "--replace-template", "--yes")
+    r = invoke(project, "apply", "db.yaml", "-s", "shared", "--replace-template", "--yes")
     assert r.code == 0, r.err + r.out
     assert sorted(volumes(aws_reset, "shared")) == ["db_data"]
     assert recorded_template(project, "shared") == "db.yaml"
     # now db.yaml is the stack's template: web.yaml is the other one
-    r = run(project, "apply", "web.yaml", "-s", "shared", "--yes")
+    r = invoke(project, "apply", "web.yaml", "-s", "shared", "--yes")
     assert r.code == 1 and "applied from db.yaml; web.yaml is another template" in \
         " ".join(r.err.split()) and "db_data" in r.err, r.err
     assert sorted(volumes(aws_reset, "shared")) == ["db_data"]
@@ -123,14 +123,14 @@ def test_replace_template_on_apply(project: Path, aws_reset: dict[str, Any]) -> 
 
 def test_replace_template_through_a_saved_plan(project: Path,
                                                aws_reset: dict[str, Any]) -> None:
-    r = run(project, "plan", "db.yaml", "-s", "shared", "--replace-template",
-            "--out", "plan.json", "--format", "json")
+    r = invoke(project, "plan", "db.yaml", "-s", "shared", "--replace-template",
+               "--out", "plan.json", "--format", "json")
     assert r.code == 0, r.err + r.out
     plan = r.json()
     assert plan["replace_template"] is True and plan["stack_template"] == "db.yaml"
     assert {c["address"]: c["action"] for c in plan["changes"]} == {
         "sg": "no-op", "db_data": "create", "data": "delete", "logs": "delete"}
-    r = run(project, "apply", "plan.json")
+    r = invoke(project, "apply", "plan.json")
     assert r.code == 0, r.err + r.out
     assert sorted(volumes(aws_reset, "shared")) == ["db_data"]
     assert recorded_template(project, "shared") == "db.yaml"
@@ -141,18 +141,18 @@ def test_renamed_or_moved_template_applies_and_records_its_new_path(
     before = volumes(aws_reset, "shared")
     (project / "infra").mkdir()
     (project / "web.yaml").rename(project / "infra" / "web-tier.yaml")  # git mv
-    r = run(project, "plan", "infra/web-tier.yaml", "-s", "shared", "--detailed-exitcode")
+    r = invoke(project, "plan", "infra/web-tier.yaml", "-s", "shared", "--detailed-exitcode")
     assert r.code == 0 and "No changes" in r.out, r.err + r.out
-    r = run(project, "apply", "infra/web-tier.yaml", "-s", "shared", "--yes")
+    r = invoke(project, "apply", "infra/web-tier.yaml", "-s", "shared", "--yes")
     assert r.code == 0, r.err + r.out
     assert recorded_template(project, "shared") == "infra/web-tier.yaml"
     # the path is relative to the project directory, wherever the command runs
-    r = run(project / "infra", "plan", "web-tier.yaml", "-s", "shared", "--detailed-exitcode")
+    r = invoke(project / "infra", "plan", "web-tier.yaml", "-s", "shared", "--detailed-exitcode")
     assert r.code == 0, r.err + r.out
     assert volumes(aws_reset, "shared") == before
     # and the old name is now "another template" for the stack
     write(project / "web.yaml", DB)
-    r = run(project / "infra", "plan", "../web.yaml", "-s", "shared")
+    r = invoke(project / "infra", "plan", "../web.yaml", "-s", "shared")
     assert r.code == 1 and "applied from infra/web-tier.yaml; web.yaml is another" in \
         " ".join(r.err.split()), r.err
 
@@ -162,24 +162,24 @@ def test_a_stack_recorded_before_templates_were_is_not_refused(
     with sqlite3.connect(project / ".cloudtmpl" / "state.db") as db:  # as schema 2 left it
         db.execute("UPDATE stacks SET template = NULL")
     assert recorded_template(project, "shared") is None
-    r = run(project, "plan", "db.yaml", "-s", "shared", "--format", "json")
+    r = invoke(project, "plan", "db.yaml", "-s", "shared", "--format", "json")
     assert r.code == 0, r.err
     assert r.json()["summary"]["delete"] == 2
-    r = run(project, "apply", "db.yaml", "-s", "shared", "--yes")
+    r = invoke(project, "apply", "db.yaml", "-s", "shared", "--yes")
     assert r.code == 0, r.err + r.out
     assert recorded_template(project, "shared") == "db.yaml"
 
 
 def test_destroy_is_not_checked_and_forgets_the_template(
         project: Path, aws_reset: dict[str, Any]) -> None:
-    r = run(project, "destroy", "db.yaml", "-s", "shared", "--yes")
+    r = invoke(project, "destroy", "db.yaml", "-s", "shared", "--yes")
     assert r.code == 0, r.err + r.out
     assert volumes(aws_reset, "shared") == {}
     # a destroyed stack has no template: any file may start it anew
-    r = run(project, "apply", "db.yaml", "-s", "shared", "--yes")
+    r = invoke(project, "apply", "db.yaml", "-s", "shared", "--yes")
     assert r.code == 0, r.err + r.out
     assert recorded_template(project, "shared") == "db.yaml"
-    assert run(project, "destroy", "-s", "shared", "--yes").code == 0
+    assert invoke(project, "destroy", "-s", "shared", "--yes").code == 0
 
 
 def test_a_killed_first_apply_ties_the_stack_to_its_template(
@@ -206,12 +206,12 @@ def test_a_killed_first_apply_ties_the_stack_to_its_template(
         proc.communicate(timeout=30)
     configure(openstack_reset, build_seconds=0.05)
     assert recorded_template(tmp_path, "slow") == "slow.yaml"
-    r = run(tmp_path, "plan", "other.yaml", "-s", "slow")
+    r = invoke(tmp_path, "plan", "other.yaml", "-s", "slow")
     assert r.code == 1 and "stack-template-changed" in r.err, r.err + r.out
     text = " ".join(r.err.split())
     assert "applied from slow.yaml; other.yaml is another template" in text
     assert "it does not have: s0" in text, text
-    assert run(tmp_path, "destroy", "slow.yaml", "--yes").code == 0
+    assert invoke(tmp_path, "destroy", "slow.yaml", "--yes").code == 0
     assert servers(openstack_reset, "slow") == []
 
 
@@ -223,12 +223,12 @@ HEAT_ENV = REPO / "tests" / "corpus" / "server_with_volume.env.yaml"  # the hidd
 
 def test_validate_a_heat_named_template_from_its_directory(tmp_path: Path) -> None:
     shutil.copy(HEAT_TEMPLATE, tmp_path / "WordPress_Native.yaml")
-    r = run(tmp_path, "validate", "WordPress_Native.yaml")
+    r = invoke(tmp_path, "validate", "WordPress_Native.yaml")
     assert r.code == 0, r.err + r.out
     assert "WordPress_Native.yaml: valid (4 resources, 4 outputs)" in r.out
-    assert run(tmp_path, "validate", "WordPress_Native.yaml", "-s", "wp").code == 0
-    r = run(tmp_path, "validate", "WordPress_Native.yaml", "--stack", "WordPress.Native",
-            "--format", "json")
+    assert invoke(tmp_path, "validate", "WordPress_Native.yaml", "-s", "wp").code == 0
+    r = invoke(tmp_path, "validate", "WordPress_Native.yaml", "--stack", "WordPress.Native",
+               "--format", "json")
     assert r.code == 1
     (diag,) = r.json()["diagnostics"]
     assert diag["code"] == "invalid-stack-name" and "'WordPress.Native'" in diag["message"]
@@ -236,7 +236,7 @@ def test_validate_a_heat_named_template_from_its_directory(tmp_path: Path) -> No
     # a bad -s and a bad template: both reported in one run
     text = HEAT_TEMPLATE.read_text().replace("type: OS::Cinder::Volume", "type: OS::Nope", 1)
     write(tmp_path / "Broken.yaml", text)
-    r = run(tmp_path, "validate", "Broken.yaml", "-s", "-x", "--format", "json")
+    r = invoke(tmp_path, "validate", "Broken.yaml", "-s", "-x", "--format", "json")
     assert r.code == 1
     codes = [d["code"] for d in r.json()["diagnostics"]]
     assert codes[0] == "invalid-stack-name" and len(codes) >= 2, codes
@@ -246,20 +246,20 @@ def test_a_derived_stack_name_is_used_by_plan_apply_and_destroy(
         tmp_path: Path, aws_reset: dict[str, Any]) -> None:
     shutil.copy(HEAT_TEMPLATE, tmp_path / "WordPress_Native.yaml")
     target = ("--target", f"sandbox-aws/{REGION}", "-e", str(HEAT_ENV))
-    r = run(tmp_path, "plan", "WordPress_Native.yaml", *target)
+    r = invoke(tmp_path, "plan", "WordPress_Native.yaml", *target)
     assert r.code == 0, r.err + r.out
     assert r.out.splitlines()[0].startswith("Stack wordpress_native: ")
-    r = run(tmp_path, "plan", "WordPress_Native.yaml", *target, "--format", "json")
+    r = invoke(tmp_path, "plan", "WordPress_Native.yaml", *target, "--format", "json")
     assert r.json()["stack"] == "wordpress_native"
-    r = run(tmp_path, "plan", "WordPress_Native.yaml", *target, "-s", "WordPress")
+    r = invoke(tmp_path, "plan", "WordPress_Native.yaml", *target, "-s", "WordPress")
     assert r.code == 1 and "invalid-stack-name" in r.err and "pass -s wordpress" in r.err
 
-    r = run(tmp_path, "apply", "WordPress_Native.yaml", *target, "--yes")
+    r = invoke(tmp_path, "apply", "WordPress_Native.yaml", *target, "--yes")
     assert r.code == 0, r.err + r.out
     (server,) = stack_instances(aws_reset, REGION, "wordpress_native")
     assert tags(server)["Name"] == "wordpress_native.db_server"
     assert sorted(volumes(aws_reset, "wordpress_native")) == ["db_volume"]
     assert recorded_template(tmp_path, "wordpress_native") == "WordPress_Native.yaml"
-    r = run(tmp_path, "destroy", "WordPress_Native.yaml", *target, "--yes")
+    r = invoke(tmp_path, "destroy", "WordPress_Native.yaml", *target, "--yes")
     assert r.code == 0, r.err + r.out
     assert stack_instances(aws_reset, REGION, "wordpress_native") == []

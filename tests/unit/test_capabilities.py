@@ -6,8 +6,8 @@ from cloudtmpl import capabilities, resources
 from cloudtmpl.capabilities import CLOUDS, Capabilities
 from cloudtmpl.model import Target
 from cloudtmpl.providers.aws import SERVICE_KINDS
-from cloudtmpl.providers.deploy import SOFTWARE_KINDS
 from cloudtmpl.providers.openstack.storage import STORAGE_KINDS
+from cloudtmpl.providers.software import SOFTWARE_KINDS
 
 
 def test_every_declared_kind_has_a_schema_and_local_ones_are_local() -> None:

@@ -205,7 +205,7 @@ _EXECUTING_BUILTINS = {"eval", "exec", "compile", "__import__", "breakpoint"}
 # deployments (which run scripts on the *servers* over SSH, never here).
 _TEMPLATE_MODULES = ["loader", "schema", "functions", "compose", "resolve", "resources",
                      "placement", "graph", "model", "providers/local", "providers/deploy",
-                     "ssh"]
+                     "providers/software", "providers/addresses", "ssh"]
 
 
 def _executing_uses(path: Path) -> list[str]:

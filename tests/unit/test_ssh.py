@@ -1,4 +1,4 @@
-"""The pure pieces of cloudtmpl.ssh and of the deploy adapter (no sshd involved)."""
+"""The pure pieces of cloudtmpl.ssh and of software configs (no sshd involved)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudtmpl import ssh
-from cloudtmpl.providers import deploy
+from cloudtmpl.providers import software
 
 
 def ed25519_pkey() -> tuple[paramiko.PKey, str]:
@@ -209,33 +209,33 @@ def test_wait_connect_does_not_retry_a_host_key_mismatch(monkeypatch: pytest.Mon
     assert calls == [1]
 
 
-# -- deploy adapter pieces -------------------------------------------------------
+# -- software config pieces ------------------------------------------------------
 def test_config_id_follows_content_and_hides_it() -> None:
-    a = deploy.config_id(b"k", "st", "cfg", "Cloud::Software::Config", {"config": "echo 1"})
-    b = deploy.config_id(b"k", "st", "cfg", "Cloud::Software::Config", {"config": "echo 2"})
+    a = software.config_id(b"k", "st", "cfg", "Cloud::Software::Config", {"config": "echo 1"})
+    b = software.config_id(b"k", "st", "cfg", "Cloud::Software::Config", {"config": "echo 2"})
     assert a != b and a.startswith("st.cfg@") and "echo" not in a
-    assert a == deploy.config_id(b"k", "st", "cfg", "Cloud::Software::Config",
+    assert a == software.config_id(b"k", "st", "cfg", "Cloud::Software::Config",
                                  {"config": "echo 1"})
-    assert deploy._CONFIG_ID.match(a)
+    assert software.CONFIG_ID.match(a)
 
 
 def test_cloud_config_and_multipart_are_deterministic() -> None:
-    text = deploy.cloud_config_text({"cloud_config": {"packages": ["nginx"]}})
+    text = software.cloud_config_text({"cloud_config": {"packages": ["nginx"]}})
     assert text == "#cloud-config\npackages:\n- nginx\n"
     parts = [{"config": text}, {"config": "#!/bin/sh\necho hi\n", "filename": "boot.sh"}]
-    one = deploy.multipart_text(parts, lambda ref: None)
-    assert one == deploy.multipart_text(parts, lambda ref: None)
+    one = software.multipart_text(parts, lambda ref: None)
+    assert one == software.multipart_text(parts, lambda ref: None)
     msg = email.message_from_string(one)
     subtypes = [p.get_content_subtype() for p in msg.get_payload()]  # type: ignore[union-attr]
     assert subtypes == ["cloud-config", "x-shellscript"]
-    resolved = deploy.multipart_text([{"config": "st.c@0123456789abcdef"}],
+    resolved = software.multipart_text([{"config": "st.c@0123456789abcdef"}],
                                      lambda ref: "#cloud-config\n{}\n")
     assert "cloud-config" in resolved
 
 
 def test_structured_inputs_names_and_actions() -> None:
     cfg = {"a": {"get_input": "x"}, "b": [{"get_input": "y"}, 1]}
-    assert deploy.substitute_inputs(cfg, {"x": 1, "y": "z"}) == {"a": 1, "b": ["z", 1]}
-    assert deploy.names_of([{"name": "a"}, "b", {"name": "a"}]) == ["a", "b"]
-    assert deploy.actions_of({"actions": ["create", "DELETE"]}) == {"CREATE", "DELETE"}
-    assert deploy.as_text({"b": 1}) == '{"b": 1}' and deploy.as_text(None) == ""
+    assert software.substitute_inputs(cfg, {"x": 1, "y": "z"}) == {"a": 1, "b": ["z", 1]}
+    assert software.names_of([{"name": "a"}, "b", {"name": "a"}]) == ["a", "b"]
+    assert software.actions_of({"actions": ["create", "DELETE"]}) == {"CREATE", "DELETE"}
+    assert software.as_text({"b": 1}) == '{"b": 1}' and software.as_text(None) == ""

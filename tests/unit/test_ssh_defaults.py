@@ -21,7 +21,7 @@ from cloudtmpl.functions import GetResource
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import Action, DesiredResource, LiveResource, Placement, Target, spec_hash
 from cloudtmpl.plan import decide, make_plan
-from cloudtmpl.providers import deploy
+from cloudtmpl.providers import addresses, deploy
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.providers.local import LocalAdapter
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve, with_ssh_defaults
@@ -349,7 +349,7 @@ def test_via_picks_exactly_that_kind(via: str | None, want: str, tmp_path: Path)
 
 
 def test_server_addresses_sorts_a_servers_addresses_by_kind() -> None:
-    found = deploy.server_addresses([*FULL, fip("203.0.113.10", server="srv-1"),
+    found = addresses.server_addresses([*FULL, fip("203.0.113.10", server="srv-1"),
                                      fip("203.0.113.11", server="other")], "srv-1")
     assert found.floating == ("203.0.113.9", "203.0.113.10")
     assert found.public == ("198.51.100.7",)
@@ -518,7 +518,8 @@ def test_apply_records_a_new_stack_default_without_running(
         with store.lock("s", "test"):
             run_id = store.begin_run("s", "apply", "test")
             result = Executor(plan, st, {"local": ad}, store, catalogs,
-                              keys_dir=tmp_path / "keys", emit=events.append).run(run_id)
+                              keys_dir=tmp_path / "keys", emit=events.append,
+                              local=ad).run(run_id)
         assert result.ok, [e.message for e in events]
         return runs, events, store
 
