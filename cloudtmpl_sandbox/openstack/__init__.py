@@ -7,7 +7,8 @@ Modules: :mod:`.app` (WSGI routing, knobs, admin endpoints), :mod:`.state`
 (:mod:`.identity`, :mod:`.image`, :mod:`.object`) and, moto-style, a models module
 (state, transitions, refusals) and a responses module (routes, views) for each of
 Nova, Neutron and Cinder (:mod:`.compute_models` / :mod:`.compute_responses`,
-:mod:`.network_models` / :mod:`.network_responses`, :mod:`.volume_models` /
+:mod:`.network_models` (+ :mod:`.network_base`, :mod:`.network_security`,
+:mod:`.network_floating`) / :mod:`.network_responses`, :mod:`.volume_models` /
 :mod:`.volume_responses`).  Run: ``python -m cloudtmpl_sandbox.openstack --port 0``.
 """
 

@@ -42,7 +42,7 @@ from . import (
     compute_responses,
     identity,
     image,
-    network_models,
+    network_base,
     network_responses,
     volume_responses,
 )
@@ -63,7 +63,7 @@ def service_error(service: str, status: int, message: str) -> ApiError:
     """An error in the style the named service answers with."""
     if service == "network":
         kind = {429: "OverLimit", 503: "ServiceUnavailable"}.get(status, "HTTPInternalServerError")
-        return network_models.error(status, kind, message)
+        return network_base.error(status, kind, message)
     if service == "image":
         return ApiError(status, f"{status} {message}\n\n")
     if service == "identity":

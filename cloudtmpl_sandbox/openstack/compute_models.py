@@ -16,8 +16,8 @@ import hashlib
 import re
 from typing import Any
 
+from . import network_floating, server_groups
 from . import network_models as network
-from . import server_groups
 from . import volume_models as volume
 from .core import JSON, ApiError, fault, iso, new_id, now
 from .identity import PROJECT_ID, USER_ID
@@ -113,7 +113,7 @@ def settle(server: JSON, store: Store | None = None, region: Region | None = Non
         if server["launched_at"] is None:
             server["launched_at"] = pending[1]
     if store is not None and region is not None:
-        network.sync_ssh(store, region, server)
+        network_floating.sync_ssh(store, region, server)
     return server
 
 
@@ -314,7 +314,7 @@ def create_server(store: Store, region: Region, spec: JSON,
     knobs = store.knobs
     if knobs.ssh and key_name is not None and host is not None:
         # the address its sshd will listen on; reported as accessIPv4, and taken by a
-        # floating IP created for one of its ports (see network_models.create_floatingip)
+        # floating IP created for one of its ports (see network_floating.create_floatingip)
         address = store.pools[region.name].allocate()
         store.ssh.add(server_id, region.name, knobs.ssh_port,
                       str(region.keypairs[key_name]["public_key"]), [address])

@@ -12,7 +12,7 @@ import ipaddress
 import re
 
 from . import compute_models as models
-from . import network_models, server_groups
+from . import network_floating, server_groups
 from .compute_models import FLAVORS, VM_STATE, ZONE
 from .core import (
     JSON,
@@ -132,7 +132,7 @@ def _addresses(region: Region, server: JSON) -> JSON:
         for fixed in port["fixed_ips"]:
             addr = fixed["ip_address"]
             entries.append(_address(addr, port["mac_address"], "fixed"))
-        for addr in network_models.public_ips_of_port(region, port_id):
+        for addr in network_floating.public_ips_of_port(region, port_id):
             entries.append(_address(addr, port["mac_address"], "floating"))
     return out
 

@@ -4,14 +4,18 @@ Lists take ``limit``/``marker`` (``<collection>_links`` next link, only when mor
 items remain, as Neutron does), attribute filters (``name``, ``network_id``,
 ``device_id``, ...), ``tags``/``tags-any`` and ``fields``.  Errors are
 ``{"NeutronError": {"type", "message", "detail"}}``.  The state changes and
-refusals are :mod:`.network_models`'s.
+refusals are the models' (:mod:`.network_models`, :mod:`.network_security`,
+:mod:`.network_floating`; errors and tags :mod:`.network_base`).
 """
 
 from __future__ import annotations
 
+from . import network_base as base
+from . import network_floating as floating
 from . import network_models as models
+from . import network_security as security
 from .core import JSON, Call, Reply, Router, dispatch, matches, page_reply, paginate
-from .network_models import COLLECTIONS, bad, error
+from .network_base import COLLECTIONS, bad, error
 from .state import Region
 
 router = Router()
@@ -59,7 +63,7 @@ def _region(call: Call) -> Region:
 
 
 def _item(call: Call, collection: str) -> JSON:
-    return models.get(_region(call), collection, call.params["item_id"])
+    return base.get(_region(call), collection, call.params["item_id"])
 
 
 @router.route("GET", "/v2.0/{collection}")
@@ -91,19 +95,19 @@ def _tags(call: Call) -> Reply:
 @router.route("PUT", "/v2.0/{collection}/{item_id}/tags")
 def _replace_tags(call: Call) -> Reply:
     item = _tag_target(call)
-    models.replace_tags(item, call.body.get("tags") if isinstance(call.body, dict) else None)
+    base.replace_tags(item, call.body.get("tags") if isinstance(call.body, dict) else None)
     return Reply(200, {"tags": item["tags"]})
 
 
 @router.route("PUT", "/v2.0/{collection}/{item_id}/tags/{tag}")
 def _add_tag(call: Call) -> Reply:
-    models.add_tag(_tag_target(call), call.params["tag"])
+    base.add_tag(_tag_target(call), call.params["tag"])
     return Reply(201)
 
 
 @router.route("DELETE", "/v2.0/{collection}/{item_id}/tags/{tag}")
 def _remove_tag(call: Call) -> Reply:
-    models.remove_tag(_tag_target(call), call.params["tag"])
+    base.remove_tag(_tag_target(call), call.params["tag"])
     return Reply(204)
 
 
@@ -191,20 +195,20 @@ def _delete_port(call: Call) -> Reply:
 
 @router.route("POST", "/v2.0/security-groups")
 def _post_group(call: Call) -> Reply:
-    group = models.create_security_group(_region(call), call.json("security_group"))
+    group = security.create_security_group(_region(call), call.json("security_group"))
     return Reply(201, {"security_group": group})
 
 
 @router.route("PUT", "/v2.0/security-groups/{item_id}")
 def _put_group(call: Call) -> Reply:
     group = _item(call, "security-groups")
-    models.update_group(group, call.json("security_group"))
+    security.update_group(group, call.json("security_group"))
     return Reply(200, {"security_group": group})
 
 
 @router.route("DELETE", "/v2.0/security-groups/{item_id}")
 def _delete_group(call: Call) -> Reply:
-    models.delete_group(_region(call), _item(call, "security-groups"))
+    security.delete_group(_region(call), _item(call, "security-groups"))
     return Reply(204)
 
 
@@ -212,13 +216,13 @@ def _delete_group(call: Call) -> Reply:
 def _post_rule(call: Call) -> Reply:
     region = _region(call)
     spec = call.json("security_group_rule")
-    group = models.get(region, "security-groups", str(spec.get("security_group_id", "")))
-    return Reply(201, {"security_group_rule": models.add_rule(region, group, spec)})
+    group = base.get(region, "security-groups", str(spec.get("security_group_id", "")))
+    return Reply(201, {"security_group_rule": security.add_rule(region, group, spec)})
 
 
 @router.route("DELETE", "/v2.0/security-group-rules/{item_id}")
 def _delete_rule(call: Call) -> Reply:
-    models.delete_rule(_region(call), _item(call, "security-group-rules"))
+    security.delete_rule(_region(call), _item(call, "security-group-rules"))
     return Reply(204)
 
 
@@ -228,18 +232,18 @@ def _delete_rule(call: Call) -> Reply:
 @router.route("POST", "/v2.0/floatingips")
 def _post_fip(call: Call) -> Reply:
     region = _region(call)
-    fip = models.create_floatingip(call.store, region, call.json("floatingip"))
+    fip = floating.create_floatingip(call.store, region, call.json("floatingip"))
     return Reply(201, {"floatingip": fip})
 
 
 @router.route("PUT", "/v2.0/floatingips/{item_id}")
 def _put_fip(call: Call) -> Reply:
     fip = _item(call, "floatingips")
-    models.update_floatingip(call.store, _region(call), fip, call.json("floatingip"))
+    floating.update_floatingip(call.store, _region(call), fip, call.json("floatingip"))
     return Reply(200, {"floatingip": fip})
 
 
 @router.route("DELETE", "/v2.0/floatingips/{item_id}")
 def _delete_fip(call: Call) -> Reply:
-    models.delete_floatingip(call.store, _region(call), _item(call, "floatingips"))
+    floating.delete_floatingip(call.store, _region(call), _item(call, "floatingips"))
     return Reply(204)

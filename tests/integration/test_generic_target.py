@@ -17,27 +17,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from tests.integration.adapters import LAB_PROJECT, lab_env
 from tests.integration.clitools import REPO, ec2, run, stack_instances, tags, write
 
 FOUR = REPO / "examples" / "four-clouds"
 
-
-def lab_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {"FILECLOUD_TOKEN": "lab-token",
-            "CLOUDTMPL_FILECLOUD_PATH": str(tmp_path / "filecloud.json"), **extra}
-
-
-LAB_PROJECT = """\
-providers:
-  lab:
-    type: libcloud
-    driver: filecloud
-    key_env: FILECLOUD_TOKEN
-    regions:
-      lab-de: {country: DE, jurisdiction: EU}
-      lab-nl: {country: NL, jurisdiction: EU}
-default_target: lab
-"""
 
 LAB_STACK = """\
 heat_template_version: 2021-04-16

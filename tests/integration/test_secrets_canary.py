@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,8 @@ import pytest
 
 from cloudtmpl_sandbox import control
 from cloudtmpl_sandbox.sshd import sshd_path
-from tests import postgres
 from tests.integration.clitools import REPO, cli_args, cli_env, os_driver, owned, run, write
+from tests.integration.pgfixtures import new_database
 
 pytestmark = [
     pytest.mark.integration,
@@ -252,17 +251,6 @@ def sampled_apply(sinks: Sinks, cwd: Path, env: dict[str, str], *args: str) -> t
     return proc.returncode, len(seen)
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[postgres.Server]:
-    reason = postgres.unavailable()
-    if reason is not None:
-        if os.environ.get("CI") == "true" or postgres.is_root():
-            pytest.fail(reason)
-        pytest.skip(reason)
-    with postgres.running() as server:
-        yield server
-
-
 def pg_dump(url: str) -> bytes:
     """Every row of every table of the database, as text (what a dump holds)."""
     out = []
@@ -289,11 +277,7 @@ def test_no_canary_reaches_any_sink(backend: str, tmp_path: Path,
     write(project / "bad.yaml", json.dumps({"parameters": {"s_bad": GIVEN["failure"]}}))
     env: dict[str, str] = {}
     if backend == "postgresql":
-        server = request.getfixturevalue("pg_server")
-        name = f"canary{os.getpid()}"
-        with psycopg.connect(server.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        env["CLOUDTMPL_STATE"] = server.url(name)
+        env["CLOUDTMPL_STATE"] = new_database(request.getfixturevalue("pg_server"))
     os.environ.update(env)  # run() passes the environment on
     sinks = Sinks()
     try:
