@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from cloudtmpl import functions, resources
-from cloudtmpl.config import Catalog
+from cloudtmpl.catalog import Catalog
 from cloudtmpl.desired import (
     RefContext,
     derived,

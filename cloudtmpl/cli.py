@@ -23,9 +23,10 @@ from cloudtmpl import planfile as pf
 from cloudtmpl import version as about
 from cloudtmpl import workflow as wf
 from cloudtmpl.apply import Event
+from cloudtmpl.catalog import target_regions
 from cloudtmpl.cliguard import Exit, guard
 from cloudtmpl.clihelp import Command, Group, StateOpt, choice_option, completion_option
-from cloudtmpl.config import load_project, target_regions
+from cloudtmpl.config import load_project
 from cloudtmpl.diagnostics import error
 from cloudtmpl.graph import build_graph, to_dot, to_mermaid
 from cloudtmpl.inputs import Inputs, parse_params

@@ -20,7 +20,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from cloudtmpl.config import ImageFilter
+from cloudtmpl.catalog import ImageFilter
 from cloudtmpl.model import Target
 from cloudtmpl.providers.aws import AwsAdapter
 from cloudtmpl.providers.aws.raw import get_raw

@@ -13,7 +13,8 @@ import pytest
 
 from cloudtmpl import resources
 from cloudtmpl.apply import Event, Executor
-from cloudtmpl.config import SANDBOX_TARGETS, Catalog
+from cloudtmpl.catalog import Catalog
+from cloudtmpl.config import SANDBOX_TARGETS
 from cloudtmpl.desired import RefContext, desired_spec
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc
 from cloudtmpl.discover import Discovery

@@ -55,7 +55,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from cloudtmpl.config import ImageFilter
+from cloudtmpl.catalog import ImageFilter
 from cloudtmpl.model import LiveResource, Target
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.aws import (
