@@ -59,19 +59,21 @@ from cloudtmpl.model import LiveResource, Placement, Target
 from cloudtmpl.providers.base import Adapter, Choice, CloudError
 from cloudtmpl.providers.scripts import RunTarget, ScriptRunner
 from cloudtmpl.resources import (
-    CLOUD_CONFIG,
     DEPLOY_KINDS,
-    DEPLOYMENT,
-    DEPLOYMENT_GROUP,
     FLOATING_IP,
     LOCAL_TARGET,
-    MULTIPART_MIME,
     RANDOM_STRING,
     SERVER,
+    connection_only,
+)
+from cloudtmpl.software_kinds import (
+    CLOUD_CONFIG,
+    DEPLOYMENT,
+    DEPLOYMENT_GROUP,
+    MULTIPART_MIME,
     SOFTWARE_CONFIG,
     SSH_VIA,
     STRUCTURED_CONFIG,
-    connection_only,
 )
 
 CONFIG_KINDS = frozenset({SOFTWARE_CONFIG.kind, STRUCTURED_CONFIG.kind})

@@ -41,7 +41,7 @@ from cloudtmpl.providers.base import (
     ResourceTimeout,
 )
 from cloudtmpl.providers.retry import SANDBOX_POLICY
-from cloudtmpl.resources import canonical_rules
+from cloudtmpl.security_rules import canonical_rules
 from cloudtmpl_sandbox import control
 
 pytestmark = pytest.mark.integration
