@@ -23,7 +23,7 @@ from typing import Any
 
 from cloudtmpl.catalog import is_country
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc
-from cloudtmpl.hints import closest
+from cloudtmpl.hints import suggest
 from cloudtmpl.libcloud_targets import SECRET_KEYS, libcloud_target, secret_in_config
 from cloudtmpl.loader import Document, load_file
 from cloudtmpl.model import Target
@@ -170,7 +170,7 @@ def _parse(doc: Document, environ: Mapping[str, str] | None = None, cwd: Path | 
                     "config-unknown-key",
                     f"unknown key {key!r} in {PROJECT_FILE}",
                     doc.loc((key,)),
-                    closest(key, sorted(_PROJECT_KEYS))
+                    suggest(key, sorted(_PROJECT_KEYS))
                     + f"allowed: {', '.join(sorted(_PROJECT_KEYS))}",
                 )
             )
@@ -223,7 +223,7 @@ def _parse(doc: Document, environ: Mapping[str, str] | None = None, cwd: Path | 
         for key in spec:
             if key in allowed:
                 continue
-            hint = closest(str(key), sorted(allowed)) + f"allowed: {', '.join(sorted(allowed))}"
+            hint = suggest(str(key), sorted(allowed)) + f"allowed: {', '.join(sorted(allowed))}"
             if ttype == "libcloud" and str(key).lower() in SECRET_KEYS:
                 diags.append(secret_in_config(doc, ("providers", name, key), name))
                 continue
@@ -265,7 +265,7 @@ def _parse(doc: Document, environ: Mapping[str, str] | None = None, cwd: Path | 
                 "unknown-target",
                 f"default_target {default!r} is not a known target",
                 doc.loc(("default_target",)),
-                closest(str(default), sorted(targets)) + f"known: {', '.join(sorted(targets))}",
+                suggest(str(default), sorted(targets)) + f"known: {', '.join(sorted(targets))}",
             )
         )
     state = data.get("state")

@@ -29,7 +29,7 @@ from cloudtmpl.capabilities import SERVER as _SERVER
 from cloudtmpl.capabilities import VOLUME as _VOLUME
 from cloudtmpl.catalog import load_catalog
 from cloudtmpl.diagnostics import Diagnostic
-from cloudtmpl.hints import closest
+from cloudtmpl.hints import suggest
 from cloudtmpl.loader import Document
 from cloudtmpl.model import Target
 
@@ -222,7 +222,7 @@ def libcloud_target(doc: Document, name: str, spec: Mapping[str, Any]
         loc = doc.loc((*base, "capabilities", key))
         if key not in _CAPABILITY_KEYS:
             diags.append(Diagnostic("config-unknown-key", f"unknown capability {key!r} of "
-                                    f"target {name!r}", loc, closest(str(key), sorted(
+                                    f"target {name!r}", loc, suggest(str(key), sorted(
                                         _CAPABILITY_KEYS)) + "allowed: kinds, tags, regions"))
         elif key == "kinds":
             wanted = value if isinstance(value, list) else [value]
@@ -230,7 +230,7 @@ def libcloud_target(doc: Document, name: str, spec: Mapping[str, Any]
             if bad:
                 diags.append(Diagnostic(
                     "config-capabilities", f"target {name!r}: libcloud targets cannot provide "
-                    f"{', '.join(bad)}", loc, closest(bad[0], sorted(LIBCLOUD_KINDS))
+                    f"{', '.join(bad)}", loc, suggest(bad[0], sorted(LIBCLOUD_KINDS))
                     + f"possible: {', '.join(sorted(LIBCLOUD_KINDS))}"))
             kinds = frozenset(str(k) for k in wanted if k in LIBCLOUD_KINDS)
         elif not isinstance(value, bool):
