@@ -26,7 +26,7 @@ from typing import Any
 import networkx as nx
 
 from cloudtmpl import functions, health, resources
-from cloudtmpl.config import Catalog
+from cloudtmpl.catalog import Catalog
 from cloudtmpl.desired import (
     RefContext,
     derived,

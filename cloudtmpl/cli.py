@@ -24,6 +24,7 @@ from cloudtmpl import clihelp, render
 from cloudtmpl import planfile as pf
 from cloudtmpl import version as about
 from cloudtmpl import workflow as wf
+from cloudtmpl.catalog import target_regions
 from cloudtmpl.cliguard import Exit, guard
 from cloudtmpl.clihelp import (
     TEXT_JSON,
@@ -44,7 +45,7 @@ from cloudtmpl.clihelp import (
 )
 from cloudtmpl.cliio import Io, bound
 from cloudtmpl.cliui import TerminalUi
-from cloudtmpl.config import load_project, target_regions
+from cloudtmpl.config import load_project
 from cloudtmpl.diagnostics import error
 from cloudtmpl.graph import build_graph, to_dot, to_mermaid
 from cloudtmpl.inputs import Inputs, parse_params

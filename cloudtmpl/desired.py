@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from cloudtmpl import functions, resources
-from cloudtmpl.config import Catalog, ImageFilter
+from cloudtmpl.catalog import Catalog, ImageFilter
 from cloudtmpl.model import UNKNOWN, DesiredResource, LiveResource, Placement, seal
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sensitive import carry, has_marks, mark, texts

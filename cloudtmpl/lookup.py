@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cloudtmpl.config import Catalog
+from cloudtmpl.catalog import Catalog
 from cloudtmpl.desired import CHOICES, catalog_choice
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.model import Target

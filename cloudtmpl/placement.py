@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from cloudtmpl.config import RegionInfo, catalog_for, is_country, target_regions
+from cloudtmpl.catalog import RegionInfo, catalog_for, is_country, target_regions
 from cloudtmpl.diagnostics import NOWHERE, Diagnostic, Loc
 from cloudtmpl.model import Placement, Target
 

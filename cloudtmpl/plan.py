@@ -17,7 +17,7 @@ from typing import Any
 import networkx as nx
 
 from cloudtmpl import resources
-from cloudtmpl.config import Catalog
+from cloudtmpl.catalog import Catalog
 from cloudtmpl.desired import (
     LIFECYCLE,
     POLICY,

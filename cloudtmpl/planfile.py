@@ -21,12 +21,12 @@ from typing import Any
 import yaml
 
 from cloudtmpl import hidden_defaults, limits
-from cloudtmpl.config import data_dir
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.inputs import Inputs, parse_params, read_sources
 from cloudtmpl.model import Action, canonical_json
 from cloudtmpl.plan import FORMAT_VERSION, Plan
 from cloudtmpl.resolve import ResolvedStack
+from cloudtmpl.shipped import data_dir
 from cloudtmpl.state import StateStore
 
 PLAN_HINT = "make a new one with `cloudtmpl plan TEMPLATE --out FILE`"

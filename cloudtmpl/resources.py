@@ -1,76 +1,21 @@
-"""Resource type schemas: properties, which update in place, attributes.
+"""The resource kinds: the cloud kinds (servers, key pairs, server groups, volumes,
+networks, ...) and the local ones (random strings, values) as tables, and the registry
+of every kind (:data:`TYPES`) with its Heat aliases (:data:`ALIASES`).
 
-Update-versus-replace is data here, not code: as Heat's ``update_allowed``, a
-property marked ``update_allowed`` changes in place, any other change replaces.
 The provider-agnostic ``Cloud::*`` kinds are the native vocabulary; ``OS::*``
-names are aliases onto them.
+names are aliases onto them.  What a schema is made of is :mod:`cloudtmpl.resource_spec`;
+the software kinds are in :mod:`cloudtmpl.software_kinds`, the service kinds (DNS,
+buckets, load balancers) in :mod:`cloudtmpl.service_kinds`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-PropType = Literal["string", "integer", "number", "boolean", "list", "map", "any"]
-
-
-@dataclass(frozen=True)
-class PropertySpec:
-    type: PropType
-    required: bool = False
-    update_allowed: bool = False
-    default: Any = None
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class ResourceType:
-    kind: str
-    properties: Mapping[str, PropertySpec]
-    attributes: Mapping[str, str]  # name -> description
-    ref: str  # what get_resource returns
-    tags: bool  # can the cloud hold the cloudtmpl:* tags on this kind?
-    description: str = ""
-    ready_timeout: float = 600.0  # seconds to wait for a create to become ready
-    delete_timeout: float = 600.0
-    # Creation layer: a kind may refer to kinds of lower layers only.  Deletes of
-    # resources the template no longer has run from the highest layer down, so the
-    # order is right even when the old template (and its edges) is gone.
-    layer: int = 0
-    # Holds user data: never destroyed by a relocation without --allow-relocation.
-    data_bearing: bool = False
-    # Computed by cloudtmpl itself, no cloud involved (random strings, values).
-    local: bool = False
-    # Takes any properties (Heat's OS::Heat::None and TestResource ignore theirs).
-    open_properties: bool = False
-    # Has attributes named by the template (a deployment's declared outputs).
-    open_attributes: bool = False
-    # What deletion_policy Snapshot does: "snapshot" (a snapshot is taken before the
-    # resource is deleted), "retain" (Heat would snapshot it, cloudtmpl cannot yet: kept
-    # as with Retain) or "refuse" (Heat refuses it too: a diagnostic).
-    on_snapshot: Literal["snapshot", "retain", "refuse"] = "refuse"
-
-    def forces_replacement(self, prop: str) -> bool:
-        spec = self.properties.get(prop)
-        return spec is None or not spec.update_allowed
-
-
-@dataclass(frozen=True)
-class Alias:
-    """A Heat type name mapped onto a native kind, with its property/attribute names."""
-
-    name: str
-    kind: str
-    properties: Mapping[str, str] = field(default_factory=dict)  # alias name -> native name
-    attributes: Mapping[str, str] = field(default_factory=dict)
-    # Heat properties accepted and ignored: cloudtmpl names every resource
-    # <stack>.<address> (its identity), so Heat's `name` and the like have no effect.
-    ignored: frozenset[str] = frozenset()
-
-
-P = PropertySpec
+from cloudtmpl import service_kinds, software_kinds
+from cloudtmpl.resource_spec import Alias, P, ResourceType, local_kind
+from cloudtmpl.security_rules import DEFAULT_EGRESS_RULES, canonical_rules
 
 SERVER = ResourceType(
     kind="Cloud::Compute::Server",
@@ -272,9 +217,9 @@ PORT = ResourceType(
     layer=2,
 )
 
-RANDOM_STRING = ResourceType(
-    kind="Cloud::Random::String",
-    description="A random string, generated once and kept; never shown in clear text. It is "
+RANDOM_STRING = local_kind(
+    "Cloud::Random::String",
+    "A random string, generated once and kept; never shown in clear text. It is "
     "derived from the project's secret key (.cloudtmpl/keys/secret.key, or "
     "CLOUDTMPL_SECRET_KEY), so only its parameters are stored.",
     properties={
@@ -288,43 +233,30 @@ RANDOM_STRING = ResourceType(
     },
     attributes={"value": "The random string"},
     ref="the random string",
-    tags=False,
-    local=True,
 )
 
-VALUE = ResourceType(
-    kind="Cloud::Local::Value",
-    description="A value computed from other values (Heat's OS::Heat::Value).",
+VALUE = local_kind(
+    "Cloud::Local::Value",
+    "A value computed from other values (Heat's OS::Heat::Value).",
     properties={
         "value": P("any", required=True, update_allowed=True),
         "type": P("string", update_allowed=True),
     },
     attributes={"value": "The value"},
     ref="the resource's name",
-    tags=False,
-    local=True,
 )
 
-NONE = ResourceType(
-    kind="Cloud::Local::None",
-    description="A placeholder that makes nothing (Heat's OS::Heat::None); any properties.",
-    properties={},
-    attributes={},
-    ref="the resource's name",
-    tags=False,
-    local=True,
-    open_properties=True,
+NONE = local_kind(
+    "Cloud::Local::None",
+    "A placeholder that makes nothing (Heat's OS::Heat::None); any properties.",
+    properties={}, attributes={}, ref="the resource's name", open_properties=True,
 )
 
-TEST_RESOURCE = ResourceType(
-    kind="Cloud::Local::Test",
-    description="Heat's OS::Heat::TestResource, value only: its 'output' is its 'value'.",
+TEST_RESOURCE = local_kind(
+    "Cloud::Local::Test",
+    "Heat's OS::Heat::TestResource, value only: its 'output' is its 'value'.",
     properties={"value": P("any", update_allowed=True, default="")},
-    attributes={"output": "The value"},
-    ref="the resource's name",
-    tags=False,
-    local=True,
-    open_properties=True,
+    attributes={"output": "The value"}, ref="the resource's name", open_properties=True,
 )
 
 TYPES: dict[str, ResourceType] = {
@@ -332,164 +264,15 @@ TYPES: dict[str, ResourceType] = {
     for t in (
         SERVER, KEYPAIR, SERVER_GROUP, SECURITY_GROUP, VOLUME, VOLUME_ATTACHMENT,
         FLOATING_IP, NETWORK, SUBNET, PORT, RANDOM_STRING, VALUE, NONE, TEST_RESOURCE,
+        *software_kinds.KINDS, *service_kinds.KINDS,
     )
 }
 
-# -- software configuration and deployments (run over SSH from the operator's machine)
-#: The SSH connection settings: a deployment's or deployment group's ``ssh`` property, a
-#: lifecycle hook's ``ssh``, and the template's top-level ``ssh:`` (the stack's defaults,
-#: merged under each of those key by key: the resource's own value wins).
-SSH_SETTINGS = ("user", "port", "key_file", "key_pair", "bastion", "timeout", "via")
-#: ``ssh.via``: which of the server's addresses to connect to when no ``address`` is given
-#: (absent: its floating IP, else its public, else its first address).
-SSH_VIA = ("floating", "public", "private")
+DEPLOY_KINDS = frozenset({software_kinds.DEPLOYMENT.kind, software_kinds.DEPLOYMENT_GROUP.kind})
 #: A deployment's properties that only say how to reach the server: a change of these
 #: alone is recorded without running the script again (Heat re-runs a deployment when its
 #: config or inputs change).
 CONNECTION_PROPERTIES = frozenset({"ssh", "address", "addresses"})
-
-_SSH_HELP = ("SSH settings: user (default cloudtmpl), port (22), key_file, or key_pair (a "
-             "KeyPair's name: its generated key .cloudtmpl/keys/<name>.pem), bastion "
-             "({host, port, user, key_file} or user@host:port), timeout (seconds to wait for "
-             "SSH, default 120), via (floating, public or private: which of the server's "
-             "addresses to use when no address is given; default floating, else public, else "
-             "private). The template's top-level ssh: gives stack-wide defaults for any of "
-             "them. A change of only ssh, address or addresses does not re-run the script")
-
-SOFTWARE_CONFIG = ResourceType(
-    kind="Cloud::Software::Config",
-    description="A script and its declared inputs/outputs (Heat's OS::Heat::SoftwareConfig). "
-    "Immutable: a change makes a new config (a new id), which re-runs its deployments.",
-    properties={
-        "group": P("string", default="script", description="script or ungrouped"),
-        "config": P("string", default="", description="The script"),
-        "inputs": P("list", default=[], description="[{name, default, description, type}]"),
-        "outputs": P("list", default=[], description="[{name, description}]"),
-        "options": P("map", default={}),
-    },
-    attributes={"config": "The script"},
-    ref="the config id (derived from its content)",
-    tags=False,
-    local=True,
-)
-
-STRUCTURED_CONFIG = ResourceType(
-    kind="Cloud::Software::StructuredConfig",
-    description="A structured (map) config (Heat's OS::Heat::StructuredConfig): a deployment "
-    "writes it, {get_input: NAME} substituted, as JSON to $heat_config_path; its 'run' key, "
-    "if any, is the script run then.",
-    properties={
-        "group": P("string", default="script"),
-        "config": P("map", default={}),
-        "inputs": P("list", default=[]),
-        "outputs": P("list", default=[]),
-        "options": P("map", default={}),
-    },
-    attributes={"config": "The structured config"},
-    ref="the config id (derived from its content)",
-    tags=False,
-    local=True,
-)
-
-CLOUD_CONFIG = ResourceType(
-    kind="Cloud::Software::CloudConfig",
-    description="cloud-init #cloud-config user data (Heat's OS::Heat::CloudConfig); "
-    "get_resource gives the rendered text, ready for a server's user_data.",
-    properties={"cloud_config": P("map", default={}, update_allowed=True)},
-    attributes={"config": "The rendered user data"},
-    ref="the rendered user data",
-    tags=False,
-    local=True,
-)
-
-MULTIPART_MIME = ResourceType(
-    kind="Cloud::Software::MultipartMime",
-    description="Several configs as one multipart MIME user data (Heat's "
-    "OS::Heat::MultipartMime); get_resource gives the rendered text.",
-    properties={
-        "parts": P("list", default=[], update_allowed=True,
-                   description="[{config: text or config id, filename, type: text|multipart, "
-                   "subtype: cloud-config|x-shellscript|...}]"),
-    },
-    attributes={"config": "The rendered user data"},
-    ref="the rendered user data",
-    tags=False,
-    local=True,
-)
-
-_DEPLOY_PROPS = {
-    "config": P("string", update_allowed=True,
-                description="A script, or a Software/StructuredConfig id (get_resource)"),
-    "config_files": P("map", default={}, update_allowed=True,
-                      description="Files to write on the server first: path -> content"),
-    "inputs": P("map", default={}, update_allowed=True,
-                description="name -> value, given to the script as environment variables"),
-    "outputs": P("list", default=[], update_allowed=True,
-                 description="Output names (or [{name}]) read from $heat_outputs_path.<name>"),
-    "actions": P("list", default=["CREATE", "UPDATE"], update_allowed=True,
-                 description="When to run: CREATE, UPDATE, DELETE"),
-    "ssh": P("map", default={}, update_allowed=True, description=_SSH_HELP),
-}
-
-DEPLOYMENT = ResourceType(
-    kind="Cloud::Software::Deployment",
-    description="Runs a script on a server over SSH from the operator's machine (Heat's "
-    "OS::Heat::SoftwareDeployment without an agent); re-runs when the config, inputs or "
-    "files change.",
-    properties={
-        "server": P("string", description="Server id (get_resource); the address is "
-                    "resolved from the stack's floating IPs/server if 'address' is not given"),
-        "address": P("string", update_allowed=True,
-                     description="Address to SSH to (get_attr of a floating IP or server)"),
-        **_DEPLOY_PROPS,
-    },
-    attributes={
-        "deploy_stdout": "The script's standard output",
-        "deploy_stderr": "The script's standard error",
-        "deploy_status_code": "The script's exit status",
-        "outputs": "Map of output name -> value ({get_attr: [d, outputs, NAME]})",
-        "result": "The output named 'result' (Heat's conventional name)",
-        "host_key": "The server's SSH host key fingerprint (pinned after the first run)",
-        "host": "address:port it ran on",
-    },
-    ref="the deployment's name",
-    tags=False,
-    local=True,
-    layer=5,
-    ready_timeout=3600.0,
-    delete_timeout=3600.0,
-    open_attributes=True,
-)
-
-DEPLOYMENT_GROUP = ResourceType(
-    kind="Cloud::Software::DeploymentGroup",
-    description="One config deployed to several servers at once (Heat's "
-    "OS::Heat::SoftwareDeploymentGroup).",
-    properties={
-        "servers": P("map", required=True, update_allowed=True,
-                     description="name -> server id"),
-        "addresses": P("map", default={}, update_allowed=True,
-                       description="name -> address (else resolved per server)"),
-        **_DEPLOY_PROPS,
-    },
-    attributes={
-        "deploy_stdouts": "name -> standard output",
-        "deploy_stderrs": "name -> standard error",
-        "deploy_status_codes": "name -> exit status",
-        "outputs": "output name -> (server name -> value)",
-        "host_keys": "name -> host key fingerprint",
-    },
-    ref="the group's name",
-    tags=False,
-    local=True,
-    layer=5,
-    ready_timeout=3600.0,
-    delete_timeout=3600.0,
-)
-
-TYPES.update({t.kind: t for t in (SOFTWARE_CONFIG, STRUCTURED_CONFIG, CLOUD_CONFIG,
-                                  MULTIPART_MIME, DEPLOYMENT, DEPLOYMENT_GROUP)})
-DEPLOY_KINDS = frozenset({DEPLOYMENT.kind, DEPLOYMENT_GROUP.kind})
 
 
 def connection_only(kind: str, changed: Iterable[str]) -> bool:
@@ -535,28 +318,9 @@ ALIASES: dict[str, Alias] = {
         Alias("OS::Heat::Value", VALUE.kind),
         Alias("OS::Heat::None", NONE.kind),
         Alias("OS::Heat::TestResource", TEST_RESOURCE.kind),
+        *software_kinds.ALIASES, *service_kinds.ALIASES,
     )
 }
-
-_DEPLOY_IGNORED = frozenset({"name", "signal_transport", "input_key",
-                             "input_values_validate"})
-ALIASES.update({
-    a.name: a
-    for a in (
-        Alias("OS::Heat::SoftwareConfig", SOFTWARE_CONFIG.kind),
-        Alias("OS::Heat::StructuredConfig", STRUCTURED_CONFIG.kind),
-        Alias("OS::Heat::CloudConfig", CLOUD_CONFIG.kind),
-        Alias("OS::Heat::MultipartMime", MULTIPART_MIME.kind, ignored=frozenset({"group"})),
-        Alias("OS::Heat::SoftwareDeployment", DEPLOYMENT.kind,
-              properties={"input_values": "inputs"}, ignored=_DEPLOY_IGNORED),
-        Alias("OS::Heat::StructuredDeployment", DEPLOYMENT.kind,
-              properties={"input_values": "inputs"}, ignored=_DEPLOY_IGNORED),
-        Alias("OS::Heat::SoftwareDeploymentGroup", DEPLOYMENT_GROUP.kind,
-              properties={"input_values": "inputs"}, ignored=_DEPLOY_IGNORED),
-        Alias("OS::Heat::StructuredDeploymentGroup", DEPLOYMENT_GROUP.kind,
-              properties={"input_values": "inputs"}, ignored=_DEPLOY_IGNORED),
-    )
-})
 
 
 def lookup(type_name: str) -> tuple[ResourceType, Alias | None] | None:
@@ -582,62 +346,6 @@ def with_defaults(rtype: ResourceType, properties: Mapping[str, Any]) -> dict[st
     return out
 
 
-_RULE_DEFAULTS: dict[str, Any] = {
-    "direction": "ingress",
-    "ethertype": "IPv4",
-    "protocol": "tcp",
-    "port_range_min": None,
-    "port_range_max": None,
-    "remote_ip_prefix": None,
-    "remote_group_id": None,
-}
-
-
-def canonical_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
-    """A security-group rule in one comparable shape (Heat's names).
-
-    A rule names either a remote address range (``remote_ip_prefix``, default:
-    everything of its ethertype) or a remote security group (``remote_group_id``).
-    Heat's ``remote_mode`` is implied by which of the two is given.
-    """
-    out = {k: rule.get(k, v) for k, v in _RULE_DEFAULTS.items()}
-    if out["remote_group_id"] is not None:
-        out["remote_ip_prefix"] = None
-    elif out["remote_ip_prefix"] is None:
-        out["remote_ip_prefix"] = "::/0" if out["ethertype"] == "IPv6" else "0.0.0.0/0"
-    proto = out["protocol"]
-    out["protocol"] = "-1" if proto in (None, "any", "all", "-1", -1) else str(proto).lower()
-    if out["protocol"] == "-1":
-        out["port_range_min"] = out["port_range_max"] = None
-    else:
-        lo, hi = out["port_range_min"], out["port_range_max"]
-        if lo is None and hi is None and out["protocol"] in ("tcp", "udp"):
-            lo, hi = 1, 65535
-        if lo is None and hi is None:
-            lo = hi = -1  # icmp: all types
-        lo = int(lo) if lo is not None else int(hi)
-        hi = int(hi) if hi is not None else lo
-        out["port_range_min"], out["port_range_max"] = lo, hi
-    return out
-
-
-# Clouds give every new security group these rules (EC2 the IPv4 one, Neutron
-# both); adapters do not report them and desired rules drop them, so they never
-# show up as a difference.
-DEFAULT_EGRESS = canonical_rule({"direction": "egress", "protocol": "-1"})
-DEFAULT_EGRESS_RULES = (
-    DEFAULT_EGRESS,
-    canonical_rule({"direction": "egress", "protocol": "-1", "ethertype": "IPv6"}),
-)
-
-
-def canonical_rules(rules: Any) -> list[dict[str, Any]]:
-    if not isinstance(rules, list):
-        return []
-    return sorted((canonical_rule(r) for r in rules if isinstance(r, Mapping)),
-                  key=lambda r: sorted((k, str(v)) for k, v in r.items()))
-
-
 def canonical(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
     """Desired properties in the form adapters report them, for comparison."""
     rtype = TYPES[kind]
@@ -647,171 +355,4 @@ def canonical(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
                         if r not in DEFAULT_EGRESS_RULES]
     if kind in (SERVER.kind, PORT.kind) and isinstance(out.get("security_groups"), list):
         out["security_groups"] = sorted(out["security_groups"], key=str)
-    if kind in _SERVICE_KINDS:
-        out = _canonical_services(kind, out)
-    return out
-
-
-# -- DNS, object storage and load balancers (issue #9 item 3) ----------------
-DNS_ZONE = ResourceType(
-    kind="Cloud::DNS::Zone",
-    description="A DNS zone (AWS Route53 hosted zone).",
-    properties={
-        "domain": P("string", required=True, description="The zone's domain, e.g. example.com."),
-        "ttl": P("integer", default=3600, update_allowed=True,
-                 description="Default TTL of the zone's records (recorded with the zone)"),
-        "comment": P("string", default="", update_allowed=True, description="A comment"),
-        "metadata": P("map", default={}, update_allowed=True,
-                      description="Tags (not read back: compared with the last-applied spec)"),
-    },
-    attributes={
-        "domain": "The zone's domain, with its trailing dot",
-        "name_servers": "The zone's name servers",
-        "id": "The zone id",
-    },
-    ref="zone id",
-    tags=True,  # in the zone's comment
-)
-
-DNS_RECORD = ResourceType(
-    kind="Cloud::DNS::Record",
-    description="A DNS record set in a zone of the same stack; values and TTL change in "
-    "place.",
-    properties={
-        "zone": P("string", required=True, description="Zone id (get_resource of a Zone)"),
-        "name": P("string", default="",
-                  description="Name relative to the zone ('' or '@': the zone's apex)"),
-        "type": P("string", required=True,
-                  description="A, AAAA, CNAME, TXT, MX, NS, PTR, SRV, SPF or CAA"),
-        "ttl": P("integer", default=300, update_allowed=True),
-        "records": P("list", required=True, update_allowed=True,
-                     description="The values (TXT values without their quotes)"),
-    },
-    attributes={"fqdn": "The record's full name", "records": "The values"},
-    ref="zone id:type:full name",
-    tags=True,  # an ownership TXT record written in the same change batch
-    layer=1,
-)
-
-BUCKET = ResourceType(
-    kind="Cloud::Storage::Bucket",
-    description="An object storage bucket (S3 bucket, Swift container). A non-empty bucket "
-    "is deleted only when the template says force: true (and deletion_policy Delete).",
-    properties={
-        "name_suffix": P("string",
-                         description="Appended to the deterministic name (bucket names are "
-                         "global on AWS)"),
-        "versioning": P("boolean", default=False, update_allowed=True),
-        "metadata": P("map", default={}, update_allowed=True,
-                      description="Tags (S3) / container metadata (Swift)"),
-        "force": P("boolean", default=False, update_allowed=True,
-                   description="Delete the objects with the bucket (else a non-empty bucket "
-                   "is never deleted)"),
-    },
-    attributes={
-        "name": "The bucket's cloud-side name",
-        "url": "The bucket's URL",
-        "domain_name": "The endpoint's host name",
-        "region": "The bucket's region",
-    },
-    ref="bucket name",
-    tags=True,
-    data_bearing=True,
-)
-
-LOAD_BALANCER = ResourceType(
-    kind="Cloud::LB::LoadBalancer",
-    description="A load balancer (AWS classic ELB) in front of servers; listeners, members "
-    "and the health check change in place.",
-    properties={
-        "listeners": P("list", required=True, update_allowed=True,
-                       description="[{protocol: HTTP|HTTPS|TCP|SSL, port, instance_port, "
-                       "instance_protocol}]"),
-        "members": P("list", default=[], update_allowed=True,
-                     description="Server ids (e.g. {get_attr: [group, refs]})"),
-        "health_check": P("map", update_allowed=True,
-                          description="{target: 'HTTP:80/', interval, timeout, "
-                          "healthy_threshold, unhealthy_threshold}"),
-        "availability_zones": P("list", description="Zones (default: the region's first)"),
-        "metadata": P("map", default={}, update_allowed=True),
-    },
-    attributes={
-        "dns_name": "The load balancer's DNS name",
-        "name": "Cloud-side name",
-        "members": "The registered server ids",
-    },
-    ref="load balancer name",
-    tags=True,
-    layer=4,
-)
-
-TYPES.update({t.kind: t for t in (DNS_ZONE, DNS_RECORD, BUCKET, LOAD_BALANCER)})
-ALIASES.update({
-    a.name: a
-    for a in (
-        Alias("OS::Designate::Zone", DNS_ZONE.kind,
-              properties={"name": "domain", "description": "comment"},
-              ignored=frozenset({"email", "masters", "type", "primaries"})),
-        Alias("OS::Designate::RecordSet", DNS_RECORD.kind,
-              ignored=frozenset({"description"})),
-        Alias("OS::Swift::Container", BUCKET.kind,
-              properties={"PurgeOnDelete": "force", "X-Container-Meta": "metadata"},
-              attributes={"RootURL": "url", "DomainName": "domain_name"},
-              ignored=frozenset({"name", "X-Account-Meta", "X-Container-Read",
-                                 "X-Container-Write"})),
-    )
-})
-
-
-def _canonical_listener(raw: Any) -> Any:
-    if not isinstance(raw, Mapping):
-        return raw
-    out = dict(raw)
-    proto = str(out.get("protocol") or "HTTP").upper()
-    out["protocol"] = proto
-    out["instance_protocol"] = str(out.get("instance_protocol") or proto).upper()
-    for key in ("port", "instance_port"):
-        value = out.get(key)
-        if isinstance(value, str) and value.isdigit():
-            out[key] = int(value)
-    if out.get("instance_port") is None:
-        out["instance_port"] = out.get("port")
-    return out
-
-
-_HEALTH_DEFAULTS = {"interval": 30, "timeout": 5, "healthy_threshold": 10,
-                    "unhealthy_threshold": 2}
-
-
-def _canonical_services(kind: str, out: dict[str, Any]) -> dict[str, Any]:
-    """The service kinds' values in the form adapters report them (sets sorted)."""
-    if kind == DNS_ZONE.kind and isinstance(out.get("domain"), str):
-        out["domain"] = out["domain"].lower().rstrip(".") + "."
-    elif kind == DNS_RECORD.kind:
-        if isinstance(out.get("type"), str):
-            out["type"] = out["type"].upper()
-        if out.get("name") in ("@", None):
-            out["name"] = ""
-        records = out.get("records")
-        if isinstance(records, list) and all(isinstance(v, (str, int)) for v in records):
-            out["records"] = sorted(str(v) for v in records)
-    elif kind == LOAD_BALANCER.kind:
-        if isinstance(out.get("listeners"), list):
-            out["listeners"] = sorted((_canonical_listener(x) for x in out["listeners"]),
-                                      key=_json_key)
-        members = out.get("members")
-        if isinstance(members, list) and all(isinstance(m, str) for m in members):
-            out["members"] = sorted(members)
-        health = out.get("health_check")
-        if isinstance(health, Mapping) and health.get("target"):
-            # the cloud's defaults for what the template leaves out (AWS classic ELB)
-            out["health_check"] = {**_HEALTH_DEFAULTS, **health}
-    return out
-
-
-def _json_key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-# kinds whose list properties are sets (reported sorted by the adapters)
-_SERVICE_KINDS = frozenset({DNS_ZONE.kind, DNS_RECORD.kind, LOAD_BALANCER.kind})
+    return service_kinds.canonical_service(kind, out)

@@ -22,7 +22,7 @@ from jsonschema.exceptions import ValidationError
 
 from cloudtmpl.diagnostics import Diagnostic
 from cloudtmpl.loader import Document, Path
-from cloudtmpl.resources import SSH_SETTINGS
+from cloudtmpl.software_kinds import SSH_SETTINGS
 
 #: Every published HOT version date, oldest first (Heat's template classes).
 HOT_DATES: tuple[str, ...] = (

@@ -21,12 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from cloudtmpl import capabilities
-from cloudtmpl.config import (
-    Catalog,
-    ProjectConfig,
-    catalog_for,
-    with_endpoint,
-)
+from cloudtmpl.catalog import Catalog, catalog_for
+from cloudtmpl.config import ProjectConfig, with_endpoint
 from cloudtmpl.desired import LIFECYCLE
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
 from cloudtmpl.inputs import Inputs

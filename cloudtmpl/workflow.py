@@ -24,10 +24,7 @@ from typing import Any, Protocol
 
 from cloudtmpl import capabilities, hidden_defaults, limits
 from cloudtmpl.apply import ApplyResult, Event, Executor
-from cloudtmpl.config import (
-    ProjectConfig,
-    data_dir,
-)
+from cloudtmpl.config import ProjectConfig
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
 from cloudtmpl.discover import Discovery, discover
 from cloudtmpl.inputs import Inputs, read_sources, stack_name, stack_template
@@ -66,6 +63,7 @@ from cloudtmpl.session import (
     secret_key,
     targets_of,
 )
+from cloudtmpl.shipped import data_dir
 
 
 def resolve_stack(

@@ -12,7 +12,8 @@ from typing import Any
 
 from cloudtmpl.model import LiveResource
 from cloudtmpl.providers.base import CloudError
-from cloudtmpl.resources import FLOATING_IP, SERVER, SSH_VIA
+from cloudtmpl.resources import FLOATING_IP, SERVER
+from cloudtmpl.software_kinds import SSH_VIA
 
 
 @dataclass(frozen=True)

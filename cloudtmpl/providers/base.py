@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 from cloudtmpl import resources
-from cloudtmpl.config import ImageFilter
+from cloudtmpl.catalog import ImageFilter
 from cloudtmpl.model import LiveResource, Target
 
 # The kinds of the compute/network/block vocabulary, by name, for the adapters.

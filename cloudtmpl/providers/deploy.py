@@ -70,15 +70,17 @@ from cloudtmpl.providers.software import (
     substitute_inputs,
 )
 from cloudtmpl.resources import (
-    CLOUD_CONFIG,
     DEPLOY_KINDS,
-    DEPLOYMENT,
-    DEPLOYMENT_GROUP,
     LOCAL_TARGET,
     RANDOM_STRING,
     SERVER,
-    STRUCTURED_CONFIG,
     connection_only,
+)
+from cloudtmpl.software_kinds import (
+    CLOUD_CONFIG,
+    DEPLOYMENT,
+    DEPLOYMENT_GROUP,
+    STRUCTURED_CONFIG,
 )
 
 DEFAULT_USER = "cloudtmpl"

@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from cloudtmpl.resources import (
+from cloudtmpl.resources import DEPLOY_KINDS
+from cloudtmpl.software_kinds import (
     CLOUD_CONFIG,
-    DEPLOY_KINDS,
     MULTIPART_MIME,
     SOFTWARE_CONFIG,
     STRUCTURED_CONFIG,

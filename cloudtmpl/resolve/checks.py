@@ -12,7 +12,7 @@ from cloudtmpl.diagnostics import Loc
 from cloudtmpl.functions import And, Function, GetAttr, GetParam, GetResource, If, Not, walk
 from cloudtmpl.resolve.scope import Scope
 from cloudtmpl.resolve.values import PSEUDO_PARAMETERS
-from cloudtmpl.resources import Alias, ResourceType
+from cloudtmpl.resource_spec import Alias, ResourceType
 from cloudtmpl.schema import did_you_mean
 
 # a resource's type as found (None: unknown, or a composite)

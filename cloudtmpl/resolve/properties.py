@@ -14,7 +14,8 @@ from cloudtmpl.model import UNKNOWN
 from cloudtmpl.resolve.parameters import INT_RE, bool_from, num_from
 from cloudtmpl.resolve.scope import Scope
 from cloudtmpl.resolve.ssh import check_ssh
-from cloudtmpl.resources import DEPLOY_KINDS, Alias, PropertySpec, ResourceType
+from cloudtmpl.resource_spec import Alias, PropertySpec, ResourceType
+from cloudtmpl.resources import DEPLOY_KINDS
 from cloudtmpl.schema import closest, describe, did_you_mean
 from cloudtmpl.sensitive import carry
 

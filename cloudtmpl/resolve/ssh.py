@@ -20,15 +20,12 @@ from cloudtmpl.model import (
 )
 from cloudtmpl.resolve.parameters import num_from
 from cloudtmpl.resolve.scope import Scope
-from cloudtmpl.resources import (
-    DEPLOY_KINDS,
-    SSH_SETTINGS,
-    SSH_VIA,
-)
+from cloudtmpl.resources import DEPLOY_KINDS
 from cloudtmpl.schema import (
     describe,
     did_you_mean,
 )
+from cloudtmpl.software_kinds import SSH_SETTINGS, SSH_VIA
 
 
 def ssh_problems(settings: Mapping[str, Any], check_keys: bool = True

@@ -10,3 +10,13 @@ no secrets kept.  :mod:`cloudtmpl.config` uses them to give a target without
 ``region:`` its default region before any cloud is asked (residency checks need
 it); the provider adapters use them for endpoints and credentials.
 """
+
+from __future__ import annotations
+
+
+class SettingsError(ValueError):
+    """A settings file that cannot be read, or that says what it cannot mean."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

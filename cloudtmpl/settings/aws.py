@@ -42,6 +42,8 @@ from typing import Any
 import botocore.configloader
 import botocore.exceptions
 
+from cloudtmpl.settings import SettingsError
+
 # cloudtmpl's service names -> the AWS service id in botocore's spelling (env suffix)
 SERVICE_IDS = {
     "ec2": "EC2",
@@ -52,12 +54,8 @@ SERVICE_IDS = {
 }
 
 
-class AwsSettingsError(ValueError):
+class AwsSettingsError(SettingsError):
     """The shared config file cannot be read, or names what it does not define."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

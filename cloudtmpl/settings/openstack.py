@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from cloudtmpl.settings import SettingsError
+
 SUFFIXES = (".yaml", ".yml", ".json")
 # keystoneauth plugin names (clouds.yaml ``auth_type``, OS_AUTH_TYPE) -> Keystone v3 method
 AUTH_TYPES = {
@@ -46,12 +48,8 @@ AUTH_TYPES = {
 }
 
 
-class CloudsYamlError(ValueError):
+class CloudsYamlError(SettingsError):
     """A clouds/secure file that cannot be read, or a region the entry does not offer."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)

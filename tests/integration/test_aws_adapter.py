@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cloudtmpl.config import ImageFilter
+from cloudtmpl.catalog import ImageFilter
 from cloudtmpl.model import Target
 from cloudtmpl.providers.aws import AwsAdapter
 from cloudtmpl.providers.aws.raw import get_raw
@@ -41,7 +41,7 @@ from cloudtmpl.providers.base import (
     ResourceTimeout,
 )
 from cloudtmpl.providers.retry import SANDBOX_POLICY
-from cloudtmpl.resources import canonical_rules
+from cloudtmpl.security_rules import canonical_rules
 from tests.integration import adapters
 from tests.integration.adapters import (
     AWS_REGION,

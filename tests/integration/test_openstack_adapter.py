@@ -32,7 +32,7 @@ from cloudtmpl.providers.base import (
     ResourceTimeout,
 )
 from cloudtmpl.providers.openstack import OpenStackAdapter
-from cloudtmpl.resources import canonical_rules
+from cloudtmpl.security_rules import canonical_rules
 from tests.integration import adapters
 from tests.integration.adapters import (
     OPENSTACK_REGION,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudtmpl.config import Catalog
+from cloudtmpl.catalog import Catalog
 from cloudtmpl.desired import RefContext, desired_spec
 from cloudtmpl.discover import Discovery
 from cloudtmpl.loader import load_text

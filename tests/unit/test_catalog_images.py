@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import pytest
 
-from cloudtmpl.config import Catalog, ImageFilter, _image_entry, newest_image
+from cloudtmpl.catalog import Catalog, ImageFilter, _image_entry, newest_image
 from cloudtmpl.desired import Natives, RefContext, catalog_choice, desired_spec, translate
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.lookup import Lookups, check_choices

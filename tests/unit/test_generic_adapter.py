@@ -29,7 +29,7 @@ import requests
 from libcloud.http import LibcloudConnection
 from requests.structures import CaseInsensitiveDict
 
-from cloudtmpl import capabilities, config
+from cloudtmpl import capabilities, catalog, config, libcloud_targets
 from cloudtmpl.diagnostics import DiagnosticError
 from cloudtmpl.model import LiveResource, Placement, Target, physical_name
 from cloudtmpl.providers import make_adapter
@@ -99,7 +99,7 @@ def no_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def target(driver: str, region: str | None, **options: Any) -> Target:
     kinds = options.pop("kinds", None)
-    caps = config.LIBCLOUD_BUILTIN.get(driver) or config.LibcloudCaps(
+    caps = libcloud_targets.LIBCLOUD_BUILTIN.get(driver) or libcloud_targets.LibcloudCaps(
         capabilities.LIBCLOUD_KINDS, True, True)
     opts = {"driver": driver, "args": {}, "kinds": tuple(kinds or caps.kinds),
             "tags": caps.tags, "has_regions": caps.regions, "key_env": caps.key_env,
@@ -142,7 +142,7 @@ providers:
     assert do.options["catalog"] == "libcloud-digitalocean"
     # deletion_policy Snapshot: DigitalOcean's driver snapshots volumes, Linode's does not
     assert capabilities.of(do).snapshots and not capabilities.of(li).snapshots
-    assert config.catalog_for(do).regions["fra1"].country == "DE"
+    assert catalog.catalog_for(do).regions["fra1"].country == "DE"
 
 
 def test_config_detects_capabilities_of_other_drivers(tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ def test_config_detects_capabilities_of_other_drivers(tmp_path: Path) -> None:
     assert capabilities.of(fc).kinds == {SERVER, KEYPAIR, VOLUME, ATTACHMENT}
     assert fc.options["tags"] is True and fc.options["has_regions"] is True
     assert fc.region == "lab-de"  # the first declared region
-    assert config.catalog_for(fc).regions["lab-de"].country == "DE"
+    assert catalog.catalog_for(fc).regions["lab-de"].country == "DE"
 
 
 def test_config_diagnostics(tmp_path: Path) -> None:

@@ -16,10 +16,11 @@ from typer.testing import CliRunner
 
 from cloudtmpl import workflow as wf
 from cloudtmpl.cli import app
-from cloudtmpl.config import SANDBOX_TARGETS, data_dir, load_project
+from cloudtmpl.config import SANDBOX_TARGETS, load_project
 from cloudtmpl.inputs import Inputs, read_sources
 from cloudtmpl.loader import load_file
 from cloudtmpl.resolve import ResolvedStack, ResolveOptions, resolve
+from cloudtmpl.shipped import data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 LIBRARY = sorted((REPO / "templates").glob("*.yaml"))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cloudtmpl.config import SANDBOX_TARGETS, ImageFilter, load_catalog
+from cloudtmpl.catalog import ImageFilter, load_catalog
+from cloudtmpl.config import SANDBOX_TARGETS
 from cloudtmpl.loader import load_file
 from cloudtmpl.model import default_stack_name
 from cloudtmpl.resolve import ResolveOptions, resolve

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from cloudtmpl import resources
+from cloudtmpl import resources, software_kinds
 from cloudtmpl.apply import Event, Executor
-from cloudtmpl.config import SANDBOX_TARGETS, Catalog
+from cloudtmpl.catalog import Catalog
+from cloudtmpl.config import SANDBOX_TARGETS
 from cloudtmpl.desired import RefContext, desired_spec
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc
 from cloudtmpl.discover import Discovery
@@ -29,7 +30,7 @@ from cloudtmpl.schema import validate_template
 from cloudtmpl.state import ResourceRecord, StateStore
 
 HEAD = "heat_template_version: 2021-04-16\n"
-DEPLOYMENT = resources.DEPLOYMENT.kind
+DEPLOYMENT = software_kinds.DEPLOYMENT.kind
 
 
 def run(text: str, files: dict[str, str] | None = None, **kw: Any) -> ResolvedStack:
@@ -444,7 +445,7 @@ def test_any_other_change_runs_the_script(
 
 def test_connection_only_names_deployments_and_groups() -> None:
     assert resources.connection_only(DEPLOYMENT, ["ssh", "address"])
-    assert resources.connection_only(resources.DEPLOYMENT_GROUP.kind, ["addresses"])
+    assert resources.connection_only(software_kinds.DEPLOYMENT_GROUP.kind, ["addresses"])
     assert not resources.connection_only(DEPLOYMENT, [])
     assert not resources.connection_only(DEPLOYMENT, ["ssh", "config"])
     assert not resources.connection_only(resources.SERVER.kind, ["ssh"])

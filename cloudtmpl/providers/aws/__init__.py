@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudtmpl.config import ImageFilter
+from cloudtmpl.catalog import ImageFilter
 from cloudtmpl.model import LiveResource, Target
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.aws import (

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from cloudtmpl.config import ImageFilter, newest_image
+from cloudtmpl.catalog import ImageFilter, newest_image
 from cloudtmpl.providers.aws import ec2
 from cloudtmpl.providers.aws.client import AwsClient
 from cloudtmpl.providers.aws.keys import get_key_pair

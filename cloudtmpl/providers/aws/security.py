@@ -21,7 +21,7 @@ from cloudtmpl.providers.aws import ec2
 from cloudtmpl.providers.aws.client import AwsClient
 from cloudtmpl.providers.aws.raw import RawHandler, get_raw
 from cloudtmpl.providers.base import SECURITY_GROUP, CloudError
-from cloudtmpl.resources import (
+from cloudtmpl.security_rules import (
     DEFAULT_EGRESS,
     DEFAULT_EGRESS_RULES,
     canonical_rule,

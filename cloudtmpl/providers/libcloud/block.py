@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from cloudtmpl.config import driver_implements
+from cloudtmpl.libcloud_targets import driver_implements
 from cloudtmpl.model import LiveResource, snapshot_name
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import ATTACHMENT, VOLUME, CloudError

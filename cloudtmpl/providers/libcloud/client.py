@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cloudtmpl import capabilities
-from cloudtmpl.config import libcloud_driver_class
+from cloudtmpl.libcloud_targets import libcloud_driver_class
 from cloudtmpl.model import Placement, Target, address_from_name
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import CloudError, poll

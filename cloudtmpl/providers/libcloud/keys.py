@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudtmpl.config import driver_implements
+from cloudtmpl.libcloud_targets import driver_implements
 from cloudtmpl.model import LiveResource
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import KEYPAIR, CloudError

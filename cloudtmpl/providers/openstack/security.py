@@ -16,7 +16,7 @@ from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import SECURITY_GROUP, CloudError
 from cloudtmpl.providers.openstack import neutron
 from cloudtmpl.providers.openstack.client import OpenStackClient, status_of
-from cloudtmpl.resources import DEFAULT_EGRESS_RULES, canonical_rule, canonical_rules
+from cloudtmpl.security_rules import DEFAULT_EGRESS_RULES, canonical_rule, canonical_rules
 
 _PATH, _KEY = "/v2.0/security-groups", "security_group"
 _PROTOCOL_NUMBERS = {"6": "tcp", "17": "udp", "1": "icmp", "58": "ipv6-icmp"}

@@ -1,0 +1,170 @@
+"""The service kinds: DNS zones and records, object storage buckets, load balancers;
+and their values in the form adapters report them (sets sorted, the cloud's defaults
+filled in).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cloudtmpl.resource_spec import Alias, P, ResourceType
+
+DNS_ZONE = ResourceType(
+    kind="Cloud::DNS::Zone",
+    description="A DNS zone (AWS Route53 hosted zone).",
+    properties={
+        "domain": P("string", required=True, description="The zone's domain, e.g. example.com."),
+        "ttl": P("integer", default=3600, update_allowed=True,
+                 description="Default TTL of the zone's records (recorded with the zone)"),
+        "comment": P("string", default="", update_allowed=True, description="A comment"),
+        "metadata": P("map", default={}, update_allowed=True,
+                      description="Tags (not read back: compared with the last-applied spec)"),
+    },
+    attributes={
+        "domain": "The zone's domain, with its trailing dot",
+        "name_servers": "The zone's name servers",
+        "id": "The zone id",
+    },
+    ref="zone id",
+    tags=True,  # in the zone's comment
+)
+
+DNS_RECORD = ResourceType(
+    kind="Cloud::DNS::Record",
+    description="A DNS record set in a zone of the same stack; values and TTL change in "
+    "place.",
+    properties={
+        "zone": P("string", required=True, description="Zone id (get_resource of a Zone)"),
+        "name": P("string", default="",
+                  description="Name relative to the zone ('' or '@': the zone's apex)"),
+        "type": P("string", required=True,
+                  description="A, AAAA, CNAME, TXT, MX, NS, PTR, SRV, SPF or CAA"),
+        "ttl": P("integer", default=300, update_allowed=True),
+        "records": P("list", required=True, update_allowed=True,
+                     description="The values (TXT values without their quotes)"),
+    },
+    attributes={"fqdn": "The record's full name", "records": "The values"},
+    ref="zone id:type:full name",
+    tags=True,  # an ownership TXT record written in the same change batch
+    layer=1,
+)
+
+BUCKET = ResourceType(
+    kind="Cloud::Storage::Bucket",
+    description="An object storage bucket (S3 bucket, Swift container). A non-empty bucket "
+    "is deleted only when the template says force: true (and deletion_policy Delete).",
+    properties={
+        "name_suffix": P("string",
+                         description="Appended to the deterministic name (bucket names are "
+                         "global on AWS)"),
+        "versioning": P("boolean", default=False, update_allowed=True),
+        "metadata": P("map", default={}, update_allowed=True,
+                      description="Tags (S3) / container metadata (Swift)"),
+        "force": P("boolean", default=False, update_allowed=True,
+                   description="Delete the objects with the bucket (else a non-empty bucket "
+                   "is never deleted)"),
+    },
+    attributes={
+        "name": "The bucket's cloud-side name",
+        "url": "The bucket's URL",
+        "domain_name": "The endpoint's host name",
+        "region": "The bucket's region",
+    },
+    ref="bucket name",
+    tags=True,
+    data_bearing=True,
+)
+
+LOAD_BALANCER = ResourceType(
+    kind="Cloud::LB::LoadBalancer",
+    description="A load balancer (AWS classic ELB) in front of servers; listeners, members "
+    "and the health check change in place.",
+    properties={
+        "listeners": P("list", required=True, update_allowed=True,
+                       description="[{protocol: HTTP|HTTPS|TCP|SSL, port, instance_port, "
+                       "instance_protocol}]"),
+        "members": P("list", default=[], update_allowed=True,
+                     description="Server ids (e.g. {get_attr: [group, refs]})"),
+        "health_check": P("map", update_allowed=True,
+                          description="{target: 'HTTP:80/', interval, timeout, "
+                          "healthy_threshold, unhealthy_threshold}"),
+        "availability_zones": P("list", description="Zones (default: the region's first)"),
+        "metadata": P("map", default={}, update_allowed=True),
+    },
+    attributes={
+        "dns_name": "The load balancer's DNS name",
+        "name": "Cloud-side name",
+        "members": "The registered server ids",
+    },
+    ref="load balancer name",
+    tags=True,
+    layer=4,
+)
+
+KINDS = (DNS_ZONE, DNS_RECORD, BUCKET, LOAD_BALANCER)
+ALIASES = (
+    Alias("OS::Designate::Zone", DNS_ZONE.kind,
+          properties={"name": "domain", "description": "comment"},
+          ignored=frozenset({"email", "masters", "type", "primaries"})),
+    Alias("OS::Designate::RecordSet", DNS_RECORD.kind,
+          ignored=frozenset({"description"})),
+    Alias("OS::Swift::Container", BUCKET.kind,
+          properties={"PurgeOnDelete": "force", "X-Container-Meta": "metadata"},
+          attributes={"RootURL": "url", "DomainName": "domain_name"},
+          ignored=frozenset({"name", "X-Account-Meta", "X-Container-Read",
+                             "X-Container-Write"})),
+)
+
+
+def _canonical_listener(raw: Any) -> Any:
+    if not isinstance(raw, Mapping):
+        return raw
+    out = dict(raw)
+    proto = str(out.get("protocol") or "HTTP").upper()
+    out["protocol"] = proto
+    out["instance_protocol"] = str(out.get("instance_protocol") or proto).upper()
+    for key in ("port", "instance_port"):
+        value = out.get(key)
+        if isinstance(value, str) and value.isdigit():
+            out[key] = int(value)
+    if out.get("instance_port") is None:
+        out["instance_port"] = out.get("port")
+    return out
+
+
+_HEALTH_DEFAULTS = {"interval": 30, "timeout": 5, "healthy_threshold": 10,
+                    "unhealthy_threshold": 2}
+
+
+def canonical_service(kind: str, out: dict[str, Any]) -> dict[str, Any]:
+    """A service kind's values in the form adapters report them (sets sorted); any
+    other kind's as they are."""
+    if kind == DNS_ZONE.kind and isinstance(out.get("domain"), str):
+        out["domain"] = out["domain"].lower().rstrip(".") + "."
+    elif kind == DNS_RECORD.kind:
+        if isinstance(out.get("type"), str):
+            out["type"] = out["type"].upper()
+        if out.get("name") in ("@", None):
+            out["name"] = ""
+        records = out.get("records")
+        if isinstance(records, list) and all(isinstance(v, (str, int)) for v in records):
+            out["records"] = sorted(str(v) for v in records)
+    elif kind == LOAD_BALANCER.kind:
+        if isinstance(out.get("listeners"), list):
+            out["listeners"] = sorted((_canonical_listener(x) for x in out["listeners"]),
+                                      key=_json_key)
+        members = out.get("members")
+        if isinstance(members, list) and all(isinstance(m, str) for m in members):
+            out["members"] = sorted(members)
+        health = out.get("health_check")
+        if isinstance(health, Mapping) and health.get("target"):
+            # the cloud's defaults for what the template leaves out (AWS classic ELB)
+            out["health_check"] = {**_HEALTH_DEFAULTS, **health}
+    return out
+
+
+def _json_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
