@@ -6,7 +6,7 @@ Kinds: each target provides the subset its capabilities declare
 * ``Cloud::Compute::Server`` - :mod:`.compute` (nodes);
 * ``Cloud::Compute::KeyPair`` - :mod:`.keys`;
 * ``Cloud::Block::Volume``, ``Cloud::Block::VolumeAttachment`` - :mod:`.block`
-  (attachments are records, :mod:`.records`).
+  (attachments are records in the state store, :mod:`.records`).
 
 Identity.  Every object is named deterministically ``<stack>.<address>`` (escaped on
 drivers whose names forbid dots or capitals, :mod:`.names`).  Where the target has
@@ -31,6 +31,7 @@ from cloudtmpl.providers.base import ATTACHMENT, KEYPAIR, SERVER, VOLUME, Choice
 from cloudtmpl.providers.libcloud import block, compute, keys
 from cloudtmpl.providers.libcloud.client import LibcloudClient, match
 from cloudtmpl.providers.libcloud.names import escape_name, unescape_name
+from cloudtmpl.providers.libcloud.records import RecordStore
 from cloudtmpl.providers.retry import RetryPolicy
 
 HANDLERS: dict[str, kit.Handler[LibcloudClient]] = {
@@ -55,9 +56,11 @@ class GenericAdapter(kit.Dispatcher[LibcloudClient]):
         clock: Callable[[], float] = time.monotonic,
         retry_policy: RetryPolicy | None = None,
         poll_max_interval: float = 3.0,
+        store: RecordStore | None = None,
     ) -> None:
         client = LibcloudClient(target, environ=environ, sleep=sleep, clock=clock,
-                                retry_policy=retry_policy, poll_max_interval=poll_max_interval)
+                                retry_policy=retry_policy, poll_max_interval=poll_max_interval,
+                                store=store)
         super().__init__(client, {k: h for k, h in HANDLERS.items() if k in client.kinds})
 
     def cloud_name(self, name: str) -> str:
