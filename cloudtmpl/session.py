@@ -230,7 +230,9 @@ def open_session(
         store.close()
         raise
     adapters = {
-        name: local_adapter(t, project, store, stack) if t.type == "local" else make_adapter(t)
+        # the store also keeps what a cloud cannot (libcloud's attachment records)
+        name: local_adapter(t, project, store, stack) if t.type == "local"
+        else make_adapter(t, store=store)
         for name, t in targets.items()
     }
     catalogs = {name: catalog_for(t) for name, t in targets.items()}

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cloudtmpl.model import Target
 from cloudtmpl.providers.base import Adapter
 
+if TYPE_CHECKING:
+    from cloudtmpl.providers.libcloud.records import RecordStore
 
-def make_adapter(target: Target) -> Adapter:
-    """The adapter for a provider target (imports the family's module lazily)."""
+
+def make_adapter(target: Target, *, store: RecordStore | None = None) -> Adapter:
+    """The adapter for a provider target (imports the family's module lazily).
+
+    ``store`` keeps the records a cloud cannot hold itself (the libcloud attachment
+    records): the state store the session opened."""
     if target.type == "aws":
         from cloudtmpl.providers.aws import AwsAdapter
 
@@ -19,5 +27,5 @@ def make_adapter(target: Target) -> Adapter:
     if target.type == "libcloud":
         from cloudtmpl.providers.libcloud import GenericAdapter
 
-        return GenericAdapter(target)
+        return GenericAdapter(target, store=store)
     raise ValueError(f"no adapter for provider type {target.type!r}")

@@ -24,7 +24,13 @@ What the store holds, per stack:
   fails at once with :class:`StackLocked` naming the holder.  The row carries the
   lock's generation (``stacks.lock_generation`` counts acquisitions): the fencing
   token that every write of the stack is checked against.
-* ``audit`` - lock take-overs, forced unlocks, forgotten stacks.
+* ``audit`` - lock take-overs, forced unlocks, forgotten stacks, provider records
+  imported from an older cloudtmpl's files.
+
+Per target, not per stack: ``provider_records`` - what a provider keeps of a cloud
+that the cloud cannot say itself (the libcloud attachment records), namespace and
+key -> JSON value; not fenced by a stack's lock (they describe the cloud), read
+without any lock.
 
 Secrets: the store never receives clear-text secrets.  Hidden parameters,
 generated passwords and private keys are redacted by the engine *before*
@@ -49,6 +55,7 @@ How it is built (each module's docstring has the details):
   lock is free is stale, whatever pid or host it names, and is taken over with an
   audit line.
 * :mod:`.journal` - runs, the step journal, open intents, the audit trail.
+* :mod:`.provider_records` - the providers' records (writers of a target's records queue).
 * :mod:`.store` - :class:`StateStore` itself: opening by URL, stacks, resources,
   outputs, parameter digests, the template.
 * :mod:`.sqlite` - the default backend (``sqlite:///`` URLs or plain paths):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from cloudtmpl.diagnostics import error
 from cloudtmpl.state.backend import Backend, Tx
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA_KEY = "#schema"  # writers' serialization key of all schema work (not a stack name)
 
 _TABLES: tuple[str, ...] = (
@@ -89,10 +89,20 @@ _TEMPLATE_COLUMN = "ALTER TABLE stacks ADD COLUMN template TEXT"
 # the value the current holder got (0: a lock record written before schema 4)
 _LOCK_GENERATION = "ALTER TABLE stacks ADD COLUMN lock_generation INTEGER NOT NULL DEFAULT 0"
 _LOCK_ROW_GENERATION = "ALTER TABLE locks ADD COLUMN generation INTEGER NOT NULL DEFAULT 0"
+# what a provider keeps of a cloud that the cloud cannot say itself (the libcloud
+# attachment records): per target and namespace, key -> JSON value
+_PROVIDER_RECORDS_TABLE = """CREATE TABLE IF NOT EXISTS provider_records (
+        target TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (target, namespace, key))"""
 
 # What a new database gets: the tables of schema 1, then every later change.
 SCHEMA: tuple[str, ...] = (*_TABLES, _PARAMETERS_TABLE, _OUTPUTS_POSITION, _APPLIED_PLAN,
-                           _TEMPLATE_COLUMN, _LOCK_GENERATION, _LOCK_ROW_GENERATION)
+                           _TEMPLATE_COLUMN, _LOCK_GENERATION, _LOCK_ROW_GENERATION,
+                           _PROVIDER_RECORDS_TABLE)
 
 # Migration hook: MIGRATIONS[n] holds the statements that take schema version n to
 # n + 1.  They run in one write transaction together with the version update.
@@ -105,6 +115,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: (_OUTPUTS_POSITION, _APPLIED_PLAN, _TEMPLATE_COLUMN),
     # 4: the lock's generation (fencing token): stacks.lock_generation, locks.generation
     3: (_LOCK_GENERATION, _LOCK_ROW_GENERATION),
+    # 5: provider_records (until then the libcloud attachment records were a JSON file
+    # in the project, imported on first use: cloudtmpl.providers.libcloud.records)
+    4: (_PROVIDER_RECORDS_TABLE,),
 }
 
 

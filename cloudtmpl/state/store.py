@@ -4,8 +4,9 @@ Per stack the store holds ``resources`` (address -> :class:`ResourceRecord`;
 every change bumps the stack's ``serial``, and a plan file records the serial it
 saw), ``outputs`` (in the template's order), the digests of ``immutable``
 parameters, the template file the stack was last applied from, and the id of
-the last plan file applied.  The lock (:mod:`cloudtmpl.state.lock`) and the runs
-and journal (:mod:`cloudtmpl.state.journal`) are the store's other parts.
+the last plan file applied.  The lock (:mod:`cloudtmpl.state.lock`), the runs
+and journal (:mod:`cloudtmpl.state.journal`) and the providers' records
+(:mod:`cloudtmpl.state.provider_records`) are the store's other parts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cloudtmpl.diagnostics import DiagnosticError, error
 from cloudtmpl.state.journal import RunJournal
 from cloudtmpl.state.lock import StackLocks
 from cloudtmpl.state.postgres import PostgresBackend
+from cloudtmpl.state.provider_records import ProviderRecords
 from cloudtmpl.state.records import (
     LOCK_COLUMNS,
     Clock,
@@ -67,8 +69,9 @@ def open_backend(url: str, base: Path | None) -> SQLiteBackend | PostgresBackend
     return SQLiteBackend(path.absolute())
 
 
-class StateStore(StackLocks, RunJournal):
-    """Per-stack resources, outputs, runs, journal, lock and audit trail.
+class StateStore(StackLocks, RunJournal, ProviderRecords):
+    """Per-stack resources, outputs, runs, journal, lock and audit trail; the providers'
+    records.
 
     Open with :meth:`open`; close with :meth:`close` or use as a context manager.
     Safe to share between threads (one connection per thread, see

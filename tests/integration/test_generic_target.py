@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from cloudtmpl.state import StateStore
 from tests.integration.adapters import LAB_PROJECT, lab_env
 from tests.integration.clitools import REPO, ec2, run, stack_instances, tags, write
 
@@ -199,3 +200,39 @@ def test_four_clouds_example(tmp_path: Path, aws_reset: dict[str, Any],
     client = ec2(aws_reset, "eu-central-1")
     assert client.describe_volumes(Filters=[{"Name": "tag:cloudtmpl:stack",
                                              "Values": ["four_clouds"]}])["Volumes"] == []
+
+
+def test_generic_target_attachment_records_in_the_state(tmp_path: Path) -> None:
+    """The attachment record is in the state store; an older cloudtmpl's records file is
+    imported once (the plan after it finds the attachment) and kept aside."""
+    write(tmp_path / "cloudtmpl.yaml", LAB_PROJECT)
+    write(tmp_path / "lab.yaml", LAB_STACK)
+    env = lab_env(tmp_path)
+    r = run(tmp_path, "apply", "lab.yaml", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    assert not (tmp_path / ".cloudtmpl" / "libcloud").exists()
+    url = f"sqlite:///{tmp_path}/.cloudtmpl/state.db"
+    with StateStore.open(url) as s:
+        records = s.provider_records("lab", "attachments")
+        (volume_id, record), = records.items()
+        assert record["address"] == "data_attachment" and record["stack"] == "lab"
+        # as an older cloudtmpl kept it: in a file of its own, not in the state
+        s.forget_provider_record("lab", "attachments", volume_id)
+    old = tmp_path / ".cloudtmpl" / "libcloud" / "lab.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps({"attachments": records}, indent=2, sort_keys=True))
+
+    r = run(tmp_path, "plan", "lab.yaml", "--detailed-exitcode", env=env)
+    assert r.code == 0, r.err + r.out  # the attachment was found: nothing to create
+    assert not old.exists()
+    assert json.loads(old.with_name("lab.json.imported").read_text()) == {
+        "attachments": records}
+    with StateStore.open(url) as s:
+        assert s.provider_records("lab", "attachments") == records
+        assert "imported 1 libcloud attachment records of target 'lab'" in \
+            s.audit_log("lab")[-1].what
+
+    r = run(tmp_path, "destroy", "lab.yaml", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    with StateStore.open(url) as s:
+        assert s.provider_records("lab", "attachments") == {}

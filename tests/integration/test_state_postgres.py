@@ -56,6 +56,16 @@ from tests.unit.test_state import (  # noqa: F401  (collected again here, on bot
     test_threads_write_journal_concurrently,
     test_two_stores_in_one_process_share_the_file,
 )
+from tests.unit.test_state_records import (  # noqa: F401  (collected again here, on both backends)
+    test_a_schema_4_database_is_migrated_without_loss,
+    test_concurrent_writers_lose_nothing,
+    test_import_keeps_the_newer_records_and_notes_it_in_the_audit,
+    test_provider_records_are_plain_json,
+    test_provider_records_round_trip,
+    test_reading_records_waits_for_no_writer,
+    test_records_are_written_whoever_holds_a_stack_lock,
+    test_records_written_by_one_store_are_seen_by_another,
+)
 from tests.unit.test_statelock import (  # noqa: F401  (collected again here, on both backends)
     test_a_force_unlocked_holder_can_write_nothing,
     test_a_holder_whose_lock_was_taken_over_can_write_nothing,
@@ -450,3 +460,64 @@ def test_quickstart_apply_and_destroy_with_postgres_state(
         Filters=[{"Name": "tag:cloudtmpl:stack", "Values": ["stack"]}]
     )["Volumes"]
     assert [v for v in vols if v["State"] != "deleted"] == []
+
+
+# --------------------------------------------------------------------------- provider records
+
+TEAM_PROJECT = """\
+providers:
+  lab: {type: libcloud, driver: filecloud, key_env: FILECLOUD_TOKEN,
+        regions: {lab-de: {country: DE, jurisdiction: EU}}}
+default_target: lab
+"""
+
+TEAM_STACK = """\
+heat_template_version: 2021-04-16
+placement: {provider: lab, region: lab-de}
+resources:
+  app:
+    type: Cloud::Compute::Server
+    properties: {image: ubuntu-22.04, flavor: fc-small}
+  data:
+    type: Cloud::Block::Volume
+    properties: {size: 1}
+  data_attachment:
+    type: Cloud::Block::VolumeAttachment
+    properties:
+      instance_uuid: {get_resource: app}
+      volume_id: {get_resource: data}
+"""
+
+
+@pytest.mark.integration
+def test_pg_team_members_share_the_libcloud_attachment_records(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Two members, two checkouts (two machines), one cloud, one PostgreSQL state: what
+    one applied, the other plans as no change, attachment included."""
+    env = {"FILECLOUD_TOKEN": "lab-token", "CLOUDTMPL_STATE": pg_url,
+           "CLOUDTMPL_FILECLOUD_PATH": str(tmp_path / "filecloud.json")}
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    for checkout in (alice, bob):
+        checkout.mkdir()
+        write(checkout / "cloudtmpl.yaml", TEAM_PROJECT)
+        write(checkout / "lab.yaml", TEAM_STACK)
+
+    r = run(alice, "apply", "lab.yaml", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    with StateStore.open(pg_url) as s:
+        (volume_id, rec), = s.provider_records("lab", "attachments").items()
+    assert rec["address"] == "data_attachment" and rec["stack"] == "lab"
+    cloud = json.loads((tmp_path / "filecloud.json").read_text())
+    assert cloud["volumes"][volume_id]["attached_to"] == rec["node"]
+    assert not (alice / ".cloudtmpl" / "libcloud").exists()  # no file of its own
+
+    r = run(bob, "plan", "lab.yaml", "--detailed-exitcode", env=env)
+    assert r.code == 0, r.err + r.out  # bob sees alice's attachment: nothing to create
+
+    r = run(bob, "destroy", "lab.yaml", "--yes", env=env)
+    assert r.code == 0, r.err + r.out
+    cloud = json.loads((tmp_path / "filecloud.json").read_text())
+    assert cloud["nodes"] == {} and cloud["volumes"] == {}
+    with StateStore.open(pg_url) as s:
+        assert s.provider_records("lab", "attachments") == {}

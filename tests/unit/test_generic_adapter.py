@@ -44,6 +44,7 @@ from cloudtmpl.providers.libcloud import (
     unescape_name,
 )
 from cloudtmpl.providers.retry import NO_RETRY
+from cloudtmpl.state import StateStore
 
 FIXTURES = Path(libcloud.__file__).resolve().parent / "test" / "compute" / "fixtures"
 PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHl0ZXN0a2V5Zm9yY2xvdWR0bXBsdGVzdHMxMjM0 test"
@@ -107,9 +108,10 @@ def target(driver: str, region: str | None, **options: Any) -> Target:
     return Target(name=f"t-{driver}", type="libcloud", region=region, options=opts)
 
 
-def adapter(t: Target, environ: dict[str, str] | None = None) -> GenericAdapter:
+def adapter(t: Target, environ: dict[str, str] | None = None,
+            store: StateStore | None = None) -> GenericAdapter:
     return GenericAdapter(t, environ=environ or {}, sleep=lambda s: None,
-                          retry_policy=NO_RETRY)
+                          retry_policy=NO_RETRY, store=store)
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -434,7 +436,8 @@ def test_filecloud_full_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                               no_sockets: None) -> None:
     t = target("filecloud", "lab-de", key_env="FC_TOKEN", project_dir=str(tmp_path),
                args={"path": str(tmp_path / "cloud.json")})
-    a = adapter(t, {"FC_TOKEN": "t"})
+    first, second = (StateStore.open(str(tmp_path / "state.db")) for _ in range(2))
+    a = adapter(t, {"FC_TOKEN": "t"}, first)
     kw: dict[str, Any] = {"stack": "app", "timeout": 5}
     assert a.lookup_choice("lab-de", "keypair", "app.key") == Choice(None, ())
     key = a.create("lab-de", KEYPAIR, address="key", name=physical_name("app", "key"),
@@ -458,7 +461,8 @@ def test_filecloud_full_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                 "cloudtmpl:spec": "2"}
     assert node["ssh_key"] == PUBKEY and node["location"] == "lab-de"
 
-    fresh = adapter(t, {"FC_TOKEN": "t"})  # another process: the cloud (and records) only
+    # another process: the cloud and the state's records only
+    fresh = adapter(t, {"FC_TOKEN": "t"}, second)
     live = fresh.discover("lab-de", capabilities.LIBCLOUD_KINDS, "app")
     assert sorted((r.address, r.kind) for r in live) == [
         ("data", VOLUME), ("data_att", ATTACHMENT), ("key", KEYPAIR), ("web", SERVER)]
@@ -471,6 +475,9 @@ def test_filecloud_full_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         fresh.delete(res, timeout=5)
         fresh.delete(res, timeout=5)  # already gone: fine
     assert fresh.discover("lab-de", capabilities.LIBCLOUD_KINDS, "app") == []
+    assert first.provider_records(t.name, "attachments") == {}
+    first.close()
+    second.close()
 
 
 def test_filecloud_volume_snapshot_before_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -6,7 +6,7 @@ Kinds: each target provides the subset its capabilities declare
 * ``Cloud::Compute::Server`` - :mod:`.compute` (nodes);
 * ``Cloud::Compute::KeyPair`` - :mod:`.keys`;
 * ``Cloud::Block::Volume``, ``Cloud::Block::VolumeAttachment`` - :mod:`.block`
-  (attachments are records, :mod:`.records`).
+  (attachments are records in the state store, :mod:`.records`).
 
 Identity.  Every object is named deterministically ``<stack>.<address>`` (escaped on
 drivers whose names forbid dots or capitals, :mod:`.names`).  Where the target has
@@ -47,7 +47,7 @@ class GenericAdapter(kit.Dispatcher[LibcloudClient]):
 
     def __init__(self, target: Target, **options: Any) -> None:
         """``options``: those of :class:`.client.LibcloudClient` (environ, sleep, clock,
-        retry_policy, poll_max_interval)."""
+        retry_policy, poll_max_interval, store: where attachment records are kept)."""
         client = LibcloudClient(target, **options)
         super().__init__(client, {k: h for k, h in HANDLERS.items() if k in client.kinds})
 

@@ -188,10 +188,7 @@ class VolumeAttachment:
                change: kit.Change) -> LiveResource:
         """Only the spec changes: it is in the record."""
         volume_id = kit.attachment_of(live)[0]
-        with client.records.editing() as records:
-            record = records.get(volume_id)
-            if record is not None:
-                record["spec"] = change.spec_hash
+        client.records.amend(volume_id, {"spec": change.spec_hash})
         return replace(live, spec_hash=change.spec_hash)
 
     def delete(self, client: LibcloudClient, live: LiveResource, timeout: float) -> None:

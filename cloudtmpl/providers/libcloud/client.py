@@ -36,7 +36,7 @@ from cloudtmpl.model import Placement, Target, address_from_name
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import CloudError, poll
 from cloudtmpl.providers.libcloud import names
-from cloudtmpl.providers.libcloud.records import AttachmentRecords
+from cloudtmpl.providers.libcloud.records import AttachmentRecords, RecordStore
 from cloudtmpl.providers.retry import DEFAULT_POLICY, Retrier, RetryPolicy, classify, limiter_for
 
 T = TypeVar("T")
@@ -73,6 +73,7 @@ class LibcloudClient:
         clock: Callable[[], float] = time.monotonic,
         retry_policy: RetryPolicy | None = None,
         poll_max_interval: float = 3.0,
+        store: RecordStore | None = None,
     ) -> None:
         self.target = target
         opts = target.options
@@ -95,8 +96,9 @@ class LibcloudClient:
         self._cls: Any = None
         project = opts.get("project_dir")
         self.records = AttachmentRecords(
+            store, target.name, self.what(),
             Path(str(project)) / ".cloudtmpl" / "libcloud" / f"{target.name}.json"
-            if project else None, self.what())
+            if project else None)
 
     # ------------------------------------------------------------------ plumbing
 
