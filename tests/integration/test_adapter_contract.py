@@ -53,6 +53,7 @@ from cloudtmpl.providers.base import (
 )
 from cloudtmpl.providers.openstack import catalog as openstack_catalog
 from cloudtmpl.resources import canonical_rules
+from cloudtmpl.state import StateStore
 from tests.integration import adapters
 from tests.integration.adapters import STACK, TIMEOUT, admin, create, public_key, update
 
@@ -163,9 +164,11 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
         admin(info, "config", {"build_seconds": 0, "volume_seconds": 0})
         made = World(cloud, adapters.openstack(info), adapters.OPENSTACK_REGION, info,
                      lambda **kw: adapters.openstack(info, **kw))
-    else:
-        made = World(cloud, adapters.libcloud(tmp_path), adapters.LAB_REGION, None,
-                     lambda **kw: adapters.libcloud(tmp_path, **kw))
+    else:  # attachment records live in the state store, one for every adapter made
+        store = StateStore.open(str(tmp_path / "state.db"))
+        request.addfinalizer(store.close)
+        made = World(cloud, adapters.libcloud(tmp_path, store=store), adapters.LAB_REGION,
+                     None, lambda **kw: adapters.libcloud(tmp_path, store=store, **kw))
     yield made
     if made.info is not None:
         made.arm_lost_answer(False)  # whatever a failed test left armed
@@ -194,14 +197,12 @@ class Lost:
     first request; ``only``: OpenStack's one service whose requests lose their answers
     (empty: every request); ``census``: the addresses of the kind the cloud holds,
     where discovery cannot see a half-made one (default: discovery).  ``cannot``: why
-    the sandbox's knobs cannot lose only the write's answer (the case is skipped);
-    ``bug``: the known defect that makes it fail (an expected failure, strict)."""
+    the sandbox's knobs cannot lose only the write's answer (the case is skipped)."""
 
     warm: Callable[[World, Any], None] | None = None
     only: str = ""
     census: Callable[[World], list[str]] | None = None
     cannot: str = ""
-    bug: str = ""
 
 
 @dataclass(frozen=True)
@@ -346,21 +347,14 @@ CASES: dict[tuple[str, str], Case] = {
     ("aws", NETWORK): Case(_network, _network_update),
     ("aws", SUBNET): Case(_subnet, _subnet_update),
     ("aws", PORT): Case(_port, _port_update),
-    ("aws", dns.ZONE): Case(_zone, lambda w, p: _changed(p, comment="second"), lost=Lost(
-        bug="dns.py Zone.create: post() sends CreateHostedZone through client.request, "
-            "which retries it itself (aws/client.py request: self.call), so "
-            "kit.create_or_adopt's look-first never runs and the retry makes a second "
-            "zone (Route 53 would refuse the repeated CallerReference instead)")),
+    ("aws", dns.ZONE): Case(_zone, lambda w, p: _changed(p, comment="second")),
     ("aws", dns.RECORD): Case(_record, lambda w, p: _changed(p, ttl=300, records=["192.0.2.2"]),
                               lost=Lost(cannot=READS_FIRST.format(
                                   "the zone's ownership, then ChangeResourceRecordSets"))),
     ("aws", storage.BUCKET): Case(lambda w: {"versioning": False},
                                   lambda w, p: _changed(p, versioning=True),
                                   lost=Lost(census=_s3_census)),  # tagged after the PUT
-    ("aws", lb.LOAD_BALANCER): Case(_balancer, _balancer_update, lost=Lost(
-        bug="lb.py LoadBalancer.create retries CreateLoadBalancer as idempotent; the "
-            "sandbox (moto) answers the repeat DuplicateLoadBalancerName, which "
-            "cloudtmpl_sandbox/aws_compat.py does not mend")),
+    ("aws", lb.LOAD_BALANCER): Case(_balancer, _balancer_update),
 
     ("openstack", SERVER): Case(_server, _server_update, lost=Lost(only="compute")),
     ("openstack", KEYPAIR): Case(_keypair, unkept=NOVA_UNTAGGED),
@@ -481,13 +475,10 @@ class LostAnswer:
 
 
 @pytest.mark.parametrize(("world", "kind"), cases(), indirect=["world"])
-def test_create_adopts_after_a_lost_answer(world: World, kind: str,
-                                           request: pytest.FixtureRequest) -> None:
+def test_create_adopts_after_a_lost_answer(world: World, kind: str) -> None:
     case = CASES[(world.cloud, kind)]
     if case.lost.cannot:
         pytest.skip(case.lost.cannot)
-    if case.lost.bug:
-        request.applymarker(pytest.mark.xfail(reason=case.lost.bug, strict=True))
     props = case.make(world)
     census = case.lost.census
     lost = LostAnswer(world, kind, (lambda: census(world)) if census else

@@ -216,10 +216,11 @@ class AwsClient:
     def request(self, service: str, region: str, path: str, *, method: str = "GET",
                 params: Mapping[str, str] | None = None, data: str | None = None,
                 headers: Mapping[str, str] | None = None,
-                ok: Iterable[str] = ()) -> tuple[int, ET.Element | None, str]:
+                ok: Iterable[str] = (), retry: bool = True) -> tuple[int, ET.Element | None, str]:
         """One Route53/S3/ELB request; (status, parsed XML, error code).  An error answer
         whose code is in ``ok`` is returned, any other raises a CloudError (retried if
-        transient)."""
+        transient, unless ``retry`` is false: a create that must look before it posts
+        again leaves the retrying to :func:`~cloudtmpl.providers.kit.create_or_adopt`)."""
         accepted = set(ok)
 
         def go() -> tuple[int, ET.Element | None, str]:
@@ -249,7 +250,7 @@ class AwsClient:
             raise CloudError(f"{code or 'HTTP ' + str(status)}: {message}",
                              permanent=not retryable, status=str(status))
 
-        return self.call(go)
+        return kit.call(go, self._translate, self.retrier if retry else None)
 
     # ------------------------------------------------------------------ helpers
 

@@ -62,12 +62,12 @@ def _r53(client: AwsClient, region: str, path: str, **kw: Any) -> tuple[int, ET.
     return client.request("route53", region, f"{R53}{path}", **kw)
 
 
-def _zones(client: AwsClient, region: str) -> list[ET.Element]:
+def _zones(client: AwsClient, region: str, *, retry: bool = True) -> list[ET.Element]:
     out: list[ET.Element] = []
     params = {"maxitems": "100"}
     seen: set[str] = set()
     while True:
-        _, body, _ = _r53(client, region, "/hostedzone", params=params)
+        _, body, _ = _r53(client, region, "/hostedzone", params=params, retry=retry)
         out.extend(find_all(body, "HostedZones/HostedZone"))
         marker = txt(body, "NextMarker")
         if txt(body, "IsTruncated") != "true" or not marker or marker in seen:
@@ -185,8 +185,8 @@ class Zone:
         tags = ec2.metadata(properties)
         first_spec = "" if tags else want.spec_hash
 
-        def lookup() -> str | None:
-            for el in _zones(client, region):
+        def lookup() -> str | None:  # no retry inside a retry: one look, then the outer loop
+            for el in _zones(client, region, retry=False):
                 m = _zone_marker(el)
                 if m and m[0] == stack and m[1] == address and m[2] == region:
                     return _zone_id(el)
@@ -199,7 +199,7 @@ class Zone:
                              f"{x(address[:40])}-{uuid.uuid4().hex}</CallerReference>"
                              f"<HostedZoneConfig><Comment>{x(comment)}</Comment>"
                              "</HostedZoneConfig>")
-            answer = _r53(client, region, "/hostedzone", method="POST", data=body)
+            answer = _r53(client, region, "/hostedzone", method="POST", data=body, retry=False)
             return (txt(answer[1], "HostedZone/Id") or "").rsplit("/", 1)[-1]
 
         zone_id = kit.create_or_adopt(post, lookup, client.call)

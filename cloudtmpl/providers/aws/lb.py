@@ -73,9 +73,9 @@ def _listeners(value: Any) -> list[dict[str, Any]]:
 
 
 def _elb(client: AwsClient, region: str, action: str, params: Mapping[str, str] | None = None,
-         ok: Iterable[str] = ()) -> tuple[ET.Element | None, str]:
+         ok: Iterable[str] = (), retry: bool = True) -> tuple[ET.Element | None, str]:
     full = {"Action": action, "Version": ELB_VERSION, **(params or {})}
-    _, body, code = client.request("elb", region, "/", params=full, ok=ok)
+    _, body, code = client.request("elb", region, "/", params=full, ok=ok, retry=retry)
     return body, code
 
 
@@ -117,9 +117,11 @@ def list_balancers(client: AwsClient, region: str, stack: str) -> list[Any]:
     return out
 
 
-def _get(client: AwsClient, region: str, name: str) -> tuple[ET.Element, dict[str, str]] | None:
+def _get(client: AwsClient, region: str, name: str,
+         retry: bool = True) -> tuple[ET.Element, dict[str, str]] | None:
     body, code = _elb(client, region, "DescribeLoadBalancers",
-                      {"LoadBalancerNames.member.1": name}, ok=("LoadBalancerNotFound",))
+                      {"LoadBalancerNames.member.1": name}, ok=("LoadBalancerNotFound",),
+                      retry=retry)
     els = find_all(body, _DESCRIPTIONS)
     if code or not els:
         return None
@@ -217,8 +219,20 @@ class LoadBalancer:
         for i, (k, v) in enumerate(tags.items(), 1):
             params[f"Tags.member.{i}.Key"] = k
             params[f"Tags.member.{i}.Value"] = v
-        # CreateLoadBalancer is idempotent for the same name and listeners: safe to retry
-        _elb(client, region, "CreateLoadBalancer", params)
+
+        def post() -> str:
+            _elb(client, region, "CreateLoadBalancer", params, retry=False)
+            return name
+
+        def lookup() -> str | None:  # the first attempt's balancer, if it made one
+            got = _get(client, region, name, retry=False)
+            mine = got is not None and got[1].get(TAG_STACK) == want.stack \
+                and got[1].get(TAG_RESOURCE) == want.address
+            return name if mine else None
+
+        # Not retried blindly: a repeat after a lost answer is refused as a duplicate
+        # name, so after an ambiguous failure look for the first attempt's balancer.
+        kit.create_or_adopt(post, lookup, client.call)
         if health:
             _configure_health(client, region, name, health)
         _members(client, region, name, "RegisterInstancesWithLoadBalancer", members)
