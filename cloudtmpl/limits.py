@@ -205,6 +205,17 @@ def within(size: int, loc: Loc, what: str) -> None:
                        "generated or hostile?); split the value or read it on the server"))
 
 
+def _refuse_over(used: int, cap: int, shown: str, loc: Loc, what: str, message: str,
+                 limit: str, advice: str) -> None:
+    """The run's ``used`` total went past its ``cap``: a limit-exceeded diagnostic
+    (``message`` names ``{what}`` and ``{cap}``, ``shown`` the cap's form, formatted
+    only then: this runs for every value built)."""
+    if used > cap:
+        text = format(cap, shown) if shown else size_text(cap)
+        raise exceeded("limit-exceeded", message.format(what=what, cap=text), loc,
+                       _hint(limit, text, advice))
+
+
 def charge(size: int, nodes: int, loc: Loc, what: str) -> None:
     """A value of ``size`` bytes and ``nodes`` values was built: :func:`within`, and
     counted in the run's totals (every function result, property and output value)."""
@@ -213,14 +224,11 @@ def charge(size: int, nodes: int, loc: Loc, what: str) -> None:
     if found is None:
         return
     found.value_bytes += size
-    if found.value_bytes > found.limits.total_value_bytes:
-        cap = found.limits.total_value_bytes
-        raise exceeded(
-            "limit-exceeded",
-            f"{what}: the values this run computed add up to more than {size_text(cap)}",
-            loc, _hint("total value size", size_text(cap),
-                       "the template computes far more data than any stack needs (large "
-                       "values repeated in many resources or group members)"))
+    _refuse_over(found.value_bytes, found.limits.total_value_bytes, "", loc, what,
+                 "{what}: the values this run computed add up to more than {cap}",
+                 "total value size",
+                 "the template computes far more data than any stack needs (large "
+                 "values repeated in many resources or group members)")
     charge_nodes(nodes, loc, what)
 
 
@@ -228,16 +236,12 @@ def charge_nodes(n: int, loc: Loc, what: str) -> None:
     """``n`` more values once expanded (group members' definitions, nested templates,
     references to a group's members)."""
     found = _CURRENT.get()
-    if found is None:
-        return
-    found.nodes += n
-    if found.nodes > found.limits.total_nodes:
-        raise exceeded(
-            "limit-exceeded",
-            f"{what}: the stack expands to more than {found.limits.total_nodes:,} values",
-            loc, _hint("total nodes", f"{found.limits.total_nodes:,}",
-                       "use smaller groups, fewer nested templates or fewer references "
-                       "to whole groups"))
+    if found is not None:
+        found.nodes += n
+        _refuse_over(found.nodes, found.limits.total_nodes, ",", loc, what,
+                     "{what}: the stack expands to more than {cap} values", "total nodes",
+                     "use smaller groups, fewer nested templates or fewer references "
+                     "to whole groups")
 
 
 def remaining_nodes() -> int:
@@ -255,16 +259,12 @@ def expect_resources(n: int, loc: Loc, what: str) -> None:
 def charge_resources(n: int, loc: Loc, what: str) -> None:
     """``n`` more resources in the flattened stack."""
     found = _CURRENT.get()
-    if found is None:
-        return
-    found.resources += n
-    if found.resources > found.limits.resources:
-        raise exceeded(
-            "limit-exceeded",
-            f"{what}: the stack would have more than {found.limits.resources:,} resources "
-            "once its groups and nested templates are expanded", loc,
-            _hint("resources", f"{found.limits.resources:,}",
-                  "lower the group counts, or split the stack into several stacks"))
+    if found is not None:
+        found.resources += n
+        _refuse_over(found.resources, found.limits.resources, ",", loc, what,
+                     "{what}: the stack would have more than {cap} resources once its "
+                     "groups and nested templates are expanded", "resources",
+                     "lower the group counts, or split the stack into several stacks")
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cloudtmpl_sandbox.sshd import sshd_path
-from tests.integration.clitools import ec2, invoke, write
+from tests.integration.clitools import ec2, invoke, run, write
 from tests.integration.hooks import events, roots, stamp
 
 pytestmark = pytest.mark.skipif(sshd_path() is None, reason="needs openssh-server "
@@ -169,8 +169,9 @@ def test_the_address_moves_to_the_replacement_before_the_old_server_goes(
     probe = Probe(address)
     probe.start()
     try:
-        r = invoke(tmp_path, "apply", "cbd.yaml", "-p", f"image={spec['other']}", "--yes",
-                   "--format", "json")
+        # a process of its own: in this one the apply's threads would starve the probe
+        r = run(tmp_path, "apply", "cbd.yaml", "-p", f"image={spec['other']}", "--yes",
+                "--format", "json")
     finally:
         probe.done.set()
         probe.join()
