@@ -80,14 +80,10 @@ def _wait_volume(client: AwsClient, region: str, volume_id: str, timeout: float,
     return client.poll(timeout, what, fetch)
 
 
-class Volume:
+class Volume(ec2.Listed):
     kind = VOLUME
     listings = ("volumes",)
-
-    def to_live(self, client: AwsClient, region: str, stack: str,
-                listings: kit.Listings) -> list[LiveResource]:
-        return [self.live(client, region, address, vol) for address, vol
-                in ec2.stack_items(listings.get("volumes"), stack, ec2.extra_tags)]
+    tags = staticmethod(ec2.extra_tags)
 
     @staticmethod
     def live(client: AwsClient, region: str, address: str, vol: Any) -> LiveResource:

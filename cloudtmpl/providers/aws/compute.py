@@ -196,14 +196,10 @@ def _run_on_networks(client: AwsClient, region: str, name: str, props: Mapping[s
     return client.call(run)
 
 
-class Server:
+class Server(ec2.Listed):
     kind = SERVER
     listings = ("instances",)
-
-    def to_live(self, client: AwsClient, region: str, stack: str,
-                listings: kit.Listings) -> list[LiveResource]:
-        return [self.live(client, region, address, node) for address, node
-                in ec2.stack_items(listings.get("instances"), stack, ec2.extra_tags)]
+    tags = staticmethod(ec2.extra_tags)
 
     @staticmethod
     def live(client: AwsClient, region: str, address: str, node: Any) -> LiveResource:

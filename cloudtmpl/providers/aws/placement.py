@@ -46,27 +46,22 @@ def _get(client: AwsClient, region: str, name: str) -> ET.Element | None:
     return found[0] if found else None
 
 
-def _live(client: AwsClient, region: str, address: str, el: ET.Element) -> LiveResource:
-    tags = ec2.tags_of(el)
-    name = ec2.text(el, "groupName") or ""
-    policies = [tags[TAG_POLICIES]] if tags.get(TAG_POLICIES) else []
-    return LiveResource(
-        address=address, kind=SERVER_GROUP, physical_id=name,
-        placement=client.placement(region), name=name,
-        properties={"policies": policies} if policies else {},
-        attributes={"name": name, "policies": policies,
-                    "strategy": ec2.text(el, "strategy"), "id": ec2.text(el, "groupId")},
-        spec_hash=tags.get(TAG_SPEC), status=ec2.text(el, "state") or "available")
-
-
-class ServerGroup:
+class ServerGroup(ec2.Listed):
     kind = SERVER_GROUP
     listings = ("placement_groups",)
 
-    def to_live(self, client: AwsClient, region: str, stack: str,
-                listings: kit.Listings) -> list[LiveResource]:
-        return [_live(client, region, address, el) for address, el
-                in ec2.stack_items(listings.get("placement_groups"), stack, ec2.tags_of)]
+    @staticmethod
+    def live(client: AwsClient, region: str, address: str, el: ET.Element) -> LiveResource:
+        tags = ec2.tags_of(el)
+        name = ec2.text(el, "groupName") or ""
+        policies = [tags[TAG_POLICIES]] if tags.get(TAG_POLICIES) else []
+        return LiveResource(
+            address=address, kind=SERVER_GROUP, physical_id=name,
+            placement=client.placement(region), name=name,
+            properties={"policies": policies} if policies else {},
+            attributes={"name": name, "policies": policies,
+                        "strategy": ec2.text(el, "strategy"), "id": ec2.text(el, "groupId")},
+            spec_hash=tags.get(TAG_SPEC), status=ec2.text(el, "state") or "available")
 
     def create(self, client: AwsClient, region: str, want: kit.Desired) -> LiveResource:
         policy = kit.server_group_policy(want.properties)
@@ -90,14 +85,14 @@ class ServerGroup:
                                    {TAG_SPEC: want.spec_hash, TAG_POLICIES: policy})
         el = kit.require(_get(client, region, want.name), LiveResource(
             want.address, SERVER_GROUP, want.name, client.placement(region)))
-        return _live(client, region, want.address, el)
+        return self.live(client, region, want.address, el)
 
     def update(self, client: AwsClient, live: LiveResource, change: kit.Change) -> LiveResource:
         """Nothing changes in place: only the spec tag."""
         region = live.placement.region
         el = kit.require(_get(client, region, live.physical_id), live)
         client.create_tags(region, ec2.text(el, "groupId") or "", {TAG_SPEC: change.spec_hash})
-        return _live(client, region, live.address,
+        return self.live(client, region, live.address,
                      kit.require(_get(client, region, live.physical_id), live))
 
     def delete(self, client: AwsClient, live: LiveResource, timeout: float) -> None:

@@ -105,22 +105,11 @@ def live_of(client: AwsClient, region: str, kind: str, address: str, el: ET.Elem
                         spec_hash=tags.get(TAG_SPEC), status=status)
 
 
-class RawHandler:
+class RawHandler(ec2.Listed):
     """What the raw kinds' handlers share: discovery from their listing, refresh,
     the wait for a new object, and the delete that waits while the object is in use."""
 
-    kind: str
-    listings: tuple[str, ...]
     busy: tuple[str, ...] = ("DependencyViolation",)  # "still in use": wait, retry
-
-    def live(self, client: AwsClient, region: str, address: str,
-             el: ET.Element) -> LiveResource:
-        raise NotImplementedError
-
-    def to_live(self, client: AwsClient, region: str, stack: str,
-                listings: kit.Listings) -> list[LiveResource]:
-        return [self.live(client, region, address, el) for address, el
-                in ec2.stack_items(listings.get(RAW[self.kind].listing), stack, ec2.tags_of)]
 
     def refresh(self, client: AwsClient, region: str, address: str,
                 object_id: str) -> LiveResource:
