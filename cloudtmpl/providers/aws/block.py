@@ -35,7 +35,7 @@ from cloudtmpl.model import (
 )
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.aws import ec2
-from cloudtmpl.providers.aws.client import AwsClient
+from cloudtmpl.providers.aws.client import AwsClient, Listed
 from cloudtmpl.providers.aws.compute import settled_instance
 from cloudtmpl.providers.base import ATTACHMENT, VOLUME, CloudError
 
@@ -80,7 +80,7 @@ def _wait_volume(client: AwsClient, region: str, volume_id: str, timeout: float,
     return client.poll(timeout, what, fetch)
 
 
-class Volume(ec2.Listed):
+class Volume(Listed):
     kind = VOLUME
     listings = ("volumes",)
     tags = staticmethod(ec2.extra_tags)

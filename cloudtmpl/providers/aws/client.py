@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from cloudtmpl.model import TAG_SPEC, Placement, Target
+from cloudtmpl.model import TAG_SPEC, LiveResource, Placement, Target
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.aws import connections, ec2
 from cloudtmpl.providers.aws.connections import Endpoint
@@ -329,3 +329,24 @@ class AwsClient:
                                 thread_name_prefix="cloudtmpl-aws-discover") as pool:
             futures = {n: pool.submit(self.listers[n], self, region, stack) for n in chosen}
             return kit.Listings({n: fut.result() for n, fut in futures.items()})
+
+
+class Listed:
+    """A handler whose kind is one listing of tagged objects: discovery keeps the
+    stack's objects of ``listings[0]`` and describes each with :meth:`live`."""
+
+    kind: str
+    listings: tuple[str, ...]
+
+    @staticmethod
+    def tags(obj: Any) -> Mapping[str, str]:
+        """The tags of one listed object (an XML element's ``tagSet``)."""
+        return ec2.tags_of(obj)
+
+    def live(self, client: AwsClient, region: str, address: str, item: Any) -> LiveResource:
+        raise NotImplementedError
+
+    def to_live(self, client: AwsClient, region: str, stack: str,
+                listings: kit.Listings) -> list[LiveResource]:
+        return [self.live(client, region, address, item) for address, item
+                in ec2.stack_items(listings.get(self.listings[0]), stack, self.tags)]

@@ -29,7 +29,7 @@ from libcloud.compute.drivers.ec2 import EC2NetworkSubnet, EC2NodeLocation, ExEC
 from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.aws import ec2
-from cloudtmpl.providers.aws.client import AwsClient
+from cloudtmpl.providers.aws.client import AwsClient, Listed
 from cloudtmpl.providers.aws.network import pick_subnet
 from cloudtmpl.providers.base import SERVER, CloudError
 
@@ -196,7 +196,7 @@ def _run_on_networks(client: AwsClient, region: str, name: str, props: Mapping[s
     return client.call(run)
 
 
-class Server(ec2.Listed):
+class Server(Listed):
     kind = SERVER
     listings = ("instances",)
     tags = staticmethod(ec2.extra_tags)

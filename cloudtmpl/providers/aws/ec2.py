@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource
+from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.providers.retry import error_codes
-
-if TYPE_CHECKING:
-    from cloudtmpl.providers.aws.client import AwsClient
 
 TAG_NAME = "Name"
 TAG_ATTACHMENT = "cloudtmpl:attachment"
@@ -129,27 +126,6 @@ def stack_items(items: Iterable[T], stack: str,
         return kit.tagged_address(found, stack, found.get(TAG_NAME, ""))
 
     return kit.stack_items(items, address_of)
-
-
-class Listed:
-    """A handler whose kind is one listing of tagged objects: discovery keeps the
-    stack's objects of ``listings[0]`` and describes each with :meth:`live`."""
-
-    kind: str
-    listings: tuple[str, ...]
-
-    @staticmethod
-    def tags(obj: Any) -> Mapping[str, str]:
-        """The tags of one listed object (an XML element's ``tagSet``)."""
-        return tags_of(obj)
-
-    def live(self, client: AwsClient, region: str, address: str, item: Any) -> LiveResource:
-        raise NotImplementedError
-
-    def to_live(self, client: AwsClient, region: str, stack: str,
-                listings: kit.Listings) -> list[LiveResource]:
-        return [self.live(client, region, address, item) for address, item
-                in stack_items(listings.get(self.listings[0]), stack, self.tags)]
 
 
 def entries(value: Any, allowed: tuple[str, ...], what: str) -> list[dict[str, str]]:

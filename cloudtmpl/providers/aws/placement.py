@@ -20,7 +20,7 @@ from typing import Any
 from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.aws import ec2
-from cloudtmpl.providers.aws.client import AwsClient
+from cloudtmpl.providers.aws.client import AwsClient, Listed
 from cloudtmpl.providers.base import SERVER_GROUP, CloudError
 
 TAG_POLICIES = "cloudtmpl:policies"
@@ -46,7 +46,7 @@ def _get(client: AwsClient, region: str, name: str) -> ET.Element | None:
     return found[0] if found else None
 
 
-class ServerGroup(ec2.Listed):
+class ServerGroup(Listed):
     kind = SERVER_GROUP
     listings = ("placement_groups",)
 

@@ -17,7 +17,7 @@ from typing import Any
 from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.aws import ec2
-from cloudtmpl.providers.aws.client import AwsClient, Lister
+from cloudtmpl.providers.aws.client import AwsClient, Listed, Lister
 from cloudtmpl.providers.base import (
     FLOATING_IP,
     NETWORK,
@@ -105,7 +105,7 @@ def live_of(client: AwsClient, region: str, kind: str, address: str, el: ET.Elem
                         spec_hash=tags.get(TAG_SPEC), status=status)
 
 
-class RawHandler(ec2.Listed):
+class RawHandler(Listed):
     """What the raw kinds' handlers share: discovery from their listing, refresh,
     the wait for a new object, and the delete that waits while the object is in use."""
 
