@@ -31,6 +31,7 @@ from typing import Any
 import boto3
 
 from cloudtmpl_sandbox import control
+from tests.integration import clitools  # imported here, not at the first timed run
 
 REPO = Path(__file__).resolve().parents[2]
 AWS_REGION = "eu-central-1"
@@ -353,9 +354,7 @@ def compare(aws: dict[str, Any], openstack: dict[str, Any], stack: str,
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    from tests.integration.clitools import cli_env as base
-
-    return base(extra)
+    return clitools.cli_env(extra)
 
 
 def cli(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
