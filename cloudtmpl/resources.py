@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cloudtmpl import service_kinds, software_kinds
+from cloudtmpl import network_kinds, service_kinds, software_kinds
 from cloudtmpl.resource_spec import Alias, P, ResourceType, local_kind
 from cloudtmpl.security_rules import DEFAULT_EGRESS_RULES, canonical_rules
 
@@ -75,10 +75,15 @@ SECURITY_GROUP = ResourceType(
         "rules": P("list", default=[], update_allowed=True,
                    description="Heat-style rules: direction, protocol, port_range_min, "
                    "port_range_max, remote_ip_prefix"),
+        "network": P("string", description="AWS: the VPC the group is made in (default: "
+                     "the network of the ports and servers that use it, when they share "
+                     "one; else the default VPC). OpenStack groups are project-wide: "
+                     "ignored"),
     },
     attributes={"name": "The group's cloud-side name", "id": "The group id"},
     ref="security group id",
     tags=True,
+    layer=1,
 )
 
 VOLUME = ResourceType(
@@ -150,6 +155,7 @@ FLOATING_IP = ResourceType(
         "ip": "The public IP address",
         "port_id": "The port it is associated with",
         "fixed_ip_address": "The private address it maps to",
+        "floating_network_id": "The external network it comes from (OpenStack)",
     },
     ref="floating ip id (AWS: allocation id)",
     tags=True,
@@ -264,7 +270,7 @@ TYPES: dict[str, ResourceType] = {
     for t in (
         SERVER, KEYPAIR, SERVER_GROUP, SECURITY_GROUP, VOLUME, VOLUME_ATTACHMENT,
         FLOATING_IP, NETWORK, SUBNET, PORT, RANDOM_STRING, VALUE, NONE, TEST_RESOURCE,
-        *software_kinds.KINDS, *service_kinds.KINDS,
+        *network_kinds.KINDS, *software_kinds.KINDS, *service_kinds.KINDS,
     )
 }
 
@@ -306,6 +312,9 @@ ALIASES: dict[str, Alias] = {
               properties={"port_id": "port", "floating_network_id": "floating_network"},
               ignored=frozenset({"fixed_ip_address", "value_specs", "dns_name",
                                  "dns_domain", "floating_ip_address"})),
+        Alias("OS::Nova::FloatingIP", FLOATING_IP.kind,
+              properties={"pool": "floating_network"},
+              attributes={"pool": "floating_network_id"}),
         Alias("OS::Neutron::Port", PORT.kind,
               properties={"network_id": "network"},
               ignored=_NAMED | {"mac_address", "binding:vnic_type", "value_specs",
@@ -318,7 +327,7 @@ ALIASES: dict[str, Alias] = {
         Alias("OS::Heat::Value", VALUE.kind),
         Alias("OS::Heat::None", NONE.kind),
         Alias("OS::Heat::TestResource", TEST_RESOURCE.kind),
-        *software_kinds.ALIASES, *service_kinds.ALIASES,
+        *network_kinds.ALIASES, *software_kinds.ALIASES, *service_kinds.ALIASES,
     )
 }
 

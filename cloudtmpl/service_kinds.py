@@ -79,31 +79,128 @@ BUCKET = ResourceType(
 
 LOAD_BALANCER = ResourceType(
     kind="Cloud::LB::LoadBalancer",
-    description="A load balancer (AWS classic ELB) in front of servers; listeners, members "
-    "and the health check change in place.",
+    description="A load balancer in front of servers (AWS: a classic ELB; OpenStack: an "
+    "Octavia load balancer with a listener, pool and health monitor per listener entry, "
+    "its members the servers); listeners, members and the health check change in place.",
     properties={
-        "listeners": P("list", required=True, update_allowed=True,
+        "listeners": P("list", default=[], update_allowed=True,
                        description="[{protocol: HTTP|HTTPS|TCP|SSL, port, instance_port, "
-                       "instance_protocol}]"),
+                       "instance_protocol}] (AWS needs at least one; OpenStack: none when "
+                       "OS::Octavia::Listener resources add them)"),
         "members": P("list", default=[], update_allowed=True,
                      description="Server ids (e.g. {get_attr: [group, refs]})"),
         "health_check": P("map", update_allowed=True,
                           description="{target: 'HTTP:80/', interval, timeout, "
                           "healthy_threshold, unhealthy_threshold}"),
-        "availability_zones": P("list", description="Zones (default: the region's first)"),
+        "availability_zones": P("list", description="Zones (AWS; default: the region's "
+                                "first)"),
+        "subnet": P("string", description="OpenStack: the subnet of the VIP (default: "
+                    "the first member's subnet); AWS: ignored (a classic ELB is in zones)"),
         "metadata": P("map", default={}, update_allowed=True),
     },
     attributes={
-        "dns_name": "The load balancer's DNS name",
+        "dns_name": "The load balancer's DNS name (OpenStack: its VIP address)",
         "name": "Cloud-side name",
         "members": "The registered server ids",
+        "vip_address": "OpenStack: the VIP address",
+        "vip_port_id": "OpenStack: the VIP's port (for a floating IP)",
     },
-    ref="load balancer name",
+    ref="load balancer name (OpenStack: its id)",
     tags=True,
     layer=4,
 )
 
-KINDS = (DNS_ZONE, DNS_RECORD, BUCKET, LOAD_BALANCER)
+#: Octavia's protocols of a listener, and of a pool.
+LISTENER_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "UDP", "TERMINATED_HTTPS", "SCTP", "PROMETHEUS")
+POOL_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "UDP", "PROXY", "PROXYV2", "SCTP")
+
+LISTENER = ResourceType(
+    kind="Cloud::LB::Listener",
+    description="An Octavia listener: a protocol and port of a load balancer "
+    "(OpenStack only).",
+    properties={
+        "loadbalancer": P("string", required=True, description="Load balancer id"),
+        "protocol": P("string", required=True,
+                      description="One of " + ", ".join(LISTENER_PROTOCOLS)),
+        "protocol_port": P("integer", required=True, description="The port it listens on"),
+        "default_pool": P("string", update_allowed=True, description="Pool id"),
+        "connection_limit": P("integer", default=-1, update_allowed=True),
+        "admin_state_up": P("boolean", default=True, update_allowed=True),
+    },
+    attributes={"name": "Cloud-side name", "id": "Listener id",
+                "provisioning_status": "Octavia's provisioning status"},
+    ref="listener id",
+    tags=True,
+    layer=5,
+)
+
+POOL = ResourceType(
+    kind="Cloud::LB::Pool",
+    description="An Octavia pool of members behind a listener (OpenStack only).",
+    properties={
+        "listener": P("string", description="Listener id (this or loadbalancer)"),
+        "loadbalancer": P("string", description="Load balancer id (this or listener)"),
+        "protocol": P("string", required=True,
+                      description="One of " + ", ".join(POOL_PROTOCOLS)),
+        "lb_algorithm": P("string", required=True, update_allowed=True,
+                          description="ROUND_ROBIN, LEAST_CONNECTIONS, SOURCE_IP or "
+                          "SOURCE_IP_PORT"),
+        "admin_state_up": P("boolean", default=True, update_allowed=True),
+    },
+    attributes={"name": "Cloud-side name", "id": "Pool id",
+                "provisioning_status": "Octavia's provisioning status"},
+    ref="pool id",
+    tags=True,
+    layer=6,
+)
+
+POOL_MEMBER = ResourceType(
+    kind="Cloud::LB::PoolMember",
+    description="A member of an Octavia pool: an address and port (OpenStack only).",
+    properties={
+        "pool": P("string", required=True, description="Pool id"),
+        "address": P("string", required=True, description="The member's IP address"),
+        "protocol_port": P("integer", required=True, description="The member's port"),
+        "subnet": P("string", description="Subnet the address is on"),
+        "weight": P("integer", default=1, update_allowed=True),
+        "admin_state_up": P("boolean", default=True, update_allowed=True),
+    },
+    attributes={"id": "Member id", "address": "The member's address",
+                "operating_status": "Octavia's view of its health"},
+    ref="member id",
+    tags=True,
+    layer=7,
+)
+
+HEALTH_MONITOR = ResourceType(
+    kind="Cloud::LB::HealthMonitor",
+    description="An Octavia health monitor of a pool (OpenStack only).",
+    properties={
+        "pool": P("string", required=True, description="Pool id"),
+        "type": P("string", required=True,
+                  description="HTTP, HTTPS, PING, TCP, TLS-HELLO or UDP-CONNECT"),
+        "delay": P("integer", required=True, update_allowed=True,
+                   description="Seconds between checks"),
+        "timeout": P("integer", required=True, update_allowed=True,
+                     description="Seconds a check may take (at most delay)"),
+        "max_retries": P("integer", required=True, update_allowed=True,
+                         description="Successes to go ONLINE (1-10)"),
+        "max_retries_down": P("integer", default=3, update_allowed=True,
+                              description="Failures to go ERROR (1-10)"),
+        "url_path": P("string", default="/", update_allowed=True),
+        "http_method": P("string", default="GET", update_allowed=True),
+        "expected_codes": P("string", default="200", update_allowed=True),
+        "admin_state_up": P("boolean", default=True, update_allowed=True),
+    },
+    attributes={"id": "Health monitor id"},
+    ref="health monitor id",
+    tags=True,
+    layer=7,
+)
+
+OCTAVIA_KINDS = (LISTENER, POOL, POOL_MEMBER, HEALTH_MONITOR)
+
+KINDS = (DNS_ZONE, DNS_RECORD, BUCKET, LOAD_BALANCER, *OCTAVIA_KINDS)
 ALIASES = (
     Alias("OS::Designate::Zone", DNS_ZONE.kind,
           properties={"name": "domain", "description": "comment"},
@@ -115,6 +212,20 @@ ALIASES = (
           attributes={"RootURL": "url", "DomainName": "domain_name"},
           ignored=frozenset({"name", "X-Account-Meta", "X-Container-Read",
                              "X-Container-Write"})),
+    Alias("OS::Octavia::LoadBalancer", LOAD_BALANCER.kind,
+          properties={"vip_subnet": "subnet"},
+          ignored=frozenset({"name", "description", "provider", "flavor", "vip_address",
+                             "admin_state_up", "tenant_id", "availability_zone"})),
+    Alias("OS::Octavia::Listener", LISTENER.kind,
+          ignored=frozenset({"name", "description", "sni_container_refs",
+                             "default_tls_container_ref", "tenant_id", "allowed_cidrs"})),
+    Alias("OS::Octavia::Pool", POOL.kind,
+          ignored=frozenset({"name", "description", "session_persistence", "tenant_id",
+                             "tls_enabled"})),
+    Alias("OS::Octavia::PoolMember", POOL_MEMBER.kind,
+          ignored=frozenset({"tenant_id", "monitor_address", "monitor_port"})),
+    Alias("OS::Octavia::HealthMonitor", HEALTH_MONITOR.kind,
+          ignored=frozenset({"tenant_id"})),
 )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from cloudtmpl import resources
+from cloudtmpl import network_kinds, resources, service_kinds
 from cloudtmpl.catalog import ImageFilter
 from cloudtmpl.model import LiveResource, Target
 
@@ -25,6 +25,17 @@ FLOATING_IP = resources.FLOATING_IP.kind
 NETWORK = resources.NETWORK.kind
 SUBNET = resources.SUBNET.kind
 PORT = resources.PORT.kind
+ROUTER = network_kinds.ROUTER.kind
+ROUTER_INTERFACE = network_kinds.ROUTER_INTERFACE.kind
+ROUTER_GATEWAY = network_kinds.ROUTER_GATEWAY.kind
+ROUTE = network_kinds.ROUTE.kind
+NAT_GATEWAY = network_kinds.NAT_GATEWAY.kind
+FLOATING_IP_ASSOCIATION = network_kinds.FLOATING_IP_ASSOCIATION.kind
+LOAD_BALANCER = service_kinds.LOAD_BALANCER.kind
+LISTENER = service_kinds.LISTENER.kind
+POOL = service_kinds.POOL.kind
+POOL_MEMBER = service_kinds.POOL_MEMBER.kind
+HEALTH_MONITOR = service_kinds.HEALTH_MONITOR.kind
 KINDS = frozenset({SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, ATTACHMENT, FLOATING_IP,
                    NETWORK, SUBNET, PORT})
 
