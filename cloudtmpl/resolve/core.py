@@ -40,6 +40,7 @@ from cloudtmpl.resolve.conditions import (
 from cloudtmpl.resolve.environments import merge_environments
 from cloudtmpl.resolve.files import Files
 from cloudtmpl.resolve.lifecycle import lifecycle
+from cloudtmpl.resolve.networking import settle
 from cloudtmpl.resolve.parameters import Parameters, check_parameter_groups, resolve_parameters
 from cloudtmpl.resolve.placing import place_all, relink, request, stack_residency
 from cloudtmpl.resolve.properties import properties
@@ -268,6 +269,8 @@ class _Resolver:
         if not self.options.nested:
             scope.diags.extend(address_problems(resources))
             resources, residency = place_all(scope, resources, self.requests)
+            resources, implied = settle(resources, self.options.targets)
+            scope.diags.extend(implied)
             scope.diags.extend(cycle_diagnostics(resources))
         if any(d.severity == "error" for d in scope.diags):
             raise DiagnosticError(_sorted(self.scrubbed(scope.diags)))

@@ -59,6 +59,8 @@ CASES = [
             ("app_key", KEYPAIR),
             ("app_net", NETWORK),
             ("app_subnet", SUBNET),
+            ("router", "Cloud::Network::Router"),
+            ("router_interface", "Cloud::Network::RouterInterface"),
             ("app_secgroup", SECGROUP),
             ("app1_port", PORT),
             ("app1", SERVER),
