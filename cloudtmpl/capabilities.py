@@ -86,3 +86,24 @@ def of(target: Target) -> Capabilities:
         frozenset(str(k) for k in kinds) if kinds is not None else caps.kinds,
         snapshots=bool(target.options.get("snapshots")),
     )
+
+
+#: What a cloud offers in place of a kind it lacks, for the diagnostic's hint.
+_INSTEAD: dict[tuple[str, str], str] = {
+    ("openstack", "Cloud::Network::NatGateway"):
+        "OpenStack has no NAT gateway: a router with an external gateway does source "
+        "NAT for its subnets (external_gateway_info: {network: public, enable_snat: "
+        "true}, the default)",
+    ("aws", "Cloud::Network::RouterGateway"):
+        "write the gateway on the router itself (external_gateway_info: {network: "
+        "public}): on AWS that attaches an internet gateway and routes to it",
+    **{("aws", f"Cloud::LB::{part}"):
+       "Octavia's listeners, pools, members and health monitors are OpenStack's: on AWS "
+       "write listeners, members and health_check on the Cloud::LB::LoadBalancer"
+       for part in ("Listener", "Pool", "PoolMember", "HealthMonitor")},
+}
+
+
+def instead(provider_type: str, kind: str) -> str | None:
+    """What ``provider_type`` offers in place of ``kind`` (None: nothing to suggest)."""
+    return _INSTEAD.get((provider_type, kind))

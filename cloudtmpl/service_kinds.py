@@ -94,8 +94,9 @@ LOAD_BALANCER = ResourceType(
                           "healthy_threshold, unhealthy_threshold}"),
         "availability_zones": P("list", description="Zones (AWS; default: the region's "
                                 "first)"),
-        "subnet": P("string", description="OpenStack: the subnet of the VIP (default: "
-                    "the first member's subnet); AWS: ignored (a classic ELB is in zones)"),
+        "subnet": P("string", description="The subnet of the balancer (OpenStack: of its "
+                    "VIP, default the first member's subnet; AWS: a VPC subnet, default "
+                    "the region's zones outside any VPC of the template)"),
         "metadata": P("map", default={}, update_allowed=True),
     },
     attributes={

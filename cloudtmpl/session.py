@@ -132,8 +132,9 @@ def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
                 f"resource {res.address!r} ({res.type}) cannot be created on target "
                 f"{target.name!r} ({target.type}, region {res.placement.region})",
                 res.loc,
-                f"{target.type} targets provide: "
-                + ", ".join(sorted(capabilities.of(target).kinds)),
+                capabilities.instead(target.type, res.kind) or (
+                    f"{target.type} targets provide: "
+                    + ", ".join(sorted(capabilities.of(target).kinds))),
             )
         )
     if diags:

@@ -2,7 +2,9 @@
 
 Physical id: the balancer name, ``<stack>-<address>`` in ELB's alphabet (32
 characters at most, hashed when longer); tags in ``CreateLoadBalancer`` itself, the
-spec tag after the health check and members are in place.  Discovery:
+spec tag after the health check and members are in place.  With ``subnet`` the
+balancer is made in that subnet's VPC (members must be instances of that VPC);
+without, in the region's zones (``availability_zones``).  Discovery:
 ``DescribeLoadBalancers`` (every page) + ``DescribeTags`` per 20 balancers with the
 stack's name prefix.
 """
@@ -59,8 +61,8 @@ def _health(value: Any) -> dict[str, Any] | None:
 
 def _listeners(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value:
-        raise CloudError("listeners must be a non-empty list of {protocol, port, "
-                         "instance_port}", permanent=True)
+        raise CloudError("a classic ELB needs listeners: a non-empty list of {protocol, "
+                         "port, instance_port}", permanent=True)
     out = []
     for raw in value:
         if not isinstance(raw, Mapping) or raw.get("port") is None:
@@ -190,11 +192,13 @@ class LoadBalancer:
                       **{k: int(txt(hc, v) or 0) for k, v in _HEALTH_KEYS.items()
                          if k != "target"}}
         zones = sorted((z.text or "").strip() for z in find_all(el, "AvailabilityZones/member"))
+        subnets = sorted((s.text or "").strip() for s in find_all(el, "Subnets/member"))
         dns = txt(el, "DNSName") or ""
         return live(client.placement(region), LOAD_BALANCER, tags.get(TAG_RESOURCE) or name,
                     name, name,
                     {"listeners": listeners, "members": members, "health_check": health,
-                     "availability_zones": zones, "metadata": ec2.user_tags(tags)},
+                     "availability_zones": zones, "metadata": ec2.user_tags(tags),
+                     "subnet": subnets[0] if subnets else None},
                     {"dns_name": dns, "name": name, "members": members},
                     tags.get(TAG_SPEC), status="active")
 
@@ -214,8 +218,11 @@ class LoadBalancer:
         tags = {ec2.TAG_NAME: name, TAG_STACK: want.stack, TAG_RESOURCE: want.address,
                 **ec2.metadata(properties)}
         params = {"LoadBalancerName": name, **_listener_params(listeners)}
-        for i, zone in enumerate(zones, 1):
-            params[f"AvailabilityZones.member.{i}"] = zone
+        if properties.get("subnet"):  # in a VPC: its subnet (whose zone it serves)
+            params["Subnets.member.1"] = str(properties["subnet"])
+        else:
+            for i, zone in enumerate(zones, 1):
+                params[f"AvailabilityZones.member.{i}"] = zone
         for i, (k, v) in enumerate(tags.items(), 1):
             params[f"Tags.member.{i}.Key"] = k
             params[f"Tags.member.{i}.Value"] = v
