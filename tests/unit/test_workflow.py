@@ -41,6 +41,26 @@ def test_a_kind_the_target_cannot_provide_is_a_diagnostic(monkeypatch: pytest.Mo
     assert "Cloud::Block::Volume" in d.hint
 
 
+@pytest.mark.parametrize(("target", "resource", "words"), [
+    ("sandbox-openstack", "{type: Cloud::Network::NatGateway, properties: {subnet: s}}",
+     "enable_snat"),
+    ("sandbox-aws/eu-central-1", "{type: OS::Neutron::RouterGateway, properties: "
+     "{router_id: r, network_id: n}}", "external_gateway_info"),
+    ("sandbox-aws/eu-central-1", "{type: OS::Octavia::Pool, properties: {listener: l, "
+     "protocol: HTTP, lb_algorithm: ROUND_ROBIN}}", "Cloud::LB::LoadBalancer"),
+])
+def test_a_kind_the_cloud_does_otherwise_names_its_way_in_the_hint(
+        target: str, resource: str, words: str) -> None:
+    text = f"heat_template_version: 2021-04-16\nresources:\n  x: {resource}\n"
+    project = ProjectConfig(directory=Path("."), file=None, targets=SANDBOX_TARGETS)
+    stack = resolve(load_text(text, "t.yaml"),
+                    ResolveOptions(stack="t", target=target, targets=SANDBOX_TARGETS))
+    with pytest.raises(DiagnosticError) as exc:
+        session.check_targets(stack, project)
+    (d,) = exc.value.diagnostics
+    assert d.code == "unsupported-kind" and words in d.hint
+
+
 def test_snapshot_on_a_target_that_cannot_snapshot_is_a_diagnostic() -> None:
     lab = Target("lab", "libcloud", "global", {"driver": "linode", "snapshots": False,
                                                "kinds": tuple(capabilities.LIBCLOUD_KINDS)})
