@@ -154,3 +154,27 @@ resources:
     assert res["assoc"].kind == "Cloud::Network::FloatingIPAssociation"
     assert res["assoc"].depends_on == {"ip", "server"}
     assert res["ip"].properties["floating_network"] == "public"
+
+
+def test_a_router_interface_to_a_subnet_of_another_cloud_is_a_placement_conflict() -> None:
+    text = """\
+heat_template_version: 2021-04-16
+resources:
+  net: {type: Cloud::Network::Network, placement: {provider: aws}}
+  subnet:
+    type: Cloud::Network::Subnet
+    properties: {network: {get_resource: net}, cidr: 10.0.1.0/24}
+  router:
+    type: Cloud::Network::Router
+    placement: {provider: os}
+    properties: {external_gateway_info: {network: public}}
+  iface:
+    type: Cloud::Network::RouterInterface
+    properties: {router: {get_resource: router}, subnet: {get_resource: subnet}}
+"""
+    with pytest.raises(DiagnosticError) as exc:
+        run(text, "aws")
+    (diag,) = exc.value.diagnostics
+    assert diag.code == "placement-conflict"
+    assert (diag.loc.line, diag.loc.column) == (9, 5)
+    assert "'router'" in diag.message and "refer to each other" in diag.message
