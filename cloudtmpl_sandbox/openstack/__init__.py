@@ -1,4 +1,5 @@
-"""``sandbox-openstack``: a stateful Keystone v3 / Nova / Glance / Neutron / Cinder emulator.
+"""``sandbox-openstack``: a stateful Keystone v3 / Nova / Glance / Neutron / Cinder / Octavia
+emulator.
 
 Unpatched libcloud (``Provider.OPENSTACK``, ``api_version="2.2"``,
 ``ex_force_auth_version="3.x_password"``) talks to it over HTTP on 127.0.0.1.
@@ -9,7 +10,7 @@ Modules: :mod:`.app` (WSGI routing, knobs, admin endpoints), :mod:`.state`
 Nova, Neutron and Cinder (:mod:`.compute_models` / :mod:`.compute_responses`,
 :mod:`.network_models` (+ :mod:`.network_base`, :mod:`.network_security`,
 :mod:`.network_floating`) / :mod:`.network_responses`, :mod:`.volume_models` /
-:mod:`.volume_responses`).  Run: ``python -m cloudtmpl_sandbox.openstack --port 0``.
+:mod:`.volume_responses`, Octavia's :mod:`.lb_models` / :mod:`.lb_responses`).  Run: ``python -m cloudtmpl_sandbox.openstack --port 0``.
 """
 
 from .identity import DOMAIN_NAME, PASSWORD, PROJECT_NAME, USERNAME
