@@ -7,10 +7,11 @@ Modules: :mod:`.app` (WSGI routing, knobs, admin endpoints), :mod:`.state`
 (store, knobs), :mod:`.core` (errors, pagination), one module per small service
 (:mod:`.identity`, :mod:`.image`, :mod:`.object`) and, moto-style, a models module
 (state, transitions, refusals) and a responses module (routes, views) for each of
-Nova, Neutron and Cinder (:mod:`.compute_models` / :mod:`.compute_responses`,
+Nova, Neutron, Cinder and Octavia (:mod:`.compute_models` / :mod:`.compute_responses`,
 :mod:`.network_models` (+ :mod:`.network_base`, :mod:`.network_security`,
 :mod:`.network_floating`) / :mod:`.network_responses`, :mod:`.volume_models` /
-:mod:`.volume_responses`, Octavia's :mod:`.lb_models` / :mod:`.lb_responses`).  Run: ``python -m cloudtmpl_sandbox.openstack --port 0``.
+:mod:`.volume_responses`, :mod:`.lb_models` / :mod:`.lb_responses`).  Run:
+``python -m cloudtmpl_sandbox.openstack --port 0``.
 """
 
 from .identity import DOMAIN_NAME, PASSWORD, PROJECT_NAME, USERNAME
