@@ -20,9 +20,10 @@ making a second one:
   ``HTTP:80/path`` an HTTP monitor of that path, ``HTTPS:…`` an HTTPS one, ``TCP:22``
   a TCP one, ``SSL:443`` a ``TLS-HELLO`` one.
 
-The VIP subnet is ``subnet`` (an id or a name), else the subnet of the first member's
-fixed IP.  Listener protocols: HTTP, HTTPS (passed through), TCP and UDP, each with
-the instance protocols Octavia lets its pools have.  Listeners and pools that are not
+The VIP subnet is ``subnet`` (an id or a name; not reported, so compared with the
+last-applied spec), else the subnet of the first member's fixed IP.  Listener
+protocols: HTTP, HTTPS (passed through), TCP and UDP, each with the instance
+protocols Octavia lets its pools have.  Listeners and pools that are not
 named after the load balancer (``OS::Octavia::Listener``/``Pool`` resources on it) are
 left alone.  Every change waits for the load balancer to be ``ACTIVE``
 (:func:`.octavia.change`); an update converges what is there to what is wanted (the
@@ -41,7 +42,6 @@ from cloudtmpl.model import LiveResource
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import LOAD_BALANCER, CloudError
 from cloudtmpl.providers.openstack import octavia
-from cloudtmpl.providers.openstack.catalog import is_uuid
 from cloudtmpl.providers.openstack.client import OpenStackClient
 from cloudtmpl.providers.openstack.octavia import SERVICE, members_path, path
 
@@ -190,16 +190,11 @@ def metadata_of(tags: Any) -> dict[str, str]:
 
 
 def _subnet(client: OpenStackClient, region: str, value: str) -> dict[str, Any]:
-    if is_uuid(value):
-        found = client.get(region, "network", f"/v2.0/subnets/{value}", "subnet")
-        subnets = [found] if found else []
-    else:
-        subnets = client.list_all(region, "network", "/v2.0/subnets", "subnets",
-                                  {"name": value})
-    if len(subnets) != 1:
-        raise CloudError(f"subnet {value!r}: " + ("no such subnet" if not subnets else
-                         "several subnets have that name; use its id"), permanent=True)
-    return dict(subnets[0])
+    oid = octavia.subnet_ref(client, region, value)
+    found = client.get(region, "network", f"/v2.0/subnets/{oid}", "subnet")
+    if found is None:
+        raise CloudError(f"subnet {value!r}: no such subnet", permanent=True)
+    return dict(found)
 
 
 def _server_ports(client: OpenStackClient, region: str, server: str) -> list[dict[str, Any]]:
@@ -306,8 +301,10 @@ def live_of(client: OpenStackClient, region: str, address: str, got: Parts) -> L
         address=address, kind=LOAD_BALANCER, physical_id=str(lb["id"]),
         placement=client.placement(region), name=name,
         properties={"listeners": sorted(listeners, key=lambda x: (x["port"], x["protocol"])),
+                    # subnet is not reported (a template may name it): the last-applied
+                    # spec has it
                     "members": members, "health_check": health,
-                    "subnet": lb.get("vip_subnet_id"), "metadata": metadata_of(lb.get("tags"))},
+                    "metadata": metadata_of(lb.get("tags"))},
         attributes={"dns_name": vip, "vip_address": vip, "vip_port_id": lb.get("vip_port_id"),
                     "name": name, "members": members, "id": str(lb["id"])},
         spec_hash=spec, status=status.lower())

@@ -30,6 +30,7 @@ from cloudtmpl.providers.base import (
     POOL_MEMBER,
     CloudError,
 )
+from cloudtmpl.providers.openstack.catalog import is_uuid
 from cloudtmpl.providers.openstack.client import OpenStackClient, status_of
 
 T = TypeVar("T")
@@ -146,6 +147,17 @@ def delete_until_gone(client: OpenStackClient, region: str, where: str, key: str
     client.poll(max(1.0, deadline - client.clock()), where, gone)
 
 
+def subnet_ref(client: OpenStackClient, region: str, value: str) -> str:
+    """A subnet's id, given its id or its name (one of that name)."""
+    if is_uuid(value):
+        return value
+    found = client.list_all(region, "network", "/v2.0/subnets", "subnets", {"name": value})
+    if len(found) != 1:
+        raise CloudError(f"subnet {value!r}: " + ("no such subnet" if not found else
+                         "several subnets have that name; use its id"), permanent=True)
+    return str(found[0]["id"])
+
+
 def first_id(refs: Any) -> str | None:
     """The id of the first ``[{"id": …}]`` reference."""
     for ref in refs or []:
@@ -205,7 +217,8 @@ class Child:
     def where(self, props: Mapping[str, Any]) -> str:
         return path(self.collection)
 
-    def fields(self, client: OpenStackClient, props: Mapping[str, Any]) -> dict[str, Any]:
+    def fields(self, client: OpenStackClient, region: str,
+               props: Mapping[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
     def updates(self, props: Mapping[str, Any], changed: frozenset[str]) -> dict[str, Any]:
@@ -239,7 +252,7 @@ class Child:
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         props = want.properties
         body = {"name": want.name, "tags": spec_tags(want.spec_hash),
-                **self.fields(client, props)}
+                **self.fields(client, region, props)}
         where = self.where(props)
         made: dict[str, Any] = {}
 
@@ -281,7 +294,8 @@ class Child:
 class Listener(Child):
     kind, collection, key, listing = LISTENER, "listeners", "listener", "lb_listeners"
 
-    def fields(self, client: OpenStackClient, props: Mapping[str, Any]) -> dict[str, Any]:
+    def fields(self, client: OpenStackClient, region: str,
+               props: Mapping[str, Any]) -> dict[str, Any]:
         out = {"loadbalancer_id": str(props.get("loadbalancer") or ""),
                "protocol": str(props.get("protocol") or "").upper(),
                "protocol_port": _integer(props, "protocol_port"),
@@ -317,7 +331,8 @@ class Listener(Child):
 class Pool(Child):
     kind, collection, key, listing = POOL, "pools", "pool", "lb_pools"
 
-    def fields(self, client: OpenStackClient, props: Mapping[str, Any]) -> dict[str, Any]:
+    def fields(self, client: OpenStackClient, region: str,
+               props: Mapping[str, Any]) -> dict[str, Any]:
         if not props.get("listener") and not props.get("loadbalancer"):
             raise CloudError("a pool needs a listener or a loadbalancer", permanent=True)
         out = {"protocol": str(props.get("protocol") or "").upper(),
@@ -360,7 +375,8 @@ class PoolMember(Child):
     def where(self, props: Mapping[str, Any]) -> str:
         return members_path(str(props.get("pool") or props.get("pool_id") or ""))
 
-    def fields(self, client: OpenStackClient, props: Mapping[str, Any]) -> dict[str, Any]:
+    def fields(self, client: OpenStackClient, region: str,
+               props: Mapping[str, Any]) -> dict[str, Any]:
         if not props.get("pool") or not props.get("address"):
             raise CloudError("a pool member needs pool and address", permanent=True)
         out = {"address": str(props["address"]),
@@ -368,7 +384,7 @@ class PoolMember(Child):
                "weight": _integer(props, "weight", 1),
                "admin_state_up": _flag(props, "admin_state_up")}
         if props.get("subnet"):
-            out["subnet_id"] = str(props["subnet"])
+            out["subnet_id"] = subnet_ref(client, region, str(props["subnet"]))
         return out
 
     def updates(self, props: Mapping[str, Any], changed: frozenset[str]) -> dict[str, Any]:
@@ -391,9 +407,9 @@ class PoolMember(Child):
              obj: Mapping[str, Any]) -> LiveResource:
         pool = str(obj.get("pool_id") or "")
         return _live(self.kind, client, region, address, obj, {
+            # subnet is not reported (a template may name it): the last-applied spec has it
             "pool": pool or None, "address": obj.get("address"),
-            "protocol_port": obj.get("protocol_port"), "subnet": obj.get("subnet_id"),
-            "weight": obj.get("weight"),
+            "protocol_port": obj.get("protocol_port"), "weight": obj.get("weight"),
             "admin_state_up": bool(obj.get("admin_state_up", True))},
             {"address": obj.get("address"), "operating_status": obj.get("operating_status")})
 
@@ -402,7 +418,8 @@ class HealthMonitor(Child):
     kind, collection, key, listing = (HEALTH_MONITOR, "healthmonitors", "healthmonitor",
                                       "lb_healthmonitors")
 
-    def fields(self, client: OpenStackClient, props: Mapping[str, Any]) -> dict[str, Any]:
+    def fields(self, client: OpenStackClient, region: str,
+               props: Mapping[str, Any]) -> dict[str, Any]:
         kind = str(props.get("type") or "").upper()
         out: dict[str, Any] = {
             "pool_id": str(props.get("pool") or ""), "type": kind,
