@@ -243,3 +243,13 @@ def test_deleting_a_pool_takes_its_members_and_monitor(api: Api) -> None:
     assert api.call("GET", f"{LB}/pools/{pool['id']}")[0] == 404
     assert api.call("GET", f"{LB}/healthmonitors/{hm['id']}")[0] == 404
     api.ok("DELETE", f"{LB}/loadbalancers/{lid}", status=204)  # no children left
+
+
+def test_injected_faults_answer_in_octavias_words(api: Api) -> None:
+    configure(api.info, failure_rate=1.0, failure_status=503, services=["load-balancer"])
+    assert api.refused(503, "GET", f"{LB}/loadbalancers") == \
+        "Injected failure (sandbox failure_rate)."
+    api.subnet()  # Neutron is not affected
+    configure(api.info, failure_rate=0.0)
+    assert api.refused(404, "GET", "/load-balancer/nowhere/v2/lbaas/loadbalancers") \
+        .startswith("The resource could not be found")
