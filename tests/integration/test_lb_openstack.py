@@ -182,13 +182,15 @@ def test_a_load_balancer_in_front_of_two_servers(tmp_path: Path, look: Look) -> 
 
     _noop(tmp_path)
 
-    # one server out of the pool, in place
-    template.write_text(TEMPLATE.replace(
+    # one server removed, and out of the pool in place
+    web2 = TEMPLATE[TEMPLATE.index("  web2:\n"):TEMPLATE.index("  lb:\n")]
+    template.write_text(TEMPLATE.replace(web2, "").replace(
         "members: [{get_resource: web1}, {get_resource: web2}]",
         "members: [{get_resource: web1}]"))
     r = run(tmp_path, "apply", "st.yaml", "--yes")
     assert r.code == 0, r.err + r.out
-    assert "update" in r.out
+    assert "update" in r.out and "delete" in r.out
+    assert len(look.get(f"/compute/{REGION}/v2.1/servers")["servers"]) == 1
     [again] = look.octavia("loadbalancers")
     assert again["id"] == lb["id"]
     [kept] = look.members(pool["id"])
