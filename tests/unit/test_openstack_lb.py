@@ -1,0 +1,79 @@
+"""The pure part of the OpenStack load balancer handler (providers/openstack/lb.py):
+listener entries and the health check as Octavia takes them, refused before anything
+is made; tags for metadata and the spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloudtmpl.providers.base import CloudError
+from cloudtmpl.providers.openstack import lb, octavia
+
+
+def test_listener_entries_are_canonical_and_checked() -> None:
+    got = lb.entries([{"port": 443, "protocol": "https", "instance_protocol": "tcp",
+                       "instance_port": "8443"},
+                      {"port": 80}])
+    assert got == [lb.Entry("HTTP", 80, "HTTP", 80), lb.Entry("HTTPS", 443, "TCP", 8443)]
+    assert got[0].listener("web.lb") == "web.lb:HTTP:80"
+    assert got[1].pool("web.lb") == "web.lb:HTTPS:443:TCP:8443"
+    assert lb.entries([]) == []
+    for bad, words in (([{"port": 443, "protocol": "SSL"}], "not offered on OpenStack"),
+                       ([{"port": 80, "instance_protocol": "TCP"}], "cannot send TCP"),
+                       ([{"port": 80}, {"port": 80, "protocol": "TCP"}], "listed twice"),
+                       ([{"protocol": "HTTP"}], "needs at least a port"),
+                       ("80", "must be a list")):
+        with pytest.raises(CloudError, match=words) as info:
+            lb.entries(bad)
+        assert info.value.permanent
+    # UDP and TCP may share a port number
+    assert len(lb.entries([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}])) \
+        == 2
+
+
+def test_health_checks_map_onto_octavias_monitor() -> None:
+    got = lb.check({"target": "HTTP:8080/health", "interval": 10, "healthy_threshold": 3})
+    assert got is not None
+    assert (got.kind, got.port, got.url_path, got.delay, got.timeout, got.max_retries,
+            got.max_retries_down) == ("HTTP", 8080, "/health", 10, 5, 3, 2)
+    assert got.value() == {"target": "HTTP:8080/health", "interval": 10, "timeout": 5,
+                           "healthy_threshold": 3, "unhealthy_threshold": 2}
+    assert got.name("web.lb") == "web.lb:check:HTTP:8080/health"
+    tcp = lb.check({"target": "TCP:22", "healthy_threshold": 10})
+    assert tcp is not None and (tcp.kind, tcp.url_path, tcp.fields().get("url_path")) == \
+        ("TCP", None, None)
+    ssl = lb.check({"target": "ssl:443"})
+    assert ssl is not None and ssl.kind == "TLS-HELLO"
+    root = lb.check({"target": "HTTP:80"})
+    assert root is not None and root.url_path == "/" and root.target == "HTTP:80"
+    assert lb.check(None) is None and lb.check({}) is None
+    for bad, words in (({"target": "HTTP:80/", "healthy_threshold": 11}, "must be 1-10"),
+                       ({"target": "HTTP:80/", "unhealthy_threshold": 0}, "must be 1-10"),
+                       ({"target": "HTTP:80/", "interval": 3, "timeout": 5},
+                        "must not exceed its interval"),
+                       ({"target": "TCP:22/x"}, "has no path"),
+                       ({"target": "ICMP:0"}, "expected PROTOCOL:PORT"),
+                       ({"target": "HTTP:70000/"}, "expected PROTOCOL:PORT"),
+                       ({"target": "HTTP:80/", "every": 5}, "unknown keys every"),
+                       ({"interval": 5}, "needs a target")):
+        with pytest.raises(CloudError, match=words) as info:
+            lb.check(bad)
+        assert info.value.permanent
+
+
+def test_metadata_and_the_spec_are_tags() -> None:
+    tags = lb.tags_of({"metadata": {"team": "web", "tier": "front"}})
+    assert tags == ["team=web", "tier=front"]
+    marked = octavia.spec_tags("abc123", tags)
+    assert "cloudtmpl:spec=abc123" in marked
+    assert octavia.spec_of({"tags": marked}) == "abc123"
+    assert octavia.spec_of({"tags": tags}) is None
+    assert lb.metadata_of(marked) == {"team": "web", "tier": "front"}
+    with pytest.raises(CloudError, match="reserved"):
+        lb.tags_of({"metadata": {"cloudtmpl:spec": "x"}})
+
+
+def test_only_names_of_the_stack_without_a_colon_are_resources() -> None:
+    assert octavia.stack_address("web", {"name": "web.listener"}) == "listener"
+    assert octavia.stack_address("web", {"name": "web.lb:HTTP:80"}) is None  # a LB's own
+    assert octavia.stack_address("web", {"name": "other.listener"}) is None
