@@ -10,7 +10,8 @@ Modules: :mod:`.app` (WSGI routing, knobs, admin endpoints), :mod:`.state`
 Nova, Neutron, Cinder and Octavia (:mod:`.compute_models` / :mod:`.compute_responses`,
 :mod:`.network_models` (+ :mod:`.network_base`, :mod:`.network_security`,
 :mod:`.network_floating`) / :mod:`.network_responses`, :mod:`.volume_models` /
-:mod:`.volume_responses`, :mod:`.lb_models` / :mod:`.lb_responses`).  Run:
+:mod:`.volume_responses`, :mod:`.lb_models` (+ :mod:`.lb_status`) /
+:mod:`.lb_responses`).  Run:
 ``python -m cloudtmpl_sandbox.openstack --port 0``.
 """
 

@@ -25,11 +25,7 @@ The VIP is a real Neutron port on the VIP subnet (``device_owner: Octavia``, mad
 deleted through :mod:`.network_models`), so its address is allocated from the subnet
 and the subnet cannot be deleted while the load balancer holds it.
 
-Operating status is computed when asked: a member is ``OFFLINE`` when
-administratively down, ``NO_MONITOR`` when its pool has no health monitor, ``ONLINE``
-when its address is one of an ``ACTIVE`` server of the region, and ``ERROR``
-otherwise; a pool is ``ERROR`` when all its members are, ``DEGRADED`` when some are;
-a listener and a load balancer follow their pools.
+Operating status is computed when asked (:mod:`.lb_status`).
 """
 
 from __future__ import annotations
@@ -38,7 +34,7 @@ import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
-from . import compute_models, network_models
+from . import network_models
 from .core import JSON, ApiError, iso, new_id, now
 from .identity import PROJECT_ID
 from .state import Region, Store
@@ -564,51 +560,3 @@ def create_monitor(store: Store, region: Region, spec: JSON) -> JSON:
     pool["healthmonitor_id"] = hm["id"]
     items(region, "healthmonitors")[hm["id"]] = hm
     return hm
-
-
-# --------------------------------------------------------------------- operating status
-
-
-def server_addresses(region: Region) -> set[str]:
-    """The fixed IPs of the region's ACTIVE servers."""
-    out: set[str] = set()
-    for server in region.servers.values():
-        if compute_models.settle(server)["status"] != "ACTIVE":
-            continue
-        for port_id in server.get("port_ids", []):
-            port = region.ports.get(port_id)
-            out.update(ip["ip_address"] for ip in (port or {}).get("fixed_ips", []))
-    return out
-
-
-def _worst(states: list[str]) -> str:
-    if states and all(s == "ERROR" for s in states):
-        return "ERROR"
-    return "DEGRADED" if any(s in ("ERROR", "DEGRADED") for s in states) else "ONLINE"
-
-
-def operating(region: Region, obj: JSON, servers: set[str] | None = None) -> str:
-    """``obj``'s operating status now (see the module docstring)."""
-    kind = obj["_kind"]
-    if obj["provisioning_status"] == "PENDING_CREATE" and kind == "loadbalancers":
-        return "OFFLINE"
-    if not obj["admin_state_up"]:
-        return "OFFLINE"
-    servers = server_addresses(region) if servers is None else servers
-    if kind == "members":
-        pool = items(region, "pools").get(obj["_pool"])
-        if pool is None or not pool["healthmonitor_id"]:
-            return "NO_MONITOR"
-        return "ONLINE" if obj["address"] in servers else "ERROR"
-    if kind == "healthmonitors":
-        return "ONLINE"
-    if kind == "pools":
-        found = [operating(region, items(region, "members")[m["id"]], servers)
-                 for m in obj["members"] if m["id"] in items(region, "members")]
-        return _worst([s for s in found if s in ("ONLINE", "ERROR")])
-    if kind == "listeners":
-        pool = items(region, "pools").get(obj["default_pool_id"] or "")
-        return operating(region, pool, servers) if pool else "ONLINE"
-    found = [operating(region, items(region, "listeners")[x["id"]], servers)
-             for x in obj["listeners"] if x["id"] in items(region, "listeners")]
-    return "DEGRADED" if _worst(found) != "ONLINE" else "ONLINE"

@@ -7,7 +7,8 @@ remain), attribute filters (``name``, ``protocol_port``, ``provisioning_status``
 ``loadbalancer_id`` and ``pool_id`` for the children), ``tags``/``tags-any``/
 ``not-tags``/``not-tags-any`` and ``fields``.  Errors are ``{"faultcode",
 "faultstring", "debuginfo"}``.  The state changes and refusals are the models'
-(:mod:`.lb_models`); every request first finishes the changes whose time has come.
+(:mod:`.lb_models`, operating status :mod:`.lb_status`); every request first
+finishes the changes whose time has come.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from . import lb_models as models
+from . import lb_status
 from .core import JSON, Call, Reply, Router, dispatch, matches
 from .state import Region
 
@@ -41,7 +43,7 @@ def _region(call: Call) -> Region:
 def _view(region: Region, obj: JSON, call: Call | None = None,
           servers: set[str] | None = None) -> JSON:
     out = {k: v for k, v in obj.items() if not k.startswith("_")}
-    out["operating_status"] = models.operating(region, obj, servers)
+    out["operating_status"] = lb_status.operating(region, obj, servers)
     if obj["_kind"] == "listeners":
         out["loadbalancers"] = [{"id": obj["_lb"]}]
     fields = call.args.get("fields") if call is not None else None
@@ -65,7 +67,7 @@ def _filtered(view: JSON, obj: JSON, call: Call) -> bool:
 
 
 def _page(call: Call, region: Region, key: str, objs: list[JSON], path: str) -> Reply:
-    servers = models.server_addresses(region)
+    servers = lb_status.server_addresses(region)
     chosen = [(o, _view(region, o, None, servers)) for o in objs]
     chosen = [(o, v) for o, v in chosen if _filtered(v, o, call)]
     marker = call.arg("marker")
@@ -116,7 +118,7 @@ def _versions(call: Call) -> Reply:
 def _status(call: Call) -> Reply:
     region = _region(call)
     lb = models.get(region, "loadbalancers", call.params["item_id"])
-    servers = models.server_addresses(region)
+    servers = lb_status.server_addresses(region)
 
     def brief(obj: JSON, *keys: str) -> JSON:
         view = _view(region, obj, None, servers)
