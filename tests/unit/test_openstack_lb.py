@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from cloudtmpl.providers.base import CloudError
+from cloudtmpl import resources
+from cloudtmpl.model import Placement, canonical_json
+from cloudtmpl.providers.base import LOAD_BALANCER, CloudError
 from cloudtmpl.providers.openstack import lb, octavia
 
 
@@ -77,3 +79,34 @@ def test_only_names_of_the_stack_without_a_colon_are_resources() -> None:
     assert octavia.stack_address("web", {"name": "web.listener"}) == "listener"
     assert octavia.stack_address("web", {"name": "web.lb:HTTP:80"}) is None  # a LB's own
     assert octavia.stack_address("web", {"name": "other.listener"}) is None
+
+
+class _Client:
+    """What live_of asks of a client: the placement."""
+
+    def placement(self, region: str) -> Placement:
+        return Placement("os", region)
+
+
+def test_a_live_balancer_reports_what_the_template_canonically_says() -> None:
+    listeners = [{"protocol": "TCP", "port": 22, "instance_port": 2222},
+                 {"protocol": "HTTP", "port": 80, "instance_port": 8080},
+                 {"port": 443, "protocol": "HTTPS", "instance_port": 443}]
+    health = {"target": "HTTP:8080/health", "interval": 10}
+    want = resources.canonical(LOAD_BALANCER, {"listeners": listeners,
+                                               "members": ["s2", "s1"],
+                                               "health_check": health})
+    name = "web.lb"
+    pools = [{"id": f"p{e.port}", "name": e.pool(name)} for e in lb.entries(listeners)]
+    members = [{"name": f"{name}:member:{s}", "pool_id": "p80"} for s in ("s1", "s2")]
+    check = lb.check(health)
+    assert check is not None
+    monitors = [{"name": check.name(name), "delay": 10, "timeout": 5, "max_retries": 10,
+                 "max_retries_down": 2, "pools": [{"id": "p80"}]}]
+    got = lb.live_of(_Client(), "r", "lb", lb.Parts(  # type: ignore[arg-type]
+        {"id": "L", "name": name, "vip_address": "10.0.0.9", "tags": ["a=b"]}, [], pools,
+        members, monitors))
+    for key in ("listeners", "members", "health_check"):
+        assert canonical_json(got.properties[key]) == canonical_json(want[key]), key
+    assert got.properties["metadata"] == {"a": "b"}
+    assert got.attributes["dns_name"] == got.attributes["vip_address"] == "10.0.0.9"

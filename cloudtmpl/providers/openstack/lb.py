@@ -300,7 +300,8 @@ def live_of(client: OpenStackClient, region: str, address: str, got: Parts) -> L
     return LiveResource(
         address=address, kind=LOAD_BALANCER, physical_id=str(lb["id"]),
         placement=client.placement(region), name=name,
-        properties={"listeners": sorted(listeners, key=lambda x: (x["port"], x["protocol"])),
+        # in the template's canonical order (service_kinds.canonical_service)
+        properties={"listeners": sorted(listeners, key=service_kinds._json_key),
                     # subnet is not reported (a template may name it): the last-applied
                     # spec has it
                     "members": members, "health_check": health,
