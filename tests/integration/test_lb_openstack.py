@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from cloudtmpl.providers.base import LOAD_BALANCER, SERVER
+from tests.integration import adapters
 from tests.integration.clitools import run, write
-from tests.integration.openstack_api import configure, http, token
+from tests.integration.openstack_api import configure, http, token, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -226,3 +228,42 @@ def test_heat_octavia_kinds_apply_and_destroy(tmp_path: Path, look: Look) -> Non
     r = run(tmp_path, "destroy", "heat.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     _nothing_left(look, ports_before)
+
+
+def test_a_half_made_load_balancer_is_completed_not_duplicated(look: Look) -> None:
+    """What a crash in the middle of a create leaves (the load balancer and some of its
+    parts, no spec tag) is found by name, and the next apply's update completes it."""
+    adapter = adapters.openstack(look.info)
+    server = adapters.create(adapter, REGION, SERVER, "web", {"image": "ubuntu-22.04",
+                                                               "flavor": "m1.small"})
+    props = {"listeners": [{"protocol": "HTTP", "port": 80, "instance_port": 8080}],
+             "members": [server.physical_id], "subnet": "private-subnet",
+             "health_check": {"target": "TCP:8080"}}
+    live = adapters.create(adapter, REGION, LOAD_BALANCER, "lb", props)
+    [pool] = look.octavia("pools")
+    [member] = look.members(pool["id"])
+    [hm] = look.octavia("healthmonitors")
+    # the crash: the monitor not made yet, the spec tag not written
+    status, _, body = http(look.info, "DELETE", f"{LB}/healthmonitors/{hm['id']}", None,
+                           look.token)
+    assert status == 204, body
+    assert wait_for(lambda: look.get(f"{LB}/loadbalancers/{live.physical_id}")[
+        "loadbalancer"]["provisioning_status"] == "ACTIVE")
+    status, _, body = http(look.info, "PUT", f"{LB}/loadbalancers/{live.physical_id}",
+                           {"loadbalancer": {"tags": []}}, look.token)
+    assert status == 200, body
+    assert wait_for(lambda: look.get(f"{LB}/loadbalancers/{live.physical_id}")[
+        "loadbalancer"]["provisioning_status"] == "ACTIVE")
+    [found] = [r for r in adapter.discover(REGION, frozenset({LOAD_BALANCER}), "web")]
+    assert found.spec_hash is None and found.properties["health_check"] is None
+    assert found.properties["members"] == [server.physical_id]
+
+    done = adapters.update(adapter, found, props, {"health_check"}, "spec-2")
+    assert done.physical_id == live.physical_id and done.spec_hash == "spec-2"
+    assert done.properties["health_check"]["target"] == "TCP:8080"
+    assert [p["id"] for p in look.octavia("pools")] == [pool["id"]]  # adopted, not remade
+    assert [m["id"] for m in look.members(pool["id"])] == [member["id"]]
+    assert len(look.octavia("listeners")) == 1 and len(look.octavia("healthmonitors")) == 1
+    adapter.delete(done, timeout=adapters.TIMEOUT)
+    adapter.delete(server, timeout=adapters.TIMEOUT)
+    assert look.octavia("loadbalancers") == []
