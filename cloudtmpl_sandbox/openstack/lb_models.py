@@ -16,10 +16,12 @@ exist (400), a listener port the load balancer already uses (409), deleting a lo
 balancer with children without ``cascade=true`` (400), a pool protocol its listener's
 protocol cannot carry (400), a second default pool of a listener (409), a member with
 an address and port already in its pool (409), a member subnet that does not exist
-(400), a health monitor whose timeout exceeds its delay (400), a second health
-monitor of a pool (409), retries outside 1-10, HTTP options on a TCP monitor, more
-load balancers than the ``load_balancers`` quota (403), and unknown or read-only
-attributes in a body (400).
+(400), a second health monitor of a pool (409), retries outside 1-10, HTTP options
+on a TCP monitor or ones that are no HTTP method or status code list, a UDP-CONNECT
+monitor more often than every 3 s (Octavia's default minimum), more load balancers
+than the ``load_balancers`` quota (403), and unknown or read-only attributes in a body
+(400).  A monitor's timeout longer than its delay is taken, as Octavia takes it (its
+API reference asks for less, its API does not check).
 
 The VIP is a real Neutron port on the VIP subnet (``device_owner: Octavia``, made and
 deleted through :mod:`.network_models`), so its address is allocated from the subnet
@@ -31,6 +33,7 @@ Operating status is computed when asked (:mod:`.lb_status`).
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -521,19 +524,34 @@ def _monitor_numbers(hm: JSON) -> JSON:
     return {k: hm[k] for k in ("delay", "timeout", "max_retries", "max_retries_down")}
 
 
+_HTTP_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT",
+                 "TRACE")
+_CODES_RE = re.compile(r"^(\d{3}(\s*,\s*\d{3})*)$|^(\d{3}-\d{3})$")
+UDP_MIN_DELAY = 3  # Octavia's udp_connect_min_interval_health_monitor default
+
+
 def _check_monitor(kind: str, merged: JSON, given: JSON) -> None:
     delay = _int(merged, "delay", 0, 2**31 - 1)
-    timeout = _int(merged, "timeout", 0, 2**31 - 1)
+    _int(merged, "timeout", 0, 2**31 - 1)
     _int(merged, "max_retries", 1, 10)
     _int(merged, "max_retries_down", 1, 10, 3)
-    if timeout > delay:
-        raise validation(f"The timeout ({timeout}) of a health monitor must not exceed "
-                         f"its delay ({delay}).")
+    if kind == "UDP-CONNECT" and delay < UDP_MIN_DELAY:
+        raise validation(f"The request delay value {delay} should be larger than "
+                         f"{UDP_MIN_DELAY} for UDP-CONNECT health monitor type.")
     if kind not in HTTP_MONITORS:
         for key in ("http_method", "url_path", "expected_codes"):
             if given.get(key):
                 raise error(400, f"{key} is not a valid option for health monitors of "
                                  f"type {kind}")
+    if given.get("http_method") is not None:
+        _choice(given, "http_method", _HTTP_METHODS)
+    codes = given.get("expected_codes")
+    if codes is not None and not _CODES_RE.match(str(codes)):
+        raise bad_input("expected_codes", codes, "Value should match the pattern "
+                        + _CODES_RE.pattern)
+    path = given.get("url_path")
+    if path is not None and not str(path).startswith("/"):
+        raise bad_input("url_path", path, "Value must be a valid URL path")
 
 
 def create_monitor(store: Store, region: Region, spec: JSON) -> JSON:

@@ -173,22 +173,29 @@ def test_listeners_pools_members_and_monitors(api: Api) -> None:
                                                  "protocol_port": 8080}}, 201)["member"]
     api.active(lid)
 
-    hm = {"pool_id": pool["id"], "type": "HTTP", "delay": 5, "timeout": 10, "max_retries": 3}
-    assert "must not exceed its delay" in api.refused(400, "POST", f"{LB}/healthmonitors",
-                                                      {"healthmonitor": hm})
+    hm = {"pool_id": pool["id"], "type": "HTTP", "delay": 5, "timeout": 5, "max_retries": 3}
     assert api.refused(400, "POST", f"{LB}/healthmonitors", {"healthmonitor": {
-        **hm, "timeout": 5, "max_retries": 11}}) == \
+        **hm, "http_method": "FETCH"}}).startswith(
+        "Invalid input for field/attribute http_method. Value: 'FETCH'.")
+    assert api.refused(400, "POST", f"{LB}/healthmonitors", {"healthmonitor": {
+        **hm, "expected_codes": "2xx"}}).startswith(
+        "Invalid input for field/attribute expected_codes. Value: '2xx'.")
+    assert api.refused(400, "POST", f"{LB}/healthmonitors", {"healthmonitor": {
+        **hm, "type": "UDP-CONNECT", "delay": 2}}) == \
+        "Validation failure: The request delay value 2 should be larger than 3 for " \
+        "UDP-CONNECT health monitor type."
+    assert api.refused(400, "POST", f"{LB}/healthmonitors", {"healthmonitor": {
+        **hm, "max_retries": 11}}) == \
         "Invalid input for field/attribute max_retries. Value: '11'. " \
         "Value should be lower or equal to 10"
     assert api.refused(400, "POST", f"{LB}/healthmonitors", {"healthmonitor": {
-        **hm, "type": "TCP", "timeout": 5, "url_path": "/x"}}) == \
+        **hm, "type": "TCP", "url_path": "/x"}}) == \
         "url_path is not a valid option for health monitors of type TCP"
-    made = api.post("healthmonitors", "healthmonitor", lid, {**hm, "timeout": 5,
-                                                             "url_path": "/health"})
+    made = api.post("healthmonitors", "healthmonitor", lid, {**hm, "url_path": "/health"})
     assert (made["http_method"], made["url_path"], made["expected_codes"]) == \
         ("GET", "/health", "200")
-    assert api.refused(409, "POST", f"{LB}/healthmonitors", {"healthmonitor": {
-        **hm, "timeout": 5}}) == "This pool already has a health monitor"
+    assert api.refused(409, "POST", f"{LB}/healthmonitors", {"healthmonitor": hm}) == \
+        "This pool already has a health monitor"
     assert api.ok("GET", f"{members}/{member['id']}")["member"]["operating_status"] == \
         "ONLINE"
     assert api.ok("GET", f"{members}/{stray['id']}")["member"]["operating_status"] == "ERROR"
@@ -201,8 +208,10 @@ def test_listeners_pools_members_and_monitors(api: Api) -> None:
         {address: "ONLINE", "10.0.9.9": "ERROR"}
     assert tree_pool["health_monitor"]["type"] == "HTTP"
 
-    # updates: PENDING_UPDATE, a read-only attribute refused
-    api.ok("PUT", f"{LB}/healthmonitors/{made['id']}", {"healthmonitor": {"delay": 7}})
+    # updates: PENDING_UPDATE, a read-only attribute refused; a timeout longer than the
+    # delay is taken, as Octavia takes it
+    api.ok("PUT", f"{LB}/healthmonitors/{made['id']}",
+           {"healthmonitor": {"delay": 7, "timeout": 9}})
     assert api.lb(lid)["provisioning_status"] == "PENDING_UPDATE"
     api.active(lid)
     assert api.refused(400, "PUT", f"{LB}/listeners/{listener['id']}", {"listener": {

@@ -110,3 +110,18 @@ def test_a_live_balancer_reports_what_the_template_canonically_says() -> None:
         assert canonical_json(got.properties[key]) == canonical_json(want[key]), key
     assert got.properties["metadata"] == {"a": "b"}
     assert got.attributes["dns_name"] == got.attributes["vip_address"] == "10.0.0.9"
+
+
+def test_a_monitor_may_not_take_longer_than_its_delay() -> None:
+    props = {"pool": "p", "type": "TCP", "delay": 5, "timeout": 6, "max_retries": 3}
+    with pytest.raises(CloudError, match=r"timeout \(6\) must not exceed delay \(5\)") as info:
+        octavia.HEALTH_MONITORS.fields(None, "r", props)  # type: ignore[arg-type]
+    assert info.value.permanent
+    with pytest.raises(CloudError, match="must not exceed delay"):
+        octavia.HEALTH_MONITORS.updates(props, frozenset({"timeout"}))
+    with pytest.raises(CloudError, match="applies to HTTP and HTTPS monitors only"):
+        octavia.HEALTH_MONITORS.fields(None, "r", {  # type: ignore[arg-type]
+            **props, "timeout": 5, "url_path": "/x"})
+    fields = octavia.HEALTH_MONITORS.fields(None, "r", {  # type: ignore[arg-type]
+        **props, "timeout": 5, "url_path": "/", "http_method": "GET"})
+    assert "url_path" not in fields and fields["delay"] == 5  # not sent on a TCP monitor

@@ -428,7 +428,16 @@ class HealthMonitor(Child):
             "max_retries_down": _integer(props, "max_retries_down", 3),
             "admin_state_up": _flag(props, "admin_state_up")}
         out.update(self._http(kind, props, frozenset(_HTTP_DEFAULTS)))
+        self._timely(props)
         return out
+
+    @staticmethod
+    def _timely(props: Mapping[str, Any]) -> None:
+        """The schema's rule (a check takes at most its delay): Octavia's API reference
+        asks for it, its API does not check it, so it is checked here."""
+        if _integer(props, "timeout") > _integer(props, "delay"):
+            raise CloudError(f"timeout ({props.get('timeout')}) must not exceed delay "
+                             f"({props.get('delay')})", permanent=True)
 
     @staticmethod
     def _http(kind: str, props: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
@@ -452,6 +461,8 @@ class HealthMonitor(Child):
         if "admin_state_up" in changed:
             out["admin_state_up"] = _flag(props, "admin_state_up")
         out.update(self._http(kind, props, changed))
+        if changed & {"delay", "timeout"}:
+            self._timely(props)
         return out
 
     def parent(self, client: OpenStackClient, region: str, obj: Mapping[str, Any]) -> str:
