@@ -67,7 +67,8 @@ class Api:
 
 @pytest.fixture
 def api(openstack_reset: dict[str, Any]) -> Api:
-    configure(openstack_reset, build_seconds=0, lb_seconds=0.05)
+    # long enough that a PENDING_* state is still there when the next request asks
+    configure(openstack_reset, build_seconds=0, lb_seconds=0.4)
     return Api(openstack_reset)
 
 
