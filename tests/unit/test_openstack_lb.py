@@ -5,11 +5,13 @@ is made; tags for metadata and the spec."""
 from __future__ import annotations
 
 import pytest
+from libcloud.common.types import LibcloudError
 
 from cloudtmpl import resources
-from cloudtmpl.model import Placement, canonical_json
+from cloudtmpl.model import Placement, Target, canonical_json
 from cloudtmpl.providers.base import LOAD_BALANCER, CloudError
 from cloudtmpl.providers.openstack import lb, octavia
+from cloudtmpl.providers.openstack.client import OpenStackClient
 
 
 def test_listener_entries_are_canonical_and_checked() -> None:
@@ -125,3 +127,23 @@ def test_a_monitor_may_not_take_longer_than_its_delay() -> None:
     fields = octavia.HEALTH_MONITORS.fields(None, "r", {  # type: ignore[arg-type]
         **props, "timeout": 5, "url_path": "/", "http_method": "GET"})
     assert "url_path" not in fields and fields["delay"] == 5  # not sent on a TCP monitor
+
+
+def test_a_cloud_without_octavia_says_so() -> None:
+    class Catalog:
+        def get_regions(self, service_type: str) -> list[str]:
+            return []
+
+    class Conn:
+        service_catalog = Catalog()
+
+        def request(self, *args: object, **kwargs: object) -> None:
+            raise LibcloudError("Could not find specified endpoint")
+
+    client = OpenStackClient(Target("lab", "openstack", "RegionOne", {}), environ={})
+    client._conn = lambda region, service: Conn()  # type: ignore[method-assign]
+    with pytest.raises(CloudError, match="target 'lab' offers no load balancers") as info:
+        client._raw("RegionOne", "load-balancer", "/v2/lbaas/loadbalancers", "GET", None, None)
+    assert info.value.permanent
+    with pytest.raises(CloudError, match="region 'RegionOne' is not in the service catalog"):
+        client._raw("RegionOne", "network", "/v2.0/ports", "GET", None, None)

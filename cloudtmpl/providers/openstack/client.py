@@ -343,6 +343,10 @@ class OpenStackClient:
                 raise
             catalog = getattr(conn, "service_catalog", None)
             regions = catalog.get_regions(_SERVICE_TYPES[service]) if catalog else []
+            if not regions and service == "load-balancer":
+                raise CloudError(
+                    f"target {self.target.name!r} offers no load balancers: its service "
+                    "catalog has no load-balancer (Octavia) endpoint", permanent=True) from None
             raise CloudError(
                 f"region {region!r} is not in the service catalog of target "
                 f"{self.target.name!r} (no {_SERVICE_TYPES[service]} endpoint; the catalog "
