@@ -4,7 +4,7 @@ demand, and whether it can snapshot a volume before deleting it.
 One entry per cloud.  A resource of a kind its target does not offer is a diagnostic
 before any cloud is asked; discovery lists each kind a target offers in every
 region the stack uses, except the *on-demand* kinds: each of those is another
-service or listing to ask (Route 53, S3, ELB, Swift; server groups) and most stacks
+service or listing to ask (Route 53, S3, ELB, Swift, Octavia; server groups) and most stacks
 have none, so they are
 listed only where the template or the state has one (the price: such a resource
 dropped from the template *and* lost from the state is not found).
@@ -60,16 +60,21 @@ class Capabilities:
     snapshots: bool = False  # deletion_policy Snapshot: a volume snapshot before delete
 
 
-_AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET,
-                           "Cloud::LB::LoadBalancer"})
+LOAD_BALANCER = "Cloud::LB::LoadBalancer"
+_AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET, LOAD_BALANCER})
+# Octavia: load balancers, and its own listeners, pools, members and health monitors
+# (OS::Octavia::*, OpenStack only)
+_OCTAVIA = frozenset({LOAD_BALANCER, "Cloud::LB::Listener", "Cloud::LB::Pool",
+                      "Cloud::LB::PoolMember", "Cloud::LB::HealthMonitor"})
 CLOUDS: dict[str, Capabilities] = {
-    # DNS zones/records and load balancers: AWS only (the OpenStack emulator has no
-    # Designate or Octavia); buckets: S3 and Swift.  Snapshots: EBS, Cinder backups.
-    # Server groups are on demand too: one more listing per region, and most stacks
-    # have none.
+    # DNS zones/records: AWS only (the OpenStack emulator has no Designate); load
+    # balancers: ELB and Octavia; buckets: S3 and Swift.  Snapshots: EBS, Cinder
+    # backups.  Server groups are on demand too: one more listing per region, and most
+    # stacks have none.
     "aws": Capabilities(_IAAS | _AWS_SERVICES, on_demand=_AWS_SERVICES | {SERVER_GROUP},
                         snapshots=True),
-    "openstack": Capabilities(_IAAS | {BUCKET}, on_demand=frozenset({BUCKET, SERVER_GROUP}),
+    "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA,
+                              on_demand=frozenset({BUCKET, SERVER_GROUP}) | _OCTAVIA,
                               snapshots=True),
     "local": Capabilities(LOCAL_KINDS),
     "libcloud": Capabilities(LIBCLOUD_KINDS),

@@ -6,6 +6,7 @@
 ``/image/{region}/v2/...``                  Glance
 ``/network/{region}/v2.0/...``              Neutron
 ``/volume/{region}/v3/{project_id}/...``    Cinder
+``/load-balancer/{region}/v2/lbaas/...``    Octavia (``lb_responses.py``)
 ``/object-store/{region}/v1/AUTH_{p}/...``  Swift (``object.py``)
 ``/_sandbox/...``                           admin: not counted; the sandbox's token
 ==========================================  =====================================
@@ -42,6 +43,8 @@ from . import (
     compute_responses,
     identity,
     image,
+    lb_models,
+    lb_responses,
     network_base,
     network_responses,
     volume_responses,
@@ -56,6 +59,7 @@ _HANDLERS: dict[str, tuple[str, Callable[[Call], Reply]]] = {
     "image": ("", image.handle),
     "network": ("", network_responses.handle),
     "volume": ("/v3", volume_responses.handle),
+    "load-balancer": ("", lb_responses.handle),
 }
 
 
@@ -66,6 +70,8 @@ def service_error(service: str, status: int, message: str) -> ApiError:
         return network_base.error(status, kind, message)
     if service == "image":
         return ApiError(status, f"{status} {message}\n\n")
+    if service == "load-balancer":
+        return lb_models.error(status, message)
     if service == "identity":
         return ApiError(status, {"error": {"code": status, "message": message, "title": message}})
     return fault(status, message)

@@ -60,6 +60,7 @@ SERVICES = (
     ("volumev3", "cinderv3", "/volume/{region}/v3/{project_id}"),
     ("block-storage", "cinder", "/volume/{region}/v3/{project_id}"),
     ("object-store", "swift", "/object-store/{region}/v1/AUTH_{project_id}"),
+    ("load-balancer", "octavia", "/load-balancer/{region}"),
 )
 
 

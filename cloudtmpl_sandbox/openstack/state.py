@@ -28,6 +28,7 @@ DEFAULT_QUOTA = {
     "snapshots": 200,
     "backups": 200,
     "floating_ips": 100,
+    "load_balancers": 50,  # Octavia's (lb_models.py)
 }
 
 
@@ -45,6 +46,7 @@ class Knobs:
     build_seconds: float = 0.05  # BUILD → ACTIVE, RESIZE → VERIFY_RESIZE
     volume_seconds: float = 0.02  # creating → available
     snapshot_seconds: float = 0.05  # a Cinder snapshot or backup: creating → available
+    lb_seconds: float = 0.05  # an Octavia load balancer's PENDING_* → ACTIVE (lb_models.py)
     backup_fail_reason: str = ""  # set: new backups end in error with this fail_reason
     token_ttl: float = 3600.0  # seconds a Keystone token stays valid
     services: list[str] = field(default_factory=list)  # faults only here; [] = all
@@ -100,6 +102,7 @@ class Region:
     snapshots: dict[str, JSON] = field(default_factory=dict)  # Cinder snapshots
     backups: dict[str, JSON] = field(default_factory=dict)  # Cinder backups
     allocated: dict[str, set[str]] = field(default_factory=dict)  # subnet id → IPs
+    lbaas: dict[str, dict[str, JSON]] = field(default_factory=dict)  # Octavia (lb_models.py)
 
 
 class Store:

@@ -9,7 +9,11 @@ retries, the raw listings) and one handler per kind, in one module per family:
 * :mod:`.keys` - key pairs; :mod:`.server_groups` - server groups;
 * :mod:`.network` - networks, subnets, ports; :mod:`.security` - security groups;
 * :mod:`.floating` - floating IPs;
-* :mod:`.storage` - buckets (Swift containers, over :mod:`.swift`).
+* :mod:`.storage` - buckets (Swift containers, over :mod:`.swift`);
+* :mod:`.lb` - load balancers (an Octavia load balancer with a listener, pool, members
+  and health monitor per listener entry); :mod:`.octavia` - Octavia's own listeners,
+  pools, members and health monitors, and the plumbing they share with :mod:`.lb`
+  (every change waits for the load balancer to be ``ACTIVE``).
 
 Each module's docstring says how a resource of its kinds is known as the stack's
 (the markers it carries, or its deterministic name) and what a crash can leave
@@ -17,9 +21,11 @@ behind.  Flavor, image, network and group lookups are :mod:`.catalog`.
 
 Discovery sends one listing per underlying API and region (servers, flavors,
 ports, security groups, volumes, key pairs, networks, subnets, floating IPs, Swift's
-containers - only those the kinds need, each at most once, the services in
-parallel), follows every ``next`` link and filters by metadata, name prefix or
-description marker; Swift's containers are searched by the stack's name prefix.  Reported properties
+containers, Octavia's load balancers, listeners, pools and health monitors, and the
+members of the stack's pools - only those the kinds need, each at most once, the
+services in parallel), follows every ``next`` link and filters by metadata, name
+prefix or description marker; Swift's containers are searched by the stack's name
+prefix.  Reported properties
 follow :mod:`cloudtmpl.resources`.
 """
 
@@ -37,7 +43,9 @@ from cloudtmpl.providers.openstack import (
     compute,
     floating,
     keys,
+    lb,
     network,
+    octavia,
     security,
     server_groups,
     storage,
@@ -45,7 +53,7 @@ from cloudtmpl.providers.openstack import (
 from cloudtmpl.providers.openstack.auth import OpenStackAuth
 from cloudtmpl.providers.openstack.client import OpenStackClient
 
-__all__ = ["HANDLERS", "OpenStackAdapter", "kit"]
+__all__ = ["HANDLERS", "LB_KINDS", "OpenStackAdapter", "kit"]
 
 HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
     base.SERVER: compute.ServerHandler(),
@@ -59,13 +67,22 @@ HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
     base.SUBNET: network.SUBNETS,
     base.PORT: network.PORTS,
     storage.BUCKET: storage.BucketHandler(),
+    base.LOAD_BALANCER: lb.LOAD_BALANCERS,
+    base.LISTENER: octavia.LISTENERS,
+    base.POOL: octavia.POOLS,
+    base.POOL_MEMBER: octavia.POOL_MEMBERS,
+    base.HEALTH_MONITOR: octavia.HEALTH_MONITORS,
 }
+# Octavia's kinds: another service, which most stacks do not use
+LB_KINDS = frozenset({base.LOAD_BALANCER, base.LISTENER, base.POOL, base.POOL_MEMBER,
+                      base.HEALTH_MONITOR})
 
 
 class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
     """The OpenStack adapter.  See the package docstring for identity and discovery."""
 
-    on_demand = storage.STORAGE_KINDS | {base.SERVER_GROUP}  # rarely used: listed on demand
+    # rarely used: listed on demand
+    on_demand = storage.STORAGE_KINDS | LB_KINDS | {base.SERVER_GROUP}
     snapshot_kind = "Cinder backup"
 
     def __init__(self, target: Target, **options: Any) -> None:

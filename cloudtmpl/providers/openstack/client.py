@@ -1,7 +1,9 @@
 """The OpenStack transport: connections, credentials, counting, retries, raw listings.
 
 One ``OpenStack_2_NodeDriver`` (libcloud, API 2.2) per region holds the four
-authenticated connections (Nova, Glance v2, Neutron, Cinder v3); JSON bodies go
+authenticated connections (Nova, Glance v2, Neutron, Cinder v3), and one more made
+the same way for Octavia (:class:`OctaviaConnection`: the ``load-balancer`` service of
+the catalog, named ``octavia``; its errors read from Octavia's ``faultstring``); JSON bodies go
 through them (``connection.request``) wherever libcloud's own helpers cannot carry
 what cloudtmpl needs (metadata at creation, descriptions, pagination).
 
@@ -37,8 +39,11 @@ from urllib.parse import parse_qs, urlsplit
 # Imported here, not inside functions: importing in worker threads can deadlock
 # on Python's module locks while other threads import the same modules.
 from libcloud.common.types import LibcloudError
-from libcloud.compute.providers import get_driver
-from libcloud.compute.types import Provider
+from libcloud.compute.drivers.openstack import (
+    OpenStack_1_1_Response,
+    OpenStack_2_NetworkConnection,
+    OpenStack_2_NodeDriver,
+)
 
 from cloudtmpl.model import Placement, Target
 from cloudtmpl.providers import kit
@@ -64,9 +69,42 @@ _CONNECTIONS = {
     "image": "image_connection",
     "network": "network_connection",
     "volume": "volumev3_connection",
+    "load-balancer": "loadbalancer_connection",
 }
 _SERVICE_TYPES = {"compute": "compute", "image": "image", "network": "network",
-                  "volume": "volumev3"}
+                  "volume": "volumev3", "load-balancer": "load-balancer"}
+
+
+class _OctaviaResponse(OpenStack_1_1_Response):
+    """An Octavia error's text: its ``faultstring`` (libcloud reads Nova's and Neutron's)."""
+
+    def parse_error(self) -> str:
+        body = self.parse_body()
+        if isinstance(body, dict) and isinstance(body.get("faultstring"), str):
+            return f"{self.status} {self.error} {body['faultstring']}"
+        return str(super().parse_error())
+
+
+class OctaviaConnection(OpenStack_2_NetworkConnection):
+    """Octavia (``load-balancer``) with Neutron's JSON conventions."""
+
+    service_type = "load-balancer"  # type: ignore[assignment]
+    service_name = "octavia"  # type: ignore[assignment]
+    responseCls = _OctaviaResponse
+
+
+class _Driver(OpenStack_2_NodeDriver):
+    """libcloud's OpenStack driver with one more connection: ``loadbalancer_connection``,
+    built as the driver builds its others (same credentials, region and options)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        compute, compute_cls = self.connection, self.connectionCls
+        kwargs.setdefault("ex_force_auth_version", "3.x_password")
+        self.connectionCls = OctaviaConnection  # type: ignore[assignment]
+        super(OpenStack_2_NodeDriver, self).__init__(*args, **kwargs)
+        self.loadbalancer_connection = self.connection
+        self.connection, self.connectionCls = compute, compute_cls
 
 # The raw listings discovery fetches: name -> (service, path, response key).
 LISTINGS = {
@@ -80,7 +118,14 @@ LISTINGS = {
     "floatingips": ("network", "/v2.0/floatingips", "floatingips"),
     "networks": ("network", "/v2.0/networks", "networks"),
     "subnets": ("network", "/v2.0/subnets", "subnets"),
+    "lb_loadbalancers": ("load-balancer", "/v2/lbaas/loadbalancers", "loadbalancers"),
+    "lb_listeners": ("load-balancer", "/v2/lbaas/listeners", "listeners"),
+    "lb_pools": ("load-balancer", "/v2/lbaas/pools", "pools"),
+    "lb_healthmonitors": ("load-balancer", "/v2/lbaas/healthmonitors", "healthmonitors"),
 }
+# Octavia's members are listed per pool: those of the stack's pools (named
+# ``<stack>.*``), each with its ``pool_id`` (:meth:`OpenStackClient.lb_members`).
+LB_MEMBERS = "lb_members"
 # Listings kept for the client's life (a flavor's name is looked up in it later).
 _KEPT = frozenset({"flavors"})
 # Swift's containers: searched by the stack's name prefix (:meth:`OpenStackClient.containers`).
@@ -173,7 +218,7 @@ class OpenStackClient:
     def _new_driver(self, region: str) -> Any:
         auth = self.credentials()
         key, secret, auth_args = auth.libcloud_args()
-        driver = get_driver(Provider.OPENSTACK)(
+        driver = _Driver(
             key, secret, **auth_args,
             ex_force_service_region=region,
             api_version="2.2",
@@ -298,6 +343,10 @@ class OpenStackClient:
                 raise
             catalog = getattr(conn, "service_catalog", None)
             regions = catalog.get_regions(_SERVICE_TYPES[service]) if catalog else []
+            if not regions and service == "load-balancer":
+                raise CloudError(
+                    f"target {self.target.name!r} offers no load balancers: its service "
+                    "catalog has no load-balancer (Octavia) endpoint", permanent=True) from None
             raise CloudError(
                 f"region {region!r} is not in the service catalog of target "
                 f"{self.target.name!r} (no {_SERVICE_TYPES[service]} endpoint; the catalog "
@@ -378,22 +427,43 @@ class OpenStackClient:
         found = ((name, self.swift.head(region, name)) for name in names)
         return [(name, head) for name, head in found if head is not None]
 
+    def lb_members(self, region: str, stack: str,
+                   pools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The listing ``lb_members``: the members of the stack's ``pools``, each with
+        its ``pool_id`` (one listing per pool)."""
+        out = []
+        for pool in pools:
+            if not str(pool.get("name") or "").startswith(f"{stack}."):
+                continue
+            path = f"/v2/lbaas/pools/{pool['id']}/members"
+            for member in self.list_all(region, "load-balancer", path, "members"):
+                out.append({**member, "pool_id": pool["id"]})
+        return out
+
     def fetch(self, region: str, stack: str, names: frozenset[str]) -> kit.Listings:
         """The named listings of ``region``, each once, one thread per service."""
         self.credentials()  # fail once, clearly, before fanning out
         by_service: dict[str, list[str]] = {}
-        for name in sorted(names):
-            service = "object-store" if name == CONTAINERS else LISTINGS[name][0]
+        for name in sorted(names, key=lambda n: (n == LB_MEMBERS, n)):  # pools first
+            service = {CONTAINERS: "object-store", LB_MEMBERS: "load-balancer"}.get(name) \
+                or LISTINGS[name][0]
             by_service.setdefault(service, []).append(name)
 
-        def one(name: str) -> list[Any]:
+        def one(name: str, done: dict[str, list[Any]]) -> list[Any]:
             if name == CONTAINERS:
                 return self.containers(region, stack)
+            if name == LB_MEMBERS:
+                pools = done.get("lb_pools")
+                return self.lb_members(region, stack, pools if pools is not None
+                                       else self.listing(region, "lb_pools"))
             return self.listing(region, name)
 
         def job(service: str) -> dict[str, list[Any]]:
             with self.session(region):
-                return {name: one(name) for name in by_service[service]}
+                done: dict[str, list[Any]] = {}
+                for name in by_service[service]:
+                    done[name] = one(name, done)
+                return done
 
         items: dict[str, list[Any]] = {}
         if len(by_service) == 1:
