@@ -208,8 +208,9 @@ class Composer:
         found = self.types[member]
         assert found is not None
         limits.charge_resources(1, self.scope.doc.key_loc(rpath), f"group member '{member}'")
-        out.requests[member] = replace(request(self.scope, member, rpath, props, rules),
-                                       address=member)
+        out.requests[member] = replace(
+            request(self.scope, member, rpath, props, rules, kind=found[0].kind),
+            address=member)
         return {member: DesiredResource(
             address=member, type=tname, kind=found[0].kind, properties=props,
             depends_on=frozenset(explicit | dependencies(props)),

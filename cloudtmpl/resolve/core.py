@@ -237,8 +237,9 @@ class _Resolver:
                 continue
             rpath: Path = ("resources", name)
             limits.charge_resources(1, doc.key_loc(rpath), f"resource '{name}'")
-            self.requests[name] = request(scope, name, rpath, props)
             found = self.types.get(name)
+            self.requests[name] = request(scope, name, rpath, props,
+                                          kind=found[0].kind if found else "")
             policy = rdef.get("deletion_policy")
             resources[name] = DesiredResource(
                 address=name,

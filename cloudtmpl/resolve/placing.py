@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from cloudtmpl.compose import Composite, expand_deps
-from cloudtmpl.functions import GetResource, walk
+from cloudtmpl.functions import GetAttr, GetResource, walk
 from cloudtmpl.loader import Path
 from cloudtmpl.model import DesiredResource, Placement
 from cloudtmpl.placement import Request, Residency, Rule, solve
@@ -53,15 +53,27 @@ def stack_residency(scope: Scope) -> Residency | None:
                      jurisdictions=codes("jurisdictions"), regions=codes("regions"))
 
 
+#: Properties whose ``get_attr`` of another resource ties the two together as an id
+#: does: a pool member's address must be on the balancer's own network, so the server
+#: it names is on the same cloud and region.  (Elsewhere an attribute may cross
+#: clouds on purpose: a web server's user data may carry another cloud's address.)
+LINKING_ATTRIBUTES: Mapping[str, tuple[str, ...]] = {"Cloud::LB::PoolMember": ("address",)}
+
+
 def request(scope: Scope, address: str, rpath: Path, props: Any,
-            inherited: tuple[Rule, ...] = ()) -> Request:
-    """What the placement solver needs of one resource."""
+            inherited: tuple[Rule, ...] = (), kind: str = "") -> Request:
+    """What the placement solver needs of one resource: its rules, and the resources it
+    refers to by id (or by an attribute that ties it as an id does)."""
     own = rule(scope, (*rpath, "placement"), f"resource '{address}' placement")
+    links = {n.resource for n in walk(props) if isinstance(n, GetResource)}
+    if isinstance(props, Mapping):
+        for prop in LINKING_ATTRIBUTES.get(kind, ()):
+            links |= {n.resource for n in walk(props.get(prop)) if isinstance(n, GetAttr)}
     return Request(
         address=address,
         loc=scope.doc.key_loc(rpath),
         rules=(*inherited, *((own,) if own else ())),
-        links=frozenset(n.resource for n in walk(props) if isinstance(n, GetResource)),
+        links=frozenset(links),
     )
 
 

@@ -145,17 +145,25 @@ resources:
     assert d.loc.file == "t.yaml" and d.loc.line in (5, 9)
 
 
-@pytest.mark.xfail(strict=True, reason="placement links resources by get_resource only "
-                   "(resolve/placing.py): a member's address from get_attr of a server on "
-                   "another cloud keeps no co-location, so nothing is said before apply")
 def test_an_octavia_member_of_a_server_on_another_cloud_is_a_diagnostic() -> None:
     on_aws = OCTAVIA.replace(
         "    type: OS::Nova::Server\n",
         "    type: OS::Nova::Server\n    placement: {provider: sandbox-aws}\n")
+    # the member's address ties the server to the pool as an id would: with nothing
+    # else pinned, the whole balancer follows the server to AWS, which has no Octavia
     with pytest.raises(DiagnosticError) as exc:
-        stack = _stack(on_aws, "sandbox-openstack/de-fra-1")
-        workflow.check_targets(stack, PROJECT)  # type: ignore[arg-type]
-    assert {d.code for d in exc.value.diagnostics} == {"placement-conflict"}
+        workflow.check_targets(_stack(on_aws, "sandbox-openstack/de-fra-1"),  # type: ignore[arg-type]
+                               PROJECT)
+    assert {d.code for d in exc.value.diagnostics} == {"unsupported-kind"}
+    assert "'member'" in " ".join(d.message for d in exc.value.diagnostics)
+    # with the balancer pinned to OpenStack, the two pins conflict
+    pinned = on_aws.replace("    type: OS::Octavia::LoadBalancer\n",
+                            "    type: OS::Octavia::LoadBalancer\n"
+                            "    placement: {provider: sandbox-openstack}\n")
+    with pytest.raises(DiagnosticError) as exc:
+        _stack(pinned, "sandbox-openstack/de-fra-1")
+    (d,) = exc.value.diagnostics
+    assert d.code == "placement-conflict" and "'web'" in d.message
 
 
 def test_a_record_in_a_zone_of_another_target_is_a_placement_conflict() -> None:
