@@ -4,8 +4,8 @@ demand, and whether it can snapshot a volume before deleting it.
 One entry per cloud.  A resource of a kind its target does not offer is a diagnostic
 before any cloud is asked; discovery lists each kind a target offers in every
 region the stack uses, except the *on-demand* kinds: each of those is another
-service or listing to ask (Route 53, S3, ELB, Swift; server groups) and most stacks
-have none, so they are
+service or listing to ask (Route 53, S3, ELB, Swift; server groups; OpenStack's
+routers) and most stacks have none, so they are
 listed only where the template or the state has one (the price: such a resource
 dropped from the template *and* lost from the state is not found).
 
@@ -58,10 +58,22 @@ class Capabilities:
     kinds: frozenset[str]
     on_demand: frozenset[str] = frozenset()  # listed only where template or state has one
     snapshots: bool = False  # deletion_policy Snapshot: a volume snapshot before delete
+    # (kind not offered, what to write instead): the hint of validate's refusal
+    instead: tuple[tuple[str, str], ...] = ()
+
+    def hint_for(self, kind: str) -> str | None:
+        return dict(self.instead).get(kind)
 
 
 _AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET,
                            "Cloud::LB::LoadBalancer"})
+# a Neutron router and what hangs off it, and floating-IP associations: on demand
+# (one more listing, routers, that only network stacks need)
+_OS_ROUTING = frozenset({
+    "Cloud::Network::Router", "Cloud::Network::RouterInterface",
+    "Cloud::Network::RouterGateway", "Cloud::Network::Route",
+    "Cloud::Network::FloatingIPAssociation",
+})
 CLOUDS: dict[str, Capabilities] = {
     # DNS zones/records and load balancers: AWS only (the OpenStack emulator has no
     # Designate or Octavia); buckets: S3 and Swift.  Snapshots: EBS, Cinder backups.
@@ -69,8 +81,14 @@ CLOUDS: dict[str, Capabilities] = {
     # have none.
     "aws": Capabilities(_IAAS | _AWS_SERVICES, on_demand=_AWS_SERVICES | {SERVER_GROUP},
                         snapshots=True),
-    "openstack": Capabilities(_IAAS | {BUCKET}, on_demand=frozenset({BUCKET, SERVER_GROUP}),
-                              snapshots=True),
+    # NAT gateways are AWS's: OpenStack's equivalent is SNAT on the router
+    "openstack": Capabilities(_IAAS | {BUCKET} | _OS_ROUTING,
+                              on_demand=frozenset({BUCKET, SERVER_GROUP}) | _OS_ROUTING,
+                              snapshots=True,
+                              instead=(("Cloud::Network::NatGateway",
+                                        "OpenStack has no NAT gateway: use enable_snat in "
+                                        "the router's external_gateway_info (Neutron's SNAT "
+                                        "is on by default)"),)),
     "local": Capabilities(LOCAL_KINDS),
     "libcloud": Capabilities(LIBCLOUD_KINDS),
 }

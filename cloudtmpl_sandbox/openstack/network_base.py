@@ -122,14 +122,25 @@ def allocate_ip(region: Region, subnet: JSON, wanted: str | None = None) -> str:
 # ----------------------------------------------------------------------------- tags
 
 
+MAX_TAG_LEN = 60  # Neutron's limit on one tag
+
+
+def _check_tag(tag: str) -> None:
+    if not tag or len(tag) > MAX_TAG_LEN or "," in tag:
+        raise invalid(f"'{tag}' is not a valid tag (1 to {MAX_TAG_LEN} characters, no comma).")
+
+
 def replace_tags(item: JSON, tags: Any) -> None:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise bad("Invalid tags body.")
+    for tag in tags:
+        _check_tag(tag)
     item["tags"] = sorted(set(tags))
     touch(item)
 
 
 def add_tag(item: JSON, tag: str) -> None:
+    _check_tag(tag)
     if tag not in item["tags"]:
         item["tags"] = sorted([*item["tags"], tag])
         touch(item)

@@ -282,3 +282,12 @@ def test_extensions_list_what_is_served(neutron: Neutron) -> None:
     assert one["alias"] == "router" and one["name"] == "Neutron L3 Router"
     assert neutron.refused(404, "HTTPNotFound", "GET", "/extensions/nope") == \
         "Extension with alias nope does not exist"
+
+
+def test_a_tag_holds_at_most_60_characters(neutron: Neutron) -> None:
+    router = neutron.ok("POST", "/routers", {"router": {"name": "r"}})["router"]["id"]
+    neutron.ok("PUT", f"/routers/{router}/tags/{'a' * 60}")
+    neutron.refused(400, "InvalidInput", "PUT", f"/routers/{router}/tags/{'a' * 61}")
+    neutron.refused(400, "InvalidInput", "PUT", f"/routers/{router}/tags",
+                    {"tags": ["ok", "b" * 61]})
+    assert neutron.ok("GET", f"/routers/{router}/tags")["tags"] == ["a" * 60]

@@ -80,6 +80,7 @@ LISTINGS = {
     "floatingips": ("network", "/v2.0/floatingips", "floatingips"),
     "networks": ("network", "/v2.0/networks", "networks"),
     "subnets": ("network", "/v2.0/subnets", "subnets"),
+    "routers": ("network", "/v2.0/routers", "routers"),
 }
 # Listings kept for the client's life (a flavor's name is looked up in it later).
 _KEPT = frozenset({"flavors"})
