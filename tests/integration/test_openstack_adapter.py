@@ -23,6 +23,8 @@ from cloudtmpl.providers.base import (
     KINDS,
     NETWORK,
     PORT,
+    ROUTER,
+    ROUTER_INTERFACE,
     SECURITY_GROUP,
     SERVER,
     SUBNET,
@@ -120,6 +122,11 @@ def test_server_in_new_network_via_port_with_floating_ip(adapter: OpenStackAdapt
     assert srv.attributes["private_ip"] == "10.1.0.10"
     assert srv.attributes["networks"] == {net.physical_id: ["10.1.0.10"]}
 
+    # Neutron associates a floating IP only where a router reaches the port's subnet
+    router = create(adapter, region, ROUTER, "router",
+                    {"external_gateway_info": {"network": "public"}})
+    iface = create(adapter, region, ROUTER_INTERFACE, "iface",
+                   {"router": router.physical_id, "subnet": sub.physical_id})
     with Counted(adapter) as c:
         fip = create(adapter, region, FLOATING_IP, "ip", {"port": port.physical_id})
     # GET external network, POST (with port and marker), GET fip, GET its port
@@ -144,7 +151,8 @@ def test_server_in_new_network_via_port_with_floating_ip(adapter: OpenStackAdapt
     assert adapter.discover(other, KINDS, STACK) == []
 
     # teardown in dependency order
-    for live in (fip, found[(SERVER, "app")], found[(PORT, "port")], sg, sub, net):
+    for live in (fip, found[(SERVER, "app")], found[(PORT, "port")], sg, iface, router, sub,
+                 net):
         adapter.delete(live, timeout=TIMEOUT)
     assert adapter.discover(region, KINDS, STACK) == []
 
@@ -427,7 +435,12 @@ def test_security_group_without_rules_is_one_call_plus_read(adapter: OpenStackAd
 @pytest.mark.parametrize("region", REGIONS)
 def test_floating_ip_reassociation(adapter: OpenStackAdapter, region: str) -> None:
     net = create(adapter, region, NETWORK, "net", {})
-    create(adapter, region, SUBNET, "sub", {"network": net.physical_id, "cidr": "10.5.0.0/24"})
+    sub = create(adapter, region, SUBNET, "sub", {"network": net.physical_id,
+                                                  "cidr": "10.5.0.0/24"})
+    router = create(adapter, region, ROUTER, "router",
+                    {"external_gateway_info": {"network": "public"}})
+    create(adapter, region, ROUTER_INTERFACE, "iface",
+           {"router": router.physical_id, "subnet": sub.physical_id})
     nics = [{"network": net.physical_id}]
     srv = create(adapter, region, SERVER, "app", server_props(networks=nics))
     other = create(adapter, region, SERVER, "app2", server_props(networks=nics))
