@@ -12,8 +12,9 @@ a Neutron router and what hangs off it.
   (Neutron makes it, with the subnet's gateway IP) or a port of the template's; it
   is the stack's by the tag ``cloudtmpl:if=<stack>.<address>`` (by subnet; physical
   id ``router:subnet``) or ``cloudtmpl:ip=...`` (by port; ``router:port``) on that
-  port.  An interface the router already has on that subnet or port (a create whose
-  answer was lost, or a crash before the tag) is adopted and tagged.  Delete is
+  port.  An interface the router already has on that subnet or port and that no other
+  resource records (a create whose answer was lost, or a crash before the tag) is
+  adopted and tagged; one that another resource records is Neutron's refusal.  Delete is
   ``remove_router_interface`` (404: gone).
 * A **gateway** (Heat's legacy ``OS::Neutron::RouterGateway``) sets the router's
   external gateway; the router carries ``cloudtmpl:gw=<stack>.<address>``; physical
@@ -195,8 +196,14 @@ class RouterInterfaceHandler(kit.NothingInPlace):
         body = {"port_id": port} if port else {"subnet_id": subnet}
 
         def lookup() -> str | None:
+            """The interface an earlier attempt made: untagged (the tag comes after), or
+            already ours; one another resource records is not adopted."""
             found = _interface_port(client, region, router, subnet, port)
-            return str(found["id"]) if found else None
+            if found is None:
+                return None
+            others = [t for t in found.get("tags") or [] if isinstance(t, str)
+                      and t.startswith(("cloudtmpl:if=", "cloudtmpl:ip=")) and t != tag]
+            return None if others else str(found["id"])
 
         def add() -> str:
             try:
