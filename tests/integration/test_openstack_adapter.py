@@ -35,7 +35,7 @@ from cloudtmpl.providers.base import (
     CloudError,
     ResourceTimeout,
 )
-from cloudtmpl.providers.openstack import OpenStackAdapter
+from cloudtmpl.providers.openstack import OpenStackAdapter, catalog
 from cloudtmpl.security_rules import canonical_rules
 from tests.integration import adapters
 from tests.integration.adapters import (
@@ -527,6 +527,19 @@ def test_router_refusals_are_neutrons(adapter: OpenStackAdapter) -> None:
     # the router waits for its interfaces: Neutron's 409 until the timeout
     with pytest.raises(ResourceTimeout, match="still has ports"):
         adapter.delete(router, timeout=0.5)
+    # and the interface for a floating IP that goes out through it
+    with adapter.client.session(region):
+        public = catalog.external_network(adapter.client, region)
+    adapter.update(router, {"external_gateway_info": {"network": public}},
+                   frozenset({"external_gateway_info"}), stack=STACK, spec_hash="spec-2",
+                   timeout=TIMEOUT)
+    port = create(adapter, region, PORT, "port", {"network": net.physical_id})
+    fip = create(adapter, region, FLOATING_IP, "ip", {"port": port.physical_id})
+    assert fip.status == "associated"
+    with pytest.raises(ResourceTimeout, match="required by one or more floating IPs"):
+        adapter.delete(iface, timeout=0.5)
+    adapter.delete(fip, timeout=TIMEOUT)
+    adapter.delete(port, timeout=TIMEOUT)
     adapter.delete(iface, timeout=TIMEOUT)
     adapter.delete(iface, timeout=TIMEOUT)  # already gone: Neutron's 404 is fine
     adapter.delete(router, timeout=TIMEOUT)

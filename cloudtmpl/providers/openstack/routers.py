@@ -229,26 +229,28 @@ class RouterInterfaceHandler(kit.NothingInPlace):
         return _interface_live(client, region, want.address, obj, port is not None)
 
     def delete(self, client: OpenStackClient, live: LiveResource, timeout: float) -> None:
+        """``remove_router_interface``, retried while Neutron says 409 (a floating IP or
+        a route still needs it) until the timeout; 404 (the router or the interface is
+        gone already) is done.  By port, Neutron deletes that port too."""
         router, _, other = live.physical_id.partition(":")
         key = "port_id" if live.properties.get("port") else "subnet_id"
-        try:
-            client.api(live.placement.region, "network",
-                       f"{ROUTERS}/{router}/remove_router_interface", method="PUT",
-                       body={key: other})
-        except CloudError as err:
-            if status_of(err) != 404:  # the router or the interface is gone already
-                raise
+
+        def attempt() -> tuple[bool, str, None]:
+            try:
+                client.api(live.placement.region, "network",
+                           f"{ROUTERS}/{router}/remove_router_interface", method="PUT",
+                           body={key: other})
+            except CloudError as err:
+                if status_of(err) == 409:
+                    return False, f"in use ({err.message})", None
+                if status_of(err) != 404:
+                    raise
+            return True, "removed", None
+
+        client.poll(timeout, f"{live.kind} {live.address} ({live.physical_id})", attempt)
 
 
 # ------------------------------------------------------------------ gateways, routes
-
-
-def _router(client: OpenStackClient, region: str, router: str, what: str) -> dict[str, Any]:
-    found = client.get(region, "network", f"{ROUTERS}/{router}", "router")
-    if found is None:
-        raise CloudError(f"{what}: Router {router} could not be found", permanent=True,
-                         status="404")
-    return found
 
 
 class RouterGatewayHandler(kit.NothingInPlace):
