@@ -4,8 +4,8 @@ demand, and whether it can snapshot a volume before deleting it.
 One entry per cloud.  A resource of a kind its target does not offer is a diagnostic
 before any cloud is asked; discovery lists each kind a target offers in every
 region the stack uses, except the *on-demand* kinds: each of those is another
-service or listing to ask (Route 53, S3, ELB, Swift, Octavia; server groups) and most stacks
-have none, so they are
+service or listing to ask (Route 53, S3, ELB, Swift, Octavia; server groups; OpenStack's
+routers) and most stacks have none, so they are
 listed only where the template or the state has one (the price: such a resource
 dropped from the template *and* lost from the state is not found).
 
@@ -59,13 +59,19 @@ class Capabilities:
     on_demand: frozenset[str] = frozenset()  # listed only where template or state has one
     snapshots: bool = False  # deletion_policy Snapshot: a volume snapshot before delete
 
-
 LOAD_BALANCER = "Cloud::LB::LoadBalancer"
 _AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET, LOAD_BALANCER})
 # Octavia: load balancers, and its own listeners, pools, members and health monitors
 # (OS::Octavia::*, OpenStack only)
 _OCTAVIA = frozenset({LOAD_BALANCER, "Cloud::LB::Listener", "Cloud::LB::Pool",
                       "Cloud::LB::PoolMember", "Cloud::LB::HealthMonitor"})
+# a Neutron router and what hangs off it, and floating-IP associations: on demand
+# (one more listing, routers, that only network stacks need)
+_OS_ROUTING = frozenset({
+    "Cloud::Network::Router", "Cloud::Network::RouterInterface",
+    "Cloud::Network::RouterGateway", "Cloud::Network::Route",
+    "Cloud::Network::FloatingIPAssociation",
+})
 CLOUDS: dict[str, Capabilities] = {
     # DNS zones/records: AWS only (the OpenStack emulator has no Designate); load
     # balancers: ELB and Octavia; buckets: S3 and Swift.  Snapshots: EBS, Cinder
@@ -73,8 +79,10 @@ CLOUDS: dict[str, Capabilities] = {
     # stacks have none.
     "aws": Capabilities(_IAAS | _AWS_SERVICES, on_demand=_AWS_SERVICES | {SERVER_GROUP},
                         snapshots=True),
-    "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA,
-                              on_demand=frozenset({BUCKET, SERVER_GROUP}) | _OCTAVIA,
+    # NAT gateways are AWS's: OpenStack's equivalent is SNAT on the router
+    "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA | _OS_ROUTING,
+                              on_demand=frozenset({BUCKET, SERVER_GROUP}) | _OCTAVIA
+                              | _OS_ROUTING,
                               snapshots=True),
     "local": Capabilities(LOCAL_KINDS),
     "libcloud": Capabilities(LIBCLOUD_KINDS),
@@ -96,9 +104,9 @@ def of(target: Target) -> Capabilities:
 #: What a cloud offers in place of a kind it lacks, for the diagnostic's hint.
 _INSTEAD: dict[tuple[str, str], str] = {
     ("openstack", "Cloud::Network::NatGateway"):
-        "OpenStack has no NAT gateway: a router with an external gateway does source "
-        "NAT for its subnets (external_gateway_info: {network: public, enable_snat: "
-        "true}, the default)",
+        "OpenStack has no NAT gateway: use enable_snat in the router's "
+        "external_gateway_info (a router with an external gateway does source NAT for "
+        "its subnets; Neutron's SNAT is on by default)",
     ("aws", "Cloud::Network::RouterGateway"):
         "write the gateway on the router itself (external_gateway_info: {network: "
         "public}): on AWS that attaches an internet gateway and routes to it",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from cloudtmpl import functions, resources
+from cloudtmpl import functions, network_kinds, resources
 from cloudtmpl.catalog import Catalog, ImageFilter
 from cloudtmpl.model import UNKNOWN, DesiredResource, LiveResource, Placement, seal
 from cloudtmpl.resolve import ResolvedStack
@@ -44,6 +44,7 @@ CHOICES: dict[tuple[str, str], str] = {
     (resources.SERVER.kind, "flavor"): "flavor",
     (resources.SERVER.kind, "image"): "image",
     (resources.FLOATING_IP.kind, "floating_network"): "network",
+    (network_kinds.ROUTER_GATEWAY.kind, "network"): "network",
 }
 
 # (target, region, what, value as written after the catalog) -> the cloud's own form;

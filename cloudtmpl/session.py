@@ -126,15 +126,15 @@ def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
                 "the volume on another target"))
         if target is None or res.kind in capabilities.of(target).kinds:
             continue
+        caps = capabilities.of(target)
         diags.append(
             Diagnostic(
                 "unsupported-kind",
                 f"resource {res.address!r} ({res.type}) cannot be created on target "
                 f"{target.name!r} ({target.type}, region {res.placement.region})",
                 res.loc,
-                capabilities.instead(target.type, res.kind) or (
-                    f"{target.type} targets provide: "
-                    + ", ".join(sorted(capabilities.of(target).kinds))),
+                capabilities.instead(target.type, res.kind)
+                or f"{target.type} targets provide: " + ", ".join(sorted(caps.kinds)),
             )
         )
     if diags:

@@ -4,8 +4,9 @@ lookups by id, IP allocation on a subnet, and tags.
 What Neutron refuses is raised as :class:`~.core.ApiError` with Neutron's error body
 ``{"NeutronError": {"type", "message", "detail"}}``.  The resources are
 :mod:`.network_models` (networks, subnets, ports, the seeds),
-:mod:`.network_security` (security groups and rules) and :mod:`.network_floating`
-(floating IPs); the wire is :mod:`.network_responses`.
+:mod:`.network_security` (security groups and rules), :mod:`.network_floating`
+(floating IPs) and :mod:`.network_routers` (routers, their gateways, interfaces and
+extra routes); the wire is :mod:`.network_responses`.
 """
 
 from __future__ import annotations
@@ -29,16 +30,19 @@ COLLECTIONS = {  # URL segment → (Region attribute, singular body key, error t
         "SecurityGroupRuleNotFound",
     ),
     "floatingips": ("floatingips", "floatingip", "FloatingIPNotFound"),
+    "routers": ("routers", "router", "RouterNotFound"),
 }
-_NOT_FOUND_NAMES = {
-    "networks": "Network",
-    "subnets": "Subnet",
-    "ports": "Port",
-    "security-groups": "Security group",
-    "security-group-rules": "Security group rule",
-    "floatingips": "Floating IP",
+_NOT_FOUND = {  # Neutron's messages (a router's has no full stop)
+    "networks": "Network {} could not be found.",
+    "subnets": "Subnet {} could not be found.",
+    "ports": "Port {} could not be found.",
+    "security-groups": "Security group {} could not be found.",
+    "security-group-rules": "Security group rule {} could not be found.",
+    "floatingips": "Floating IP {} could not be found.",
+    "routers": "Router {} could not be found",
 }
-
+DEVICE_OWNER_INTERFACE = "network:router_interface"
+DEVICE_OWNER_GATEWAY = "network:router_gateway"
 
 
 def error(status: int, kind: str, message: str) -> ApiError:
@@ -73,12 +77,14 @@ def touch(item: JSON) -> None:
     item["revision_number"] += 1
 
 
+def not_found(collection: str, item_id: str) -> ApiError:
+    return error(404, COLLECTIONS[collection][2], _NOT_FOUND[collection].format(item_id))
+
+
 def get(region: Region, collection: str, item_id: str) -> JSON:
-    attr, _, kind = COLLECTIONS[collection]
-    item = getattr(region, attr).get(item_id)
+    item = getattr(region, COLLECTIONS[collection][0]).get(item_id)
     if item is None:
-        name = _NOT_FOUND_NAMES[collection]
-        raise error(404, kind, f"{name} {item_id} could not be found.")
+        raise not_found(collection, item_id)
     return item
 
 
@@ -116,14 +122,25 @@ def allocate_ip(region: Region, subnet: JSON, wanted: str | None = None) -> str:
 # ----------------------------------------------------------------------------- tags
 
 
+MAX_TAG_LEN = 60  # Neutron's limit on one tag
+
+
+def _check_tag(tag: str) -> None:
+    if not tag or len(tag) > MAX_TAG_LEN or "," in tag:
+        raise invalid(f"'{tag}' is not a valid tag (1 to {MAX_TAG_LEN} characters, no comma).")
+
+
 def replace_tags(item: JSON, tags: Any) -> None:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise bad("Invalid tags body.")
+    for tag in tags:
+        _check_tag(tag)
     item["tags"] = sorted(set(tags))
     touch(item)
 
 
 def add_tag(item: JSON, tag: str) -> None:
+    _check_tag(tag)
     if tag not in item["tags"]:
         item["tags"] = sorted([*item["tags"], tag])
         touch(item)

@@ -1,44 +1,95 @@
 """Neutron's floating IPs: allocation from an external network, association with a
 port, and the SSH listeners of the servers behind them (a floating IP of an
-sshd-backed server is an address you can SSH to)."""
+sshd-backed server is an address you can SSH to).
+
+A port is associated only when the floating IP's network is reachable from the
+subnet of the fixed IP, as Neutron's L3 plugin requires: a router (:mod:`.network_routers`)
+with an interface on that subnet and its gateway on that external network
+(:func:`router_for`; else 404 ``ExternalGatewayForFloatingIPNotFound``); that router
+is the floating IP's ``router_id``."""
 
 from __future__ import annotations
 
 import ipaddress
 from typing import Any
 
-from .core import JSON, ApiError, stable_id
-from .network_base import allocate_ip, bad, error, get, new_item, touch
+from .core import JSON, ApiError
+from .network_base import (
+    DEVICE_OWNER_GATEWAY,
+    DEVICE_OWNER_INTERFACE,
+    allocate_ip,
+    bad,
+    error,
+    get,
+    new_item,
+    touch,
+)
 from .state import Region
+
+
+def router_for(region: Region, port: JSON, subnet_id: str, external_network_id: str) -> str:
+    """The router that connects ``subnet_id`` (of ``port``) with the external network:
+    an interface on the subnet and its gateway on that network (the one whose
+    interface holds the subnet's gateway IP first), or Neutron's 404."""
+    gateway_ip = region.subnets[subnet_id]["gateway_ip"]
+    found: list[tuple[bool, str]] = []
+    for iface in region.ports.values():
+        if iface["device_owner"] != DEVICE_OWNER_INTERFACE \
+                or iface["network_id"] != port["network_id"]:
+            continue
+        router = region.routers.get(iface["device_id"])
+        gateway = (router or {}).get("external_gateway_info") or {}
+        if gateway.get("network_id") != external_network_id or not any(
+                p["device_owner"] == DEVICE_OWNER_GATEWAY and p["device_id"] == iface["device_id"]
+                for p in region.ports.values()):
+            continue
+        for ip in iface["fixed_ips"]:
+            if ip["subnet_id"] == subnet_id:
+                found.append((ip["ip_address"] != gateway_ip, iface["device_id"]))
+    if found:
+        return min(found)[1]
+    raise error(
+        404,
+        "ExternalGatewayForFloatingIPNotFound",
+        f"External network {external_network_id} is not reachable from subnet {subnet_id}.  "
+        f"Therefore, cannot associate Port {port['id']} with a Floating IP.",
+    )
 
 
 def associate(region: Region, fip: JSON, port_id: str, fixed_ip: str | None = None) -> None:
     port = get(region, "ports", port_id)
+    if port["device_owner"].startswith("network:"):
+        raise bad(f"Bad floatingip request: Port {port_id} is unable to be assigned a "
+                  "floating IP.")
     v4 = [
-        ip["ip_address"]
+        ip
         for ip in port["fixed_ips"]
         if ipaddress.ip_address(ip["ip_address"]).version == 4
     ]
     if not v4:
         raise bad(f"Bad floatingip request: Port {port_id} does not have any IPv4 address.")
-    if fixed_ip is not None and fixed_ip not in v4:
+    chosen = next((ip for ip in v4 if ip["ip_address"] == fixed_ip), None) if fixed_ip \
+        else v4[0]
+    if chosen is None:
         raise bad(f"Bad floatingip request: Port {port_id} does not have fixed ip {fixed_ip}.")
+    router_id = router_for(region, port, chosen["subnet_id"], fip["floating_network_id"])
     for other in region.floatingips.values():
         if other["port_id"] == port_id and other["id"] != fip["id"]:
             raise error(
                 409,
                 "FloatingIPPortAlreadyAssociated",
                 f"Cannot associate floating IP {fip['floating_ip_address']} ({fip['id']}) "
-                f"with port {port_id} using fixed IP {v4[0]}, as that fixed IP already has "
+                f"with port {port_id} using fixed IP {chosen['ip_address']}, as that fixed "
+                "IP already has "
                 "a floating IP on "
                 f"external network {other['floating_network_id']}.",
             )
     fip.update(
         {
             "port_id": port_id,
-            "fixed_ip_address": fixed_ip or v4[0],
+            "fixed_ip_address": chosen["ip_address"],
             "status": "ACTIVE",
-            "router_id": stable_id(region.name, "router", "default"),
+            "router_id": router_id,
             "port_details": {
                 key: port[key]
                 for key in (

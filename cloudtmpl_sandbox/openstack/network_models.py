@@ -2,8 +2,10 @@
 
 Every region starts with an external network ``public`` (``router:external``,
 floating IPs come from its subnet), a project network ``private`` that servers
-booted without ``networks`` land on, and the project's ``default`` security
-group.  What Neutron refuses is raised as :class:`~.core.ApiError` with
+booted without ``networks`` land on, the project's ``default`` security
+group, and (:func:`.network_routers.seed`) a router ``default`` between them.
+A router's ports are deleted with the router or its interface, never directly
+(409 ``ServicePortInUse``).  What Neutron refuses is raised as :class:`~.core.ApiError` with
 Neutron's error body (:mod:`.network_base`); security groups are
 :mod:`.network_security`, floating IPs :mod:`.network_floating`; the wire
 (routes, lists, filters, ``fields``) is :mod:`.network_responses`.
@@ -15,7 +17,16 @@ import ipaddress
 import random
 
 from .core import JSON, stable_id
-from .network_base import allocate_ip, error, get, invalid, new_item, touch
+from .network_base import (
+    DEVICE_OWNER_GATEWAY,
+    DEVICE_OWNER_INTERFACE,
+    allocate_ip,
+    error,
+    get,
+    invalid,
+    new_item,
+    touch,
+)
 from .network_floating import disassociate
 from .network_security import add_rule, create_group, default_group
 from .state import Region
@@ -240,6 +251,18 @@ def create_port(region: Region, spec: JSON) -> JSON:
     )
     region.ports[port["id"]] = port
     return port
+
+
+def refuse_service_port(region: Region, port: JSON) -> None:
+    """``DELETE /ports/{id}`` of a router's port: Neutron's 409."""
+    if port["device_owner"] in (DEVICE_OWNER_INTERFACE, DEVICE_OWNER_GATEWAY) \
+            and port["device_id"] in region.routers:
+        raise error(
+            409,
+            "ServicePortInUse",
+            f"Port {port['id']} cannot be deleted directly via the port API: "
+            f"has device owner {port['device_owner']}.",
+        )
 
 
 def delete_port(region: Region, port: JSON) -> None:

@@ -5,7 +5,9 @@ items remain, as Neutron does), attribute filters (``name``, ``network_id``,
 ``device_id``, ...), ``tags``/``tags-any`` and ``fields``.  Errors are
 ``{"NeutronError": {"type", "message", "detail"}}``.  The state changes and
 refusals are the models' (:mod:`.network_models`, :mod:`.network_security`,
-:mod:`.network_floating`; errors and tags :mod:`.network_base`).
+:mod:`.network_floating`, :mod:`.network_routers`; errors and tags
+:mod:`.network_base`).  ``GET /v2.0/extensions`` lists the API extensions served
+here (:data:`EXTENSIONS`), as clients such as python-openstackclient ask first.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from . import network_base as base
 from . import network_floating as floating
 from . import network_models as models
+from . import network_routers as routers
 from . import network_security as security
 from .core import JSON, Call, Reply, Router, dispatch, matches, page_reply, paginate
 from .network_base import COLLECTIONS, bad, error
@@ -62,8 +65,78 @@ def _region(call: Call) -> Region:
     return region
 
 
+def _hidden(item: JSON) -> bool:
+    """A router's gateway port belongs to no project (Neutron hides it from the
+    project's listings; this emulator's user is no admin)."""
+    return item.get("project_id") == ""
+
+
 def _item(call: Call, collection: str) -> JSON:
-    return base.get(_region(call), collection, call.params["item_id"])
+    item = base.get(_region(call), collection, call.params["item_id"])
+    if _hidden(item):  # as if it did not exist
+        raise base.not_found(collection, call.params["item_id"])
+    return item
+
+
+# ----------------------------------------------------------------------- extensions
+
+_UPDATED = "2012-10-05T10:00:00-00:00"
+EXTENSIONS = {  # alias -> (name, description): what this emulator serves
+    "router": ("Neutron L3 Router", "Router abstraction for basic L3 forwarding between "
+               "L2 Neutron networks and access to external networks via a NAT gateway."),
+    "ext-gw-mode": ("Neutron L3 Configurable external gateway mode",
+                    "Extension of the router abstraction for specifying whether SNAT "
+                    "should occur on the external gateway"),
+    "extraroute": ("Neutron Extra Route", "Extra routes configuration for L3 router"),
+    "extraroute-atomic": ("Atomically add/remove extra routes",
+                          "Edit extra routes of a router on server side by atomically "
+                          "adding/removing extra routes"),
+    "external-net": ("Neutron external network", "Adds external network attribute to "
+                     "network resource."),
+    "security-group": ("security-group", "The security groups extension."),
+    "port-security": ("Port Security", "Provides port security"),
+    "allowed-address-pairs": ("Allowed Address Pairs", "Provides allowed address pairs"),
+    "standard-attr-tag": ("Tag support for resources with standard attribute: subnet, "
+                          "trunk, network_segment_range, router, network, policy, "
+                          "subnetpool, port, security_group, floatingip",
+                          "Enables to set tag on resources with standard attribute."),
+    "standard-attr-description": ("standard-attr-description",
+                                  "Extension to add descriptions to standard attributes"),
+    "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at "
+                                "fields to all Neutron resources that have Neutron "
+                                "standard attributes."),
+    "standard-attr-revisions": ("Resource revision numbers", "This extension will display "
+                                "the revision number of neutron resources."),
+    "fip-port-details": ("Floating IP Port Details Extension",
+                         "Add port_details attribute to Floating IP resource"),
+    "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource."),
+    "pagination": ("Pagination support", "Extension that indicates that pagination is "
+                   "enabled."),
+    "project-id": ("project_id field enabled", "Extension that indicates that project_id "
+                   "field is enabled."),
+}
+
+
+def _extension(alias: str) -> JSON:
+    name, description = EXTENSIONS[alias]
+    return {"name": name, "alias": alias, "description": description, "updated": _UPDATED,
+            "links": []}
+
+
+@router.route("GET", "/v2.0/extensions")
+def _extensions(call: Call) -> Reply:
+    return Reply(200, {"extensions": [_view(_extension(a), call) for a in sorted(EXTENSIONS)]})
+
+
+@router.route("GET", "/v2.0/extensions/{alias}")
+def _show_extension(call: Call) -> Reply:
+    alias = call.params["alias"]
+    if alias not in EXTENSIONS:
+        raise error(404, "HTTPNotFound", f"Extension with alias {alias} does not exist")
+    return Reply(200, {"extension": _view(_extension(alias), call)})
+
+
+# ------------------------------------------------------------------ any collection
 
 
 @router.route("GET", "/v2.0/{collection}")
@@ -72,7 +145,8 @@ def _list(call: Call) -> Reply:
     if collection not in COLLECTIONS:
         raise error(404, "HTTPNotFound", "The resource could not be found.")
     attr = COLLECTIONS[collection][0]
-    return list_items(call, collection, list(getattr(_region(call), attr).values()))
+    items = [i for i in getattr(_region(call), attr).values() if not _hidden(i)]
+    return list_items(call, collection, items)
 
 
 @router.route("GET", "/v2.0/{collection}/{item_id}")
@@ -186,7 +260,9 @@ def _put_port(call: Call) -> Reply:
 
 @router.route("DELETE", "/v2.0/ports/{item_id}")
 def _delete_port(call: Call) -> Reply:
-    models.delete_port(_region(call), _item(call, "ports"))
+    port = _item(call, "ports")
+    models.refuse_service_port(_region(call), port)
+    models.delete_port(_region(call), port)
     return Reply(204)
 
 
@@ -247,3 +323,50 @@ def _put_fip(call: Call) -> Reply:
 def _delete_fip(call: Call) -> Reply:
     floating.delete_floatingip(call.store, _region(call), _item(call, "floatingips"))
     return Reply(204)
+
+
+# --------------------------------------------------------------------------- routers
+
+
+@router.route("POST", "/v2.0/routers")
+def _post_router(call: Call) -> Reply:
+    return Reply(201, {"router": routers.create_router(_region(call), call.json("router"))})
+
+
+@router.route("PUT", "/v2.0/routers/{item_id}")
+def _put_router(call: Call) -> Reply:
+    found = _item(call, "routers")
+    routers.update_router(_region(call), found, call.json("router"))
+    return Reply(200, {"router": found})
+
+
+@router.route("DELETE", "/v2.0/routers/{item_id}")
+def _delete_router(call: Call) -> Reply:
+    routers.delete_router(_region(call), _item(call, "routers"))
+    return Reply(204)
+
+
+@router.route("PUT", "/v2.0/routers/{item_id}/add_router_interface")
+def _add_interface(call: Call) -> Reply:
+    found = _item(call, "routers")
+    return Reply(200, routers.add_interface(_region(call), found, call.body))
+
+
+@router.route("PUT", "/v2.0/routers/{item_id}/remove_router_interface")
+def _remove_interface(call: Call) -> Reply:
+    found = _item(call, "routers")
+    return Reply(200, routers.remove_interface(_region(call), found, call.body))
+
+
+@router.route("PUT", "/v2.0/routers/{item_id}/add_extraroutes")
+def _add_routes(call: Call) -> Reply:
+    found = _item(call, "routers")
+    routers.add_extraroutes(_region(call), found, call.json("router"))
+    return Reply(200, {"router": found})
+
+
+@router.route("PUT", "/v2.0/routers/{item_id}/remove_extraroutes")
+def _remove_routes(call: Call) -> Reply:
+    found = _item(call, "routers")
+    routers.remove_extraroutes(_region(call), found, call.json("router"))
+    return Reply(200, {"router": found})

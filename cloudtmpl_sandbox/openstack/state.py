@@ -98,6 +98,7 @@ class Region:
     security_groups: dict[str, JSON] = field(default_factory=dict)
     security_group_rules: dict[str, JSON] = field(default_factory=dict)
     floatingips: dict[str, JSON] = field(default_factory=dict)
+    routers: dict[str, JSON] = field(default_factory=dict)
     volumes: dict[str, JSON] = field(default_factory=dict)
     snapshots: dict[str, JSON] = field(default_factory=dict)  # Cinder snapshots
     backups: dict[str, JSON] = field(default_factory=dict)  # Cinder backups
@@ -130,7 +131,8 @@ class Store:
 
     def reset(self) -> None:
         """All resources back to the seeded start; knobs back to start-up values."""
-        from . import network_models  # seeds networks, subnets and default groups
+        # seeds networks, subnets, default groups and the default router
+        from . import network_models, network_routers
 
         with self.lock:
             self.ssh.clear()
@@ -146,6 +148,7 @@ class Store:
                 self.pools[region.name] = LoopbackPool(self.loopback_net(2 * index),
                                                        self.knobs.ssh_port)
                 network_models.seed(region, index, str(self.loopback_net(2 * index + 1)))
+                network_routers.seed(region)
 
     def configure(self, data: JSON) -> None:
         """Merge ``data`` into the knobs; all or nothing (ValueError names the problem)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from cloudtmpl import capabilities
 from tests.integration.clitools import REPO, ec2, os_driver, run, stack_instances
 
 CORPUS = REPO / "tests" / "corpus"
@@ -27,6 +28,8 @@ SUBNET = "Cloud::Network::Subnet"
 PORT = "Cloud::Network::Port"
 SECGROUP = "Cloud::Network::SecurityGroup"
 FIP = "Cloud::Network::FloatingIP"
+ROUTER = "Cloud::Network::Router"
+ROUTER_INTERFACE = "Cloud::Network::RouterInterface"
 VOLUME = "Cloud::Block::Volume"
 ATTACH = "Cloud::Block::VolumeAttachment"
 
@@ -47,6 +50,10 @@ class Case:
     pinned: tuple[tuple[str, tuple[str, str]], ...] = ()
 
 
+# a template with a router plans on AWS once AWS offers the router kinds
+WITH_ROUTERS = (OS, AWS) if ROUTER in capabilities.CLOUDS["aws"].kinds else (OS,)
+
+
 def group(name: str, kind: str, indexes: range | list[int]) -> list[tuple[str, str]]:
     return [(f"{name}.{i}", kind) for i in indexes]
 
@@ -59,8 +66,8 @@ CASES = [
             ("app_key", KEYPAIR),
             ("app_net", NETWORK),
             ("app_subnet", SUBNET),
-            ("router", "Cloud::Network::Router"),
-            ("router_interface", "Cloud::Network::RouterInterface"),
+            ("app_router", ROUTER),
+            ("app_router_interface", ROUTER_INTERFACE),
             ("app_secgroup", SECGROUP),
             ("app1_port", PORT),
             ("app1", SERVER),
@@ -69,6 +76,7 @@ CASES = [
             ("app2", SERVER),
             ("app2_floating_ip", FIP),
         ),
+        targets=WITH_ROUTERS,
     ),
     Case(
         "server_with_volume",

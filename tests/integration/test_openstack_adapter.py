@@ -19,10 +19,14 @@ import pytest
 from cloudtmpl.providers.base import (
     ATTACHMENT,
     FLOATING_IP,
+    FLOATING_IP_ASSOCIATION,
     KEYPAIR,
     KINDS,
     NETWORK,
     PORT,
+    ROUTE,
+    ROUTER,
+    ROUTER_INTERFACE,
     SECURITY_GROUP,
     SERVER,
     SUBNET,
@@ -31,7 +35,7 @@ from cloudtmpl.providers.base import (
     CloudError,
     ResourceTimeout,
 )
-from cloudtmpl.providers.openstack import OpenStackAdapter
+from cloudtmpl.providers.openstack import OpenStackAdapter, catalog
 from cloudtmpl.security_rules import canonical_rules
 from tests.integration import adapters
 from tests.integration.adapters import (
@@ -120,6 +124,11 @@ def test_server_in_new_network_via_port_with_floating_ip(adapter: OpenStackAdapt
     assert srv.attributes["private_ip"] == "10.1.0.10"
     assert srv.attributes["networks"] == {net.physical_id: ["10.1.0.10"]}
 
+    # Neutron associates a floating IP only where a router reaches the port's subnet
+    router = create(adapter, region, ROUTER, "router",
+                    {"external_gateway_info": {"network": "public"}})
+    iface = create(adapter, region, ROUTER_INTERFACE, "iface",
+                   {"router": router.physical_id, "subnet": sub.physical_id})
     with Counted(adapter) as c:
         fip = create(adapter, region, FLOATING_IP, "ip", {"port": port.physical_id})
     # GET external network, POST (with port and marker), GET fip, GET its port
@@ -144,7 +153,8 @@ def test_server_in_new_network_via_port_with_floating_ip(adapter: OpenStackAdapt
     assert adapter.discover(other, KINDS, STACK) == []
 
     # teardown in dependency order
-    for live in (fip, found[(SERVER, "app")], found[(PORT, "port")], sg, sub, net):
+    for live in (fip, found[(SERVER, "app")], found[(PORT, "port")], sg, iface, router, sub,
+                 net):
         adapter.delete(live, timeout=TIMEOUT)
     assert adapter.discover(region, KINDS, STACK) == []
 
@@ -427,7 +437,12 @@ def test_security_group_without_rules_is_one_call_plus_read(adapter: OpenStackAd
 @pytest.mark.parametrize("region", REGIONS)
 def test_floating_ip_reassociation(adapter: OpenStackAdapter, region: str) -> None:
     net = create(adapter, region, NETWORK, "net", {})
-    create(adapter, region, SUBNET, "sub", {"network": net.physical_id, "cidr": "10.5.0.0/24"})
+    sub = create(adapter, region, SUBNET, "sub", {"network": net.physical_id,
+                                                  "cidr": "10.5.0.0/24"})
+    router = create(adapter, region, ROUTER, "router",
+                    {"external_gateway_info": {"network": "public"}})
+    create(adapter, region, ROUTER_INTERFACE, "iface",
+           {"router": router.physical_id, "subnet": sub.physical_id})
     nics = [{"network": net.physical_id}]
     srv = create(adapter, region, SERVER, "app", server_props(networks=nics))
     other = create(adapter, region, SERVER, "app2", server_props(networks=nics))
@@ -451,6 +466,98 @@ def test_floating_ip_reassociation(adapter: OpenStackAdapter, region: str) -> No
     adapter.delete(assoc, timeout=TIMEOUT)
     adapter.delete(fip, timeout=TIMEOUT)
     assert adapter.discover(region, frozenset({FLOATING_IP}), STACK) == []
+
+
+# --- routers ------------------------------------------------------------------------
+
+
+def test_an_association_neutron_refuses_leaves_no_tag(adapter: OpenStackAdapter) -> None:
+    region = REGIONS[0]
+    net = create(adapter, region, NETWORK, "net", {})
+    sub = create(adapter, region, SUBNET, "sub", {"network": net.physical_id,
+                                                  "cidr": "10.7.0.0/24"})
+    port = create(adapter, region, PORT, "port", {"network": net.physical_id})
+    fip = create(adapter, region, FLOATING_IP, "ip", {})
+    with pytest.raises(CloudError) as info:
+        create(adapter, region, FLOATING_IP_ASSOCIATION, "assoc",
+               {"floating_ip": fip.physical_id, "port": port.physical_id})
+    assert info.value.permanent and info.value.status == "404"
+    assert info.value.message.startswith(
+        f"External network {fip.properties['floating_network']} is not reachable from subnet "
+        f"{sub.physical_id}.  Therefore, cannot associate Port {port.physical_id}")
+    with adapter.client.session(region):
+        raw = adapter.client.get(region, "network", f"/v2.0/floatingips/{fip.physical_id}",
+                                 "floatingip")
+    assert raw is not None and raw["tags"] == [] and raw["port_id"] is None
+    assert adapter.discover(region, frozenset({FLOATING_IP_ASSOCIATION}), STACK) == []
+
+
+def test_router_refusals_are_neutrons(adapter: OpenStackAdapter) -> None:
+    region = REGIONS[0]
+    private = adapter.lookup_choice(region, "network", "private").canonical
+    with pytest.raises(CloudError) as info:
+        create(adapter, region, ROUTER, "bad", {"external_gateway_info": {"network": private}})
+    assert info.value.permanent and info.value.message == (
+        f"Bad router request: Network {private} is not an external network. (HTTP 400)")
+    assert adapter.discover(region, frozenset({ROUTER}), STACK) == []
+    router = create(adapter, region, ROUTER, "router", {})
+    net = create(adapter, region, NETWORK, "net", {})
+    sub = create(adapter, region, SUBNET, "sub", {"network": net.physical_id,
+                                                  "cidr": "10.8.0.0/24"})
+    iface = create(adapter, region, ROUTER_INTERFACE, "if", {"router": router.physical_id,
+                                                             "subnet": sub.physical_id})
+    assert iface.physical_id == f"{router.physical_id}:{sub.physical_id}"
+    assert iface.properties == {"router": router.physical_id, "subnet": sub.physical_id}
+    # a second interface on that subnet is Neutron's refusal (the first is not adopted)
+    with pytest.raises(CloudError) as info:
+        create(adapter, region, ROUTER_INTERFACE, "if2", {"router": router.physical_id,
+                                                          "subnet": sub.physical_id})
+    assert info.value.permanent and info.value.message == (
+        f"Bad router request: Router already has a port on subnet {sub.physical_id}. "
+        "(HTTP 400)")
+    # an interface left untagged (a crash between Neutron's answer and the tag) is
+    with adapter.client.session(region):
+        adapter.client.api(region, "network", f"/v2.0/ports/{iface.attributes['port_id']}/tags",
+                           method="PUT", body={"tags": []})
+    assert adapter.discover(region, frozenset({ROUTER_INTERFACE}), STACK) == []
+    again = create(adapter, region, ROUTER_INTERFACE, "if", {"router": router.physical_id,
+                                                             "subnet": sub.physical_id})
+    assert again == iface
+    assert adapter.discover(region, frozenset({ROUTER_INTERFACE}), STACK) == [iface]
+    # the router waits for its interfaces: Neutron's 409 until the timeout
+    with pytest.raises(ResourceTimeout, match="still has ports"):
+        adapter.delete(router, timeout=0.5)
+    # and the interface for a floating IP that goes out through it
+    with adapter.client.session(region):
+        public = catalog.external_network(adapter.client, region)
+    adapter.update(router, {"external_gateway_info": {"network": public}},
+                   frozenset({"external_gateway_info"}), stack=STACK, spec_hash="spec-2",
+                   timeout=TIMEOUT)
+    port = create(adapter, region, PORT, "port", {"network": net.physical_id})
+    fip = create(adapter, region, FLOATING_IP, "ip", {"port": port.physical_id})
+    assert fip.status == "associated"
+    with pytest.raises(ResourceTimeout, match="required by one or more floating IPs"):
+        adapter.delete(iface, timeout=0.5)
+    adapter.delete(fip, timeout=TIMEOUT)
+    adapter.delete(port, timeout=TIMEOUT)
+    adapter.delete(iface, timeout=TIMEOUT)
+    adapter.delete(iface, timeout=TIMEOUT)  # already gone: Neutron's 404 is fine
+    adapter.delete(router, timeout=TIMEOUT)
+    assert adapter.discover(region, frozenset({ROUTER, ROUTER_INTERFACE}), STACK) == []
+    with pytest.raises(CloudError, match="could not be found") as info:
+        create(adapter, region, ROUTER_INTERFACE, "gone", {"router": router.physical_id,
+                                                           "subnet": sub.physical_id})
+    assert info.value.permanent
+
+
+def test_a_tag_too_long_for_neutron_is_refused_before_any_request(
+        adapter: OpenStackAdapter) -> None:
+    long = "a" * 50
+    with Counted(adapter) as c, pytest.raises(CloudError, match="Neutron allows 60") as info:
+        create(adapter, REGIONS[0], ROUTE, long, {
+            "router": "00000000-0000-0000-0000-000000000000", "destination": "10.0.0.0/8",
+            "nexthop": "10.0.0.1"})
+    assert info.value.permanent and c.n == 0
 
 
 # --- key pairs ----------------------------------------------------------------------

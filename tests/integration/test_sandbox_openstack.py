@@ -206,7 +206,8 @@ def test_server_lifecycle(openstack_reset: dict[str, Any], region: str) -> None:
     assert d.destroy_node(after) is True
     assert d.list_nodes() == []
     assert d.ex_get_node_details(node.id) is None
-    assert d.ex_list_ports() == []  # Nova's own port went with the server
+    # Nova's own port went with the server; the seeded router's interface stays
+    assert [p.extra["device_owner"] for p in d.ex_list_ports()] == ["network:router_interface"]
     assert d.delete_key_pair(key) is True
     assert d.list_key_pairs() == []
 
@@ -312,7 +313,10 @@ def test_networks_subnets_and_ports(openstack_reset: dict[str, Any]) -> None:
     port = d.ex_create_port(net, description="pre-made", name="p0")
     assert port.extra["fixed_ips"][0]["ip_address"] == "10.20.0.2"
     assert port.extra["description"] == "pre-made"
-    assert [p.id for p in d.ex_list_ports()] == [port.id]
+    # the project's ports: this one and the seeded router's interface on private
+    assert [p.id for p in d.ex_list_ports() if p.extra["network_id"] == net.id] == [port.id]
+    assert [p.extra["device_owner"] for p in d.ex_list_ports() if p.id != port.id] == [
+        "network:router_interface"]
     node = d.create_node(name="with-port", size=sizes(d)["m1.tiny"], image=image(d), networks=[net])
     wait_for(lambda: d.ex_get_node_details(node.id).state == NodeState.RUNNING)
     [own] = d.ex_get_node_ports(node)

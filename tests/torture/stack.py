@@ -1,11 +1,12 @@
-"""The torture stack (50 resources on both sandbox clouds) and how to look inside the clouds.
+"""The torture stack (52 resources on both sandbox clouds) and how to look inside the clouds.
 
 :func:`template` is a mixed stack: on AWS (eu-central-1) a key pair, a security
 group, six servers, four volumes with attachments (one under deletion_policy
 Snapshot), two elastic IPs and a group of four servers; on OpenStack (de-fra-1) a
-key pair, a security group, a network, a subnet, three ports, six servers (three on
-the ports), four volumes with attachments (one under Snapshot), three floating IPs
-and a group of four servers.
+key pair, a security group, a network, a subnet, a router to ``public`` with an
+interface on the subnet, three ports, six servers (three on the ports), four volumes
+with attachments (one under Snapshot), three floating IPs and a group of four
+servers.
 
 :func:`inventory` lists what the clouds hold for a stack - through boto3 for
 AWS and libcloud's OpenStack driver plus the emulator's Neutron API for
@@ -76,7 +77,7 @@ def template(bad_image_on: str | None = None) -> str:
              "    properties:\n      count: 4\n      resource_def:\n"
              "        type: Cloud::Compute::Server\n"
              "        properties: {image: ubuntu-22.04, flavor: tiny}\n")
-    # ---- OpenStack: 28 resources
+    # ---- OpenStack: 30 resources
     r.append(f"  os_key:\n    type: Cloud::Compute::KeyPair\n    placement: {OS_PLACE}\n")
     r.append(f"  os_sg:\n    type: Cloud::Network::SecurityGroup\n    placement: {OS_PLACE}\n"
              "    properties:\n      description: torture\n      rules:\n"
@@ -85,6 +86,12 @@ def template(bad_image_on: str | None = None) -> str:
     r.append(f"  os_subnet:\n    type: Cloud::Network::Subnet\n    placement: {OS_PLACE}\n"
              "    properties:\n      network: {get_resource: os_net}\n"
              "      cidr: 10.42.0.0/24\n")
+    r.append(f"  os_router:\n    type: Cloud::Network::Router\n    placement: {OS_PLACE}\n"
+             "    properties: {external_gateway_info: {network: public}}\n")
+    r.append(f"  os_router_if:\n    type: Cloud::Network::RouterInterface\n"
+             f"    placement: {OS_PLACE}\n    properties:\n"
+             "      router: {get_resource: os_router}\n"
+             "      subnet: {get_resource: os_subnet}\n")
     for i in range(3):
         r.append(f"  os_port{i}:\n    type: Cloud::Network::Port\n    placement: {OS_PLACE}\n"
                  "    properties:\n      network: {get_resource: os_net}\n"
@@ -109,6 +116,7 @@ def template(bad_image_on: str | None = None) -> str:
         target = f"port: {{get_resource: os_port{i}}}" if i < 2 else \
             "server: {get_resource: os_srv5}"
         r.append(f"  os_fip{i}:\n    type: Cloud::Network::FloatingIP\n    placement: {OS_PLACE}\n"
+                 "    depends_on: [os_router_if]\n"  # Neutron: reachable through the router
                  f"    properties: {{{target}, floating_network: public}}\n")
     r.append(f"  os_workers:\n    type: Cloud::Group\n    placement: {OS_PLACE}\n"
              "    depends_on: [os_subnet]\n    properties:\n      count: 4\n      resource_def:\n"
@@ -138,7 +146,9 @@ def desired() -> dict[tuple[str, str], str]:
         out[("openstack", f"os_fip{i}")] = "floating_ip"
     out[("openstack", "os_net")] = "network"
     out[("openstack", "os_subnet")] = "subnet"
-    assert len(out) == 50, len(out)
+    out[("openstack", "os_router")] = "router"
+    out[("openstack", "os_router_if")] = "router_interface"
+    assert len(out) == 52, len(out)
     return out
 
 
@@ -277,9 +287,14 @@ def openstack_inventory(sandbox: dict[str, Any], stack: str) -> tuple[Found, lis
         for k in api.get("compute", "/os-keypairs", "keypairs"):
             add(named(k), k["name"])
         for path, key in (("/networks", "networks"), ("/subnets", "subnets"),
-                          ("/ports", "ports"), ("/security-groups", "security_groups")):
+                          ("/ports", "ports"), ("/security-groups", "security_groups"),
+                          ("/routers", "routers")):
             for item in api.get("network", path, key):
                 add(named(item), item["id"])
+                for tag in item.get("tags") or []:  # a router interface: its port's tag
+                    if key == "ports" and tag.startswith(f"cloudtmpl:if={prefix}"):
+                        add(tag[len(f"cloudtmpl:if={prefix}"):],
+                            f"{item['device_id']}:{item['fixed_ips'][0]['subnet_id']}")
         for fip in api.get("network", "/floatingips", "floatingips"):
             desc = dict(part.split("=", 1) for part in (fip.get("description") or "").split(";")
                         if "=" in part)

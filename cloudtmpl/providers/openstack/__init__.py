@@ -8,7 +8,9 @@ retries, the raw listings) and one handler per kind, in one module per family:
 * :mod:`.block` - volumes, attachments, the Cinder backup of deletion_policy Snapshot;
 * :mod:`.keys` - key pairs; :mod:`.server_groups` - server groups;
 * :mod:`.network` - networks, subnets, ports; :mod:`.security` - security groups;
-* :mod:`.floating` - floating IPs;
+* :mod:`.floating` - floating IPs and their associations;
+* :mod:`.routers` - routers, their interfaces, gateways and extra routes (NAT gateways
+  are not offered: SNAT on the router, ``enable_snat``, is OpenStack's equivalent);
 * :mod:`.storage` - buckets (Swift containers, over :mod:`.swift`);
 * :mod:`.lb` - load balancers (an Octavia load balancer with a listener, pool, members
   and health monitor per listener entry); :mod:`.octavia` - Octavia's own listeners,
@@ -20,9 +22,9 @@ Each module's docstring says how a resource of its kinds is known as the stack's
 behind.  Flavor, image, network and group lookups are :mod:`.catalog`.
 
 Discovery sends one listing per underlying API and region (servers, flavors,
-ports, security groups, volumes, key pairs, networks, subnets, floating IPs, Swift's
-containers, Octavia's load balancers, listeners, pools and health monitors, and the
-members of the stack's pools - only those the kinds need, each at most once, the
+ports, security groups, volumes, key pairs, networks, subnets, floating IPs, routers,
+Swift's containers, Octavia's load balancers, listeners, pools and health monitors, and
+the members of the stack's pools - only those the kinds need, each at most once, the
 services in parallel), follows every ``next`` link and filters by metadata, name
 prefix or description marker; Swift's containers are searched by the stack's name
 prefix.  Reported properties
@@ -46,6 +48,7 @@ from cloudtmpl.providers.openstack import (
     lb,
     network,
     octavia,
+    routers,
     security,
     server_groups,
     storage,
@@ -63,9 +66,14 @@ HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
     base.SERVER_GROUP: server_groups.ServerGroupHandler(),
     base.SECURITY_GROUP: security.SecurityGroupHandler(),
     base.FLOATING_IP: floating.FloatingIpHandler(),
+    base.FLOATING_IP_ASSOCIATION: floating.FloatingIpAssociationHandler(),
     base.NETWORK: network.NETWORKS,
     base.SUBNET: network.SUBNETS,
     base.PORT: network.PORTS,
+    base.ROUTER: routers.RouterHandler(),
+    base.ROUTER_INTERFACE: routers.RouterInterfaceHandler(),
+    base.ROUTER_GATEWAY: routers.RouterGatewayHandler(),
+    base.ROUTE: routers.RouteHandler(),
     storage.BUCKET: storage.BucketHandler(),
     base.LOAD_BALANCER: lb.LOAD_BALANCERS,
     base.LISTENER: octavia.LISTENERS,
@@ -81,8 +89,9 @@ LB_KINDS = frozenset({base.LOAD_BALANCER, base.LISTENER, base.POOL, base.POOL_ME
 class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
     """The OpenStack adapter.  See the package docstring for identity and discovery."""
 
-    # rarely used: listed on demand
-    on_demand = storage.STORAGE_KINDS | LB_KINDS | {base.SERVER_GROUP}
+    # listed on demand: rarely used, or (routers and what hangs off them) a listing of
+    # their own that only network stacks need
+    on_demand = storage.STORAGE_KINDS | LB_KINDS | {base.SERVER_GROUP} | routers.ROUTER_KINDS
     snapshot_kind = "Cinder backup"
 
     def __init__(self, target: Target, **options: Any) -> None:

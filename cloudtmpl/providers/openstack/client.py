@@ -122,6 +122,7 @@ LISTINGS = {
     "lb_listeners": ("load-balancer", "/v2/lbaas/listeners", "listeners"),
     "lb_pools": ("load-balancer", "/v2/lbaas/pools", "pools"),
     "lb_healthmonitors": ("load-balancer", "/v2/lbaas/healthmonitors", "healthmonitors"),
+    "routers": ("network", "/v2.0/routers", "routers"),
 }
 # Octavia's members are listed per pool: those of the stack's pools (named
 # ``<stack>.*``), each with its ``pool_id`` (:meth:`OpenStackClient.lb_members`).

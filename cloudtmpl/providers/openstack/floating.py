@@ -1,8 +1,15 @@
-"""``Cloud::Network::FloatingIP``: a Neutron floating IP.
+"""``Cloud::Network::FloatingIP``: a Neutron floating IP, and
+``Cloud::Network::FloatingIPAssociation``: a floating IP's association by a resource
+of its own.
 
 No name: the description holds ``cloudtmpl:stack=…;cloudtmpl:spec=…;cloudtmpl:resource=…``,
 sent in the ``POST /v2.0/floatingips`` body together with the port to associate
-(atomic).  Moving it to another server or port is one ``PUT``.
+(atomic).  Moving it to another server or port is one ``PUT``.  Neutron associates
+a port only where a router reaches it (an interface on the port's subnet, the
+router's gateway on the floating IP's network): otherwise its 404 is the error.
+
+An association is known by a Neutron tag on the floating IP
+(:class:`FloatingIpAssociationHandler`); physical id ``floating ip:port``.
 """
 
 from __future__ import annotations
@@ -13,8 +20,8 @@ from typing import Any
 
 from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource
 from cloudtmpl.providers import kit
-from cloudtmpl.providers.base import FLOATING_IP, CloudError
-from cloudtmpl.providers.openstack import catalog
+from cloudtmpl.providers.base import FLOATING_IP, FLOATING_IP_ASSOCIATION, CloudError
+from cloudtmpl.providers.openstack import catalog, neutron
 from cloudtmpl.providers.openstack.client import OpenStackClient
 
 _FIP_RE = re.compile(r"^" + re.escape(TAG_STACK) + r"=([^;]*);" + re.escape(TAG_SPEC)
@@ -148,3 +155,79 @@ class FloatingIpHandler:
     def delete(self, client: OpenStackClient, live: LiveResource, timeout: float) -> None:
         client.delete_call(live.placement.region, "network",
                            f"/v2.0/floatingips/{live.physical_id}")
+
+
+# --- Cloud::Network::FloatingIPAssociation ------------------------------------------
+
+
+def _association_live(client: OpenStackClient, region: str, address: str, stack: str,
+                      fip: Mapping[str, Any], port: Mapping[str, Any] | None) -> LiveResource:
+    port_id = str(fip.get("port_id"))
+    details = port if port is not None else fip.get("port_details") or {}
+    server = None
+    if str(details.get("device_owner", "")).startswith("compute:"):
+        server = details.get("device_id") or None
+    return LiveResource(
+        address=address, kind=FLOATING_IP_ASSOCIATION,
+        physical_id=f"{fip['id']}:{port_id}", placement=client.placement(region),
+        name=address,
+        properties={"floating_ip": str(fip["id"]), "port": port_id, "server": server,
+                    "fixed_ip_address": fip.get("fixed_ip_address")},
+        attributes={"floating_ip_address": fip.get("floating_ip_address"),
+                    "fixed_ip_address": fip.get("fixed_ip_address"),
+                    "marker": neutron.marker_tag("fa", stack, address)},
+        spec_hash=None, status="associated")
+
+
+class FloatingIpAssociationHandler(kit.NothingInPlace):
+    """An association of a floating IP (the stack's or any other, by id) with a server's
+    first port or a port: the floating IP carries the tag
+    ``cloudtmpl:fa=<stack>.<address>`` (:mod:`.neutron`), put before the ``PUT`` of
+    its ``port_id`` (idempotent) and taken off after the ``PUT`` of ``port_id: null``."""
+
+    kind = FLOATING_IP_ASSOCIATION
+    listings: tuple[str, ...] = ("floatingips", "ports")
+
+    def to_live(self, client: OpenStackClient, region: str, stack: str,
+                listings: kit.Listings) -> list[LiveResource]:
+        ports = {p.get("id"): p for p in listings.get("ports")}
+        return [_association_live(client, region, address, stack, fip,
+                                  ports.get(fip.get("port_id")))
+                for fip in listings.get("floatingips") if fip.get("port_id")
+                for _, address in neutron.tagged(fip, "fa", stack)]
+
+    def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
+        props = want.properties
+        fip_id = str(props.get("floating_ip") or "")
+        port = _target_port(client, region, props)
+        if not fip_id or port is None:
+            raise CloudError("a floating IP association needs floating_ip and a server or "
+                             "port", permanent=True)
+        path = f"/v2.0/floatingips/{fip_id}"
+        neutron.put_tag(client, region, "/v2.0/floatingips", fip_id,
+                        neutron.marker_tag("fa", want.stack, want.address))
+        body: dict[str, Any] = {"port_id": port}
+        if props.get("fixed_ip_address"):
+            body["fixed_ip_address"] = str(props["fixed_ip_address"])
+        try:
+            obj = client.api(region, "network", path, method="PUT", body={"floatingip": body})
+        except CloudError:
+            # refused (e.g. no router reaches the port): the tag goes, nothing is left
+            neutron.drop_tag(client, region, "/v2.0/floatingips", fip_id,
+                             neutron.marker_tag("fa", want.stack, want.address))
+            raise
+        fip = (obj or {})["floatingip"]
+        found = client.get(region, "network", f"/v2.0/ports/{port}", "port")
+        return _association_live(client, region, want.address, want.stack, fip, found)
+
+    def delete(self, client: OpenStackClient, live: LiveResource, timeout: float) -> None:
+        region, fip_id = live.placement.region, str(live.properties["floating_ip"])
+        path = f"/v2.0/floatingips/{fip_id}"
+        fip = client.get(region, "network", path, "floatingip")
+        if fip is None:
+            return  # the floating IP is gone, and its association with it
+        if fip.get("port_id") == live.properties.get("port"):
+            client.api(region, "network", path, method="PUT",
+                       body={"floatingip": {"port_id": None}})
+        neutron.drop_tag(client, region, "/v2.0/floatingips", fip_id,
+                         str(live.attributes["marker"]))

@@ -1,10 +1,16 @@
-"""What Neutron's named kinds share (groups, networks, subnets, ports).
+"""What Neutron's named kinds share (groups, networks, subnets, ports, routers).
 
 They are identified by the deterministic name; the spec hash lives in the
 ``description`` (``cloudtmpl:spec=<hash>``, after any text of the template's own).
 Neutron allows duplicate names: a create that is retried after an ambiguous
 failure first looks the name up; two objects of one name (a crash right after a
 create whose answer was lost) are both reported, and the plan deletes the duplicate.
+
+The kinds that are a part of another Neutron object (a router's interface, gateway
+or extra route; a floating IP's association) are known by a Neutron tag on that
+object, ``cloudtmpl:<mark>=[<extra>:]<stack>.<address>`` (:func:`marker_tag`; one tag
+holds 60 characters, so no spec hash: those kinds change only by replacement, and
+the state keeps their last-applied spec).
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
-from cloudtmpl.model import TAG_SPEC, LiveResource, address_from_name
+from cloudtmpl.model import TAG_SPEC, LiveResource, address_from_name, physical_name
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import CloudError
 from cloudtmpl.providers.openstack.client import OpenStackClient, status_of
 
+TAG_PREFIX = "cloudtmpl:"
 NIC_SEPARATOR = ":nic"  # "<server name>:nic<i>": ports made for a server's {subnet} NICs
 
 _SPEC_RE = re.compile(r"(?:^|\n)" + re.escape(TAG_SPEC) + r"=(\S*)$")
@@ -109,3 +117,50 @@ def delete_until_gone(client: OpenStackClient, live: LiveResource, path: str,
         return True, "deleted", None
 
     client.poll(timeout, what, attempt)
+
+
+# --- tags: how the kinds without a Neutron object of their own are known -----------
+
+MAX_TAG = 60  # Neutron's limit on one tag
+
+
+def marker_tag(mark: str, stack: str, address: str, extra: str = "") -> str:
+    """``cloudtmpl:<mark>=[<extra>:]<stack>.<address>`` (the physical name): the Neutron
+    tag that makes a router interface, gateway, route or floating-IP association the
+    stack's (on the object it lives on); a permanent error when it would not fit in
+    one tag."""
+    tag = f"{TAG_PREFIX}{mark}={extra + ':' if extra else ''}{physical_name(stack, address)}"
+    if len(tag) > MAX_TAG or "," in tag:
+        raise CloudError(f"{address}: the Neutron tag {tag!r} that records it would be "
+                         f"{len(tag)} characters (Neutron allows {MAX_TAG}, no comma): use a "
+                         "shorter stack name or resource address", permanent=True)
+    return tag
+
+
+def tagged(obj: Mapping[str, Any], mark: str, stack: str) -> list[tuple[str, str]]:
+    """(extra, address) of each marker tag ``mark`` of ``stack`` on ``obj``."""
+    out = []
+    head = f"{TAG_PREFIX}{mark}="
+    for tag in obj.get("tags") or []:
+        if not isinstance(tag, str) or not tag.startswith(head):
+            continue
+        extra, _, name = tag[len(head):].rpartition(":")  # no extra: ("", "", all)
+        address = address_from_name(stack, name)
+        if address:
+            out.append((extra, address))
+    return out
+
+
+def put_tag(client: OpenStackClient, region: str, path: str, oid: str, tag: str) -> None:
+    """Add one tag (idempotent)."""
+    client.api(region, "network", f"{path}/{oid}/tags/{quote(tag, safe='')}", method="PUT")
+
+
+def drop_tag(client: OpenStackClient, region: str, path: str, oid: str, tag: str) -> None:
+    """Remove one tag; one already gone (or its object) is fine."""
+    try:
+        client.api(region, "network", f"{path}/{oid}/tags/{quote(tag, safe='')}",
+                   method="DELETE")
+    except CloudError as err:
+        if status_of(err) != 404:
+            raise
