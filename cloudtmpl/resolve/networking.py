@@ -4,8 +4,9 @@ Three rules, applied once every resource is placed:
 
 * **Heat's implicit dependencies.**  A floating IP (or floating-IP association) on a
   port or server of a network the template creates depends on the template's router
-  interfaces on that network's subnets (and so on their routers): the address can
-  only be associated once the network is routed to the outside.  Heat adds the same
+  interfaces on that network's subnets (and so on their routers) and on the legacy
+  gateway resources of those routers: the address can only be associated once the
+  network is routed to the outside.  Heat adds the same
   edges (``FloatingIP.add_dependencies``), so its templates do not write them.
 * **A floating IP needs a route out.**  Where the template shows the whole path - a
   floating IP on a network it creates - and no router with an external gateway has
@@ -103,6 +104,12 @@ class _Net:
                 and self.network_of(_ref(r.properties.get("subnet"))
                                     or _ref(r.properties.get("port"))) == network]
 
+    def gateways(self, interface: DesiredResource) -> set[str]:
+        """The template's legacy gateway resources of an interface's router."""
+        router = _ref(interface.properties.get("router"))
+        return {r.address for r in self.res.values() if r.kind == ROUTER_GATEWAY
+                and _ref(r.properties.get("router")) == router}
+
     def routed_out(self, interface: DesiredResource) -> bool:
         """Whether an interface's router has an external gateway (on the router or a
         gateway resource), or is not the template's (then the cloud knows)."""
@@ -110,10 +117,7 @@ class _Net:
         res = self.res.get(router or "")
         if res is None or res.kind != ROUTER:
             return True
-        if res.properties.get("external_gateway_info"):
-            return True
-        return any(r.kind == ROUTER_GATEWAY and _ref(r.properties.get("router")) == router
-                   for r in self.res.values())
+        return bool(res.properties.get("external_gateway_info") or self.gateways(interface))
 
 
 def _one(values: Iterable[str | None]) -> str | None:
@@ -164,7 +168,7 @@ def settle(desired: Resources, targets: Mapping[str, Target]
         if res.kind in (FLOATING_IP, FLOATING_IP_ASSOCIATION):
             nets = net.target_networks(res)
             found = [i for n in sorted(nets) for i in net.interfaces(n)]
-            deps = {i.address for i in found}
+            deps = {i.address for i in found} | {g for i in found for g in net.gateways(i)}
             if deps - res.depends_on:
                 out[name] = replace(res, depends_on=res.depends_on | deps)
             unrouted = sorted(n for n in nets

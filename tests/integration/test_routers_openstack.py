@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 TARGET = "sandbox-openstack/de-fra-1"
 STACK = "routed"
 
-# (the floating IP's depends_on: Heat adds it implicitly, cloudtmpl's resolver too once
-# it knows a floating IP's port needs its subnet's router interface)
+# (no depends_on on the floating IP: as Heat, the resolver makes it wait for the router
+# interface on its port's subnet)
 TEMPLATE = """\
 heat_template_version: 2018-08-31
 resources:
@@ -50,7 +50,6 @@ resources:
       networks: [{port: {get_resource: port}}]
   floating_ip:
     type: OS::Neutron::FloatingIP
-    depends_on: router_interface
     properties: {floating_network: public, port_id: {get_resource: port}}
 outputs:
   public_ip: {value: {get_attr: [floating_ip, floating_ip_address]}}
@@ -122,32 +121,90 @@ def test_a_routed_server_with_a_floating_ip_applies_replans_clean_and_destroys(
                                      "interfaces": [], "floatingips": []}
 
 
-def test_without_the_interface_neutrons_404_stops_the_floating_ip(
+def test_without_the_interface_the_plan_refuses_the_floating_ip(
         project: Path, openstack_reset: dict[str, Any]) -> None:
     text = TEMPLATE.replace("""  router_interface:
     type: OS::Neutron::RouterInterface
     properties: {router_id: {get_resource: router}, subnet_id: {get_resource: subnet}}
-""", "").replace("    depends_on: router_interface\n", "")
+""", "")
     write(project / "routed.yaml", text)
-    r = invoke(project, "apply", "routed.yaml", "--target", TARGET, "--yes", "--format", "json")
+    r = invoke(project, "apply", "routed.yaml", "--target", TARGET, "--yes")
+    assert r.code == 1, r.err + r.out
+    assert "Traceback" not in r.out + r.err
+    line = text.splitlines().index("  floating_ip:") + 1
+    assert f"routed.yaml:{line}:3: error[floating-ip-unreachable]" in r.err
+    assert "OS::Neutron::RouterInterface" in r.err  # the hint
+    assert mine(openstack_reset) == {"networks": [], "subnets": [], "ports": [], "routers": [],
+                                     "interfaces": [], "floatingips": []}
+
+
+NET_ONLY = """\
+heat_template_version: 2018-08-31
+resources:
+  net:
+    type: OS::Neutron::Net
+  subnet:
+    type: OS::Neutron::Subnet
+    properties: {network_id: {get_resource: net}, cidr: 10.46.0.0/24}
+outputs:
+  net: {value: {get_resource: net}}
+  subnet: {value: {get_resource: subnet}}
+"""
+
+ON_A_GIVEN_NET = """\
+heat_template_version: 2018-08-31
+parameters:
+  net: {type: string}
+  subnet: {type: string}
+resources:
+  port:
+    type: OS::Neutron::Port
+    properties:
+      network_id: {get_param: net}
+      fixed_ips: [{subnet: {get_param: subnet}}]
+  server:
+    type: OS::Nova::Server
+    properties:
+      image: ubuntu-22.04
+      flavor: small
+      networks: [{port: {get_resource: port}}]
+  floating_ip:
+    type: OS::Neutron::FloatingIP
+    properties: {floating_network: public, port_id: {get_resource: port}}
+"""
+
+
+def test_on_a_network_the_template_does_not_show_neutrons_404_stops_the_floating_ip(
+        project: Path, openstack_reset: dict[str, Any]) -> None:
+    """A network made elsewhere (another stack, given by id): the plan cannot see that no
+    router reaches it, so the cloud's own message stops the association at apply."""
+    write(project / "net.yaml", NET_ONLY)
+    write(project / "routed.yaml", ON_A_GIVEN_NET)
+    r = invoke(project, "apply", "net.yaml", "-s", STACK, "--target", TARGET, "--yes")
+    assert r.code == 0, r.err + r.out
+    ids = invoke(project, "outputs", "-s", STACK, "--format", "json").json()
+    args = ["routed.yaml", "-s", "routed-b", "--target", TARGET,
+            "-p", f"net={ids['net']}", "-p", f"subnet={ids['subnet']}"]
+    r = invoke(project, "apply", *args, "--yes", "--format", "json")
     assert r.code != 0
     assert "Traceback" not in r.out + r.err
     events = [json.loads(line) for line in r.out.splitlines()]
     (failed,) = [e for e in events if e.get("event") == "failed"]
     assert failed["address"] == "floating_ip"
-    subnet = neutron(openstack_reset, f"/subnets?name={STACK}.subnet")["subnets"][0]["id"]
-    port = neutron(openstack_reset, f"/ports?name={STACK}.port")["ports"][0]["id"]
+    port = neutron(openstack_reset, "/ports?name=routed-b.port")["ports"][0]["id"]
     public = neutron(openstack_reset, "/networks?name=public")["networks"][0]["id"]
     assert failed["message"] == (
         f"sandbox-openstack/de-fra-1: External network {public} is not reachable from "
-        f"subnet {subnet}.  Therefore, cannot associate Port {port} with a Floating IP. "
-        "(HTTP 404)")
-    assert events[-1]["summary"] == {"done": 5, "failed": 1, "skipped": 0}
-    held = mine(openstack_reset)
-    assert held["floatingips"] == []  # Neutron allocated nothing
+        f"subnet {ids['subnet']}.  Therefore, cannot associate Port {port} with a "
+        "Floating IP. (HTTP 404)")
+    assert events[-1]["summary"] == {"done": 2, "failed": 1, "skipped": 0}
+    fips = neutron(openstack_reset, "/floatingips")["floatingips"]
+    assert not [f for f in fips if "routed-b" in str(f["description"])]  # nothing allocated
     # everything else is in the state: destroy takes it all
-    r = invoke(project, "destroy", "routed.yaml", "--target", TARGET, "--yes")
-    assert r.code == 0, r.err + r.out
+    assert invoke(project, "destroy", *args, "--yes").code == 0
+    assert neutron(openstack_reset, "/ports?name=routed-b.port")["ports"] == []
+    assert invoke(project, "destroy", "net.yaml", "-s", STACK, "--target", TARGET,
+                  "--yes").code == 0
     assert mine(openstack_reset) == {"networks": [], "subnets": [], "ports": [], "routers": [],
                                      "interfaces": [], "floatingips": []}
 
@@ -170,7 +227,7 @@ resources:
     properties: {router_id: {get_resource: router}, subnet_id: {get_resource: subnet}}
   route:
     type: OS::Neutron::ExtraRoute
-    depends_on: router_interface
+    depends_on: router_interface  # the next hop must be on a subnet of the router
     properties: {router_id: {get_resource: router}, destination: 192.168.0.0/16,
                  nexthop: 10.45.0.9}
   server:
@@ -185,7 +242,6 @@ resources:
     properties: {floating_network: public}
   association:
     type: OS::Nova::FloatingIPAssociation
-    depends_on: [router_interface, gateway]
     properties: {floating_ip: {get_resource: address}, server_id: {get_resource: server}}
 """
 

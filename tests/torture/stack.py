@@ -116,7 +116,6 @@ def template(bad_image_on: str | None = None) -> str:
         target = f"port: {{get_resource: os_port{i}}}" if i < 2 else \
             "server: {get_resource: os_srv5}"
         r.append(f"  os_fip{i}:\n    type: Cloud::Network::FloatingIP\n    placement: {OS_PLACE}\n"
-                 "    depends_on: [os_router_if]\n"  # Neutron: reachable through the router
                  f"    properties: {{{target}, floating_network: public}}\n")
     r.append(f"  os_workers:\n    type: Cloud::Group\n    placement: {OS_PLACE}\n"
              "    depends_on: [os_subnet]\n    properties:\n      count: 4\n      resource_def:\n"
