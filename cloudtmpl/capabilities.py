@@ -62,13 +62,18 @@ class Capabilities:
 
 _AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET,
                            "Cloud::LB::LoadBalancer"})
+# AWS's routing: route tables (with internet gateways), their subnet associations and
+# routes, NAT gateways, elastic-IP associations (Heat's RouterGateway is OpenStack's)
+_AWS_ROUTING = frozenset({"Cloud::Network::Router", "Cloud::Network::RouterInterface",
+                          "Cloud::Network::Route", "Cloud::Network::NatGateway",
+                          "Cloud::Network::FloatingIPAssociation"})
 CLOUDS: dict[str, Capabilities] = {
     # DNS zones/records and load balancers: AWS only (the OpenStack emulator has no
     # Designate or Octavia); buckets: S3 and Swift.  Snapshots: EBS, Cinder backups.
     # Server groups are on demand too: one more listing per region, and most stacks
     # have none.
-    "aws": Capabilities(_IAAS | _AWS_SERVICES, on_demand=_AWS_SERVICES | {SERVER_GROUP},
-                        snapshots=True),
+    "aws": Capabilities(_IAAS | _AWS_SERVICES | _AWS_ROUTING,
+                        on_demand=_AWS_SERVICES | {SERVER_GROUP}, snapshots=True),
     "openstack": Capabilities(_IAAS | {BUCKET}, on_demand=frozenset({BUCKET, SERVER_GROUP}),
                               snapshots=True),
     "local": Capabilities(LOCAL_KINDS),

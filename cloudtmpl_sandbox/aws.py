@@ -83,7 +83,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from cloudtmpl_sandbox import aws_placement
+from cloudtmpl_sandbox import aws_placement, aws_routing
 from cloudtmpl_sandbox.aws_auth import Accounts
 from cloudtmpl_sandbox.aws_compat import (
     DEFAULT_REGION,
@@ -161,6 +161,7 @@ class CompatLayer:
         self.sts = Sts()  # AssumeRole checks and the temporary keys it issued (aws_sts)
         self.accounts = Accounts(self.sts, ACCESS_KEY, SECRET_KEY)  # whose keys (aws_auth)
         self.placement = aws_placement.PlacementGroups()  # moto has none (aws_placement)
+        self.routing = aws_routing.Routing()  # stricter than moto (aws_routing)
         # ClientToken idempotency, as EC2 does it (moto ignores the token):
         # (region, action, token) -> the first successful answer
         self._tokens: dict[tuple[str, str, str], tuple[str, list[tuple[str, str]], bytes]] = {}
@@ -188,6 +189,7 @@ class CompatLayer:
                     self._token_locks.clear()
                 self.sts.reset()
                 self.placement.reset()
+                self.routing.reset()
             self.counter.add("moto-api")
             if path.startswith("/moto-api/reset"):
                 answer = call_app(self.app, environ)
@@ -238,8 +240,11 @@ class CompatLayer:
             return self._route53(environ, start_response, path)
         if service == "sts":
             return self._sts(environ, start_response, query + (form or []))
-        if service == "elasticloadbalancing" and path.startswith(f"/{ELB_API_VERSION}"):
-            set_path(environ, "/")
+        if service == "elasticloadbalancing":
+            if path.startswith(f"/{ELB_API_VERSION}"):
+                set_path(environ, "/")
+            status, headers, body = call_app(self.app, environ)
+            return respond(start_response, status, headers, aws_routing.elb_dns(region, body))
         return self.app(environ, start_response)
 
     def _control(
@@ -309,6 +314,8 @@ class CompatLayer:
     ) -> Iterable[bytes]:
         EC2_MODEL.load()
         action = param(query, "Action") or param(form or [], "Action") or ""
+        self.routing.seed(region, access_key_of(environ, query + (form or [])) or "",
+                          lambda pairs: self._ask(environ, pairs))
         if aws_placement.handles(action, query + (form or [])):
             code, xml = aws_placement.answer(
                 self.placement, region, action, query + (form or []),
@@ -380,8 +387,16 @@ class CompatLayer:
                 return respond(start_response, f"{err.status} {_STATUS_TEXT[err.status]}",
                                [("Content-Type", "text/xml")],
                                aws_placement.error_xml(err).encode("utf-8"))
+        ask = lambda pairs: self._ask(environ, pairs)  # noqa: E731
+        refused = self.routing.refuse(region, action, merged, ask)  # stricter than moto
+        if refused is not None:
+            return respond(start_response, f"{refused.status} {_STATUS_TEXT[refused.status]}",
+                           [("Content-Type", "text/xml")],
+                           aws_placement.error_xml(refused).encode("utf-8"))
         status, headers, body = call_app(self.app, environ)
         ok = status.startswith("2")
+        if ok:
+            body = self.routing.after(region, action, merged, body, ask)
         if ok and group is not None:
             self.placement.joined(region, group, _INSTANCE_ID_RE.findall(body.decode("utf-8")))
         if ok and changes_instances(action):
@@ -405,6 +420,17 @@ class CompatLayer:
                 inst.findtext("{*}instanceState/{*}name") or "",
                 inst.findtext("{*}placement/{*}availabilityZone") or "")
         return out
+
+    def _ask(self, environ: Environ, pairs: list[tuple[str, str]]) -> ET.Element | None:
+        """One EC2 query to moto (in-process, as the caller's account); None if refused."""
+        qs = encode([pairs[0], ("Version", EC2_API_VERSION), *pairs[1:]])
+        status, _, body = call_app(self.app, self._sub_request(environ, qs))
+        if not status.startswith("2"):
+            return None
+        try:
+            return ET.fromstring(body)
+        except ET.ParseError:
+            return None
 
     def _attached_instance(self, environ: Environ, volume_id: str) -> str | None:
         """Ask moto (in-process) which instance a volume is attached to."""

@@ -41,9 +41,14 @@ from cloudtmpl.providers.aws import dns, lb, storage
 from cloudtmpl.providers.base import (
     ATTACHMENT,
     FLOATING_IP,
+    FLOATING_IP_ASSOCIATION,
     KEYPAIR,
+    NAT_GATEWAY,
     NETWORK,
     PORT,
+    ROUTE,
+    ROUTER,
+    ROUTER_INTERFACE,
     SECURITY_GROUP,
     SERVER,
     SERVER_GROUP,
@@ -296,6 +301,49 @@ def _port_update(world: World, props: dict[str, Any]) -> Update:
     return _changed(props, security_groups=[group])
 
 
+INTERNET = {"network": "public"}  # AWS: any network means the internet gateway
+
+
+def _router(world: World) -> dict[str, Any]:
+    return {"network": world.network(), "external_gateway_info": INTERNET}
+
+
+def _router_update(world: World, props: dict[str, Any]) -> Update:
+    return _changed(props, external_gateway_info=None)  # the internet gateway goes
+
+
+def _public_subnet(world: World) -> tuple[str, str, str]:
+    """(VPC, subnet, router): a subnet whose router has an internet gateway."""
+    network = world.network()
+    subnet = world.subnet(network)
+    router = world.pre(ROUTER, "router", {"network": network,
+                                          "external_gateway_info": INTERNET}).physical_id
+    return network, subnet, router
+
+
+def _router_interface(world: World) -> dict[str, Any]:
+    network = world.network()
+    subnet = world.subnet(network)
+    router = world.pre(ROUTER, "router", {"network": network}).physical_id
+    return {"router": router, "subnet": subnet}
+
+
+def _route(world: World) -> dict[str, Any]:
+    network, subnet, router = _public_subnet(world)
+    port = world.pre(PORT, "port", {"network": network, "fixed_ips": [{"subnet": subnet}]})
+    return {"router": router, "destination": "10.99.0.0/16", "nexthop": port.physical_id}
+
+
+def _nat_gateway(world: World) -> dict[str, Any]:
+    return {"subnet": _public_subnet(world)[1]}
+
+
+def _floating_association(world: World) -> dict[str, Any]:
+    # a server of the default VPC, whose internet gateway AWS made with the account
+    address = world.pre(FLOATING_IP, "fip", {}).physical_id
+    return {"floating_ip": address, "server": world.server()}
+
+
 def _zone(world: World) -> dict[str, Any]:
     return {"domain": "contract.example.test", "comment": "first"}
 
@@ -327,6 +375,8 @@ def _s3_census(world: World) -> list[str]:
 READS_FIRST = ("its create reads before its first write ({}); the sandbox's knobs lose "
                "the answers of every request (OpenStack: of one service), so the retried "
                "read would lose its answer too")
+RECORDS_FIRST = ("it has no cloud object of its own and is recorded before it is made ({}): "
+                 "a record whose answer is lost is not yet the resource")
 LIBCLOUD_REFUSES = "libcloud has no common verb to change anything in place"
 LIBCLOUD_UNTAGGED = "libcloud has no common verb to rewrite an object's tags"
 NOVA_UNTAGGED = "Nova key pairs and server groups hold no metadata"
@@ -347,6 +397,15 @@ CASES: dict[tuple[str, str], Case] = {
     ("aws", NETWORK): Case(_network, _network_update),
     ("aws", SUBNET): Case(_subnet, _subnet_update),
     ("aws", PORT): Case(_port, _port_update),
+    ("aws", ROUTER): Case(_router, _router_update),
+    ("aws", ROUTER_INTERFACE): Case(_router_interface, lost=Lost(cannot=RECORDS_FIRST.format(
+        "the route table's tag, then AssociateRouteTable"))),
+    ("aws", ROUTE): Case(_route, lost=Lost(cannot=RECORDS_FIRST.format(
+        "the route table's tag, then CreateRoute"))),
+    ("aws", NAT_GATEWAY): Case(_nat_gateway, lost=Lost(cannot=READS_FIRST.format(
+        "its elastic IPs, then AllocateAddress and CreateNatGateway"))),
+    ("aws", FLOATING_IP_ASSOCIATION): Case(_floating_association, lost=Lost(
+        cannot=READS_FIRST.format("the elastic IP, then its record and AssociateAddress"))),
     ("aws", dns.ZONE): Case(_zone, lambda w, p: _changed(p, comment="second")),
     ("aws", dns.RECORD): Case(_record, lambda w, p: _changed(p, ttl=300, records=["192.0.2.2"]),
                               lost=Lost(cannot=READS_FIRST.format(

@@ -1,0 +1,243 @@
+"""EC2 routing as strict as AWS where moto is not: internet gateways, elastic IPs, NAT
+gateways, routes; and the region in a classic ELB's DNS name.
+
+moto accepts what AWS refuses here; the layer asks moto (in-process) and refuses
+first, with AWS's codes and messages:
+
+* ``AssociateAddress`` on an instance or interface of a VPC with no internet gateway
+  attached: ``Gateway.NotAttached`` ("Network vpc-… is not attached to any internet
+  gateway");
+* ``DetachInternetGateway`` while the VPC has mapped public addresses (an interface
+  with an elastic IP, a NAT gateway's): ``DependencyViolation``;
+* ``CreateRoute`` to an internet gateway that is not attached to the table's VPC:
+  ``InvalidParameterValue`` ("route table … and network gateway … belong to different
+  networks");
+* ``DeleteNatGateway``/``DescribeNatGateways`` of an id that does not exist:
+  ``NatGatewayNotFound`` (moto answers 500, or nothing).
+
+What moto does differently afterwards:
+
+* a NAT gateway is ``pending`` in the ``CreateNatGateway`` answer (moto says
+  ``available`` at once); one made in a VPC without an internet gateway goes
+  ``failed`` with ``failureCode`` ``Gateway.NotAttached`` and ``failureMessage``
+  "Network vpc-… has no Internet gateway attached", its elastic IP free again;
+* deleting a NAT gateway frees its elastic IP and its interface (moto keeps both);
+* the default VPC has an internet gateway and its main table the route ``0.0.0.0/0``
+  to it, as every AWS account's does (moto's has none): made on a region's first EC2
+  request (per access key) after a reset;
+* a classic ELB's ``DNSName`` names its own region (moto: always ``us-east-1``).
+
+State is only what moto cannot hold: the failed NAT gateways and the regions seeded.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from xml.sax.saxutils import escape
+
+from cloudtmpl_sandbox.aws_placement import Ec2Error
+
+Params = list[tuple[str, str]]
+# an in-process EC2 query to moto: its parsed answer (None: moto refused it)
+Ask = Callable[[Params], ET.Element | None]
+
+ELB_DNS_RE = re.compile(rb"\.us-east-1\.elb\.amazonaws\.com")
+_NAT_ITEM_RE = re.compile(r"<item>(?:(?!<item>).)*?<natGatewayId>(nat-[0-9a-f]+)</natGatewayId>"
+                          r".*?</item>", re.S)
+
+
+def _get(params: Params, key: str) -> str | None:
+    return next((v for k, v in params if k == key), None)
+
+
+def _find(el: ET.Element | None, path: str) -> str | None:
+    if el is None:
+        return None
+    found = el.find(".//" + "/".join("{*}" + p for p in path.split("/")))
+    return found.text.strip() if found is not None and found.text else None
+
+
+def _all(el: ET.Element | None, path: str) -> list[ET.Element]:
+    return [] if el is None else el.findall(".//" + "/".join("{*}" + p for p in path.split("/")))
+
+
+def elb_dns(region: str, body: bytes) -> bytes:
+    """A classic ELB answer with its own region in every DNS name."""
+    return ELB_DNS_RE.sub(f".{region}.elb.amazonaws.com".encode(), body)
+
+
+class Routing:
+    """The failed NAT gateways and the seeded default VPCs (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failed: dict[tuple[str, str], tuple[str, str]] = {}  # (region, nat) -> code, msg
+        self._seeded: set[tuple[str, str]] = set()  # (region, access key)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._failed.clear()
+            self._seeded.clear()
+
+    # ---- the default VPC's internet gateway
+
+    def seed(self, region: str, key: str, ask: Ask) -> None:
+        """Give the default VPC its internet gateway and default route (once)."""
+        with self._lock:
+            if (region, key) in self._seeded:
+                return
+            self._seeded.add((region, key))
+            vpc = _find(ask([("Action", "DescribeVpcs"), ("Filter.1.Name", "is-default"),
+                             ("Filter.1.Value.1", "true")]), "vpcSet/item/vpcId")
+            if vpc is None or self._gateway_of(vpc, ask):
+                return
+            igw = _find(ask([("Action", "CreateInternetGateway")]), "internetGatewayId")
+            if igw is None:
+                return
+            ask([("Action", "AttachInternetGateway"), ("InternetGatewayId", igw),
+                 ("VpcId", vpc)])
+            table = _find(ask([("Action", "DescribeRouteTables"),
+                               ("Filter.1.Name", "vpc-id"), ("Filter.1.Value.1", vpc),
+                               ("Filter.2.Name", "association.main"),
+                               ("Filter.2.Value.1", "true")]), "routeTableSet/item/routeTableId")
+            if table:
+                ask([("Action", "CreateRoute"), ("RouteTableId", table),
+                     ("DestinationCidrBlock", "0.0.0.0/0"), ("GatewayId", igw)])
+
+    @staticmethod
+    def _gateway_of(vpc: str, ask: Ask) -> str | None:
+        obj = ask([("Action", "DescribeInternetGateways"),
+                   ("Filter.1.Name", "attachment.vpc-id"), ("Filter.1.Value.1", vpc)])
+        for igw in _all(obj, "internetGatewaySet/item"):
+            if any(_find(a, "vpcId") == vpc for a in _all(igw, "attachmentSet/item")):
+                return _find(igw, "internetGatewayId")
+        return None
+
+    # ---- refusals before moto
+
+    def refuse(self, region: str, action: str, params: Params, ask: Ask) -> Ec2Error | None:
+        if action == "AssociateAddress":
+            return self._association(params, ask)
+        if action == "DetachInternetGateway":
+            return self._detach(params, ask)
+        if action == "CreateRoute" and (_get(params, "GatewayId") or "").startswith("igw-"):
+            return self._route(params, ask)
+        if action in ("DeleteNatGateway", "DescribeNatGateways"):
+            return self._nat_exists(region, action, params, ask)
+        return None
+
+    def _association(self, params: Params, ask: Ask) -> Ec2Error | None:
+        vpc = None
+        if _get(params, "NetworkInterfaceId"):
+            vpc = _find(ask([("Action", "DescribeNetworkInterfaces"),
+                             ("NetworkInterfaceId.1", _get(params, "NetworkInterfaceId") or "")]),
+                        "networkInterfaceSet/item/vpcId")
+        elif _get(params, "InstanceId"):
+            vpc = _find(ask([("Action", "DescribeInstances"),
+                             ("InstanceId.1", _get(params, "InstanceId") or "")]),
+                        "instancesSet/item/vpcId")
+        if vpc is None or self._gateway_of(vpc, ask):
+            return None  # moto answers an unknown instance or interface itself
+        return Ec2Error("Gateway.NotAttached",
+                        f"Network {vpc} is not attached to any internet gateway")
+
+    @staticmethod
+    def _detach(params: Params, ask: Ask) -> Ec2Error | None:
+        vpc = _get(params, "VpcId") or ""
+        obj = ask([("Action", "DescribeNetworkInterfaces"), ("Filter.1.Name", "vpc-id"),
+                   ("Filter.1.Value.1", vpc)])
+        if not any(_find(eni, "association/publicIp")
+                   for eni in _all(obj, "networkInterfaceSet/item")):
+            return None
+        return Ec2Error("DependencyViolation",
+                        f"Network {vpc} has some mapped public address(es). Please unmap "
+                        "those public address(es) before detaching the gateway.")
+
+    def _route(self, params: Params, ask: Ask) -> Ec2Error | None:
+        table, igw = _get(params, "RouteTableId") or "", _get(params, "GatewayId") or ""
+        vpc = _find(ask([("Action", "DescribeRouteTables"), ("RouteTableId.1", table)]),
+                    "routeTableSet/item/vpcId")
+        gateways = ask([("Action", "DescribeInternetGateways"), ("InternetGatewayId.1", igw)])
+        if vpc is None or gateways is None:
+            return None  # moto answers an unknown table or gateway itself
+        if any(_find(a, "vpcId") == vpc for a in _all(gateways, "attachmentSet/item")):
+            return None
+        return Ec2Error("InvalidParameterValue",
+                        f"route table {table} and network gateway {igw} belong to different "
+                        "networks")
+
+    def _nat_exists(self, region: str, action: str, params: Params,
+                    ask: Ask) -> Ec2Error | None:
+        wanted = ([_get(params, "NatGatewayId") or ""] if action == "DeleteNatGateway" else
+                  [v for k, v in params if re.fullmatch(r"NatGatewayId\.\d+", k)])
+        if not wanted:
+            return None
+        obj = ask([("Action", "DescribeNatGateways")])
+        known = {_find(n, "natGatewayId") for n in _all(obj, "natGatewaySet/item")}
+        missing = [w for w in wanted if w not in known]
+        if not missing:
+            if action == "DeleteNatGateway":
+                with self._lock:
+                    self._failed.pop((region, wanted[0]), None)
+            return None
+        return Ec2Error("NatGatewayNotFound", f"The Nat Gateway {missing[0]} was not found")
+
+    # ---- what moto answered, made AWS's
+
+    def after(self, region: str, action: str, params: Params, body: bytes,
+              ask: Ask) -> bytes:
+        if action == "CreateNatGateway":
+            return self._created_nat(region, params, body, ask)
+        if action == "DeleteNatGateway":
+            self._free_nat(_get(params, "NatGatewayId") or "", ask)
+            return body
+        if action == "DescribeNatGateways":
+            return self._failed_view(region, body)
+        return body
+
+    def _created_nat(self, region: str, params: Params, body: bytes, ask: Ask) -> bytes:
+        root = ET.fromstring(body)
+        nat, vpc = _find(root, "natGatewayId"), _find(root, "vpcId")
+        if nat and vpc and _get(params, "ConnectivityType") != "private" and \
+                self._gateway_of(vpc, ask) is None:
+            with self._lock:
+                self._failed[(region, nat)] = (
+                    "Gateway.NotAttached", f"Network {vpc} has no Internet gateway attached")
+            self._free_nat(nat, ask)
+            ask([("Action", "DeleteNatGateway"), ("NatGatewayId", nat)])
+        return body.replace(b"<state>available</state>", b"<state>pending</state>", 1)
+
+    @staticmethod
+    def _free_nat(nat: str, ask: Ask) -> None:
+        """A NAT gateway's elastic IP disassociated, and its interface deleted."""
+        obj = ask([("Action", "DescribeNatGateways"), ("NatGatewayId.1", nat)])
+        for item in _all(obj, "natGatewayAddressSet/item"):
+            eni = _find(item, "networkInterfaceId")
+            addresses = ask([("Action", "DescribeAddresses"), ("Filter.1.Name",
+                                                              "network-interface-id"),
+                             ("Filter.1.Value.1", eni or "")])
+            for address in _all(addresses, "addressesSet/item"):
+                association = _find(address, "associationId")
+                if association:
+                    ask([("Action", "DisassociateAddress"), ("AssociationId", association)])
+            if eni:
+                ask([("Action", "DeleteNetworkInterface"), ("NetworkInterfaceId", eni)])
+
+    def _failed_view(self, region: str, body: bytes) -> bytes:
+        with self._lock:
+            failed = {nat: why for (r, nat), why in self._failed.items() if r == region}
+        if not failed:
+            return body
+
+        def rewrite(match: re.Match[str]) -> str:
+            why = failed.get(match.group(1))
+            if why is None:
+                return match.group(0)
+            fields = (f"<state>failed</state><failureCode>{escape(why[0])}</failureCode>"
+                      f"<failureMessage>{escape(why[1])}</failureMessage>")
+            return re.sub(r"<state>[a-z]+</state>", fields, match.group(0), count=1)
+
+        return _NAT_ITEM_RE.sub(rewrite, body.decode("utf-8")).encode("utf-8")
