@@ -4,9 +4,8 @@ demand, and whether it can snapshot a volume before deleting it.
 One entry per cloud.  A resource of a kind its target does not offer is a diagnostic
 before any cloud is asked; discovery lists each kind a target offers in every
 region the stack uses, except the *on-demand* kinds: each of those is another
-service or listing to ask (Route 53, S3, ELB, Swift; server groups) and most stacks
-have none, so they are
-listed only where the template or the state has one (the price: such a resource
+service or listing to ask (Route 53, S3, ELB, Swift; server groups; AWS's routing)
+and most stacks have none, so they are listed only where the template or the state has one (the price: such a resource
 dropped from the template *and* lost from the state is not found).
 
 The table is data with no import of the adapters: ``validate`` checks kinds
@@ -71,9 +70,10 @@ CLOUDS: dict[str, Capabilities] = {
     # DNS zones/records and load balancers: AWS only (the OpenStack emulator has no
     # Designate or Octavia); buckets: S3 and Swift.  Snapshots: EBS, Cinder backups.
     # Server groups are on demand too: one more listing per region, and most stacks
-    # have none.
+    # have none; so are AWS's routing kinds (four more listings).
     "aws": Capabilities(_IAAS | _AWS_SERVICES | _AWS_ROUTING,
-                        on_demand=_AWS_SERVICES | {SERVER_GROUP}, snapshots=True),
+                        on_demand=_AWS_SERVICES | {SERVER_GROUP} | _AWS_ROUTING,
+                        snapshots=True),
     "openstack": Capabilities(_IAAS | {BUCKET}, on_demand=frozenset({BUCKET, SERVER_GROUP}),
                               snapshots=True),
     "local": Capabilities(LOCAL_KINDS),

@@ -243,8 +243,7 @@ class CompatLayer:
         if service == "elasticloadbalancing":
             if path.startswith(f"/{ELB_API_VERSION}"):
                 set_path(environ, "/")
-            status, headers, body = call_app(self.app, environ)
-            return respond(start_response, status, headers, aws_routing.elb_dns(region, body))
+            return self._elb(environ, start_response, region, query, form)
         return self.app(environ, start_response)
 
     def _control(
@@ -421,9 +420,11 @@ class CompatLayer:
                 inst.findtext("{*}placement/{*}availabilityZone") or "")
         return out
 
-    def _ask(self, environ: Environ, pairs: list[tuple[str, str]]) -> ET.Element | None:
-        """One EC2 query to moto (in-process, as the caller's account); None if refused."""
-        qs = encode([pairs[0], ("Version", EC2_API_VERSION), *pairs[1:]])
+    def _ask(self, environ: Environ, pairs: list[tuple[str, str]],
+             version: str = EC2_API_VERSION) -> ET.Element | None:
+        """One query to moto (in-process, as the caller's account and to the caller's
+        service: EC2 unless ``version`` says otherwise); None if refused."""
+        qs = encode([pairs[0], ("Version", version), *pairs[1:]])
         status, _, body = call_app(self.app, self._sub_request(environ, qs))
         if not status.startswith("2"):
             return None
@@ -446,6 +447,33 @@ class CompatLayer:
         except ET.ParseError:
             return None
         return root.findtext(".//{*}attachmentSet/{*}item/{*}instanceId")
+
+    # ---- classic ELB
+
+    def _elb(self, environ: Environ, start_response: StartResponse, region: str,
+             query: list[tuple[str, str]], form: list[tuple[str, str]] | None
+             ) -> Iterable[bytes]:
+        """moto's answer with the balancer's own region in its DNS name; member actions
+        answered with the members, and a member registered again not listed twice."""
+        action = param(query + (form or []), "Action") or ""
+        name = param(query + (form or []), "LoadBalancerName") or ""
+
+        def ask(pairs: list[tuple[str, str]]) -> ET.Element | None:
+            return self._ask(environ, pairs, ELB_API_VERSION)
+
+        members = aws_routing.elb_members(ask, name) if action in \
+            aws_routing.ELB_MEMBER_ACTIONS else None
+        if members is not None and action == "RegisterInstancesWithLoadBalancer":
+            if form is not None:
+                body = encode(aws_routing.without_members(form, set(members))).encode("utf-8")
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
+            else:
+                set_query(environ, encode(aws_routing.without_members(query, set(members))))
+        status, headers, body = call_app(self.app, environ)
+        if members is not None and status.startswith("2"):
+            body = aws_routing.members_answer(body, aws_routing.elb_members(ask, name) or [])
+        return respond(start_response, status, headers, aws_routing.elb_dns(region, body))
 
     # ---- STS
 
@@ -525,9 +553,6 @@ def build_app(identity: Identity, ssh: bool | None = None) -> CompatLayer:
     return CompatLayer(DomainDispatcherApplication(create_backend_app), identity, hosts)
 
 
-
-
-
 def _warm_up(app: CompatLayer, regions: Iterable[str]) -> None:
     """Load the EC2 model and moto's EC2 backends before announcing readiness."""
     EC2_MODEL.load()
@@ -551,7 +576,6 @@ def _warm_up(app: CompatLayer, regions: Iterable[str]) -> None:
             "wsgi.run_once": False,
         }
         call_app(app.app, environ)
-
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

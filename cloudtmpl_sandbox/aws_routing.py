@@ -25,7 +25,10 @@ What moto does differently afterwards:
 * the default VPC has an internet gateway and its main table the route ``0.0.0.0/0``
   to it, as every AWS account's does (moto's has none): made on a region's first EC2
   request (per access key) after a reset;
-* a classic ELB's ``DNSName`` names its own region (moto: always ``us-east-1``).
+* a classic ELB's ``DNSName`` names its own region (moto: always ``us-east-1``);
+  ``RegisterInstancesWithLoadBalancer``/``DeregisterInstancesFromLoadBalancer``
+  answer the balancer's instances (moto: none), and registering a member again
+  changes nothing (moto lists it twice).
 
 State is only what moto cannot hold: the failed NAT gateways and the regions seeded.
 """
@@ -62,6 +65,34 @@ def _find(el: ET.Element | None, path: str) -> str | None:
 
 def _all(el: ET.Element | None, path: str) -> list[ET.Element]:
     return [] if el is None else el.findall(".//" + "/".join("{*}" + p for p in path.split("/")))
+
+
+ELB_MEMBER_ACTIONS = frozenset({"RegisterInstancesWithLoadBalancer",
+                                "DeregisterInstancesFromLoadBalancer"})
+_MEMBER_RE = re.compile(r"Instances\.member\.\d+\.InstanceId")
+
+
+def elb_members(ask: Ask, name: str) -> list[str] | None:
+    """A classic ELB's instances, in order and once each (None: no such balancer)."""
+    obj = ask([("Action", "DescribeLoadBalancers"), ("LoadBalancerNames.member.1", name)])
+    if obj is None:
+        return None
+    found = [i.text.strip() for i in obj.iter() if i.tag.endswith("}InstanceId") and i.text]
+    return list(dict.fromkeys(found))
+
+
+def without_members(params: Params, drop: set[str]) -> Params:
+    """``params`` without the ``Instances.member.N.InstanceId`` in ``drop``, renumbered."""
+    kept = [v for k, v in params if _MEMBER_RE.fullmatch(k) and v not in drop]
+    rest = [(k, v) for k, v in params if not _MEMBER_RE.fullmatch(k)]
+    return rest + [(f"Instances.member.{n}.InstanceId", v) for n, v in enumerate(kept, 1)]
+
+
+def members_answer(body: bytes, members: list[str]) -> bytes:
+    """A member action's answer listing the balancer's instances."""
+    listed = "".join(f"<member><InstanceId>{escape(m)}</InstanceId></member>" for m in members)
+    return re.sub(rb"<Instances\s*/>|<Instances>.*?</Instances>",
+                  f"<Instances>{listed}</Instances>".encode(), body, count=1, flags=re.S)
 
 
 def elb_dns(region: str, body: bytes) -> bytes:

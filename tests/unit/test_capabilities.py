@@ -5,7 +5,7 @@ from __future__ import annotations
 from cloudtmpl import capabilities, resources
 from cloudtmpl.capabilities import CLOUDS, Capabilities
 from cloudtmpl.model import Target
-from cloudtmpl.providers.aws import SERVICE_KINDS
+from cloudtmpl.providers.aws import ROUTING_KINDS, SERVICE_KINDS
 from cloudtmpl.providers.openstack.storage import STORAGE_KINDS
 from cloudtmpl.providers.software import SOFTWARE_KINDS
 
@@ -26,8 +26,10 @@ def test_every_kind_of_the_schema_is_offered_somewhere() -> None:
 def test_on_demand_kinds_are_the_service_modules_kinds() -> None:
     # each on-demand kind is one more service to ask: exactly what the service
     # modules (Route 53/S3/ELB, Swift) handle, apart from the compute API
-    # (and server groups: one more listing that most stacks do not need)
-    assert CLOUDS["aws"].on_demand == SERVICE_KINDS | {capabilities.SERVER_GROUP}
+    # (and server groups: one more listing that most stacks do not need; AWS's routing
+    # kinds: four more)
+    assert CLOUDS["aws"].on_demand == (SERVICE_KINDS | {capabilities.SERVER_GROUP}
+                                       | ROUTING_KINDS)
     assert CLOUDS["openstack"].on_demand == STORAGE_KINDS | {capabilities.SERVER_GROUP}
     assert CLOUDS["local"].kinds >= SOFTWARE_KINDS
 

@@ -138,12 +138,18 @@ LISTINGS: dict[str, Lister] = {
 
 # each is another service to ask (Route 53, S3, ELB): listed only on demand
 SERVICE_KINDS = frozenset({dns.ZONE, dns.RECORD, storage.BUCKET, lb.LOAD_BALANCER})
+# routers, their interfaces and routes, NAT gateways, elastic-IP associations: four more
+# listings per region (route tables, internet gateways, NAT gateways, associated
+# addresses) that most stacks do not need
+ROUTING_KINDS = frozenset({ROUTER, ROUTER_INTERFACE, ROUTE, NAT_GATEWAY,
+                           FLOATING_IP_ASSOCIATION})
 
 
 class AwsAdapter(kit.Dispatcher[AwsClient]):
     """The AWS adapter: :data:`HANDLERS` over one :class:`AwsClient`."""
 
-    on_demand = SERVICE_KINDS | {SERVER_GROUP}  # server groups: one more listing, rarely used
+    # server groups: one more listing, rarely used; routing: four more
+    on_demand = SERVICE_KINDS | {SERVER_GROUP} | ROUTING_KINDS
     snapshot_kind = "EBS snapshot"
 
     def __init__(self, target: Target, **options: Any) -> None:
