@@ -5,8 +5,9 @@ One entry per cloud.  A resource of a kind its target does not offer is a diagno
 before any cloud is asked; discovery lists each kind a target offers in every
 region the stack uses, except the *on-demand* kinds: each of those is another
 service or listing to ask (Route 53, S3, ELB, Swift; server groups; AWS's routing)
-and most stacks have none, so they are listed only where the template or the state has one (the price: such a resource
-dropped from the template *and* lost from the state is not found).
+and most stacks have none, so they are listed only where the template or the state
+has one (the price: such a resource dropped from the template *and* lost from the
+state is not found).
 
 The table is data with no import of the adapters: ``validate`` checks kinds
 without loading any cloud's SDK.  Each adapter provides exactly the kinds declared
