@@ -82,6 +82,14 @@ CLOUDS: dict[str, Capabilities] = {
 }
 
 
+# what to write instead of a kind a provider type does not offer, where it has another way
+INSTEAD: dict[tuple[str, str], str] = {
+    ("aws", "Cloud::Network::RouterGateway"):
+        "an AWS router's gateway is its internet gateway: write external_gateway_info "
+        "(any network, e.g. {network: public}) on the Cloud::Network::Router instead",
+}
+
+
 def of(target: Target) -> Capabilities:
     """What ``target`` offers (a libcloud target: what its own driver has)."""
     caps = CLOUDS.get(target.type, Capabilities(frozenset()))

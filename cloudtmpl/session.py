@@ -132,7 +132,8 @@ def check_targets(stack: ResolvedStack, project: ProjectConfig) -> None:
                 f"resource {res.address!r} ({res.type}) cannot be created on target "
                 f"{target.name!r} ({target.type}, region {res.placement.region})",
                 res.loc,
-                f"{target.type} targets provide: "
+                capabilities.INSTEAD.get((target.type, res.kind))
+                or f"{target.type} targets provide: "
                 + ", ".join(sorted(capabilities.of(target).kinds)),
             )
         )

@@ -14,7 +14,22 @@ from typing import Any
 
 import pytest
 
-from tests.integration.clitools import ec2, run, tags, write
+from cloudtmpl.providers.base import (
+    FLOATING_IP,
+    NAT_GATEWAY,
+    NETWORK,
+    PORT,
+    ROUTE,
+    ROUTER,
+    ROUTER_INTERFACE,
+    SECURITY_GROUP,
+    SUBNET,
+    CloudError,
+)
+from tests.integration import adapters
+from tests.integration.adapters import AWS_REGION, TIMEOUT, create, update
+from tests.integration.adapters import STACK as STACK_OF_ADAPTER
+from tests.integration.clitools import ec2, invoke, run, tags, write
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +160,146 @@ def test_without_a_router_the_address_is_refused(tmp_path: Path,
     r = run(tmp_path, "destroy", "routed.yaml", "-s", STACK, "--yes")
     assert r.code == 0, r.err + r.out
     assert _owned(aws_reset) == {}
+
+
+# --- the adapter, over libcloud's EC2 connection, on its own --------------------------
+
+
+def _vpc(adapter: Any, cidr: str = "10.60.0.0/16") -> tuple[str, str]:
+    net = create(adapter, AWS_REGION, NETWORK, "net", {"cidr": cidr}).physical_id
+    sub = create(adapter, AWS_REGION, SUBNET, "sub", {"network": net,
+                                                      "cidr": cidr.replace("0.0/16", "1.0/24")})
+    return net, sub.physical_id
+
+
+def test_a_router_on_aws_needs_its_vpc(aws_reset: dict[str, Any]) -> None:
+    adapter = adapters.aws(aws_reset)
+    with pytest.raises(CloudError, match=r"give it network") as info:
+        create(adapter, AWS_REGION, ROUTER, "r", {"external_gateway_info": {"network": "x"}})
+    assert info.value.permanent and "VPC" in str(info.value)
+    net, _ = _vpc(adapter)
+    router = create(adapter, AWS_REGION, ROUTER, "r", {"network": net})
+    with pytest.raises(CloudError, match="subnets, not ports") as info:
+        create(adapter, AWS_REGION, ROUTER_INTERFACE, "if",
+               {"router": router.physical_id, "port": "eni-0123456789abcdef0"})
+    assert info.value.permanent
+    with pytest.raises(CloudError, match="next hop") as info:
+        create(adapter, AWS_REGION, ROUTE, "rt", {"router": router.physical_id,
+                                                  "destination": "10.9.0.0/16",
+                                                  "nexthop": "10.60.1.5"})
+    assert info.value.permanent
+    # nothing was recorded for the refused ones
+    kinds = frozenset({ROUTER_INTERFACE, ROUTE})
+    assert adapter.discover(AWS_REGION, kinds, STACK_OF_ADAPTER) == []
+
+
+def test_a_router_gains_and_loses_its_internet_gateway(aws_reset: dict[str, Any]) -> None:
+    adapter = adapters.aws(aws_reset)
+    client = ec2(aws_reset, AWS_REGION)
+    net, sub = _vpc(adapter)
+    router = create(adapter, AWS_REGION, ROUTER, "r", {"network": net})
+    assert router.properties["external_gateway_info"] is None
+    assert router.attributes["gateway_id"] is None
+    gateway = {"network": "public"}
+    router = update(adapter, router, {"network": net, "external_gateway_info": gateway},
+                    {"external_gateway_info"}, "spec-2")
+    igw = router.attributes["gateway_id"]
+    assert router.properties["external_gateway_info"] == gateway and igw.startswith("igw-")
+    (found,) = client.describe_internet_gateways(InternetGatewayIds=[igw])["InternetGateways"]
+    assert [a["VpcId"] for a in found["Attachments"]] == [net]
+    # a server with an elastic IP in the VPC: the gateway cannot go while it is mapped
+    iface = create(adapter, AWS_REGION, ROUTER_INTERFACE, "if",
+                   {"router": router.physical_id, "subnet": sub})
+    port = create(adapter, AWS_REGION, PORT, "port", {"network": net,
+                                                      "fixed_ips": [{"subnet": sub}]})
+    fip = create(adapter, AWS_REGION, FLOATING_IP, "fip", {"port": port.physical_id})
+    assert fip.properties["port"] == port.physical_id
+    slow = adapters.aws(aws_reset)
+    with pytest.raises(CloudError, match=r"DependencyViolation|mapped"):
+        slow.update(router, {"network": net, "external_gateway_info": None},
+                    frozenset({"external_gateway_info"}), stack=STACK_OF_ADAPTER,
+                    spec_hash="spec-3", timeout=1.0)
+    adapter.delete(fip, timeout=TIMEOUT)
+    router = update(adapter, router, {"network": net, "external_gateway_info": None},
+                    {"external_gateway_info"}, "spec-3")
+    assert router.properties["external_gateway_info"] is None
+    assert client.describe_internet_gateways(InternetGatewayIds=[], Filters=[
+        {"Name": "tag:cloudtmpl:resource", "Values": ["r"]}])["InternetGateways"] == []
+    for live in (iface, router, port):
+        adapter.delete(live, timeout=TIMEOUT)
+
+
+def test_a_nat_gateway_without_an_internet_gateway_fails_and_leaves_nothing(
+        aws_reset: dict[str, Any]) -> None:
+    adapter = adapters.aws(aws_reset)
+    client = ec2(aws_reset, AWS_REGION)
+    net, sub = _vpc(adapter)
+    with pytest.raises(CloudError, match=r"Gateway\.NotAttached") as info:
+        create(adapter, AWS_REGION, NAT_GATEWAY, "nat", {"subnet": sub})
+    assert info.value.permanent and f"Network {net} has no Internet gateway attached" in str(
+        info.value)
+    assert adapter.discover(AWS_REGION, frozenset({NAT_GATEWAY, FLOATING_IP}),
+                            STACK_OF_ADAPTER) == []
+    assert client.describe_addresses()["Addresses"] == []  # its elastic IP released
+    (nat,) = client.describe_nat_gateways()["NatGateways"]
+    assert nat["State"] == "deleted"
+
+    # with the router's internet gateway it works, and its elastic IP is no floating IP
+    router = create(adapter, AWS_REGION, ROUTER, "r", {"network": net,
+                                                       "external_gateway_info": {"network": "x"}})
+    nat = create(adapter, AWS_REGION, NAT_GATEWAY, "nat", {"subnet": sub})
+    assert nat.status == "available" and nat.attributes["public_ip"]
+    found = adapter.discover(AWS_REGION, frozenset({NAT_GATEWAY, FLOATING_IP}),
+                             STACK_OF_ADAPTER)
+    assert [(r.kind, r.physical_id) for r in found] == [(NAT_GATEWAY, nat.physical_id)]
+    route = create(adapter, AWS_REGION, ROUTE, "rt", {
+        "router": router.physical_id, "destination": "10.70.0.0/16",
+        "nexthop": nat.physical_id})
+    assert route.properties["nexthop"] == nat.physical_id
+    adapter.delete(route, timeout=TIMEOUT)
+    adapter.delete(nat, timeout=TIMEOUT)
+    assert client.describe_addresses()["Addresses"] == []
+    adapter.delete(router, timeout=TIMEOUT)
+
+
+def test_a_security_group_in_a_vpc_reports_it_and_an_old_one_does_not(
+        aws_reset: dict[str, Any]) -> None:
+    adapter = adapters.aws(aws_reset)
+    net, _ = _vpc(adapter)
+    group = create(adapter, AWS_REGION, SECURITY_GROUP, "sg", {"network": net, "rules": []})
+    assert group.properties["network"] == net
+    (described,) = ec2(aws_reset, AWS_REGION).describe_security_groups(
+        GroupIds=[group.physical_id])["SecurityGroups"]
+    assert described["VpcId"] == net
+    old = create(adapter, AWS_REGION, SECURITY_GROUP, "old", {"rules": []})
+    assert "network" not in old.properties  # made without one: never compared on it
+    found = {r.address: r.properties for r in adapter.discover(
+        AWS_REGION, frozenset({SECURITY_GROUP}), STACK_OF_ADAPTER)}
+    assert found["sg"]["network"] == net and "network" not in found["old"]
+    for live in (group, old):
+        adapter.delete(live, timeout=TIMEOUT)
+
+
+def test_a_classic_elb_reports_its_own_region(aws_reset: dict[str, Any]) -> None:
+    adapter = adapters.aws(aws_reset)
+    lb = create(adapter, "eu-central-1", "Cloud::LB::LoadBalancer", "lb",
+                {"listeners": [{"protocol": "HTTP", "port": 80, "instance_port": 80}]})
+    assert lb.attributes["dns_name"].endswith(".eu-central-1.elb.amazonaws.com")
+    adapter.delete(lb, timeout=TIMEOUT)
+
+
+def test_routing_kinds_on_aws_only_where_they_belong(tmp_path: Path) -> None:
+    (tmp_path / "cloudtmpl.yaml").write_text("providers: {}\n")
+    write(tmp_path / "gw.yaml", """\
+heat_template_version: 2021-04-16
+placement: {provider: sandbox-aws, region: eu-central-1}
+resources:
+  router:
+    type: OS::Neutron::Router
+  gw:
+    type: OS::Neutron::RouterGateway
+    properties: {router_id: {get_resource: router}, network_id: public}
+""")
+    r = invoke(tmp_path, "validate", "gw.yaml")
+    assert r.code != 0 and "unsupported-kind" in r.err
+    assert "write external_gateway_info" in r.err and "Cloud::Network::Router" in r.err

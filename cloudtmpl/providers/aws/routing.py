@@ -159,18 +159,11 @@ def _connect(client: AwsClient, region: str, want_name: str, stack: str, address
 
 def _disconnect(client: AwsClient, region: str, stack: str, address: str,
                 table: ET.Element | None, timeout: float) -> None:
-    """The default routes to the router's gateways removed, the gateways detached (while
-    the VPC has mapped public addresses AWS refuses: wait) and deleted."""
+    """The router's gateways detached (while the VPC has mapped public addresses AWS
+    refuses: wait) and deleted, then the table's default routes to them (a route to a
+    gone gateway is a blackhole).  A failure leaves gateway and routes as they were."""
     gateways = _gateways(client, region, stack, address)
     ids = {ec2.text(g, "internetGatewayId") for g in gateways}
-    if table is not None:
-        table_id = ec2.text(table, "routeTableId") or ""
-        for route in ec2.items(table, "routeSet/item"):
-            dest = _destination(route)
-            if dest in (DEFAULT_V4, DEFAULT_V6) and ec2.text(route, "gatewayId") in ids:
-                with contextlib.suppress(CloudError):  # gone already: nothing to remove
-                    client.ec2(region, "DeleteRoute",
-                               {"RouteTableId": table_id, _destination_param(dest): dest})
     for igw in gateways:
         igw_id = ec2.text(igw, "internetGatewayId") or ""
         for vpc in _attached_to(igw):
@@ -178,6 +171,17 @@ def _disconnect(client: AwsClient, region: str, stack: str, address: str,
         delete_while_busy(client, LiveResource(address, INTERNET_GATEWAY, igw_id,
                                                client.placement(region)),
                           timeout, "DependencyViolation")
+    if table is not None:
+        table_id = ec2.text(table, "routeTableId") or ""
+        for route in ec2.items(table, "routeSet/item"):
+            dest = _destination(route)
+            if dest in (DEFAULT_V4, DEFAULT_V6) and ec2.text(route, "gatewayId") in ids:
+                try:
+                    client.ec2(region, "DeleteRoute",
+                               {"RouteTableId": table_id, _destination_param(dest): dest})
+                except CloudError as err:
+                    if not ec2.has_code(err, "InvalidRoute.NotFound", *RAW[ROUTER].missing):
+                        raise
 
 
 def _detach(client: AwsClient, region: str, igw: str, vpc: str, timeout: float) -> None:
