@@ -21,6 +21,10 @@ EC2
   * ``DescribeInstances`` without ``MaxResults`` and ``InstanceId.N`` gets a large
     ``MaxResults`` (moto pages at 100 and libcloud ignores ``NextToken``); explicit
     ``MaxResults``/``NextToken`` pass through untouched.
+  * internet gateways, elastic IPs, NAT gateways and routes are refused where EC2
+    refuses them and moto does not, the default VPC has its internet gateway, and
+    classic ELBs carry their own region and answer with their members
+    (:mod:`cloudtmpl_sandbox.aws_routing`).
 
 All services
   * only the sandbox's own credentials are accepted, and signatures are verified
@@ -435,18 +439,9 @@ class CompatLayer:
 
     def _attached_instance(self, environ: Environ, volume_id: str) -> str | None:
         """Ask moto (in-process) which instance a volume is attached to."""
-        qs = encode(
-            [("Action", "DescribeVolumes"), ("Version", EC2_API_VERSION), ("VolumeId.1", volume_id)]
-        )
-        sub = self._sub_request(environ, qs)
-        status, _, body = call_app(self.app, sub)
-        if not status.startswith("2"):
-            return None
-        try:
-            root = ET.fromstring(body)
-        except ET.ParseError:
-            return None
-        return root.findtext(".//{*}attachmentSet/{*}item/{*}instanceId")
+        root = self._ask(environ, [("Action", "DescribeVolumes"), ("VolumeId.1", volume_id)])
+        return None if root is None else root.findtext(
+            ".//{*}attachmentSet/{*}item/{*}instanceId")
 
     # ---- classic ELB
 

@@ -116,13 +116,9 @@ class World:
         return self.pre(SUBNET, "sub", {"network": network, "cidr": "10.20.1.0/24"}).physical_id
 
     def group_in(self, network: str, name: str) -> str:
-        """A security group a port in ``network`` may take (EC2: one of the VPC, which
-        the SecurityGroup kind does not make: it makes default-VPC groups)."""
-        if self.cloud != "aws":
-            return self.pre(SECURITY_GROUP, name, {}).physical_id
-        obj = self.adapter.client.ec2(self.region, "CreateSecurityGroup", {
-            "GroupName": name, "GroupDescription": name, "VpcId": network})
-        return next(el.text for el in obj.iter() if el.tag.endswith("groupId") and el.text)
+        """A security group a port in ``network`` may take (EC2: one of the VPC)."""
+        props = {"network": network} if self.cloud == "aws" else {}
+        return self.pre(SECURITY_GROUP, name, props).physical_id
 
     def clean_up(self) -> None:
         """Delete the prerequisites (the most recent first), and VPC groups with them."""
