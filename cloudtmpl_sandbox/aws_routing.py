@@ -12,6 +12,8 @@ first, with AWS's codes and messages:
 * ``CreateRoute`` to an internet gateway that is not attached to the table's VPC:
   ``InvalidParameterValue`` ("route table … and network gateway … belong to different
   networks");
+* ``ReleaseAddress`` of a VPC elastic IP that is still associated (an instance's, an
+  interface's, a NAT gateway's): ``InvalidIPAddress.InUse`` (moto disassociates it);
 * ``DeleteNatGateway``/``DescribeNatGateways`` of an id that does not exist:
   ``NatGatewayNotFound`` (moto answers 500, or nothing).
 
@@ -154,6 +156,8 @@ class Routing:
             return self._association(params, ask)
         if action == "DetachInternetGateway":
             return self._detach(params, ask)
+        if action == "ReleaseAddress" and _get(params, "AllocationId"):
+            return self._release(params, ask)
         if action == "CreateRoute" and (_get(params, "GatewayId") or "").startswith("igw-"):
             return self._route(params, ask)
         if action in ("DeleteNatGateway", "DescribeNatGateways"):
@@ -174,6 +178,15 @@ class Routing:
             return None  # moto answers an unknown instance or interface itself
         return Ec2Error("Gateway.NotAttached",
                         f"Network {vpc} is not attached to any internet gateway")
+
+    @staticmethod
+    def _release(params: Params, ask: Ask) -> Ec2Error | None:
+        obj = ask([("Action", "DescribeAddresses"),
+                   ("AllocationId.1", _get(params, "AllocationId") or "")])
+        if not _find(obj, "addressesSet/item/associationId"):
+            return None  # free (or unknown: moto answers that itself)
+        return Ec2Error("InvalidIPAddress.InUse",
+                        f"Address {_find(obj, 'addressesSet/item/publicIp')} is in use.")
 
     @staticmethod
     def _detach(params: Params, ask: Ask) -> Ec2Error | None:

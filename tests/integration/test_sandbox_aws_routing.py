@@ -60,8 +60,17 @@ def test_an_interface_of_a_vpc_without_a_gateway_gets_no_elastic_ip(
     assert "AssociationId" not in address  # refused, not half-done
     igw = client.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
     client.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
-    assert client.associate_address(AllocationId=alloc, NetworkInterfaceId=eni[
-        "NetworkInterfaceId"])["AssociationId"].startswith("eipassoc-")
+    association = client.associate_address(AllocationId=alloc, NetworkInterfaceId=eni[
+        "NetworkInterfaceId"])["AssociationId"]
+    assert association.startswith("eipassoc-")
+    # associated, it cannot be released (moto would disassociate it on the way)
+    (address,) = client.describe_addresses(AllocationIds=[alloc])["Addresses"]
+    error = _refused(client.release_address, AllocationId=alloc)
+    assert error == {"Code": "InvalidIPAddress.InUse",
+                     "Message": f"Address {address['PublicIp']} is in use."}
+    client.disassociate_address(AssociationId=association)
+    client.release_address(AllocationId=alloc)
+    assert client.describe_addresses()["Addresses"] == []
 
 
 def test_a_route_to_another_vpcs_gateway_is_refused(aws_reset: dict[str, Any]) -> None:
