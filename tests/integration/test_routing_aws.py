@@ -75,6 +75,18 @@ resources:
     type: OS::Neutron::FloatingIP
     depends_on: [router_if]
     properties: {floating_network: public, port_id: {get_resource: port}}
+  spare:
+    type: OS::Neutron::Port
+    properties:
+      network_id: {get_resource: net}
+      fixed_ips: [{subnet: {get_resource: subnet}}]
+  spare_ip:
+    type: OS::Neutron::FloatingIP
+    properties: {floating_network: public}
+  spare_assoc:
+    type: OS::Neutron::FloatingIPAssociation
+    depends_on: [router_if]
+    properties: {floatingip_id: {get_resource: spare_ip}, port_id: {get_resource: spare}}
 """
 
 
@@ -124,11 +136,18 @@ def test_a_public_server_in_a_new_vpc(tmp_path: Path, aws_reset: dict[str, Any])
         {"Name": "tag:cloudtmpl:resource", "Values": ["web_sg"]}])["SecurityGroups"]
     assert group["VpcId"] == vpc["VpcId"]
     (address,) = client.describe_addresses(Filters=[
-        {"Name": "tag:cloudtmpl:stack", "Values": [STACK]}])["Addresses"]
+        {"Name": "tag:cloudtmpl:resource", "Values": ["fip"]}])["Addresses"]
     (port,) = client.describe_network_interfaces(Filters=[
         {"Name": "tag:cloudtmpl:resource", "Values": ["port"]}])["NetworkInterfaces"]
     assert address["NetworkInterfaceId"] == port["NetworkInterfaceId"]
     assert [g["GroupId"] for g in port["Groups"]] == [group["GroupId"]]
+    # the association resource: recorded on the elastic IP, which is on the spare port
+    (spare_ip,) = client.describe_addresses(Filters=[
+        {"Name": "tag:cloudtmpl:resource", "Values": ["spare_ip"]}])["Addresses"]
+    (spare,) = client.describe_network_interfaces(Filters=[
+        {"Name": "tag:cloudtmpl:resource", "Values": ["spare"]}])["NetworkInterfaces"]
+    assert spare_ip["NetworkInterfaceId"] == spare["NetworkInterfaceId"]
+    assert tags(spare_ip)["cloudtmpl:association-stack"] == STACK
 
     r = run(tmp_path, "plan", "routed.yaml", "-s", STACK, "--format", "json",
             "--detailed-exitcode")
@@ -146,7 +165,8 @@ def test_without_a_router_the_address_is_refused(tmp_path: Path,
                                                  aws_reset: dict[str, Any]) -> None:
     (tmp_path / "cloudtmpl.yaml").write_text("providers: {}\n")
     text = TEMPLATE.split("  router:\n")[0] + "  web_sg:\n" + TEMPLATE.split("  web_sg:\n")[1]
-    write(tmp_path / "routed.yaml", text.replace("    depends_on: [router_if]\n", ""))
+    write(tmp_path / "routed.yaml", text.split("  spare:\n")[0].replace(
+        "    depends_on: [router_if]\n", ""))
 
     r = run(tmp_path, "apply", "routed.yaml", "-s", STACK, "--yes")
     assert r.code != 0
@@ -303,3 +323,27 @@ resources:
     r = invoke(tmp_path, "validate", "gw.yaml")
     assert r.code != 0 and "unsupported-kind" in r.err
     assert "write external_gateway_info" in r.err and "Cloud::Network::Router" in r.err
+
+
+def test_a_router_of_an_ipv6_vpc_routes_both_families(aws_reset: dict[str, Any]) -> None:
+    adapter = adapters.aws(aws_reset)
+    client = ec2(aws_reset, AWS_REGION)
+    vpc = client.create_vpc(CidrBlock="10.61.0.0/16",
+                            AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]
+    router = create(adapter, AWS_REGION, ROUTER, "r", {"network": vpc,
+                                                       "external_gateway_info": {"network": "x"}})
+    (table,) = client.describe_route_tables(RouteTableIds=[router.physical_id])["RouteTables"]
+    to = {r.get("DestinationCidrBlock") or r.get("DestinationIpv6CidrBlock"): r.get("GatewayId")
+          for r in table["Routes"]}
+    igw = router.attributes["gateway_id"]
+    assert to["0.0.0.0/0"] == igw and to["::/0"] == igw
+    route = create(adapter, AWS_REGION, ROUTE, "v6", {"router": router.physical_id,
+                                                      "destination": "2001:db8::/64",
+                                                      "nexthop": igw})
+    assert route.physical_id == f"{router.physical_id}:2001:db8::/64"
+    assert route.properties["nexthop"] == igw
+    adapter.delete(route, timeout=TIMEOUT)
+    adapter.delete(router, timeout=TIMEOUT)
+    assert client.describe_route_tables(Filters=[
+        {"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main",
+                                                "Values": ["false"]}])["RouteTables"] == []
