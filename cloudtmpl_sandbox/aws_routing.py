@@ -12,6 +12,10 @@ first, with AWS's codes and messages:
 * ``CreateRoute`` to an internet gateway that is not attached to the table's VPC:
   ``InvalidParameterValue`` ("route table … and network gateway … belong to different
   networks");
+* ``AssociateRouteTable`` of a subnet another table is associated with:
+  ``Resource.AlreadyAssociated`` ("the specified association for route table … conflicts
+  with an existing association"); of a subnet of another VPC: ``InvalidParameterValue``
+  (the wording is the sandbox's; moto answers both with the subnet's old association);
 * ``ReleaseAddress`` of a VPC elastic IP that is still associated (an instance's, an
   interface's, a NAT gateway's): ``InvalidIPAddress.InUse`` (moto disassociates it);
 * ``DeleteNatGateway``/``DescribeNatGateways`` of an id that does not exist:
@@ -156,6 +160,8 @@ class Routing:
             return self._association(params, ask)
         if action == "DetachInternetGateway":
             return self._detach(params, ask)
+        if action == "AssociateRouteTable" and _get(params, "SubnetId"):
+            return self._table_association(params, ask)
         if action == "ReleaseAddress" and _get(params, "AllocationId"):
             return self._release(params, ask)
         if action == "CreateRoute" and (_get(params, "GatewayId") or "").startswith("igw-"):
@@ -178,6 +184,29 @@ class Routing:
             return None  # moto answers an unknown instance or interface itself
         return Ec2Error("Gateway.NotAttached",
                         f"Network {vpc} is not attached to any internet gateway")
+
+    @staticmethod
+    def _table_association(params: Params, ask: Ask) -> Ec2Error | None:
+        table, subnet = _get(params, "RouteTableId") or "", _get(params, "SubnetId") or ""
+        vpc = _find(ask([("Action", "DescribeRouteTables"), ("RouteTableId.1", table)]),
+                    "routeTableSet/item/vpcId")
+        subnet_vpc = _find(ask([("Action", "DescribeSubnets"), ("SubnetId.1", subnet)]),
+                           "subnetSet/item/vpcId")
+        if vpc is None or subnet_vpc is None:
+            return None  # moto answers an unknown table or subnet itself
+        if vpc != subnet_vpc:
+            return Ec2Error("InvalidParameterValue",
+                            f"route table {table} and subnet {subnet} belong to different "
+                            "networks")
+        found = ask([("Action", "DescribeRouteTables"),
+                     ("Filter.1.Name", "association.subnet-id"), ("Filter.1.Value.1", subnet)])
+        others = [t for t in _all(found, "routeTableSet/item")
+                  if _find(t, "routeTableId") != table]
+        if not others:
+            return None
+        return Ec2Error("Resource.AlreadyAssociated",
+                        f"the specified association for route table {table} conflicts with "
+                        "an existing association")
 
     @staticmethod
     def _release(params: Params, ask: Ask) -> Ec2Error | None:

@@ -155,3 +155,22 @@ def test_elb_members_and_dns_name(aws_reset: dict[str, Any],
     answer = elb.deregister_instances_from_load_balancer(LoadBalancerName="lb1",
                                                          Instances=[{"InstanceId": iid}])
     assert answer["Instances"] == []
+
+
+def test_a_subnet_has_one_route_table(aws_reset: dict[str, Any]) -> None:
+    client = ec2(aws_reset, REGION)
+    vpc, subnet = _vpc(client)
+    other, _ = _vpc(client, "10.82.0.0/16")
+    first = client.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    second = client.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    elsewhere = client.create_route_table(VpcId=other)["RouteTable"]["RouteTableId"]
+    client.associate_route_table(RouteTableId=first, SubnetId=subnet)
+    error = _refused(client.associate_route_table, RouteTableId=second, SubnetId=subnet)
+    assert error == {"Code": "Resource.AlreadyAssociated",
+                     "Message": f"the specified association for route table {second} "
+                                "conflicts with an existing association"}
+    error = _refused(client.associate_route_table, RouteTableId=elsewhere, SubnetId=subnet)
+    assert error["Code"] == "InvalidParameterValue" and "different networks" in error["Message"]
+    tables = client.describe_route_tables(Filters=[
+        {"Name": "association.subnet-id", "Values": [subnet]}])["RouteTables"]
+    assert [t["RouteTableId"] for t in tables] == [first]
