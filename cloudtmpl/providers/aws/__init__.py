@@ -35,8 +35,9 @@ Identity: every object gets the deterministic ``name`` (the ``Name`` tag; the ke
 pair / group name) and the tags ``cloudtmpl:stack``, ``cloudtmpl:resource`` and
 ``cloudtmpl:spec``, written *in the create call itself* (``TagSpecification``) so no
 untagged object ever exists.  Where a create needs follow-up calls (security-group
-rules, elastic-IP association) the spec tag is written only once the object matches
-the spec: a crash in between leaves an adoptable object that the next plan converges.
+rules, elastic-IP association, a router's internet gateway and default routes) the
+spec tag is written only once the object matches the spec: a crash in between leaves
+an adoptable object that the next plan converges.
 
 Residual risks (documented, not fixable from here):
 
