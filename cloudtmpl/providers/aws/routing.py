@@ -332,9 +332,11 @@ class _Recorded(kit.NothingInPlace):
 
     def record(self, client: AwsClient, region: str, table: str, key: str,
                value: list[str]) -> None:
-        if _tables_of(client, region, table) is None:
-            raise CloudError(f"InvalidRouteTableID.NotFound: router {table} does not exist",
-                             permanent=True)
+        """The record, the create's first request (CreateTags of a table that does not
+        exist is refused: ``InvalidRouteTableID.NotFound``)."""
+        if not table.startswith("rtb-"):
+            raise CloudError(f"{self.kind}: router {table!r} is no AWS route table id "
+                             "(rtb-…)", permanent=True)
         client.create_tags(region, table, {self.prefix + key: json.dumps(value)})
 
 
