@@ -7,6 +7,8 @@ first, with AWS's codes and messages:
 * ``AssociateAddress`` on an instance or interface of a VPC with no internet gateway
   attached: ``Gateway.NotAttached`` ("Network vpc-… is not attached to any internet
   gateway");
+* ``AttachInternetGateway`` to a VPC that has another one: ``InvalidParameterValue``
+  ("Network vpc-… already has an internet gateway attached");
 * ``DetachInternetGateway`` while the VPC has mapped public addresses (an interface
   with an elastic IP, a NAT gateway's): ``DependencyViolation``;
 * ``CreateRoute`` to an internet gateway that is not attached to the table's VPC:
@@ -160,6 +162,12 @@ class Routing:
             return self._association(params, ask)
         if action == "DetachInternetGateway":
             return self._detach(params, ask)
+        if action == "AttachInternetGateway":
+            vpc = _get(params, "VpcId") or ""
+            other = self._gateway_of(vpc, ask)
+            if other and other != _get(params, "InternetGatewayId"):
+                return Ec2Error("InvalidParameterValue",
+                                f"Network {vpc} already has an internet gateway attached")
         if action == "AssociateRouteTable" and _get(params, "SubnetId"):
             return self._table_association(params, ask)
         if action == "ReleaseAddress" and _get(params, "AllocationId"):

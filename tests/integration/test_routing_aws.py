@@ -347,3 +347,41 @@ def test_a_router_of_an_ipv6_vpc_routes_both_families(aws_reset: dict[str, Any])
     assert client.describe_route_tables(Filters=[
         {"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main",
                                                 "Values": ["false"]}])["RouteTables"] == []
+
+
+def test_routers_share_the_one_gateway_of_a_vpc(aws_reset: dict[str, Any]) -> None:
+    adapter = adapters.aws(aws_reset)
+    client = ec2(aws_reset, AWS_REGION)
+    internet = {"network": "public"}
+    # the default VPC has AWS's gateway: a router there routes to it, and leaves it be
+    (default,) = client.describe_vpcs(Filters=[{"Name": "is-default",
+                                                "Values": ["true"]}])["Vpcs"]
+    (aws_igw,) = client.describe_internet_gateways(Filters=[
+        {"Name": "attachment.vpc-id", "Values": [default["VpcId"]]}])["InternetGateways"]
+    in_default = create(adapter, AWS_REGION, ROUTER, "d", {
+        "network": default["VpcId"], "external_gateway_info": internet})
+    assert in_default.attributes["gateway_id"] == aws_igw["InternetGatewayId"]
+    assert in_default.properties["external_gateway_info"] == internet
+    adapter.delete(in_default, timeout=TIMEOUT)
+    assert client.describe_internet_gateways(InternetGatewayIds=[
+        aws_igw["InternetGatewayId"]])["InternetGateways"][0]["Attachments"] == [
+        {"State": "available", "VpcId": default["VpcId"]}]
+
+    # two routers of one new VPC: the first makes its gateway, the second routes to it
+    net, _ = _vpc(adapter)
+    first = create(adapter, AWS_REGION, ROUTER, "a", {"network": net,
+                                                      "external_gateway_info": internet})
+    second = create(adapter, AWS_REGION, ROUTER, "b", {"network": net,
+                                                       "external_gateway_info": internet})
+    igw = first.attributes["gateway_id"]
+    assert second.attributes["gateway_id"] == igw
+    found = {r.address: r for r in adapter.discover(AWS_REGION, frozenset({ROUTER}),
+                                                    STACK_OF_ADAPTER)}
+    assert {a: r.properties["external_gateway_info"] for a, r in found.items()} == {
+        "a": internet, "b": internet}
+    adapter.delete(second, timeout=TIMEOUT)  # the gateway stays the first router's
+    assert [g["InternetGatewayId"] for g in client.describe_internet_gateways(Filters=[
+        {"Name": "attachment.vpc-id", "Values": [net]}])["InternetGateways"]] == [igw]
+    adapter.delete(first, timeout=TIMEOUT)
+    assert client.describe_internet_gateways(Filters=[
+        {"Name": "attachment.vpc-id", "Values": [net]}])["InternetGateways"] == []

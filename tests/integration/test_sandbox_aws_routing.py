@@ -174,3 +174,16 @@ def test_a_subnet_has_one_route_table(aws_reset: dict[str, Any]) -> None:
     tables = client.describe_route_tables(Filters=[
         {"Name": "association.subnet-id", "Values": [subnet]}])["RouteTables"]
     assert [t["RouteTableId"] for t in tables] == [first]
+
+
+def test_a_vpc_has_one_internet_gateway(aws_reset: dict[str, Any]) -> None:
+    client = ec2(aws_reset, REGION)
+    vpc, _ = _vpc(client)
+    first = client.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    second = client.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    client.attach_internet_gateway(InternetGatewayId=first, VpcId=vpc)
+    error = _refused(client.attach_internet_gateway, InternetGatewayId=second, VpcId=vpc)
+    assert error == {"Code": "InvalidParameterValue",
+                     "Message": f"Network {vpc} already has an internet gateway attached"}
+    error = _refused(client.attach_internet_gateway, InternetGatewayId=first, VpcId=vpc)
+    assert error["Code"] == "Resource.AlreadyAssociated"  # moto's own, as EC2's

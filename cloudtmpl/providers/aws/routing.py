@@ -5,7 +5,9 @@
   ``CreateRouteTable``.  With ``external_gateway_info`` (any network: on AWS it means
   the internet) an internet gateway, tagged with the router's identity
   (``CreateInternetGateway`` + ``AttachInternetGateway``), and the table's default
-  routes to it (``0.0.0.0/0``, and ``::/0`` when the VPC has an IPv6 block).  The
+  routes to it (``0.0.0.0/0``, and ``::/0`` when the VPC has an IPv6 block); a VPC has
+  one internet gateway, so where it has one already (the default VPC's, another
+  router's) the routes go to that one, which stays its owner's.  The
   template's ``external_gateway_info`` is kept in the table's ``cloudtmpl:gateway``
   tag and reported while the gateway is attached and routed to (else as none);
   attribute ``gateway_id``.  It changes in place (the gateway made or removed);
@@ -130,14 +132,28 @@ def set_route(client: AwsClient, region: str, table: str, destination: str, para
         client.ec2(region, "ReplaceRoute", params)
 
 
+def _vpc_gateway(client: AwsClient, region: str, vpc: str) -> str | None:
+    """The internet gateway attached to ``vpc`` (a VPC has at most one), if any."""
+    obj = client.ec2(region, "DescribeInternetGateways",
+                     ec2.filters({"attachment.vpc-id": vpc}))
+    return next((ec2.text(g, "internetGatewayId") for g in
+                 ec2.items(obj, RAW[INTERNET_GATEWAY].items) if vpc in _attached_to(g)), None)
+
+
 def _connect(client: AwsClient, region: str, want_name: str, stack: str, address: str,
-             table: str, vpc: str, timeout: float) -> str:
-    """The router's internet gateway, attached to ``vpc``, and the default routes to it."""
+             table: str, vpc: str) -> str:
+    """The router's internet gateway, attached to ``vpc``, and the default routes to it.
+    A VPC has one internet gateway: where it has one already (the default VPC's, another
+    router's) the routes go to that one, which stays its owner's."""
     found = _gateways(client, region, stack, address)
     if found:  # made by an earlier, interrupted attempt: adopt it
         igw = ec2.text(found[0], "internetGatewayId") or ""
         attached = _attached_to(found[0])
     else:
+        shared = _vpc_gateway(client, region, vpc)
+        if shared:
+            _default_routes(client, region, table, vpc, shared)
+            return shared
         igw = create_tagged(client, region, INTERNET_GATEWAY, stack, address,
                             "CreateInternetGateway", {},
                             ec2.identity_tags(want_name, stack, address, None))
@@ -151,17 +167,22 @@ def _connect(client: AwsClient, region: str, want_name: str, stack: str, address
         except CloudError as err:
             if not ec2.has_code(err, "Resource.AlreadyAssociated"):
                 raise
+    _default_routes(client, region, table, vpc, igw)
+    return igw
+
+
+def _default_routes(client: AwsClient, region: str, table: str, vpc: str, igw: str) -> None:
     set_route(client, region, table, DEFAULT_V4, "GatewayId", igw)
     if _has_ipv6(client, region, vpc):
         set_route(client, region, table, DEFAULT_V6, "GatewayId", igw)
-    return igw
 
 
 def _disconnect(client: AwsClient, region: str, stack: str, address: str,
                 table: ET.Element | None, timeout: float) -> None:
-    """The router's gateways detached (while the VPC has mapped public addresses AWS
-    refuses: wait) and deleted, then the table's default routes to them (a route to a
-    gone gateway is a blackhole).  A failure leaves gateway and routes as they were."""
+    """The router's own gateways detached (while the VPC has mapped public addresses AWS
+    refuses: wait) and deleted, then the table's default routes to internet gateways (a
+    route to a gone gateway is a blackhole; a shared one stays its owner's).  A failure
+    leaves gateway and routes as they were."""
     gateways = _gateways(client, region, stack, address)
     ids = {ec2.text(g, "internetGatewayId") for g in gateways}
     for igw in gateways:
@@ -175,7 +196,8 @@ def _disconnect(client: AwsClient, region: str, stack: str, address: str,
         table_id = ec2.text(table, "routeTableId") or ""
         for route in ec2.items(table, "routeSet/item"):
             dest = _destination(route)
-            if dest in (DEFAULT_V4, DEFAULT_V6) and ec2.text(route, "gatewayId") in ids:
+            target = ec2.text(route, "gatewayId") or ""
+            if dest in (DEFAULT_V4, DEFAULT_V6) and (target in ids or target.startswith("igw-")):
                 try:
                     client.ec2(region, "DeleteRoute",
                                {"RouteTableId": table_id, _destination_param(dest): dest})
@@ -228,11 +250,12 @@ class Router(RawHandler):
                   gateways: list[ET.Element]) -> LiveResource:
         tags = ec2.tags_of(el)
         vpc = ec2.text(el, "vpcId")
-        routed = {ec2.text(r, "gatewayId") for r in ec2.items(el, "routeSet/item")
-                  if _destination(r) == DEFAULT_V4}
-        gateway = next((ec2.text(g, "internetGatewayId") for g in gateways
-                        if vpc in _attached_to(g) and ec2.text(g, "internetGatewayId") in routed),
-                       None)
+        routed = [t for r in ec2.items(el, "routeSet/item")
+                  if _destination(r) == DEFAULT_V4 and ec2.text(r, "state") != "blackhole"
+                  and (t := ec2.text(r, "gatewayId") or "").startswith("igw-")]
+        own = {ec2.text(g, "internetGatewayId"): vpc in _attached_to(g) for g in gateways}
+        # its own gateway while attached; a shared one (the VPC's) while routed to
+        gateway = next((t for t in routed if own.get(t, True)), None)
         given: Any = None
         if gateway and tags.get(TAG_GATEWAY):
             with contextlib.suppress(ValueError):
@@ -258,7 +281,7 @@ class Router(RawHandler):
                               ec2.identity_tags(name, want.stack, want.address,
                                                 None if gateway else want.spec_hash))
         if gateway:  # the spec tag once the gateway is in place
-            _connect(client, region, name, want.stack, want.address, table, vpc, want.timeout)
+            _connect(client, region, name, want.stack, want.address, table, vpc)
             client.create_tags(region, table, {TAG_GATEWAY: _gateway_tag(gateway),
                                                TAG_SPEC: want.spec_hash})
         return self.refresh(client, region, want.address, table)
@@ -270,8 +293,7 @@ class Router(RawHandler):
             gateway = change.properties.get("external_gateway_info") or None
             if gateway:
                 vpc = str(live.properties.get("network") or "")
-                _connect(client, region, live.name, change.stack, live.address, table, vpc,
-                         change.timeout)
+                _connect(client, region, live.name, change.stack, live.address, table, vpc)
                 client.create_tags(region, table, {TAG_GATEWAY: _gateway_tag(gateway)})
             else:
                 _disconnect(client, region, change.stack, live.address,
