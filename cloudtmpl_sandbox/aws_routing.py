@@ -25,10 +25,11 @@ first, with AWS's codes and messages:
 
 What moto does differently afterwards:
 
-* a NAT gateway is ``pending`` in the ``CreateNatGateway`` answer (moto says
-  ``available`` at once); one made in a VPC without an internet gateway goes
-  ``failed`` with ``failureCode`` ``Gateway.NotAttached`` and ``failureMessage``
-  "Network vpc-… has no Internet gateway attached", its elastic IP free again;
+* a NAT gateway is ``pending`` in the ``CreateNatGateway`` answer and the first time
+  it is described (moto says ``available`` at once); one made in a VPC without an
+  internet gateway goes ``failed`` with ``failureCode`` ``Gateway.NotAttached`` and
+  ``failureMessage`` "Network vpc-… has no Internet gateway attached", its elastic IP
+  free again;
 * deleting a NAT gateway frees its elastic IP and its interface (moto keeps both);
 * the default VPC has an internet gateway and its main table the route ``0.0.0.0/0``
   to it, as every AWS account's does (moto's has none): made on a region's first EC2
@@ -114,11 +115,13 @@ class Routing:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._failed: dict[tuple[str, str], tuple[str, str]] = {}  # (region, nat) -> code, msg
+        self._fresh: set[tuple[str, str]] = set()  # (region, nat) not yet described
         self._seeded: set[tuple[str, str]] = set()  # (region, access key)
 
     def reset(self) -> None:
         with self._lock:
             self._failed.clear()
+            self._fresh.clear()
             self._seeded.clear()
 
     # ---- the default VPC's internet gateway
@@ -282,6 +285,9 @@ class Routing:
     def _created_nat(self, region: str, params: Params, body: bytes, ask: Ask) -> bytes:
         root = ET.fromstring(body)
         nat, vpc = _find(root, "natGatewayId"), _find(root, "vpcId")
+        if nat:
+            with self._lock:
+                self._fresh.add((region, nat))
         if nat and vpc and _get(params, "ConnectivityType") != "private" and \
                 self._gateway_of(vpc, ask) is None:
             with self._lock:
@@ -308,17 +314,29 @@ class Routing:
                 ask([("Action", "DeleteNetworkInterface"), ("NetworkInterfaceId", eni)])
 
     def _failed_view(self, region: str, body: bytes) -> bytes:
+        """A DescribeNatGateways answer as AWS gives it: a gateway is ``pending`` the
+        first time it is described, then ``available`` or ``failed`` with its reason."""
         with self._lock:
             failed = {nat: why for (r, nat), why in self._failed.items() if r == region}
-        if not failed:
+            fresh = {nat for r, nat in self._fresh if r == region}
+        if not failed and not fresh:
             return body
+        shown: set[str] = set()
 
         def rewrite(match: re.Match[str]) -> str:
-            why = failed.get(match.group(1))
-            if why is None:
+            nat = match.group(1)
+            if nat in fresh:
+                shown.add(nat)
+                fields = "<state>pending</state>"
+            elif nat in failed:
+                why = failed[nat]
+                fields = (f"<state>failed</state><failureCode>{escape(why[0])}</failureCode>"
+                          f"<failureMessage>{escape(why[1])}</failureMessage>")
+            else:
                 return match.group(0)
-            fields = (f"<state>failed</state><failureCode>{escape(why[0])}</failureCode>"
-                      f"<failureMessage>{escape(why[1])}</failureMessage>")
             return re.sub(r"<state>[a-z]+</state>", fields, match.group(0), count=1)
 
-        return _NAT_ITEM_RE.sub(rewrite, body.decode("utf-8")).encode("utf-8")
+        out = _NAT_ITEM_RE.sub(rewrite, body.decode("utf-8")).encode("utf-8")
+        with self._lock:
+            self._fresh -= {(region, nat) for nat in shown}
+        return out

@@ -96,6 +96,8 @@ def test_a_nat_gateway_without_an_internet_gateway_fails(aws_reset: dict[str, An
     made = client.create_nat_gateway(SubnetId=subnet, AllocationId=alloc)["NatGateway"]
     assert made["State"] == "pending"
     (nat,) = client.describe_nat_gateways(NatGatewayIds=[made["NatGatewayId"]])["NatGateways"]
+    assert nat["State"] == "pending" and "FailureCode" not in nat  # then it fails
+    (nat,) = client.describe_nat_gateways(NatGatewayIds=[made["NatGatewayId"]])["NatGateways"]
     assert (nat["State"], nat["FailureCode"], nat["FailureMessage"]) == (
         "failed", "Gateway.NotAttached", f"Network {vpc} has no Internet gateway attached")
     (address,) = client.describe_addresses(AllocationIds=[alloc])["Addresses"]
@@ -110,8 +112,10 @@ def test_a_nat_gateway_without_an_internet_gateway_fails(aws_reset: dict[str, An
     client.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
     alloc = client.allocate_address(Domain="vpc")["AllocationId"]
     made = client.create_nat_gateway(SubnetId=subnet, AllocationId=alloc)["NatGateway"]
+    states = [client.describe_nat_gateways(NatGatewayIds=[made["NatGatewayId"]])[
+        "NatGateways"][0]["State"] for _ in range(2)]
+    assert states == ["pending", "available"]
     (nat,) = client.describe_nat_gateways(NatGatewayIds=[made["NatGatewayId"]])["NatGateways"]
-    assert nat["State"] == "available"
     eni = nat["NatGatewayAddresses"][0]["NetworkInterfaceId"]
     error = _refused(client.detach_internet_gateway, InternetGatewayId=igw, VpcId=vpc)
     assert error["Code"] == "DependencyViolation" and "mapped public address" in error["Message"]

@@ -53,3 +53,12 @@ def test_a_failed_nat_gateway_is_shown_failed_with_its_reason() -> None:
                       "nat-bb": ("available", None)}
     # another region's failure is not this one's
     assert routing._failed_view("r2", NAT_ANSWER.encode()) == NAT_ANSWER.encode()
+
+
+def test_a_new_nat_gateway_is_pending_the_first_time_it_is_described() -> None:
+    routing = aws_routing.Routing()
+    routing._fresh.add(("r1", "nat-bb"))
+    first = ET.fromstring(routing._failed_view("r1", NAT_ANSWER.encode()))
+    second = ET.fromstring(routing._failed_view("r1", NAT_ANSWER.encode()))
+    state = ".//{*}natGatewaySet/{*}item[{*}natGatewayId='nat-bb']/{*}state"
+    assert [first.findtext(state), second.findtext(state)] == ["pending", "available"]
