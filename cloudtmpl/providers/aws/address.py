@@ -220,10 +220,10 @@ class FloatingIPAssociation:
             except CloudError:
                 self._forget(client, region, allocation)
                 raise
-        return kit.require(self.live(client, region, kit.require(
-            get_raw(client, region, FLOATING_IP, allocation),
-            LiveResource(want.address, self.kind, allocation, client.placement(region)))),
-            LiveResource(want.address, self.kind, allocation, client.placement(region)))
+        now = get_raw(client, region, FLOATING_IP, allocation)
+        return kit.require(None if now is None else self.live(client, region, now),
+                           LiveResource(want.address, self.kind, f"{allocation}:{target[1]}",
+                                        client.placement(region)))
 
     @staticmethod
     def _forget(client: AwsClient, region: str, allocation: str) -> None:
