@@ -4,10 +4,10 @@ demand, and whether it can snapshot a volume before deleting it.
 One entry per cloud.  A resource of a kind its target does not offer is a diagnostic
 before any cloud is asked; discovery lists each kind a target offers in every
 region the stack uses, except the *on-demand* kinds: each of those is another
-service or listing to ask (Route 53, S3, ELB, Swift, Octavia; server groups; OpenStack's
-routers) and most stacks have none, so they are
-listed only where the template or the state has one (the price: such a resource
-dropped from the template *and* lost from the state is not found).
+service or listing to ask (Route 53, S3, ELB, Swift, Octavia; server groups; the
+routing kinds) and most stacks have none, so they are listed only where the template
+or the state has one (the price: such a resource dropped from the template *and* lost
+from the state is not found).
 
 The table is data with no import of the adapters: ``validate`` checks kinds
 without loading any cloud's SDK.  Each adapter provides exactly the kinds declared
@@ -61,6 +61,11 @@ class Capabilities:
 
 LOAD_BALANCER = "Cloud::LB::LoadBalancer"
 _AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET, LOAD_BALANCER})
+# AWS's routing: route tables (with internet gateways), their subnet associations and
+# routes, NAT gateways, elastic-IP associations (Heat's RouterGateway is OpenStack's)
+_AWS_ROUTING = frozenset({"Cloud::Network::Router", "Cloud::Network::RouterInterface",
+                          "Cloud::Network::Route", "Cloud::Network::NatGateway",
+                          "Cloud::Network::FloatingIPAssociation"})
 # Octavia: load balancers, and its own listeners, pools, members and health monitors
 # (OS::Octavia::*, OpenStack only)
 _OCTAVIA = frozenset({LOAD_BALANCER, "Cloud::LB::Listener", "Cloud::LB::Pool",
@@ -76,8 +81,9 @@ CLOUDS: dict[str, Capabilities] = {
     # DNS zones/records: AWS only (the OpenStack emulator has no Designate); load
     # balancers: ELB and Octavia; buckets: S3 and Swift.  Snapshots: EBS, Cinder
     # backups.  Server groups are on demand too: one more listing per region, and most
-    # stacks have none.
-    "aws": Capabilities(_IAAS | _AWS_SERVICES, on_demand=_AWS_SERVICES | {SERVER_GROUP},
+    # stacks have none; so are the routing kinds (four more listings on AWS).
+    "aws": Capabilities(_IAAS | _AWS_SERVICES | _AWS_ROUTING,
+                        on_demand=_AWS_SERVICES | {SERVER_GROUP} | _AWS_ROUTING,
                         snapshots=True),
     # NAT gateways are AWS's: OpenStack's equivalent is SNAT on the router
     "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA | _OS_ROUTING,
@@ -87,6 +93,9 @@ CLOUDS: dict[str, Capabilities] = {
     "local": Capabilities(LOCAL_KINDS),
     "libcloud": Capabilities(LIBCLOUD_KINDS),
 }
+
+
+# what to write instead of a kind a provider type does not offer, where it has another way
 
 
 def of(target: Target) -> Capabilities:
@@ -108,8 +117,8 @@ _INSTEAD: dict[tuple[str, str], str] = {
         "external_gateway_info (a router with an external gateway does source NAT for "
         "its subnets; Neutron's SNAT is on by default)",
     ("aws", "Cloud::Network::RouterGateway"):
-        "write the gateway on the router itself (external_gateway_info: {network: "
-        "public}): on AWS that attaches an internet gateway and routes to it",
+        "an AWS router's gateway is its internet gateway: write external_gateway_info "
+        "(any network, e.g. {network: public}) on the Cloud::Network::Router instead",
     **{("aws", f"Cloud::LB::{part}"):
        "Octavia's listeners, pools, members and health monitors are OpenStack's: on AWS "
        "write listeners, members and health_check on the Cloud::LB::LoadBalancer"

@@ -21,6 +21,10 @@ EC2
   * ``DescribeInstances`` without ``MaxResults`` and ``InstanceId.N`` gets a large
     ``MaxResults`` (moto pages at 100 and libcloud ignores ``NextToken``); explicit
     ``MaxResults``/``NextToken`` pass through untouched.
+  * internet gateways, elastic IPs, NAT gateways and routes are refused where EC2
+    refuses them and moto does not, the default VPC has its internet gateway, and
+    classic ELBs carry their own region and answer with their members
+    (:mod:`cloudtmpl_sandbox.aws_routing`).
 
 All services
   * only the sandbox's own credentials are accepted, and signatures are verified
@@ -83,7 +87,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from cloudtmpl_sandbox import aws_placement
+from cloudtmpl_sandbox import aws_placement, aws_routing
 from cloudtmpl_sandbox.aws_auth import Accounts
 from cloudtmpl_sandbox.aws_compat import (
     DEFAULT_REGION,
@@ -161,6 +165,7 @@ class CompatLayer:
         self.sts = Sts()  # AssumeRole checks and the temporary keys it issued (aws_sts)
         self.accounts = Accounts(self.sts, ACCESS_KEY, SECRET_KEY)  # whose keys (aws_auth)
         self.placement = aws_placement.PlacementGroups()  # moto has none (aws_placement)
+        self.routing = aws_routing.Routing()  # stricter than moto (aws_routing)
         # ClientToken idempotency, as EC2 does it (moto ignores the token):
         # (region, action, token) -> the first successful answer
         self._tokens: dict[tuple[str, str, str], tuple[str, list[tuple[str, str]], bytes]] = {}
@@ -188,6 +193,7 @@ class CompatLayer:
                     self._token_locks.clear()
                 self.sts.reset()
                 self.placement.reset()
+                self.routing.reset()
             self.counter.add("moto-api")
             if path.startswith("/moto-api/reset"):
                 answer = call_app(self.app, environ)
@@ -238,8 +244,10 @@ class CompatLayer:
             return self._route53(environ, start_response, path)
         if service == "sts":
             return self._sts(environ, start_response, query + (form or []))
-        if service == "elasticloadbalancing" and path.startswith(f"/{ELB_API_VERSION}"):
-            set_path(environ, "/")
+        if service == "elasticloadbalancing":
+            if path.startswith(f"/{ELB_API_VERSION}"):
+                set_path(environ, "/")
+            return self._elb(environ, start_response, region, query, form)
         return self.app(environ, start_response)
 
     def _control(
@@ -309,6 +317,8 @@ class CompatLayer:
     ) -> Iterable[bytes]:
         EC2_MODEL.load()
         action = param(query, "Action") or param(form or [], "Action") or ""
+        self.routing.seed(region, access_key_of(environ, query + (form or [])) or "",
+                          lambda pairs: self._ask(environ, pairs))
         if aws_placement.handles(action, query + (form or [])):
             code, xml = aws_placement.answer(
                 self.placement, region, action, query + (form or []),
@@ -380,8 +390,16 @@ class CompatLayer:
                 return respond(start_response, f"{err.status} {_STATUS_TEXT[err.status]}",
                                [("Content-Type", "text/xml")],
                                aws_placement.error_xml(err).encode("utf-8"))
+        ask = lambda pairs: self._ask(environ, pairs)  # noqa: E731
+        refused = self.routing.refuse(region, action, merged, ask)  # stricter than moto
+        if refused is not None:
+            return respond(start_response, f"{refused.status} {_STATUS_TEXT[refused.status]}",
+                           [("Content-Type", "text/xml")],
+                           aws_placement.error_xml(refused).encode("utf-8"))
         status, headers, body = call_app(self.app, environ)
         ok = status.startswith("2")
+        if ok:
+            body = self.routing.after(region, action, merged, body, ask)
         if ok and group is not None:
             self.placement.joined(region, group, _INSTANCE_ID_RE.findall(body.decode("utf-8")))
         if ok and changes_instances(action):
@@ -406,20 +424,51 @@ class CompatLayer:
                 inst.findtext("{*}placement/{*}availabilityZone") or "")
         return out
 
-    def _attached_instance(self, environ: Environ, volume_id: str) -> str | None:
-        """Ask moto (in-process) which instance a volume is attached to."""
-        qs = encode(
-            [("Action", "DescribeVolumes"), ("Version", EC2_API_VERSION), ("VolumeId.1", volume_id)]
-        )
-        sub = self._sub_request(environ, qs)
-        status, _, body = call_app(self.app, sub)
+    def _ask(self, environ: Environ, pairs: list[tuple[str, str]],
+             version: str = EC2_API_VERSION) -> ET.Element | None:
+        """One query to moto (in-process, as the caller's account and to the caller's
+        service: EC2 unless ``version`` says otherwise); None if refused."""
+        qs = encode([pairs[0], ("Version", version), *pairs[1:]])
+        status, _, body = call_app(self.app, self._sub_request(environ, qs))
         if not status.startswith("2"):
             return None
         try:
-            root = ET.fromstring(body)
+            return ET.fromstring(body)
         except ET.ParseError:
             return None
-        return root.findtext(".//{*}attachmentSet/{*}item/{*}instanceId")
+
+    def _attached_instance(self, environ: Environ, volume_id: str) -> str | None:
+        """Ask moto (in-process) which instance a volume is attached to."""
+        root = self._ask(environ, [("Action", "DescribeVolumes"), ("VolumeId.1", volume_id)])
+        return None if root is None else root.findtext(
+            ".//{*}attachmentSet/{*}item/{*}instanceId")
+
+    # ---- classic ELB
+
+    def _elb(self, environ: Environ, start_response: StartResponse, region: str,
+             query: list[tuple[str, str]], form: list[tuple[str, str]] | None
+             ) -> Iterable[bytes]:
+        """moto's answer with the balancer's own region in its DNS name; member actions
+        answered with the members, and a member registered again not listed twice."""
+        action = param(query + (form or []), "Action") or ""
+        name = param(query + (form or []), "LoadBalancerName") or ""
+
+        def ask(pairs: list[tuple[str, str]]) -> ET.Element | None:
+            return self._ask(environ, pairs, ELB_API_VERSION)
+
+        members = aws_routing.elb_members(ask, name) if action in \
+            aws_routing.ELB_MEMBER_ACTIONS else None
+        if members is not None and action == "RegisterInstancesWithLoadBalancer":
+            if form is not None:
+                body = encode(aws_routing.without_members(form, set(members))).encode("utf-8")
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
+            else:
+                set_query(environ, encode(aws_routing.without_members(query, set(members))))
+        status, headers, body = call_app(self.app, environ)
+        if members is not None and status.startswith("2"):
+            body = aws_routing.members_answer(body, aws_routing.elb_members(ask, name) or [])
+        return respond(start_response, status, headers, aws_routing.elb_dns(region, body))
 
     # ---- STS
 
@@ -499,9 +548,6 @@ def build_app(identity: Identity, ssh: bool | None = None) -> CompatLayer:
     return CompatLayer(DomainDispatcherApplication(create_backend_app), identity, hosts)
 
 
-
-
-
 def _warm_up(app: CompatLayer, regions: Iterable[str]) -> None:
     """Load the EC2 model and moto's EC2 backends before announcing readiness."""
     EC2_MODEL.load()
@@ -525,7 +571,6 @@ def _warm_up(app: CompatLayer, regions: Iterable[str]) -> None:
             "wsgi.run_once": False,
         }
         call_app(app.app, environ)
-
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

@@ -39,7 +39,8 @@ VALIDATION_FLAGS = {
 }
 # EC2 actions whose ClientToken makes a retry return the first result (moto ignores it)
 IDEMPOTENT_ACTIONS = frozenset({"RunInstances", "CreateVolume", "CreateNetworkInterface",
-                                 "AllocateAddress", "CreateSubnet", "CreateVpc"})
+                                 "AllocateAddress", "CreateSubnet", "CreateVpc",
+                                 "CreateNatGateway", "CreateRouteTable"})
 
 
 # --------------------------------------------------------------------------- EC2 model

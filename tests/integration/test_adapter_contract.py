@@ -24,6 +24,7 @@ declared kinds (``capabilities.py``) equal.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,11 +34,11 @@ from typing import Any
 import pytest
 
 from cloudtmpl import capabilities, resources
-from cloudtmpl.model import LiveResource
+from cloudtmpl.model import TAG_STACK, LiveResource
 from cloudtmpl.providers import aws as aws_provider
 from cloudtmpl.providers import libcloud as libcloud_provider
 from cloudtmpl.providers import openstack as openstack_provider
-from cloudtmpl.providers.aws import dns, lb, storage
+from cloudtmpl.providers.aws import dns, lb, routing, storage
 from cloudtmpl.providers.base import (
     ATTACHMENT,
     FLOATING_IP,
@@ -46,6 +47,7 @@ from cloudtmpl.providers.base import (
     KEYPAIR,
     LISTENER,
     LOAD_BALANCER,
+    NAT_GATEWAY,
     NETWORK,
     POOL,
     POOL_MEMBER,
@@ -122,13 +124,9 @@ class World:
         return self.pre(SUBNET, "sub", {"network": network, "cidr": "10.20.1.0/24"}).physical_id
 
     def group_in(self, network: str, name: str) -> str:
-        """A security group a port in ``network`` may take (EC2: one of the VPC, which
-        the SecurityGroup kind does not make: it makes default-VPC groups)."""
-        if self.cloud != "aws":
-            return self.pre(SECURITY_GROUP, name, {}).physical_id
-        obj = self.adapter.client.ec2(self.region, "CreateSecurityGroup", {
-            "GroupName": name, "GroupDescription": name, "VpcId": network})
-        return next(el.text for el in obj.iter() if el.tag.endswith("groupId") and el.text)
+        """A security group a port in ``network`` may take (EC2: one of the VPC)."""
+        props = {"network": network} if self.cloud == "aws" else {}
+        return self.pre(SECURITY_GROUP, name, props).physical_id
 
     def clean_up(self) -> None:
         """Delete the prerequisites (the most recent first), and VPC groups with them."""
@@ -307,6 +305,63 @@ def _port_update(world: World, props: dict[str, Any]) -> Update:
     return _changed(props, security_groups=[group])
 
 
+INTERNET = {"network": "public"}  # AWS: any network means the internet gateway
+
+
+def _router(world: World) -> dict[str, Any]:
+    return {"network": world.network(), "external_gateway_info": INTERNET}
+
+
+def _router_update(world: World, props: dict[str, Any]) -> Update:
+    return _changed(props, external_gateway_info=None)  # the internet gateway goes
+
+
+def _public_subnet(world: World) -> tuple[str, str, str]:
+    """(VPC, subnet, router): a subnet whose router has an internet gateway."""
+    network = world.network()
+    subnet = world.subnet(network)
+    router = world.pre(ROUTER, "router", {"network": network,
+                                          "external_gateway_info": INTERNET}).physical_id
+    return network, subnet, router
+
+
+def _router_interface(world: World) -> dict[str, Any]:
+    network = world.network()
+    subnet = world.subnet(network)
+    router = world.pre(ROUTER, "router", {"network": network}).physical_id
+    return {"router": router, "subnet": subnet}
+
+
+def _route(world: World) -> dict[str, Any]:
+    network, subnet, router = _public_subnet(world)
+    port = world.pre(PORT, "port", {"network": network, "fixed_ips": [{"subnet": subnet}]})
+    return {"router": router, "destination": "10.99.0.0/16", "nexthop": port.physical_id}
+
+
+def _nat_gateway(world: World) -> dict[str, Any]:
+    return {"subnet": _public_subnet(world)[1]}
+
+
+def _floating_association(world: World) -> dict[str, Any]:
+    # a server of the default VPC, whose internet gateway AWS made with the account
+    address = world.pre(FLOATING_IP, "fip", {}).physical_id
+    return {"floating_ip": address, "server": world.server()}
+
+
+def _table_records(world: World, prefix: str) -> list[str]:
+    """The addresses recorded (``prefix``) on the stack's route tables."""
+    obj = world.adapter.client.ec2(world.region, "DescribeRouteTables", {
+        "Filter.1.Name": f"tag:{TAG_STACK}", "Filter.1.Value.1": STACK})
+    out = []
+    for item in obj.iter():
+        if item.tag.endswith("}item") and any(c.tag.endswith("}key") for c in item):
+            key = next(c.text or "" for c in item if c.tag.endswith("}key"))
+            value = next((c.text or "" for c in item if c.tag.endswith("}value")), "")
+            if key.startswith(prefix):
+                out.append(json.loads(value)[0])
+    return out
+
+
 def _zone(world: World) -> dict[str, Any]:
     return {"domain": "contract.example.test", "comment": "first"}
 
@@ -465,6 +520,15 @@ CASES: dict[tuple[str, str], Case] = {
     ("aws", NETWORK): Case(_network, _network_update),
     ("aws", SUBNET): Case(_subnet, _subnet_update),
     ("aws", PORT): Case(_port, _port_update),
+    ("aws", ROUTER): Case(_router, _router_update),
+    # their first write is their record on the table (then the association or route)
+    ("aws", ROUTER_INTERFACE): Case(_router_interface, lost=Lost(
+        census=lambda w: _table_records(w, routing.TAG_INTERFACE))),
+    ("aws", ROUTE): Case(_route, lost=Lost(census=lambda w: _table_records(w, routing.TAG_ROUTE))),
+    ("aws", NAT_GATEWAY): Case(_nat_gateway, lost=Lost(cannot=READS_FIRST.format(
+        "its elastic IPs, then AllocateAddress and CreateNatGateway"))),
+    ("aws", FLOATING_IP_ASSOCIATION): Case(_floating_association, lost=Lost(
+        cannot=READS_FIRST.format("the elastic IP, then its record and AssociateAddress"))),
     ("aws", dns.ZONE): Case(_zone, lambda w, p: _changed(p, comment="second")),
     ("aws", dns.RECORD): Case(_record, lambda w, p: _changed(p, ttl=300, records=["192.0.2.2"]),
                               lost=Lost(cannot=READS_FIRST.format(

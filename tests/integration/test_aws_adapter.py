@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from cloudtmpl.catalog import ImageFilter
-from cloudtmpl.model import Target
+from cloudtmpl.model import LiveResource, Target
 from cloudtmpl.providers.aws import AwsAdapter
 from cloudtmpl.providers.aws.raw import get_raw
 from cloudtmpl.providers.aws.security import apply_rules, has_default_egress
@@ -32,6 +32,7 @@ from cloudtmpl.providers.base import (
     KINDS,
     NETWORK,
     PORT,
+    ROUTER,
     SECURITY_GROUP,
     SERVER,
     SUBNET,
@@ -420,8 +421,15 @@ def test_floating_ip_association(adapter: AwsAdapter) -> None:
 NET_KINDS = frozenset({NETWORK, SUBNET, PORT})
 
 
+def internet(adapter: AwsAdapter, vpc: str) -> LiveResource:
+    """A router with an internet gateway for ``vpc``: AWS associates an elastic IP in a
+    VPC only when it has one (``Gateway.NotAttached`` otherwise)."""
+    return create(adapter, REGION, ROUTER, "router",
+                  {"network": vpc, "external_gateway_info": {"network": "public"}})
+
+
 def vpc_group(adapter: AwsAdapter, vpc: str, name: str) -> str:
-    """A security group inside ``vpc`` (the SecurityGroup kind makes default-VPC groups)."""
+    """A security group inside ``vpc``, made directly (not through the kind)."""
     obj = adapter.client.ec2(REGION, "CreateSecurityGroup", {"GroupName": name,
                                                        "GroupDescription": name, "VpcId": vpc})
     return next(el.text for el in obj.iter() if el.tag.endswith("groupId") and el.text)
@@ -565,6 +573,7 @@ def test_server_on_a_port_in_a_new_vpc_with_an_elastic_ip(adapter: AwsAdapter) -
     sub = create(adapter, REGION, SUBNET, "sub",
                  {"network": net.physical_id, "cidr": "10.4.1.0/24"})
     sg = vpc_group(adapter, net.physical_id, "web")
+    router = internet(adapter, net.physical_id)  # AWS: no elastic IP in a VPC without
     port = create(adapter, REGION, PORT, "port",
                   {"network": net.physical_id, "security_groups": [sg],
                    "fixed_ips": [{"subnet": sub.physical_id, "ip_address": "10.4.1.10"}]})
@@ -598,7 +607,7 @@ def test_server_on_a_port_in_a_new_vpc_with_an_elastic_ip(adapter: AwsAdapter) -
         create(adapter, REGION, SERVER, "bad", server_props(networks=[{"port": port.physical_id}],
                                                             security_groups=[sg]))
 
-    for live in (fip, srv, port, sub, net):  # the engine's order: highest layer first
+    for live in (fip, srv, port, router, sub, net):  # the engine's order: highest first
         adapter.delete(live, timeout=TIMEOUT)
     adapter.client.ec2(REGION, "DeleteSecurityGroup", {"GroupId": sg})
     assert adapter.discover(REGION, KINDS, STACK) == []
@@ -637,6 +646,7 @@ def test_floating_ip_moves_from_server_to_port(adapter: AwsAdapter) -> None:
     fip = create(adapter, REGION, FLOATING_IP, "ip", {"server": srv.physical_id})
     net = create(adapter, REGION, NETWORK, "net", {})
     create(adapter, REGION, SUBNET, "sub", {"network": net.physical_id, "cidr": "10.0.1.0/24"})
+    router = internet(adapter, net.physical_id)  # AWS: no elastic IP in a VPC without
     port = create(adapter, REGION, PORT, "port", {"network": net.physical_id})
     moved = adapter.update(fip, {"port": port.physical_id}, frozenset({"port"}), stack=STACK,
                            spec_hash="spec-2", timeout=TIMEOUT)
@@ -647,6 +657,7 @@ def test_floating_ip_moves_from_server_to_port(adapter: AwsAdapter) -> None:
                                                     "port": port.physical_id})
     adapter.delete(moved, timeout=TIMEOUT)
     adapter.delete(port, timeout=TIMEOUT)
+    adapter.delete(router, timeout=TIMEOUT)
     assert adapter.discover(REGION, frozenset({FLOATING_IP, PORT}), STACK) == []
 
 

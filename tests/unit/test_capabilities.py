@@ -5,7 +5,7 @@ from __future__ import annotations
 from cloudtmpl import capabilities, resources
 from cloudtmpl.capabilities import CLOUDS, Capabilities
 from cloudtmpl.model import Target
-from cloudtmpl.providers.aws import SERVICE_KINDS
+from cloudtmpl.providers.aws import ROUTING_KINDS, SERVICE_KINDS
 from cloudtmpl.providers.openstack import LB_KINDS
 from cloudtmpl.providers.openstack.routers import ROUTER_KINDS
 from cloudtmpl.providers.openstack.storage import STORAGE_KINDS
@@ -28,9 +28,10 @@ def test_every_kind_of_the_schema_is_offered_somewhere() -> None:
 def test_on_demand_kinds_are_the_service_modules_kinds() -> None:
     # each on-demand kind is one more service to ask: exactly what the service
     # modules (Route 53/S3/ELB, Swift) handle, apart from the compute API
-    # (and server groups, OpenStack's routers: one more listing that most stacks do not
-    # need); Octavia's
-    assert CLOUDS["aws"].on_demand == SERVICE_KINDS | {capabilities.SERVER_GROUP}
+    # (and server groups, the routing kinds: one more listing, four on AWS, that most
+    # stacks do not need); Octavia's
+    assert CLOUDS["aws"].on_demand == (SERVICE_KINDS | {capabilities.SERVER_GROUP}
+                                       | ROUTING_KINDS)
     assert CLOUDS["openstack"].on_demand == STORAGE_KINDS | LB_KINDS | {
         capabilities.SERVER_GROUP} | ROUTER_KINDS
     assert len(LB_KINDS) == 5 and capabilities.LOAD_BALANCER in LB_KINDS

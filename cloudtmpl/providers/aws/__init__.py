@@ -16,6 +16,11 @@ Network::SecurityGroup      :mod:`.security`             DescribeSecurityGroups
 Network::FloatingIP         :mod:`.address`              DescribeAddresses
 Network::Network/Subnet/    :mod:`.network`              DescribeVpcs, DescribeSubnets,
 Port                                                     DescribeNetworkInterfaces
+Network::Router,            :mod:`.routing`              DescribeRouteTables,
+RouterInterface, Route                                   DescribeInternetGateways
+Network::NatGateway         :mod:`.nat`                  DescribeNatGateways
+Network::FloatingIP-        :mod:`.address`              DescribeAddresses (by the
+Association                                              association's stack tag)
 DNS::Zone, DNS::Record      :mod:`.dns` (Route 53)       ListHostedZones (+ record sets)
 Storage::Bucket             :mod:`.storage` (S3)         ListBuckets (+ tags, versioning)
 LB::LoadBalancer            :mod:`.lb` (classic ELB)     DescribeLoadBalancers (+ tags)
@@ -30,17 +35,22 @@ Identity: every object gets the deterministic ``name`` (the ``Name`` tag; the ke
 pair / group name) and the tags ``cloudtmpl:stack``, ``cloudtmpl:resource`` and
 ``cloudtmpl:spec``, written *in the create call itself* (``TagSpecification``) so no
 untagged object ever exists.  Where a create needs follow-up calls (security-group
-rules, elastic-IP association) the spec tag is written only once the object matches
-the spec: a crash in between leaves an adoptable object that the next plan converges.
+rules, elastic-IP association, a router's internet gateway and default routes) the
+spec tag is written only once the object matches the spec: a crash in between leaves
+an adoptable object that the next plan converges.
 
 Residual risks (documented, not fixable from here):
 
 * ``AllocateAddress``, ``CreateVpc``, ``CreateSubnet``, ``CreateSecurityGroup`` and
   ``ImportKeyPair`` have no idempotency token: after an ambiguous failure the retry
   first looks for the object by this stack's resource tag or deterministic name.
-* Security groups are made in the default VPC (the kind has no network property).
-* A VPC gets no internet gateway (there is no router kind): an elastic IP on an
-  interface of a new VPC fails with the cloud's ``Gateway.NotAttached``.
+* A VPC gets an internet gateway only from a ``Cloud::Network::Router`` with
+  ``external_gateway_info``: without one an elastic IP on an interface of a new VPC
+  fails with the cloud's ``Gateway.NotAttached`` (its message shown).
+* Router interfaces, routes and floating-IP associations have no cloud object with
+  tags: they are recorded on the route table or the elastic IP *before* the call that
+  makes them, so one never exists without its record (a record without it is simply
+  not reported).
 * ``RunInstances``/``CreateVolume`` are retried with the same ``ClientToken`` (AWS
   then returns the first object; moto ignores it).
 
@@ -65,9 +75,11 @@ from cloudtmpl.providers.aws import (
     dns,
     keys,
     lb,
+    nat,
     network,
     placement,
     raw,
+    routing,
     security,
     storage,
 )
@@ -75,9 +87,14 @@ from cloudtmpl.providers.aws.client import AwsClient, Lister
 from cloudtmpl.providers.base import (
     ATTACHMENT,
     FLOATING_IP,
+    FLOATING_IP_ASSOCIATION,
     KEYPAIR,
+    NAT_GATEWAY,
     NETWORK,
     PORT,
+    ROUTE,
+    ROUTER,
+    ROUTER_INTERFACE,
     SECURITY_GROUP,
     SERVER,
     SERVER_GROUP,
@@ -97,6 +114,11 @@ HANDLERS: dict[str, kit.Handler[AwsClient]] = {
     NETWORK: network.Network(),
     SUBNET: network.Subnet(),
     PORT: network.Port(),
+    ROUTER: routing.Router(),
+    ROUTER_INTERFACE: routing.RouterInterface(),
+    ROUTE: routing.Route(),
+    NAT_GATEWAY: nat.NatGateway(),
+    FLOATING_IP_ASSOCIATION: address.FloatingIPAssociation(),
     dns.ZONE: dns.Zone(),
     dns.RECORD: dns.Record(),
     storage.BUCKET: storage.Bucket(),
@@ -109,6 +131,7 @@ LISTINGS: dict[str, Lister] = {
     "placement_groups": placement.list_placement_groups,
     "volumes": block.list_volumes,
     **{raw.RAW[kind].listing: raw.lister(kind) for kind in raw.RAW},
+    "associated_addresses": address.list_associated,
     "zones": dns.list_zones,
     "buckets": storage.list_buckets,
     "balancers": lb.list_balancers,
@@ -116,12 +139,18 @@ LISTINGS: dict[str, Lister] = {
 
 # each is another service to ask (Route 53, S3, ELB): listed only on demand
 SERVICE_KINDS = frozenset({dns.ZONE, dns.RECORD, storage.BUCKET, lb.LOAD_BALANCER})
+# routers, their interfaces and routes, NAT gateways, elastic-IP associations: four more
+# listings per region (route tables, internet gateways, NAT gateways, associated
+# addresses) that most stacks do not need
+ROUTING_KINDS = frozenset({ROUTER, ROUTER_INTERFACE, ROUTE, NAT_GATEWAY,
+                           FLOATING_IP_ASSOCIATION})
 
 
 class AwsAdapter(kit.Dispatcher[AwsClient]):
     """The AWS adapter: :data:`HANDLERS` over one :class:`AwsClient`."""
 
-    on_demand = SERVICE_KINDS | {SERVER_GROUP}  # server groups: one more listing, rarely used
+    # server groups: one more listing, rarely used; routing: four more
+    on_demand = SERVICE_KINDS | {SERVER_GROUP} | ROUTING_KINDS
     snapshot_kind = "EBS snapshot"
 
     def __init__(self, target: Target, **options: Any) -> None:

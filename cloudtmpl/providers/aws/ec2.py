@@ -22,6 +22,9 @@ TAG_ATTACHMENT_SPEC = "cloudtmpl:attachment-spec"
 # Which keys a list property of the template used (server networks, port
 # fixed_ips), so discovery can report the live values in the template's shape.
 TAG_SHAPE = "cloudtmpl:shape"
+# An object made as a part of another kind's resource (a NAT gateway's elastic IP):
+# never reported as a resource of its own kind.
+TAG_PART_OF = "cloudtmpl:part-of"
 
 NS = "http://ec2.amazonaws.com/doc/2016-11-15/"  # libcloud's EC2 API namespace
 

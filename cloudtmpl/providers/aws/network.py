@@ -1,9 +1,10 @@
 """Networks, subnets and ports on AWS: VPCs, VPC subnets and elastic network interfaces.
 
 * ``Cloud::Network::Network`` - a VPC (``cidr``); ``admin_state_up`` is always True
-  (false is refused: a VPC cannot be down).  A VPC gets no internet gateway: on AWS
-  an elastic IP on an interface of a new VPC needs one (``Gateway.NotAttached``
-  otherwise, passed through); there is no router kind.
+  (false is refused: a VPC cannot be down).  A VPC gets an internet gateway from a
+  ``Cloud::Network::Router`` with ``external_gateway_info`` (:mod:`.routing`): an
+  elastic IP on an interface of a VPC without one is refused (``Gateway.NotAttached``,
+  passed through).
 * ``Cloud::Network::Subnet`` - a VPC subnet (IPv4 only; zone default ``{region}a``).
   ``enable_dhcp``/``gateway_ip``/``dns_nameservers`` mean nothing per EC2 subnet:
   they are accepted, not sent and not reported (the plan compares them with the

@@ -1,10 +1,12 @@
-"""The kinds read as raw EC2 XML (groups, elastic IPs, VPCs, subnets, interfaces):
-how each is described, tagged, identified and deleted, and the plumbing they share.
+"""The kinds read as raw EC2 XML (groups, elastic IPs, VPCs, subnets, interfaces, route
+tables, NAT gateways; and the routers' internet gateways, which are no kind of their
+own): how each is described, tagged, identified and deleted, and the plumbing they share.
 
-``AllocateAddress``, ``CreateVpc``, ``CreateSubnet`` and ``CreateNetworkInterface``
-are sent with the tags inside them (``TagSpecification``); they have no (honoured)
-idempotency token, so after an ambiguous failure the retry first looks for an object
-with this stack's resource tags and adopts it (:func:`create_tagged`).
+``AllocateAddress``, ``CreateVpc``, ``CreateSubnet``, ``CreateNetworkInterface``,
+``CreateRouteTable`` and ``CreateInternetGateway`` are sent with the tags inside them
+(``TagSpecification``); they have no (honoured) idempotency token, so after an
+ambiguous failure the retry first looks for an object with this stack's resource
+tags and adopts it (:func:`create_tagged`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ from cloudtmpl.providers.aws import ec2
 from cloudtmpl.providers.aws.client import AwsClient, Listed, Lister
 from cloudtmpl.providers.base import (
     FLOATING_IP,
+    NAT_GATEWAY,
     NETWORK,
     PORT,
+    ROUTER,
     SECURITY_GROUP,
     SUBNET,
     CloudError,
 )
+
+# a router's internet gateway: listed and tagged as the raw kinds are, but no kind
+INTERNET_GATEWAY = "aws:internet-gateway"
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,22 @@ RAW: dict[str, RawKind] = {
                   "networkInterfaceSet/item", "networkInterfaceId", 1000,
                   ("InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterfaceID.Malformed"),
                   "network-interface", "port", "DeleteNetworkInterface"),
+    ROUTER: RawKind("route_tables", "DescribeRouteTables", "RouteTableId", "routeTableSet/item",
+                    "routeTableId", 100, ("InvalidRouteTableID.NotFound",
+                                          "InvalidRouteTableID.Malformed"),
+                    "route-table", "router", "DeleteRouteTable"),
+    INTERNET_GATEWAY: RawKind("internet_gateways", "DescribeInternetGateways",
+                              "InternetGatewayId", "internetGatewaySet/item",
+                              "internetGatewayId", 1000,
+                              ("InvalidInternetGatewayID.NotFound",
+                               "InvalidInternetGatewayID.Malformed"),
+                              "internet-gateway", "internet gateway",
+                              "DeleteInternetGateway"),
+    NAT_GATEWAY: RawKind("nat_gateways", "DescribeNatGateways", "NatGatewayId",
+                         "natGatewaySet/item", "natGatewayId", 1000,
+                         ("NatGatewayNotFound", "InvalidNatGatewayID.NotFound",
+                          "NatGatewayMalformed", "InvalidNatGatewayID.Malformed"),
+                         "natgateway", "NAT gateway", "DeleteNatGateway"),
 }
 
 

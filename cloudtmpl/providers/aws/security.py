@@ -3,8 +3,11 @@
 Rules: ``ethertype: IPv6`` → ``Ipv6Ranges`` (default ``::/0``); ``remote_group_id`` →
 ``UserIdGroupPairs``.  An EC2 group rule covers both address families, so ``IPv6``
 together with ``remote_group_id`` is refused.  Declaring any egress rule replaces
-EC2's default allow-all egress; declaring none restores it.  Groups are made in the
-default VPC (the kind has no network property).  EC2 requires a group description:
+EC2's default allow-all egress; declaring none restores it.  ``network`` is the VPC
+the group is made in (``CreateSecurityGroup``'s ``VpcId``; none: the default VPC); it
+is reported (the group's ``vpcId``) only for a group made with one
+(``cloudtmpl:shape: network``), so a group made before the property existed is never
+compared on it, and never replaced for it.  EC2 requires a group description:
 when the template gives none the group's name is sent, and reported back as the
 empty description.  With rules, the spec tag is written once they are in place.
 """
@@ -149,13 +152,17 @@ class SecurityGroup(RawHandler):
                  for r in _rule_from_permission("ingress", perm)]
         rules += [r for perm in ec2.items(el, "ipPermissionsEgress/item")
                   for r in _rule_from_permission("egress", perm) if r not in DEFAULT_EGRESS_RULES]
+        properties: dict[str, Any] = {"description": description,
+                                      "rules": canonical_rules(rules)}
+        if ["network"] in (ec2.unshape(tags) or []):  # made with a network: report it
+            properties["network"] = ec2.text(el, "vpcId")
         return LiveResource(
             address=address,
             kind=SECURITY_GROUP,
             physical_id=gid,
             placement=client.placement(region),
             name=name,
-            properties={"description": description, "rules": canonical_rules(rules)},
+            properties=properties,
             attributes={"name": name, "id": gid},
             spec_hash=tags.get(TAG_SPEC),
             status="active",
@@ -169,9 +176,14 @@ class SecurityGroup(RawHandler):
         # written once the rules are in place (see the module docstring).
         tags = ec2.identity_tags(want.name, want.stack, address,
                                  None if rules else want.spec_hash)
+        vpc = str(props.get("network") or "")
+        if vpc:  # which keys the template used: network, reported back (module docstring)
+            tags[ec2.TAG_SHAPE] = "network"
         params = {"GroupName": want.name,
                   "GroupDescription": str(props.get("description") or "") or want.name,
                   **ec2.tag_spec("security-group", tags)}
+        if vpc:
+            params["VpcId"] = vpc
         try:
             obj = client.ec2(region, "CreateSecurityGroup", params)
         except CloudError as err:
@@ -198,7 +210,10 @@ class SecurityGroup(RawHandler):
     @staticmethod
     def _adopt(client: AwsClient, region: str, want: kit.Desired, err: CloudError) -> str:
         """A group with our name exists: adopt it if it is ours (retried create)."""
-        obj = client.ec2(region, "DescribeSecurityGroups", ec2.filters({"group-name": want.name}))
+        named = {"group-name": want.name}
+        if want.properties.get("network"):
+            named["vpc-id"] = str(want.properties["network"])
+        obj = client.ec2(region, "DescribeSecurityGroups", ec2.filters(named))
         for el in ec2.items(obj, "securityGroupInfo/item"):
             tags = ec2.tags_of(el)
             if tags.get(TAG_STACK) == want.stack and tags.get(TAG_RESOURCE) == want.address:
