@@ -11,19 +11,23 @@ puts one tier on each cloud in one stack.
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 from typing import Any
 
 import boto3
+import paramiko
 import pytest
 
+from cloudtmpl_sandbox import control
 from tests.integration.clitools import ec2, invoke, tags
 from tests.integration.openstack_api import http, token
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "web-tier"
+HEAT = Path(__file__).resolve().parents[2] / "examples" / "heat" / "servers_in_new_net.yaml"
 REGION = "eu-central-1"
 
 
@@ -31,6 +35,7 @@ REGION = "eu-central-1"
 def project(tmp_path: Path) -> Path:
     for name in ("web_tier.yaml", "multicloud_web.yaml"):
         shutil.copy(EXAMPLES / name, tmp_path / name)
+    shutil.copy(HEAT, tmp_path / HEAT.name)
     return tmp_path
 
 
@@ -149,3 +154,46 @@ def test_one_web_tier_on_each_cloud(project: Path, aws_reset: dict[str, Any],
     assert _openstack_held(openstack_reset, "multicloud_web.") == {
         "networks": [], "subnets": [], "routers": [], "loadbalancers": []}
     assert ec2(aws_reset, REGION).describe_vpcs(Filters=mine)["Vpcs"] == []
+
+
+def _ssh(host: dict[str, Any], address: str, key_file: Path, command: str) -> str:
+    """``command`` run over SSH as the sandbox's login user, the host key checked."""
+    client = paramiko.SSHClient()
+    kind, blob = host["host_key"].split()[:2]
+    client.get_host_keys().add(address, kind,
+                               paramiko.Ed25519Key(data=base64.b64decode(blob)))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(address, 22, username=host["user"],
+                       pkey=paramiko.Ed25519Key.from_private_key_file(str(key_file)),
+                       look_for_keys=False, allow_agent=False, timeout=10)
+        _, out, _ = client.exec_command(command, timeout=10)
+        return str(out.read().decode())
+    finally:
+        client.close()
+
+
+def test_heats_servers_in_new_net_runs_unchanged_on_aws(
+        project: Path, aws_reset: dict[str, Any]) -> None:
+    """Heat's shape (a router with a gateway, its interface, a port with the template's
+    group, a floating IP on the port): on AWS a VPC whose server answers SSH on its
+    elastic IP."""
+    out = _apply_noop(project, HEAT.name, "--target", f"sandbox-aws/{REGION}")
+    client = ec2(aws_reset, REGION)
+    mine = [{"Name": "tag:cloudtmpl:stack", "Values": ["servers_in_new_net"]}]
+    (vpc,) = client.describe_vpcs(Filters=mine)["Vpcs"]
+    (group,) = client.describe_security_groups(Filters=mine)["SecurityGroups"]
+    assert group["VpcId"] == vpc["VpcId"]
+    (address,) = client.describe_addresses(Filters=mine)["Addresses"]
+    assert address["PublicIp"] == out["server1_public_ip"]
+    status, hosts = control.call(aws_reset["endpoint"], aws_reset["token"], "GET",
+                                 "/_sandbox/servers")
+    assert status == 200, hosts
+    (host,) = [h for h in hosts.values() if out["server1_public_ip"] in h["addresses"]]
+    key = project / ".cloudtmpl" / "keys" / "servers_in_new_net.key.pem"
+    assert _ssh(host, out["server1_public_ip"], key, "echo reachable") == "reachable\n"
+
+    r = invoke(project, "destroy", HEAT.name, "--target", f"sandbox-aws/{REGION}", "--yes")
+    assert r.code == 0, r.err + r.out
+    assert client.describe_vpcs(Filters=mine)["Vpcs"] == []
+    assert client.describe_addresses(Filters=mine)["Addresses"] == []
