@@ -2,7 +2,7 @@
 
 Run by hand: ``python bench/faults.py [--trials 20] [--share 0.2] [--ambiguous 0.5]``.
 Starts its own sandboxes; per trial it empties both clouds and applies the
-52-resource two-cloud stack of ``tests/torture/stack.py`` from scratch, first
+58-resource two-cloud stack of ``tests/torture/stack.py`` from scratch, first
 without faults, then with both sandboxes failing ``--share`` of API requests
 (split evenly: 500/503 with the clouds' error bodies; throttling - EC2
 ``RequestLimitExceeded``/``Throttling``, OpenStack 429 + ``Retry-After: 1``;

@@ -1,7 +1,7 @@
 """Torture benchmark: SIGKILL ``apply``/``destroy`` at random moments, N trials (default 100).
 
 Run by hand: ``python bench/torture.py [--trials 100] [--seed S]``.  Starts its
-own sandboxes (a private ``CLOUDTMPL_SANDBOX_DIR``), applies the 52-resource
+own sandboxes (a private ``CLOUDTMPL_SANDBOX_DIR``), applies the 58-resource
 two-cloud stack of ``tests/torture/stack.py`` once to time it, then per trial:
 kill ``apply`` after ``uniform(0, clean apply time)``, apply again, inspect
 both clouds (boto3 / the OpenStack APIs) for orphans, duplicates and missing

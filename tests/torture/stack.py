@@ -1,12 +1,14 @@
-"""The torture stack (52 resources on both sandbox clouds) and how to look inside the clouds.
+"""The torture stack (58 resources on both sandbox clouds) and how to look inside the clouds.
 
 :func:`template` is a mixed stack: on AWS (eu-central-1) a key pair, a security
 group, six servers, four volumes with attachments (one under deletion_policy
-Snapshot), two elastic IPs and a group of four servers; on OpenStack (de-fra-1) a
-key pair, a security group, a network, a subnet, a router to ``public`` with an
-interface on the subnet, three ports, six servers (three on the ports), four volumes
-with attachments (one under Snapshot), three floating IPs and a group of four
-servers.
+Snapshot), two elastic IPs, a group of four servers, a VPC with a subnet and a
+router (its route table and internet gateway) with an interface on the subnet, and a
+classic ELB in front of two servers; on OpenStack (de-fra-1) a key pair, a security
+group, a network, a subnet, a router to ``public`` with an interface on the subnet,
+three ports, six servers (three on the ports), four volumes with attachments (one
+under Snapshot), three floating IPs, a group of four servers and an Octavia load
+balancer in front of two servers.
 
 :func:`inventory` lists what the clouds hold for a stack - through boto3 for
 AWS and libcloud's OpenStack driver plus the emulator's Neutron API for
@@ -53,7 +55,7 @@ def template(bad_image_on: str | None = None) -> str:
         return "no-such-image-4711" if name == bad_image_on else "ubuntu-22.04"
 
     r: list[str] = []
-    # ---- AWS: 22 resources
+    # ---- AWS: 27 resources
     r.append(f"  aws_key:\n    type: Cloud::Compute::KeyPair\n    placement: {AWS_PLACE}\n")
     r.append(f"  aws_sg:\n    type: Cloud::Network::SecurityGroup\n    placement: {AWS_PLACE}\n"
              "    properties:\n      description: torture\n      rules:\n"
@@ -77,7 +79,21 @@ def template(bad_image_on: str | None = None) -> str:
              "    properties:\n      count: 4\n      resource_def:\n"
              "        type: Cloud::Compute::Server\n"
              "        properties: {image: ubuntu-22.04, flavor: tiny}\n")
-    # ---- OpenStack: 30 resources
+    r.append(f"  aws_net:\n    type: Cloud::Network::Network\n    placement: {AWS_PLACE}\n"
+             "    properties: {cidr: 10.60.0.0/16}\n")
+    r.append(f"  aws_subnet:\n    type: Cloud::Network::Subnet\n    placement: {AWS_PLACE}\n"
+             "    properties: {network: {get_resource: aws_net}, cidr: 10.60.1.0/24}\n")
+    r.append(f"  aws_router:\n    type: Cloud::Network::Router\n    placement: {AWS_PLACE}\n"
+             "    properties: {external_gateway_info: {network: public}}\n")
+    r.append(f"  aws_router_if:\n    type: Cloud::Network::RouterInterface\n"
+             f"    placement: {AWS_PLACE}\n    properties:\n"
+             "      router: {get_resource: aws_router}\n"
+             "      subnet: {get_resource: aws_subnet}\n")
+    r.append(f"  aws_lb:\n    type: Cloud::LB::LoadBalancer\n    placement: {AWS_PLACE}\n"
+             "    properties:\n      listeners: [{protocol: HTTP, port: 80, instance_port: 8080}]\n"
+             "      health_check: {target: 'HTTP:8080/'}\n"
+             "      members: [{get_resource: aws_web0}, {get_resource: aws_web1}]\n")
+    # ---- OpenStack: 31 resources
     r.append(f"  os_key:\n    type: Cloud::Compute::KeyPair\n    placement: {OS_PLACE}\n")
     r.append(f"  os_sg:\n    type: Cloud::Network::SecurityGroup\n    placement: {OS_PLACE}\n"
              "    properties:\n      description: torture\n      rules:\n"
@@ -122,6 +138,11 @@ def template(bad_image_on: str | None = None) -> str:
              "        type: Cloud::Compute::Server\n"
              "        properties: {image: ubuntu-22.04, flavor: tiny, "
              "networks: [{network: {get_resource: os_net}}]}\n")
+    r.append(f"  os_lb:\n    type: Cloud::LB::LoadBalancer\n    placement: {OS_PLACE}\n"
+             "    properties:\n      subnet: {get_resource: os_subnet}\n"
+             "      listeners: [{protocol: HTTP, port: 80, instance_port: 8080}]\n"
+             "      health_check: {target: 'HTTP:8080/'}\n"
+             "      members: [{get_resource: os_srv0}, {get_resource: os_srv1}]\n")
     return "heat_template_version: 2021-04-16\nresources:\n" + "".join(r)
 
 
@@ -147,7 +168,14 @@ def desired() -> dict[tuple[str, str], str]:
     out[("openstack", "os_subnet")] = "subnet"
     out[("openstack", "os_router")] = "router"
     out[("openstack", "os_router_if")] = "router_interface"
-    assert len(out) == 52, len(out)
+    out[("openstack", "os_lb")] = "load_balancer"
+    out[("aws", "aws_net")] = "network"
+    out[("aws", "aws_subnet")] = "subnet"
+    out[("aws", "aws_router")] = "router"  # its route table
+    out[("aws", "aws_router#igw")] = "internet_gateway"  # and its internet gateway
+    out[("aws", "aws_router_if")] = "router_interface"
+    out[("aws", "aws_lb")] = "load_balancer"
+    assert len(out) == 59, len(out)  # 58 resources, the AWS router holding two objects
     return out
 
 
@@ -230,6 +258,38 @@ def aws_inventory(sandbox: dict[str, Any], stack: str) -> tuple[Found, dict[str,
                 want = f"aws_web{4 + int(addr[6:])}" if addr.startswith("aws_ip") else None
                 if want and server != want:
                     problems.append(f"{addr} is associated with {server}, not {want}")
+        for key, listing, field_ in (("Vpcs", "describe_vpcs", "VpcId"),
+                                     ("Subnets", "describe_subnets", "SubnetId")):
+            for item in getattr(client, listing)()[key]:
+                addr = mine(item)
+                if addr:
+                    found[("aws", addr + where)].append(item[field_])
+        for igw in client.describe_internet_gateways()["InternetGateways"]:
+            addr = mine(igw)
+            if addr:
+                found[("aws", addr + "#igw" + where)].append(igw["InternetGatewayId"])
+        for table in client.describe_route_tables()["RouteTables"]:
+            addr = mine(table)
+            if not addr:
+                continue
+            found[("aws", addr + where)].append(table["RouteTableId"])
+            records = {k[len("cloudtmpl:interface:"):]: json.loads(v)[0]
+                       for k, v in _tags(table).items() if k.startswith("cloudtmpl:interface:")}
+            for assoc in table.get("Associations") or []:
+                subnet = assoc.get("SubnetId")
+                if subnet:
+                    name = records.get(subnet) or f"untracked-association-of-{addr}"
+                    found[("aws", name + where)].append(f"{table['RouteTableId']}:{subnet}")
+        elb = boto3.client("elb", endpoint_url=sandbox["endpoint"], region_name=region,
+                           aws_access_key_id=sandbox["access_key"],
+                           aws_secret_access_key=sandbox["secret_key"])
+        names = [b["LoadBalancerName"] for b in
+                 elb.describe_load_balancers()["LoadBalancerDescriptions"]]
+        for i in range(0, len(names), 20):
+            for desc in elb.describe_tags(LoadBalancerNames=names[i:i + 20])["TagDescriptions"]:
+                addr = mine(desc)  # by its tags (an ELB name is <stack>-<address>)
+                if addr:
+                    found[("aws", addr + where)].append(desc["LoadBalancerName"])
     return found, kinds, problems
 
 
@@ -252,7 +312,8 @@ class OpenStackApi:
             self.project = json.loads(resp.read())["token"]["project"]["id"]
 
     def get(self, service: str, path: str, key: str) -> list[dict[str, Any]]:
-        root = {"compute": "/v2.1", "network": "/v2.0", "volume": f"/v3/{self.project}"}[service]
+        root = {"compute": "/v2.1", "network": "/v2.0", "volume": f"/v3/{self.project}",
+                "load-balancer": "/v2/lbaas"}[service]
         url = f"{self.endpoint}/{service}/{self.region}{root}{path}"
         req = urllib.request.Request(url, headers={"X-Auth-Token": self.token})
         with urllib.request.urlopen(req, timeout=30) as resp:
@@ -294,6 +355,8 @@ def openstack_inventory(sandbox: dict[str, Any], stack: str) -> tuple[Found, lis
                     if key == "ports" and tag.startswith(f"cloudtmpl:if={prefix}"):
                         add(tag[len(f"cloudtmpl:if={prefix}"):],
                             f"{item['device_id']}:{item['fixed_ips'][0]['subnet_id']}")
+        for lb in api.get("load-balancer", "/loadbalancers", "loadbalancers"):
+            add(named(lb), lb["id"])
         for fip in api.get("network", "/floatingips", "floatingips"):
             desc = dict(part.split("=", 1) for part in (fip.get("description") or "").split(";")
                         if "=" in part)

@@ -1,6 +1,6 @@
 """Torture: SIGKILL at random moments, transient faults, permanent errors (both sandbox clouds).
 
-The stack is ``tests/torture/stack.py``'s 52 resources across sandbox-aws and
+The stack is ``tests/torture/stack.py``'s 58 resources across sandbox-aws and
 sandbox-openstack.  The clouds are inspected directly (boto3; the OpenStack
 APIs with a Keystone token), never through cloudtmpl, and compared with the
 desired set: orphans (resources of the stack that should not exist), duplicates,
