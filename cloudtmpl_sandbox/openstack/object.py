@@ -205,6 +205,6 @@ def _object(containers: dict[str, _Container], cname: str, oname: str,
             headers = {"Content-Length": str(len(obj.data)), "Content-Type": obj.content_type,
                        "Etag": obj.etag, "Last-Modified": _http_date(obj.modified),
                        "X-Timestamp": f"{obj.modified:.5f}", "Accept-Ranges": "bytes",
-                       **{f"{_OBJ_META}{k}": v for k, v in sorted(obj.meta.items())}}
+                       **{f"{_OBJ_META}{k.title()}": v for k, v in sorted(obj.meta.items())}}
             return Reply(200, None if method == "HEAD" else obj.data, headers)
     raise _error(405, "Method Not Allowed")
