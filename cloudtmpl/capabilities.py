@@ -58,6 +58,9 @@ class Capabilities:
     kinds: frozenset[str]
     on_demand: frozenset[str] = frozenset()  # listed only where template or state has one
     snapshots: bool = False  # deletion_policy Snapshot: a volume snapshot before delete
+    # deletion_policy Snapshot on a server: an image of it before delete, as Heat takes
+    # (elsewhere the server is kept, as with Retain)
+    images: bool = False
 
 
 _AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET,
@@ -66,11 +69,12 @@ CLOUDS: dict[str, Capabilities] = {
     # DNS zones/records and load balancers: AWS only (the OpenStack emulator has no
     # Designate or Octavia); buckets: S3 and Swift.  Snapshots: EBS, Cinder backups.
     # Server groups are on demand too: one more listing per region, and most stacks
-    # have none.
+    # have none.  Server images (deletion_policy Snapshot): Nova's createImage; AWS
+    # servers are kept instead.
     "aws": Capabilities(_IAAS | _AWS_SERVICES, on_demand=_AWS_SERVICES | {SERVER_GROUP},
                         snapshots=True),
     "openstack": Capabilities(_IAAS | {BUCKET}, on_demand=frozenset({BUCKET, SERVER_GROUP}),
-                              snapshots=True),
+                              snapshots=True, images=True),
     "local": Capabilities(LOCAL_KINDS),
     "libcloud": Capabilities(LIBCLOUD_KINDS),
 }
