@@ -4,7 +4,7 @@ and views.
 What changes with the microversion asked for: key pairs answer 201/204 from 2.2 (200/202
 before); servers show ``locked`` from 2.9, ``description`` from 2.19 (and take it on
 create, update and rebuild) and ``tags`` from 2.26 (``/servers/{id}/tags[/{tag}]``,
-404 before; at most 50 tags of 1-60 characters without ``/`` or ``,``); a create needs
+404 before: :mod:`.server_tags`); a create needs
 ``networks`` from 2.37 (``auto``/``none`` allowed from then only); ``createImage``
 answers ``{"image_id"}`` from 2.45, a ``Location`` header before.  ``POST /servers``
 takes ``min_count``/``max_count`` and ``return_reservation_id``
@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
 
 from . import compute_models as models
-from . import network_floating, quotas, server_groups, server_images, versions
+from . import network_floating, quotas, server_groups, server_images, server_tags, versions
 from .compute_models import FLAVORS, VM_STATE
 from .core import (
     JSON,
@@ -58,8 +57,8 @@ def bad(message: str) -> ApiError:
 
 def handle(call: Call) -> Reply:
     version = versions.compute(call.headers)  # 400/406 before anything else, as Nova
-    table = quotas.compute_router if quotas.compute_router.match(call.method, call.path)[2] \
-        else router
+    table = next((t for t in (quotas.compute_router, server_tags.router)
+                  if t.match(call.method, call.path)[2]), router)
     reply = dispatch(table, call, fault(404, "The resource could not be found."), bad)
     return versions.stamp(version, reply)
 
@@ -271,7 +270,9 @@ def _check_versioned(spec: JSON, version: tuple[int, int], what: str) -> None:
 def _create(call: Call) -> Reply:
     spec = call.json("server")
     _check_versioned(spec, versions.compute(call.headers), "server")
-    hints = call.body.get("os:scheduler_hints") if isinstance(call.body, dict) else None
+    # Nova takes the hints under either name (openstacksdk sends the second)
+    body = call.body if isinstance(call.body, dict) else {}
+    hints = body.get("os:scheduler_hints", body.get("OS-SCH-HNT:scheduler_hints"))
     made, groups, reservation = models.create_servers(call.store, _region(call), spec, hints)
     if spec.get("return_reservation_id") in (True, "True", "true"):
         return Reply(202, {"reservation_id": reservation})
@@ -329,73 +330,6 @@ def _action(call: Call) -> Reply:
         return Reply(202, {"server": view})
     models.act(call.store, _region(call), server, action, args)
     return Reply(204 if action == "confirmResize" else 202)
-
-
-# ----------------------------------------------------------------------------- tags
-
-
-def _tagged(call: Call) -> JSON:
-    if versions.compute(call.headers) < (2, 26):
-        raise fault(404, "The resource could not be found.")
-    return _server(call)
-
-
-def _tag(value: Any) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 60 or "/" in value \
-            or "," in value:
-        raise fault(400, f"Invalid input for field/attribute tags. Value: {value!r}.")
-    return value
-
-
-@router.route("GET", "/servers/{server_id}/tags")
-def _tags(call: Call) -> Reply:
-    return Reply(200, {"tags": list(_tagged(call)["tags"])})
-
-
-@router.route("PUT", "/servers/{server_id}/tags")
-def _replace_tags(call: Call) -> Reply:
-    server = _tagged(call)
-    tags = call.body.get("tags") if isinstance(call.body, dict) else None
-    if not isinstance(tags, list):
-        raise fault(400, "Invalid input for field/attribute tags.")
-    wanted = list(dict.fromkeys(_tag(t) for t in tags))
-    if len(wanted) > 50:
-        raise fault(400, "The number of tags exceeded the per-server limit 50")
-    server["tags"] = wanted
-    return Reply(200, {"tags": list(wanted)})
-
-
-@router.route("DELETE", "/servers/{server_id}/tags")
-def _clear_tags(call: Call) -> Reply:
-    _tagged(call)["tags"] = []
-    return Reply(204)
-
-
-@router.route("GET", "/servers/{server_id}/tags/{tag}")
-def _has_tag(call: Call) -> Reply:
-    if call.params["tag"] not in _tagged(call)["tags"]:
-        raise fault(404, f"Tag '{call.params['tag']}' could not be found.")
-    return Reply(204)
-
-
-@router.route("PUT", "/servers/{server_id}/tags/{tag}")
-def _add_tag(call: Call) -> Reply:
-    server, tag = _tagged(call), _tag(call.params["tag"])
-    if tag in server["tags"]:
-        return Reply(204)
-    if len(server["tags"]) >= 50:
-        raise fault(400, "The number of tags exceeded the per-server limit 50")
-    server["tags"].append(tag)
-    return Reply(201, None, {"Location": f"{call.root}/servers/{server['id']}/tags/{tag}"})
-
-
-@router.route("DELETE", "/servers/{server_id}/tags/{tag}")
-def _remove_tag(call: Call) -> Reply:
-    server = _tagged(call)
-    if call.params["tag"] not in server["tags"]:
-        raise fault(404, f"Tag '{call.params['tag']}' could not be found.")
-    server["tags"].remove(call.params["tag"])
-    return Reply(204)
 
 
 # ------------------------------------------------------------------------- metadata

@@ -350,6 +350,29 @@ def test_server_image_create_and_rebuild(clients: Clients) -> None:
     conn.close()
 
 
+def test_server_group_members_and_tags(clients: Clients) -> None:
+    group = clients.ok("server", "group", "create", "--policy", "anti-affinity", "rc-group")
+    assert (group["name"], group["policies"], group["members"]) == \
+        ("rc-group", ["anti-affinity"], []), group
+    listed = clients.ok("server", "group", "list")
+    assert [(g["ID"], g["Policies"]) for g in listed] == [(group["id"], ["anti-affinity"])]
+    server = clients.ok("server", "create", "rc-member", "--flavor", "m1.tiny", "--image",
+                        "cirros-0.6", "--network", "private", "--hint",
+                        f"group={group['id']}")
+    assert clients.ok("server", "group", "show", "rc-group")["members"] == [server["id"]]
+    conn = clients.sdk()
+    conn.compute.wait_for_server(conn.compute.get_server(server["id"]), interval=0.2, wait=30)
+    clients.ok("server", "set", "--tag", "web", "--tag", "blue", "rc-member", json_out=False)
+    assert sorted(clients.ok("server", "show", "rc-member")["tags"]) == ["blue", "web"]
+    assert sorted(conn.compute.get_server(server["id"]).tags) == ["blue", "web"]
+    clients.ok("server", "delete", "rc-member", json_out=False)
+    assert conn.compute.find_server(server["id"]) is None
+    assert conn.compute.get_server_group(group["id"]).member_ids == []
+    clients.ok("server", "group", "delete", "rc-group", json_out=False)
+    clients.gone("server group", "rc-group")
+    conn.close()
+
+
 # --------------------------------------------------------------------------------- Swift
 
 
