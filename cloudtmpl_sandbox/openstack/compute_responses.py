@@ -2,8 +2,11 @@
 and views.
 
 What changes with the microversion asked for: key pairs answer 201/204 from 2.2 (200/202
-before); servers show ``locked`` from 2.9, ``description`` from 2.19 (and take it on
-create, update and rebuild) and ``tags`` from 2.26 (``/servers/{id}/tags[/{tag}]``,
+before) and are listed by ``limit``/``marker`` (their names) from 2.35; server groups
+show ``project_id``/``user_id`` from 2.13; an unknown ``status`` filter is a 400 from
+2.38 (an empty list before); servers show ``locked`` from 2.9, ``description`` from 2.19 (and take it on
+create, update and rebuild) and ``tags`` from 2.26 (listed by ``tags``, ``tags-any``, ``not-tags``, ``not-tags-any``;
+``/servers/{id}/tags[/{tag}]``,
 404 before: :mod:`.server_tags`); a create needs
 ``networks`` from 2.37 (``auto``/``none`` allowed from then only); ``createImage``
 answers ``{"image_id"}`` from 2.45, a ``Location`` header before.  ``POST /servers``
@@ -204,6 +207,24 @@ def _view(call: Call, server: JSON) -> JSON:
     return body
 
 
+_STATUSES = {"ACTIVE", "BUILD", "DELETED", "ERROR", "HARD_REBOOT", "MIGRATING", "PASSWORD",
+             "PAUSED", "REBOOT", "REBUILD", "RESCUE", "RESIZE", "REVERT_RESIZE", "SHELVED",
+             "SHELVED_OFFLOADED", "SHUTOFF", "SOFT_DELETED", "SUSPENDED", "UNKNOWN",
+             "VERIFY_RESIZE"}
+
+
+def _tags_match(call: Call, have: set[str]) -> bool:
+    """Nova's tag filters (2.26): ``tags`` all, ``tags-any`` one of, ``not-tags`` not
+    all, ``not-tags-any`` none of the comma-separated tags."""
+    def wanted(name: str) -> set[str] | None:
+        raw = call.arg(name)
+        return None if raw is None else {t for t in raw.split(",") if t}
+    checks = ((wanted("tags"), lambda w: w <= have), (wanted("tags-any"), lambda w: w & have),
+              (wanted("not-tags"), lambda w: not w <= have),
+              (wanted("not-tags-any"), lambda w: not w & have))
+    return all(test(w) for w, test in checks if w is not None)
+
+
 def _servers(call: Call, detail: bool) -> Reply:
     region = _region(call)
     servers = [models.settle(s, call.store, region) for s in reversed(region.servers.values())]
@@ -214,11 +235,17 @@ def _servers(call: Call, detail: bool) -> Reply:
         except re.error:
             raise fault(400, f"Invalid regular expression for name: {name}") from None
         servers = [s for s in servers if pattern.search(s["name"])]
+    version = versions.compute(call.headers)
+    status = call.arg("status")
+    if status is not None and version >= (2, 38) and status.upper() not in _STATUSES:
+        raise fault(400, "Invalid status value")
     for arg, key in (("status", "status"), ("flavor", "flavor_id"), ("image", "image_id"),
                      ("reservation_id", "reservation_id")):
         wanted = call.arg(arg)
         if wanted is not None:
             servers = [s for s in servers if s.get(key) == wanted]
+    if version >= (2, 26):
+        servers = [s for s in servers if _tags_match(call, set(s["tags"]))]
     page, next_qs = paginate(call, servers, bad)
     if detail:
         views = [_view(call, s) for s in page]
@@ -487,8 +514,14 @@ def _keypair_view(pair: JSON, full: bool = False) -> JSON:
 
 @router.route("GET", "/os-keypairs")
 def _keypairs(call: Call) -> Reply:
-    pairs = list(_region(call).keypairs.values())
-    return Reply(200, {"keypairs": [{"keypair": _keypair_view(p)} for p in pairs]})
+    pairs = sorted(_region(call).keypairs.values(), key=lambda p: str(p["name"]))
+    if versions.compute(call.headers) < (2, 35):  # limit/marker from 2.35 on
+        return Reply(200, {"keypairs": [{"keypair": _keypair_view(p)} for p in pairs]})
+    page, next_qs = paginate(call, [{**p, "id": p["name"]} for p in pairs], bad)
+    body: JSON = {"keypairs": [{"keypair": _keypair_view(p)} for p in page]}
+    if next_qs:
+        body["keypairs_links"] = [{"rel": "next", "href": f"{call.root}/os-keypairs?{next_qs}"}]
+    return Reply(200, body)
 
 
 @router.route("POST", "/os-keypairs")
@@ -516,9 +549,17 @@ def _delete_keypair(call: Call) -> Reply:
 # -------------------------------------------------------------------------- server groups
 
 
+def _group_view(call: Call, group: JSON) -> JSON:
+    view = server_groups.view(group)
+    if versions.compute(call.headers) < (2, 13):  # project_id and user_id from 2.13 on
+        view.pop("project_id", None)
+        view.pop("user_id", None)
+    return view
+
+
 @router.route("GET", "/os-server-groups")
 def _server_group_list(call: Call) -> Reply:
-    groups = [server_groups.view(g) for g in _region(call).server_groups.values()]
+    groups = [_group_view(call, g) for g in _region(call).server_groups.values()]
     return Reply(200, {"server_groups": groups})
 
 
@@ -526,13 +567,13 @@ def _server_group_list(call: Call) -> Reply:
 def _server_group_create(call: Call) -> Reply:
     group = server_groups.create(_region(call), call.json("server_group"),
                                  server_groups.microversion(call.headers))
-    return Reply(200, {"server_group": server_groups.view(group)})
+    return Reply(200, {"server_group": _group_view(call, group)})
 
 
 @router.route("GET", "/os-server-groups/{group_id}")
 def _server_group_show(call: Call) -> Reply:
     group = server_groups.get(_region(call), call.params["group_id"])
-    return Reply(200, {"server_group": server_groups.view(group)})
+    return Reply(200, {"server_group": _group_view(call, group)})
 
 
 @router.route("DELETE", "/os-server-groups/{group_id}")

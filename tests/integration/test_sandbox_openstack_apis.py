@@ -119,7 +119,43 @@ def test_server_tags_and_description(openstack_reset: dict[str, Any]) -> None:
     assert "tags" not in http(info, "GET", path, token=tok, headers=_v("2.25"))[2]["server"]
     assert "description" not in http(info, "GET", path, token=tok)[2]["server"]
     assert http(info, "DELETE", f"{path}/tags/db", token=tok, headers=_v("2.26"))[0] == 404
+    _, other = _boot(info, tok, "plain")
+
+    def names(query: str) -> list[str]:
+        _, _, body = http(info, "GET", f"{NOVA}/servers?{query}", token=tok,
+                          headers=_v("2.26"))
+        return sorted(s["name"] for s in body["servers"])
+
+    assert names("tags=web") == ["tagged"] and names("tags=web,db") == []
+    assert names("tags-any=web,db") == ["tagged"] and names("not-tags=web") == ["plain"]
+    assert names("not-tags-any=db") == ["plain", "tagged"]
     assert http(info, "DELETE", f"{path}/tags/web", token=tok, headers=_v("2.26"))[0] == 204
+    # an unknown status: an empty list before 2.38, a 400 from then on
+    _, _, body = http(info, "GET", f"{NOVA}/servers?status=SLEEPING", token=tok)
+    assert body["servers"] == [] and other["server"]["id"]
+    assert http(info, "GET", f"{NOVA}/servers?status=SLEEPING", token=tok,
+                headers=_v("2.38"))[0] == 400
+
+
+def test_keypair_pages_and_server_group_fields(openstack_reset: dict[str, Any]) -> None:
+    info = openstack_reset
+    tok = token(info)
+    for name in ("a", "b", "c"):
+        http(info, "POST", f"{NOVA}/os-keypairs", {"keypair": {"name": name}}, tok)
+    _, _, body = http(info, "GET", f"{NOVA}/os-keypairs?limit=2", token=tok, headers=_v("2.35"))
+    assert [k["keypair"]["name"] for k in body["keypairs"]] == ["a", "b"]
+    assert "marker=b" in body["keypairs_links"][0]["href"]
+    _, _, body = http(info, "GET", f"{NOVA}/os-keypairs?limit=2&marker=b", token=tok,
+                      headers=_v("2.35"))
+    assert [k["keypair"]["name"] for k in body["keypairs"]] == ["c"]
+    _, _, body = http(info, "GET", f"{NOVA}/os-keypairs?limit=2", token=tok)
+    assert len(body["keypairs"]) == 3  # no paging before 2.35
+    spec = {"server_group": {"name": "g", "policies": ["affinity"]}}
+    _, _, made = http(info, "POST", f"{NOVA}/os-server-groups", spec, tok)
+    assert "project_id" not in made["server_group"]
+    _, _, shown = http(info, "GET", f"{NOVA}/os-server-groups/{made['server_group']['id']}",
+                       token=tok, headers=_v("2.13"))
+    assert shown["server_group"]["project_id"] == _project_id(info)
 
 
 # --------------------------------------------------------------------------------- Swift
