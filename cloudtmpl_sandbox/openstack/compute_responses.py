@@ -1,18 +1,20 @@
 """Nova (compute v2.1, microversions 2.1 to 2.45: :mod:`.versions`) on the wire: routes
 and views.
 
-What changes with the microversion asked for: key pairs answer 201/204 from 2.2 (200/202
-before) and are listed by ``limit``/``marker`` (their names) from 2.35; server groups
-show ``project_id``/``user_id`` from 2.13; an unknown ``status`` filter is a 400 from
-2.38 (an empty list before); servers show ``locked`` from 2.9, ``description`` from 2.19 (and take it on
-create, update and rebuild) and ``tags`` from 2.26 (listed by ``tags``, ``tags-any``, ``not-tags``, ``not-tags-any``;
-``/servers/{id}/tags[/{tag}]``,
-404 before: :mod:`.server_tags`); a create needs
+What changes with the microversion asked for: key pairs answer 201/204 from 2.2
+(200/202 before) and are listed by ``limit``/``marker`` (their names) from 2.35;
+server groups show ``project_id``/``user_id`` from 2.13; an unknown ``status`` filter
+is a 400 from 2.38 (an empty list before); servers show ``locked`` from 2.9,
+``description`` from 2.19 (and take it on create, update and rebuild) and ``tags``
+from 2.26 (listed by ``tags``, ``tags-any``, ``not-tags``, ``not-tags-any``;
+``/servers/{id}/tags[/{tag}]``, 404 before: :mod:`.server_tags`); a create needs
 ``networks`` from 2.37 (``auto``/``none`` allowed from then only); ``createImage``
 answers ``{"image_id"}`` from 2.45, a ``Location`` header before.  ``POST /servers``
 takes ``min_count``/``max_count`` and ``return_reservation_id``
-(:func:`.compute_models.create_servers`); ``rebuild`` and ``createImage`` are
-:mod:`.server_images`'s; quotas, limits and zones :mod:`.quotas`'s.
+(:func:`.compute_models.create_servers`) and the scheduler hints as
+``os:scheduler_hints`` or ``OS-SCH-HNT:scheduler_hints``; ``rebuild`` and
+``createImage`` are :mod:`.server_images`'s; quotas, limits and zones
+:mod:`.quotas`'s.
 
 ``addresses`` are read from the server's ports and their floating IPs.  Lists are
 newest first, ``limit``/``marker`` with a ``servers_links`` next link whenever a
