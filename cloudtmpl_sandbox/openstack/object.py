@@ -2,13 +2,15 @@
 
 ``/object-store/{region}/v1/AUTH_{project}``:
 
-* ``GET`` account: containers as JSON (``limit``, ``marker``, ``prefix``; name, count,
-  bytes), ``HEAD`` account: counts;
+* ``GET`` account: containers (``limit``, ``marker``, ``prefix``; as JSON - name, count,
+  bytes - with ``format=json`` or ``Accept: application/json``, an empty list ``[]``;
+  else the names one a line, 204 when there is none), ``HEAD`` account: counts;
 * ``PUT`` container (201, or 202 if it exists; ``X-Container-Meta-*`` and
   ``X-Versions-Enabled`` headers are kept), ``POST`` container (204, metadata:
   set, ``X-Remove-Container-Meta-*`` removes), ``HEAD`` container (204 with
   ``X-Container-Object-Count``, ``X-Container-Bytes-Used``, metadata), ``GET``
-  container (objects as JSON: name, bytes, hash, content_type, last_modified),
+  container (objects, in the same formats; as JSON: name, bytes, hash, content_type,
+  last_modified),
   ``DELETE`` container (204; 409 while it holds objects; 404);
 * ``PUT``/``GET``/``HEAD``/``DELETE`` object: the bytes are kept as sent and answered
   as they are, with ``Content-Length``, ``Etag`` (MD5), ``Content-Type`` (as sent, else
@@ -114,6 +116,18 @@ def _page(names: list[str], request: Request) -> list[str]:
     return out[: max(0, min(limit, 10000))]
 
 
+def _listing(request: Request, listing: list[dict[str, Any]], headers: dict[str, str]) -> Reply:
+    """A listing as Swift answers it: JSON (``format=json`` or ``Accept:
+    application/json``; an empty one is ``[]``, 200), else the names one a line (an
+    empty one: 204)."""
+    fmt = (request.args.get("format") or "").lower()
+    if fmt == "json" or (not fmt and "application/json" in request.headers.get("Accept", "")):
+        return Reply(200, listing, headers)
+    if not listing:
+        return Reply(204, None, headers)
+    return Reply(200, "".join(f"{item['name']}\n" for item in listing), headers)
+
+
 def handle(store: Any, request: Request, region: str, path: str) -> Reply:
     """``path``: below ``/v1``, i.e. ``/AUTH_{project}[/container[/object]]``."""
     parts = path.lstrip("/").split("/", 2)
@@ -131,7 +145,7 @@ def handle(store: Any, request: Request, region: str, path: str) -> Reply:
         if method == "HEAD":
             return Reply(204, None, headers)
         if method == "GET":
-            return Reply(200 if listing else 204, listing if listing else None, headers)
+            return _listing(request, listing, headers)
         raise _error(405, "Method Not Allowed")
     name = parts[1]
     if len(name) > 256 or "/" in name:
@@ -164,8 +178,7 @@ def _container(containers: dict[str, _Container], name: str, request: Request) -
                         "hash": c.objects[n].etag,
                         "content_type": c.objects[n].content_type,
                         "last_modified": iso(c.objects[n].modified)} for n in names]
-            return Reply(200 if listing else 204, listing if listing else None,
-                         _meta_headers(c))
+            return _listing(request, listing, _meta_headers(c))
         if method == "DELETE":
             if c.objects:
                 raise _error(409, "Conflict: There was a conflict when trying to complete "

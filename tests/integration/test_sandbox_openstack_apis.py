@@ -5,6 +5,7 @@ HTTP: the refusals the real clients never make on their own."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 import urllib.error
@@ -201,6 +202,17 @@ def test_swift_keeps_bytes_and_their_headers(openstack_reset: dict[str, Any]) ->
     status, _, _ = _raw(info, "PUT", f"{base}/good", tok, b"abc",
                         {"Etag": hashlib.md5(b"abc").hexdigest()})
     assert status == 201
+    # listings: names one a line by default, JSON when asked; an empty JSON one is []
+    status, headers, body = _raw(info, "GET", base, tok)
+    assert status == 200 and body == b"blob\ngood\npage.html\n"
+    assert headers["Content-Type"].startswith("text/plain")
+    status, _, body = _raw(info, "GET", f"{base}?format=json", tok)
+    assert [o["name"] for o in json.loads(body)] == ["blob", "good", "page.html"]
+    assert _raw(info, "PUT", f"{base}-empty", tok)[0] == 201
+    assert _raw(info, "GET", f"{base}-empty", tok)[0] == 204
+    status, _, body = _raw(info, "GET", f"{base}-empty", tok,
+                           headers={"Accept": "application/json"})
+    assert (status, body) == (200, b"[]")
 
 
 # ---------------------------------------------------------- quotas, limits, zones, Keystone
