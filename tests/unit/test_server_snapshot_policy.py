@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cloudtmpl import resources
 from cloudtmpl.catalog import Catalog
 from cloudtmpl.desired import POLICY
 from cloudtmpl.model import Action, LiveResource, Placement
-from cloudtmpl.plan import removal, snapshots
+from cloudtmpl.plan import make_plan, removal, snapshots
+from tests.unit.planning import CATALOG, discovery, live_for, stack
+from tests.unit.test_plan import SNAP
 
 SERVER = resources.SERVER.kind
 VOLUME = resources.VOLUME.kind
@@ -37,3 +41,13 @@ def test_a_removed_server_under_snapshot_is_imaged_on_openstack_and_kept_on_aws(
     action, snap, reason = _removed("aws")
     assert (action, snap) == (Action.NOOP, False)
     assert "cannot snapshot a Cloud::Compute::Server: kept, as with Retain" in reason
+
+
+def test_a_replaced_server_under_snapshot_is_imaged_first_on_openstack() -> None:
+    openstack = {"t": replace(CATALOG, type="openstack")}
+    plan = make_plan(stack(SNAP, image="debian"), discovery(live_for(stack(SNAP))), {},
+                     openstack, state_serial=3)
+    web = next(c for c in plan.changes if c.address == "web")
+    assert (web.action, web.snapshot) == (Action.REPLACE, True)
+    assert web.reason.endswith("deletion_policy Snapshot: an image of the old server is "
+                               "taken first and kept")
