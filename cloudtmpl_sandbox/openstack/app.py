@@ -181,6 +181,10 @@ class OpenStackSandbox:
         if region not in REGIONS or not ("/" + rest).startswith(prefix):
             raise service_error(service, 404, f"The resource could not be found: {path}")
         identity.check_token(self.store, request.headers.get("X-Auth-Token"))
+        discovery = versions.document(service, f"{self.endpoint(request)}/{service}/{region}",
+                                      "/" + rest, request.method, authenticated=True)
+        if discovery is not None:
+            return discovery
         root = f"{self.endpoint(request)}/{service}/{region}{prefix}"
         call = Call(
             method=request.method,

@@ -3,7 +3,8 @@
 The clients (keystoneauth, openstacksdk, python-openstackclient) find a service's API
 by fetching the catalog URL (or its unversioned root) without a token and reading the
 version document there; a service that answers 401 or 404 "exists but does not have
-any supported versions".  Each answer is unauthenticated, as the real services':
+any supported versions".  The answers need no token, as the real services', but for
+the two versioned roots behind Keystone's middleware in theirs:
 
 ==============================  ==========================================================
 Nova ``/compute/{r}/``          200 ``{"versions": [v2.0 SUPPORTED, v2.1 CURRENT]}``
@@ -11,9 +12,9 @@ Nova ``/compute/{r}/v2.1``      200 ``{"version": {"id": "v2.1", "min_version": 
                                 "version": "2.45", ...}}``
 Glance ``/image/{r}/``          300 ``{"versions": [v2.0 … v2.9]}`` (``/versions``: 200)
 Neutron ``/network/{r}/``       200 ``{"versions": [{"id": "v2.0", "status": "CURRENT"}]}``
-Neutron ``/network/{r}/v2.0``   200 ``{"resources": [...]}`` (the collections served)
+Neutron ``/network/{r}/v2.0``   200 ``{"resources": [...]}`` (with a token)
 Cinder ``/volume/{r}/``         300 ``{"versions": [v3.0 CURRENT]}``
-Cinder ``/volume/{r}/v3``       200 the same list (Cinder's shape for the versioned root)
+Cinder ``/volume/{r}/v3``       200 the same list (with a token)
 ==============================  ==========================================================
 
 Microversions: Nova's range is :data:`COMPUTE` (2.1 to 2.45), Cinder's :data:`VOLUME`
@@ -86,12 +87,17 @@ def _glance_versions(root: str) -> JSON:
     ]}
 
 
-def document(service: str, root: str, rest: str, method: str) -> Reply | None:
+def document(service: str, root: str, rest: str, method: str,
+             authenticated: bool = False) -> Reply | None:
     """The version answer for ``rest`` (the path below ``{service}/{region}``, with its
     leading slash) at ``root`` (the absolute URL of ``{service}/{region}``), or None
-    when ``rest`` is not a version path of ``service``."""
+    when ``rest`` is not a version path of ``service``.  Neutron's ``/v2.0`` and
+    Cinder's ``/v3`` sit behind Keystone's middleware (a token needed, as in their
+    paste pipelines): only ``authenticated`` asks for them."""
     path = rest.rstrip("/")
     if method != "GET":
+        return None
+    if (service, path) in (("network", "/v2.0"), ("volume", "/v3")) and not authenticated:
         return None
     if service == "compute":
         if path == "":

@@ -60,9 +60,16 @@ def test_version_documents_need_no_token(openstack_reset: dict[str, Any]) -> Non
     assert http(info, "GET", "/image/de-fra-1/versions")[0] == 200
     status, _, body = http(info, "GET", "/network/de-fra-1/")
     assert status == 200 and body["versions"][0]["id"] == "v2.0"
-    status, _, body = http(info, "GET", "/volume/de-fra-1/v3/")
-    assert status == 200 and body["versions"][0]["version"] == "3.43"
-    assert http(info, "GET", "/volume/de-fra-1/")[0] == 300
+    status, _, body = http(info, "GET", "/volume/de-fra-1/")
+    assert status == 300 and body["versions"][0]["version"] == "3.43"
+    # Neutron's and Cinder's versioned roots are behind Keystone's middleware
+    assert http(info, "GET", "/network/de-fra-1/v2.0")[0] == 401
+    assert http(info, "GET", "/volume/de-fra-1/v3/")[0] == 401
+    tok = token(info)
+    _, _, body = http(info, "GET", "/network/de-fra-1/v2.0", token=tok)
+    assert "networks" in {r["collection"] for r in body["resources"]}
+    _, _, body = http(info, "GET", "/volume/de-fra-1/v3/", token=tok)
+    assert body["versions"][0]["id"] == "v3.0"
     # the rest still needs a token; an unknown region has no versions either
     assert http(info, "GET", f"{NOVA}/servers")[0] == 401
     assert http(info, "GET", "/compute/xx-nope-1/v2.1")[0] == 404
