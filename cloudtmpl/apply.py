@@ -6,8 +6,8 @@ new one is created first, what points at the old one (in-place updates of its
 dependents: a floating IP) moves to it next, then the old one is drained (its
 pre_replace hook) and deleted.  A step starts when every
 step it depends on succeeded; a failure skips its dependents and nothing else.
-A delete under deletion_policy Snapshot snapshots the volume first, in the same
-step (a failed snapshot fails the step: the volume is kept).
+A delete under deletion_policy Snapshot snapshots the volume (images the server, on
+OpenStack) first, in the same step (a failed snapshot fails the step: it is kept).
 Every step is journaled before ('intent') and after ('done'/'failed') it runs,
 and the state cache is updated as each resource settles.
 """
@@ -335,16 +335,18 @@ class Executor:
         return StepResult(change.address, step.op, "done", "", live_id)
 
     def _snapshot(self, adapter: Adapter, change: Change, timeout: float) -> str | None:
-        """deletion_policy Snapshot: snapshot the old volume before it is deleted, in the
+        """deletion_policy Snapshot: snapshot the old volume (or image the old server, where
+        the cloud can) before it is deleted, in the
         same step (its intent is journaled already).  A failure raises: the volume is
         kept.  A run killed after the snapshot leaves the volume in the cloud; the next
         run plans its delete again and the adapter finds and reuses that snapshot."""
         assert change.prior is not None
         snapper = snapshots_of(adapter)
+        noun = change.prior.kind.rsplit("::", 1)[-1].lower()  # volume, server
         if snapper is None:
             raise CloudError(
-                f"target {change.prior.placement.target!r} cannot take volume snapshots "
-                "(deletion_policy Snapshot), so the volume is kept; use Retain or Delete",
+                f"target {change.prior.placement.target!r} cannot take {noun} snapshots "
+                f"(deletion_policy Snapshot), so the {noun} is kept; use Retain or Delete",
                 permanent=True)
         self.emit(Event("progress", change.address, "delete",
                         "deletion_policy Snapshot: taking a snapshot first"))
@@ -352,10 +354,12 @@ class Executor:
             snap = snapper.snapshot_volume(change.prior, stack=self.plan.stack,
                                            timeout=timeout)
         except CloudError as err:
-            raise CloudError(f"the snapshot failed, so the volume is kept: {err.message}",
+            raise CloudError(f"the snapshot failed, so the {noun} is kept: {err.message}",
                              permanent=err.permanent, status=err.status) from None
+        copy = dict(getattr(snapper, "snapshot_kinds", {})).get(change.prior.kind,
+                                                                  snapper.snapshot_kind)
         self.emit(Event("progress", change.address, "delete",
-                        f"{snapper.snapshot_kind} {snap} complete" if snap
+                        f"{copy} {snap} complete" if snap
                         else "already gone: nothing to snapshot"))
         return snap
 

@@ -58,6 +58,9 @@ class Capabilities:
     kinds: frozenset[str]
     on_demand: frozenset[str] = frozenset()  # listed only where template or state has one
     snapshots: bool = False  # deletion_policy Snapshot: a volume snapshot before delete
+    # deletion_policy Snapshot on a server: an image of it before delete, as Heat takes
+    # (elsewhere the server is kept, as with Retain)
+    images: bool = False
 
 LOAD_BALANCER = "Cloud::LB::LoadBalancer"
 _AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET, LOAD_BALANCER})
@@ -81,7 +84,9 @@ CLOUDS: dict[str, Capabilities] = {
     # DNS zones/records: AWS only (the OpenStack emulator has no Designate); load
     # balancers: ELB and Octavia; buckets: S3 and Swift.  Snapshots: EBS, Cinder
     # backups.  Server groups are on demand too: one more listing per region, and most
-    # stacks have none; so are the routing kinds (four more listings on AWS).
+    # stacks have none; so are the routing kinds (four more listings on AWS).  Server
+    # images (deletion_policy Snapshot): Nova's createImage; AWS servers are kept
+    # instead.
     "aws": Capabilities(_IAAS | _AWS_SERVICES | _AWS_ROUTING,
                         on_demand=_AWS_SERVICES | {SERVER_GROUP} | _AWS_ROUTING,
                         snapshots=True),
@@ -89,7 +94,7 @@ CLOUDS: dict[str, Capabilities] = {
     "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA | _OS_ROUTING,
                               on_demand=frozenset({BUCKET, SERVER_GROUP}) | _OCTAVIA
                               | _OS_ROUTING,
-                              snapshots=True),
+                              snapshots=True, images=True),
     "local": Capabilities(LOCAL_KINDS),
     "libcloud": Capabilities(LIBCLOUD_KINDS),
 }

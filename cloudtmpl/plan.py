@@ -16,7 +16,7 @@ from typing import Any
 
 import networkx as nx
 
-from cloudtmpl import resources
+from cloudtmpl import capabilities, resources
 from cloudtmpl.catalog import Catalog
 from cloudtmpl.desired import (
     LIFECYCLE,
@@ -363,16 +363,32 @@ def retained_replace_refused(res: DesiredResource, policy: str, why: str) -> Dia
     )
 
 
-def snapshots(kind: str, *policies: Any) -> bool:
-    """Whether deleting a ``kind`` under any of ``policies`` takes a snapshot first."""
+def snapshots(kind: str, *policies: Any, cloud: str | None = None) -> bool:
+    """Whether deleting a ``kind`` under any of ``policies`` takes a snapshot first: a
+    volume's snapshot; a server's image where the ``cloud`` (a provider type) makes
+    one (:attr:`cloudtmpl.capabilities.Capabilities.images`; elsewhere it is kept)."""
     rtype = resources.TYPES.get(kind)
-    return rtype is not None and rtype.on_snapshot == "snapshot" and "Snapshot" in policies
+    if rtype is None or "Snapshot" not in policies:
+        return False
+    if rtype.on_snapshot == "retain" and kind == resources.SERVER.kind:
+        found = capabilities.CLOUDS.get(cloud or "")
+        return found is not None and found.images
+    return rtype.on_snapshot == "snapshot"
+
+
+def cloud_of(placement: Placement, catalogs: Mapping[str, Catalog] | None) -> str | None:
+    """The provider type of ``placement``'s target, when its catalog is known."""
+    catalog = (catalogs or {}).get(placement.target)
+    return catalog.type if catalog is not None else None
 
 
 def with_snapshot(change: Change) -> Change:
     """``change`` (a delete or replace) marked to snapshot the old resource first."""
     what = "a snapshot of the old one is taken first" if change.action is Action.REPLACE \
         else SNAPSHOT_NOTE
+    if change.kind == resources.SERVER.kind:  # what stays: an image of it
+        what = "an image of the old server is taken first and kept" \
+            if change.action is Action.REPLACE else "an image of it is taken first and kept"
     return replace(change, snapshot=True,
                    reason=f"{change.reason}; deletion_policy Snapshot: {what}")
 
@@ -384,11 +400,12 @@ def removal(live: LiveResource, last_applied: Mapping[str, Any] | None, reason: 
     change = replace(delete_change(live, reason, catalogs),
                      hooks=dict((last_applied or {}).get(LIFECYCLE) or {}))
     policy = (last_applied or {}).get(POLICY)
-    if snapshots(live.kind, policy):
+    if snapshots(live.kind, policy, cloud=cloud_of(live.placement, catalogs)):
         return with_snapshot(change)
     if policy not in ("Retain", "Snapshot"):
         return change
-    # Snapshot on a kind cloudtmpl cannot snapshot (a server: Heat saves an image)
+    # Snapshot on a kind cloudtmpl cannot snapshot here (a server outside OpenStack:
+    # Heat saves an image)
     note = "" if policy == "Retain" else \
         f" (cloudtmpl cannot snapshot a {live.kind}: kept, as with Retain)"
     return replace(change, action=Action.NOOP, retain=True,
@@ -517,8 +534,9 @@ def make_plan(
                 sealed_live(extra, real, free, seal_key),
                 f"duplicate of {found[0].physical_id}: a second live copy of this resource"
             )
-            changes.append(with_snapshot(dup) if snapshots(extra.kind, desired.get(POLICY),
-                                                          last.get(POLICY)) else dup)
+            changes.append(with_snapshot(dup) if snapshots(
+                extra.kind, desired.get(POLICY), last.get(POLICY),
+                cloud=cloud_of(extra.placement, catalogs)) else dup)
         shown = None if live is None else sealed_live(live, real, free, seal_key)
         action, diff, why = decide(res, desired, shown, last_applied.get(address),
                                    catalogs[res.placement.target].replace_only, real, seal_key)
@@ -547,7 +565,8 @@ def make_plan(
         )
         # a replaced volume under Snapshot (then or now: when in doubt, keep the data)
         if action is Action.REPLACE and live is not None and \
-                snapshots(live.kind, desired.get(POLICY), last.get(POLICY)):
+                snapshots(live.kind, desired.get(POLICY), last.get(POLICY),
+                          cloud=cloud_of(live.placement, catalogs)):
             planned[address] = with_snapshot(planned[address])
         changes.append(planned[address])
         moved = live is not None and (live.placement.target, live.placement.region) != (
@@ -560,7 +579,8 @@ def make_plan(
             refused.append(relocation_refused(res, live, catalogs))
         elif action is Action.REPLACE and live is not None and \
                 desired.get(POLICY) in ("Retain", "Snapshot") and \
-                not snapshots(res.kind, desired.get(POLICY)):
+                not snapshots(res.kind, desired.get(POLICY),
+                              cloud=cloud_of(res.placement, catalogs)):
             refused.append(retained_replace_refused(res, str(desired.get(POLICY)), why))
     if refused:
         raise DiagnosticError(refused)

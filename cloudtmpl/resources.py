@@ -48,7 +48,9 @@ SERVER = ResourceType(
     tags=True,
     ready_timeout=600.0,
     layer=3,
-    on_snapshot="retain",  # Heat saves an image of it; cloudtmpl keeps the server
+    # Heat saves an image of it: so does cloudtmpl where the cloud can (OpenStack's
+    # createImage, capabilities.images); elsewhere the server is kept
+    on_snapshot="retain",
 )
 
 KEYPAIR = ResourceType(

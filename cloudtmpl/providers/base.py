@@ -157,6 +157,8 @@ class Snapshots(Protocol):
     """
 
     snapshot_kind: str  # what the cloud calls the copy, for messages ("EBS snapshot")
+    # optional: ``snapshot_kinds``, kind → what the copy of another kind is called (an
+    # adapter that also images servers: {SERVER: "Glance image"})
 
     def snapshot_volume(self, live: LiveResource, *, stack: str, timeout: float) -> str | None:
         """Snapshot the volume ``live`` before it is deleted; wait until complete.

@@ -15,6 +15,10 @@
 header ``X-Sandbox-Token`` (401 without, 403 with another one; see
 :mod:`cloudtmpl_sandbox.control`); ``POST /_sandbox/shutdown`` stops the emulator.
 
+Each service also answers its version documents (the service root and the
+versioned root, without a token: :mod:`.versions`), which the real clients read
+to find the API before any other call.
+
 Every API request is counted per service, then gets the knobs' latency, then
 maybe a 429 (``throttle_rate``, with ``Retry-After``) or a ``failure_status``
 (``failure_rate``) or a closed connection without a response (``drop_rate``; a
@@ -47,6 +51,7 @@ from . import (
     lb_responses,
     network_base,
     network_responses,
+    versions,
     volume_responses,
 )
 from . import object as object_store
@@ -119,7 +124,12 @@ class OpenStackSandbox:
     def render(reply: Reply) -> Response:
         headers = {"x-openstack-request-id": f"req-{uuid.uuid4()}", **reply.headers}
         if reply.body is None:
-            return Response(b"", status=reply.status, headers=headers)
+            empty = Response(b"", status=reply.status, headers=headers)
+            if "Content-Length" in reply.headers:  # HEAD: the length of what GET sends
+                empty.headers["Content-Length"] = reply.headers["Content-Length"]
+            return empty
+        if isinstance(reply.body, bytes):  # Swift objects: the bytes as stored
+            return Response(reply.body, status=reply.status, headers=headers)
         if isinstance(reply.body, str):
             mime = "text/plain; charset=UTF-8"
             return Response(reply.body, status=reply.status, headers=headers, content_type=mime)
@@ -170,9 +180,17 @@ class OpenStackSandbox:
         region, _, rest = rest.partition("/")
         self.before(service, request.environ)
         prefix, handler = _HANDLERS[service]
+        discovery = versions.document(service, f"{self.endpoint(request)}/{service}/{region}",
+                                      "/" + rest, request.method) if region in REGIONS else None
+        if discovery is not None:  # version documents need no token, as the real ones
+            return discovery
         if region not in REGIONS or not ("/" + rest).startswith(prefix):
             raise service_error(service, 404, f"The resource could not be found: {path}")
         identity.check_token(self.store, request.headers.get("X-Auth-Token"))
+        discovery = versions.document(service, f"{self.endpoint(request)}/{service}/{region}",
+                                      "/" + rest, request.method, authenticated=True)
+        if discovery is not None:
+            return discovery
         root = f"{self.endpoint(request)}/{service}/{region}{prefix}"
         call = Call(
             method=request.method,

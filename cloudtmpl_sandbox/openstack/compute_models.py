@@ -16,12 +16,12 @@ import hashlib
 import re
 from typing import Any
 
+from . import image as glance
 from . import network_floating, server_groups
 from . import network_models as network
 from . import volume_models as volume
 from .core import JSON, ApiError, fault, iso, new_id, now
 from .identity import PROJECT_ID, USER_ID
-from .image import IMAGES
 from .state import Region, Store
 
 ZONE = "nova"
@@ -56,6 +56,7 @@ VM_STATE = {
     "VERIFY_RESIZE": "resized",
     "REBOOT": "active",
     "HARD_REBOOT": "active",
+    "REBUILD": "active",  # (or stopped: Nova keeps a stopped server's vm_state)
 }
 
 
@@ -210,13 +211,16 @@ def _checked_spec(region: Region, spec: JSON) -> tuple[str, JSON, str, Any, str,
         raise fault(400, "Invalid input for field/attribute name.")
     chosen = flavor(spec.get("flavorRef"))
     image_ref = str(spec.get("imageRef") or "").rstrip("/").rsplit("/", 1)[-1]
-    if image_ref not in IMAGES:
+    found = glance.find(region, image_ref)
+    if found is None:
         raise fault(
             400,
             f"Image {image_ref} could not be found."
             if image_ref
             else "Can not find requested image",
         )
+    if found["status"] != "active":
+        raise fault(400, f"Image {image_ref} is not active.")
     key_name = spec.get("key_name")
     if key_name is not None and key_name not in region.keypairs:
         raise fault(400, "Invalid key_name provided.")
@@ -264,6 +268,61 @@ def _ports_for(region: Region, requested: list[JSON], groups: list[JSON]) -> tup
     return ports, own
 
 
+def _count(spec: JSON, key: str) -> int:
+    raw = spec.get(key, 1)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise fault(400, f"Invalid input for field/attribute {key}. Value: {raw}.") from None
+    if value < 1:
+        raise fault(400, f"Invalid input for field/attribute {key}. Value: {raw}. "
+                         f"{raw} is less than the minimum of 1")
+    return value
+
+
+def fitting(store: Store, region: Region, flavor_id: str, wanted: int) -> int:
+    """How many servers of the flavor the quota leaves room for, at most ``wanted``."""
+    quota, used, chosen = store.knobs.quota, usage(region), FLAVORS[flavor_id]
+    room = [quota["instances"] - used["instances"]]
+    room += [(quota[r] - used[r]) // chosen[k] for r, k in (("cores", "vcpus"), ("ram", "ram"))
+             if chosen[k]]
+    return max(0, min(wanted, *room))
+
+
+def create_servers(store: Store, region: Region, spec: JSON,
+                   hints: Any = None) -> tuple[list[JSON], list[JSON], str]:
+    """``POST /servers`` with ``min_count``/``max_count``: as many as the quota leaves
+    room for, up to ``max_count``; fewer than ``min_count``: Nova's 403.  With more than
+    one, the names get Nova's ``-1``, ``-2``, ... suffixes.  (The servers, their security
+    groups, the reservation id they share.)"""
+    low, high = _count(spec, "min_count"), _count(spec, "max_count")
+    if low > high:
+        raise fault(400, "min_count must be <= max_count")
+    nets = spec.get("networks")
+    if high > 1 and isinstance(nets, list) and any(isinstance(n, dict) and n.get("port")
+                                                   for n in nets):
+        raise fault(400, "Unable to launch multiple instances with a single configured port "
+                         "ID. Please launch your instance one by one with different ports.")
+    chosen = flavor(spec.get("flavorRef"))
+    count = fitting(store, region, chosen["id"], high)
+    if count < low:
+        check_quota(store, region, low, low * chosen["vcpus"], low * chosen["ram"])
+    reservation = "r-" + new_id().replace("-", "")[:8]
+    made: list[JSON] = []
+    groups: list[JSON] = []
+    try:
+        for index in range(1, count + 1):
+            named = dict(spec, name=f"{spec.get('name')}-{index}") if count > 1 else spec
+            server, groups = create_server(store, region, named, hints)
+            server.update(reservation_id=reservation, launch_index=index - 1)
+            made.append(server)
+    except Exception:
+        for server in made:  # all or nothing, as one request
+            delete_server(store, region, server)
+        raise
+    return made, groups, reservation
+
+
 def create_server(store: Store, region: Region, spec: JSON,
                   hints: Any = None) -> tuple[JSON, list[JSON]]:
     """Boot a server (``BUILD``; ``ERROR`` when its server group leaves it no valid host);
@@ -295,6 +354,9 @@ def create_server(store: Store, region: Region, spec: JSON,
         "image_id": image_ref,
         "key_name": key_name,
         "metadata": dict(metadata),
+        "description": spec.get("description"),
+        "tags": [],
+        "_snapshot": None,
         "availability_zone": zone,
         "config_drive": "True" if spec.get("config_drive") in (True, "True", "true") else "",
         "user_data": user_data,

@@ -1,4 +1,20 @@
-"""Nova (compute v2.1, base microversion) on the wire: routes and views.
+"""Nova (compute v2.1, microversions 2.1 to 2.45: :mod:`.versions`) on the wire: routes
+and views.
+
+What changes with the microversion asked for: key pairs answer 201/204 from 2.2
+(200/202 before) and are listed by ``limit``/``marker`` (their names) from 2.35;
+server groups show ``project_id``/``user_id`` from 2.13; an unknown ``status`` filter
+is a 400 from 2.38 (an empty list before); servers show ``locked`` from 2.9,
+``description`` from 2.19 (and take it on create, update and rebuild) and ``tags``
+from 2.26 (listed by ``tags``, ``tags-any``, ``not-tags``, ``not-tags-any``;
+``/servers/{id}/tags[/{tag}]``, 404 before: :mod:`.server_tags`); a create needs
+``networks`` from 2.37 (``auto``/``none`` allowed from then only); ``createImage``
+answers ``{"image_id"}`` from 2.45, a ``Location`` header before.  ``POST /servers``
+takes ``min_count``/``max_count`` and ``return_reservation_id``
+(:func:`.compute_models.create_servers`) and the scheduler hints as
+``os:scheduler_hints`` or ``OS-SCH-HNT:scheduler_hints``; ``rebuild`` and
+``createImage`` are :mod:`.server_images`'s; quotas, limits and zones
+:mod:`.quotas`'s.
 
 ``addresses`` are read from the server's ports and their floating IPs.  Lists are
 newest first, ``limit``/``marker`` with a ``servers_links`` next link whenever a
@@ -12,8 +28,8 @@ import ipaddress
 import re
 
 from . import compute_models as models
-from . import network_floating, server_groups
-from .compute_models import FLAVORS, VM_STATE, ZONE
+from . import network_floating, quotas, server_groups, server_images, server_tags, versions
+from .compute_models import FLAVORS, VM_STATE
 from .core import (
     JSON,
     ApiError,
@@ -36,6 +52,7 @@ _TASK_STATE = {
     "RESIZE": "resize_migrating",
     "REBOOT": "rebooting",
     "HARD_REBOOT": "rebooting_hard",
+    "REBUILD": "rebuilding",
 }
 
 
@@ -44,7 +61,11 @@ def bad(message: str) -> ApiError:
 
 
 def handle(call: Call) -> Reply:
-    return dispatch(router, call, fault(404, "The resource could not be found."), bad)
+    version = versions.compute(call.headers)  # 400/406 before anything else, as Nova
+    table = next((t for t in (quotas.compute_router, server_tags.router)
+                  if t.match(call.method, call.path)[2]), router)
+    reply = dispatch(table, call, fault(404, "The resource could not be found."), bad)
+    return versions.stamp(version, reply)
 
 
 def _region(call: Call) -> Region:
@@ -95,29 +116,6 @@ def _flavor_show(call: Call) -> Reply:
     if flavor is None:
         raise fault(404, f"Flavor {call.params['flavor_id']} could not be found.")
     return Reply(200, {"flavor": {**flavor, "links": _links(call, "flavors", flavor["id"])}})
-
-
-@router.route("GET", "/os-availability-zone")
-def _zones(call: Call) -> Reply:
-    zone = {"zoneName": ZONE, "zoneState": {"available": True}, "hosts": None}
-    return Reply(200, {"availabilityZoneInfo": [zone]})
-
-
-@router.route("GET", "/limits")
-def _limits(call: Call) -> Reply:
-    quota = call.store.knobs.quota
-    used = models.usage(_region(call))
-    absolute = {
-        "maxTotalInstances": quota["instances"],
-        "maxTotalCores": quota["cores"],
-        "maxTotalRAMSize": quota["ram"],
-        "maxTotalKeypairs": 100,
-        "maxServerMeta": 128,
-        "totalInstancesUsed": used["instances"],
-        "totalCoresUsed": used["cores"],
-        "totalRAMUsed": used["ram"],
-    }
-    return Reply(200, {"limits": {"absolute": absolute, "rate": []}})
 
 
 # -------------------------------------------------------------------------- servers
@@ -188,8 +186,10 @@ def _view(call: Call, server: JSON) -> JSON:
         "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": server["availability_zone"],
         "OS-EXT-STS:power_state": {"BUILD": 0, "SHUTOFF": 4}.get(status, 1),
-        "OS-EXT-STS:task_state": _TASK_STATE.get(status),
-        "OS-EXT-STS:vm_state": VM_STATE.get(status, "error"),
+        "OS-EXT-STS:task_state": _TASK_STATE.get(status) or server_images.task_state(
+            region, server),
+        "OS-EXT-STS:vm_state": "stopped" if status == "REBUILD" and server["_next"][0]
+        == "SHUTOFF" else VM_STATE.get(status, "error"),
         "OS-SRV-USG:launched_at": iso(server["launched_at"], micro=True)
         if server["launched_at"]
         else None,
@@ -199,7 +199,32 @@ def _view(call: Call, server: JSON) -> JSON:
     }
     if server.get("fault"):
         body["fault"] = dict(server["fault"])
+    version = versions.compute(call.headers)
+    if version >= (2, 9):
+        body["locked"] = False
+    if version >= (2, 19):
+        body["description"] = server["description"]
+    if version >= (2, 26):
+        body["tags"] = list(server["tags"])
     return body
+
+
+_STATUSES = {"ACTIVE", "BUILD", "DELETED", "ERROR", "HARD_REBOOT", "MIGRATING", "PASSWORD",
+             "PAUSED", "REBOOT", "REBUILD", "RESCUE", "RESIZE", "REVERT_RESIZE", "SHELVED",
+             "SHELVED_OFFLOADED", "SHUTOFF", "SOFT_DELETED", "SUSPENDED", "UNKNOWN",
+             "VERIFY_RESIZE"}
+
+
+def _tags_match(call: Call, have: set[str]) -> bool:
+    """Nova's tag filters (2.26): ``tags`` all, ``tags-any`` one of, ``not-tags`` not
+    all, ``not-tags-any`` none of the comma-separated tags."""
+    def wanted(name: str) -> set[str] | None:
+        raw = call.arg(name)
+        return None if raw is None else {t for t in raw.split(",") if t}
+    checks = ((wanted("tags"), lambda w: w <= have), (wanted("tags-any"), lambda w: w & have),
+              (wanted("not-tags"), lambda w: not w <= have),
+              (wanted("not-tags-any"), lambda w: not w & have))
+    return all(test(w) for w, test in checks if w is not None)
 
 
 def _servers(call: Call, detail: bool) -> Reply:
@@ -212,10 +237,17 @@ def _servers(call: Call, detail: bool) -> Reply:
         except re.error:
             raise fault(400, f"Invalid regular expression for name: {name}") from None
         servers = [s for s in servers if pattern.search(s["name"])]
-    for arg, key in (("status", "status"), ("flavor", "flavor_id"), ("image", "image_id")):
+    version = versions.compute(call.headers)
+    status = call.arg("status")
+    if status is not None and version >= (2, 38) and status.upper() not in _STATUSES:
+        raise fault(400, "Invalid status value")
+    for arg, key in (("status", "status"), ("flavor", "flavor_id"), ("image", "image_id"),
+                     ("reservation_id", "reservation_id")):
         wanted = call.arg(arg)
         if wanted is not None:
-            servers = [s for s in servers if s[key] == wanted]
+            servers = [s for s in servers if s.get(key) == wanted]
+    if version >= (2, 26):
+        servers = [s for s in servers if _tags_match(call, set(s["tags"]))]
     page, next_qs = paginate(call, servers, bad)
     if detail:
         views = [_view(call, s) for s in page]
@@ -243,11 +275,37 @@ def _show(call: Call) -> Reply:
     return Reply(200, {"server": _view(call, _server(call))})
 
 
+def _check_versioned(spec: JSON, version: tuple[int, int], what: str) -> None:
+    """What the request's microversion allows in a server body (Nova's schemas)."""
+    if "description" in spec and version < (2, 19):
+        raise fault(400, f"Invalid input for field/attribute {what}. Additional properties "
+                         "are not allowed ('description' was unexpected)")
+    description = spec.get("description")
+    if description is not None and (not isinstance(description, str) or len(description)
+                                    > 255):
+        raise fault(400, "Invalid input for field/attribute description.")
+    if what != "server":
+        return
+    networks = spec.get("networks")
+    if version >= (2, 37) and networks is None:
+        raise fault(400, f"Invalid input for field/attribute server. Value: {spec!r}. "
+                         "'networks' is a required property")
+    if version < (2, 37) and isinstance(networks, str):
+        raise fault(400, "Invalid input for field/attribute networks. Value: "
+                         f"{networks}. {networks!r} is not of type 'array'")
+
+
 @router.route("POST", "/servers")
 def _create(call: Call) -> Reply:
     spec = call.json("server")
-    hints = call.body.get("os:scheduler_hints") if isinstance(call.body, dict) else None
-    server, groups = models.create_server(call.store, _region(call), spec, hints)
+    _check_versioned(spec, versions.compute(call.headers), "server")
+    # Nova takes the hints under either name (openstacksdk sends the second)
+    body = call.body if isinstance(call.body, dict) else {}
+    hints = body.get("os:scheduler_hints", body.get("OS-SCH-HNT:scheduler_hints"))
+    made, groups, reservation = models.create_servers(call.store, _region(call), spec, hints)
+    if spec.get("return_reservation_id") in (True, "True", "true"):
+        return Reply(202, {"reservation_id": reservation})
+    server = made[0]  # Nova answers with the first of several
     server_id = server["id"]
     admin_pass = spec.get("adminPass") or new_id().replace("-", "")[:12]
     body = {
@@ -262,8 +320,11 @@ def _create(call: Call) -> Reply:
 
 @router.route("PUT", "/servers/{server_id}")
 def _update(call: Call) -> Reply:
-    server = _server(call)
-    models.rename_server(server, call.json("server"))
+    server, spec = _server(call), call.json("server")
+    _check_versioned(spec, versions.compute(call.headers), "server")
+    models.rename_server(server, spec)
+    if "description" in spec:
+        server["description"] = spec["description"]
     return Reply(200, {"server": _view(call, server)})
 
 
@@ -280,6 +341,22 @@ def _action(call: Call) -> Reply:
     if len(body) != 1:
         raise fault(400, "Malformed request body")
     [(action, args)] = body.items()
+    version = versions.compute(call.headers)
+    if action == "createImage":
+        made = server_images.create_image(call.store, _region(call), server, args)
+        location = f"{call.root.split('/compute/')[0]}/image/{call.region}/v2/images/" \
+                   f"{made['id']}"
+        if version >= (2, 45):  # the image id in the body, no Location header
+            return Reply(202, {"image_id": made["id"]})
+        return Reply(202, None, {"Location": location})
+    if action == "rebuild":
+        if isinstance(args, dict):
+            _check_versioned(args, version, "rebuild")
+        admin_pass = server_images.rebuild(call.store, _region(call), server, args,
+                                           version >= (2, 19))
+        view = _view(call, server)
+        view["adminPass"] = admin_pass or new_id().replace("-", "")[:12]
+        return Reply(202, {"server": view})
     models.act(call.store, _region(call), server, action, args)
     return Reply(204 if action == "confirmResize" else 202)
 
@@ -439,8 +516,14 @@ def _keypair_view(pair: JSON, full: bool = False) -> JSON:
 
 @router.route("GET", "/os-keypairs")
 def _keypairs(call: Call) -> Reply:
-    pairs = list(_region(call).keypairs.values())
-    return Reply(200, {"keypairs": [{"keypair": _keypair_view(p)} for p in pairs]})
+    pairs = sorted(_region(call).keypairs.values(), key=lambda p: str(p["name"]))
+    if versions.compute(call.headers) < (2, 35):  # limit/marker from 2.35 on
+        return Reply(200, {"keypairs": [{"keypair": _keypair_view(p)} for p in pairs]})
+    page, next_qs = paginate(call, [{**p, "id": p["name"]} for p in pairs], bad)
+    body: JSON = {"keypairs": [{"keypair": _keypair_view(p)} for p in page]}
+    if next_qs:
+        body["keypairs_links"] = [{"rel": "next", "href": f"{call.root}/os-keypairs?{next_qs}"}]
+    return Reply(200, body)
 
 
 @router.route("POST", "/os-keypairs")
@@ -450,7 +533,7 @@ def _create_keypair(call: Call) -> Reply:
     view["user_id"] = USER_ID
     if private is not None:
         view["private_key"] = private
-    return Reply(200, {"keypair": view})
+    return Reply(201 if versions.compute(call.headers) >= (2, 2) else 200, {"keypair": view})
 
 
 @router.route("GET", "/os-keypairs/{name}")
@@ -462,15 +545,23 @@ def _keypair(call: Call) -> Reply:
 @router.route("DELETE", "/os-keypairs/{name}")
 def _delete_keypair(call: Call) -> Reply:
     models.delete_keypair(_region(call), call.params["name"])
-    return Reply(202)
+    return Reply(204 if versions.compute(call.headers) >= (2, 2) else 202)
 
 
 # -------------------------------------------------------------------------- server groups
 
 
+def _group_view(call: Call, group: JSON) -> JSON:
+    view = server_groups.view(group)
+    if versions.compute(call.headers) < (2, 13):  # project_id and user_id from 2.13 on
+        view.pop("project_id", None)
+        view.pop("user_id", None)
+    return view
+
+
 @router.route("GET", "/os-server-groups")
 def _server_group_list(call: Call) -> Reply:
-    groups = [server_groups.view(g) for g in _region(call).server_groups.values()]
+    groups = [_group_view(call, g) for g in _region(call).server_groups.values()]
     return Reply(200, {"server_groups": groups})
 
 
@@ -478,13 +569,13 @@ def _server_group_list(call: Call) -> Reply:
 def _server_group_create(call: Call) -> Reply:
     group = server_groups.create(_region(call), call.json("server_group"),
                                  server_groups.microversion(call.headers))
-    return Reply(200, {"server_group": server_groups.view(group)})
+    return Reply(200, {"server_group": _group_view(call, group)})
 
 
 @router.route("GET", "/os-server-groups/{group_id}")
 def _server_group_show(call: Call) -> Reply:
     group = server_groups.get(_region(call), call.params["group_id"])
-    return Reply(200, {"server_group": server_groups.view(group)})
+    return Reply(200, {"server_group": _group_view(call, group)})
 
 
 @router.route("DELETE", "/os-server-groups/{group_id}")

@@ -33,7 +33,7 @@ class ApiError(Exception):
 @dataclass
 class Reply:
     status: int = 200
-    body: Any = None  # dict → JSON, str → text/plain, None → empty
+    body: Any = None  # dict → JSON, str → text/plain, bytes → as they are, None → empty
     headers: dict[str, str] = field(default_factory=dict)
 
 

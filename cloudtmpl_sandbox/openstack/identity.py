@@ -18,6 +18,12 @@ against them (:func:`check_token`: a valid, project-scoped token).
 * ``token`` - an existing token (unknown or expired: 404); the new token keeps the
   old one's expiry (Keystone's rule), scoped as asked, else as the old one.
 
+What a project member may read of the directory, as Keystone's default policies let
+it: ``/v3/auth/projects``, ``/v3/users/{me}/projects`` and ``/v3/projects/{ours}``
+(its one project), ``/v3/users/{me}`` and the regions (``/v3/regions[/{id}]``);
+listing every project or user (``/v3/projects``, ``/v3/users``) and reading another
+user or project is a 403 ("identity:list_users", ...).
+
 Application credentials (``/v3/users/{user_id}/application_credentials``):
 create (201; ``name`` required and unique per user - 409 otherwise; ``secret``
 generated unless given, returned by this answer only, stored hashed;
@@ -450,6 +456,71 @@ def handle(store: Store, method: str, path: str, headers: Any, body: Any, endpoi
         return Reply(200, _token_body(endpoint, store, found, now()),
                      {"X-Subject-Token": subject or ""})
     reply = _app_creds(store, endpoint, method, path, headers, body, args)
+    if reply is None and method == "GET":
+        reply = _directory(store, endpoint, path, headers)
     if reply is not None:
         return reply
     raise _not_found("The resource could not be found.")
+
+
+# ------------------------------------------------------- projects, users and regions
+
+
+def _project_view(endpoint: str) -> dict[str, Any]:
+    return {"id": PROJECT_ID, "name": PROJECT_NAME, "domain_id": DOMAIN_ID,
+            "description": "The sandbox's project", "enabled": True, "is_domain": False,
+            "parent_id": DOMAIN_ID, "tags": [], "options": {},
+            "links": {"self": f"{endpoint}/identity/v3/projects/{PROJECT_ID}"}}
+
+
+def _user_view(endpoint: str) -> dict[str, Any]:
+    return {"id": USER_ID, "name": USERNAME, "domain_id": DOMAIN_ID, "enabled": True,
+            "default_project_id": PROJECT_ID, "password_expires_at": None, "options": {},
+            "links": {"self": f"{endpoint}/identity/v3/users/{USER_ID}"}}
+
+
+def _region_view(endpoint: str, region: str) -> dict[str, Any]:
+    return {"id": region, "description": "", "parent_region_id": None,
+            "links": {"self": f"{endpoint}/identity/v3/regions/{region}"}}
+
+
+def _listing(endpoint: str, path: str, key: str, items: list[dict[str, Any]]) -> Reply:
+    return Reply(200, {key: items, "links": {"self": f"{endpoint}/identity{path}",
+                                             "previous": None, "next": None}})
+
+
+def _directory(store: Store, endpoint: str, path: str, headers: Any) -> Reply | None:
+    """What Keystone's default policies let a project member read: its own user and
+    project (``/v3/users/{me}``, ``/v3/users/{me}/projects``, ``/v3/projects/{ours}``,
+    ``/v3/auth/projects``) and the regions; listing every project or user is a
+    system or domain reader's (403), another user or project is a 403 too."""
+    parts = path.strip("/").split("/")
+    if parts[:1] != ["v3"] or len(parts) < 2 or parts[1] not in (
+            "projects", "users", "regions", "auth"):
+        return None
+    token = _valid(store, headers.get("X-Auth-Token"))
+    if token is None:
+        raise unauthorized()
+    rest = parts[1:]
+    if rest == ["regions"]:
+        return _listing(endpoint, path, "regions", [_region_view(endpoint, r) for r in REGIONS])
+    if len(rest) == 2 and rest[0] == "regions":
+        if rest[1] not in REGIONS:
+            raise _not_found(f"Could not find region: {rest[1]}.")
+        return Reply(200, {"region": _region_view(endpoint, rest[1])})
+    if rest in (["projects"], ["users"]):
+        raise _forbidden(f"identity:list_{rest[0]}.")
+    if rest == ["auth", "projects"] or (len(rest) == 3 and rest[0] == "users"
+                                        and rest[2] == "projects"):
+        if rest[0] == "users" and rest[1] != token.user_id:
+            raise _forbidden("identity:list_user_projects.")
+        return _listing(endpoint, path, "projects", [_project_view(endpoint)])
+    if len(rest) == 2 and rest[0] == "projects":
+        if rest[1] != token.project_id:
+            raise _forbidden("identity:get_project.")
+        return Reply(200, {"project": _project_view(endpoint)})
+    if len(rest) == 2 and rest[0] == "users":
+        if rest[1] != token.user_id:
+            raise _forbidden("identity:get_user.")
+        return Reply(200, {"user": _user_view(endpoint)})
+    return None

@@ -2,15 +2,21 @@
 
 ``/object-store/{region}/v1/AUTH_{project}``:
 
-* ``GET`` account: containers as JSON (``limit``, ``marker``, ``prefix``; name, count,
-  bytes), ``HEAD`` account: counts;
+* ``GET`` account: containers (``limit``, ``marker``, ``prefix``; as JSON - name, count,
+  bytes - with ``format=json`` or ``Accept: application/json``, an empty list ``[]``;
+  else the names one a line, 204 when there is none), ``HEAD`` account: counts;
 * ``PUT`` container (201, or 202 if it exists; ``X-Container-Meta-*`` and
   ``X-Versions-Enabled`` headers are kept), ``POST`` container (204, metadata:
   set, ``X-Remove-Container-Meta-*`` removes), ``HEAD`` container (204 with
   ``X-Container-Object-Count``, ``X-Container-Bytes-Used``, metadata), ``GET``
-  container (objects as JSON: name, bytes, hash, content_type, last_modified),
+  container (objects, in the same formats; as JSON: name, bytes, hash, content_type,
+  last_modified),
   ``DELETE`` container (204; 409 while it holds objects; 404);
-* ``PUT``/``GET``/``HEAD``/``DELETE`` object.
+* ``PUT``/``GET``/``HEAD``/``DELETE`` object: the bytes are kept as sent and answered
+  as they are, with ``Content-Length``, ``Etag`` (MD5), ``Content-Type`` (as sent, else
+  guessed from the name, else ``application/octet-stream``), ``Last-Modified`` and the
+  ``X-Object-Meta-*`` headers, on ``GET`` and ``HEAD`` alike; a ``PUT`` whose ``Etag``
+  header is not the MD5 of its body is refused (422), as Swift refuses it.
 
 Metadata names are case-insensitive in Swift (HTTP headers): they are kept and
 returned lower-case.  State is per region and starts empty after ``/_sandbox/reset``.
@@ -18,7 +24,9 @@ returned lower-case.  State is per region and starts empty after ``/_sandbox/res
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
+import mimetypes
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,13 +38,20 @@ from .core import ApiError, Reply, iso
 
 _META = "X-Container-Meta-"
 _REMOVE = "X-Remove-Container-Meta-"
+_OBJ_META = "X-Object-Meta-"
 
 
 @dataclass
 class _Object:
-    data: bytes
+    data: bytes  # the bytes as uploaded: answered as they are, never re-encoded
     content_type: str
     modified: float
+    etag: str  # MD5 of data, hex
+    meta: dict[str, str] = field(default_factory=dict)  # X-Object-Meta-*, lower-case
+
+
+def _http_date(ts: float) -> str:
+    return email.utils.formatdate(ts, usegmt=True)
 
 
 @dataclass
@@ -101,6 +116,18 @@ def _page(names: list[str], request: Request) -> list[str]:
     return out[: max(0, min(limit, 10000))]
 
 
+def _listing(request: Request, listing: list[dict[str, Any]], headers: dict[str, str]) -> Reply:
+    """A listing as Swift answers it: JSON (``format=json`` or ``Accept:
+    application/json``; an empty one is ``[]``, 200), else the names one a line (an
+    empty one: 204)."""
+    fmt = (request.args.get("format") or "").lower()
+    if fmt == "json" or (not fmt and "application/json" in request.headers.get("Accept", "")):
+        return Reply(200, listing, headers)
+    if not listing:
+        return Reply(204, None, headers)
+    return Reply(200, "".join(f"{item['name']}\n" for item in listing), headers)
+
+
 def handle(store: Any, request: Request, region: str, path: str) -> Reply:
     """``path``: below ``/v1``, i.e. ``/AUTH_{project}[/container[/object]]``."""
     parts = path.lstrip("/").split("/", 2)
@@ -118,7 +145,7 @@ def handle(store: Any, request: Request, region: str, path: str) -> Reply:
         if method == "HEAD":
             return Reply(204, None, headers)
         if method == "GET":
-            return Reply(200 if listing else 204, listing if listing else None, headers)
+            return _listing(request, listing, headers)
         raise _error(405, "Method Not Allowed")
     name = parts[1]
     if len(name) > 256 or "/" in name:
@@ -148,11 +175,10 @@ def _container(containers: dict[str, _Container], name: str, request: Request) -
         if method == "GET":
             names = _page(list(c.objects), request)
             listing = [{"name": n, "bytes": len(c.objects[n].data),
-                        "hash": hashlib.md5(c.objects[n].data).hexdigest(),
+                        "hash": c.objects[n].etag,
                         "content_type": c.objects[n].content_type,
                         "last_modified": iso(c.objects[n].modified)} for n in names]
-            return Reply(200 if listing else 204, listing if listing else None,
-                         _meta_headers(c))
+            return _listing(request, listing, _meta_headers(c))
         if method == "DELETE":
             if c.objects:
                 raise _error(409, "Conflict: There was a conflict when trying to complete "
@@ -171,9 +197,17 @@ def _object(containers: dict[str, _Container], cname: str, oname: str,
             raise _error(404, "Not Found")
         if method == "PUT":
             data = request.get_data()
-            c.objects[oname] = _Object(data, request.headers.get("Content-Type")
-                                       or "application/octet-stream", time.time())
-            return Reply(201, None, {"Etag": hashlib.md5(data).hexdigest()})
+            etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+            wanted = (request.headers.get("Etag") or "").strip('"').lower()
+            if wanted and wanted != etag:
+                raise _error(422, "Unprocessable Entity")
+            kind = request.headers.get("Content-Type") or \
+                mimetypes.guess_type(oname)[0] or "application/octet-stream"
+            meta = {k[len(_OBJ_META):].lower(): v for k, v in request.headers.items()
+                    if k.lower().startswith(_OBJ_META.lower())}
+            stored = c.objects[oname] = _Object(data, kind, time.time(), etag, meta)
+            return Reply(201, None, {"Etag": etag, "Content-Length": "0",
+                                     "Last-Modified": _http_date(stored.modified)})
         obj = c.objects.get(oname)
         if obj is None:
             raise _error(404, "Not Found")
@@ -182,8 +216,8 @@ def _object(containers: dict[str, _Container], cname: str, oname: str,
             return Reply(204, None)
         if method in ("GET", "HEAD"):
             headers = {"Content-Length": str(len(obj.data)), "Content-Type": obj.content_type,
-                       "Etag": hashlib.md5(obj.data).hexdigest()}
-            if method == "HEAD":
-                return Reply(200, None, headers)
-            return Reply(200, obj.data.decode("latin-1"), headers)
+                       "Etag": obj.etag, "Last-Modified": _http_date(obj.modified),
+                       "X-Timestamp": f"{obj.modified:.5f}", "Accept-Ranges": "bytes",
+                       **{f"{_OBJ_META}{k.title()}": v for k, v in sorted(obj.meta.items())}}
+            return Reply(200, None if method == "HEAD" else obj.data, headers)
     raise _error(405, "Method Not Allowed")

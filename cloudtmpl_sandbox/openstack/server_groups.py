@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from . import versions
 from .core import JSON, fault, new_id
 from .identity import PROJECT_ID, USER_ID
 from .state import Region
@@ -33,15 +34,7 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 def microversion(headers: dict[str, str]) -> tuple[int, int]:
     """The compute microversion a request asks for (the base, 2.1, when none)."""
-    raw = headers.get("openstack-api-version", "")
-    value = raw.split("compute", 1)[1].strip() if raw.startswith("compute") else (
-        headers.get("x-openstack-nova-api-version", "") or "2.1")
-    if value == "latest":
-        return (2, 90)
-    major, _, minor = value.partition(".")
-    if not (major.isdigit() and minor.isdigit()):
-        raise fault(400, f"Version {value} is not supported by the API.")
-    return int(major), int(minor)
+    return versions.compute(headers)
 
 
 def create(region: Region, spec: JSON, version: tuple[int, int]) -> JSON:

@@ -86,7 +86,8 @@ class Knobs:
 
 @dataclass
 class Region:
-    """Everything one region's Nova/Neutron/Cinder hold (flavors/images are fixed)."""
+    """Everything one region's Nova/Neutron/Cinder/Glance hold (flavors and the public
+    images are fixed)."""
 
     name: str
     servers: dict[str, JSON] = field(default_factory=dict)
@@ -102,6 +103,7 @@ class Region:
     volumes: dict[str, JSON] = field(default_factory=dict)
     snapshots: dict[str, JSON] = field(default_factory=dict)  # Cinder snapshots
     backups: dict[str, JSON] = field(default_factory=dict)  # Cinder backups
+    images: dict[str, JSON] = field(default_factory=dict)  # Glance: the project's snapshots
     allocated: dict[str, set[str]] = field(default_factory=dict)  # subnet id → IPs
     lbaas: dict[str, dict[str, JSON]] = field(default_factory=dict)  # Octavia (lb_models.py)
 

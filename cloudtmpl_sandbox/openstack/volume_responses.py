@@ -9,13 +9,14 @@ The state changes and refusals are :mod:`.volume_models`'s.
 
 from __future__ import annotations
 
+from . import quotas, versions
 from . import volume_models as models
 from .core import JSON, ApiError, Call, Reply, Router, dispatch, fault, page_reply, paginate
 from .identity import PROJECT_ID
 from .state import Region
 
 router = Router()
-MAX_MICROVERSION = (3, 43)
+MAX_MICROVERSION = versions.VOLUME[1]  # what the version document claims
 
 
 def handle(call: Call) -> Reply:
@@ -23,7 +24,9 @@ def handle(call: Call) -> Reply:
         raise fault(404, "The resource could not be found.")
     call.path = call.path[len(PROJECT_ID) + 1 :]
     version = microversion(call)
-    reply = dispatch(router, call, fault(404, "The resource could not be found."), fault_400)
+    table = quotas.volume_router if quotas.volume_router.match(call.method, call.path)[2] \
+        else router
+    reply = dispatch(table, call, fault(404, "The resource could not be found."), fault_400)
     if version != (3, 0):
         reply.headers.setdefault("OpenStack-API-Version", f"volume {version[0]}.{version[1]}")
         reply.headers.setdefault("Vary", "OpenStack-API-Version")

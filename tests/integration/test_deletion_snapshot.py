@@ -171,7 +171,15 @@ def backups(info: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def test_openstack_backup_before_delete_and_server_kept(
+def images_of(info: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    status, _, body = http(info, "GET", f"/image/{OS_REGION}/v2/images?name={name}",
+                           token=token(info))
+    assert status == 200, body
+    found: list[dict[str, Any]] = body["images"]
+    return found
+
+
+def test_openstack_backup_and_server_image_before_delete(
         project: Path, openstack_reset: dict[str, Any]) -> None:
     write(project / "ossnap.yaml", OS_TEMPLATE)
     r = run(project, "apply", "ossnap.yaml", "--yes")
@@ -183,21 +191,28 @@ def test_openstack_backup_before_delete_and_server_kept(
     r = run(project, "destroy", "ossnap.yaml", "--yes")
     assert r.code == 0, r.err + r.out
     assert "Cinder backup" in r.out
-    assert "cannot snapshot a Cloud::Compute::Server: kept, as with Retain" in r.out
+    assert "Glance image" in r.out  # a server is imaged first, as Heat does
     assert d.list_volumes() == []
-    assert [n.id for n in d.list_nodes()] == [node.id]  # kept, as Heat would image it
+    assert d.list_nodes() == []
     (backup,) = backups(openstack_reset)
     assert backup["volume_id"] == vol.id and backup["status"] == "available"
     assert backup["name"] == f"ossnap.data@{vol.id}"
     assert backup["metadata"] == {"cloudtmpl:stack": "ossnap", "cloudtmpl:resource": "data",
                                   "cloudtmpl:snapshot-of": vol.id}
     assert d.ex_list_snapshots() == []  # a backup, not a snapshot that pins the volume
-    # neither a plan nor a destroy touches the backup (or the kept server) again
+    (image,) = images_of(openstack_reset, f"ossnap.web@{node.id}")
+    assert (image["status"], image["image_type"], image["instance_uuid"]) == \
+        ("active", "snapshot", node.id)
+    assert (image["cloudtmpl:stack"], image["cloudtmpl:resource"],
+            image["cloudtmpl:snapshot-of"]) == ("ossnap", "web", node.id)
+    assert image["visibility"] == "private"
+    # neither a plan nor a destroy touches the backup or the image again
     r = run(project, "plan", "ossnap.yaml", "--format", "json")
     assert r.json()["summary"]["delete"] == 0
     assert run(project, "destroy", "-s", "ossnap", "--yes").code == 0
     assert [b["id"] for b in backups(openstack_reset)] == [backup["id"]]
-    assert [n.id for n in d.list_nodes()] == [node.id]
+    assert [i["id"] for i in images_of(openstack_reset, f"ossnap.web@{node.id}")] == \
+        [image["id"]]
 
 
 def test_openstack_failed_backup_keeps_the_volume(project: Path,

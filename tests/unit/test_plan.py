@@ -160,7 +160,7 @@ def test_removed_volume_under_snapshot_is_a_delete_that_snapshots_first() -> Non
     assert by["vol"].action is Action.DELETE and by["vol"].snapshot
     assert by["vol"].reason == ("no longer in the template; deletion_policy Snapshot: "
                                 "a snapshot is taken first")
-    # a server under Snapshot (Heat: an image) is kept, as with Retain, and says why
+    # a server under Snapshot (Heat: an image) is kept on AWS, as with Retain, and says why
     assert by["web"].action is Action.NOOP and by["web"].retain and not by["web"].snapshot
     assert "cannot snapshot a Cloud::Compute::Server: kept, as with Retain" in by["web"].reason
     assert by["att"].action is Action.DELETE and not by["att"].snapshot
@@ -210,7 +210,8 @@ def test_a_replace_that_would_delete_a_retained_resource_is_refused() -> None:
                          "it (volume_type cannot change in place), which would delete the "
                          "old one")
     assert "deletion_policy: Delete" in d.hint
-    # Snapshot on a server (kept instead, as cloudtmpl cannot image it): refused the same
+    # Snapshot on an AWS server (kept instead: cloudtmpl images servers on OpenStack only):
+    # refused the same
     with pytest.raises(DiagnosticError) as exc:
         plan_of(stack(SNAP, image="debian"), live_for(stack(SNAP)))
     assert [d.code for d in exc.value.diagnostics] == ["retained-replace"]

@@ -4,7 +4,8 @@ The adapter is a :class:`cloudtmpl.providers.kit.Dispatcher` over the client
 (:mod:`.client`: connections, Keystone credentials from :mod:`.auth`, counting,
 retries, the raw listings) and one handler per kind, in one module per family:
 
-* :mod:`.compute` - servers (and the ports made for their ``{subnet}`` NICs);
+* :mod:`.compute` - servers (and the ports made for their ``{subnet}`` NICs; the
+  Glance image of deletion_policy Snapshot);
 * :mod:`.block` - volumes, attachments, the Cinder backup of deletion_policy Snapshot;
 * :mod:`.keys` - key pairs; :mod:`.server_groups` - server groups;
 * :mod:`.network` - networks, subnets, ports; :mod:`.security` - security groups;
@@ -93,6 +94,7 @@ class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
     # their own that only network stacks need
     on_demand = storage.STORAGE_KINDS | LB_KINDS | {base.SERVER_GROUP} | routers.ROUTER_KINDS
     snapshot_kind = "Cinder backup"
+    snapshot_kinds = {base.SERVER: "Glance image"}  # what else a kind's copy is called
 
     def __init__(self, target: Target, **options: Any) -> None:
         """``options``: those of :class:`.client.OpenStackClient` (environ, cwd, home,
@@ -106,7 +108,10 @@ class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
         return catalog.lookup_choice(self.client, region, what, value)
 
     def snapshot_volume(self, live: LiveResource, *, stack: str, timeout: float) -> str | None:
-        """deletion_policy Snapshot: a Cinder backup (:func:`.block.snapshot`)."""
+        """deletion_policy Snapshot: a Cinder backup of a volume (:func:`.block.snapshot`),
+        a Glance image of a server (:func:`.compute.snapshot_image`)."""
+        if live.kind == base.SERVER:
+            return compute.snapshot_image(self.client, live, stack=stack, timeout=timeout)
         if live.kind != base.VOLUME:
             raise CloudError(f"the openstack provider cannot snapshot {live.kind}",
                              permanent=True)

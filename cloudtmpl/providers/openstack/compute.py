@@ -11,6 +11,10 @@ that dropped the server leaves it behind.
 
 Not reported (compared with the last-applied spec instead): ``networks`` (the
 template's shape cannot be rebuilt) and ``user_data``.
+
+deletion_policy Snapshot (:func:`snapshot_image`): a Glance image of the server by
+Nova's ``createImage``, waited on until active, before the server is deleted (Heat's
+behaviour); the image outlives the stack and is never one of its resources.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ import base64
 import ipaddress
 import re
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 
-from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource
+from cloudtmpl.model import TAG_RESOURCE, TAG_SPEC, TAG_STACK, LiveResource, snapshot_name
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import SERVER, CloudError
 from cloudtmpl.providers.openstack import catalog, neutron
-from cloudtmpl.providers.openstack.client import OpenStackClient
+from cloudtmpl.providers.openstack.client import OpenStackClient, status_of
 from cloudtmpl.providers.openstack.neutron import NIC_SEPARATOR
 
 GONE_STATES = frozenset({"DELETED", "SOFT_DELETED"})
@@ -360,3 +365,66 @@ class ServerHandler:
         _wait_gone(client, region, sid, timeout, f"server {name} ({sid})")
         for port_id in nic_ports:
             client.delete_call(region, "network", f"/v2.0/ports/{port_id}")
+
+
+# ------------------------------------------------------- deletion_policy Snapshot
+
+IMAGE_MICROVERSION = {"OpenStack-API-Version": "compute 2.45",
+                      "X-OpenStack-Nova-API-Version": "2.45"}  # createImage: the id in the body
+_LIVE_IMAGES = ("queued", "saving", "uploading", "importing", "active")
+
+
+def snapshot_image(client: OpenStackClient, live: LiveResource, *, stack: str,
+                   timeout: float) -> str | None:
+    """deletion_policy Snapshot on a server: a Glance image of it, as Heat takes.
+
+    Nova's ``createImage`` (microversion 2.45: the image id in the answer), named
+    :func:`cloudtmpl.model.snapshot_name` after the server and propertied
+    ``cloudtmpl:stack``/``resource``/``snapshot-of`` (the server id), so it is found
+    again and never taken for a resource of the stack; waited on until ``active``
+    (``killed``/``deleted``: the snapshot failed and the server is kept).  An image of
+    this server by this name that is being made or is active (an ambiguous failure
+    retried, a killed run) is reused.  Returns the image id, or None when the server
+    is already gone."""
+    region = live.placement.region
+    sid = live.physical_id
+    name = snapshot_name(stack, live.address, sid)
+    what = f"image {name}"
+
+    def find() -> str | None:
+        for image in client.list_all(region, "image", "/v2/images", "images",
+                                     {"name": name}):
+            if image.get("name") == name and image.get("instance_uuid") == sid and \
+                    image.get(TAG_STACK, stack) == stack and \
+                    image.get("status") in _LIVE_IMAGES:
+                return str(image["id"])
+        return None
+
+    def post() -> str:
+        body = {"createImage": {"name": name, "metadata": kit.snapshot_marks(stack, live)}}
+        obj = client.api(region, "compute", f"/servers/{sid}/action", method="POST",
+                         retry=False, body=body, headers=IMAGE_MICROVERSION) or {}
+        return str(obj["image_id"])
+
+    with client.session(region):
+        if client.get(region, "compute", f"/servers/{sid}", "server") is None:
+            return None  # already gone: nothing to keep
+        image_id = client.call(find) or client.create_or_adopt(post, find)
+
+        def fetch() -> tuple[bool, str, None]:
+            try:
+                image = client.api(region, "image", f"/v2/images/{image_id}") or {}
+            except CloudError as err:
+                if status_of(err) != 404:
+                    raise
+                image = {"status": "deleted"}
+            status = str(image.get("status") or "queued")
+            if status in ("killed", "deleted"):
+                with suppress(CloudError):
+                    client.delete_call(region, "image", f"/v2/images/{image_id}")
+                raise CloudError(f"{what} ({image_id}) of server {sid} failed: status "
+                                 f"{status}", permanent=True, status=status)
+            return status == "active", status, None
+
+        client.poll(timeout, f"{what} ({image_id})", fetch)
+    return image_id
