@@ -312,6 +312,25 @@ def metadata(properties: Mapping[str, Any],
     return out
 
 
+#: The keys of a load balancer's ``health_check`` (as AWS's classic ELB names them).
+HEALTH_KEYS = ("target", "interval", "timeout", "healthy_threshold", "unhealthy_threshold")
+
+
+def health_check(value: Any) -> Mapping[str, Any] | None:
+    """A load balancer's ``health_check`` property, checked alike on every cloud: None
+    when not given; else a mapping with a target and no key beyond :data:`HEALTH_KEYS`."""
+    if not value:
+        return None
+    if not isinstance(value, Mapping) or not value.get("target"):
+        raise CloudError("health_check needs a target, e.g. {target: 'HTTP:80/'}",
+                         permanent=True)
+    unknown = sorted(set(value) - set(HEALTH_KEYS))
+    if unknown:
+        raise CloudError(f"health_check: unknown keys {', '.join(unknown)} (it takes "
+                         f"{', '.join(HEALTH_KEYS)})", permanent=True)
+    return value
+
+
 def server_group_policy(properties: Mapping[str, Any]) -> str:
     """The one policy of a server group's ``policies`` (Heat's list of one)."""
     raw = properties.get("policies") or ["anti-affinity"]

@@ -43,16 +43,10 @@ def lb_prefix(stack: str) -> str:
     return lb_name(stack, "x")[:-1][:23]
 
 
-def _health(value: Any) -> dict[str, Any] | None:
-    if not value:
+def _health(raw: Any) -> dict[str, Any] | None:
+    value = kit.health_check(raw)
+    if value is None:
         return None
-    if not isinstance(value, Mapping) or not value.get("target"):
-        raise CloudError("health_check needs a target, e.g. {target: 'HTTP:80/'}",
-                         permanent=True)
-    unknown = sorted(set(value) - set(_HEALTH_KEYS))
-    if unknown:
-        raise CloudError(f"health_check: unknown keys {', '.join(unknown)} (it takes "
-                         f"{', '.join(_HEALTH_KEYS)})", permanent=True)
     out: dict[str, Any] = {"target": str(value["target"])}
     for key, default in _HEALTH_DEFAULTS.items():
         out[key] = int(value.get(key, default))

@@ -50,7 +50,6 @@ _POOLS_FOR = {"HTTP": ("HTTP",), "HTTPS": ("HTTPS", "TCP"), "TCP": ("HTTP", "HTT
               "UDP": ("UDP",)}
 _MONITOR_TYPES = {"HTTP": "HTTP", "HTTPS": "HTTPS", "TCP": "TCP", "SSL": "TLS-HELLO"}
 _TARGET_RE = re.compile(r"^(HTTP|HTTPS|TCP|SSL):(\d{1,5})$")
-_HEALTH_KEYS = ("target", "interval", "timeout", "healthy_threshold", "unhealthy_threshold")
 
 
 @dataclass(frozen=True)
@@ -136,15 +135,9 @@ def entries(value: Any) -> list[Entry]:
 
 def check(value: Any) -> Check | None:
     """The ``health_check`` property (with the defaults the schema's AWS gives)."""
-    if not value:
+    value = kit.health_check(value)
+    if value is None:
         return None
-    if not isinstance(value, Mapping) or not value.get("target"):
-        raise CloudError("health_check needs a target, e.g. {target: 'HTTP:80/'}",
-                         permanent=True)
-    unknown = sorted(set(value) - set(_HEALTH_KEYS))
-    if unknown:
-        raise CloudError(f"health_check: unknown keys {', '.join(unknown)} (it takes "
-                         f"{', '.join(_HEALTH_KEYS)})", permanent=True)
     target = str(value["target"])
     head, slash, rest = target.strip().partition("/")
     found = _TARGET_RE.match(head.upper())
