@@ -424,17 +424,19 @@ def _monitor(world: World) -> dict[str, Any]:
 
 OCTAVIA = Lost(only="load-balancer")  # its first Octavia request is the POST
 
+
+# Neutron's routers (OpenStack)
 def _public(world: World) -> str:
     with world.adapter.client.session(world.region):
         return openstack_catalog.network_ref(world.adapter.client, world.region, "public")
 
 
-def _router(world: World) -> dict[str, Any]:
+def _os_router(world: World) -> dict[str, Any]:
     # by id: a name is looked up first (a read before the create's write)
     return {"external_gateway_info": {"network": _public(world)}}
 
 
-def _router_update(world: World, props: dict[str, Any]) -> Update:
+def _os_router_update(world: World, props: dict[str, Any]) -> Update:
     # the gateway is compared with the last-applied spec (a template may name the
     # network by name): not reported
     return _changed(props, {"admin_state_up": False},
@@ -442,23 +444,23 @@ def _router_update(world: World, props: dict[str, Any]) -> Update:
                     external_gateway_info={"network": "public", "enable_snat": False})
 
 
-def _interface(world: World) -> dict[str, Any]:
+def _os_interface(world: World) -> dict[str, Any]:
     router = world.pre(ROUTER, "router", {}).physical_id
     return {"router": router, "subnet": world.subnet(world.network())}
 
 
-def _gateway(world: World) -> dict[str, Any]:
+def _os_gateway(world: World) -> dict[str, Any]:
     router = world.pre(ROUTER, "router", {}).physical_id
     return {"router": router, "network": _public(world)}
 
 
-def _route(world: World) -> dict[str, Any]:
-    made = _interface(world)
+def _os_route(world: World) -> dict[str, Any]:
+    made = _os_interface(world)
     world.pre(ROUTER_INTERFACE, "interface", made)
     return {"router": made["router"], "destination": "192.168.0.0/16", "nexthop": "10.20.1.9"}
 
 
-def _association(world: World) -> dict[str, Any]:
+def _os_association(world: World) -> dict[str, Any]:
     fip = world.pre(FLOATING_IP, "fip", {}).physical_id
     return {"floating_ip": fip, "server": world.server()}
 
@@ -551,16 +553,16 @@ CASES: dict[tuple[str, str], Case] = {
     ("openstack", NETWORK): Case(_network, _network_update),
     ("openstack", SUBNET): Case(_subnet, _subnet_update),
     ("openstack", PORT): Case(_port, _port_update),
-    ("openstack", ROUTER): Case(_router, _router_update),
-    ("openstack", ROUTER_INTERFACE): Case(_interface, unkept=NEUTRON_TAG,
+    ("openstack", ROUTER): Case(_os_router, _os_router_update),
+    ("openstack", ROUTER_INTERFACE): Case(_os_interface, unkept=NEUTRON_TAG,
                                           lost=Lost(census=_interface_census)),
     ("openstack", ROUTER_GATEWAY): Case(
-        _gateway, unkept=NEUTRON_TAG,
+        _os_gateway, unkept=NEUTRON_TAG,
         lost=Lost(census=_tag_census("routers", "gw"))),
-    ("openstack", ROUTE): Case(_route, unkept=NEUTRON_TAG,
+    ("openstack", ROUTE): Case(_os_route, unkept=NEUTRON_TAG,
                                lost=Lost(census=_tag_census("routers", "rt"))),
     ("openstack", FLOATING_IP_ASSOCIATION): Case(
-        _association, unkept=NEUTRON_TAG,
+        _os_association, unkept=NEUTRON_TAG,
         # the server's port is read from Nova first: only Neutron's answers are lost
         lost=Lost(only="network", census=_tag_census("floatingips", "fa"))),
     ("openstack", storage.BUCKET): Case(
