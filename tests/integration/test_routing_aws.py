@@ -49,7 +49,6 @@ resources:
   router:
     type: OS::Neutron::Router
     properties:
-      network: {get_resource: net}
       external_gateway_info: {network: public}
   router_if:
     type: OS::Neutron::RouterInterface
@@ -57,7 +56,6 @@ resources:
   web_sg:
     type: Cloud::Network::SecurityGroup
     properties:
-      network: {get_resource: net}
       rules: [{protocol: tcp, port_range_min: 22, port_range_max: 22}]
   port:
     type: OS::Neutron::Port
@@ -73,7 +71,6 @@ resources:
       networks: [{port: {get_resource: port}}]
   fip:
     type: OS::Neutron::FloatingIP
-    depends_on: [router_if]
     properties: {floating_network: public, port_id: {get_resource: port}}
   spare:
     type: OS::Neutron::Port
@@ -85,7 +82,6 @@ resources:
     properties: {floating_network: public}
   spare_assoc:
     type: OS::Neutron::FloatingIPAssociation
-    depends_on: [router_if]
     properties: {floatingip_id: {get_resource: spare_ip}, port_id: {get_resource: spare}}
 """
 
@@ -161,14 +157,78 @@ def test_a_public_server_in_a_new_vpc(tmp_path: Path, aws_reset: dict[str, Any])
         {"Name": "tag:cloudtmpl:stack", "Values": [STACK]}])["InternetGateways"] == []
 
 
-def test_without_a_router_the_address_is_refused(tmp_path: Path,
-                                                 aws_reset: dict[str, Any]) -> None:
+def test_without_a_router_the_plan_refuses_the_address(tmp_path: Path,
+                                                      aws_reset: dict[str, Any]) -> None:
     (tmp_path / "cloudtmpl.yaml").write_text("providers: {}\n")
     text = TEMPLATE.split("  router:\n")[0] + "  web_sg:\n" + TEMPLATE.split("  web_sg:\n")[1]
-    write(tmp_path / "routed.yaml", text.split("  spare:\n")[0].replace(
-        "    depends_on: [router_if]\n", ""))
-
+    text = text.split("  spare:\n")[0]
+    write(tmp_path / "routed.yaml", text)
     r = run(tmp_path, "apply", "routed.yaml", "-s", STACK, "--yes")
+    assert r.code == 1
+    line = text.splitlines().index("  fip:") + 1
+    assert f"routed.yaml:{line}:3: error[floating-ip-unreachable]" in r.err
+    assert "Traceback" not in r.err + r.out
+    assert _owned(aws_reset) == {}  # refused before any change
+
+
+NET_ONLY = """\
+heat_template_version: 2021-04-16
+placement: {provider: sandbox-aws, region: eu-central-1}
+resources:
+  net:
+    type: Cloud::Network::Network
+    properties: {cidr: 10.0.0.0/16}
+  subnet:
+    type: OS::Neutron::Subnet
+    properties: {network_id: {get_resource: net}, cidr: 10.0.1.0/24}
+outputs:
+  net: {value: {get_resource: net}}
+  subnet: {value: {get_resource: subnet}}
+"""
+
+ON_A_GIVEN_VPC = """\
+heat_template_version: 2021-04-16
+placement: {provider: sandbox-aws, region: eu-central-1}
+parameters:
+  net: {type: string}
+  subnet: {type: string}
+resources:
+  web_sg:
+    type: Cloud::Network::SecurityGroup
+    properties:
+      network: {get_param: net}
+      rules: [{protocol: tcp, port_range_min: 22, port_range_max: 22}]
+  port:
+    type: OS::Neutron::Port
+    properties:
+      network_id: {get_param: net}
+      fixed_ips: [{subnet: {get_param: subnet}}]
+      security_groups: [{get_resource: web_sg}]
+  server:
+    type: OS::Nova::Server
+    properties:
+      image: ubuntu-22.04
+      flavor: small
+      networks: [{port: {get_resource: port}}]
+  fip:
+    type: OS::Neutron::FloatingIP
+    properties: {floating_network: public, port_id: {get_resource: port}}
+"""
+
+
+def test_on_a_vpc_the_template_does_not_show_aws_refuses_the_address(
+        tmp_path: Path, aws_reset: dict[str, Any]) -> None:
+    """A VPC made elsewhere (another stack, given by id): the plan cannot see it has no
+    internet gateway, so EC2's own refusal stops the association at apply."""
+    (tmp_path / "cloudtmpl.yaml").write_text("providers: {}\n")
+    write(tmp_path / "net.yaml", NET_ONLY)
+    write(tmp_path / "routed.yaml", ON_A_GIVEN_VPC)
+    r = run(tmp_path, "apply", "net.yaml", "-s", "routed-net", "--yes")
+    assert r.code == 0, r.err + r.out
+    ids = invoke(tmp_path, "outputs", "-s", "routed-net", "--format", "json").json()
+    args = ["routed.yaml", "-s", STACK, "-p", f"net={ids['net']}",
+            "-p", f"subnet={ids['subnet']}"]
+    r = run(tmp_path, "apply", *args, "--yes")
     assert r.code != 0
     assert "Gateway.NotAttached" in r.err + r.out
     assert "is not attached to any internet gateway" in r.err + r.out
@@ -177,9 +237,12 @@ def test_without_a_router_the_address_is_refused(tmp_path: Path,
     (address,) = ec2(aws_reset, REGION).describe_addresses(Filters=[
         {"Name": "tag:cloudtmpl:stack", "Values": [STACK]}])["Addresses"]
     assert "AssociationId" not in address and "cloudtmpl:spec" not in tags(address)
-    r = run(tmp_path, "destroy", "routed.yaml", "-s", STACK, "--yes")
+    r = run(tmp_path, "destroy", *args, "--yes")
     assert r.code == 0, r.err + r.out
     assert _owned(aws_reset) == {}
+    assert run(tmp_path, "destroy", "net.yaml", "-s", "routed-net", "--yes").code == 0
+    assert ec2(aws_reset, REGION).describe_vpcs(Filters=[
+        {"Name": "tag:cloudtmpl:stack", "Values": ["routed-net"]}])["Vpcs"] == []
 
 
 # --- the adapter, over libcloud's EC2 connection, on its own --------------------------
