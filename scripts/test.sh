@@ -3,8 +3,9 @@
 # whatever the machine's Python happens to carry. Installs '.[test]' into a new venv
 # (a temporary directory, removed afterwards), prints the versions it resolved, then
 # runs lint (ruff), types (mypy), module layering (lint-imports), the unit and
-# integration tests (pytest, against the local sandbox clouds), and last every
-# README command (scripts/readme-check, in a virtualenv of its own).
+# integration tests (pytest, against the local sandbox clouds: most on two workers,
+# then the timing tests alone), and last every README command (scripts/readme-check,
+# in a virtualenv of its own).
 #
 #   bash scripts/test.sh                  # everything; CI runs exactly this (.ci/run)
 #   bash scripts/test.sh tests/unit -x    # arguments go to pytest; no README check then
@@ -43,9 +44,24 @@ echo "== import layers (pyproject.toml's import-linter contract)"
 echo "== pytest"
 status=0
 whole=$(( $# == 0 ))
-# the whole suite names its slowest tests: where to look when it nears CI's 20 minutes
-[ "$whole" = 1 ] && set -- --durations=15
-"$py" -m pytest -q -p no:cacheprovider "$@" || status=$?
+# The whole suite in two parts. Most of it on two workers (pytest-xdist; each worker
+# has sandbox clouds, PostgreSQL servers and sshds of its own, and a file's tests stay
+# on one worker); then, with the machine to themselves, the tests that measure
+# behaviour in time (SIGKILL at random moments, signals and grace periods, lock
+# fencing, rolling health gates, lock hand-overs), which a busy neighbour could skew.
+# Each part names its slowest tests: where to look when CI nears its 20 minutes.
+SERIAL=(tests/torture tests/integration/test_fencing.py tests/integration/test_deploy_bounds.py
+        tests/integration/test_interrupts.py tests/integration/test_create_before_destroy.py
+        tests/integration/test_rolling_update.py tests/integration/test_state_postgres.py
+        tests/integration/test_ssh_deploy.py)
+if [ "$whole" = 1 ]; then
+  "$py" -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15 \
+    "${SERIAL[@]/#/--ignore=}" || status=$?
+  echo "== pytest: the timing tests, alone"
+  "$py" -m pytest -q -p no:cacheprovider --durations=10 "${SERIAL[@]}" || status=$?
+else
+  "$py" -m pytest -q -p no:cacheprovider "$@" || status=$?
+fi
 if [ "$whole" = 1 ]; then
   echo "== README commands (scripts/readme-check)"
   "$py" scripts/readme-check || status=1
