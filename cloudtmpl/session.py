@@ -23,6 +23,7 @@ from typing import Any
 from cloudtmpl import capabilities
 from cloudtmpl.catalog import Catalog, catalog_for
 from cloudtmpl.config import ProjectConfig, with_endpoint
+from cloudtmpl.deletion import snapshots
 from cloudtmpl.desired import LIFECYCLE
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, error
 from cloudtmpl.inputs import Inputs
@@ -31,7 +32,6 @@ from cloudtmpl.model import (
     Placement,
     Target,
 )
-from cloudtmpl.plan import snapshots
 from cloudtmpl.providers import make_adapter
 from cloudtmpl.providers.base import Adapter
 from cloudtmpl.providers.deploy import DeployAdapter

@@ -1,5 +1,5 @@
 """deletion_policy Snapshot on a server: imaged before delete where the cloud can
-(OpenStack), kept elsewhere (AWS), as ``plan.snapshots`` and ``plan.removal`` decide."""
+(OpenStack), kept elsewhere (AWS), as ``deletion.snapshots`` and ``plan.removal`` decide."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from dataclasses import replace
 
 from cloudtmpl import resources
 from cloudtmpl.catalog import Catalog
+from cloudtmpl.deletion import snapshots
 from cloudtmpl.desired import POLICY
 from cloudtmpl.model import Action, LiveResource, Placement
-from cloudtmpl.plan import make_plan, removal, snapshots
+from cloudtmpl.plan import make_plan, removal
 from tests.unit.planning import CATALOG, discovery, live_for, stack
 from tests.unit.test_plan import SNAP
 
