@@ -38,7 +38,8 @@ SERVER = ResourceType(
     },
     attributes={
         "first_address": "The first private IP address",
-        "networks": "Map of network id -> list of its addresses",
+        "networks": "Map of network -> list of its addresses, keyed as Heat keys it by "
+                    "name and by id (OpenStack; AWS: by VPC id)",
         "private_ip": "The private IP address",
         "public_ip": "The public IP address (an elastic/floating IP once associated)",
         "name": "The server's cloud-side name",

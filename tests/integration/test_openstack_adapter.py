@@ -122,7 +122,9 @@ def test_server_in_new_network_via_port_with_floating_ip(adapter: OpenStackAdapt
     assert srv.properties["metadata"] == {"team": "a"}
     assert srv.properties["availability_zone"] == "nova"
     assert srv.attributes["private_ip"] == "10.1.0.10"
-    assert srv.attributes["networks"] == {net.physical_id: ["10.1.0.10"]}
+    # Heat's shape: keyed by the network's id and by its name (Nova's address label)
+    assert srv.attributes["networks"] == {net.physical_id: ["10.1.0.10"],
+                                          net.name: ["10.1.0.10"]}
 
     # Neutron associates a floating IP only where a router reaches the port's subnet
     router = create(adapter, region, ROUTER, "router",

@@ -72,6 +72,22 @@ def _server_groups(srv: Mapping[str, Any], ports: list[dict[str, Any]],
     return sorted(out)
 
 
+def _networks(srv: Mapping[str, Any], ports: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Heat's ``networks`` attribute: each network's addresses keyed by its name (Nova's
+    ``addresses`` labels: fixed and floating) and by its id (the server's ports' fixed
+    addresses), so ``{get_attr: [server, networks, private, 0]}`` and the same by id
+    both resolve."""
+    networks: dict[str, list[str]] = {}
+    for p in ports:
+        if p.get("device_id") == srv.get("id"):
+            networks.setdefault(str(p.get("network_id")), []).extend(
+                str(f.get("ip_address")) for f in p.get("fixed_ips") or [])
+    for label, addrs in (srv.get("addresses") or {}).items():
+        if str(label) not in networks:  # a network named like another's id: the id wins
+            networks[str(label)] = [str(a.get("addr")) for a in addrs or [] if a.get("addr")]
+    return networks
+
+
 def server_live(client: OpenStackClient, region: str, address: str, srv: Mapping[str, Any],
                 ports: list[dict[str, Any]],
                 groups: list[dict[str, Any]] | None) -> LiveResource:
@@ -91,14 +107,7 @@ def server_live(client: OpenStackClient, region: str, address: str, srv: Mapping
     # Nova's accessIPv4 is the address the operator says reaches the server
     public = srv.get("accessIPv4") or (floating[0] if floating else next(
         (ip for ip in fixed if not _is_private(ip)), None))
-    networks: dict[str, list[str]] = {}
-    for p in ports:
-        if p.get("device_id") == srv.get("id"):
-            networks.setdefault(str(p.get("network_id")), []).extend(
-                str(f.get("ip_address")) for f in p.get("fixed_ips") or [])
-    if not networks:
-        networks = {str(k): [a.get("addr") for a in v or []]
-                    for k, v in (srv.get("addresses") or {}).items()}
+    networks = _networks(srv, ports)
     status = str(srv.get("status") or "")
     name = str(srv.get("name") or srv.get("id"))
     return LiveResource(
