@@ -217,3 +217,22 @@ def test_an_absolute_path_inside_the_project_is_read(project: Path) -> None:
     write(project, {"main.yaml": HEAD + "resources:\n" + value(
         f"{{get_file: '{project / 'scripts' / 'x.sh'}'}}")})
     assert values(project, "main.yaml") == {"v": "echo from-scripts\n"}
+
+
+def test_a_nested_stacks_region_the_target_lacks_is_a_diagnostic(project: Path) -> None:
+    write(project, {"main.yaml": HEAD + """\
+resources:
+  s:
+    type: OS::Heat::Stack
+    properties:
+      context: {region_name: xx-nowhere-1}
+      template: {get_file: vol.yaml}
+""", "vol.yaml": HEAD + "resources:\n  vol: {type: OS::Cinder::Volume, properties: {size: 1}}\n"})
+    # placement is solved before any cloud is asked: plan refuses it with no sandbox
+    code, out, err = run(project, "plan", "main.yaml", "--target", "sandbox-openstack",
+                         "--format", "json")
+    assert code != 0, out + err
+    (d,) = json.loads(out)["diagnostics"]
+    assert (d["code"], d["line"]) == ("unknown-region", 6)
+    assert "xx-nowhere-1" in d["message"] and "de-fra-1" in d["hint"] \
+        and "nl-ams-1" in d["hint"]
