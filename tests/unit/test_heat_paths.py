@@ -236,3 +236,19 @@ resources:
     assert (d["code"], d["line"]) == ("unknown-region", 6)
     assert "xx-nowhere-1" in d["message"] and "de-fra-1" in d["hint"] \
         and "nl-ams-1" in d["hint"]
+
+
+def test_template_resource_and_registry_escapes_are_refused(project: Path) -> None:
+    write(project.parent / "outside", {"x.yaml": HEAD + "resources:\n" + value("1")})
+    write(project, {
+        "main.yaml": HEAD + "resources:\n  n: {type: ../outside/x.yaml}\n",
+        "env/env.yaml": "resource_registry:\n  My::X: ../../outside/x.yaml\n",
+        "reg.yaml": HEAD + "resources:\n  r: {type: My::X}\n",
+    })
+    (d,) = diagnostics(project, "main.yaml")
+    assert (d["code"], d["line"], d["column"]) == ("file-outside-project", 3, 13)
+    (d,) = diagnostics(project, "reg.yaml", "-e", "env/env.yaml")
+    assert (d["code"], d["file"], d["line"]) == ("file-outside-project", "reg.yaml", 3)
+    assert "--allow-dir" in d["hint"]
+    assert values(project, "reg.yaml", "-e", "env/env.yaml", "--allow-dir",
+                  str(project.parent / "outside")) == {"r.v": 1}
