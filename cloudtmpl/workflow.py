@@ -63,6 +63,7 @@ from cloudtmpl.session import (
 )
 
 # file_reader and library_file are this module's as well (tests and callers name them here)
+from cloudtmpl.shipped import data_dir  # noqa: F401  (as before: tests patch it here)
 from cloudtmpl.sourcefiles import allowed_roots, file_reader, library_file, source_key  # noqa: F401
 
 
