@@ -252,3 +252,24 @@ def test_template_resource_and_registry_escapes_are_refused(project: Path) -> No
     assert "--allow-dir" in d["hint"]
     assert values(project, "reg.yaml", "-e", "env/env.yaml", "--allow-dir",
                   str(project.parent / "outside")) == {"r.v": 1}
+
+
+def test_a_saved_plan_holds_the_registry_files_of_an_environment_elsewhere(
+        project: Path) -> None:
+    write(project, {
+        "boot-config/env.yaml": "resource_registry:\n  My::Thing: ../nested/thing.yaml\n",
+        "nested/thing.yaml": HEAD + "resources:\n" + value("{get_file: ../scripts/x.sh}"),
+        "stacks/main.yaml": HEAD + "resources:\n  t: {type: My::Thing}\n",
+    })
+    stacks = project / "stacks"
+    code, _, err = run(stacks, "plan", "main.yaml", "-e", "../boot-config/env.yaml",
+                       "--target", "local", "--out", "p.json")
+    assert code == 0, err
+    saved = json.loads((stacks / "p.json").read_text())["sources"]
+    assert set(saved) == {"main.yaml", "../boot-config/env.yaml", "../nested/thing.yaml",
+                          "../scripts/x.sh"}
+    (project / "nested" / "thing.yaml").unlink()
+    (project / "scripts" / "x.sh").unlink()
+    code, out, err = run(stacks, "apply", "p.json", "--format", "json")
+    assert code == 0, err + out
+    assert json.loads(out.strip().splitlines()[-1])["summary"]["done"] == 1
