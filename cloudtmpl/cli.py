@@ -29,6 +29,7 @@ from cloudtmpl.cliguard import Exit, guard
 from cloudtmpl.clihelp import (
     TEXT_JSON,
     TEXT_JSON_MARKDOWN,
+    AllowDirOpt,
     Command,
     EnvOpt,
     Group,
@@ -122,6 +123,7 @@ def _inputs(
     state: str | None = None,
     allow_relocation: bool = False,
     replace_template: bool = False,
+    allow_dirs: list[str] | None = None,
 ) -> Inputs:
     return Inputs(
         template=template,
@@ -132,6 +134,7 @@ def _inputs(
         state=state,
         allow_relocation=allow_relocation,
         replace_template=replace_template,
+        allow_dirs=tuple(allow_dirs or ()),
     )
 
 
@@ -144,11 +147,13 @@ def validate(
     param: ParamOpt = None,
     target: TargetOpt = None,
     fmt: Annotated[str, format_opt(TEXT_JSON)] = "text",
+    allow_dir: AllowDirOpt = None,
 ) -> None:
     """Check a template without parameter values (values given are checked too)."""
 
     def body() -> None:
-        stack, _ = wf.resolve_checked(_inputs(template, env, param, stack_opt, target),
+        stack, _ = wf.resolve_checked(_inputs(template, env, param, stack_opt, target,
+                                              allow_dirs=allow_dir),
                                       load_project(Path.cwd()), "validate")
         if fmt == "json":
             print(json.dumps(render.diagnostics_json([]), indent=2))
@@ -195,12 +200,13 @@ def plan(
     parallelism: ParOpt = 10,
     allow_relocation: RelocateOpt = False,
     replace_template: ReplaceTemplateOpt = False,
+    allow_dir: AllowDirOpt = None,
 ) -> None:
     """Show what apply would change, comparing the template with the live clouds."""
 
     def body() -> Plan:
         inputs = _inputs(template, env, param, stack, target, state, allow_relocation,
-                         replace_template)
+                         replace_template, allow_dir)
         result = wf.plan(load_project(Path.cwd()), inputs, parallelism, TerminalUi(yes=False))
         if out:
             pf.write_plan_file(result, out, render.plan_json(result, with_sources=True))
@@ -240,6 +246,7 @@ def apply(
     state: StateOpt = None,
     allow_relocation: RelocateOpt = False,
     replace_template: ReplaceTemplateOpt = False,
+    allow_dir: AllowDirOpt = None,
 ) -> None:
     """Make the clouds match the template (or apply exactly a saved plan)."""
     json_mode = fmt == "json"
@@ -253,7 +260,7 @@ def apply(
                 source, param or [], env or [], state, stack, project)
         else:
             inputs = _inputs(source, env, param, stack, target, state, allow_relocation,
-                             replace_template)
+                             replace_template, allow_dir)
             resolved, sources = wf.resolve_checked(inputs, project, "plan")
         done = wf.apply(project, inputs, resolved, sources, parallelism,
                         TerminalUi(yes, out=out, json_lines=json_mode), saved=saved)
@@ -298,12 +305,13 @@ def destroy(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Destroy without asking.")] = False,
     parallelism: ParOpt = 10,
     state: StateOpt = None,
+    allow_dir: AllowDirOpt = None,
 ) -> None:
     """Delete every resource the stack owns (found by its tags), and nothing else."""
 
     def body() -> bool:
         out = render.console()
-        inputs = _inputs(template, env, param, stack, target, state)
+        inputs = _inputs(template, env, param, stack, target, state, allow_dirs=allow_dir)
         done = wf.destroy(load_project(Path.cwd()), inputs, parallelism, TerminalUi(yes, out=out))
         if done.result is not None:
             out.print(render.apply_summary(done.result, done.seconds, "Destroy"))
@@ -426,11 +434,13 @@ def graph(
     param: ParamOpt = None,
     target: TargetOpt = None,
     fmt: Annotated[str, format_opt(("dot", "mermaid"), "dot (Graphviz) or mermaid.")] = "dot",
+    allow_dir: AllowDirOpt = None,
 ) -> None:
     """Print the resource dependency graph (Graphviz dot or Mermaid)."""
 
     def body() -> None:
-        stack, _ = wf.resolve_checked(_inputs(template, env, param, target=target),
+        stack, _ = wf.resolve_checked(_inputs(template, env, param, target=target,
+                                              allow_dirs=allow_dir),
                                       load_project(Path.cwd()), "validate")
         g = build_graph(stack)
         print(to_dot(g) if fmt == "dot" else to_mermaid(g))

@@ -48,6 +48,16 @@ EnvOpt = Annotated[
         help="Environment file (parameters, parameter_defaults); repeatable, merged in order.",
     ),
 ]
+# --allow-dir: where the template's files may be read besides the project directory
+AllowDirOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-dir",
+        metavar="DIR",
+        help="A directory outside the project that get_file, template resources and "
+        "resource_registry files may be read from; repeatable.",
+    ),
+]
 ParamOpt = Annotated[
     list[str] | None,
     typer.Option(

@@ -35,6 +35,8 @@ class Inputs:
     # the template's path relative to the project directory, when it is known apart
     # from ``template`` (a saved plan: ``template`` is relative to where it was made)
     stack_template: str = ""
+    # --allow-dir: directories outside the project the template's files may be read from
+    allow_dirs: tuple[str, ...] = ()
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, str]:

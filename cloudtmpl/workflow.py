@@ -11,9 +11,7 @@ a :class:`Ui`, so the order of the phases lives here and nowhere else.
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from cloudtmpl import capabilities, hidden_defaults, limits
+from cloudtmpl import capabilities, hidden_defaults
 from cloudtmpl.apply import ApplyResult, Event, Executor
 from cloudtmpl.config import ProjectConfig
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
@@ -63,7 +61,10 @@ from cloudtmpl.session import (
     secret_key,
     targets_of,
 )
-from cloudtmpl.shipped import data_dir
+
+# file_reader and library_file are this module's as well (tests and callers name them here)
+from cloudtmpl.shipped import data_dir  # noqa: F401  (as before: tests patch it here)
+from cloudtmpl.sourcefiles import allowed_roots, file_reader, library_file, source_key  # noqa: F401
 
 
 def resolve_stack(
@@ -95,7 +96,8 @@ def resolve_stack(
         target=inputs.target,
         default_target=project.default_target,
         targets=project.targets,
-        read_file=file_reader(inputs.template, sources),
+        read_file=file_reader(inputs.template, sources, allowed_roots(
+            project.directory, inputs.template, inputs.allow_dirs)),
     )
     try:
         resolved = resolve(docs[0], options)
@@ -106,54 +108,9 @@ def resolve_stack(
     return resolved
 
 
-def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], str]:
-    """get_file's reader: paths relative to the template's directory, never outside it.
-
-    ``templates/<file>`` that does not exist next to the template is read from the
-    library templates shipped with cloudtmpl (``templates/`` in the wheel), so a
-    project can use ``type: templates/web_tier.yaml`` without copying it; that
-    directory confines such paths as the template's directory confines the rest.
-    A saved plan carries what get_file read (see :func:`snapshot`), so applying
-    it reads from the plan, not the work tree.
-    """
-    base = Path(template).parent
-
-    def read(relative: str) -> str:
-        key = str(base / relative)
-        if key in sources:
-            return sources[key]
-        try:
-            path = (base / relative).resolve()
-        except RuntimeError:  # pathlib's word for a symbolic link loop
-            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
-        if not path.is_relative_to(base.resolve()):
-            raise OSError(errno.EACCES, "a symbolic link leads outside the template's directory")
-        if not path.exists():
-            shipped = library_file(relative)
-            if shipped is not None:
-                return limits.read_text(shipped, limits.LIMITS.file_bytes)
-        return limits.read_text(path, limits.LIMITS.file_bytes)
-
-    return read
-
-
-def library_file(relative: str) -> Path | None:
-    """The shipped library template ``relative`` (``templates/<file>``) names, if any."""
-    head, sep, rest = relative.partition("/")
-    if head != "templates" or not sep or not rest:
-        return None
-    try:
-        library = data_dir("templates").resolve()
-    except FileNotFoundError:
-        return None
-    path = (library / rest).resolve()
-    return path if path.is_relative_to(library) and path.is_file() else None
-
-
 def files_of(template: str, stack: ResolvedStack) -> dict[str, str]:
-    """What get_file read, keyed as :func:`file_reader` looks it up."""
-    base = Path(template).parent
-    return {str(base / relative): text for relative, text in stack.files.items()}
+    """What the template's files read, keyed as :func:`file_reader` looks them up."""
+    return {source_key(template, key): text for key, text in stack.files.items()}
 
 
 def parameter_digest(value: Any) -> str:

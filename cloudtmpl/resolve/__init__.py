@@ -22,8 +22,9 @@ Heat behaviours kept:
   do not apply to the type are ``invalid-constraint``, ``custom_constraint``
   values are collected for the engine, hidden values never appear in a
   diagnostic;
-* ``get_file`` reads through :attr:`ResolveOptions.read_file`, only inside the
-  template's directory; every file read is in :attr:`ResolvedStack.files`;
+* ``get_file`` reads through :attr:`ResolveOptions.read_file`, relative to the file
+  naming it (``../`` allowed; the reader confines reads to the project directory,
+  :mod:`cloudtmpl.sourcefiles`); every file read is in :attr:`ResolvedStack.files`;
 * features of a later ``heat_template_version`` are ``feature-not-available``
   (functions: ``function-not-available``, see :mod:`cloudtmpl.functions`);
 * ``validate`` mode is Heat's template-validate: a parameter without a value is

@@ -22,7 +22,7 @@ from cloudtmpl.compose import (
     substitute_index,
 )
 from cloudtmpl.diagnostics import DiagnosticError, Loc
-from cloudtmpl.functions import Context, dependencies
+from cloudtmpl.functions import REGISTRY, Context, dependencies
 from cloudtmpl.loader import Document, Path
 from cloudtmpl.model import UNKNOWN, DesiredResource, Placement
 from cloudtmpl.placement import Request, Residency, Rule, candidates
@@ -65,6 +65,7 @@ class Composer:
     registry: ResourceRegistry
     types: Types
     files: Files
+    file_root: str  # the root template's directory, as the user named it
     ctx: Context
     residency: Residency | None
     resolve_member: Callable[[str, Mapping[str, Any], Path], Resolved]
@@ -80,7 +81,11 @@ class Composer:
         if kind == "group":
             flat, comp = self._group(name, rdef, props, explicit, inherited, out)
         elif kind == "stack":
-            raw = self.scope.doc.get((*rpath, "properties", "template"))
+            tpath: Path = (*rpath, "properties", "template")
+            raw = self.scope.doc.get(tpath)
+            file = self._template_file(name, raw, tpath)
+            if file == "":  # refused
+                return out
             context = props.get("context")
             region = context.get("region_name") if isinstance(context, Mapping) else None
             if isinstance(region, str):
@@ -89,11 +94,29 @@ class Composer:
                                                                   "context")),
                                               region=region))
             params = props.get("parameters")
-            flat, comp = self._stack(name, raw, None, params if isinstance(params, Mapping)
-                                     else {}, explicit, inherited, rpath, out)
+            flat, comp = self._stack(name, None if file else raw, file,
+                                     params if isinstance(params, Mapping) else {}, explicit,
+                                     inherited, rpath, out,
+                                     self.scope.doc.loc(tpath) if file else None)
         else:
             flat, comp = self._stack(name, None, kind, props, explicit, inherited, rpath, out)
         return replace(out, resources=flat, composite=comp)
+
+    def _template_file(self, name: str, raw: Any, tpath: Path) -> str | None:
+        """The key of ``template: {get_file: FILE}`` (Heat: the template is the file's
+        text), None for an inline template, "" for another function (refused)."""
+        if not isinstance(raw, Mapping) or len(raw) != 1:
+            return None
+        (fname, arg), = raw.items()
+        if fname == "get_file" and isinstance(arg, str):
+            return self.files.key(arg)
+        if fname in REGISTRY or fname == "get_file":
+            self.scope.add("invalid-value", f"resource '{name}': OS::Heat::Stack's template "
+                           f"must be a template or {{get_file: FILE}}, not {{{fname}: ...}}",
+                           self.scope.doc.loc(tpath),
+                           "template: {get_file: nested.yaml}, or the template inline")
+            return ""
+        return None
 
     def _group(self, name: str, rdef: Mapping[str, Any], props: Mapping[str, Any],
                explicit: set[str], inherited: tuple[Rule, ...], out: Expansion
@@ -184,7 +207,7 @@ class Composer:
         tname = str(mdef.get("type"))
         entry = self.registry.lookup(member, tname)
         nested = entry.target if entry is not None and entry.is_template else \
-            tname if is_template_file(tname) else None
+            self.files.key(tname) if is_template_file(tname) else None
         if nested is not None:
             props = self.resolve_member(member, {**mdef, "type": tname}, rpath)
             if props is None:
@@ -217,13 +240,14 @@ class Composer:
             placement=Placement("", ""), loc=self.scope.doc.key_loc(rpath))}
 
     def _stack(self, name: str, inline: Any, path: str | None, props: Mapping[str, Any],
-               explicit: set[str], inherited: tuple[Rule, ...], rpath: Path, out: Expansion
-               ) -> tuple[dict[str, DesiredResource], Composite]:
-        """A nested template resolved on its own, then grafted in under ``<name>.``."""
+               explicit: set[str], inherited: tuple[Rule, ...], rpath: Path, out: Expansion,
+               file_loc: Loc | None = None) -> tuple[dict[str, DesiredResource], Composite]:
+        """A nested template (inline, or the file at key ``path``) resolved on its own,
+        then grafted in under ``<name>.``."""
         empty = Composite(name, "stack", prefix=f"{name}.",
                           ref=f"{self.scope.options.stack}.{name}")
         loc = self.scope.doc.loc((*rpath, "type"))
-        doc = self._nested_doc(name, inline, path, loc)
+        doc = self._nested_doc(name, inline, path, file_loc or loc)
         if doc is None:
             return {}, empty
         data = doc.data if isinstance(doc.data, Mapping) else {}
@@ -242,13 +266,11 @@ class Composer:
                 deferred[str(key)] = value
             elif value is not UNKNOWN:
                 given[str(key)] = (value, ploc)
-        base = posixpath.dirname(path) if path else ""
-        parent_read = self.scope.options.read_file
-        nested_read = (lambda rel: parent_read(posixpath.normpath(posixpath.join(base, rel)))) \
-            if parent_read is not None else None
+        # the nested template's own files are relative to its own file (inline: to ours)
+        base = posixpath.dirname(path) if path else self.files.base
         options = replace(self.scope.options, nested=True, parent_values=given, deferred=deferred,
                           registry=self.registry, environments=(), params={},
-                          read_file=nested_read)
+                          file_base=base, file_root=self.file_root)
         limits.charge_nodes(self.cache.nodes(doc), loc,
                             f"resource '{name}': nested template {doc.file}")
         try:
@@ -257,8 +279,7 @@ class Composer:
         except DiagnosticError as exc:
             self.scope.diags.extend(exc.diagnostics)
             return {}, empty
-        for rel, text in inner.files.items():
-            self.files.texts[posixpath.normpath(posixpath.join(base, rel))] = text
+        self.files.texts.update(inner.files)  # keyed alike
         prefix = f"{name}."
         names = frozenset(inner.resources)
         parent_res = self.residency or stack_residency(self.scope)
@@ -303,12 +324,11 @@ class Composer:
                 return None
             return self._parsed(text, f"{self.scope.doc.file}#{name}")
         try:
-            text = self.files.get(path, loc)
+            text = self.files.get_key(path, loc, path, "template")
         except DiagnosticError as exc:
             self.scope.diags.extend(exc.diagnostics)
             return None
-        return self._parsed(text, posixpath.normpath(
-            posixpath.join(posixpath.dirname(self.scope.doc.file), path)))
+        return self._parsed(text, posixpath.normpath(posixpath.join(self.file_root, path)))
 
     def _parsed(self, text: str, file: str) -> Document | None:
         """A nested template, parsed once per run (documents are never modified)."""

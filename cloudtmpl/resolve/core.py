@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -70,7 +71,9 @@ class _Resolver:
         self.types: Types = {}
         self.names = Names(self.declared, self.resource_defs, self.types)
         self.params = Parameters()
-        self.files = Files(options.read_file)
+        self.files = Files(options.read_file, options.file_base)
+        self.file_root = options.file_root if options.file_root is not None else \
+            posixpath.dirname(doc.file)
         # composite resources: name -> "group", "stack" or the template file it is
         self.composite_kind: dict[str, str] = {}
         self.requests: dict[str, Request] = {}
@@ -85,8 +88,9 @@ class _Resolver:
                 continue
             loc = self.doc.loc(("resources", name, "type"))
             entry = self.registry.lookup(name, tname)
+            # a registry entry's file is a key already (relative to its environment)
             nested = entry.target if entry is not None and entry.is_template else \
-                tname if is_template_file(tname) else None
+                self.files.key(tname) if is_template_file(tname) else None
             if nested is not None or tname in GROUP_TYPES or tname == STACK_TYPE:
                 self.types[name] = None
                 self.composite_kind[name] = (
@@ -154,7 +158,8 @@ class _Resolver:
     def composer(self, ctx: StackContext, conditions: Mapping[str, Any]) -> Composer:
         return Composer(
             scope=self.scope, cache=self.cache, registry=self.registry, types=self.types,
-            files=self.files, ctx=ctx, residency=self.scope_residency,
+            files=self.files, file_root=self.file_root, ctx=ctx,
+            residency=self.scope_residency,
             resolve_member=lambda n, d, p: self.resolve_resource(n, d, ctx, conditions, p),
             resolve_nested=lambda doc, options: _Resolver(doc, options, self.cache).run())
 

@@ -1,14 +1,17 @@
 """Environments merged in order, as Heat merges them: parameter values by each
 file's ``parameter_merge_strategies``, the ``resource_registry``, later files
-winning."""
+winning.  A registry entry's template file is relative to its environment file
+(python-heatclient's rule), kept as a key of :mod:`cloudtmpl.resolve.files`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from cloudtmpl.diagnostics import Loc
 from cloudtmpl.loader import Document, Path
+from cloudtmpl.resolve.files import file_key, file_path_problem
 from cloudtmpl.resolve.parameters import merge_parameter
 from cloudtmpl.resolve.scope import Scope, is_template_file, section
 from cloudtmpl.resolve.values import RegistryEntry, ResourceRegistry
@@ -48,7 +51,8 @@ def merge_environments(scope: Scope, declared: Mapping[str, Mapping[str, Any]]
                     _merge_value(scope, declared, env, name, value, path, values,
                                  chosen.get(name, chosen.get("default", "overwrite")),
                                  strategies if merging else None)
-        _read_registry(env, section(edata, "resource_registry"), types, per_resource)
+        _read_registry(env, _env_base(scope.doc.file, env.file),
+                       section(edata, "resource_registry"), types, per_resource)
     registry = scope.options.registry or ResourceRegistry(types, per_resource)
     return given, defaults, registry
 
@@ -80,11 +84,21 @@ def _merge_value(scope: Scope, declared: Mapping[str, Mapping[str, Any]], env: D
     values[name] = (merged, loc)
 
 
-def _read_registry(env: Document, registry: Mapping[Any, Any],
+def _env_base(template: str, env: str) -> str:
+    """The environment file's directory as a key: relative to the template's directory."""
+    rel = os.path.relpath(os.path.abspath(os.path.dirname(env) or "."),
+                          os.path.abspath(os.path.dirname(template) or "."))
+    return "" if rel == "." else rel.replace(os.sep, "/")
+
+
+def _read_registry(env: Document, base: str, registry: Mapping[Any, Any],
                    types: dict[str, RegistryEntry],
                    per_resource: dict[str, dict[str, RegistryEntry]]) -> None:
     def entry(name: str, target: str, path: Path) -> RegistryEntry:
-        return RegistryEntry(name, target, env.loc(path), is_template_file(target))
+        is_template = is_template_file(target)
+        if is_template and file_path_problem(target) is None:
+            target = file_key(base, target)
+        return RegistryEntry(name, target, env.loc(path), is_template)
 
     for name, target in registry.items():
         if name == "resources" and isinstance(target, Mapping):

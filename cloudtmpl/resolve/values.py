@@ -37,9 +37,14 @@ class ResolveOptions:
     target: str | None = None  # --target T or T/REGION
     default_target: str | None = None  # from cloudtmpl.yaml
     targets: Mapping[str, Target] = field(default_factory=dict)
-    # get_file's reader: a path relative to the template's directory -> the file's text
-    # (raises OSError when it cannot).  None: get_file is a file-not-found diagnostic.
+    # the reader of the files templates name (get_file, template resources): a key, a
+    # path relative to the root template's directory -> the file's text (raises
+    # OSError when it cannot; :mod:`cloudtmpl.sourcefiles`).  None: no file can be read.
     read_file: Callable[[str], str] | None = None
+    # this template's directory as such a key ("" for the root template), and the root
+    # template's directory as the user named it (None: this is the root template)
+    file_base: str = ""
+    file_root: str | None = None
     # A nested template (a template resource, a group member, OS::Heat::Stack):
     # parameter values from the parent's properties (value, where it was given),
     # those that refer to the parent's resources as trees, and the parent's registry.

@@ -438,8 +438,8 @@ def expected_codes(role: str, kind: str) -> set[str | None]:
     """What a file of ``kind`` in ``role`` may end as (None: accepted, exit 0)."""
     if kind in ("fifo",):
         return {"not-a-regular-file"}
-    if kind == "dev-zero":  # a link out of the template's directory for get_file/nested
-        return {"not-a-regular-file", "file-not-found"}
+    if kind == "dev-zero":  # a link out of the project for get_file/nested: refused as such
+        return {"not-a-regular-file", "file-not-found", "file-outside-project"}
     if kind in ("directory", "symlink-loop"):
         return {"file-not-found", "plan-file"}
     if kind == "huge":  # over the file limit; a plan file may be larger (then not JSON)

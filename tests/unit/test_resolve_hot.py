@@ -3,6 +3,7 @@ environments (merge strategies, resource_registry) and get_file."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc
 from cloudtmpl.loader import load_text
 from cloudtmpl.model import Target
 from cloudtmpl.resolve import CustomConstraint, ResolvedStack, ResolveOptions, resolve
+from cloudtmpl.sourcefiles import OutsideRoots
 
 TARGETS = {"sandbox-aws": Target("sandbox-aws", "aws", "us-east-1")}
 HEAD = "heat_template_version: 2021-04-16\n"
@@ -236,20 +238,32 @@ outputs:
     assert reads == ["scripts/boot.sh"]
 
 
-@pytest.mark.parametrize(("path", "code"), [
-    ("../secrets.txt", "file-outside-template"),
-    ("a/../../b", "file-outside-template"),
-    ("/etc/passwd", "file-outside-template"),
-    ("http://example.com/x.sh", "file-outside-template"),
-    ("file:///etc/passwd", "file-outside-template"),
-    ("missing.sh", "file-not-found"),
+# Heat's paths: relative to the template, '..' and absolute paths allowed; where they
+# may lead is the reader's to refuse (cloudtmpl.sourcefiles: the project directory),
+# so the resolver asks the reader for the normalized key and reports its refusal
+@pytest.mark.parametrize(("path", "key", "code"), [
+    ("../secrets.txt", "../secrets.txt", "file-outside-project"),
+    ("a/../../b", "../b", "file-outside-project"),
+    ("/etc/passwd", "/etc/passwd", "file-outside-project"),
+    ("http://example.com/x.sh", None, "file-path-refused"),
+    ("file:///etc/passwd", None, "file-path-refused"),
+    ("C:/x.sh", None, "file-path-refused"),
+    ("missing.sh", "missing.sh", "file-not-found"),
 ])
-def test_get_file_refusals(path: str, code: str) -> None:
+def test_get_file_refusals(path: str, key: str | None, code: str) -> None:
+    asked: list[str] = []
+
     def reader(p: str) -> str:
+        asked.append(p)
+        if p.startswith(("..", "/")):
+            raise OutsideRoots(p, (Path("/project"),), link=False)
         raise FileNotFoundError(2, "No such file or directory")
 
     (d,) = fail(KEYPAIR + f"outputs:\n  o: {{value: {{get_file: '{path}'}}}}\n", read_file=reader)
     assert (d.code, d.loc.line, d.loc.column) == (code, 5, 15)
+    assert asked == ([key] if key else [])
+    if code == "file-outside-project":
+        assert "--allow-dir" in d.hint and "/project" in d.message
 
 
 def test_get_file_without_a_reader() -> None:
