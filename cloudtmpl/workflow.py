@@ -19,10 +19,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from cloudtmpl import capabilities, hidden_defaults, limits
+from cloudtmpl import capabilities, hidden_defaults, limits, scaling
 from cloudtmpl.apply import ApplyResult, Event, Executor
 from cloudtmpl.config import ProjectConfig
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
@@ -60,17 +61,23 @@ from cloudtmpl.session import (
     check_targets,
     holder,
     open_session,
+    open_store,
     secret_key,
     targets_of,
 )
 from cloudtmpl.shipped import data_dir
+from cloudtmpl.state import StateStore
+from cloudtmpl.state.scaling_groups import GroupRecord
 
 
 def resolve_stack(
-    inputs: Inputs, project: ProjectConfig, mode: str, sources: Mapping[str, str]
+    inputs: Inputs, project: ProjectConfig, mode: str, sources: Mapping[str, str],
+    scaling_records: Callable[[], Mapping[str, tuple[int, str]]] | None = None,
 ) -> ResolvedStack:
     """The template resolved as stack ``stack_name(inputs)``.  An invalid ``-s`` is
-    reported together with the template's own problems (resolved under the default name)."""
+    reported together with the template's own problems (resolved under the default name).
+    A plan's scaling groups follow their sizes in the state (``scaling_records``, by
+    default read from the store when the template has one)."""
     assert inputs.template is not None
     diags: list[Diagnostic] = []
     docs: list[Document] = []
@@ -96,6 +103,8 @@ def resolve_stack(
         default_target=project.default_target,
         targets=project.targets,
         read_file=file_reader(inputs.template, sources),
+        scaling_records=scaling_records or (
+            recorded_sizes(project, inputs, name) if mode == "plan" else None),
     )
     try:
         resolved = resolve(docs[0], options)
@@ -104,6 +113,42 @@ def resolve_stack(
     if name_diags:
         raise DiagnosticError(name_diags)
     return resolved
+
+
+def recorded_sizes(project: ProjectConfig, inputs: Inputs, stack: str
+                   ) -> Callable[[], Mapping[str, tuple[int, str]]]:
+    """The stack's scaling groups as recorded (group -> size, definition digest), read
+    from the store once, when the resolver first meets a scaling group."""
+    cache: dict[str, tuple[int, str]] | None = None
+
+    def read() -> Mapping[str, tuple[int, str]]:
+        nonlocal cache
+        if cache is None:
+            with open_store(project, inputs) as store:
+                cache = {g: (r.size, r.definition)
+                         for g, r in store.scaling_groups(stack).items()}
+        return cache
+
+    return read
+
+
+def record_scaling(store: StateStore, stack: str, resolved: ResolvedStack,
+                   now: datetime | None = None) -> None:
+    """Record each scaling group's size for this run, before its members are made (a
+    killed run leaves the size it was going to; the next apply finishes it).  A
+    group's first record starts its own cooldown, as Heat's does when it is created."""
+    if not resolved.scaling:
+        return
+    recorded = store.scaling_groups(stack)
+    now = now or datetime.now(timezone.utc)
+    for name, group in resolved.scaling.items():
+        rec = recorded.get(name)
+        if rec is not None and (rec.size, rec.definition) == (group.size, group.definition):
+            continue
+        cooldowns = dict(rec.cooldowns) if rec is not None else {
+            name: scaling.cooldown_end(now, group.cooldown, None).isoformat()}
+        store.put_scaling_group(stack, GroupRecord(name, group.size, group.definition,
+                                                   cooldowns))
 
 
 def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], str]:
@@ -360,6 +405,8 @@ def execute(
         if operation == "apply" and plan.stack_template:
             # before the first change: a killed first apply still ties the stack to it
             session.store.set_template(session.stack, plan.stack_template)
+        if operation == "apply":
+            record_scaling(session.store, session.stack, stack)
         executor = Executor(
             plan,
             stack,
