@@ -331,8 +331,8 @@ ALIASES: dict[str, Alias] = {
         Alias("OS::Heat::Value", VALUE.kind),
         Alias("OS::Heat::None", NONE.kind),
         Alias("OS::Heat::TestResource", TEST_RESOURCE.kind),
-        Alias("OS::Heat::ScalingPolicy", scaling_kinds.SCALING_POLICY.kind),
         *network_kinds.ALIASES, *software_kinds.ALIASES, *service_kinds.ALIASES,
+        *scaling_kinds.ALIASES,
     )
 }
 

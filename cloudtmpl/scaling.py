@@ -132,20 +132,24 @@ class ScalingGroup:
     size: int
     definition: str
     cooldown: float | None = None
+    scalable: bool = True  # False: an InstanceGroup (its size is its Size; no policy)
 
 
-def policy_problems(props: dict[str, object]) -> list[tuple[str, str]]:
+def policy_problems(props: dict[str, object], cfn: bool = False) -> list[tuple[str, str]]:
     """What Heat's validation refuses in a scaling policy's properties, as
     (property, message): an unknown adjustment type, a ``min_adjustment_step`` with
     any other type than percent_change_in_capacity, a fractional adjustment of whole
-    members."""
+    members.  ``cfn``: an AWS::AutoScaling::ScalingPolicy, whose types are spelt
+    ChangeInCapacity, ExactCapacity and PercentChangeInCapacity."""
     out: list[tuple[str, str]] = []
+    allowed = tuple(CFN_ADJUSTMENT_TYPES) if cfn else ADJUSTMENT_TYPES
     kind = props.get("adjustment_type")
+    if isinstance(kind, str) and kind not in allowed:
+        out.append(("adjustment_type", f"adjustment_type must be one of "
+                    f"{', '.join(allowed)}, not {kind!r}"))
+    kind = CFN_ADJUSTMENT_TYPES.get(kind, kind) if isinstance(kind, str) else kind
     step = props.get("min_adjustment_step")
     adjustment = props.get("scaling_adjustment")
-    if isinstance(kind, str) and kind not in ADJUSTMENT_TYPES:
-        out.append(("adjustment_type", f"adjustment_type must be one of "
-                    f"{', '.join(ADJUSTMENT_TYPES)}, not {kind!r}"))
     if step is not None and kind != PERCENT:
         out.append(("min_adjustment_step", "min_adjustment_step is only for adjustment_type "
                     f"{PERCENT}"))

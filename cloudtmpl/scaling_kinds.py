@@ -11,11 +11,27 @@ URLs are known by name only, to say they are not supported.
 
 from __future__ import annotations
 
-from cloudtmpl.resource_spec import P, local_kind
+from cloudtmpl.resource_spec import Alias, P, local_kind
 from cloudtmpl.scaling import ADJUSTMENT_TYPES
 
 #: the types that are a scaling group (a composite: its members are the resources)
 SCALING_GROUP_TYPES = ("Cloud::ScalingGroup", "OS::Heat::AutoScalingGroup")
+#: the groups of servers made from a launch configuration (Heat's AWS-style groups)
+INSTANCE_GROUP = "OS::Heat::InstanceGroup"
+AWS_GROUP = "AWS::AutoScaling::AutoScalingGroup"
+INSTANCE_GROUP_TYPES = (INSTANCE_GROUP, AWS_GROUP)
+INSTANCE_GROUP_PROPERTIES = ("AvailabilityZones", "LaunchConfigurationName", "Size",
+                             "LoadBalancerNames", "Tags")
+AWS_GROUP_PROPERTIES = ("AvailabilityZones", "LaunchConfigurationName", "InstanceId",
+                        "MaxSize", "MinSize", "Cooldown", "DesiredCapacity",
+                        "HealthCheckGracePeriod", "HealthCheckType", "LoadBalancerNames",
+                        "VPCZoneIdentifier", "Tags")
+#: Heat's properties that cloudtmpl refuses rather than ignores (they would change
+#: what is made: an instance copied, members added to load balancers)
+UNSUPPORTED_GROUP_PROPERTIES = ("InstanceId", "LoadBalancerNames")
+#: a launch configuration's properties -> the member server's
+LAUNCH_PROPERTIES = {"ImageId": "image", "InstanceType": "flavor", "KeyName": "key_name",
+                     "SecurityGroups": "security_groups", "UserData": "user_data"}
 #: an AutoScalingGroup's properties (Heat's properties_schema)
 GROUP_PROPERTIES = ("resource", "min_size", "max_size", "desired_capacity", "cooldown",
                     "rolling_updates")
@@ -43,7 +59,36 @@ SCALING_POLICY = local_kind(
     ref="the policy's name",
 )
 
-KINDS = (SCALING_POLICY,)
+LAUNCH_CONFIGURATION = local_kind(
+    "Cloud::Scaling::LaunchConfiguration",
+    "What each server of an InstanceGroup or AWS::AutoScaling::AutoScalingGroup is made "
+    "of (Heat's AWS::AutoScaling::LaunchConfiguration). Nothing is made in a cloud.",
+    properties={
+        "ImageId": P("string", required=True, description="Image id or abstract image name"),
+        "InstanceType": P("string", required=True, description="Flavor (instance type)"),
+        "KeyName": P("string", description="Key pair name"),
+        "SecurityGroups": P("list", description="Security group ids"),
+        "UserData": P("string", description="Boot-time user data"),
+    },
+    attributes={},
+    ref="the launch configuration's name",
+)
+
+KINDS = (SCALING_POLICY, LAUNCH_CONFIGURATION)
+
+#: AWS::AutoScaling::ScalingPolicy's property names -> the policy's
+AWS_POLICY_NAMES = {"AutoScalingGroupName": "auto_scaling_group_id",
+                    "ScalingAdjustment": "scaling_adjustment",
+                    "AdjustmentType": "adjustment_type", "Cooldown": "cooldown",
+                    "MinAdjustmentStep": "min_adjustment_step"}
+AWS_POLICY = "AWS::AutoScaling::ScalingPolicy"
+LAUNCH_TYPE = "AWS::AutoScaling::LaunchConfiguration"
+
+ALIASES = (
+    Alias("OS::Heat::ScalingPolicy", SCALING_POLICY.kind),
+    Alias(AWS_POLICY, SCALING_POLICY.kind, properties=AWS_POLICY_NAMES),
+    Alias(LAUNCH_TYPE, LAUNCH_CONFIGURATION.kind),
+)
 
 #: Heat's alarm kinds, which signal a policy's alarm_url: known, not supported
 UNSUPPORTED_TYPES = {

@@ -79,6 +79,13 @@ def _policy(stack: ResolvedStack, name: str) -> tuple[Mapping[str, Any], Scaling
     ref = props.get("auto_scaling_group_id")
     for group in stack.scaling.values():
         if ref in (group.name, f"{stack.name}.{group.name}"):
+            if not group.scalable:
+                raise error("not-scalable",
+                            f"policy {name!r}: group {group.name!r} is an "
+                            "OS::Heat::InstanceGroup, whose size is its Size: no policy "
+                            "scales it", res.loc,
+                            hint="change its Size and apply, or make it an "
+                            "AWS::AutoScaling::AutoScalingGroup")
             return props, group
     raise error("unknown-scaling-group",
                 f"policy {name!r}: auto_scaling_group_id {ref!r} is not a scaling group of "

@@ -29,7 +29,7 @@ from cloudtmpl.placement import Request, Residency, Rule, candidates
 from cloudtmpl.resolve.checks import Types, native_attrs
 from cloudtmpl.resolve.files import Files
 from cloudtmpl.resolve.placing import request, rule, stack_residency
-from cloudtmpl.resolve.scaling_groups import scaling_group
+from cloudtmpl.resolve.scaling_groups import instance_group, scaling_group
 from cloudtmpl.resolve.scope import Scope, is_template_file, section
 from cloudtmpl.resolve.values import ParseCache, ResolvedStack, ResolveOptions, ResourceRegistry
 from cloudtmpl.resources import known_type_names, lookup
@@ -87,6 +87,12 @@ class Composer:
             out = replace(out, scaling=group)
             flat, comp = self._group(name, rdef, props, explicit, inherited, out, group) \
                 if group is not None else ({}, Composite(name, "group", scaling=True))
+        elif kind == "instances":  # InstanceGroup, AWS::AutoScaling::AutoScalingGroup
+            found = instance_group(self.scope, name, str(rdef.get("type")), props)
+            out = replace(out, scaling=found[0] if found else None)
+            flat, comp = self._group(name, rdef, props, explicit, inherited, out, found[0],
+                                     found[1:]) \
+                if found is not None else ({}, Composite(name, "group", scaling=True))
         elif kind == "stack":
             raw = self.scope.doc.get((*rpath, "properties", "template"))
             context = props.get("context")
@@ -105,10 +111,11 @@ class Composer:
 
     def _group(self, name: str, rdef: Mapping[str, Any], props: Mapping[str, Any],
                explicit: set[str], inherited: tuple[Rule, ...], out: Expansion,
-               scaling: ScalingGroup | None = None
+               scaling: ScalingGroup | None = None, given: tuple[Any, Path] | None = None
                ) -> tuple[dict[str, DesiredResource], Composite]:
         """A resource group's members; a scaling group's (``scaling``: its size, its
-        properties checked) from its ``resource``, with no index substitution."""
+        properties checked) from its ``resource`` (or ``given``: a definition made
+        elsewhere, and its path), with no index substitution."""
         rpath: Path = ("resources", name)
         ppath: Path = (*rpath, "properties")
         empty = Composite(name, "group", ref=f"{self.scope.options.stack}.{name}",
@@ -126,7 +133,7 @@ class Composer:
                      f"of 0 or more, not {describe(count)}", self.scope.doc.loc((*ppath, "count")),
                      "use a number or {get_param: a_number_parameter}")
             return {}, empty
-        raw_def = self.scope.doc.get((*ppath, def_key))
+        raw_def = self.scope.doc.get((*ppath, def_key)) if given is None else given[0]
         if not isinstance(raw_def, Mapping) or not isinstance(raw_def.get("type"), str):
             self.scope.add("missing-property", f"resource '{name}': {def_key} with a 'type' is "
                      "required", self.scope.doc.key_loc(ppath if "properties" in rdef else rpath),
@@ -154,7 +161,7 @@ class Composer:
         indexes = member_indexes(count, removed)
         members: dict[str, DesiredResource] = {}
         addresses: list[str] = []
-        member_rpath: Path = (*ppath, def_key)
+        member_rpath: Path = (*ppath, def_key) if given is None else given[1]
         policy = rdef.get("update_policy") if scaling is None else \
             {"rolling_update": dict(props.get("rolling_updates") or {})}
         policy = self.scope.evaluate(self.scope.parse(dict(policy), (*rpath, "update_policy")),

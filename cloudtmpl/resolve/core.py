@@ -50,7 +50,12 @@ from cloudtmpl.resolve.ssh import stack_ssh, with_ssh_defaults
 from cloudtmpl.resolve.values import ParseCache, ResolvedStack, ResolveOptions, ResourceRegistry
 from cloudtmpl.resources import known_type_names, lookup
 from cloudtmpl.scaling import ScalingGroup
-from cloudtmpl.scaling_kinds import SCALING_GROUP_TYPES, UNSUPPORTED_HINT, UNSUPPORTED_TYPES
+from cloudtmpl.scaling_kinds import (
+    INSTANCE_GROUP_TYPES,
+    SCALING_GROUP_TYPES,
+    UNSUPPORTED_HINT,
+    UNSUPPORTED_TYPES,
+)
 from cloudtmpl.schema import describe, did_you_mean
 from cloudtmpl.sensitive import texts
 
@@ -91,11 +96,12 @@ class _Resolver:
             nested = entry.target if entry is not None and entry.is_template else \
                 tname if is_template_file(tname) else None
             if nested is not None or tname in GROUP_TYPES or tname == STACK_TYPE \
-                    or tname in SCALING_GROUP_TYPES:
+                    or tname in SCALING_GROUP_TYPES or tname in INSTANCE_GROUP_TYPES:
                 self.types[name] = None
                 self.composite_kind[name] = (
                     "group" if tname in GROUP_TYPES else "stack" if tname == STACK_TYPE
-                    else "scaling" if tname in SCALING_GROUP_TYPES else str(nested))
+                    else "scaling" if tname in SCALING_GROUP_TYPES
+                    else "instances" if tname in INSTANCE_GROUP_TYPES else str(nested))
                 continue
             if tname in UNSUPPORTED_TYPES:
                 self.types[name] = None

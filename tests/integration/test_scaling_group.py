@@ -296,3 +296,154 @@ def test_heat_autoscaling_example(tmp_path: Path, openstack_reset: dict[str, Any
         "OS::Aodh::GnocchiAggregationByResourcesAlarm" in r.err
     assert "error[unsupported-kind]: resource 'cpu_alarm_low': OS::Ceilometer::Alarm" in r.err
     assert "Traceback" not in r.err
+
+
+AWS_STYLE = """\
+heat_template_version: 2016-10-14
+placement: {{provider: sandbox-aws, region: us-east-1}}
+parameters:
+  size: {{type: number, default: 2}}
+resources:
+  lc:
+    type: AWS::AutoScaling::LaunchConfiguration
+    properties: {{ImageId: ubuntu-22.04, InstanceType: tiny}}
+  fixed:
+    type: OS::Heat::InstanceGroup
+    properties:
+      AvailabilityZones: [us-east-1a]
+      LaunchConfigurationName: {{get_resource: lc}}
+      Size: {{get_param: size}}
+      Tags: [{{Key: role, Value: web}}]
+  asg:
+    type: AWS::AutoScaling::AutoScalingGroup
+    properties:
+      AvailabilityZones: [us-east-1a]
+      LaunchConfigurationName: {{get_resource: lc}}
+      MinSize: 1
+      MaxSize: 2
+  up:
+    type: AWS::AutoScaling::ScalingPolicy
+    properties:
+      AutoScalingGroupName: {{get_resource: asg}}
+      AdjustmentType: {adjustment}
+      ScalingAdjustment: 5
+  grow_fixed:
+    type: AWS::AutoScaling::ScalingPolicy
+    properties:
+      AutoScalingGroupName: {{get_resource: fixed}}
+      AdjustmentType: ChangeInCapacity
+      ScalingAdjustment: 1
+"""
+
+
+def test_aws_style_groups_from_a_launch_configuration(tmp_path: Path,
+                                                      aws_reset: dict[str, Any]) -> None:
+    write(tmp_path / "legacy.yaml", AWS_STYLE.format(adjustment="ChangeInCapacity"))
+
+    def live() -> list[tuple[str, str]]:
+        return sorted((tags(i)["cloudtmpl:resource"], i["InstanceType"])
+                      for i in stack_instances(aws_reset, "us-east-1", "legacy")
+                      if i["State"]["Name"] not in ("terminated", "shutting-down"))
+
+    r = invoke(tmp_path, "apply", "legacy.yaml", "--yes")
+    assert r.code == 0, r.err + r.out
+    assert live() == [("asg.0", "t3.micro"), ("fixed.0", "t3.micro"), ("fixed.1", "t3.micro")]
+    fixed = [i for i in stack_instances(aws_reset, "us-east-1", "legacy")
+             if tags(i)["cloudtmpl:resource"] == "fixed.0"]
+    assert tags(fixed[0])["role"] == "web"  # the group's Tags on its members
+    r = invoke(tmp_path, "signal", "legacy", "up", "--yes")
+    assert r.code == 0, r.err + r.out
+    assert "up: group asg scaled to 2 (max_size), asked 6" in r.out
+    assert [a for a, _ in live()] == ["asg.0", "asg.1", "fixed.0", "fixed.1"]
+    # an InstanceGroup is sized by its Size alone, as in Heat: no policy scales it
+    r = invoke(tmp_path, "signal", "legacy", "grow_fixed", "--yes")
+    assert r.code == 1 and "error[not-scalable]" in r.err and "'fixed'" in r.err
+    r = invoke(tmp_path, "apply", "legacy.yaml", "-p", "size=3", "--yes")
+    assert r.code == 0, r.err + r.out
+    assert [a for a, _ in live()] == ["asg.0", "asg.1", "fixed.0", "fixed.1", "fixed.2"]
+
+
+@pytest.mark.parametrize(("props", "expected"), [
+    ("min_size: 3\n      max_size: 2", "error[invalid-value]: resource 'g': min_size (3) "
+                                       "can not be greater than max_size (2)"),
+    ("min_size: 1\n      max_size: 2\n      desired_capacity: 5",
+     "error[invalid-value]: resource 'g': desired_capacity (5) must be between min_size (1) "
+     "and max_size (2)"),
+    ("max_size: 2", "error[missing-property]: resource 'g': property 'min_size' is required"),
+    ("min_size: 1\n      max_size: 2\n      count: 3",
+     "error[unknown-property]: resource 'g': unknown property 'count' for a scaling group"),
+    ("min_size: -1\n      max_size: 2", "min_size must be a known whole number of 0 or more"),
+])
+def test_scaling_group_properties_are_checked_as_heat(tmp_path: Path, props: str,
+                                                      expected: str) -> None:
+    write(tmp_path / "bad.yaml", f"""\
+heat_template_version: 2016-10-14
+resources:
+  g:
+    type: OS::Heat::AutoScalingGroup
+    properties:
+      {props}
+      resource: {{type: OS::Heat::Value, properties: {{value: 1}}}}
+""")
+    r = invoke(tmp_path, "validate", "bad.yaml")
+    assert r.code == 1 and expected in r.err, r.err
+    assert "Traceback" not in r.err
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("adjustment_type: change_in_capacity\n      scaling_adjustment: 1\n"
+     "      min_adjustment_step: 1",
+     "min_adjustment_step is only for adjustment_type percent_change_in_capacity"),
+    ("adjustment_type: ChangeInCapacity\n      scaling_adjustment: 1",
+     "adjustment_type must be one of change_in_capacity, exact_capacity, "
+     "percent_change_in_capacity, not 'ChangeInCapacity'"),
+    ("adjustment_type: exact_capacity\n      scaling_adjustment: 1.5",
+     "a exact_capacity adjustment is a whole number of members, not 1.5"),
+])
+def test_policy_properties_are_checked_as_heat(tmp_path: Path, policy: str,
+                                               expected: str) -> None:
+    write(tmp_path / "bad.yaml", f"""\
+heat_template_version: 2016-10-14
+resources:
+  g:
+    type: OS::Heat::AutoScalingGroup
+    properties:
+      min_size: 1
+      max_size: 2
+      resource: {{type: OS::Heat::Value, properties: {{value: 1}}}}
+  p:
+    type: OS::Heat::ScalingPolicy
+    properties:
+      auto_scaling_group_id: {{get_resource: g}}
+      {policy}
+""")
+    r = invoke(tmp_path, "validate", "bad.yaml")
+    assert r.code == 1 and expected in r.err, r.err
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ("      InstanceId: i-123\n", "error[unsupported-property]: resource 'asg': InstanceId"),
+    ("      VPCZoneIdentifier: [a, b]\n", "VPCZoneIdentifier must list exactly one subnet"),
+])
+def test_aws_groups_refuse_what_cloudtmpl_cannot_do(tmp_path: Path, change: str,
+                                                    expected: str) -> None:
+    text = AWS_STYLE.format(adjustment="ChangeInCapacity").replace(
+        "      MinSize: 1\n", "      MinSize: 1\n" + change)
+    write(tmp_path / "bad.yaml", text)
+    r = invoke(tmp_path, "validate", "bad.yaml")
+    assert r.code == 1 and expected in r.err, r.err
+
+
+def test_aws_group_needs_a_launch_configuration(tmp_path: Path) -> None:
+    text = AWS_STYLE.format(adjustment="ChangeInCapacity").replace(
+        "      LaunchConfigurationName: {get_resource: lc}\n      MinSize",
+        "      LaunchConfigurationName: {get_resource: fixed}\n      MinSize").replace(
+        "      AvailabilityZones: [us-east-1a]\n      LaunchConfigurationName: "
+        "{get_resource: lc}\n      Size", "      LaunchConfigurationName: "
+        "{get_resource: lc}\n      Size")
+    write(tmp_path / "bad.yaml", text)
+    r = invoke(tmp_path, "validate", "bad.yaml")
+    assert r.code == 1
+    assert "resource 'asg': LaunchConfigurationName must name an " \
+        "AWS::AutoScaling::LaunchConfiguration of this template, not 'fixed'" in r.err
+    assert "resource 'fixed': property 'AvailabilityZones' is required" in r.err
