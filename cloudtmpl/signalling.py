@@ -126,15 +126,21 @@ def signal(project: ProjectConfig, inputs: Inputs, policy: str, parallelism: int
                 raise error("group-not-applied",
                             f"scaling group {group.name!r} of stack {resolved.name!r} is not "
                             "applied as its template is now", hint="apply the stack first, "
-                            "then signal its policy")
+                            "then signal its policy (with the -p/-e it was applied with)")
             now = clock()
             _check_cooldown(rec, {policy: f"policy {policy!r}",
                                   group.name: f"group {group.name!r}"}, now)
             step = props.get("min_adjustment_step")
+            adjustment = props.get("scaling_adjustment")
+            if isinstance(adjustment, bool) or not isinstance(adjustment, (int, float)) \
+                    or not isinstance(step, (int, type(None))):
+                raise error("invalid-value", f"policy {policy!r}: scaling_adjustment and "
+                            "min_adjustment_step must be known numbers",
+                            resolved.resources[policy].loc,
+                            hint="use numbers or {get_param: a_number_parameter}")
             resize = scaling.new_capacity(
-                group.size, float(props["scaling_adjustment"]), str(props["adjustment_type"]),
-                int(step) if step is not None else None, group.bounds.minimum,
-                group.bounds.maximum)
+                group.size, float(adjustment), str(props.get("adjustment_type")), step,
+                group.bounds.minimum, group.bounds.maximum)
             if not resize.changed:
                 return Signalled(policy, group.name, resize, None)
             sizes[group.name] = (resize.size, group.definition)

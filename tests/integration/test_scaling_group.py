@@ -202,7 +202,7 @@ def test_signal_to_what_is_not_a_policy_names_it(project: Path,
 def test_sigkill_during_a_scale_out_converges_without_duplicates(
         project: Path, openstack_reset: dict[str, Any]) -> None:
     assert invoke(project, "apply", "scaled.yaml", "--yes").code == 0
-    configure(openstack_reset, build_seconds=1.5)
+    configure(openstack_reset, build_seconds=3)
     proc = subprocess.Popen(cli_args("signal", "scaled", "up", "--yes", "--parallelism", "1"),
                             cwd=project, env=cli_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
