@@ -122,6 +122,37 @@ def in_cooldown(now: datetime, end: datetime | None) -> bool:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A group as the state has it: its size, the digest of its definition, and the
+    member indexes scaled in (never used again, as Heat never reuses a name)."""
+
+    size: int
+    definition: str
+    removed: frozenset[int] = frozenset()
+
+
+def members(size: int, removed: frozenset[int]) -> list[int]:
+    """The member indexes of a group of ``size``: the lowest not removed."""
+    out: list[int] = []
+    i = 0
+    while len(out) < size:
+        if i not in removed:
+            out.append(i)
+        i += 1
+    return out
+
+
+def scaled_in(before: Recorded | None, size: int) -> frozenset[int]:
+    """The removed indexes after resizing ``before`` to ``size``: a smaller group loses
+    its oldest members (the lowest indexes), as Heat's keeps the newest."""
+    if before is None:
+        return frozenset()
+    current = members(before.size, before.removed)
+    gone = current[:max(0, len(current) - size)]
+    return before.removed | frozenset(gone)
+
+
+@dataclass(frozen=True)
 class ScalingGroup:
     """A scaling group as one resolve found it: its bounds, the size its members
     follow this run, the digest of its definition (what :func:`size_now` compares),
@@ -133,6 +164,11 @@ class ScalingGroup:
     definition: str
     cooldown: float | None = None
     scalable: bool = True  # False: an InstanceGroup (its size is its Size; no policy)
+    removed: frozenset[int] = frozenset()  # member indexes scaled in
+
+    @property
+    def indexes(self) -> list[int]:
+        return members(self.size, self.removed)
 
 
 def policy_problems(props: dict[str, object], cfn: bool = False) -> list[tuple[str, str]]:

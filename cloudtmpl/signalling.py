@@ -30,7 +30,15 @@ from cloudtmpl.scaling import Resize, ScalingGroup
 from cloudtmpl.scaling_kinds import SCALING_POLICY
 from cloudtmpl.session import check_targets, holder, open_session, open_store, targets_of
 from cloudtmpl.state.scaling_groups import GroupRecord
-from cloudtmpl.workflow import Outcome, Ui, execute, plan_stack, prune_state, resolve_stack
+from cloudtmpl.workflow import (
+    Outcome,
+    Ui,
+    as_recorded,
+    execute,
+    plan_stack,
+    prune_state,
+    resolve_stack,
+)
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,7 @@ def signal(project: ProjectConfig, inputs: Inputs, policy: str, parallelism: int
     try:
         with session.store.lock(first.name, holder()):
             records = session.store.scaling_groups(first.name)
-            sizes = {g: (r.size, r.definition) for g, r in records.items()}
+            sizes = as_recorded(records)
             resolved = resolve_stack(inputs, project, "plan", sources, lambda: sizes)
             props, group = _policy(resolved, policy)
             rec = records.get(group.name)
@@ -143,7 +151,10 @@ def signal(project: ProjectConfig, inputs: Inputs, policy: str, parallelism: int
                 group.bounds.minimum, group.bounds.maximum)
             if not resize.changed:
                 return Signalled(policy, group.name, resize, None)
-            sizes[group.name] = (resize.size, group.definition)
+            # scaling in removes the oldest members (the lowest indexes), as in Heat
+            removed = scaling.scaled_in(
+                scaling.Recorded(group.size, group.definition, group.removed), resize.size)
+            sizes[group.name] = scaling.Recorded(resize.size, group.definition, removed)
             scaled = resolve_stack(inputs, project, "plan", sources, lambda: sizes)
             fresh = plan_stack(session, scaled, sources, inputs, parallelism)
             ui.planned(fresh)
@@ -157,7 +168,7 @@ def signal(project: ProjectConfig, inputs: Inputs, policy: str, parallelism: int
                     datetime.fromisoformat(before) if before else None).isoformat()
             # recorded before the first member changes: a killed signal leaves it
             session.store.put_scaling_group(resolved.name, GroupRecord(
-                group.name, resize.size, group.definition, ends))
+                group.name, resize.size, group.definition, ends, tuple(sorted(removed))))
             started = time.monotonic()
             with ui.running(fresh) as (stop, emit):
                 result = execute(session, fresh, scaled, "apply", emit=emit,

@@ -72,7 +72,7 @@ from cloudtmpl.state.scaling_groups import GroupRecord
 
 def resolve_stack(
     inputs: Inputs, project: ProjectConfig, mode: str, sources: Mapping[str, str],
-    scaling_records: Callable[[], Mapping[str, tuple[int, str]]] | None = None,
+    scaling_records: Callable[[], Mapping[str, scaling.Recorded]] | None = None,
 ) -> ResolvedStack:
     """The template resolved as stack ``stack_name(inputs)``.  An invalid ``-s`` is
     reported together with the template's own problems (resolved under the default name).
@@ -116,20 +116,25 @@ def resolve_stack(
 
 
 def recorded_sizes(project: ProjectConfig, inputs: Inputs, stack: str
-                   ) -> Callable[[], Mapping[str, tuple[int, str]]]:
-    """The stack's scaling groups as recorded (group -> size, definition digest), read
-    from the store once, when the resolver first meets a scaling group."""
-    cache: dict[str, tuple[int, str]] | None = None
+                   ) -> Callable[[], Mapping[str, scaling.Recorded]]:
+    """The stack's scaling groups as recorded, read from the store once, when the
+    resolver first meets a scaling group."""
+    cache: dict[str, scaling.Recorded] | None = None
 
-    def read() -> Mapping[str, tuple[int, str]]:
+    def read() -> Mapping[str, scaling.Recorded]:
         nonlocal cache
         if cache is None:
             with open_store(project, inputs) as store:
-                cache = {g: (r.size, r.definition)
-                         for g, r in store.scaling_groups(stack).items()}
+                cache = as_recorded(store.scaling_groups(stack))
         return cache
 
     return read
+
+
+def as_recorded(records: Mapping[str, GroupRecord]) -> dict[str, scaling.Recorded]:
+    """The store's group records as the resolver takes them."""
+    return {g: scaling.Recorded(r.size, r.definition, frozenset(r.removed))
+            for g, r in records.items()}
 
 
 def record_scaling(store: StateStore, stack: str, resolved: ResolvedStack,
@@ -143,12 +148,13 @@ def record_scaling(store: StateStore, stack: str, resolved: ResolvedStack,
     now = now or datetime.now(timezone.utc)
     for name, group in resolved.scaling.items():
         rec = recorded.get(name)
-        if rec is not None and (rec.size, rec.definition) == (group.size, group.definition):
+        if rec is not None and (rec.size, rec.definition, frozenset(rec.removed)) == \
+                (group.size, group.definition, group.removed):
             continue
         cooldowns = dict(rec.cooldowns) if rec is not None else {
             name: scaling.cooldown_end(now, group.cooldown, None).isoformat()}
         store.put_scaling_group(stack, GroupRecord(name, group.size, group.definition,
-                                                   cooldowns))
+                                                   cooldowns, tuple(sorted(group.removed))))
 
 
 def file_reader(template: str, sources: Mapping[str, str]) -> Callable[[str], str]:

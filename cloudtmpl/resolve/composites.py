@@ -158,7 +158,7 @@ class Composer:
         limits.charge_nodes(count * limits.count_nodes(raw_def, limits.remaining_nodes()),
                             where, what)
         spread = self._spread(name)
-        indexes = member_indexes(count, removed)
+        indexes = member_indexes(count, removed) if scaling is None else scaling.indexes
         members: dict[str, DesiredResource] = {}
         addresses: list[str] = []
         member_rpath: Path = (*ppath, def_key) if given is None else given[1]

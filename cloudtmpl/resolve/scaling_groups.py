@@ -14,7 +14,7 @@ from cloudtmpl.functions import to_text
 from cloudtmpl.loader import Path
 from cloudtmpl.model import DesiredResource
 from cloudtmpl.resolve.scope import Scope
-from cloudtmpl.scaling import Bounds, ScalingGroup, policy_problems, size_now
+from cloudtmpl.scaling import Bounds, ScalingGroup, policy_problems, scaled_in, size_now
 from cloudtmpl.scaling_kinds import (
     AWS_GROUP_PROPERTIES,
     AWS_POLICY,
@@ -118,9 +118,11 @@ def sized(scope: Scope, name: str, props: Mapping[str, Any], keys: tuple[str, ..
     source = scope.options.scaling_records
     records = source() if source is not None and not scope.options.nested else {}
     rec = records.get(name)
-    size = size_now(bounds, rec[0] if rec else None, rec is not None and rec[1] == digest)
+    size = size_now(bounds, rec.size if rec else None,
+                    rec is not None and rec.definition == digest)
     return ScalingGroup(name, bounds, size, digest,
-                        float(cooldown) if cooldown is not None else None, scalable)
+                        float(cooldown) if cooldown is not None else None, scalable,
+                        scaled_in(rec, size))
 
 
 def _launch_configuration(scope: Scope, name: str) -> str | None:

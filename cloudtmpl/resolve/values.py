@@ -18,7 +18,7 @@ from cloudtmpl.model import (
 )
 from cloudtmpl.names import name_problems
 from cloudtmpl.placement import Request, Residency
-from cloudtmpl.scaling import ScalingGroup
+from cloudtmpl.scaling import Recorded, ScalingGroup
 from cloudtmpl.schema import (
     LATEST_HOT_VERSION,
     validate_template,
@@ -49,9 +49,9 @@ class ResolveOptions:
     parent_values: Mapping[str, tuple[Any, Loc]] = field(default_factory=dict)
     deferred: Mapping[str, Any] = field(default_factory=dict)
     registry: ResourceRegistry | None = None
-    # The scaling groups' recorded sizes: group -> (size, definition digest), read
-    # from the state store when a template has a scaling group (None: no state)
-    scaling_records: Callable[[], Mapping[str, tuple[int, str]]] | None = None
+    # The scaling groups as recorded (size, definition digest, indexes scaled in),
+    # read from the state store when a template has a scaling group (None: no state)
+    scaling_records: Callable[[], Mapping[str, Recorded]] | None = None
 
 
 class ParseCache:

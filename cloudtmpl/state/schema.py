@@ -105,6 +105,7 @@ _SCALING_GROUPS_TABLE = """CREATE TABLE IF NOT EXISTS scaling_groups (
         size INTEGER NOT NULL,
         definition TEXT NOT NULL,
         cooldowns TEXT NOT NULL,
+        removed TEXT NOT NULL,
         updated TEXT NOT NULL,
         PRIMARY KEY (stack, grp))"""
 

@@ -139,25 +139,30 @@ def test_signal_scales_keeps_the_size_and_says_when_clamped(
     r = invoke(project, "signal", "scaled", "down", "--yes")
     assert r.code == 0, r.err + r.out
     assert "down: group asg scaled to 2 (min_size), asked 1" in r.out
-    assert members(openstack_reset, "scaled") == ["asg.0", "asg.1"]
+    # the oldest go first, as in Heat
+    assert members(openstack_reset, "scaled") == ["asg.2", "asg.3"]
 
     # exact_capacity beyond max_size: clamped to it
     r = invoke(project, "signal", "scaled", "to_nine", "--yes")
     assert r.code == 0, r.err + r.out
     assert "to_nine: group asg scaled to 5 (max_size), asked 9" in r.out
-    assert len(members(openstack_reset, "scaled")) == 5
+    # an index scaled in is never used again
+    assert members(openstack_reset, "scaled") == [f"asg.{i}" for i in range(2, 7)]
 
     # -10% of 5 is -0.5: Heat rounds it to -1, min_adjustment_step makes it -2
     r = invoke(project, "signal", "scaled", "shrink", "--yes")
     assert r.code == 0, r.err + r.out
     assert "shrink: group asg scaled from 5 to 3" in r.out
-    assert members(openstack_reset, "scaled") == ["asg.0", "asg.1", "asg.2"]
-    assert outputs(project, "scaled")["size"] == 3
+    assert members(openstack_reset, "scaled") == ["asg.4", "asg.5", "asg.6"]
+    out = outputs(project, "scaled")
+    assert out["size"] == 3 and sorted(out["by_member"]) == ["4", "5", "6"]
+    r = invoke(project, "plan", "scaled.yaml", "--detailed-exitcode")
+    assert r.code == 0, r.err + r.out
 
     # a changed desired_capacity is a changed definition: Heat resizes to it
     r = invoke(project, "apply", "scaled.yaml", "-p", "desired=4", "--yes")
     assert r.code == 0, r.err + r.out
-    assert len(members(openstack_reset, "scaled")) == 4
+    assert members(openstack_reset, "scaled") == ["asg.4", "asg.5", "asg.6", "asg.7"]
     assert outputs(project, "scaled")["size"] == 4
 
 
@@ -242,9 +247,10 @@ def test_aws_group_scales_out(tmp_path: Path, aws_reset: dict[str, Any]) -> None
     assert r.code == 0, r.out
     r = invoke(tmp_path, "signal", "scaled", "down", "--yes")
     assert r.code == 0 and "scaled to 2 (min_size), asked 1" in r.out
-    live = [i for i in stack_instances(aws_reset, "us-east-1", "scaled")
-            if i["State"]["Name"] not in ("terminated", "shutting-down")]
-    assert len(live) == 2
+    live = sorted(tags(i)["cloudtmpl:resource"]
+                  for i in stack_instances(aws_reset, "us-east-1", "scaled")
+                  if i["State"]["Name"] not in ("terminated", "shutting-down"))
+    assert live == ["asg.2", "asg.3"]
 
 
 HEAT_ALARMS = """

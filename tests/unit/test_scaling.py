@@ -11,11 +11,14 @@ import pytest
 
 from cloudtmpl.scaling import (
     Bounds,
+    Recorded,
     Resize,
     cooldown_end,
     in_cooldown,
+    members,
     new_capacity,
     policy_problems,
+    scaled_in,
     size_now,
 )
 from cloudtmpl.state import SCHEMA_VERSION, StateStore
@@ -72,6 +75,18 @@ def test_size_at_the_next_resolve() -> None:
     assert size_now(Bounds(6, 8), 5, True) == 6
 
 
+def test_scaling_in_removes_the_oldest_and_never_reuses_an_index() -> None:
+    assert scaled_in(None, 3) == frozenset()
+    four = Recorded(4, "d")
+    assert scaled_in(four, 4) == frozenset() and scaled_in(four, 6) == frozenset()
+    gone = scaled_in(four, 2)
+    assert gone == {0, 1} and members(2, gone) == [2, 3]
+    assert members(5, gone) == [2, 3, 4, 5, 6]
+    again = scaled_in(Recorded(5, "d", gone), 3)
+    assert again == {0, 1, 2, 3} and members(3, again) == [4, 5, 6]
+    assert members(0, frozenset()) == []
+
+
 def test_cooldowns() -> None:
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     end = cooldown_end(now, 60, None)
@@ -102,11 +117,12 @@ def test_group_records_in_the_store(tmp_path: Path) -> None:
     with StateStore.open(url) as s:
         assert s.scaling_groups("app") == {}
         s.put_scaling_group("app", GroupRecord("asg", 2, "d1", {"asg": "2026-01-01T00:00:00"}))
-        s.put_scaling_group("app", GroupRecord("asg", 4, "d1", {"up": "2026-01-01T00:01:00"}))
+        s.put_scaling_group("app", GroupRecord("asg", 4, "d1", {"up": "2026-01-01T00:01:00"},
+                                               (0, 1)))
         s.put_scaling_group("db", GroupRecord("asg", 1, "d9"))
     with StateStore.open(url) as s:
         assert s.scaling_groups("app") == {
-            "asg": GroupRecord("asg", 4, "d1", {"up": "2026-01-01T00:01:00"})}
+            "asg": GroupRecord("asg", 4, "d1", {"up": "2026-01-01T00:01:00"}, (0, 1))}
         s.forget_stack("app")
         assert s.scaling_groups("app") == {}
         assert s.scaling_groups("db") == {"asg": GroupRecord("asg", 1, "d9")}
