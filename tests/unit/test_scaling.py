@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cloudtmpl.loader import load_text
+from cloudtmpl.resolve import ResolveOptions, resolve
 from cloudtmpl.scaling import (
     Bounds,
     Recorded,
@@ -140,3 +143,59 @@ def test_a_schema_5_database_gets_scaling_groups(tmp_path: Path) -> None:
         assert s.template("app") == "app.yaml"
         s.put_scaling_group("app", GroupRecord("asg", 3, "d"))
         assert s.scaling_groups("app")["asg"].size == 3
+
+
+ROLLING = """\
+heat_template_version: 2016-10-14
+resources:
+  asg:
+    type: OS::Heat::AutoScalingGroup
+    properties:
+      min_size: 2
+      max_size: 4
+      rolling_updates: {min_in_service: 1, max_batch_size: 2, pause_time: 5}
+      resource:
+        type: member.yaml
+        properties: {greeting: hi}
+outputs:
+  greetings: {value: {get_attr: [asg, outputs_list, said]}}
+  size: {value: {get_attr: [asg, current_size]}}
+"""
+MEMBER = """\
+heat_template_version: 2016-10-14
+parameters:
+  greeting: {type: string}
+resources:
+  v:
+    type: OS::Heat::Value
+    properties: {value: {get_param: greeting}}
+outputs:
+  said: {value: {get_attr: [v, value]}}
+"""
+
+
+def _resolve(records: dict[str, Recorded]) -> Any:
+    files = {"member.yaml": MEMBER}
+    return resolve(load_text(ROLLING, "asg.yaml"),
+                   ResolveOptions(stack="t", read_file=files.__getitem__,
+                                  scaling_records=lambda: records))
+
+
+def test_a_group_of_nested_stacks_at_its_recorded_size_with_its_rolling_updates() -> None:
+    stack = _resolve({})
+    assert sorted(stack.resources) == ["asg.0.v", "asg.1.v"]
+    group = stack.scaling["asg"]
+    assert (group.size, group.bounds) == (2, Bounds(2, 4, None))
+    member = stack.resources["asg.0.v"]
+    assert member.group == "asg" and member.update_policy == {
+        "rolling_update": {"min_in_service": 1, "max_batch_size": 2, "pause_time": 5}}
+    assert stack.outputs["size"].value == 2
+    # outputs_list of a member that is a nested stack: its output, per member
+    assert [str(v.args[0]) for v in stack.outputs["greetings"].value] == ["asg.0.v", "asg.1.v"]
+    # recorded at 4 with this definition, two of them scaled in: the newest four stay
+    later = _resolve({"asg": Recorded(4, group.definition, frozenset({0, 1}))})
+    assert sorted(later.resources) == ["asg.2.v", "asg.3.v", "asg.4.v", "asg.5.v"]
+    assert later.outputs["size"].value == 4
+    # another definition (recorded before an edit), no desired_capacity: clamped
+    edited = _resolve({"asg": Recorded(9, "another", frozenset())})
+    assert edited.scaling["asg"].size == 4
