@@ -115,8 +115,14 @@ def test_policy_problems_as_heat_validates() -> None:
                                            "scaling_adjustment": 1.5})] == ["scaling_adjustment"]
 
 
-def test_group_records_in_the_store(tmp_path: Path) -> None:
-    url = str(tmp_path / "state.db")
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A fresh store (tests/integration/test_state_postgres.py runs these on PostgreSQL
+    too)."""
+    return f"sqlite:///{tmp_path}/state/state.db"
+
+
+def test_group_records_in_the_store(url: str) -> None:
     with StateStore.open(url) as s:
         assert s.scaling_groups("app") == {}
         s.put_scaling_group("app", GroupRecord("asg", 2, "d1", {"asg": "2026-01-01T00:00:00"}))
@@ -131,8 +137,7 @@ def test_group_records_in_the_store(tmp_path: Path) -> None:
         assert s.scaling_groups("db") == {"asg": GroupRecord("asg", 1, "d9")}
 
 
-def test_a_schema_5_database_gets_scaling_groups(tmp_path: Path) -> None:
-    url = str(tmp_path / "state.db")
+def test_a_schema_5_database_gets_scaling_groups(url: str) -> None:
     with StateStore.open(url) as s:
         s.set_template("app", "app.yaml")
         with s._write() as tx:
