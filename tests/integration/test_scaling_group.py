@@ -204,31 +204,36 @@ def test_signal_to_what_is_not_a_policy_names_it(project: Path,
     assert r.code == 0, r.out
 
 
+@pytest.mark.parametrize("command", [
+    ("signal", "scaled", "up"),                               # +2: to 4
+    ("apply", "scaled.yaml", "-p", "desired=4"),              # a new desired_capacity
+])
 def test_sigkill_during_a_scale_out_converges_without_duplicates(
-        project: Path, openstack_reset: dict[str, Any]) -> None:
+        project: Path, openstack_reset: dict[str, Any], command: tuple[str, ...]) -> None:
     assert invoke(project, "apply", "scaled.yaml", "--yes").code == 0
     configure(openstack_reset, build_seconds=3)
-    proc = subprocess.Popen(cli_args("signal", "scaled", "up", "--yes", "--parallelism", "1"),
+    proc = subprocess.Popen(cli_args(*command, "--yes", "--parallelism", "1"),
                             cwd=project, env=cli_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while len(servers(openstack_reset, "scaled")) < 3:  # the first new member is made
-        assert proc.poll() is None, "signal ended before it could be killed"
+        assert proc.poll() is None, f"{command[0]} ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, err
     assert len(servers(openstack_reset, "scaled")) == 3  # killed half way
     configure(openstack_reset, build_seconds=0)
 
     # the size was recorded before the scale-out: the unchanged template finishes it
-    r = run(project, "apply", "scaled.yaml", "--yes")
+    again = ("-p", "desired=4") if command[0] == "apply" else ()
+    r = run(project, "apply", "scaled.yaml", *again, "--yes")
     assert r.code == 0, r.err + r.out
     names = members(openstack_reset, "scaled")
     assert names == ["asg.0", "asg.1", "asg.2", "asg.3"], names
     assert not [n for n, c in collections.Counter(names).items() if c > 1]
-    r = invoke(project, "plan", "scaled.yaml", "--detailed-exitcode")
+    r = invoke(project, "plan", "scaled.yaml", *again, "--detailed-exitcode")
     assert r.code == 0, r.out
 
 
