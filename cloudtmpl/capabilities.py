@@ -44,6 +44,7 @@ LOCAL_KINDS = frozenset({
     "Cloud::Software::Config", "Cloud::Software::StructuredConfig",
     "Cloud::Software::CloudConfig", "Cloud::Software::MultipartMime",
     "Cloud::Software::Deployment", "Cloud::Software::DeploymentGroup",
+    "Cloud::Scaling::Policy", "Cloud::Scaling::LaunchConfiguration",
 })
 # what the generic libcloud adapter can ever provide; each libcloud target offers the
 # subset its driver has (a built-in table per driver id, the driver class's verbs,

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cloudtmpl import clihelp, render
+from cloudtmpl import clihelp, render, signalling
 from cloudtmpl import planfile as pf
 from cloudtmpl import version as about
 from cloudtmpl import workflow as wf
@@ -316,6 +316,43 @@ def destroy(
         if done.result is not None:
             out.print(render.apply_summary(done.result, done.seconds, "Destroy"))
         return done.ok
+
+    if not _guard(body):
+        raise typer.Exit(Exit.ERROR)
+
+
+# -- signal ---------------------------------------------------------------------
+@app.command(cls=Command)
+def signal(
+    stack: Annotated[str, typer.Argument(metavar="STACK", help="Stack name.")],
+    policy: Annotated[str, typer.Argument(metavar="POLICY",
+                                          help="The scaling policy (OS::Heat::ScalingPolicy).")],
+    template: Annotated[
+        str | None,
+        typer.Option("-t", "--template", metavar="FILE",
+                     help="Template (default: the one the stack was last applied from)."),
+    ] = None,
+    env: EnvOpt = None,
+    param: ParamOpt = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Scale without asking (required without a "
+                           "terminal)."),
+    ] = False,
+    parallelism: ParOpt = 10,
+    state: StateOpt = None,
+) -> None:
+    """Signal a scaling policy: resize its group as Heat would, then apply the new size."""
+
+    def body() -> bool:
+        out = render.console()
+        done = signalling.signal(load_project(Path.cwd()),
+                                 _inputs(template, env, param, stack, None, state),
+                                 policy, parallelism, TerminalUi(yes, out=out))
+        out.print(f"{done.policy}: group {done.group} {done.resize.text()}")
+        if done.outcome is None or done.outcome.result is None:
+            return True
+        out.print(render.apply_summary(done.outcome.result, done.outcome.seconds))
+        return done.outcome.ok
 
     if not _guard(body):
         raise typer.Exit(Exit.ERROR)

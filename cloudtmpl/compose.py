@@ -86,7 +86,10 @@ def rewrite(tree: Any, fn: Callable[[Function], Any]) -> Any:
 
 
 def substitute_index(raw: Any, var: str, index: int) -> Any:
-    """A group member's definition: ``var`` replaced by the index in every string."""
+    """A group member's definition: ``var`` replaced by the index in every string
+    (none: ``var`` is empty, as in a scaling group)."""
+    if not var:
+        return raw
     if isinstance(raw, str):
         return raw.replace(var, str(index))
     if isinstance(raw, Mapping):
@@ -121,6 +124,7 @@ class Composite:
     prefix: str = ""  # stack: "<name>."
     addresses: frozenset[str] = frozenset()  # every flattened address it stands for
     ref: Any = None  # what get_resource of the composite gives
+    scaling: bool = False  # a scaling group: current_size, outputs, outputs_list
 
 
 def resolve_refs(tree: Any, composites: Mapping[str, Composite]) -> Any:
@@ -154,6 +158,13 @@ def resolve_refs(tree: Any, composites: Mapping[str, Composite]) -> Any:
             def one(ref: Function) -> Any:  # a member that is a nested stack: its own refs
                 return resolve_refs(ref, composites) if ref.args[0] in composites else ref
 
+            if comp.scaling and attr == "current_size":
+                return len(comp.members)
+            if comp.scaling and attr == "outputs" and path:
+                return {str(i): one(GetAttr((m, *path), node.loc))
+                        for i, m in zip(comp.indexes, comp.members, strict=True)}
+            if comp.scaling and attr == "outputs_list" and path:
+                return [one(GetAttr((m, *path), node.loc)) for m in comp.members]
             if attr == "refs":
                 return [one(GetResource((m,), node.loc)) for m in comp.members]
             if attr == "refs_map":

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from cloudtmpl import capabilities, hidden_defaults
+from cloudtmpl import capabilities, hidden_defaults, scaling
 from cloudtmpl.apply import ApplyResult, Event, Executor
 from cloudtmpl.config import ProjectConfig
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc, error
@@ -58,6 +59,7 @@ from cloudtmpl.session import (
     check_targets,
     holder,
     open_session,
+    open_store,
     secret_key,
     targets_of,
 )
@@ -65,13 +67,18 @@ from cloudtmpl.session import (
 # file_reader and library_file are this module's as well (tests and callers name them here)
 from cloudtmpl.shipped import data_dir  # noqa: F401  (as before: tests patch it here)
 from cloudtmpl.sourcefiles import allowed_roots, file_reader, library_file, source_key  # noqa: F401
+from cloudtmpl.state import StateStore
+from cloudtmpl.state.scaling_groups import GroupRecord
 
 
 def resolve_stack(
-    inputs: Inputs, project: ProjectConfig, mode: str, sources: Mapping[str, str]
+    inputs: Inputs, project: ProjectConfig, mode: str, sources: Mapping[str, str],
+    scaling_records: Callable[[], Mapping[str, scaling.Recorded]] | None = None,
 ) -> ResolvedStack:
     """The template resolved as stack ``stack_name(inputs)``.  An invalid ``-s`` is
-    reported together with the template's own problems (resolved under the default name)."""
+    reported together with the template's own problems (resolved under the default name).
+    A plan's scaling groups follow their sizes in the state (``scaling_records``, by
+    default read from the store when the template has one)."""
     assert inputs.template is not None
     diags: list[Diagnostic] = []
     docs: list[Document] = []
@@ -98,6 +105,8 @@ def resolve_stack(
         targets=project.targets,
         read_file=file_reader(inputs.template, sources, allowed_roots(
             project.directory, inputs.template, inputs.allow_dirs)),
+        scaling_records=scaling_records or (
+            recorded_sizes(project, inputs, name) if mode == "plan" else None),
     )
     try:
         resolved = resolve(docs[0], options)
@@ -106,6 +115,48 @@ def resolve_stack(
     if name_diags:
         raise DiagnosticError(name_diags)
     return resolved
+
+
+def recorded_sizes(project: ProjectConfig, inputs: Inputs, stack: str
+                   ) -> Callable[[], Mapping[str, scaling.Recorded]]:
+    """The stack's scaling groups as recorded, read from the store once, when the
+    resolver first meets a scaling group."""
+    cache: dict[str, scaling.Recorded] | None = None
+
+    def read() -> Mapping[str, scaling.Recorded]:
+        nonlocal cache
+        if cache is None:
+            with open_store(project, inputs) as store:
+                cache = as_recorded(store.scaling_groups(stack))
+        return cache
+
+    return read
+
+
+def as_recorded(records: Mapping[str, GroupRecord]) -> dict[str, scaling.Recorded]:
+    """The store's group records as the resolver takes them."""
+    return {g: scaling.Recorded(r.size, r.definition, frozenset(r.removed))
+            for g, r in records.items()}
+
+
+def record_scaling(store: StateStore, stack: str, resolved: ResolvedStack,
+                   now: datetime | None = None) -> None:
+    """Record each scaling group's size for this run, before its members are made (a
+    killed run leaves the size it was going to; the next apply finishes it).  A
+    group's first record starts its own cooldown, as Heat's does when it is created."""
+    if not resolved.scaling:
+        return
+    recorded = store.scaling_groups(stack)
+    now = now or datetime.now(timezone.utc)
+    for name, group in resolved.scaling.items():
+        rec = recorded.get(name)
+        if rec is not None and (rec.size, rec.definition, frozenset(rec.removed)) == \
+                (group.size, group.definition, group.removed):
+            continue
+        cooldowns = dict(rec.cooldowns) if rec is not None else {
+            name: scaling.cooldown_end(now, group.cooldown, None).isoformat()}
+        store.put_scaling_group(stack, GroupRecord(name, group.size, group.definition,
+                                                   cooldowns, tuple(sorted(group.removed))))
 
 
 def files_of(template: str, stack: ResolvedStack) -> dict[str, str]:
@@ -317,6 +368,8 @@ def execute(
         if operation == "apply" and plan.stack_template:
             # before the first change: a killed first apply still ties the stack to it
             session.store.set_template(session.stack, plan.stack_template)
+        if operation == "apply":
+            record_scaling(session.store, session.stack, stack)
         executor = Executor(
             plan,
             stack,

@@ -47,13 +47,14 @@ whole=$(( $# == 0 ))
 # The whole suite in two parts. Most of it on two workers (pytest-xdist; each worker
 # has sandbox clouds, PostgreSQL servers and sshds of its own, and a file's tests stay
 # on one worker); then, with the machine to themselves, the tests that measure
-# behaviour in time (SIGKILL at random moments, signals and grace periods, lock
-# fencing, rolling health gates, lock hand-overs), which a busy neighbour could skew.
+# behaviour in time (SIGKILL at random moments or in the middle of a scale-out,
+# signals and grace periods, lock fencing, rolling health gates, lock hand-overs),
+# which a busy neighbour could skew.
 # Each part names its slowest tests: where to look when CI nears its 20 minutes.
 SERIAL=(tests/torture tests/integration/test_fencing.py tests/integration/test_deploy_bounds.py
         tests/integration/test_interrupts.py tests/integration/test_create_before_destroy.py
         tests/integration/test_rolling_update.py tests/integration/test_state_postgres.py
-        tests/integration/test_ssh_deploy.py)
+        tests/integration/test_ssh_deploy.py tests/integration/test_scaling_group.py)
 if [ "$whole" = 1 ]; then
   "$py" -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15 \
     "${SERIAL[@]/#/--ignore=}" || status=$?

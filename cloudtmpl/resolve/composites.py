@@ -29,9 +29,11 @@ from cloudtmpl.placement import Request, Residency, Rule, candidates
 from cloudtmpl.resolve.checks import Types, native_attrs
 from cloudtmpl.resolve.files import Files
 from cloudtmpl.resolve.placing import request, rule, stack_residency
+from cloudtmpl.resolve.scaling_groups import instance_group, scaling_group
 from cloudtmpl.resolve.scope import Scope, is_template_file, section
 from cloudtmpl.resolve.values import ParseCache, ResolvedStack, ResolveOptions, ResourceRegistry
 from cloudtmpl.resources import known_type_names, lookup
+from cloudtmpl.scaling import ScalingGroup
 from cloudtmpl.schema import describe, did_you_mean
 
 GROUP_PROPERTIES = ("count", "resource_def", "index_var", "removal_policies",
@@ -51,6 +53,7 @@ class Expansion:
     composite: Composite
     requests: dict[str, Request] = field(default_factory=dict)
     members: dict[str, Composite] = field(default_factory=dict)
+    scaling: ScalingGroup | None = None  # a scaling group's bounds and size
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,17 @@ class Composer:
                                            f"resource '{name}' placement")] if r)
         if kind == "group":
             flat, comp = self._group(name, rdef, props, explicit, inherited, out)
+        elif kind == "scaling":
+            group = scaling_group(self.scope, name, props)
+            out = replace(out, scaling=group)
+            flat, comp = self._group(name, rdef, props, explicit, inherited, out, group) \
+                if group is not None else ({}, Composite(name, "group", scaling=True))
+        elif kind == "instances":  # InstanceGroup, AWS::AutoScaling::AutoScalingGroup
+            found = instance_group(self.scope, name, str(rdef.get("type")), props)
+            out = replace(out, scaling=found[0] if found else None)
+            flat, comp = self._group(name, rdef, props, explicit, inherited, out, found[0],
+                                     found[1:]) \
+                if found is not None else ({}, Composite(name, "group", scaling=True))
         elif kind == "stack":
             tpath: Path = (*rpath, "properties", "template")
             raw = self.scope.doc.get(tpath)
@@ -119,31 +133,38 @@ class Composer:
         return None
 
     def _group(self, name: str, rdef: Mapping[str, Any], props: Mapping[str, Any],
-               explicit: set[str], inherited: tuple[Rule, ...], out: Expansion
+               explicit: set[str], inherited: tuple[Rule, ...], out: Expansion,
+               scaling: ScalingGroup | None = None, given: tuple[Any, Path] | None = None
                ) -> tuple[dict[str, DesiredResource], Composite]:
+        """A resource group's members; a scaling group's (``scaling``: its size, its
+        properties checked) from its ``resource`` (or ``given``: a definition made
+        elsewhere, and its path), with no index substitution."""
         rpath: Path = ("resources", name)
         ppath: Path = (*rpath, "properties")
-        empty = Composite(name, "group", ref=f"{self.scope.options.stack}.{name}")
-        for key in props:
+        empty = Composite(name, "group", ref=f"{self.scope.options.stack}.{name}",
+                          scaling=scaling is not None)
+        for key in props if scaling is None else ():
             if key not in GROUP_PROPERTIES:
                 self.scope.add("unknown-property",
                                f"resource '{name}': unknown property '{key}' for "
                                f"{rdef.get('type')}", self.scope.doc.key_loc((*ppath, key)),
                          did_you_mean(str(key), GROUP_PROPERTIES, "properties"))
-        count = props.get("count", 1)
+        count = props.get("count", 1) if scaling is None else scaling.size
+        def_key = "resource_def" if scaling is None else "resource"
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.scope.add("group-count", f"resource '{name}': count must be a known whole number "
                      f"of 0 or more, not {describe(count)}", self.scope.doc.loc((*ppath, "count")),
                      "use a number or {get_param: a_number_parameter}")
             return {}, empty
-        raw_def = self.scope.doc.get((*ppath, "resource_def"))
+        raw_def = self.scope.doc.get((*ppath, def_key)) if given is None else given[0]
         if not isinstance(raw_def, Mapping) or not isinstance(raw_def.get("type"), str):
-            self.scope.add("missing-property", f"resource '{name}': resource_def with a 'type' is "
+            self.scope.add("missing-property", f"resource '{name}': {def_key} with a 'type' is "
                      "required", self.scope.doc.key_loc(ppath if "properties" in rdef else rpath),
-                     "resource_def: {type: Cloud::Compute::Server, properties: {...}}")
+                     f"{def_key}: {{type: Cloud::Compute::Server, properties: {{...}}}}")
             return {}, empty
         var = props.get("index_var", DEFAULT_INDEX_VAR)
         var = var if isinstance(var, str) and var else DEFAULT_INDEX_VAR
+        var = var if scaling is None else ""  # Heat substitutes no index in a scaling group
         policies = props.get("removal_policies") or []
         lists = [p.get("resource_list") for p in policies if isinstance(p, Mapping)] \
             if isinstance(policies, list) else None
@@ -160,11 +181,12 @@ class Composer:
         limits.charge_nodes(count * limits.count_nodes(raw_def, limits.remaining_nodes()),
                             where, what)
         spread = self._spread(name)
-        indexes = member_indexes(count, removed)
+        indexes = member_indexes(count, removed) if scaling is None else scaling.indexes
         members: dict[str, DesiredResource] = {}
         addresses: list[str] = []
-        member_rpath: Path = (*ppath, "resource_def")
-        policy = rdef.get("update_policy")
+        member_rpath: Path = (*ppath, def_key) if given is None else given[1]
+        policy = rdef.get("update_policy") if scaling is None else \
+            {"rolling_update": dict(props.get("rolling_updates") or {})}
         policy = self.scope.evaluate(self.scope.parse(dict(policy), (*rpath, "update_policy")),
                                      self.ctx) \
             if isinstance(policy, Mapping) else {}
@@ -179,7 +201,8 @@ class Composer:
                             for a, r in flat.items()})
             addresses.append(member)
         comp = Composite(name, "group", members=tuple(addresses), indexes=tuple(indexes),
-                         addresses=frozenset(members), ref=empty.ref)
+                         addresses=frozenset(members), ref=empty.ref,
+                         scaling=scaling is not None)
         return members, comp
 
     def _spread(self, name: str) -> list[Rule]:

@@ -45,10 +45,18 @@ from cloudtmpl.resolve.networking import settle
 from cloudtmpl.resolve.parameters import Parameters, check_parameter_groups, resolve_parameters
 from cloudtmpl.resolve.placing import place_all, relink, request, stack_residency
 from cloudtmpl.resolve.properties import properties
+from cloudtmpl.resolve.scaling_groups import check_policies
 from cloudtmpl.resolve.scope import Scope, is_template_file, section
 from cloudtmpl.resolve.ssh import stack_ssh, with_ssh_defaults
 from cloudtmpl.resolve.values import ParseCache, ResolvedStack, ResolveOptions, ResourceRegistry
 from cloudtmpl.resources import known_type_names, lookup
+from cloudtmpl.scaling import ScalingGroup
+from cloudtmpl.scaling_kinds import (
+    INSTANCE_GROUP_TYPES,
+    SCALING_GROUP_TYPES,
+    UNSUPPORTED_HINT,
+    UNSUPPORTED_TYPES,
+)
 from cloudtmpl.schema import describe, did_you_mean
 from cloudtmpl.sensitive import texts
 
@@ -91,11 +99,18 @@ class _Resolver:
             # a registry entry's file is a key already (relative to its environment)
             nested = entry.target if entry is not None and entry.is_template else \
                 self.files.key(tname) if is_template_file(tname) else None
-            if nested is not None or tname in GROUP_TYPES or tname == STACK_TYPE:
+            if nested is not None or tname in GROUP_TYPES or tname == STACK_TYPE \
+                    or tname in SCALING_GROUP_TYPES or tname in INSTANCE_GROUP_TYPES:
                 self.types[name] = None
                 self.composite_kind[name] = (
                     "group" if tname in GROUP_TYPES else "stack" if tname == STACK_TYPE
-                    else str(nested))
+                    else "scaling" if tname in SCALING_GROUP_TYPES
+                    else "instances" if tname in INSTANCE_GROUP_TYPES else str(nested))
+                continue
+            if tname in UNSUPPORTED_TYPES:
+                self.types[name] = None
+                add("unsupported-kind", f"resource '{name}': {tname} ({UNSUPPORTED_TYPES[tname]})"
+                    " is not supported", loc, UNSUPPORTED_HINT)
                 continue
             mapped = entry.mapped(tname) if entry is not None else tname
             found = lookup(mapped)
@@ -228,6 +243,7 @@ class _Resolver:
 
         resources: dict[str, DesiredResource] = {}
         composites: dict[str, Composite] = {}
+        scaling: dict[str, ScalingGroup] = {}
         composer = self.composer(ctx, trees)
         for name, (props, explicit) in kept.items():
             rdef = self.resource_defs[name]
@@ -239,6 +255,8 @@ class _Resolver:
                 self.requests.update(done.requests)
                 composites.update(done.members)
                 composites[name] = done.composite
+                if done.scaling is not None:
+                    scaling[name] = done.scaling
                 continue
             rpath: Path = ("resources", name)
             limits.charge_resources(1, doc.key_loc(rpath), f"resource '{name}'")
@@ -259,6 +277,7 @@ class _Resolver:
                 lifecycle=lifecycle(scope, name, rdef, found[0].kind if found else "", ctx),
             )
 
+        check_policies(scope, resources)
         outputs = self.outputs(ctx, trees, dropped)
         if composites:
             resources = {
@@ -298,6 +317,7 @@ class _Resolver:
             parameter_locs=dict(params.locs),
             registry=self.registry,
             requests=dict(self.requests) if self.options.nested else {},
+            scaling=scaling,
         )
 
 

@@ -18,6 +18,7 @@ from cloudtmpl.model import (
 )
 from cloudtmpl.names import name_problems
 from cloudtmpl.placement import Request, Residency
+from cloudtmpl.scaling import Recorded, ScalingGroup
 from cloudtmpl.schema import (
     LATEST_HOT_VERSION,
     validate_template,
@@ -53,6 +54,9 @@ class ResolveOptions:
     parent_values: Mapping[str, tuple[Any, Loc]] = field(default_factory=dict)
     deferred: Mapping[str, Any] = field(default_factory=dict)
     registry: ResourceRegistry | None = None
+    # The scaling groups as recorded (size, definition digest, indexes scaled in),
+    # read from the state store when a template has a scaling group (None: no state)
+    scaling_records: Callable[[], Mapping[str, Recorded]] | None = None
 
 
 class ParseCache:
@@ -158,3 +162,5 @@ class ResolvedStack:
     registry: ResourceRegistry = field(default_factory=ResourceRegistry)
     # nested resolves only: what the outermost resolve needs to place the resources
     requests: Mapping[str, Request] = field(default_factory=dict)
+    # the scaling groups (top level): their bounds and the size their members follow
+    scaling: Mapping[str, ScalingGroup] = field(default_factory=dict)

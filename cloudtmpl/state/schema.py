@@ -11,7 +11,7 @@ from __future__ import annotations
 from cloudtmpl.diagnostics import error
 from cloudtmpl.state.backend import Backend, Tx
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SCHEMA_KEY = "#schema"  # writers' serialization key of all schema work (not a stack name)
 
 _TABLES: tuple[str, ...] = (
@@ -98,11 +98,21 @@ _PROVIDER_RECORDS_TABLE = """CREATE TABLE IF NOT EXISTS provider_records (
         value TEXT NOT NULL,
         updated TEXT NOT NULL,
         PRIMARY KEY (target, namespace, key))"""
+# the scaling groups' sizes and cooldowns (cloudtmpl.state.scaling_groups)
+_SCALING_GROUPS_TABLE = """CREATE TABLE IF NOT EXISTS scaling_groups (
+        stack TEXT NOT NULL,
+        grp TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        cooldowns TEXT NOT NULL,
+        removed TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (stack, grp))"""
 
 # What a new database gets: the tables of schema 1, then every later change.
 SCHEMA: tuple[str, ...] = (*_TABLES, _PARAMETERS_TABLE, _OUTPUTS_POSITION, _APPLIED_PLAN,
                            _TEMPLATE_COLUMN, _LOCK_GENERATION, _LOCK_ROW_GENERATION,
-                           _PROVIDER_RECORDS_TABLE)
+                           _PROVIDER_RECORDS_TABLE, _SCALING_GROUPS_TABLE)
 
 # Migration hook: MIGRATIONS[n] holds the statements that take schema version n to
 # n + 1.  They run in one write transaction together with the version update.
@@ -118,6 +128,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 5: provider_records (until then the libcloud attachment records were a JSON file
     # in the project, imported on first use: cloudtmpl.providers.libcloud.records)
     4: (_PROVIDER_RECORDS_TABLE,),
+    # 6: scaling_groups (a scaling group's size, kept across applies)
+    5: (_SCALING_GROUPS_TABLE,),
 }
 
 

@@ -31,6 +31,7 @@ from cloudtmpl.state.records import (
     lock_from_row,
     utcnow,
 )
+from cloudtmpl.state.scaling_groups import ScalingGroups
 from cloudtmpl.state.sqlite import STATE_DIR, STATE_FILE, SQLiteBackend
 
 
@@ -69,7 +70,7 @@ def open_backend(url: str, base: Path | None) -> SQLiteBackend | PostgresBackend
     return SQLiteBackend(path.absolute())
 
 
-class StateStore(StackLocks, RunJournal, ProviderRecords):
+class StateStore(StackLocks, RunJournal, ProviderRecords, ScalingGroups):
     """Per-stack resources, outputs, runs, journal, lock and audit trail; the providers'
     records.
 
@@ -303,6 +304,7 @@ class StateStore(StackLocks, RunJournal, ProviderRecords):
             n = tx.run("DELETE FROM resources WHERE stack = ?", (stack,))
             tx.run("DELETE FROM outputs WHERE stack = ?", (stack,))
             tx.run("DELETE FROM parameters WHERE stack = ?", (stack,))
+            tx.run("DELETE FROM scaling_groups WHERE stack = ?", (stack,))
             self._bump(tx, stack, now)
             tx.run("UPDATE stacks SET template = NULL WHERE name = ?", (stack,))
             self._audit(tx, stack, who, f"forgot stack ({n} resource records removed)", now)

@@ -31,6 +31,10 @@ from tests import postgres
 from tests.integration.clitools import QUICKSTART, ec2, run, stack_instances, write
 from tests.integration.pgfixtures import new_database
 from tests.unit.statehelpers import record, spawn_python, writes
+from tests.unit.test_scaling import (  # noqa: F401  (collected again here, on both backends)
+    test_a_schema_5_database_gets_scaling_groups,
+    test_group_records_in_the_store,
+)
 from tests.unit.test_state import (  # noqa: F401  (collected again here, on both backends)
     test_a_schema_2_database_is_migrated,
     test_begin_run_requires_the_lock,

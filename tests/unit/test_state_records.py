@@ -164,7 +164,7 @@ def test_a_schema_4_database_is_migrated_without_loss(url: str) -> None:
             tx.run("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
         serial = s.serial("app")
     with StateStore.open(url) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 5
+        assert s.schema_version() == SCHEMA_VERSION == 6  # 4 -> 5 -> 6 (scaling_groups)
         assert s.resources("app") == {"web": record("web")}
         assert s.outputs("app") == {"ip": "10.0.0.5"} and s.template("app") == "app.yaml"
         assert s.serial("app") == serial

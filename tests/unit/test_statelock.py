@@ -132,7 +132,7 @@ def test_a_schema_3_database_is_migrated_and_its_old_lock_judged_by_pid(url: str
                "'2024-01-01T00:00:00+00:00')", (socket.gethostname(),))
         tx.run("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     with StateStore.open(url) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 5
+        assert s.schema_version() == SCHEMA_VERSION == 6  # 3 -> 4 -> 5 -> 6 (scaling_groups)
         old = s.lock_info("demo")
         assert old is not None and old.generation == 0
         info = s.acquire_lock("demo", "new-apply")
