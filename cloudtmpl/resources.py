@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cloudtmpl import network_kinds, service_kinds, software_kinds
+from cloudtmpl import network_kinds, orchestration_kinds, service_kinds, software_kinds
 from cloudtmpl.resource_spec import Alias, P, ResourceType, local_kind
 from cloudtmpl.security_rules import DEFAULT_EGRESS_RULES, canonical_rules
 
@@ -274,6 +274,7 @@ TYPES: dict[str, ResourceType] = {
         SERVER, KEYPAIR, SERVER_GROUP, SECURITY_GROUP, VOLUME, VOLUME_ATTACHMENT,
         FLOATING_IP, NETWORK, SUBNET, PORT, RANDOM_STRING, VALUE, NONE, TEST_RESOURCE,
         *network_kinds.KINDS, *software_kinds.KINDS, *service_kinds.KINDS,
+        *orchestration_kinds.KINDS,
     )
 }
 
@@ -331,6 +332,7 @@ ALIASES: dict[str, Alias] = {
         Alias("OS::Heat::None", NONE.kind),
         Alias("OS::Heat::TestResource", TEST_RESOURCE.kind),
         *network_kinds.ALIASES, *software_kinds.ALIASES, *service_kinds.ALIASES,
+        *orchestration_kinds.ALIASES,
     )
 }
 
