@@ -90,8 +90,8 @@ CLOUDS: dict[str, Capabilities] = {
     # stacks have none; so are the routing kinds (four more listings on AWS).  Server
     # images (deletion_policy Snapshot): Nova's createImage; AWS servers are kept
     # instead.
-    "aws": Capabilities(_IAAS | _AWS_SERVICES | _AWS_ROUTING,
-                        on_demand=_AWS_SERVICES | {SERVER_GROUP} | _AWS_ROUTING,
+    "aws": Capabilities(_IAAS | _AWS_SERVICES | _AWS_ROUTING | _WAIT,
+                        on_demand=_AWS_SERVICES | {SERVER_GROUP} | _AWS_ROUTING | _WAIT,
                         snapshots=True),
     # NAT gateways are AWS's: OpenStack's equivalent is SNAT on the router
     "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA | _OS_ROUTING | _WAIT,

@@ -269,3 +269,150 @@ def test_swift_tempurl_is_strict(openstack_reset: dict[str, Any]) -> None:
     assert [v["name"] for v in listing] == ["signal"] * 3
     adapter.delete(live, timeout=60.0)
     assert _containers(openstack_reset, "web") == []
+
+
+# ---------------------------------------------------------------------- AWS
+
+AWS_REGION = "us-east-1"
+AWS_TEMPLATE = """\
+heat_template_version: 2021-04-16
+placement: {provider: sandbox-aws, region: us-east-1}
+resources:
+  WaitHandle:
+    type: AWS::CloudFormation::WaitConditionHandle
+  WaitCondition:
+    type: AWS::CloudFormation::WaitCondition
+    properties:
+      Handle: {get_resource: WaitHandle}
+      Count: COUNT
+      Timeout: TIMEOUT
+  After:
+    type: OS::Heat::Value
+    depends_on: WaitCondition
+    properties: {value: ok}
+outputs:
+  Data: {value: {get_attr: [WaitCondition, Data]}}
+  Url: {value: {get_resource: WaitHandle}}
+"""
+
+
+def _aws_template(count: int = 1, timeout: int = 60) -> str:
+    return AWS_TEMPLATE.replace("COUNT", str(count)).replace("TIMEOUT", str(timeout))
+
+
+def _buckets(info: dict[str, Any]) -> list[str]:
+    import boto3
+    s3 = boto3.client("s3", endpoint_url=info["endpoint"], region_name=AWS_REGION,
+                      aws_access_key_id=info["access_key"],
+                      aws_secret_access_key=info["secret_key"])
+    return sorted(b["Name"] for b in s3.list_buckets().get("Buckets", []))
+
+
+def _cfn_signal(url: str, body: dict[str, Any]) -> str:
+    """CloudFormation's own signal line (its documentation's curl)."""
+    line = (f"curl -i -X PUT -H 'Content-Type:' --data-binary {shlex.quote(json.dumps(body))} "
+            f"{shlex.quote(url)}")
+    done = subprocess.run(["sh", "-c", line], capture_output=True, text=True, timeout=30,
+                          check=True)
+    return done.stdout.splitlines()[0] if done.stdout else done.stderr
+
+
+def test_aws_count_two_cfn_signals_noop_replan_and_destroy(
+        tmp_path: Path, aws_reset: dict[str, Any]) -> None:
+    write(tmp_path / "st.yaml", _aws_template(count=2))
+    proc = _start(tmp_path, "apply", "st.yaml", "--yes")
+    handle = _handle_live(adapters.aws(aws_reset), AWS_REGION, "st")
+    url = handle.attributes["endpoint"]
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=604800" in url
+    assert _cfn_signal(url, {"Status": "SUCCESS", "Reason": "one", "UniqueId": "i-1",
+                             "Data": "first"}).startswith("HTTP/1.1 200")
+    _cfn_signal(url, {"Status": "SUCCESS", "Reason": "again", "UniqueId": "i-1",
+                      "Data": "second"})  # the same UniqueId counts once
+    time.sleep(1.5)
+    if proc.poll() is not None:
+        raise AssertionError("apply ended early: " + _finish(proc)[1])
+    # the handle's own curl line works too (Heat's form of a signal)
+    assert _signal(handle.attributes["curl_cli"], {"id": "i-2", "data": "third"}) \
+        .startswith("HTTP/1.1 200")
+    code, out = _finish(proc)
+    assert code == 0, out
+    assert 'Data = {"i-1": "second", "i-2": "third"}' in out
+    assert "X-Amz-Signature" not in out
+    assert re.search(r"Url\s+= \(sensitive\) hmac:", out)
+
+    r = run(tmp_path, "plan", "st.yaml", "--detailed-exitcode")
+    assert r.code == 0, r.out + r.err
+    r = run(tmp_path, "apply", "st.yaml", "--yes")
+    assert r.code == 0 and "start create" not in r.out, r.out + r.err
+    assert 'Data = {"i-1": "second", "i-2": "third"}' in r.out
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file()
+              and url.split("X-Amz-Signature=")[1].encode() in p.read_bytes()]
+    assert leaked == []
+
+    assert _buckets(aws_reset) == ["st-waithandle"]
+    r = run(tmp_path, "destroy", "st.yaml", "--yes")
+    assert r.code == 0, r.out + r.err
+    assert _buckets(aws_reset) == []
+
+
+def test_aws_failure_and_timeout(tmp_path: Path, aws_reset: dict[str, Any]) -> None:
+    write(tmp_path / "st.yaml", _aws_template())
+    proc = _start(tmp_path, "apply", "st.yaml", "--yes")
+    url = _handle_live(adapters.aws(aws_reset), AWS_REGION, "st").attributes["endpoint"]
+    _cfn_signal(url, {"Status": "FAILURE", "Reason": "cfn-init failed", "UniqueId": "i-1",
+                      "Data": ""})
+    code, out = _finish(proc)
+    assert code == 1, out
+    assert "a FAILURE signal arrived: cfn-init failed" in out
+    assert "skipped create After: WaitCondition failed" in out
+    assert run(tmp_path, "destroy", "st.yaml", "--yes").code == 0
+    assert _buckets(aws_reset) == []
+
+    write(tmp_path / "st.yaml", _aws_template(timeout=2))
+    r = run(tmp_path, "apply", "st.yaml", "--yes")
+    assert r.code == 1, r.out + r.err
+    assert ("timed out after 2 s waiting for WaitHandle (bucket st-waithandle): 0 of 1 "
+            "signals received") in r.out
+    assert "skipped create After: WaitCondition failed" in r.out
+    assert run(tmp_path, "destroy", "st.yaml", "--yes").code == 0
+    assert _buckets(aws_reset) == []
+
+
+def test_aws_presigned_url_is_checked(aws_reset: dict[str, Any]) -> None:
+    from botocore.auth import S3SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    adapter = adapters.aws(aws_reset)
+    live = adapter.create(AWS_REGION, HANDLE, stack="web", address="h", name="web.h",
+                          properties={}, spec_hash="s", timeout=60.0)
+    url = live.attributes["endpoint"]
+    assert _http(url) == 200
+    sig = re.search(r"X-Amz-Signature=([0-9a-f]{64})", url)
+    assert sig is not None
+    bad = url.replace(sig.group(1), ("0" if sig.group(1)[0] != "0" else "1")
+                      + sig.group(1)[1:])
+    assert _http(bad) == 403  # SignatureDoesNotMatch
+    assert _http(url.replace("/signal?", "/other?")) == 403  # signed for one key
+    assert _http(url, "GET") == 403  # signed for PUT only
+
+    # an expired presigned URL (signed by botocore itself, an hour ago for a minute)
+    creds = Credentials(aws_reset["access_key"], aws_reset["secret_key"])
+    target = f"{aws_reset['endpoint']}/{live.physical_id}/signal"
+
+    class Then(S3SigV4QueryAuth):
+        def _modify_request_before_signing(self, request: Any) -> None:
+            request.context["timestamp"] = time.strftime(
+                "%Y%m%dT%H%M%SZ", time.gmtime(time.time() - 3600))
+            super()._modify_request_before_signing(request)
+
+    def presign(expires: int) -> str:
+        request = AWSRequest(method="PUT", url=target)
+        Then(creds, "s3", AWS_REGION, expires=expires).add_auth(request)
+        return str(request.url)
+
+    assert _http(presign(60)) == 403
+    assert _http(presign(7200)) == 200  # still valid: the check is the expiry itself
+    assert _http(presign(700000)) == 400  # more than a week
+    adapter.delete(live, timeout=60.0)
+    assert adapter.discover(AWS_REGION, frozenset({HANDLE}), "web") == []
