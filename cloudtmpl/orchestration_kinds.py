@@ -54,7 +54,8 @@ CONDITION = ResourceType(
         "timeout": P("number", default=3600,
                      description=f"Seconds to wait (1 to {MAX_TIMEOUT})"),
     },
-    attributes={"data": "JSON of {signal id: its data} of the signals received"},
+    attributes={"data": "{signal id: its data} of the signals received (JSON; "
+                        "get_attr may select one: [condition, data, '1'])"},
     ref="the condition's name",
     tags=True,
     # it waits as long as its timeout says (the apply step's own limit is this)

@@ -13,7 +13,7 @@ A signal is the body of one ``PUT`` to the handle's URL, JSON:
 
 A signal whose id was seen before replaces the earlier one (a server that signals
 twice counts once), as Heat does.  Any FAILURE fails the condition with its reasons;
-``count`` SUCCESS signals satisfy it; its ``data`` is the JSON of ``{id: data}``.
+``count`` SUCCESS signals satisfy it; its ``data`` is ``{id: data}`` (JSON).
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ def parse(bodies: Iterable[bytes]) -> list[Signal]:
     return out
 
 
-def data_of(signals: Iterable[Signal]) -> str:
-    """The condition's ``data``: Heat's JSON of ``{id: data}``."""
-    return json.dumps({s.id: s.data for s in signals}, sort_keys=True)
+def data_of(signals: Iterable[Signal]) -> dict[str, Any]:
+    """The condition's ``data``: Heat's ``{id: data}`` (a JSON attribute: get_attr may
+    select one id's data, ``{get_attr: [wait_condition, data, '4']}``)."""
+    return {s.id: s.data for s in signals}
 
 
 def outcome(signals: list[Signal], count: int) -> bool:

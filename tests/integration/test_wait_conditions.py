@@ -416,3 +416,98 @@ def test_aws_presigned_url_is_checked(aws_reset: dict[str, Any]) -> None:
     assert _http(presign(700000)) == 400  # more than a week
     adapter.delete(live, timeout=60.0)
     assert adapter.discover(AWS_REGION, frozenset({HANDLE}), "web") == []
+
+
+# ---------------------------------------------------------------------- Heat's example
+
+# heat/doc/source/template_guide/software_deployment.rst's wait condition example, its
+# resources and outputs as written; only the header and the server's image and flavor
+# (its "# flavor, image etc") are added
+HEAT_EXAMPLE = """\
+heat_template_version: 2021-04-16
+placement: {provider: sandbox-openstack, region: nl-ams-1}
+resources:
+  wait_condition:
+    type: OS::Heat::WaitCondition
+    properties:
+      handle: {get_resource: wait_handle}
+      # Note, count of 5 vs 6 is due to duplicate signal ID 5 sent below
+      count: 5
+      timeout: 300
+
+  wait_handle:
+    type: OS::Heat::WaitConditionHandle
+
+  the_server:
+    type: OS::Nova::Server
+    properties:
+      image: cirros
+      flavor: small
+      user_data_format: RAW
+      user_data:
+        str_replace:
+          template: |
+            #!/bin/sh
+            # Below are some examples of the various ways signals
+            # can be sent to the Handle resource
+
+            # Simple success signal
+            wc_notify --data-binary '{"status": "SUCCESS"}'
+
+            # Or you optionally can specify any of the additional fields
+            wc_notify --data-binary '{"status": "SUCCESS", "reason": "signal2"}'
+            wc_notify --data-binary '{"status": "SUCCESS", "reason": "signal3", "data": "data3"}'
+            wc_notify --data-binary '{"status": "SUCCESS", "reason": "signal4", "data": "data4"}'
+
+            # If you require control of the ID, you can pass it.
+            # The ID should be unique, unless you intend for duplicate
+            # signals to overrite each other.  The following two calls
+            # do the exact same thing, and will be treated as one signal
+            # (You can prove this by changing count above to 7)
+            wc_notify --data-binary '{"status": "SUCCESS", "id": "5"}'
+            wc_notify --data-binary '{"status": "SUCCESS", "id": "5"}'
+
+            # Example of sending a failure signal, optionally
+            # reason, id, and data can be specified as above
+            # wc_notify --data-binary '{"status": "FAILURE"}'
+          params:
+            wc_notify: { get_attr: [wait_handle, curl_cli] }
+
+outputs:
+  wc_data:
+    value: { get_attr: [wait_condition, data] }
+    # this would return the following json
+    # {"1": null, "2": null, "3": "data3", "4": "data4", "5": null}
+
+  wc_data_4:
+    value: { get_attr: [wait_condition, data, '4'] }
+    # this would return "data4"
+"""
+
+
+def test_heats_own_example_validates_plans_and_runs(
+        tmp_path: Path, openstack_reset: dict[str, Any]) -> None:
+    write(tmp_path / "st.yaml", HEAT_EXAMPLE)
+    r = run(tmp_path, "validate", "st.yaml")
+    assert r.code == 0, r.out + r.err
+    r = run(tmp_path, "plan", "st.yaml")
+    assert r.code == 0, r.out + r.err
+    assert "+ wait_handle (OS::Heat::WaitConditionHandle)" in r.out
+    assert "+ wait_condition (OS::Heat::WaitCondition)" in r.out
+    # the server's script, as its user data renders it, run here line by line (the
+    # sandbox's servers do not boot it): the example's own signals
+    proc = _start(tmp_path, "apply", "st.yaml", "--yes")
+    curl = _handle_live(adapters.openstack(openstack_reset), OS_REGION,
+                        "st").attributes["curl_cli"]
+    script = HEAT_EXAMPLE.split("template: |\n", 1)[1].split("          params:", 1)[0]
+    for line in script.splitlines():
+        line = line.strip()
+        if line.startswith("wc_notify"):
+            subprocess.run(["sh", "-c", line.replace("wc_notify", curl, 1)], check=True,
+                           capture_output=True, timeout=30)
+    code, out = _finish(proc)
+    assert code == 0, out
+    assert 'wc_data   = {"1": null, "2": null, "3": "data3", "4": "data4", "5": null}' in out
+    assert 'wc_data_4 = data4' in out
+    assert run(tmp_path, "destroy", "st.yaml", "--yes").code == 0
+    assert _containers(openstack_reset, "st") == []

@@ -260,7 +260,7 @@ def _condition_live(client: AwsClient, region: str, bucket: str, key: str,
     data = record.get("data")
     return live(client.placement(region), CONDITION.kind, str(record.get("address") or key),
                 f"{bucket}/{key}", f"{bucket}/{key}", {},
-                {"data": data if isinstance(data, str) else "null"},
+                {"data": data if isinstance(data, dict) else None},
                 str(record.get("spec") or ""), status="satisfied")
 
 

@@ -205,7 +205,7 @@ def _condition_live(client: OpenStackClient, region: str, name: str,
     return LiveResource(address=_meta(head, "cloudtmpl-resource") or name,
                         kind=CONDITION.kind, physical_id=name,
                         placement=client.placement(region), name=name, properties={},
-                        attributes={"data": data if isinstance(data, str) else "null"},
+                        attributes={"data": data if isinstance(data, dict) else None},
                         spec_hash=_meta(head, "cloudtmpl-spec"),
                         status="satisfied" if record is not None else "recording")
 
