@@ -48,8 +48,10 @@ class Wanted:
     @staticmethod
     def of(properties: Mapping[str, Any]) -> Wanted:
         try:
-            count = int(properties.get("count") or 1)
-            timeout = float(properties.get("timeout") or 3600)
+            count = properties.get("count")
+            timeout = properties.get("timeout")
+            count = int(1 if count is None else count)
+            timeout = float(3600 if timeout is None else timeout)
         except (TypeError, ValueError):
             raise CloudError("count must be an integer and timeout a number of seconds",
                              permanent=True) from None
