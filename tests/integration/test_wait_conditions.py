@@ -511,3 +511,24 @@ def test_heats_own_example_validates_plans_and_runs(
     assert 'wc_data_4 = data4' in out
     assert run(tmp_path, "destroy", "st.yaml", "--yes").code == 0
     assert _containers(openstack_reset, "st") == []
+
+
+def test_aws_keeps_a_form_typed_body_as_s3_does(aws_reset: dict[str, Any]) -> None:
+    """curl --data-binary without -H 'Content-Type:' sends the form type: S3 stores the
+    bytes as sent all the same."""
+    import boto3
+    adapter = adapters.aws(aws_reset)
+    live = adapter.create(AWS_REGION, HANDLE, stack="web", address="f", name="web.f",
+                          properties={}, spec_hash="s", timeout=60.0)
+    body = b'{"status": "SUCCESS", "data": "kept"}'
+    req = urllib.request.Request(live.attributes["endpoint"], data=body, method="PUT",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+    s3 = boto3.client("s3", endpoint_url=aws_reset["endpoint"], region_name=AWS_REGION,
+                      aws_access_key_id=aws_reset["access_key"],
+                      aws_secret_access_key=aws_reset["secret_key"])
+    got = s3.get_object(Bucket=live.physical_id, Key="signal")
+    assert got["Body"].read() == body
+    # (S3 would keep the type as sent: the sandbox stores binary/octet-stream)
+    adapter.delete(live, timeout=60.0)
