@@ -267,6 +267,16 @@ def test_swift_tempurl_is_strict(openstack_reset: dict[str, Any]) -> None:
         _, _, listing = adapter.client.swift.request(
             OS_REGION, "/web.h", params={"versions": "", "format": "json"})
     assert [v["name"] for v in listing] == ["signal"] * 3
+    # a condition's container that a crash left without its record: not reported, and
+    # deleted with its handle
+    with adapter.client.session(OS_REGION):
+        adapter.client.swift.request(OS_REGION, "/web.c", method="PUT", headers={
+            "X-Container-Meta-Cloudtmpl-Stack": "web",
+            "X-Container-Meta-Cloudtmpl-Resource": "c",
+            "X-Container-Meta-Cloudtmpl-Kind": "wait-condition",
+            "X-Container-Meta-Cloudtmpl-Handle": "web.h"})
+    assert adapter.discover(OS_REGION, frozenset({"Cloud::Orchestration::WaitCondition"}),
+                            "web") == []
     adapter.delete(live, timeout=60.0)
     assert _containers(openstack_reset, "web") == []
 

@@ -13,8 +13,9 @@ Deleting it deletes every version, then the container.
 Condition: physical id = its own container ``<stack>.<address>`` (``-Kind:
 wait-condition``, ``-Handle``: the handle's container), made when the wait succeeded,
 with a record ``condition.json`` (the count and the data): a satisfied condition is
-found again, so a later plan does not wait again.  A crash after the wait and before
-the record leaves nothing: the next apply waits again (the signals are still there).
+found again, so a later plan does not wait again.  A crash between the container and
+its record leaves a container discovery does not report: the next apply waits again
+(the signals are still there) and writes it; deleting the handle deletes it too.
 """
 
 from __future__ import annotations
@@ -174,7 +175,18 @@ class HandleHandler(kit.NothingInPlace):
         return _handle_live(client, region, name, head)
 
     def delete(self, client: OpenStackClient, live: LiveResource, timeout: float) -> None:
-        _empty(client, live.placement.region, live.physical_id)
+        region, name = live.placement.region, live.physical_id
+        try:
+            head = client.swift.head(region, name)
+        except NoEndpoint:
+            return
+        stack = _meta(head or {}, "cloudtmpl-stack")
+        if stack:  # a condition of this handle whose record a crash kept from being written
+            for other in client.swift.containers(region, f"{stack}."):
+                found = client.swift.head(region, other) or {}
+                if _meta(found, _KIND) == "wait-condition" and _meta(found, _HANDLE) == name:
+                    _empty(client, region, other)
+        _empty(client, region, name)
 
 
 def handle_container(handle: Any) -> str:
