@@ -542,3 +542,30 @@ def test_aws_keeps_a_form_typed_body_as_s3_does(aws_reset: dict[str, Any]) -> No
     assert got["Body"].read() == body
     # (S3 would keep the type as sent: the sandbox stores binary/octet-stream)
     adapter.delete(live, timeout=60.0)
+
+
+def test_swift_object_versioning_as_swift_keeps_it(openstack_reset: dict[str, Any]) -> None:
+    adapter = adapters.openstack(openstack_reset)
+    swift = adapter.client.swift
+    with adapter.client.session(OS_REGION):
+        swift.request(OS_REGION, "/v", method="PUT", headers={"X-Versions-Enabled": "true"})
+        ids = [swift.request(OS_REGION, "/v/o", method="PUT", data=text,
+                             headers={"Content-Type": "text/plain"})[1]
+               ["x-object-version-id"] for text in ("one", "two")]
+        _, _, listing = swift.request(OS_REGION, "/v", params={"versions": "",
+                                                               "format": "json"})
+        assert [(e["version_id"], e["is_latest"]) for e in listing] == \
+            [(ids[1], True), (ids[0], False)]
+        assert swift.request(OS_REGION, "/v/o", params={"version-id": ids[0]})[2] == "one"
+        assert swift.request(OS_REGION, "/v/o")[2] == "two"
+        swift.request(OS_REGION, "/v/o", method="DELETE")  # a delete marker
+        assert swift.request(OS_REGION, "/v/o", ok=(404,))[0] == 404
+        assert swift.request(OS_REGION, "/v/o", params={"version-id": ids[1]})[2] == "two"
+        # the versions keep the container
+        assert swift.request(OS_REGION, "/v", method="DELETE", ok=(409,))[0] == 409
+        _, _, listing = swift.request(OS_REGION, "/v", params={"versions": "",
+                                                               "format": "json"})
+        for entry in listing:
+            swift.request(OS_REGION, "/v/o", method="DELETE",
+                          params={"version-id": entry["version_id"]})
+        assert swift.request(OS_REGION, "/v", method="DELETE")[0] == 204
