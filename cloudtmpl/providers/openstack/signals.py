@@ -118,8 +118,11 @@ def _text(body: Any) -> bytes:
 
 
 def _empty(client: OpenStackClient, region: str, name: str) -> None:
-    """Delete every version of every object of container ``name``, then the container."""
+    """Delete every version of every object of container ``name``, then the container
+    (gone already: nothing to do)."""
     try:
+        if client.swift.head(region, name) is None:
+            return
         for obj, version, _ in _versions(client, region, name):
             client.swift.request(region, path_of(name, obj), method="DELETE",
                                  params={"version-id": version}, ok=(404,))
