@@ -294,15 +294,20 @@ class Condition(kit.NothingInPlace):
                              f"condition handle in {region}", permanent=True)
         label = f"{tags.get(TAG_RESOURCE) or bucket} (bucket {bucket})"
 
+        seen: dict[str, bytes] = {}  # version id -> its body (a version never changes)
+
         def read() -> list[bytes]:
             bodies = []
             for key, version in _versions(client, region, bucket, SIGNAL_OBJECT):
                 if key != SIGNAL_OBJECT:
                     continue
-                got, data = _raw(client, region, f"/{bucket}/{SIGNAL_OBJECT}",
-                                 {"versionId": version})
-                if got < 400:
-                    bodies.append(data)
+                if version not in seen:
+                    got, data = _raw(client, region, f"/{bucket}/{SIGNAL_OBJECT}",
+                                     {"versionId": version})
+                    if got >= 400:
+                        continue
+                    seen[version] = data
+                bodies.append(seen[version])
             return bodies
 
         signals = waiting.wait(read, wanted, label, clock=client.clock, sleep=client.sleep,

@@ -246,15 +246,21 @@ class ConditionHandler(kit.NothingInPlace):
                              f"wait condition handle in {region}", permanent=True)
         label = f"{_meta(head, 'cloudtmpl-resource') or source} (container {source})"
 
+        seen: dict[str, bytes] = {}  # version id -> its body (a version never changes)
+
         def read() -> list[bytes]:
             bodies = []
             for obj, version, deleted in _versions(client, region, source):
                 if obj != SIGNAL_OBJECT or deleted:
                     continue
-                status, _, body = client.swift.request(
-                    region, path_of(source, obj), params={"version-id": version}, ok=(404,))
-                if status != 404:
-                    bodies.append(_text(body))
+                if version not in seen:
+                    status, _, body = client.swift.request(
+                        region, path_of(source, obj), params={"version-id": version},
+                        ok=(404,))
+                    if status == 404:
+                        continue
+                    seen[version] = _text(body)
+                bodies.append(seen[version])
             return bodies
 
         signals = waiting.wait(read, wanted, label, clock=client.clock,
