@@ -25,7 +25,7 @@ from typing import Any
 
 import networkx as nx
 
-from cloudtmpl import functions, health, resources
+from cloudtmpl import functions, health, orchestration_kinds, resources
 from cloudtmpl.catalog import Catalog
 from cloudtmpl.desired import (
     RefContext,
@@ -146,6 +146,14 @@ class Executor:
             if c.action in (Action.NOOP, Action.UPDATE)
             and c.prior is not None
             and not resources.TYPES[c.kind].local
+            and c.kind not in orchestration_kinds.SECRET_ATTRIBUTES
+        }
+        # unchanged resources whose attributes are credentials (a wait condition
+        # handle's URL): the plan holds them sealed, so they are read from the cloud
+        self.unchanged_secret = {
+            c.address: c.prior for c in plan.changes
+            if c.action in (Action.NOOP, Action.UPDATE) and c.prior is not None
+            and c.kind in orchestration_kinds.SECRET_ATTRIBUTES
         }
         self.unchanged_local = {
             c.address: c for c in plan.changes
@@ -162,6 +170,11 @@ class Executor:
     def _known(self, name: str) -> LiveResource | None:
         with self._lock:
             live = self.current.get(name)
+        prior = self.unchanged_secret.get(name)
+        if live is None and prior is not None:
+            live = self._now(prior)
+            self._remember(live)
+            return live
         change = self.unchanged_local.get(name)
         if live is None and change is not None:
             # a local resource's attributes never travel in the plan: compute them again

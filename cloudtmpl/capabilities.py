@@ -64,6 +64,9 @@ class Capabilities:
     images: bool = False
 
 LOAD_BALANCER = "Cloud::LB::LoadBalancer"
+# wait condition handles and conditions: signals in the object store (S3, Swift)
+_WAIT = frozenset({"Cloud::Orchestration::WaitConditionHandle",
+                   "Cloud::Orchestration::WaitCondition"})
 _AWS_SERVICES = frozenset({"Cloud::DNS::Zone", "Cloud::DNS::Record", BUCKET, LOAD_BALANCER})
 # AWS's routing: route tables (with internet gateways), their subnet associations and
 # routes, NAT gateways, elastic-IP associations (Heat's RouterGateway is OpenStack's)
@@ -88,13 +91,13 @@ CLOUDS: dict[str, Capabilities] = {
     # stacks have none; so are the routing kinds (four more listings on AWS).  Server
     # images (deletion_policy Snapshot): Nova's createImage; AWS servers are kept
     # instead.
-    "aws": Capabilities(_IAAS | _AWS_SERVICES | _AWS_ROUTING,
-                        on_demand=_AWS_SERVICES | {SERVER_GROUP} | _AWS_ROUTING,
+    "aws": Capabilities(_IAAS | _AWS_SERVICES | _AWS_ROUTING | _WAIT,
+                        on_demand=_AWS_SERVICES | {SERVER_GROUP} | _AWS_ROUTING | _WAIT,
                         snapshots=True),
     # NAT gateways are AWS's: OpenStack's equivalent is SNAT on the router
-    "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA | _OS_ROUTING,
+    "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA | _OS_ROUTING | _WAIT,
                               on_demand=frozenset({BUCKET, SERVER_GROUP}) | _OCTAVIA
-                              | _OS_ROUTING,
+                              | _OS_ROUTING | _WAIT,
                               snapshots=True, images=True),
     "local": Capabilities(LOCAL_KINDS),
     "libcloud": Capabilities(LIBCLOUD_KINDS),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from cloudtmpl import functions, network_kinds, resources
+from cloudtmpl import functions, network_kinds, orchestration_kinds, resources
 from cloudtmpl.catalog import Catalog, ImageFilter
 from cloudtmpl.model import UNKNOWN, DesiredResource, LiveResource, Placement, seal
 from cloudtmpl.resolve import ResolvedStack
@@ -106,7 +106,12 @@ class RefContext:
 
     def resource_ref(self, name: str) -> Any:
         live = self._known(name)
-        return UNKNOWN if live is None else live.physical_id
+        if live is None:
+            return UNKNOWN
+        ref = orchestration_kinds.REF_ATTRIBUTE.get(live.kind)
+        if ref is not None:  # a wait condition handle's: its signal URL, a credential
+            return mark(live.attributes[ref]) if live.attributes.get(ref) else UNKNOWN
+        return live.physical_id
 
     def resource_attr(self, name: str, attr: str, path: tuple[Any, ...]) -> Any:
         live = self._known(name)
@@ -124,8 +129,10 @@ class RefContext:
 
 
 def sensitive_attribute(kind: str, attr: str) -> bool:
-    """An attribute that is a secret whatever it was made from: a random string's value."""
-    return kind == resources.RANDOM_STRING.kind and attr == "value"
+    """An attribute that is a secret whatever it was made from: a random string's value,
+    a wait condition handle's signal URL (and what holds it)."""
+    return (kind == resources.RANDOM_STRING.kind and attr == "value") \
+        or attr in orchestration_kinds.SECRET_ATTRIBUTES.get(kind, ())
 
 
 def _holds(value: Any, secrets: tuple[str, ...]) -> bool:
@@ -190,6 +197,13 @@ def desired_spec(
 
 
 def local_secrets(lives: Iterable[LiveResource]) -> tuple[str, ...]:
-    """The values of random strings among ``lives`` (sealed wherever they are written)."""
-    return tuple(str(r.attributes["value"]) for r in lives
-                 if r.kind == resources.RANDOM_STRING.kind and r.attributes.get("value"))
+    """The values of random strings and the signal URLs of wait condition handles
+    among ``lives`` (sealed wherever they are written)."""
+    out = []
+    for r in lives:
+        if r.kind == resources.RANDOM_STRING.kind and r.attributes.get("value"):
+            out.append(str(r.attributes["value"]))
+        ref = orchestration_kinds.REF_ATTRIBUTE.get(r.kind)
+        if ref is not None and r.attributes.get(ref):
+            out.append(str(r.attributes[ref]))
+    return tuple(out)

@@ -13,7 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cloudtmpl import network_kinds, scaling_kinds, service_kinds, software_kinds
+from cloudtmpl import (
+    network_kinds,
+    orchestration_kinds,
+    scaling_kinds,
+    service_kinds,
+    software_kinds,
+)
 from cloudtmpl.resource_spec import Alias, P, ResourceType, local_kind
 from cloudtmpl.security_rules import DEFAULT_EGRESS_RULES, canonical_rules
 
@@ -275,6 +281,7 @@ TYPES: dict[str, ResourceType] = {
         FLOATING_IP, NETWORK, SUBNET, PORT, RANDOM_STRING, VALUE, NONE, TEST_RESOURCE,
         *network_kinds.KINDS, *software_kinds.KINDS, *service_kinds.KINDS,
         *scaling_kinds.KINDS,
+        *orchestration_kinds.KINDS,
     )
 }
 
@@ -333,6 +340,7 @@ ALIASES: dict[str, Alias] = {
         Alias("OS::Heat::TestResource", TEST_RESOURCE.kind),
         *network_kinds.ALIASES, *software_kinds.ALIASES, *service_kinds.ALIASES,
         *scaling_kinds.ALIASES,
+        *orchestration_kinds.ALIASES,
     )
 }
 

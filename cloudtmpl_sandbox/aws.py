@@ -21,6 +21,12 @@ EC2
   * ``DescribeInstances`` without ``MaxResults`` and ``InstanceId.N`` gets a large
     ``MaxResults`` (moto pages at 100 and libcloud ignores ``NextToken``); explicit
     ``MaxResults``/``NextToken`` pass through untouched.
+
+S3
+  * an object ``PUT`` with the form type ``application/x-www-form-urlencoded`` (curl's
+    ``--data-binary`` without ``-H 'Content-Type:'``) keeps its bytes, as S3 keeps
+    them (moto would parse them as a form and store nothing); the object's type is
+    then ``binary/octet-stream``.
   * internet gateways, elastic IPs, NAT gateways and routes are refused where EC2
     refuses them and moto does not, the default VPC has its internet gateway, and
     classic ELBs carry their own region and answer with their members
@@ -248,6 +254,11 @@ class CompatLayer:
             if path.startswith(f"/{ELB_API_VERSION}"):
                 set_path(environ, "/")
             return self._elb(environ, start_response, region, query, form)
+        if service == "s3" and form is not None and environ.get("REQUEST_METHOD") == "PUT":
+            # an object PUT with curl's form type (a wait condition's signal): S3 keeps
+            # the bytes as sent, moto would parse them as a form and keep none; it is
+            # given them as bytes (stored with the type binary/octet-stream)
+            environ["CONTENT_TYPE"] = "binary/octet-stream"
         return self.app(environ, start_response)
 
     def _control(

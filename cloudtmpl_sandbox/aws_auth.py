@@ -22,7 +22,10 @@ it: Signature V4 in the ``Authorization`` header (botocore's own canonical reque
 ``AWS3-HTTPS`` header.  A wrong one gets EC2 401 ``AuthFailure``, else 403
 ``SignatureDoesNotMatch``.  Not checked: the request's age (AWS refuses requests
 more than 15 minutes off, and pre-signed URLs past their expiry) and that the body
-matches ``X-Amz-Content-SHA256``.
+matches ``X-Amz-Content-SHA256``.  A pre-signed URL is refused past its expiry
+(403 ``AccessDenied``, "Request has expired": V4's ``X-Amz-Date`` + ``X-Amz-Expires``,
+S3 V2's ``Expires``), and a V4 one whose ``X-Amz-Expires`` is more than a week (400
+``AuthorizationQueryParametersError``), as S3 refuses them.
 """
 
 from __future__ import annotations
@@ -370,4 +373,37 @@ class Accounts:
         secret = self.secret_of(service, access_key, session_token_of(environ, params))
         if not isinstance(secret, str):
             return secret
+        expired = _expired(service, req)
+        if expired is not None:
+            return expired
         return None if signature_ok(req, secret) else _bad_signature(service)
+
+
+#: The longest a V4 pre-signed URL may be valid (seconds): a week.
+PRESIGN_MAX = 604800
+
+
+def _expired(service: str, req: Signed, now: float | None = None) -> Answer | None:
+    """The refusal of a pre-signed request past its expiry (None: not one, or valid)."""
+    now = dt.datetime.now(dt.timezone.utc).timestamp() if now is None else now
+    if req.param("X-Amz-Signature") is not None:
+        try:
+            start = dt.datetime.strptime(req.param("X-Amz-Date") or "", "%Y%m%dT%H%M%SZ")
+            lasts = int(req.param("X-Amz-Expires") or "")
+        except ValueError:
+            return None  # no expiry to check: the signature check refuses it
+        if lasts > PRESIGN_MAX or lasts < 0:
+            return error_answer(service, 400, "AuthorizationQueryParametersError",
+                                "X-Amz-Expires must be less than a week (in seconds) that "
+                                "is; 604800")
+        if start.replace(tzinfo=dt.timezone.utc).timestamp() + lasts < now:
+            return error_answer(service, 403, "AccessDenied", "Request has expired")
+        return None
+    if req.param("Signature") is not None and req.param("Expires") is not None:
+        try:
+            until = int(req.param("Expires") or "")
+        except ValueError:
+            return None
+        if until < now:
+            return error_answer(service, 403, "AccessDenied", "Request has expired")
+    return None

@@ -17,6 +17,16 @@
   guessed from the name, else ``application/octet-stream``), ``Last-Modified`` and the
   ``X-Object-Meta-*`` headers, on ``GET`` and ``HEAD`` alike; a ``PUT`` whose ``Etag``
   header is not the MD5 of its body is refused (422), as Swift refuses it.
+* ``POST`` account: ``X-Account-Meta-*`` (``X-Remove-Account-Meta-*`` removes), answered
+  by ``HEAD``/``GET`` account;
+* object versioning (``X-Versions-Enabled: true`` on the container, Swift's
+  ``object_versioning``): every ``PUT`` of an object keeps the one before as a version;
+  ``GET container?versions`` lists every version (``version_id``, ``is_latest``; the
+  newest of a name first), ``GET``/``HEAD``/``DELETE object?version-id=`` reach one; a
+  ``DELETE`` without one writes a delete marker (the versions stay); a container that
+  still holds versions is not deleted (409);
+* temp URLs (:mod:`.tempurl`): a request with ``temp_url_sig``/``temp_url_expires``
+  is let through without a token only when its signature holds (else 401).
 
 Metadata names are case-insensitive in Swift (HTTP headers): they are kept and
 returned lower-case.  State is per region and starts empty after ``/_sandbox/reset``.
@@ -34,6 +44,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request
 
+from . import tempurl
 from .core import ApiError, Reply, iso
 
 _META = "X-Container-Meta-"
@@ -54,27 +65,43 @@ def _http_date(ts: float) -> str:
     return email.utils.formatdate(ts, usegmt=True)
 
 
+_DELETED = "application/x-deleted;swift_versions_deleted=1"  # a delete marker's type
+
+
 @dataclass
 class _Container:
     meta: dict[str, str] = field(default_factory=dict)
     versions: bool = False
     objects: dict[str, _Object] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    # object name -> its versions, oldest first: (version id, the object; None: a
+    # delete marker); kept while versioning is on
+    history: dict[str, list[tuple[str, _Object | None]]] = field(default_factory=dict)
 
 
 _LOCK = threading.Lock()
-# id(region state object) -> (that object, containers): a store reset makes new
-# region objects, so Swift starts empty again without a hook in the store
-_STATE: dict[int, tuple[Any, dict[str, _Container]]] = {}
+# id(region state object) -> (that object, containers, account metadata): a store
+# reset makes new region objects, so Swift starts empty again without a hook in the store
+_STATE: dict[int, tuple[Any, dict[str, _Container], dict[str, str]]] = {}
+_SEQ = [0]  # makes version ids unique within one clock tick
 
 
-def _containers(store: Any, region: str) -> dict[str, _Container]:
+def _account(store: Any, region: str) -> tuple[dict[str, _Container], dict[str, str]]:
     owner = store.regions[region]
     with _LOCK:
         found = _STATE.get(id(owner))
         if found is None or found[0] is not owner:
-            found = _STATE[id(owner)] = (owner, {})
-        return found[1]
+            found = _STATE[id(owner)] = (owner, {}, {})
+        return found[1], found[2]
+
+
+def _containers(store: Any, region: str) -> dict[str, _Container]:
+    return _account(store, region)[0]
+
+
+def _version_id() -> str:
+    _SEQ[0] += 1
+    return f"{time.time():.5f}{_SEQ[0] % 100000:05d}"
 
 
 def _error(status: int, text: str) -> ApiError:
@@ -133,15 +160,31 @@ def handle(store: Any, request: Request, region: str, path: str) -> Reply:
     parts = path.lstrip("/").split("/", 2)
     if not parts or not parts[0].startswith("AUTH_"):
         raise _error(404, "Not Found")
-    containers = _containers(store, region)
+    containers, account_meta = _account(store, region)
     method = request.method
+    if tempurl.carries(request):
+        with _LOCK:
+            c = containers.get(parts[1]) if len(parts) > 1 else None
+            tempurl.check(request, path, dict(account_meta), dict(c.meta) if c else None)
     if len(parts) == 1 or parts[1] == "":
         with _LOCK:
+            if method == "POST":
+                for key, value in request.headers.items():
+                    lower = key.lower()
+                    if lower.startswith("x-account-meta-"):
+                        if value:
+                            account_meta[lower[len("x-account-meta-"):]] = value
+                        else:
+                            account_meta.pop(lower[len("x-account-meta-"):], None)
+                    elif lower.startswith("x-remove-account-meta-"):
+                        account_meta.pop(lower[len("x-remove-account-meta-"):], None)
+                return Reply(204, None)
             names = _page(list(containers), request)
             listing = [{"name": n, "count": len(containers[n].objects),
                         "bytes": sum(len(o.data) for o in containers[n].objects.values()),
                         "last_modified": iso(containers[n].created)} for n in names]
-            headers = {"X-Account-Container-Count": str(len(containers))}
+            headers = {"X-Account-Container-Count": str(len(containers)),
+                       **{f"X-Account-Meta-{k}": v for k, v in sorted(account_meta.items())}}
         if method == "HEAD":
             return Reply(204, None, headers)
         if method == "GET":
@@ -172,6 +215,8 @@ def _container(containers: dict[str, _Container], name: str, request: Request) -
             return Reply(204, None)
         if method == "HEAD":
             return Reply(204, None, _meta_headers(c))
+        if method == "GET" and "versions" in request.args:
+            return _listing(request, _versions_listing(c, request), _meta_headers(c))
         if method == "GET":
             names = _page(list(c.objects), request)
             listing = [{"name": n, "bytes": len(c.objects[n].data),
@@ -180,7 +225,7 @@ def _container(containers: dict[str, _Container], name: str, request: Request) -
                         "last_modified": iso(c.objects[n].modified)} for n in names]
             return _listing(request, listing, _meta_headers(c))
         if method == "DELETE":
-            if c.objects:
+            if c.objects or any(c.history.values()):
                 raise _error(409, "Conflict: There was a conflict when trying to complete "
                              "your request.")
             del containers[name]
@@ -188,9 +233,56 @@ def _container(containers: dict[str, _Container], name: str, request: Request) -
     raise _error(405, "Method Not Allowed")
 
 
+def _versions_listing(c: _Container, request: Request) -> list[dict[str, Any]]:
+    """``GET container?versions``: every version of every name, the newest first."""
+    out: list[dict[str, Any]] = []
+    for name in _page(list(set(c.history) | set(c.objects)), request):
+        kept = c.history.get(name) or []
+        if not kept and name in c.objects:  # written while versioning was off
+            kept = [("null", c.objects[name])]
+        for i, (vid, obj) in reversed(list(enumerate(kept))):
+            entry: dict[str, Any] = {"name": name, "version_id": vid,
+                                     "is_latest": i == len(kept) - 1}
+            if obj is None:
+                entry.update(bytes=0, hash="", content_type=_DELETED, last_modified="")
+            else:
+                entry.update(bytes=len(obj.data), hash=obj.etag,
+                             content_type=obj.content_type, last_modified=iso(obj.modified))
+            out.append(entry)
+    return out
+
+
+def _version(c: _Container, oname: str, vid: str) -> _Object:
+    for found, obj in c.history.get(oname) or []:
+        if found == vid and obj is not None:
+            return obj
+    if vid == "null" and oname in c.objects and not c.history.get(oname):
+        return c.objects[oname]
+    raise _error(404, "Not Found")
+
+
+def _drop_version(c: _Container, oname: str, vid: str) -> None:
+    kept = c.history.get(oname) or []
+    left = [(v, o) for v, o in kept if v != vid]
+    if len(left) == len(kept):
+        if vid == "null" and oname in c.objects and not kept:
+            del c.objects[oname]
+            return
+        raise _error(404, "Not Found")
+    c.history[oname] = left
+    if not left:
+        del c.history[oname]
+    latest = left[-1][1] if left else None
+    if latest is None:
+        c.objects.pop(oname, None)
+    else:
+        c.objects[oname] = latest
+
+
 def _object(containers: dict[str, _Container], cname: str, oname: str,
             request: Request) -> Reply:
     method = request.method
+    vid = request.args.get("version-id")
     with _LOCK:
         c = containers.get(cname)
         if c is None:
@@ -206,13 +298,23 @@ def _object(containers: dict[str, _Container], cname: str, oname: str,
             meta = {k[len(_OBJ_META):].lower(): v for k, v in request.headers.items()
                     if k.lower().startswith(_OBJ_META.lower())}
             stored = c.objects[oname] = _Object(data, kind, time.time(), etag, meta)
-            return Reply(201, None, {"Etag": etag, "Content-Length": "0",
-                                     "Last-Modified": _http_date(stored.modified)})
-        obj = c.objects.get(oname)
+            headers = {"Etag": etag, "Content-Length": "0",
+                       "Last-Modified": _http_date(stored.modified)}
+            if c.versions:
+                new_id = _version_id()
+                c.history.setdefault(oname, []).append((new_id, stored))
+                headers["X-Object-Version-Id"] = new_id
+            return Reply(201, None, headers)
+        if vid is not None and method == "DELETE":
+            _drop_version(c, oname, vid)
+            return Reply(204, None)
+        obj = _version(c, oname, vid) if vid is not None else c.objects.get(oname)
         if obj is None:
             raise _error(404, "Not Found")
         if method == "DELETE":
             del c.objects[oname]
+            if c.versions:
+                c.history.setdefault(oname, []).append((_version_id(), None))
             return Reply(204, None)
         if method in ("GET", "HEAD"):
             headers = {"Content-Length": str(len(obj.data)), "Content-Type": obj.content_type,

@@ -497,6 +497,23 @@ def _s3_census(world: World) -> list[str]:
     return [ADDRESS] * names.count(storage.bucket_name(STACK, ADDRESS, None))
 
 
+HANDLE = "Cloud::Orchestration::WaitConditionHandle"
+CONDITION = "Cloud::Orchestration::WaitCondition"
+WAITS_FIRST = Lost(cannot="its create reads its handle's signals (for as long as it "
+                          "waits) before its one write, its record")
+
+
+def _condition(world: World) -> dict[str, Any]:
+    """A handle with one signal sent to its URL: the condition is satisfied at once."""
+    import urllib.request
+    url = world.pre(HANDLE, "handle", {}).attributes["endpoint"]
+    req = urllib.request.Request(url, data=b'{"id": "1", "data": "up"}', method="PUT",
+                                 headers={"Content-Type": ""})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status in (200, 201)
+    return {"handle": url, "count": 1, "timeout": 30}
+
+
 READS_FIRST = ("its create reads before its first write ({}); the sandbox's knobs lose "
                "the answers of every request (OpenStack: of one service), so the retried "
                "read would lose its answer too")
@@ -538,6 +555,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("aws", storage.BUCKET): Case(lambda w: {"versioning": False},
                                   lambda w, p: _changed(p, versioning=True),
                                   lost=Lost(census=_s3_census)),  # tagged after the PUT
+    ("aws", HANDLE): Case(lambda w: {}, lost=Lost(census=_s3_census)),  # tagged after it
+    ("aws", CONDITION): Case(_condition, lost=WAITS_FIRST),
     ("aws", lb.LOAD_BALANCER): Case(_balancer, _balancer_update),
 
     ("openstack", SERVER): Case(_server, _server_update, lost=Lost(only="compute")),
@@ -568,6 +587,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("openstack", storage.BUCKET): Case(
         lambda w: {"metadata": {"a": "1"}}, lambda w, p: _changed(p, metadata={"a": "2"}),
         lost=Lost(cannot=READS_FIRST.format("HEAD of the container, then PUT"))),
+    ("openstack", HANDLE): Case(lambda w: {}, lost=Lost(cannot=READS_FIRST.format(
+        "HEAD of the container, then PUT"))),
+    ("openstack", CONDITION): Case(_condition, lost=WAITS_FIRST),
     ("openstack", LOAD_BALANCER): Case(_os_balancer, _os_balancer_update, lost=OCTAVIA),
     ("openstack", LISTENER): Case(_listener, lambda w, p: _changed(
         p, connection_limit=100, admin_state_up=False), lost=OCTAVIA),

@@ -7,7 +7,8 @@ a ``str_split`` piece of a hidden string, a random string, a deployment input an
 the default of a hidden parameter. The whole CLI cycle runs on it - plan (text,
 JSON, Markdown), plan --out, apply PLANFILE (its process tree sampled), apply,
 outputs, show, state show - on SQLite and on PostgreSQL, and two stacks fail with
-a canary in their properties (at plan time and in the cloud). Every sink is then
+a canary in their properties (at plan time and in the cloud); a wait condition
+handle's signal URL (a credential the cloud makes) is the last canary. Every sink is then
 searched for every canary: the commands' output, the plan file, the SQLite file
 or a dump of the PostgreSQL database, cloudtmpl's logs, the sandbox logs, the argv
 and environment of every process of the apply's tree. Each count must be 0.
@@ -30,6 +31,7 @@ import pytest
 
 from cloudtmpl_sandbox import control
 from cloudtmpl_sandbox.sshd import sshd_path
+from tests.integration import adapters
 from tests.integration.clitools import REPO, cli_args, cli_env, os_driver, owned, run, write
 from tests.integration.pgfixtures import new_database
 
@@ -51,7 +53,7 @@ GIVEN = {
     "hidden default": "CanaryDefault6Ty",
     "failure": "CanaryFailure4Hs",
 }
-SHAPES = (*GIVEN, "random string")
+SHAPES = (*GIVEN, "random string", "signal URL")
 
 APP = """heat_template_version: 2018-08-31
 parameters:
@@ -85,6 +87,16 @@ resources:
         joined: {list_join: ['-', [{get_param: s_str}, {get_param: plain}]]}
         default: {get_param: s_default}
         plain: {get_param: plain}
+  signal:
+    type: OS::Heat::SwiftSignalHandle
+  boot:
+    type: OS::Heat::Value
+    properties:
+      value:
+        str_replace:
+          template: |
+            wc_notify --data-binary '{"status": "SUCCESS"}'
+          params: {wc_notify: {get_attr: [signal, curl_cli]}}
   web_ip:
     type: Cloud::Network::FloatingIP
     properties: {server: {get_resource: web}, floating_network: public}
@@ -120,6 +132,8 @@ outputs:
   o_message: {value: {get_attr: [deploy, outputs, message]}}
   o_stdout: {value: {get_attr: [deploy, deploy_stdout]}}
   o_plain: {value: {get_param: plain}}
+  o_signal: {value: {get_attr: [signal, curl_cli]}}
+  o_boot: {value: {get_attr: [boot, value]}}
 """
 
 # the hidden values come in an environment file: never on a command line
@@ -308,7 +322,11 @@ def test_no_canary_reaches_any_sink(backend: str, tmp_path: Path,
         assert meta["joined"] == f"{GIVEN['string']}-visible-value"
         random = (root / "rand").read_text().strip()
         assert len(random) == 24 and random.isalpha()
-        canaries = {**GIVEN, "random string": random}
+        [handle] = adapters.openstack(openstack_reset).discover(
+            "de-fra-1", frozenset({"Cloud::Orchestration::WaitConditionHandle"}), "app")
+        signature = handle.attributes["endpoint"].split("temp_url_sig=")[1].split("&")[0]
+        assert len(signature) == 64, handle.attributes
+        canaries = {**GIVEN, "random string": random, "signal URL": signature}
         out = run(project, "outputs", "-s", "app", "--format", "json").json()
         sinks.add("outputs", json.dumps(out))
         assert out["o_plain"] == "visible-value"

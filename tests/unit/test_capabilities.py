@@ -6,7 +6,7 @@ from cloudtmpl import capabilities, resources
 from cloudtmpl.capabilities import CLOUDS, Capabilities
 from cloudtmpl.model import Target
 from cloudtmpl.providers.aws import ROUTING_KINDS, SERVICE_KINDS
-from cloudtmpl.providers.openstack import LB_KINDS
+from cloudtmpl.providers.openstack import LB_KINDS, WAIT_KINDS
 from cloudtmpl.providers.openstack.routers import ROUTER_KINDS
 from cloudtmpl.providers.openstack.storage import STORAGE_KINDS
 from cloudtmpl.providers.software import SOFTWARE_KINDS
@@ -29,11 +29,11 @@ def test_on_demand_kinds_are_the_service_modules_kinds() -> None:
     # each on-demand kind is one more service to ask: exactly what the service
     # modules (Route 53/S3/ELB, Swift) handle, apart from the compute API
     # (and server groups, the routing kinds: one more listing, four on AWS, that most
-    # stacks do not need); Octavia's
+    # stacks do not need); Octavia's; the wait condition kinds (Swift's, S3's)
     assert CLOUDS["aws"].on_demand == (SERVICE_KINDS | {capabilities.SERVER_GROUP}
                                        | ROUTING_KINDS)
     assert CLOUDS["openstack"].on_demand == STORAGE_KINDS | LB_KINDS | {
-        capabilities.SERVER_GROUP} | ROUTER_KINDS
+        capabilities.SERVER_GROUP} | ROUTER_KINDS | WAIT_KINDS
     assert len(LB_KINDS) == 5 and capabilities.LOAD_BALANCER in LB_KINDS
     assert CLOUDS["local"].kinds >= SOFTWARE_KINDS
 

@@ -81,6 +81,7 @@ from cloudtmpl.providers.aws import (
     raw,
     routing,
     security,
+    signals,
     storage,
 )
 from cloudtmpl.providers.aws.client import AwsClient, Lister
@@ -122,6 +123,8 @@ HANDLERS: dict[str, kit.Handler[AwsClient]] = {
     dns.ZONE: dns.Zone(),
     dns.RECORD: dns.Record(),
     storage.BUCKET: storage.Bucket(),
+    signals.HANDLE.kind: signals.Handle(),
+    signals.CONDITION.kind: signals.Condition(),
     lb.LOAD_BALANCER: lb.LoadBalancer(),
 }
 
@@ -134,11 +137,13 @@ LISTINGS: dict[str, Lister] = {
     "associated_addresses": address.list_associated,
     "zones": dns.list_zones,
     "buckets": storage.list_buckets,
+    "wait_conditions": signals.list_conditions,
     "balancers": lb.list_balancers,
 }
 
 # each is another service to ask (Route 53, S3, ELB): listed only on demand
-SERVICE_KINDS = frozenset({dns.ZONE, dns.RECORD, storage.BUCKET, lb.LOAD_BALANCER})
+SERVICE_KINDS = frozenset({dns.ZONE, dns.RECORD, storage.BUCKET, lb.LOAD_BALANCER,
+                           signals.HANDLE.kind, signals.CONDITION.kind})
 # routers, their interfaces and routes, NAT gateways, elastic-IP associations: four more
 # listings per region (route tables, internet gateways, NAT gateways, associated
 # addresses) that most stacks do not need

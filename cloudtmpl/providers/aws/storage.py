@@ -113,7 +113,8 @@ class Bucket:
     def to_live(self, client: AwsClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
         return [self.live(client, region, name, tags, versioning)
-                for name, tags, versioning in listings.get("buckets")]
+                for name, tags, versioning in listings.get("buckets")
+                if not tags.get("cloudtmpl:kind")]  # a wait condition handle's
 
     @staticmethod
     def _url(client: AwsClient, region: str, name: str) -> tuple[str, str]:

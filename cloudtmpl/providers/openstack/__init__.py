@@ -52,6 +52,7 @@ from cloudtmpl.providers.openstack import (
     routers,
     security,
     server_groups,
+    signals,
     storage,
 )
 from cloudtmpl.providers.openstack.auth import OpenStackAuth
@@ -76,12 +77,15 @@ HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
     base.ROUTER_GATEWAY: routers.RouterGatewayHandler(),
     base.ROUTE: routers.RouteHandler(),
     storage.BUCKET: storage.BucketHandler(),
+    signals.HANDLE.kind: signals.HandleHandler(),
+    signals.CONDITION.kind: signals.ConditionHandler(),
     base.LOAD_BALANCER: lb.LOAD_BALANCERS,
     base.LISTENER: octavia.LISTENERS,
     base.POOL: octavia.POOLS,
     base.POOL_MEMBER: octavia.POOL_MEMBERS,
     base.HEALTH_MONITOR: octavia.HEALTH_MONITORS,
 }
+WAIT_KINDS = frozenset({signals.HANDLE.kind, signals.CONDITION.kind})
 # Octavia's kinds: another service, which most stacks do not use
 LB_KINDS = frozenset({base.LOAD_BALANCER, base.LISTENER, base.POOL, base.POOL_MEMBER,
                       base.HEALTH_MONITOR})
@@ -92,7 +96,8 @@ class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
 
     # listed on demand: rarely used, or (routers and what hangs off them) a listing of
     # their own that only network stacks need
-    on_demand = storage.STORAGE_KINDS | LB_KINDS | {base.SERVER_GROUP} | routers.ROUTER_KINDS
+    on_demand = storage.STORAGE_KINDS | LB_KINDS | {base.SERVER_GROUP} | routers.ROUTER_KINDS \
+        | WAIT_KINDS
     snapshot_kind = "Cinder backup"
     snapshot_kinds = {base.SERVER: "Glance image"}  # what else a kind's copy is called
 

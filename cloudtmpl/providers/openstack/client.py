@@ -49,7 +49,7 @@ from cloudtmpl.model import Placement, Target
 from cloudtmpl.providers import kit
 from cloudtmpl.providers.base import CloudError, poll
 from cloudtmpl.providers.openstack.auth import OpenStackAuth, resolve_auth
-from cloudtmpl.providers.openstack.swift import NoEndpoint, SwiftConnections
+from cloudtmpl.providers.openstack.swift import NoEndpoint, SwiftConnections, path_of
 from cloudtmpl.providers.retry import (
     DEFAULT_POLICY,
     SANDBOX_POLICY,
@@ -131,6 +131,10 @@ LB_MEMBERS = "lb_members"
 _KEPT = frozenset({"flavors"})
 # Swift's containers: searched by the stack's name prefix (:meth:`OpenStackClient.containers`).
 CONTAINERS = "containers"
+# The stack's wait conditions: their containers (among ``containers``) and the record
+# each holds (:meth:`OpenStackClient.wait_conditions`).
+WAIT_CONDITIONS = "wait_conditions"
+CONDITION_RECORD = "condition.json"
 
 
 def status_of(err: CloudError) -> int | None:
@@ -428,6 +432,22 @@ class OpenStackClient:
         found = ((name, self.swift.head(region, name)) for name in names)
         return [(name, head) for name, head in found if head is not None]
 
+    def wait_conditions(self, region: str, stack: str,
+                        containers: list[tuple[str, Mapping[str, str]]] | None = None
+                        ) -> list[tuple[str, Mapping[str, str], Any]]:
+        """The listing ``wait_conditions``: (name, headers, record) of the stack's
+        containers marked ``cloudtmpl-kind: wait-condition``, with the record each holds
+        (None: not written yet)."""
+        out = []
+        for name, head in containers if containers is not None else \
+                self.containers(region, stack):
+            if head.get("x-container-meta-cloudtmpl-kind") != "wait-condition":
+                continue
+            status, _, body = self.swift.request(region, path_of(name, CONDITION_RECORD),
+                                                 ok=(404,))
+            out.append((name, head, None if status == 404 else body))
+        return out
+
     def lb_members(self, region: str, stack: str,
                    pools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The listing ``lb_members``: the members of the stack's ``pools``, each with
@@ -446,13 +466,16 @@ class OpenStackClient:
         self.credentials()  # fail once, clearly, before fanning out
         by_service: dict[str, list[str]] = {}
         for name in sorted(names, key=lambda n: (n == LB_MEMBERS, n)):  # pools first
-            service = {CONTAINERS: "object-store", LB_MEMBERS: "load-balancer"}.get(name) \
+            service = {CONTAINERS: "object-store", WAIT_CONDITIONS: "object-store",
+                       LB_MEMBERS: "load-balancer"}.get(name) \
                 or LISTINGS[name][0]
             by_service.setdefault(service, []).append(name)
 
         def one(name: str, done: dict[str, list[Any]]) -> list[Any]:
             if name == CONTAINERS:
                 return self.containers(region, stack)
+            if name == WAIT_CONDITIONS:
+                return self.wait_conditions(region, stack, done.get(CONTAINERS))
             if name == LB_MEMBERS:
                 pools = done.get("lb_pools")
                 return self.lb_members(region, stack, pools if pools is not None

@@ -111,7 +111,8 @@ class BucketHandler:
     def to_live(self, client: OpenStackClient, region: str, stack: str,
                 listings: kit.Listings) -> list[LiveResource]:
         return [_live(client, region, name, head) for name, head in listings.get("containers")
-                if head.get(_META + _STACK) == stack and head.get(_META + _RESOURCE)]
+                if head.get(_META + _STACK) == stack and head.get(_META + _RESOURCE)
+                and not head.get(_META + "cloudtmpl-kind")]  # a wait handle's, condition's
 
     def create(self, client: OpenStackClient, region: str, want: kit.Desired) -> LiveResource:
         name = container_name(want.stack, want.address, want.properties.get("name_suffix"))

@@ -97,14 +97,15 @@ class SwiftConnections:
     def request(self, region: str, path: str, *, method: str = "GET",
                 headers: Mapping[str, str] | None = None,
                 params: Mapping[str, str] | None = None,
-                ok: tuple[int, ...] = ()) -> tuple[int, Mapping[str, str], Any]:
+                ok: tuple[int, ...] = (), data: bytes | str = "",
+                ) -> tuple[int, Mapping[str, str], Any]:
         """(status, lower-case headers, parsed body); errors not in ``ok`` raise.
         :class:`NoEndpoint` when the region has no object-store."""
         def go() -> tuple[int, Mapping[str, str], Any]:
             with self._conn(region) as conn:
                 try:
                     resp = conn.request(path, params=dict(params or {}), method=method,
-                                        headers=dict(headers or {}), data="")
+                                        headers=dict(headers or {}), data=data)
                 except LibcloudError as exc:
                     if "Could not find specified endpoint" in str(exc):
                         raise NoEndpoint(str(exc)) from None
