@@ -9,12 +9,14 @@ leaves of the parameters, and the values of random strings.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from cloudtmpl import functions, network_kinds, resources
+from cloudtmpl import attr_paths, functions, network_kinds, resources
 from cloudtmpl.catalog import Catalog, ImageFilter
+from cloudtmpl.diagnostics import Diagnostic, Loc
 from cloudtmpl.model import UNKNOWN, DesiredResource, LiveResource, Placement, seal
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sensitive import carry, has_marks, mark, texts
@@ -97,6 +99,8 @@ class RefContext:
         self._stack = stack
         self._known = known
         self._secrets = secrets or (lambda: ())
+        self._lock = threading.Lock()  # apply evaluates in parallel
+        self._warnings: dict[tuple[Loc, str], Diagnostic] = {}
 
     def param(self, name: str) -> Any:
         return self._stack.parameters.get(name)
@@ -109,18 +113,30 @@ class RefContext:
         return UNKNOWN if live is None else live.physical_id
 
     def resource_attr(self, name: str, attr: str, path: tuple[Any, ...]) -> Any:
+        return self.resource_attr_at(name, attr, path, None)
+
+    def resource_attr_at(self, name: str, attr: str, path: tuple[Any, ...],
+                         loc: Loc | None) -> Any:
+        """The attribute's value at ``path``; null where Heat answers null (a key or
+        index the value does not have), with a warning at ``loc`` (:attr:`warnings`)."""
         live = self._known(name)
         if live is None or attr not in live.attributes:
             return UNKNOWN
         value: Any = live.attributes[attr]
         if sensitive_attribute(live.kind, attr) or _holds(value, self._secrets()):
             value = mark(value)
-        for step in path:
-            try:
-                value = value[step]
-            except (KeyError, IndexError, TypeError):
-                return None
+        value, missing = attr_paths.select(value, path)
+        if missing is not None and loc is not None:
+            found = attr_paths.missing_warning(name, attr, path, missing, loc)
+            with self._lock:
+                self._warnings.setdefault((found.loc, found.message), found)
         return value
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """What evaluation warned about so far, each once, in the order first seen."""
+        with self._lock:
+            return tuple(self._warnings.values())
 
 
 def sensitive_attribute(kind: str, attr: str) -> bool:
