@@ -148,8 +148,14 @@ DEPLOYMENT_GROUP = _deployment_kind(
         "deploy_status_codes": "name -> exit status",
         "outputs": "output name -> (server name -> value)",
         "host_keys": "name -> host key fingerprint",
+        "deploy_stdout": "name -> standard output (each member's deploy_stdout)",
+        "deploy_stderr": "name -> standard error",
+        "deploy_status_code": "name -> exit status",
+        "result": "name -> the output named 'result'",
     },
     ref="the group's name",
+    # any member attribute, its outputs too: {get_attr: [group, OUTPUT]} is name -> value
+    open_attributes=True,
 )
 
 KINDS = (SOFTWARE_CONFIG, STRUCTURED_CONFIG, CLOUD_CONFIG, MULTIPART_MIME, DEPLOYMENT,

@@ -87,6 +87,11 @@ DEFAULT_USER = "cloudtmpl"
 DEFAULT_TIMEOUT = 120.0
 
 
+#: What a deployment group answers per member (server name -> the member's value), beside
+#: its declared outputs' names.
+MEMBER_ATTRIBUTES = ("deploy_stdout", "deploy_stderr", "deploy_status_code", "result")
+
+
 class DeployAdapter:
     """The ``local`` target's adapter for software kinds; every other local kind goes to
     ``inner`` (the :class:`~cloudtmpl.providers.local.LocalAdapter`).
@@ -274,7 +279,12 @@ class DeployAdapter:
         for name, res in sorted(results.items()):
             for out, value in (res.get("outputs") or {}).items():
                 outputs.setdefault(out, {})[name] = value
+        # Heat's group passes any member attribute through, as server name -> value:
+        # {get_attr: [group, result]}, [group, deploy_stdout], [group, OUTPUT_NAME]
+        members = {attr: {n: r.get(attr) for n, r in sorted(results.items())}
+                   for attr in (*MEMBER_ATTRIBUTES, *outputs)}
         return {
+            **members,
             "deploy_stdouts": {n: r["deploy_stdout"] for n, r in results.items()},
             "deploy_stderrs": {n: r["deploy_stderr"] for n, r in results.items()},
             "deploy_status_codes": {n: r["deploy_status_code"] for n, r in results.items()},
