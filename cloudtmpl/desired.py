@@ -109,8 +109,24 @@ class RefContext:
         raise KeyError(name)  # conditions are evaluated before planning
 
     def resource_ref(self, name: str) -> Any:
+        """``get_resource``: the physical id; a random string's value (as Heat's
+        RandomString references it), marked."""
         live = self._known(name)
-        return UNKNOWN if live is None else live.physical_id
+        if live is None:
+            return UNKNOWN
+        if live.kind == resources.RANDOM_STRING.kind and "value" in live.attributes:
+            return mark(live.attributes["value"])
+        return live.physical_id
+
+    def resource_attrs(self, name: str) -> Any:
+        """``{get_attr: [name]}`` (HOT 2015-10-15): the kind's attributes as a map, without
+        ``show``, as Heat's all-attributes form leaves it out."""
+        live = self._known(name)
+        if live is None:
+            return UNKNOWN
+        rtype = resources.TYPES[live.kind]
+        return {a: self.resource_attr(name, a, ()) for a in live.attributes
+                if a != "show" and (rtype.open_attributes or a in rtype.attributes)}
 
     def resource_attr(self, name: str, attr: str, path: tuple[Any, ...]) -> Any:
         return self.resource_attr_at(name, attr, path, None)

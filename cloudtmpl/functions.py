@@ -83,6 +83,9 @@ class AttrPaths(Protocol):
     def resource_attr_at(self, name: str, attr: str, path: tuple[Any, ...],
                          loc: Loc) -> Any: ...
 
+    def resource_attrs(self, name: str) -> Any:
+        """``{get_attr: [name]}``: the map of the resource's attributes."""
+
 
 @runtime_checkable
 class FileSource(Protocol):
@@ -410,6 +413,8 @@ class GetAttr(Function):
 
     def result(self, ctx: Context) -> Any:
         path = tuple(self.value(a, ctx) for a in self.path)
+        if self.attribute is None and isinstance(ctx, AttrPaths):
+            return ctx.resource_attrs(self.resource)
         if self.attribute is None or is_unknown(path):
             return UNKNOWN
         if isinstance(ctx, AttrPaths):
