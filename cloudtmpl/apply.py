@@ -36,6 +36,7 @@ from cloudtmpl.desired import (
     spec_of,
     translate,
 )
+from cloudtmpl.diagnostics import Diagnostic
 from cloudtmpl.keygen import generated_public_key
 from cloudtmpl.model import (
     Action,
@@ -86,6 +87,9 @@ class StepResult:
 class ApplyResult:
     steps: tuple[StepResult, ...]
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    # the plan's warnings and those of evaluating values known only now (a get_attr
+    # path into a server just created that its value does not have), each once
+    warnings: tuple[Diagnostic, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -483,7 +487,9 @@ class Executor:
             raise self._lost
         ordered = tuple(results[n] for n in nx.topological_sort(g)
                         if g.nodes[n]["step"].change is not None)
-        return ApplyResult(ordered, self.outputs())
+        outputs = self.outputs()
+        warnings = {(w.loc, w.message): w for w in (*self.plan.warnings, *self.ctx.warnings)}
+        return ApplyResult(ordered, outputs, tuple(warnings.values()))
 
     def _tell_stopping(self, steps: list[_Step]) -> None:
         """After the first interrupt: what becomes of the deployments still running."""

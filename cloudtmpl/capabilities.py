@@ -42,6 +42,7 @@ LOCAL_KINDS = frozenset({
     "Cloud::Random::String", "Cloud::Local::Value", "Cloud::Local::None",
     "Cloud::Local::Test",
     "Cloud::Software::Config", "Cloud::Software::StructuredConfig",
+    "Cloud::Software::Component",
     "Cloud::Software::CloudConfig", "Cloud::Software::MultipartMime",
     "Cloud::Software::Deployment", "Cloud::Software::DeploymentGroup",
     "Cloud::Scaling::Policy", "Cloud::Scaling::LaunchConfiguration",

@@ -274,6 +274,7 @@ def apply(
                         "ok": result.ok,
                         "summary": {s: result.count(s) for s in ("done", "failed", "skipped")},
                         "outputs": result.outputs,
+                        "warnings": [w.to_json() for w in result.warnings],
                         "seconds": round(seconds, 3),
                     },
                     indent=None,
@@ -282,6 +283,8 @@ def apply(
         else:
             if todo.has_changes:
                 out.print(render.apply_summary(result, seconds))
+            # the plan shown before showed its own; these are known only now
+            render.diagnostics_text([w for w in result.warnings if w not in todo.warnings], out)
             if result.outputs:
                 out.print("\nOutputs:")
                 render.outputs_text(result.outputs, out)

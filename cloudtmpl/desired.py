@@ -9,12 +9,14 @@ leaves of the parameters, and the values of random strings.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from cloudtmpl import functions, network_kinds, orchestration_kinds, resources
+from cloudtmpl import attr_paths, functions, network_kinds, orchestration_kinds, resources
 from cloudtmpl.catalog import Catalog, ImageFilter
+from cloudtmpl.diagnostics import Diagnostic, Loc
 from cloudtmpl.model import UNKNOWN, DesiredResource, LiveResource, Placement, seal
 from cloudtmpl.resolve import ResolvedStack
 from cloudtmpl.sensitive import carry, has_marks, mark, texts
@@ -97,6 +99,8 @@ class RefContext:
         self._stack = stack
         self._known = known
         self._secrets = secrets or (lambda: ())
+        self._lock = threading.Lock()  # apply evaluates in parallel
+        self._warnings: dict[tuple[Loc, str], Diagnostic] = {}
 
     def param(self, name: str) -> Any:
         return self._stack.parameters.get(name)
@@ -105,27 +109,53 @@ class RefContext:
         raise KeyError(name)  # conditions are evaluated before planning
 
     def resource_ref(self, name: str) -> Any:
+        """``get_resource``: the physical id; a random string's value (as Heat's
+        RandomString references it), marked."""
         live = self._known(name)
         if live is None:
             return UNKNOWN
         ref = orchestration_kinds.REF_ATTRIBUTE.get(live.kind)
         if ref is not None:  # a wait condition handle's: its signal URL, a credential
             return mark(live.attributes[ref]) if live.attributes.get(ref) else UNKNOWN
+        if live.kind == resources.RANDOM_STRING.kind and "value" in live.attributes:
+            return mark(live.attributes["value"])
         return live.physical_id
 
+    def resource_attrs(self, name: str) -> Any:
+        """``{get_attr: [name]}`` (HOT 2015-10-15): the kind's attributes as a map, without
+        ``show``, as Heat's all-attributes form leaves it out."""
+        live = self._known(name)
+        if live is None:
+            return UNKNOWN
+        rtype = resources.TYPES[live.kind]
+        return {a: self.resource_attr(name, a, ()) for a in live.attributes
+                if a != "show" and (rtype.open_attributes or a in rtype.attributes)}
+
     def resource_attr(self, name: str, attr: str, path: tuple[Any, ...]) -> Any:
+        return self.resource_attr_at(name, attr, path, None)
+
+    def resource_attr_at(self, name: str, attr: str, path: tuple[Any, ...],
+                         loc: Loc | None) -> Any:
+        """The attribute's value at ``path``; null where Heat answers null (a key or
+        index the value does not have), with a warning at ``loc`` (:attr:`warnings`)."""
         live = self._known(name)
         if live is None or attr not in live.attributes:
             return UNKNOWN
         value: Any = live.attributes[attr]
         if sensitive_attribute(live.kind, attr) or _holds(value, self._secrets()):
             value = mark(value)
-        for step in path:
-            try:
-                value = value[step]
-            except (KeyError, IndexError, TypeError):
-                return None
+        value, missing = attr_paths.select(value, path)
+        if missing is not None and loc is not None:
+            found = attr_paths.missing_warning(name, attr, path, missing, loc)
+            with self._lock:
+                self._warnings.setdefault((found.loc, found.message), found)
         return value
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """What evaluation warned about so far, each once, in the order first seen."""
+        with self._lock:
+            return tuple(self._warnings.values())
 
 
 def sensitive_attribute(kind: str, attr: str) -> bool:

@@ -76,6 +76,18 @@ class Context(Protocol):
 
 
 @runtime_checkable
+class AttrPaths(Protocol):
+    """A context that answers a ``get_attr`` path knowing where it is written, to warn
+    about a key or index the attribute's value does not have (plan and apply do)."""
+
+    def resource_attr_at(self, name: str, attr: str, path: tuple[Any, ...],
+                         loc: Loc) -> Any: ...
+
+    def resource_attrs(self, name: str) -> Any:
+        """``{get_attr: [name]}``: the map of the resource's attributes."""
+
+
+@runtime_checkable
 class FileSource(Protocol):
     """A context that can answer ``get_file`` (resolve's context does)."""
 
@@ -401,8 +413,12 @@ class GetAttr(Function):
 
     def result(self, ctx: Context) -> Any:
         path = tuple(self.value(a, ctx) for a in self.path)
+        if self.attribute is None and isinstance(ctx, AttrPaths):
+            return ctx.resource_attrs(self.resource)
         if self.attribute is None or is_unknown(path):
             return UNKNOWN
+        if isinstance(ctx, AttrPaths):
+            return ctx.resource_attr_at(self.resource, self.attribute, path, self.loc)
         return ctx.resource_attr(self.resource, self.attribute, path)
 
 

@@ -8,6 +8,7 @@ another process.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from typing import Any
 
 import networkx as nx
 
-from cloudtmpl import resources
+from cloudtmpl import functions, resources
 from cloudtmpl.catalog import Catalog
 from cloudtmpl.deletion import cloud_of, retained_replace_refused, snapshots
 from cloudtmpl.desired import (
@@ -31,7 +32,7 @@ from cloudtmpl.desired import (
     secrets_of,
     spec_of,
 )
-from cloudtmpl.diagnostics import Diagnostic, DiagnosticError
+from cloudtmpl.diagnostics import Diagnostic, DiagnosticError, Loc
 from cloudtmpl.discover import Discovery
 from cloudtmpl.graph import build_graph
 from cloudtmpl.model import (
@@ -164,6 +165,9 @@ class Plan:
     # that deletes resources the stack's recorded template has.
     stack_template: str = ""
     replace_template: bool = False
+    # what evaluating the template against the live resources warned about (a get_attr
+    # path the live value does not have: null, as Heat answers); shown with the plan
+    warnings: tuple[Diagnostic, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:
@@ -217,6 +221,7 @@ class Plan:
             "natives": [[*key, value] for key, value in sorted(self.natives.items())],
             "stack_template": self.stack_template,
             "replace_template": self.replace_template,
+            "warnings": [w.to_json() for w in self.warnings],
         }
 
     @staticmethod
@@ -243,7 +248,17 @@ class Plan:
             natives={(t, r, w, v): c for t, r, w, v, c in data.get("natives", [])},
             stack_template=str(data.get("stack_template", "")),
             replace_template=bool(data.get("replace_template", False)),
+            warnings=tuple(diagnostic_from_json(w) for w in data.get("warnings") or ()),
         )
+
+
+def diagnostic_from_json(data: Mapping[str, Any]) -> Diagnostic:
+    """A diagnostic as :meth:`Diagnostic.to_json` wrote it (a plan file's warnings)."""
+    return Diagnostic(str(data["code"]), str(data["message"]),
+                      Loc(str(data.get("file", "")), int(data.get("line") or 0),
+                          int(data.get("column") or 0)),
+                      str(data.get("hint", "")),
+                      "error" if data.get("severity") == "error" else "warning")
 
 
 def live_fingerprint(discovery: Discovery) -> str:
@@ -548,6 +563,9 @@ def make_plan(
             refused.append(retained_replace_refused(res, str(desired.get(POLICY)), why))
     if refused:
         raise DiagnosticError(refused)
+    for output in stack.outputs.values():  # their warnings too (values: at apply)
+        with contextlib.suppress(DiagnosticError):
+            functions.evaluate(output.value, ctx)
 
     changes.extend(
         replace(
@@ -571,4 +589,5 @@ def make_plan(
         api_requests=discovery.api_requests,
         seconds=discovery.seconds,
         natives=dict(natives or {}),
+        warnings=ctx.warnings,
     )

@@ -201,6 +201,7 @@ def plan_text(plan: Plan, out: Console, *, show_noop: bool = False,
         out.print(escape(no_changes))
     if residency_line(plan):
         out.print(escape(residency_line(plan)))
+    diagnostics_text(plan.warnings, out)
 
 
 def plan_json(plan: Plan, *, with_sources: bool = False) -> dict[str, Any]:
@@ -287,7 +288,7 @@ def plan_markdown(plan: Plan, *, full_plan: str = "", limit: int = COMMENT_LIMIT
     ])
     changed = [c for c in plan.changes if c.action is not Action.NOOP]
     sections = [_md_change(c) for c in changed] or ["No changes.\n"]
-    tail = "\n"
+    tail = "\n" + warnings_markdown(plan.warnings)
     if residency_line(plan):
         tail += f"**{residency_line(plan)}**\n\n"
     tail += f"<sub>{plan.api_requests} cloud API requests, {plan.seconds:.1f}s</sub>\n"
@@ -306,6 +307,13 @@ def plan_markdown(plan: Plan, *, full_plan: str = "", limit: int = COMMENT_LIMIT
     shown = head + "".join(kept)
     note = _cut_note(left_out, len(sections), total - len(shown) - len(tail), full_plan)
     return shown + note + tail
+
+
+def warnings_markdown(warnings: Iterable[Diagnostic]) -> str:
+    """Warnings as a Markdown quote, one item each with its place and hint."""
+    items = [f"> - {code_span(str(w.loc))} `{w.code}`: {html.escape(w.message)}"
+             + (f" _{html.escape(w.hint)}_" if w.hint else "") for w in warnings]
+    return "> :warning: **Warnings**\n>\n" + "\n".join(items) + "\n\n" if items else ""
 
 
 def _cut_note(left_out: int, changes: int, characters: int, full_plan: str) -> str:

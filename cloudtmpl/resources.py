@@ -45,7 +45,13 @@ SERVER = ResourceType(
     attributes={
         "first_address": "The first private IP address",
         "networks": "Map of network -> list of its addresses, keyed as Heat keys it by "
-                    "name and by id (OpenStack; AWS: by VPC id)",
+                    "name and by id (AWS: by VPC id and subnet id)",
+        "addresses": "Map of network -> list of {addr, version, OS-EXT-IPS:type, "
+                     "OS-EXT-IPS-MAC:mac_addr, port}, keyed like networks (Heat's shape)",
+        "accessIPv4": "The IPv4 address the cloud says reaches the server ('' if none)",
+        "accessIPv6": "The IPv6 address the cloud says reaches the server ('' if none)",
+        "show": "The server as the cloud describes it (OpenStack: the Nova server JSON; "
+                "AWS: the EC2 instance's fields)",
         "private_ip": "The private IP address",
         "public_ip": "The public IP address (an elastic/floating IP once associated)",
         "name": "The server's cloud-side name",
@@ -308,8 +314,7 @@ ALIASES: dict[str, Alias] = {
     for a in (
         Alias("OS::Nova::Server", SERVER.kind,
               ignored=frozenset({"name", "admin_pass", "config_drive", "diskConfig",
-                                 "user_data_format", "software_config_transport"}),
-              attributes={"addresses": "networks"}),
+                                 "user_data_format", "software_config_transport"})),
         Alias("OS::Nova::ServerGroup", SERVER_GROUP.kind, ignored=frozenset({"name"})),
         Alias("OS::Nova::KeyPair", KEYPAIR.kind, ignored=frozenset({"name", "save_private_key",
                                                                     "type"})),

@@ -59,6 +59,27 @@ STRUCTURED_CONFIG = local_kind(
     ref=_CONFIG_REF,
 )
 
+SOFTWARE_COMPONENT = local_kind(
+    "Cloud::Software::Component",
+    "Scripts per action (Heat's OS::Heat::SoftwareComponent): a deployment of it runs the "
+    "config of its current action (CREATE, UPDATE, DELETE, SUSPEND, RESUME), nothing where "
+    "it has none. Immutable like a config.",
+    properties={
+        "configs": P("list", required=True,
+                     description="[{actions: [CREATE, UPDATE] (the default), config: the "
+                     "script, tool: script}], at most one config per action"),
+        "inputs": P("list", default=[], description="[{name, default, description, type}]"),
+        "outputs": P("list", default=[], description="[{name, description}]"),
+        "options": P("map", default={}),
+    },
+    attributes={"config": "{configs: [...]}, as Heat's component holds them"},
+    ref=_CONFIG_REF,
+)
+#: The actions a component's config can be for (Heat's SoftwareComponent), and its tools
+#: cloudtmpl runs (a script over SSH: no puppet or ansible agent on the server).
+COMPONENT_ACTIONS = ("CREATE", "DELETE", "UPDATE", "SUSPEND", "RESUME")
+COMPONENT_TOOLS = ("script",)
+
 
 def _user_data_kind(kind: str, description: str, name: str, prop: PropertySpec
                     ) -> ResourceType:
@@ -148,18 +169,25 @@ DEPLOYMENT_GROUP = _deployment_kind(
         "deploy_status_codes": "name -> exit status",
         "outputs": "output name -> (server name -> value)",
         "host_keys": "name -> host key fingerprint",
+        "deploy_stdout": "name -> standard output (each member's deploy_stdout)",
+        "deploy_stderr": "name -> standard error",
+        "deploy_status_code": "name -> exit status",
+        "result": "name -> the output named 'result'",
     },
     ref="the group's name",
+    # any member attribute, its outputs too: {get_attr: [group, OUTPUT]} is name -> value
+    open_attributes=True,
 )
 
-KINDS = (SOFTWARE_CONFIG, STRUCTURED_CONFIG, CLOUD_CONFIG, MULTIPART_MIME, DEPLOYMENT,
-         DEPLOYMENT_GROUP)
+KINDS = (SOFTWARE_CONFIG, STRUCTURED_CONFIG, SOFTWARE_COMPONENT, CLOUD_CONFIG,
+         MULTIPART_MIME, DEPLOYMENT, DEPLOYMENT_GROUP)
 
 _DEPLOY_IGNORED = frozenset({"name", "signal_transport", "input_key",
                              "input_values_validate"})
 ALIASES = (
     Alias("OS::Heat::SoftwareConfig", SOFTWARE_CONFIG.kind),
     Alias("OS::Heat::StructuredConfig", STRUCTURED_CONFIG.kind),
+    Alias("OS::Heat::SoftwareComponent", SOFTWARE_COMPONENT.kind),
     Alias("OS::Heat::CloudConfig", CLOUD_CONFIG.kind),
     Alias("OS::Heat::MultipartMime", MULTIPART_MIME.kind, ignored=frozenset({"group"})),
     *(Alias(f"OS::Heat::{name}", kind, properties={"input_values": "inputs"},

@@ -64,6 +64,7 @@ from cloudtmpl.providers.software import (
     as_text,
     attributes,
     cloud_config_text,
+    component_config,
     config_id,
     multipart_text,
     names_of,
@@ -80,11 +81,17 @@ from cloudtmpl.software_kinds import (
     CLOUD_CONFIG,
     DEPLOYMENT,
     DEPLOYMENT_GROUP,
+    SOFTWARE_COMPONENT,
     STRUCTURED_CONFIG,
 )
 
 DEFAULT_USER = "cloudtmpl"
 DEFAULT_TIMEOUT = 120.0
+
+
+#: What a deployment group answers per member (server name -> the member's value), beside
+#: its declared outputs' names.
+MEMBER_ATTRIBUTES = ("deploy_stdout", "deploy_stderr", "deploy_status_code", "result")
 
 
 class DeployAdapter:
@@ -274,7 +281,12 @@ class DeployAdapter:
         for name, res in sorted(results.items()):
             for out, value in (res.get("outputs") or {}).items():
                 outputs.setdefault(out, {})[name] = value
+        # Heat's group passes any member attribute through, as server name -> value:
+        # {get_attr: [group, result]}, [group, deploy_stdout], [group, OUTPUT_NAME]
+        members = {attr: {n: r.get(attr) for n, r in sorted(results.items())}
+                   for attr in (*MEMBER_ATTRIBUTES, *outputs)}
         return {
+            **members,
             "deploy_stdouts": {n: r["deploy_stdout"] for n, r in results.items()},
             "deploy_stderrs": {n: r["deploy_stderr"] for n, r in results.items()},
             "deploy_status_codes": {n: r["deploy_status_code"] for n, r in results.items()},
@@ -283,7 +295,7 @@ class DeployAdapter:
             "hosts": {n: r["host"] for n, r in results.items()},
         }
 
-    def _script(self, props: Mapping[str, Any], inputs: dict[str, Any]
+    def _script(self, props: Mapping[str, Any], inputs: dict[str, Any], action: str
                 ) -> tuple[str, dict[str, str], list[str]]:
         """(script, extra files, declared outputs) with ``inputs`` completed by the
         config's input defaults."""
@@ -302,6 +314,12 @@ class DeployAdapter:
                 inputs[str(item["name"])] = item["default"]
         outputs = names_of(cfg.get("outputs")) + [o for o in outputs
                                                   if o not in names_of(cfg.get("outputs"))]
+        if kind == SOFTWARE_COMPONENT.kind:  # the config of the deployment's action
+            chosen = component_config(cfg.get("configs"), action)
+            if chosen is not None and str(chosen.get("tool") or "script") != "script":
+                raise CloudError(f"a component's tool {chosen.get('tool')!r} is not run "
+                                 "here: only script", permanent=True)
+            return (as_text(chosen.get("config")) if chosen else "true"), files, outputs
         if kind == STRUCTURED_CONFIG.kind:
             body = substitute_inputs(cfg.get("config") or {}, inputs)
             run = body.pop("run", "") if isinstance(body, dict) else ""
@@ -315,7 +333,7 @@ class DeployAdapter:
         settings = dict(props.get("ssh") or {})
         server_id = str(server or "")
         inputs = dict(props.get("inputs") or {})
-        script, files, outputs = self._script(props, inputs)
+        script, files, outputs = self._script(props, inputs, action)
         ep = self._endpoint(server_id, host, settings)
         pkey = ssh.load_key(self._key_file(server_id, settings))
         label = f"server {server_id or ep.host} ({ep.label})"

@@ -23,11 +23,13 @@ from cloudtmpl.resources import DEPLOY_KINDS
 from cloudtmpl.software_kinds import (
     CLOUD_CONFIG,
     MULTIPART_MIME,
+    SOFTWARE_COMPONENT,
     SOFTWARE_CONFIG,
     STRUCTURED_CONFIG,
 )
 
-CONFIG_KINDS = frozenset({SOFTWARE_CONFIG.kind, STRUCTURED_CONFIG.kind})
+CONFIG_KINDS = frozenset({SOFTWARE_CONFIG.kind, STRUCTURED_CONFIG.kind,
+                          SOFTWARE_COMPONENT.kind})
 USER_DATA_KINDS = frozenset({CLOUD_CONFIG.kind, MULTIPART_MIME.kind})
 SOFTWARE_KINDS = CONFIG_KINDS | USER_DATA_KINDS | DEPLOY_KINDS
 CONFIG_ID = re.compile(r"^[a-z0-9_-]+\.\S+@[0-9a-f]{16}$")
@@ -76,6 +78,8 @@ def _guess_subtype(text: str) -> str:
 def attributes(kind: str, props: Mapping[str, Any]) -> dict[str, Any]:
     """What get_attr reads from a software resource knowable from its properties alone
     (a deployment's results are known only after it ran)."""
+    if kind == SOFTWARE_COMPONENT.kind:
+        return {"config": {"configs": props.get("configs") or []}}
     if kind in CONFIG_KINDS:
         return {"config": props.get("config")}
     if kind == CLOUD_CONFIG.kind:
@@ -94,6 +98,16 @@ def substitute_inputs(value: Any, inputs: Mapping[str, Any]) -> Any:
     if isinstance(value, list):
         return [substitute_inputs(v, inputs) for v in value]
     return value
+
+
+def component_config(configs: Any, action: str) -> Mapping[str, Any] | None:
+    """The config of a SoftwareComponent's ``configs`` for ``action`` (each item's
+    ``actions`` default to CREATE and UPDATE, as Heat's); None: it has none."""
+    for item in configs or []:
+        if isinstance(item, Mapping) and action in (item.get("actions") or
+                                                    ["CREATE", "UPDATE"]):
+            return item
+    return None
 
 
 def as_text(value: Any) -> str:

@@ -54,12 +54,7 @@ def check_tree(scope: Scope, names: Names, tree: Any, conditions: Mapping[str, A
                 scope.add("unknown-resource", f"{node.name}: unknown resource '{target}'",
                           node.loc, did_you_mean(target, resource_defs, "resources")
                           or "declare it under 'resources:'")
-            elif isinstance(node, GetAttr) and node.attribute is None:
-                scope.add("function-unsupported",
-                          f"get_attr: all attributes of '{target}' ({{get_attr: "
-                          f"[{target}]}}) are not supported yet", node.loc,
-                          "name the attribute: {get_attr: [resource, attribute]}")
-            elif isinstance(node, GetAttr):
+            elif isinstance(node, GetAttr) and node.attribute is not None:
                 _check_attribute(scope, node, names.types)
         elif isinstance(node, (If, Not, And)):
             for arg in node.args[:1] if isinstance(node, If) else node.args:

@@ -11,13 +11,16 @@ from cloudtmpl import limits
 from cloudtmpl.functions import OMIT, REGISTRY, Context, Function
 from cloudtmpl.loader import Path
 from cloudtmpl.model import UNKNOWN
+from cloudtmpl.resolve.components import check_component
 from cloudtmpl.resolve.parameters import INT_RE, bool_from, num_from
+from cloudtmpl.resolve.random_strings import check_random_string
 from cloudtmpl.resolve.scope import Scope
 from cloudtmpl.resolve.ssh import check_ssh
 from cloudtmpl.resource_spec import Alias, PropertySpec, ResourceType
-from cloudtmpl.resources import DEPLOY_KINDS
+from cloudtmpl.resources import DEPLOY_KINDS, RANDOM_STRING
 from cloudtmpl.schema import closest, describe, did_you_mean
 from cloudtmpl.sensitive import carry
+from cloudtmpl.software_kinds import SOFTWARE_COMPONENT
 
 _SPEC_NAMES = {
     "string": "a string",
@@ -110,6 +113,10 @@ def properties(scope: Scope, name: str, rdef: Mapping[str, Any], tree: Mapping[A
                       f", not {describe(value)}", doc.loc((*ppath, pname)),
                       f"write {_SPEC_NAMES[spec.type]} here{_function_lookalike(value)}")
         props[native] = value
+    if found is not None and found[0].kind == RANDOM_STRING.kind:
+        check_random_string(scope, props, ppath, name)
+    if found is not None and found[0].kind == SOFTWARE_COMPONENT.kind:
+        check_component(scope, props, ppath, name)
     if found is not None and found[0].kind in DEPLOY_KINDS \
             and isinstance(props.get("ssh"), Mapping):
         check_ssh(scope, props["ssh"], (*ppath, "ssh"), f"resource '{name}': ssh")

@@ -102,8 +102,14 @@ def test_server_as_ec2_shows_it(adapter: AwsAdapter) -> None:
         "networks": [],
     }
     assert srv.attributes["private_ip"] and srv.attributes["first_address"]
-    [(vpc, ips)] = srv.attributes["networks"].items()  # the default VPC
-    assert vpc.startswith("vpc-") and ips == [srv.attributes["private_ip"]]
+    # the default VPC's and subnet's: keyed by both ids, as Heat keys by name and id;
+    # its public IP last, as Nova lists a floating one
+    nets = srv.attributes["networks"]
+    [vpc] = [k for k in nets if k.startswith("vpc-")]
+    [subnet] = [k for k in nets if k.startswith("subnet-")]
+    assert set(nets) == {vpc, subnet} and nets[vpc] == nets[subnet]
+    assert nets[vpc] == [srv.attributes["private_ip"]] + (
+        [srv.attributes["public_ip"]] if srv.attributes["public_ip"] else [])
     assert srv.attributes["name"] == "web.app" and srv.attributes["status"] == "running"
 
 
@@ -583,7 +589,8 @@ def test_server_on_a_port_in_a_new_vpc_with_an_elastic_ip(adapter: AwsAdapter) -
     assert c.n == 2  # RunInstances (raw: libcloud cannot launch on an interface) + Describe
     assert srv.properties["networks"] == [{"port": port.physical_id}]
     assert srv.properties["security_groups"] == []  # the port's groups are the port's
-    assert srv.attributes["networks"] == {net.physical_id: ["10.4.1.10"]}
+    assert srv.attributes["networks"] == {net.physical_id: ["10.4.1.10"],
+                                          sub.physical_id: ["10.4.1.10"]}
     assert srv.attributes["private_ip"] == "10.4.1.10"
 
     with Counted(adapter) as c:

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.integration.clitools import run, write
 
@@ -23,6 +24,10 @@ resources:
     properties: {versioning: true}
 outputs:
   data_url: {value: {get_attr: [data, RootURL]}}
+  data_site: {value: {get_attr: [data, WebsiteURL]}}
+  data_host: {value: {get_attr: [data, DomainName]}}
+  data_count: {value: {get_attr: [data, ObjectCount]}}
+  data_bytes: {value: {get_attr: [data, BytesUsed]}}
   logs_name: {value: {get_resource: logs}}
 """
 
@@ -84,6 +89,12 @@ def test_bucket_lifecycle_on_swift(tmp_path: Path, openstack_reset: dict[str, An
     assert outputs["data_url"].endswith("/object-store/nl-ams-1/v1/AUTH_"
                                         + outputs["data_url"].split("AUTH_")[1])
     token, url = _token(openstack_reset)
+    # Heat's attributes of OS::Swift::Container: RootURL the account URL, WebsiteURL the
+    # container's, DomainName its host, ObjectCount and BytesUsed from its HEAD
+    assert outputs["data_url"] == url
+    assert outputs["data_site"] == url + "/st.data"
+    assert outputs["data_host"] == urlsplit(url).hostname
+    assert (outputs["data_count"], outputs["data_bytes"]) == (0, 0)
     status, headers, _ = _call(token, url + "/st.data", "HEAD")
     assert status == 204
     assert headers["x-container-meta-owner"] == "team-a"
@@ -108,6 +119,10 @@ def test_bucket_lifecycle_on_swift(tmp_path: Path, openstack_reset: dict[str, An
 
     # a container with objects is not deleted unless PurgeOnDelete/force says so
     assert _call(token, url + "/st.data/report.csv", "PUT", b"a,b\n")[0] == 201
+    r = run(tmp_path, "apply", "st.yaml", "--yes")  # nothing changes; outputs read again
+    assert r.code == 0, r.err + r.out
+    outputs = run(tmp_path, "outputs", "-s", "st", "--format", "json").json()
+    assert (outputs["data_count"], outputs["data_bytes"]) == (1, 4)
     r = run(tmp_path, "destroy", "st.yaml", "--yes")
     assert r.code == 1
     assert "container st.data (data) is not empty" in r.out + r.err

@@ -19,6 +19,7 @@ instance; moto ignores it).  ``flavor`` changes in place (stop, resize, start).
 from __future__ import annotations
 
 import base64
+import ipaddress
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -196,6 +197,39 @@ def _run_on_networks(client: AwsClient, region: str, name: str, props: Mapping[s
     return client.call(run)
 
 
+def _addresses(nics: list[Any], public_ip: str | None) -> dict[str, list[dict[str, Any]]]:
+    """Heat's ``addresses`` shape on EC2: each interface's private addresses (and the
+    public one of the first, ``OS-EXT-IPS:type`` floating) under its VPC id and under its
+    subnet id, each ``{addr, version, OS-EXT-IPS:type, OS-EXT-IPS-MAC:mac_addr, port}``
+    (the port is the interface id)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i, nic in enumerate(nics):
+        mac = nic.extra.get("mac_address") or None
+        entries = [_address(ip["private_ip"], "fixed", mac, nic.id)
+                   for ip in nic.extra.get("private_ips") or [] if ip.get("private_ip")]
+        if i == 0 and public_ip:
+            entries.append(_address(public_ip, "floating", mac, nic.id))
+        for net in (nic.extra.get("vpc_id"), nic.extra.get("subnet_id")):
+            if net:
+                out.setdefault(str(net), []).extend(entries)
+    return out
+
+
+def _address(addr: str, kind: str, mac: str | None, port: str) -> dict[str, Any]:
+    return {"addr": addr, "version": ipaddress.ip_address(addr).version,
+            "OS-EXT-IPS:type": kind, "OS-EXT-IPS-MAC:mac_addr": mac, "port": str(port)}
+
+
+def show_of(node: Any) -> dict[str, Any]:
+    """The instance as EC2 describes it (libcloud's node: its id, name, state,
+    addresses and the plain fields of its description), for ``show``."""
+    extra = {k: v for k, v in (node.extra or {}).items()
+             if isinstance(v, (str, int, float, bool)) or v is None}
+    return {"id": str(node.id), "name": str(node.name), "state": str(node.state),
+            "private_ips": list(node.private_ips or []),
+            "public_ips": list(node.public_ips or []), **extra}
+
+
 class Server(Listed):
     kind = SERVER
     listings = ("instances",)
@@ -223,10 +257,8 @@ class Server(Listed):
             group_sets = [extra.get("groups") or []]
         groups = ec2.own_groups(sorted({(g.get("group_id") or "", g.get("group_name") or "")
                                         for gs in group_sets for g in gs}))
-        networks: dict[str, list[str]] = {}
-        for nic in nics:
-            networks.setdefault(nic.extra.get("vpc_id") or "", []).extend(
-                ip["private_ip"] for ip in nic.extra.get("private_ips") or [] if ip["private_ip"])
+        addresses = _addresses(nics, public_ip)
+        networks = {net: [a["addr"] for a in entries] for net, entries in addresses.items()}
         properties: dict[str, Any] = {
             "image": extra.get("image_id"),
             "flavor": extra.get("instance_type"),
@@ -249,6 +281,10 @@ class Server(Listed):
             attributes={
                 "first_address": private_ip,
                 "networks": networks,
+                "addresses": addresses,
+                "accessIPv4": public_ip or "",
+                "accessIPv6": "",
+                "show": show_of(node),
                 "private_ip": private_ip,
                 "public_ip": public_ip,
                 "name": name,

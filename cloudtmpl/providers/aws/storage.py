@@ -126,13 +126,25 @@ class Bucket:
         host = f"s3.{region}.amazonaws.com"
         return f"https://{name}.{host}", f"{name}.{host}"
 
+    @staticmethod
+    def _root(client: AwsClient, region: str) -> str:
+        """The endpoint the bucket is under (Swift's RootURL on S3)."""
+        endpoint = client.endpoint_for("s3")
+        if endpoint is not None:
+            host, port, secure = endpoint
+            return f"{'https' if secure else 'http'}://{host}:{port}"
+        return f"https://s3.{region}.amazonaws.com"
+
     def live(self, client: AwsClient, region: str, name: str, tags: Mapping[str, str],
              versioning: bool) -> LiveResource:
         url, host = self._url(client, region, name)
         return live(client.placement(region), BUCKET, tags.get(TAG_RESOURCE) or name, name, name,
                     {"versioning": versioning, "metadata": ec2.user_tags(tags),
                      "force": as_bool(tags.get(TAG_FORCE))},
-                    {"name": name, "url": url, "domain_name": host, "region": region},
+                    {"name": name, "url": url, "root_url": self._root(client, region),
+                     "domain_name": host, "region": region,
+                     # S3 counts a bucket's objects only by listing them: not read here
+                     "object_count": None, "bytes_used": None},
                     tags.get(TAG_SPEC))
 
     @staticmethod

@@ -37,7 +37,11 @@ def _live(client: LibcloudClient, region: str, address: str, node: Any) -> LiveR
         properties={},
         attributes={"first_address": private_ip or public_ip, "private_ip": private_ip,
                     "public_ip": public_ip, "name": str(node.name), "status": status,
-                    "networks": {}},
+                    "networks": {}, "addresses": {}, "accessIPv4": public_ip or "",
+                    "accessIPv6": "", "show": {
+                        "id": str(node.id), "name": str(node.name), "state": status,
+                        "private_ips": list(node.private_ips or []),
+                        "public_ips": list(node.public_ips or [])}},
         status=status,
     )
 

@@ -20,6 +20,7 @@ behaviour); the image outlives the stack and is never one of its resources.
 from __future__ import annotations
 
 import base64
+import copy
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -88,6 +89,29 @@ def _networks(srv: Mapping[str, Any], ports: list[dict[str, Any]]) -> dict[str, 
     return networks
 
 
+def _addresses(srv: Mapping[str, Any], ports: list[dict[str, Any]]
+               ) -> dict[str, list[dict[str, Any]]]:
+    """Heat's ``addresses`` attribute: Nova's ``addresses`` ({network name: [{addr,
+    version, OS-EXT-IPS:type, OS-EXT-IPS-MAC:mac_addr}]}) with each entry's ``port`` (the
+    server's port of that MAC address, or null), and each network also under its id (the
+    network of those ports), as Heat extends it: so ``{get_attr: [server, addresses,
+    private, 0, addr]}`` and the same by network id both resolve."""
+    by_mac = {str(p.get("mac_address")): p for p in ports if p.get("device_id") == srv.get("id")}
+    out: dict[str, list[dict[str, Any]]] = {}
+    ids: dict[str, str] = {}
+    for label, addrs in (srv.get("addresses") or {}).items():
+        entries = []
+        for a in addrs or []:
+            port = by_mac.get(str(a.get("OS-EXT-IPS-MAC:mac_addr")))
+            entries.append({**a, "port": str(port["id"]) if port else None})
+            if port and port.get("network_id"):
+                ids[str(label)] = str(port["network_id"])
+        out[str(label)] = entries
+    for label, net_id in ids.items():
+        out[net_id] = out[label]
+    return out
+
+
 def server_live(client: OpenStackClient, region: str, address: str, srv: Mapping[str, Any],
                 ports: list[dict[str, Any]],
                 groups: list[dict[str, Any]] | None) -> LiveResource:
@@ -129,6 +153,11 @@ def server_live(client: OpenStackClient, region: str, address: str, srv: Mapping
             "private_ip": fixed[0] if fixed else None,
             "public_ip": public,
             "networks": networks,
+            "addresses": _addresses(srv, ports),
+            "accessIPv4": srv.get("accessIPv4") or "",
+            "accessIPv6": srv.get("accessIPv6") or "",
+            # the Nova server, as Heat's show (never a create answer's admin password)
+            "show": {k: copy.deepcopy(v) for k, v in srv.items() if k != "adminPass"},
             "name": name,
             "status": status,
         },

@@ -70,9 +70,10 @@ def _live(client: OpenStackClient, region: str, name: str,
                     "metadata": {k: v for k, v in meta.items()
                                  if not k.startswith("cloudtmpl-")},
                     "force": _bool(meta.get(_FORCE))},
-        attributes={"name": name, "url": url,
+        attributes={"name": name, "url": url, "root_url": endpoint or "",
                     "domain_name": urlsplit(endpoint).hostname or "", "region": region,
-                    "object_count": int(head.get("x-container-object-count") or 0)},
+                    "object_count": int(head.get("x-container-object-count") or 0),
+                    "bytes_used": int(head.get("x-container-bytes-used") or 0)},
         spec_hash=meta.get(_SPEC) or None, status="available")
 
 
