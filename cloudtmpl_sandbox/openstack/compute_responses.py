@@ -13,7 +13,8 @@ answers ``{"image_id"}`` from 2.45, a ``Location`` header before.  ``POST /serve
 takes ``min_count``/``max_count`` and ``return_reservation_id``
 (:func:`.compute_models.create_servers`) and the scheduler hints as
 ``os:scheduler_hints`` or ``OS-SCH-HNT:scheduler_hints``; ``rebuild`` and
-``createImage`` are :mod:`.server_images`'s; quotas, limits and zones
+``createImage`` are :mod:`.server_images`'s; the console log and the remote
+consoles :mod:`.consoles`'s; quotas, limits and zones
 :mod:`.quotas`'s.
 
 ``addresses`` are read from the server's ports and their floating IPs.  Lists are
