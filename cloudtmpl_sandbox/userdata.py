@@ -99,7 +99,6 @@ class _Found:
         self.count = 0
 
     def name(self, filename: str | None) -> str:
-        self.count += 1
         name = (filename or "").replace("/", "_").strip(". ")
         return name or f"part-{self.count:03d}"
 
@@ -152,6 +151,7 @@ def _part(found: _Found, data: bytes, ctype: str | None, filename: str | None) -
         payload = message.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
         ctype = message.get_content_type()
+    found.count += 1  # parts are numbered in order, whatever their type
     if ctype in (None, "text/plain", "text/x-not-multipart"):
         text = data.lstrip()[:40].decode("utf-8", "replace").lower()
         ctype = next((t for start, t in _STARTS if text.startswith(start)), None)
@@ -161,6 +161,7 @@ def _part(found: _Found, data: bytes, ctype: str | None, filename: str | None) -
                                   f"userdata: {preview!r}...")
             return
     if ctype in ("application/x-gzip", "application/gzip"):
+        found.count -= 1  # the part inside is the one counted
         _part(found, _maybe_gunzip(data), None, filename)
         return
     if ctype == "text/x-shellscript":
