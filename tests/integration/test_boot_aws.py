@@ -149,3 +149,39 @@ def test_console_output_is_base64_on_the_wire(aws: Aws,
     body = raw[0].decode()
     encoded = body.split("<output>", 1)[1].split("</output>", 1)[0]
     assert "wire-check" in base64.b64decode(encoded).decode(), body
+
+
+def test_boot_processes_end_with_the_sandbox(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sandboxes of their own: stopping them kills what their servers still run."""
+    import boto3
+
+    from cloudtmpl_sandbox import manager
+
+    own = tmp_path / "own-sandbox"
+    monkeypatch.setenv("CLOUDTMPL_SANDBOX_DIR", str(own))
+    info = manager.start(own)
+    try:
+        aws_info = info["aws"]
+        client = boto3.client("ec2", region_name=REGION, endpoint_url=aws_info["endpoint"],
+                              aws_access_key_id=aws_info["access_key"],
+                              aws_secret_access_key=aws_info["secret_key"])
+        image = client.describe_images()["Images"][0]["ImageId"]
+        iid = client.run_instances(ImageId=image, MinCount=1, MaxCount=1,
+                                   InstanceType="t3.micro",
+                                   UserData="#!/bin/sh\nsleep 300\n")["Instances"][0][
+                                       "InstanceId"]
+        deadline = time.monotonic() + 20
+        while True:
+            status, body = control.call(aws_info["endpoint"], aws_info["token"], "GET",
+                                        "/_sandbox/boots")
+            assert status == 200, body
+            if body.get(iid, {}).get("pids"):
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.1)
+        (leader,) = body[iid]["pids"]
+        assert _alive(leader)
+    finally:
+        manager.stop(own)
+    assert not _alive(leader)
