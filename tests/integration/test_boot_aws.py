@@ -185,3 +185,26 @@ def test_boot_processes_end_with_the_sandbox(tmp_path: Path,
     finally:
         manager.stop(own)
     assert not _alive(leader)
+
+
+def test_a_script_reaches_the_sandbox_over_loopback(
+        aws: Aws, catalog_amis: dict[tuple[str, str], str]) -> None:
+    """User data can fetch an S3 presigned URL of the sandbox (what a wait condition's
+    signal does), as a real instance reaches its cloud's endpoints."""
+    aws("s3api", "create-bucket", "--bucket", "boot-fetch", "--create-bucket-configuration",
+        f"LocationConstraint={REGION}")
+    body = aws.home / "payload.txt"
+    body.write_text("fetched over loopback\n")
+    aws("s3api", "put-object", "--bucket", "boot-fetch", "--key", "payload.txt", "--body",
+        str(body))
+    proc = aws._run(("s3", "presign", "s3://boot-fetch/payload.txt"), REGION)
+    assert proc.returncode == 0, proc.stderr
+    url = proc.stdout.strip()
+    assert url.startswith(aws.info["endpoint"]), url
+    ami = catalog_amis[(REGION, "ubuntu-22.04")]
+    iid = launch(aws, ami, (f"#!/bin/sh\ncurl -fsS '{url}' -o \"$HOME/got.txt\"\n"
+                            "echo curl exit $?\n").encode())
+    log = wait_console(aws, iid, "curl exit")
+    assert "curl exit 0" in log, log
+    root = Path(boots(aws)[iid]["root"])
+    assert (root / "got.txt").read_text() == "fetched over loopback\n"
