@@ -59,7 +59,9 @@ class Ec2Boots:
                 return
             for server_id in [s for s in self._up if instances.get(s, ("",))[0] != "running"]:
                 self._up.discard(server_id)
-                self.boots.halt(server_id, "stopped")
+                state = instances.get(server_id, ("terminated",))[0]
+                self.boots.halt(server_id, "terminated" if state in ("shutting-down",
+                                                                     "terminated") else "stopped")
             for server_id in set(self.boots.info()) - set(instances):
                 self.boots.forget(server_id)
             for server_id, (state, raw) in instances.items():

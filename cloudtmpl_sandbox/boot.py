@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from . import userdata
 from .sshd import ensure_login_user
@@ -310,7 +310,8 @@ class Boots:
         finally:
             os.close(write)
         server.proc = proc
-        threading.Thread(target=_pump, args=(proc, read, server.log), daemon=True,
+        log = open(server.log, "ab", buffering=0)  # noqa: SIM115 - the pump closes it
+        threading.Thread(target=_pump, args=(proc, read, log), daemon=True,
                          name=f"boot-{proc.pid}").start()
 
     def _halt(self, server: _Server, why: str) -> None:
@@ -326,10 +327,10 @@ class Boots:
                                 f"server {why}\n")
 
 
-def _pump(proc: subprocess.Popen[bytes], read: int, log: Path) -> None:
+def _pump(proc: subprocess.Popen[bytes], read: int, log: BinaryIO) -> None:
     """What the boot prints, appended to the console log until every writer is gone;
     then the boot's shell is reaped."""
-    with open(read, "rb", buffering=0) as pipe, open(log, "ab", buffering=0) as out:
+    with open(read, "rb", buffering=0) as pipe, log as out:
         for chunk in iter(lambda: pipe.read(65536), b""):
             out.write(chunk)
     proc.wait()
