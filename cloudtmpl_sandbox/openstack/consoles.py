@@ -67,8 +67,6 @@ def _remote_console(call: Call) -> Reply:
     version = versions.compute(call.headers)
     if version < (2, 6):
         raise fault(404, "The resource could not be found.")
-    server = models.get_server(call.store, call.store.regions[call.region],
-                               call.params["server_id"])
     body = call.body if isinstance(call.body, dict) else {}
     if set(body) != {"remote_console"}:
         raise fault(400, "Invalid input for field/attribute remote_console. "
@@ -83,6 +81,8 @@ def _remote_console(call: Call) -> Reply:
     protocol = _enum(spec, "protocol", tuple(protocols), "remote_console")
     kind = _enum(spec, "type", tuple(t for p in protocols for t in TYPES[p]),
                  "remote_console")
+    server = models.get_server(call.store, call.store.regions[call.region],
+                               call.params["server_id"])  # after the body's schema, as Nova
     url = _url(call, server, protocol, kind)
     return Reply(200, {"remote_console": {"protocol": protocol, "type": kind, "url": url}})
 

@@ -106,14 +106,27 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def _public_key(clients: Clients) -> Path:
+    from tests.integration.test_real_clients_openstack import PUBLIC_KEY
+
+    path = clients.home / "boot-key.pub"
+    path.write_text(PUBLIC_KEY + "\n")
+    return path
+
+
 def test_a_shell_script_runs_at_boot_into_the_console_log(clients: Clients) -> None:
     script = (b"#!/bin/sh\n"
               b"echo \"hello from $(id -un) in $PWD\" > /dev/stdout\n"
               b"printf 'made by user data\\n' > \"$HOME/made.txt\"\n"
               b"echo to-stderr >&2\n")
-    server = create(clients, "boot-sh", script)
+    clients.ok("keypair", "create", "--public-key", str(_public_key(clients)), "boot-key")
+    server = create(clients, "boot-sh", script, "--key-name", "boot-key")
     log = wait_console(clients, "boot-sh", "finished at")
     root = root_of(clients, server["id"])
+    # the root its sshd exports as SERVER_ROOT: what a login there sees
+    status, sshds = control.call(clients.sandbox["endpoint"], clients.sandbox["token"], "GET",
+                                 "/_sandbox/servers")
+    assert status == 200 and sshds[server["id"]]["root"] == str(root), sshds
     assert (root / "made.txt").read_text() == "made by user data\n"
     assert f"in {root}" in log and "to-stderr" in log, log
     assert "Cloud-init v. " in log and "running 'modules:final'" in log, log
@@ -123,6 +136,7 @@ def test_a_shell_script_runs_at_boot_into_the_console_log(clients: Clients) -> N
     last = console(clients, "boot-sh", "--lines", "2").strip().splitlines()
     assert len(last) == 1 and last[0].startswith("Cloud-init v. ") and "finished" in last[0]
     clients.ok("server", "delete", "--wait", "boot-sh", json_out=False)
+    clients.ok("keypair", "delete", "boot-key", json_out=False)
     assert server["id"] not in boots(clients)
 
 
