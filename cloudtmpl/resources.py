@@ -56,6 +56,7 @@ SERVER = ResourceType(
         "public_ip": "The public IP address (an elastic/floating IP once associated)",
         "name": "The server's cloud-side name",
         "status": "The server's status",
+        "console_urls": "Console type -> URL (novnc, xvpvnc, spice-html5, rdp-html5, serial, webmks), asked of Nova when read, as Heat's (OpenStack)",  # noqa: E501
     },
     ref="server id",
     tags=True,

@@ -111,6 +111,7 @@ from cloudtmpl_sandbox.aws_compat import (
     route53_body,
     shift_zero_indexes,
 )
+from cloudtmpl_sandbox.aws_console import Ec2Boots
 from cloudtmpl_sandbox.aws_faults import (
     FAULT_MESSAGES,
     REASONS,
@@ -166,6 +167,7 @@ class CompatLayer:
         self.app = app
         self.identity = identity  # the control token of /_sandbox/* and /moto-api/*
         self.hosts = hosts or Ec2Hosts(enabled=False)
+        self.boots = Ec2Boots(self.hosts)  # user data runs, console logs (aws_console)
         self.counter = RequestCounter()
         self.faults = Faults()
         self.sts = Sts()  # AssumeRole checks and the temporary keys it issued (aws_sts)
@@ -204,6 +206,7 @@ class CompatLayer:
             if path.startswith("/moto-api/reset"):
                 answer = call_app(self.app, environ)
                 self.hosts.sync()  # every instance is gone: so are their sshds
+                self.boots.sync()  # and their boots
                 return respond(start_response, *answer)
             return self.app(environ, start_response)
 
@@ -296,6 +299,7 @@ class CompatLayer:
             shut_down_soon()
             return json_reply(start_response, {"shutdown": True})
         handled = self.hosts.ssh.admin(method, path)  # sshd-backed instances (aws_hosts)
+        handled = handled or self.boots.boots.admin(method, path)  # boots (aws_console)
         if handled is not None:
             code, data = handled
             return json_reply(start_response, data, f"{code} {_STATUS_TEXT.get(code, 'OK')}")
@@ -415,6 +419,9 @@ class CompatLayer:
             self.placement.joined(region, group, _INSTANCE_ID_RE.findall(body.decode("utf-8")))
         if ok and changes_instances(action):
             self.hosts.sync()
+            self.boots.sync()
+        if ok:  # a reboot boots again; GetConsoleOutput shows the console log
+            body = self.boots.after(action, merged, body)
         body = fix_ec2_body(action, ok, body)
         return respond(start_response, status, headers, body)
 
@@ -594,7 +601,7 @@ def _build(args: argparse.Namespace, identity: Identity) -> tuple[WSGIApp, Calla
     app = build_app(identity, ssh=False if args.no_ssh else None)
     if not args.no_warm_up:
         _warm_up(app, ("us-east-1", "eu-central-1"))
-    return app, app.hosts.clear  # every sshd this sandbox started
+    return app, app.boots.shut_down  # every sshd and boot process this sandbox started
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@ Modules: :mod:`.app` (WSGI routing, knobs, admin endpoints), :mod:`.state`
 (store, knobs), :mod:`.core` (errors, pagination), one module per small service
 (:mod:`.identity`, :mod:`.image`, :mod:`.object`) and, moto-style, a models module
 (state, transitions, refusals) and a responses module (routes, views) for each of
-Nova, Neutron, Cinder and Octavia (:mod:`.compute_models` / :mod:`.compute_responses`,
+Nova, Neutron, Cinder and Octavia (:mod:`.compute_models` (+ :mod:`.server_boot`) /
+:mod:`.compute_responses` (+ :mod:`.consoles`),
 :mod:`.network_models` (+ :mod:`.network_base`, :mod:`.network_security`,
 :mod:`.network_floating`) / :mod:`.network_responses`, :mod:`.volume_models` /
 :mod:`.volume_responses`, :mod:`.lb_models` (+ :mod:`.lb_status`) /

@@ -61,7 +61,11 @@ def _build(args: argparse.Namespace, identity: Identity) -> tuple[WSGIApp, Calla
     from .app import OpenStackSandbox
 
     store = Store(knobs)
-    return OpenStackSandbox(identity, store), store.ssh.clear  # every sshd it started
+    def clean_up() -> None:  # every sshd and boot process it started
+        store.ssh.clear()
+        store.boots.clear()
+
+    return OpenStackSandbox(identity, store), clean_up
 
 
 def main(argv: list[str] | None = None) -> int:

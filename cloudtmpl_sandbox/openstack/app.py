@@ -281,6 +281,7 @@ class OpenStackSandbox:
                 return Reply(400, {"error": str(exc)})
             return Reply(200, store.knobs.as_dict())
         handled = store.ssh.admin(method, path)  # sshd-backed servers (see ..sshd)
+        handled = handled or store.boots.admin(method, path)  # boots, console logs (..boot)
         if handled is not None:
             return Reply(*handled)
         return Reply(404, {"error": f"no such sandbox endpoint: {method} {path}"})

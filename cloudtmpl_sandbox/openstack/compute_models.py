@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from . import image as glance
-from . import network_floating, server_groups
+from . import network_floating, server_boot, server_groups
 from . import network_models as network
 from . import volume_models as volume
 from .core import JSON, ApiError, fault, iso, new_id, now
@@ -108,13 +108,15 @@ def settle(server: JSON, store: Store | None = None, region: Region | None = Non
     """
     pending = server.get("_next")
     if pending and now() >= pending[1]:
-        server["status"] = pending[0]
+        was, server["status"] = server["status"], pending[0]
+        server_boot.mark(server, was)  # came up: its user data runs (server_boot)
         server["_next"] = None
         server["updated"] = pending[1]
         if server["launched_at"] is None:
             server["launched_at"] = pending[1]
     if store is not None and region is not None:
         network_floating.sync_ssh(store, region, server)
+        server_boot.run(store, server)
     return server
 
 
@@ -401,6 +403,7 @@ def delete_server(store: Store, region: Region, server: JSON) -> None:
     del region.servers[server["id"]]
     server_groups.leave(region, server["id"])
     store.ssh.remove(server["id"])
+    store.boots.forget(server["id"])
     if server.get("_ssh"):
         store.pools[region.name].release(server["_ssh"])
 
@@ -416,11 +419,16 @@ def act(store: Store, region: Region, server: JSON, action: str, args: Any) -> N
         if status not in ("ACTIVE", "SHUTOFF") or (status == "SHUTOFF" and kind == "SOFT"):
             raise conflict(server, "reboot")
         _later(store, server, "HARD_REBOOT" if kind == "HARD" else "REBOOT", "ACTIVE")
+        store.boots.halt(server["id"], "rebooting")
         return
     if action in ("os-start", "os-stop"):
         if status != ("SHUTOFF" if action == "os-start" else "ACTIVE"):
             raise conflict(server, "start" if action == "os-start" else "stop")
         server.update({"status": "ACTIVE" if action == "os-start" else "SHUTOFF", "updated": now()})
+        if action == "os-stop":
+            store.boots.halt(server["id"], "stopped")
+        server_boot.mark(server, status)
+        server_boot.run(store, server)
         return
     if action == "resize":
         if status not in ("ACTIVE", "SHUTOFF"):

@@ -13,7 +13,8 @@ answers ``{"image_id"}`` from 2.45, a ``Location`` header before.  ``POST /serve
 takes ``min_count``/``max_count`` and ``return_reservation_id``
 (:func:`.compute_models.create_servers`) and the scheduler hints as
 ``os:scheduler_hints`` or ``OS-SCH-HNT:scheduler_hints``; ``rebuild`` and
-``createImage`` are :mod:`.server_images`'s; quotas, limits and zones
+``createImage`` are :mod:`.server_images`'s; the console log and the remote
+consoles :mod:`.consoles`'s; quotas, limits and zones
 :mod:`.quotas`'s.
 
 ``addresses`` are read from the server's ports and their floating IPs.  Lists are
@@ -28,7 +29,15 @@ import ipaddress
 import re
 
 from . import compute_models as models
-from . import network_floating, quotas, server_groups, server_images, server_tags, versions
+from . import (
+    consoles,
+    network_floating,
+    quotas,
+    server_groups,
+    server_images,
+    server_tags,
+    versions,
+)
 from .compute_models import FLAVORS, VM_STATE
 from .core import (
     JSON,
@@ -62,7 +71,7 @@ def bad(message: str) -> ApiError:
 
 def handle(call: Call) -> Reply:
     version = versions.compute(call.headers)  # 400/406 before anything else, as Nova
-    table = next((t for t in (quotas.compute_router, server_tags.router)
+    table = next((t for t in (quotas.compute_router, server_tags.router, consoles.router)
                   if t.match(call.method, call.path)[2]), router)
     reply = dispatch(table, call, fault(404, "The resource could not be found."), bad)
     return versions.stamp(version, reply)
@@ -349,6 +358,8 @@ def _action(call: Call) -> Reply:
         if version >= (2, 45):  # the image id in the body, no Location header
             return Reply(202, {"image_id": made["id"]})
         return Reply(202, None, {"Location": location})
+    if consoles.handles(action):  # the console log, the pre-2.6 remote consoles
+        return consoles.action(call, server, action, args)
     if action == "rebuild":
         if isinstance(args, dict):
             _check_versioned(args, version, "rebuild")

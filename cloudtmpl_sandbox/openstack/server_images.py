@@ -98,6 +98,7 @@ def rebuild(store: Store, region: Region, server: JSON, args: Any,
     if image["status"] != "active":
         raise fault(400, f"Image {ref} is not active.")
     back = "SHUTOFF" if server["status"] == "SHUTOFF" else "ACTIVE"
+    store.boots.renew(server["id"])  # a new disk: per-instance user data runs again
     server.update(image_id=ref, name=name, status="REBUILD", fault=None, updated=now(),
                   _next=(back, now() + store.knobs.build_seconds))
     if metadata is not None:

@@ -14,6 +14,7 @@ import threading
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..boot import Boots
 from ..sshd import LoopbackPool, SshHosts, default_port, random_network, sshd_path
 
 JSON = dict[str, Any]
@@ -122,6 +123,7 @@ class Store:
         self.counts: collections.Counter[str] = collections.Counter()
         self.regions: dict[str, Region] = {}
         self.ssh = SshHosts()
+        self.boots = Boots()  # console logs and user data runs (..boot)
         # this process's loopback addresses: per region i, servers' own addresses in
         # 127.S.2i.0/24 and the public (floating IP) network 127.S.2i+1.0/24
         self.loopback = random_network(16, (16, 128))
@@ -138,6 +140,7 @@ class Store:
 
         with self.lock:
             self.ssh.clear()
+            self.boots.clear()
             self.knobs = Knobs()
             self.knobs.update(self.initial_knobs)
             self.rng = random.Random(self.knobs.seed)

@@ -15,6 +15,10 @@ template's shape cannot be rebuilt) and ``user_data``.
 deletion_policy Snapshot (:func:`snapshot_image`): a Glance image of the server by
 Nova's ``createImage``, waited on until active, before the server is deleted (Heat's
 behaviour); the image outlives the stack and is never one of its resources.
+
+``console_urls`` (Heat's attribute: console type -> URL) is asked of Nova only when
+read (:class:`ConsoleUrls`, one ``remote-consoles`` request per type read), so
+discovery asks nothing more; it is not kept in the state.
 """
 
 from __future__ import annotations
@@ -35,6 +39,61 @@ from cloudtmpl.providers.openstack.client import OpenStackClient, status_of
 from cloudtmpl.providers.openstack.neutron import NIC_SEPARATOR
 
 GONE_STATES = frozenset({"DELETED", "SOFT_DELETED"})
+# Heat's console types, each with its Nova remote-console protocol
+CONSOLE_TYPES = {"novnc": "vnc", "xvpvnc": "vnc", "spice-html5": "spice",
+                 "rdp-html5": "rdp", "serial": "serial", "webmks": "mks"}
+
+
+class ConsoleUrls(Mapping[str, str]):
+    """Heat's ``console_urls``: each type's URL asked of Nova (microversion 2.8's
+    ``POST /servers/{id}/remote-consoles``) when read, once; a console Nova refuses
+    reads as Heat's ``Cannot get console url: ...``."""
+
+    def __init__(self, client: OpenStackClient, region: str, server_id: str) -> None:
+        self._client, self._region, self._server_id = client, region, server_id
+        self._got: dict[str, str] = {}
+
+    def __getitem__(self, kind: str) -> str:
+        if kind not in CONSOLE_TYPES:
+            raise KeyError(kind)
+        if kind not in self._got:
+            body = {"remote_console": {"protocol": CONSOLE_TYPES[kind], "type": kind}}
+            try:
+                with self._client.session(self._region):  # read after the verb's lease
+                    got = self._client.api(
+                        self._region, "compute", f"/servers/{self._server_id}/remote-consoles",
+                        method="POST", body=body,
+                        headers={"OpenStack-API-Version": "compute 2.8"})
+                self._got[kind] = str(((got or {}).get("remote_console") or {}).get("url"))
+            except CloudError as exc:
+                self._got[kind] = f"Cannot get console url: {exc}"
+        return self._got[kind]
+
+    def __iter__(self) -> Any:
+        return iter(CONSOLE_TYPES)
+
+    def __len__(self) -> int:
+        return len(CONSOLE_TYPES)
+
+
+class ServerAttributes(Mapping[str, Any]):
+    """A server's attributes: the ones discovery read, and ``console_urls``, made only
+    when read by name (not listed: a state record keeps what discovery read)."""
+
+    def __init__(self, known: Mapping[str, Any], consoles: ConsoleUrls) -> None:
+        self._known, self._consoles = dict(known), consoles
+
+    def __getitem__(self, name: str) -> Any:
+        return self._consoles if name == "console_urls" else self._known[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name == "console_urls" or name in self._known
+
+    def __iter__(self) -> Any:
+        return iter(self._known)
+
+    def __len__(self) -> int:
+        return len(self._known)
 
 
 def _is_private(ip: str) -> bool:
@@ -148,7 +207,7 @@ def server_live(client: OpenStackClient, region: str, address: str, srv: Mapping
             "availability_zone": srv.get("OS-EXT-AZ:availability_zone") or None,
             "metadata": kit.user_metadata(meta),
         },
-        attributes={
+        attributes=ServerAttributes({
             "first_address": fixed[0] if fixed else None,
             "private_ip": fixed[0] if fixed else None,
             "public_ip": public,
@@ -160,7 +219,7 @@ def server_live(client: OpenStackClient, region: str, address: str, srv: Mapping
             "show": {k: copy.deepcopy(v) for k, v in srv.items() if k != "adminPass"},
             "name": name,
             "status": status,
-        },
+        }, ConsoleUrls(client, region, str(srv["id"]))),
         spec_hash=meta.get(TAG_SPEC),
         status=status,
     )
