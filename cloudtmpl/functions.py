@@ -984,6 +984,9 @@ class MapReplace(Function):
             new = keys.get(k)
             if new is None:
                 new = k
+            elif isinstance(new, (list, dict, Mapping)):
+                raise self.error(f"the replacement for key '{k}' must be a string, not a "
+                                 f"{'list' if isinstance(new, list) else 'map'}")
             elif new in source and new != k:
                 raise self.error(f"key replacement '{new}' collides with a key in the "
                                  "input map")

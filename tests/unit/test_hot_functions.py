@@ -271,6 +271,9 @@ v:
     assert "collides with a key in the output map" in error(
         "v: {map_replace: [{k1: a, k2: b}, {keys: {k1: x, k2: x}}]}").message
     assert diagnostics("v: {map_replace: [{k1: a}, {other: {}}]}")[0].code == "function-args"
+    # a list or map as the new key is an error, never a crash (hypothesis found one)
+    assert "must be a string, not a list" in error(
+        "v: {map_replace: [{k1: a}, {keys: {k1: [x]}}]}").message
 
 
 def test_filter_spec_example() -> None:
