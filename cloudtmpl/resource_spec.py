@@ -23,6 +23,9 @@ class PropertySpec:
     update_allowed: bool = False
     default: Any = None
     description: str = ""
+    # A secret whatever it is made from (a user's password): marked sensitive, so
+    # sealed wherever it is written (cloudtmpl.sensitive)
+    sensitive: bool = False
 
 
 @dataclass(frozen=True)

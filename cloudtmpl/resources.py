@@ -5,7 +5,8 @@ of every kind (:data:`TYPES`) with its Heat aliases (:data:`ALIASES`).
 The provider-agnostic ``Cloud::*`` kinds are the native vocabulary; ``OS::*``
 names are aliases onto them.  What a schema is made of is :mod:`cloudtmpl.resource_spec`;
 the software kinds are in :mod:`cloudtmpl.software_kinds`, the service kinds (DNS,
-buckets, load balancers) in :mod:`cloudtmpl.service_kinds`.
+buckets, load balancers) in :mod:`cloudtmpl.service_kinds`, Keystone's in
+:mod:`cloudtmpl.identity_kinds`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cloudtmpl import network_kinds, service_kinds, software_kinds
+from cloudtmpl import identity_kinds, network_kinds, service_kinds, software_kinds
 from cloudtmpl.resource_spec import Alias, P, ResourceType, local_kind
 from cloudtmpl.security_rules import DEFAULT_EGRESS_RULES, canonical_rules
 
@@ -274,6 +275,7 @@ TYPES: dict[str, ResourceType] = {
         SERVER, KEYPAIR, SERVER_GROUP, SECURITY_GROUP, VOLUME, VOLUME_ATTACHMENT,
         FLOATING_IP, NETWORK, SUBNET, PORT, RANDOM_STRING, VALUE, NONE, TEST_RESOURCE,
         *network_kinds.KINDS, *software_kinds.KINDS, *service_kinds.KINDS,
+        *identity_kinds.KINDS,
     )
 }
 
@@ -331,6 +333,7 @@ ALIASES: dict[str, Alias] = {
         Alias("OS::Heat::None", NONE.kind),
         Alias("OS::Heat::TestResource", TEST_RESOURCE.kind),
         *network_kinds.ALIASES, *software_kinds.ALIASES, *service_kinds.ALIASES,
+        *identity_kinds.ALIASES,
     )
 }
 
