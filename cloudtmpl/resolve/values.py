@@ -153,3 +153,12 @@ class ResolvedStack:
     registry: ResourceRegistry = field(default_factory=ResourceRegistry)
     # nested resolves only: what the outermost resolve needs to place the resources
     requests: Mapping[str, Request] = field(default_factory=dict)
+
+
+def target_candidates(options: ResolveOptions) -> list[str]:
+    """The targets a resource of the stack may go to, as far as the options tell:
+    ``--target``, else the project's default, else every target of the project."""
+    chosen = options.target or options.default_target
+    if chosen:
+        return [chosen.split("/", 1)[0]]
+    return sorted(options.targets)
