@@ -19,7 +19,8 @@ set again, whole, by every update (those not wanted are removed: the stack's use
 group are the stack's to manage).  A role assignment of a user or group is deleted
 with it by Keystone.  Deleting a domain disables it first (Keystone refuses an
 enabled domain: 403); deleting a project with children is refused by Keystone (403)
-until they are gone, which the apply's order ensures.
+until they are gone: a parent's delete waits for them (children and parent are of one
+layer, so a destroy may delete them at the same time).
 """
 
 from __future__ import annotations
@@ -371,7 +372,22 @@ class KeystoneHandler:
                 if status_of(err) == 404:
                     return
                 raise
-        client.delete_call(region, ID, path)
+        if self.kind != kinds.PROJECT.kind:
+            client.delete_call(region, ID, path)
+            return
+
+        def attempt() -> tuple[bool, str, None]:
+            # a parent goes once its children have (they are of one layer: deleted at
+            # the same time when the template no longer orders them)
+            try:
+                client.delete_call(region, ID, path)
+            except CloudError as err:
+                if status_of(err) == 403 and "not a leaf" in str(err):
+                    return False, "a parent of projects", None
+                raise
+            return True, "deleted", None
+
+        client.poll(timeout, f"project {live.address} ({live.physical_id})", attempt)
 
 
 HANDLERS = {spec.kind: KeystoneHandler(spec) for spec in SPECS}
