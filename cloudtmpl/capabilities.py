@@ -85,6 +85,10 @@ _OS_ROUTING = frozenset({
     "Cloud::Network::RouterGateway", "Cloud::Network::Route",
     "Cloud::Network::FloatingIPAssociation",
 })
+# Keystone's projects, users, groups, roles, domains, regions, services and endpoints
+# (OS::Keystone::*, OpenStack only; an admin's credentials): on demand, another service
+IDENTITY = frozenset({f"Cloud::Identity::{k}" for k in (
+    "Domain", "Project", "Role", "Group", "User", "Region", "Service", "Endpoint")})
 CLOUDS: dict[str, Capabilities] = {
     # DNS zones/records: AWS only (the OpenStack emulator has no Designate); load
     # balancers: ELB and Octavia; buckets: S3 and Swift.  Snapshots: EBS, Cinder
@@ -96,9 +100,9 @@ CLOUDS: dict[str, Capabilities] = {
                         on_demand=_AWS_SERVICES | {SERVER_GROUP} | _AWS_ROUTING | _WAIT,
                         snapshots=True),
     # NAT gateways are AWS's: OpenStack's equivalent is SNAT on the router
-    "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA | _OS_ROUTING | _WAIT,
+    "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA | _OS_ROUTING | _WAIT | IDENTITY,
                               on_demand=frozenset({BUCKET, SERVER_GROUP}) | _OCTAVIA
-                              | _OS_ROUTING | _WAIT,
+                              | _OS_ROUTING | _WAIT | IDENTITY,
                               snapshots=True, images=True),
     "local": Capabilities(LOCAL_KINDS),
     "libcloud": Capabilities(LIBCLOUD_KINDS),
@@ -133,6 +137,9 @@ _INSTEAD: dict[tuple[str, str], str] = {
        "Octavia's listeners, pools, members and health monitors are OpenStack's: on AWS "
        "write listeners, members and health_check on the Cloud::LB::LoadBalancer"
        for part in ("Listener", "Pool", "PoolMember", "HealthMonitor")},
+    **{(cloud, kind): "Keystone's projects, users, groups, roles, domains, regions, "
+       "services and endpoints are OpenStack's: place the resource on an OpenStack target "
+       "(with an admin's credentials)" for cloud in ("aws", "libcloud") for kind in IDENTITY},
 }
 
 

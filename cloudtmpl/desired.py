@@ -193,7 +193,10 @@ def real_properties(
     for the cloud only)."""
     props = functions.evaluate(dict(res.properties), ctx)
     props = carry(props, translate(res.kind, props, catalog, res.placement, natives))
-    return carry(props, resources.canonical(res.kind, props))
+    props = carry(props, resources.canonical(res.kind, props))
+    rtype = resources.TYPES.get(res.kind)
+    secret = {n for n, spec in rtype.properties.items() if spec.sensitive} if rtype else set()
+    return carry(props, {k: mark(v) if k in secret else v for k, v in props.items()})
 
 
 POLICY = "deletion_policy"  # kept in the spec (not sent to the cloud) when not Delete

@@ -23,6 +23,9 @@ class PropertySpec:
     update_allowed: bool = False
     default: Any = None
     description: str = ""
+    # A secret whatever it is made from (a user's password): marked sensitive, so
+    # sealed wherever it is written (cloudtmpl.sensitive)
+    sensitive: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ class Alias:
     # Heat properties accepted and ignored: cloudtmpl names every resource
     # <stack>.<address> (its identity), so Heat's `name` and the like have no effect.
     ignored: frozenset[str] = frozenset()
+    # Heat properties of one value onto a native list of values (Designate v1's record
+    # ``data`` onto ``records``): a value that is not a list becomes a list of one.
+    one_of_list: frozenset[str] = frozenset()
 
 
 P = PropertySpec

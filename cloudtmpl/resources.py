@@ -5,7 +5,8 @@ of every kind (:data:`TYPES`) with its Heat aliases (:data:`ALIASES`).
 The provider-agnostic ``Cloud::*`` kinds are the native vocabulary; ``OS::*``
 names are aliases onto them.  What a schema is made of is :mod:`cloudtmpl.resource_spec`;
 the software kinds are in :mod:`cloudtmpl.software_kinds`, the service kinds (DNS,
-buckets, load balancers) in :mod:`cloudtmpl.service_kinds`.
+buckets, load balancers) in :mod:`cloudtmpl.service_kinds`, Keystone's in
+:mod:`cloudtmpl.identity_kinds`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cloudtmpl import (
+    identity_kinds,
     network_kinds,
     orchestration_kinds,
     scaling_kinds,
@@ -289,6 +291,7 @@ TYPES: dict[str, ResourceType] = {
         *network_kinds.KINDS, *software_kinds.KINDS, *service_kinds.KINDS,
         *scaling_kinds.KINDS,
         *orchestration_kinds.KINDS,
+        *identity_kinds.KINDS,
     )
 }
 
@@ -347,6 +350,7 @@ ALIASES: dict[str, Alias] = {
         *network_kinds.ALIASES, *software_kinds.ALIASES, *service_kinds.ALIASES,
         *scaling_kinds.ALIASES,
         *orchestration_kinds.ALIASES,
+        *identity_kinds.ALIASES,
     )
 }
 

@@ -212,6 +212,14 @@ ALIASES = (
           ignored=frozenset({"email", "masters", "type", "primaries"})),
     Alias("OS::Designate::RecordSet", DNS_RECORD.kind,
           ignored=frozenset({"description"})),
+    # Designate's v1 names (Heat keeps them, deprecated): a domain is a zone, a record
+    # one value of a record set (an MX or SRV record's priority: write it in data)
+    Alias("OS::Designate::Domain", DNS_ZONE.kind,
+          properties={"name": "domain", "description": "comment"},
+          ignored=frozenset({"email"})),
+    Alias("OS::Designate::Record", DNS_RECORD.kind,
+          properties={"domain": "zone", "data": "records"},
+          ignored=frozenset({"description"}), one_of_list=frozenset({"data"})),
     Alias("OS::Swift::Container", BUCKET.kind,
           properties={"PurgeOnDelete": "force", "X-Container-Meta": "metadata"},
           attributes={"WebsiteURL": "url", "RootURL": "root_url",

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from cloudtmpl import limits
+from cloudtmpl import heat_types, limits
 from cloudtmpl.compose import (
     DEFAULT_INDEX_VAR,
     OUTER,
@@ -31,7 +31,13 @@ from cloudtmpl.resolve.files import Files
 from cloudtmpl.resolve.placing import request, rule, stack_residency
 from cloudtmpl.resolve.scaling_groups import instance_group, scaling_group
 from cloudtmpl.resolve.scope import Scope, is_template_file, section
-from cloudtmpl.resolve.values import ParseCache, ResolvedStack, ResolveOptions, ResourceRegistry
+from cloudtmpl.resolve.values import (
+    ParseCache,
+    ResolvedStack,
+    ResolveOptions,
+    ResourceRegistry,
+    target_candidates,
+)
 from cloudtmpl.resources import known_type_names, lookup
 from cloudtmpl.scaling import ScalingGroup
 from cloudtmpl.schema import describe, did_you_mean
@@ -242,6 +248,11 @@ class Composer:
         mapped = entry.mapped(tname) if entry is not None else tname
         self.types[member] = lookup(mapped)
         if self.types[member] is None:
+            heat = heat_types.unsupported(tname, target_candidates(self.scope.options))
+            if heat is not None:
+                self.scope.add("unsupported-kind", f"resource '{member}': '{tname}' {heat[0]}",
+                               self.scope.doc.loc((*rpath, "type")), heat[1])
+                return {}
             self.scope.add("unknown-resource-type", f"resource '{member}': unknown resource type "
                      f"'{tname}'", self.scope.doc.loc((*rpath, "type")),
                      did_you_mean(tname, known_type_names(), "types"))

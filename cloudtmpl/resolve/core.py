@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from cloudtmpl import limits
+from cloudtmpl import heat_types, limits
 from cloudtmpl.compose import GROUP_TYPES, STACK_TYPE, Composite, expand_deps, resolve_refs
 from cloudtmpl.diagnostics import Diagnostic, DiagnosticError
 from cloudtmpl.functions import OMIT, dependencies, to_text
@@ -48,7 +48,13 @@ from cloudtmpl.resolve.properties import properties
 from cloudtmpl.resolve.scaling_groups import check_policies
 from cloudtmpl.resolve.scope import Scope, is_template_file, section
 from cloudtmpl.resolve.ssh import stack_ssh, with_ssh_defaults
-from cloudtmpl.resolve.values import ParseCache, ResolvedStack, ResolveOptions, ResourceRegistry
+from cloudtmpl.resolve.values import (
+    ParseCache,
+    ResolvedStack,
+    ResolveOptions,
+    ResourceRegistry,
+    target_candidates,
+)
 from cloudtmpl.resources import known_type_names, lookup
 from cloudtmpl.scaling import ScalingGroup
 from cloudtmpl.scaling_kinds import (
@@ -121,6 +127,9 @@ class _Resolver:
                         f"resource '{name}': type '{tname}' is mapped by the environment to "
                         f"'{mapped}', which is not a known type", loc,
                         "map it to a known type, or to a template file (a nested stack)")
+                elif (heat := heat_types.unsupported(tname, target_candidates(self.options))):
+                    add("unsupported-kind", f"resource '{name}': '{tname}' {heat[0]}", loc,
+                        heat[1])
                 else:
                     add("unknown-resource-type",
                         f"resource '{name}': unknown resource type '{tname}'", loc,

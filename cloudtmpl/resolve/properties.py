@@ -105,6 +105,8 @@ def properties(scope: Scope, name: str, rdef: Mapping[str, Any], tree: Mapping[A
             continue
         if value is None:
             continue  # an empty value means "not given", as in Heat
+        if alias is not None and pname in alias.one_of_list and not isinstance(value, list):
+            value = carry(value, [value])
         ok, checked = check_property(spec, value)
         value = carry(value, checked)  # "5" for 5: as sensitive as the value was
         if not ok:

@@ -164,3 +164,12 @@ class ResolvedStack:
     requests: Mapping[str, Request] = field(default_factory=dict)
     # the scaling groups (top level): their bounds and the size their members follow
     scaling: Mapping[str, ScalingGroup] = field(default_factory=dict)
+
+
+def target_candidates(options: ResolveOptions) -> list[str]:
+    """The targets a resource of the stack may go to, as far as the options tell:
+    ``--target``, else the project's default, else every target of the project."""
+    chosen = options.target or options.default_target
+    if chosen:
+        return [chosen.split("/", 1)[0]]
+    return sorted(options.targets)

@@ -22,7 +22,10 @@ What a project member may read of the directory, as Keystone's default policies 
 it: ``/v3/auth/projects``, ``/v3/users/{me}/projects`` and ``/v3/projects/{ours}``
 (its one project), ``/v3/users/{me}`` and the regions (``/v3/regions[/{id}]``);
 listing every project or user (``/v3/projects``, ``/v3/users``) and reading another
-user or project is a 403 ("identity:list_users", ...).
+user or project is a 403 ("identity:list_users", ...).  The directory an admin manages
+(``admin`` / ``admin-password``, project ``admin``: domains, projects, users, groups,
+roles, assignments, regions, services, endpoints) is :mod:`.identity_models` and
+:mod:`.identity_responses`; its users sign in with the ``password`` method too.
 
 Application credentials (``/v3/users/{user_id}/application_credentials``):
 create (201; ``name`` required and unique per user - 409 otherwise; ``secret``
@@ -44,6 +47,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from . import identity_models, identity_responses
 from .core import ApiError, Reply, hex_id, iso, now
 from .state import REGIONS, Store
 
@@ -80,6 +84,13 @@ class Token:
     user_id: str = USER_ID
     app_cred: str | None = None  # the application credential it was made from
     roles: tuple[str, ...] = tuple(r["id"] for r in ROLES)
+
+
+def seed_directory() -> identity_models.Directory:
+    """The directory (:mod:`.identity_models`) a reset leaves: this module's user,
+    project and roles, the admin, the catalog's services and endpoints, the regions."""
+    return identity_models.seed(SERVICES, REGIONS, USERNAME, PASSWORD, PROJECT_NAME,
+                                tuple(r["name"] for r in ROLES))
 
 
 def _error(status: int, title: str, message: str) -> ApiError:
@@ -146,9 +157,14 @@ def check_token(store: Store, token: str | None) -> str:
 
 def _token_body(endpoint: str, store: Store, token: Token, issued: float) -> dict[str, Any]:
     domain = {"id": DOMAIN_ID, "name": DOMAIN_NAME}
+    with store.lock:  # the directory's names (a user other than the sandbox's)
+        d = store.keystone
+        user_name = d.users.get(token.user_id, {}).get("name", USERNAME)
+        project_name = d.projects.get(token.project_id, {}).get("name", PROJECT_NAME)
+        roles = [{"id": r, "name": d.roles[r]["name"]} for r in token.roles if r in d.roles]
     body: dict[str, Any] = {
         "methods": list(token.methods),
-        "user": {"domain": domain, "id": token.user_id, "name": USERNAME,
+        "user": {"domain": domain, "id": token.user_id, "name": user_name,
                  "password_expires_at": None},
         "audit_ids": [secrets.token_urlsafe(16)],
         "expires_at": iso(token.expires, micro=True) + "Z",
@@ -156,9 +172,9 @@ def _token_body(endpoint: str, store: Store, token: Token, issued: float) -> dic
     }
     if token.project_id is not None:
         body.update(
-            project={"domain": domain, "id": token.project_id, "name": PROJECT_NAME},
+            project={"domain": domain, "id": token.project_id, "name": project_name},
             is_domain=False,
-            roles=[dict(r) for r in ROLES if r["id"] in token.roles],
+            roles=roles,
             catalog=catalog(endpoint),
         )
     if token.app_cred is not None:
@@ -266,7 +282,16 @@ def _password_token(store: Store, auth: dict[str, Any], payload: Any) -> Token:
     user = payload.get("user") if isinstance(payload, dict) else None
     if not isinstance(user, dict):
         raise _bad("Malformed auth request.")
-    if not _user_ok(user) or user.get("password") != PASSWORD:
+    if not _user_ok(user):  # another user of the directory (the admin, or one made)
+        with store.lock:
+            try:
+                user_id, project_id, roles = identity_models.login(
+                    store.keystone, user, auth.get("scope"))
+            except identity_models.Refused:
+                raise unauthorized() from None
+        return Token(now() + store.knobs.token_ttl, project_id, ("password",), user_id,
+                     roles=roles)
+    if user.get("password") != PASSWORD:
         raise unauthorized()
     asked, project = _scope(auth)
     return Token(now() + store.knobs.token_ttl, project if asked else PROJECT_ID,
@@ -456,6 +481,9 @@ def handle(store: Store, method: str, path: str, headers: Any, body: Any, endpoi
         return Reply(200, _token_body(endpoint, store, found, now()),
                      {"X-Subject-Token": subject or ""})
     reply = _app_creds(store, endpoint, method, path, headers, body, args)
+    if reply is None:  # the directory (identity_responses.py)
+        reply = identity_responses.handle(store, method, path, body, endpoint, args,
+                                          _valid(store, headers.get("X-Auth-Token")))
     if reply is None and method == "GET":
         reply = _directory(store, endpoint, path, headers)
     if reply is not None:
@@ -479,11 +507,6 @@ def _user_view(endpoint: str) -> dict[str, Any]:
             "links": {"self": f"{endpoint}/identity/v3/users/{USER_ID}"}}
 
 
-def _region_view(endpoint: str, region: str) -> dict[str, Any]:
-    return {"id": region, "description": "", "parent_region_id": None,
-            "links": {"self": f"{endpoint}/identity/v3/regions/{region}"}}
-
-
 def _listing(endpoint: str, path: str, key: str, items: list[dict[str, Any]]) -> Reply:
     return Reply(200, {key: items, "links": {"self": f"{endpoint}/identity{path}",
                                              "previous": None, "next": None}})
@@ -492,8 +515,9 @@ def _listing(endpoint: str, path: str, key: str, items: list[dict[str, Any]]) ->
 def _directory(store: Store, endpoint: str, path: str, headers: Any) -> Reply | None:
     """What Keystone's default policies let a project member read: its own user and
     project (``/v3/users/{me}``, ``/v3/users/{me}/projects``, ``/v3/projects/{ours}``,
-    ``/v3/auth/projects``) and the regions; listing every project or user is a
-    system or domain reader's (403), another user or project is a 403 too."""
+    ``/v3/auth/projects``; the regions are :mod:`.identity_responses`'); listing every
+    project or user is a system or domain reader's (403), another user or project is
+    a 403 too."""
     parts = path.strip("/").split("/")
     if parts[:1] != ["v3"] or len(parts) < 2 or parts[1] not in (
             "projects", "users", "regions", "auth"):
@@ -502,12 +526,6 @@ def _directory(store: Store, endpoint: str, path: str, headers: Any) -> Reply | 
     if token is None:
         raise unauthorized()
     rest = parts[1:]
-    if rest == ["regions"]:
-        return _listing(endpoint, path, "regions", [_region_view(endpoint, r) for r in REGIONS])
-    if len(rest) == 2 and rest[0] == "regions":
-        if rest[1] not in REGIONS:
-            raise _not_found(f"Could not find region: {rest[1]}.")
-        return Reply(200, {"region": _region_view(endpoint, rest[1])})
     if rest in (["projects"], ["users"]):
         raise _forbidden(f"identity:list_{rest[0]}.")
     if rest == ["auth", "projects"] or (len(rest) == 3 and rest[0] == "users"

@@ -120,6 +120,7 @@ class Store:
         self.rng = random.Random(self.knobs.seed)
         self.tokens: dict[str, Any] = {}  # token → identity.Token (survive a reset)
         self.app_creds: dict[str, JSON] = {}  # Keystone application credentials by id
+        self.keystone: Any = None  # Keystone's directory (identity_models.Directory)
         self.counts: collections.Counter[str] = collections.Counter()
         self.regions: dict[str, Region] = {}
         self.ssh = SshHosts()
@@ -135,8 +136,8 @@ class Store:
 
     def reset(self) -> None:
         """All resources back to the seeded start; knobs back to start-up values."""
-        # seeds networks, subnets, default groups and the default router
-        from . import network_models, network_routers
+        # seeds networks, subnets, default groups and the default router; the directory
+        from . import identity, network_models, network_routers
 
         with self.lock:
             self.ssh.clear()
@@ -149,6 +150,7 @@ class Store:
             self.tokens = {t: v for t, v in self.tokens.items()
                            if getattr(v, "app_cred", None) is None}
             self.app_creds = {}
+            self.keystone = identity.seed_directory()
             for index, region in enumerate(self.regions.values()):
                 self.pools[region.name] = LoopbackPool(self.loopback_net(2 * index),
                                                        self.knobs.ssh_port)

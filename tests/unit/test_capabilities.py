@@ -7,6 +7,7 @@ from cloudtmpl.capabilities import CLOUDS, Capabilities
 from cloudtmpl.model import Target
 from cloudtmpl.providers.aws import ROUTING_KINDS, SERVICE_KINDS
 from cloudtmpl.providers.openstack import LB_KINDS, WAIT_KINDS
+from cloudtmpl.providers.openstack.identity import IDENTITY_KINDS
 from cloudtmpl.providers.openstack.routers import ROUTER_KINDS
 from cloudtmpl.providers.openstack.storage import STORAGE_KINDS
 from cloudtmpl.providers.software import SOFTWARE_KINDS
@@ -32,8 +33,10 @@ def test_on_demand_kinds_are_the_service_modules_kinds() -> None:
     # stacks do not need); Octavia's; the wait condition kinds (Swift's, S3's)
     assert CLOUDS["aws"].on_demand == (SERVICE_KINDS | {capabilities.SERVER_GROUP}
                                        | ROUTING_KINDS)
+    # and Keystone's (the identity service)
     assert CLOUDS["openstack"].on_demand == STORAGE_KINDS | LB_KINDS | {
-        capabilities.SERVER_GROUP} | ROUTER_KINDS | WAIT_KINDS
+        capabilities.SERVER_GROUP} | ROUTER_KINDS | WAIT_KINDS | IDENTITY_KINDS
+    assert IDENTITY_KINDS == capabilities.IDENTITY
     assert len(LB_KINDS) == 5 and capabilities.LOAD_BALANCER in LB_KINDS
     assert CLOUDS["local"].kinds >= SOFTWARE_KINDS
 

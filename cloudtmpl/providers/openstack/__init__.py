@@ -8,6 +8,8 @@ retries, the raw listings) and one handler per kind, in one module per family:
   Glance image of deletion_policy Snapshot);
 * :mod:`.block` - volumes, attachments, the Cinder backup of deletion_policy Snapshot;
 * :mod:`.keys` - key pairs; :mod:`.server_groups` - server groups;
+* :mod:`.identity` - Keystone's domains, projects, roles, groups, users, regions,
+  services and endpoints (an admin's credentials);
 * :mod:`.network` - networks, subnets, ports; :mod:`.security` - security groups;
 * :mod:`.floating` - floating IPs and their associations;
 * :mod:`.routers` - routers, their interfaces, gateways and extra routes (NAT gateways
@@ -45,6 +47,7 @@ from cloudtmpl.providers.openstack import (
     catalog,
     compute,
     floating,
+    identity,
     keys,
     lb,
     network,
@@ -84,6 +87,7 @@ HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
     base.POOL: octavia.POOLS,
     base.POOL_MEMBER: octavia.POOL_MEMBERS,
     base.HEALTH_MONITOR: octavia.HEALTH_MONITORS,
+    **identity.HANDLERS,
 }
 WAIT_KINDS = frozenset({signals.HANDLE.kind, signals.CONDITION.kind})
 # Octavia's kinds: another service, which most stacks do not use
@@ -97,7 +101,8 @@ class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
     # listed on demand: rarely used, or (routers and what hangs off them) a listing of
     # their own that only network stacks need
     on_demand = storage.STORAGE_KINDS | LB_KINDS | {base.SERVER_GROUP} | routers.ROUTER_KINDS \
-        | WAIT_KINDS
+        | WAIT_KINDS \
+        | identity.IDENTITY_KINDS
     snapshot_kind = "Cinder backup"
     snapshot_kinds = {base.SERVER: "Glance image"}  # what else a kind's copy is called
 

@@ -1,9 +1,11 @@
 """The OpenStack transport: connections, credentials, counting, retries, raw listings.
 
 One ``OpenStack_2_NodeDriver`` (libcloud, API 2.2) per region holds the four
-authenticated connections (Nova, Glance v2, Neutron, Cinder v3), and one more made
+authenticated connections (Nova, Glance v2, Neutron, Cinder v3), and two more made
 the same way for Octavia (:class:`OctaviaConnection`: the ``load-balancer`` service of
-the catalog, named ``octavia``; its errors read from Octavia's ``faultstring``); JSON bodies go
+the catalog, named ``octavia``; its errors read from Octavia's ``faultstring``) and
+Keystone's admin API (:class:`KeystoneConnection`: ``identity``/``keystone``; its
+errors from ``error.message``); JSON bodies go
 through them (``connection.request``) wherever libcloud's own helpers cannot carry
 what cloudtmpl needs (metadata at creation, descriptions, pagination).
 
@@ -70,9 +72,11 @@ _CONNECTIONS = {
     "network": "network_connection",
     "volume": "volumev3_connection",
     "load-balancer": "loadbalancer_connection",
+    "identity": "identity_connection",
 }
 _SERVICE_TYPES = {"compute": "compute", "image": "image", "network": "network",
-                  "volume": "volumev3", "load-balancer": "load-balancer"}
+                  "volume": "volumev3", "load-balancer": "load-balancer",
+                  "identity": "identity"}
 
 
 class _OctaviaResponse(OpenStack_1_1_Response):
@@ -93,9 +97,30 @@ class OctaviaConnection(OpenStack_2_NetworkConnection):
     responseCls = _OctaviaResponse
 
 
+class _KeystoneResponse(OpenStack_1_1_Response):
+    """A Keystone error's text: ``error.message``."""
+
+    def parse_error(self) -> str:
+        body = self.parse_body()
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return f"{self.status} {self.error} {error['message']}"
+        return str(super().parse_error())
+
+
+class KeystoneConnection(OpenStack_2_NetworkConnection):
+    """Keystone's admin API (``identity``, named ``keystone``) with Neutron's JSON
+    conventions; paths are below the catalog's identity endpoint (``/v3/...``)."""
+
+    service_type = "identity"  # type: ignore[assignment]
+    service_name = "keystone"  # type: ignore[assignment]
+    responseCls = _KeystoneResponse
+
+
 class _Driver(OpenStack_2_NodeDriver):
-    """libcloud's OpenStack driver with one more connection: ``loadbalancer_connection``,
-    built as the driver builds its others (same credentials, region and options)."""
+    """libcloud's OpenStack driver with two more connections, ``loadbalancer_connection``
+    (Octavia) and ``identity_connection`` (Keystone), built as the driver builds its
+    others (same credentials, region and options)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -104,6 +129,9 @@ class _Driver(OpenStack_2_NodeDriver):
         self.connectionCls = OctaviaConnection  # type: ignore[assignment]
         super(OpenStack_2_NodeDriver, self).__init__(*args, **kwargs)
         self.loadbalancer_connection = self.connection
+        self.connectionCls = KeystoneConnection  # type: ignore[assignment]
+        super(OpenStack_2_NodeDriver, self).__init__(*args, **kwargs)
+        self.identity_connection = self.connection
         self.connection, self.connectionCls = compute, compute_cls
 
 # The raw listings discovery fetches: name -> (service, path, response key).
@@ -123,6 +151,15 @@ LISTINGS = {
     "lb_pools": ("load-balancer", "/v2/lbaas/pools", "pools"),
     "lb_healthmonitors": ("load-balancer", "/v2/lbaas/healthmonitors", "healthmonitors"),
     "routers": ("network", "/v2.0/routers", "routers"),
+    # Keystone's (providers/openstack/identity.py): one directory for every region
+    "ks_domains": ("identity", "/v3/domains", "domains"),
+    "ks_projects": ("identity", "/v3/projects", "projects"),
+    "ks_roles": ("identity", "/v3/roles", "roles"),
+    "ks_groups": ("identity", "/v3/groups", "groups"),
+    "ks_users": ("identity", "/v3/users", "users"),
+    "ks_regions": ("identity", "/v3/regions", "regions"),
+    "ks_services": ("identity", "/v3/services", "services"),
+    "ks_endpoints": ("identity", "/v3/endpoints", "endpoints"),
 }
 # Octavia's members are listed per pool: those of the stack's pools (named
 # ``<stack>.*``), each with its ``pool_id`` (:meth:`OpenStackClient.lb_members`).
