@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cloudtmpl import network_kinds, service_kinds, software_kinds
+from cloudtmpl import network_kinds, secret_kinds, service_kinds, software_kinds
 from cloudtmpl.resource_spec import Alias, P, ResourceType, local_kind
 from cloudtmpl.security_rules import DEFAULT_EGRESS_RULES, canonical_rules
+from cloudtmpl.sensitive import mark
 
 SERVER = ResourceType(
     kind="Cloud::Compute::Server",
@@ -274,6 +275,7 @@ TYPES: dict[str, ResourceType] = {
         SERVER, KEYPAIR, SERVER_GROUP, SECURITY_GROUP, VOLUME, VOLUME_ATTACHMENT,
         FLOATING_IP, NETWORK, SUBNET, PORT, RANDOM_STRING, VALUE, NONE, TEST_RESOURCE,
         *network_kinds.KINDS, *software_kinds.KINDS, *service_kinds.KINDS,
+        *secret_kinds.KINDS,
     )
 }
 
@@ -331,6 +333,7 @@ ALIASES: dict[str, Alias] = {
         Alias("OS::Heat::None", NONE.kind),
         Alias("OS::Heat::TestResource", TEST_RESOURCE.kind),
         *network_kinds.ALIASES, *software_kinds.ALIASES, *service_kinds.ALIASES,
+        *secret_kinds.ALIASES,
     )
 }
 
@@ -367,4 +370,7 @@ def canonical(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
                         if r not in DEFAULT_EGRESS_RULES]
     if kind in (SERVER.kind, PORT.kind) and isinstance(out.get("security_groups"), list):
         out["security_groups"] = sorted(out["security_groups"], key=str)
+    for name, spec in rtype.properties.items():  # a secret whatever it was written with
+        if spec.sensitive and out.get(name) is not None:
+            out[name] = mark(out[name])
     return service_kinds.canonical_service(kind, out)
