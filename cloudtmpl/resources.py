@@ -373,4 +373,6 @@ def canonical(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
     for name, spec in rtype.properties.items():  # a secret whatever it was written with
         if spec.sensitive and out.get(name) is not None:
             out[name] = mark(out[name])
+    if kind == secret_kinds.SECRET.kind:
+        out = secret_kinds.canonical_secret(out)
     return service_kinds.canonical_service(kind, out)

@@ -87,6 +87,15 @@ def content_type(props: Mapping[str, Any]) -> str:
     return str(props.get("payload_content_type") or "text/plain")
 
 
+def canonical_secret(out: dict[str, Any]) -> dict[str, Any]:
+    """A secret's properties as the clouds report them: a generated key is symmetric."""
+    gen = out.get("generate")
+    if isinstance(gen, Mapping) and gen.get("type") == "symmetric" \
+            and out.get("secret_type") == "opaque":
+        out["secret_type"] = "symmetric"
+    return out
+
+
 def problems(props: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """What the clouds would refuse about a secret's (literal) properties, before any
     is asked: (message, property, hint) each."""

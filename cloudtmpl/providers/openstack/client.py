@@ -70,9 +70,16 @@ _CONNECTIONS = {
     "network": "network_connection",
     "volume": "volumev3_connection",
     "load-balancer": "loadbalancer_connection",
+    "key-manager": "keymanager_connection",
 }
 _SERVICE_TYPES = {"compute": "compute", "image": "image", "network": "network",
-                  "volume": "volumev3", "load-balancer": "load-balancer"}
+                  "volume": "volumev3", "load-balancer": "load-balancer",
+                  "key-manager": "key-manager"}
+# the services a catalog may lack: what their absence means
+_OPTIONAL = {"load-balancer": "load balancers: its service catalog has no load-balancer "
+                              "(Octavia) endpoint",
+             "key-manager": "secrets: its service catalog has no key-manager (Barbican) "
+                            "endpoint"}
 
 
 class _OctaviaResponse(OpenStack_1_1_Response):
@@ -93,17 +100,47 @@ class OctaviaConnection(OpenStack_2_NetworkConnection):
     responseCls = _OctaviaResponse
 
 
+class _BarbicanResponse(OpenStack_1_1_Response):
+    """A Barbican error's text: its ``description`` (``{code, title, description}``)."""
+
+    def parse_error(self) -> str:
+        body = self.parse_body()
+        if isinstance(body, dict) and isinstance(body.get("description"), str):
+            return f"{self.status} {self.error} {body['description']}"
+        return str(super().parse_error())
+
+
+class BarbicanConnection(OpenStack_2_NetworkConnection):
+    """Barbican (``key-manager``, API v1) with Neutron's JSON conventions."""
+
+    service_type = "key-manager"  # type: ignore[assignment]
+    service_name = "barbican"  # type: ignore[assignment]
+    responseCls = _BarbicanResponse
+
+    def add_default_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        accept = headers.get("Accept")  # a payload is asked for by its content type
+        out: dict[str, str] = super().add_default_headers(headers)
+        if accept:
+            out["Accept"] = accept
+        return out
+
+
 class _Driver(OpenStack_2_NodeDriver):
-    """libcloud's OpenStack driver with one more connection: ``loadbalancer_connection``,
-    built as the driver builds its others (same credentials, region and options)."""
+    """libcloud's OpenStack driver with more connections (``loadbalancer_connection``,
+    ``keymanager_connection``), each built as the driver builds its others (same
+    credentials, region and options)."""
+
+    _MORE = (("loadbalancer_connection", OctaviaConnection),
+             ("keymanager_connection", BarbicanConnection))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         compute, compute_cls = self.connection, self.connectionCls
         kwargs.setdefault("ex_force_auth_version", "3.x_password")
-        self.connectionCls = OctaviaConnection  # type: ignore[assignment]
-        super(OpenStack_2_NodeDriver, self).__init__(*args, **kwargs)
-        self.loadbalancer_connection = self.connection
+        for attr, cls in self._MORE:
+            self.connectionCls = cls  # type: ignore[assignment]
+            super(OpenStack_2_NodeDriver, self).__init__(*args, **kwargs)
+            setattr(self, attr, self.connection)
         self.connection, self.connectionCls = compute, compute_cls
 
 # The raw listings discovery fetches: name -> (service, path, response key).
@@ -123,6 +160,7 @@ LISTINGS = {
     "lb_pools": ("load-balancer", "/v2/lbaas/pools", "pools"),
     "lb_healthmonitors": ("load-balancer", "/v2/lbaas/healthmonitors", "healthmonitors"),
     "routers": ("network", "/v2.0/routers", "routers"),
+    "barbican_secrets": ("key-manager", "/v1/secrets", "secrets"),
 }
 # Octavia's members are listed per pool: those of the stack's pools (named
 # ``<stack>.*``), each with its ``pool_id`` (:meth:`OpenStackClient.lb_members`).
@@ -344,15 +382,16 @@ class OpenStackClient:
                 raise
             catalog = getattr(conn, "service_catalog", None)
             regions = catalog.get_regions(_SERVICE_TYPES[service]) if catalog else []
-            if not regions and service == "load-balancer":
-                raise CloudError(
-                    f"target {self.target.name!r} offers no load balancers: its service "
-                    "catalog has no load-balancer (Octavia) endpoint", permanent=True) from None
+            if not regions and service in _OPTIONAL:
+                raise CloudError(f"target {self.target.name!r} offers no "
+                                 f"{_OPTIONAL[service]}", permanent=True) from None
             raise CloudError(
                 f"region {region!r} is not in the service catalog of target "
                 f"{self.target.name!r} (no {_SERVICE_TYPES[service]} endpoint; the catalog "
                 f"has regions: {', '.join(regions) or 'none'})", permanent=True) from None
         obj = resp.object if isinstance(resp.object, (dict, list)) else None
+        if obj is None and headers and "Accept" in headers and isinstance(resp.body, str):
+            return int(resp.status), resp.body  # a payload asked for by its content type
         return int(resp.status), obj
 
     def api(self, region: str, service: str, path: str, *, method: str = "GET",

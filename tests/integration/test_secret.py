@@ -1,0 +1,200 @@
+"""``Cloud::Secret`` (``OS::Barbican::Secret``) end to end through the CLI: Barbican on
+the OpenStack emulator, Secrets Manager on the AWS sandbox; and the emulator's Barbican
+as strict as Barbican (401, 404, 406, 409, 400).
+
+Each cycle: apply -> outputs (the href in clear, the value sealed) -> a no-op plan ->
+a new payload (OpenStack: a replacement, Barbican secrets are immutable; AWS: an
+in-place update) -> destroy, with nothing left (listed through the cloud's own API).
+The payloads are canaries: none may appear in anything cloudtmpl writes.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.integration.clitools import run, write
+
+pytestmark = pytest.mark.integration
+
+OS_TARGET = "sandbox-openstack/de-fra-1"
+AWS_TARGET = "sandbox-aws/eu-central-1"
+FIRST = "CanarySecretOne9Xq"
+SECOND = "CanarySecretTwo4Zk"
+LITERAL = "CanaryLiteralPw7Lm"
+
+TEMPLATE = """heat_template_version: 2018-08-31
+parameters:
+  db_password: {type: string, hidden: true}
+resources:
+  db:
+    type: OS::Barbican::Secret
+    properties:
+      name: ignored-as-in-every-kind
+      payload: {get_param: db_password}
+      payload_content_type: text/plain
+  api_key:
+    type: Cloud::Secret
+    properties:
+      payload: %s
+  made:
+    type: Cloud::Secret
+    properties:
+      generate: {type: password, length: 24}
+outputs:
+  db_href: {value: {get_resource: db}}
+  db_href_attr: {value: {get_attr: [db, href]}}
+  db_value: {value: {get_attr: [db, decrypted_payload]}}
+  api_key_value: {value: {get_attr: [api_key, value]}}
+  made_value: {value: {get_attr: [made, value]}}
+""" % LITERAL
+
+
+def _project(tmp_path: Path, payload: str) -> tuple[str, ...]:
+    write(tmp_path / "cloudtmpl.yaml", "providers: {}\n")
+    write(tmp_path / "app.yaml", TEMPLATE)
+    write(tmp_path / "secrets.yaml", json.dumps({"parameters": {"db_password": payload}}))
+    return ("app.yaml", "-e", "secrets.yaml")
+
+
+def _written(tmp_path: Path) -> bytes:
+    """Every file cloudtmpl wrote in the project (state, plan files, logs, journal).
+    A plan file's snapshot of the template files (``sources``) is left out: a payload
+    written as a literal is in the template itself, in clear, as the user wrote it."""
+    out = b""
+    for path in (tmp_path / ".cloudtmpl").rglob("*"):
+        if path.is_file() and "keys" not in path.parts:
+            out += path.read_bytes()
+    for path in tmp_path.glob("*.plan"):
+        saved = json.loads(path.read_text())
+        assert LITERAL in json.dumps(saved.pop("sources"))  # the template, as written
+        out += json.dumps(saved).encode()
+    return out
+
+
+def _no_canary(*texts: str | bytes) -> None:
+    for text in texts:
+        data = text.encode() if isinstance(text, str) else text
+        for canary in (FIRST, SECOND, LITERAL):
+            assert canary.encode() not in data, canary
+
+
+def _cycle(tmp_path: Path, target: str) -> dict[str, Any]:
+    """apply, outputs, no-op plan; returns the outputs (JSON)."""
+    base = (*_project(tmp_path, FIRST), "--target", target)
+    plan = run(tmp_path, "plan", *base, "--out", "app.plan")
+    assert plan.code == 0, plan.err + plan.out
+    shown = run(tmp_path, "plan", *base, "--format", "json")
+    assert shown.code == 0, shown.err
+    applied = run(tmp_path, "apply", "app.plan", "-e", "secrets.yaml")
+    assert applied.code == 0, applied.err + applied.out
+    out = run(tmp_path, "outputs", "-s", "app", "--format", "json")
+    assert out.code == 0, out.err
+    outputs = out.json()
+    assert outputs["db_href"] == outputs["db_href_attr"]
+    for name in ("db_value", "api_key_value", "made_value"):
+        assert str(outputs[name]).startswith("(sensitive) hmac:"), outputs
+    again = run(tmp_path, "plan", *base, "--detailed-exitcode")
+    assert again.code == 0, again.out + again.err  # a no-op
+    state = run(tmp_path, "state", "show", "app", "--format", "json")
+    _no_canary(plan.out, plan.err, shown.out, applied.out, applied.err, out.out,
+               again.out, state.out, _written(tmp_path))
+    return dict(outputs)
+
+
+def _change_payload(tmp_path: Path, target: str, action: str) -> str:
+    base = (*_project(tmp_path, SECOND), "--target", target)
+    plan = run(tmp_path, "plan", *base, "--format", "json")
+    assert plan.code == 0, plan.err
+    changes = {c["address"]: c for c in plan.json()["changes"]}
+    assert changes["db"]["action"] == action, changes["db"]
+    assert {c["action"] for a, c in changes.items() if a != "db"} == {"no-op"}
+    applied = run(tmp_path, "apply", *base, "--yes")
+    assert applied.code == 0, applied.err + applied.out
+    again = run(tmp_path, "plan", *base, "--detailed-exitcode")
+    assert again.code == 0, again.out + again.err
+    _no_canary(plan.out, applied.out, applied.err, again.out, _written(tmp_path))
+    return str(run(tmp_path, "outputs", "-s", "app", "db_href", "--raw").out.strip())
+
+
+# ------------------------------------------------------------------ OpenStack: Barbican
+
+
+def _token(info: dict[str, Any]) -> tuple[str, str]:
+    """(token, Barbican's endpoint in de-fra-1) from the emulator's Keystone."""
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": info["username"], "domain": {"id": "default"}, "password": info["password"]}}},
+        "scope": {"project": {"name": info["project_name"], "domain": {"id": "default"}}}}}
+    req = urllib.request.Request(f"{info['auth_url']}/v3/auth/tokens",
+                                 data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        token = resp.headers["X-Subject-Token"]
+        catalog = json.loads(resp.read())["token"]["catalog"]
+    [entry] = [e for e in catalog if e["type"] == "key-manager"]
+    [url] = [e["url"] for e in entry["endpoints"]
+             if e["region"] == "de-fra-1" and e["interface"] == "public"]
+    return token, url
+
+
+def _barbican(url: str, method: str = "GET", token: str | None = None, body: Any = None,
+              headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else (
+        json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        **({"X-Auth-Token": token} if token else {}),
+        **({"Content-Type": "application/json"} if body is not None
+           and not isinstance(body, bytes) else {}), **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as err:
+        raw, status = err.read(), err.code
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw.decode()
+
+
+def _os_secrets(info: dict[str, Any]) -> list[dict[str, Any]]:
+    token, url = _token(info)
+    status, body = _barbican(f"{url}/v1/secrets?limit=100", token=token)
+    assert status == 200, body
+    return list(body["secrets"])
+
+
+def test_secrets_on_openstack_are_barbican_secrets(
+        tmp_path: Path, openstack_reset: dict[str, Any]) -> None:
+    outputs = _cycle(tmp_path, OS_TARGET)
+    found = {s["name"]: s for s in _os_secrets(openstack_reset)}
+    assert set(found) == {"app.db", "app.api_key", "app.made"}
+    assert outputs["db_href"] == found["app.db"]["secret_ref"]
+    # the cloud holds the payloads in clear, and hands them out with a matching Accept
+    token, _ = _token(openstack_reset)
+    status, text = _barbican(f"{outputs['db_href']}/payload", token=token,
+                             headers={"Accept": "text/plain"})
+    assert (status, text) == (200, FIRST)
+    status, text = _barbican(f"{found['app.made']['secret_ref']}/payload", token=token,
+                             headers={"Accept": "text/plain"})
+    assert status == 200 and len(text) == 24 and text.isalnum()
+
+    new_href = _change_payload(tmp_path, OS_TARGET, "replace")
+    assert new_href != outputs["db_href"]  # immutable: a new secret
+    status, text = _barbican(f"{new_href}/payload", token=token,
+                             headers={"Accept": "text/plain"})
+    assert (status, text) == (200, SECOND)
+    assert _barbican(outputs["db_href"], token=token)[0] == 404  # the old one is gone
+    assert len(_os_secrets(openstack_reset)) == 3
+
+    gone = run(tmp_path, "destroy", *_project(tmp_path, SECOND), "--target", OS_TARGET,
+               "--yes")
+    assert gone.code == 0, gone.err
+    assert _os_secrets(openstack_reset) == []
+    _no_canary(gone.out, gone.err, _written(tmp_path))
