@@ -52,16 +52,12 @@ def _schema(reason: str, what: str = "Secret") -> ApiError:
                  "Invalid property: see the API reference")
 
 
-def store_of(region: Region) -> dict[str, dict[str, JSON]]:
-    return region.barbican.setdefault("secrets", {}), region.barbican.setdefault("orders", {})
-
-
 def secrets_of(region: Region) -> dict[str, JSON]:
-    return store_of(region)[0]
+    return region.barbican.setdefault("secrets", {})
 
 
 def orders_of(region: Region) -> dict[str, JSON]:
-    return store_of(region)[1]
+    return region.barbican.setdefault("orders", {})
 
 
 def text_type(ctype: str) -> bool:
@@ -145,9 +141,9 @@ def create_secret(region: Region, body: Any, creator: str) -> JSON:
         raise _schema("payload_content_type and payload_content_encoding are allowed only "
                       "with a payload")
     expiration = _expiration(body.get("expiration"))
-    data = decode_payload(payload, ctype, encoding) if payload is not None else None
+    data = decode_payload(payload, str(ctype), encoding) if payload is not None else None
     sid, stamp = new_id(), now()
-    secret = {"id": sid, "name": (body.get("name") or "").strip() or None,
+    secret: JSON = {"id": sid, "name": (body.get("name") or "").strip() or None,
               "secret_type": body.get("secret_type") or "opaque",
               "algorithm": body.get("algorithm"), "bit_length": body.get("bit_length"),
               "mode": body.get("mode"), "expiration": expiration,

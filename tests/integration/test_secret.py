@@ -42,7 +42,7 @@ resources:
   api_key:
     type: Cloud::Secret
     properties:
-      payload: %s
+      payload: LITERAL_PAYLOAD
   made:
     type: Cloud::Secret
     properties:
@@ -53,7 +53,7 @@ outputs:
   db_value: {value: {get_attr: [db, decrypted_payload]}}
   api_key_value: {value: {get_attr: [api_key, value]}}
   made_value: {value: {get_attr: [made, value]}}
-""" % LITERAL
+""".replace("LITERAL_PAYLOAD", LITERAL)
 
 
 def _project(tmp_path: Path, payload: str) -> tuple[str, ...]:
@@ -198,3 +198,39 @@ def test_secrets_on_openstack_are_barbican_secrets(
     assert gone.code == 0, gone.err
     assert _os_secrets(openstack_reset) == []
     _no_canary(gone.out, gone.err, _written(tmp_path))
+
+
+# ------------------------------------------------------------------ AWS: Secrets Manager
+
+
+def _sm(info: dict[str, Any]) -> Any:
+    return boto3.client("secretsmanager", endpoint_url=info["endpoint"],
+                        region_name="eu-central-1", aws_access_key_id=info["access_key"],
+                        aws_secret_access_key=info["secret_key"])
+
+
+def test_secrets_on_aws_are_secrets_manager_secrets(
+        tmp_path: Path, aws_reset: dict[str, Any]) -> None:
+    outputs = _cycle(tmp_path, AWS_TARGET)
+    sm = _sm(aws_reset)
+    found = {s["Name"]: s for s in sm.list_secrets()["SecretList"]}
+    assert set(found) == {"app.db", "app.api_key", "app.made"}
+    assert outputs["db_href"] == found["app.db"]["ARN"]
+    assert sm.get_secret_value(SecretId="app.db")["SecretString"] == FIRST
+    made = sm.get_secret_value(SecretId="app.made")["SecretString"]
+    assert len(made) == 24 and made != FIRST  # GetRandomPassword's
+
+    same_href = _change_payload(tmp_path, AWS_TARGET, "update")
+    assert same_href == outputs["db_href"]  # in place: PutSecretValue
+    assert sm.get_secret_value(SecretId="app.db")["SecretString"] == SECOND
+
+    gone = run(tmp_path, "destroy", *_project(tmp_path, SECOND), "--target", AWS_TARGET,
+               "--yes")
+    assert gone.code == 0, gone.err
+    # nothing left, not even scheduled for deletion (it would block the name)
+    assert sm.list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
+    _no_canary(gone.out, gone.err, _written(tmp_path))
+    # the same names again at once: nothing blocks them
+    again = run(tmp_path, "apply", *_project(tmp_path, FIRST), "--target", AWS_TARGET, "--yes")
+    assert again.code == 0, again.err + again.out
+    assert len(sm.list_secrets()["SecretList"]) == 3

@@ -80,6 +80,7 @@ from cloudtmpl.providers.aws import (
     placement,
     raw,
     routing,
+    secrets,
     security,
     storage,
 )
@@ -95,6 +96,7 @@ from cloudtmpl.providers.base import (
     ROUTE,
     ROUTER,
     ROUTER_INTERFACE,
+    SECRET,
     SECURITY_GROUP,
     SERVER,
     SERVER_GROUP,
@@ -123,6 +125,7 @@ HANDLERS: dict[str, kit.Handler[AwsClient]] = {
     dns.RECORD: dns.Record(),
     storage.BUCKET: storage.Bucket(),
     lb.LOAD_BALANCER: lb.LoadBalancer(),
+    SECRET: secrets.SecretHandler(),
 }
 
 LISTINGS: dict[str, Lister] = {
@@ -135,10 +138,11 @@ LISTINGS: dict[str, Lister] = {
     "zones": dns.list_zones,
     "buckets": storage.list_buckets,
     "balancers": lb.list_balancers,
+    "secrets": secrets.list_secrets,
 }
 
-# each is another service to ask (Route 53, S3, ELB): listed only on demand
-SERVICE_KINDS = frozenset({dns.ZONE, dns.RECORD, storage.BUCKET, lb.LOAD_BALANCER})
+# each is another service to ask (Route 53, S3, ELB, Secrets Manager): listed only on demand
+SERVICE_KINDS = frozenset({dns.ZONE, dns.RECORD, storage.BUCKET, lb.LOAD_BALANCER, SECRET})
 # routers, their interfaces and routes, NAT gateways, elastic-IP associations: four more
 # listings per region (route tables, internet gateways, NAT gateways, associated
 # addresses) that most stacks do not need
