@@ -147,6 +147,10 @@ class Executor:
             and c.prior is not None
             and not resources.TYPES[c.kind].local
         }
+        # the plan holds their secret attributes sealed (a stored secret's value): read
+        # again from the cloud the first time get_attr asks
+        self._sealed = {a for a, live in self.current.items()
+                        if resources.TYPES[live.kind].sensitive_attributes}
         self.unchanged_local = {
             c.address: c for c in plan.changes
             if c.action is Action.NOOP and resources.TYPES[c.kind].local
@@ -162,6 +166,11 @@ class Executor:
     def _known(self, name: str) -> LiveResource | None:
         with self._lock:
             live = self.current.get(name)
+            sealed = name in self._sealed
+            self._sealed.discard(name)
+        if live is not None and sealed:
+            live = self._now(live)
+            self._remember(live)
         change = self.unchanged_local.get(name)
         if live is None and change is not None:
             # a local resource's attributes never travel in the plan: compute them again
@@ -235,7 +244,9 @@ class Executor:
             self.current[live.address] = live
             found = local_secrets([live])
             self.secrets += found
-            self.texts += found
+            # a stored secret's value (marked): sealed wherever free text echoes it
+            self.texts += found + tuple(t for t in sorted(texts(live.attributes))
+                                        if t not in self.texts)
 
     # -- one step ---------------------------------------------------------
     def _desired(self, change: Change) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.integration.clitools import run, write
+from tests.integration.clitools import os_driver, owned, run, write
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +234,36 @@ def test_secrets_on_aws_are_secrets_manager_secrets(
     again = run(tmp_path, "apply", *_project(tmp_path, FIRST), "--target", AWS_TARGET, "--yes")
     assert again.code == 0, again.err + again.out
     assert len(sm.list_secrets()["SecretList"]) == 3
+
+
+SERVER_TOO = TEMPLATE.replace("outputs:\n", """  web:
+    type: Cloud::Compute::Server
+    properties:
+      image: ubuntu-22.04
+      flavor: tiny
+      metadata:
+        secret_href: {get_attr: [db, href]}
+        secret_value: {get_attr: [db, value]}
+outputs:
+""")
+
+
+def test_an_unchanged_secret_gives_its_real_value_to_a_new_server(
+        tmp_path: Path, openstack_reset: dict[str, Any]) -> None:
+    """The plan holds the secret's value sealed; apply reads it again from Barbican for
+    the server added beside the unchanged secret (the cloud gets it in clear)."""
+    base = (*_project(tmp_path, FIRST), "--target", OS_TARGET)
+    assert run(tmp_path, "apply", *base, "--yes").code == 0
+    write(tmp_path / "app.yaml", SERVER_TOO)
+    plan = run(tmp_path, "plan", *base, "--format", "json")
+    changes = {c["address"]: c["action"] for c in plan.json()["changes"]}
+    assert changes == {"db": "no-op", "api_key": "no-op", "made": "no-op", "web": "create"}
+    applied = run(tmp_path, "apply", *base, "--yes")
+    assert applied.code == 0, applied.err + applied.out
+    [web] = owned(os_driver(openstack_reset, "de-fra-1").list_nodes(), "app")
+    href = next(s["secret_ref"] for s in _os_secrets(openstack_reset) if s["name"] == "app.db")
+    meta = web.extra["metadata"]
+    assert (meta["secret_href"], meta["secret_value"]) == (href, FIRST)
+    _no_canary(plan.out, applied.out, applied.err, _written(tmp_path))
+    assert run(tmp_path, "destroy", *base, "--yes").code == 0
+    assert _os_secrets(openstack_reset) == []
