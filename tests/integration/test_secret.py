@@ -11,6 +11,7 @@ The payloads are canaries: none may appear in anything cloudtmpl writes.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -267,3 +268,94 @@ def test_an_unchanged_secret_gives_its_real_value_to_a_new_server(
     _no_canary(plan.out, applied.out, applied.err, _written(tmp_path))
     assert run(tmp_path, "destroy", *base, "--yes").code == 0
     assert _os_secrets(openstack_reset) == []
+
+
+def test_the_emulators_barbican_refuses_what_barbican_refuses(
+        openstack_reset: dict[str, Any]) -> None:
+    token, url = _token(openstack_reset)
+    secrets = f"{url}/v1/secrets"
+    # no token: 401; the version document needs none
+    assert _barbican(secrets)[0] == 401
+    assert _barbican(f"{url}/")[0] == 300
+    # what the create refuses (400), and nothing made
+    refused = [
+        {"payload": "x"},  # no content type
+        {"payload": "", "payload_content_type": "text/plain"},
+        {"payload": "eA==", "payload_content_type": "application/octet-stream"},
+        {"payload": "x", "payload_content_type": "text/plain",
+         "payload_content_encoding": "base64"},
+        {"payload": "not base64!", "payload_content_type": "application/octet-stream",
+         "payload_content_encoding": "base64"},
+        {"payload": "x", "payload_content_type": "text/html"},
+        {"payload": "x", "payload_content_type": "text/plain", "secret_type": "password"},
+        {"payload": "x", "payload_content_type": "text/plain",
+         "expiration": "2001-01-01T00:00:00Z"},
+        {"payload": "x", "payload_content_type": "text/plain", "expiration": "someday"},
+        {"payload_content_type": "text/plain"},  # a content type with no payload
+        {"bit_length": 0},
+    ]
+    for body in refused:
+        status, answer = _barbican(secrets, "POST", token, body)
+        assert status == 400, (body, status, answer)
+        assert answer["code"] == 400 and answer["title"] == "Bad Request", answer
+    assert _barbican(secrets, "POST", token, {"payload": "x" * 10001,
+                                              "payload_content_type": "text/plain"})[0] == 413
+    assert _barbican(secrets, token=token)[1]["total"] == 0
+
+    # metadata first, the payload once (PUT), then immutable (409)
+    status, made = _barbican(secrets, "POST", token, {"name": "later"})
+    assert status == 201
+    ref = made["secret_ref"]
+    assert "content_types" not in _barbican(ref, token=token)[1]
+    assert _barbican(f"{ref}/payload", token=token)[0] == 404  # no payload yet
+    assert _barbican(ref, "PUT", token, b"first", {"Content-Type": "text/plain"})[0] == 204
+    assert _barbican(ref, "PUT", token, b"again", {"Content-Type": "text/plain"})[0] == 409
+    assert _barbican(ref, token=token)[1]["content_types"] == {"default": "text/plain"}
+    # the payload only with a matching Accept
+    assert _barbican(f"{ref}/payload", token=token,
+                     headers={"Accept": "text/plain"}) == (200, "first")
+    assert _barbican(f"{ref}/payload", token=token,
+                     headers={"Accept": "application/octet-stream"})[0] == 406
+    # metadata keys are lowercase
+    assert _barbican(f"{ref}/metadata", "PUT", token, {"metadata": {"Owner": "x"}})[0] == 400
+    assert _barbican(f"{ref}/metadata", "PUT", token, {"metadata": {"owner": "x"}})[0] == 201
+    assert _barbican(f"{ref}/metadata", token=token)[1] == {"metadata": {"owner": "x"}}
+
+    # a name filter and offset paging with next/previous
+    for i in range(5):
+        assert _barbican(secrets, "POST", token, {"name": "many", "payload": f"p{i}",
+                                                  "payload_content_type": "text/plain"})[0] == 201
+    page = _barbican(f"{secrets}?name=many&limit=2", token=token)[1]
+    assert (len(page["secrets"]), page["total"]) == (2, 5) and "previous" not in page
+    seen = [s["secret_ref"] for s in page["secrets"]]
+    while "next" in page:
+        page = _barbican(page["next"], token=token)[1]
+        seen += [s["secret_ref"] for s in page["secrets"]]
+    assert len(set(seen)) == 5 and ref not in seen
+
+    # a key order: PENDING, then ACTIVE with its secret (binary, 256 bits)
+    orders = f"{url}/v1/orders"
+    assert _barbican(orders, "POST", token, {"type": "key", "meta": {
+        "algorithm": "aes", "bit_length": 100}})[0] == 400
+    assert _barbican(orders, "POST", token, {"type": "bogus", "meta": {}})[0] == 400
+    status, order = _barbican(orders, "POST", token, {"type": "key", "meta": {
+        "name": "k", "algorithm": "aes", "bit_length": 256, "mode": "cbc"}})
+    assert status == 202
+    for _ in range(100):
+        now = _barbican(order["order_ref"], token=token)[1]
+        if now["status"] == "ACTIVE":
+            break
+        time.sleep(0.02)
+    assert now["status"] == "ACTIVE"
+    key = _barbican(now["secret_ref"], token=token)[1]
+    assert (key["secret_type"], key["bit_length"], key["content_types"]) == (
+        "symmetric", 256, {"default": "application/octet-stream"})
+    assert _barbican(order["order_ref"], "DELETE", token)[0] == 204
+    assert _barbican(now["secret_ref"], token=token)[0] == 200  # the secret stays
+
+    # delete: 204, then 404 (and for the payload too)
+    assert _barbican(ref, "DELETE", token)[0] == 204
+    status, answer = _barbican(ref, "DELETE", token)
+    assert status == 404 and answer["code"] == 404
+    assert _barbican(f"{ref}/payload", token=token,
+                     headers={"Accept": "text/plain"})[0] == 404
