@@ -44,17 +44,19 @@ resources:
   kind: {type: Cloud::Secret, properties: {generate: {type: rsa}}}
   short: {type: Cloud::Secret, properties: {generate: {type: password, length: 4}}}
   bits: {type: Cloud::Secret, properties: {generate: {type: symmetric, bit_length: 100}}}
-  bin: {type: Cloud::Secret, properties: {payload: eA==, payload_content_type: application/octet-stream}}
+  bin:
+    type: Cloud::Secret
+    properties: {payload: eA==, payload_content_type: application/octet-stream}
   enc: {type: Cloud::Secret, properties: {payload: x, payload_content_encoding: base64}}
   ctype: {type: Cloud::Secret, properties: {payload: x, payload_content_type: text/html}}
   stype: {type: Cloud::Secret, properties: {payload: x, secret_type: opaq}}
 """)
     found = where(diags)
     assert [code for code, *_ in found].count("secret-properties") == 7, found
-    assert found[-2:] == [("property-value", 10, 79), ("property-value", 11, 70)], found
+    assert found[-2:] == [("property-value", 12, 79), ("property-value", 13, 70)], found
     by_line = {d.loc.line: d for d in diags}  # the template's first line is line 2
     assert "either 'payload' or 'generate'" in by_line[3].message
     assert "needs 'payload' or 'generate'" in by_line[4].message
     assert "bit_length must be one of 128, 192, 256" in by_line[7].message
-    assert "did you mean 'opaque'" in (by_line[11].hint or "")
+    assert "did you mean 'opaque'" in (by_line[13].hint or "")
     assert all(d.hint for d in diags)
