@@ -1,9 +1,11 @@
 """The OpenStack transport: connections, credentials, counting, retries, raw listings.
 
 One ``OpenStack_2_NodeDriver`` (libcloud, API 2.2) per region holds the four
-authenticated connections (Nova, Glance v2, Neutron, Cinder v3), and one more made
-the same way for Octavia (:class:`OctaviaConnection`: the ``load-balancer`` service of
-the catalog, named ``octavia``; its errors read from Octavia's ``faultstring``); JSON bodies go
+authenticated connections (Nova, Glance v2, Neutron, Cinder v3), and two more made
+the same way: Octavia (:class:`OctaviaConnection`: the ``load-balancer`` service of
+the catalog, named ``octavia``; its errors read from Octavia's ``faultstring``) and
+Barbican (:class:`BarbicanConnection`: ``key-manager``, named ``barbican``; its errors'
+``description``, and a payload's ``Accept`` kept as asked); JSON bodies go
 through them (``connection.request``) wherever libcloud's own helpers cannot carry
 what cloudtmpl needs (metadata at creation, descriptions, pagination).
 
