@@ -175,8 +175,8 @@ class OpenStackSandbox:
             region, _, rest = rest.partition("/")
             self.before(service, request.environ)
             root = f"{self.endpoint(request)}/key-manager/{region}"
-            if region in REGIONS and rest.strip("/") == "" and request.method == "GET":
-                return secrets_responses.version_document(root)
+            if region in REGIONS and rest.strip("/") in ("", "v1") and request.method == "GET":
+                return secrets_responses.version_document(root, rest.strip("/") == "v1")
             if region not in REGIONS or not (rest == "v1" or rest.startswith("v1/")):
                 raise service_error(service, 404, f"The resource could not be found: {path}")
             identity.check_token(self.store, request.headers.get("X-Auth-Token"))

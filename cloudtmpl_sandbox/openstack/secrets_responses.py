@@ -88,11 +88,17 @@ def _page(request: Request, base: str, items: list[JSON], key: str) -> Reply:
     return Reply(200, body)
 
 
-def version_document(root: str) -> Reply:
-    return Reply(300, {"versions": {"values": [{
-        "id": "v1", "status": "stable", "links": [{"rel": "self", "href": f"{root}/v1/"}],
-        "media-types": [{"base": "application/json",
-                         "type": "application/vnd.openstack.key-manager-v1+json"}]}]}})
+def _version(root: str) -> JSON:
+    return {"id": "v1", "status": "stable", "links": [{"rel": "self", "href": f"{root}/v1/"}],
+            "media-types": [{"base": "application/json",
+                             "type": "application/vnd.openstack.key-manager-v1+json"}]}
+
+
+def version_document(root: str, versioned: bool = False) -> Reply:
+    """The service root's (300, every version) or the versioned root's (200, v1)."""
+    if versioned:
+        return Reply(200, {"version": _version(root)})
+    return Reply(300, {"versions": {"values": [_version(root)]}})
 
 
 def handle(store: Store, request: Request, region_name: str, rest: str, root: str,
