@@ -10,8 +10,8 @@ attribute, marked sensitive.  The value is sent in the request body only, never 
 tag or a name; cloudtmpl compares it by its seal in the last-applied spec.
 
 ``CreateSecret`` carries a ``ClientRequestToken`` made from the resource and its spec:
-a create retried after an ambiguous failure is AWS's own no-op, and a secret of that
-name with this resource's tags is adopted.  A new payload is ``PutSecretValue`` (in
+a create retried after an ambiguous failure (a lost answer) is AWS's own no-op, and a
+secret of that name with this resource's tags is adopted.  A new payload is ``PutSecretValue`` (in
 place).  ``generate: {type: password}`` is ``GetRandomPassword`` (the value never
 leaves AWS but in the create); ``{type: symmetric}`` random bytes made here, stored as
 ``SecretBinary``.  Delete is ``ForceDeleteWithoutRecovery``: a secret left scheduled
@@ -176,8 +176,8 @@ class SecretHandler:
                 "Description": f"cloudtmpl {want.stack}.{want.address}",
                 "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
                 **self._value_fields(client, region, props)}
-        made = action(client, region, "CreateSecret", body, ok=("ResourceExistsException",),
-                      retry=False)
+        # retried as it is: the same ClientRequestToken and value is AWS's own no-op
+        made = action(client, region, "CreateSecret", body, ok=("ResourceExistsException",))
         if made.get("__type"):
             found = _describe(client, region, want.name)  # ours from an earlier attempt?
             mine = _tags(found or {})

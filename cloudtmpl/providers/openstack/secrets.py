@@ -178,6 +178,10 @@ class SecretHandler:
     def update(self, client: OpenStackClient, live: LiveResource,
                change: kit.Change) -> LiveResource:
         """Nothing changes in place (Barbican secrets are immutable): the spec marker."""
+        if change.changed:  # the plan replaces it (the catalog's replace_only)
+            raise CloudError(f"{', '.join(sorted(change.changed))} cannot change in place: "
+                             "Barbican secrets are immutable (replace the secret)",
+                             permanent=True)
         region = live.placement.region
         meta = {**_metadata(client, region, secret_id(live.physical_id)),
                 TAG_STACK: change.stack, TAG_RESOURCE: live.address,
