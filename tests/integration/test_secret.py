@@ -11,6 +11,9 @@ The payloads are canaries: none may appear in anything cloudtmpl writes.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -210,6 +213,19 @@ def _sm(info: dict[str, Any]) -> Any:
                         aws_secret_access_key=info["secret_key"])
 
 
+def _aws_cli(info: dict[str, Any], *args: str) -> Any:
+    cli = Path(sys.executable).with_name("aws")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_ACCESS_KEY_ID": info["access_key"],
+                "AWS_SECRET_ACCESS_KEY": info["secret_key"],
+                "AWS_DEFAULT_REGION": "eu-central-1", "AWS_EC2_METADATA_DISABLED": "true"})
+    proc = subprocess.run([str(cli), "--endpoint-url", info["endpoint"], "--output", "json",
+                           *args], env=env, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
 def test_secrets_on_aws_are_secrets_manager_secrets(
         tmp_path: Path, aws_reset: dict[str, Any]) -> None:
     outputs = _cycle(tmp_path, AWS_TARGET)
@@ -228,8 +244,10 @@ def test_secrets_on_aws_are_secrets_manager_secrets(
     gone = run(tmp_path, "destroy", *_project(tmp_path, SECOND), "--target", AWS_TARGET,
                "--yes")
     assert gone.code == 0, gone.err
-    # nothing left, not even scheduled for deletion (it would block the name)
-    assert sm.list_secrets(IncludePlannedDeletion=True)["SecretList"] == []
+    # nothing left, not even scheduled for deletion (it would block the name): as the
+    # real AWS CLI lists them
+    assert _aws_cli(aws_reset, "secretsmanager", "list-secrets",
+                    "--include-planned-deletion") == {"SecretList": []}
     _no_canary(gone.out, gone.err, _written(tmp_path))
     # the same names again at once: nothing blocks them
     again = run(tmp_path, "apply", *_project(tmp_path, FIRST), "--target", AWS_TARGET, "--yes")
@@ -359,3 +377,26 @@ def test_the_emulators_barbican_refuses_what_barbican_refuses(
     assert status == 404 and answer["code"] == 404
     assert _barbican(f"{ref}/payload", token=token,
                      headers={"Accept": "text/plain"})[0] == 404
+
+
+def test_the_aws_sandbox_refuses_a_name_scheduled_for_deletion(
+        aws_reset: dict[str, Any]) -> None:
+    """As AWS: a secret in its recovery window keeps its name (InvalidRequestException
+    for a create of it, and for a new value); forced deletion frees it at once."""
+    sm = _sm(aws_reset)
+    sm.create_secret(Name="held", SecretString="one")
+    sm.delete_secret(SecretId="held", RecoveryWindowInDays=7)
+    for call in (lambda: sm.create_secret(Name="held", SecretString="two"),
+                 lambda: sm.put_secret_value(SecretId="held", SecretString="two")):
+        with pytest.raises(sm.exceptions.InvalidRequestException,
+                           match="scheduled for deletion|marked for deletion"):
+            call()
+    assert sm.list_secrets()["SecretList"] == []
+    [held] = sm.list_secrets(IncludePlannedDeletion=True)["SecretList"]
+    assert "DeletedDate" in held
+    sm.restore_secret(SecretId="held")
+    assert sm.get_secret_value(SecretId="held")["SecretString"] == "one"
+    sm.delete_secret(SecretId="held", ForceDeleteWithoutRecovery=True)
+    sm.create_secret(Name="held", SecretString="three")  # free again
+    with pytest.raises(sm.exceptions.ResourceExistsException):
+        sm.create_secret(Name="held", SecretString="four")
