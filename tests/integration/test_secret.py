@@ -389,7 +389,7 @@ def test_the_aws_sandbox_refuses_a_name_scheduled_for_deletion(
     for call in (lambda: sm.create_secret(Name="held", SecretString="two"),
                  lambda: sm.put_secret_value(SecretId="held", SecretString="two")):
         with pytest.raises(sm.exceptions.InvalidRequestException,
-                           match="scheduled for deletion|marked for deletion"):
+                           match=r"(scheduled|marked) for deletion"):
             call()
     assert sm.list_secrets()["SecretList"] == []
     [held] = sm.list_secrets(IncludePlannedDeletion=True)["SecretList"]
