@@ -10,6 +10,7 @@ The payloads are canaries: none may appear in anything cloudtmpl writes.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -23,6 +24,9 @@ from typing import Any
 import boto3
 import pytest
 
+from cloudtmpl.providers.base import SECRET
+from cloudtmpl.sensitive import is_marked
+from tests.integration import adapters
 from tests.integration.clitools import os_driver, owned, run, write
 
 pytestmark = pytest.mark.integration
@@ -400,3 +404,30 @@ def test_the_aws_sandbox_refuses_a_name_scheduled_for_deletion(
     sm.create_secret(Name="held", SecretString="three")  # free again
     with pytest.raises(sm.exceptions.ResourceExistsException):
         sm.create_secret(Name="held", SecretString="four")
+
+
+def test_generated_keys_on_both_clouds(openstack_reset: dict[str, Any],
+                                       aws_reset: dict[str, Any]) -> None:
+    """``generate: {type: symmetric}``: a Barbican key order (deleted once its secret
+    exists), a random SecretBinary on AWS; both symmetric, the key never in a property."""
+    props = {"generate": {"type": "symmetric", "bit_length": 128}, "secret_type": "symmetric"}
+    stack = adapters.openstack(openstack_reset)
+    key = adapters.create(stack, adapters.OPENSTACK_REGION, SECRET, "key", props)
+    assert key.properties == {"secret_type": "symmetric", "algorithm": "aes",
+                              "bit_length": 128, "mode": "cbc",
+                              "payload_content_type": "application/octet-stream"}
+    assert "value" not in key.attributes  # a binary payload is not read back
+    token, url = _token(openstack_reset)
+    assert _barbican(f"{url}/v1/orders", token=token)[1]["orders"] == []
+    status, meta = _barbican(f"{key.physical_id}/metadata", token=token)
+    assert meta["metadata"]["cloudtmpl:resource"] == "key" and status == 200
+    stack.delete(key, timeout=60.0)
+    assert _os_secrets(openstack_reset) == []
+
+    aws = adapters.aws(aws_reset)
+    made = adapters.create(aws, adapters.AWS_REGION, SECRET, "key", props)
+    assert made.properties["secret_type"] == "symmetric"
+    value = made.attributes["value"]
+    assert is_marked(value) and len(base64.b64decode(value)) == 16
+    aws.delete(made, timeout=60.0)
+    assert aws.discover(adapters.AWS_REGION, frozenset({SECRET}), adapters.STACK) == []
