@@ -242,6 +242,7 @@ class Executor:
         """Keep ``live`` for get_attr; a random string's value becomes a secret to seal."""
         with self._lock:
             self.current[live.address] = live
+            self._sealed.discard(live.address)  # as the cloud has it now
             found = local_secrets([live])
             self.secrets += found
             # a stored secret's value (marked): sealed wherever free text echoes it
