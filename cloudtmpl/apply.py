@@ -159,6 +159,10 @@ class Executor:
             if c.action in (Action.NOOP, Action.UPDATE) and c.prior is not None
             and c.kind in orchestration_kinds.SECRET_ATTRIBUTES
         }
+        # the plan holds their secret attributes sealed (a stored secret's value): read
+        # again from the cloud the first time get_attr asks
+        self._sealed = {a for a, live in self.current.items()
+                        if resources.TYPES[live.kind].sensitive_attributes}
         self.unchanged_local = {
             c.address: c for c in plan.changes
             if c.action is Action.NOOP and resources.TYPES[c.kind].local
@@ -174,6 +178,11 @@ class Executor:
     def _known(self, name: str) -> LiveResource | None:
         with self._lock:
             live = self.current.get(name)
+            sealed = name in self._sealed
+            self._sealed.discard(name)
+        if live is not None and sealed:
+            live = self._now(live)
+            self._remember(live)
         prior = self.unchanged_secret.get(name)
         if live is None and prior is not None:
             live = self._now(prior)
@@ -250,9 +259,12 @@ class Executor:
         """Keep ``live`` for get_attr; a random string's value becomes a secret to seal."""
         with self._lock:
             self.current[live.address] = live
+            self._sealed.discard(live.address)  # as the cloud has it now
             found = local_secrets([live])
             self.secrets += found
-            self.texts += found
+            # a stored secret's value (marked): sealed wherever free text echoes it
+            self.texts += found + tuple(t for t in sorted(texts(live.attributes))
+                                        if t not in self.texts)
 
     # -- one step ---------------------------------------------------------
     def _desired(self, change: Change) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -26,6 +26,7 @@ VOLUME = "Cloud::Block::Volume"
 ATTACHMENT = "Cloud::Block::VolumeAttachment"
 BUCKET = "Cloud::Storage::Bucket"
 SERVER_GROUP = "Cloud::Compute::ServerGroup"
+SECRET = "Cloud::Secret"  # Barbican, Secrets Manager: another service, on demand
 
 # what both full IaaS clouds (AWS, OpenStack) offer
 _IAAS = frozenset({
@@ -96,12 +97,14 @@ CLOUDS: dict[str, Capabilities] = {
     # stacks have none; so are the routing kinds (four more listings on AWS).  Server
     # images (deletion_policy Snapshot): Nova's createImage; AWS servers are kept
     # instead.
-    "aws": Capabilities(_IAAS | _AWS_SERVICES | _AWS_ROUTING | _WAIT,
-                        on_demand=_AWS_SERVICES | {SERVER_GROUP} | _AWS_ROUTING | _WAIT,
+    "aws": Capabilities(_IAAS | _AWS_SERVICES | _AWS_ROUTING | _WAIT | {SECRET},
+                        on_demand=_AWS_SERVICES | {SERVER_GROUP, SECRET} | _AWS_ROUTING
+                        | _WAIT,
                         snapshots=True),
     # NAT gateways are AWS's: OpenStack's equivalent is SNAT on the router
-    "openstack": Capabilities(_IAAS | {BUCKET} | _OCTAVIA | _OS_ROUTING | _WAIT | IDENTITY,
-                              on_demand=frozenset({BUCKET, SERVER_GROUP}) | _OCTAVIA
+    "openstack": Capabilities(_IAAS | {BUCKET, SECRET} | _OCTAVIA | _OS_ROUTING | _WAIT
+                              | IDENTITY,
+                              on_demand=frozenset({BUCKET, SERVER_GROUP, SECRET}) | _OCTAVIA
                               | _OS_ROUTING | _WAIT | IDENTITY,
                               snapshots=True, images=True),
     "local": Capabilities(LOCAL_KINDS),

@@ -149,6 +149,10 @@ _GENERIC_REPLACE_ONLY = frozenset({
 })
 
 
+# what one provider type cannot change in place: a Barbican secret is immutable
+_TYPE_REPLACE_ONLY = {"openstack": frozenset({("Cloud::Secret", "payload")})}
+
+
 def catalog_for(target: Target) -> Catalog:
     """The target's catalog, with the regions ``cloudtmpl.yaml`` declares for it on top.
 
@@ -158,6 +162,8 @@ def catalog_for(target: Target) -> Catalog:
     base = load_catalog(str(target.options.get("catalog", target.type)))
     if target.type == "libcloud":
         base = replace(base, replace_only=_GENERIC_REPLACE_ONLY)
+    if target.type in _TYPE_REPLACE_ONLY:
+        base = replace(base, replace_only=base.replace_only | _TYPE_REPLACE_ONLY[target.type])
     declared = target.options.get("regions")
     if not isinstance(declared, Mapping) or not declared:
         return base

@@ -160,9 +160,12 @@ class RefContext:
 
 def sensitive_attribute(kind: str, attr: str) -> bool:
     """An attribute that is a secret whatever it was made from: a random string's value,
-    a wait condition handle's signal URL (and what holds it)."""
+    a wait condition handle's signal URL (and what holds it), a stored secret's value
+    (a kind's ``sensitive_attributes``)."""
+    rtype = resources.TYPES.get(kind)
     return (kind == resources.RANDOM_STRING.kind and attr == "value") \
-        or attr in orchestration_kinds.SECRET_ATTRIBUTES.get(kind, ())
+        or attr in orchestration_kinds.SECRET_ATTRIBUTES.get(kind, ()) \
+        or (rtype is not None and attr in rtype.sensitive_attributes)
 
 
 def _holds(value: Any, secrets: tuple[str, ...]) -> bool:

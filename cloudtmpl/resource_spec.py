@@ -23,9 +23,10 @@ class PropertySpec:
     update_allowed: bool = False
     default: Any = None
     description: str = ""
-    # A secret whatever it is made from (a user's password): marked sensitive, so
-    # sealed wherever it is written (cloudtmpl.sensitive)
+    # a secret whatever it is written with: marked (cloudtmpl.sensitive), so only its
+    # seal is ever recorded
     sensitive: bool = False
+    allowed: tuple[str, ...] | None = None  # the only values a literal may take
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class ResourceType:
     # resource is deleted), "retain" (Heat would snapshot it, cloudtmpl cannot yet: kept
     # as with Retain) or "refuse" (Heat refuses it too: a diagnostic).
     on_snapshot: Literal["snapshot", "retain", "refuse"] = "refuse"
+    # attributes that are secrets (a stored secret's value): answered marked, sealed
+    # wherever written
+    sensitive_attributes: frozenset[str] = frozenset()
 
     def forces_replacement(self, prop: str) -> bool:
         spec = self.properties.get(prop)

@@ -19,11 +19,13 @@ from cloudtmpl import (
     network_kinds,
     orchestration_kinds,
     scaling_kinds,
+    secret_kinds,
     service_kinds,
     software_kinds,
 )
 from cloudtmpl.resource_spec import Alias, P, ResourceType, local_kind
 from cloudtmpl.security_rules import DEFAULT_EGRESS_RULES, canonical_rules
+from cloudtmpl.sensitive import mark
 
 SERVER = ResourceType(
     kind="Cloud::Compute::Server",
@@ -292,6 +294,7 @@ TYPES: dict[str, ResourceType] = {
         *scaling_kinds.KINDS,
         *orchestration_kinds.KINDS,
         *identity_kinds.KINDS,
+        *secret_kinds.KINDS,
     )
 }
 
@@ -351,6 +354,7 @@ ALIASES: dict[str, Alias] = {
         *scaling_kinds.ALIASES,
         *orchestration_kinds.ALIASES,
         *identity_kinds.ALIASES,
+        *secret_kinds.ALIASES,
     )
 }
 
@@ -387,4 +391,9 @@ def canonical(kind: str, properties: Mapping[str, Any]) -> dict[str, Any]:
                         if r not in DEFAULT_EGRESS_RULES]
     if kind in (SERVER.kind, PORT.kind) and isinstance(out.get("security_groups"), list):
         out["security_groups"] = sorted(out["security_groups"], key=str)
+    for name, spec in rtype.properties.items():  # a secret whatever it was written with
+        if spec.sensitive and out.get(name) is not None:
+            out[name] = mark(out[name])
+    if kind == secret_kinds.SECRET.kind:
+        out = secret_kinds.canonical_secret(out)
     return service_kinds.canonical_service(kind, out)

@@ -32,6 +32,10 @@ S3
     classic ELBs carry their own region and answer with their members
     (:mod:`cloudtmpl_sandbox.aws_routing`).
 
+Secrets Manager
+  * a secret scheduled for deletion refuses a create of its name and new values, as AWS
+    does (:mod:`cloudtmpl_sandbox.aws_secrets`).
+
 All services
   * only the sandbox's own credentials are accepted, and signatures are verified
     (:mod:`cloudtmpl_sandbox.aws_auth`);
@@ -93,7 +97,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from cloudtmpl_sandbox import aws_placement, aws_routing
+from cloudtmpl_sandbox import aws_placement, aws_routing, aws_secrets
 from cloudtmpl_sandbox.aws_auth import Accounts
 from cloudtmpl_sandbox.aws_compat import (
     DEFAULT_REGION,
@@ -251,6 +255,10 @@ class CompatLayer:
             return self._ec2(environ, start_response, query, form, region)
         if service == "route53":
             return self._route53(environ, start_response, path)
+        if service == "secretsmanager":
+            refused = aws_secrets.refusal(self.app, environ)
+            if refused is not None:
+                return respond(start_response, *refused)
         if service == "sts":
             return self._sts(environ, start_response, query + (form or []))
         if service == "elasticloadbalancing":

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from cloudtmpl import network_kinds, resources, service_kinds
+from cloudtmpl import network_kinds, resources, secret_kinds, service_kinds
 from cloudtmpl.catalog import ImageFilter
 from cloudtmpl.model import LiveResource, Target
 
@@ -36,6 +36,7 @@ LISTENER = service_kinds.LISTENER.kind
 POOL = service_kinds.POOL.kind
 POOL_MEMBER = service_kinds.POOL_MEMBER.kind
 HEALTH_MONITOR = service_kinds.HEALTH_MONITOR.kind
+SECRET = secret_kinds.SECRET.kind
 KINDS = frozenset({SERVER, KEYPAIR, SECURITY_GROUP, VOLUME, ATTACHMENT, FLOATING_IP,
                    NETWORK, SUBNET, PORT})
 

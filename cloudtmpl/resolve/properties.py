@@ -19,6 +19,7 @@ from cloudtmpl.resolve.ssh import check_ssh
 from cloudtmpl.resource_spec import Alias, PropertySpec, ResourceType
 from cloudtmpl.resources import DEPLOY_KINDS, RANDOM_STRING
 from cloudtmpl.schema import closest, describe, did_you_mean
+from cloudtmpl.secret_kinds import SECRET, problems
 from cloudtmpl.sensitive import carry
 from cloudtmpl.software_kinds import SOFTWARE_COMPONENT
 
@@ -114,6 +115,13 @@ def properties(scope: Scope, name: str, rdef: Mapping[str, Any], tree: Mapping[A
                       f"resource '{name}': property '{pname}' must be {_SPEC_NAMES[spec.type]}"
                       f", not {describe(value)}", doc.loc((*ppath, pname)),
                       f"write {_SPEC_NAMES[spec.type]} here{_function_lookalike(value)}")
+        elif spec.allowed is not None and isinstance(checked, str) \
+                and checked not in spec.allowed:
+            scope.add("property-value",
+                      f"resource '{name}': property '{pname}' must be one of "
+                      f"{', '.join(spec.allowed)}, not {checked!r}", doc.loc((*ppath, pname)),
+                      did_you_mean(checked, set(spec.allowed), "values")
+                      or f"write one of {', '.join(spec.allowed)}")
         props[native] = value
     if found is not None and found[0].kind == RANDOM_STRING.kind:
         check_random_string(scope, props, ppath, name)
@@ -122,6 +130,12 @@ def properties(scope: Scope, name: str, rdef: Mapping[str, Any], tree: Mapping[A
     if found is not None and found[0].kind in DEPLOY_KINDS \
             and isinstance(props.get("ssh"), Mapping):
         check_ssh(scope, props["ssh"], (*ppath, "ssh"), f"resource '{name}': ssh")
+    if found is not None and found[0].kind == SECRET.kind:
+        for message, pname, hint in problems(props):
+            where = (*ppath, pname) if pname in props else \
+                (ppath if "properties" in rdef else rpath)
+            scope.add("secret-properties", f"resource '{name}': {message}",
+                      doc.loc(where), hint)
     if found is not None:
         rtype, alias = found
         reverse = {v: k for k, v in alias.properties.items()} if alias else {}

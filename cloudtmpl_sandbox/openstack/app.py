@@ -8,6 +8,7 @@
 ``/volume/{region}/v3/{project_id}/...``    Cinder
 ``/load-balancer/{region}/v2/lbaas/...``    Octavia (``lb_responses.py``)
 ``/object-store/{region}/v1/AUTH_{p}/...``  Swift (``object.py``)
+``/key-manager/{region}/v1/...``            Barbican (``secrets_responses.py``)
 ``/_sandbox/...``                           admin: not counted; the sandbox's token
 ==========================================  =====================================
 
@@ -51,6 +52,8 @@ from . import (
     lb_responses,
     network_base,
     network_responses,
+    secrets_models,
+    secrets_responses,
     tempurl,
     versions,
     volume_responses,
@@ -78,6 +81,8 @@ def service_error(service: str, status: int, message: str) -> ApiError:
         return ApiError(status, f"{status} {message}\n\n")
     if service == "load-balancer":
         return lb_models.error(status, message)
+    if service == "key-manager":
+        return secrets_models.error(status, message)
     if service == "identity":
         return ApiError(status, {"error": {"code": status, "message": message, "title": message}})
     return fault(status, message)
@@ -168,6 +173,17 @@ class OpenStackSandbox:
             if not tempurl.carries(request):  # a temp URL is its own credential
                 identity.check_token(self.store, request.headers.get("X-Auth-Token"))
             return object_store.handle(self.store, request, region, rest[len("v1"):])
+        if service == "key-manager":  # Barbican: raw payload bodies, its own paging
+            region, _, rest = rest.partition("/")
+            self.before(service, request.environ)
+            root = f"{self.endpoint(request)}/key-manager/{region}"
+            if region in REGIONS and rest.strip("/") in ("", "v1") and request.method == "GET":
+                return secrets_responses.version_document(root, rest.strip("/") == "v1")
+            if region not in REGIONS or not (rest == "v1" or rest.startswith("v1/")):
+                raise service_error(service, 404, f"The resource could not be found: {path}")
+            identity.check_token(self.store, request.headers.get("X-Auth-Token"))
+            return secrets_responses.handle(self.store, request, region, rest[len("v1"):],
+                                            root, identity.USER_ID)
         if service not in _HANDLERS:
             raise ApiError(
                 404,

@@ -71,6 +71,7 @@ SERVICES = (
     ("block-storage", "cinder", "/volume/{region}/v3/{project_id}"),
     ("object-store", "swift", "/object-store/{region}/v1/AUTH_{project_id}"),
     ("load-balancer", "octavia", "/load-balancer/{region}"),
+    ("key-manager", "barbican", "/key-manager/{region}"),
 )
 
 

@@ -107,6 +107,7 @@ class Region:
     images: dict[str, JSON] = field(default_factory=dict)  # Glance: the project's snapshots
     allocated: dict[str, set[str]] = field(default_factory=dict)  # subnet id → IPs
     lbaas: dict[str, dict[str, JSON]] = field(default_factory=dict)  # Octavia (lb_models.py)
+    barbican: dict[str, dict[str, JSON]] = field(default_factory=dict)  # secrets_models.py
 
 
 class Store:

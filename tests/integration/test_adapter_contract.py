@@ -56,6 +56,7 @@ from cloudtmpl.providers.base import (
     ROUTER,
     ROUTER_GATEWAY,
     ROUTER_INTERFACE,
+    SECRET,
     SECURITY_GROUP,
     SERVER,
     SERVER_GROUP,
@@ -558,6 +559,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("aws", HANDLE): Case(lambda w: {}, lost=Lost(census=_s3_census)),  # tagged after it
     ("aws", CONDITION): Case(_condition, lost=WAITS_FIRST),
     ("aws", lb.LOAD_BALANCER): Case(_balancer, _balancer_update),
+    # the payload is never read back to compare: the plan compares its seal
+    ("aws", SECRET): Case(lambda w: {"payload": "contract-one"}, lambda w, p: _changed(
+        p, {}, frozenset({"payload"}), payload="contract-two")),
 
     ("openstack", SERVER): Case(_server, _server_update, lost=Lost(only="compute")),
     ("openstack", KEYPAIR): Case(_keypair, unkept=NOVA_UNTAGGED),
@@ -591,6 +595,10 @@ CASES: dict[tuple[str, str], Case] = {
         "HEAD of the container, then PUT"))),
     ("openstack", CONDITION): Case(_condition, lost=WAITS_FIRST),
     ("openstack", LOAD_BALANCER): Case(_os_balancer, _os_balancer_update, lost=OCTAVIA),
+    ("openstack", SECRET): Case(lambda w: {"payload": "contract-one"}, lambda w, p: _changed(
+        p, {}, frozenset({"payload"}), payload="contract-two"),
+        refused="Barbican secrets are immutable: the OpenStack catalog's replace_only plans "
+                "a replacement"),
     ("openstack", LISTENER): Case(_listener, lambda w, p: _changed(
         p, connection_limit=100, admin_state_up=False), lost=OCTAVIA),
     ("openstack", POOL): Case(_pool, lambda w, p: _changed(

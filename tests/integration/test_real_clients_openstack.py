@@ -466,3 +466,33 @@ def test_floating_ip_needs_a_router(clients: Clients) -> None:
     conn.network.delete_network(net.id)
     assert conn.network.find_network("rc-lonely") is None
     conn.close()
+
+
+# ------------------------------------------------------------------ key manager (Barbican)
+
+
+def test_secrets_with_python_barbicanclient(clients: Clients) -> None:
+    """``openstack secret ...`` (python-barbicanclient's plugin) finds Barbican in the
+    catalog: store, list by name, get the payload, an order's key, delete."""
+    stored = clients.ok("secret", "store", "--name", "rc-secret", "--payload", "rc-payload",
+                        "--payload-content-type", "text/plain")
+    href = stored["Secret href"]
+    assert "/key-manager/" in href, stored
+    shown = clients.ok("secret", "get", href)
+    assert (shown["Status"], shown["Content types"]) == (
+        "ACTIVE", {"default": "text/plain"}), shown
+    listed = clients.ok("secret", "list", "--name", "rc-secret")
+    assert [s["Secret href"] for s in listed] == [href]
+    payload = clients.ok("secret", "get", href, "--payload")
+    assert payload["Payload"] == "rc-payload", payload
+    # Barbican refuses a content type without a payload; the client says so
+    err = clients.fails("secret", "store", "--name", "bad", "--payload-content-type",
+                        "text/plain")
+    assert "400" in err or "payload" in err.lower(), err
+    order = clients.ok("secret", "order", "create", "key", "--name", "rc-key",
+                       "--algorithm", "aes", "--bit-length", "256", "--mode", "cbc")
+    assert order["Type"].lower() == "key", order
+    clients.ok("secret", "delete", href, json_out=False)
+    assert clients.ok("secret", "list", "--name", "rc-secret") == []
+    err = clients.fails("secret", "get", href)
+    assert "404" in err or "not found" in err.lower(), err

@@ -34,6 +34,8 @@ from cloudtmpl_sandbox.sshd import sshd_path
 from tests.integration import adapters
 from tests.integration.clitools import REPO, cli_args, cli_env, os_driver, owned, run, write
 from tests.integration.pgfixtures import new_database
+from tests.integration.test_secret import _barbican as barbican
+from tests.integration.test_secret import _token as barbican_token
 
 pytestmark = [
     pytest.mark.integration,
@@ -425,3 +427,75 @@ def test_multicloud_plan_file_holds_no_hidden_default(
         assert requests and not [line for line in requests if "?" in line or "=" in line]
     aws_log = next(p for p in logs if "aws" in p.name).read_text()
     assert " RunInstances 200" in aws_log  # the action and status are still there
+
+
+SECRET_CANARIES = {"secret payload": "CanarySecretKind3Vb",
+                   "secret payload, changed": "CanarySecretNew8Pd"}
+SECRET_APP = """heat_template_version: 2018-08-31
+parameters:
+  s_payload: {type: string, hidden: true}
+resources:
+  stored:
+    type: OS::Barbican::Secret
+    properties: {payload: {get_param: s_payload}, payload_content_type: text/plain}
+  made:
+    type: Cloud::Secret
+    properties: {generate: {type: password, length: 20}}
+outputs:
+  href: {value: {get_attr: [stored, href]}}
+  value: {value: {get_attr: [stored, decrypted_payload]}}
+  made: {value: {get_attr: [made, value]}}
+"""
+
+
+def test_no_secret_payload_reaches_any_sink(tmp_path: Path,
+                                            openstack_reset: dict[str, Any]) -> None:
+    """A ``Cloud::Secret``'s payload, given and generated: plan (text, JSON, Markdown),
+    plan file, apply PLANFILE (argv and environment sampled), outputs, show, state,
+    a changed payload (a replacement), destroy; then the state, cloudtmpl's logs and
+    the sandbox logs. The payloads are in Barbican, and nowhere else."""
+    project = tmp_path
+    write(project / "cloudtmpl.yaml", "providers: {}\n")
+    write(project / "app.yaml", SECRET_APP)
+    first, second = SECRET_CANARIES.values()
+    write(project / "one.yaml", json.dumps({"parameters": {"s_payload": first}}))
+    write(project / "two.yaml", json.dumps({"parameters": {"s_payload": second}}))
+    sinks = Sinks()
+    base = ("app.yaml", "--target", TARGET)
+    for fmt in ("text", "json", "markdown"):
+        cli(sinks, f"plan {fmt}", project, "plan", *base, "-e", "one.yaml", "--format", fmt)
+    cli(sinks, "plan --out", project, "plan", *base, "-e", "one.yaml", "--out", "app.plan")
+    saved = json.loads((project / "app.plan").read_text())
+    sinks.add("plan file", json.dumps(saved))
+    _, processes = sampled_apply(sinks, project, {}, "apply", "app.plan", "-e", "one.yaml")
+    assert processes >= 1
+    out = run(project, "outputs", "-s", "app", "--format", "json").json()
+    sinks.add("outputs", json.dumps(out))
+    assert out["href"].startswith("http://127.0.0.1") and "/v1/secrets/" in out["href"]
+    assert out["value"].startswith("(sensitive) hmac:") and \
+        out["made"].startswith("(sensitive) hmac:")
+    cli(sinks, "outputs", project, "outputs", "-s", "app", "value", "--raw")
+    cli(sinks, "show", project, "show", "-s", "app", "--format", "json")
+    cli(sinks, "state show", project, "state", "show", "app", "--format", "json")
+    # the cloud has them, in clear: the given one, and the one made for "made"
+    token, url = barbican_token(openstack_reset)
+    listed = barbican(f"{url}/v1/secrets", token=token)[1]["secrets"]
+    refs = {s["name"]: s["secret_ref"] for s in listed}
+    assert barbican(f"{out['href']}/payload", token=token,
+                    headers={"Accept": "text/plain"}) == (200, first)
+    status, made = barbican(f"{refs['app.made']}/payload", token=token,
+                            headers={"Accept": "text/plain"})
+    assert status == 200 and len(made) == 20
+    canaries = {**SECRET_CANARIES, "generated password": made}
+    cli(sinks, "plan text", project, "plan", *base, "-e", "two.yaml")
+    _, _ = sampled_apply(sinks, project, {}, "apply", *base, "-e", "two.yaml", "--yes")
+    cli(sinks, "destroy", project, "destroy", *base, "-e", "two.yaml", "--yes")
+    for path in (project / ".cloudtmpl").rglob("*"):
+        if path.is_file() and "keys" not in path.parts:
+            sinks.add("state and logs", path.read_bytes())
+    for path in Path(os.environ["CLOUDTMPL_SANDBOX_DIR"]).glob("*.log"):
+        sinks.add("sandbox logs", path.read_bytes())
+    assert barbican(f"{url}/v1/secrets", token=token)[1]["secrets"] == []
+    counts = sinks.counts(canaries)
+    assert len(sinks.texts) >= 9, list(sinks.texts)
+    assert {k: v for k, v in counts.items() if v} == {}

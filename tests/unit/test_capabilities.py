@@ -30,12 +30,15 @@ def test_on_demand_kinds_are_the_service_modules_kinds() -> None:
     # each on-demand kind is one more service to ask: exactly what the service
     # modules (Route 53/S3/ELB, Swift) handle, apart from the compute API
     # (and server groups, the routing kinds: one more listing, four on AWS, that most
-    # stacks do not need); Octavia's; the wait condition kinds (Swift's, S3's)
+    # stacks do not need); Octavia's; the wait condition kinds (Swift's, S3's);
+    # Barbican's secrets (on AWS Secrets Manager is one of SERVICE_KINDS)
     assert CLOUDS["aws"].on_demand == (SERVICE_KINDS | {capabilities.SERVER_GROUP}
                                        | ROUTING_KINDS)
+    assert capabilities.SECRET in SERVICE_KINDS
     # and Keystone's (the identity service)
     assert CLOUDS["openstack"].on_demand == STORAGE_KINDS | LB_KINDS | {
-        capabilities.SERVER_GROUP} | ROUTER_KINDS | WAIT_KINDS | IDENTITY_KINDS
+        capabilities.SERVER_GROUP, capabilities.SECRET} | ROUTER_KINDS | WAIT_KINDS \
+        | IDENTITY_KINDS
     assert IDENTITY_KINDS == capabilities.IDENTITY
     assert len(LB_KINDS) == 5 and capabilities.LOAD_BALANCER in LB_KINDS
     assert CLOUDS["local"].kinds >= SOFTWARE_KINDS

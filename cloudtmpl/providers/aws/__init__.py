@@ -80,6 +80,7 @@ from cloudtmpl.providers.aws import (
     placement,
     raw,
     routing,
+    secrets,
     security,
     signals,
     storage,
@@ -96,6 +97,7 @@ from cloudtmpl.providers.base import (
     ROUTE,
     ROUTER,
     ROUTER_INTERFACE,
+    SECRET,
     SECURITY_GROUP,
     SERVER,
     SERVER_GROUP,
@@ -126,6 +128,7 @@ HANDLERS: dict[str, kit.Handler[AwsClient]] = {
     signals.HANDLE.kind: signals.Handle(),
     signals.CONDITION.kind: signals.Condition(),
     lb.LOAD_BALANCER: lb.LoadBalancer(),
+    SECRET: secrets.SecretHandler(),
 }
 
 LISTINGS: dict[str, Lister] = {
@@ -139,10 +142,11 @@ LISTINGS: dict[str, Lister] = {
     "buckets": storage.list_buckets,
     "wait_conditions": signals.list_conditions,
     "balancers": lb.list_balancers,
+    "secrets": secrets.list_secrets,
 }
 
-# each is another service to ask (Route 53, S3, ELB): listed only on demand
-SERVICE_KINDS = frozenset({dns.ZONE, dns.RECORD, storage.BUCKET, lb.LOAD_BALANCER,
+# each is another service to ask (Route 53, S3, ELB, Secrets Manager): listed only on demand
+SERVICE_KINDS = frozenset({dns.ZONE, dns.RECORD, storage.BUCKET, lb.LOAD_BALANCER, SECRET,
                            signals.HANDLE.kind, signals.CONDITION.kind})
 # routers, their interfaces and routes, NAT gateways, elastic-IP associations: four more
 # listings per region (route tables, internet gateways, NAT gateways, associated

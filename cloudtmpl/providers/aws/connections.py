@@ -1,6 +1,8 @@
 """libcloud's AWS connections, made the way cloudtmpl needs them.
 
 * EC2: libcloud's EC2 driver (signature v4, the session token, the endpoint);
+* Secrets Manager (JSON 1.1): a SigV4-signed connection of libcloud's
+  (:class:`SecretsManagerConnection`) with the region it signs for;
 * Route53, S3, ELB: the drivers' own connections (signing, endpoints) whose answers
   are all returned, never raised (:class:`_Raw`): every answer is read by cloudtmpl, so
   a libcloud error parser never runs (Route53's crashes without a zone context).
@@ -20,6 +22,7 @@ from typing import Any
 
 # Imported here, not inside functions: importing in worker threads can deadlock
 # on Python's module locks while other threads import the same modules.
+from libcloud.common.aws import AWSJsonResponse, SignedAWSConnection
 from libcloud.compute.providers import get_driver
 from libcloud.compute.types import Provider
 from libcloud.dns.providers import get_driver as get_dns_driver
@@ -66,6 +69,23 @@ def ec2_driver(target: Target, region: str, creds: Credentials, endpoint: Endpoi
     return driver
 
 
+class SecretsManagerConnection(SignedAWSConnection):
+    """AWS Secrets Manager: JSON 1.1 (``X-Amz-Target: secretsmanager.<Action>``)."""
+
+    version = "2017-10-17"
+    service_name = "secretsmanager"
+    responseCls = AWSJsonResponse
+
+
+class _Signs:
+    """What a SigV4 signer (and libcloud's user agent) reads of a connection's driver."""
+
+    name = "AWS Secrets Manager"
+
+    def __init__(self, region: str) -> None:
+        self.region_name = region
+
+
 class _Raw:
     """Mixed into a connection's response class: every answer is returned, never raised."""
 
@@ -75,12 +95,18 @@ class _Raw:
 
 def service_connection(target: Target, service: str, region: str, creds: Credentials,
                        endpoint: Endpoint | None, count: Callable[[], None]) -> Any:
-    """The connection of ``service`` (route53, s3, elb) in ``region``."""
+    """The connection of ``service`` (route53, s3, elb, secretsmanager) in ``region``."""
     where: dict[str, Any] = {}
     driver: Any
     if endpoint is not None:
         where = {"host": endpoint[0], "port": endpoint[1], "secure": endpoint[2]}
-    if service == "route53":
+    if service == "secretsmanager":
+        conn: Any = SecretsManagerConnection(
+            creds.key, creds.secret, token=creds.token, signature_version="4",
+            **(where or {"host": f"secretsmanager.{region}.amazonaws.com"}))
+        conn.driver = _Signs(region)
+        driver = None
+    elif service == "route53":
         driver = get_dns_driver(DnsProvider.ROUTE53)(creds.key, creds.secret,
                                                      token=creds.token, **where)
     elif service == "s3":
@@ -96,7 +122,8 @@ def service_connection(target: Target, service: str, region: str, creds: Credent
         if endpoint is not None:
             driver.connection.host, driver.connection.port = endpoint[0], endpoint[1]
             driver.connection.secure = endpoint[2]
-    conn = driver.connection
+    if driver is not None:
+        conn = driver.connection
     if target.sandbox:
         _check_loopback(target, str(conn.host), service)
     raw_cls: Any = type(f"Raw{conn.responseCls.__name__}", (_Raw, conn.responseCls), {})

@@ -14,6 +14,7 @@ retries, the raw listings) and one handler per kind, in one module per family:
 * :mod:`.floating` - floating IPs and their associations;
 * :mod:`.routers` - routers, their interfaces, gateways and extra routes (NAT gateways
   are not offered: SNAT on the router, ``enable_snat``, is OpenStack's equivalent);
+* :mod:`.secrets` - secrets (Barbican);
 * :mod:`.storage` - buckets (Swift containers, over :mod:`.swift`);
 * :mod:`.lb` - load balancers (an Octavia load balancer with a listener, pool, members
   and health monitor per listener entry); :mod:`.octavia` - Octavia's own listeners,
@@ -53,6 +54,7 @@ from cloudtmpl.providers.openstack import (
     network,
     octavia,
     routers,
+    secrets,
     security,
     server_groups,
     signals,
@@ -88,6 +90,7 @@ HANDLERS: Mapping[str, kit.Handler[OpenStackClient]] = {
     base.POOL_MEMBER: octavia.POOL_MEMBERS,
     base.HEALTH_MONITOR: octavia.HEALTH_MONITORS,
     **identity.HANDLERS,
+    base.SECRET: secrets.SecretHandler(),
 }
 WAIT_KINDS = frozenset({signals.HANDLE.kind, signals.CONDITION.kind})
 # Octavia's kinds: another service, which most stacks do not use
@@ -100,9 +103,8 @@ class OpenStackAdapter(kit.Dispatcher[OpenStackClient]):
 
     # listed on demand: rarely used, or (routers and what hangs off them) a listing of
     # their own that only network stacks need
-    on_demand = storage.STORAGE_KINDS | LB_KINDS | {base.SERVER_GROUP} | routers.ROUTER_KINDS \
-        | WAIT_KINDS \
-        | identity.IDENTITY_KINDS
+    on_demand = storage.STORAGE_KINDS | LB_KINDS | {base.SERVER_GROUP, base.SECRET} \
+        | routers.ROUTER_KINDS | WAIT_KINDS | identity.IDENTITY_KINDS
     snapshot_kind = "Cinder backup"
     snapshot_kinds = {base.SERVER: "Glance image"}  # what else a kind's copy is called
 

@@ -2,10 +2,12 @@
 
 One ``OpenStack_2_NodeDriver`` (libcloud, API 2.2) per region holds the four
 authenticated connections (Nova, Glance v2, Neutron, Cinder v3), and two more made
-the same way for Octavia (:class:`OctaviaConnection`: the ``load-balancer`` service of
-the catalog, named ``octavia``; its errors read from Octavia's ``faultstring``) and
+the same way: Octavia (:class:`OctaviaConnection`: the ``load-balancer`` service of
+the catalog, named ``octavia``; its errors read from Octavia's ``faultstring``),
 Keystone's admin API (:class:`KeystoneConnection`: ``identity``/``keystone``; its
-errors from ``error.message``); JSON bodies go
+errors from ``error.message``) and Barbican (:class:`BarbicanConnection`:
+``key-manager``, named ``barbican``; its errors' ``description``, and a payload's
+``Accept`` kept as asked); JSON bodies go
 through them (``connection.request``) wherever libcloud's own helpers cannot carry
 what cloudtmpl needs (metadata at creation, descriptions, pagination).
 
@@ -73,10 +75,16 @@ _CONNECTIONS = {
     "volume": "volumev3_connection",
     "load-balancer": "loadbalancer_connection",
     "identity": "identity_connection",
+    "key-manager": "keymanager_connection",
 }
 _SERVICE_TYPES = {"compute": "compute", "image": "image", "network": "network",
                   "volume": "volumev3", "load-balancer": "load-balancer",
-                  "identity": "identity"}
+                  "identity": "identity", "key-manager": "key-manager"}
+# the services a catalog may lack: what their absence means
+_OPTIONAL = {"load-balancer": "load balancers: its service catalog has no load-balancer "
+                              "(Octavia) endpoint",
+             "key-manager": "secrets: its service catalog has no key-manager (Barbican) "
+                            "endpoint"}
 
 
 class _OctaviaResponse(OpenStack_1_1_Response):
@@ -117,22 +125,50 @@ class KeystoneConnection(OpenStack_2_NetworkConnection):
     responseCls = _KeystoneResponse
 
 
+class _BarbicanResponse(OpenStack_1_1_Response):
+    """A Barbican error's text: its ``description`` (``{code, title, description}``)."""
+
+    def parse_error(self) -> str:
+        body = self.parse_body()
+        if isinstance(body, dict) and isinstance(body.get("description"), str):
+            return f"{self.status} {self.error} {body['description']}"
+        return str(super().parse_error())
+
+
+class BarbicanConnection(OpenStack_2_NetworkConnection):
+    """Barbican (``key-manager``, API v1) with Neutron's JSON conventions."""
+
+    service_type = "key-manager"  # type: ignore[assignment]
+    service_name = "barbican"  # type: ignore[assignment]
+    responseCls = _BarbicanResponse
+
+    def add_default_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        accept = headers.get("Accept")  # a payload is asked for by its content type
+        out: dict[str, str] = super().add_default_headers(headers)
+        if accept:
+            out["Accept"] = accept
+        return out
+
+
 class _Driver(OpenStack_2_NodeDriver):
-    """libcloud's OpenStack driver with two more connections, ``loadbalancer_connection``
-    (Octavia) and ``identity_connection`` (Keystone), built as the driver builds its
-    others (same credentials, region and options)."""
+    """libcloud's OpenStack driver with more connections (``loadbalancer_connection``,
+    ``identity_connection``, ``keymanager_connection``), each built as the driver
+    builds its others (same credentials, region and options)."""
+
+    _MORE = (("loadbalancer_connection", OctaviaConnection),
+             ("identity_connection", KeystoneConnection),
+             ("keymanager_connection", BarbicanConnection))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         compute, compute_cls = self.connection, self.connectionCls
         kwargs.setdefault("ex_force_auth_version", "3.x_password")
-        self.connectionCls = OctaviaConnection  # type: ignore[assignment]
-        super(OpenStack_2_NodeDriver, self).__init__(*args, **kwargs)
-        self.loadbalancer_connection = self.connection
-        self.connectionCls = KeystoneConnection  # type: ignore[assignment]
-        super(OpenStack_2_NodeDriver, self).__init__(*args, **kwargs)
-        self.identity_connection = self.connection
+        for attr, cls in self._MORE:
+            self.connectionCls = cls  # type: ignore[assignment]
+            super(OpenStack_2_NodeDriver, self).__init__(*args, **kwargs)
+            setattr(self, attr, self.connection)
         self.connection, self.connectionCls = compute, compute_cls
+
 
 # The raw listings discovery fetches: name -> (service, path, response key).
 LISTINGS = {
@@ -160,6 +196,7 @@ LISTINGS = {
     "ks_regions": ("identity", "/v3/regions", "regions"),
     "ks_services": ("identity", "/v3/services", "services"),
     "ks_endpoints": ("identity", "/v3/endpoints", "endpoints"),
+    "barbican_secrets": ("key-manager", "/v1/secrets", "secrets"),
 }
 # Octavia's members are listed per pool: those of the stack's pools (named
 # ``<stack>.*``), each with its ``pool_id`` (:meth:`OpenStackClient.lb_members`).
@@ -385,15 +422,16 @@ class OpenStackClient:
                 raise
             catalog = getattr(conn, "service_catalog", None)
             regions = catalog.get_regions(_SERVICE_TYPES[service]) if catalog else []
-            if not regions and service == "load-balancer":
-                raise CloudError(
-                    f"target {self.target.name!r} offers no load balancers: its service "
-                    "catalog has no load-balancer (Octavia) endpoint", permanent=True) from None
+            if not regions and service in _OPTIONAL:
+                raise CloudError(f"target {self.target.name!r} offers no "
+                                 f"{_OPTIONAL[service]}", permanent=True) from None
             raise CloudError(
                 f"region {region!r} is not in the service catalog of target "
                 f"{self.target.name!r} (no {_SERVICE_TYPES[service]} endpoint; the catalog "
                 f"has regions: {', '.join(regions) or 'none'})", permanent=True) from None
         obj = resp.object if isinstance(resp.object, (dict, list)) else None
+        if obj is None and headers and "Accept" in headers and isinstance(resp.body, str):
+            return int(resp.status), resp.body  # a payload asked for by its content type
         return int(resp.status), obj
 
     def api(self, region: str, service: str, path: str, *, method: str = "GET",
