@@ -24,6 +24,8 @@ def file_path_problem(path: str) -> str | None:
     """Why no file may be read at ``path`` (None: it may be, if the reader allows it)."""
     if "://" in path or path.startswith("file:"):
         return "URLs are not allowed"
+    if "\0" in path:
+        return "a file name cannot hold a NUL character"
     if re.match(r"^[A-Za-z]:", path) or "\\" in path:
         return "Windows paths are not allowed (write a POSIX path with '/')"
     if posixpath.normpath(path) in (".", "/") or path.endswith("/"):

@@ -99,6 +99,8 @@ def test_the_template_guides_boot_examples_run(
         expected: dict[str, Any]) -> None:
     (tmp_path / "cloudtmpl.yaml").write_text("providers: {}\n")
     shutil.copy(GUIDE / name, tmp_path / name)
+    r = invoke(tmp_path, "validate", name)
+    assert r.code == 0, r.out + r.err
     out = _apply_noop_outputs(tmp_path, name)
     assert out == expected, out
     if name == "multipart_mime.yaml":

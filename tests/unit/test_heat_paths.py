@@ -36,7 +36,7 @@ def test_a_key_is_relative_to_the_naming_files_directory(base: str, path: str, k
 @pytest.mark.parametrize(("path", "refused"), [
     ("../x.sh", False), ("/abs/x.sh", False), ("x.sh", False),
     ("http://h/x.sh", True), ("file:///x.sh", True), ("C:/x.sh", True), ("a\\b", True),
-    (".", True), ("dir/", True),
+    (".", True), ("dir/", True), ("a\0b", True),
 ])
 def test_which_paths_are_refused_before_reading(path: str, refused: bool) -> None:
     assert (file_path_problem(path) is not None) is refused
