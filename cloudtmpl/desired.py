@@ -8,9 +8,10 @@ leaves of the parameters, and the values of random strings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -101,6 +102,19 @@ class RefContext:
         self._secrets = secrets or (lambda: ())
         self._lock = threading.Lock()  # apply evaluates in parallel
         self._warnings: dict[tuple[Loc, str], Diagnostic] = {}
+        # False: an attribute the cloud is asked for only when read (``asks_the_cloud``,
+        # a server's console_urls) is unknown rather than fetched
+        self.fetching = True
+
+    @contextlib.contextmanager
+    def known_only(self) -> Iterator[None]:
+        """Evaluate with what discovery read, asking the cloud for nothing more (the
+        plan's look at its outputs, for their warnings only)."""
+        self.fetching = False
+        try:
+            yield
+        finally:
+            self.fetching = True
 
     def param(self, name: str) -> Any:
         return self._stack.parameters.get(name)
@@ -142,6 +156,8 @@ class RefContext:
         if live is None or attr not in live.attributes:
             return UNKNOWN
         value: Any = live.attributes[attr]
+        if not self.fetching and getattr(value, "asks_the_cloud", False):
+            return UNKNOWN
         if sensitive_attribute(live.kind, attr) or _holds(value, self._secrets()):
             value = mark(value)
         value, missing = attr_paths.select(value, path)

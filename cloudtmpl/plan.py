@@ -563,9 +563,10 @@ def make_plan(
             refused.append(retained_replace_refused(res, str(desired.get(POLICY)), why))
     if refused:
         raise DiagnosticError(refused)
-    for output in stack.outputs.values():  # their warnings too (values: at apply)
-        with contextlib.suppress(DiagnosticError):
-            functions.evaluate(output.value, ctx)
+    with ctx.known_only():  # the outputs' warnings too (their values: at apply)
+        for output in stack.outputs.values():
+            with contextlib.suppress(DiagnosticError):
+                functions.evaluate(output.value, ctx)
 
     changes.extend(
         replace(
