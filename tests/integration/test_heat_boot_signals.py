@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from cloudtmpl_sandbox import control
@@ -109,3 +110,28 @@ def test_the_template_guides_boot_examples_run(
         root = _boot_root(openstack_reset, server["id"])
         assert (root / "tmp" / "file").read_text() == "written by cloud-config"
     _destroy(tmp_path, name, openstack_reset)
+
+
+def test_the_guides_wait_condition_runs_unchanged_on_aws(
+        tmp_path: Path, aws_reset: dict[str, Any]) -> None:
+    """The same template on sandbox-aws: the handle is a versioned S3 bucket and its
+    curl_cli a presigned PUT; the EC2 instance's user data sends the six signals."""
+    (tmp_path / "cloudtmpl.yaml").write_text("providers: {}\n")
+    name = "wait_condition.yaml"
+    shutil.copy(GUIDE / name, tmp_path / name)
+    target = "sandbox-aws/eu-central-1"
+    r = invoke(tmp_path, "apply", name, "--target", target, "--yes")
+    assert r.code == 0, r.err + r.out
+    r = invoke(tmp_path, "plan", name, "--target", target, "--detailed-exitcode")
+    assert r.code == 0, r.out + r.err
+    out = invoke(tmp_path, "outputs", "-s", "wait_condition", "--format", "json").json()
+    assert out == {
+        "wc_data": {"1": None, "2": None, "3": "data3", "id4": "data4", "id5": None},
+        "wc_data_4": "data4"}, out
+    s3 = boto3.client("s3", endpoint_url=aws_reset["endpoint"], region_name="eu-central-1",
+                      aws_access_key_id=aws_reset["access_key"],
+                      aws_secret_access_key=aws_reset["secret_key"])
+    assert s3.list_buckets().get("Buckets"), "the handle's bucket"
+    r = invoke(tmp_path, "destroy", name, "--target", target, "--yes")
+    assert r.code == 0, r.err + r.out
+    assert s3.list_buckets().get("Buckets", []) == []  # the handle's bucket is gone
