@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from . import userdata
-from .sshd import ensure_login_user
+from .sshd import ensure_login_user, kill_processes_of
 
 VERSION = "24.1-sandbox"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -139,7 +139,7 @@ class Boots:
             if server is not None:
                 self._halt(server, "")
                 shutil.rmtree(server.dir, ignore_errors=True)
-            _kill_marked(server_id)
+            kill_processes_of(server_id)
 
     def clear(self) -> None:
         """Every boot process killed, every log gone (reset, exit)."""
@@ -321,7 +321,7 @@ class Boots:
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
-        _kill_marked(server.server_id)
+        kill_processes_of(server.server_id)
         if why and server.log.parent.exists():
             self._write(server, f"[{time.monotonic() - server.started:12.6f}] sandbox: "
                                 f"server {why}\n")
@@ -334,17 +334,3 @@ def _pump(proc: subprocess.Popen[bytes], read: int, log: BinaryIO) -> None:
         for chunk in iter(lambda: pipe.read(65536), b""):
             out.write(chunk)
     proc.wait()
-
-
-def _kill_marked(server_id: str) -> None:
-    """SIGKILL every process whose environment says it runs on ``server_id`` (what
-    left the boot's process group; Linux /proc)."""
-    mark = f"SERVER_ID={server_id}".encode()
-    for entry in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            env = entry.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if mark in env:
-            with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
-                os.kill(int(entry.parent.name), signal.SIGKILL)

@@ -204,7 +204,7 @@ def _children_of(pid: int) -> list[int]:
     return out
 
 
-def _kill_processes_of(server_id: str) -> None:
+def kill_processes_of(server_id: str) -> None:
     """SIGKILL every process whose environment says it runs on ``server_id`` (the
     ``SERVER_ID`` each session of its sshd exports; Linux /proc, readable for the
     sandbox's own user or root)."""
@@ -314,7 +314,7 @@ class SshHosts:
             if host is not None:  # its root stays until reset/exit: tests look at it
                 for addr in list(host.procs):
                     self._stop_address(host, addr)
-                _kill_processes_of(server_id)
+                kill_processes_of(server_id)
                 if host.dir.exists():
                     _stamp(host, "halted")
 
